@@ -1,0 +1,105 @@
+//! The `howl` command line: argument definitions and dispatch.
+//!
+//! Exit codes follow sysexits where one fits: 0 success, 78 (`EX_CONFIG`) for
+//! an invalid config, 1 for a run that failed or could not shut down in time.
+
+mod graph;
+mod logging;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Diagnostic, Loaded};
+
+/// Exit code for an invalid config (sysexits' `EX_CONFIG`).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// howl: a log and metrics pipeline built for alerting.
+#[derive(Debug, Parser)]
+#[command(name = "howl", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output (`-v` debug, `-vv` trace). `HOWL_LOG` (a tracing
+    /// filter such as `howl=debug`) overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (`-q` warnings and errors, `-qq` errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
+    /// Format of howl's own log lines (on stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "HOWL_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// Format of howl's own logs.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a topology (the built-in demo when no config is given).
+    Run(run::RunArgs),
+    /// Check configs and report every problem at once.
+    Validate(validate::ValidateArgs),
+    /// Print the topology as a graph (Graphviz dot or Mermaid).
+    Graph(graph::GraphArgs),
+}
+
+/// Config files, shared by the subcommands that read a topology.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// A TOML config file; repeat (or separate with commas in `HOWL_CONFIG`)
+    /// to merge several files into one topology.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "HOWL_CONFIG",
+        value_delimiter = ','
+    )]
+    pub config: Vec<PathBuf>,
+}
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::validate(args),
+        Command::Graph(args) => graph::graph(args),
+    }
+}
+
+/// Loads the given files, or the built-in demo when there are none.
+pub(crate) fn load(config: &ConfigArgs) -> Loaded {
+    if config.config.is_empty() {
+        config::load_texts(vec![(PathBuf::from(DEMO_NAME), DEMO.to_string())], |name| {
+            std::env::var(name).ok()
+        })
+    } else {
+        config::load_files(&config.config)
+    }
+}
+
+/// The built-in demo topology (the same file as `topologies/demo.toml`).
+pub const DEMO: &str = include_str!("../../topologies/demo.toml");
+/// How the demo is named in messages.
+pub const DEMO_NAME: &str = "<built-in demo: topologies/demo.toml>";
+
+/// Prints diagnostics to stderr; returns true when none is an error.
+pub(crate) fn report(diagnostics: &[Diagnostic]) -> bool {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    !diagnostics.iter().any(Diagnostic::is_error)
+}

@@ -1,0 +1,184 @@
+//! `howl run`: load, build and run a topology until it finishes or is told
+//! to stop.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::validate::sort_by_position;
+use super::{ConfigArgs, DEMO_NAME, EXIT_CONFIG, load, report};
+use crate::topology::{self, RunOptions};
+
+/// Arguments of `howl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Seconds shutdown may take (draining buffers, flushing sinks) before
+    /// howl gives up, names the components still busy and exits 1.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    graceful_shutdown_limit: u64,
+}
+
+/// Runs the topology; see the module docs of `cli` for exit codes.
+pub fn run(args: RunArgs) -> ExitCode {
+    if args.config.config.is_empty() {
+        tracing::info!(
+            "no --config given: running the built-in demo topology ({DEMO_NAME}); press Ctrl-C to stop"
+        );
+    }
+    let loaded = load(&args.config);
+    let built = match topology::build(&loaded.config) {
+        Ok(built) if loaded.is_ok() => {
+            report(&loaded.diagnostics);
+            built
+        }
+        result => {
+            let mut diagnostics = loaded.diagnostics.clone();
+            if let Err(mut errors) = result {
+                diagnostics.append(&mut errors);
+            }
+            sort_by_position(&mut diagnostics);
+            report(&diagnostics);
+            eprintln!("howl: the config is invalid; nothing was started (see `howl validate`)");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(graph) = loaded.graph.clone() else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let config = loaded.config;
+    if let Err(error) = std::fs::create_dir_all(&config.data_dir) {
+        eprintln!(
+            "error: cannot create data_dir `{}`: {error}",
+            config.data_dir.display()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let stop = CancellationToken::new();
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let prometheus =
+            match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+                Ok(handle) => handle,
+                Err(error) => {
+                    eprintln!("error: cannot install the metrics recorder: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        let upkeep = prometheus.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        let api_stop = CancellationToken::new();
+        let api = if config.api.enabled {
+            match crate::api::serve(
+                config.api.address,
+                prometheus,
+                Arc::clone(&shutting_down),
+                api_stop.clone(),
+            )
+            .await
+            {
+                Ok((address, task)) => {
+                    tracing::info!(%address, "API listening (/health, /metrics)");
+                    Some(task)
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            None
+        };
+        tokio::spawn(watch_signals(stop.clone()));
+        let flag = Arc::clone(&shutting_down);
+        let stopping = stop.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            flag.store(true, Ordering::Release);
+        });
+
+        tracing::info!(
+            sources = config.sources.len(),
+            transforms = config.transforms.len(),
+            sinks = config.sinks.len(),
+            data_dir = %config.data_dir.display(),
+            "howl started"
+        );
+        let options = RunOptions {
+            graceful_shutdown_limit: Duration::from_secs(args.graceful_shutdown_limit),
+            ..RunOptions::default()
+        };
+        let outcome = topology::run(&config, &graph, built, options, stop).await;
+        shutting_down.store(true, Ordering::Release);
+        api_stop.cancel();
+        if let Some(api) = api {
+            let _ = api.await;
+        }
+        if !outcome.still_running.is_empty() {
+            eprintln!(
+                "error: graceful shutdown limit of {}s reached; still busy: {}",
+                args.graceful_shutdown_limit,
+                outcome.still_running.join(", ")
+            );
+            return ExitCode::FAILURE;
+        }
+        if !outcome.failed.is_empty() {
+            eprintln!("error: component(s) failed: {}", outcome.failed.join(", "));
+            return ExitCode::FAILURE;
+        }
+        tracing::info!("howl stopped: all sinks flushed");
+        ExitCode::SUCCESS
+    })
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+async fn watch_signals(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stop howl with SIGKILL");
+        return;
+    };
+    let mut received = 0;
+    loop {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        received += 1;
+        if received == 1 {
+            tracing::info!(
+                signal = name,
+                "received signal; shutting down gracefully (send again to exit at once)"
+            );
+            stop.cancel();
+        } else {
+            eprintln!("howl: second {name}; exiting without draining");
+            std::process::exit(130);
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! Turning TOML text into [`Config`] components, keeping positions.
+//!
+//! The file is parsed once into toml's spanned tree (`DeTable`). Each
+//! component table is split into the keys every component of its kind shares
+//! (`type`, `inputs`, and a sink's `buffer`) and its type-specific options,
+//! which are deserialized straight from the spanned tree: serde errors then
+//! carry the byte range of the offending key or value, which becomes a line
+//! and column in the message.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
+
+use super::diagnostic::{did_you_mean, name_list};
+use super::graph::{self, NodeDecl};
+use super::interpolate::interpolate;
+use super::registry::{ComponentType, find};
+use super::schema::OptionsSchema;
+use super::{
+    ComponentDef, ComponentKey, ComponentKind, Config, Diagnostic, InputRef, Loaded, SinkDef,
+    SourceFile, default_data_dir,
+};
+use crate::api::ApiConfig;
+use crate::components::OutputSpec;
+use crate::topology::buffer::BufferConfig;
+
+const TOP_LEVEL_KEYS: [&str; 5] = ["data_dir", "api", "sources", "transforms", "sinks"];
+
+pub(super) fn load(files: Vec<(PathBuf, String)>, env: impl Fn(&str) -> Option<String>) -> Loaded {
+    let mut loader = Loader::default();
+    for (path, text) in files {
+        match interpolate(&text, &env) {
+            Ok(text) => {
+                let file = Arc::new(SourceFile::new(path, text));
+                loader.parse_file(&file);
+                loader.config.files.push(file);
+            }
+            Err(errors) => {
+                let file = SourceFile::new(path, text);
+                for error in errors {
+                    loader.diagnostics.push(
+                        Diagnostic::error(error.message)
+                            .at(&file, Some(error.offset..error.offset)),
+                    );
+                }
+            }
+        }
+    }
+    loader.finish()
+}
+
+#[derive(Default)]
+struct Loader {
+    config: Config,
+    data_dir: Option<(PathBuf, String)>,
+    api: Option<String>,
+    nodes: Vec<NodeDecl>,
+    ids: HashMap<String, String>,
+    /// Kinds the files declare, even components skipped for other errors,
+    /// so "no sinks defined" is not reported on top of a duplicate sink.
+    kinds_declared: Vec<ComponentKind>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// The shared keys split off a component table.
+struct Envelope<'i> {
+    type_name: Option<Spanned<String>>,
+    inputs: Option<Spanned<DeValue<'i>>>,
+    buffer: Option<Spanned<DeValue<'i>>>,
+    options: DeTable<'i>,
+}
+
+impl Loader {
+    fn parse_file(&mut self, file: &Arc<SourceFile>) {
+        let root = match DeTable::parse(file.text()) {
+            Ok(root) => root.into_inner(),
+            Err(error) => {
+                self.diagnostics.push(
+                    Diagnostic::error(format!("invalid TOML: {}", error.message().trim()))
+                        .at(file, error.span()),
+                );
+                return;
+            }
+        };
+        for (key, value) in root {
+            let span = key.span();
+            match key.get_ref().as_ref() {
+                "data_dir" => self.parse_data_dir(file, value),
+                "api" => self.parse_api(file, value),
+                "sources" => self.parse_section(file, ComponentKind::Source, value),
+                "transforms" => self.parse_section(file, ComponentKind::Transform, value),
+                "sinks" => self.parse_section(file, ComponentKind::Sink, value),
+                other => {
+                    let mut message = format!(
+                        "unknown top-level key `{other}`; expected one of {}",
+                        name_list(TOP_LEVEL_KEYS)
+                    );
+                    if let Some(close) = did_you_mean(other, TOP_LEVEL_KEYS) {
+                        message.push_str(&format!(" (did you mean `{close}`?)"));
+                    }
+                    self.diagnostics
+                        .push(Diagnostic::error(message).at(file, Some(span)));
+                }
+            }
+        }
+    }
+
+    fn parse_data_dir(&mut self, file: &SourceFile, value: Spanned<DeValue<'_>>) {
+        let span = value.span();
+        let Some(dir) = value.get_ref().as_str().map(PathBuf::from) else {
+            self.diagnostics.push(
+                Diagnostic::error("`data_dir` must be a string (a path)").at(file, Some(span)),
+            );
+            return;
+        };
+        let here = location(file, &span);
+        match &self.data_dir {
+            Some((existing, at)) if *existing != dir => self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "`data_dir` is set to different values: `{}` here and `{}` at {at}",
+                    dir.display(),
+                    existing.display()
+                ))
+                .at(file, Some(span)),
+            ),
+            _ => self.data_dir = Some((dir, here)),
+        }
+    }
+
+    fn parse_api(&mut self, file: &SourceFile, value: Spanned<DeValue<'_>>) {
+        let span = value.span();
+        if let Some(at) = &self.api {
+            self.diagnostics.push(
+                Diagnostic::error(format!("`[api]` is defined twice; the first is at {at}"))
+                    .at(file, Some(span)),
+            );
+            return;
+        }
+        self.api = Some(location(file, &span));
+        match ApiConfig::deserialize(ValueDeserializer::from(value)) {
+            Ok(api) => self.config.api = api,
+            Err(error) => self.diagnostics.push(
+                Diagnostic::error(option_message(&error))
+                    .at(file, error.span())
+                    .component("api"),
+            ),
+        }
+    }
+
+    fn parse_section(
+        &mut self,
+        file: &Arc<SourceFile>,
+        kind: ComponentKind,
+        value: Spanned<DeValue<'_>>,
+    ) {
+        let span = value.span();
+        let DeValue::Table(components) = value.into_inner() else {
+            self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "`{}` must be a table of components, e.g. `[{}.my_id]`",
+                    kind.table(),
+                    kind.table()
+                ))
+                .at(file, Some(span)),
+            );
+            return;
+        };
+        for (id, value) in components {
+            self.parse_component(file, kind, id, value);
+        }
+    }
+
+    fn parse_component(
+        &mut self,
+        file: &Arc<SourceFile>,
+        kind: ComponentKind,
+        id: Spanned<DeString<'_>>,
+        value: Spanned<DeValue<'_>>,
+    ) {
+        let id_span = id.span();
+        let id = id.into_inner().into_owned();
+        let table_span = value.span();
+        let path = format!("{}.{id}", kind.table());
+        let DeValue::Table(table) = value.into_inner() else {
+            self.diagnostics.push(
+                Diagnostic::error("a component must be a table with at least `type`")
+                    .at(file, Some(table_span))
+                    .component(&path),
+            );
+            return;
+        };
+
+        self.kinds_declared.push(kind);
+        if let Some(previous) = self.ids.get(&id) {
+            self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "duplicate component id `{id}`: already defined as {previous}; ids must be \
+                     unique across sources, transforms and sinks"
+                ))
+                .at(file, Some(id_span))
+                .component(&path),
+            );
+            return;
+        }
+        self.ids.insert(
+            id.clone(),
+            format!("{path} at {}", location(file, &id_span)),
+        );
+
+        let envelope = self.split_envelope(file, &path, kind, table);
+        let inputs = match envelope.inputs {
+            Some(inputs) => self.parse_inputs(file, &path, inputs),
+            None => Vec::new(),
+        };
+        let type_name = match envelope.type_name {
+            Some(name) => Some(name),
+            None => {
+                self.diagnostics.push(
+                    Diagnostic::error("missing required option `type`")
+                        .at(file, Some(id_span.clone()))
+                        .component(&path),
+                );
+                None
+            }
+        };
+        let type_label = type_name.as_ref().map_or("?", |t| t.get_ref().as_str());
+        let key = ComponentKey::new(kind, &id, type_label);
+        let mut outputs = None;
+
+        if let Some(type_name) = &type_name {
+            let cx = OptionsContext {
+                file,
+                key: &key,
+                type_span: type_name.span(),
+                table_span: table_span.clone(),
+            };
+            match kind {
+                ComponentKind::Source => {
+                    if let Some(options) =
+                        self.parse_options(&cx, crate::sources::TYPES, envelope.options)
+                    {
+                        outputs = Some(vec![OutputSpec::default_output()]);
+                        self.config.sources.push(ComponentDef {
+                            key: key.clone(),
+                            inputs: inputs.clone(),
+                            options,
+                            file: Arc::clone(file),
+                            span: id_span.clone(),
+                        });
+                    }
+                }
+                ComponentKind::Transform => {
+                    if let Some(options) =
+                        self.parse_options(&cx, crate::transforms::TYPES, envelope.options)
+                    {
+                        outputs = Some(options.outputs());
+                        self.config.transforms.push(ComponentDef {
+                            key: key.clone(),
+                            inputs: inputs.clone(),
+                            options,
+                            file: Arc::clone(file),
+                            span: id_span.clone(),
+                        });
+                    }
+                }
+                ComponentKind::Sink => {
+                    let buffer = self.parse_buffer(&cx, envelope.buffer);
+                    let options = self.parse_options(&cx, crate::sinks::TYPES, envelope.options);
+                    if let (Some(options), Some(buffer)) = (options, buffer) {
+                        outputs = Some(Vec::new());
+                        self.config.sinks.push(SinkDef {
+                            component: ComponentDef {
+                                key: key.clone(),
+                                inputs: inputs.clone(),
+                                options,
+                                file: Arc::clone(file),
+                                span: id_span.clone(),
+                            },
+                            buffer,
+                        });
+                    }
+                }
+            }
+        }
+
+        self.nodes.push(NodeDecl {
+            key,
+            file: Arc::clone(file),
+            span: id_span,
+            inputs,
+            outputs,
+        });
+    }
+
+    fn split_envelope<'i>(
+        &mut self,
+        file: &SourceFile,
+        path: &str,
+        kind: ComponentKind,
+        table: DeTable<'i>,
+    ) -> Envelope<'i> {
+        let mut envelope = Envelope {
+            type_name: None,
+            inputs: None,
+            buffer: None,
+            options: DeTable::new(),
+        };
+        for (key, value) in table {
+            match (key.get_ref().as_ref(), kind) {
+                ("type", _) => {
+                    let span = value.span();
+                    match value.get_ref().as_str() {
+                        Some(name) => {
+                            envelope.type_name = Some(Spanned::new(span, name.to_string()));
+                        }
+                        None => self.diagnostics.push(
+                            Diagnostic::error("`type` must be a string")
+                                .at(file, Some(span))
+                                .component(path),
+                        ),
+                    }
+                }
+                ("inputs", ComponentKind::Transform | ComponentKind::Sink) => {
+                    envelope.inputs = Some(value);
+                }
+                ("buffer", ComponentKind::Sink) => envelope.buffer = Some(value),
+                _ => {
+                    envelope.options.insert(key, value);
+                }
+            }
+        }
+        envelope
+    }
+
+    fn parse_inputs(
+        &mut self,
+        file: &SourceFile,
+        path: &str,
+        value: Spanned<DeValue<'_>>,
+    ) -> Vec<InputRef> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "`inputs` must be a list of strings, e.g. `inputs = [\"my_source\"]`",
+                )
+                .at(file, Some(span))
+                .component(path),
+            );
+            return Vec::new();
+        };
+        let mut inputs = Vec::new();
+        for item in items {
+            let span = item.span();
+            match item.get_ref().as_str() {
+                Some(text) => inputs.push(InputRef {
+                    text: text.to_string(),
+                    span,
+                }),
+                None => self.diagnostics.push(
+                    Diagnostic::error("each entry of `inputs` must be a string")
+                        .at(file, Some(span))
+                        .component(path),
+                ),
+            }
+        }
+        inputs
+    }
+
+    fn parse_buffer(
+        &mut self,
+        cx: &OptionsContext<'_>,
+        value: Option<Spanned<DeValue<'_>>>,
+    ) -> Option<BufferConfig> {
+        let Some(value) = value else {
+            return Some(BufferConfig::default());
+        };
+        let (file, path) = (cx.file, cx.key);
+        let before = self.diagnostics.len();
+        let span = value.span();
+        let value = match value.into_inner() {
+            DeValue::Table(table) => {
+                let schema = OptionsSchema::new(schemars::schema_for!(super::SinkEnvelope));
+                let table =
+                    self.drop_unknown_keys(cx, &schema, &mut vec!["buffer".to_string()], table);
+                Spanned::new(span, DeValue::Table(table))
+            }
+            other => Spanned::new(span, other),
+        };
+        match BufferConfig::deserialize(ValueDeserializer::from(value)) {
+            Ok(_) if self.diagnostics.len() > before => None,
+            Ok(buffer) => match buffer.validate() {
+                Ok(()) => Some(buffer),
+                Err(message) => {
+                    self.diagnostics
+                        .push(Diagnostic::error(message).in_file(file).component(path));
+                    None
+                }
+            },
+            Err(error) => {
+                self.diagnostics.push(
+                    Diagnostic::error(format!("buffer: {}", option_message(&error)))
+                        .at(file, error.span())
+                        .component(path),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse_options<C: ?Sized>(
+        &mut self,
+        cx: &OptionsContext<'_>,
+        types: &[ComponentType<C>],
+        options: DeTable<'_>,
+    ) -> Option<Box<C>> {
+        let kind = cx.key.kind();
+        let type_name = cx.key.type_name();
+        let Some(component_type) = find(types, type_name) else {
+            let names: Vec<&str> = types.iter().map(|t| t.name).collect();
+            let mut message = format!(
+                "unknown {} type `{type_name}`; expected one of {}",
+                kind.as_str(),
+                name_list(&names)
+            );
+            if let Some(close) = did_you_mean(type_name, names.iter().copied()) {
+                message.push_str(&format!(" (did you mean `{close}`?)"));
+            }
+            self.diagnostics.push(
+                Diagnostic::error(message)
+                    .at(cx.file, Some(cx.type_span.clone()))
+                    .component(cx.key),
+            );
+            return None;
+        };
+        let schema = component_type.options();
+        let before = self.diagnostics.len();
+        let options = self.drop_unknown_keys(cx, &schema, &mut Vec::new(), options);
+        let parsed = (component_type.parse)(ValueDeserializer::from(Spanned::new(
+            cx.table_span.clone(),
+            DeValue::Table(options),
+        )));
+        match parsed {
+            Ok(options) if self.diagnostics.len() == before => Some(options),
+            Ok(_) => None,
+            Err(error) => {
+                self.diagnostics.push(
+                    Diagnostic::error(option_message(&error))
+                        .at(cx.file, error.span())
+                        .component(cx.key),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every key the schema does not know (serde would stop at the
+    /// first) and returns the table without them, so the remaining options
+    /// are still checked for types and missing values.
+    fn drop_unknown_keys<'i>(
+        &mut self,
+        cx: &OptionsContext<'_>,
+        schema: &OptionsSchema,
+        path: &mut Vec<String>,
+        table: DeTable<'i>,
+    ) -> DeTable<'i> {
+        let path_refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let allowed = schema.keys_at(&path_refs);
+        let mut kept = DeTable::new();
+        for (key, value) in table {
+            let name = key.get_ref().to_string();
+            if let Some(allowed) = &allowed
+                && !allowed.contains(&name)
+            {
+                let full_name = dotted(path, &name);
+                let mut message = format!(
+                    "unknown option `{full_name}` for {} type `{}`",
+                    cx.key.kind().as_str(),
+                    cx.key.type_name()
+                );
+                if let Some(close) = did_you_mean(&name, allowed.iter().map(String::as_str)) {
+                    message.push_str(&format!(" (did you mean `{}`?)", dotted(path, close)));
+                }
+                let mut sorted = allowed.clone();
+                sorted.sort();
+                let at_top = path.is_empty();
+                self.diagnostics.push(
+                    Diagnostic::error(message)
+                        .at(cx.file, Some(key.span()))
+                        .component(cx.key)
+                        .detail(format!(
+                            "valid options{}: {}",
+                            if at_top { "" } else { " here" },
+                            name_list(&sorted)
+                        )),
+                );
+                continue;
+            }
+            let value = match value.get_ref() {
+                DeValue::Table(_) => {
+                    let span = value.span();
+                    let DeValue::Table(nested) = value.into_inner() else {
+                        unreachable!("matched a table above")
+                    };
+                    path.push(name.clone());
+                    let nested = self.drop_unknown_keys(cx, schema, path, nested);
+                    path.pop();
+                    Spanned::new(span, DeValue::Table(nested))
+                }
+                _ => value,
+            };
+            kept.insert(key, value);
+        }
+        kept
+    }
+
+    fn finish(mut self) -> Loaded {
+        if let Some((dir, _)) = self.data_dir.take() {
+            self.config.data_dir = dir;
+        } else {
+            self.config.data_dir = default_data_dir();
+        }
+        let any_file = !self.config.files.is_empty();
+        if any_file && self.ids.is_empty() && self.diagnostics.is_empty() {
+            self.diagnostics.push(Diagnostic::error(
+                "the config defines no components: add at least one `[sources.ID]` and one `[sinks.ID]`",
+            ));
+        } else if any_file {
+            let has = |kind| self.kinds_declared.contains(&kind);
+            if !has(ComponentKind::Source) {
+                self.diagnostics.push(Diagnostic::error(
+                    "no sources defined: add a `[sources.ID]` table (howl needs something to read)",
+                ));
+            }
+            if !has(ComponentKind::Sink) {
+                self.diagnostics.push(Diagnostic::error(
+                    "no sinks defined: add a `[sinks.ID]` table (events need somewhere to go)",
+                ));
+            }
+        }
+        let (graph, mut graph_diagnostics) = graph::validate(&self.nodes);
+        self.diagnostics.append(&mut graph_diagnostics);
+        let has_errors = self.diagnostics.iter().any(Diagnostic::is_error);
+        Loaded {
+            config: self.config,
+            graph: if has_errors { None } else { graph },
+            diagnostics: self.diagnostics,
+        }
+    }
+}
+
+struct OptionsContext<'a> {
+    file: &'a Arc<SourceFile>,
+    key: &'a ComponentKey,
+    type_span: Range<usize>,
+    table_span: Range<usize>,
+}
+
+fn dotted(path: &[String], name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}.{name}", path.join("."))
+    }
+}
+
+fn location(file: &SourceFile, span: &Range<usize>) -> String {
+    let (line, column) = file.line_col(span.start);
+    format!("{}:{line}:{column}", file.path().display())
+}
+
+/// serde speaks of fields; users write options.
+fn option_message(error: &toml::de::Error) -> String {
+    error
+        .message()
+        .trim()
+        .replace("missing field", "missing required option")
+        .replace("unknown field", "unknown option")
+}

@@ -1,0 +1,176 @@
+//! Configuration: from TOML files to a validated topology description.
+//!
+//! `config files → ${ENV} interpolation → TOML with spans → per-component
+//! options (serde, unknown keys rejected) → graph validation`. Every stage adds
+//! to one list of [`Diagnostic`]s instead of stopping, so a user fixes all
+//! problems in one round. Building the components (compiling VRL, parsing
+//! templates) is the next step and lives in `topology`.
+
+pub mod diagnostic;
+pub mod graph;
+pub mod interpolate;
+mod load;
+pub mod registry;
+pub mod schema;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use crate::components::{ComponentKey, ComponentKind};
+pub use diagnostic::{Diagnostic, Severity, SourceFile};
+pub use graph::{Edge, Graph, OutputId};
+
+use crate::api::ApiConfig;
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
+use crate::topology::buffer::BufferConfig;
+use crate::transforms::TransformConfig;
+
+/// A fully parsed topology: global options and every component that parsed.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// Where state lives (checkpoints, patterns, verdicts).
+    pub data_dir: PathBuf,
+    /// The built-in API.
+    pub api: ApiConfig,
+    /// Sources, in file order.
+    pub sources: Vec<ComponentDef<dyn SourceConfig>>,
+    /// Transforms, in file order.
+    pub transforms: Vec<ComponentDef<dyn TransformConfig>>,
+    /// Sinks, in file order.
+    pub sinks: Vec<SinkDef>,
+    /// The files it came from (to locate errors found later, at build time).
+    pub files: Vec<Arc<SourceFile>>,
+}
+
+/// One component as configured.
+#[derive(Debug)]
+pub struct ComponentDef<C: ?Sized> {
+    /// Kind, id and type.
+    pub key: ComponentKey,
+    /// What it consumes (empty for sources).
+    pub inputs: Vec<InputRef>,
+    /// Its type-specific options.
+    pub options: Box<C>,
+    /// The file that defines it.
+    pub file: Arc<SourceFile>,
+    /// Its table in that file.
+    pub span: Range<usize>,
+}
+
+/// A sink and the buffer in front of it.
+#[derive(Debug)]
+pub struct SinkDef {
+    /// The sink itself.
+    pub component: ComponentDef<dyn SinkConfig>,
+    /// Its input buffer (`buffer.max_events`, `buffer.when_full`).
+    pub buffer: BufferConfig,
+}
+
+/// One entry of `inputs`, as written (an id, `id.output`, or a glob).
+#[derive(Debug, Clone)]
+pub struct InputRef {
+    /// The text of the entry.
+    pub text: String,
+    /// Where it is in the file.
+    pub span: Range<usize>,
+}
+
+/// The result of loading: whatever parsed, the graph if it could be built,
+/// and every diagnostic found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The components that parsed (all of them when there are no errors).
+    pub config: Config,
+    /// The resolved graph; `None` when inputs could not be resolved.
+    pub graph: Option<Graph>,
+    /// Errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// True when the config has no errors (warnings are fine).
+    pub fn is_ok(&self) -> bool {
+        self.graph.is_some() && !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Options shared by every source (documented on each page).
+#[allow(dead_code)]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEnvelope {
+    /// The component type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// Options shared by every transform (documented on each page).
+#[allow(dead_code)]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformEnvelope {
+    /// The component type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Ids, `id.output`s or globs of the components to consume.
+    pub inputs: Vec<String>,
+}
+
+/// Options shared by every sink (documented on each page).
+#[allow(dead_code)]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SinkEnvelope {
+    /// The component type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Ids, `id.output`s or globs of the components to consume.
+    pub inputs: Vec<String>,
+    /// The sink's input buffer.
+    #[serde(default)]
+    pub buffer: BufferConfig,
+}
+
+/// Reads, interpolates and loads config files (several merge into one
+/// topology). Unreadable files are reported like any other problem.
+pub fn load_files(paths: &[PathBuf]) -> Loaded {
+    let mut texts = Vec::new();
+    let mut diagnostics = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(path) {
+            Ok(text) => texts.push((path.clone(), text)),
+            Err(error) => diagnostics.push(
+                Diagnostic::error(format!("cannot read config file: {error}"))
+                    .in_file(&SourceFile::new(path.clone(), String::new())),
+            ),
+        }
+    }
+    let mut loaded = load_texts(texts, |name| std::env::var(name).ok());
+    diagnostics.append(&mut loaded.diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        loaded.graph = None;
+    }
+    loaded.diagnostics = diagnostics;
+    loaded
+}
+
+/// Loads configs from memory (the embedded demo, tests), with `env` for
+/// `${NAME}` lookups.
+pub fn load_texts(files: Vec<(PathBuf, String)>, env: impl Fn(&str) -> Option<String>) -> Loaded {
+    load::load(files, env)
+}
+
+/// The default `data_dir`: `/var/lib/howl` when started by systemd as a
+/// service (it sets `INVOCATION_ID`), else `./data`.
+pub fn default_data_dir() -> PathBuf {
+    if std::env::var_os("INVOCATION_ID").is_some() {
+        PathBuf::from("/var/lib/howl")
+    } else {
+        Path::new(".").join("data")
+    }
+}

@@ -1,0 +1,233 @@
+//! The instrumentation contract every component follows.
+//!
+//! Like Vector's `internal_events`, components never call the `metrics` macros
+//! or log their errors ad hoc: they hold a [`ComponentMetrics`] and report
+//! through it, so every component emits the same series with the same labels
+//! (`component_id`, `component_kind`, `component_type`):
+//!
+//! | series | meaning |
+//! |---|---|
+//! | `component_received_events_total` / `_bytes_total` | events that entered the component |
+//! | `component_sent_events_total{output}` | events emitted (or delivered, for sinks) |
+//! | `component_sent_bytes_total` | bytes a sink wrote or delivered |
+//! | `component_discarded_events_total{intentional}` | events removed: `true` by policy (filter, `drop_newest`), `false` by failure |
+//! | `component_errors_total{error_type,stage}` | failures, with a fixed `error_type` vocabulary |
+//! | `source_lines_truncated_total` | lines cut at `max_line_bytes` |
+//! | `buffer_events` | events waiting in the component's input buffer |
+//!
+//! Handles are registered once per component, so the hot path is an atomic
+//! add. Error logs are rate limited per error type: a poison event repeated a
+//! million times costs one log line every few seconds, not a million.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge};
+
+use crate::config::ComponentKey;
+
+/// Where in a component's work an error happened (Vector's vocabulary).
+#[derive(Clone, Copy, Debug)]
+pub enum Stage {
+    /// Reading or accepting input.
+    Receiving,
+    /// Transforming, encoding, rendering.
+    Processing,
+    /// Writing or delivering output.
+    Sending,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Receiving => "receiving",
+            Self::Processing => "processing",
+            Self::Sending => "sending",
+        }
+    }
+}
+
+/// How often a repeated error is logged at most.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The metric handles and log limiter of one component.
+#[derive(Debug)]
+pub struct ComponentMetrics {
+    key: ComponentKey,
+    received_events: Counter,
+    received_bytes: Counter,
+    sent: Mutex<Vec<(Option<String>, Counter)>>,
+    sent_bytes: Counter,
+    discarded_intentional: Counter,
+    discarded_unintentional: Counter,
+    truncated: Counter,
+    log_limiter: Mutex<HashMap<&'static str, LimiterState>>,
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    last_logged: Instant,
+    suppressed: u64,
+}
+
+impl ComponentMetrics {
+    /// Registers the series of one component.
+    pub fn new(key: ComponentKey) -> Self {
+        let labels = labels(&key);
+        Self {
+            received_events: metrics::counter!("component_received_events_total", &labels),
+            received_bytes: metrics::counter!("component_received_bytes_total", &labels),
+            sent: Mutex::new(Vec::new()),
+            sent_bytes: metrics::counter!("component_sent_bytes_total", &labels),
+            discarded_intentional: metrics::counter!(
+                "component_discarded_events_total",
+                &with(&labels, "intentional", "true")
+            ),
+            discarded_unintentional: metrics::counter!(
+                "component_discarded_events_total",
+                &with(&labels, "intentional", "false")
+            ),
+            truncated: metrics::counter!("source_lines_truncated_total", &labels),
+            log_limiter: Mutex::new(HashMap::new()),
+            key,
+        }
+    }
+
+    /// The component these metrics describe.
+    pub fn key(&self) -> &ComponentKey {
+        &self.key
+    }
+
+    /// Counts events entering a transform (bytes are counted only where
+    /// they are meaningful: at sources and sinks).
+    pub fn received_events(&self, events: usize) {
+        self.received_events.increment(events as u64);
+    }
+
+    /// Counts events and their bytes entering a source or sink.
+    pub fn received(&self, events: usize, bytes: usize) {
+        self.received_events.increment(events as u64);
+        self.received_bytes.increment(bytes as u64);
+    }
+
+    /// Counts events leaving on `output` (`None` = the default output).
+    pub fn sent(&self, output: Option<&str>, events: usize) {
+        if events == 0 {
+            return;
+        }
+        let mut sent = lock(&self.sent);
+        if let Some((_, counter)) = sent.iter().find(|(name, _)| name.as_deref() == output) {
+            counter.increment(events as u64);
+            return;
+        }
+        let label = output.unwrap_or("_default").to_string();
+        let counter = metrics::counter!(
+            "component_sent_events_total",
+            &with(&labels(&self.key), "output", &label)
+        );
+        counter.increment(events as u64);
+        sent.push((output.map(str::to_string), counter));
+    }
+
+    /// Counts bytes a sink wrote or delivered.
+    pub fn sent_bytes(&self, bytes: usize) {
+        self.sent_bytes.increment(bytes as u64);
+    }
+
+    /// Counts events removed by policy: a filter, a full `drop_newest` buffer.
+    pub fn discarded_intentionally(&self, events: usize, reason: &str) {
+        if events > 0 {
+            self.discarded_intentional.increment(events as u64);
+            tracing::trace!(component = %self.key, events, reason, "discarded events");
+        }
+    }
+
+    /// Counts events lost to a failure and logs why (rate limited).
+    pub fn discarded_on_error(&self, events: usize, reason: &dyn Display) {
+        if events > 0 {
+            self.discarded_unintentional.increment(events as u64);
+            self.log_limited("discarded", |suppressed| {
+                tracing::warn!(component = %self.key, events, suppressed, "events discarded: {reason}");
+            });
+        }
+    }
+
+    /// Counts and logs (rate limited) an error of a fixed `error_type`.
+    pub fn error(&self, error_type: &'static str, stage: Stage, message: &dyn Display) {
+        let mut labels = labels(&self.key);
+        labels.push(("error_type", error_type.to_string()));
+        labels.push(("stage", stage.as_str().to_string()));
+        metrics::counter!("component_errors_total", &labels).increment(1);
+        self.log_limited(error_type, |suppressed| {
+            tracing::error!(
+                component = %self.key,
+                error_type,
+                stage = stage.as_str(),
+                suppressed,
+                "{message}"
+            );
+        });
+    }
+
+    /// Counts lines cut at the source's line limit.
+    pub fn truncated(&self, lines: usize, limit: usize) {
+        if lines > 0 {
+            self.truncated.increment(lines as u64);
+            self.log_limited("line_truncated", |suppressed| {
+                tracing::warn!(component = %self.key, limit, suppressed, "line longer than max_line_bytes was truncated");
+            });
+        }
+    }
+
+    /// The gauge of this component's input buffer fill.
+    pub fn buffer_gauge(&self) -> Gauge {
+        metrics::gauge!("buffer_events", &labels(&self.key))
+    }
+
+    /// Runs `log` unless the same kind of message was logged recently; passes
+    /// the number of messages swallowed since the last one.
+    fn log_limited(&self, kind: &'static str, log: impl FnOnce(u64)) {
+        let now = Instant::now();
+        let mut limiter = lock(&self.log_limiter);
+        let state = limiter.entry(kind).or_insert(LimiterState {
+            last_logged: now - LOG_INTERVAL,
+            suppressed: 0,
+        });
+        if now.duration_since(state.last_logged) >= LOG_INTERVAL {
+            let suppressed = std::mem::take(&mut state.suppressed);
+            state.last_logged = now;
+            drop(limiter);
+            log(suppressed);
+        } else {
+            state.suppressed += 1;
+        }
+    }
+}
+
+fn labels(key: &ComponentKey) -> Vec<(&'static str, String)> {
+    vec![
+        ("component_id", key.id().to_string()),
+        ("component_kind", key.kind().as_str().to_string()),
+        ("component_type", key.type_name().to_string()),
+    ]
+}
+
+fn with(
+    labels: &[(&'static str, String)],
+    name: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    let mut labels = labels.to_vec();
+    labels.push((name, value.to_string()));
+    labels
+}
+
+/// Locks a mutex, recovering from poisoning: metrics bookkeeping must never
+/// take the pipeline down because another thread panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,27 @@
+//! howl: a log and metrics pipeline built for alerting.
+//!
+//! A topology of sources → transforms → sinks, described in TOML, runs on a
+//! backpressured async scheduler. The crate is organised by concern (see
+//! `ARCHITECTURE` notes in the README):
+//!
+//! - [`config`]: TOML → validated topology description, with positioned errors.
+//! - [`topology`]: build, wire (bounded buffers, fanout), run, shut down.
+//! - [`event`]: the event type and delivery status (finalizers).
+//! - [`sources`], [`transforms`], [`sinks`]: the components, one module each.
+//! - [`internal_events`]: the metrics every component emits.
+//! - [`state`]: the embedded store under `data_dir`.
+//! - [`template`]: `{{ .field }}` rendering shared by sinks.
+//! - [`api`], [`cli`]: the HTTP API and the command line.
+
+pub mod api;
+pub mod cli;
+pub mod components;
+pub mod config;
+pub mod event;
+pub mod internal_events;
+pub mod sinks;
+pub mod sources;
+pub mod state;
+pub mod template;
+pub mod topology;
+pub mod transforms;

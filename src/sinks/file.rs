@@ -1,0 +1,183 @@
+//! `file`: append events to files whose names may come from the event.
+//!
+//! `path` is a template (`logs/{{ .host }}/%Y-%m-%d.log`): each event goes to
+//! the file its fields and timestamp name, created with its directories on
+//! first use. Files stay open while they are written to and are closed after
+//! `idle_timeout_secs` without writes, so a path that rotates by date does
+//! not leak descriptors. Each batch is flushed before its events count as
+//! delivered. A missing field renders empty (see `template`) and is counted.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::encoding::Encoding;
+use super::{Sink, SinkConfig, SinkContext};
+use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::event::{Event, EventStatus};
+use crate::internal_events::Stage;
+use crate::template::Template;
+
+/// Options of the `file` sink.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file to append to. May contain `{{ .field }}` templates and
+    /// strftime specifiers (`%Y-%m-%d`, from the event's `timestamp`); a
+    /// relative path is relative to the working directory.
+    path: String,
+    /// How each event is written: `json` (the whole event) or `text` (its
+    /// `message`).
+    #[serde(default)]
+    encoding: Encoding,
+    /// Close a file after this many seconds without writes.
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout_secs: u64,
+}
+
+fn default_idle_timeout() -> u64 {
+    30
+}
+
+impl SinkConfig for FileSinkConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let path = Template::parse_with_strftime(&self.path)
+            .map_err(|e| BuildError::new(format!("`path`: {e}")))?;
+        Ok(Box::new(FileSink {
+            path,
+            encoding: self.encoding,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            open: HashMap::new(),
+        }))
+    }
+}
+
+struct FileSink {
+    path: Template,
+    encoding: Encoding,
+    idle_timeout: Duration,
+    open: HashMap<PathBuf, OpenFile>,
+}
+
+struct OpenFile {
+    writer: BufWriter<File>,
+    last_write: Instant,
+}
+
+impl Sink for FileSink {
+    fn run(mut self: Box<Self>, mut cx: SinkContext) -> ComponentFuture {
+        Box::pin(async move {
+            let mut sweep = tokio::time::interval(self.idle_timeout.min(Duration::from_secs(1)));
+            loop {
+                tokio::select! {
+                    batch = cx.input.recv() => match batch {
+                        Some(events) => self.write_batch(&cx, events),
+                        None => break,
+                    },
+                    _ = sweep.tick() => self.close_idle(),
+                }
+            }
+            for (path, mut file) in self.open.drain() {
+                if let Err(error) = file.writer.flush() {
+                    cx.metrics.error(
+                        "write_failed",
+                        Stage::Sending,
+                        &format_args!("cannot flush {}: {error}", path.display()),
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl FileSink {
+    fn write_batch(&mut self, cx: &SinkContext, events: Vec<Event>) {
+        // Group by destination, keeping each file's events in order.
+        let mut by_path: Vec<(PathBuf, Vec<u8>, Vec<Event>)> = Vec::new();
+        for event in events {
+            let rendered = self.path.render(&event);
+            if !rendered.missing.is_empty() {
+                cx.metrics.error(
+                    "template_failed",
+                    Stage::Processing,
+                    &format_args!(
+                        "`path` refers to missing field(s) {}; rendered them empty",
+                        rendered.missing.join(", ")
+                    ),
+                );
+            }
+            let path = PathBuf::from(rendered.text);
+            let index = match by_path.iter().position(|(p, _, _)| *p == path) {
+                Some(index) => index,
+                None => {
+                    by_path.push((path, Vec::new(), Vec::new()));
+                    by_path.len() - 1
+                }
+            };
+            let (_, bytes, group) = &mut by_path[index];
+            self.encoding.encode(&event, bytes);
+            group.push(event);
+        }
+        for (path, bytes, mut group) in by_path {
+            let status = match self.append(&path, &bytes) {
+                Ok(()) => {
+                    cx.metrics.sent(None, group.len());
+                    cx.metrics.sent_bytes(bytes.len());
+                    EventStatus::Delivered
+                }
+                Err(error) => {
+                    self.open.remove(&path);
+                    cx.metrics.error(
+                        "write_failed",
+                        Stage::Sending,
+                        &format_args!("cannot write to {}: {error}", path.display()),
+                    );
+                    cx.metrics
+                        .discarded_on_error(group.len(), &"file write failed");
+                    EventStatus::Errored
+                }
+            };
+            crate::event::finalize_all(&mut group, status);
+        }
+    }
+
+    fn append(&mut self, path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+        if !self.open.contains_key(path) {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            self.open.insert(
+                path.clone(),
+                OpenFile {
+                    writer: BufWriter::with_capacity(64 * 1024, file),
+                    last_write: Instant::now(),
+                },
+            );
+        }
+        let Some(file) = self.open.get_mut(path) else {
+            return Err(std::io::Error::other("file vanished from the open set"));
+        };
+        file.writer.write_all(bytes)?;
+        file.writer.flush()?;
+        file.last_write = Instant::now();
+        Ok(())
+    }
+
+    fn close_idle(&mut self) {
+        let timeout = self.idle_timeout;
+        self.open.retain(|path, file| {
+            let keep = file.last_write.elapsed() < timeout;
+            if !keep {
+                tracing::debug!(path = %path.display(), "closing idle file");
+            }
+            keep
+        });
+    }
+}

@@ -1,0 +1,370 @@
+//! `file`: follow files matching globs, one event per line.
+//!
+//! Files are polled (every `poll_interval_ms`) rather than watched: polling
+//! works on every filesystem, including network and overlay mounts where
+//! inotify is unreliable, and costs one `stat` per file per poll. New files
+//! matching the globs are picked up as they appear.
+//!
+//! The read position of each file (and its inode, to notice a file replaced
+//! by another) is checkpointed in the state store every few seconds and at
+//! shutdown, so a restart continues where the last run stopped instead of
+//! re-reading or skipping lines. A partial last line is not counted as read:
+//! after a restart it is read again in full. Checkpoints advance when lines
+//! are handed to the pipeline; end-to-end acknowledged checkpoints and
+//! rename-based rotation handling are later work.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use vrl::value::Value;
+
+use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
+use super::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::event::{Event, fields};
+use crate::internal_events::Stage;
+
+/// Options of the `file` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Glob patterns of the files to read, e.g. `/var/log/app/*.log`.
+    include: Vec<String>,
+    /// Glob patterns of files to skip even when `include` matches them.
+    #[serde(default)]
+    exclude: Vec<String>,
+    /// Where to start reading a file found at start-up that has no
+    /// checkpoint: `beginning` or `end`. Files that appear later are always
+    /// read from the beginning.
+    #[serde(default)]
+    read_from: ReadFrom,
+    /// The longest line kept, in bytes; longer lines are cut (and counted in
+    /// `source_lines_truncated_total`).
+    #[serde(default = "default_max_line_bytes")]
+    max_line_bytes: usize,
+    /// How often to check files for new lines and globs for new files, in
+    /// milliseconds.
+    #[serde(default = "default_poll_interval_ms")]
+    poll_interval_ms: u64,
+}
+
+fn default_max_line_bytes() -> usize {
+    DEFAULT_MAX_LINE_BYTES
+}
+
+fn default_poll_interval_ms() -> u64 {
+    250
+}
+
+/// Where reading starts in a file without a checkpoint.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum ReadFrom {
+    /// From the first line.
+    #[default]
+    Beginning,
+    /// From the current end: only lines written from now on.
+    End,
+}
+
+/// The state table of file checkpoints; keys are `component_id/path`.
+const CHECKPOINTS: &str = "file_checkpoints";
+/// How often checkpoints are written while running.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// Bytes read per `read` call.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct Checkpoint {
+    offset: u64,
+    inode: u64,
+}
+
+impl SourceConfig for FileConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if self.include.is_empty() {
+            return Err(BuildError::new("`include` needs at least one glob pattern"));
+        }
+        for pattern in self.include.iter().chain(&self.exclude) {
+            glob::Pattern::new(pattern)
+                .map_err(|e| BuildError::new(format!("invalid glob `{pattern}`: {e}")))?;
+        }
+        let exclude = self
+            .exclude
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect();
+        if self.max_line_bytes == 0 || self.poll_interval_ms == 0 {
+            return Err(BuildError::new(
+                "`max_line_bytes` and `poll_interval_ms` must be at least 1",
+            ));
+        }
+        Ok(Box::new(FileSource {
+            include: self.include.clone(),
+            exclude,
+            read_from: self.read_from,
+            max_line_bytes: self.max_line_bytes,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+        }))
+    }
+}
+
+struct FileSource {
+    include: Vec<String>,
+    exclude: Vec<glob::Pattern>,
+    read_from: ReadFrom,
+    max_line_bytes: usize,
+    poll_interval: Duration,
+}
+
+struct Tracked {
+    file: File,
+    inode: u64,
+    offset: u64,
+    splitter: LineSplitter,
+}
+
+impl Tracked {
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            offset: self.offset - self.splitter.pending() as u64,
+            inode: self.inode,
+        }
+    }
+}
+
+impl Source for FileSource {
+    fn run(self: Box<Self>, mut cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            let store = cx.state.store()?;
+            let prefix = format!("{}/", cx.key.id());
+            let mut checkpoints: HashMap<PathBuf, Checkpoint> = store
+                .scan(CHECKPOINTS, &prefix)?
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    let path = PathBuf::from(key.strip_prefix(&prefix)?);
+                    Some((path, serde_json::from_slice(&value).ok()?))
+                })
+                .collect();
+            let mut tracked: HashMap<PathBuf, Tracked> = HashMap::new();
+            let mut first_scan = true;
+            let mut last_checkpoint = Instant::now();
+            let mut saved = checkpoints.clone();
+            loop {
+                self.scan(&mut tracked, &mut checkpoints, first_scan, &cx);
+                first_scan = false;
+                let mut paths: Vec<PathBuf> = tracked.keys().cloned().collect();
+                paths.sort();
+                for path in paths {
+                    if cx.shutdown.is_cancelled() {
+                        break;
+                    }
+                    self.read_file(&path, &mut tracked, &mut cx).await;
+                }
+                if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || cx.shutdown.is_cancelled() {
+                    save_checkpoints(&store, &prefix, &tracked, &mut saved, &cx);
+                    last_checkpoint = Instant::now();
+                }
+                if cx.shutdown.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = cx.shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(self.poll_interval) => {}
+                }
+            }
+            save_checkpoints(&store, &prefix, &tracked, &mut saved, &cx);
+            Ok(())
+        })
+    }
+}
+
+impl FileSource {
+    /// Finds matching files, opens new ones and notices replaced or
+    /// vanished ones.
+    fn scan(
+        &self,
+        tracked: &mut HashMap<PathBuf, Tracked>,
+        checkpoints: &mut HashMap<PathBuf, Checkpoint>,
+        first_scan: bool,
+        cx: &SourceContext,
+    ) {
+        let mut seen = Vec::new();
+        for pattern in &self.include {
+            let Ok(paths) = glob::glob(pattern) else {
+                continue;
+            };
+            for path in paths.flatten() {
+                if self.exclude.iter().any(|p| p.matches_path(&path)) || !path.is_file() {
+                    continue;
+                }
+                seen.push(path);
+            }
+        }
+        tracked.retain(|path, _| seen.contains(path));
+        for path in seen {
+            let Ok(metadata) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let inode = inode_of(&metadata);
+            if let Some(current) = tracked.get(&path) {
+                if current.inode == inode {
+                    continue;
+                }
+                tracing::info!(component = %cx.key, path = %path.display(), "file was replaced; reading the new one from the start");
+                tracked.remove(&path);
+                checkpoints.remove(&path);
+            }
+            let start = match checkpoints.remove(&path) {
+                Some(checkpoint)
+                    if checkpoint.inode == inode && checkpoint.offset <= metadata.len() =>
+                {
+                    checkpoint.offset
+                }
+                _ if first_scan && self.read_from == ReadFrom::End => metadata.len(),
+                _ => 0,
+            };
+            match open_at(&path, start) {
+                Ok(file) => {
+                    tracing::debug!(component = %cx.key, path = %path.display(), offset = start, "following file");
+                    tracked.insert(
+                        path,
+                        Tracked {
+                            file,
+                            inode,
+                            offset: start,
+                            splitter: LineSplitter::new(self.max_line_bytes),
+                        },
+                    );
+                }
+                Err(error) => cx.out.metrics().error(
+                    "open_failed",
+                    Stage::Receiving,
+                    &format_args!("cannot open {}: {error}", path.display()),
+                ),
+            }
+        }
+    }
+
+    /// Reads everything new in one file and sends it downstream.
+    async fn read_file(
+        &self,
+        path: &Path,
+        tracked: &mut HashMap<PathBuf, Tracked>,
+        cx: &mut SourceContext,
+    ) {
+        let path_value = Value::from(path.to_string_lossy().as_ref());
+        let host = Value::from(cx.host.as_ref());
+        let source_id = cx.key.shared_id();
+        loop {
+            let Some(file) = tracked.get_mut(path) else {
+                return;
+            };
+            if let Ok(metadata) = file.file.metadata()
+                && metadata.len() < file.offset
+            {
+                tracing::info!(component = %cx.key, path = %path.display(), "file was truncated; reading from the start");
+                file.offset = 0;
+                file.splitter = LineSplitter::new(self.max_line_bytes);
+                if file.file.seek(SeekFrom::Start(0)).is_err() {
+                    tracked.remove(path);
+                    return;
+                }
+            }
+            let mut buffer = BytesMut::zeroed(CHUNK_BYTES);
+            let read = match file.file.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => read,
+                Err(error) => {
+                    cx.out.metrics().error(
+                        "read_failed",
+                        Stage::Receiving,
+                        &format_args!("cannot read {}: {error}", path.display()),
+                    );
+                    tracked.remove(path);
+                    return;
+                }
+            };
+            buffer.truncate(read);
+            file.offset += read as u64;
+            let now = Utc::now();
+            let mut events = Vec::new();
+            let (mut bytes, mut truncated) = (0, 0);
+            file.splitter.push(buffer.freeze(), |(line, cut)| {
+                bytes += line.len();
+                truncated += usize::from(cut);
+                let mut event = Event::log(line, now, "file").with_source_id(source_id.clone());
+                event.insert_field(fields::HOST, host.clone());
+                event.insert_field("file", path_value.clone());
+                events.push(event);
+            });
+            cx.out.metrics().received(events.len(), bytes);
+            cx.out.metrics().truncated(truncated, self.max_line_bytes);
+            tokio::select! {
+                biased;
+                _ = cx.shutdown.cancelled() => return,
+                _ = cx.out.send(events) => {}
+            }
+        }
+    }
+}
+
+fn open_at(path: &Path, offset: u64) -> std::io::Result<File> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn inode_of(metadata: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(metadata)
+}
+
+#[cfg(not(unix))]
+fn inode_of(_metadata: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Writes the checkpoints that changed since the last save, and forgets
+/// files that are gone.
+fn save_checkpoints(
+    store: &crate::state::StateStore,
+    prefix: &str,
+    tracked: &HashMap<PathBuf, Tracked>,
+    saved: &mut HashMap<PathBuf, Checkpoint>,
+    cx: &SourceContext,
+) {
+    let current: HashMap<PathBuf, Checkpoint> = tracked
+        .iter()
+        .map(|(path, file)| (path.clone(), file.checkpoint()))
+        .collect();
+    let key = |path: &Path| format!("{prefix}{}", path.display());
+    let put: Vec<(String, Vec<u8>)> = current
+        .iter()
+        .filter(|(path, checkpoint)| saved.get(*path) != Some(checkpoint))
+        .filter_map(|(path, checkpoint)| Some((key(path), serde_json::to_vec(checkpoint).ok()?)))
+        .collect();
+    let delete: Vec<String> = saved
+        .keys()
+        .filter(|path| !current.contains_key(*path) && !path.exists())
+        .map(|path| key(path))
+        .collect();
+    if put.is_empty() && delete.is_empty() {
+        return;
+    }
+    match store.write(CHECKPOINTS, &put, &delete) {
+        Ok(()) => *saved = current,
+        Err(error) => cx.out.metrics().error(
+            "checkpoint_failed",
+            Stage::Receiving,
+            &format_args!("cannot save file checkpoints: {error}"),
+        ),
+    }
+}

@@ -1,0 +1,316 @@
+//! `http_server`: accept events over HTTP POST.
+//!
+//! The answer tells the client what happened to its request, so a client
+//! that retries on failure loses nothing and duplicates nothing:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 200 `{"accepted": N}` | all N events entered the pipeline |
+//! | 400 `{"error": ...}` | the body could not be decoded; nothing was accepted |
+//! | 401 | `auth.token` is set and the request lacks `Authorization: Bearer <token>` |
+//! | 413 | the body is larger than `max_body_bytes` |
+//! | 503 + `Retry-After` | the pipeline stayed full for a second; nothing was accepted |
+//!
+//! A request is accepted whole or not at all: room is reserved in every
+//! downstream buffer before any event is handed over, so a 503 never follows
+//! a partial delivery that the client's retry would duplicate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use vrl::value::Value;
+
+use super::lines::LineSplitter;
+use super::{Source, SourceConfig, SourceContext, SourceSender};
+use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::event::{Event, fields};
+use crate::internal_events::{ComponentMetrics, Stage};
+
+/// Options of the `http_server` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// The address to listen on, e.g. `127.0.0.1:8080`.
+    address: SocketAddr,
+    /// The URL path that accepts POSTs.
+    #[serde(default = "default_path")]
+    path: String,
+    /// How bodies are decoded: `text` (one event per line), `json` (one
+    /// event per object; an array gives one per element) or `ndjson` (one
+    /// JSON object per line).
+    #[serde(default)]
+    decoding: Decoding,
+    /// Larger bodies are refused with 413.
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    /// Require a bearer token.
+    auth: Option<AuthConfig>,
+}
+
+/// Authentication of `http_server` requests.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AuthConfig {
+    /// Requests must carry `Authorization: Bearer <token>`. Use
+    /// `${ENV_VAR}` rather than writing the token in the file.
+    token: String,
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+/// How request bodies become events.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Decoding {
+    #[default]
+    Text,
+    Json,
+    Ndjson,
+}
+
+/// How long a request waits for room in a full pipeline before 503.
+const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
+
+impl SourceConfig for HttpServerConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if !self.path.starts_with('/') {
+            return Err(BuildError::new(format!(
+                "`path` must start with `/` (got `{}`)",
+                self.path
+            )));
+        }
+        if self.auth.as_ref().is_some_and(|a| a.token.is_empty()) {
+            return Err(BuildError::new("`auth.token` is empty"));
+        }
+        Ok(Box::new(HttpServer {
+            address: self.address,
+            path: self.path.clone(),
+            decoding: self.decoding,
+            max_body_bytes: self.max_body_bytes,
+            token: self.auth.as_ref().map(|a| a.token.clone()),
+        }))
+    }
+}
+
+struct HttpServer {
+    address: SocketAddr,
+    path: String,
+    decoding: Decoding,
+    max_body_bytes: usize,
+    token: Option<String>,
+}
+
+struct Shared {
+    out: SourceSender,
+    decoding: Decoding,
+    max_body_bytes: usize,
+    token: Option<String>,
+    source_id: Arc<str>,
+    path: Value,
+}
+
+impl Source for HttpServer {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            let listener = tokio::net::TcpListener::bind(self.address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.address))?;
+            tracing::info!(component = %cx.key, address = %self.address, path = %self.path, "listening");
+            let shared = Arc::new(Shared {
+                out: cx.out,
+                decoding: self.decoding,
+                max_body_bytes: self.max_body_bytes,
+                token: self.token,
+                source_id: cx.key.shared_id(),
+                path: Value::from(self.path.as_str()),
+            });
+            let router = Router::new()
+                .route(&self.path, post(accept))
+                .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
+                .with_state(shared);
+            axum::serve(listener, router)
+                .with_graceful_shutdown(cx.shutdown.cancelled_owned())
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let metrics = Arc::clone(shared.out.metrics());
+    if let Some(token) = &shared.token
+        && !bearer_matches(request.headers(), token)
+    {
+        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "body larger than max_body_bytes ({})",
+                shared.max_body_bytes
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > shared.max_body_bytes) {
+        return too_large();
+    }
+    let body = match axum::body::to_bytes(request.into_body(), shared.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => return too_large(),
+    };
+    let now = Utc::now();
+    let events = match decode(shared.decoding, body.clone()) {
+        Ok(values) => values
+            .into_iter()
+            .map(|value| {
+                let mut event =
+                    Event::from_value(value).with_source_id(Arc::clone(&shared.source_id));
+                if event.get_field(fields::TIMESTAMP).is_none() {
+                    event.insert_field(fields::TIMESTAMP, now);
+                }
+                event.insert_field(fields::SOURCE_TYPE, "http_server");
+                event.insert_field("path", shared.path.clone());
+                event
+            })
+            .collect::<Vec<_>>(),
+        Err(message) => {
+            metrics.error("decode_failed", Stage::Receiving, &message);
+            return error(StatusCode::BAD_REQUEST, &message);
+        }
+    };
+    let count = events.len();
+    metrics.received(count, body.len());
+    let mut out = shared.out.clone();
+    match out.send_or_backpressure(events, BACKPRESSURE_WAIT).await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "accepted": count })),
+        )
+            .into_response(),
+        Err(_) => busy(&metrics, count),
+    }
+}
+
+fn busy(metrics: &ComponentMetrics, count: usize) -> Response {
+    metrics.discarded_intentionally(count, "pipeline full; client told to retry");
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the pipeline is full; retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Compares the bearer token without stopping at the first differing byte,
+/// so response timing does not reveal how much of a guess was right.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Decodes a whole body, or explains why it cannot be.
+fn decode(decoding: Decoding, body: bytes::Bytes) -> Result<Vec<Value>, String> {
+    match decoding {
+        Decoding::Text => {
+            let mut values = Vec::new();
+            let mut splitter = LineSplitter::new(usize::MAX);
+            splitter.push(body, |(line, _)| values.push(Value::Bytes(line)));
+            splitter.finish(|(line, _)| values.push(Value::Bytes(line)));
+            Ok(values)
+        }
+        Decoding::Json => {
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Vec::new());
+            }
+            let parsed: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| format!("invalid JSON: {e}"))?;
+            Ok(match parsed {
+                serde_json::Value::Array(items) => items.into_iter().map(Value::from).collect(),
+                other => vec![Value::from(other)],
+            })
+        }
+        Decoding::Ndjson => {
+            let mut values = Vec::new();
+            for (index, line) in body.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let parsed: serde_json::Value = serde_json::from_slice(line)
+                    .map_err(|e| format!("invalid JSON on line {}: {e}", index + 1))?;
+                values.push(Value::from(parsed));
+            }
+            Ok(values)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_each_format() {
+        let text = decode(Decoding::Text, "a\nb\n".into()).unwrap();
+        assert_eq!(text.len(), 2);
+        let json = decode(Decoding::Json, r#"[{"a":1},{"a":2}]"#.into()).unwrap();
+        assert_eq!(json.len(), 2);
+        let ndjson = decode(Decoding::Ndjson, "{\"a\":1}\n\n{\"a\":2}\n".into()).unwrap();
+        assert_eq!(ndjson.len(), 2);
+    }
+
+    #[test]
+    fn bad_ndjson_names_the_line() {
+        let error = decode(Decoding::Ndjson, "{\"a\":1}\n{oops\n".into()).unwrap_err();
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn bearer_must_match_exactly() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert!(bearer_matches(&headers, "s3cret"));
+        assert!(!bearer_matches(&headers, "s3cre"));
+        assert!(!bearer_matches(&HeaderMap::new(), "s3cret"));
+    }
+}

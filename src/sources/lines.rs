@@ -1,0 +1,188 @@
+//! Splitting a byte stream into lines, shared by every line-oriented source.
+//!
+//! Lines that lie inside one read chunk are zero-copy slices of it (the
+//! events point into the chunk). A line that straddles chunks is assembled
+//! in a small carry buffer. Memory is bounded whatever the input: a line
+//! longer than `max_line_bytes` keeps its first `max_line_bytes` (cut at a
+//! UTF-8 boundary) and the rest is skipped up to the next newline, so a
+//! multi-gigabyte line without a newline costs `max_line_bytes`, not
+//! gigabytes. A trailing `\r` (CRLF files) is removed; empty lines are not
+//! events and are skipped.
+
+use bytes::{Bytes, BytesMut};
+
+/// The default line limit of line-oriented sources (as Vector's).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 102_400;
+
+/// Incremental line splitter.
+#[derive(Debug)]
+pub struct LineSplitter {
+    max_line_bytes: usize,
+    carry: BytesMut,
+    /// The carried line already exceeded the limit; skip to its newline.
+    overflowed: bool,
+}
+
+/// One line, and whether it was cut at the limit.
+pub type Line = (Bytes, bool);
+
+impl LineSplitter {
+    /// A splitter cutting lines at `max_line_bytes` (at least 1).
+    pub fn new(max_line_bytes: usize) -> Self {
+        Self {
+            max_line_bytes: max_line_bytes.max(1),
+            carry: BytesMut::new(),
+            overflowed: false,
+        }
+    }
+
+    /// Bytes held for a line not yet complete.
+    pub fn pending(&self) -> usize {
+        self.carry.len()
+    }
+
+    /// Feeds a chunk; calls `emit` for each complete line in it.
+    pub fn push(&mut self, chunk: Bytes, mut emit: impl FnMut(Line)) {
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', &chunk) {
+            if start == 0 && (!self.carry.is_empty() || self.overflowed) {
+                self.extend_carry(&chunk[..newline]);
+                let line = self.carry.split().freeze();
+                let truncated = std::mem::take(&mut self.overflowed);
+                self.emit_line(line, truncated, &mut emit);
+            } else {
+                let line = chunk.slice(start..newline);
+                self.emit_line(line, false, &mut emit);
+            }
+            start = newline + 1;
+        }
+        if start < chunk.len() {
+            self.extend_carry(&chunk[start..]);
+        }
+    }
+
+    /// Ends the input: the last line, if it had no newline.
+    pub fn finish(&mut self, mut emit: impl FnMut(Line)) {
+        if !self.carry.is_empty() {
+            let line = self.carry.split().freeze();
+            let truncated = std::mem::take(&mut self.overflowed);
+            self.emit_line(line, truncated, &mut emit);
+        }
+        self.overflowed = false;
+    }
+
+    fn extend_carry(&mut self, bytes: &[u8]) {
+        let room = self.max_line_bytes.saturating_sub(self.carry.len());
+        if bytes.len() > room {
+            self.carry.extend_from_slice(&bytes[..room]);
+            self.overflowed = true;
+        } else {
+            self.carry.extend_from_slice(bytes);
+        }
+    }
+
+    fn emit_line(&self, mut line: Bytes, mut truncated: bool, emit: &mut impl FnMut(Line)) {
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        if line.len() > self.max_line_bytes {
+            line.truncate(self.max_line_bytes);
+            truncated = true;
+        }
+        if truncated {
+            line.truncate(utf8_boundary(&line));
+        }
+        if !line.is_empty() {
+            emit((line, truncated));
+        }
+    }
+}
+
+/// The length of the longest prefix of `bytes` that does not end inside a
+/// multi-byte UTF-8 character.
+fn utf8_boundary(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    // Look back over at most 3 continuation bytes for a lead byte.
+    for back in 1..=len.min(4) {
+        let byte = bytes[len - back];
+        if byte & 0b1100_0000 != 0b1000_0000 {
+            let width = match byte {
+                b if b < 0x80 => 1,
+                b if b >> 5 == 0b110 => 2,
+                b if b >> 4 == 0b1110 => 3,
+                b if b >> 3 == 0b11110 => 4,
+                _ => 1,
+            };
+            return if back >= width {
+                len - back + width
+            } else {
+                len - back
+            };
+        }
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(max: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
+        let mut splitter = LineSplitter::new(max);
+        let mut lines = Vec::new();
+        for chunk in chunks {
+            splitter.push(Bytes::copy_from_slice(chunk), |(l, t)| {
+                lines.push((String::from_utf8_lossy(&l).into_owned(), t))
+            });
+        }
+        splitter.finish(|(l, t)| lines.push((String::from_utf8_lossy(&l).into_owned(), t)));
+        lines
+    }
+
+    #[test]
+    fn joins_lines_across_chunks_and_strips_crlf() {
+        let lines = split(100, &[b"one\r\ntw", b"o\nthr", b"ee"]);
+        assert_eq!(
+            lines,
+            vec![
+                ("one".into(), false),
+                ("two".into(), false),
+                ("three".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn skips_empty_lines() {
+        assert_eq!(split(100, &[b"\n\na\n\r\n"]), vec![("a".into(), false)]);
+    }
+
+    #[test]
+    fn truncates_long_lines_inside_and_across_chunks() {
+        let lines = split(4, &[b"abcdefgh\nxy", b"zzzzzz", b"zz\nok\n"]);
+        assert_eq!(
+            lines,
+            vec![
+                ("abcd".into(), true),
+                ("xyzz".into(), true),
+                ("ok".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn never_cuts_inside_a_utf8_character() {
+        // "é" is two bytes; a 2-byte limit after "a" would split it.
+        let lines = split(2, &["aé\n".as_bytes()]);
+        assert_eq!(lines, vec![("a".into(), true)]);
+    }
+
+    #[test]
+    fn carry_stays_bounded_on_a_huge_line_without_newline() {
+        let mut splitter = LineSplitter::new(8);
+        for _ in 0..1000 {
+            splitter.push(Bytes::from_static(&[b'x'; 4096]), |_| {});
+        }
+        assert!(splitter.pending() <= 8);
+    }
+}

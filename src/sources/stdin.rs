@@ -1,0 +1,147 @@
+//! `stdin`: one event per line of standard input.
+//!
+//! This is how CI pipelines use howl (`cat build.log | howl run -c ci.toml`):
+//! the source ends at end of input, the topology drains, and howl exits 0.
+//!
+//! A dedicated thread does the blocking reads and hands 64 KiB chunks to the
+//! source task through a channel two chunks deep: when downstream is full the
+//! task stops taking chunks, the thread stops reading, and the writer of the
+//! pipe blocks (backpressure reaches the producer of the input). On shutdown
+//! the task stops at once; the thread may stay blocked in `read` on an idle
+//! terminal, which is why it is detached rather than joined.
+
+use std::io::Read;
+
+use bytes::BytesMut;
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use vrl::value::Value;
+
+use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
+use super::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::event::{Event, fields};
+use crate::internal_events::Stage;
+
+/// Options of the `stdin` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {
+    /// The longest line kept, in bytes; longer lines are cut to this length
+    /// (at a character boundary) and counted in
+    /// `source_lines_truncated_total`.
+    #[serde(default = "default_max_line_bytes")]
+    max_line_bytes: usize,
+}
+
+fn default_max_line_bytes() -> usize {
+    DEFAULT_MAX_LINE_BYTES
+}
+
+/// Size of one read from stdin.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+impl SourceConfig for StdinConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if self.max_line_bytes == 0 {
+            return Err(BuildError::new("`max_line_bytes` must be at least 1"));
+        }
+        Ok(Box::new(Stdin {
+            max_line_bytes: self.max_line_bytes,
+        }))
+    }
+}
+
+struct Stdin {
+    max_line_bytes: usize,
+}
+
+impl Source for Stdin {
+    fn run(self: Box<Self>, mut cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            let (tx, mut rx) = mpsc::channel(2);
+            std::thread::Builder::new()
+                .name("howl-stdin".into())
+                .spawn(move || read_stdin(tx))?;
+            let mut splitter = LineSplitter::new(self.max_line_bytes);
+            let source_id = cx.key.shared_id();
+            let host = Value::from(cx.host.as_ref());
+            let metrics = cx.out.metrics().clone();
+            loop {
+                let chunk = tokio::select! {
+                    biased;
+                    _ = cx.shutdown.cancelled() => break,
+                    chunk = rx.recv() => chunk,
+                };
+                let (chunk, at_end) = match chunk {
+                    Some(Ok(chunk)) => (Some(chunk), false),
+                    Some(Err(error)) => {
+                        metrics.error(
+                            "read_failed",
+                            Stage::Receiving,
+                            &format_args!("cannot read stdin: {error}"),
+                        );
+                        (None, true)
+                    }
+                    None => (None, true),
+                };
+                let now = Utc::now();
+                let mut events = Vec::new();
+                let (mut bytes, mut truncated) = (0, 0);
+                let mut make = |(line, cut): (bytes::Bytes, bool)| {
+                    bytes += line.len();
+                    truncated += usize::from(cut);
+                    let mut event =
+                        Event::log(line, now, "stdin").with_source_id(source_id.clone());
+                    event.insert_field(fields::HOST, host.clone());
+                    events.push(event);
+                };
+                match chunk {
+                    Some(chunk) => splitter.push(chunk, &mut make),
+                    None => splitter.finish(&mut make),
+                }
+                metrics.received(events.len(), bytes);
+                metrics.truncated(truncated, self.max_line_bytes);
+                cx.out.send(events).await;
+                if at_end {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Reads stdin until EOF or until the source stops listening.
+///
+/// Events are slices of the chunk they were read in and keep it alive, so a
+/// small read (a pipe delivering a line at a time) is copied into a chunk of
+/// its own size rather than pinning a whole 64 KiB buffer per line.
+fn read_stdin(tx: mpsc::Sender<std::io::Result<bytes::Bytes>>) {
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let mut buffer = BytesMut::zeroed(CHUNK_BYTES);
+    loop {
+        let read = match stdin.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                let _ = tx.blocking_send(Err(error));
+                return;
+            }
+        };
+        let chunk = if read >= CHUNK_BYTES / 4 {
+            let mut full = std::mem::replace(&mut buffer, BytesMut::zeroed(CHUNK_BYTES));
+            full.truncate(read);
+            full.freeze()
+        } else {
+            bytes::Bytes::copy_from_slice(&buffer[..read])
+        };
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}

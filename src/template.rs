@@ -1,0 +1,207 @@
+//! `{{ .field.path }}` templates, shared by every component that renders
+//! text from an event (file paths today; alert texts and labels later).
+//!
+//! One rule everywhere, so users learn it once: a missing field renders as
+//! an empty string and is *reported* (the caller counts a `template_failed`
+//! error); the event is never dropped because of a template. `null` renders
+//! empty without counting, numbers and booleans as written, timestamps as
+//! RFC 3339, objects and arrays as JSON.
+//!
+//! Templates for paths may also use strftime specifiers (`%Y-%m-%d`) in their
+//! literal text, taken from the event's `timestamp` (or the current time when
+//! it has none). They are validated when the template is parsed, so a typo is
+//! a config error, not a runtime panic.
+
+use std::fmt::Write;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, SecondsFormat, Utc};
+use vrl::path::OwnedValuePath;
+use vrl::value::Value;
+
+use crate::event::{Event, fields};
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+    strftime: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Field { path: OwnedValuePath, name: String },
+}
+
+/// Why a template is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid template: {0}")]
+pub struct TemplateError(String);
+
+/// The text of a rendered template and the fields it could not find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The rendered text (missing fields are empty).
+    pub text: String,
+    /// The fields that were missing, as written in the template.
+    pub missing: Vec<String>,
+}
+
+impl Template {
+    /// Parses a template with `{{ .field }}` references only.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_inner(text, false)
+    }
+
+    /// Parses a template whose literal text may also hold strftime
+    /// specifiers (`%Y`); a literal `%` is written `%%`.
+    pub fn parse_with_strftime(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_inner(text, true)
+    }
+
+    fn parse_inner(text: &str, strftime: bool) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Literal(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| {
+                TemplateError(format!("`{{{{` without a closing `}}}}` in `{text}`"))
+            })?;
+            let name = after[..close].trim();
+            let bare = name.strip_prefix('.').unwrap_or(name);
+            if bare.is_empty() {
+                return Err(TemplateError(format!(
+                    "empty field reference `{{{{}}}}` in `{text}`"
+                )));
+            }
+            let path = vrl::path::parse_value_path(bare)
+                .map_err(|e| TemplateError(format!("invalid field path `{name}`: {e}")))?;
+            parts.push(Part::Field {
+                path,
+                name: format!(".{bare}"),
+            });
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_string()));
+        }
+        if strftime {
+            for part in &parts {
+                if let Part::Literal(literal) = part
+                    && StrftimeItems::new(literal).any(|item| matches!(item, Item::Error))
+                {
+                    return Err(TemplateError(format!(
+                        "invalid strftime specifier in `{literal}` (write `%%` for a literal `%`)"
+                    )));
+                }
+            }
+        }
+        Ok(Self { parts, strftime })
+    }
+
+    /// True when the template references no field and no time: it renders
+    /// the same for every event.
+    pub fn is_static(&self) -> bool {
+        let has_time = self.strftime
+            && self
+                .parts
+                .iter()
+                .any(|p| matches!(p, Part::Literal(l) if l.contains('%')));
+        !has_time && self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+
+    /// Renders the template for `event`.
+    pub fn render(&self, event: &Event) -> Rendered {
+        let mut text = String::new();
+        let mut missing = Vec::new();
+        let time = self.strftime.then(|| event_time(event));
+        for part in &self.parts {
+            match part {
+                Part::Literal(literal) => match time {
+                    Some(time) if literal.contains('%') => {
+                        let _ = write!(text, "{}", time.format(literal));
+                    }
+                    _ => text.push_str(literal),
+                },
+                Part::Field { path, name } => match event.get(path) {
+                    Some(value) => render_value(value, &mut text),
+                    None => missing.push(name.clone()),
+                },
+            }
+        }
+        Rendered { text, missing }
+    }
+}
+
+fn event_time(event: &Event) -> DateTime<Utc> {
+    match event.get_field(fields::TIMESTAMP) {
+        Some(Value::Timestamp(ts)) => *ts,
+        _ => Utc::now(),
+    }
+}
+
+/// Appends a value the way templates show it.
+pub fn render_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Bytes(bytes) => out.push_str(&String::from_utf8_lossy(bytes)),
+        Value::Timestamp(ts) => out.push_str(&ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        Value::Null => {}
+        Value::Object(_) | Value::Array(_) => {
+            out.push_str(&serde_json::to_string(value).unwrap_or_default());
+        }
+        other => out.push_str(&other.to_string_lossy()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn event() -> Event {
+        let mut event = Event::from_value(vrl::value!({
+            "host": "web-1",
+            "status": 503,
+            "nested": {"a": "x"},
+            "nothing": null,
+        }));
+        event.insert_field(
+            "timestamp",
+            Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap(),
+        );
+        event
+    }
+
+    #[test]
+    fn renders_fields_and_reports_missing_ones() {
+        let template =
+            Template::parse("{{ .host }}/{{status}}/{{ .nested.a }}/{{ .nope }}/{{ .nothing }}")
+                .unwrap();
+        let rendered = template.render(&event());
+        assert_eq!(rendered.text, "web-1/503/x//");
+        assert_eq!(rendered.missing, vec![".nope".to_string()]);
+    }
+
+    #[test]
+    fn strftime_uses_the_event_timestamp() {
+        let template = Template::parse_with_strftime("logs/%Y-%m-%d/{{ .host }}.log").unwrap();
+        assert_eq!(template.render(&event()).text, "logs/2026-11-22/web-1.log");
+        assert!(!template.is_static());
+    }
+
+    #[test]
+    fn invalid_templates_are_config_errors() {
+        assert!(Template::parse("{{ .host").is_err());
+        assert!(Template::parse("{{ }}").is_err());
+        assert!(Template::parse_with_strftime("cpu at 90%!").is_err());
+        assert!(
+            Template::parse("cpu at 90%!").is_ok(),
+            "no strftime in plain templates"
+        );
+        assert!(Template::parse("static.log").unwrap().is_static());
+    }
+}

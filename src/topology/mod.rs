@@ -1,0 +1,300 @@
+//! Running a topology: build the components, connect them with bounded
+//! buffers, run each as a task, and shut down in order.
+//!
+//! Shutdown needs no coordinator. When the sources stop (end of input, or the
+//! `stop` token on SIGTERM), they drop their senders; a buffer closes once
+//! all its senders are gone and it is empty; the component behind it then
+//! finishes its work, flushes, and drops *its* senders. So buffers drain in
+//! topology order and sinks flush last, by construction. The only timer is
+//! the graceful shutdown limit, which names whoever is still busy.
+
+pub mod buffer;
+pub mod fanout;
+mod transform_task;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::components::{BuildContext, BuildError, ComponentKey, OutputSpec};
+use crate::config::{Config, Diagnostic, Graph, OutputId, SourceFile};
+use crate::internal_events::ComponentMetrics;
+use crate::sinks::{Sink, SinkContext, SinkInput};
+use crate::sources::{Source, SourceContext, SourceSender};
+use crate::state::StateHandle;
+use crate::topology::buffer::{BufferConfig, BufferSender, WhenFull};
+use crate::topology::fanout::Fanout;
+use crate::transforms::Transform;
+
+/// Events that may wait in front of each transform (sinks configure theirs).
+const TRANSFORM_BUFFER_EVENTS: usize = 1000;
+
+/// Every component, built and ready to run.
+pub struct Built {
+    sources: Vec<(ComponentKey, Box<dyn Source>)>,
+    transforms: Vec<(ComponentKey, Transform, Vec<OutputSpec>)>,
+    sinks: Vec<(ComponentKey, Box<dyn Sink>, BufferConfig)>,
+}
+
+/// Builds every component of `config`, reporting every failure.
+pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let mut built = Built {
+        sources: Vec::new(),
+        transforms: Vec::new(),
+        sinks: Vec::new(),
+    };
+    let context = |key: &ComponentKey, file: &Arc<SourceFile>| BuildContext {
+        key: key.clone(),
+        file: Arc::clone(file),
+        data_dir: config.data_dir.clone(),
+    };
+    for def in &config.sources {
+        match def.options.build(&context(&def.key, &def.file)) {
+            Ok(source) => built.sources.push((def.key.clone(), source)),
+            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+        }
+    }
+    for def in &config.transforms {
+        match def.options.build(&context(&def.key, &def.file)) {
+            Ok(transform) => {
+                built
+                    .transforms
+                    .push((def.key.clone(), transform, def.options.outputs()))
+            }
+            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+        }
+    }
+    for sink in &config.sinks {
+        let def = &sink.component;
+        match def.options.build(&context(&def.key, &def.file)) {
+            Ok(built_sink) => built
+                .sinks
+                .push((def.key.clone(), built_sink, sink.buffer.clone())),
+            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(built)
+    } else {
+        Err(diagnostics)
+    }
+}
+
+fn diagnostic(
+    error: BuildError,
+    key: &ComponentKey,
+    file: &SourceFile,
+    span: &std::ops::Range<usize>,
+) -> Diagnostic {
+    let mut diagnostic = match (&error.external, &error.span) {
+        (Some((path, line, column)), _) => {
+            let mut d = Diagnostic::error(error.message.clone());
+            d.file = Some(path.clone());
+            d.position = Some((*line, *column));
+            d
+        }
+        (None, Some(at)) => Diagnostic::error(error.message.clone()).at(file, Some(at.clone())),
+        (None, None) => Diagnostic::error(error.message.clone()).at(file, Some(span.clone())),
+    };
+    diagnostic = diagnostic.component(key);
+    match error.detail {
+        Some(detail) => diagnostic.detail(detail),
+        None => diagnostic,
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Components whose task returned an error or panicked.
+    pub failed: Vec<String>,
+    /// Components still busy when the graceful shutdown limit passed.
+    pub still_running: Vec<String>,
+}
+
+impl RunReport {
+    /// True when everything finished cleanly.
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty() && self.still_running.is_empty()
+    }
+}
+
+/// Knobs of a run that are not part of the topology.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long shutdown may take once requested.
+    pub graceful_shutdown_limit: Duration,
+    /// Copies of each pure transform working at once.
+    pub transform_concurrency: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            graceful_shutdown_limit: Duration::from_secs(60),
+            transform_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Runs a built topology until it finishes (every source ended and every
+/// buffer drained) or `stop` is cancelled and it drains.
+pub async fn run(
+    config: &Config,
+    graph: &Graph,
+    built: Built,
+    options: RunOptions,
+    stop: CancellationToken,
+) -> RunReport {
+    let state = StateHandle::new(config.data_dir.clone());
+    let host = crate::sources::hostname();
+
+    // One input buffer per transform and sink.
+    let mut inputs: HashMap<String, BufferSender> = HashMap::new();
+    let mut receivers = HashMap::new();
+    let mut metrics: HashMap<String, Arc<ComponentMetrics>> = HashMap::new();
+    for (key, _) in &built.sources {
+        metrics.insert(
+            key.id().to_string(),
+            Arc::new(ComponentMetrics::new(key.clone())),
+        );
+    }
+    for (key, _, _) in &built.transforms {
+        let m = Arc::new(ComponentMetrics::new(key.clone()));
+        let (tx, rx) = buffer::channel(TRANSFORM_BUFFER_EVENTS, WhenFull::Block, Arc::clone(&m));
+        inputs.insert(key.id().to_string(), tx);
+        receivers.insert(key.id().to_string(), rx);
+        metrics.insert(key.id().to_string(), m);
+    }
+    for (key, _, buffer) in &built.sinks {
+        let m = Arc::new(ComponentMetrics::new(key.clone()));
+        let (tx, rx) = buffer::channel(buffer.max_events, buffer.when_full, Arc::clone(&m));
+        inputs.insert(key.id().to_string(), tx);
+        receivers.insert(key.id().to_string(), rx);
+        metrics.insert(key.id().to_string(), m);
+    }
+    let fanout_for = |component: &str, output: Option<&str>| {
+        let id = OutputId {
+            component: component.to_string(),
+            output: output.map(str::to_string),
+        };
+        let mut fanout = Fanout::default();
+        for consumer in graph.consumers(&id) {
+            if let Some(sender) = inputs.get(consumer) {
+                fanout.add(consumer, sender.clone());
+            }
+        }
+        fanout
+    };
+
+    let running = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut tasks = JoinSet::new();
+    let mut spawn = |key: &ComponentKey, future: crate::components::ComponentFuture| {
+        let name = key.to_string();
+        lock(&running).insert(name.clone());
+        let running = Arc::clone(&running);
+        tasks.spawn(async move {
+            let result = future.await;
+            lock(&running).remove(&name);
+            (name, result)
+        });
+    };
+
+    for (key, sink) in built.sinks.into_iter().map(|(k, s, _)| (k, s)) {
+        let id = key.id().to_string();
+        let (Some(rx), Some(m)) = (receivers.remove(&id), metrics.get(&id)) else {
+            continue;
+        };
+        let cx = SinkContext {
+            key: key.clone(),
+            input: SinkInput::new(rx, Arc::clone(m)),
+            metrics: Arc::clone(m),
+            state: state.clone(),
+            stop_topology: stop.clone(),
+        };
+        spawn(&key, sink.run(cx));
+    }
+    for (key, transform, outputs) in built.transforms {
+        let id = key.id().to_string();
+        let (Some(rx), Some(m)) = (receivers.remove(&id), metrics.get(&id)) else {
+            continue;
+        };
+        let mut default = Fanout::default();
+        let mut named = Vec::new();
+        for output in &outputs {
+            match &output.name {
+                None => default = fanout_for(&id, None),
+                Some(name) => named.push((name.clone(), fanout_for(&id, Some(name)))),
+            }
+        }
+        let Transform::Sync(transform) = transform;
+        let future = transform_task::run_sync(
+            transform,
+            rx,
+            default,
+            named,
+            Arc::clone(m),
+            options.transform_concurrency,
+        );
+        spawn(&key, Box::pin(future));
+    }
+    for (key, source) in built.sources {
+        let id = key.id().to_string();
+        let Some(m) = metrics.get(&id) else { continue };
+        let cx = SourceContext {
+            key: key.clone(),
+            out: SourceSender::new(fanout_for(&id, None), Arc::clone(m)),
+            shutdown: stop.child_token(),
+            state: state.clone(),
+            host: Arc::clone(&host),
+        };
+        spawn(&key, source.run(cx));
+    }
+    // Only the fanouts may hold senders now, or buffers would never close.
+    drop(inputs);
+
+    let mut report = RunReport::default();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = async {
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at, tasks.join_next()).await.ok(),
+                None => Some(tasks.join_next().await),
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled(), if deadline.is_none() => {
+                tracing::info!(limit_secs = options.graceful_shutdown_limit.as_secs(), "shutting down: stopping sources and draining buffers");
+                deadline = Some(tokio::time::Instant::now() + options.graceful_shutdown_limit);
+            }
+            joined = next => match joined {
+                None => {
+                    report.still_running = lock(&running).iter().cloned().collect();
+                    tasks.abort_all();
+                    break;
+                }
+                Some(None) => break,
+                Some(Some(Ok((name, Ok(()))))) => tracing::debug!(component = %name, "finished"),
+                Some(Some(Ok((name, Err(error))))) => {
+                    tracing::error!(component = %name, "component failed: {error:#}");
+                    report.failed.push(name);
+                    stop.cancel();
+                }
+                Some(Some(Err(join_error))) => {
+                    tracing::error!("a component task panicked: {join_error}");
+                    report.failed.push("(a component panicked)".to_string());
+                    stop.cancel();
+                }
+            }
+        }
+    }
+    report
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,201 @@
+//! Helpers shared by the integration tests: run the real `howl` binary,
+//! feed it, and read its metrics over its own API. Network traffic stays on
+//! loopback and every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub fn howl() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_howl"));
+    command.env_remove("HOWL_CONFIG").env_remove("HOWL_LOG");
+    command
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Runs `howl` with `args`, feeding `input` on stdin, and waits (bounded).
+pub fn run_with_input(args: &[&str], dir: &Path, input: &[u8], limit: Duration) -> Output {
+    let mut child = howl()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn howl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = wait_with_limit(child, limit);
+    let _ = writer.join();
+    output
+}
+
+/// Waits for a child while reading its output (so it never blocks on a
+/// full pipe), killing it and failing the test past `limit`.
+pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for howl"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            let output = rx.recv_timeout(Duration::from_secs(10));
+            let stderr = output
+                .ok()
+                .and_then(Result::ok)
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            panic!("howl did not exit within {limit:?}\nstderr:\n{stderr}");
+        }
+    }
+}
+
+/// A running `howl run` with the API enabled, killed when dropped.
+pub struct Running {
+    pub child: Option<Child>,
+    pub api: String,
+    pub dir: PathBuf,
+}
+
+impl Running {
+    /// Starts `howl run -c config` in `dir` (the config must enable the API
+    /// at `api_port`) and waits until `/health` answers.
+    pub async fn start(dir: &Path, config: &Path, api_port: u16, extra: &[&str]) -> Self {
+        let child = howl()
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("howl.stderr")).expect("stderr file"))
+            .spawn()
+            .expect("spawn howl");
+        let running = Self {
+            child: Some(child),
+            api: format!("http://127.0.0.1:{api_port}"),
+            dir: dir.to_path_buf(),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(response) = client.get(format!("{}/health", running.api)).send().await
+                && response.status().is_success()
+            {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("howl's API did not come up at {}", running.api);
+    }
+
+    /// The current `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.api))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Output {
+        let child = self.child.take().expect("running");
+        signal(&child, "TERM");
+        self.finish(child, limit)
+    }
+
+    /// Waits (bounded) for a child taken out of `self`; its stderr (written
+    /// to a file, so a chatty howl never blocks on a full pipe) is returned
+    /// in the output.
+    pub fn finish(&self, child: Child, limit: Duration) -> Output {
+        let mut output = wait_with_limit(child, limit);
+        output.stderr = std::fs::read(self.dir.join("howl.stderr")).unwrap_or_default();
+        output
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal by name to a child.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// The value of the first sample of `name` whose labels contain every one
+/// of `labels` (`key="value"` strings), if present.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// The resident set size of a process in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `howl validate -c FILE...` in `dir`; returns (exit code, stderr).
+pub fn validate(dir: &Path, files: &[&Path]) -> (i32, String, String) {
+    let mut command = howl();
+    command.arg("validate").current_dir(dir);
+    for file in files {
+        command.arg("-c").arg(file);
+    }
+    let output = command.output().expect("run howl validate");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

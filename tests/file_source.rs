@@ -1,0 +1,111 @@
+//! The `file` source follows appends, picks up new files, and resumes from
+//! its checkpoint after a restart without re-reading or skipping lines.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Running, free_port, write};
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Waits (bounded) until `path` has `lines` lines.
+async fn wait_for_lines(path: &Path, lines: usize) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= lines || start.elapsed() > Duration::from_secs(20) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn follows_appends_and_resumes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    append(&logs.join("a.log"), "a1\na2\n");
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.logs]\ntype = \"file\"\ninclude = [\"logs/*.log\"]\npoll_interval_ms = 50\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        ),
+    );
+    let out = dir.path().join("out.log");
+
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    wait_for_lines(&out, 2).await;
+    append(&logs.join("a.log"), "a3\npartial");
+    append(&logs.join("b.log"), "b1\n");
+    let text = wait_for_lines(&out, 4).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut seen: Vec<&str> = text.lines().collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["a1", "a2", "a3", "b1"],
+        "the partial line waits for its newline"
+    );
+
+    // While howl is down, the partial line is completed and more is written.
+    append(&logs.join("a.log"), " done\na4\n");
+    append(&logs.join("b.log"), "b2\n");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let text = wait_for_lines(&out, 7).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut seen: Vec<&str> = text.lines().collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["a1", "a2", "a3", "a4", "b1", "b2", "partial done"],
+        "a restart neither re-reads nor skips lines"
+    );
+}
+
+#[tokio::test]
+async fn read_from_end_skips_existing_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("app.log"), "old\n");
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.logs]\ntype = \"file\"\ninclude = [\"app.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&dir.path().join("app.log"), "new\n");
+    let text = wait_for_lines(&dir.path().join("out.log"), 1).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(output.status.success());
+    assert_eq!(text, "new\n");
+}
