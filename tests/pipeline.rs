@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Running, free_port, howl, metric, run_with_input, write};
+use common::{Running, free_port, howl, metric, run_topology, write};
 
 fn lines(n: usize) -> String {
     (0..n)
@@ -17,26 +17,12 @@ fn lines(n: usize) -> String {
 
 #[test]
 fn stdin_eof_processes_every_line_and_exits_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "ci.toml",
-        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\nencoding = \"text\"\n",
-    );
     let mut input = lines(20_000);
     input.push_str("last line without newline");
-    let output = run_with_input(
-        &["run", "-c", config.to_str().unwrap()],
-        dir.path(),
+    let (dir, stdout) = run_topology(
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\nencoding = \"text\"\n",
         input.as_bytes(),
-        Duration::from_secs(60),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
     let got: Vec<&str> = stdout.lines().collect();
     assert_eq!(got.len(), 20_001);
     assert_eq!(got[0], "line 0 INFO something happened");
@@ -50,61 +36,36 @@ fn stdin_eof_processes_every_line_and_exits_zero() {
 
 #[test]
 fn long_lines_are_truncated_not_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "ci.toml",
-        "[sources.in]\ntype = \"stdin\"\nmax_line_bytes = 10\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\nencoding = \"text\"\n",
-    );
     let input = format!("short\n{}\nafter\n", "x".repeat(1_000_000));
-    let output = run_with_input(
-        &["run", "-c", "ci.toml"],
-        dir.path(),
+    let (_dir, stdout) = run_topology(
+        "[sources.in]\ntype = \"stdin\"\nmax_line_bytes = 10\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\nencoding = \"text\"\n",
         input.as_bytes(),
-        Duration::from_secs(30),
     );
-    assert!(output.status.success());
-    let _ = config;
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        "short\nxxxxxxxxxx\nafter\n"
-    );
+    assert_eq!(stdout, "short\nxxxxxxxxxx\nafter\n");
 }
 
 #[test]
 fn fanout_delivers_a_copy_to_each_consumer() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "a.toml",
+    let input = lines(5_000);
+    let (dir, _) = run_topology(
         "[sources.in]\ntype = \"stdin\"\n\
          [sinks.a]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"a.log\"\nencoding = \"text\"\n\
          [sinks.b]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out/b.log\"\nencoding = \"text\"\n",
-    );
-    let input = lines(5_000);
-    let output = run_with_input(
-        &["run", "-c", "a.toml"],
-        dir.path(),
         input.as_bytes(),
-        Duration::from_secs(60),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.log")).unwrap(),
+        input
     );
-    let a = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
-    let b = std::fs::read_to_string(dir.path().join("out/b.log")).unwrap();
-    assert_eq!(a, input);
-    assert_eq!(b, input);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/b.log")).unwrap(),
+        input
+    );
 }
 
 #[test]
 fn named_outputs_split_events_and_unmatched_keeps_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "a.toml",
+    let (dir, _) = run_topology(
         r#"
 [sources.in]
 type = "stdin"
@@ -133,18 +94,7 @@ inputs = ["r._unmatched"]
 path = "rest.log"
 encoding = "text"
 "#,
-    );
-    let input = "ERROR db down\nINFO ok\nERROR disk full\nWARN db slow\n";
-    let output = run_with_input(
-        &["run", "-c", "a.toml"],
-        dir.path(),
-        input.as_bytes(),
-        Duration::from_secs(30),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        b"ERROR db down\nINFO ok\nERROR disk full\nWARN db slow\n",
     );
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     assert_eq!(read("errors.log"), "ERROR db down\nERROR disk full\n");
@@ -154,10 +104,7 @@ encoding = "text"
 
 #[test]
 fn remap_routes_dropped_events_with_the_error_attached() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "a.toml",
+    let (dir, _) = run_topology(
         r#"
 [sources.in]
 type = "stdin"
@@ -182,18 +129,7 @@ type = "file"
 inputs = ["parse.dropped"]
 path = "bad.log"
 "#,
-    );
-    let input = "{\"n\":1}\nnot json\n{\"n\":2}\n";
-    let output = run_with_input(
-        &["run", "-c", "a.toml"],
-        dir.path(),
-        input.as_bytes(),
-        Duration::from_secs(30),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        b"{\"n\":1}\nnot json\n{\"n\":2}\n",
     );
     let good = std::fs::read_to_string(dir.path().join("good.log")).unwrap();
     assert_eq!(
@@ -219,20 +155,11 @@ path = "bad.log"
 
 #[test]
 fn remap_passes_the_original_event_on_error_by_default() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "a.toml",
+    let (_dir, stdout) = run_topology(
         "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"remap\"\ninputs = [\"in\"]\nsource = '.a = 1; . = parse_json!(string!(.message))'\n[sinks.out]\ntype = \"console\"\ninputs = [\"p\"]\nencoding = \"text\"\n",
-    );
-    let output = run_with_input(
-        &["run", "-c", "a.toml"],
-        dir.path(),
         b"not json\n",
-        Duration::from_secs(30),
     );
-    assert!(output.status.success());
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "not json\n");
+    assert_eq!(stdout, "not json\n");
 }
 
 fn http_to_sink(api: u16, http: u16, sink: &str) -> String {
@@ -488,4 +415,37 @@ fn howl_run_without_config_runs_the_demo() {
             "the demo's remap parsed a level: {event}"
         );
     }
+}
+
+#[test]
+fn transforms_keep_input_order_across_workers() {
+    let input = lines(50_000);
+    let (_dir, stdout) = run_topology(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [transforms.t]\ntype = \"remap\"\ninputs = [\"in\"]\nsource = '.message = upcase(string!(.message))'\n\
+         [sinks.out]\ntype = \"console\"\ninputs = [\"t\"]\nencoding = \"text\"\n",
+        input.as_bytes(),
+    );
+    assert_eq!(stdout, input.to_uppercase());
+}
+
+#[test]
+fn file_sink_paths_come_from_event_fields() {
+    let (dir, _) = run_topology(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [transforms.t]\ntype = \"remap\"\ninputs = [\"in\"]\nsource = '. = parse_json!(string!(.message))'\n\
+         [sinks.out]\ntype = \"file\"\ninputs = [\"t\"]\npath = \"out/{{ .service }}/%Y.log\"\nencoding = \"text\"\n",
+        b"{\"service\":\"api\",\"message\":\"a1\"}\n{\"service\":\"db\",\"message\":\"d1\"}\n{\"message\":\"none\"}\n",
+    );
+    let year = chrono::Utc::now().format("%Y").to_string();
+    let read = |service: &str| {
+        std::fs::read_to_string(dir.path().join(format!("out/{service}/{year}.log")))
+    };
+    assert_eq!(read("api").unwrap(), "a1\n");
+    assert_eq!(read("db").unwrap(), "d1\n");
+    // A missing field renders empty: the event is kept, not dropped.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(format!("out/{year}.log"))).unwrap(),
+        "none\n"
+    );
 }

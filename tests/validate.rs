@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{validate, write};
+use common::{howl_in, validate, write};
 
 const SINK: &str = "\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n";
 
@@ -118,12 +118,7 @@ fn globs_select_outputs() {
         "a.toml",
         "[sources.app_a]\ntype = \"stdin\"\n[sources.app_b]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"app_*\"]\n",
     );
-    let output = common::howl()
-        .args(["graph", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let dot = String::from_utf8_lossy(&output.stdout);
+    let (_, dot, _) = howl_in(dir.path(), &["graph", "-c", path.to_str().unwrap()], &[]);
     assert!(
         dot.contains("\"app_a\" -> \"out\"") && dot.contains("\"app_b\" -> \"out\""),
         "{dot}"
@@ -266,7 +261,7 @@ fn every_problem_is_reported_in_one_run() {
 #[test]
 fn environment_interpolation_is_strict() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(
+    write(
         dir.path(),
         "a.toml",
         "[sources.in]\ntype = \"stdin\"\nmax_line_bytes = ${HOWL_TEST_UNSET_VAR}\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\n",
@@ -278,29 +273,20 @@ fn environment_interpolation_is_strict() {
         "{stderr}"
     );
 
-    let output = common::howl()
-        .arg("validate")
-        .arg("-c")
-        .arg(&path)
-        .env("HOWL_TEST_UNSET_VAR", "100")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &["validate", "-c", "a.toml"],
+        &[("HOWL_TEST_UNSET_VAR", "100")],
     );
+    assert_eq!(code, 0, "{stderr}");
 
-    let output = common::howl()
-        .arg("validate")
-        .arg("-c")
-        .arg(&path)
-        .env("HOWL_TEST_UNSET_VAR", "1\n[sinks.evil]")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("contains a newline"));
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &["validate", "-c", "a.toml"],
+        &[("HOWL_TEST_UNSET_VAR", "1\n[sinks.evil]")],
+    );
+    assert_eq!(code, 78);
+    assert!(stderr.contains("contains a newline"), "{stderr}");
 }
 
 #[test]
@@ -311,17 +297,9 @@ fn several_files_merge_and_howl_config_env_works() {
     let (code, stdout, stderr) = validate(dir.path(), &[&a, &b]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("1 source(s), 0 transform(s), 1 sink(s)"));
-    let output = common::howl()
-        .arg("validate")
-        .env("HOWL_CONFIG", format!("{},{}", a.display(), b.display()))
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let both = format!("{},{}", a.display(), b.display());
+    let (code, _, stderr) = howl_in(dir.path(), &["validate"], &[("HOWL_CONFIG", &both)]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]
@@ -332,24 +310,19 @@ fn graph_prints_dot_and_mermaid() {
         "a.toml",
         "[sources.in]\ntype = \"stdin\"\n[transforms.r]\ntype = \"route\"\ninputs = [\"in\"]\nroute.errors = \"true\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"r.errors\", \"r._unmatched\"]\n",
     );
-    let dot = common::howl()
-        .args(["graph", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let dot = String::from_utf8_lossy(&dot.stdout);
+    let path = path.to_str().unwrap();
+    let (_, dot, _) = howl_in(dir.path(), &["graph", "-c", path], &[]);
     assert!(dot.starts_with("digraph howl {"), "{dot}");
     assert!(dot.contains("\"in\" -> \"r\";"), "{dot}");
     assert!(
         dot.contains("\"r\" -> \"out\" [label=\"errors\"];"),
         "{dot}"
     );
-    let mermaid = common::howl()
-        .args(["graph", "--format", "mermaid", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let mermaid = String::from_utf8_lossy(&mermaid.stdout);
+    let (_, mermaid, _) = howl_in(
+        dir.path(),
+        &["graph", "--format", "mermaid", "-c", path],
+        &[],
+    );
     assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
     assert!(mermaid.contains("n1 -- \"errors\" --> n2"), "{mermaid}");
 }

@@ -52,6 +52,28 @@ pub fn run_with_input(args: &[&str], dir: &Path, input: &[u8], limit: Duration) 
     output
 }
 
+/// Runs the topology `config` (written to a temporary directory, which is
+/// also the working directory) on `input` until it exits, asserts that it
+/// exited 0, and returns the directory (for files it wrote) and stdout.
+pub fn run_topology(config: &str, input: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "topology.toml", config);
+    let output = run_with_input(
+        &["run", "-c", "topology.toml"],
+        dir.path(),
+        input,
+        Duration::from_secs(60),
+    );
+    assert!(
+        output.status.success(),
+        "howl run failed ({:?}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
+    (dir, stdout)
+}
+
 /// Waits for a child while reading its output (so it never blocks on a
 /// full pipe), killing it and failing the test past `limit`.
 pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
@@ -185,17 +207,29 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Runs `howl validate -c FILE...` in `dir`; returns (exit code, stderr).
-pub fn validate(dir: &Path, files: &[&Path]) -> (i32, String, String) {
-    let mut command = howl();
-    command.arg("validate").current_dir(dir);
-    for file in files {
-        command.arg("-c").arg(file);
-    }
-    let output = command.output().expect("run howl validate");
+/// Runs `howl ARGS...` in `dir` with extra environment variables, to
+/// completion; returns (exit code, stdout, stderr).
+pub fn howl_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = howl()
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("run howl");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `howl validate -c FILE...` in `dir`; returns (exit code, stdout,
+/// stderr).
+pub fn validate(dir: &Path, files: &[&Path]) -> (i32, String, String) {
+    let mut args = vec!["validate"];
+    for file in files {
+        args.push("-c");
+        args.push(file.to_str().expect("utf-8 path"));
+    }
+    howl_in(dir, &args, &[])
 }
