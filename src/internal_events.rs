@@ -14,6 +14,9 @@
 //! | `component_errors_total{error_type,stage}` | failures, with a fixed `error_type` vocabulary |
 //! | `source_lines_truncated_total` | lines cut at `max_line_bytes` |
 //! | `buffer_events` | events waiting in the component's input buffer |
+//! | `http_client_requests_total{status}` | requests a sink made, by status class (`2xx`, ..., `error`) |
+//! | `http_client_request_duration_seconds` | their latency (histogram) |
+//! | `http_client_retries_total` | retries a sink scheduled |
 //!
 //! Handles are registered once per component, so the hot path is an atomic
 //! add. Error logs are rate limited per error type: a poison event repeated a
@@ -179,6 +182,28 @@ impl ComponentMetrics {
                 tracing::warn!(component = %self.key, limit, suppressed, "line longer than max_line_bytes was truncated");
             });
         }
+    }
+
+    /// Counts one HTTP request by status class, with its latency.
+    pub fn http_request(&self, status_class: &'static str, latency: Duration) {
+        let component = labels(&self.key);
+        let mut by_status = component.clone();
+        by_status.push(("status", status_class.to_string()));
+        metrics::counter!("http_client_requests_total", &by_status).increment(1);
+        metrics::histogram!("http_client_request_duration_seconds", &component)
+            .record(latency.as_secs_f64());
+    }
+
+    /// Counts one retry of an HTTP request.
+    pub fn http_retry(&self) {
+        metrics::counter!("http_client_retries_total", &labels(&self.key)).increment(1);
+    }
+
+    /// Logs a warning, rate limited per `kind` like errors are.
+    pub fn warn_limited(&self, kind: &'static str, message: &dyn Display) {
+        self.log_limited(kind, |suppressed| {
+            tracing::warn!(component = %self.key, suppressed, "{message}");
+        });
     }
 
     /// The gauge of this component's input buffer fill.

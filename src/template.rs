@@ -7,6 +7,10 @@
 //! empty without counting, numbers and booleans as written, timestamps as
 //! RFC 3339, objects and arrays as JSON.
 //!
+//! A reference may name fallbacks, tried in order: `{{ .alert.name ?? .pattern.id ?? "unnamed" }}`.
+//! A quoted literal at the end is a default; a reference that ends in a
+//! literal never counts as missing.
+//!
 //! Templates for paths may also use strftime specifiers (`%Y-%m-%d`) in their
 //! literal text, taken from the event's `timestamp` (or the current time when
 //! it has none). They are validated when the template is parsed, so a typo is
@@ -31,7 +35,14 @@ pub struct Template {
 #[derive(Debug, Clone)]
 enum Part {
     Literal(String),
-    Field { path: OwnedValuePath, name: String },
+    Field {
+        /// Paths tried in order.
+        paths: Vec<OwnedValuePath>,
+        /// The default when no path exists.
+        default: Option<String>,
+        /// The reference as written, for "missing" reports.
+        name: String,
+    },
 }
 
 /// Why a template is invalid.
@@ -72,18 +83,7 @@ impl Template {
                 TemplateError(format!("`{{{{` without a closing `}}}}` in `{text}`"))
             })?;
             let name = after[..close].trim();
-            let bare = name.strip_prefix('.').unwrap_or(name);
-            if bare.is_empty() {
-                return Err(TemplateError(format!(
-                    "empty field reference `{{{{}}}}` in `{text}`"
-                )));
-            }
-            let path = vrl::path::parse_value_path(bare)
-                .map_err(|e| TemplateError(format!("invalid field path `{name}`: {e}")))?;
-            parts.push(Part::Field {
-                path,
-                name: format!(".{bare}"),
-            });
+            parts.push(parse_reference(name, text)?);
             rest = &after[close + 2..];
         }
         if !rest.is_empty() {
@@ -116,6 +116,14 @@ impl Template {
 
     /// Renders the template for `event`.
     pub fn render(&self, event: &Event) -> Rendered {
+        self.render_escaped(event, |value, out| out.push_str(value))
+    }
+
+    /// Renders the template, passing every value taken from the event (not
+    /// the template's own text) through `escape`: a Telegram HTML template
+    /// keeps its `<b>` tags while a `<script>` in a log line is shown, not
+    /// parsed.
+    pub fn render_escaped(&self, event: &Event, escape: impl Fn(&str, &mut String)) -> Rendered {
         let mut text = String::new();
         let mut missing = Vec::new();
         let time = self.strftime.then(|| event_time(event));
@@ -127,14 +135,58 @@ impl Template {
                     }
                     _ => text.push_str(literal),
                 },
-                Part::Field { path, name } => match event.get(path) {
-                    Some(value) => render_value(value, &mut text),
-                    None => missing.push(name.clone()),
+                Part::Field {
+                    paths,
+                    default,
+                    name,
+                } => match paths.iter().find_map(|path| event.get(path)) {
+                    Some(value) => {
+                        let mut rendered = String::new();
+                        render_value(value, &mut rendered);
+                        escape(&rendered, &mut text);
+                    }
+                    None => match default {
+                        Some(default) => escape(default, &mut text),
+                        None => missing.push(name.clone()),
+                    },
                 },
             }
         }
         Rendered { text, missing }
     }
+}
+
+/// Parses `.a.b ?? .c ?? "default"`.
+fn parse_reference(reference: &str, text: &str) -> Result<Part, TemplateError> {
+    let mut paths = Vec::new();
+    let mut default = None;
+    let terms: Vec<&str> = reference.split("??").map(str::trim).collect();
+    for (index, term) in terms.iter().enumerate() {
+        let quoted = term.len() >= 2
+            && ((term.starts_with('"') && term.ends_with('"'))
+                || (term.starts_with('\'') && term.ends_with('\'')));
+        if quoted {
+            if index + 1 != terms.len() {
+                return Err(TemplateError(format!(
+                    "in `{{{{ {reference} }}}}`, a quoted default must come last"
+                )));
+            }
+            default = Some(term[1..term.len() - 1].to_string());
+            continue;
+        }
+        let bare = term.strip_prefix('.').unwrap_or(term);
+        if bare.is_empty() {
+            return Err(TemplateError(format!("empty field reference in `{text}`")));
+        }
+        let path = vrl::path::parse_value_path(bare)
+            .map_err(|e| TemplateError(format!("invalid field path `{term}` in `{text}`: {e}")))?;
+        paths.push(path);
+    }
+    Ok(Part::Field {
+        paths,
+        default,
+        name: reference.to_string(),
+    })
 }
 
 fn event_time(event: &Event) -> DateTime<Utc> {
@@ -184,6 +236,41 @@ mod tests {
         let rendered = template.render(&event());
         assert_eq!(rendered.text, "web-1/503/x//");
         assert_eq!(rendered.missing, vec![".nope".to_string()]);
+    }
+
+    #[test]
+    fn fallbacks_are_tried_in_order() {
+        let event = event();
+        let render = |t: &str| Template::parse(t).unwrap().render(&event);
+        assert_eq!(render("{{ .nope ?? .host }}").text, "web-1");
+        let defaulted = render("{{ .nope ?? .other ?? \"none\" }}");
+        assert_eq!(
+            (defaulted.text.as_str(), defaulted.missing.len()),
+            ("none", 0)
+        );
+        assert_eq!(
+            render("{{ .nope ?? .other }}").missing,
+            vec![".nope ?? .other".to_string()]
+        );
+        assert!(
+            Template::parse("{{ \"x\" ?? .host }}").is_err(),
+            "a default must come last"
+        );
+    }
+
+    #[test]
+    fn escaping_applies_to_values_not_to_the_template() {
+        let mut event = event();
+        event.insert_field("message", "<script>&amp;");
+        let template = Template::parse("<b>{{ .message }}</b>").unwrap();
+        let rendered = template.render_escaped(&event, |v, out| {
+            out.push_str(
+                &v.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"),
+            )
+        });
+        assert_eq!(rendered.text, "<b>&lt;script&gt;&amp;amp;</b>");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! through its finalizers, flushes, and returns. The buffer in front of it is
 //! configured by the common `buffer` options.
 
+pub mod alert;
 mod blackhole;
 mod console;
+pub mod delivery;
 pub mod encoding;
 mod file;
 

@@ -27,7 +27,7 @@ use crate::sources::{Source, SourceContext, SourceSender};
 use crate::state::StateHandle;
 use crate::topology::buffer::{BufferConfig, BufferSender, WhenFull};
 use crate::topology::fanout::Fanout;
-use crate::transforms::Transform;
+use crate::transforms::{TaskContext, Transform, TransformInput, TransformOutputs};
 
 /// Events that may wait in front of each transform (sinks configure theirs).
 const TRANSFORM_BUFFER_EVENTS: usize = 1000;
@@ -231,16 +231,26 @@ pub async fn run(
                 Some(name) => named.push((name.clone(), fanout_for(&id, Some(name)))),
             }
         }
-        let Transform::Sync(transform) = transform;
-        let future = transform_task::run_sync(
-            transform,
-            rx,
-            default,
-            named,
-            Arc::clone(m),
-            options.transform_concurrency,
-        );
-        spawn(&key, Box::pin(future));
+        let input = TransformInput::new(rx, Arc::clone(m));
+        let outputs = TransformOutputs::new(default, named, Arc::clone(m));
+        let future: crate::components::ComponentFuture = match transform {
+            Transform::Sync(transform) => Box::pin(transform_task::run_sync(
+                transform,
+                input,
+                outputs,
+                Arc::clone(m),
+                options.transform_concurrency,
+            )),
+            Transform::Task(transform) => transform.run(TaskContext {
+                key: key.clone(),
+                input,
+                outputs,
+                metrics: Arc::clone(m),
+                state: state.clone(),
+                shutdown: stop.child_token(),
+            }),
+        };
+        spawn(&key, future);
     }
     for (key, source) in built.sources {
         let id = key.id().to_string();

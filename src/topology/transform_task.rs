@@ -10,11 +10,9 @@ use std::sync::Arc;
 
 use tokio::task::{JoinError, JoinHandle};
 
-use super::buffer::BufferReceiver;
-use super::fanout::Fanout;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::transforms::{SyncTransform, TransformOutput};
+use crate::transforms::{SyncTransform, TransformInput, TransformOutput, TransformOutputs};
 
 type Finished = (Box<dyn SyncTransform>, TransformOutput);
 
@@ -22,18 +20,17 @@ type Finished = (Box<dyn SyncTransform>, TransformOutput);
 /// outputs, which lets downstream drain).
 pub async fn run_sync(
     transform: Box<dyn SyncTransform>,
-    mut input: BufferReceiver,
-    mut default: Fanout,
-    mut named: Vec<(String, Fanout)>,
+    mut input: TransformInput,
+    mut outputs: TransformOutputs,
     metrics: Arc<ComponentMetrics>,
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    let named_count = named.len();
     if concurrency <= 1 {
         let mut transform = transform;
         while let Some(events) = input.recv().await {
-            let out = apply(transform.as_mut(), events, named_count, &metrics);
-            emit(out, &mut default, &mut named, &metrics).await;
+            let mut out = outputs.collector(events.len());
+            apply(transform.as_mut(), events, &mut out, &metrics);
+            outputs.send(out).await;
         }
         return Ok(());
     }
@@ -50,15 +47,16 @@ pub async fn run_sync(
                 in_flight.pop_front();
                 let (transform, out) = finished?;
                 idle.push(transform);
-                emit(out, &mut default, &mut named, &metrics).await;
+                outputs.send(out).await;
             }
             batch = input.recv(), if input_open && !idle.is_empty() => match batch {
                 None => input_open = false,
                 Some(events) => {
                     let Some(mut transform) = idle.pop() else { continue };
                     let metrics = Arc::clone(&metrics);
+                    let mut out = outputs.collector(events.len());
                     in_flight.push_back(tokio::spawn(async move {
-                        let out = apply(transform.as_mut(), events, named_count, &metrics);
+                        apply(transform.as_mut(), events, &mut out, &metrics);
                         (transform, out)
                     }));
                 }
@@ -80,29 +78,10 @@ async fn next_finished(
 fn apply(
     transform: &mut dyn SyncTransform,
     events: Vec<Event>,
-    named: usize,
-    metrics: &ComponentMetrics,
-) -> TransformOutput {
-    metrics.received_events(events.len());
-    let mut out = TransformOutput::new(named, events.len());
-    for event in events {
-        transform.transform(event, &mut out, metrics);
-    }
-    out
-}
-
-async fn emit(
-    out: TransformOutput,
-    default: &mut Fanout,
-    named: &mut [(String, Fanout)],
+    out: &mut TransformOutput,
     metrics: &ComponentMetrics,
 ) {
-    let count = out.default.len();
-    default.send(out.default).await;
-    metrics.sent(None, count);
-    for ((name, fanout), events) in named.iter_mut().zip(out.named) {
-        let count = events.len();
-        fanout.send(events).await;
-        metrics.sent(Some(name), count);
+    for event in events {
+        transform.transform(event, out, metrics);
     }
 }

@@ -3,8 +3,10 @@
 //! Pure per-event transforms (`remap`, `filter`, `route`) implement
 //! [`SyncTransform`]: the topology runs several copies of them on the
 //! runtime's worker threads at once and keeps the output in input order, so
-//! a CPU-heavy VRL program uses every core. Transforms that wait on time or
-//! I/O will run as their own tasks.
+//! a CPU-heavy VRL program uses every core. Transforms that keep state
+//! across events or act on time (windows, periodic reports, I/O) implement
+//! [`TaskTransform`] and run as one task of their own, reading their input
+//! and writing their outputs themselves.
 
 mod filter;
 mod remap;
@@ -12,12 +14,18 @@ mod route;
 mod vrl_program;
 
 use std::fmt::Debug;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::component_type;
-use crate::components::{BuildContext, BuildError, OutputSpec};
+use crate::components::{BuildContext, BuildError, ComponentFuture, ComponentKey, OutputSpec};
 use crate::config::registry::ComponentType;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
+use crate::state::StateHandle;
+use crate::topology::buffer::BufferReceiver;
+use crate::topology::fanout::Fanout;
 
 /// Every transform type howl knows.
 pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
@@ -40,6 +48,93 @@ pub trait TransformConfig: Debug + Send + Sync {
 pub enum Transform {
     /// A pure per-event function.
     Sync(Box<dyn SyncTransform>),
+    /// A stateful or time-driven transform running as its own task.
+    Task(Box<dyn TaskTransform>),
+}
+
+/// A transform that runs as one task: it reads `cx.input` until it closes,
+/// emits through `cx.outputs`, flushes whatever it holds, and returns.
+pub trait TaskTransform: Send {
+    /// Runs until the input closes.
+    fn run(self: Box<Self>, cx: TaskContext) -> ComponentFuture;
+}
+
+/// What a running task transform works with.
+pub struct TaskContext {
+    /// Which transform this is.
+    pub key: ComponentKey,
+    /// Its input buffer; `None` from `recv` means every upstream is done.
+    pub input: TransformInput,
+    /// Its outputs.
+    pub outputs: TransformOutputs,
+    /// Its metrics.
+    pub metrics: Arc<ComponentMetrics>,
+    /// The state store.
+    pub state: StateHandle,
+    /// Cancelled when shutdown begins. Task transforms keep reading their
+    /// input until it closes (upstream drains first); this only tells them
+    /// to stop waiting for slow work such as a remote call.
+    pub shutdown: CancellationToken,
+}
+
+/// A transform's input buffer, counting what it hands out.
+pub struct TransformInput {
+    buffer: BufferReceiver,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl TransformInput {
+    /// Wraps a buffer.
+    pub fn new(buffer: BufferReceiver, metrics: Arc<ComponentMetrics>) -> Self {
+        Self { buffer, metrics }
+    }
+
+    /// The next batch; `None` when every upstream is done.
+    pub async fn recv(&mut self) -> Option<Vec<Event>> {
+        let batch = self.buffer.recv().await?;
+        self.metrics.received_events(batch.len());
+        Some(batch)
+    }
+}
+
+/// The outputs of a transform: the default one and the named ones, in the
+/// order of `TransformConfig::outputs`.
+pub struct TransformOutputs {
+    default: Fanout,
+    named: Vec<(String, Fanout)>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl TransformOutputs {
+    /// Outputs delivering to the given fanouts.
+    pub fn new(
+        default: Fanout,
+        named: Vec<(String, Fanout)>,
+        metrics: Arc<ComponentMetrics>,
+    ) -> Self {
+        Self {
+            default,
+            named,
+            metrics,
+        }
+    }
+
+    /// An empty per-batch collector sized for these outputs.
+    pub fn collector(&self, capacity: usize) -> TransformOutput {
+        TransformOutput::new(self.named.len(), capacity)
+    }
+
+    /// Sends what one batch produced, waiting while consumers are full.
+    pub async fn send(&mut self, out: TransformOutput) {
+        let count = out.default.len();
+        self.default.send(out.default).await;
+        self.metrics.sent(None, count);
+        for ((name, fanout), events) in self.named.iter_mut().zip(out.named) {
+            let count = events.len();
+            fanout.send(events).await;
+            self.metrics.sent(Some(name), count);
+        }
+    }
 }
 
 /// A pure per-event transform.

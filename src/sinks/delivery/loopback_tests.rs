@@ -1,0 +1,170 @@
+//! The delivery loop against a scripted HTTP server on loopback.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+
+use super::*;
+use crate::components::{ComponentKey, ComponentKind};
+
+/// One scripted answer: status, Retry-After, body, delay before answering.
+type Scripted = (u16, Option<&'static str>, &'static str, Duration);
+
+#[derive(Clone, Default)]
+struct Script {
+    answers: Arc<Mutex<VecDeque<Scripted>>>,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+async fn answer(State(script): State<Script>, body: String) -> impl IntoResponse {
+    script.seen.lock().unwrap().push((Instant::now(), body));
+    let next = script.answers.lock().unwrap().pop_front();
+    let (status, retry, text, delay) = next.unwrap_or((200, None, "", Duration::ZERO));
+    tokio::time::sleep(delay).await;
+    let mut headers = HeaderMap::new();
+    if let Some(retry) = retry {
+        headers.insert("retry-after", HeaderValue::from_static(retry));
+    }
+    (StatusCode::from_u16(status).unwrap(), headers, text)
+}
+
+async fn serve(answers: Vec<Scripted>) -> (String, Script) {
+    let script = Script::default();
+    script.answers.lock().unwrap().extend(answers);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = Router::new()
+        .route("/hook", axum::routing::post(answer))
+        .with_state(script.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, script)
+}
+
+fn delivery(max_duration: f64, timeout: f64, redactor: Redactor) -> Delivery {
+    let settings = DeliverySettings::new(
+        &RetryConfig {
+            initial_backoff_secs: 0.05,
+            max_backoff_secs: 0.2,
+            max_duration_secs: max_duration,
+        },
+        &RateLimitConfig::default(),
+        &RequestConfig {
+            timeout_secs: timeout,
+            concurrency: 1,
+        },
+        &HealthcheckConfig::default(),
+    )
+    .unwrap();
+    let metrics = Arc::new(ComponentMetrics::new(ComponentKey::new(
+        ComponentKind::Sink,
+        "test",
+        "webhook",
+    )));
+    Delivery::new(settings, metrics, redactor).unwrap()
+}
+
+#[tokio::test]
+async fn retries_after_503_then_delivers() {
+    let (url, script) = serve(vec![
+        (503, None, "busy", Duration::ZERO),
+        (503, None, "busy", Duration::ZERO),
+        (200, None, "ok", Duration::ZERO),
+    ])
+    .await;
+    let response = delivery(10.0, 5.0, Redactor::default())
+        .execute(|client| client.post(&url).body("payload"), classify_http)
+        .await
+        .unwrap();
+    assert_eq!(response.body, "ok");
+    let seen = script.seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|(_, body)| body == "payload"),
+        "every attempt resends the same body"
+    );
+}
+
+#[tokio::test]
+async fn never_retries_a_400_and_keeps_its_body() {
+    let (url, script) = serve(vec![(400, None, "invalid_payload", Duration::ZERO)]).await;
+    let failure = delivery(10.0, 5.0, Redactor::default())
+        .execute(|client| client.post(&url), classify_http)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.status(), Some(StatusCode::BAD_REQUEST));
+    assert_eq!(failure.body(), "invalid_payload");
+    assert_eq!(script.seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn honours_retry_after() {
+    let (url, script) = serve(vec![
+        (429, Some("1"), "", Duration::ZERO),
+        (200, None, "", Duration::ZERO),
+    ])
+    .await;
+    delivery(10.0, 5.0, Redactor::default())
+        .execute(|client| client.post(&url), classify_http)
+        .await
+        .unwrap();
+    let seen = script.seen.lock().unwrap();
+    let gap = seen[1].0 - seen[0].0;
+    assert!(
+        gap >= Duration::from_millis(950),
+        "waited only {gap:?} despite Retry-After: 1"
+    );
+}
+
+#[tokio::test]
+async fn gives_up_when_retries_run_out() {
+    let always_failing = (0..100).map(|_| (503, None, "", Duration::ZERO)).collect();
+    let (url, _) = serve(always_failing).await;
+    let started = Instant::now();
+    let failure = delivery(0.5, 5.0, Redactor::default())
+        .execute(|client| client.post(&url), classify_http)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure, Failure::GaveUp { attempts, .. } if attempts > 1),
+        "{failure}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn retries_a_timed_out_attempt() {
+    let (url, script) = serve(vec![
+        (200, None, "late", Duration::from_secs(3)),
+        (200, None, "ok", Duration::ZERO),
+    ])
+    .await;
+    let response = delivery(10.0, 0.3, Redactor::default())
+        .execute(|client| client.post(&url), classify_http)
+        .await
+        .unwrap();
+    assert_eq!(response.body, "ok");
+    assert_eq!(script.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn secrets_in_urls_never_reach_error_messages() {
+    // Nothing listens on this port: every attempt fails to connect.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/bot123456:SECRET-TOKEN/sendMessage");
+    let failure = delivery(0.2, 1.0, Redactor::default().secret("123456:SECRET-TOKEN"))
+        .execute(|client| client.post(&url), classify_http)
+        .await
+        .unwrap_err();
+    let text = failure.to_string();
+    assert!(!text.contains("SECRET-TOKEN"), "{text}");
+    assert!(text.contains("gave up"), "{text}");
+}
