@@ -31,7 +31,7 @@ async fn accepts_decodes_and_rejects_with_the_right_status() {
         "decoding = \"ndjson\"\nmax_body_bytes = 1000\nauth.token = \"s3cret\"",
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     let post = |body: &'static str, token: Option<&str>| {
         let mut request = client.post(&url).body(body);
         if let Some(token) = token {
@@ -106,7 +106,7 @@ async fn answers_503_with_retry_after_when_the_pipeline_is_full() {
         "",
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     let mut statuses = Vec::new();
     let mut retry_after = None;
     // Each request is 10 events: the sink needs 10 s per request, so after

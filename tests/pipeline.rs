@@ -185,7 +185,7 @@ async fn sigterm_drains_accepted_events_and_exits_zero() {
         ),
     );
     let mut howl = Running::start(dir.path(), &config, api, &[]).await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     let mut accepted = 0;
     for batch in 0..50 {
         let body: String = (0..100).map(|i| format!("event {batch}-{i}\n")).collect();
@@ -233,7 +233,7 @@ async fn health_turns_503_while_shutting_down_and_limit_names_busy_components() 
     )
     .await;
     let body: String = (0..100).map(|i| format!("event {i}\n")).collect();
-    let response = reqwest::Client::new()
+    let response = common::client()
         .post(format!("http://127.0.0.1:{http}/"))
         .body(body)
         .send()
@@ -245,7 +245,11 @@ async fn health_turns_503_while_shutting_down_and_limit_names_busy_components() 
     // During the drain (100 events at 5/s) /health says we are going away.
     let mut saw_503 = false;
     for _ in 0..50 {
-        match reqwest::get(format!("{}/health", howl.api)).await {
+        match common::client()
+            .get(format!("{}/health", howl.api))
+            .send()
+            .await
+        {
             Ok(r) if r.status() == 503 => {
                 saw_503 = true;
                 break;

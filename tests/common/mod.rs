@@ -10,6 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+/// An HTTP client for talking to howl and to test servers (howl's reqwest is
+/// built without a default TLS crypto provider; tests install the same one
+/// howl uses).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// The binary under test.
 pub fn howl() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_howl"));
@@ -127,7 +135,7 @@ impl Running {
             api: format!("http://127.0.0.1:{api_port}"),
             dir: dir.to_path_buf(),
         };
-        let client = reqwest::Client::new();
+        let client = client();
         for _ in 0..300 {
             if let Ok(response) = client.get(format!("{}/health", running.api)).send().await
                 && response.status().is_success()
@@ -141,7 +149,9 @@ impl Running {
 
     /// The current `/metrics` text.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.api))
+        client()
+            .get(format!("{}/metrics", self.api))
+            .send()
             .await
             .expect("GET /metrics")
             .text()
