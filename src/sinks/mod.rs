@@ -6,6 +6,7 @@
 //! configured by the common `buffer` options.
 
 pub mod alert;
+pub mod alertmanager;
 mod blackhole;
 mod console;
 pub mod delivery;
@@ -27,6 +28,7 @@ use crate::topology::buffer::BufferReceiver;
 
 /// Every sink type howl knows.
 pub static TYPES: &[ComponentType<dyn SinkConfig>] = &[
+    component_type!("alertmanager", alertmanager::AlertmanagerConfig),
     component_type!("blackhole", blackhole::BlackholeConfig),
     component_type!("console", console::ConsoleConfig),
     component_type!("file", file::FileSinkConfig),

@@ -1,0 +1,342 @@
+//! `alertmanager`: deliver alerts to Prometheus Alertmanager (API v2), the
+//! way Prometheus itself does.
+//!
+//! Each event is an occurrence of an alert whose identity is its label set
+//! (Alertmanager's fingerprint). A new alert is posted at once; while it is
+//! active it is re-posted every `resend_interval_secs` with
+//! `endsAt = now + 4 × resend_interval` (so Alertmanager resolves it by
+//! itself if howl disappears); it resolves after `resolve_after_secs`
+//! without an occurrence, or when an event says `.alert.state = "resolved"`,
+//! by posting the same labels and annotations with `endsAt` = the
+//! resolution time, re-sent for 5 minutes. Active alerts are kept in the
+//! state store, so a restart neither forgets to resolve nor starts a
+//! second episode, and re-posts everything at once (rebuilding an
+//! Alertmanager that restarted too: it keeps alerts in memory only).
+//!
+//! Labels and annotations are checked against Alertmanager's naming rules at
+//! config time and empty values are dropped before posting, so a batch is
+//! never refused with 400 (which Alertmanager answers after storing the
+//! valid part of a batch, so blindly re-sending would be wrong).
+
+mod alerts;
+mod endpoint;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use self::alerts::fingerprint;
+use self::alerts::{ActiveAlert, AlertTemplates, Change, Timing};
+use self::endpoint::{Endpoints, api_url};
+use super::alert::{AlertState, AlertStore};
+use super::delivery::{
+    BatchConfig, Batcher, Delivery, DeliverySettings, HealthcheckConfig, RateLimitConfig, Redactor,
+    RequestConfig, RetryConfig, classify_http,
+};
+use super::{Sink, SinkConfig, SinkContext};
+use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::event::{Event, EventStatus, finalize_all};
+use crate::internal_events::Stage;
+
+/// Options of the `alertmanager` sink.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Alertmanager base URLs, e.g. `http://127.0.0.1:9093`. Every alert goes
+    /// to each one (an HA pair gets every alert).
+    endpoints: Vec<String>,
+    /// Label templates, merged over the defaults (`alertname`, `pattern_id`,
+    /// `alert_key`, `level`, `source`, `host`). Labels are the alert's
+    /// identity. A label that renders empty is left out; set a default to
+    /// `""` to remove it.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Annotation templates, merged over the defaults (`summary`,
+    /// `description`, `sample`).
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    /// A template for the alert's `generatorURL` (a link back to where the
+    /// alert came from); it is left out when it does not render a valid URL.
+    generator_url: Option<String>,
+    /// Re-post active alerts this often, in seconds.
+    #[serde(default = "default_resend_interval")]
+    resend_interval_secs: u64,
+    /// Resolve an alert after this many seconds without an occurrence.
+    #[serde(default = "default_resolve_after")]
+    resolve_after_secs: u64,
+    /// Batching of posts.
+    #[serde(default)]
+    batch: BatchConfig,
+    /// Retries.
+    #[serde(default)]
+    retry: RetryConfig,
+    /// Rate limit.
+    #[serde(default)]
+    rate_limit: RateLimitConfig,
+    /// Request timeout and concurrency.
+    #[serde(default)]
+    request: RequestConfig,
+    /// Start-up check (`GET /-/ready` on each endpoint).
+    #[serde(default)]
+    healthcheck: HealthcheckConfig,
+}
+
+fn default_resend_interval() -> u64 {
+    60
+}
+
+fn default_resolve_after() -> u64 {
+    300
+}
+
+impl SinkConfig for AlertmanagerConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        if self.endpoints.is_empty() {
+            return Err(BuildError::new(
+                "`endpoints` needs at least one Alertmanager URL",
+            ));
+        }
+        let mut endpoints = Vec::new();
+        let mut redactor = Redactor::default();
+        for endpoint in &self.endpoints {
+            let url = reqwest::Url::parse(endpoint)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    BuildError::new(format!("`endpoints`: `{endpoint}` is not an http(s) URL"))
+                })?;
+            if let Some(password) = url.password() {
+                redactor = redactor.secret(password);
+            }
+            endpoints.push(url);
+        }
+        let templates = AlertTemplates::new(
+            &self.labels,
+            &self.annotations,
+            self.generator_url.as_deref(),
+        )
+        .map_err(BuildError::new)?;
+        if self.resend_interval_secs == 0 || self.resolve_after_secs == 0 {
+            return Err(BuildError::new(
+                "`resend_interval_secs` and `resolve_after_secs` must be at least 1",
+            ));
+        }
+        let timing = Timing {
+            resend_interval: chrono::Duration::seconds(self.resend_interval_secs as i64),
+            resolve_after: chrono::Duration::seconds(self.resolve_after_secs as i64),
+        };
+        let settings = DeliverySettings::new(
+            &self.retry,
+            &self.rate_limit,
+            &self.request,
+            &self.healthcheck,
+        )?;
+        Ok(Box::new(Alertmanager {
+            endpoints,
+            templates,
+            timing,
+            settings,
+            redactor,
+            batch_events: self.batch.max_events,
+            batch_timeout: self.batch.timeout()?,
+        }))
+    }
+}
+
+struct Alertmanager {
+    endpoints: Vec<reqwest::Url>,
+    templates: AlertTemplates,
+    timing: Timing,
+    settings: DeliverySettings,
+    redactor: Redactor,
+    batch_events: usize,
+    batch_timeout: Duration,
+}
+
+/// The sink's running state.
+struct Running {
+    alerts: HashMap<String, ActiveAlert>,
+    store: AlertStore<ActiveAlert>,
+    endpoints: Endpoints,
+}
+
+impl Sink for Alertmanager {
+    fn run(self: Box<Self>, mut cx: SinkContext) -> ComponentFuture {
+        Box::pin(async move {
+            let delivery = Delivery::new(
+                self.settings.clone(),
+                cx.metrics.clone(),
+                self.redactor.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for endpoint in &self.endpoints {
+                let ready = api_url(endpoint, "-/ready");
+                delivery
+                    .healthcheck(
+                        &format!("Alertmanager {endpoint}"),
+                        |c| c.get(ready.clone()),
+                        classify_http,
+                    )
+                    .await?;
+            }
+            let store = AlertStore::<ActiveAlert>::open(&cx.state, cx.key.id())?;
+            let alerts = store.load()?;
+            if !alerts.is_empty() {
+                tracing::info!(component = %cx.key, alerts = alerts.len(), "re-posting alerts kept from the last run");
+            }
+            let mut running = Running {
+                alerts,
+                store,
+                endpoints: Endpoints::start(&self.endpoints, &delivery),
+            };
+            let mut batcher = Batcher::new(self.batch_events, self.batch_timeout);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    batch = batcher.next(&mut cx.input) => match batch {
+                        Some(events) => self.on_events(&cx, &mut running, events),
+                        None => break,
+                    },
+                    _ = tick.tick() => self.on_tick(&cx, &mut running),
+                }
+            }
+            running.endpoints.finish().await;
+            Ok(())
+        })
+    }
+}
+
+impl Alertmanager {
+    /// Applies a batch of occurrences and posts what changed.
+    fn on_events(&self, cx: &SinkContext, running: &mut Running, events: Vec<Event>) {
+        let now = Utc::now();
+        let mut to_post: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        let mut changed = Vec::new();
+        for mut event in events {
+            let rendered = self.templates.render(&event);
+            if !rendered.missing.is_empty() {
+                cx.metrics.error(
+                    "template_failed",
+                    Stage::Processing,
+                    &format_args!(
+                        "missing field(s) {}; rendered them empty",
+                        rendered.missing.join(", ")
+                    ),
+                );
+            }
+            if rendered.labels.is_empty() {
+                cx.metrics.error(
+                    "invalid_alert",
+                    Stage::Processing,
+                    &"every label rendered empty, and Alertmanager needs at least one",
+                );
+                cx.metrics.discarded_on_error(1, &"alert without labels");
+                event.finalize(EventStatus::Rejected);
+                continue;
+            }
+            let id = fingerprint(&rendered.labels);
+            let change = match (AlertState::of(&event), running.alerts.get_mut(&id)) {
+                (AlertState::Firing, Some(alert)) => alert.occurred(rendered, now),
+                (AlertState::Resolved, Some(alert)) => alert.resolve(now),
+                (state, None) => {
+                    let mut alert = ActiveAlert::firing(rendered, now);
+                    if state == AlertState::Resolved {
+                        // Resolving an alert this sink never saw (state was
+                        // lost, or it fired elsewhere): posting the
+                        // resolution is harmless and may be useful.
+                        alert.resolve(now);
+                    }
+                    running.alerts.insert(id.clone(), alert);
+                    Change::Send
+                }
+            };
+            changed.push(id.clone());
+            match change {
+                Change::Send => to_post.entry(id).or_default().push(event),
+                Change::Quiet => {
+                    // A repeat of a posted alert: it is kept fresh by the
+                    // resends, so its occurrence is done here.
+                    cx.metrics.sent(None, 1);
+                    event.finalize(EventStatus::Delivered);
+                }
+            }
+        }
+        self.save(cx, running, &changed, &[]);
+        self.post(running, to_post, now);
+    }
+
+    /// Resolves silent alerts, re-posts due ones, forgets old resolutions.
+    fn on_tick(&self, cx: &SinkContext, running: &mut Running) {
+        let now = Utc::now();
+        let mut to_post = BTreeMap::new();
+        let mut forgotten = Vec::new();
+        let mut changed = Vec::new();
+        for (id, alert) in &mut running.alerts {
+            let was_resolved = alert.resolved_at.is_some();
+            match alert.tick(now, self.timing) {
+                None => forgotten.push(id.clone()),
+                Some(Change::Send) => {
+                    if !was_resolved && alert.resolved_at.is_some() {
+                        changed.push(id.clone());
+                    }
+                    to_post.insert(id.clone(), Vec::new());
+                }
+                Some(Change::Quiet) => {}
+            }
+        }
+        for id in &forgotten {
+            running.alerts.remove(id);
+        }
+        if !changed.is_empty() || !forgotten.is_empty() {
+            self.save(cx, running, &changed, &forgotten);
+        }
+        self.post(running, to_post, now);
+    }
+
+    fn save(&self, cx: &SinkContext, running: &Running, changed: &[String], forgotten: &[String]) {
+        let put: Vec<(&str, &ActiveAlert)> = changed
+            .iter()
+            .filter_map(|id| running.alerts.get(id).map(|alert| (id.as_str(), alert)))
+            .collect();
+        let delete: Vec<&str> = forgotten.iter().map(String::as_str).collect();
+        if let Err(error) = running.store.save(&put, &delete) {
+            cx.metrics.error(
+                "state_save_failed",
+                Stage::Processing,
+                &format_args!("cannot save active alerts: {error}"),
+            );
+        }
+    }
+
+    /// Posts the given alerts in batches of `batch.max_events`.
+    fn post(
+        &self,
+        running: &mut Running,
+        mut to_post: BTreeMap<String, Vec<Event>>,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let ids: Vec<String> = to_post.keys().cloned().collect();
+        for chunk in ids.chunks(self.batch_events.max(1)) {
+            let mut alerts = Vec::with_capacity(chunk.len());
+            let mut events = Vec::new();
+            for id in chunk {
+                if let Some(alert) = running.alerts.get_mut(id) {
+                    alerts.push(alert.postable(now, self.timing));
+                    alert.last_sent = Some(now);
+                }
+                events.extend(to_post.remove(id).unwrap_or_default());
+            }
+            match serde_json::to_vec(&alerts) {
+                Ok(body) => running.endpoints.post(body.into(), events),
+                Err(error) => {
+                    finalize_all(&mut events, EventStatus::Rejected);
+                    tracing::error!("cannot encode alerts: {error}");
+                }
+            }
+        }
+    }
+}
