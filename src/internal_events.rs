@@ -17,6 +17,9 @@
 //! | `http_client_requests_total{status}` | requests a sink made, by status class (`2xx`, ..., `error`) |
 //! | `http_client_request_duration_seconds` | their latency (histogram) |
 //! | `http_client_retries_total` | retries a sink scheduled |
+//! | `pattern_new_total` | patterns the `pattern` transform created |
+//! | `patterns` | patterns it knows (gauge) |
+//! | `pattern_evictions_total` | patterns it evicted at `max_patterns` |
 //!
 //! Handles are registered once per component, so the hot path is an atomic
 //! add. Error logs are rate limited per error type: a poison event repeated a
@@ -204,6 +207,16 @@ impl ComponentMetrics {
         self.log_limited(kind, |suppressed| {
             tracing::warn!(component = %self.key, suppressed, "{message}");
         });
+    }
+
+    /// Reports a `pattern` transform's counts after a batch.
+    pub fn pattern_stats(&self, new: u64, live: usize, evictions: u64) {
+        let labels = labels(&self.key);
+        if new > 0 {
+            metrics::counter!("pattern_new_total", &labels).increment(new);
+        }
+        metrics::gauge!("patterns", &labels).set(live as f64);
+        metrics::counter!("pattern_evictions_total", &labels).absolute(evictions);
     }
 
     /// The gauge of this component's input buffer fill.

@@ -5,6 +5,7 @@
 
 mod graph;
 mod logging;
+mod patterns;
 mod run;
 mod validate;
 
@@ -53,6 +54,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the topology as a graph (Graphviz dot or Mermaid).
     Graph(graph::GraphArgs),
+    /// Mine, list and compare log patterns without a topology.
+    Patterns(patterns::PatternsArgs),
 }
 
 /// Config files, shared by the subcommands that read a topology.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
+        Command::Patterns(args) => patterns::patterns(args),
     }
 }
 

@@ -16,6 +16,8 @@
 //! serialize with serde (JSON), which keeps the store inspectable and lets
 //! formats evolve with `#[serde(default)]`.
 
+pub mod patterns;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

@@ -9,6 +9,7 @@
 //! and writing their outputs themselves.
 
 mod filter;
+mod pattern;
 mod remap;
 mod route;
 mod vrl_program;
@@ -30,9 +31,12 @@ use crate::topology::fanout::Fanout;
 /// Every transform type howl knows.
 pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
     component_type!("filter", filter::FilterConfig),
+    component_type!("pattern", pattern::PatternConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
 ];
+
+pub use pattern::PatternConfig;
 
 /// The options of one transform type.
 pub trait TransformConfig: Debug + Send + Sync {

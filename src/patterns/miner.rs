@@ -1,0 +1,783 @@
+//! The streaming miner: routing, matching, merging, creating, evicting.
+//!
+//! Per line ([`Miner::observe`]):
+//!
+//! 1. Detect the level (`level.rs`), tokenise and mask (`tokenize.rs`, `mask.rs`).
+//! 2. **Exact-repeat cache.** The hash of the masked token sequence is looked up in a map to the shape
+//!    it joined last time. In steady state almost every line stops here: one hash lookup.
+//! 3. **Prefix tree** (Drain). Shapes live in leaves keyed by *token count + first two tokens*; a token
+//!    that is variable or contains a digit routes to the wildcard key, so ids and numbers in leading
+//!    positions cannot explode the tree, while `Link error`/`Link ok` or `boot (command 1)`/`wait
+//!    (command 1)` never meet (short lines group by their constant text). The tree is flattened into
+//!    one hash map from the combined key to a small vector of shapes. The best-scoring shape (see
+//!    `template.rs`) above the similarity threshold is merged with the line (differing positions
+//!    become `<*>`).
+//! 4. **Length-varying match** (slow path, only when 3 found nothing): shapes with the same first
+//!    routing token and a length within [`MAX_GAPS`] are aligned with the line,
+//!    allowing gaps over variable tokens only. A hit adds a new *shape* to that *pattern*: same id, not
+//!    new.
+//! 5. Otherwise a new pattern is created, with an id derived from the masked line (`id.rs`).
+//!
+//! **Patterns vs shapes.** A pattern (what users see: id, template, count) owns one or more shapes
+//! (positional templates of one length each). Routing and similarity work on shapes; ids, counts,
+//! samples and eviction work on patterns. The displayed template of a multi-shape pattern is the
+//! alignment of its shapes, with optional tokens shown as `<*>`.
+//!
+//! **Memory bounds.** At most `max_patterns` patterns (least-recently-seen eviction through an intrusive
+//! doubly-linked list, O(1) per line), at most [`MAX_SHAPES`] shapes per pattern, at most
+//! `max_tokens` tokens of at most 256 bytes per template, `max_samples` samples of at most 512 bytes
+//! per pattern, and an exact-repeat cache that is simply cleared when it reaches its cap. There is no
+//! global token interner (that would grow without bound on unmasked ids): tokens are identified by a
+//! 64-bit hash of their text and templates keep their own text. An evicted pattern that comes back is
+//! announced as new again; its id is content-derived, so it usually gets the same id back.
+//!
+//! **Determinism.** The outcome depends only on the configuration and the sequence of lines, never on
+//! time, addresses or hash seeds, so two instances (or a restarted one) agree.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::config::{ConfigError, MinerConfig};
+use super::id::{PatternId, combine, derive_id};
+use super::level::Level;
+use super::mask::Masker;
+use super::template::{self, MAX_GAPS, Score, Slot, TTok};
+use super::tokenize::{LineBuf, NONE_KEY, Tok, literal_has_digit};
+
+/// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
+pub(crate) const MAX_SHAPES: usize = 16;
+/// Raw sample lines are cut to this many bytes.
+const SAMPLE_BYTES: usize = 512;
+/// Shapes with fewer constant tokens never take part in length-varying matches (too little evidence).
+const MIN_CONSTS_FOR_ALIGN: u32 = 3;
+const NIL: u32 = u32::MAX;
+/// Route key of a leading token that is not an anchor.
+const ANY_KEY: u64 = 0x2a2a_2a2a_2a2a_2a2a;
+/// Per length, at most this many (most recent) shapes are tried by the length-varying slow path.
+const MAX_ALIGN_CANDIDATES: usize = 64;
+/// Shapes a line must resemble before a differing second token counts as a
+/// variable (see `Miner::variable_second_token`).
+const MIN_SIBLINGS: usize = 2;
+
+/// Keys in our maps are already well-mixed 64-bit hashes; re-hashing them would only cost time.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+pub(crate) type FastMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
+#[derive(Debug)]
+pub(crate) struct Shape {
+    pub generation: u32,
+    pub alive: bool,
+    pub pat: u32,
+    pub toks: Vec<TTok>,
+    pub consts: u32,
+    pub leaf: u64,
+    pub first: u64,
+    /// Creation order: leaves keep their shapes in this order (it breaks ties), so a restore rebuilds
+    /// them in the same order.
+    pub seq: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pat {
+    pub alive: bool,
+    pub id: PatternId,
+    pub shapes: Vec<u32>,
+    pub template: String,
+    pub count: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub samples: Vec<String>,
+    pub level: Level,
+    prev: u32,
+    next: u32,
+}
+
+/// Result of observing one line.
+///
+/// Why borrowed: the template string lives in the miner; borrowing avoids an allocation per line on the
+/// hot path. Copy what you need before the next `observe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation<'a> {
+    /// Stable id of the pattern the line belongs to.
+    pub id: PatternId,
+    /// True only for the line that created the pattern: the "new pattern" alert signal.
+    pub is_new: bool,
+    /// True when this line generalised the pattern's template (known pattern, new variant); report it
+    /// separately from `is_new`.
+    pub changed: bool,
+    /// The pattern's current template: tokens joined by single spaces, with typed placeholders for
+    /// masked variables (`<NUM>`, `<DUR>`, `<HEX>`, `<IP>`, `<MAC>`, `<UUID>`, `<URL>`, `<PATH>`,
+    /// `<TIME>`, `<EMAIL>`, `<HOSTPORT>`, `<BOOL>`, `<FQN>` for dotted names, `<LONG>` for
+    /// over-long tokens, `<ORDER>` for a user mask named `order`) and `<*>` for key=value values and
+    /// for positions that were generalised or are optional.
+    pub template: &'a str,
+    /// Lines seen for this pattern so far, including this one.
+    pub count: u64,
+    /// Caller-supplied timestamp (unix ms) of the pattern's first line.
+    pub first_seen_ms: i64,
+    /// Level of this line (hint, else detected from its header).
+    pub level: Level,
+}
+
+/// Read-only view of one pattern, for listing and persistence by the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatternView<'a> {
+    /// Stable id.
+    pub id: PatternId,
+    /// Current template (see [`Observation::template`]).
+    pub template: &'a str,
+    /// Lines seen.
+    pub count: u64,
+    /// Caller-supplied timestamp (unix ms) of the first line.
+    pub first_seen_ms: i64,
+    /// Caller-supplied timestamp (unix ms) of the most recent line.
+    pub last_seen_ms: i64,
+    /// Up to `max_samples` raw lines (each cut to 512 bytes), the first distinct ones seen.
+    pub samples: &'a [String],
+    /// Most severe level seen among the pattern's lines.
+    pub level: Level,
+}
+
+enum Found {
+    /// Joined an existing shape; `bool` = the line still differs from it (needs a merge).
+    Shape(u32, bool),
+    /// Aligned with a shape of another length: add a new shape to that shape's pattern.
+    Align(u32),
+    None,
+}
+
+/// Streaming log-template miner. See the module docs for the algorithm.
+///
+/// Why one struct owning all state: the pipeline runs one miner per stream (or per source), feeds it
+/// lines in order and persists it with [`Miner::snapshot`]; there is no internal locking or threading.
+#[derive(Debug)]
+pub struct Miner {
+    pub(crate) cfg: MinerConfig,
+    masker: Masker,
+    lb: LineBuf,
+    tmp: Vec<u8>,
+    pub(crate) shapes: Vec<Shape>,
+    free_shapes: Vec<u32>,
+    pub(crate) pats: Vec<Pat>,
+    free_pats: Vec<u32>,
+    live: usize,
+    head: u32,
+    tail: u32,
+    leaves: FastMap<Vec<u32>>,
+    by_first: FastMap<Vec<u32>>,
+    exact: FastMap<(u32, u32)>,
+    ids: FastMap<u32>,
+    pub(crate) evictions: u64,
+    exact_cap: usize,
+    pub(crate) next_seq: u64,
+}
+
+impl Miner {
+    /// Creates an empty miner, validating the configuration and compiling user masks once.
+    pub fn new(cfg: MinerConfig) -> Result<Miner, ConfigError> {
+        let masker = cfg.build_masker()?;
+        let exact_cap = cfg.max_patterns.saturating_mul(8).clamp(4096, 1 << 20);
+        Ok(Miner {
+            cfg,
+            masker,
+            lb: LineBuf::default(),
+            tmp: Vec::new(),
+            shapes: Vec::new(),
+            free_shapes: Vec::new(),
+            pats: Vec::new(),
+            free_pats: Vec::new(),
+            live: 0,
+            head: NIL,
+            tail: NIL,
+            leaves: FastMap::default(),
+            by_first: FastMap::default(),
+            exact: FastMap::default(),
+            ids: FastMap::default(),
+            evictions: 0,
+            exact_cap,
+            next_seq: 0,
+        })
+    }
+
+    /// Whether key=value masking is on (changes how `=` tokens compare).
+    pub(crate) fn kv_masking(&self) -> bool {
+        self.masker.builtins.has(super::mask::bits::KV)
+    }
+
+    /// The configuration this miner runs with.
+    pub fn config(&self) -> &MinerConfig {
+        &self.cfg
+    }
+
+    /// Number of live patterns.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no pattern has been learned (or all were evicted).
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Patterns evicted so far to stay within `max_patterns` (a metric worth alerting on: a steadily
+    /// rising count means masking misses a variable and every line looks new).
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Observes one line: finds or creates its pattern and learns from it.
+    ///
+    /// `level_hint` is the value of the user's level field, if any; `now_ms` is the caller's clock
+    /// (unix ms), used for first/last-seen so the pipeline controls time (and tests are deterministic).
+    pub fn observe(
+        &mut self,
+        line: &str,
+        level_hint: Option<&str>,
+        now_ms: i64,
+    ) -> Observation<'_> {
+        let mut lb = std::mem::take(&mut self.lb);
+        lb.fill(line, &self.masker, self.cfg.max_tokens);
+        let level = level_hint
+            .and_then(Level::parse_value)
+            .unwrap_or_else(|| lb.level(line));
+        let (si, is_new, changed) = match self.find(&lb) {
+            Found::Shape(si, differs) => {
+                let changed = differs && self.merge_into(si, &lb);
+                (si, false, changed)
+            }
+            Found::Align(other) => {
+                let p = self.shapes[other as usize].pat;
+                let si = self.add_shape(p, &lb);
+                let changed = self.rerender(p);
+                (si, false, changed)
+            }
+            Found::None => (self.create_pattern(&lb), true, false),
+        };
+        if self.exact.len() >= self.exact_cap {
+            self.exact.clear();
+        }
+        let generation = self.shapes[si as usize].generation;
+        self.exact.insert(lb.hash, (si, generation));
+        self.lb = lb;
+        let p = self.shapes[si as usize].pat;
+        self.touch(p);
+        let max_samples = self.cfg.max_samples;
+        let pat = &mut self.pats[p as usize];
+        pat.count += 1;
+        if is_new {
+            pat.first_seen = now_ms;
+        }
+        pat.last_seen = now_ms;
+        pat.level = pat.level.max(level);
+        if pat.samples.len() < max_samples {
+            let sample = cut(line, SAMPLE_BYTES);
+            if !pat.samples.iter().any(|s| s == sample) {
+                pat.samples.push(sample.to_string());
+            }
+        }
+        if is_new && self.live > self.cfg.max_patterns {
+            self.evict_lru();
+        }
+        let pat = &self.pats[p as usize];
+        Observation {
+            id: pat.id,
+            is_new,
+            changed,
+            template: &pat.template,
+            count: pat.count,
+            first_seen_ms: pat.first_seen,
+            level,
+        }
+    }
+
+    /// Classifies a line against the known patterns **without learning**: no pattern is created or
+    /// changed and no counter moves. Useful for "would this be new?" checks and for a frozen miner.
+    pub fn lookup(&mut self, line: &str) -> Option<PatternView<'_>> {
+        let mut lb = std::mem::take(&mut self.lb);
+        lb.fill(line, &self.masker, self.cfg.max_tokens);
+        let found = self.find(&lb);
+        self.lb = lb;
+        let si = match found {
+            Found::Shape(si, _) | Found::Align(si) => si,
+            Found::None => return None,
+        };
+        let p = self.shapes[si as usize].pat;
+        Some(self.view(p))
+    }
+
+    /// All live patterns, in unspecified order.
+    pub fn patterns(&self) -> impl Iterator<Item = PatternView<'_>> + '_ {
+        self.pats
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.alive)
+            .map(|(i, _)| self.view(i as u32))
+    }
+
+    /// One pattern by id.
+    pub fn get(&self, id: PatternId) -> Option<PatternView<'_>> {
+        self.ids.get(&id.as_u64()).map(|&p| self.view(p))
+    }
+
+    fn view(&self, p: u32) -> PatternView<'_> {
+        let pat = &self.pats[p as usize];
+        PatternView {
+            id: pat.id,
+            template: &pat.template,
+            count: pat.count,
+            first_seen_ms: pat.first_seen,
+            last_seen_ms: pat.last_seen,
+            samples: &pat.samples,
+            level: pat.level,
+        }
+    }
+
+    fn find(&self, lb: &LineBuf) -> Found {
+        if let Some(&(si, generation)) = self.exact.get(&lb.hash) {
+            let s = &self.shapes[si as usize];
+            if s.alive && s.generation == generation && s.toks.len() == lb.toks.len() {
+                return Found::Shape(si, false);
+            }
+        }
+        let toks = &lb.toks;
+        let n = toks.len();
+        let threshold = self.cfg.similarity;
+        let max_mism = ((1.0 - threshold) * n as f64 + 1e-9).floor() as u32;
+        let mut best: Option<(u32, Score)> = None;
+        let route = line_route(toks);
+        // The line's own leaf first; then the leaves where shapes whose
+        // leading tokens generalised to `<*>` now live (see `reroute`).
+        let probes = [
+            route.leaf,
+            leaf_key(n, route.anchor, ANY_KEY),
+            leaf_key(n, ANY_KEY, route.second),
+            leaf_key(n, ANY_KEY, ANY_KEY),
+        ];
+        for (index, key) in probes.iter().enumerate() {
+            if probes[..index].contains(key) {
+                continue;
+            }
+            if let Some(leaf) = self.leaves.get(key) {
+                for &si in leaf {
+                    let s = &self.shapes[si as usize];
+                    if let Some(score) = template::compare(&s.toks, toks, max_mism)
+                        && score.accepts(threshold)
+                        && best.is_none_or(|(_, b)| score.rank() > b.rank())
+                    {
+                        best = Some((si, score));
+                    }
+                }
+            }
+            if best.is_some() {
+                break;
+            }
+        }
+        if best.is_none() {
+            best = self.variable_second_token(&route, toks, max_mism, threshold);
+        }
+        if let Some((si, score)) = best {
+            let s = &self.shapes[si as usize];
+            let differs = score.mism > 0 || template::needs_merge(&s.toks, toks);
+            return Found::Shape(si, differs);
+        }
+        if n == 0 {
+            return Found::None;
+        }
+        let lens = (n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS).filter(|&l| l != n);
+        let cands = lens.filter_map(|l| self.by_first.get(&first_key(route.anchor, l)));
+        // The most recent shapes of each length suffice; the cap bounds the slow path.
+        for &si in cands.flat_map(|v| v.iter().rev().take(MAX_ALIGN_CANDIDATES)) {
+            let s = &self.shapes[si as usize];
+            if s.consts < MIN_CONSTS_FOR_ALIGN {
+                continue;
+            }
+            if self.pats[s.pat as usize].shapes.len() >= MAX_SHAPES {
+                continue;
+            }
+            if let Some(score) = template::align(&s.toks, toks) {
+                // Across lengths only optional *variables* may differ: every literal must agree.
+                if score.mism == 0 && best.is_none_or(|(_, b)| score.rank() > b.rank()) {
+                    best = Some((si, score));
+                }
+            }
+        }
+        match best {
+            Some((si, _)) => Found::Align(si),
+            None => Found::None,
+        }
+    }
+
+    /// Generalises shape `si` with the line; returns whether the pattern's template text changed.
+    /// A line whose second token differs from every shape's: `user bob
+    /// logged in` against `user alice logged in`. Drain never compares them
+    /// (they route to different leaves), so every user name would be a new
+    /// pattern. But two shapes differing there are usually two events
+    /// (`Failed password ...` / `Failed none ...`), so the line joins one
+    /// only when it resembles at least `MIN_SIBLINGS` same-length shapes
+    /// with the same first token: a position that took that many values is
+    /// a variable. Bounded by `MAX_ALIGN_CANDIDATES`, and only reached when
+    /// nothing else matched.
+    fn variable_second_token(
+        &self,
+        route: &Route,
+        toks: &[Tok],
+        max_mism: u32,
+        threshold: f64,
+    ) -> Option<(u32, Score)> {
+        let group = self.by_first.get(&first_key(route.anchor, toks.len()))?;
+        let mut siblings = 0;
+        let mut best: Option<(u32, Score)> = None;
+        for &si in group.iter().rev().take(MAX_ALIGN_CANDIDATES) {
+            let s = &self.shapes[si as usize];
+            if let Some(score) = template::compare(&s.toks, toks, max_mism)
+                && score.accepts(threshold)
+            {
+                siblings += 1;
+                if best.is_none_or(|(_, b)| score.rank() > b.rank()) {
+                    best = Some((si, score));
+                }
+            }
+        }
+        best.filter(|_| siblings >= MIN_SIBLINGS)
+    }
+
+    fn merge_into(&mut self, si: u32, lb: &LineBuf) -> bool {
+        let s = &mut self.shapes[si as usize];
+        if !template::merge(&mut s.toks, &lb.toks) {
+            return false;
+        }
+        s.consts = template::consts(&s.toks);
+        let p = s.pat;
+        self.reroute(si);
+        self.rerender(p)
+    }
+
+    /// Moves a shape whose leading tokens generalised to the leaf its
+    /// template now routes to, so that lines with other values there (the
+    /// next user name) find it through the wildcard probes in `find`.
+    fn reroute(&mut self, si: u32) {
+        let route = template_route(&self.shapes[si as usize].toks);
+        let (old_leaf, old_first) = {
+            let s = &self.shapes[si as usize];
+            (s.leaf, s.first)
+        };
+        if route.leaf == old_leaf && route.first == old_first {
+            return;
+        }
+        remove_from(&mut self.leaves, old_leaf, si);
+        remove_from(&mut self.by_first, old_first, si);
+        let s = &mut self.shapes[si as usize];
+        s.leaf = route.leaf;
+        s.first = route.first;
+        self.leaves.entry(route.leaf).or_default().push(si);
+        self.by_first.entry(route.first).or_default().push(si);
+    }
+
+    /// Recomputes a pattern's display template; returns whether it changed.
+    pub(crate) fn rerender(&mut self, p: u32) -> bool {
+        let pat = &self.pats[p as usize];
+        let mut text = String::with_capacity(pat.template.len() + 8);
+        match pat.shapes.as_slice() {
+            [one] => template::render(&self.shapes[*one as usize].toks, &mut text),
+            [first, rest @ ..] => {
+                let mut acc = self.shapes[*first as usize].toks.clone();
+                for &si in rest {
+                    acc = template::fold_display(&acc, &self.shapes[si as usize].toks);
+                }
+                template::render(&acc, &mut text);
+            }
+            [] => {}
+        }
+        let pat = &mut self.pats[p as usize];
+        if pat.template == text {
+            false
+        } else {
+            pat.template = text;
+            true
+        }
+    }
+
+    fn create_pattern(&mut self, lb: &LineBuf) -> u32 {
+        lb.joined(&mut self.tmp);
+        let ids = &self.ids;
+        let id = derive_id(&self.tmp, |h| ids.contains_key(&h));
+        let toks: Vec<TTok> = lb.toks.iter().map(|t| TTok::from_line(lb, t)).collect();
+        let p = self.alloc_pattern(id);
+        let si = self.alloc_shape(p, toks, line_route(&lb.toks));
+        self.pats[p as usize].shapes.push(si);
+        self.rerender(p);
+        si
+    }
+
+    fn add_shape(&mut self, p: u32, lb: &LineBuf) -> u32 {
+        let toks: Vec<TTok> = lb.toks.iter().map(|t| TTok::from_line(lb, t)).collect();
+        let si = self.alloc_shape(p, toks, line_route(&lb.toks));
+        self.pats[p as usize].shapes.push(si);
+        si
+    }
+
+    pub(crate) fn alloc_pattern(&mut self, id: PatternId) -> u32 {
+        let pat = Pat {
+            alive: true,
+            id,
+            shapes: Vec::new(),
+            template: String::new(),
+            count: 0,
+            first_seen: 0,
+            last_seen: 0,
+            samples: Vec::new(),
+            level: Level::Unknown,
+            prev: NIL,
+            next: NIL,
+        };
+        let p = match self.free_pats.pop() {
+            Some(p) => {
+                self.pats[p as usize] = pat;
+                p
+            }
+            None => {
+                self.pats.push(pat);
+                (self.pats.len() - 1) as u32
+            }
+        };
+        self.ids.insert(id.as_u64(), p);
+        self.live += 1;
+        self.push_front(p);
+        p
+    }
+
+    pub(crate) fn alloc_shape(&mut self, p: u32, toks: Vec<TTok>, route: Route) -> u32 {
+        let (leaf, first) = (route.leaf, route.first);
+        let consts = template::consts(&toks);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let si = match self.free_shapes.pop() {
+            Some(si) => {
+                let s = &mut self.shapes[si as usize];
+                s.alive = true;
+                s.pat = p;
+                s.toks = toks;
+                s.consts = consts;
+                s.leaf = leaf;
+                s.first = first;
+                s.seq = seq;
+                si
+            }
+            None => {
+                self.shapes.push(Shape {
+                    generation: 0,
+                    alive: true,
+                    pat: p,
+                    toks,
+                    consts,
+                    leaf,
+                    first,
+                    seq,
+                });
+                (self.shapes.len() - 1) as u32
+            }
+        };
+        self.leaves.entry(leaf).or_default().push(si);
+        self.by_first.entry(first).or_default().push(si);
+        si
+    }
+
+    fn evict_lru(&mut self) {
+        let p = self.tail;
+        if p == NIL {
+            return;
+        }
+        self.remove_pattern(p);
+        self.evictions += 1;
+    }
+
+    pub(crate) fn remove_pattern(&mut self, p: u32) {
+        self.unlink(p);
+        let shapes = std::mem::take(&mut self.pats[p as usize].shapes);
+        for si in shapes {
+            let (leaf, first) = {
+                let s = &mut self.shapes[si as usize];
+                s.alive = false;
+                s.generation = s.generation.wrapping_add(1);
+                s.toks = Vec::new();
+                (s.leaf, s.first)
+            };
+            remove_from(&mut self.leaves, leaf, si);
+            remove_from(&mut self.by_first, first, si);
+            self.free_shapes.push(si);
+        }
+        let pat = &mut self.pats[p as usize];
+        pat.alive = false;
+        pat.samples = Vec::new();
+        pat.template = String::new();
+        let id = pat.id.as_u64();
+        self.ids.remove(&id);
+        self.free_pats.push(p);
+        self.live -= 1;
+    }
+
+    /// Pattern slots from least to most recently seen.
+    pub(crate) fn lru_order(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.live);
+        let mut p = self.tail;
+        while p != NIL {
+            out.push(p);
+            p = self.pats[p as usize].prev;
+        }
+        out
+    }
+
+    pub(crate) fn evict_over_capacity(&mut self) {
+        while self.live > self.cfg.max_patterns {
+            self.evict_lru();
+        }
+    }
+
+    fn touch(&mut self, p: u32) {
+        if self.head != p {
+            self.unlink(p);
+            self.push_front(p);
+        }
+    }
+
+    fn push_front(&mut self, p: u32) {
+        let old = self.head;
+        {
+            let pat = &mut self.pats[p as usize];
+            pat.prev = NIL;
+            pat.next = old;
+        }
+        if old != NIL {
+            self.pats[old as usize].prev = p;
+        } else {
+            self.tail = p;
+        }
+        self.head = p;
+    }
+
+    fn unlink(&mut self, p: u32) {
+        let (prev, next) = {
+            let pat = &self.pats[p as usize];
+            (pat.prev, pat.next)
+        };
+        if prev != NIL {
+            self.pats[prev as usize].next = next;
+        } else if self.head == p {
+            self.head = next;
+        }
+        if next != NIL {
+            self.pats[next as usize].prev = prev;
+        } else if self.tail == p {
+            self.tail = prev;
+        }
+        let pat = &mut self.pats[p as usize];
+        pat.prev = NIL;
+        pat.next = NIL;
+    }
+}
+
+fn remove_from(map: &mut FastMap<Vec<u32>>, key: u64, si: u32) {
+    if let Some(v) = map.get_mut(&key) {
+        v.retain(|&x| x != si);
+        if v.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+fn cut(line: &str, max: usize) -> &str {
+    if line.len() <= max {
+        return line;
+    }
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Where a shape lives: its prefix-tree leaf and its key in the length-varying index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub leaf: u64,
+    /// Key in the length-varying index: first anchor and token count.
+    pub first: u64,
+    /// Route key of the first token.
+    pub anchor: u64,
+    /// Route key of the second token.
+    pub second: u64,
+}
+
+/// Leaf key for token count `n` and the route keys of the first two tokens.
+fn leaf_key(n: usize, k0: u64, k1: u64) -> u64 {
+    combine(combine(combine(0x6c65_6166, n as u64), k0), k1)
+}
+
+/// Key of the length-varying index for shapes of length `n` whose first token routes as `anchor`.
+pub(crate) fn first_key(anchor: u64, n: usize) -> u64 {
+    combine(combine(0x6669_7273, anchor), n as u64)
+}
+
+/// Routing of a token sequence, given for each token whether it is an *anchor* (a literal without
+/// digits) and its hash.
+///
+/// As in Drain, the leaf is keyed by the token count and the first two tokens; a token that is not an
+/// anchor (a variable, or a literal with digits such as `node-12` or `ee0`) is keyed as "any", so ids
+/// and numbers in leading positions cannot explode the tree. Every member of a leaf shares its anchors,
+/// so those positions never generalise and the route can be recomputed from a stored template.
+///
+/// (Skipping non-anchors to key on the first two *words* was tried: equal on message-only input, but
+/// on whole lines with headers it keys on host and program names and splits templates.)
+pub(crate) fn route(n: usize, mut anchors: impl Iterator<Item = (bool, u64)>) -> Route {
+    let key = |pair: Option<(bool, u64)>| match pair {
+        None => NONE_KEY,
+        Some((true, hash)) => hash,
+        Some((false, _)) => ANY_KEY,
+    };
+    let k0 = key(anchors.next());
+    let k1 = key(anchors.next());
+    Route {
+        leaf: leaf_key(n, k0, k1),
+        first: first_key(k0, n),
+        anchor: k0,
+        second: k1,
+    }
+}
+
+/// Route of a line.
+pub(crate) fn line_route(toks: &[Tok]) -> Route {
+    route(
+        toks.len(),
+        toks.iter().map(|t| (!t.var && !t.digit, t.hash)),
+    )
+}
+
+/// Route of a stored template (snapshot restore). Equals the route of the line that created it: see
+/// [`route`].
+pub(crate) fn template_route(toks: &[TTok]) -> Route {
+    route(
+        toks.len(),
+        toks.iter().map(|t| {
+            (
+                t.slot == Slot::Const && !literal_has_digit(t.text.as_bytes()),
+                t.hash,
+            )
+        }),
+    )
+}

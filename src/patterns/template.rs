@@ -1,0 +1,424 @@
+//! Templates and how a line is compared with one.
+//!
+//! A template is a token sequence where every position is one of
+//!
+//! * `Const`: a literal token every member line had (possibly with embedded placeholders, `uid=<*>`);
+//! * `Var`: a variable token (`<NUM>`, `[<IP>]`) that every member line had with the same text;
+//! * `Wild`: a generalised position (`<*>`), where members differed.
+//!
+//! **Similarity** (equal length). Drain counts `<*>` positions as non-matches, so a heavily masked line
+//! can fall below the threshold against its own template and spawn duplicates (reference §5.2). Here
+//! only positions that can *disagree* count:
+//!
+//! * a `Const` position counts; it matches when the line has the same token (up to placeholder types);
+//! * a `Var` position matches any variable token; it counts (as a mismatch) only if the line has a
+//!   literal there;
+//! * a `Wild` position matches anything and does not count.
+//!
+//! `similarity = matched / counted`, accepted when `>= threshold` and at least one constant is kept.
+//! Every line that ever joined a template therefore matches it perfectly afterwards (templates only
+//! generalise), which is what makes replay create zero new patterns.
+//!
+//! Three kinds of difference rule a template out whatever the similarity, because they are wording or
+//! structure rather than a parameter (all three are generic observations about log statements, and
+//! each protects a large template from absorbing a rare different event, which is what grouping
+//! accuracy punishes hardest):
+//!
+//! * two *adjacent* differing literals: after masking, a variable is almost always one token, so
+//!   "could not resolve X" vs "connection attempt failed" is different text;
+//! * two differing `key=value` tokens: values are masked, so the keys differ;
+//! * two differing UPPER-CASE words (`LOOKING`/`LEADING`, `HTTPS`/`SOCKS5`, `NEW`/`RUNNING`): code prints
+//!   enum values, states, protocols and methods this way, and a new one is a new event worth
+//!   announcing.
+//!
+//! **Alignment** (different lengths, slow path). Optional *parameters* (`(1.16 KB)` present or not,
+//! `<1 sec` vs `02:13`) change the token count without changing the event. Optional *words* usually do
+//! change it (`Failed password for root` vs `Failed password for invalid user x`). So the alignment
+//! allows gaps only over variable tokens (`Var`/`Wild` in the template, variable tokens in the line),
+//! at most [`MAX_GAPS`] of them, and every literal must agree.
+
+use super::id::fast_hash;
+use super::tokenize::{LineBuf, Tok, has_placeholder, is_caps_word, skeleton, skeleton_hash};
+
+/// Most tokens an alignment may skip (on both sides together).
+pub(crate) const MAX_GAPS: usize = 3;
+
+/// What a template position is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Const,
+    Var,
+    Wild,
+}
+
+/// One template position: identity hash of its text, its skeleton hash (see `Tok::skel`), whether it
+/// is a key=value token or an UPPER-CASE word (both structural, see `pair`), its kind, and display
+/// text.
+#[derive(Clone, Debug)]
+pub(crate) struct TTok {
+    pub hash: u64,
+    pub skel: u64,
+    pub kv: bool,
+    pub caps: bool,
+    pub slot: Slot,
+    pub text: Box<str>,
+}
+
+pub(crate) const WILD_TEXT: &str = "<*>";
+
+impl TTok {
+    pub(crate) fn from_line(lb: &LineBuf, t: &Tok) -> TTok {
+        TTok {
+            hash: t.hash,
+            skel: t.skel,
+            kv: t.kv,
+            caps: t.caps,
+            slot: if t.var { Slot::Var } else { Slot::Const },
+            text: String::from_utf8_lossy(lb.text(t)).into(),
+        }
+    }
+
+    /// Rebuilds a stored token (snapshot restore): hashes are recomputed from the text.
+    pub(crate) fn from_text(text: String, slot: Slot, kv_on: bool) -> TTok {
+        if slot == Slot::Wild {
+            return TTok::wild();
+        }
+        let hash = fast_hash(text.as_bytes());
+        let skel = if slot == Slot::Const && text.contains('<') {
+            skeleton_hash(text.as_bytes(), &mut Vec::new())
+        } else {
+            hash
+        };
+        let plain = !has_placeholder(text.as_bytes());
+        TTok {
+            hash,
+            skel,
+            kv: kv_on && slot == Slot::Const && text.contains('='),
+            caps: slot == Slot::Const && plain && is_caps_word(text.as_bytes()),
+            slot,
+            text: text.into(),
+        }
+    }
+
+    pub(crate) fn wild() -> TTok {
+        TTok {
+            hash: 0,
+            skel: 0,
+            kv: false,
+            caps: false,
+            slot: Slot::Wild,
+            text: WILD_TEXT.into(),
+        }
+    }
+}
+
+/// Outcome of comparing a line with a template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Score {
+    /// Positions that could disagree.
+    pub counted: u32,
+    /// Positions that did disagree.
+    pub mism: u32,
+    /// Tokens skipped by an alignment (0 for equal lengths).
+    pub gaps: u32,
+}
+
+impl Score {
+    pub(crate) fn accepts(&self, threshold: f64) -> bool {
+        if self.counted == 0 {
+            return self.mism == 0;
+        }
+        let kept = self.counted - self.mism;
+        kept > 0 && f64::from(kept) >= threshold * f64::from(self.counted) - 1e-9
+    }
+
+    /// Larger is better: similarity first, then fewer gaps.
+    pub(crate) fn rank(&self) -> (u64, u32) {
+        let sim = if self.counted == 0 {
+            1.0
+        } else {
+            f64::from(self.counted - self.mism) / f64::from(self.counted)
+        };
+        ((sim * 1e9) as u64, u32::MAX - self.gaps)
+    }
+}
+
+/// Compares one template position with one line token: `(counted, mismatched)`, or `None` for a
+/// structural difference that rules the template out:
+/// * two differing key=value tokens: their values are masked, so they differ in their keys;
+/// * two differing UPPER-CASE words (`LOOKING`/`LEADING`, `HTTPS`/`SOCKS5`): enumerated constants.
+#[inline]
+fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
+    Some(match t.slot {
+        Slot::Const => {
+            if t.skel == l.skel {
+                (1, 0)
+            } else if t.kv || l.kv || (t.caps && l.caps) {
+                return None;
+            } else {
+                (1, 1)
+            }
+        }
+        Slot::Var => {
+            if l.var {
+                (0, 0)
+            } else {
+                (1, 1)
+            }
+        }
+        Slot::Wild => (0, 0),
+    })
+}
+
+/// Equal-length comparison. Returns `None` on a structural difference, on two adjacent mismatches, or
+/// once `max_mism` is exceeded.
+///
+/// Why adjacent mismatches rule a template out: after masking, a variable is almost always a single
+/// token, so two neighbouring literals that both differ are different *wording* ("could not resolve X"
+/// vs "connection attempt failed"), not a parameter.
+#[inline]
+pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> {
+    let mut s = Score {
+        counted: 0,
+        mism: 0,
+        gaps: 0,
+    };
+    let mut prev = 0;
+    for (a, b) in t.iter().zip(line) {
+        let (c, m) = pair(a, b)?;
+        if m + prev > 1 {
+            return None;
+        }
+        prev = m;
+        s.counted += c;
+        s.mism += m;
+        if s.mism > max_mism {
+            return None;
+        }
+    }
+    Some(s)
+}
+
+/// Whether merging `line` into `t` would change `t`.
+pub(crate) fn needs_merge(t: &[TTok], line: &[Tok]) -> bool {
+    t.iter().zip(line).any(|(a, b)| match a.slot {
+        Slot::Const => const_differs(a, b),
+        Slot::Var => !b.var || a.hash != b.hash,
+        Slot::Wild => false,
+    })
+}
+
+/// A constant position must change for `b`: a different token, or the same one up to placeholder
+/// types while the template still shows typed placeholders (already-untyped text covers `b`).
+#[inline]
+fn const_differs(a: &TTok, b: &Tok) -> bool {
+    a.hash != b.hash && !(a.skel == b.skel && a.hash == a.skel)
+}
+
+/// Generalises `t` so that `line` matches it perfectly. Returns whether anything changed.
+pub(crate) fn merge(t: &mut [TTok], line: &[Tok]) -> bool {
+    let mut changed = false;
+    let mut buf = Vec::new();
+    for (a, b) in t.iter_mut().zip(line) {
+        match a.slot {
+            Slot::Const if const_differs(a, b) => {
+                if a.skel == b.skel {
+                    // Same token up to placeholder types: keep it, with untyped placeholders.
+                    skeleton(a.text.as_bytes(), &mut buf);
+                    a.text = String::from_utf8_lossy(&buf).into();
+                    a.hash = a.skel;
+                } else {
+                    *a = TTok::wild();
+                }
+                changed = true;
+            }
+            Slot::Var if !b.var || a.hash != b.hash => {
+                *a = TTok::wild();
+                changed = true;
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
+/// Number of `Const` positions.
+pub(crate) fn consts(t: &[TTok]) -> u32 {
+    t.iter().filter(|x| x.slot == Slot::Const).count() as u32
+}
+
+#[derive(Clone, Copy)]
+struct Cell {
+    cost: u32,
+    counted: u32,
+    mism: u32,
+    gaps: u32,
+}
+
+const INF: u32 = u32::MAX;
+
+/// Aligns a line of a different length with template `t`, allowing gaps over variable tokens only.
+pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
+    let (m, n) = (t.len(), line.len());
+    if m.abs_diff(n) > MAX_GAPS {
+        return None;
+    }
+    let w = n + 1;
+    let mut dp = vec![
+        Cell {
+            cost: INF,
+            counted: 0,
+            mism: 0,
+            gaps: 0
+        };
+        (m + 1) * w
+    ];
+    dp[0] = Cell {
+        cost: 0,
+        counted: 0,
+        mism: 0,
+        gaps: 0,
+    };
+    for i in 0..=m {
+        for j in 0..=n {
+            let cur = dp[i * w + j];
+            if cur.cost == INF || cur.gaps as usize > MAX_GAPS {
+                continue;
+            }
+            let mut relax = |ni: usize, nj: usize, c: Cell| {
+                let slot = &mut dp[ni * w + nj];
+                if c.cost < slot.cost {
+                    *slot = c;
+                }
+            };
+            if i < m
+                && j < n
+                && let Some((c, mm)) = pair(&t[i], &line[j])
+            {
+                relax(
+                    i + 1,
+                    j + 1,
+                    Cell {
+                        cost: cur.cost + mm * 64,
+                        counted: cur.counted + c,
+                        mism: cur.mism + mm,
+                        gaps: cur.gaps,
+                    },
+                );
+            }
+            if i < m && t[i].slot != Slot::Const {
+                relax(
+                    i + 1,
+                    j,
+                    Cell {
+                        cost: cur.cost + 1,
+                        gaps: cur.gaps + 1,
+                        ..cur
+                    },
+                );
+            }
+            if j < n && line[j].var {
+                relax(
+                    i,
+                    j + 1,
+                    Cell {
+                        cost: cur.cost + 1,
+                        gaps: cur.gaps + 1,
+                        ..cur
+                    },
+                );
+            }
+        }
+    }
+    let end = dp[m * w + n];
+    (end.cost != INF && end.gaps as usize <= MAX_GAPS).then_some(Score {
+        counted: end.counted,
+        mism: end.mism,
+        gaps: end.gaps,
+    })
+}
+
+/// Folds several same-pattern templates of different lengths into one display sequence: aligned
+/// positions keep their text when they agree, everything else (including optional tokens) is `<*>`.
+pub(crate) fn fold_display(acc: &[TTok], other: &[TTok]) -> Vec<TTok> {
+    let (m, n) = (acc.len(), other.len());
+    let w = n + 1;
+    // cost, back-pointer (0 diag, 1 skip acc, 2 skip other)
+    let mut cost = vec![INF; (m + 1) * w];
+    let mut back = vec![0u8; (m + 1) * w];
+    cost[0] = 0;
+    let varish = |x: &TTok| x.slot != Slot::Const;
+    for i in 0..=m {
+        for j in 0..=n {
+            let cur = cost[i * w + j];
+            if cur == INF {
+                continue;
+            }
+            if i < m && j < n {
+                let same = acc[i].slot == other[j].slot && acc[i].skel == other[j].skel;
+                let both_var = varish(&acc[i]) && varish(&other[j]);
+                let c = cur + if same || both_var { 0 } else { 4 };
+                if c < cost[(i + 1) * w + j + 1] {
+                    cost[(i + 1) * w + j + 1] = c;
+                    back[(i + 1) * w + j + 1] = 0;
+                }
+            }
+            if i < m {
+                let c = cur + if varish(&acc[i]) { 1 } else { 16 };
+                if c < cost[(i + 1) * w + j] {
+                    cost[(i + 1) * w + j] = c;
+                    back[(i + 1) * w + j] = 1;
+                }
+            }
+            if j < n {
+                let c = cur + if varish(&other[j]) { 1 } else { 16 };
+                if c < cost[i * w + j + 1] {
+                    cost[i * w + j + 1] = c;
+                    back[i * w + j + 1] = 2;
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(m.max(n));
+    let (mut i, mut j) = (m, n);
+    while i > 0 || j > 0 {
+        match back[i * w + j] {
+            0 if i > 0 && j > 0 => {
+                let same =
+                    acc[i - 1].slot == other[j - 1].slot && acc[i - 1].skel == other[j - 1].skel;
+                out.push(if same {
+                    acc[i - 1].clone()
+                } else {
+                    TTok::wild()
+                });
+                i -= 1;
+                j -= 1;
+            }
+            1 if i > 0 => {
+                out.push(TTok::wild());
+                i -= 1;
+            }
+            _ if j > 0 => {
+                out.push(TTok::wild());
+                j -= 1;
+            }
+            _ => {
+                out.push(TTok::wild());
+                i -= 1;
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Display string of a template: tokens joined by single spaces, wildcards as `<*>`.
+pub(crate) fn render(t: &[TTok], out: &mut String) {
+    out.clear();
+    for (k, x) in t.iter().enumerate() {
+        if k > 0 {
+            out.push(' ');
+        }
+        out.push_str(&x.text);
+    }
+}

@@ -1,0 +1,799 @@
+//! Behaviour tests of the whole miner (unit tests of the parts live next to them).
+
+use super::*;
+
+use super::loghub;
+
+fn miner() -> Miner {
+    Miner::new(MinerConfig::default()).expect("default config is valid")
+}
+
+fn observe(m: &mut Miner, line: &str) -> (PatternId, bool, bool, String) {
+    let o = m.observe(line, None, 0);
+    (o.id, o.is_new, o.changed, o.template.to_string())
+}
+
+#[test]
+fn new_then_known_flags() {
+    let mut m = miner();
+    let (a, new_a, _, _) = observe(&mut m, "Invalid user webmaster from 173.234.31.186");
+    let (b, new_b, _, _) = observe(&mut m, "Invalid user webmaster from 10.0.0.1");
+    let (c, new_c, changed_c, t) = observe(&mut m, "Invalid user matlab from 10.0.0.2");
+    assert!(new_a && !new_b && !new_c);
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert!(changed_c, "generalising a literal is reported as a change");
+    assert_eq!(t, "Invalid user <*> from <IP>");
+    assert_eq!(m.observe("Invalid user x from 1.2.3.4", None, 0).count, 4);
+}
+
+#[test]
+fn id_is_stable_when_the_template_generalises() {
+    let mut m = miner();
+    let first = m.observe(
+        "Failed password for root from 10.0.0.1 port 22 ssh2",
+        None,
+        0,
+    );
+    let (id, t0) = (first.id, first.template.to_string());
+    for user in ["uucp", "ftp", "git", "admin"] {
+        let o = m.observe(
+            &format!("Failed password for {user} from 10.0.0.9 port 4711 ssh2"),
+            None,
+            0,
+        );
+        assert_eq!(o.id, id);
+        assert!(!o.is_new);
+    }
+    let now = m.get(id).expect("pattern exists");
+    assert_ne!(now.template, t0);
+    assert_eq!(
+        now.template,
+        "Failed password for <*> from <IP> port <NUM> ssh2"
+    );
+}
+
+#[test]
+fn two_instances_fed_the_same_first_line_agree_on_the_id() {
+    let line = "Received block blk_-1608999687919862906 of size 91178 from /10.250.10.6";
+    let a = miner().observe(line, None, 0).id;
+    let b = miner().observe(line, None, 123).id;
+    assert_eq!(a, b);
+    assert_eq!(a.to_string().len(), 16);
+    assert!(
+        a.to_string()
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    );
+    // Different variable values, same masked shape: same id too.
+    let c = miner()
+        .observe("Received block blk_42 of size 7 from /10.0.0.1", None, 0)
+        .id;
+    assert_eq!(a, c);
+}
+
+#[test]
+fn a_masked_token_meeting_a_wildcard_is_a_match() {
+    // Drain's pitfall: heavily masked lines never reaching the threshold against their own template.
+    let mut m = miner();
+    let line = "10.0.0.1:80 10.0.0.2:81 0x1f 12ms 2015-07-29 fe80::1 00:11:22:33:44:55 done";
+    let (id, new, _, _) = observe(&mut m, line);
+    assert!(new);
+    for i in 0..50 {
+        let other = format!(
+            "10.0.{i}.1:{i} 10.1.0.2:8{i} 0x{i}f {i}ms 2016-01-0{} fe80::{i} 00:11:22:33:44:{i:02} done",
+            i % 9 + 1
+        );
+        let (id2, new2, _, _) = observe(&mut m, &other);
+        assert_eq!(id2, id, "{other}");
+        assert!(!new2);
+    }
+    assert_eq!(m.len(), 1);
+}
+
+#[test]
+fn replay_creates_no_new_patterns() {
+    for name in loghub::DATASETS {
+        let ds = loghub::load(name);
+        let mut m = miner();
+        let first: Vec<PatternId> = ds
+            .contents
+            .iter()
+            .map(|l| m.observe(l, None, 0).id)
+            .collect();
+        let patterns = m.len();
+        for (i, l) in ds.contents.iter().enumerate() {
+            let o = m.observe(l, None, 1);
+            assert!(
+                !o.is_new,
+                "{name}: replayed line {i} created a pattern: {l}"
+            );
+            let _ = first[i];
+        }
+        assert_eq!(m.len(), patterns, "{name}");
+    }
+}
+
+#[test]
+fn replay_keeps_line_to_pattern_assignment_stable() {
+    let ds = loghub::load("OpenSSH");
+    let mut m = miner();
+    for l in &ds.contents {
+        m.observe(l, None, 0);
+    }
+    let second: Vec<PatternId> = ds
+        .contents
+        .iter()
+        .map(|l| m.observe(l, None, 0).id)
+        .collect();
+    let third: Vec<PatternId> = ds
+        .contents
+        .iter()
+        .map(|l| m.observe(l, None, 0).id)
+        .collect();
+    assert_eq!(second, third);
+}
+
+#[test]
+fn short_lines_group_by_their_constant_text() {
+    let mut m = miner();
+    let a = m.observe("normal", None, 0).id;
+    let b = m.observe("warning", None, 0).id;
+    let c = m.observe("Link error", None, 0).id;
+    let d = m.observe("Link ok", None, 0).id;
+    assert_eq!(m.len(), 4);
+    assert_eq!(m.observe("normal", None, 0).id, a);
+    assert_eq!(m.observe("warning", None, 0).id, b);
+    assert_eq!(m.observe("Link error", None, 0).id, c);
+    assert_eq!(m.observe("Link ok", None, 0).id, d);
+    // ...while their variables still vary freely.
+    let e = m.observe("ambient=32", None, 0).id;
+    assert_eq!(m.observe("ambient=40", None, 0).id, e);
+    let f = m.observe("onStandStepChanged 3579", None, 0).id;
+    assert_eq!(m.observe("onStandStepChanged 3601", None, 0).id, f);
+    let g = m.observe("setLightsOn(true)", None, 0).id;
+    assert_eq!(m.observe("setLightsOn(false)", None, 0).id, g);
+}
+
+#[test]
+fn optional_variable_tokens_do_not_split_a_template() {
+    let mut m = miner();
+    let lines = [
+        "proxy.example.com:5070 close, 0 bytes sent, 0 bytes received, lifetime 00:01",
+        "proxy.example.com:5070 close, 403 bytes sent, 426 bytes received, lifetime <1 sec",
+        "proxy.example.com:5070 close, 451 bytes sent, 18846 bytes (18.4 KB) received, lifetime <1 sec",
+        "proxy.example.com:5070 close, 1190 bytes (1.16 KB) sent, 1671 bytes (1.63 KB) received, lifetime 00:02",
+        "www.example.org:443 close, 1165 bytes (1.13 KB) sent, 815 bytes received, lifetime 02:13",
+    ];
+    let id = m.observe(lines[0], None, 0).id;
+    for l in &lines[1..] {
+        let o = m.observe(l, None, 0);
+        assert_eq!(o.id, id, "{l}");
+        assert!(!o.is_new);
+    }
+    assert_eq!(m.len(), 1);
+    let t = m.get(id).expect("pattern").template.to_string();
+    assert_eq!(
+        t,
+        "<HOSTPORT> close, <NUM> bytes <*> sent, <NUM> bytes <*> received, lifetime <*>"
+    );
+    // Optional *words* do make a different event.
+    let a = m
+        .observe(
+            "Failed password for root from 10.0.0.1 port 22 ssh2",
+            None,
+            0,
+        )
+        .id;
+    let b = m
+        .observe(
+            "Failed password for invalid user bob from 10.0.0.1 port 22 ssh2",
+            None,
+            0,
+        )
+        .id;
+    assert_ne!(a, b);
+}
+
+#[test]
+fn differing_upper_case_words_are_different_events() {
+    let mut m = miner();
+    let https = m
+        .observe(
+            "10.0.0.1:443 open through proxy proxy.example.com:5070 HTTPS",
+            None,
+            0,
+        )
+        .id;
+    let socks = m.observe(
+        "10.0.0.1:443 open through proxy proxy.example.com:5070 SOCKS5",
+        None,
+        0,
+    );
+    assert!(socks.is_new);
+    assert_ne!(socks.id, https);
+    let a = m
+        .observe("job_1 Transitioned from NEW to RUNNING", None, 0)
+        .id;
+    assert_ne!(
+        m.observe("job_2 Transitioned from RUNNING to FAILED", None, 0)
+            .id,
+        a
+    );
+    assert_eq!(
+        m.observe("job_3 Transitioned from NEW to RUNNING", None, 0)
+            .id,
+        a
+    );
+    // Ordinary words at the same position are still variables.
+    let u = m
+        .observe("Invalid user webmaster from 10.0.0.1", None, 0)
+        .id;
+    assert_eq!(m.observe("Invalid user test9 from 10.0.0.2", None, 0).id, u);
+    assert_eq!(
+        m.observe("Invalid user FILTER from 10.0.0.3", None, 0).id,
+        u
+    );
+}
+
+#[test]
+fn different_wording_is_a_different_event() {
+    let mut m = miner();
+    let a = m.observe("proxy:80 error : Could not connect to proxy p:5 - connection attempt failed with error 10061", None, 0).id;
+    let b = m.observe("proxy:80 error : Could not connect to proxy p:5 - Could not resolve example.org error 11001", None, 0).id;
+    assert_ne!(a, b, "four adjacent differing words are not a variable");
+}
+
+#[test]
+fn key_value_tokens_with_different_keys_never_match() {
+    let mut m = miner();
+    let a = m
+        .observe("session opened for user alice by (uid=0)", None, 0)
+        .id;
+    let b = m
+        .observe("session opened for user bob by LOGIN(uid=0)", None, 0)
+        .id;
+    assert_ne!(a, b);
+    let c = m
+        .observe(
+            "authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4",
+            None,
+            0,
+        )
+        .id;
+    let d = m
+        .observe(
+            "authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=",
+            None,
+            0,
+        )
+        .id;
+    assert_ne!(c, d);
+    assert_eq!(
+        m.observe(
+            "authentication failure; logname= uid=5 euid=5 tty=pts ruser= rhost=host.example.com",
+            None,
+            0
+        )
+        .id,
+        c
+    );
+}
+
+#[test]
+fn eviction_drops_the_least_recently_seen_pattern_and_counts_it() {
+    let cfg = MinerConfig {
+        max_patterns: 3,
+        ..MinerConfig::default()
+    };
+    let mut m = Miner::new(cfg).expect("config");
+    let a = m.observe("alpha one", None, 1).id;
+    let b = m.observe("beta two", None, 2).id;
+    let c = m.observe("gamma three", None, 3).id;
+    m.observe("alpha one", None, 4); // refresh a: b is now the least recently seen
+    assert_eq!(m.evictions(), 0);
+    let d = m.observe("delta four", None, 5).id;
+    assert_eq!(m.len(), 3);
+    assert_eq!(m.evictions(), 1);
+    assert!(m.get(b).is_none(), "least recently seen was evicted");
+    assert!(m.get(a).is_some() && m.get(c).is_some() && m.get(d).is_some());
+    // A pattern that comes back after eviction is new again (and, being content-derived, gets the same id).
+    let again = m.observe("beta two", None, 6);
+    assert!(again.is_new);
+    assert_eq!(again.id, b);
+    assert_eq!(m.evictions(), 2);
+    assert_eq!(m.len(), 3);
+}
+
+#[test]
+fn eviction_keeps_memory_bounded_under_unique_lines() {
+    let cfg = MinerConfig {
+        max_patterns: 50,
+        ..MinerConfig::default()
+    };
+    let mut m = Miner::new(cfg).expect("config");
+    for i in 0..5_000 {
+        // Unmasked unique words at routing positions: every line is a new pattern.
+        let mut w = String::new();
+        let mut n = i;
+        loop {
+            w.push((b'a' + (n % 26) as u8) as char);
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+        }
+        m.observe(&format!("{w} {w}x event happened"), None, i);
+        assert!(m.len() <= 50);
+    }
+    assert!(m.evictions() >= 4_900);
+}
+
+/// Runs the first half of `lines` through a miner, snapshots it through JSON, restores, and checks the
+/// restored miner is indistinguishable from the original on the whole input.
+fn assert_restore_is_transparent(cfg: &MinerConfig, lines: &[String], what: &str) {
+    let mut m = Miner::new(cfg.clone()).expect("config");
+    let half = lines.len() / 2;
+    for (i, l) in lines.iter().enumerate().take(half) {
+        m.observe(l, None, i as i64);
+    }
+    let snap = m.snapshot();
+    assert_eq!(snap.version(), SNAPSHOT_VERSION);
+    assert_eq!(snap.len(), m.len());
+    let json = serde_json::to_string(&snap).expect("serialize");
+    let back: MinerSnapshot = serde_json::from_str(&json).expect("deserialize");
+    assert_eq!(back, snap);
+    let mut r = Miner::restore(cfg.clone(), back).expect("restore");
+    assert_eq!(r.len(), m.len());
+    for p in m.patterns() {
+        let q = r.get(p.id).expect("same ids after restore");
+        assert_eq!(
+            (
+                q.template,
+                q.count,
+                q.first_seen_ms,
+                q.last_seen_ms,
+                q.samples,
+                q.level
+            ),
+            (
+                p.template,
+                p.count,
+                p.first_seen_ms,
+                p.last_seen_ms,
+                p.samples,
+                p.level
+            )
+        );
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let (o1, o2) = (m.observe(l, None, i as i64), r.observe(l, None, i as i64));
+        assert_eq!(
+            (o1.id, o1.is_new, o1.changed, o1.count, o1.template),
+            (o2.id, o2.is_new, o2.changed, o2.count, o2.template),
+            "{what}: line {i}: {l}"
+        );
+        // (With evictions a pattern can legitimately be new again, identically in both.)
+        if i < half && o2.is_new {
+            assert!(
+                m.evictions() > 0,
+                "{what}: restored miner re-announced line {i}"
+            );
+        }
+    }
+    assert_eq!(r.evictions(), m.evictions());
+}
+
+#[test]
+fn snapshot_restore_keeps_ids_and_does_not_reannounce() {
+    for name in loghub::DATASETS {
+        assert_restore_is_transparent(&MinerConfig::default(), &loghub::load(name).contents, name);
+    }
+    // With user masks (digits in the name) and a tight pattern budget, too.
+    let cfg = MinerConfig {
+        max_patterns: 20,
+        masks: vec![UserMask {
+            name: "node2".into(),
+            pattern: r"node-\d+".into(),
+        }],
+        ..MinerConfig::default()
+    };
+    assert_restore_is_transparent(&cfg, &loghub::load("HPC").contents, "HPC with user mask");
+}
+
+#[test]
+fn restore_rejects_unknown_versions_and_evicts_to_the_new_limit() {
+    let mut m = miner();
+    for w in ["a", "b", "c", "d"] {
+        m.observe(&format!("{w}{w} happened here"), None, 0);
+    }
+    let snap = m.snapshot();
+    let mut json: serde_json::Value = serde_json::to_value(&snap).expect("json");
+    json["version"] = serde_json::json!(99);
+    let bad: MinerSnapshot = serde_json::from_value(json).expect("parse");
+    assert_eq!(
+        Miner::restore(MinerConfig::default(), bad).err(),
+        Some(RestoreError::UnsupportedVersion(99))
+    );
+    let small = Miner::restore(
+        MinerConfig {
+            max_patterns: 2,
+            ..MinerConfig::default()
+        },
+        snap,
+    )
+    .expect("restore");
+    assert_eq!(small.len(), 2);
+    assert_eq!(small.evictions(), 2);
+    assert!(
+        small
+            .patterns()
+            .all(|p| p.template.starts_with("cc") || p.template.starts_with("dd"))
+    );
+}
+
+#[test]
+fn user_masks_replace_their_matches() {
+    let cfg = MinerConfig {
+        masks: vec![UserMask {
+            name: "order".into(),
+            pattern: r"ORD-\d+".into(),
+        }],
+        ..MinerConfig::default()
+    };
+    let mut m = Miner::new(cfg).expect("config");
+    let a = m.observe("shipped ORD-12345 to warehouse west", None, 0);
+    assert_eq!(a.template, "shipped <ORDER> to warehouse west");
+    let id = a.id;
+    assert_eq!(m.observe("shipped ORD-9 to warehouse west", None, 0).id, id);
+    // Without the mask, ORD-<NUM> is still a literal: the user mask makes it a variable token.
+    let mut plain = miner();
+    assert_eq!(
+        plain
+            .observe("shipped ORD-12345 to warehouse west", None, 0)
+            .template,
+        "shipped ORD-<NUM> to warehouse west"
+    );
+}
+
+#[test]
+fn invalid_configs_are_rejected_with_a_reason() {
+    let bad_name = MinerConfig {
+        masks: vec![UserMask {
+            name: "bad name".into(),
+            pattern: "x".into(),
+        }],
+        ..MinerConfig::default()
+    };
+    assert!(matches!(
+        Miner::new(bad_name),
+        Err(ConfigError::InvalidMaskName(_))
+    ));
+    let bad_re = MinerConfig {
+        masks: vec![UserMask {
+            name: "x".into(),
+            pattern: "(".into(),
+        }],
+        ..MinerConfig::default()
+    };
+    assert!(matches!(
+        Miner::new(bad_re),
+        Err(ConfigError::InvalidMaskPattern { .. })
+    ));
+    let empty_re = MinerConfig {
+        masks: vec![UserMask {
+            name: "x".into(),
+            pattern: "a*".into(),
+        }],
+        ..MinerConfig::default()
+    };
+    assert!(matches!(
+        Miner::new(empty_re),
+        Err(ConfigError::InvalidMaskPattern { .. })
+    ));
+    let unknown = MinerConfig {
+        disable_builtin_masks: vec!["nmu".into()],
+        ..MinerConfig::default()
+    };
+    let Err(err) = Miner::new(unknown) else {
+        panic!("unknown mask name accepted")
+    };
+    assert_eq!(err, ConfigError::UnknownBuiltinMask("nmu".into()));
+    assert!(err.to_string().contains("num"), "{err}");
+    for cfg in [
+        MinerConfig {
+            max_patterns: 0,
+            ..MinerConfig::default()
+        },
+        MinerConfig {
+            max_tokens: 0,
+            ..MinerConfig::default()
+        },
+        MinerConfig {
+            similarity: 0.0,
+            ..MinerConfig::default()
+        },
+        MinerConfig {
+            similarity: f64::NAN,
+            ..MinerConfig::default()
+        },
+    ] {
+        assert!(matches!(
+            Miner::new(cfg),
+            Err(ConfigError::OutOfRange { .. })
+        ));
+    }
+}
+
+#[test]
+fn config_deserialises_with_defaults() {
+    let cfg: MinerConfig = serde_json::from_str(
+        r#"{"max_patterns": 5, "masks": [{"name": "order", "pattern": "ORD-\\d+"}], "disable_builtin_masks": ["ip"]}"#,
+    )
+    .expect("json");
+    assert_eq!(cfg.max_patterns, 5);
+    assert_eq!(cfg.max_tokens, MinerConfig::default().max_tokens);
+    assert!(Miner::new(cfg).is_ok());
+    assert!(
+        serde_json::from_str::<MinerConfig>(r#"{"max_pattern": 5}"#).is_err(),
+        "typos are errors"
+    );
+}
+
+#[test]
+fn disabling_a_builtin_mask_keeps_that_text_literal() {
+    let line = "connect to 10.0.0.1 failed after 3 tries";
+    assert_eq!(
+        miner().observe(line, None, 0).template,
+        "connect to <IP> failed after <NUM> tries"
+    );
+    let cfg = MinerConfig {
+        disable_builtin_masks: vec!["ip".into()],
+        ..MinerConfig::default()
+    };
+    let mut m = Miner::new(cfg).expect("config");
+    // The address is now plain numbers (the number class still applies to its parts).
+    assert_eq!(
+        m.observe(line, None, 0).template,
+        "connect to <NUM> failed after <NUM> tries"
+    );
+    let cfg = MinerConfig {
+        disable_builtin_masks: vec!["ip".into(), "num".into()],
+        ..MinerConfig::default()
+    };
+    let mut m = Miner::new(cfg).expect("config");
+    assert_eq!(m.observe(line, None, 0).template, line);
+}
+
+#[test]
+fn levels_come_from_the_hint_or_the_header() {
+    let mut m = miner();
+    assert_eq!(
+        m.observe("2024-01-01 12:00:00,000 ERROR [main] boom 1", None, 0)
+            .level,
+        Level::Error
+    );
+    assert_eq!(
+        m.observe(
+            "2024-01-01 12:00:00,000 ERROR [main] boom 2",
+            Some("info"),
+            0
+        )
+        .level,
+        Level::Info
+    );
+    assert_eq!(
+        m.observe("03-17 16:13:38.811  1702  2395 W WindowManager: x", None, 0)
+            .level,
+        Level::Warn
+    );
+    assert_eq!(
+        m.observe("<11>Oct 11 22:14:15 host app: x", None, 0).level,
+        Level::Error
+    );
+    assert_eq!(
+        m.observe("plain message with Error inside", None, 0).level,
+        Level::Unknown
+    );
+    // The pattern remembers the worst level seen.
+    let id = m.observe("job 1 finished", Some("info"), 0).id;
+    m.observe("job 2 finished", Some("error"), 0);
+    m.observe("job 3 finished", Some("debug"), 0);
+    assert_eq!(m.get(id).expect("pattern").level, Level::Error);
+}
+
+#[test]
+fn weird_inputs_do_not_panic() {
+    let long_token = "x".repeat(100_000);
+    let long_digits = "9".repeat(100_000);
+    let many_tokens = "a1 ".repeat(50_000);
+    let huge_multibyte = "é x".repeat(300_000); // > 1 MiB: cut at a character boundary
+    let inputs: Vec<String> = vec![
+        String::new(),
+        " ".into(),
+        "\t\r\n  \u{b}\u{c}".into(),
+        long_token.clone(),
+        long_digits,
+        many_tokens,
+        huge_multibyte,
+        format!("prefix {long_token} suffix"),
+        "héllo wörld ünïcödé 日本語 テキスト 12ms".into(),
+        "emoji 🦀🦀 =🦀 key=🦀 🦀:🦀 <🦀> \u{0} \u{7f}".into(),
+        "= == === := :: ::: <> <<>> <A> <1 >= <= [ ] ( ) { } \" ' `".into(),
+        "a=\"unterminated quote b c".into(),
+        "k=' x".into(),
+        "0x 0x0x 1e 1e+ 1.2.3.4.5.6 999.999.999.999:99999 ::ffff:1.2.3.4 :::: 1:2".into(),
+        "/ // /// ~/ ./ ../ C:\\ c: http:// https://x mailto:@ a@b @".into(),
+        "-1 +1 --1 <-1 >+1 1-- 1e-1000 12:34:56:78:90 2015-13-45T99:99:99Z".into(),
+        "Jan Feb 31 99:99 May may Sunday".into(),
+        "\u{feff}BOM line".into(),
+    ];
+    for cfg in [
+        MinerConfig::default(),
+        MinerConfig {
+            max_tokens: 1,
+            max_patterns: 2,
+            ..MinerConfig::default()
+        },
+        MinerConfig {
+            disable_builtin_masks: vec!["long".into(), "kv".into()],
+            ..MinerConfig::default()
+        },
+    ] {
+        let mut m = Miner::new(cfg).expect("config");
+        for (i, s) in inputs.iter().enumerate() {
+            let o = m.observe(s, Some(s), i as i64);
+            assert!(!o.template.is_empty() || s.trim().is_empty());
+            let _ = m.lookup(s);
+        }
+        // Every prefix of a tricky line (cut at char boundaries) must also be fine.
+        for s in &inputs[8..] {
+            for (k, _) in s.char_indices() {
+                m.observe(&s[..k], None, 0);
+            }
+        }
+        let snap = m.snapshot();
+        let _ = Miner::restore(m.config().clone(), snap).expect("restore");
+    }
+}
+
+#[test]
+fn lookup_classifies_without_learning() {
+    let mut m = miner();
+    let id = m.observe("user 1 logged in from 10.0.0.1", None, 0).id;
+    assert_eq!(
+        m.lookup("user 2 logged in from 10.0.0.2").map(|p| p.id),
+        Some(id)
+    );
+    assert!(m.lookup("completely different text here").is_none());
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.get(id).expect("pattern").count, 1);
+}
+
+#[test]
+fn patterns_track_samples_and_caller_timestamps() {
+    let mut m = miner();
+    let id = m.observe("disk 1 full", None, 1_000).id;
+    for (i, l) in ["disk 2 full", "disk 2 full", "disk 3 full", "disk 4 full"]
+        .iter()
+        .enumerate()
+    {
+        m.observe(l, None, 2_000 + i as i64);
+    }
+    let p = m.get(id).expect("pattern");
+    assert_eq!(p.first_seen_ms, 1_000);
+    assert_eq!(p.last_seen_ms, 2_003);
+    assert_eq!(p.count, 5);
+    assert_eq!(p.samples, ["disk 1 full", "disk 2 full", "disk 3 full"]);
+    assert_eq!(m.patterns().count(), 1);
+}
+
+#[test]
+fn random_byte_soup_does_not_panic() {
+    // A small deterministic generator (no external crates): lines built from the characters the
+    // classifiers care about, plus arbitrary bytes made valid UTF-8.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const ALPHABET: &[u8] = b"0123456789abcdefxXTZ:.-/\\=<>@~_[](){},;'\" \t%+*#|?!&$ABCDEFGHJKLMNOPQRSUVWYghijklmnopqrstuvwyz";
+    let mut m = Miner::new(MinerConfig {
+        max_patterns: 64,
+        ..MinerConfig::default()
+    })
+    .expect("config");
+    for i in 0..20_000 {
+        let len = (next() % 80) as usize;
+        let bytes: Vec<u8> = if i % 5 == 0 {
+            (0..len).map(|_| next() as u8).collect()
+        } else {
+            (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        };
+        let line = String::from_utf8_lossy(&bytes);
+        let o = m.observe(&line, None, i);
+        assert_eq!(o.id.to_string().len(), 16);
+        let _ = m.lookup(&line);
+    }
+    assert!(m.len() <= 64);
+}
+
+#[test]
+fn miner_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Miner>();
+    assert_send::<MinerSnapshot>();
+}
+
+#[test]
+fn one_variable_seen_with_two_placeholder_types_stays_one_token() {
+    let mut m = miner();
+    let a = m
+        .observe("sending alarm Alarm{12345678 type 3}", None, 0)
+        .id;
+    let o = m.observe("sending alarm Alarm{9f4ef63 type 3}", None, 0);
+    assert_eq!((o.id, o.changed), (a, true));
+    assert_eq!(o.template, "sending alarm Alarm{<*> type <NUM>}");
+    for line in [
+        "sending alarm Alarm{87654321 type 1}",
+        "sending alarm Alarm{ab12cd3 type 2}",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new, o.changed), (a, false, false), "{line}");
+    }
+}
+
+#[test]
+fn a_second_token_that_takes_several_values_becomes_a_variable() {
+    let mut m = miner();
+    let alice = observe(&mut m, "user alice logged in from the web console");
+    let bob = observe(&mut m, "user bob logged in from the web console");
+    assert!(alice.1 && bob.1, "two values may be two events: both new");
+    let carol = observe(&mut m, "user carol logged in from the web console");
+    assert!(!carol.1, "a third value shows the position varies");
+    assert_eq!(carol.3, "user <*> logged in from the web console");
+    for name in ["dave", "erin", "frank"] {
+        let o = observe(
+            &mut m,
+            &format!("user {name} logged in from the web console"),
+        );
+        assert_eq!(
+            (o.0, o.1),
+            (carol.0, false),
+            "{name} joins the generalised pattern"
+        );
+    }
+    // The generalised shape survives a restore in its new place.
+    let mut restored = Miner::restore(MinerConfig::default(), m.snapshot()).unwrap();
+    let o = restored.observe("user grace logged in from the web console", None, 0);
+    assert_eq!((o.id, o.is_new), (carol.0, false));
+}
+
+#[test]
+fn two_alternatives_in_second_position_stay_two_patterns() {
+    let mut m = miner();
+    let password = observe(
+        &mut m,
+        "Failed password for root from 10.0.0.1 port 22 ssh2",
+    );
+    let none = observe(&mut m, "Failed none for root from 10.0.0.1 port 22 ssh2");
+    assert!(password.1 && none.1);
+    for _ in 0..3 {
+        assert_eq!(
+            observe(
+                &mut m,
+                "Failed password for admin from 10.0.0.2 port 2222 ssh2"
+            )
+            .0,
+            password.0
+        );
+        assert_eq!(
+            observe(&mut m, "Failed none for admin from 10.0.0.2 port 2222 ssh2").0,
+            none.0
+        );
+    }
+}

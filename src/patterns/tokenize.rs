@@ -1,0 +1,599 @@
+//! Turning one log line into masked, hashed tokens (reusing buffers: no allocation per line once warm).
+//!
+//! Steps, all in one left-to-right pass plus one join pass:
+//!
+//! 1. User masks (regex, only if configured) rewrite the line, turning matches into `<NAME>`.
+//! 2. Split on ASCII whitespace; runs of whitespace collapse (the benchmark labels and Drain do the same).
+//!    A `key="quoted value"` whose quote closes in a later token is kept as one token, so a value with
+//!    spaces (`tag="View Lock"`) does not change the token count. The line is copied once into the
+//!    token buffer; unmasked tokens point into that copy, masked tokens are appended after it.
+//! 3. Mask each token ([`mask_token`]).
+//! 4. Join multi-token variables into one placeholder token, because a variable that is sometimes one
+//!    token and sometimes two would otherwise split a template by length:
+//!    * number + unit token: `<1 sec` and `00:02`, `(1.16 KB)`;
+//!    * date/time runs: `Fri Jun 17 07:07:00 2005`, `2015-07-29 17:41:44,747` become one `<TIME>`;
+//!    * a run of one repeated variable (`blk_<NUM> blk_<NUM> ...`, `<NUM> <NUM> <NUM>`) is a list
+//!      parameter of varying length and keeps a single token.
+//! 5. Hash every token and the whole token sequence (exact-repeat cache key), and note per token what
+//!    the comparison needs: variable or literal, digits in the literal text, the *skeleton* hash (the
+//!    text with every placeholder as `<*>`, so `Alarm{<HEX>` and `Alarm{<NUM>` are one token that
+//!    happened to be all digits once), key=value, UPPER-CASE word.
+//!
+//! Lines longer than `max_tokens` tokens are cut there: the tail of a very long line rarely decides
+//! its template, and the cap bounds memory and per-line work.
+
+use super::id::{combine, fast_hash};
+use super::level::{self, HEADER_TOKENS, Level};
+use super::mask::{
+    Builtins, CLASS, Kind, Masker, Single, TokInfo, bits, class, class_of, is_month_or_weekday,
+    is_word, mask_token, unit_kind,
+};
+
+/// Route key used when a line has fewer anchors than the routing depth.
+pub(crate) const NONE_KEY: u64 = 0x0;
+
+/// Only this many bytes of a line are looked at (a safety bound: offsets are kept as `u32`, and no
+/// template needs more).
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// `line` cut to [`MAX_LINE_BYTES`] at a character boundary.
+pub(crate) fn cut_line(line: &str) -> &str {
+    if line.len() <= MAX_LINE_BYTES {
+        return line;
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// How far ahead a `key="...` token may look for its closing quote.
+const MAX_QUOTE: usize = 256;
+
+/// One masked token of the current line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tok {
+    pub off: u32,
+    pub len: u32,
+    pub hash: u64,
+    /// Only placeholders and punctuation.
+    pub var: bool,
+    /// Literal text still contains a digit (`ee0`, `tty2`): probably variable, so it is not used as a
+    /// routing anchor.
+    pub digit: bool,
+    /// Hash of the text with every placeholder replaced by `<*>` ("skeleton"), so `Alarm{<HEX>` and
+    /// `Alarm{<NUM>` (one variable that happened to be all digits) compare equal. Equals `hash` for
+    /// tokens without placeholders.
+    pub skel: u64,
+    /// A `key=value` token (values are masked, so two differing ones differ in their keys: structure).
+    pub kv: bool,
+    /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`): an enumerated constant, see [`is_caps_word`].
+    pub caps: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Raw {
+    off: u32,
+    len: u32,
+    src_start: u32,
+    src_end: u32,
+    info: TokInfo,
+}
+
+/// Reusable per-line scratch space: masked bytes and token table.
+#[derive(Debug, Default)]
+pub(crate) struct LineBuf {
+    pub masked: Vec<u8>,
+    pub toks: Vec<Tok>,
+    raw: Vec<Raw>,
+    /// Hash of the whole masked token sequence.
+    pub hash: u64,
+    skel_buf: Vec<u8>,
+    kv_on: bool,
+    /// Spans and byte classes of the first raw tokens, reused by level detection.
+    heads: Vec<(u32, u32, u8)>,
+    /// User masks rewrote the line (then `heads` do not describe the original line).
+    user_changed: bool,
+}
+
+impl LineBuf {
+    /// Masked text of token `t`.
+    #[inline]
+    pub(crate) fn text(&self, t: &Tok) -> &[u8] {
+        &self.masked[t.off as usize..(t.off + t.len) as usize]
+    }
+
+    /// The masked line, tokens joined by single spaces (used to derive ids and for display).
+    pub(crate) fn joined(&self, out: &mut Vec<u8>) {
+        out.clear();
+        for (k, t) in self.toks.iter().enumerate() {
+            if k > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(self.text(t));
+        }
+    }
+
+    /// Tokenises and masks `line`, replacing the previous content.
+    pub(crate) fn fill(&mut self, line: &str, masker: &Masker, max_tokens: usize) {
+        let line = cut_line(line);
+        self.masked.clear();
+        self.raw.clear();
+        self.toks.clear();
+        self.heads.clear();
+        let text = masker.apply_user(line);
+        self.user_changed = matches!(text, std::borrow::Cow::Owned(_));
+        let s = text.as_bytes();
+        // The buffer starts with a copy of the line: unchanged tokens point into it (one bulk copy
+        // instead of one per token); masked tokens are appended after it.
+        self.masked.extend_from_slice(s);
+        let b = masker.builtins;
+        let kv = b.has(bits::KV);
+        self.kv_on = kv;
+        let n = s.len();
+        // A few extra raw tokens so that joins near the cap still see their partner.
+        let limit = max_tokens.saturating_add(8);
+        let mut i = 0;
+        while i < n && self.raw.len() < limit {
+            while i < n && s[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i >= n {
+                break;
+            }
+            let start = i;
+            let mut acc = 0u8;
+            while i < n {
+                let c = CLASS[s[i] as usize];
+                if c & class::WS != 0 {
+                    break;
+                }
+                acc |= c;
+                i += 1;
+            }
+            if kv
+                && acc & class::QUOTE != 0
+                && acc & class::TRIG != 0
+                && let Some(q) = open_quote(&s[start..i])
+                && let Some(p) = s[i..].iter().take(MAX_QUOTE).position(|&c| c == q)
+            {
+                let mut e = i + p + 1;
+                while e < n && !s[e].is_ascii_whitespace() {
+                    e += 1;
+                }
+                i = e;
+                acc = class_of(&s[start..i]);
+            }
+            if self.heads.len() < HEADER_TOKENS {
+                self.heads.push((start as u32, i as u32, acc));
+            }
+            let off = self.masked.len();
+            let info = mask_token(&s[start..i], acc, b, &mut self.masked);
+            // Nothing masked: the text is the source text, already at the start of the buffer.
+            let (off, len) = if info.masked {
+                (off, self.masked.len() - off)
+            } else {
+                (start, i - start)
+            };
+            self.raw.push(Raw {
+                off: off as u32,
+                len: len as u32,
+                src_start: start as u32,
+                src_end: i as u32,
+                info,
+            });
+        }
+        self.join(s, b, max_tokens);
+        let mut h = 0u64;
+        for t in &self.toks {
+            h = combine(h, t.hash);
+        }
+        self.hash = combine(h, self.toks.len() as u64);
+    }
+
+    /// Level of `line` (the line given to the last [`LineBuf::fill`]) from its header tokens, reusing
+    /// the token boundaries found while tokenising.
+    pub(crate) fn level(&self, line: &str) -> Level {
+        let line = cut_line(line);
+        if self.user_changed {
+            return level::from_text(line.as_bytes());
+        }
+        let s = &self.masked;
+        level::from_tokens(
+            line.as_bytes(),
+            self.heads
+                .iter()
+                .map(|&(a, b, acc)| (&s[a as usize..b as usize], acc)),
+        )
+    }
+
+    fn raw_text(&self, r: &Raw) -> &[u8] {
+        &self.masked[r.off as usize..(r.off + r.len) as usize]
+    }
+
+    fn join(&mut self, src: &[u8], b: Builtins, max_tokens: usize) {
+        let nraw = self.raw.len();
+        let mut k = 0;
+        while k < nraw && self.toks.len() < max_tokens {
+            let r = self.raw[k];
+            if b.has(bits::TIME)
+                && self.may_start_date(&r)
+                && let Some(end) = self.date_run(src, k)
+            {
+                self.push_joined(k, end - 1, Kind::Time);
+                k = end;
+                continue;
+            }
+            if let Some(Single {
+                kind: Kind::Num,
+                suf: 0,
+                ..
+            }) = r.info.single
+                && k + 1 < nraw
+                && let Some(kind) = self.unit_after(k + 1, b)
+            {
+                self.push_joined(k, k + 1, kind);
+                k += 2;
+                continue;
+            }
+            k += 1;
+            let hash = fast_hash(&self.masked[r.off as usize..(r.off + r.len) as usize]);
+            // Runs of one repeated variable (`blk_<NUM> blk_<NUM> ...`, `<NUM> <NUM>`) are one list
+            // parameter: keep one token so the list length does not split the template.
+            if r.info.masked && self.toks.last().is_some_and(|p| p.hash == hash) {
+                continue;
+            }
+            self.push_tok(r.off, r.len, hash, r.info);
+        }
+    }
+
+    /// If raw token `k` is a unit word (`KB)`, `sec`), the kind the number before it becomes.
+    fn unit_after(&self, k: usize, b: Builtins) -> Option<Kind> {
+        let r = &self.raw[k];
+        if r.info.var || r.info.single.is_some() {
+            return None;
+        }
+        let t = self.raw_text(r);
+        if !t
+            .first()
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'%')
+        {
+            return None;
+        }
+        let core_len = t
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic() || **c == b'%')
+            .count();
+        if core_len < t.len() && is_word(t[core_len]) {
+            return None;
+        }
+        let core = &t[..core_len];
+        // One-letter units as a separate token only when unambiguous: `384.0 B`, `2 G`, `5 s`, `50 %`.
+        if core.len() == 1 && !matches!(core[0], b'B' | b'K' | b'M' | b'G' | b'T' | b's' | b'%') {
+            return None;
+        }
+        match unit_kind(core)? {
+            Kind::Dur if b.has(bits::DUR) => Some(Kind::Dur),
+            Kind::Dur => None,
+            _ => Some(Kind::Num),
+        }
+    }
+
+    /// Cheap pre-check for [`LineBuf::date_run`]: a time placeholder, or a short unmasked token that
+    /// starts with an upper-case letter or punctuation (`Jun`, `[Fri`).
+    #[inline]
+    fn may_start_date(&self, r: &Raw) -> bool {
+        match r.info.single {
+            Some(s) => s.kind == Kind::Time,
+            None => {
+                !r.info.masked
+                    && (3..=12).contains(&r.len)
+                    && !self.masked[r.off as usize].is_ascii_lowercase()
+                    && !self.masked[r.off as usize].is_ascii_digit()
+            }
+        }
+    }
+
+    fn is_name(&self, k: usize) -> bool {
+        let r = &self.raw[k];
+        if r.info.var || r.info.masked || r.len < 3 || r.len > 12 {
+            return false;
+        }
+        let t = self.raw_text(r);
+        if !t[0].is_ascii_uppercase() && t[0].is_ascii_alphanumeric() {
+            return false;
+        }
+        let s = t
+            .iter()
+            .position(|c| c.is_ascii_alphabetic())
+            .unwrap_or(t.len());
+        let e = t
+            .iter()
+            .rposition(|c| c.is_ascii_alphabetic())
+            .map_or(s, |p| p + 1);
+        s < e
+            && t[..s].iter().all(|c| !is_word(*c))
+            && t[e..].iter().all(|c| !is_word(*c))
+            && is_month_or_weekday(&t[s..e])
+    }
+
+    fn single_kind(&self, k: usize) -> Option<Kind> {
+        self.raw[k].info.single.map(|s| s.kind)
+    }
+
+    /// Digits in the source of raw token `k` (to tell a day `17` or year `2005` from other numbers).
+    fn src_digits(&self, src: &[u8], k: usize) -> usize {
+        let r = &self.raw[k];
+        src[r.src_start as usize..r.src_end as usize]
+            .iter()
+            .filter(|c| c.is_ascii_digit())
+            .count()
+    }
+
+    /// A run of date/time tokens starting at `k`; returns the end (exclusive) when there is one.
+    fn date_run(&self, src: &[u8], k: usize) -> Option<usize> {
+        let n = self.raw.len();
+        if k + 1 >= n {
+            return None;
+        }
+        let time_at = |j: usize| self.single_kind(j) == Some(Kind::Time);
+        let day_or_year = |j: usize| {
+            self.single_kind(j) == Some(Kind::Num) && matches!(self.src_digits(src, j), 1 | 2 | 4)
+        };
+        let starts_named =
+            self.is_name(k) && (self.is_name(k + 1) || day_or_year(k + 1) || time_at(k + 1));
+        let starts_timed = time_at(k) && time_at(k + 1);
+        if !starts_named && !starts_timed {
+            return None;
+        }
+        let mut j = k + 1;
+        let mut year_seen = false;
+        while j < n && j - k < 7 {
+            if self.is_name(j) || time_at(j) {
+                j += 1;
+            } else if starts_named && !year_seen && day_or_year(j) {
+                year_seen = self.src_digits(src, j) == 4;
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        Some(j)
+    }
+
+    /// Pushes raw tokens `first..=last` as one variable token `pre<KIND>suf`.
+    fn push_joined(&mut self, first: usize, last: usize, kind: Kind) {
+        let a = self.raw[first];
+        let z = self.raw[last];
+        let (pre_a, pre_len) = match a.info.single {
+            Some(s) => (a.off, s.pre),
+            None => {
+                let t = self.raw_text(&a);
+                (a.off, t.iter().take_while(|c| !is_word(**c)).count() as u32)
+            }
+        };
+        let suf_len = match z.info.single {
+            Some(s) => s.suf,
+            None => {
+                let t = self.raw_text(&z);
+                t.iter().rev().take_while(|c| !is_word(**c)).count() as u32
+            }
+        };
+        let off = self.masked.len();
+        self.masked
+            .extend_from_within(pre_a as usize..(pre_a + pre_len) as usize);
+        self.masked.extend_from_slice(kind.placeholder().as_bytes());
+        let zs = (z.off + z.len - suf_len) as usize;
+        self.masked.extend_from_within(zs..zs + suf_len as usize);
+        let (off, len) = (off as u32, (self.masked.len() - off) as u32);
+        let hash = fast_hash(&self.masked[off as usize..(off + len) as usize]);
+        if self.toks.last().is_some_and(|p| p.hash == hash) {
+            return;
+        }
+        let info = TokInfo {
+            var: true,
+            masked: true,
+            ..TokInfo::default()
+        };
+        self.push_tok(off, len, hash, info);
+    }
+
+    fn push_tok(&mut self, off: u32, len: u32, hash: u64, info: TokInfo) {
+        let var = info.var;
+        // For masked tokens look at the masked text: an `=` inside a masked URL is gone.
+        let eq = if info.masked {
+            self.masked[off as usize..(off + len) as usize].contains(&b'=')
+        } else {
+            info.eq
+        };
+        let kv = self.kv_on && !var && eq;
+        let skel = if info.masked && !var {
+            skeleton_hash(
+                &self.masked[off as usize..(off + len) as usize],
+                &mut self.skel_buf,
+            )
+        } else {
+            hash
+        };
+        let caps = !info.masked && is_caps_word(&self.masked[off as usize..(off + len) as usize]);
+        self.toks.push(Tok {
+            off,
+            len,
+            hash,
+            var,
+            digit: info.digit && !var,
+            skel,
+            kv,
+            caps,
+        });
+    }
+}
+
+/// An UPPER-CASE word, possibly with a few digits and `_` and surrounded by punctuation (`RUNNING`,
+/// `HTTPS`, `SOCKS5`, `(LOOKING)`, but not the id `KB2928120`). Code prints enum values, states, protocols and methods this way; two
+/// different ones at the same position mean different events, not a free-form variable.
+pub(crate) fn is_caps_word(t: &[u8]) -> bool {
+    let Some(s) = t.iter().position(u8::is_ascii_alphanumeric) else {
+        return false;
+    };
+    let e = t
+        .iter()
+        .rposition(u8::is_ascii_alphanumeric)
+        .map_or(s, |p| p + 1);
+    let core = &t[s..e];
+    let letters = core.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let digits = core.iter().filter(|c| c.is_ascii_digit()).count();
+    // Mostly letters: `SOCKS5`, `IPV6` are names of things, `KB2928120` is an id.
+    core[0].is_ascii_uppercase()
+        && letters >= 2
+        && digits * 2 <= letters
+        && core
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// Whether a masked token has a digit outside its placeholders (user placeholder names may contain
+/// digits). Must agree with `Tok::digit` for the token the text came from.
+pub(crate) fn literal_has_digit(t: &[u8]) -> bool {
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] == b'<' {
+            let name = placeholder_name_len(&t[i + 1..]);
+            if name > 0 && t.get(i + 1 + name) == Some(&b'>') {
+                i += name + 2;
+                continue;
+            }
+        }
+        if t[i].is_ascii_digit() {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a token's text contains a placeholder (`<NUM>`, `<*>`, `<ORDER>`).
+pub(crate) fn has_placeholder(t: &[u8]) -> bool {
+    t.iter().enumerate().any(|(i, &c)| {
+        c == b'<' && {
+            let name = placeholder_name_len(&t[i + 1..]);
+            name > 0 && t.get(i + 1 + name) == Some(&b'>')
+        }
+    })
+}
+
+fn placeholder_name_len(t: &[u8]) -> usize {
+    t.iter()
+        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_' || **c == b'*')
+        .count()
+}
+
+/// Writes the skeleton of a masked token (every `<NAME>` placeholder as `<*>`) into `out`.
+pub(crate) fn skeleton(t: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] == b'<' {
+            let name = placeholder_name_len(&t[i + 1..]);
+            if name > 0 && t.get(i + 1 + name) == Some(&b'>') {
+                out.extend_from_slice(b"<*>");
+                i += name + 2;
+                continue;
+            }
+        }
+        out.push(t[i]);
+        i += 1;
+    }
+}
+
+/// Hash of [`skeleton`].
+pub(crate) fn skeleton_hash(t: &[u8], buf: &mut Vec<u8>) -> u64 {
+    skeleton(t, buf);
+    fast_hash(buf)
+}
+
+/// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
+fn open_quote(tok: &[u8]) -> Option<u8> {
+    let p = tok
+        .windows(2)
+        .position(|w| w[0] == b'=' && (w[1] == b'"' || w[1] == b'\''))?;
+    let q = tok[p + 1];
+    (!tok[p + 2..].contains(&q)).then_some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(line: &str) -> Vec<String> {
+        let m = Masker::new(Builtins::all(), Vec::new());
+        let mut lb = LineBuf::default();
+        lb.fill(line, &m, 128);
+        lb.toks
+            .iter()
+            .map(|t| String::from_utf8(lb.text(t).to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn whitespace_runs_collapse() {
+        assert_eq!(toks("  a \t b\r\n c  "), ["a", "b", "c"]);
+        assert!(toks("").is_empty());
+        assert!(toks("   ").is_empty());
+    }
+
+    #[test]
+    fn numbers_with_unit_tokens_join() {
+        assert_eq!(toks("lifetime <1 sec"), ["lifetime", "<DUR>"]);
+        assert_eq!(
+            toks("1190 bytes (1.16 KB) sent"),
+            ["<NUM>", "bytes", "(<NUM>)", "sent"]
+        );
+        assert_eq!(toks("took 5 ms."), ["took", "<DUR>."]);
+    }
+
+    #[test]
+    fn date_runs_join_into_one_time_token() {
+        assert_eq!(toks("at Fri Jun 17 07:07:00 2005 x"), ["at", "<TIME>", "x"]);
+        assert_eq!(toks("2015-07-29 17:41:44,747 INFO"), ["<TIME>", "INFO"]);
+        assert_eq!(toks("Jun 14 15:16:01 combo"), ["<TIME>", "combo"]);
+        assert_eq!(toks("may 3 things"), ["may", "<NUM>", "things"]);
+    }
+
+    #[test]
+    fn quoted_values_with_spaces_stay_one_token() {
+        assert_eq!(
+            toks("acquire tag=\"View Lock\", name=x"),
+            ["acquire", "tag=<*>,", "name=<*>"]
+        );
+        // unbalanced quote: no join
+        assert_eq!(toks("a tag=\"x b"), ["a", "tag=<*>", "b"]);
+    }
+
+    #[test]
+    fn upper_case_words_are_recognised() {
+        for w in [
+            "RUNNING",
+            "HTTPS",
+            "SOCKS5",
+            "(LOOKING)",
+            "NEW,",
+            "SUCCESS_CONTAINER_CLEANUP",
+        ] {
+            assert!(is_caps_word(w.as_bytes()), "{w}");
+        }
+        for w in ["A", "Running", "KB2928120", "R02-M1", "http", "12", "X1"] {
+            assert!(!is_caps_word(w.as_bytes()), "{w}");
+        }
+    }
+
+    #[test]
+    fn token_cap_is_applied() {
+        let line = "w ".repeat(1000);
+        let m = Masker::new(Builtins::all(), Vec::new());
+        let mut lb = LineBuf::default();
+        lb.fill(&line, &m, 128);
+        assert_eq!(lb.toks.len(), 128);
+    }
+}

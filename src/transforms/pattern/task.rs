@@ -1,0 +1,380 @@
+//! The running `pattern` transform: one miner per scope, persisted, with
+//! periodic change reports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use vrl::path::OwnedValuePath;
+use vrl::value::{KeyString, ObjectMap, Value};
+
+use super::report::{Change, ReportSettings, Windows};
+use super::{CHANGES_OUTPUT, NEW_OUTPUT};
+use crate::components::ComponentFuture;
+use crate::event::Event;
+use crate::internal_events::{ComponentMetrics, Stage};
+use crate::patterns::{Miner, MinerConfig};
+use crate::state::StateStore;
+use crate::state::patterns::{load_spaces, restore, save_spaces};
+use crate::template::Template;
+use crate::transforms::{TaskContext, TaskTransform, TransformOutput};
+
+/// Everything the task needs from the options.
+pub struct Settings {
+    /// The state-store namespace (the component id).
+    pub namespace: String,
+    /// The field to mine.
+    pub field: OwnedValuePath,
+    /// The field holding a level, if any.
+    pub level_field: Option<OwnedValuePath>,
+    /// The scope template, if any.
+    pub scope: Option<Template>,
+    /// The miner settings.
+    pub miner: MinerConfig,
+    /// The most scopes.
+    pub max_scopes: usize,
+    /// Change reports.
+    pub report: ReportSettings,
+}
+
+/// The scope that takes scope values beyond `max_scopes`.
+const OVERFLOW_SCOPE: &str = "_overflow";
+/// Save within this long of a new pattern.
+const SAVE_NEW_AFTER: Duration = Duration::from_secs(1);
+/// Save changed counts at least this often.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+/// The transform, ready to run.
+pub struct PatternTask {
+    settings: Settings,
+}
+
+impl PatternTask {
+    /// Prepares the transform.
+    pub fn new(settings: Settings) -> Self {
+        Self { settings }
+    }
+}
+
+struct Space {
+    miner: Miner,
+    windows: Windows,
+    dirty: bool,
+}
+
+struct State {
+    settings: Settings,
+    spaces: HashMap<String, Space>,
+    store: Arc<StateStore>,
+    new_since_save: bool,
+    last_save: Instant,
+    window_start: DateTime<Utc>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl TaskTransform for PatternTask {
+    fn run(self: Box<Self>, mut cx: TaskContext) -> ComponentFuture {
+        Box::pin(async move {
+            let store = cx.state.store()?;
+            let mut spaces = HashMap::new();
+            for saved in load_spaces(&store, Some(&self.settings.namespace))? {
+                let scope = saved.scope.clone();
+                let miner = restore(&self.settings.miner, saved)?;
+                spaces.insert(
+                    scope,
+                    Space {
+                        miner,
+                        windows: Windows::default(),
+                        dirty: false,
+                    },
+                );
+            }
+            let known: usize = spaces.values().map(|s| s.miner.len()).sum();
+            if known > 0 {
+                tracing::info!(component = %cx.key, patterns = known, scopes = spaces.len(), "loaded known patterns");
+            }
+            let report_interval = self.settings.report.interval;
+            let mut state = State {
+                settings: self.settings,
+                spaces,
+                store,
+                new_since_save: false,
+                last_save: Instant::now(),
+                window_start: Utc::now(),
+                metrics: Arc::clone(&cx.metrics),
+            };
+            let mut save_tick = tokio::time::interval(SAVE_NEW_AFTER);
+            let mut report_tick = tokio::time::interval(if report_interval.is_zero() {
+                Duration::from_secs(3600)
+            } else {
+                report_interval
+            });
+            report_tick.tick().await;
+            loop {
+                tokio::select! {
+                    batch = cx.input.recv() => match batch {
+                        Some(events) => {
+                            let mut out = cx.outputs.collector(events.len());
+                            state.mine(events, &mut out);
+                            cx.outputs.send(out).await;
+                        }
+                        None => break,
+                    },
+                    _ = save_tick.tick() => state.save_if_due(),
+                    _ = report_tick.tick(), if !report_interval.is_zero() => {
+                        let mut out = cx.outputs.collector(0);
+                        state.report(&mut out);
+                        cx.outputs.send(out).await;
+                    }
+                }
+            }
+            state.save();
+            Ok(())
+        })
+    }
+}
+
+impl State {
+    fn mine(&mut self, events: Vec<Event>, out: &mut TransformOutput) {
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        let mut new_patterns = 0;
+        let scoped = self.settings.scope.is_some();
+        for mut event in events {
+            let scope = self.scope_of(&event);
+            let Some(text) = event.get(&self.settings.field).map(value_text) else {
+                // Nothing to mine (a metric, an event of another shape):
+                // pass it on untouched.
+                out.push(event);
+                continue;
+            };
+            let hint = self
+                .settings
+                .level_field
+                .as_ref()
+                .and_then(|path| event.get(path))
+                .map(value_text);
+            let space = self.space(&scope);
+            let observation = space.miner.observe(&text, hint.as_deref(), now_ms);
+            space.windows.record(observation.id, observation.is_new);
+            space.dirty = true;
+            let mut pattern = ObjectMap::new();
+            pattern.insert(
+                KeyString::from("id"),
+                Value::from(observation.id.to_string()),
+            );
+            pattern.insert(
+                KeyString::from("template"),
+                Value::from(observation.template),
+            );
+            pattern.insert(KeyString::from("new"), Value::Boolean(observation.is_new));
+            pattern.insert(
+                KeyString::from("count"),
+                Value::Integer(observation.count.min(i64::MAX as u64) as i64),
+            );
+            pattern.insert(
+                KeyString::from("level"),
+                Value::from(observation.level.as_str()),
+            );
+            pattern.insert(
+                KeyString::from("first_seen"),
+                timestamp(observation.first_seen_ms),
+            );
+            if scoped {
+                pattern.insert(KeyString::from("scope"), Value::from(scope.as_str()));
+            }
+            let is_new = observation.is_new;
+            drop(text);
+            event.insert_field("pattern", Value::Object(pattern));
+            if is_new {
+                new_patterns += 1;
+                out.push_named(NEW_OUTPUT, event.clone());
+            }
+            out.push(event);
+        }
+        if new_patterns > 0 {
+            self.new_since_save = true;
+        }
+        let live: usize = self.spaces.values().map(|s| s.miner.len()).sum();
+        let evictions: u64 = self.spaces.values().map(|s| s.miner.evictions()).sum();
+        self.metrics.pattern_stats(new_patterns, live, evictions);
+    }
+
+    fn scope_of(&self, event: &Event) -> String {
+        let Some(template) = &self.settings.scope else {
+            return String::new();
+        };
+        let rendered = template.render(event);
+        if !rendered.missing.is_empty() {
+            self.metrics.error(
+                "template_failed",
+                Stage::Processing,
+                &format_args!(
+                    "`scope` refers to missing field(s) {}; using an empty scope",
+                    rendered.missing.join(", ")
+                ),
+            );
+        }
+        rendered.text
+    }
+
+    fn space(&mut self, scope: &str) -> &mut Space {
+        let scope = if self.spaces.contains_key(scope)
+            || self.spaces.len() < self.settings.max_scopes
+        {
+            scope
+        } else {
+            self.metrics.warn_limited(
+                "too_many_scopes",
+                &format_args!("more than max_scopes ({}) scopes; extra ones share the `{OVERFLOW_SCOPE}` space", self.settings.max_scopes),
+            );
+            OVERFLOW_SCOPE
+        };
+        let config = &self.settings.miner;
+        self.spaces
+            .entry(scope.to_string())
+            .or_insert_with(|| Space {
+                // The config was validated at build time.
+                miner: Miner::new(config.clone())
+                    .unwrap_or_else(|_| unreachable!("validated at build")),
+                windows: Windows::default(),
+                dirty: true,
+            })
+    }
+
+    fn save_if_due(&mut self) {
+        let since = self.last_save.elapsed();
+        let dirty = self.spaces.values().any(|s| s.dirty);
+        if dirty && ((self.new_since_save && since >= SAVE_NEW_AFTER) || since >= SAVE_EVERY) {
+            self.save();
+        }
+    }
+
+    fn save(&mut self) {
+        let dirty: Vec<(&str, &Miner)> = self
+            .spaces
+            .iter()
+            .filter(|(_, space)| space.dirty)
+            .map(|(scope, space)| (scope.as_str(), &space.miner))
+            .collect();
+        if dirty.is_empty() {
+            return;
+        }
+        match save_spaces(&self.store, &self.settings.namespace, dirty) {
+            Ok(()) => {
+                for space in self.spaces.values_mut() {
+                    space.dirty = false;
+                }
+                self.new_since_save = false;
+            }
+            Err(error) => self.metrics.error(
+                "state_save_failed",
+                Stage::Processing,
+                &format_args!("cannot save the pattern store: {error}"),
+            ),
+        }
+        self.last_save = Instant::now();
+    }
+
+    fn report(&mut self, out: &mut TransformOutput) {
+        let now = Utc::now();
+        let window_start = std::mem::replace(&mut self.window_start, now);
+        let mut scopes: Vec<&String> = self.spaces.keys().collect();
+        scopes.sort();
+        let scopes: Vec<String> = scopes.into_iter().cloned().collect();
+        for scope in scopes {
+            let Some(space) = self.spaces.get_mut(&scope) else {
+                continue;
+            };
+            for change in space.windows.roll(&space.miner, &self.settings.report) {
+                let event = change_event(
+                    &change,
+                    &scope,
+                    self.settings.scope.is_some(),
+                    window_start,
+                    now,
+                );
+                out.push_named(CHANGES_OUTPUT, event);
+            }
+        }
+    }
+}
+
+/// A change as an event: `.change` says what happened, `.pattern` which
+/// pattern (so alert sinks' defaults work on it), `message` says it in words.
+fn change_event(
+    change: &Change,
+    scope: &str,
+    scoped: bool,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Event {
+    let window_secs = (end - start).num_seconds().max(0);
+    let message = match change.kind {
+        super::report::Kind::New => format!("new log pattern: {}", change.template),
+        super::report::Kind::Gone => format!(
+            "log pattern gone ({} lines in the previous window, none in the last {window_secs}s): {}",
+            change.baseline, change.template
+        ),
+        super::report::Kind::Spike => format!(
+            "log pattern spiking ({} lines in the last {window_secs}s, {} in the window before): {}",
+            change.count, change.baseline, change.template
+        ),
+    };
+    let mut details = ObjectMap::new();
+    details.insert(KeyString::from("kind"), Value::from(change.kind.as_str()));
+    details.insert(
+        KeyString::from("pattern_id"),
+        Value::from(change.id.to_string()),
+    );
+    details.insert(
+        KeyString::from("template"),
+        Value::from(change.template.as_str()),
+    );
+    details.insert(
+        KeyString::from("count"),
+        Value::Integer(change.count as i64),
+    );
+    details.insert(
+        KeyString::from("baseline_count"),
+        Value::Integer(change.baseline as i64),
+    );
+    details.insert(KeyString::from("window_start"), Value::Timestamp(start));
+    details.insert(KeyString::from("window_end"), Value::Timestamp(end));
+    details.insert(KeyString::from("window_secs"), Value::Integer(window_secs));
+    let mut pattern = ObjectMap::new();
+    pattern.insert(KeyString::from("id"), Value::from(change.id.to_string()));
+    pattern.insert(
+        KeyString::from("template"),
+        Value::from(change.template.as_str()),
+    );
+    pattern.insert(KeyString::from("level"), Value::from(change.level));
+    if scoped {
+        details.insert(KeyString::from("scope"), Value::from(scope));
+        pattern.insert(KeyString::from("scope"), Value::from(scope));
+    }
+    let mut event = Event::from_value(Value::from(message));
+    event.insert_field("timestamp", end);
+    event.insert_field("change", Value::Object(details));
+    event.insert_field("pattern", Value::Object(pattern));
+    event
+}
+
+/// A field's value as the text to mine.
+fn value_text(value: &Value) -> std::borrow::Cow<'_, str> {
+    match value {
+        Value::Bytes(bytes) => String::from_utf8_lossy(bytes),
+        other => match other.to_str_lossy() {
+            Some(text) => text,
+            None => std::borrow::Cow::Owned(other.to_string_lossy().into_owned()),
+        },
+    }
+}
+
+fn timestamp(ms: i64) -> Value {
+    match DateTime::<Utc>::from_timestamp_millis(ms) {
+        Some(at) => Value::Timestamp(at),
+        None => Value::from(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+    }
+}
