@@ -8,10 +8,15 @@
 //! [`TaskTransform`] and run as one task of their own, reading their input
 //! and writing their outputs themselves.
 
+mod dedupe;
 mod filter;
+mod keyed_state;
 mod remap;
 mod route;
-mod vrl_program;
+#[cfg(test)]
+mod task_harness;
+mod throttle;
+pub(crate) mod vrl_program;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -29,9 +34,11 @@ use crate::topology::fanout::Fanout;
 
 /// Every transform type howl knows.
 pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
+    component_type!("dedupe", dedupe::DedupeConfig),
     component_type!("filter", filter::FilterConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
+    component_type!("throttle", throttle::ThrottleConfig),
 ];
 
 /// The options of one transform type.
@@ -117,6 +124,16 @@ impl TransformOutputs {
             named,
             metrics,
         }
+    }
+
+    /// Whether anything consumes the named output number `index`. A
+    /// transform that would route events there only for them to vanish
+    /// (`throttle.dropped` with no consumer) counts them as discarded
+    /// instead, so the metrics say what really happened to them.
+    pub fn is_named_consumed(&self, index: usize) -> bool {
+        self.named
+            .get(index)
+            .is_some_and(|(_, fanout)| !fanout.is_empty())
     }
 
     /// An empty per-batch collector sized for these outputs.
