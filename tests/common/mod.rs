@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod capture;
 
 use std::io::Write;
 use std::net::TcpListener;
