@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, free_port, metric, run_topology, write};
+use common::{Running, metric, run_topology, stdin_json};
 
 fn read(dir: &tempfile::TempDir, file: &str) -> String {
     std::fs::read_to_string(dir.path().join(file)).unwrap_or_default()
@@ -21,15 +21,8 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 #[test]
 fn throttle_routes_excess_events_and_summarises_open_windows_at_the_end() {
     let (dir, _) = run_topology(
-        r#"
-[sources.in]
-type = "stdin"
-
-[transforms.parse]
-type = "remap"
-inputs = ["in"]
-source = '. = parse_json!(string!(.message))'
-
+        &stdin_json(
+            r#"
 [transforms.limit]
 type = "throttle"
 inputs = ["parse"]
@@ -54,6 +47,7 @@ type = "file"
 inputs = ["limit.summaries"]
 path = "summaries.log"
 "#,
+        ),
         b"{\"message\":\"a1\",\"pattern\":{\"id\":\"A\"}}\n\
           {\"message\":\"a2\",\"pattern\":{\"id\":\"A\"}}\n\
           {\"message\":\"a3\",\"pattern\":{\"id\":\"A\"}}\n\
@@ -80,15 +74,8 @@ path = "summaries.log"
 #[test]
 fn dedupe_passes_first_sightings_and_routes_repeats() {
     let (dir, _) = run_topology(
-        r#"
-[sources.in]
-type = "stdin"
-
-[transforms.parse]
-type = "remap"
-inputs = ["in"]
-source = '. = parse_json!(string!(.message))'
-
+        &stdin_json(
+            r#"
 [transforms.once]
 type = "dedupe"
 inputs = ["parse"]
@@ -104,6 +91,7 @@ type = "file"
 inputs = ["once.dropped"]
 path = "repeats.log"
 "#,
+        ),
         b"{\"service\":\"api\",\"message\":\"timeout\",\"n\":1}\n\
           {\"service\":\"db\",\"message\":\"timeout\",\"n\":2}\n\
           {\"service\":\"api\",\"message\":\"timeout\",\"n\":3}\n\
@@ -121,22 +109,14 @@ path = "repeats.log"
 
 #[tokio::test]
 async fn unrouted_drops_count_as_intentional_discards() {
-    let dir = tempfile::tempdir().unwrap();
-    let (api, http) = (free_port(), free_port());
-    let config = write(
-        dir.path(),
-        "a.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
-             [transforms.limit]\ntype = \"throttle\"\ninputs = [\"in\"]\nthreshold = 3\nwindow_secs = 3600\n\
-             [transforms.once]\ntype = \"dedupe\"\ninputs = [\"in\"]\n\
-             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"limit\", \"once\"]\n"
-        ),
-    );
-    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let (_dir, mut howl, url) = Running::with_http_source(
+        "[transforms.limit]\ntype = \"throttle\"\ninputs = [\"in\"]\nthreshold = 3\nwindow_secs = 3600\n\
+         [transforms.once]\ntype = \"dedupe\"\ninputs = [\"in\"]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"limit\", \"once\"]\n",
+    )
+    .await;
     let response = common::client()
-        .post(format!("http://127.0.0.1:{http}/"))
+        .post(&url)
         .body("same\nsame\nsame\nsame\nsame\nother\nother\n")
         .send()
         .await

@@ -9,22 +9,13 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::capture::{Capture, Reply};
-use common::{Running, free_port, write};
+use common::{Running, free_port, stdin_json, write};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// stdin → parse each line as the event → the webhook sink(s) in `sinks`.
-fn topology(sinks: &str) -> String {
-    format!(
-        "[sources.in]\ntype = \"stdin\"\n\
-         [transforms.parse]\ntype = \"remap\"\ninputs = [\"in\"]\nsource = '. = parse_json!(string!(.message))'\n\
-         {sinks}\n"
-    )
-}
-
 /// One webhook sink named `hook` reading the parsed events.
 fn hook(options: &str) -> String {
-    topology(&format!(
+    stdin_json(&format!(
         "[sinks.hook]\ntype = \"webhook\"\ninputs = [\"parse\"]\n{options}"
     ))
 }
@@ -158,7 +149,7 @@ async fn bearer_basic_and_custom_headers_reach_the_receiver() {
     let receiver = Capture::start(vec![]).await;
     let base = &receiver.base;
     run_ok(
-        topology(&format!(
+        stdin_json(&format!(
             "[sinks.bearer]\ntype = \"webhook\"\ninputs = [\"parse\"]\nuri = \"{base}/bearer\"\n\
              auth.strategy = \"bearer\"\nauth.token = \"t0ken-123\"\nheaders.X-Tenant = \"acme\"\n\
              [sinks.basic]\ntype = \"webhook\"\ninputs = [\"parse\"]\nuri = \"{base}/basic\"\n\
@@ -248,24 +239,16 @@ async fn honours_retry_after() {
 #[tokio::test]
 async fn a_partial_batch_goes_out_after_batch_timeout_secs() {
     let receiver = Capture::start(vec![]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (api, http) = (free_port(), free_port());
-    let config = write(
-        dir.path(),
-        "a.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
-             [sinks.hook]\ntype = \"webhook\"\ninputs = [\"in\"]\nuri = \"{}/h\"\n\
-             encoding = \"ndjson\"\nbatch.max_events = 100\nbatch.timeout_secs = 0.5\n\
-             payload = '.message'\n",
-            receiver.base
-        ),
-    );
-    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let (_dir, mut howl, url) = Running::with_http_source(&format!(
+        "[sinks.hook]\ntype = \"webhook\"\ninputs = [\"in\"]\nuri = \"{}/h\"\n\
+         encoding = \"ndjson\"\nbatch.max_events = 100\nbatch.timeout_secs = 0.5\n\
+         payload = '.message'\n",
+        receiver.base
+    ))
+    .await;
     let posted = Instant::now();
     let response = common::client()
-        .post(format!("http://127.0.0.1:{http}/"))
+        .post(&url)
         .body("one\ntwo\n")
         .send()
         .await
@@ -336,7 +319,7 @@ async fn secrets_never_reach_the_logs_when_delivery_fails() {
     let dead = free_port();
     let base = &receiver.base;
     let output = run(
-        topology(&format!(
+        stdin_json(&format!(
             "[sinks.hook]\ntype = \"webhook\"\ninputs = [\"parse\"]\n\
              uri = \"{base}/hooks/SECRET-PATH-TOKEN?key=SECRET-QUERY\"\n\
              headers.X-Api-Key = \"SECRET-HEADER-VALUE\"\n\

@@ -23,7 +23,7 @@ use toml::Spanned;
 use vrl::path::OwnedValuePath;
 
 use super::keyed_state::KeyedState;
-use super::{TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput};
+use super::{DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput};
 use crate::components::{BuildContext, BuildError, ComponentFuture, OutputSpec};
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
@@ -106,12 +106,12 @@ struct Dedupe {
 impl TaskTransform for Dedupe {
     fn run(mut self: Box<Self>, mut cx: TaskContext) -> ComponentFuture {
         Box::pin(async move {
-            let route_dropped = cx.outputs.is_named_consumed(DROPPED);
+            let dropped = DropRoute::new(&cx.outputs, DROPPED);
             while let Some(events) = cx.input.recv().await {
                 let now = Instant::now();
                 let mut out = cx.outputs.collector(events.len());
                 for event in events {
-                    self.handle(event, now, &mut out, &cx.metrics, route_dropped);
+                    self.handle(event, now, &mut out, &cx.metrics, dropped);
                 }
                 cx.outputs.send(out).await;
             }
@@ -127,16 +127,12 @@ impl Dedupe {
         now: Instant,
         out: &mut TransformOutput,
         metrics: &ComponentMetrics,
-        route_dropped: bool,
+        dropped: DropRoute,
     ) {
         let key = self.key(&event);
         if self.seen.get_mut(&key, now).is_some() {
             self.seen.touch(&key);
-            if route_dropped {
-                out.push_named(DROPPED, event);
-            } else {
-                metrics.discarded_intentionally(1, "duplicate");
-            }
+            dropped.drop_event(event, out, metrics, "duplicate");
         } else {
             // Whatever this pushes out (an expired sighting of the same key,
             // or the least recently seen key) is simply forgotten.

@@ -126,11 +126,9 @@ impl TransformOutputs {
         }
     }
 
-    /// Whether anything consumes the named output number `index`. A
-    /// transform that would route events there only for them to vanish
-    /// (`throttle.dropped` with no consumer) counts them as discarded
-    /// instead, so the metrics say what really happened to them.
-    pub fn is_named_consumed(&self, index: usize) -> bool {
+    /// Whether anything consumes the named output number `index` (see
+    /// [`DropRoute`]).
+    fn is_named_consumed(&self, index: usize) -> bool {
         self.named
             .get(index)
             .is_some_and(|(_, fanout)| !fanout.is_empty())
@@ -150,6 +148,42 @@ impl TransformOutputs {
             let count = events.len();
             fanout.send(events).await;
             self.metrics.sent(Some(name), count);
+        }
+    }
+}
+
+/// Where a transform's intentionally dropped events go (`throttle` and
+/// `dedupe` over their `ID.dropped`): to the named output when something
+/// consumes it, where they count as sent, else nowhere, counted as
+/// discarded intentionally. One place for the rule keeps the metrics of
+/// every such transform honest.
+#[derive(Debug, Clone, Copy)]
+pub struct DropRoute {
+    index: usize,
+    routed: bool,
+}
+
+impl DropRoute {
+    /// Drops to the named output number `index` of `outputs`.
+    pub fn new(outputs: &TransformOutputs, index: usize) -> Self {
+        Self {
+            index,
+            routed: outputs.is_named_consumed(index),
+        }
+    }
+
+    /// Routes or discards `event`; `reason` is for the discard's trace log.
+    pub fn drop_event(
+        self,
+        event: Event,
+        out: &mut TransformOutput,
+        metrics: &ComponentMetrics,
+        reason: &str,
+    ) {
+        if self.routed {
+            out.push_named(self.index, event);
+        } else {
+            metrics.discarded_intentionally(1, reason);
         }
     }
 }

@@ -28,7 +28,7 @@ use toml::Spanned;
 use vrl::value::{ObjectMap, Value};
 
 use super::keyed_state::{KeyedState, Removed};
-use super::{TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput};
+use super::{DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput};
 use crate::components::{BuildContext, BuildError, ComponentFuture, OutputSpec};
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, Stage};
@@ -138,7 +138,7 @@ impl TaskTransform for Throttle {
 
 impl Throttle {
     async fn run_loop(mut self: Box<Self>, mut cx: TaskContext) -> anyhow::Result<()> {
-        let route_dropped = cx.outputs.is_named_consumed(DROPPED);
+        let dropped = DropRoute::new(&cx.outputs, DROPPED);
         loop {
             let next_close = self.windows.next_expiry();
             let closing = async {
@@ -161,7 +161,7 @@ impl Throttle {
                     // window that should already be over.
                     self.close_expired(now, &mut out);
                     for event in events {
-                        self.handle(event, now, &mut out, &cx.metrics, route_dropped);
+                        self.handle(event, now, &mut out, &cx.metrics, dropped);
                     }
                     out
                 }
@@ -183,7 +183,7 @@ impl Throttle {
         now: Instant,
         out: &mut TransformOutput,
         metrics: &ComponentMetrics,
-        route_dropped: bool,
+        dropped: DropRoute,
     ) {
         let key = self.render_key(&event, metrics);
         match self.windows.get_mut(&key, now) {
@@ -193,11 +193,7 @@ impl Throttle {
             }
             Some(window) => {
                 window.suppressed += 1;
-                if route_dropped {
-                    out.push_named(DROPPED, event);
-                } else {
-                    metrics.discarded_intentionally(1, "over the throttle threshold");
-                }
+                dropped.drop_event(event, out, metrics, "over the throttle threshold");
             }
             None => {
                 let window = Window {
