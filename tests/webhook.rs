@@ -176,6 +176,48 @@ async fn bearer_basic_and_custom_headers_reach_the_receiver() {
 }
 
 #[tokio::test]
+async fn request_concurrency_overlaps_requests_and_the_default_of_one_keeps_them_in_order() {
+    let slow = || {
+        (0..3)
+            .map(|_| Reply::status(200).delay(Duration::from_millis(400)))
+            .collect()
+    };
+    let spread = |receiver: &Capture| {
+        let seen = receiver.requests();
+        assert_eq!(seen.len(), 3);
+        seen[2].at - seen[0].at
+    };
+    let parallel = Capture::start(slow()).await;
+    run_ok(
+        hook(&format!(
+            "uri = \"{}/h\"\nrequest.concurrency = 3",
+            parallel.base
+        )),
+        THREE,
+    )
+    .await;
+    let spread_parallel = spread(&parallel);
+    assert!(
+        spread_parallel < Duration::from_millis(350),
+        "3 slots: all three requests were in flight at once, not one after another ({spread_parallel:?})"
+    );
+
+    let serial = Capture::start(slow()).await;
+    run_ok(hook(&format!("uri = \"{}/h\"", serial.base)), THREE).await;
+    let spread_serial = spread(&serial);
+    assert!(
+        spread_serial >= Duration::from_millis(780),
+        "one slot: each request waits for the previous answer ({spread_serial:?})"
+    );
+    let order: Vec<i64> = serial
+        .requests()
+        .iter()
+        .map(|r| r.json()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, [1, 2, 3]);
+}
+
+#[tokio::test]
 async fn retries_503_then_delivers_the_same_body() {
     let receiver = Capture::start(vec![Reply::status(503), Reply::status(503)]).await;
     run_ok(

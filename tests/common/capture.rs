@@ -49,6 +49,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// How long the receiver takes to answer.
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -58,7 +60,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// Answers only after `delay` (a slow receiver).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Adds a header.
@@ -107,6 +116,7 @@ async fn record(
         .unwrap()
         .pop_front()
         .unwrap_or_else(|| Reply::status(200));
+    tokio::time::sleep(reply.delay).await;
     let mut headers = HeaderMap::new();
     for (name, value) in reply.headers {
         headers.insert(name, value.parse().expect("header value"));
