@@ -303,7 +303,11 @@ async fn a_partial_batch_goes_out_after_batch_timeout_secs() {
         waited >= Duration::from_millis(450) && waited < Duration::from_secs(5),
         "a 2-event batch of max 100 waits for the 0.5 s timeout: {waited:?}"
     );
-    let output = howl.terminate(Duration::from_secs(20));
+    // Wait off the runtime: the receiver runs on it and must keep answering
+    // while howl drains.
+    let output = tokio::task::spawn_blocking(move || howl.terminate(Duration::from_secs(20)))
+        .await
+        .expect("terminate");
     assert!(
         output.status.success(),
         "{}",

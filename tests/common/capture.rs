@@ -1,6 +1,11 @@
 //! A loopback HTTP receiver for sink tests: it records every request
 //! (method, path, headers, body, arrival time) and answers from a script,
 //! then 200 once the script is used up.
+//!
+//! It runs on the test's runtime, and a request is recorded when it
+//! arrives, before it is answered: a test that then blocks that runtime
+//! (a synchronous wait for howl to exit) holds the answer back, and howl
+//! waits for it. Wait for howl in `spawn_blocking` instead.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
