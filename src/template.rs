@@ -71,6 +71,21 @@ impl Template {
         Self::parse_inner(text, true)
     }
 
+    /// A template that renders one field, for options that name a field
+    /// rather than a template (`key_field = "pattern.id"`): the value
+    /// renders, and a missing field is reported, exactly as `{{ .pattern.id }}`
+    /// would be.
+    pub fn field(path: &str) -> Result<Self, TemplateError> {
+        Ok(Self {
+            parts: vec![Part::Field {
+                paths: vec![parse_path(path.trim(), path)?],
+                default: None,
+                name: path.to_string(),
+            }],
+            strftime: false,
+        })
+    }
+
     fn parse_inner(text: &str, strftime: bool) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -174,19 +189,23 @@ fn parse_reference(reference: &str, text: &str) -> Result<Part, TemplateError> {
             default = Some(term[1..term.len() - 1].to_string());
             continue;
         }
-        let bare = term.strip_prefix('.').unwrap_or(term);
-        if bare.is_empty() {
-            return Err(TemplateError(format!("empty field reference in `{text}`")));
-        }
-        let path = vrl::path::parse_value_path(bare)
-            .map_err(|e| TemplateError(format!("invalid field path `{term}` in `{text}`: {e}")))?;
-        paths.push(path);
+        paths.push(parse_path(term, text)?);
     }
     Ok(Part::Field {
         paths,
         default,
         name: reference.to_string(),
     })
+}
+
+/// Parses one field path (`.a.b`, the leading `.` optional).
+fn parse_path(term: &str, text: &str) -> Result<OwnedValuePath, TemplateError> {
+    let bare = term.strip_prefix('.').unwrap_or(term);
+    if bare.is_empty() {
+        return Err(TemplateError(format!("empty field reference in `{text}`")));
+    }
+    vrl::path::parse_value_path(bare)
+        .map_err(|e| TemplateError(format!("invalid field path `{term}` in `{text}`: {e}")))
 }
 
 fn event_time(event: &Event) -> DateTime<Utc> {
@@ -271,6 +290,19 @@ mod tests {
             )
         });
         assert_eq!(rendered.text, "<b>&lt;script&gt;&amp;amp;</b>");
+    }
+
+    #[test]
+    fn a_field_template_renders_like_a_reference() {
+        let field = Template::field("nested.a").unwrap();
+        assert_eq!(field.render(&event()).text, "x");
+        let missing = Template::field(".nope").unwrap().render(&event());
+        assert_eq!(
+            (missing.text.as_str(), missing.missing),
+            ("", vec![".nope".to_string()])
+        );
+        assert!(Template::field("").is_err());
+        assert!(Template::field("a..b").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod console;
 pub mod delivery;
 pub mod encoding;
 mod file;
+mod webhook;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub static TYPES: &[ComponentType<dyn SinkConfig>] = &[
     component_type!("blackhole", blackhole::BlackholeConfig),
     component_type!("console", console::ConsoleConfig),
     component_type!("file", file::FileSinkConfig),
+    component_type!("webhook", webhook::WebhookConfig),
 ];
 
 /// The options of one sink type.

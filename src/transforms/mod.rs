@@ -8,11 +8,16 @@
 //! [`TaskTransform`] and run as one task of their own, reading their input
 //! and writing their outputs themselves.
 
+mod dedupe;
 mod filter;
+mod keyed_state;
 mod pattern;
 mod remap;
 mod route;
-mod vrl_program;
+#[cfg(test)]
+mod task_harness;
+mod throttle;
+pub(crate) mod vrl_program;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -30,10 +35,12 @@ use crate::topology::fanout::Fanout;
 
 /// Every transform type howl knows.
 pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
+    component_type!("dedupe", dedupe::DedupeConfig),
     component_type!("filter", filter::FilterConfig),
     component_type!("pattern", pattern::PatternConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
+    component_type!("throttle", throttle::ThrottleConfig),
 ];
 
 pub use pattern::PatternConfig;
@@ -123,6 +130,14 @@ impl TransformOutputs {
         }
     }
 
+    /// Whether anything consumes the named output number `index` (see
+    /// [`DropRoute`]).
+    fn is_named_consumed(&self, index: usize) -> bool {
+        self.named
+            .get(index)
+            .is_some_and(|(_, fanout)| !fanout.is_empty())
+    }
+
     /// An empty per-batch collector sized for these outputs.
     pub fn collector(&self, capacity: usize) -> TransformOutput {
         TransformOutput::new(self.named.len(), capacity)
@@ -137,6 +152,42 @@ impl TransformOutputs {
             let count = events.len();
             fanout.send(events).await;
             self.metrics.sent(Some(name), count);
+        }
+    }
+}
+
+/// Where a transform's intentionally dropped events go (`throttle` and
+/// `dedupe` over their `ID.dropped`): to the named output when something
+/// consumes it, where they count as sent, else nowhere, counted as
+/// discarded intentionally. One place for the rule keeps the metrics of
+/// every such transform honest.
+#[derive(Debug, Clone, Copy)]
+pub struct DropRoute {
+    index: usize,
+    routed: bool,
+}
+
+impl DropRoute {
+    /// Drops to the named output number `index` of `outputs`.
+    pub fn new(outputs: &TransformOutputs, index: usize) -> Self {
+        Self {
+            index,
+            routed: outputs.is_named_consumed(index),
+        }
+    }
+
+    /// Routes or discards `event`; `reason` is for the discard's trace log.
+    pub fn drop_event(
+        self,
+        event: Event,
+        out: &mut TransformOutput,
+        metrics: &ComponentMetrics,
+        reason: &str,
+    ) {
+        if self.routed {
+            out.push_named(self.index, event);
+        } else {
+            metrics.discarded_intentionally(1, reason);
         }
     }
 }

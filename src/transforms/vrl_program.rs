@@ -1,4 +1,5 @@
-//! Compiling and running VRL, shared by `remap`, `filter` and `route`.
+//! Compiling and running VRL, shared by `remap`, `filter`, `route` and the
+//! `webhook` sink's `payload`.
 //!
 //! Compile errors are reported where the user wrote the program: for an
 //! inline `source`, at the line and column *inside the config file* (the

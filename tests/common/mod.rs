@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod capture;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -32,6 +33,17 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write test file");
     path
+}
+
+/// A topology reading JSON lines on stdin, each parsed into the event by
+/// the transform `parse`, followed by `rest` (which consumes `parse`).
+pub fn stdin_json(rest: &str) -> String {
+    format!(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [transforms.parse]\ntype = \"remap\"\ninputs = [\"in\"]\n\
+         source = '. = parse_json!(string!(.message))'\n\
+         {rest}"
+    )
 }
 
 /// A loopback port that was free a moment ago.
@@ -147,6 +159,25 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("howl's API did not come up at {}", running.api);
+    }
+
+    /// Starts howl with the API on and an `http_server` source `in`
+    /// (accepting POSTs on `/`); `rest` holds the other components. Returns
+    /// the directory (keep it alive), the process, and the source's URL.
+    pub async fn with_http_source(rest: &str) -> (tempfile::TempDir, Self, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (api, http) = (free_port(), free_port());
+        let config = write(
+            dir.path(),
+            "topology.toml",
+            &format!(
+                "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+                 [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+                 {rest}"
+            ),
+        );
+        let howl = Self::start(dir.path(), &config, api, &[]).await;
+        (dir, howl, format!("http://127.0.0.1:{http}/"))
     }
 
     /// The current `/metrics` text.

@@ -18,11 +18,13 @@
 //! The default classification is Vector's: 2xx delivered; 408, 429 and 5xx
 //! except 501 retried, as are timeouts and connection errors; every other
 //! 4xx rejected. Every request is counted by status class with its latency,
-//! and every message passes through the sink's [`Redactor`].
+//! and every message passes through the sink's [`Redactor`]. Sinks that
+//! authenticate with `auth.*` (bearer or basic) share [`AuthConfig`].
 //!
 //! Deliberately not a tower stack: a newcomer can read the whole policy in
 //! [`Delivery::execute`].
 
+mod auth;
 mod batch;
 mod config;
 #[cfg(test)]
@@ -38,13 +40,14 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use tokio::sync::Semaphore;
 
+pub use auth::{AuthConfig, AuthStrategy};
 pub use batch::Batcher;
 pub use config::{
     BatchConfig, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
     RetryPolicy, positive, seconds,
 };
 pub use rate_limit::RateLimiter;
-pub use redact::Redactor;
+pub use redact::{Redactor, Secret};
 
 use crate::components::BuildError;
 use crate::internal_events::{ComponentMetrics, Stage};

@@ -4,6 +4,39 @@
 //! secrets, auth headers carry tokens. Every message the delivery core
 //! builds from a URL, an error or a response body passes through the sink's
 //! [`Redactor`], which knows that sink's secrets and replaces them.
+//! Options holding secrets are read as [`Secret`], whose `Debug` hides the
+//! value, so printing a config can never leak them either.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A configured value that must never be printed (a token, a password, a
+/// webhook URL): `Debug` shows `***`, and reading it takes an explicit
+/// [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for building requests (never for messages).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// Replaces a sink's secrets in text.
 #[derive(Debug, Clone, Default)]
@@ -35,11 +68,27 @@ impl Redactor {
         if let Ok(parsed) = reqwest::Url::parse(url) {
             let path_and_query = &url[url.find(parsed.path()).unwrap_or(url.len())..];
             self.add(path_and_query, "/***");
+            // A receiver may echo a piece of the URL in its error page
+            // ("unknown token X"): hide the pieces that look like tokens
+            // too, keeping plain words (`hooks`, `sendMessage`) readable.
+            for segment in parsed.path_segments().into_iter().flatten() {
+                if looks_like_a_token(segment) {
+                    self.add(segment, "***");
+                }
+            }
+            for pair in parsed.query().unwrap_or_default().split('&') {
+                if let Some((_, value)) = pair.split_once('=') {
+                    self.add(value, "***");
+                }
+            }
         }
         self
     }
 
     fn add(&mut self, secret: &str, replacement: &str) {
+        if self.secrets.iter().any(|(known, _)| known == secret) {
+            return;
+        }
         // Very short "secrets" would mangle ordinary text; tokens are long.
         if secret.len() >= 4 && secret != "/" {
             self.secrets
@@ -61,9 +110,21 @@ impl Redactor {
     }
 }
 
+/// Ids and tokens have digits or are long; path words are short letters.
+fn looks_like_a_token(segment: &str) -> bool {
+    segment.len() >= 16 || segment.bytes().any(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret = Secret::from("hunter2-token");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.expose(), "hunter2-token");
+    }
 
     #[test]
     fn replaces_tokens_and_webhook_urls() {
@@ -82,6 +143,17 @@ mod tests {
         assert_eq!(
             redactor.redact("path /services/T000/B000/XXXX"),
             "path /***"
+        );
+    }
+
+    #[test]
+    fn hides_token_like_pieces_of_a_url_echoed_on_their_own() {
+        let redactor = Redactor::default()
+            .secret_url("https://example.com/hooks/aZ8kQ2/notify?key=letmein&v=2");
+        assert_eq!(
+            redactor.redact("unknown hook aZ8kQ2 (key letmein) for notify"),
+            "unknown hook *** (key ***) for notify",
+            "plain words of the path stay readable"
         );
     }
 }
