@@ -4,6 +4,37 @@
 //! secrets, auth headers carry tokens. Every message the delivery core
 //! builds from a URL, an error or a response body passes through the sink's
 //! [`Redactor`], which knows that sink's secrets and replaces them.
+//! Options that hold secrets are [`Secret`]s, whose `Debug` hides them, so a
+//! config dumped into a log or a panic message does not leak them either.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A secret option (a bot token, a webhook URL): a string that `Debug`
+/// never shows.
+#[derive(Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for building requests (and for a [`Redactor`]).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// Replaces a sink's secrets in text.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +95,13 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret: Secret = serde_json::from_str("\"123456:ABC-DEF\"").unwrap();
+        assert_eq!(secret.expose(), "123456:ABC-DEF");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
 
     #[test]
     fn replaces_tokens_and_webhook_urls() {
