@@ -7,10 +7,13 @@
 
 pub mod alert;
 mod blackhole;
+pub mod chat;
 mod console;
 pub mod delivery;
 pub mod encoding;
 mod file;
+mod slack;
+mod telegram;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub static TYPES: &[ComponentType<dyn SinkConfig>] = &[
     component_type!("blackhole", blackhole::BlackholeConfig),
     component_type!("console", console::ConsoleConfig),
     component_type!("file", file::FileSinkConfig),
+    component_type!("slack", slack::SlackConfig),
+    component_type!("telegram", telegram::TelegramConfig),
 ];
 
 /// The options of one sink type.
