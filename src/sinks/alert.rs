@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use vrl::value::Value;
 
 use crate::event::Event;
+use crate::internal_events::{ComponentMetrics, Stage};
 use crate::state::{StateError, StateHandle, StateStore};
 use crate::template::Template;
 
@@ -61,6 +62,31 @@ impl AlertState {
 pub fn render_key(template: &Template, event: &Event) -> Option<String> {
     let rendered = template.render(event);
     (!rendered.text.is_empty()).then_some(rendered.text)
+}
+
+/// Renders one of a sink's text templates (`option` names it in the
+/// report), passing every value from the event through `escape`. A missing
+/// field renders empty and is counted as a `template_failed` error: an
+/// alert with a hole in its text is still worth delivering.
+pub fn render_reported(
+    template: &Template,
+    option: &str,
+    event: &Event,
+    metrics: &ComponentMetrics,
+    escape: impl Fn(&str, &mut String),
+) -> String {
+    let rendered = template.render_escaped(event, escape);
+    if !rendered.missing.is_empty() {
+        metrics.error(
+            "template_failed",
+            Stage::Processing,
+            &format_args!(
+                "`{option}` refers to missing field(s) {}; rendered them empty",
+                rendered.missing.join(", ")
+            ),
+        );
+    }
+    rendered.text
 }
 
 /// Escapes `<`, `>` and `&`: all Telegram's HTML mode and Slack's mrkdwn

@@ -8,10 +8,13 @@
 pub mod alert;
 pub mod alertmanager;
 mod blackhole;
+pub mod chat;
 mod console;
 pub mod delivery;
 pub mod encoding;
 mod file;
+mod slack;
+mod telegram;
 mod webhook;
 
 use std::fmt::Debug;
@@ -33,6 +36,8 @@ pub static TYPES: &[ComponentType<dyn SinkConfig>] = &[
     component_type!("blackhole", blackhole::BlackholeConfig),
     component_type!("console", console::ConsoleConfig),
     component_type!("file", file::FileSinkConfig),
+    component_type!("slack", slack::SlackConfig),
+    component_type!("telegram", telegram::TelegramConfig),
     component_type!("webhook", webhook::WebhookConfig),
 ];
 

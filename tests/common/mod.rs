@@ -192,6 +192,26 @@ impl Running {
             .expect("metrics body")
     }
 
+    /// Waits (bounded) until the sample of `name` with `labels` reaches
+    /// `at_least`, and returns it: how a test knows a sink has finished with
+    /// an event without sleeping.
+    pub async fn wait_for_metric(&self, name: &str, labels: &[&str], at_least: f64) -> f64 {
+        let mut last = String::new();
+        for _ in 0..500 {
+            last = self.metrics().await;
+            if let Some(value) = metric(&last, name, labels).filter(|v| *v >= at_least) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name}{labels:?} never reached {at_least}; metrics:\n{last}");
+    }
+
+    /// howl's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("howl.stderr")).unwrap_or_default()
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit.
     pub fn terminate(&mut self, limit: Duration) -> Output {
         let child = self.child.take().expect("running");
@@ -216,6 +236,34 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing the test
+/// after `limit` with `what` in the message.
+pub async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// POSTs `events` as a JSON array to an `http_server` source and checks
+/// that all were accepted.
+pub async fn post_events(url: &str, events: &serde_json::Value) {
+    let response = client()
+        .post(url)
+        .json(events)
+        .send()
+        .await
+        .expect("POST events");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
 }
 
 /// Sends a signal by name to a child.

@@ -90,7 +90,7 @@ impl Default for RetryConfig {
 }
 
 /// At most `num` requests per `duration_secs`.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Requests allowed per `duration_secs`; unset means no limit.
@@ -102,6 +102,30 @@ pub struct RateLimitConfig {
 
 fn default_rate_window() -> f64 {
     1.0
+}
+
+// Not derived: an absent `rate_limit` table must get the same one-second
+// window as a table that sets only `num`.
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            num: None,
+            duration_secs: default_rate_window(),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The limit with `num` set to `num` when the user left it unset: for
+    /// destinations that publish their own limit (Telegram and Slack allow
+    /// about one message per second per chat), sending faster only earns
+    /// 429s, so their sinks default to it.
+    pub fn or_num(&self, num: u64) -> Self {
+        Self {
+            num: Some(self.num.unwrap_or(num)),
+            duration_secs: self.duration_secs,
+        }
+    }
 }
 
 /// Per-request options.
@@ -231,6 +255,19 @@ impl DeliverySettings {
     }
 }
 
+/// Checks an http(s) base URL option (`api_base`) and drops its trailing
+/// `/`, so sinks can append paths to it.
+pub fn base_url(value: &str, option: &str) -> Result<String, BuildError> {
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(BuildError::new(format!(
+            "`{option}` must be an http(s) URL, not `{value}`"
+        ))),
+    }
+}
+
 /// A non-negative number of seconds.
 pub fn seconds(value: f64, name: &str) -> Result<Duration, BuildError> {
     if value.is_finite() && value >= 0.0 {
@@ -253,6 +290,23 @@ pub fn positive(value: f64, name: &str) -> Result<Duration, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_rate_limit_keeps_its_one_second_window() {
+        let settings = DeliverySettings::new(
+            &RetryConfig::default(),
+            &RateLimitConfig::default().or_num(1),
+            &RequestConfig::default(),
+            &HealthcheckConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.rate_limit, Some((1, Duration::from_secs(1))));
+        let explicit = RateLimitConfig {
+            num: Some(5),
+            duration_secs: 2.0,
+        };
+        assert_eq!(explicit.or_num(1).num, Some(5), "a configured num wins");
+    }
 
     #[test]
     fn backoff_grows_exponentially_with_full_jitter_up_to_the_cap() {

@@ -168,3 +168,24 @@ async fn secrets_in_urls_never_reach_error_messages() {
     assert!(!text.contains("SECRET-TOKEN"), "{text}");
     assert!(text.contains("gave up"), "{text}");
 }
+
+#[tokio::test]
+async fn hands_a_declined_answer_back_without_retrying() {
+    fn decline_404(response: &Response) -> Verdict {
+        if response.status == StatusCode::NOT_FOUND {
+            Verdict::Declined {
+                reason: "the message is gone".to_string(),
+            }
+        } else {
+            classify_http(response)
+        }
+    }
+    let (url, script) = serve(vec![(404, None, "message_not_found", Duration::ZERO)]).await;
+    let response = delivery(10.0, 5.0, Redactor::default())
+        .execute(|client| client.post(&url), decline_404)
+        .await
+        .expect("a declined answer is not a failure");
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    assert_eq!(response.body, "message_not_found");
+    assert_eq!(script.seen.lock().unwrap().len(), 1, "never retried");
+}

@@ -9,7 +9,9 @@
 //! 2. send, with a per-attempt timeout (`request.timeout_secs`);
 //! 3. let the sink's [`Classify`] judge the answer (each protocol has its own
 //!    idea of failure: Slack answers 200 with `{"ok":false}`, Telegram puts
-//!    `retry_after` in the body);
+//!    `retry_after` in the body). A sink may also *decline* an answer it
+//!    handles itself ("the message to edit is gone": send a new one), which
+//!    is neither retried nor counted as an error;
 //! 4. on a retryable failure, wait `Retry-After` (or the protocol's own
 //!    hint), else an exponential backoff with full jitter, and try again
 //!    until `retry.max_duration_secs` is spent; on a permanent failure, stop
@@ -44,7 +46,7 @@ pub use auth::{AuthConfig, AuthStrategy};
 pub use batch::Batcher;
 pub use config::{
     BatchConfig, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
-    RetryPolicy, positive, seconds,
+    RetryPolicy, base_url, positive, seconds,
 };
 pub use rate_limit::RateLimiter;
 pub use redact::{Redactor, Secret};
@@ -90,6 +92,14 @@ pub enum Verdict {
     /// Will never succeed as it is: stop.
     Rejected {
         /// Why, for the log.
+        reason: String,
+    },
+    /// Not a success, but an answer the sink knows how to handle itself
+    /// (the message to edit was deleted: send a new one instead). Not
+    /// retried, not logged or counted as an error: `execute` returns the
+    /// response as `Ok` and the sink acts on it.
+    Declined {
+        /// Why, for the debug log.
         reason: String,
     },
 }
@@ -249,8 +259,9 @@ impl Delivery {
         &self.client
     }
 
-    /// Sends one request until it is delivered, rejected, or retries run
-    /// out. `build` makes a fresh request for every attempt.
+    /// Sends one request until it is delivered (or declined, see
+    /// [`Verdict::Declined`]), rejected, or retries run out. `build` makes a
+    /// fresh request for every attempt.
     pub async fn execute(
         &self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
@@ -359,6 +370,10 @@ impl Delivery {
                 self.metrics.sent_bytes(body_bytes);
                 Ok(response)
             }
+            Verdict::Declined { reason } => {
+                tracing::debug!(component = %self.metrics.key(), "request declined: {}", self.redactor.redact(&reason));
+                Ok(response)
+            }
             Verdict::Retry { after, reason } => Err(AttemptError::Retry {
                 after,
                 reason: self.redactor.redact(&reason),
@@ -396,7 +411,9 @@ impl Delivery {
                     body,
                 }) {
                     Verdict::Delivered => Ok(()),
-                    Verdict::Retry { reason, .. } | Verdict::Rejected { reason } => Err(reason),
+                    Verdict::Retry { reason, .. }
+                    | Verdict::Rejected { reason }
+                    | Verdict::Declined { reason } => Err(reason),
                 }
             }
             Err(error) => Err(error_chain(&error.without_url())),

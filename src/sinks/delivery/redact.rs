@@ -20,7 +20,13 @@ use serde::Deserialize;
 pub struct Secret(String);
 
 impl Secret {
-    /// The value itself, for building requests (never for messages).
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The value itself, for building requests (and for a [`Redactor`]),
+    /// never for messages.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -124,6 +130,9 @@ mod tests {
         let secret = Secret::from("hunter2-token");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
         assert_eq!(secret.expose(), "hunter2-token");
+        let secret: Secret = serde_json::from_str("\"123456:ABC-DEF\"").unwrap();
+        assert_eq!(secret.expose(), "123456:ABC-DEF");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
     }
 
     #[test]
