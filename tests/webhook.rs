@@ -432,3 +432,76 @@ fn validate_reports_auth_and_payload_mistakes_in_the_config() {
         "the VRL error points at its line in the config file:\n{stderr}"
     );
 }
+
+#[tokio::test]
+async fn alertmanager_webhook_encoding_speaks_alertmanagers_receiver_format() {
+    let receiver = Capture::start(vec![]).await;
+    let events = concat!(
+        r#"{"message":"disk full","host":"web-1","pattern":{"id":"0123456789abcdef","template":"disk full","level":"error"}}"#,
+        "\n",
+        r#"{"host":"web-2","alert":{"name":"HighCpu","key":"HighCpu/web-2","state":"resolved","severity":"warning","summary":"CPU back to 40%"}}"#,
+        "\n",
+    );
+    run_ok(
+        hook(&format!(
+            "uri = \"{}/alert\"\nencoding = \"alertmanager_webhook\"\nbatch.max_events = 10\nlabels.team = \"ops\"",
+            receiver.base
+        )),
+        events,
+    )
+    .await;
+    let seen = receiver.requests();
+    assert_eq!(seen.len(), 1, "one notification per batch");
+    assert_eq!(seen[0].header("content-type"), "application/json");
+    let body = seen[0].json();
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["receiver"], "hook");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["commonLabels"], serde_json::json!({"team": "ops"}));
+    let alerts = body["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0]["status"], "firing");
+    assert_eq!(alerts[0]["labels"]["alertname"], "HowlNewPattern");
+    assert_eq!(alerts[0]["labels"]["pattern_id"], "0123456789abcdef");
+    assert_eq!(alerts[0]["endsAt"], "0001-01-01T00:00:00Z");
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(alerts[0]["labels"].clone()).unwrap();
+    assert_eq!(
+        alerts[0]["fingerprint"],
+        howl::sinks::alertmanager::fingerprint(&labels)
+    );
+    assert_eq!(alerts[1]["status"], "resolved");
+    assert_eq!(alerts[1]["labels"]["alertname"], "HighCpu");
+    assert_eq!(alerts[1]["annotations"]["summary"], "CPU back to 40%");
+    assert_ne!(alerts[1]["endsAt"], "0001-01-01T00:00:00Z");
+}
+
+#[test]
+fn alertmanager_webhook_options_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |options: &str, expected: &str| {
+        write(
+            dir.path(),
+            "a.toml",
+            &hook(&format!("uri = \"http://127.0.0.1:9/x\"\n{options}")),
+        );
+        let (code, _, stderr) = common::howl_in(dir.path(), &["validate", "-c", "a.toml"], &[]);
+        assert_eq!(code, 78, "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr}"
+        );
+    };
+    check(
+        "encoding = \"alertmanager_webhook\"\npayload = '{\"x\": 1}'",
+        "`payload` does not apply with `encoding = \"alertmanager_webhook\"`",
+    );
+    check(
+        "labels.team = \"ops\"",
+        "`labels` and `annotations` apply only with",
+    );
+    check(
+        "encoding = \"alertmanager_webhook\"\nlabels.\"bad-name\" = \"x\"",
+        "label name `bad-name` is not valid",
+    );
+}

@@ -456,3 +456,138 @@ mod tests {
         assert_eq!(alert.resolved_at, None);
     }
 }
+
+/// One alert of a webhook notification.
+pub struct Notified<'a> {
+    /// Its labels and annotations.
+    pub rendered: &'a RenderedAlert,
+    /// Firing or resolved.
+    pub state: crate::sinks::alert::AlertState,
+    /// When it started (the event's time).
+    pub starts_at: DateTime<Utc>,
+}
+
+/// The body Alertmanager POSTs to its webhook receivers (payload version
+/// 4), so a receiver written for Alertmanager takes howl's alerts
+/// unchanged. As Alertmanager does, firing alerts carry the zero time as
+/// `endsAt`, and the common labels and annotations are those every alert
+/// shares.
+pub fn webhook_notification(
+    receiver: &str,
+    alerts: &[Notified<'_>],
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+    let common = |pick: fn(&RenderedAlert) -> &BTreeMap<String, String>| {
+        let mut common: BTreeMap<String, String> = alerts
+            .first()
+            .map(|a| pick(a.rendered).clone())
+            .unwrap_or_default();
+        for alert in alerts.iter().skip(1) {
+            common.retain(|k, v| pick(alert.rendered).get(k) == Some(v));
+        }
+        common
+    };
+    let firing = alerts
+        .iter()
+        .any(|a| a.state == crate::sinks::alert::AlertState::Firing);
+    let items: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|alert| {
+            let resolved = alert.state == crate::sinks::alert::AlertState::Resolved;
+            serde_json::json!({
+                "status": alert.state.as_str(),
+                "labels": alert.rendered.labels,
+                "annotations": alert.rendered.annotations,
+                "startsAt": alert.starts_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "endsAt": if resolved { now.to_rfc3339_opts(SecondsFormat::Millis, true) } else { ZERO_TIME.to_string() },
+                "generatorURL": alert.rendered.generator_url.clone().unwrap_or_default(),
+                "fingerprint": fingerprint(&alert.rendered.labels),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "receiver": receiver,
+        "status": if firing { "firing" } else { "resolved" },
+        "alerts": items,
+        "groupLabels": {},
+        "commonLabels": common(|a| &a.labels),
+        "commonAnnotations": common(|a| &a.annotations),
+        "externalURL": "",
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+    })
+}
+
+#[cfg(test)]
+mod webhook_tests {
+    use super::*;
+    use crate::sinks::alert::AlertState;
+
+    fn rendered(pairs: &[(&str, &str)], summary: &str) -> RenderedAlert {
+        RenderedAlert {
+            labels: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::from([("summary".to_string(), summary.to_string())]),
+            generator_url: None,
+            missing: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn notification_has_alertmanagers_version_4_shape() {
+        let a = rendered(
+            &[
+                ("alertname", "DiskFull"),
+                ("instance", "web-1"),
+                ("severity", "critical"),
+            ],
+            "full",
+        );
+        let b = rendered(
+            &[
+                ("alertname", "DiskFull"),
+                ("instance", "web-2"),
+                ("severity", "critical"),
+            ],
+            "full",
+        );
+        let t0 = DateTime::parse_from_rfc3339("2026-11-22T03:51:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = webhook_notification(
+            "howl",
+            &[
+                Notified {
+                    rendered: &a,
+                    state: AlertState::Firing,
+                    starts_at: t0,
+                },
+                Notified {
+                    rendered: &b,
+                    state: AlertState::Resolved,
+                    starts_at: t0,
+                },
+            ],
+            t0 + Duration::minutes(5),
+        );
+        assert_eq!(body["version"], "4");
+        assert_eq!(body["status"], "firing", "firing when any alert fires");
+        assert_eq!(body["alerts"][0]["fingerprint"], "bf29cd0c3cac59df");
+        assert_eq!(body["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(body["alerts"][1]["status"], "resolved");
+        assert_eq!(body["alerts"][1]["endsAt"], "2026-11-22T03:56:05.000Z");
+        assert_eq!(
+            body["commonLabels"],
+            serde_json::json!({"alertname": "DiskFull", "severity": "critical"})
+        );
+        assert_eq!(
+            body["commonAnnotations"],
+            serde_json::json!({"summary": "full"})
+        );
+        assert_eq!(body["truncatedAlerts"], 0);
+    }
+}

@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 pub use self::alerts::fingerprint;
 use self::alerts::{ActiveAlert, AlertTemplates, Change, Timing};
+pub(crate) use self::alerts::{AlertTemplates as Templates, Notified, webhook_notification};
 use self::endpoint::{Endpoints, api_url};
 use super::alert::{AlertState, AlertStore};
 use super::delivery::{

@@ -34,9 +34,19 @@ pub struct WebhookConfig {
     /// an error.
     pub(super) auth: Option<AuthConfig>,
     /// How events become request bodies: `json` (one event per request),
-    /// `ndjson` or `json_array` (one request per batch).
+    /// `ndjson` or `json_array` (one request per batch), or
+    /// `alertmanager_webhook` (Alertmanager's webhook notification, one per
+    /// batch).
     #[serde(default)]
     pub(super) encoding: WebhookEncoding,
+    /// With `alertmanager_webhook`: label templates, merged over the
+    /// `alertmanager` sink's defaults.
+    #[serde(default)]
+    pub(super) labels: BTreeMap<String, String>,
+    /// With `alertmanager_webhook`: annotation templates, merged over the
+    /// `alertmanager` sink's defaults.
+    #[serde(default)]
+    pub(super) annotations: BTreeMap<String, String>,
     /// A VRL program run on each event whose result is the JSON document
     /// sent for it, to shape the body (e.g. `{"text": .message}`). Unset
     /// sends the whole event.

@@ -9,6 +9,7 @@
 //! | `json` | one per event | the document | `application/json` |
 //! | `ndjson` | one per batch | documents, each followed by `\n` | `application/x-ndjson` |
 //! | `json_array` | one per batch | `[doc,doc,...]` | `application/json` |
+//! | `alertmanager_webhook` | one per batch | Alertmanager's webhook notification (version 4), events rendered as alerts with `labels` and `annotations` | `application/json` |
 //!
 //! Every encoding is one arm of [`Encoder::encode`] plus its Content-Type,
 //! so an encoding that needs the whole batch at once (Alertmanager's
@@ -21,8 +22,13 @@ use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::event::{Event, EventStatus};
+use chrono::Utc;
+use vrl::value::Value;
+
+use crate::event::{Event, EventStatus, fields};
 use crate::internal_events::{ComponentMetrics, Stage};
+use crate::sinks::alert::AlertState;
+use crate::sinks::alertmanager::{Notified, Templates, webhook_notification};
 use crate::transforms::vrl_program::VrlRunner;
 
 /// How a batch of events becomes request bodies.
@@ -36,13 +42,16 @@ pub enum WebhookEncoding {
     Ndjson,
     /// One request per batch: a JSON array of documents.
     JsonArray,
+    /// One request per batch: the notification Alertmanager sends to its
+    /// webhook receivers (version 4), so existing receivers work unchanged.
+    AlertmanagerWebhook,
 }
 
 impl WebhookEncoding {
     /// The `Content-Type` of the bodies.
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Json | Self::JsonArray => "application/json",
+            Self::Json | Self::JsonArray | Self::AlertmanagerWebhook => "application/json",
             Self::Ndjson => "application/x-ndjson",
         }
     }
@@ -52,7 +61,7 @@ impl WebhookEncoding {
     pub fn batches(self) -> bool {
         match self {
             Self::Json => false,
-            Self::Ndjson | Self::JsonArray => true,
+            Self::Ndjson | Self::JsonArray | Self::AlertmanagerWebhook => true,
         }
     }
 }
@@ -70,12 +79,24 @@ pub struct Request {
 pub struct Encoder {
     encoding: WebhookEncoding,
     payload: Option<VrlRunner>,
+    alerts: Option<(Templates, String)>,
 }
 
 impl Encoder {
     /// An encoder; `payload` shapes each event's document.
     pub fn new(encoding: WebhookEncoding, payload: Option<VrlRunner>) -> Self {
-        Self { encoding, payload }
+        Self {
+            encoding,
+            payload,
+            alerts: None,
+        }
+    }
+
+    /// Sets how events render as alerts (`alertmanager_webhook`), and the
+    /// receiver name the notification carries.
+    pub fn with_alerts(mut self, templates: Templates, receiver: String) -> Self {
+        self.alerts = Some((templates, receiver));
+        self
     }
 
     /// The requests for one batch (none when no event could be encoded).
@@ -94,6 +115,65 @@ impl Encoder {
                 .collect(),
             WebhookEncoding::Ndjson => self.framed(events, (b"", b"\n", b"\n"), metrics),
             WebhookEncoding::JsonArray => self.framed(events, (b"[", b",", b"]"), metrics),
+            WebhookEncoding::AlertmanagerWebhook => self.notification(events, metrics),
+        }
+    }
+
+    /// One Alertmanager-style notification for the whole batch.
+    fn notification(&self, events: Vec<Event>, metrics: &ComponentMetrics) -> Vec<Request> {
+        let Some((templates, receiver)) = &self.alerts else {
+            return Vec::new();
+        };
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let now = Utc::now();
+        let rendered: Vec<_> = events
+            .iter()
+            .map(|event| {
+                let alert = templates.render(event);
+                if !alert.missing.is_empty() {
+                    metrics.error(
+                        "template_failed",
+                        Stage::Processing,
+                        &format_args!(
+                            "missing field(s) {}; rendered them empty",
+                            alert.missing.join(", ")
+                        ),
+                    );
+                }
+                let starts_at = match event.get_field(fields::TIMESTAMP) {
+                    Some(Value::Timestamp(at)) => *at,
+                    _ => now,
+                };
+                (alert, AlertState::of(event), starts_at)
+            })
+            .collect();
+        let alerts: Vec<Notified<'_>> = rendered
+            .iter()
+            .map(|(rendered, state, starts_at)| Notified {
+                rendered,
+                state: *state,
+                starts_at: *starts_at,
+            })
+            .collect();
+        let body = webhook_notification(receiver, &alerts, now);
+        match serde_json::to_vec(&body) {
+            Ok(body) => vec![Request {
+                body: Bytes::from(body),
+                events,
+            }],
+            Err(error) => {
+                let mut events = events;
+                metrics.error(
+                    "encoding_failed",
+                    Stage::Processing,
+                    &format_args!("cannot encode alerts: {error}"),
+                );
+                metrics.discarded_on_error(events.len(), &"the notification could not be encoded");
+                crate::event::finalize_all(&mut events, EventStatus::Rejected);
+                Vec::new()
+            }
         }
     }
 

@@ -26,7 +26,7 @@ use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 pub use config::WebhookConfig;
-use encoder::Encoder;
+use encoder::{Encoder, WebhookEncoding};
 
 use super::delivery::{DeliverySettings, Redactor};
 use super::{Sink, SinkConfig};
@@ -83,6 +83,22 @@ impl SinkConfig for WebhookConfig {
             }
             None => None,
         };
+        let mut encoder = Encoder::new(self.encoding, payload);
+        if self.encoding == WebhookEncoding::AlertmanagerWebhook {
+            if self.payload.is_some() {
+                return Err(BuildError::new(
+                    "`payload` does not apply with `encoding = \"alertmanager_webhook\"`: shape the alerts with `labels` and `annotations`",
+                ));
+            }
+            let templates =
+                crate::sinks::alertmanager::Templates::new(&self.labels, &self.annotations, None)
+                    .map_err(BuildError::new)?;
+            encoder = encoder.with_alerts(templates, cx.key.id().to_string());
+        } else if !self.labels.is_empty() || !self.annotations.is_empty() {
+            return Err(BuildError::new(
+                "`labels` and `annotations` apply only with `encoding = \"alertmanager_webhook\"`",
+            ));
+        }
         let settings = DeliverySettings::new(
             &self.retry,
             &self.rate_limit,
@@ -104,7 +120,7 @@ impl SinkConfig for WebhookConfig {
                 headers,
                 healthcheck,
             }),
-            encoder: Encoder::new(self.encoding, payload),
+            encoder,
             concurrency: settings.concurrency,
             settings,
             redactor,
