@@ -453,3 +453,35 @@ fn file_sink_paths_come_from_event_fields() {
         "none\n"
     );
 }
+
+#[test]
+fn a_component_that_cannot_start_stops_howl_with_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "[sources.web]\ntype = \"http_server\"\naddress = \"127.0.0.1:{port}\"\n\
+             [sources.gen]\ntype = \"demo_logs\"\ninterval = 0.01\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"web\", \"gen\"]\n"
+        ),
+    );
+    let output = common::run_with_input(
+        &["run", "-c", "a.toml"],
+        dir.path(),
+        b"",
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("component(s) failed: sources.web"),
+        "{stderr}"
+    );
+}

@@ -326,3 +326,14 @@ fn graph_prints_dot_and_mermaid() {
     assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
     assert!(mermaid.contains("n1 -- \"errors\" --> n2"), "{mermaid}");
 }
+
+#[test]
+fn a_missing_config_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("nope.toml")]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("nope.toml: cannot read config file"),
+        "{stderr}"
+    );
+}
