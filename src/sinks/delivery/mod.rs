@@ -46,7 +46,7 @@ pub use auth::{AuthConfig, AuthStrategy};
 pub use batch::Batcher;
 pub use config::{
     BatchConfig, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
-    RetryPolicy, base_url, positive, seconds,
+    RetryPolicy, api_url, base_url, positive, seconds,
 };
 pub use rate_limit::RateLimiter;
 pub use redact::{Redactor, Secret};
