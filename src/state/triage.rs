@@ -255,7 +255,7 @@ mod tests {
         };
         save_suppressions(&store, &[&suppression], &[]).unwrap();
         let loaded = load_suppressions(&store).unwrap();
-        assert_eq!(loaded, [suppression.clone()]);
+        assert_eq!(loaded, std::slice::from_ref(&suppression));
         assert!(loaded[0].is_live(now));
         assert!(!loaded[0].is_live(now + chrono::Duration::hours(2)));
         save_suppressions(&store, &[], &["s1".to_string()]).unwrap();

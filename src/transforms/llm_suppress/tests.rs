@@ -18,7 +18,7 @@ use crate::llm::{Answer, Classifier, Label, LlmError, Prompt, Verdict};
 use crate::shared::Shared;
 use crate::sinks::delivery::Failure;
 use crate::suppressions::NewSuppression;
-use crate::transforms::task_harness::{Harness, context, messages, parse};
+use crate::transforms::task_harness::{Harness, build_error, context, messages, parse};
 
 type Script = dyn Fn(&Prompt) -> (Duration, Result<Answer, LlmError>) + Send + Sync;
 
@@ -530,4 +530,23 @@ async fn the_builtin_classifier_decides_at_once_and_remembers() {
     assert_eq!(sources(&suppressed), ["builtin"]);
     assert_eq!(messages(&h.take(None)), ["disk full"]);
     h.finish().await;
+}
+
+#[test]
+fn options_that_cannot_work_are_config_errors() {
+    let error = |options: &str| build_error::<LlmSuppressConfig>(options);
+    assert!(error("provider = \"openai\"").contains("needs `model`"));
+    assert!(error("model = \"m\"").contains("for network providers"));
+    assert!(
+        error("provider = \"ollama\"\nmodel = \"m\"\nendpoint = \"ftp://x\"")
+            .contains("`endpoint`")
+    );
+    assert!(error("min_confidence = 1.5").contains("`min_confidence`"));
+    assert!(error("verdict_ttl = \"soon\"").contains("`verdict_ttl`"));
+    assert!(error("redact = ['(']").contains("invalid regex"));
+    assert!(error("when = '.pattern.level'").contains("boolean"));
+    assert!(error("max_pending_events = 0").contains("at least 1"));
+    assert!(
+        error("alertmanager_silence = { url = \"am:9093\" }").contains("alertmanager_silence.url")
+    );
 }
