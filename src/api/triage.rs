@@ -228,3 +228,65 @@ fn merge_time(slot: &mut Option<String>, ms: i64, better: fn(i64, i64) -> bool) 
         *slot = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Label;
+    use crate::patterns::{Miner, MinerConfig};
+    use crate::state::patterns::save_spaces;
+    use crate::state::triage::{VerdictSource, save_verdicts};
+
+    #[tokio::test]
+    async fn patterns_join_the_pattern_store_verdicts_and_suppressions() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(dir.path().to_path_buf());
+        let store = shared.state.store().unwrap();
+        let mut miner = Miner::new(MinerConfig::default()).unwrap();
+        let id = miner
+            .observe("GET /healthz 200 1ms", None, 1_000)
+            .id
+            .to_string();
+        miner.observe("GET /healthz 200 2ms", None, 2_000);
+        save_spaces(&store, "patterns", [("", &miner)]).unwrap();
+        let now = Utc::now();
+        let verdict = StoredVerdict {
+            verdict: Label::Noise,
+            confidence: 0.9,
+            reason: "health check".into(),
+            source: VerdictSource::Builtin,
+            model: "builtin".into(),
+            decided_at: now,
+            expires_at: now + chrono::Duration::days(7),
+        };
+        save_verdicts(&store, "triage", [(id.as_str(), &verdict)], []).unwrap();
+        shared
+            .suppressions
+            .create(crate::suppressions::NewSuppression {
+                pattern_id: "feedfeedfeedfeed".into(),
+                reason: "known".into(),
+                ttl: None,
+                created_by: "ops".into(),
+            })
+            .await
+            .unwrap();
+
+        let rows = patterns(&shared).unwrap();
+        assert_eq!(rows.len(), 2);
+        let health = &rows[0];
+        assert_eq!(health.pattern_id, id);
+        assert_eq!(health.count, 2, "the most seen first");
+        assert_eq!(health.spaces, ["patterns"]);
+        assert!(health.template.as_deref().unwrap().contains("<DUR"));
+        assert_eq!(health.first_seen.as_deref(), Some("1970-01-01T00:00:01Z"));
+        assert_eq!(health.verdicts["triage"].verdict.verdict, Label::Noise);
+        assert!(!health.verdicts["triage"].expired);
+        let suppressed = &rows[1];
+        assert_eq!(suppressed.pattern_id, "feedfeedfeedfeed");
+        assert!(
+            suppressed.template.is_none(),
+            "known from its suppression only"
+        );
+        assert_eq!(suppressed.suppression.as_ref().unwrap().reason, "known");
+    }
+}

@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::sinks::delivery::Secret;
 use crate::state::triage::Suppression;
 
 /// How to reach the running howl.
@@ -24,8 +25,8 @@ pub struct ApiArgs {
     api: String,
     /// The API's `[api] auth_token`, needed to change suppressions when one
     /// is set.
-    #[arg(long, env = "HOWL_API_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[arg(long, env = "HOWL_API_TOKEN", hide_env_values = true, value_parser = secret)]
+    token: Option<Secret>,
 }
 
 /// Arguments of `howl suppress`.
@@ -40,7 +41,7 @@ pub struct SuppressArgs {
     #[arg(long, value_parser = check_duration)]
     ttl: Option<String>,
     /// Who decides (default: `$USER`).
-    #[arg(long, env = "USER")]
+    #[arg(long, env = "USER", hide_env_values = true)]
     created_by: Option<String>,
     #[command(flatten)]
     api: ApiArgs,
@@ -69,6 +70,11 @@ pub struct SuppressionsArgs {
 enum Format {
     Table,
     Json,
+}
+
+/// Reads the token as a [`Secret`], so printing the arguments cannot show it.
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::from(text))
 }
 
 fn check_duration(text: &str) -> Result<String, String> {
@@ -189,7 +195,7 @@ fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Resul
             .map_err(|e| e.to_string())?;
         let mut request = client.request(method, url);
         if let Some(token) = &api.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose());
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -198,7 +204,7 @@ fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Resul
             format!(
                 "cannot reach howl's API at {} ({}); is howl running with `[api] enabled = true`?",
                 api.api,
-                e.without_url()
+                crate::sinks::delivery::error_chain(&e.without_url())
             )
         })?;
         let status = response.status();

@@ -467,7 +467,7 @@ async fn read_body(mut response: reqwest::Response) -> Bytes {
 
 /// An error with its causes ("connection refused" is usually the cause, not
 /// the error itself).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

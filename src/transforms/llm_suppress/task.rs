@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use vrl::compiler::Program;
@@ -104,11 +105,15 @@ enum Asker {
     },
 }
 
+/// How verdicts of the built-in classifier name their "model".
+const BUILTIN_MODEL: &str = "builtin";
+
 /// What a finished question hands back.
 type Asked = (String, Result<Answer, LlmError>, Duration);
 
-/// The first event of a pattern being asked about, and samples gathered in
-/// the same batch.
+/// What a new question says about its pattern: the first event's template
+/// and level, and samples gathered from the same batch (questions start
+/// once the batch is handled, in the order their patterns appeared).
 struct Question {
     template: String,
     level: String,
@@ -140,11 +145,6 @@ struct Running {
 }
 
 async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
-    let store = cx.state.store()?;
-    let verdicts = Verdicts::load(&store, cx.key.id(), settings.policy)?;
-    if verdicts.known() > 0 {
-        tracing::info!(component = %cx.key, verdicts = verdicts.known(), "loaded stored verdicts");
-    }
     let asker = match &settings.engine {
         Engine::Builtin => Asker::Builtin,
         Engine::Remote(remote) => Asker::Remote {
@@ -157,6 +157,15 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
             model: format!("{}/test", classifier.provider()),
         },
     };
+    let model = match &asker {
+        Asker::Builtin => BUILTIN_MODEL,
+        Asker::Remote { model, .. } => model.as_str(),
+    };
+    let store = cx.state.store()?;
+    let verdicts = Verdicts::load(&store, cx.key.id(), model, settings.policy)?;
+    if verdicts.known() > 0 {
+        tracing::info!(component = %cx.key, verdicts = verdicts.known(), "loaded stored verdicts");
+    }
     if let Some((url, duration)) = &settings.silence {
         cx.suppressions
             .add_silencer(Silencer::new(url, *duration, Arc::clone(&cx.metrics))?);
@@ -164,8 +173,11 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
     let mut running = Running {
         pending: Pending::new(settings.max_pending, settings.decision_timeout),
         budget: Budget::new(settings.budget.0, settings.budget.1),
+        // Loads the suppressions now, so a store that cannot be read stops
+        // the start; generation 0 (never current once loaded) makes the
+        // first batch take a fresh snapshot.
         snapshot: cx.suppressions.snapshot()?,
-        generation: cx.suppressions.generation(),
+        generation: 0,
         suppressions: cx.suppressions.clone(),
         operator: HashMap::new(),
         rule: settings.policy.rule(),
@@ -224,7 +236,7 @@ impl Running {
     fn handle_batch(&mut self, events: Vec<Event>, out: &mut TransformOutput) {
         self.refresh_suppressions();
         let (now, wall) = (Instant::now(), Utc::now());
-        let mut questions: Vec<(String, Question)> = Vec::new();
+        let mut questions = IndexMap::new();
         let mut hits = 0;
         for event in events {
             self.handle(event, now, wall, &mut questions, &mut hits, out);
@@ -235,7 +247,9 @@ impl Running {
         }
     }
 
-    /// Takes a new snapshot of the suppressions after a change.
+    /// Takes a new snapshot of the suppressions after a change. The
+    /// generation is read before the snapshot, so a change between the two
+    /// is picked up by the next batch rather than missed.
     fn refresh_suppressions(&mut self) {
         let generation = self.suppressions.generation();
         if generation == self.generation {
@@ -260,7 +274,7 @@ impl Running {
         mut event: Event,
         now: Instant,
         wall: DateTime<Utc>,
-        questions: &mut Vec<(String, Question)>,
+        questions: &mut IndexMap<String, Question>,
         hits: &mut u64,
         out: &mut TransformOutput,
     ) {
@@ -303,7 +317,7 @@ impl Running {
                     .apply(event, out, self.suppressed, &self.metrics);
             }
             Lookup::Asking => {
-                if let Some((_, question)) = questions.iter_mut().find(|(p, _)| *p == pattern)
+                if let Some(question) = questions.get_mut(&pattern)
                     && question.samples.len() < MAX_SAMPLES
                     && let Some(sample) = text(&event, &self.settings.fields.message)
                     && !question.samples.iter().any(|s| **s == *sample)
@@ -323,7 +337,7 @@ impl Running {
                 }
                 Asker::Remote { .. } => {
                     self.verdicts.asking(&pattern);
-                    questions.push((pattern.clone(), self.question(&event)));
+                    questions.insert(pattern.clone(), self.question(&event));
                     self.hold(pattern, event, now, out);
                 }
             },
@@ -353,7 +367,7 @@ impl Running {
         let verdict = builtin::classify(&prompt);
         self.metrics
             .llm_verdict(verdict.label.as_str(), VerdictSource::Builtin.as_str());
-        let stored = self.stored(verdict, VerdictSource::Builtin, "builtin".into(), wall);
+        let stored = self.stored(verdict, VerdictSource::Builtin, BUILTIN_MODEL.into(), wall);
         self.verdicts.decided(pattern, stored)
     }
 

@@ -12,8 +12,11 @@
 //!
 //! Known verdicts are written through to the state store (`verdicts` table,
 //! see `state::triage`) in one transaction per batch, and loaded at start,
-//! so a restart asks nothing twice. Errors are not stored: after a restart
-//! a failed pattern is simply asked again.
+//! so a restart asks nothing twice. Only verdicts of the configured
+//! provider and model are loaded: after switching from `builtin` to an LLM,
+//! or to another model, patterns are asked again (and their verdicts
+//! overwritten). Errors are not stored: after a restart a failed pattern is
+//! simply asked again.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -69,11 +72,17 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// The verdicts `component` stored (expired ones are kept until re-asked:
-    /// they are overwritten then).
-    pub fn load(store: &StateStore, component: &str, policy: Policy) -> Result<Self, StateError> {
+    /// The verdicts `component` stored with `model` (expired ones are kept
+    /// until re-asked: they are overwritten then).
+    pub fn load(
+        store: &StateStore,
+        component: &str,
+        model: &str,
+        policy: Policy,
+    ) -> Result<Self, StateError> {
         let mut verdicts = Self::new(component, policy);
-        for saved in load_verdicts(store, Some(component))? {
+        let saved = load_verdicts(store, Some(component))?;
+        for saved in saved.into_iter().filter(|s| s.verdict.model == model) {
             let decision = policy.verdict(&saved.verdict);
             verdicts.entries.insert(
                 saved.pattern_id,
@@ -255,14 +264,17 @@ mod tests {
     }
 
     #[test]
-    fn saved_verdicts_load_back() {
+    fn saved_verdicts_load_back_for_the_same_model_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let mut verdicts = Verdicts::new("t", policy());
         verdicts.decided("p", noise(Utc::now(), chrono::Duration::days(7)));
         verdicts.save(&store).unwrap();
-        let loaded = Verdicts::load(&store, "t", policy()).unwrap();
+        let loaded = Verdicts::load(&store, "t", "openai/m", policy()).unwrap();
         assert_eq!(loaded.known(), 1);
-        assert!(Verdicts::load(&store, "other", policy()).unwrap().known() == 0);
+        let other = Verdicts::load(&store, "other", "openai/m", policy()).unwrap();
+        assert_eq!(other.known(), 0, "another transform's verdicts are its own");
+        let switched = Verdicts::load(&store, "t", "anthropic/claude", policy()).unwrap();
+        assert_eq!(switched.known(), 0, "another model asks again");
     }
 }
