@@ -20,6 +20,12 @@
 //! | `pattern_new_total` | patterns the `pattern` transform created |
 //! | `patterns` | patterns it knows (gauge) |
 //! | `pattern_evictions_total` | patterns it evicted at `max_patterns` |
+//! | `llm_requests_total{provider,outcome}` | questions `llm_suppress` asked: `ok`, `rejected`, `failed` (retries ran out: outage, timeouts), `invalid` (unusable answer), `over_budget` (not sent) |
+//! | `llm_request_duration_seconds{provider}` | how long a question took, retries included (histogram) |
+//! | `llm_tokens_total{provider,kind}` | tokens the provider reported, `kind` = `input` or `output` |
+//! | `llm_verdicts_total{verdict,source}` | verdicts reached per pattern (`noise`/`important`/`unknown`; `llm`, `builtin`, `error`) |
+//! | `llm_cache_hits_total` | events decided by a stored verdict, without a question |
+//! | `llm_pending_events` | events held while their pattern's verdict is pending (gauge) |
 //!
 //! Handles are registered once per component, so the hot path is an atomic
 //! add. Error logs are rate limited per error type: a poison event repeated a
@@ -217,6 +223,50 @@ impl ComponentMetrics {
         }
         metrics::gauge!("patterns", &labels).set(live as f64);
         metrics::counter!("pattern_evictions_total", &labels).absolute(evictions);
+    }
+
+    /// Counts one question to an LLM provider by outcome, with its latency
+    /// when it was sent.
+    pub fn llm_request(&self, provider: &str, outcome: &'static str, latency: Option<Duration>) {
+        let mut labels = labels(&self.key);
+        labels.push(("provider", provider.to_string()));
+        if let Some(latency) = latency {
+            metrics::histogram!("llm_request_duration_seconds", &labels)
+                .record(latency.as_secs_f64());
+        }
+        labels.push(("outcome", outcome.to_string()));
+        metrics::counter!("llm_requests_total", &labels).increment(1);
+    }
+
+    /// Counts the tokens a provider reported for one question.
+    pub fn llm_tokens(&self, provider: &str, input: u64, output: u64) {
+        let mut labels = labels(&self.key);
+        labels.push(("provider", provider.to_string()));
+        for (kind, tokens) in [("input", input), ("output", output)] {
+            metrics::counter!("llm_tokens_total", &with(&labels, "kind", kind)).increment(tokens);
+        }
+    }
+
+    /// Counts a verdict reached for a pattern.
+    pub fn llm_verdict(&self, verdict: &str, source: &str) {
+        let labels = with(
+            &with(&labels(&self.key), "verdict", verdict),
+            "source",
+            source,
+        );
+        metrics::counter!("llm_verdicts_total", &labels).increment(1);
+    }
+
+    /// Counts events decided by a stored verdict.
+    pub fn llm_cache_hits(&self, events: u64) {
+        if events > 0 {
+            metrics::counter!("llm_cache_hits_total", &labels(&self.key)).increment(events);
+        }
+    }
+
+    /// Reports how many events wait for their pattern's verdict.
+    pub fn llm_pending(&self, events: usize) {
+        metrics::gauge!("llm_pending_events", &labels(&self.key)).set(events as f64);
     }
 
     /// The gauge of this component's input buffer fill.

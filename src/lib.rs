@@ -10,6 +10,9 @@
 //! - [`sources`], [`transforms`], [`sinks`]: the components, one module each.
 //! - [`internal_events`]: the metrics every component emits.
 //! - [`state`]: the embedded store under `data_dir`.
+//! - [`llm`]: classifiers of log patterns (LLM providers, the built-in one).
+//! - [`suppressions`]: operators' suppressions, shared by API and transforms.
+//! - [`shared`]: what the running topology and the API share.
 //! - [`template`]: `{{ .field }}` rendering shared by sinks.
 //! - [`api`], [`cli`]: the HTTP API and the command line.
 
@@ -20,10 +23,13 @@ pub mod config;
 pub mod duration;
 pub mod event;
 pub mod internal_events;
+pub mod llm;
 pub mod patterns;
+pub mod shared;
 pub mod sinks;
 pub mod sources;
 pub mod state;
+pub mod suppressions;
 pub mod template;
 pub mod topology;
 pub mod transforms;

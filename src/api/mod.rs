@@ -1,9 +1,17 @@
-//! The built-in HTTP API: `/health` and `/metrics`.
+//! The built-in HTTP API: `/health`, `/metrics`, and the triage endpoints
+//! (suppressions and patterns, see [`triage`]).
 //!
 //! It is off by default, as Vector's is: a `cat log | howl run` step in CI
 //! should not take a port, and two howl processes on one machine should not
 //! fight over 8686. Turn it on with `[api] enabled = true` for sidecars and
-//! agents that are scraped by Prometheus.
+//! agents that are scraped by Prometheus or driven by operators.
+//!
+//! Endpoints that change something (`POST`, `DELETE`) require
+//! `Authorization: Bearer <auth_token>` when `[api] auth_token` is set;
+//! reading is open, like `/metrics`. Errors are JSON `{"error": "..."}`
+//! with a status mapped in one place, [`ApiError`].
+
+mod triage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,14 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
 use metrics_exporter_prometheus::PrometheusHandle;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::shared::Shared;
+use crate::sinks::delivery::Secret;
 
 /// The `[api]` table.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -30,6 +41,11 @@ pub struct ApiConfig {
     /// Where to listen.
     #[serde(default = "default_address")]
     pub address: SocketAddr,
+    /// A token that `POST` and `DELETE` requests must present as
+    /// `Authorization: Bearer <token>`; unset, anyone who can reach the
+    /// address may change suppressions. Never logged.
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +53,7 @@ impl Default for ApiConfig {
         Self {
             enabled: false,
             address: default_address(),
+            auth_token: None,
         }
     }
 }
@@ -45,21 +62,32 @@ fn default_address() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8686))
 }
 
+/// What the API serves from.
+#[derive(Clone)]
+pub struct ApiContext {
+    /// The metrics recorder, rendered at `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// Set once shutdown began (`/health` answers 503 then).
+    pub shutting_down: Arc<AtomicBool>,
+    /// The state and suppressions shared with the running topology.
+    pub shared: Shared,
+}
+
 /// What the handlers read.
 #[derive(Clone)]
 struct ApiState {
-    prometheus: PrometheusHandle,
-    shutting_down: Arc<AtomicBool>,
+    cx: ApiContext,
+    auth_token: Option<Secret>,
 }
 
 /// Binds the API and serves it until `stop` is cancelled. Binding happens
 /// before this returns, so a taken port is reported at start-up.
 pub async fn serve(
-    address: SocketAddr,
-    prometheus: PrometheusHandle,
-    shutting_down: Arc<AtomicBool>,
+    config: &ApiConfig,
+    cx: ApiContext,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let address = config.address;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("[api]: cannot listen on {address}: {e}"))?;
@@ -67,9 +95,18 @@ pub async fn serve(
     let router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/suppressions",
+            get(triage::list_suppressions).post(triage::create_suppression),
+        )
+        .route(
+            "/api/v1/suppressions/{id}",
+            delete(triage::delete_suppression),
+        )
+        .route("/api/v1/patterns", get(triage::list_patterns))
         .with_state(ApiState {
-            prometheus,
-            shutting_down,
+            cx,
+            auth_token: config.auth_token.clone(),
         });
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, router)
@@ -83,7 +120,7 @@ pub async fn serve(
 }
 
 async fn health(State(state): State<ApiState>) -> impl IntoResponse {
-    if state.shutting_down.load(Ordering::Acquire) {
+    if state.cx.shutting_down.load(Ordering::Acquire) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "status": "shutting_down" })),
@@ -99,6 +136,81 @@ async fn health(State(state): State<ApiState>) -> impl IntoResponse {
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
+        state.cx.prometheus.render(),
     )
+}
+
+/// Why a request failed; the one place errors become status codes.
+#[derive(Debug)]
+enum ApiError {
+    /// The request is malformed or asks for something impossible.
+    BadRequest(String),
+    /// A token is required and was missing or wrong.
+    Unauthorized,
+    /// Nothing has that id.
+    NotFound(String),
+    /// howl failed (the state store).
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs `Authorization: Bearer <[api] auth_token>`".to_string(),
+            ),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
+            Self::Internal(message) => {
+                tracing::error!("API request failed: {message}");
+                (StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+        };
+        let mut response =
+            (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Checks the bearer token of a mutating request, when one is configured.
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.auth_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares without stopping at the first difference, so response times do
+/// not reveal how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cret-longer"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 }

@@ -7,6 +7,7 @@ mod graph;
 mod logging;
 mod patterns;
 mod run;
+mod suppress;
 mod validate;
 
 use std::path::PathBuf;
@@ -56,6 +57,12 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Mine, list and compare log patterns without a topology.
     Patterns(patterns::PatternsArgs),
+    /// Suppress a pattern in a running howl (through its API).
+    Suppress(suppress::SuppressArgs),
+    /// End a pattern's suppression in a running howl.
+    Unsuppress(suppress::UnsuppressArgs),
+    /// List the suppressions of a running howl.
+    Suppressions(suppress::SuppressionsArgs),
 }
 
 /// Config files, shared by the subcommands that read a topology.
@@ -81,6 +88,9 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
         Command::Patterns(args) => patterns::patterns(args),
+        Command::Suppress(args) => suppress::suppress(args),
+        Command::Unsuppress(args) => suppress::unsuppress(args),
+        Command::Suppressions(args) => suppress::suppressions(args),
     }
 }
 

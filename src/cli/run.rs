@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::validate::sort_by_position;
 use super::{ConfigArgs, DEMO_NAME, EXIT_CONFIG, load, report};
+use crate::api::ApiContext;
+use crate::shared::Shared;
 use crate::topology::{self, RunOptions};
 
 /// Arguments of `howl run`.
@@ -89,18 +91,19 @@ pub fn run(args: RunArgs) -> ExitCode {
                 upkeep.run_upkeep();
             }
         });
+        // One state store and suppression registry for the topology and the
+        // API, so an operator's suppression reaches running transforms.
+        let shared = Shared::new(config.data_dir.clone());
         let api_stop = CancellationToken::new();
         let api = if config.api.enabled {
-            match crate::api::serve(
-                config.api.address,
+            let cx = ApiContext {
                 prometheus,
-                Arc::clone(&shutting_down),
-                api_stop.clone(),
-            )
-            .await
-            {
+                shutting_down: Arc::clone(&shutting_down),
+                shared: shared.clone(),
+            };
+            match crate::api::serve(&config.api, cx, api_stop.clone()).await {
                 Ok((address, task)) => {
-                    tracing::info!(%address, "API listening (/health, /metrics)");
+                    tracing::info!(%address, "API listening (/health, /metrics, /api/v1)");
                     Some(task)
                 }
                 Err(error) => {
@@ -130,7 +133,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             graceful_shutdown_limit: Duration::from_secs(args.graceful_shutdown_limit),
             ..RunOptions::default()
         };
-        let outcome = topology::run(&config, &graph, built, options, stop).await;
+        let outcome = topology::run(&config, &graph, built, options, shared, stop).await;
         shutting_down.store(true, Ordering::Release);
         api_stop.cancel();
         if let Some(api) = api {

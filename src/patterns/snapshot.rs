@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{ConfigError, MinerConfig};
 use super::id::PatternId;
 use super::level::Level;
-use super::miner::{Miner, template_route};
+use super::miner::{Miner, PatternView, template_route};
 use super::template::{Slot, TTok};
 
 /// Current snapshot format version.
@@ -79,6 +79,21 @@ impl MinerSnapshot {
     /// True when the snapshot holds no pattern.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
+    }
+
+    /// The saved patterns, as a restored miner would show them: for reading
+    /// a store (the API's `GET /api/v1/patterns`) without rebuilding miners,
+    /// which needs the writer's miner options.
+    pub fn views(&self) -> impl Iterator<Item = PatternView<'_>> {
+        self.patterns.iter().map(|p| PatternView {
+            id: p.id,
+            template: &p.template,
+            count: p.count,
+            first_seen_ms: p.first_seen_ms,
+            last_seen_ms: p.last_seen_ms,
+            samples: &p.samples,
+            level: p.level,
+        })
     }
 }
 

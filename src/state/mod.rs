@@ -17,6 +17,7 @@
 //! formats evolve with `#[serde(default)]`.
 
 pub mod patterns;
+pub mod triage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

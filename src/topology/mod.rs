@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::components::{BuildContext, BuildError, ComponentKey, OutputSpec};
 use crate::config::{Config, Diagnostic, Graph, OutputId, SourceFile};
 use crate::internal_events::ComponentMetrics;
+use crate::shared::Shared;
 use crate::sinks::{Sink, SinkContext, SinkInput};
 use crate::sources::{Source, SourceContext, SourceSender};
-use crate::state::StateHandle;
 use crate::topology::buffer::{BufferConfig, BufferSender, WhenFull};
 use crate::topology::fanout::Fanout;
 use crate::transforms::{TaskContext, Transform, TransformInput, TransformOutputs};
@@ -142,15 +142,19 @@ impl Default for RunOptions {
 }
 
 /// Runs a built topology until it finishes (every source ended and every
-/// buffer drained) or `stop` is cancelled and it drains.
+/// buffer drained) or `stop` is cancelled and it drains. `shared` holds the
+/// state store and suppressions the process shares with its API; its
+/// `data_dir` must be the config's.
 pub async fn run(
     config: &Config,
     graph: &Graph,
     built: Built,
     options: RunOptions,
+    shared: Shared,
     stop: CancellationToken,
 ) -> RunReport {
-    let state = StateHandle::new(config.data_dir.clone());
+    let state = shared.state.clone();
+    debug_assert_eq!(state.data_dir(), config.data_dir.as_path());
     let host = crate::sources::hostname();
 
     // One input buffer per transform and sink.
@@ -248,6 +252,7 @@ pub async fn run(
                 metrics: Arc::clone(m),
                 state: state.clone(),
                 shutdown: stop.child_token(),
+                suppressions: shared.suppressions.clone(),
             }),
         };
         spawn(&key, future);

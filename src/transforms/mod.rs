@@ -4,13 +4,15 @@
 //! [`SyncTransform`]: the topology runs several copies of them on the
 //! runtime's worker threads at once and keeps the output in input order, so
 //! a CPU-heavy VRL program uses every core. Transforms that keep state
-//! across events or act on time (windows, periodic reports, I/O) implement
+//! across events or act on time (windows, periodic reports, I/O such as
+//! `llm_suppress`'s questions) implement
 //! [`TaskTransform`] and run as one task of their own, reading their input
 //! and writing their outputs themselves.
 
 mod dedupe;
 mod filter;
 mod keyed_state;
+mod llm_suppress;
 mod pattern;
 mod remap;
 mod route;
@@ -30,6 +32,7 @@ use crate::config::registry::ComponentType;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
 use crate::state::StateHandle;
+use crate::suppressions::Suppressions;
 use crate::topology::buffer::BufferReceiver;
 use crate::topology::fanout::Fanout;
 
@@ -37,6 +40,7 @@ use crate::topology::fanout::Fanout;
 pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
     component_type!("dedupe", dedupe::DedupeConfig),
     component_type!("filter", filter::FilterConfig),
+    component_type!("llm_suppress", llm_suppress::LlmSuppressConfig),
     component_type!("pattern", pattern::PatternConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
@@ -86,6 +90,9 @@ pub struct TaskContext {
     /// input until it closes (upstream drains first); this only tells them
     /// to stop waiting for slow work such as a remote call.
     pub shutdown: CancellationToken,
+    /// The operators' suppressions, shared with the API (`llm_suppress`
+    /// reads them per event; changes arrive without a restart).
+    pub suppressions: Suppressions,
 }
 
 /// A transform's input buffer, counting what it hands out.

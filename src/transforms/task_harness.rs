@@ -15,12 +15,14 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{TaskContext, Transform, TransformConfig, TransformInput, TransformOutputs};
-use crate::components::{BuildContext, ComponentKey, ComponentKind};
+use super::{
+    TaskContext, TaskTransform, Transform, TransformConfig, TransformInput, TransformOutputs,
+};
+use crate::components::{BuildContext, ComponentKey, ComponentKind, OutputSpec};
 use crate::config::SourceFile;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::state::StateHandle;
+use crate::shared::Shared;
 use crate::topology::buffer::{BufferReceiver, BufferSender, WhenFull, channel};
 use crate::topology::fanout::Fanout;
 
@@ -43,7 +45,8 @@ pub struct Outputs {
     pub named: HashMap<String, Vec<Event>>,
 }
 
-fn context(options: &str) -> BuildContext {
+/// The build context of a test transform (id `t`).
+pub fn context(options: &str) -> BuildContext {
     BuildContext {
         key: ComponentKey::new(ComponentKind::Transform, "t", "test"),
         file: Arc::new(SourceFile::new(
@@ -54,7 +57,8 @@ fn context(options: &str) -> BuildContext {
     }
 }
 
-fn parse<C: DeserializeOwned>(options: &str) -> C {
+/// Parses options as TOML.
+pub fn parse<C: DeserializeOwned>(options: &str) -> C {
     toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"))
 }
 
@@ -71,16 +75,34 @@ impl Harness {
     /// named outputs listed in `consumed` get a consumer, the others none.
     pub fn start<C: TransformConfig + DeserializeOwned>(options: &str, consumed: &[&str]) -> Self {
         let config: C = parse(options);
-        let cx = context(options);
-        let Transform::Task(transform) = config.build(&cx).expect("options build") else {
+        let Transform::Task(transform) = config.build(&context(options)).expect("options build")
+        else {
             panic!("not a task transform")
         };
-        let metrics = Arc::new(ComponentMetrics::new(cx.key.clone()));
+        Self::run(
+            transform,
+            config.outputs(),
+            consumed,
+            Shared::new(std::env::temp_dir()),
+        )
+    }
+
+    /// Runs an already built task transform with `outputs` (as its config
+    /// declares them) and the process-wide handles `shared` (a test that
+    /// keeps state gives each run its own directory).
+    pub fn run(
+        transform: Box<dyn TaskTransform>,
+        outputs_spec: Vec<OutputSpec>,
+        consumed: &[&str],
+        shared: Shared,
+    ) -> Self {
+        let key = ComponentKey::new(ComponentKind::Transform, "t", "test");
+        let metrics = Arc::new(ComponentMetrics::new(key.clone()));
         let (input, rx) = channel(1000, WhenFull::Block, Arc::clone(&metrics));
         let mut outputs = Vec::new();
         let mut default = Fanout::default();
         let mut named = Vec::new();
-        for spec in config.outputs() {
+        for spec in outputs_spec {
             let wanted = spec
                 .name
                 .as_deref()
@@ -97,12 +119,13 @@ impl Harness {
             }
         }
         let task = transform.run(TaskContext {
-            key: cx.key,
+            key,
             input: TransformInput::new(rx, Arc::clone(&metrics)),
             outputs: TransformOutputs::new(default, named, Arc::clone(&metrics)),
             metrics,
-            state: StateHandle::new(std::env::temp_dir()),
+            state: shared.state,
             shutdown: CancellationToken::new(),
+            suppressions: shared.suppressions,
         });
         Self {
             input: Some(input),

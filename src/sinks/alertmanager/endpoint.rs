@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::event::{Event, EventStatus, finalize_all};
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::delivery::{Delivery, Failure, classify_http};
+use crate::sinks::delivery::{Delivery, Failure, api_url, classify_http};
 
 /// Posts a queue may hold before its endpoint starts missing them.
 const QUEUE_POSTS: usize = 32;
@@ -149,14 +149,6 @@ impl Endpoints {
 /// Alertmanager behind a reverse proxy at `/alertmanager/`).
 pub fn alerts_url(base: &reqwest::Url) -> reqwest::Url {
     api_url(base, "api/v2/alerts")
-}
-
-/// `<base>/<path>`, keeping any path prefix of the base.
-pub fn api_url(base: &reqwest::Url, path: &str) -> reqwest::Url {
-    let mut url = base.clone();
-    let prefix = base.path().trim_end_matches('/');
-    url.set_path(&format!("{prefix}/{path}"));
-    url
 }
 
 #[cfg(test)]

@@ -31,11 +31,11 @@ use serde::Deserialize;
 pub use self::alerts::fingerprint;
 use self::alerts::{ActiveAlert, AlertTemplates, Change, Timing};
 pub(crate) use self::alerts::{AlertTemplates as Templates, Notified, webhook_notification};
-use self::endpoint::{Endpoints, api_url};
+use self::endpoint::Endpoints;
 use super::alert::{AlertState, AlertStore};
 use super::delivery::{
     BatchConfig, Batcher, Delivery, DeliverySettings, HealthcheckConfig, RateLimitConfig, Redactor,
-    RequestConfig, RetryConfig, classify_http,
+    RequestConfig, RetryConfig, api_url, classify_http,
 };
 use super::{Sink, SinkConfig, SinkContext};
 use crate::components::{BuildContext, BuildError, ComponentFuture};

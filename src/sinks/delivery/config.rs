@@ -268,6 +268,15 @@ pub fn base_url(value: &str, option: &str) -> Result<String, BuildError> {
     }
 }
 
+/// `<base>/<path>`, keeping any path prefix of the base (an Alertmanager
+/// behind a reverse proxy at `/alertmanager/`, an LLM server at `/v1`).
+pub fn api_url(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{path}"));
+    url
+}
+
 /// A non-negative number of seconds.
 pub fn seconds(value: f64, name: &str) -> Result<Duration, BuildError> {
     if value.is_finite() && value >= 0.0 {

@@ -46,7 +46,7 @@ pub use auth::{AuthConfig, AuthStrategy};
 pub use batch::Batcher;
 pub use config::{
     BatchConfig, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
-    RetryPolicy, base_url, positive, seconds,
+    RetryPolicy, api_url, base_url, positive, seconds,
 };
 pub use rate_limit::RateLimiter;
 pub use redact::{Redactor, Secret};
@@ -467,7 +467,7 @@ async fn read_body(mut response: reqwest::Response) -> Bytes {
 
 /// An error with its causes ("connection refused" is usually the cause, not
 /// the error itself).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

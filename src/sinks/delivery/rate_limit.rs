@@ -1,6 +1,12 @@
 //! At most `num` requests per window, with bursts up to `num` (GCRA, the
 //! algorithm behind most API rate limiters): a sink never trips the
 //! destination's own limit and never needs a 429 to slow down.
+//!
+//! Two ways to use it: [`RateLimiter::acquire`] waits for a slot (sinks,
+//! whose events can wait), [`RateLimiter::try_acquire`] never waits and says
+//! whether a slot was free (budgets where going over is an outcome to
+//! report, such as the `llm_suppress` transform's request budget: it fails
+//! open instead of holding events until a slot frees).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -38,6 +44,19 @@ impl RateLimiter {
         };
         tokio::time::sleep_until(wait_until).await;
     }
+
+    /// Books a request if one may go out now, without waiting; `false` (and
+    /// nothing booked) when the budget is spent.
+    pub fn try_acquire(&self) -> bool {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let tat = next.map_or(now, |t| t.max(now));
+        if tat.checked_sub(self.tolerance).is_some_and(|at| at > now) {
+            return false;
+        }
+        *next = Some(tat + self.interval);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -54,5 +73,15 @@ mod tests {
             times.push((Instant::now() - start).as_millis());
         }
         assert_eq!(times, vec![0, 0, 500, 1000, 1500, 2000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn try_acquire_refuses_over_the_burst_without_waiting_then_refills() {
+        let limiter = RateLimiter::new(3, Duration::from_secs(60));
+        let granted: Vec<bool> = (0..5).map(|_| limiter.try_acquire()).collect();
+        assert_eq!(granted, [true, true, true, false, false]);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(limiter.try_acquire(), "one slot refills every 20 s");
+        assert!(!limiter.try_acquire());
     }
 }

@@ -1,0 +1,264 @@
+//! Triage decisions in the state store: the `llm_suppress` transforms'
+//! verdicts and the operators' suppressions.
+//!
+//! - `verdicts/<component id>/<pattern id>`: one [`StoredVerdict`] per
+//!   pattern and transform (two transforms may use different models or
+//!   rules, so each keeps its own). Each carries its expiry (`verdict_ttl`);
+//!   an expired verdict is re-asked and overwritten.
+//! - `suppressions/<suppression id>`: one [`Suppression`] per suppressed
+//!   pattern, shared by every transform of the process (an operator
+//!   silences a pattern, not a component).
+//!
+//! Values are JSON, like the rest of the store, so `redb` files stay
+//! inspectable and fields can be added with `#[serde(default)]`. Every
+//! write is one transaction: a `kill -9` leaves the previous or the new
+//! decision, never a torn one.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::llm::Label;
+use crate::state::{StateError, StateStore};
+
+/// The table of verdicts.
+pub const VERDICTS: &str = "verdicts";
+/// The table of suppressions.
+pub const SUPPRESSIONS: &str = "suppressions";
+
+/// Who or what decided a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictSource {
+    /// A language model's answer.
+    Llm,
+    /// The built-in heuristic classifier.
+    Builtin,
+}
+
+impl VerdictSource {
+    /// `llm` or `builtin`, as in `.triage.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Llm => "llm",
+            Self::Builtin => "builtin",
+        }
+    }
+}
+
+/// A classifier's verdict on one pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredVerdict {
+    /// Noise or important.
+    pub verdict: Label,
+    /// How sure the classifier was, 0 to 1.
+    pub confidence: f64,
+    /// Its one-sentence reason.
+    pub reason: String,
+    /// Who decided.
+    pub source: VerdictSource,
+    /// The provider and model that answered (`openai/llama3.2`, `builtin`).
+    pub model: String,
+    /// When it was decided.
+    pub decided_at: DateTime<Utc>,
+    /// When it must be asked again.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl StoredVerdict {
+    /// Whether it still holds at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// A verdict as saved, with its place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedVerdict {
+    /// The transform that decided it.
+    pub component: String,
+    /// The pattern it is about.
+    pub pattern_id: String,
+    /// The verdict.
+    pub verdict: StoredVerdict,
+}
+
+fn verdict_key(component: &str, pattern_id: &str) -> String {
+    format!("{component}/{pattern_id}")
+}
+
+/// Every verdict of `component`, or of every transform when `None`.
+/// Unreadable entries (a format from a newer howl) are skipped with a
+/// warning rather than failing the start: a verdict can always be re-asked.
+pub fn load_verdicts(
+    store: &StateStore,
+    component: Option<&str>,
+) -> Result<Vec<SavedVerdict>, StateError> {
+    let prefix = component.map(|c| format!("{c}/")).unwrap_or_default();
+    let mut verdicts = Vec::new();
+    for (key, bytes) in store.scan(VERDICTS, &prefix)? {
+        let Some((component, pattern_id)) = key.rsplit_once('/') else {
+            continue;
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(verdict) => verdicts.push(SavedVerdict {
+                component: component.to_string(),
+                pattern_id: pattern_id.to_string(),
+                verdict,
+            }),
+            Err(error) => tracing::warn!("skipping unreadable verdict `{key}`: {error}"),
+        }
+    }
+    Ok(verdicts)
+}
+
+/// Saves and deletes verdicts of `component` in one transaction.
+pub fn save_verdicts<'a>(
+    store: &StateStore,
+    component: &str,
+    put: impl IntoIterator<Item = (&'a str, &'a StoredVerdict)>,
+    delete: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StateError> {
+    let put = put
+        .into_iter()
+        .map(|(pattern_id, verdict)| {
+            let bytes =
+                serde_json::to_vec(verdict).map_err(|e| StateError::Storage(e.to_string()))?;
+            Ok((verdict_key(component, pattern_id), bytes))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    let delete: Vec<String> = delete
+        .into_iter()
+        .map(|pattern_id| verdict_key(component, pattern_id))
+        .collect();
+    store.write(VERDICTS, &put, &delete)
+}
+
+/// An operator's decision that a pattern is noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// Its id (for `DELETE /api/v1/suppressions/{id}`).
+    pub id: String,
+    /// The pattern it suppresses.
+    pub pattern_id: String,
+    /// Why, in the operator's words.
+    pub reason: String,
+    /// Who decided.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it ends by itself; `None` = until deleted.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The Alertmanager silences that mirror it.
+    #[serde(default)]
+    pub silences: Vec<SilenceRef>,
+}
+
+impl Suppression {
+    /// Whether it is in force at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|end| end > now)
+    }
+}
+
+/// A silence created in an Alertmanager for a suppression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceRef {
+    /// The Alertmanager's base URL.
+    pub url: String,
+    /// The silence id it returned.
+    pub id: String,
+}
+
+/// Every saved suppression (unreadable ones skipped with a warning).
+pub fn load_suppressions(store: &StateStore) -> Result<Vec<Suppression>, StateError> {
+    let mut suppressions = Vec::new();
+    for (key, bytes) in store.scan(SUPPRESSIONS, "")? {
+        match serde_json::from_slice(&bytes) {
+            Ok(suppression) => suppressions.push(suppression),
+            Err(error) => tracing::warn!("skipping unreadable suppression `{key}`: {error}"),
+        }
+    }
+    Ok(suppressions)
+}
+
+/// Saves `put` and deletes the suppressions with ids in `delete`, in one
+/// transaction.
+pub fn save_suppressions(
+    store: &StateStore,
+    put: &[&Suppression],
+    delete: &[String],
+) -> Result<(), StateError> {
+    let put = put
+        .iter()
+        .map(|s| {
+            let bytes = serde_json::to_vec(s).map_err(|e| StateError::Storage(e.to_string()))?;
+            Ok((s.id.clone(), bytes))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    store.write(SUPPRESSIONS, &put, delete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(label: Label) -> StoredVerdict {
+        let now = Utc::now();
+        StoredVerdict {
+            verdict: label,
+            confidence: 0.9,
+            reason: "health check".into(),
+            source: VerdictSource::Llm,
+            model: "openai/llama3.2".into(),
+            decided_at: now,
+            expires_at: now + chrono::Duration::days(7),
+        }
+    }
+
+    #[test]
+    fn verdicts_are_kept_per_component_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let noise = verdict(Label::Noise);
+            let important = verdict(Label::Important);
+            save_verdicts(&store, "a", [("p1", &noise), ("p2", &important)], []).unwrap();
+            save_verdicts(&store, "b", [("p1", &important)], []).unwrap();
+            save_verdicts(&store, "a", [], ["p2"]).unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        let a = load_verdicts(&store, Some("a")).unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].pattern_id.as_str(), a[0].verdict.verdict),
+            ("p1", Label::Noise)
+        );
+        assert_eq!(load_verdicts(&store, None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn suppressions_round_trip_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let suppression = Suppression {
+            id: "s1".into(),
+            pattern_id: "0123456789abcdef".into(),
+            reason: "known noise".into(),
+            created_by: "ops".into(),
+            created_at: now,
+            expires_at: Some(now + chrono::Duration::hours(1)),
+            silences: vec![SilenceRef {
+                url: "http://127.0.0.1:9093".into(),
+                id: "abc".into(),
+            }],
+        };
+        save_suppressions(&store, &[&suppression], &[]).unwrap();
+        let loaded = load_suppressions(&store).unwrap();
+        assert_eq!(loaded, std::slice::from_ref(&suppression));
+        assert!(loaded[0].is_live(now));
+        assert!(!loaded[0].is_live(now + chrono::Duration::hours(2)));
+        save_suppressions(&store, &[], &["s1".to_string()]).unwrap();
+        assert!(load_suppressions(&store).unwrap().is_empty());
+    }
+}

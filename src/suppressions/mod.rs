@@ -1,0 +1,456 @@
+//! Operators' suppressions: "this pattern is noise", decided by a person
+//! with one click (`POST /api/v1/suppressions`, `howl suppress`), in force
+//! at once, without a restart, and kept across restarts.
+//!
+//! One [`Suppressions`] registry exists per howl process. `howl run`
+//! creates it (see `crate::shared`) and hands the same handle to the API,
+//! which changes it, and to every `llm_suppress` transform, which reads it
+//! for each event. Reading must be cheap, so the registry publishes an
+//! immutable [`Snapshot`] (a map by pattern id) and a generation counter: a
+//! transform compares one atomic number per batch and takes a new snapshot
+//! only after a change. Changes are rare (a person clicks), so each one
+//! copies the map.
+//!
+//! Keys and ids: at most one suppression per pattern id (suppressing a
+//! suppressed pattern again replaces the reason, ttl and author but keeps
+//! the id); the id (`sup-` and 12 hex digits) is what `DELETE
+//! /api/v1/suppressions/{id}` takes, and so does the pattern id, for
+//! convenience. Suppressions are not scoped: pattern ids are already
+//! unique across `pattern` transforms' scopes.
+//!
+//! Expiry: a suppression with a ttl ends by itself; an ended one is no
+//! longer in force (transforms check the time) and is dropped from the
+//! store at the next change or listing.
+//!
+//! Alertmanager silences: a transform with `alertmanager_silence` registers
+//! a [`Silencer`] here when it starts. Creating a suppression then creates
+//! a silence in each registered Alertmanager, and deleting it expires them.
+//! A silence that cannot be created does not stop the suppression, which is
+//! howl's own decision and already in force: the error is returned to the
+//! caller and logged.
+
+mod silence;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use silence::{MATCHER_LABEL, Silencer};
+
+use crate::state::triage::{SilenceRef, Suppression, load_suppressions, save_suppressions};
+use crate::state::{StateError, StateHandle};
+
+/// The suppressions in force, by pattern id (entries may have ended since
+/// the snapshot was taken: check [`Suppression::is_live`]).
+pub type Snapshot = Arc<HashMap<String, Suppression>>;
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SuppressionError {
+    /// The request does not make sense (answered with 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// A request to suppress a pattern.
+#[derive(Debug, Clone)]
+pub struct NewSuppression {
+    /// The pattern.
+    pub pattern_id: String,
+    /// Why.
+    pub reason: String,
+    /// How long; `None` = until deleted.
+    pub ttl: Option<Duration>,
+    /// Who asks.
+    pub created_by: String,
+}
+
+/// What a change did.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The suppression created, replaced or deleted.
+    pub suppression: Suppression,
+    /// Whether a suppression of the same pattern was replaced.
+    pub replaced: bool,
+    /// Silences that could not be created or expired.
+    pub silence_errors: Vec<String>,
+}
+
+/// The process-wide registry (cheap to clone: a shared handle).
+#[derive(Clone)]
+pub struct Suppressions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: StateHandle,
+    /// `None` until first loaded from the store.
+    table: Mutex<Option<Snapshot>>,
+    generation: AtomicU64,
+    silencers: Mutex<Vec<Arc<Silencer>>>,
+}
+
+impl std::fmt::Debug for Suppressions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suppressions")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh suppression id: `sup-` and 12 hex digits, so it is never
+/// mistaken for a pattern id (16 hex digits).
+fn new_id() -> String {
+    format!("sup-{:012x}", fastrand::u64(..1 << 48))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Suppressions {
+    /// A registry kept in `state` (nothing is read until first use).
+    pub fn new(state: StateHandle) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                state,
+                table: Mutex::new(None),
+                generation: AtomicU64::new(0),
+                silencers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A number that changes with every change of the suppressions.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// The suppressions now, loading them from the store on first use.
+    pub fn snapshot(&self) -> Result<Snapshot, StateError> {
+        let mut table = lock(&self.inner.table);
+        Ok(Arc::clone(self.loaded(&mut table)?))
+    }
+
+    /// The suppressions in force, oldest first.
+    pub fn list(&self) -> Result<Vec<Suppression>, StateError> {
+        let now = Utc::now();
+        let mut table = lock(&self.inner.table);
+        self.drop_ended(&mut table, now)?;
+        let mut live: Vec<Suppression> = self.loaded(&mut table)?.values().cloned().collect();
+        live.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(live)
+    }
+
+    /// Registers an Alertmanager to mirror suppressions in (once per URL).
+    pub fn add_silencer(&self, silencer: Silencer) {
+        let mut silencers = lock(&self.inner.silencers);
+        if !silencers.iter().any(|known| known.url() == silencer.url()) {
+            silencers.push(Arc::new(silencer));
+        }
+    }
+
+    /// Suppresses a pattern (replacing its suppression, if any) and mirrors
+    /// it as silences.
+    pub async fn create(&self, request: NewSuppression) -> Result<Changed, SuppressionError> {
+        let pattern_id = request.pattern_id.trim().to_string();
+        if pattern_id.is_empty()
+            || pattern_id.len() > 256
+            || pattern_id.contains(char::is_whitespace)
+        {
+            return Err(SuppressionError::Invalid(
+                "`pattern_id` must be a pattern id (no spaces, at most 256 characters)".into(),
+            ));
+        }
+        if request.reason.trim().is_empty() {
+            return Err(SuppressionError::Invalid(
+                "`reason` must say why the pattern is suppressed (it is the audit trail)".into(),
+            ));
+        }
+        if request.ttl.is_some_and(|ttl| ttl.is_zero()) {
+            return Err(SuppressionError::Invalid(
+                "`ttl` must be more than 0".into(),
+            ));
+        }
+        let now = Utc::now();
+        let expires_at = request
+            .ttl
+            .map(|ttl| {
+                chrono::Duration::from_std(ttl)
+                    .ok()
+                    .and_then(|ttl| now.checked_add_signed(ttl))
+                    .ok_or_else(|| SuppressionError::Invalid("`ttl` is too long".into()))
+            })
+            .transpose()?;
+        let mut previous = None;
+        let mut created = None;
+        self.change(|map| {
+            previous = map.get(&pattern_id).cloned();
+            let suppression = Suppression {
+                id: previous.as_ref().map_or_else(new_id, |p| p.id.clone()),
+                pattern_id: pattern_id.clone(),
+                reason: request.reason.trim().to_string(),
+                created_by: request.created_by,
+                created_at: now,
+                expires_at,
+                silences: Vec::new(),
+            };
+            map.insert(pattern_id.clone(), suppression.clone());
+            created = Some(suppression.clone());
+            Ok((vec![suppression], Vec::new()))
+        })?;
+        let Some(mut suppression) = created else {
+            return Err(StateError::Storage("the suppression was not recorded".into()).into());
+        };
+        tracing::info!(
+            pattern_id = %suppression.pattern_id,
+            id = %suppression.id,
+            created_by = %suppression.created_by,
+            "pattern suppressed: {}", suppression.reason
+        );
+        let mut silence_errors = Vec::new();
+        if let Some(previous) = &previous {
+            silence_errors.extend(self.expire_silences(&previous.silences).await);
+        }
+        let (silences, errors) = self.create_silences(&suppression).await;
+        silence_errors.extend(errors);
+        if !silences.is_empty() {
+            let attached = self.change(|map| match map.get_mut(&suppression.pattern_id) {
+                Some(current) if current.id == suppression.id && current.created_at == now => {
+                    current.silences = silences.clone();
+                    Ok((vec![current.clone()], Vec::new()))
+                }
+                _ => Ok((Vec::new(), Vec::new())),
+            })?;
+            if attached {
+                suppression.silences = silences;
+            } else {
+                // Deleted or replaced while the silences were being made.
+                silence_errors.extend(self.expire_silences(&silences).await);
+            }
+        }
+        Ok(Changed {
+            suppression,
+            replaced: previous.is_some(),
+            silence_errors,
+        })
+    }
+
+    /// Deletes the suppression with this id (or of this pattern) and
+    /// expires its silences; `None` when there is none.
+    pub async fn remove(&self, id_or_pattern: &str) -> Result<Option<Changed>, SuppressionError> {
+        let mut removed = None;
+        self.change(|map| {
+            let key = map
+                .values()
+                .find(|s| s.id == id_or_pattern)
+                .map(|s| s.pattern_id.clone())
+                .or_else(|| {
+                    map.contains_key(id_or_pattern)
+                        .then(|| id_or_pattern.to_string())
+                });
+            removed = key.and_then(|key| map.remove(&key));
+            Ok((Vec::new(), removed.iter().map(|s| s.id.clone()).collect()))
+        })?;
+        let Some(suppression) = removed else {
+            return Ok(None);
+        };
+        tracing::info!(pattern_id = %suppression.pattern_id, id = %suppression.id, "suppression deleted");
+        let silence_errors = self.expire_silences(&suppression.silences).await;
+        Ok(Some(Changed {
+            suppression,
+            replaced: false,
+            silence_errors,
+        }))
+    }
+
+    /// The loaded table, reading the store the first time.
+    fn loaded<'a>(&self, table: &'a mut Option<Snapshot>) -> Result<&'a Snapshot, StateError> {
+        if table.is_none() {
+            let store = self.inner.state.store()?;
+            let map = load_suppressions(&store)?
+                .into_iter()
+                .map(|s| (s.pattern_id.clone(), s))
+                .collect();
+            *table = Some(Arc::new(map));
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        table
+            .as_ref()
+            .ok_or_else(|| StateError::Storage("suppressions not loaded".into()))
+    }
+
+    /// Applies `edit` to a copy of the table; it returns what to save and
+    /// which ids to delete. The store is written first, then the copy is
+    /// published: a failed write changes nothing. Returns whether `edit`
+    /// changed anything.
+    fn change(
+        &self,
+        edit: impl FnOnce(
+            &mut HashMap<String, Suppression>,
+        ) -> Result<(Vec<Suppression>, Vec<String>), SuppressionError>,
+    ) -> Result<bool, SuppressionError> {
+        let mut table = lock(&self.inner.table);
+        let mut map = HashMap::clone(self.loaded(&mut table)?);
+        let (put, delete) = edit(&mut map)?;
+        if put.is_empty() && delete.is_empty() {
+            return Ok(false);
+        }
+        let store = self.inner.state.store()?;
+        save_suppressions(&store, &put.iter().collect::<Vec<_>>(), &delete)?;
+        *table = Some(Arc::new(map));
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(true)
+    }
+
+    /// Forgets suppressions that have ended.
+    fn drop_ended(
+        &self,
+        table: &mut Option<Snapshot>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let ended: Vec<String> = self
+            .loaded(table)?
+            .values()
+            .filter(|s| !s.is_live(now))
+            .map(|s| s.id.clone())
+            .collect();
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let store = self.inner.state.store()?;
+        save_suppressions(&store, &[], &ended)?;
+        let mut map = HashMap::clone(self.loaded(table)?);
+        map.retain(|_, s| s.is_live(now));
+        *table = Some(Arc::new(map));
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn silencers(&self) -> Vec<Arc<Silencer>> {
+        lock(&self.inner.silencers).clone()
+    }
+
+    async fn create_silences(&self, suppression: &Suppression) -> (Vec<SilenceRef>, Vec<String>) {
+        let mut made = Vec::new();
+        let mut errors = Vec::new();
+        for silencer in self.silencers() {
+            match silencer.create(suppression).await {
+                Ok(Some(id)) => made.push(SilenceRef {
+                    url: silencer.url().to_string(),
+                    id,
+                }),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(
+                        "cannot create the silence of suppression {}: {error}",
+                        suppression.id
+                    );
+                    errors.push(error);
+                }
+            }
+        }
+        (made, errors)
+    }
+
+    async fn expire_silences(&self, silences: &[SilenceRef]) -> Vec<String> {
+        let silencers = self.silencers();
+        let mut errors = Vec::new();
+        for silence in silences {
+            let result = match silencers.iter().find(|s| s.url() == silence.url) {
+                Some(silencer) => silencer.expire(&silence.id).await,
+                None => Err(format!(
+                    "no running llm_suppress transform has `alertmanager_silence.url` = {}; \
+                     silence {} ends by itself",
+                    silence.url, silence.id
+                )),
+            };
+            if let Err(error) = result {
+                tracing::warn!("cannot expire silence {}: {error}", silence.id);
+                errors.push(error);
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(pattern: &str, ttl: Option<Duration>) -> NewSuppression {
+        NewSuppression {
+            pattern_id: pattern.into(),
+            reason: "deploy noise".into(),
+            ttl,
+            created_by: "ops".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_are_published_at_once_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
+        let before = registry.generation();
+        let created = registry.create(request("p1", None)).await.unwrap();
+        assert!(!created.replaced);
+        assert!(created.suppression.id.starts_with("sup-"));
+        assert!(registry.generation() > before);
+        assert!(registry.snapshot().unwrap().contains_key("p1"));
+
+        let again = registry
+            .create(request("p1", Some(Duration::from_secs(60))))
+            .await
+            .unwrap();
+        assert!(again.replaced);
+        assert_eq!(again.suppression.id, created.suppression.id, "the id stays");
+        assert!(again.suppression.expires_at.is_some());
+
+        let reopened = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
+        drop(registry);
+        assert_eq!(reopened.list().unwrap().len(), 1, "kept in the store");
+        let removed = reopened
+            .remove(&created.suppression.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(removed.suppression.pattern_id, "p1");
+        assert!(reopened.list().unwrap().is_empty());
+        assert!(reopened.remove("p1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn refuses_requests_without_a_pattern_or_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
+        let mut no_reason = request("p1", None);
+        no_reason.reason = " ".into();
+        assert!(matches!(
+            registry.create(no_reason).await,
+            Err(SuppressionError::Invalid(_))
+        ));
+        assert!(matches!(
+            registry.create(request("two words", None)).await,
+            Err(SuppressionError::Invalid(_))
+        ));
+        assert!(matches!(
+            registry.create(request("p1", Some(Duration::ZERO))).await,
+            Err(SuppressionError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn removal_also_takes_the_pattern_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
+        registry.create(request("p9", None)).await.unwrap();
+        assert!(registry.remove("p9").await.unwrap().is_some());
+        assert!(registry.snapshot().unwrap().is_empty());
+    }
+}

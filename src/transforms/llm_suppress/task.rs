@@ -1,0 +1,581 @@
+//! The running `llm_suppress` transform: one task that decides events as
+//! they come, asks questions concurrently, and releases held events when
+//! answers (or deadlines) arrive.
+//!
+//! The loop waits on four things at once: the input, finished questions,
+//! the next pending deadline and shutdown. Nothing in it waits on the
+//! network: a question runs as a task of its own, and its events wait in
+//! `Pending` while other patterns flow through.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
+use vrl::compiler::Program;
+use vrl::path::OwnedValuePath;
+use vrl::value::Value;
+
+use super::budget::Budget;
+use super::decision::{Decision, Policy};
+use super::pending::Pending;
+use super::verdicts::{Lookup, Verdicts};
+use super::{Engine, SUPPRESSED};
+use crate::components::ComponentFuture;
+use crate::event::Event;
+use crate::internal_events::{ComponentMetrics, Stage};
+use crate::llm::contract::MAX_SAMPLES;
+use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
+use crate::state::StateStore;
+use crate::state::triage::{StoredVerdict, VerdictSource};
+use crate::suppressions::{Silencer, Snapshot, Suppressions};
+use crate::transforms::vrl_program::VrlRunner;
+use crate::transforms::{DropRoute, TaskContext, TaskTransform, TransformOutput};
+
+/// The fields an event is read from.
+pub struct Fields {
+    /// `pattern_field`.
+    pub pattern: OwnedValuePath,
+    /// `template_field`.
+    pub template: OwnedValuePath,
+    /// `level_field`.
+    pub level: OwnedValuePath,
+    /// `message_field`.
+    pub message: OwnedValuePath,
+}
+
+/// Everything the task needs from the options.
+pub struct Settings {
+    /// Who answers.
+    pub engine: Engine,
+    /// How verdicts become decisions.
+    pub policy: Policy,
+    /// Where to read.
+    pub fields: Fields,
+    /// `when`.
+    pub when: Option<Arc<Program>>,
+    /// `always_alert`.
+    pub always_alert: Option<Arc<Program>>,
+    /// Secret masking for prompts.
+    pub masker: Masker,
+    /// `decision_timeout_secs`.
+    pub decision_timeout: Duration,
+    /// The longest a question may take in all: retries stop at the
+    /// decision timeout, and the attempt then running may take
+    /// `timeout_secs` more.
+    pub question_limit: Duration,
+    /// `max_pending_events`.
+    pub max_pending: usize,
+    /// `verdict_ttl`.
+    pub verdict_ttl: chrono::Duration,
+    /// `requests_per_minute`, `max_requests_per_hour`.
+    pub budget: (u64, u64),
+    /// `alertmanager_silence`: the URL and the duration.
+    pub silence: Option<(String, Duration)>,
+}
+
+/// The transform, ready to run.
+pub struct Triage {
+    settings: Settings,
+}
+
+impl Triage {
+    /// Prepares the transform.
+    pub fn new(settings: Settings) -> Self {
+        Self { settings }
+    }
+}
+
+impl TaskTransform for Triage {
+    fn run(self: Box<Self>, cx: TaskContext) -> ComponentFuture {
+        Box::pin(run(self.settings, cx))
+    }
+}
+
+/// Who answers questions, connected.
+enum Asker {
+    Builtin,
+    Remote {
+        classifier: Arc<dyn Classifier>,
+        /// `provider/model`, stored with verdicts.
+        model: String,
+    },
+}
+
+/// How verdicts of the built-in classifier name their "model".
+const BUILTIN_MODEL: &str = "builtin";
+
+/// What a finished question hands back.
+type Asked = (String, Result<Answer, LlmError>, Duration);
+
+/// What a new question says about its pattern: the first event's template
+/// and level, and samples gathered from the same batch (questions start
+/// once the batch is handled, in the order their patterns appeared).
+struct Question {
+    template: String,
+    level: String,
+    samples: Vec<Arc<str>>,
+}
+
+struct Running {
+    settings: Settings,
+    asker: Asker,
+    verdicts: Verdicts,
+    pending: Pending,
+    budget: Budget,
+    suppressions: Suppressions,
+    snapshot: Snapshot,
+    generation: u64,
+    /// Decisions of operators' suppressions, made on first use.
+    operator: HashMap<String, Decision>,
+    rule: Decision,
+    timed_out: Decision,
+    shutdown: Decision,
+    when: Option<VrlRunner>,
+    always_alert: Option<VrlRunner>,
+    questions: JoinSet<Asked>,
+    asking: HashMap<Id, String>,
+    store: Arc<StateStore>,
+    metrics: Arc<ComponentMetrics>,
+    suppressed: DropRoute,
+    shutting_down: bool,
+}
+
+async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
+    let asker = match &settings.engine {
+        Engine::Builtin => Asker::Builtin,
+        Engine::Remote(remote) => Asker::Remote {
+            classifier: remote.connect(Arc::clone(&cx.metrics))?,
+            model: format!("{}/{}", remote.kind.as_str(), remote.model),
+        },
+        #[cfg(test)]
+        Engine::Given(classifier) => Asker::Remote {
+            classifier: Arc::clone(classifier),
+            model: format!("{}/test", classifier.provider()),
+        },
+    };
+    let model = match &asker {
+        Asker::Builtin => BUILTIN_MODEL,
+        Asker::Remote { model, .. } => model.as_str(),
+    };
+    let store = cx.state.store()?;
+    let verdicts = Verdicts::load(&store, cx.key.id(), model, settings.policy)?;
+    if verdicts.known() > 0 {
+        tracing::info!(component = %cx.key, verdicts = verdicts.known(), "loaded stored verdicts");
+    }
+    if let Some((url, duration)) = &settings.silence {
+        cx.suppressions
+            .add_silencer(Silencer::new(url, *duration, Arc::clone(&cx.metrics))?);
+    }
+    let mut running = Running {
+        pending: Pending::new(settings.max_pending, settings.decision_timeout),
+        budget: Budget::new(settings.budget.0, settings.budget.1),
+        // Loads the suppressions now, so a store that cannot be read stops
+        // the start; generation 0 (never current once loaded) makes the
+        // first batch take a fresh snapshot.
+        snapshot: cx.suppressions.snapshot()?,
+        generation: 0,
+        suppressions: cx.suppressions.clone(),
+        operator: HashMap::new(),
+        rule: settings.policy.rule(),
+        timed_out: settings.policy.error(&format!(
+            "no verdict within decision_timeout_secs ({}s)",
+            settings.decision_timeout.as_secs_f64()
+        )),
+        shutdown: settings.policy.error("howl is shutting down"),
+        when: settings.when.clone().map(VrlRunner::new),
+        always_alert: settings.always_alert.clone().map(VrlRunner::new),
+        questions: JoinSet::new(),
+        asking: HashMap::new(),
+        store,
+        metrics: Arc::clone(&cx.metrics),
+        suppressed: DropRoute::new(&cx.outputs, SUPPRESSED),
+        shutting_down: false,
+        settings,
+        asker,
+        verdicts,
+    };
+    let mut input_open = true;
+    while input_open || !running.pending.is_empty() {
+        let deadline = running.pending.next_deadline();
+        let expiry = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut out = cx.outputs.collector(0);
+        tokio::select! {
+            biased;
+            () = cx.shutdown.cancelled(), if !running.shutting_down => {
+                running.shutting_down = true;
+                running.release_all(&mut out);
+            }
+            Some(joined) = running.questions.join_next_with_id(), if !running.questions.is_empty() => {
+                running.answered(joined, &mut out);
+            }
+            () = expiry => running.release_expired(&mut out),
+            batch = cx.input.recv(), if input_open => match batch {
+                Some(events) => running.handle_batch(events, &mut out),
+                None => input_open = false,
+            },
+        }
+        running.save();
+        running.metrics.llm_pending(running.pending.len());
+        cx.outputs.send(out).await;
+    }
+    running.questions.abort_all();
+    running.save();
+    Ok(())
+}
+
+impl Running {
+    fn handle_batch(&mut self, events: Vec<Event>, out: &mut TransformOutput) {
+        self.refresh_suppressions();
+        let (now, wall) = (Instant::now(), Utc::now());
+        let mut questions = IndexMap::new();
+        let mut hits = 0;
+        for event in events {
+            self.handle(event, now, wall, &mut questions, &mut hits, out);
+        }
+        self.metrics.llm_cache_hits(hits);
+        for (pattern, question) in questions {
+            self.ask(pattern, question, now, out);
+        }
+    }
+
+    /// Takes a new snapshot of the suppressions after a change. The
+    /// generation is read before the snapshot, so a change between the two
+    /// is picked up by the next batch rather than missed.
+    fn refresh_suppressions(&mut self) {
+        let generation = self.suppressions.generation();
+        if generation == self.generation {
+            return;
+        }
+        match self.suppressions.snapshot() {
+            Ok(snapshot) => {
+                self.snapshot = snapshot;
+                self.generation = generation;
+                self.operator.clear();
+            }
+            Err(error) => self.metrics.error(
+                "state_read_failed",
+                Stage::Processing,
+                &format_args!("cannot read the suppressions: {error}"),
+            ),
+        }
+    }
+
+    fn handle(
+        &mut self,
+        mut event: Event,
+        now: Instant,
+        wall: DateTime<Utc>,
+        questions: &mut IndexMap<String, Question>,
+        hits: &mut u64,
+        out: &mut TransformOutput,
+    ) {
+        let Some(pattern) = text(&event, &self.settings.fields.pattern) else {
+            out.push(event);
+            return;
+        };
+        if matches(
+            &mut self.always_alert,
+            &mut event,
+            &self.metrics,
+            "always_alert",
+        ) {
+            self.rule.apply(event, out, self.suppressed, &self.metrics);
+            return;
+        }
+        if let Some(suppression) = self.snapshot.get(&pattern).filter(|s| s.is_live(wall)) {
+            let policy = self.settings.policy;
+            let decision = self
+                .operator
+                .entry(pattern)
+                .or_insert_with(|| policy.operator(suppression));
+            decision.apply(event, out, self.suppressed, &self.metrics);
+            return;
+        }
+        if self.when.is_some() && !matches(&mut self.when, &mut event, &self.metrics, "when") {
+            out.push(event);
+            return;
+        }
+        match self.verdicts.lookup(&pattern, wall, now) {
+            Lookup::Known(decision) => {
+                *hits += 1;
+                decision.apply(event, out, self.suppressed, &self.metrics);
+            }
+            Lookup::BackingOff(decision) => {
+                decision.apply(event, out, self.suppressed, &self.metrics);
+            }
+            Lookup::Asking if self.shutting_down => {
+                self.shutdown
+                    .apply(event, out, self.suppressed, &self.metrics);
+            }
+            Lookup::Asking => {
+                if let Some(question) = questions.get_mut(&pattern)
+                    && question.samples.len() < MAX_SAMPLES
+                    && let Some(sample) = text(&event, &self.settings.fields.message)
+                    && !question.samples.iter().any(|s| **s == *sample)
+                {
+                    question.samples.push(Arc::from(sample));
+                }
+                self.hold(pattern, event, now, out);
+            }
+            Lookup::Unknown => match &self.asker {
+                Asker::Builtin => {
+                    let decision = self.decide_builtin(&pattern, &event, wall);
+                    decision.apply(event, out, self.suppressed, &self.metrics);
+                }
+                Asker::Remote { .. } if self.shutting_down => {
+                    self.shutdown
+                        .apply(event, out, self.suppressed, &self.metrics);
+                }
+                Asker::Remote { .. } => {
+                    self.verdicts.asking(&pattern);
+                    questions.insert(pattern.clone(), self.question(&event));
+                    self.hold(pattern, event, now, out);
+                }
+            },
+        }
+    }
+
+    fn question(&self, event: &Event) -> Question {
+        let fields = &self.settings.fields;
+        let message = text(event, &fields.message);
+        Question {
+            template: text(event, &fields.template)
+                .or_else(|| message.clone())
+                .unwrap_or_default(),
+            level: text(event, &fields.level).unwrap_or_else(|| "unknown".into()),
+            samples: message.map(Arc::from).into_iter().collect(),
+        }
+    }
+
+    fn decide_builtin(&mut self, pattern: &str, event: &Event, wall: DateTime<Utc>) -> Decision {
+        let question = self.question(event);
+        let prompt = Prompt::new(
+            &question.template,
+            &question.level,
+            &question.samples,
+            &self.settings.masker,
+        );
+        let verdict = builtin::classify(&prompt);
+        self.metrics
+            .llm_verdict(verdict.label.as_str(), VerdictSource::Builtin.as_str());
+        let stored = self.stored(verdict, VerdictSource::Builtin, BUILTIN_MODEL.into(), wall);
+        self.verdicts.decided(pattern, stored)
+    }
+
+    fn stored(
+        &self,
+        verdict: crate::llm::Verdict,
+        source: VerdictSource,
+        model: String,
+        wall: DateTime<Utc>,
+    ) -> StoredVerdict {
+        StoredVerdict {
+            verdict: verdict.label,
+            confidence: verdict.confidence,
+            reason: verdict.reason,
+            source,
+            model,
+            decided_at: wall,
+            expires_at: wall
+                .checked_add_signed(self.settings.verdict_ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    }
+
+    fn hold(&mut self, pattern: String, event: Event, now: Instant, out: &mut TransformOutput) {
+        if let Some((_, oldest)) = self.pending.hold(&pattern, event, now) {
+            self.metrics.warn_limited(
+                "llm_pending_full",
+                &format_args!(
+                    "more than max_pending_events ({}) events wait for verdicts; releasing the oldest by on_error",
+                    self.settings.max_pending
+                ),
+            );
+            self.settings
+                .policy
+                .error("too many events waiting for verdicts (max_pending_events)")
+                .apply(oldest, out, self.suppressed, &self.metrics);
+        }
+    }
+
+    /// Starts a question, unless the budget says no.
+    fn ask(
+        &mut self,
+        pattern: String,
+        question: Question,
+        now: Instant,
+        out: &mut TransformOutput,
+    ) {
+        let Asker::Remote { classifier, .. } = &self.asker else {
+            return;
+        };
+        let provider = classifier.provider();
+        if let Err(limit) = self.budget.try_take() {
+            self.metrics.llm_request(provider, "over_budget", None);
+            self.metrics.warn_limited(
+                "llm_over_budget",
+                &format_args!(
+                    "over the `{limit}` budget; deciding new patterns by on_error until it frees"
+                ),
+            );
+            self.fail(&pattern, &format!("over the {limit} budget"), now, out);
+            return;
+        }
+        let prompt = Prompt::new(
+            &question.template,
+            &question.level,
+            &question.samples,
+            &self.settings.masker,
+        );
+        let classifier = Arc::clone(classifier);
+        // Also bounds a question that waits long for a concurrency slot.
+        let limit = self.settings.question_limit;
+        let name = pattern.clone();
+        let handle = self.questions.spawn(async move {
+            let started = Instant::now();
+            let answer = match tokio::time::timeout(limit, classifier.classify(&prompt)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(LlmError::Deadline(limit)),
+            };
+            (name, answer, started.elapsed())
+        });
+        self.asking.insert(handle.id(), pattern);
+    }
+
+    fn answered(
+        &mut self,
+        joined: Result<(Id, Asked), tokio::task::JoinError>,
+        out: &mut TransformOutput,
+    ) {
+        let now = Instant::now();
+        let (pattern, answer, latency) = match joined {
+            Ok((id, asked)) => {
+                self.asking.remove(&id);
+                asked
+            }
+            Err(error) => {
+                let Some(pattern) = self.asking.remove(&error.id()) else {
+                    return;
+                };
+                (
+                    pattern,
+                    Err(LlmError::InvalidAnswer(format!(
+                        "the question failed: {error}"
+                    ))),
+                    Duration::ZERO,
+                )
+            }
+        };
+        let Asker::Remote { classifier, model } = &self.asker else {
+            return;
+        };
+        let provider = classifier.provider();
+        match answer {
+            Ok(answer) => {
+                self.metrics.llm_request(provider, "ok", Some(latency));
+                if let Some(usage) = answer.usage {
+                    self.metrics.llm_tokens(provider, usage.input, usage.output);
+                }
+                self.metrics
+                    .llm_verdict(answer.verdict.label.as_str(), VerdictSource::Llm.as_str());
+                let stored = self.stored(
+                    answer.verdict,
+                    VerdictSource::Llm,
+                    model.clone(),
+                    Utc::now(),
+                );
+                let decision = self.verdicts.decided(&pattern, stored);
+                for event in self.pending.take(&pattern) {
+                    decision.apply(event, out, self.suppressed, &self.metrics);
+                }
+            }
+            Err(error) => {
+                self.metrics
+                    .llm_request(provider, error.outcome(), Some(latency));
+                self.metrics.error(
+                    "llm_request_failed",
+                    Stage::Processing,
+                    &format_args!("no verdict for pattern {pattern} from {provider}: {error}"),
+                );
+                self.fail(&pattern, &format!("{provider}: {error}"), now, out);
+            }
+        }
+    }
+
+    /// A question got no verdict: back off, release the pattern's events.
+    fn fail(&mut self, pattern: &str, reason: &str, now: Instant, out: &mut TransformOutput) {
+        self.metrics.llm_verdict(super::decision::UNKNOWN, "error");
+        let decision = self.verdicts.failed(pattern, reason, now);
+        for event in self.pending.take(pattern) {
+            decision.apply(event, out, self.suppressed, &self.metrics);
+        }
+    }
+
+    fn release_expired(&mut self, out: &mut TransformOutput) {
+        for (_, event) in self.pending.expired(Instant::now()) {
+            self.timed_out
+                .apply(event, out, self.suppressed, &self.metrics);
+        }
+    }
+
+    fn release_all(&mut self, out: &mut TransformOutput) {
+        for (_, event) in self.pending.drain() {
+            self.shutdown
+                .apply(event, out, self.suppressed, &self.metrics);
+        }
+    }
+
+    fn save(&mut self) {
+        if let Err(error) = self.verdicts.save(&self.store) {
+            self.metrics.error(
+                "state_save_failed",
+                Stage::Processing,
+                &format_args!("cannot save verdicts: {error}"),
+            );
+        }
+    }
+}
+
+/// Runs a condition; a failure counts as an error and as `false`.
+fn matches(
+    runner: &mut Option<VrlRunner>,
+    event: &mut Event,
+    metrics: &ComponentMetrics,
+    what: &str,
+) -> bool {
+    let Some(runner) = runner else {
+        return false;
+    };
+    match runner.run(event.value_mut()) {
+        Ok(Value::Boolean(result)) => result,
+        Ok(_) => false,
+        Err(error) => {
+            metrics.error(
+                "condition_failed",
+                Stage::Processing,
+                &format_args!("`{what}` failed (taken as false): {error}"),
+            );
+            false
+        }
+    }
+}
+
+/// A field as text (`None` when absent, null or empty).
+fn text(event: &Event, path: &OwnedValuePath) -> Option<String> {
+    let value = event.get(path)?;
+    let text = match value {
+        Value::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::Null => return None,
+        other => other.to_string_lossy().into_owned(),
+    };
+    (!text.is_empty()).then_some(text)
+}

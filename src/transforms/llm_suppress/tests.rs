@@ -1,0 +1,552 @@
+//! The running transform with a fake classifier on a paused clock: the
+//! question-per-pattern contract, holding and releasing, failing open,
+//! budgets, shadow mode, operators' suppressions and persistence. The wire
+//! formats of the real providers are tested in `llm::loopback_tests` and
+//! `tests/llm_suppress.rs`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use vrl::value::Value;
+
+use super::task::Triage;
+use super::{Engine, LlmSuppressConfig, TransformConfig};
+use crate::event::Event;
+use crate::llm::{Answer, Classifier, Label, LlmError, Prompt, Verdict};
+use crate::shared::Shared;
+use crate::sinks::delivery::Failure;
+use crate::suppressions::NewSuppression;
+use crate::transforms::task_harness::{Harness, build_error, context, messages, parse};
+
+type Script = dyn Fn(&Prompt) -> (Duration, Result<Answer, LlmError>) + Send + Sync;
+
+/// A classifier that answers by a script and records every prompt.
+struct Fake {
+    script: Box<Script>,
+    prompts: Mutex<Vec<Prompt>>,
+}
+
+impl Fake {
+    fn new(
+        script: impl Fn(&Prompt) -> (Duration, Result<Answer, LlmError>) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            script: Box::new(script),
+            prompts: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Noise for templates mentioning "noise", important otherwise, after
+    /// `delay`.
+    fn by_template(delay: Duration) -> Arc<Self> {
+        Self::new(move |prompt| {
+            let label = if prompt.template().contains("noise") {
+                Label::Noise
+            } else {
+                Label::Important
+            };
+            (delay, Ok(answer(label, 0.9)))
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.prompts.lock().unwrap().len()
+    }
+}
+
+impl Classifier for Fake {
+    fn provider(&self) -> &'static str {
+        "fake"
+    }
+
+    fn classify<'a>(
+        &'a self,
+        prompt: &'a Prompt,
+    ) -> Pin<Box<dyn Future<Output = Result<Answer, LlmError>> + Send + 'a>> {
+        self.prompts.lock().unwrap().push(prompt.clone());
+        let (delay, answer) = (self.script)(prompt);
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            answer
+        })
+    }
+}
+
+fn answer(label: Label, confidence: f64) -> Answer {
+    Answer {
+        verdict: Verdict {
+            label,
+            confidence,
+            reason: format!("it looks {}", label.as_str()),
+        },
+        usage: None,
+    }
+}
+
+fn outage() -> LlmError {
+    LlmError::Http(Failure::GaveUp {
+        attempts: 3,
+        elapsed: Duration::from_secs(10),
+        last: "connection refused".into(),
+    })
+}
+
+/// Runs the transform with `options`, answered by `fake` (the built-in
+/// classifier when `None`), keeping state in `dir`.
+fn start(options: &str, fake: Option<Arc<Fake>>, dir: &std::path::Path) -> (Harness, Shared) {
+    let config: LlmSuppressConfig = parse(options);
+    let mut settings = config.settings(&context(options)).expect("options build");
+    if let Some(fake) = fake {
+        settings.engine = Engine::Given(fake);
+    }
+    let shared = Shared::new(dir.to_path_buf());
+    let harness = Harness::run(
+        Box::new(Triage::new(settings)),
+        config.outputs(),
+        &["suppressed"],
+        shared.clone(),
+    );
+    (harness, shared)
+}
+
+fn event(pattern: &str, level: &str, message: &str) -> Event {
+    Event::from_value(Value::from(serde_json::json!({
+        "message": message,
+        "pattern": {"id": pattern, "template": format!("template of {pattern}"), "level": level},
+    })))
+}
+
+fn triage(event: &Event, field: &str) -> Value {
+    let path = vrl::path::parse_value_path(&format!("triage.{field}")).unwrap();
+    event.get(&path).cloned().unwrap_or(Value::Null)
+}
+
+fn sources(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| triage(e, "source").to_string_lossy().into_owned())
+        .collect()
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test(start_paused = true)]
+async fn asks_one_question_per_pattern_under_ten_thousand_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(2 * SECOND);
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    let patterns = ["noise-a", "important-b", "noise-c"];
+    for batch in 0..20 {
+        let events = (0..500)
+            .map(|i| {
+                event(
+                    patterns[(batch * 500 + i) % 3],
+                    "info",
+                    &format!("line {i}"),
+                )
+            })
+            .collect();
+        h.send(events).await;
+    }
+    tokio::time::sleep(3 * SECOND).await;
+    h.settle().await;
+    assert_eq!(fake.calls(), 3, "one question per pattern");
+    let passed = h.take(None);
+    let suppressed = h.take(Some("suppressed"));
+    assert_eq!(passed.len() + suppressed.len(), 10_000, "no event lost");
+    assert_eq!(passed.len(), 3333, "the important pattern's events");
+    assert!(
+        suppressed
+            .iter()
+            .all(|e| triage(e, "verdict") == Value::from("noise"))
+    );
+    assert!(sources(&passed).iter().all(|s| s == "llm"));
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn annotates_suppressed_and_passing_events_for_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Fake::by_template(SECOND)),
+        dir.path(),
+    );
+    h.send(vec![
+        event("noise-1", "info", "ping"),
+        event("disk-1", "error", "disk full"),
+    ])
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    let suppressed = h.take(Some("suppressed"));
+    assert_eq!(messages(&suppressed), ["ping"]);
+    assert_eq!(triage(&suppressed[0], "action"), Value::from("suppress"));
+    assert_eq!(
+        triage(&suppressed[0], "reason"),
+        Value::from("it looks noise")
+    );
+    assert_eq!(
+        triage(&suppressed[0], "confidence"),
+        Value::from_f64_or_zero(0.9)
+    );
+    let passed = h.take(None);
+    assert_eq!(messages(&passed), ["disk full"]);
+    assert_eq!(triage(&passed[0], "verdict"), Value::from("important"));
+    assert_eq!(triage(&passed[0], "source"), Value::from("llm"));
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_fails_open_and_is_retried_after_a_backoff_not_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(|_| (SECOND, Err(outage())));
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    h.send(
+        (0..100)
+            .map(|i| event("noise-1", "info", &format!("l{i}")))
+            .collect(),
+    )
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    h.send(
+        (0..100)
+            .map(|i| event("noise-1", "info", &format!("m{i}")))
+            .collect(),
+    )
+    .await;
+    h.settle().await;
+    let passed = h.take(None);
+    assert_eq!(passed.len(), 200, "every event passes");
+    assert!(sources(&passed).iter().all(|s| s == "error"));
+    assert!(
+        triage(&passed[0], "reason")
+            .to_string_lossy()
+            .contains("connection refused")
+    );
+    assert_eq!(fake.calls(), 1, "the second batch came during the backoff");
+    tokio::time::sleep(30 * SECOND).await;
+    h.send(vec![event("noise-1", "info", "later")]).await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(fake.calls(), 2, "asked again after the backoff");
+    assert_eq!(h.take(None).len(), 1);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_error_suppress_sends_unanswered_events_to_suppressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(|_| (SECOND, Err(LlmError::InvalidAnswer("not JSON".into()))));
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"\non_error = \"suppress\"",
+        Some(fake),
+        dir.path(),
+    );
+    h.send(vec![event("p", "info", "x")]).await;
+    tokio::time::sleep(2 * SECOND).await;
+    let suppressed = h.take(Some("suppressed"));
+    assert_eq!(sources(&suppressed), ["error"]);
+    assert_eq!(triage(&suppressed[0], "verdict"), Value::from("unknown"));
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_verdict_holds_only_its_pattern_and_releases_it_at_the_decision_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(|prompt| {
+        let delay = if prompt.template().contains("slow") {
+            20 * SECOND
+        } else {
+            SECOND
+        };
+        (delay, Ok(answer(Label::Important, 0.9)))
+    });
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"\ndecision_timeout_secs = 15",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    h.send(vec![
+        event("slow", "error", "s1"),
+        event("fast", "error", "f1"),
+    ])
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(
+        messages(&h.take(None)),
+        ["f1"],
+        "the fast pattern does not wait for the slow one"
+    );
+    h.send(vec![event("slow", "error", "s2")]).await;
+    tokio::time::sleep(14 * SECOND).await;
+    let released = h.take(None);
+    assert_eq!(
+        messages(&released),
+        ["s1"],
+        "released 15 s after arrival, in order"
+    );
+    assert_eq!(sources(&released), ["error"]);
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(messages(&h.take(None)), ["s2"]);
+    tokio::time::sleep(3 * SECOND).await;
+    h.send(vec![event("slow", "error", "s3")]).await;
+    h.settle().await;
+    let decided = h.take(None);
+    assert_eq!(sources(&decided), ["llm"], "the late answer was kept");
+    assert_eq!(fake.calls(), 2);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_pending_queue_releases_the_oldest_event_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"\nmax_pending_events = 2",
+        Some(Fake::by_template(10 * SECOND)),
+        dir.path(),
+    );
+    h.send(vec![
+        event("p", "info", "1"),
+        event("p", "info", "2"),
+        event("p", "info", "3"),
+    ])
+    .await;
+    h.settle().await;
+    let early = h.take(None);
+    assert_eq!(messages(&early), ["1"]);
+    assert_eq!(sources(&early), ["error"]);
+    tokio::time::sleep(11 * SECOND).await;
+    assert_eq!(messages(&h.take(None)), ["2", "3"]);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shadow_mode_suppresses_nothing_but_says_what_it_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"\nmode = \"shadow\"",
+        Some(Fake::by_template(SECOND)),
+        dir.path(),
+    );
+    shared.suppressions.create(operator("op")).await.unwrap();
+    h.send(vec![
+        event("noise-1", "info", "a"),
+        event("op", "info", "b"),
+    ])
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(h.take(Some("suppressed")).is_empty());
+    let passed = h.take(None);
+    assert_eq!(
+        messages(&passed),
+        ["b", "a"],
+        "the operator's decision needs no question"
+    );
+    assert!(
+        passed
+            .iter()
+            .all(|e| triage(e, "action") == Value::from("would_suppress"))
+    );
+    h.finish().await;
+}
+
+fn operator(pattern: &str) -> NewSuppression {
+    NewSuppression {
+        pattern_id: pattern.into(),
+        reason: "known deploy noise".into(),
+        ttl: None,
+        created_by: "ops".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operators_suppression_applies_at_once_and_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    let created = shared.suppressions.create(operator("disk")).await.unwrap();
+    h.send(vec![event("disk", "error", "d1")]).await;
+    h.settle().await;
+    let suppressed = h.take(Some("suppressed"));
+    assert_eq!(sources(&suppressed), ["operator"]);
+    assert_eq!(
+        triage(&suppressed[0], "reason"),
+        Value::from("known deploy noise")
+    );
+    assert_eq!(
+        triage(&suppressed[0], "suppression_id"),
+        Value::from(created.suppression.id.as_str())
+    );
+    assert_eq!(fake.calls(), 0, "an operator's decision needs no question");
+    shared.suppressions.remove("disk").await.unwrap();
+    h.send(vec![event("disk", "error", "d2")]).await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(sources(&h.take(None)), ["llm"]);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn always_alert_bypasses_suppression_and_when_limits_what_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"\n\
+         always_alert = '.pattern.level == \"fatal\"'\nwhen = '.pattern.level != \"debug\"'",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    shared
+        .suppressions
+        .create(operator("noise-x"))
+        .await
+        .unwrap();
+    h.send(vec![
+        event("noise-x", "fatal", "fatal one"),
+        event("noise-y", "debug", "chatter"),
+    ])
+    .await;
+    h.settle().await;
+    let passed = h.take(None);
+    assert_eq!(messages(&passed), ["fatal one", "chatter"]);
+    assert_eq!(triage(&passed[0], "source"), Value::from("rule"));
+    assert_eq!(
+        triage(&passed[1], "source"),
+        Value::Null,
+        "outside `when`: untouched"
+    );
+    assert_eq!(fake.calls(), 0);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_budget_questions_fail_open_without_being_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"\nrequests_per_minute = 2",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    h.send(vec![
+        event("a", "info", "a"),
+        event("b", "info", "b"),
+        event("c", "info", "c"),
+    ])
+    .await;
+    h.settle().await;
+    let early = h.take(None);
+    assert_eq!(messages(&early), ["c"]);
+    assert!(
+        triage(&early[0], "reason")
+            .to_string_lossy()
+            .contains("requests_per_minute"),
+        "{early:?}"
+    );
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(fake.calls(), 2);
+    assert_eq!(messages(&h.take(None)), ["a", "b"]);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn verdicts_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = "provider = \"openai\"\nmodel = \"m\"";
+    let first = Fake::by_template(SECOND);
+    let (h, _) = start(options, Some(Arc::clone(&first)), dir.path());
+    h.send(vec![event("noise-1", "info", "a")]).await;
+    tokio::time::sleep(2 * SECOND).await;
+    h.finish().await;
+    let second = Fake::by_template(SECOND);
+    let (mut h, _) = start(options, Some(Arc::clone(&second)), dir.path());
+    h.send(vec![event("noise-1", "info", "b")]).await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["llm"]);
+    assert_eq!(second.calls(), 0, "the stored verdict decided");
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn prompts_carry_masked_samples_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    h.send(
+        crate::llm::redact::tests::SECRETS
+            .iter()
+            .map(|(line, _)| event("p", "warn", line))
+            .collect(),
+    )
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    let prompts = fake.prompts.lock().unwrap().clone();
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(
+        prompts[0].samples().len(),
+        3,
+        "three samples from the batch"
+    );
+    let content = prompts[0].user_content();
+    for (_, secret) in crate::llm::redact::tests::SECRETS {
+        assert!(!content.contains(secret), "{secret} reached the classifier");
+    }
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_builtin_classifier_decides_at_once_and_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _) = start("", None, dir.path());
+    let health = |message: &str| {
+        Event::from_value(Value::from(serde_json::json!({
+            "message": message,
+            "pattern": {"id": "h", "template": "GET /healthz <NUM>", "level": "info"},
+        })))
+    };
+    h.send(vec![
+        health("GET /healthz 200"),
+        event("disk", "error", "disk full"),
+    ])
+    .await;
+    h.settle().await;
+    let suppressed = h.take(Some("suppressed"));
+    assert_eq!(sources(&suppressed), ["builtin"]);
+    assert_eq!(messages(&h.take(None)), ["disk full"]);
+    h.finish().await;
+}
+
+#[test]
+fn options_that_cannot_work_are_config_errors() {
+    let error = |options: &str| build_error::<LlmSuppressConfig>(options);
+    assert!(error("provider = \"openai\"").contains("needs `model`"));
+    assert!(error("model = \"m\"").contains("for network providers"));
+    assert!(
+        error("provider = \"ollama\"\nmodel = \"m\"\nendpoint = \"ftp://x\"")
+            .contains("`endpoint`")
+    );
+    assert!(error("min_confidence = 1.5").contains("`min_confidence`"));
+    assert!(error("verdict_ttl = \"soon\"").contains("`verdict_ttl`"));
+    assert!(error("redact = ['(']").contains("invalid regex"));
+    assert!(error("when = '.pattern.level'").contains("boolean"));
+    assert!(error("max_pending_events = 0").contains("at least 1"));
+    assert!(
+        error("alertmanager_silence = { url = \"am:9093\" }").contains("alertmanager_silence.url")
+    );
+}

@@ -1,0 +1,280 @@
+//! The per-pattern verdict cache of one `llm_suppress` transform.
+//!
+//! Decisions are per pattern, never per line: a pattern is in one of three
+//! states. `Known` holds a classifier's verdict until `verdict_ttl` after it
+//! was decided (then the pattern is unknown again and is re-asked). `Asking`
+//! means a question is in flight: its events wait (see `pending`), and no
+//! second question is asked. `Failed` means the last question got no
+//! verdict: until its backoff ends (30 s after the first failure, doubling
+//! up to an hour) the pattern's events are decided by `on_error` at once,
+//! without a question, so an outage costs one request per pattern per
+//! backoff period, not one per line.
+//!
+//! Known verdicts are written through to the state store (`verdicts` table,
+//! see `state::triage`) in one transaction per batch, and loaded at start,
+//! so a restart asks nothing twice. Only verdicts of the configured
+//! provider and model are loaded: after switching from `builtin` to an LLM,
+//! or to another model, patterns are asked again (and their verdicts
+//! overwritten). Errors are not stored: after a restart a failed pattern is
+//! simply asked again.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use super::decision::{Decision, Policy};
+use crate::state::triage::{StoredVerdict, load_verdicts, save_verdicts};
+use crate::state::{StateError, StateStore};
+
+/// The first wait after a failed question.
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest wait between questions about a failing pattern.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// What is known about one pattern.
+enum Entry {
+    Known {
+        verdict: StoredVerdict,
+        decision: Decision,
+    },
+    Asking {
+        failures: u32,
+    },
+    Failed {
+        retry_at: Instant,
+        failures: u32,
+        decision: Decision,
+    },
+}
+
+/// What to do with an event of a pattern.
+pub enum Lookup<'a> {
+    /// A live verdict decides.
+    Known(&'a Decision),
+    /// A question is in flight: hold the event.
+    Asking,
+    /// The last question failed and its backoff is running: decide by
+    /// `on_error` now.
+    BackingOff(&'a Decision),
+    /// Nothing is known (or the verdict expired): ask.
+    Unknown,
+}
+
+/// The verdicts of one transform.
+pub struct Verdicts {
+    component: String,
+    policy: Policy,
+    entries: HashMap<String, Entry>,
+    /// Patterns whose verdict changed since the last save.
+    dirty: HashSet<String>,
+}
+
+impl Verdicts {
+    /// The verdicts `component` stored with `model` (expired ones are kept
+    /// until re-asked: they are overwritten then).
+    pub fn load(
+        store: &StateStore,
+        component: &str,
+        model: &str,
+        policy: Policy,
+    ) -> Result<Self, StateError> {
+        let mut verdicts = Self::new(component, policy);
+        let saved = load_verdicts(store, Some(component))?;
+        for saved in saved.into_iter().filter(|s| s.verdict.model == model) {
+            let decision = policy.verdict(&saved.verdict);
+            verdicts.entries.insert(
+                saved.pattern_id,
+                Entry::Known {
+                    verdict: saved.verdict,
+                    decision,
+                },
+            );
+        }
+        Ok(verdicts)
+    }
+
+    /// No verdicts yet.
+    pub fn new(component: &str, policy: Policy) -> Self {
+        Self {
+            component: component.to_string(),
+            policy,
+            entries: HashMap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// How many patterns have a verdict (live or expired).
+    pub fn known(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e, Entry::Known { .. }))
+            .count()
+    }
+
+    /// What to do with an event of `pattern` (`wall` for verdict expiry,
+    /// `now` for backoffs).
+    pub fn lookup(&self, pattern: &str, wall: DateTime<Utc>, now: Instant) -> Lookup<'_> {
+        match self.entries.get(pattern) {
+            Some(Entry::Known { verdict, decision }) if verdict.is_live(wall) => {
+                Lookup::Known(decision)
+            }
+            Some(Entry::Asking { .. }) => Lookup::Asking,
+            Some(Entry::Failed {
+                retry_at, decision, ..
+            }) if *retry_at > now => Lookup::BackingOff(decision),
+            _ => Lookup::Unknown,
+        }
+    }
+
+    /// Records that a question about `pattern` is on its way.
+    pub fn asking(&mut self, pattern: &str) {
+        let failures = match self.entries.get(pattern) {
+            Some(Entry::Failed { failures, .. } | Entry::Asking { failures }) => *failures,
+            _ => 0,
+        };
+        self.entries
+            .insert(pattern.to_string(), Entry::Asking { failures });
+    }
+
+    /// Stores a verdict; returns the decision it makes.
+    pub fn decided(&mut self, pattern: &str, verdict: StoredVerdict) -> Decision {
+        let decision = self.policy.verdict(&verdict);
+        self.dirty.insert(pattern.to_string());
+        self.entries.insert(
+            pattern.to_string(),
+            Entry::Known {
+                verdict,
+                decision: decision.clone(),
+            },
+        );
+        decision
+    }
+
+    /// Records a failed question; returns the `on_error` decision that
+    /// holds until the backoff ends.
+    pub fn failed(&mut self, pattern: &str, reason: &str, now: Instant) -> Decision {
+        let failures = match self.entries.get(pattern) {
+            Some(Entry::Asking { failures } | Entry::Failed { failures, .. }) => failures + 1,
+            _ => 1,
+        };
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_BACKOFF);
+        let decision = self.policy.error(reason);
+        self.entries.insert(
+            pattern.to_string(),
+            Entry::Failed {
+                retry_at: now + backoff,
+                failures,
+                decision: decision.clone(),
+            },
+        );
+        decision
+    }
+
+    /// Writes the verdicts decided since the last save, in one transaction.
+    pub fn save(&mut self, store: &StateStore) -> Result<(), StateError> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let put: Vec<(&str, &StoredVerdict)> = self
+            .dirty
+            .iter()
+            .filter_map(|pattern| match self.entries.get_key_value(pattern) {
+                Some((key, Entry::Known { verdict, .. })) => Some((key.as_str(), verdict)),
+                _ => None,
+            })
+            .collect();
+        save_verdicts(store, &self.component, put, [])?;
+        self.dirty.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Label;
+    use crate::state::triage::VerdictSource;
+    use crate::transforms::llm_suppress::decision::{Mode, OnError};
+
+    fn policy() -> Policy {
+        Policy {
+            mode: Mode::Enforce,
+            min_confidence: 0.7,
+            on_error: OnError::Pass,
+        }
+    }
+
+    fn noise(decided_at: DateTime<Utc>, ttl: chrono::Duration) -> StoredVerdict {
+        StoredVerdict {
+            verdict: Label::Noise,
+            confidence: 0.9,
+            reason: "health check".into(),
+            source: VerdictSource::Llm,
+            model: "openai/m".into(),
+            decided_at,
+            expires_at: decided_at + ttl,
+        }
+    }
+
+    #[test]
+    fn verdicts_expire_after_their_ttl_and_are_asked_again() {
+        let mut verdicts = Verdicts::new("t", policy());
+        let (wall, now) = (Utc::now(), Instant::now());
+        verdicts.asking("p");
+        assert!(matches!(verdicts.lookup("p", wall, now), Lookup::Asking));
+        verdicts.decided("p", noise(wall, chrono::Duration::days(7)));
+        assert!(matches!(verdicts.lookup("p", wall, now), Lookup::Known(d) if d.suppresses()));
+        let later = wall + chrono::Duration::days(7);
+        assert!(matches!(verdicts.lookup("p", later, now), Lookup::Unknown));
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_an_hour() {
+        let mut verdicts = Verdicts::new("t", policy());
+        let (wall, start) = (Utc::now(), Instant::now());
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            verdicts.asking("p");
+            verdicts.failed("p", "outage", start);
+            let mut wait = Duration::ZERO;
+            while matches!(
+                verdicts.lookup("p", wall, start + wait),
+                Lookup::BackingOff(_)
+            ) {
+                wait += Duration::from_secs(1);
+            }
+            waits.push(wait.as_secs());
+        }
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        verdicts.asking("p");
+        verdicts.decided("p", noise(wall, chrono::Duration::days(1)));
+        verdicts.asking("p");
+        verdicts.failed("p", "outage", start);
+        assert!(
+            matches!(
+                verdicts.lookup("p", wall, start + Duration::from_secs(31)),
+                Lookup::Unknown
+            ),
+            "a verdict in between resets the backoff"
+        );
+    }
+
+    #[test]
+    fn saved_verdicts_load_back_for_the_same_model_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut verdicts = Verdicts::new("t", policy());
+        verdicts.decided("p", noise(Utc::now(), chrono::Duration::days(7)));
+        verdicts.save(&store).unwrap();
+        let loaded = Verdicts::load(&store, "t", "openai/m", policy()).unwrap();
+        assert_eq!(loaded.known(), 1);
+        let other = Verdicts::load(&store, "other", "openai/m", policy()).unwrap();
+        assert_eq!(other.known(), 0, "another transform's verdicts are its own");
+        let switched = Verdicts::load(&store, "t", "anthropic/claude", policy()).unwrap();
+        assert_eq!(switched.known(), 0, "another model asks again");
+    }
+}
