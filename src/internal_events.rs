@@ -20,6 +20,8 @@
 //! | `pattern_new_total` | patterns the `pattern` transform created |
 //! | `patterns` | patterns it knows (gauge) |
 //! | `pattern_evictions_total` | patterns it evicted at `max_patterns` |
+//! | `threshold_alerts{rule,state}` | groups of a `threshold` rule that are `pending` or `firing` (gauge) |
+//! | `threshold_stale_resets_total{rule}` | groups a rule forgot because their samples stopped |
 //!
 //! Handles are registered once per component, so the hot path is an atomic
 //! add. Error logs are rate limited per error type: a poison event repeated a
@@ -219,6 +221,17 @@ impl ComponentMetrics {
         metrics::counter!("pattern_evictions_total", &labels).absolute(evictions);
     }
 
+    /// Registers the series of one `threshold` rule.
+    pub fn threshold_rule(&self, rule: &str) -> ThresholdRuleMetrics {
+        let mut labels = labels(&self.key);
+        labels.push(("rule", rule.to_string()));
+        ThresholdRuleMetrics {
+            pending: metrics::gauge!("threshold_alerts", &with(&labels, "state", "pending")),
+            firing: metrics::gauge!("threshold_alerts", &with(&labels, "state", "firing")),
+            stale_resets: metrics::counter!("threshold_stale_resets_total", &labels),
+        }
+    }
+
     /// The gauge of this component's input buffer fill.
     pub fn buffer_gauge(&self) -> Gauge {
         metrics::gauge!("buffer_events", &labels(&self.key))
@@ -240,6 +253,30 @@ impl ComponentMetrics {
             log(suppressed);
         } else {
             state.suppressed += 1;
+        }
+    }
+}
+
+/// The series of one `threshold` rule: its state is always visible, so an
+/// operator can tell "nothing breaches" from "something is pending".
+#[derive(Debug, Clone)]
+pub struct ThresholdRuleMetrics {
+    pending: Gauge,
+    firing: Gauge,
+    stale_resets: Counter,
+}
+
+impl ThresholdRuleMetrics {
+    /// Reports how many groups are pending and firing now.
+    pub fn groups(&self, pending: usize, firing: usize) {
+        self.pending.set(pending as f64);
+        self.firing.set(firing as f64);
+    }
+
+    /// Counts groups forgotten because their samples stopped.
+    pub fn stale_resets(&self, groups: u64) {
+        if groups > 0 {
+            self.stale_resets.increment(groups);
         }
     }
 }

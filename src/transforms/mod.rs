@@ -6,7 +6,8 @@
 //! a CPU-heavy VRL program uses every core. Transforms that keep state
 //! across events or act on time (windows, periodic reports, I/O) implement
 //! [`TaskTransform`] and run as one task of their own, reading their input
-//! and writing their outputs themselves.
+//! and writing their outputs themselves (`pattern`, `throttle`, `dedupe`,
+//! `threshold`).
 
 mod dedupe;
 mod filter;
@@ -16,6 +17,7 @@ mod remap;
 mod route;
 #[cfg(test)]
 mod task_harness;
+mod threshold;
 mod throttle;
 pub(crate) mod vrl_program;
 
@@ -40,6 +42,7 @@ pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
     component_type!("pattern", pattern::PatternConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
+    component_type!("threshold", threshold::ThresholdConfig),
     component_type!("throttle", throttle::ThrottleConfig),
 ];
 

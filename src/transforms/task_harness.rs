@@ -70,6 +70,18 @@ impl Harness {
     /// Builds the transform of type `C` from `options` and runs it; the
     /// named outputs listed in `consumed` get a consumer, the others none.
     pub fn start<C: TransformConfig + DeserializeOwned>(options: &str, consumed: &[&str]) -> Self {
+        Self::start_with_state::<C>(options, consumed, StateHandle::new(std::env::temp_dir()))
+    }
+
+    /// Like [`Self::start`], with the state store in `state`: for
+    /// transforms that persist (each test its own directory, so parallel
+    /// tests never share a store, and a second harness on the same
+    /// directory is a restart).
+    pub fn start_with_state<C: TransformConfig + DeserializeOwned>(
+        options: &str,
+        consumed: &[&str],
+        state: StateHandle,
+    ) -> Self {
         let config: C = parse(options);
         let cx = context(options);
         let Transform::Task(transform) = config.build(&cx).expect("options build") else {
@@ -101,7 +113,7 @@ impl Harness {
             input: TransformInput::new(rx, Arc::clone(&metrics)),
             outputs: TransformOutputs::new(default, named, Arc::clone(&metrics)),
             metrics,
-            state: StateHandle::new(std::env::temp_dir()),
+            state,
             shutdown: CancellationToken::new(),
         });
         Self {

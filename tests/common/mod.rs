@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 pub mod capture;
+pub mod prometheus;
 
 use std::io::Write;
 use std::net::TcpListener;
