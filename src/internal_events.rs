@@ -26,6 +26,8 @@
 //! | `llm_verdicts_total{verdict,source}` | verdicts reached per pattern (`noise`/`important`/`unknown`; `llm`, `builtin`, `error`) |
 //! | `llm_cache_hits_total` | events decided by a stored verdict, without a question |
 //! | `llm_pending_events` | events held while their pattern's verdict is pending (gauge) |
+//! | `threshold_alerts{rule,state}` | groups of a `threshold` rule that are `pending` or `firing` (gauge) |
+//! | `threshold_stale_resets_total{rule}` | groups a rule forgot because their samples stopped |
 //!
 //! Handles are registered once per component, so the hot path is an atomic
 //! add. Error logs are rate limited per error type: a poison event repeated a
@@ -75,7 +77,7 @@ pub struct ComponentMetrics {
     discarded_intentional: Counter,
     discarded_unintentional: Counter,
     truncated: Counter,
-    log_limiter: Mutex<HashMap<&'static str, LimiterState>>,
+    log_limiter: Mutex<HashMap<(&'static str, String), LimiterState>>,
 }
 
 #[derive(Debug)]
@@ -160,7 +162,7 @@ impl ComponentMetrics {
     pub fn discarded_on_error(&self, events: usize, reason: &dyn Display) {
         if events > 0 {
             self.discarded_unintentional.increment(events as u64);
-            self.log_limited("discarded", |suppressed| {
+            self.log_limited("discarded", reason, |suppressed| {
                 tracing::warn!(component = %self.key, events, suppressed, "events discarded: {reason}");
             });
         }
@@ -171,8 +173,9 @@ impl ComponentMetrics {
         let mut labels = labels(&self.key);
         labels.push(("error_type", error_type.to_string()));
         labels.push(("stage", stage.as_str().to_string()));
-        metrics::counter!("component_errors_total", &labels).increment(1);
-        self.log_limited(error_type, |suppressed| {
+        // Logged before it is counted: whoever sees the count can find
+        // the log line.
+        self.log_limited(error_type, message, |suppressed| {
             tracing::error!(
                 component = %self.key,
                 error_type,
@@ -181,13 +184,14 @@ impl ComponentMetrics {
                 "{message}"
             );
         });
+        metrics::counter!("component_errors_total", &labels).increment(1);
     }
 
     /// Counts lines cut at the source's line limit.
     pub fn truncated(&self, lines: usize, limit: usize) {
         if lines > 0 {
             self.truncated.increment(lines as u64);
-            self.log_limited("line_truncated", |suppressed| {
+            self.log_limited("line_truncated", &"", |suppressed| {
                 tracing::warn!(component = %self.key, limit, suppressed, "line longer than max_line_bytes was truncated");
             });
         }
@@ -210,7 +214,7 @@ impl ComponentMetrics {
 
     /// Logs a warning, rate limited per `kind` like errors are.
     pub fn warn_limited(&self, kind: &'static str, message: &dyn Display) {
-        self.log_limited(kind, |suppressed| {
+        self.log_limited(kind, message, |suppressed| {
             tracing::warn!(component = %self.key, suppressed, "{message}");
         });
     }
@@ -269,6 +273,17 @@ impl ComponentMetrics {
         metrics::gauge!("llm_pending_events", &labels(&self.key)).set(events as f64);
     }
 
+    /// Registers the series of one `threshold` rule.
+    pub fn threshold_rule(&self, rule: &str) -> ThresholdRuleMetrics {
+        let mut labels = labels(&self.key);
+        labels.push(("rule", rule.to_string()));
+        ThresholdRuleMetrics {
+            pending: metrics::gauge!("threshold_alerts", &with(&labels, "state", "pending")),
+            firing: metrics::gauge!("threshold_alerts", &with(&labels, "state", "firing")),
+            stale_resets: metrics::counter!("threshold_stale_resets_total", &labels),
+        }
+    }
+
     /// The gauge of this component's input buffer fill.
     pub fn buffer_gauge(&self) -> Gauge {
         metrics::gauge!("buffer_events", &labels(&self.key))
@@ -276,10 +291,23 @@ impl ComponentMetrics {
 
     /// Runs `log` unless the same kind of message was logged recently; passes
     /// the number of messages swallowed since the last one.
-    fn log_limited(&self, kind: &'static str, log: impl FnOnce(u64)) {
+    ///
+    /// Messages are told apart by kind *and* their first words, so one
+    /// failing query or file cannot hide another's (different) problem,
+    /// while a million identical failures still cost one line. The set of
+    /// keys is bounded: beyond it, messages share their kind's key.
+    fn log_limited(&self, kind: &'static str, message: &dyn Display, log: impl FnOnce(u64)) {
+        const SUBJECT_CHARS: usize = 48;
+        const MAX_KEYS: usize = 256;
         let now = Instant::now();
+        let subject: String = message.to_string().chars().take(SUBJECT_CHARS).collect();
         let mut limiter = lock(&self.log_limiter);
-        let state = limiter.entry(kind).or_insert(LimiterState {
+        let key = if limiter.len() < MAX_KEYS || limiter.contains_key(&(kind, subject.clone())) {
+            (kind, subject)
+        } else {
+            (kind, String::new())
+        };
+        let state = limiter.entry(key).or_insert(LimiterState {
             last_logged: now - LOG_INTERVAL,
             suppressed: 0,
         });
@@ -290,6 +318,30 @@ impl ComponentMetrics {
             log(suppressed);
         } else {
             state.suppressed += 1;
+        }
+    }
+}
+
+/// The series of one `threshold` rule: its state is always visible, so an
+/// operator can tell "nothing breaches" from "something is pending".
+#[derive(Debug, Clone)]
+pub struct ThresholdRuleMetrics {
+    pending: Gauge,
+    firing: Gauge,
+    stale_resets: Counter,
+}
+
+impl ThresholdRuleMetrics {
+    /// Reports how many groups are pending and firing now.
+    pub fn groups(&self, pending: usize, firing: usize) {
+        self.pending.set(pending as f64);
+        self.firing.set(firing as f64);
+    }
+
+    /// Counts groups forgotten because their samples stopped.
+    pub fn stale_resets(&self, groups: u64) {
+        if groups > 0 {
+            self.stale_resets.increment(groups);
         }
     }
 }

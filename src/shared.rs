@@ -25,7 +25,12 @@ pub struct Shared {
 impl Shared {
     /// Handles for `data_dir` (nothing is opened yet).
     pub fn new(data_dir: PathBuf) -> Self {
-        let state = StateHandle::new(data_dir);
+        Self::with_state(StateHandle::new(data_dir))
+    }
+
+    /// Handles around an existing state handle (the store can be open once
+    /// per process, so everything that shares it must share the handle).
+    pub fn with_state(state: StateHandle) -> Self {
         Self {
             suppressions: Suppressions::new(state.clone()),
             state,

@@ -7,9 +7,10 @@
 //!
 //! Log events carry at least `message`, `timestamp` and `source_type`, and
 //! `host` where known. Metric events use the same type with the documented
-//! `.metric` shape (see `sources/README.md`).
+//! `.metric` shape (see [`metric`] and `sources/README.md`).
 
 pub mod finalization;
+pub mod metric;
 
 use std::sync::Arc;
 

@@ -102,10 +102,13 @@ pub fn escape_markup(value: &str, out: &mut String) {
     }
 }
 
-/// Per-sink alert state that survives restarts (active alerts, message ids),
-/// kept in the state store under `alerts/<component id>/<alert key>`.
+/// Per-component alert state that survives restarts (a sink's active
+/// alerts and message ids, a `threshold` transform's pending and firing
+/// groups), kept in a table of the state store under
+/// `<component id>/<alert key>`.
 pub struct AlertStore<T> {
     store: Arc<StateStore>,
+    table: &'static str,
     prefix: String,
     _values: PhantomData<T>,
 }
@@ -116,8 +119,19 @@ const TABLE: &str = "sink_alerts";
 impl<T: Serialize + DeserializeOwned> AlertStore<T> {
     /// Opens the store for one sink.
     pub fn open(state: &StateHandle, component_id: &str) -> Result<Self, StateError> {
+        Self::open_in(state, TABLE, component_id)
+    }
+
+    /// Opens the store for one component in `table`, so components of
+    /// different kinds never read each other's state, whatever their ids.
+    pub fn open_in(
+        state: &StateHandle,
+        table: &'static str,
+        component_id: &str,
+    ) -> Result<Self, StateError> {
         Ok(Self {
             store: state.store()?,
+            table,
             prefix: format!("{component_id}/"),
             _values: PhantomData,
         })
@@ -127,7 +141,7 @@ impl<T: Serialize + DeserializeOwned> AlertStore<T> {
     /// older format) are skipped with a warning rather than failing start-up.
     pub fn load(&self) -> Result<HashMap<String, T>, StateError> {
         let mut alerts = HashMap::new();
-        for (key, value) in self.store.scan(TABLE, &self.prefix)? {
+        for (key, value) in self.store.scan(self.table, &self.prefix)? {
             let Some(alert_key) = key.strip_prefix(&self.prefix) else {
                 continue;
             };
@@ -155,7 +169,7 @@ impl<T: Serialize + DeserializeOwned> AlertStore<T> {
             .iter()
             .map(|key| format!("{}{key}", self.prefix))
             .collect();
-        self.store.write(TABLE, &put, &delete)
+        self.store.write(self.table, &put, &delete)
     }
 }
 

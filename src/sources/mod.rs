@@ -1,5 +1,10 @@
 //! Sources: where events come from.
 //!
+//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`) make log
+//! events; polling sources (`host_metrics`, `prometheus_scrape`,
+//! `prometheus_query`) make metric events (see [`crate::event::metric`])
+//! on a schedule ([`polling`]).
+//!
 //! A source's options struct implements [`SourceConfig`]; building it (pure)
 //! gives a [`Source`], whose `run` reads the outside world and pushes batches
 //! into its [`SourceSender`] until its input ends (stdin EOF, `count`
@@ -9,8 +14,11 @@
 
 mod demo_logs;
 mod file;
+pub mod host_metrics;
 mod http_server;
 mod lines;
+pub mod polling;
+pub mod prometheus;
 mod stdin;
 
 use std::fmt::Debug;
@@ -33,7 +41,10 @@ pub use demo_logs::DemoLogsConfig;
 pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("demo_logs", demo_logs::DemoLogsConfig),
     component_type!("file", file::FileConfig),
+    component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
+    component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
+    component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("stdin", stdin::StdinConfig),
 ];
 
@@ -116,4 +127,23 @@ pub fn hostname() -> Arc<str> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string());
     Arc::from(name)
+}
+
+/// The build error a source's options give, as text (for unit tests of
+/// option checks).
+#[cfg(test)]
+pub fn build_error<C: SourceConfig + serde::de::DeserializeOwned>(options: &str) -> String {
+    let config: C = toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"));
+    let cx = BuildContext {
+        key: ComponentKey::new(crate::components::ComponentKind::Source, "s", "test"),
+        file: Arc::new(crate::config::SourceFile::new(
+            std::path::PathBuf::from("test.toml"),
+            options.to_string(),
+        )),
+        data_dir: std::env::temp_dir(),
+    };
+    match config.build(&cx) {
+        Ok(_) => panic!("options build: {options}"),
+        Err(error) => error.message,
+    }
 }

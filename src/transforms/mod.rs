@@ -7,7 +7,8 @@
 //! across events or act on time (windows, periodic reports, I/O such as
 //! `llm_suppress`'s questions) implement
 //! [`TaskTransform`] and run as one task of their own, reading their input
-//! and writing their outputs themselves.
+//! and writing their outputs themselves (`pattern`, `throttle`, `dedupe`,
+//! `threshold`).
 
 mod dedupe;
 mod filter;
@@ -18,6 +19,7 @@ mod remap;
 mod route;
 #[cfg(test)]
 mod task_harness;
+mod threshold;
 mod throttle;
 pub(crate) mod vrl_program;
 
@@ -44,6 +46,7 @@ pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
     component_type!("pattern", pattern::PatternConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
+    component_type!("threshold", threshold::ThresholdConfig),
     component_type!("throttle", throttle::ThrottleConfig),
 ];
 

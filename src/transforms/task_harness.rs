@@ -23,6 +23,7 @@ use crate::config::SourceFile;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
 use crate::shared::Shared;
+use crate::state::StateHandle;
 use crate::topology::buffer::{BufferReceiver, BufferSender, WhenFull, channel};
 use crate::topology::fanout::Fanout;
 
@@ -74,6 +75,18 @@ impl Harness {
     /// Builds the transform of type `C` from `options` and runs it; the
     /// named outputs listed in `consumed` get a consumer, the others none.
     pub fn start<C: TransformConfig + DeserializeOwned>(options: &str, consumed: &[&str]) -> Self {
+        Self::start_with_state::<C>(options, consumed, StateHandle::new(std::env::temp_dir()))
+    }
+
+    /// Like [`Self::start`], with the state store in `state`: for
+    /// transforms that persist (each test its own directory, so parallel
+    /// tests never share a store, and a second harness on the same
+    /// directory is a restart).
+    pub fn start_with_state<C: TransformConfig + DeserializeOwned>(
+        options: &str,
+        consumed: &[&str],
+        state: StateHandle,
+    ) -> Self {
         let config: C = parse(options);
         let Transform::Task(transform) = config.build(&context(options)).expect("options build")
         else {
@@ -83,7 +96,7 @@ impl Harness {
             transform,
             config.outputs(),
             consumed,
-            Shared::new(std::env::temp_dir()),
+            Shared::with_state(state),
         )
     }
 

@@ -7,6 +7,7 @@
 pub mod alertmanager;
 pub mod capture;
 pub mod fake_llm;
+pub mod prometheus;
 
 use std::io::Write;
 use std::net::TcpListener;

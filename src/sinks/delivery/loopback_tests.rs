@@ -90,6 +90,17 @@ async fn retries_after_503_then_delivers() {
 }
 
 #[tokio::test]
+async fn a_custom_body_limit_cuts_the_body_at_that_length() {
+    let (url, _) = serve(vec![(200, None, "0123456789", Duration::ZERO)]).await;
+    let response = delivery(10.0, 5.0, Redactor::default())
+        .with_body_limit(4)
+        .execute(|client| client.post(&url), classify_http)
+        .await
+        .unwrap();
+    assert_eq!(response.body, "0123", "cut at the limit");
+}
+
+#[tokio::test]
 async fn never_retries_a_400_and_keeps_its_body() {
     let (url, script) = serve(vec![(400, None, "invalid_payload", Duration::ZERO)]).await;
     let failure = delivery(10.0, 5.0, Redactor::default())

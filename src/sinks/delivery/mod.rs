@@ -25,6 +25,12 @@
 //!
 //! Deliberately not a tower stack: a newcomer can read the whole policy in
 //! [`Delivery::execute`].
+//!
+//! Sources that poll over HTTP (`prometheus_scrape`, `prometheus_query`)
+//! use the same core for their GETs, so they retry, back off and honour
+//! `Retry-After` exactly as sinks do; they report failures at the
+//! `receiving` stage ([`Delivery::with_stage`]) and may read larger
+//! answers ([`Delivery::with_body_limit`]).
 
 mod auth;
 mod batch;
@@ -56,7 +62,8 @@ use crate::internal_events::{ComponentMetrics, Stage};
 
 /// How much of a response body is kept for logs.
 const BODY_LOG_LIMIT: usize = 512;
-/// Responses larger than this are cut (nobody needs a 10 MB error page).
+/// Responses larger than this are cut (nobody needs a 10 MB error page),
+/// unless the caller sets another limit.
 const BODY_READ_LIMIT: usize = 1024 * 1024;
 
 /// A destination's answer.
@@ -202,6 +209,8 @@ pub struct Delivery {
     concurrency: Arc<Semaphore>,
     metrics: Arc<ComponentMetrics>,
     redactor: Redactor,
+    stage: Stage,
+    body_limit: usize,
 }
 
 /// Installs rustls' crypto provider once per process (reqwest is built
@@ -241,7 +250,25 @@ impl Delivery {
             settings,
             metrics,
             redactor,
+            stage: Stage::Sending,
+            body_limit: BODY_READ_LIMIT,
         })
+    }
+
+    /// Reports failures at `stage` instead of `sending`: for sources, whose
+    /// requests fetch their input.
+    pub fn with_stage(mut self, stage: Stage) -> Self {
+        self.stage = stage;
+        self
+    }
+
+    /// Keeps at most `bytes` of each response body instead of 1 MiB: for
+    /// sources whose input is the body. A body cut short is exactly
+    /// `bytes` long, so a caller that must not act on a partial body asks
+    /// for one byte more than it accepts and checks the length.
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
     }
 
     /// The sink's redactor, for its own messages.
@@ -283,7 +310,7 @@ impl Delivery {
                 Err(AttemptError::Rejected(failure)) => {
                     self.metrics.error(
                         "request_rejected",
-                        Stage::Sending,
+                        self.stage,
                         &format_args!("the destination refused the request ({failure})"),
                     );
                     return Err(failure);
@@ -298,11 +325,8 @@ impl Delivery {
                     elapsed,
                     last: reason,
                 };
-                self.metrics.error(
-                    "retries_exhausted",
-                    Stage::Sending,
-                    &format_args!("{failure}"),
-                );
+                self.metrics
+                    .error("retries_exhausted", self.stage, &format_args!("{failure}"));
                 return Err(failure);
             }
             self.metrics.http_retry();
@@ -357,7 +381,7 @@ impl Delivery {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = read_body(response).await;
+        let body = read_body(response, self.body_limit).await;
         self.metrics
             .http_request(status_class(status), started.elapsed());
         let response = Response {
@@ -404,7 +428,7 @@ impl Delivery {
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers().clone();
-                let body = read_body(response).await;
+                let body = read_body(response, self.body_limit).await;
                 match classify(&Response {
                     status,
                     headers,
@@ -453,12 +477,12 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
-async fn read_body(mut response: reqwest::Response) -> Bytes {
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Bytes {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = BODY_READ_LIMIT.saturating_sub(body.len());
+        let room = limit.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= BODY_READ_LIMIT {
+        if body.len() >= limit {
             break;
         }
     }

@@ -1,0 +1,138 @@
+//! The HTTP side of the Prometheus sources: their GETs go through the
+//! delivery core every HTTP sink uses (per-attempt timeout, retries with
+//! exponential backoff and full jitter, `Retry-After`, no retry on
+//! permanent 4xx, redacted logs, request metrics), so a Prometheus that
+//! is down is retried and logged, never a crash, and there is one retry
+//! loop in howl, not three.
+//!
+//! Retries stop at `retry.max_duration_secs` and never run past the
+//! source's interval: by then the next cycle asks again with fresh data,
+//! and a cycle that retried longer would only delay it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+
+use crate::components::BuildError;
+use crate::internal_events::{ComponentMetrics, Stage};
+use crate::sinks::delivery::{
+    AuthConfig, Classify, Delivery, DeliverySettings, Failure, HealthcheckConfig, RateLimitConfig,
+    Redactor, RequestConfig, Response, RetryConfig, positive,
+};
+
+/// The checked HTTP options of a Prometheus source (built without I/O).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    delivery: DeliverySettings,
+    auth: Option<HeaderValue>,
+    redactor: Redactor,
+    body_limit: usize,
+}
+
+impl HttpSettings {
+    /// Checks the options: `timeout_secs` per attempt, `retry.*`, `auth.*`,
+    /// for a source polling every `interval`; bodies longer than
+    /// `max_body_bytes` are refused.
+    pub fn new(
+        timeout_secs: f64,
+        retry: &RetryConfig,
+        auth: Option<&AuthConfig>,
+        interval: Duration,
+        max_body_bytes: usize,
+    ) -> Result<Self, BuildError> {
+        positive(timeout_secs, "timeout_secs")?;
+        let mut delivery = DeliverySettings::new(
+            retry,
+            &RateLimitConfig::default(),
+            &RequestConfig {
+                timeout_secs,
+                concurrency: 1,
+            },
+            &HealthcheckConfig {
+                enabled: false,
+                required: false,
+            },
+        )?;
+        delivery.retry.max_duration = delivery.retry.max_duration.min(interval);
+        Ok(Self {
+            delivery,
+            auth: auth.map(AuthConfig::header).transpose()?,
+            redactor: auth.map_or_else(Redactor::default, |a| a.redact(Redactor::default())),
+            body_limit: max_body_bytes,
+        })
+    }
+
+    /// The client, for a running source reporting into `metrics`.
+    pub fn client(&self, metrics: Arc<ComponentMetrics>) -> Result<HttpClient, BuildError> {
+        let delivery = Delivery::new(self.delivery.clone(), metrics, self.redactor.clone())?
+            .with_stage(Stage::Receiving)
+            .with_body_limit(self.body_limit.saturating_add(1));
+        Ok(HttpClient {
+            delivery,
+            auth: self.auth.clone(),
+            body_limit: self.body_limit,
+        })
+    }
+}
+
+/// GETs with retries, for one running source.
+#[derive(Clone)]
+pub struct HttpClient {
+    delivery: Delivery,
+    auth: Option<HeaderValue>,
+    body_limit: usize,
+}
+
+/// Why a GET gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    /// Refused, or retries ran out (already counted and logged by the
+    /// delivery core).
+    #[error(transparent)]
+    Failed(#[from] Failure),
+    /// The body is larger than the source accepts.
+    #[error("the answer is larger than `max_body_bytes` ({0} bytes)")]
+    TooLarge(usize),
+}
+
+impl HttpClient {
+    /// GETs `url` with `accept` as the `Accept` header, judging answers
+    /// with `classify`.
+    pub async fn get(
+        &self,
+        url: &reqwest::Url,
+        accept: &'static str,
+        classify: Classify,
+    ) -> Result<Response, GetError> {
+        let response = self
+            .delivery
+            .execute(
+                |client| {
+                    let mut request = client
+                        .get(url.clone())
+                        .header(reqwest::header::ACCEPT, accept);
+                    if let Some(auth) = &self.auth {
+                        request = request.header(AUTHORIZATION, auth.clone());
+                    }
+                    request
+                },
+                classify,
+            )
+            .await?;
+        if response.body.len() > self.body_limit {
+            return Err(GetError::TooLarge(self.body_limit));
+        }
+        Ok(response)
+    }
+
+    /// The source's metrics.
+    pub fn metrics(&self) -> &Arc<ComponentMetrics> {
+        self.delivery.metrics()
+    }
+
+    /// Hides the source's secrets in `text`.
+    pub fn redact(&self, text: &str) -> String {
+        self.delivery.redactor().redact(text)
+    }
+}

@@ -1,0 +1,268 @@
+//! `prometheus_query`: run PromQL `queries` against a Prometheus server's
+//! `/api/v1/query` every `interval_secs`; every sample of every result is
+//! a metric event named after its query.
+//!
+//! This is how howl alerts on what Prometheus already knows (every node's
+//! CPU, an SLO burn rate) with its own `threshold` rules and delivery. A
+//! query whose top level is a range selector (`up[5m]`) is refused when
+//! the config is validated; a matrix answer at run time (a query whose
+//! range hides behind parentheses) is refused with the same advice. A
+//! Prometheus that is down, slow (503) or rate limiting (429) is retried
+//! with backoff; a query it rejects (400 `bad_data`, 422 `execution`) is
+//! logged with Prometheus' explanation and tried again next interval.
+//! Either way the other queries go on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::api::{self, QuerySample};
+use super::client::{GetError, HttpClient, HttpSettings};
+use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::event::Event;
+use crate::event::metric::Metric;
+use crate::internal_events::Stage;
+use crate::sinks::delivery::{AuthConfig, RetryConfig, base_url, classify_http, positive};
+use crate::sources::polling::{self, Poll, all_at_once};
+use crate::sources::{Source, SourceConfig, SourceContext};
+
+/// Options of the `prometheus_query` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusQueryConfig {
+    /// The Prometheus server's base URL, e.g. `http://127.0.0.1:9090`.
+    endpoint: String,
+    /// The queries to run: `[{ name = "cpu_usage_percent", query = "..." }]`.
+    /// Each sample of a query's result becomes a metric event named `name`.
+    queries: Vec<QueryConfig>,
+    /// Seconds between two runs of the queries.
+    #[serde(default = "default_interval")]
+    interval_secs: f64,
+    /// Give up on one attempt after this many seconds (it is then retried,
+    /// within the interval).
+    #[serde(default = "default_timeout")]
+    timeout_secs: f64,
+    /// How failed requests are retried within one interval.
+    #[serde(default)]
+    retry: RetryConfig,
+    /// Credentials for the server (`bearer` or `basic`).
+    auth: Option<AuthConfig>,
+}
+
+/// One query.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct QueryConfig {
+    /// The metric name of its samples (`.metric.name`).
+    name: String,
+    /// The PromQL expression, evaluated at Prometheus' current time on each
+    /// run. It must give an instant vector or a scalar.
+    query: String,
+}
+
+fn default_interval() -> f64 {
+    15.0
+}
+
+fn default_timeout() -> f64 {
+    10.0
+}
+
+/// The `source_type` of the events.
+const SOURCE_TYPE: &str = "prometheus_query";
+/// Answers larger than this fail the query (a result of millions of
+/// series is a mistake in the query).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+impl SourceConfig for PrometheusQueryConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        let interval = positive(self.interval_secs, "interval_secs")?;
+        let endpoint = base_url(&self.endpoint, "endpoint")?;
+        if self.queries.is_empty() {
+            return Err(BuildError::new(
+                "`queries` is empty: give at least one `{ name = \"...\", query = \"...\" }`",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut queries = Vec::new();
+        for query in &self.queries {
+            let name = query.name.trim();
+            if name.is_empty() || query.query.trim().is_empty() {
+                return Err(BuildError::new(
+                    "every query needs a non-empty `name` and `query`",
+                ));
+            }
+            if !names.insert(name) {
+                return Err(BuildError::new(format!(
+                    "two queries are named `{name}`; names must be unique"
+                )));
+            }
+            if api::has_top_level_range(&query.query) {
+                return Err(BuildError::new(format!(
+                    "query `{name}` selects a range at its top level (`{}`), which gives a range \
+                     vector; prometheus_query takes instant vectors and scalars: remove the \
+                     `[...]`, or wrap it in a function such as `rate(...)` or `max_over_time(...)`",
+                    query.query.trim()
+                )));
+            }
+            queries.push(Arc::new(Query {
+                name: name.to_string(),
+                query: query.query.clone(),
+            }));
+        }
+        let url = reqwest::Url::parse(&format!("{endpoint}/api/v1/query"))
+            .map_err(|e| BuildError::new(format!("`endpoint`: {e}")))?;
+        Ok(Box::new(PrometheusQuery {
+            interval,
+            url,
+            queries,
+            http: HttpSettings::new(
+                self.timeout_secs,
+                &self.retry,
+                self.auth.as_ref(),
+                interval,
+                MAX_ANSWER_BYTES,
+            )?,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct Query {
+    name: String,
+    query: String,
+}
+
+struct PrometheusQuery {
+    interval: Duration,
+    url: reqwest::Url,
+    queries: Vec<Arc<Query>>,
+    http: HttpSettings,
+}
+
+impl Source for PrometheusQuery {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            let cycle = Cycle {
+                client: self.http.client(Arc::clone(cx.out.metrics()))?,
+                url: Arc::new(self.url),
+                queries: self.queries,
+            };
+            polling::run(cycle, self.interval, cx).await
+        })
+    }
+}
+
+/// One run of every query.
+struct Cycle {
+    client: HttpClient,
+    url: Arc<reqwest::Url>,
+    queries: Vec<Arc<Query>>,
+}
+
+impl Poll for Cycle {
+    async fn poll(&mut self) -> anyhow::Result<(Vec<Event>, usize)> {
+        let answers = all_at_once(&self.queries, |query| {
+            let (client, url) = (self.client.clone(), Arc::clone(&self.url));
+            async move { (run_query(&client, &url, &query).await, query) }
+        })
+        .await;
+        let now = Utc::now();
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for ((samples, body_bytes), query) in answers {
+            bytes += body_bytes;
+            events.extend(samples.into_iter().filter_map(|sample| {
+                let timestamp = sample.timestamp.unwrap_or(now);
+                let mut metric = Metric::gauge(query.name.as_str(), sample.value);
+                metric.tags = sample.labels;
+                metric.into_event(timestamp, SOURCE_TYPE)
+            }));
+        }
+        Ok((events, bytes))
+    }
+}
+
+/// Runs one query: its samples and the answer's size; nothing (logged and
+/// counted) when it failed.
+async fn run_query(
+    client: &HttpClient,
+    base: &reqwest::Url,
+    query: &Query,
+) -> (Vec<QuerySample>, usize) {
+    // No `time`: Prometheus evaluates at its own "now", so a clock skew
+    // between the two machines cannot ask it about the future.
+    let mut url = base.clone();
+    url.query_pairs_mut().append_pair("query", &query.query);
+    let response = match client.get(&url, "application/json", classify_http).await {
+        Ok(response) => response,
+        Err(GetError::Failed(failure)) => {
+            // Counted and logged by the delivery core (with Prometheus'
+            // explanation, which is in the answer's body); say which query.
+            client.metrics().warn_limited(
+                "query_failed",
+                &format_args!("query `{}` failed: {failure}", query.name),
+            );
+            return (Vec::new(), 0);
+        }
+        Err(error @ GetError::TooLarge(_)) => {
+            client.metrics().error(
+                "body_too_large",
+                Stage::Receiving,
+                &format_args!("query `{}`: {error}", query.name),
+            );
+            return (Vec::new(), 0);
+        }
+    };
+    match api::parse_answer(&response.body) {
+        Ok(samples) => (samples, response.body.len()),
+        Err(error) => {
+            client.metrics().error(
+                "query_failed",
+                Stage::Receiving,
+                &format_args!("query `{}`: {error}", query.name),
+            );
+            (Vec::new(), response.body.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::build_error;
+
+    #[test]
+    fn rejects_queries_that_cannot_give_samples() {
+        let endpoint = "endpoint = \"http://127.0.0.1:9090\"\n";
+        for (queries, expected) in [
+            ("queries = []", "`queries` is empty"),
+            (
+                "queries = [{ name = \"\", query = \"up\" }]",
+                "non-empty `name` and `query`",
+            ),
+            (
+                "queries = [{ name = \"a\", query = \"up\" }, { name = \"a\", query = \"1\" }]",
+                "two queries are named `a`",
+            ),
+            (
+                "queries = [{ name = \"a\", query = \"rate(x[5m])[1h:1m]\" }]",
+                "query `a` selects a range at its top level",
+            ),
+        ] {
+            let message = build_error::<PrometheusQueryConfig>(&format!("{endpoint}{queries}"));
+            assert!(message.contains(expected), "{queries}: {message}");
+        }
+        let message = build_error::<PrometheusQueryConfig>(
+            "endpoint = \"127.0.0.1:9090\"\nqueries = [{ name = \"a\", query = \"up\" }]",
+        );
+        assert!(
+            message.contains("`endpoint` must be an http(s) URL"),
+            "{message}"
+        );
+    }
+}
