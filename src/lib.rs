@@ -14,6 +14,7 @@
 //! - [`suppressions`]: operators' suppressions, shared by API and transforms.
 //! - [`shared`]: what the running topology and the API share.
 //! - [`template`]: `{{ .field }}` rendering shared by sinks.
+//! - [`unit_test`]: `[[tests]]` in a config, run by `howl test`.
 //! - [`api`], [`cli`]: the HTTP API and the command line.
 
 pub mod api;
@@ -33,3 +34,4 @@ pub mod suppressions;
 pub mod template;
 pub mod topology;
 pub mod transforms;
+pub mod unit_test;

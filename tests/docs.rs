@@ -97,6 +97,11 @@ fn validate_text(file: PathBuf, text: &str) -> Vec<String> {
     if let Err(build) = howl::topology::build(&loaded.config) {
         errors.extend(build.iter().map(ToString::to_string));
     }
+    if let Some(graph) = &loaded.graph
+        && let Err(tests) = howl::unit_test::prepare(&loaded.config, graph)
+    {
+        errors.extend(tests.iter().map(ToString::to_string));
+    }
     errors
 }
 
@@ -174,5 +179,25 @@ fn readme_examples_are_valid() {
         problems.is_empty(),
         "invalid README example:\n{}",
         problems.join("\n")
+    );
+}
+
+#[test]
+fn readme_documents_every_test_option() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("## Testing a topology")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a section \"Testing a topology\"");
+    let schema = OptionsSchema::new(schemars::schema_for!(howl::unit_test::UnitTestConfig));
+    let missing: Vec<String> = schema
+        .option_paths()
+        .into_iter()
+        .filter(|path| !section.contains(&format!("`{path}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "options of [[tests]] missing from the README: {missing:?}"
     );
 }

@@ -8,6 +8,7 @@ mod logging;
 mod patterns;
 mod run;
 mod suppress;
+mod test;
 mod validate;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     Run(run::RunArgs),
     /// Check configs and report every problem at once.
     Validate(validate::ValidateArgs),
+    /// Run the config's `[[tests]]`: events in, transforms run, outputs checked.
+    Test(test::TestArgs),
     /// Print the topology as a graph (Graphviz dot or Mermaid).
     Graph(graph::GraphArgs),
     /// Mine, list and compare log patterns without a topology.
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Test(args) => test::test(args),
         Command::Graph(args) => graph::graph(args),
         Command::Patterns(args) => patterns::patterns(args),
         Command::Suppress(args) => suppress::suppress(args),

@@ -27,14 +27,23 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
     if let Err(mut errors) = topology::build(&loaded.config) {
         diagnostics.append(&mut errors);
     }
+    if let Some(graph) = &loaded.graph
+        && let Err(mut errors) = crate::unit_test::prepare(&loaded.config, graph)
+    {
+        diagnostics.append(&mut errors);
+    }
     sort_by_position(&mut diagnostics);
     if report(&diagnostics) && loaded.graph.is_some() {
         let config = &loaded.config;
         println!(
-            "valid: {} source(s), {} transform(s), {} sink(s) in {}",
+            "valid: {} source(s), {} transform(s), {} sink(s){} in {}",
             config.sources.len(),
             config.transforms.len(),
             config.sinks.len(),
+            match config.tests.len() {
+                0 => String::new(),
+                n => format!(", {n} test(s)"),
+            },
             args.config
                 .config
                 .iter()

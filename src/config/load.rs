@@ -29,7 +29,7 @@ use crate::api::ApiConfig;
 use crate::components::OutputSpec;
 use crate::topology::buffer::BufferConfig;
 
-const TOP_LEVEL_KEYS: [&str; 5] = ["data_dir", "api", "sources", "transforms", "sinks"];
+const TOP_LEVEL_KEYS: [&str; 6] = ["data_dir", "api", "sources", "transforms", "sinks", "tests"];
 
 pub(super) fn load(files: Vec<(PathBuf, String)>, env: impl Fn(&str) -> Option<String>) -> Loaded {
     let mut loader = Loader::default();
@@ -95,6 +95,7 @@ impl Loader {
                 "sources" => self.parse_section(file, ComponentKind::Source, value),
                 "transforms" => self.parse_section(file, ComponentKind::Transform, value),
                 "sinks" => self.parse_section(file, ComponentKind::Sink, value),
+                "tests" => self.parse_tests(file, value),
                 other => {
                     let mut message = format!(
                         "unknown top-level key `{other}`; expected one of {}",
@@ -149,6 +150,34 @@ impl Loader {
                     .at(file, error.span())
                     .component("api"),
             ),
+        }
+    }
+
+    /// `[[tests]]`: checked here for shape only; their references to
+    /// components are checked against the graph by `unit_test::prepare`.
+    fn parse_tests(&mut self, file: &Arc<SourceFile>, value: Spanned<DeValue<'_>>) {
+        let span = value.span();
+        let DeValue::Array(tests) = value.into_inner() else {
+            self.diagnostics.push(
+                Diagnostic::error("`tests` must be an array of tables: write `[[tests]]`")
+                    .at(file, Some(span)),
+            );
+            return;
+        };
+        for (index, test) in tests.into_iter().enumerate() {
+            let span = test.span();
+            match crate::unit_test::UnitTestConfig::deserialize(ValueDeserializer::from(test)) {
+                Ok(config) => self.config.tests.push(crate::unit_test::UnitTestDef {
+                    config,
+                    file: Arc::clone(file),
+                    span,
+                }),
+                Err(error) => self.diagnostics.push(
+                    Diagnostic::error(option_message(&error))
+                        .at(file, error.span().or(Some(span)))
+                        .component(format!("tests[{index}]")),
+                ),
+            }
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub transforms: Vec<ComponentDef<dyn TransformConfig>>,
     /// Sinks, in file order.
     pub sinks: Vec<SinkDef>,
+    /// Unit tests (`[[tests]]`), run by `howl test` and ignored by `howl run`.
+    pub tests: Vec<crate::unit_test::UnitTestDef>,
     /// The files it came from (to locate errors found later, at build time).
     pub files: Vec<Arc<SourceFile>>,
 }

@@ -35,7 +35,7 @@ const TRANSFORM_BUFFER_EVENTS: usize = 1000;
 /// Every component, built and ready to run.
 pub struct Built {
     sources: Vec<(ComponentKey, Box<dyn Source>)>,
-    transforms: Vec<(ComponentKey, Transform, Vec<OutputSpec>)>,
+    transforms: Vec<BuiltTransform>,
     sinks: Vec<(ComponentKey, Box<dyn Sink>, BufferConfig)>,
 }
 
@@ -58,15 +58,9 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
             Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
         }
     }
-    for def in &config.transforms {
-        match def.options.build(&context(&def.key, &def.file)) {
-            Ok(transform) => {
-                built
-                    .transforms
-                    .push((def.key.clone(), transform, def.options.outputs()))
-            }
-            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
-        }
+    match build_transforms(config) {
+        Ok(transforms) => built.transforms = transforms,
+        Err(mut errors) => diagnostics.append(&mut errors),
     }
     for sink in &config.sinks {
         let def = &sink.component;
@@ -84,7 +78,51 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     }
 }
 
-fn diagnostic(
+/// A transform, built, with the outputs it offers.
+pub type BuiltTransform = (ComponentKey, Transform, Vec<OutputSpec>);
+
+/// Builds only the transforms of `config` (what `howl test` exercises),
+/// reporting every failure.
+pub fn build_transforms(config: &Config) -> Result<Vec<BuiltTransform>, Vec<Diagnostic>> {
+    let mut transforms = Vec::new();
+    let mut diagnostics = Vec::new();
+    for def in &config.transforms {
+        let cx = BuildContext {
+            key: def.key.clone(),
+            file: Arc::clone(&def.file),
+            data_dir: config.data_dir.clone(),
+        };
+        match def.options.build(&cx) {
+            Ok(transform) => transforms.push((def.key.clone(), transform, def.options.outputs())),
+            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(transforms)
+    } else {
+        Err(diagnostics)
+    }
+}
+
+impl Built {
+    /// A topology assembled from parts rather than from a config: `howl
+    /// test` runs a config's transforms between its own input sources and
+    /// capturing sinks.
+    pub fn from_parts(
+        sources: Vec<(ComponentKey, Box<dyn Source>)>,
+        transforms: Vec<BuiltTransform>,
+        sinks: Vec<(ComponentKey, Box<dyn Sink>, BufferConfig)>,
+    ) -> Self {
+        Self {
+            sources,
+            transforms,
+            sinks,
+        }
+    }
+}
+
+/// Turns a component's build error into a diagnostic pointing into its file.
+pub(crate) fn diagnostic(
     error: BuildError,
     key: &ComponentKey,
     file: &SourceFile,
