@@ -337,3 +337,16 @@ fn a_missing_config_file_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn chat_sinks_refuse_concurrent_requests() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [sinks.tg]\ntype = \"telegram\"\ninputs = [\"in\"]\nbot_token = \"123456:ABC\"\nchat_id = \"1\"\nrequest.concurrency = 4\n\
+         [sinks.sl]\ntype = \"slack\"\ninputs = [\"in\"]\nwebhook_url = \"http://127.0.0.1:1/hook\"\nrequest.concurrency = 2\n",
+        &[
+            "sinks.tg: `request.concurrency` must be 1 for a chat sink (it is 4)",
+            "sinks.sl: `request.concurrency` must be 1 for a chat sink (it is 2)",
+        ],
+    );
+}

@@ -114,6 +114,27 @@ pub const DEMO: &str = include_str!("../../topologies/demo.toml");
 /// How the demo is named in messages.
 pub const DEMO_NAME: &str = "<built-in demo: topologies/demo.toml>";
 
+/// For the subcommands that need a config file (no built-in demo): an
+/// error exit when none was given.
+pub(crate) fn require_config(config: &ConfigArgs) -> Result<(), ExitCode> {
+    if config.config.is_empty() {
+        eprintln!("error: give at least one config file with -c FILE (or HOWL_CONFIG)");
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    Ok(())
+}
+
+/// The multi-threaded async runtime the topology runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        })
+}
+
 /// Prints diagnostics to stderr; returns true when none is an error.
 pub(crate) fn report(diagnostics: &[Diagnostic]) -> bool {
     for diagnostic in diagnostics {

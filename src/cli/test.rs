@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::validate::sort_by_position;
-use super::{ConfigArgs, EXIT_CONFIG, load, report};
+use super::{ConfigArgs, EXIT_CONFIG, load, report, require_config};
 use crate::unit_test::{self, runner};
 
 /// Arguments of `howl test`.
@@ -18,9 +18,8 @@ pub struct TestArgs {
 /// Runs every test; exit 0 when all pass, 1 when one fails, 78 when the
 /// config (tests included) is invalid.
 pub fn test(args: TestArgs) -> ExitCode {
-    if args.config.config.is_empty() {
-        eprintln!("error: give at least one config file with -c FILE (or HOWL_CONFIG)");
-        return ExitCode::from(EXIT_CONFIG);
+    if let Err(code) = require_config(&args.config) {
+        return code;
     }
     let loaded = load(&args.config);
     let (mut config, graph) = match (loaded.is_ok(), loaded.graph) {
@@ -52,15 +51,9 @@ pub fn test(args: TestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
 
     println!("running {} test(s)", tests.len());

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArgs, EXIT_CONFIG, load, report};
+use super::{ConfigArgs, EXIT_CONFIG, load, report, require_config};
 use crate::topology;
 
 /// Arguments of `howl validate`.
@@ -16,9 +16,8 @@ pub struct ValidateArgs {
 
 /// Checks the config; exit 0 when valid, 78 with every problem otherwise.
 pub fn validate(args: ValidateArgs) -> ExitCode {
-    if args.config.config.is_empty() {
-        eprintln!("error: give at least one config file with -c FILE (or HOWL_CONFIG)");
-        return ExitCode::from(EXIT_CONFIG);
+    if let Err(code) = require_config(&args.config) {
+        return code;
     }
     let loaded = load(&args.config);
     let mut diagnostics = loaded.diagnostics.clone();

@@ -153,12 +153,7 @@ pub fn prepare(config: &Config, graph: &Graph) -> Result<Vec<PreparedTest>, Vec<
     let mut diagnostics = Vec::new();
     let mut names = HashSet::new();
     let mut prepared = Vec::new();
-    let transforms: Vec<&str> = graph
-        .nodes
-        .iter()
-        .filter(|(key, _)| key.kind() == ComponentKind::Transform)
-        .map(|(key, _)| key.id())
-        .collect();
+    let transforms = transform_ids(graph);
     for def in &config.tests {
         let test = &def.config;
         let label = format!("tests[{}]", test.name);
@@ -261,6 +256,16 @@ pub fn prepare(config: &Config, graph: &Graph) -> Result<Vec<PreparedTest>, Vec<
     }
 }
 
+/// The ids of the graph's transforms (what tests may name).
+fn transform_ids(graph: &Graph) -> Vec<&str> {
+    graph
+        .nodes
+        .iter()
+        .filter(|(key, _)| key.kind() == ComponentKind::Transform)
+        .map(|(key, _)| key.id())
+        .collect()
+}
+
 /// Resolves `id` or `id.name` to an output of a transform.
 fn resolve_output(
     graph: &Graph,
@@ -271,19 +276,13 @@ fn resolve_output(
         Some((component, output)) => (component, Some(output.to_string())),
         None => (text.get_ref().as_str(), None),
     };
-    let transforms: Vec<&str> = graph
-        .nodes
-        .iter()
-        .filter(|(key, _)| key.kind() == ComponentKind::Transform)
-        .map(|(key, _)| key.id())
-        .collect();
     let Some((_, specs)) = graph
         .nodes
         .iter()
         .find(|(key, _)| key.kind() == ComponentKind::Transform && key.id() == component)
     else {
         error(
-            unknown("output", component, "transform", &transforms),
+            unknown("output", component, "transform", &transform_ids(graph)),
             text.span(),
         );
         return None;

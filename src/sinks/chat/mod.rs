@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use super::alert::{AlertState, AlertStore, render_key};
 use super::delivery::{Delivery, DeliverySettings, Failure, Redactor};
 use super::{Sink, SinkContext};
-use crate::components::{ComponentFuture, ComponentKey};
+use crate::components::{BuildError, ComponentFuture, ComponentKey};
 use crate::event::{Event, EventStatus};
 use crate::internal_events::{ComponentMetrics, Stage};
 use crate::state::StateHandle;
@@ -123,6 +123,20 @@ pub struct ChatSink<A> {
     redactor: Redactor,
     key: Template,
     on_resolve: OnResolve,
+}
+
+/// Chat sinks send one message at a time, so that an alert's resolution
+/// can never overtake its firing; a larger `request.concurrency` is refused
+/// rather than silently ignored.
+pub fn require_sequential(settings: &DeliverySettings) -> Result<(), BuildError> {
+    if settings.concurrency > 1 {
+        return Err(BuildError::new(format!(
+            "`request.concurrency` must be 1 for a chat sink (it is {}): messages go out one at a \
+             time so that a resolution never overtakes its firing; use `rate_limit.*` to pace them",
+            settings.concurrency
+        )));
+    }
+    Ok(())
 }
 
 impl<A: ChatApi> ChatSink<A> {

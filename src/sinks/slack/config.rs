@@ -7,7 +7,7 @@ use super::message::{DEFAULT_CONTEXT, DEFAULT_SEVERITY, DEFAULT_TEXT, DEFAULT_TI
 use super::{Mode, SlackApi};
 use crate::components::{BuildContext, BuildError};
 use crate::sinks::alert::DEFAULT_KEY;
-use crate::sinks::chat::{ChatSink, OnResolve};
+use crate::sinks::chat::{ChatSink, OnResolve, require_sequential};
 use crate::sinks::delivery::{
     DeliverySettings, HealthcheckConfig, RateLimitConfig, Redactor, RequestConfig, RetryConfig,
     Secret, base_url,
@@ -111,6 +111,7 @@ impl SinkConfig for SlackConfig {
             &self.request,
             &self.healthcheck,
         )?;
+        require_sequential(&settings)?;
         Ok(Box::new(ChatSink::new(
             SlackApi::new(mode, renderer),
             settings,

@@ -8,7 +8,7 @@ use super::TelegramApi;
 use super::message::{ParseMode, Renderer};
 use crate::components::{BuildContext, BuildError};
 use crate::sinks::alert::DEFAULT_KEY;
-use crate::sinks::chat::{ChatSink, OnResolve};
+use crate::sinks::chat::{ChatSink, OnResolve, require_sequential};
 use crate::sinks::delivery::{
     DeliverySettings, HealthcheckConfig, RateLimitConfig, Redactor, RequestConfig, RetryConfig,
     Secret, base_url,
@@ -117,6 +117,7 @@ impl SinkConfig for TelegramConfig {
             renderer,
         );
         let redactor = Redactor::default().secret(token);
+        require_sequential(&settings)?;
         Ok(Box::new(ChatSink::new(
             api,
             settings,
