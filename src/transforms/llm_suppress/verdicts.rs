@@ -17,6 +17,11 @@
 //! or to another model, patterns are asked again (and their verdicts
 //! overwritten). Errors are not stored: after a restart a failed pattern is
 //! simply asked again.
+//!
+//! Memory is bounded: beyond [`MAX_ENTRIES`] patterns, the cache forgets a
+//! tenth of them at once, expired verdicts and failures first, then the
+//! oldest verdicts (never a question in flight, never an unsaved verdict).
+//! A forgotten pattern that comes back is asked again.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -32,6 +37,10 @@ use crate::state::{StateError, StateStore};
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest wait between questions about a failing pattern.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// The most patterns one transform keeps in memory (a few hundred bytes
+/// each: tens of MiB at most).
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// What is known about one pattern.
 enum Entry {
@@ -69,6 +78,8 @@ pub struct Verdicts {
     entries: HashMap<String, Entry>,
     /// Patterns whose verdict changed since the last save.
     dirty: HashSet<String>,
+    /// The bound on `entries` ([`MAX_ENTRIES`]; smaller in tests).
+    max_entries: usize,
 }
 
 impl Verdicts {
@@ -80,7 +91,18 @@ impl Verdicts {
         model: &str,
         policy: Policy,
     ) -> Result<Self, StateError> {
+        Self::load_at_most(store, component, model, policy, MAX_ENTRIES)
+    }
+
+    fn load_at_most(
+        store: &StateStore,
+        component: &str,
+        model: &str,
+        policy: Policy,
+        max_entries: usize,
+    ) -> Result<Self, StateError> {
         let mut verdicts = Self::new(component, policy);
+        verdicts.max_entries = max_entries;
         let saved = load_verdicts(store, Some(component))?;
         for saved in saved.into_iter().filter(|s| s.verdict.model == model) {
             let decision = policy.verdict(&saved.verdict);
@@ -92,6 +114,9 @@ impl Verdicts {
                 },
             );
         }
+        while verdicts.entries.len() >= verdicts.max_entries {
+            verdicts.make_room();
+        }
         Ok(verdicts)
     }
 
@@ -102,7 +127,46 @@ impl Verdicts {
             policy,
             entries: HashMap::new(),
             dirty: HashSet::new(),
+            max_entries: MAX_ENTRIES,
         }
+    }
+
+    /// Forgets a tenth of the patterns when the cache is full (see the
+    /// module docs for which).
+    fn make_room(&mut self) {
+        if self.entries.len() < self.max_entries {
+            return;
+        }
+        let keep = self.max_entries - self.max_entries / 10 - 1;
+        let now = Utc::now();
+        let mut candidates: Vec<(DateTime<Utc>, &String)> = self
+            .entries
+            .iter()
+            .filter(|(pattern, _)| !self.dirty.contains(*pattern))
+            .filter_map(|(pattern, entry)| match entry {
+                Entry::Known { verdict, .. } if verdict.is_live(now) => {
+                    Some((verdict.decided_at, pattern))
+                }
+                Entry::Known { .. } | Entry::Failed { .. } => {
+                    Some((DateTime::<Utc>::MIN_UTC, pattern))
+                }
+                Entry::Asking { .. } => None,
+            })
+            .collect();
+        candidates.sort_unstable();
+        let forget: Vec<String> = candidates
+            .into_iter()
+            .take(self.entries.len().saturating_sub(keep))
+            .map(|(_, pattern)| pattern.clone())
+            .collect();
+        for pattern in &forget {
+            self.entries.remove(pattern);
+        }
+        tracing::debug!(
+            component = %self.component,
+            forgotten = forget.len(),
+            "verdict cache full; forgot the oldest verdicts"
+        );
     }
 
     /// How many patterns have a verdict (live or expired).
@@ -132,7 +196,11 @@ impl Verdicts {
     pub fn asking(&mut self, pattern: &str) {
         let failures = match self.entries.get(pattern) {
             Some(Entry::Failed { failures, .. } | Entry::Asking { failures }) => *failures,
-            _ => 0,
+            Some(Entry::Known { .. }) => 0,
+            None => {
+                self.make_room();
+                0
+            }
         };
         self.entries
             .insert(pattern.to_string(), Entry::Asking { failures });
@@ -140,6 +208,9 @@ impl Verdicts {
 
     /// Stores a verdict; returns the decision it makes.
     pub fn decided(&mut self, pattern: &str, verdict: StoredVerdict) -> Decision {
+        if !self.entries.contains_key(pattern) {
+            self.make_room();
+        }
         let decision = self.policy.verdict(&verdict);
         self.dirty.insert(pattern.to_string());
         self.entries.insert(
@@ -157,7 +228,11 @@ impl Verdicts {
     pub fn failed(&mut self, pattern: &str, reason: &str, now: Instant) -> Decision {
         let failures = match self.entries.get(pattern) {
             Some(Entry::Asking { failures } | Entry::Failed { failures, .. }) => failures + 1,
-            _ => 1,
+            Some(Entry::Known { .. }) => 1,
+            None => {
+                self.make_room();
+                1
+            }
         };
         let backoff = FIRST_BACKOFF
             .saturating_mul(1 << (failures - 1).min(16))
@@ -261,6 +336,58 @@ mod tests {
             ),
             "a verdict in between resets the backoff"
         );
+    }
+
+    #[test]
+    fn a_full_cache_forgets_expired_then_oldest_verdicts_but_not_questions_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut verdicts = Verdicts::new("t", policy());
+        verdicts.max_entries = 20;
+        let now = Utc::now();
+        verdicts.asking("in-flight");
+        verdicts.decided(
+            "expired",
+            noise(now - chrono::Duration::days(8), chrono::Duration::days(7)),
+        );
+        for i in 0..17 {
+            let age = chrono::Duration::minutes(100 - i);
+            verdicts.decided(
+                &format!("p{i}"),
+                noise(now - age, chrono::Duration::days(7)),
+            );
+        }
+        verdicts.save(&store).unwrap();
+        assert_eq!(verdicts.entries.len(), 19);
+        // Unsaved verdicts are never forgotten: the next one overflows only
+        // after a save.
+        verdicts.decided("p17", noise(now, chrono::Duration::days(7)));
+        verdicts.save(&store).unwrap();
+        assert_eq!(verdicts.entries.len(), 20);
+        verdicts.decided("newest", noise(now, chrono::Duration::days(7)));
+        let kept: HashSet<&str> = verdicts.entries.keys().map(String::as_str).collect();
+        assert!(
+            kept.len() <= 18,
+            "a tenth forgotten at once: {}",
+            kept.len()
+        );
+        assert!(kept.contains("in-flight"), "a question in flight is kept");
+        assert!(kept.contains("newest") && kept.contains("p17"));
+        assert!(!kept.contains("expired"), "expired verdicts go first");
+        assert!(
+            !kept.contains("p0") && !kept.contains("p1"),
+            "then the oldest"
+        );
+        assert!(matches!(
+            verdicts.lookup("p0", now, Instant::now()),
+            Lookup::Unknown
+        ));
+
+        // Loading a store larger than the cache keeps the newest.
+        let loaded = Verdicts::load_at_most(&store, "t", "openai/m", policy(), 10).unwrap();
+        assert!(loaded.entries.len() < 10);
+        assert!(loaded.entries.contains_key("p17"));
+        assert!(!loaded.entries.contains_key("p0"));
     }
 
     #[test]
