@@ -1,0 +1,157 @@
+//! Unit tests of the masking lexer: one expectation per shape and per
+//! trade-off named in the module docs.
+
+use super::*;
+
+fn m(tok: &str) -> (String, bool) {
+    let mut out = Vec::new();
+    let info = mask_token(
+        tok.as_bytes(),
+        class_of(tok.as_bytes()),
+        Builtins::all(),
+        &mut out,
+    );
+    if !info.masked {
+        assert!(out.is_empty());
+        return (tok.to_string(), false);
+    }
+    (String::from_utf8(out).unwrap(), info.var)
+}
+
+fn text(tok: &str) -> String {
+    m(tok).0
+}
+
+#[test]
+fn numbers_in_all_shapes_are_masked() {
+    assert_eq!(m("12"), ("<NUM>".into(), true));
+    assert_eq!(text("-3.5"), "<NUM>");
+    assert_eq!(text("1.16"), "<NUM>");
+    assert_eq!(text("6.1.7601.23505"), "<NUM>");
+    assert_eq!(text("4KB"), "<NUM>");
+    assert_eq!(text("50%"), "<NUM>");
+    assert_eq!(text("12ms"), "<DUR>");
+    assert_eq!(text("<1"), "<NUM>");
+    assert_eq!(text("2809)"), "<NUM>)");
+    assert_eq!(text("1e-5"), "<NUM>");
+    assert_eq!(text("0x1fffffffe"), "<HEX>");
+    assert_eq!(text("9f4ef63"), "<HEX>");
+}
+
+#[test]
+fn digits_inside_words_stay_literal_but_separated_numbers_are_masked() {
+    assert_eq!(m("jk2_init()"), ("jk2_init()".into(), false));
+    assert_eq!(text("ssh2"), "ssh2");
+    assert_eq!(text("e820"), "e820");
+    assert_eq!(text("blk_-6952295868487656571"), "blk_<NUM>");
+    assert_eq!(m("node-246"), ("node-<NUM>".into(), false));
+    assert_eq!(text("2nd"), "2nd");
+    assert_eq!(text("HTTP/1.1"), "HTTP/<NUM>");
+}
+
+#[test]
+fn network_addresses_are_masked_whole() {
+    assert_eq!(text("10.250.19.102:50010"), "<IP>");
+    assert_eq!(text("/10.250.19.102:50010"), "/<IP>");
+    assert_eq!(text("[173.234.31.186]"), "[<IP>]");
+    assert_eq!(text("fe80::1ff:fe23:4567:890a"), "<IP>");
+    assert_eq!(text("0:0:0:0:0:0:0:1"), "<IP>");
+    assert_eq!(text("00:11:22:33:44:55"), "<MAC>");
+    assert_eq!(text("proxy.cse.cuhk.edu.hk:5070"), "<HOSTPORT>");
+    assert_eq!(text("localhost:8080"), "<HOSTPORT>");
+    assert_eq!(text("http://example.com/a?b=1,"), "<URL>,");
+    assert_eq!(text("bob@example.com"), "<EMAIL>");
+    assert_eq!(text("10.250.19.102:50010:Got"), "<IP>:Got");
+}
+
+#[test]
+fn ids_dates_times_and_paths_are_masked() {
+    assert_eq!(text("123e4567-e89b-12d3-a456-426614174000"), "<UUID>");
+    assert_eq!(
+        text("req-123e4567-e89b-12d3-a456-426614174000"),
+        "req-<UUID>"
+    );
+    assert_eq!(text("2015-07-29"), "<TIME>");
+    assert_eq!(text("2015-07-29T17:41:44.747Z"), "<TIME>");
+    assert_eq!(text("17:41:44,747"), "<TIME>");
+    assert_eq!(text("00:02"), "<TIME>");
+    assert_eq!(text("[17/Jun/2005:07:07:00"), "[<TIME>");
+    assert_eq!(text("/user/root/rand/part-00590."), "<PATH>.");
+    assert_eq!(text("Path:/hbase/a"), "Path:<PATH>");
+    assert_eq!(text("C:\\Windows\\x.dll"), "<PATH>");
+    assert_eq!(text("'/udev/tty2'"), "'<PATH>'");
+}
+
+#[test]
+fn key_values_mask_the_value_whatever_its_type() {
+    assert_eq!(text("uid=0"), "uid=<*>");
+    assert_eq!(text("user=root"), "user=<*>");
+    assert_eq!(text("ruser="), "ruser=");
+    assert_eq!(text("a=1,b=0x2,c=true"), "a=<*>,b=<*>,c=<*>");
+    assert_eq!(text("Surface(name=com.a/b.C)"), "Surface(name=<*>)");
+    assert_eq!(text("tag=\"View Lock\","), "tag=<*>,");
+    assert_eq!(text("a==b"), "a==b");
+    // key:value only when the value is recognisably variable
+    assert_eq!(text("ret:false"), "ret:<BOOL>");
+    assert_eq!(text("index:3,"), "index:<NUM>,");
+    assert_eq!(text("pam_unix(sshd:auth):"), "pam_unix(sshd:auth):");
+    assert_eq!(text("setLightsOn(true)"), "setLightsOn(<BOOL>)");
+}
+
+#[test]
+fn plain_words_are_untouched() {
+    for w in [
+        "hello",
+        "Failed",
+        "error:",
+        "(has",
+        "extras)",
+        "****",
+        "-",
+        "NameSystem.delete:",
+        "sure",
+        "falsey",
+    ] {
+        assert_eq!(m(w), (w.to_string(), false), "{w}");
+    }
+}
+
+#[test]
+fn dotted_names_with_three_parts_are_masked() {
+    assert_eq!(text("java.io.IOException:"), "<FQN>:");
+    assert_eq!(
+        text("action:android.intent.action.SCREEN_ON"),
+        "action:<FQN>"
+    );
+    assert_eq!(text("ns.marryaldkfaczcz.com"), "<FQN>");
+    assert_eq!(
+        text("NameSystem.addStoredBlock:"),
+        "NameSystem.addStoredBlock:"
+    );
+    assert_eq!(text("mice.c(1234)]:"), "mice.c(<NUM>)]:");
+}
+
+#[test]
+fn user_placeholders_are_variables() {
+    assert_eq!(m("<ORDER>"), ("<ORDER>".into(), true));
+    assert_eq!(m("id:<ORDER>,"), ("id:<ORDER>,".into(), false));
+    assert_eq!(m("<ok>"), ("<ok>".into(), false));
+}
+
+#[test]
+fn disabled_builtins_are_not_applied() {
+    let b = Builtins::all().without(["num", "kv"]).unwrap();
+    let mut out = Vec::new();
+    let info = mask_token(b"uid=42", class_of(b"uid=42"), b, &mut out);
+    assert!(!info.masked && out.is_empty(), "unchanged");
+    out.clear();
+    mask_token(b"10.0.0.1", class_of(b"10.0.0.1"), b, &mut out);
+    assert_eq!(out, b"<IP>");
+    assert_eq!(Builtins::all().without(["nope"]), Err("nope".to_string()));
+}
+
+#[test]
+fn very_long_tokens_become_long() {
+    let t = "x".repeat(100_000);
+    assert_eq!(m(&t), ("<LONG>".into(), true));
+}
