@@ -2,7 +2,10 @@
 //! real example topology `topologies/host-threshold-slack.toml` against a
 //! loopback Slack: CPU above 80% on a node for 5 minutes or more gives one
 //! firing and one resolved message; 4 minutes gives nothing; a second
-//! breach within the hour gives nothing more.
+//! breach within the hour gives nothing more. And the same for
+//! `topologies/prometheus-threshold-alertmanager.toml` against a real
+//! Alertmanager: the alert appears with its labels and summary, and
+//! resolves.
 //!
 //! Time is simulated, not waited for: `threshold` judges holds on the
 //! samples' own timestamps, so the test replaces the topology's
@@ -175,4 +178,100 @@ async fn a_six_minute_breach_sends_one_firing_and_one_resolved_message_and_four_
         Some(0.0),
         "nothing is firing any more"
     );
+}
+
+const PROMETHEUS_TOPOLOGY: &str =
+    include_str!("../topologies/prometheus-threshold-alertmanager.toml");
+
+/// The Prometheus example topology with its `prometheus_query` source
+/// swapped for an `http_server` (samples are posted, stamped over simulated
+/// minutes) and its sink pointed at a real Alertmanager.
+fn prometheus_scenario(am_url: &str, api: u16, http: u16) -> String {
+    let start = PROMETHEUS_TOPOLOGY
+        .find("[sources.prometheus]")
+        .expect("the topology reads prometheus_query");
+    let end = start
+        + PROMETHEUS_TOPOLOGY[start..]
+            .find("\n[transforms.")
+            .expect("a transform after the source");
+    let default_url = "${ALERTMANAGER_URL:-http://127.0.0.1:9093}";
+    assert!(PROMETHEUS_TOPOLOGY.contains(default_url));
+    let mut text = format!(
+        "{}[sources.prometheus]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding = \"json\"\n{}",
+        &PROMETHEUS_TOPOLOGY[..start],
+        &PROMETHEUS_TOPOLOGY[end..]
+    )
+    .replace(default_url, am_url)
+    .replace("data_dir = \"./data\"", "data_dir = \"state\"");
+    text.push_str(&format!(
+        "\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n"
+    ));
+    text
+}
+
+#[tokio::test]
+async fn prometheus_topology_fires_and_resolves_in_a_real_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = common::alertmanager::Alertmanager::start(dir.path(), free_port()).await;
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "scenario.toml",
+        &prometheus_scenario(&am.url, api, http),
+    );
+    let _howl = Running::start(dir.path(), &config, api, &[]).await;
+    let url = format!("http://127.0.0.1:{http}/");
+    let start = Utc::now() - chrono::Duration::hours(2);
+    let instance_samples = |from, to, value: f64| {
+        samples(start, "cpu_usage_percent", "unused", from, to, value)
+            .into_iter()
+            .map(|mut sample| {
+                sample["metric"]["tags"] = json!({"instance": "node-b:9100"});
+                sample["source_type"] = json!("prometheus_query");
+                sample
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // 6 minutes at 93%: fires after 5.
+    post_events(&url, &Value::Array(instance_samples(0, 360, 93.0))).await;
+    let alerts = am
+        .wait_for_alerts("HighCpu", std::time::Duration::from_secs(15), |a| {
+            a.iter().any(|x| x["labels"]["alertname"] == "HighCpu")
+        })
+        .await;
+    let alert = alerts
+        .iter()
+        .find(|x| x["labels"]["alertname"] == "HighCpu")
+        .unwrap();
+    assert_eq!(alert["labels"]["instance"], "node-b:9100");
+    assert_eq!(alert["labels"]["alert_key"], "HighCpu/instance=node-b:9100");
+    assert_eq!(alert["labels"]["level"], "warning");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "CPU 93% > 80% on node-b:9100 for 5m"
+    );
+
+    // Back to normal: the sink resolves it; Alertmanager drops it from the
+    // active alerts and notifies the resolution.
+    post_events(&url, &Value::Array(instance_samples(375, 375, 12.0))).await;
+    am.wait_for_alerts(
+        "HighCpu to resolve",
+        std::time::Duration::from_secs(15),
+        |a| !a.iter().any(|x| x["labels"]["alertname"] == "HighCpu"),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let notified = am.notified();
+        if let Some(resolved) = notified.iter().find(|n| n["status"] == "resolved") {
+            assert_eq!(resolved["alerts"][0]["labels"]["alertname"], "HighCpu");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no resolved notification: {notified:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
