@@ -522,3 +522,106 @@ async fn cli_suppression_creates_and_expires_a_real_alertmanager_silence() {
     assert_eq!(code, 1, "nothing left to unsuppress");
     assert!(stderr.contains("404"), "{stderr}");
 }
+
+/// The active silences of `pattern` (id, endsAt).
+async fn active_silences(am: &Alertmanager, pattern: &str) -> Vec<(String, String)> {
+    silences(am)
+        .await
+        .into_iter()
+        .filter(|s| s["status"]["state"] == "active" && s["matchers"][0]["value"] == pattern)
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_string(),
+                s["endsAt"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn silences_are_made_when_alertmanager_returns_and_renewed_before_they_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut am = Alertmanager::start(dir.path(), free_port()).await;
+    let (api, http) = (free_port(), free_port());
+    // Silences of suppressions without a ttl last 4 s: checked every second,
+    // renewed when less than 2 s are left.
+    let triage = format!(
+        "alertmanager_silence = {{ url = \"{}\", duration = \"4s\" }}",
+        am.url
+    );
+    let config = write(dir.path(), "a.toml", &api_topology(api, http, &triage, ""));
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    let pattern = "dddddddddddddddd";
+
+    // Alertmanager is down when the operator suppresses: the suppression
+    // holds, the silence fails and is made once Alertmanager is back.
+    am.stop();
+    let created: Value = client()
+        .post(format!("{}/api/v1/suppressions", howl.api))
+        .json(&json!({"pattern_id": pattern, "reason": "flapping probe", "created_by": "bob"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !created["silence_errors"].as_array().unwrap().is_empty(),
+        "{created:#}"
+    );
+    am.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        if let Some(silence) = active_silences(&am, pattern).await.pop() {
+            break silence;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no silence after Alertmanager came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Before the 4 s silence ends, a fresh one replaces it, and the
+    // suppression points at the new one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let renewed = loop {
+        let active = active_silences(&am, pattern).await;
+        if let Some(other) = active.iter().find(|(id, _)| *id != first.0) {
+            assert!(other.1 > first.1, "the new one ends later: {active:?}");
+            break other.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the silence was not renewed: {active:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let all = silences(&am).await;
+    let old = all.iter().find(|s| s["id"] == first.0.as_str()).unwrap();
+    assert_eq!(
+        old["status"]["state"], "expired",
+        "the replaced silence is expired"
+    );
+    let listed: Vec<Value> = client()
+        .get(format!("{}/api/v1/suppressions", howl.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed[0]["silences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 1, "one silence per Alertmanager: {ids:?}");
+    assert_ne!(
+        ids[0],
+        first.0.as_str(),
+        "the suppression follows its renewed silence (now {}, or a later one)",
+        renewed.0
+    );
+}

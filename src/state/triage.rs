@@ -167,6 +167,10 @@ pub struct SilenceRef {
     pub url: String,
     /// The silence id it returned.
     pub id: String,
+    /// When the silence ends (unknown for silences stored by older versions,
+    /// which are then renewed once).
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 /// Every saved suppression (unreadable ones skipped with a warning).
@@ -251,6 +255,7 @@ mod tests {
             silences: vec![SilenceRef {
                 url: "http://127.0.0.1:9093".into(),
                 id: "abc".into(),
+                ends_at: Some(now + chrono::Duration::hours(1)),
             }],
         };
         save_suppressions(&store, &[&suppression], &[]).unwrap();

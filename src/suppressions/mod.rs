@@ -27,7 +27,14 @@
 //! a silence in each registered Alertmanager, and deleting it expires them.
 //! A silence that cannot be created does not stop the suppression, which is
 //! howl's own decision and already in force: the error is returned to the
-//! caller and logged.
+//! caller and logged, and the silence is made later (see below).
+//!
+//! Silences are kept in step by a background task started with the first
+//! silencer ([`Suppressions::maintain_silences`], every quarter of the
+//! shortest `duration`, at most hourly): a silence that ends within half its
+//! `duration` while its suppression goes on (a suppression without a ttl,
+//! or one longer than `duration`) is replaced by a fresh one, and a missing
+//! silence (its Alertmanager was down) is created.
 
 mod silence;
 
@@ -94,6 +101,8 @@ struct Inner {
     table: Mutex<Option<Snapshot>>,
     generation: AtomicU64,
     silencers: Mutex<Vec<Arc<Silencer>>>,
+    /// Whether the silence maintenance task runs.
+    maintaining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Suppressions {
@@ -123,6 +132,7 @@ impl Suppressions {
                 table: Mutex::new(None),
                 generation: AtomicU64::new(0),
                 silencers: Mutex::new(Vec::new()),
+                maintaining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -148,12 +158,116 @@ impl Suppressions {
         Ok(live)
     }
 
-    /// Registers an Alertmanager to mirror suppressions in (once per URL).
+    /// Registers an Alertmanager to mirror suppressions in (once per URL),
+    /// and starts keeping silences in step (when called on a runtime).
     pub fn add_silencer(&self, silencer: Silencer) {
-        let mut silencers = lock(&self.inner.silencers);
-        if !silencers.iter().any(|known| known.url() == silencer.url()) {
-            silencers.push(Arc::new(silencer));
+        {
+            let mut silencers = lock(&self.inner.silencers);
+            if !silencers.iter().any(|known| known.url() == silencer.url()) {
+                silencers.push(Arc::new(silencer));
+            }
         }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self.inner.maintaining.swap(true, Ordering::AcqRel)
+        {
+            let this = self.clone();
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(this.maintenance_period()).await;
+                    this.maintain_silences().await;
+                }
+            });
+        }
+    }
+
+    /// A quarter of the shortest silence duration, between 1 s and 1 h.
+    fn maintenance_period(&self) -> Duration {
+        self.silencers()
+            .iter()
+            .map(|s| s.duration() / 4)
+            .min()
+            .unwrap_or(Duration::from_secs(3600))
+            .clamp(Duration::from_secs(1), Duration::from_secs(3600))
+    }
+
+    /// Brings every suppression's silences in step (see the module docs);
+    /// returns the errors, which are also logged.
+    pub async fn maintain_silences(&self) -> Vec<String> {
+        let silencers = self.silencers();
+        if silencers.is_empty() {
+            return Vec::new();
+        }
+        let snapshot = match self.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => return vec![format!("cannot read the suppressions: {error}")],
+        };
+        let now = Utc::now();
+        let mut errors = Vec::new();
+        for suppression in snapshot.values().filter(|s| s.is_live(now)) {
+            let mut silences = suppression.silences.clone();
+            let mut replaced = Vec::new();
+            for silencer in &silencers {
+                let existing = silences.iter().position(|r| r.url == silencer.url());
+                let due = match existing.and_then(|i| silences[i].ends_at) {
+                    None => true,
+                    Some(ends) => {
+                        let half = chrono::Duration::from_std(silencer.duration() / 2)
+                            .unwrap_or(chrono::TimeDelta::MAX);
+                        ends - now < half && suppression.expires_at.is_none_or(|end| end > ends)
+                    }
+                };
+                if !due {
+                    continue;
+                }
+                match silencer.create(suppression).await {
+                    Ok(Some((id, ends_at))) => {
+                        let fresh = SilenceRef {
+                            url: silencer.url().to_string(),
+                            id,
+                            ends_at: Some(ends_at),
+                        };
+                        match existing {
+                            Some(i) => replaced.push(std::mem::replace(&mut silences[i], fresh)),
+                            None => silences.push(fresh),
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(
+                            "cannot renew the silence of suppression {}: {error}",
+                            suppression.id
+                        );
+                        errors.push(error);
+                    }
+                }
+            }
+            if silences == suppression.silences {
+                continue;
+            }
+            let attached = self.change(|map| match map.get_mut(&suppression.pattern_id) {
+                Some(current)
+                    if current.id == suppression.id
+                        && current.created_at == suppression.created_at =>
+                {
+                    current.silences = silences.clone();
+                    Ok((vec![current.clone()], Vec::new()))
+                }
+                _ => Ok((Vec::new(), Vec::new())),
+            });
+            if matches!(attached, Ok(true)) {
+                tracing::debug!(id = %suppression.id, "suppression's silences renewed");
+                errors.extend(self.expire_silences(&replaced).await);
+            } else {
+                // Deleted or replaced meanwhile (or the store failed): the
+                // fresh silences must not outlive it.
+                let fresh: Vec<SilenceRef> = silences
+                    .into_iter()
+                    .filter(|s| !suppression.silences.contains(s))
+                    .collect();
+                errors.extend(self.expire_silences(&fresh).await);
+            }
+        }
+        errors
     }
 
     /// Suppresses a pattern (replacing its suppression, if any) and mirrors
@@ -342,9 +456,10 @@ impl Suppressions {
         let mut errors = Vec::new();
         for silencer in self.silencers() {
             match silencer.create(suppression).await {
-                Ok(Some(id)) => made.push(SilenceRef {
+                Ok(Some((id, ends_at))) => made.push(SilenceRef {
                     url: silencer.url().to_string(),
                     id,
+                    ends_at: Some(ends_at),
                 }),
                 Ok(None) => {}
                 Err(error) => {

@@ -6,14 +6,15 @@
 //! A silence matches `pattern_id="<id>"` exactly (the label the
 //! `alertmanager` sink sets by default), ends when the suppression ends (or
 //! after `alertmanager_silence.duration` for a suppression without a ttl),
-//! and is expired when the suppression is deleted. Alertmanager 0.25 answers
+//! and is expired when the suppression is deleted. A silence that would
+//! end before its suppression is replaced by a fresh one in time. Alertmanager 0.25 answers
 //! the expiry of an unknown or already expired silence with 500 "silence
 //! not found"; that counts as done.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::components::BuildError;
@@ -95,9 +96,18 @@ impl Silencer {
         &self.shown
     }
 
-    /// Creates the silence of `suppression`; returns its id, or `None` when
-    /// the suppression has already ended.
-    pub async fn create(&self, suppression: &Suppression) -> Result<Option<String>, String> {
+    /// How long the silences of suppressions without a ttl last (they are
+    /// renewed before they end, see `Suppressions::maintain_silences`).
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Creates the silence of `suppression`; returns its id and end, or
+    /// `None` when the suppression has already ended.
+    pub async fn create(
+        &self,
+        suppression: &Suppression,
+    ) -> Result<Option<(String, DateTime<Utc>)>, String> {
         let now = Utc::now();
         let longest =
             now + chrono::Duration::from_std(self.duration).unwrap_or(chrono::TimeDelta::MAX);
@@ -128,7 +138,7 @@ impl Silencer {
         response
             .json()
             .and_then(|answer| answer.get("silenceID")?.as_str().map(str::to_string))
-            .map(Some)
+            .map(|id| Some((id, ends)))
             .ok_or_else(|| format!("Alertmanager {} answered without a silenceID", self.shown))
     }
 
