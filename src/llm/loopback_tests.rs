@@ -432,3 +432,68 @@ async fn openai_falls_back_to_plain_json_when_response_format_is_refused() {
     let system = seen[1].body["messages"][0]["content"].as_str().unwrap();
     assert!(system.contains("JSON"), "the prompt itself asks for JSON");
 }
+
+#[tokio::test]
+async fn openai_adapts_to_reasoning_models_that_refuse_max_tokens_and_temperature() {
+    // OpenAI's exact answers for an o-series model.
+    let no_max_tokens = Reply::status(
+        400,
+        json!({"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}),
+    );
+    let no_temperature = Reply::status(
+        400,
+        json!({"error": {"message": "Unsupported value: 'temperature' does not support 0 with this model. Only the default (1) value is supported.", "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}),
+    );
+    let setup = Setup::start(
+        Remote::Openai,
+        vec![no_max_tokens, no_temperature],
+        5.0,
+        10.0,
+    )
+    .await;
+    assert_eq!(setup.ask().await.unwrap().verdict.label, Label::Noise);
+    setup.ask().await.unwrap();
+    let seen = setup.seen();
+    assert_eq!(seen.len(), 4, "two refusals, then one request per question");
+    assert_eq!(seen[0].body["max_tokens"], 200);
+    assert_eq!(seen[0].body["temperature"], 0);
+    assert!(seen[1].body.get("max_tokens").is_none());
+    assert_eq!(seen[1].body["max_completion_tokens"], 200);
+    assert_eq!(seen[1].body["temperature"], 0);
+    for later in &seen[2..] {
+        assert_eq!(later.body["max_completion_tokens"], 200);
+        assert!(later.body.get("max_tokens").is_none());
+        assert!(later.body.get("temperature").is_none());
+        assert!(
+            later.body.get("response_format").is_some(),
+            "structured output is kept: only what was refused changes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openai_gives_up_when_a_refusal_leaves_nothing_to_change() {
+    let refused = || {
+        Reply::status(
+            400,
+            json!({"error": {"message": "model not allowed", "type": "invalid_request_error", "param": "model"}}),
+        )
+    };
+    let setup = Setup::start(
+        Remote::Openai,
+        vec![refused(), refused(), refused()],
+        5.0,
+        10.0,
+    )
+    .await;
+    let error = setup.ask().await.unwrap_err();
+    assert!(
+        matches!(error, LlmError::Http(Failure::Rejected { .. })),
+        "{error}"
+    );
+    assert_eq!(
+        setup.seen().len(),
+        2,
+        "asked once more without response_format, then gave up"
+    );
+}

@@ -5,10 +5,15 @@
 //! `POST {endpoint}/chat/completions` with `temperature: 0` and `max_tokens`
 //! set explicitly: Ollama's compatibility layer defaults the temperature to
 //! 1 and reads only `max_tokens` (not `max_completion_tokens`). The answer's
-//! shape is requested with `response_format` (a strict JSON schema). A
-//! server that refuses that field (400 or 422) is asked again without it,
-//! relying on the JSON instructions in the prompt, and is not sent the field
-//! again for the life of the process.
+//! shape is requested with `response_format` (a strict JSON schema).
+//!
+//! Servers differ, so the request adapts to what a server refuses (400 or
+//! 422), once, for the life of the process: OpenAI's reasoning models (o1,
+//! o3, o4-mini, gpt-5...) refuse `max_tokens` (`error.param = "max_tokens"`:
+//! `max_completion_tokens` is sent instead) and any `temperature` but the
+//! default (`error.param = "temperature"`: it is left out); a server that
+//! refuses anything else is asked without `response_format`, relying on the
+//! JSON instructions in the prompt.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,8 +41,16 @@ pub struct OpenAi {
     max_tokens: u32,
     /// Whether to send `response_format`; cleared when the server refuses it.
     structured: AtomicBool,
+    /// Whether to name the limit `max_completion_tokens` (set when the
+    /// server refuses `max_tokens`).
+    completion_tokens: AtomicBool,
+    /// Whether to send `temperature: 0`; cleared when the server refuses it.
+    temperature: AtomicBool,
     metrics: Arc<ComponentMetrics>,
 }
+
+/// At most this many adaptations (one per refusable field) per question.
+const MAX_ADAPTATIONS: usize = 3;
 
 impl OpenAi {
     /// A client for `model` at `settings.endpoint`.
@@ -58,22 +71,31 @@ impl OpenAi {
             model: model.to_string(),
             max_tokens,
             structured: AtomicBool::new(true),
+            completion_tokens: AtomicBool::new(false),
+            temperature: AtomicBool::new(true),
             metrics,
         })
     }
 
-    fn body(&self, prompt: &Prompt, structured: bool) -> Value {
+    fn body(&self, prompt: &Prompt) -> Value {
         let mut body = json!({
             "model": self.model,
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": prompt.user_content()},
             ],
-            "temperature": 0,
-            "max_tokens": self.max_tokens,
             "stream": false,
         });
-        if structured {
+        let limit = if self.completion_tokens.load(Ordering::Relaxed) {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[limit] = json!(self.max_tokens);
+        if self.temperature.load(Ordering::Relaxed) {
+            body["temperature"] = json!(0);
+        }
+        if self.structured.load(Ordering::Relaxed) {
             body["response_format"] = json!({
                 "type": "json_schema",
                 "json_schema": {"name": "verdict", "strict": true, "schema": contract::schema()},
@@ -83,20 +105,51 @@ impl OpenAi {
     }
 
     async fn ask(&self, prompt: &Prompt) -> Result<Answer, LlmError> {
-        let structured = self.structured.load(Ordering::Relaxed);
-        match self.http.post(&self.body(prompt, structured)).await {
-            Err(LlmError::Http(Failure::Rejected {
-                status: Some(StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY),
-                ..
-            })) if structured => {
-                self.structured.store(false, Ordering::Relaxed);
+        let mut adaptations = 0;
+        loop {
+            match self.http.post(&self.body(prompt)).await {
+                Err(LlmError::Http(Failure::Rejected {
+                    status: Some(StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY),
+                    body,
+                    reason,
+                })) if adaptations < MAX_ADAPTATIONS && self.adapt(&body) => {
+                    adaptations += 1;
+                    tracing::debug!("asking again after the server refused the request: {reason}");
+                }
+                answer => return parse(&answer?),
+            }
+        }
+    }
+
+    /// Changes the request after a refusal (see the module docs); false
+    /// when there is nothing left to change.
+    fn adapt(&self, error_body: &str) -> bool {
+        let param = serde_json::from_str::<Value>(error_body)
+            .ok()
+            .and_then(|error| error.pointer("/error/param")?.as_str().map(str::to_string));
+        match param.as_deref() {
+            Some("max_tokens") if !self.completion_tokens.swap(true, Ordering::Relaxed) => {
+                self.metrics.warn_limited(
+                    "llm_request_adapted",
+                    &"the server refused `max_tokens`; sending `max_completion_tokens` from now on",
+                );
+                true
+            }
+            Some("temperature") if self.temperature.swap(false, Ordering::Relaxed) => {
+                self.metrics.warn_limited(
+                    "llm_request_adapted",
+                    &"the server refused `temperature: 0`; using the model's default from now on",
+                );
+                true
+            }
+            _ if self.structured.swap(false, Ordering::Relaxed) => {
                 self.metrics.warn_limited(
                     "llm_structured_output_refused",
                     &"the server refused `response_format`; asking for JSON in the prompt only from now on",
                 );
-                parse(&self.http.post(&self.body(prompt, false)).await?)
+                true
             }
-            answer => parse(&answer?),
+            _ => false,
         }
     }
 }
