@@ -200,3 +200,44 @@ async fn hands_a_declined_answer_back_without_retrying() {
     assert_eq!(response.body, "message_not_found");
     assert_eq!(script.seen.lock().unwrap().len(), 1, "never retried");
 }
+
+#[tokio::test]
+async fn an_answer_cut_off_mid_body_is_retried_not_misread() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let attempts = Arc::new(Mutex::new(0));
+    let counted = Arc::clone(&attempts);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = vec![0; 4096];
+            let _ = socket.read(&mut request).await;
+            let attempt = {
+                let mut n = counted.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            // First: promises 100 bytes, sends 9, hangs up. Then: complete.
+            let answer: &[u8] = if attempt == 1 {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"ok\":tru"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}"
+            };
+            let _ = socket.write_all(answer).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let response = delivery(10.0, 5.0, Redactor::default())
+        .execute(|client| client.post(&url).body("payload"), classify_http)
+        .await
+        .unwrap();
+    assert_eq!(response.body, "{\"ok\":true}");
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        2,
+        "the cut-off answer was retried"
+    );
+}

@@ -384,6 +384,13 @@ impl Delivery {
         let body = read_body(response, self.body_limit).await;
         self.metrics
             .http_request(status_class(status), started.elapsed());
+        let body = body.map_err(|error| AttemptError::Retry {
+            after: None,
+            reason: self.redactor.redact(&format!(
+                "HTTP {status}, then reading the answer failed: {}",
+                error_chain(&error.without_url())
+            )),
+        })?;
         let response = Response {
             status,
             headers,
@@ -428,16 +435,21 @@ impl Delivery {
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers().clone();
-                let body = read_body(response, self.body_limit).await;
-                match classify(&Response {
-                    status,
-                    headers,
-                    body,
-                }) {
-                    Verdict::Delivered => Ok(()),
-                    Verdict::Retry { reason, .. }
-                    | Verdict::Rejected { reason }
-                    | Verdict::Declined { reason } => Err(reason),
+                match read_body(response, self.body_limit).await {
+                    Ok(body) => match classify(&Response {
+                        status,
+                        headers,
+                        body,
+                    }) {
+                        Verdict::Delivered => Ok(()),
+                        Verdict::Retry { reason, .. }
+                        | Verdict::Rejected { reason }
+                        | Verdict::Declined { reason } => Err(reason),
+                    },
+                    Err(error) => Err(format!(
+                        "HTTP {status}, then reading the answer failed: {}",
+                        error_chain(&error.without_url())
+                    )),
                 }
             }
             Err(error) => Err(error_chain(&error.without_url())),
@@ -477,16 +489,19 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
-async fn read_body(mut response: reqwest::Response, limit: usize) -> Bytes {
+/// Reads at most `limit` bytes of the answer. A connection lost in the
+/// middle of the body is an error (the request is retried), not a short
+/// answer that would be misread.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Bytes, reqwest::Error> {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
+    while let Some(chunk) = response.chunk().await? {
         let room = limit.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= limit {
             break;
         }
     }
-    Bytes::from(body)
+    Ok(Bytes::from(body))
 }
 
 /// An error with its causes ("connection refused" is usually the cause, not
