@@ -109,3 +109,62 @@ async fn read_from_end_skips_existing_lines() {
     assert!(output.status.success());
     assert_eq!(text, "new\n");
 }
+
+/// Runs howl on `include`, writes lines, rotates like logrotate (rename,
+/// then a new file at the old name, with lines written to the old file just
+/// before and to the new one just after), and returns every line read.
+async fn rotate_by_rename(include: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    append(&log, "1\n2\n");
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.logs]\ntype = \"file\"\ninclude = [\"{include}\"]\npoll_interval_ms = 200\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        ),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    wait_for_lines(&out, 2).await;
+    for round in 0..3 {
+        // The last lines before the rename, then the rename and the new file,
+        // all within one poll interval.
+        append(&log, &format!("before-{round}\n"));
+        std::fs::rename(&log, logs.join(format!("app.log.{round}"))).unwrap();
+        append(&log, &format!("after-{round}\n"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let text = wait_for_lines(&out, 8).await;
+    // Room for a duplicate to show up.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap_or(text);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+const ROTATED: [&str; 8] = [
+    "1", "2", "after-0", "after-1", "after-2", "before-0", "before-1", "before-2",
+];
+
+#[tokio::test]
+async fn rotation_by_rename_loses_nothing_when_only_the_live_name_matches() {
+    assert_eq!(rotate_by_rename("logs/app.log").await, ROTATED);
+}
+
+#[tokio::test]
+async fn rotation_by_rename_repeats_nothing_when_rotated_names_match_too() {
+    assert_eq!(rotate_by_rename("logs/app.log*").await, ROTATED);
+}

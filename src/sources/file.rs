@@ -5,13 +5,22 @@
 //! inotify is unreliable, and costs one `stat` per file per poll. New files
 //! matching the globs are picked up as they appear.
 //!
+//! Files are followed by identity (inode), not by name, so rotation loses
+//! and repeats nothing: a file renamed to another matching name
+//! (`app.log` → `app.log.1` under `app.log*`) is followed on from where it
+//! was; a file renamed away or deleted is read to its end (the lines written
+//! just before logrotate moved it) before it is let go; a new file at the
+//! old name is read from the start; a file truncated in place
+//! (`copytruncate`) is read again from the start.
+//!
 //! The read position of each file (and its inode, to notice a file replaced
 //! by another) is checkpointed in the state store every few seconds and at
 //! shutdown, so a restart continues where the last run stopped instead of
 //! re-reading or skipping lines. A partial last line is not counted as read:
 //! after a restart it is read again in full. Checkpoints advance when lines
-//! are handed to the pipeline; end-to-end acknowledged checkpoints and
-//! rename-based rotation handling are later work.
+//! are handed to the pipeline (lines read but not handed over when shutdown
+//! comes are read again next time); end-to-end acknowledged checkpoints are
+//! later work.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -138,6 +147,23 @@ impl Tracked {
             inode: self.inode,
         }
     }
+
+    /// Goes back to `offset` (the start of a line), forgetting what was
+    /// read after it.
+    fn rewind(&mut self, offset: u64, max_line_bytes: usize) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.offset = offset;
+        self.splitter = LineSplitter::new(max_line_bytes);
+        Ok(())
+    }
+}
+
+/// What became of a file after reading what it had.
+enum Progress {
+    /// Keep following it.
+    Follow,
+    /// It cannot be read any more: let it go.
+    Failed,
 }
 
 impl Source for FileSource {
@@ -158,15 +184,28 @@ impl Source for FileSource {
             let mut last_checkpoint = Instant::now();
             let mut saved = checkpoints.clone();
             loop {
-                self.scan(&mut tracked, &mut checkpoints, first_scan, &cx);
+                let retired = self.scan(&mut tracked, &mut checkpoints, first_scan, &cx);
                 first_scan = false;
+                // A file rotated away or deleted still has the lines written
+                // just before: read them, then let it go.
+                for (path, mut file) in retired {
+                    if cx.shutdown.is_cancelled() {
+                        break;
+                    }
+                    self.read_file(&path, &mut file, &mut cx).await;
+                }
                 let mut paths: Vec<PathBuf> = tracked.keys().cloned().collect();
                 paths.sort();
                 for path in paths {
                     if cx.shutdown.is_cancelled() {
                         break;
                     }
-                    self.read_file(&path, &mut tracked, &mut cx).await;
+                    let Some(file) = tracked.get_mut(&path) else {
+                        continue;
+                    };
+                    if let Progress::Failed = self.read_file(&path, file, &mut cx).await {
+                        tracked.remove(&path);
+                    }
                 }
                 if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || cx.shutdown.is_cancelled() {
                     save_checkpoints(&store, &prefix, &tracked, &mut saved, &cx);
@@ -187,48 +226,68 @@ impl Source for FileSource {
 }
 
 impl FileSource {
-    /// Finds matching files, opens new ones and notices replaced or
-    /// vanished ones.
+    /// Finds matching files and opens new ones; follows renamed ones under
+    /// their new name. Returns the files that left (renamed out of the
+    /// globs, deleted, or replaced by a new file at their name), still open
+    /// so that their last lines can be read.
     fn scan(
         &self,
         tracked: &mut HashMap<PathBuf, Tracked>,
         checkpoints: &mut HashMap<PathBuf, Checkpoint>,
         first_scan: bool,
         cx: &SourceContext,
-    ) {
-        let mut seen = Vec::new();
+    ) -> Vec<(PathBuf, Tracked)> {
+        let mut seen: Vec<(PathBuf, u64, u64)> = Vec::new();
         for pattern in &self.include {
             let Ok(paths) = glob::glob(pattern) else {
                 continue;
             };
             for path in paths.flatten() {
-                if self.exclude.iter().any(|p| p.matches_path(&path)) || !path.is_file() {
+                if self.exclude.iter().any(|p| p.matches_path(&path)) {
                     continue;
                 }
-                seen.push(path);
+                match std::fs::metadata(&path) {
+                    Ok(metadata)
+                        if metadata.is_file() && !seen.iter().any(|(p, ..)| *p == path) =>
+                    {
+                        seen.push((path, inode_of(&metadata), metadata.len()));
+                    }
+                    _ => {}
+                }
             }
         }
-        tracked.retain(|path, _| seen.contains(path));
-        for path in seen {
-            let Ok(metadata) = std::fs::metadata(&path) else {
+        // Files no longer found under their name, by inode, until we know
+        // whether they reappear under another.
+        let left: Vec<PathBuf> = tracked
+            .iter()
+            .filter(|(path, file)| {
+                !seen
+                    .iter()
+                    .any(|(p, inode, _)| p == *path && *inode == file.inode)
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        let mut moved: HashMap<u64, (PathBuf, Tracked)> = HashMap::new();
+        for path in left {
+            if let Some(file) = tracked.remove(&path) {
+                moved.insert(file.inode, (path, file));
+            }
+        }
+        for (path, inode, len) in seen {
+            if tracked.contains_key(&path) {
                 continue;
-            };
-            let inode = inode_of(&metadata);
-            if let Some(current) = tracked.get(&path) {
-                if current.inode == inode {
-                    continue;
-                }
-                tracing::info!(component = %cx.key, path = %path.display(), "file was replaced; reading the new one from the start");
-                tracked.remove(&path);
+            }
+            if let Some((old, file)) = moved.remove(&inode) {
+                tracing::info!(component = %cx.key, from = %old.display(), to = %path.display(), "file was renamed; following it");
                 checkpoints.remove(&path);
+                tracked.insert(path, file);
+                continue;
             }
             let start = match checkpoints.remove(&path) {
-                Some(checkpoint)
-                    if checkpoint.inode == inode && checkpoint.offset <= metadata.len() =>
-                {
+                Some(checkpoint) if checkpoint.inode == inode && checkpoint.offset <= len => {
                     checkpoint.offset
                 }
-                _ if first_scan && self.read_from == ReadFrom::End => metadata.len(),
+                _ if first_scan && self.read_from == ReadFrom::End => len,
                 _ => 0,
             };
             match open_at(&path, start) {
@@ -251,36 +310,32 @@ impl FileSource {
                 ),
             }
         }
+        moved
+            .into_values()
+            .inspect(|(path, _)| {
+                tracing::info!(component = %cx.key, path = %path.display(), "file was rotated away or deleted; reading what is left of it");
+            })
+            .collect()
     }
 
     /// Reads everything new in one file and sends it downstream.
-    async fn read_file(
-        &self,
-        path: &Path,
-        tracked: &mut HashMap<PathBuf, Tracked>,
-        cx: &mut SourceContext,
-    ) {
+    async fn read_file(&self, path: &Path, file: &mut Tracked, cx: &mut SourceContext) -> Progress {
         let path_value = Value::from(path.to_string_lossy().as_ref());
         let host = Value::from(cx.host.as_ref());
         let source_id = cx.key.shared_id();
         loop {
-            let Some(file) = tracked.get_mut(path) else {
-                return;
-            };
             if let Ok(metadata) = file.file.metadata()
                 && metadata.len() < file.offset
             {
                 tracing::info!(component = %cx.key, path = %path.display(), "file was truncated; reading from the start");
-                file.offset = 0;
-                file.splitter = LineSplitter::new(self.max_line_bytes);
-                if file.file.seek(SeekFrom::Start(0)).is_err() {
-                    tracked.remove(path);
-                    return;
+                if file.rewind(0, self.max_line_bytes).is_err() {
+                    return Progress::Failed;
                 }
             }
+            let before = file.checkpoint().offset;
             let mut buffer = BytesMut::zeroed(CHUNK_BYTES);
             let read = match file.file.read(&mut buffer) {
-                Ok(0) => return,
+                Ok(0) => return Progress::Follow,
                 Ok(read) => read,
                 Err(error) => {
                     cx.out.metrics().error(
@@ -288,8 +343,7 @@ impl FileSource {
                         Stage::Receiving,
                         &format_args!("cannot read {}: {error}", path.display()),
                     );
-                    tracked.remove(path);
-                    return;
+                    return Progress::Failed;
                 }
             };
             buffer.truncate(read);
@@ -309,7 +363,14 @@ impl FileSource {
             cx.out.metrics().truncated(truncated, self.max_line_bytes);
             tokio::select! {
                 biased;
-                _ = cx.shutdown.cancelled() => return,
+                _ = cx.shutdown.cancelled() => {
+                    // Not handed over: the checkpoint must not pass these
+                    // lines, so the next run reads them again.
+                    return match file.rewind(before, self.max_line_bytes) {
+                        Ok(()) => Progress::Follow,
+                        Err(_) => Progress::Failed,
+                    };
+                }
                 _ = cx.out.send(events) => {}
             }
         }
