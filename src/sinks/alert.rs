@@ -38,14 +38,21 @@ pub enum AlertState {
 impl AlertState {
     /// `resolved` when the event says `.alert.state = "resolved"`.
     pub fn of(event: &Event) -> Self {
+        Self::declared(event).unwrap_or(Self::Firing)
+    }
+
+    /// The state the event declares in `.alert.state`, if it declares one.
+    /// Alerts whose events declare their state (those of `threshold`) are
+    /// resolved by an event, never by a timeout.
+    pub fn declared(event: &Event) -> Option<Self> {
         let state = event
             .get_field("alert")
             .and_then(|alert| alert.as_object())
-            .and_then(|alert| alert.get("state"));
-        match state.and_then(Value::to_str_lossy) {
+            .and_then(|alert| alert.get("state"))?;
+        Some(match Value::to_str_lossy(state) {
             Some(state) if state.eq_ignore_ascii_case("resolved") => Self::Resolved,
             _ => Self::Firing,
-        }
+        })
     }
 
     /// `firing` or `resolved`.

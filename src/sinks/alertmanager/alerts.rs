@@ -186,6 +186,12 @@ pub struct ActiveAlert {
     /// When it resolved, if it did.
     #[serde(default)]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Whether its events declare their state (`.alert.state`): then only
+    /// a `resolved` event resolves it, not `resolve_after` (a `threshold`
+    /// alert sends one event when it fires and stays firing until it says
+    /// otherwise).
+    #[serde(default)]
+    pub declared: bool,
     /// When it was last posted (not saved: after a restart everything is
     /// re-posted at once, which rebuilds a restarted Alertmanager too).
     #[serde(skip)]
@@ -211,8 +217,8 @@ pub enum Change {
 }
 
 impl ActiveAlert {
-    /// A new firing alert.
-    pub fn firing(rendered: RenderedAlert, now: DateTime<Utc>) -> Self {
+    /// A new firing alert (`declared`: its events say `.alert.state`).
+    pub fn firing(rendered: RenderedAlert, now: DateTime<Utc>, declared: bool) -> Self {
         Self {
             labels: rendered.labels,
             annotations: rendered.annotations,
@@ -220,6 +226,7 @@ impl ActiveAlert {
             starts_at: now,
             last_seen: now,
             resolved_at: None,
+            declared,
             last_sent: None,
         }
     }
@@ -253,7 +260,10 @@ impl ActiveAlert {
     /// The periodic check: resolve a silent alert, re-send when due.
     /// Returns `None` when the alert can be forgotten (resolved long ago).
     pub fn tick(&mut self, now: DateTime<Utc>, timing: Timing) -> Option<Change> {
-        if self.resolved_at.is_none() && now - self.last_seen >= timing.resolve_after {
+        if self.resolved_at.is_none()
+            && !self.declared
+            && now - self.last_seen >= timing.resolve_after
+        {
             return Some(self.resolve(now));
         }
         if let Some(resolved_at) = self.resolved_at
@@ -373,6 +383,7 @@ mod tests {
                 missing: Vec::new(),
             },
             now,
+            false,
         )
     }
 
@@ -436,6 +447,22 @@ mod tests {
             generator_url: None,
             missing: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_alert_that_declares_its_state_waits_for_its_resolution() {
+        let t0 = Utc::now();
+        let mut alert = ActiveAlert::firing(alert_render(), t0, true);
+        alert.last_sent = Some(t0);
+        let later = t0 + Duration::seconds(3600);
+        assert_eq!(
+            alert.tick(later, TIMING),
+            Some(Change::Send),
+            "still firing an hour later: re-sent, not resolved"
+        );
+        assert_eq!(alert.resolved_at, None);
+        assert_eq!(alert.resolve(later), Change::Send);
+        assert_eq!(alert.resolved_at, Some(later));
     }
 
     #[test]

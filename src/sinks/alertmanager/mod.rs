@@ -240,11 +240,16 @@ impl Alertmanager {
                 continue;
             }
             let id = fingerprint(&rendered.labels);
-            let change = match (AlertState::of(&event), running.alerts.get_mut(&id)) {
-                (AlertState::Firing, Some(alert)) => alert.occurred(rendered, now),
+            let declared = AlertState::declared(&event);
+            let state = declared.unwrap_or(AlertState::Firing);
+            let change = match (state, running.alerts.get_mut(&id)) {
+                (AlertState::Firing, Some(alert)) => {
+                    alert.declared |= declared.is_some();
+                    alert.occurred(rendered, now)
+                }
                 (AlertState::Resolved, Some(alert)) => alert.resolve(now),
                 (state, None) => {
-                    let mut alert = ActiveAlert::firing(rendered, now);
+                    let mut alert = ActiveAlert::firing(rendered, now, declared.is_some());
                     if state == AlertState::Resolved {
                         // Resolving an alert this sink never saw (state was
                         // lost, or it fired elsewhere): posting the
