@@ -7,7 +7,8 @@
 //! empty without counting, numbers and booleans as written, timestamps as
 //! RFC 3339, objects and arrays as JSON.
 //!
-//! A reference may name fallbacks, tried in order: `{{ .alert.name ?? .pattern.id ?? "unnamed" }}`.
+//! A reference may name fallbacks, tried in order, skipping absent and
+//! `null` fields: `{{ .alert.name ?? .pattern.id ?? "unnamed" }}`.
 //! A quoted literal at the end is a default; a reference that ends in a
 //! literal never counts as missing.
 //!
@@ -154,7 +155,10 @@ impl Template {
                     paths,
                     default,
                     name,
-                } => match paths.iter().find_map(|path| event.get(path)) {
+                } => match paths
+                    .iter()
+                    .find_map(|path| event.get(path).filter(|value| !value.is_null()))
+                {
                     Some(value) => {
                         let mut rendered = String::new();
                         render_value(value, &mut rendered);
@@ -162,6 +166,8 @@ impl Template {
                     }
                     None => match default {
                         Some(default) => escape(default, &mut text),
+                        // A `null` field renders empty without counting.
+                        None if paths.iter().any(|path| event.get(path).is_some()) => {}
                         None => missing.push(name.clone()),
                     },
                 },
@@ -262,6 +268,11 @@ mod tests {
         let event = event();
         let render = |t: &str| Template::parse(t).unwrap().render(&event);
         assert_eq!(render("{{ .nope ?? .host }}").text, "web-1");
+        assert_eq!(
+            render("{{ .nothing ?? .host }}").text,
+            "web-1",
+            "null falls through"
+        );
         let defaulted = render("{{ .nope ?? .other ?? \"none\" }}");
         assert_eq!(
             (defaulted.text.as_str(), defaulted.missing.len()),

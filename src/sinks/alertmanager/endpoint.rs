@@ -73,6 +73,8 @@ impl Endpoints {
         let mut workers = Vec::new();
         for endpoint in endpoints {
             let (tx, mut rx) = mpsc::channel::<Arc<Post>>(QUEUE_POSTS);
+            // The name in messages, without a password from the URL.
+            let shown = delivery.redactor().redact(endpoint.as_str());
             let url = alerts_url(endpoint);
             let delivery = delivery.clone();
             workers.push(tokio::spawn(async move {
@@ -101,7 +103,7 @@ impl Endpoints {
                     }
                 }
             }));
-            queues.push((endpoint.to_string(), tx));
+            queues.push((shown, tx));
         }
         Self {
             queues,
