@@ -439,7 +439,7 @@ async fn alertmanager_webhook_encoding_speaks_alertmanagers_receiver_format() {
     let events = concat!(
         r#"{"message":"disk full","host":"web-1","pattern":{"id":"0123456789abcdef","template":"disk full","level":"error"}}"#,
         "\n",
-        r#"{"host":"web-2","alert":{"name":"HighCpu","key":"HighCpu/web-2","state":"resolved","severity":"warning","summary":"CPU back to 40%"}}"#,
+        r#"{"host":"web-2","alert":{"name":"HighCpu","key":"HighCpu/web-2","state":"resolved","severity":"warning","summary":"CPU back to 40%","started_at":"2026-11-22T07:55:00Z","fired_at":"2026-11-22T08:00:00Z","resolved_at":"2026-11-22T08:07:00Z"}}"#,
         "\n",
     );
     run_ok(
@@ -473,7 +473,14 @@ async fn alertmanager_webhook_encoding_speaks_alertmanagers_receiver_format() {
     assert_eq!(alerts[1]["status"], "resolved");
     assert_eq!(alerts[1]["labels"]["alertname"], "HighCpu");
     assert_eq!(alerts[1]["annotations"]["summary"], "CPU back to 40%");
-    assert_ne!(alerts[1]["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        alerts[1]["startsAt"], "2026-11-22T08:00:00.000Z",
+        "the episode's start (when it fired), as on its firing"
+    );
+    assert_eq!(
+        alerts[1]["endsAt"], "2026-11-22T08:07:00.000Z",
+        "when it resolved"
+    );
 }
 
 #[test]

@@ -490,8 +490,10 @@ pub struct Notified<'a> {
     pub rendered: &'a RenderedAlert,
     /// Firing or resolved.
     pub state: crate::sinks::alert::AlertState,
-    /// When it started (the event's time).
+    /// When it started firing.
     pub starts_at: DateTime<Utc>,
+    /// When it resolved (for a resolved alert; `now` when unknown).
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 /// The body Alertmanager POSTs to its webhook receivers (payload version
@@ -527,7 +529,11 @@ pub fn webhook_notification(
                 "labels": alert.rendered.labels,
                 "annotations": alert.rendered.annotations,
                 "startsAt": alert.starts_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                "endsAt": if resolved { now.to_rfc3339_opts(SecondsFormat::Millis, true) } else { ZERO_TIME.to_string() },
+                "endsAt": if resolved {
+                    alert.ends_at.unwrap_or(now).to_rfc3339_opts(SecondsFormat::Millis, true)
+                } else {
+                    ZERO_TIME.to_string()
+                },
                 "generatorURL": alert.rendered.generator_url.clone().unwrap_or_default(),
                 "fingerprint": fingerprint(&alert.rendered.labels),
             })
@@ -592,11 +598,13 @@ mod webhook_tests {
                     rendered: &a,
                     state: AlertState::Firing,
                     starts_at: t0,
+                    ends_at: None,
                 },
                 Notified {
                     rendered: &b,
                     state: AlertState::Resolved,
                     starts_at: t0,
+                    ends_at: None,
                 },
             ],
             t0 + Duration::minutes(5),

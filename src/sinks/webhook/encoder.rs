@@ -142,19 +142,22 @@ impl Encoder {
                         ),
                     );
                 }
-                let starts_at = match event.get_field(fields::TIMESTAMP) {
-                    Some(Value::Timestamp(at)) => *at,
-                    _ => now,
-                };
-                (alert, AlertState::of(event), starts_at)
+                // An alert's episode is known by its start: the same on its
+                // firing and its resolution (threshold's `fired_at`).
+                let starts_at = time_of(event, &["alert.fired_at", "alert.started_at"])
+                    .or_else(|| time_of(event, &[fields::TIMESTAMP]))
+                    .unwrap_or(now);
+                let ends_at = time_of(event, &["alert.resolved_at", fields::TIMESTAMP]);
+                (alert, AlertState::of(event), starts_at, ends_at)
             })
             .collect();
         let alerts: Vec<Notified<'_>> = rendered
             .iter()
-            .map(|(rendered, state, starts_at)| Notified {
+            .map(|(rendered, state, starts_at, ends_at)| Notified {
                 rendered,
                 state: *state,
                 starts_at: *starts_at,
+                ends_at: *ends_at,
             })
             .collect();
         let body = webhook_notification(receiver, &alerts, now);
@@ -246,6 +249,23 @@ impl Encoder {
     }
 }
 
+/// The first of `paths` (dotted field paths) holding a time: a timestamp,
+/// or RFC 3339 text (as JSON input carries it).
+fn time_of(event: &Event, paths: &[&str]) -> Option<chrono::DateTime<Utc>> {
+    paths.iter().find_map(|path| {
+        let mut value = event.value();
+        for part in path.split('.') {
+            value = value.as_object()?.get(part)?;
+        }
+        match value {
+            Value::Timestamp(at) => Some(*at),
+            text => chrono::DateTime::parse_from_rfc3339(&text.to_str_lossy()?)
+                .ok()
+                .map(|at| at.with_timezone(&Utc)),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -332,6 +352,22 @@ mod tests {
         assert_eq!(
             bodies(WebhookEncoding::Json, program, &["oops", "3"]),
             ["3"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn times_come_from_timestamps_or_rfc3339_text() {
+        let event = Event::from_value(vrl::value!({
+            "alert": {"fired_at": "2026-11-22T08:00:00Z"},
+        }));
+        assert_eq!(
+            time_of(&event, &["alert.fired_at"]).map(|t| t.to_rfc3339()),
+            Some("2026-11-22T08:00:00+00:00".to_string())
         );
     }
 }
