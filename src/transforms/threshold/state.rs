@@ -131,6 +131,11 @@ pub struct Tracker {
     stale_after: Duration,
     max_groups: usize,
     groups: HashMap<String, Group>,
+    /// Groups that ended on a normal sample: that sample's time and arrival.
+    /// A late sample older than it is ignored, as it would be while the
+    /// group existed (a breach that was over cannot start again in the
+    /// past). Forgotten after `stale_after`.
+    ended: HashMap<String, (DateTime<Utc>, Instant)>,
     changed: bool,
     stale_resets: u64,
 }
@@ -144,6 +149,7 @@ impl Tracker {
             stale_after,
             max_groups,
             groups: HashMap::new(),
+            ended: HashMap::new(),
             changed: false,
             stale_resets: 0,
         }
@@ -163,6 +169,12 @@ impl Tracker {
             }
         }
         if !self.groups.contains_key(sample.key) {
+            if let Some((ended_at, arrived)) = self.ended.get_mut(sample.key) {
+                if sample.at < *ended_at {
+                    return Ok(out);
+                }
+                (*ended_at, *arrived) = (sample.at, sample.arrived);
+            }
             if !sample.breaching {
                 return Ok(out);
             }
@@ -198,6 +210,10 @@ impl Tracker {
         if !sample.breaching {
             if let Some(group) = self.groups.remove(sample.key) {
                 self.changed = true;
+                if self.ended.len() < self.max_groups {
+                    self.ended
+                        .insert(sample.key.to_string(), (sample.at, sample.arrived));
+                }
                 if group.phase == Phase::Firing {
                     out.push(transition(
                         sample.key,
@@ -229,6 +245,9 @@ impl Tracker {
     /// Resets the groups no sample has arrived for in `stale_after` of
     /// real time (as of `now`); firing ones resolve, as stale.
     pub fn sweep(&mut self, now: Instant) -> Vec<Transition> {
+        let stale_after = self.stale_after;
+        self.ended
+            .retain(|_, (_, arrived)| now.saturating_duration_since(*arrived) <= stale_after);
         let stale: Vec<(String, DateTime<Utc>)> = self
             .groups
             .iter()

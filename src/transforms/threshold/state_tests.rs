@@ -252,3 +252,26 @@ fn infinite_values_survive_saving() {
     let (_, group) = clock.tracker.groups().next().unwrap();
     assert_eq!(group.breach_value, f64::INFINITY);
 }
+
+#[test]
+fn a_late_sample_from_before_the_end_of_a_breach_does_not_start_it_again() {
+    let mut clock = Clock::new(0);
+    assert_eq!(clock.sample("web-1", 10, 95.0)[0].change, FIRED);
+    assert_eq!(clock.sample("web-1", 20, 10.0)[0].change, RESOLVED);
+    assert!(
+        clock.sample("web-1", 15, 95.0).is_empty(),
+        "older than the sample that ended it: ignored, as while it lasted"
+    );
+    assert_eq!(clock.tracker.counts(), (0, 0));
+
+    let mut clock = Clock::new(10);
+    clock.sample("web-1", 0, 95.0);
+    clock.sample("web-1", 20, 95.0);
+    clock.sample("web-1", 30, 10.0);
+    clock.sample("web-1", 25, 95.0);
+    assert!(
+        clock.sample("web-1", 36, 95.0).is_empty(),
+        "a new breach counts from its own first sample (36), not the late one (25)"
+    );
+    assert_eq!(clock.sample("web-1", 46, 95.0)[0].change, FIRED);
+}
