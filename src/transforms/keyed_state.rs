@@ -138,6 +138,13 @@ impl<V> KeyedState<V> {
         self.entries.get(key).map(|slot| slot.opened + ttl)
     }
 
+    /// Removes `key` (its position in the order goes stale).
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let slot = self.entries.remove(key)?;
+        self.compact();
+        Some(slot.value)
+    }
+
     /// Removes every entry, in eviction order.
     pub fn drain(&mut self) -> Vec<Removed<V>> {
         let mut all = Vec::with_capacity(self.entries.len());

@@ -11,6 +11,14 @@
 //! consumes `ID.dropped`, the events over the threshold are counted as
 //! discarded intentionally instead.
 //!
+//! Alerts are throttled by episode, not by event: for an event that
+//! declares `.alert.state` (as `threshold`'s do), a `resolved` one passes
+//! exactly when the firing it resolves passed (however long ago), and is
+//! dropped with it otherwise, so a chat never keeps an alert that fired but
+//! never resolved, nor gets a resolution for an alert it never saw.
+//! Resolutions do not count against the window. Key such events on the
+//! alert alone (`key = "{{ .alert.key }}"`).
+//!
 //! Memory is bounded: windows are forgotten when they close, and at most
 //! `max_keys` are open at once; a new key beyond that closes the oldest
 //! window early (with its summary). Windows close on a timer set to the
@@ -33,6 +41,7 @@ use crate::components::{BuildContext, BuildError, ComponentFuture, OutputSpec};
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, Stage};
 use crate::sinks::delivery::positive;
+use crate::sinks::alert::AlertState;
 use crate::template::Template;
 
 /// Options of the `throttle` transform.
@@ -109,6 +118,7 @@ impl TransformConfig for ThrottleConfig {
             window_secs: self.window_secs,
             key,
             windows: KeyedState::new(Some(window), self.max_keys),
+            announced: KeyedState::new(None, self.max_keys),
         })))
     }
 }
@@ -119,6 +129,8 @@ struct Throttle {
     window_secs: f64,
     key: Option<Template>,
     windows: KeyedState<Window>,
+    /// Alerts whose firing passed and whose resolution has not come yet.
+    announced: KeyedState<()>,
 }
 
 /// One key's current window.
@@ -186,6 +198,21 @@ impl Throttle {
         dropped: DropRoute,
     ) {
         let key = self.render_key(&event, metrics);
+        let state = AlertState::declared(&event);
+        if state == Some(AlertState::Resolved) {
+            if self.announced.remove(&key).is_some() {
+                out.push(event);
+            } else {
+                dropped.drop_event(event, out, metrics, "its firing was throttled");
+            }
+            return;
+        }
+        if state == Some(AlertState::Firing)
+            && self.passes(&key, now)
+            && self.announced.get_mut(&key, now).is_none()
+        {
+            self.announced.insert(key.clone(), (), now);
+        }
         match self.windows.get_mut(&key, now) {
             Some(window) if window.passed < self.threshold => {
                 window.passed += 1;
@@ -216,6 +243,13 @@ impl Throttle {
                 out.push(event);
             }
         }
+    }
+
+    /// Whether an event of `key` arriving at `now` is within the threshold.
+    fn passes(&mut self, key: &str, now: Instant) -> bool {
+        self.windows
+            .get_mut(key, now)
+            .is_none_or(|window| window.passed < self.threshold)
     }
 
     fn render_key(&self, event: &Event, metrics: &ComponentMetrics) -> String {
@@ -355,6 +389,42 @@ mod tests {
             messages(&h.take(None)),
             ["a1", "b1", "a5"],
             "a new window lets the key through again"
+        );
+        h.finish().await;
+    }
+
+    fn alert(message: &str, key: &str, state: &str) -> Event {
+        Event::from_value(vrl::value!({
+            "message": message,
+            "alert": {"key": key, "state": state},
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn alerts_are_throttled_by_episode_and_resolutions_follow_their_firing() {
+        let mut h = throttle("threshold = 1\nwindow_secs = 4\nkey = \"{{ .alert.key }}\"");
+        h.send(vec![alert("fire-1", "cpu", "firing")]).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        h.send(vec![alert("resolve-1", "cpu", "resolved")]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A second episode inside the window: throttled, and so is its
+        // resolution, even after the window closed.
+        h.send(vec![alert("fire-2", "cpu", "firing")]).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        h.send(vec![alert("resolve-2", "cpu", "resolved")]).await;
+        // A third episode in a new window passes, and its resolution too,
+        // however much later it comes.
+        h.send(vec![alert("fire-3", "cpu", "firing")]).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        h.send(vec![alert("resolve-3", "cpu", "resolved")]).await;
+        h.settle().await;
+        assert_eq!(
+            messages(&h.take(None)),
+            ["fire-1", "resolve-1", "fire-3", "resolve-3"]
+        );
+        assert_eq!(
+            messages(&h.take(Some("dropped"))),
+            ["fire-2", "resolve-2"]
         );
         h.finish().await;
     }
