@@ -63,6 +63,10 @@ pub struct Group {
     /// restarted howl counts from when it loaded the group.
     #[serde(skip, default = "Instant::now")]
     pub arrived: Instant,
+    /// The series (metric name and every tag) of its latest sample, to
+    /// notice several series sharing the group (0 = not known yet).
+    #[serde(skip)]
+    pub series: u64,
 }
 
 /// One sample, judged.
@@ -82,6 +86,8 @@ pub struct Observation<'a> {
     pub value: f64,
     /// Whether it meets the rule's condition.
     pub breaching: bool,
+    /// The sample's series (a hash of its name and every tag).
+    pub series: u64,
 }
 
 /// What a group did that the world must hear about.
@@ -138,6 +144,8 @@ pub struct Tracker {
     ended: HashMap<String, (DateTime<Utc>, Instant)>,
     changed: bool,
     stale_resets: u64,
+    /// Samples whose series differed from the previous one of their group.
+    mixed_series: u64,
 }
 
 impl Tracker {
@@ -152,6 +160,7 @@ impl Tracker {
             ended: HashMap::new(),
             changed: false,
             stale_resets: 0,
+            mixed_series: 0,
         }
     }
 
@@ -194,6 +203,7 @@ impl Tracker {
                     metric: sample.metric.to_string(),
                     tags: sample.tags.clone(),
                     arrived: sample.arrived,
+                    series: sample.series,
                 },
             );
         }
@@ -201,6 +211,10 @@ impl Tracker {
         let Some(group) = self.groups.get_mut(sample.key) else {
             return Ok(out);
         };
+        if group.series != 0 && group.series != sample.series {
+            self.mixed_series += 1;
+        }
+        group.series = sample.series;
         group.last_seen = sample.at;
         group.last_value = sample.value;
         group.arrived = sample.arrived;
@@ -289,6 +303,13 @@ impl Tracker {
     /// Puts back a group saved before a restart.
     pub fn restore(&mut self, key: String, group: Group) {
         self.groups.insert(key, group);
+    }
+
+    /// How many samples, since the last call, belonged to another series
+    /// than the previous sample of their group: `group_by` leaves out a tag
+    /// that tells series apart, and the group flaps between them.
+    pub fn take_mixed_series(&mut self) -> u64 {
+        std::mem::take(&mut self.mixed_series)
     }
 
     /// How many groups were forgotten because their samples stopped, since

@@ -36,6 +36,7 @@ impl Clock {
                 arrived,
                 value,
                 breaching: value > 80.0,
+                series: 1,
             })
             .expect("room for the group")
     }
@@ -196,6 +197,7 @@ fn max_groups_refuses_new_groups_but_keeps_the_tracked_ones() {
         arrived: Instant::now(),
         value: 1.0,
         breaching: true,
+        series: 1,
     };
     assert_eq!(tracker.observe(sample("a")).map(|t| t.len()), Ok(1));
     assert_eq!(
@@ -274,4 +276,25 @@ fn a_late_sample_from_before_the_end_of_a_breach_does_not_start_it_again() {
         "a new breach counts from its own first sample (36), not the late one (25)"
     );
     assert_eq!(clock.sample("web-1", 46, 95.0)[0].change, FIRED);
+}
+
+#[test]
+fn several_series_in_one_group_are_noticed() {
+    let mut tracker = Tracker::new(Duration::ZERO, STALE, 10);
+    let tags = BTreeMap::new();
+    let sample = |series, value: f64| Observation {
+        key: "DiskFull/host=a",
+        tags: &tags,
+        metric: "filesystem_used_percent",
+        at: Utc::now(),
+        arrived: Instant::now(),
+        value,
+        breaching: value > 90.0,
+        series,
+    };
+    tracker.observe(sample(7, 97.0)).unwrap();
+    tracker.observe(sample(7, 98.0)).unwrap();
+    assert_eq!(tracker.take_mixed_series(), 0, "one series");
+    tracker.observe(sample(8, 95.0)).unwrap();
+    assert_eq!(tracker.take_mixed_series(), 1, "/boot joined /var's group");
 }

@@ -168,7 +168,8 @@ impl Running {
                         .map(|(index, state)| (index, state.rule.group(&sample)))
                         .collect();
                     let at = sample.timestamp.unwrap_or_else(Utc::now);
-                    (sample.name.to_string(), sample.value, at, groups)
+                    let series = series_of(&sample);
+                    (sample.name.to_string(), sample.value, at, (groups, series))
                 }
                 Err(NotASample::NotAMetric) => {
                     not_metrics += 1;
@@ -183,6 +184,7 @@ impl Running {
                     continue;
                 }
             };
+            let (groups, series) = groups;
             for (index, (key, tags)) in groups {
                 let state = &mut self.rules[index];
                 let breaching = match state.rule.breaches(&mut event, value) {
@@ -204,6 +206,7 @@ impl Running {
                     arrived,
                     value,
                     breaching,
+                    series,
                 });
                 self.unsaved_samples = true;
                 match observed {
@@ -247,6 +250,15 @@ impl Running {
             state
                 .metrics
                 .stale_resets(state.tracker.take_stale_resets());
+            if state.tracker.take_mixed_series() > 0 {
+                self.metrics.warn_limited(
+                    "threshold_mixed_series",
+                    &format_args!(
+                        "rule `{}`: samples of several series (different tags) share one group,                          so its alert follows whichever came last; add the tags that tell them                          apart to `group_by`",
+                        state.rule.name
+                    ),
+                );
+            }
         }
         if changed {
             self.save();
@@ -301,4 +313,18 @@ fn emit(
     for transition in transitions {
         out.push(alert_event(rule, transition, metrics));
     }
+}
+
+/// A hash of a sample's series: its name and every tag.
+fn series_of(sample: &crate::event::metric::Sample<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    sample.name.hash(&mut hasher);
+    for (key, value) in sample.tags.into_iter().flatten() {
+        key.as_str().hash(&mut hasher);
+        value.to_string_lossy().hash(&mut hasher);
+    }
+    // 0 means "not known"; a real hash of 0 is vanishingly rare and merely
+    // skips one comparison.
+    hasher.finish()
 }
