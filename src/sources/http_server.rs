@@ -85,12 +85,25 @@ enum Decoding {
 
 /// How long a request waits for room in a full pipeline before 503.
 const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
+/// How long a client may take to send its body: a stalled client must not
+/// hold a connection (and shutdown) forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SourceConfig for HttpServerConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         if !self.path.starts_with('/') {
             return Err(BuildError::new(format!(
                 "`path` must start with `/` (got `{}`)",
+                self.path
+            )));
+        }
+        if let Some(c) = self
+            .path
+            .chars()
+            .find(|c| matches!(c, ':' | '*' | '{' | '}'))
+        {
+            return Err(BuildError::new(format!(
+                "`path` must be a literal path; `{c}` would make `{}` a pattern",
                 self.path
             )));
         }
@@ -122,6 +135,7 @@ struct Shared {
     token: Option<String>,
     source_id: Arc<str>,
     path: Value,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Source for HttpServer {
@@ -138,6 +152,7 @@ impl Source for HttpServer {
                 token: self.token,
                 source_id: cx.key.shared_id(),
                 path: Value::from(self.path.as_str()),
+                shutdown: cx.shutdown.clone(),
             });
             let router = Router::new()
                 .route(&self.path, post(accept))
@@ -179,9 +194,26 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if declared.is_some_and(|len| len > shared.max_body_bytes) {
         return too_large();
     }
-    let body = match axum::body::to_bytes(request.into_body(), shared.max_body_bytes).await {
-        Ok(body) => body,
-        Err(_) => return too_large(),
+    let read = axum::body::to_bytes(request.into_body(), shared.max_body_bytes);
+    let body = tokio::select! {
+        read = tokio::time::timeout(BODY_READ_TIMEOUT, read) => match read {
+            Ok(Ok(body)) => body,
+            Ok(Err(failure)) if is_over_limit(&failure) => return too_large(),
+            Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("the body took more than {}s to arrive", BODY_READ_TIMEOUT.as_secs()),
+                );
+            }
+        },
+        () = shared.shutdown.cancelled() => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry later");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
     };
     let now = Utc::now();
     let events = match decode(shared.decoding, body.clone()) {
@@ -232,13 +264,29 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+/// Whether a body failed only because it was over `max_body_bytes` (any
+/// other failure is the client's malformed request).
+fn is_over_limit(failure: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Compares the bearer token without stopping at the first differing byte,
-/// so response timing does not reveal how much of a guess was right.
+/// so response timing does not reveal how much of a guess was right. The
+/// scheme is case-insensitive, as HTTP says.
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given.trim_start())
     else {
         return false;
     };

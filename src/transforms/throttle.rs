@@ -40,8 +40,8 @@ use super::{DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, T
 use crate::components::{BuildContext, BuildError, ComponentFuture, OutputSpec};
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, Stage};
-use crate::sinks::delivery::positive;
 use crate::sinks::alert::AlertState;
+use crate::sinks::delivery::positive;
 use crate::template::Template;
 
 /// Options of the `throttle` transform.
@@ -422,10 +422,7 @@ mod tests {
             messages(&h.take(None)),
             ["fire-1", "resolve-1", "fire-3", "resolve-3"]
         );
-        assert_eq!(
-            messages(&h.take(Some("dropped"))),
-            ["fire-2", "resolve-2"]
-        );
+        assert_eq!(messages(&h.take(Some("dropped"))), ["fire-2", "resolve-2"]);
         h.finish().await;
     }
 
