@@ -354,7 +354,7 @@ fn chat_sinks_refuse_concurrent_requests() {
 #[test]
 fn http_server_paths_must_be_literal() {
     check(
-        "[sources.in]\ntype = \"http_server\"\npath = \"/a/:id\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        "[sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:1\"\npath = \"/a/:id\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
         &["sources.in: `path` must be a literal path; `:` would make `/a/:id` a pattern"],
     );
 }
