@@ -358,3 +358,13 @@ fn http_server_paths_must_be_literal() {
         &["sources.in: `path` must be a literal path; `:` would make `/a/:id` a pattern"],
     );
 }
+
+#[test]
+fn demo_logs_interval_out_of_range_is_refused() {
+    check(
+        "[sources.in]\ntype = \"demo_logs\"\ninterval = 1e-300\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &[
+            "sources.in: `interval` must be 0 (as fast as possible) or between 0.000001 and 86400 seconds",
+        ],
+    );
+}

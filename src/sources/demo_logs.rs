@@ -44,9 +44,11 @@ const BATCH: u64 = 256;
 
 impl SourceConfig for DemoLogsConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        if !self.interval.is_finite() || self.interval < 0.0 {
+        // 0 means "as fast as possible"; otherwise between a microsecond and
+        // a day (beyond, the rate arithmetic would overflow).
+        if !(self.interval == 0.0 || (1e-6..=86_400.0).contains(&self.interval)) {
             return Err(BuildError::new(
-                "`interval` must be a number of seconds, 0 or more",
+                "`interval` must be 0 (as fast as possible) or between 0.000001 and 86400 seconds",
             ));
         }
         let seed = self.seed.unwrap_or_else(|| {

@@ -235,15 +235,19 @@ pub async fn run(
 
     let running = Arc::new(Mutex::new(BTreeSet::new()));
     let mut tasks = JoinSet::new();
+    // Task ids to component names, so a panic can be reported by name.
+    let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut spawn = |key: &ComponentKey, future: crate::components::ComponentFuture| {
         let name = key.to_string();
         lock(&running).insert(name.clone());
         let running = Arc::clone(&running);
-        tasks.spawn(async move {
+        let task_name = name.clone();
+        let handle = tasks.spawn(async move {
             let result = future.await;
-            lock(&running).remove(&name);
-            (name, result)
+            lock(&running).remove(&task_name);
+            (task_name, result)
         });
+        names.insert(handle.id(), name);
     };
 
     for (key, sink) in built.sinks.into_iter().map(|(k, s, _)| (k, s)) {
@@ -338,8 +342,13 @@ pub async fn run(
                     stop.cancel();
                 }
                 Some(Some(Err(join_error))) => {
-                    tracing::error!("a component task panicked: {join_error}");
-                    report.failed.push("(a component panicked)".to_string());
+                    let name = names
+                        .get(&join_error.id())
+                        .cloned()
+                        .unwrap_or_else(|| "(an unknown component)".to_string());
+                    lock(&running).remove(&name);
+                    tracing::error!(component = %name, "component panicked: {join_error}");
+                    report.failed.push(format!("{name} (panicked)"));
                     stop.cancel();
                 }
             }
