@@ -168,3 +168,32 @@ async fn rotation_by_rename_loses_nothing_when_only_the_live_name_matches() {
 async fn rotation_by_rename_repeats_nothing_when_rotated_names_match_too() {
     assert_eq!(rotate_by_rename("logs/app.log*").await, ROTATED);
 }
+
+#[tokio::test]
+async fn exclude_matches_paths_as_include_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("sub")).unwrap();
+    append(&logs.join("top.log"), "top\n");
+    append(&logs.join("sub").join("deep.log"), "deep\n");
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.logs]\ntype = \"file\"\ninclude = [\"logs/**/*.log\"]\nexclude = [\"./logs/*.log\"]\npoll_interval_ms = 50\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let text = wait_for_lines(&dir.path().join("out.log"), 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(dir.path().join("out.log")).unwrap_or(text);
+    assert_eq!(
+        text, "deep\n",
+        "`./logs/*.log` excludes logs/top.log (despite the `./`) and not logs/sub/deep.log (`*` stops at `/`)"
+    );
+}

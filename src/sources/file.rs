@@ -89,6 +89,10 @@ const CHECKPOINTS: &str = "file_checkpoints";
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// Bytes read per `read` call.
 const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks read from one file before the others get their turn (and the
+/// checkpoint timer is looked at): 1 MiB, so a file with a large backlog
+/// neither starves the others nor delays checkpoints.
+const CHUNKS_PER_TURN: usize = 16;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 struct Checkpoint {
@@ -105,10 +109,12 @@ impl SourceConfig for FileConfig {
             glob::Pattern::new(pattern)
                 .map_err(|e| BuildError::new(format!("invalid glob `{pattern}`: {e}")))?;
         }
+        // Matched like `include`: `glob` yields `logs/a.log` for
+        // `./logs/*.log`, and its `*` does not cross a `/`.
         let exclude = self
             .exclude
             .iter()
-            .filter_map(|p| glob::Pattern::new(p).ok())
+            .filter_map(|p| glob::Pattern::new(p.strip_prefix("./").unwrap_or(p)).ok())
             .collect();
         if self.max_line_bytes == 0 || self.poll_interval_ms == 0 {
             return Err(BuildError::new(
@@ -158,10 +164,12 @@ impl Tracked {
     }
 }
 
-/// What became of a file after reading what it had.
+/// What became of a file after its turn.
 enum Progress {
     /// Keep following it.
     Follow,
+    /// Its turn ended with more to read.
+    More,
     /// It cannot be read any more: let it go.
     Failed,
 }
@@ -186,13 +194,16 @@ impl Source for FileSource {
             loop {
                 let retired = self.scan(&mut tracked, &mut checkpoints, first_scan, &cx);
                 first_scan = false;
+                let mut more = false;
                 // A file rotated away or deleted still has the lines written
-                // just before: read them, then let it go.
+                // just before: read them (all of them), then let it go.
                 for (path, mut file) in retired {
-                    if cx.shutdown.is_cancelled() {
-                        break;
-                    }
-                    self.read_file(&path, &mut file, &mut cx).await;
+                    while !cx.shutdown.is_cancelled()
+                        && matches!(
+                            self.read_file(&path, &mut file, &mut cx).await,
+                            Progress::More
+                        )
+                    {}
                 }
                 let mut paths: Vec<PathBuf> = tracked.keys().cloned().collect();
                 paths.sort();
@@ -203,8 +214,12 @@ impl Source for FileSource {
                     let Some(file) = tracked.get_mut(&path) else {
                         continue;
                     };
-                    if let Progress::Failed = self.read_file(&path, file, &mut cx).await {
-                        tracked.remove(&path);
+                    match self.read_file(&path, file, &mut cx).await {
+                        Progress::Failed => {
+                            tracked.remove(&path);
+                        }
+                        Progress::More => more = true,
+                        Progress::Follow => {}
                     }
                 }
                 if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || cx.shutdown.is_cancelled() {
@@ -213,6 +228,11 @@ impl Source for FileSource {
                 }
                 if cx.shutdown.is_cancelled() {
                     break;
+                }
+                if more {
+                    // A backlog: no pause, but let other tasks run.
+                    tokio::task::yield_now().await;
+                    continue;
                 }
                 tokio::select! {
                     _ = cx.shutdown.cancelled() => {}
@@ -243,7 +263,15 @@ impl FileSource {
                 continue;
             };
             for path in paths.flatten() {
-                if self.exclude.iter().any(|p| p.matches_path(&path)) {
+                let options = glob::MatchOptions {
+                    require_literal_separator: true,
+                    ..glob::MatchOptions::default()
+                };
+                if self
+                    .exclude
+                    .iter()
+                    .any(|p| p.matches_path_with(&path, options))
+                {
                     continue;
                 }
                 match std::fs::metadata(&path) {
@@ -323,7 +351,7 @@ impl FileSource {
         let path_value = Value::from(path.to_string_lossy().as_ref());
         let host = Value::from(cx.host.as_ref());
         let source_id = cx.key.shared_id();
-        loop {
+        for _ in 0..CHUNKS_PER_TURN {
             if let Ok(metadata) = file.file.metadata()
                 && metadata.len() < file.offset
             {
@@ -374,6 +402,7 @@ impl FileSource {
                 _ = cx.out.send(events) => {}
             }
         }
+        Progress::More
     }
 }
 

@@ -21,6 +21,9 @@ pub struct LineSplitter {
     carry: BytesMut,
     /// The carried line already exceeded the limit; skip to its newline.
     overflowed: bool,
+    /// Bytes of the unfinished line read so far, kept or skipped (what a
+    /// checkpoint must not count as read).
+    pending: usize,
 }
 
 /// One line, and whether it was cut at the limit.
@@ -33,12 +36,14 @@ impl LineSplitter {
             max_line_bytes: max_line_bytes.max(1),
             carry: BytesMut::new(),
             overflowed: false,
+            pending: 0,
         }
     }
 
-    /// Bytes held for a line not yet complete.
+    /// Bytes read of a line not yet complete, including those skipped
+    /// beyond `max_line_bytes`.
     pub fn pending(&self) -> usize {
-        self.carry.len()
+        self.pending
     }
 
     /// Feeds a chunk; calls `emit` for each complete line in it.
@@ -47,6 +52,7 @@ impl LineSplitter {
         for newline in memchr::memchr_iter(b'\n', &chunk) {
             if start == 0 && (!self.carry.is_empty() || self.overflowed) {
                 self.extend_carry(&chunk[..newline]);
+                self.pending = 0;
                 let line = self.carry.split().freeze();
                 let truncated = std::mem::take(&mut self.overflowed);
                 self.emit_line(line, truncated, &mut emit);
@@ -69,9 +75,11 @@ impl LineSplitter {
             self.emit_line(line, truncated, &mut emit);
         }
         self.overflowed = false;
+        self.pending = 0;
     }
 
     fn extend_carry(&mut self, bytes: &[u8]) {
+        self.pending += bytes.len();
         let room = self.max_line_bytes.saturating_sub(self.carry.len());
         if bytes.len() > room {
             self.carry.extend_from_slice(&bytes[..room]);
@@ -183,6 +191,28 @@ mod tests {
         for _ in 0..1000 {
             splitter.push(Bytes::from_static(&[b'x'; 4096]), |_| {});
         }
-        assert!(splitter.pending() <= 8);
+        assert!(splitter.carry.len() <= 8, "memory stays bounded");
+        assert_eq!(
+            splitter.pending(),
+            4096 * 1000,
+            "while every byte is accounted for"
+        );
+    }
+
+    #[test]
+    fn pending_counts_every_byte_of_the_unfinished_line_even_past_the_limit() {
+        let mut splitter = LineSplitter::new(10);
+        splitter.push(Bytes::from_static(b"done\n0123456789abcdefghij"), |_| {});
+        assert_eq!(
+            splitter.pending(),
+            20,
+            "kept 10, skipped 10: all unread for a checkpoint"
+        );
+        splitter.push(Bytes::from_static(b"KLM"), |_| {});
+        assert_eq!(splitter.pending(), 23);
+        let mut lines = Vec::new();
+        splitter.push(Bytes::from_static(b"N\nnext"), |line| lines.push(line));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(splitter.pending(), 4, "only `next` is unfinished");
     }
 }
