@@ -197,3 +197,40 @@ async fn exclude_matches_paths_as_include_does() {
         "`./logs/*.log` excludes logs/top.log (despite the `./`) and not logs/sub/deep.log (`*` stops at `/`)"
     );
 }
+
+#[tokio::test]
+async fn a_file_truncated_while_howl_was_down_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "old line one\nold line two\n");
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.logs]\ntype = \"file\"\ninclude = [\"app.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        ),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&log, "a long line appended while running\n");
+    wait_for_lines(&out, 1).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(output.status.success());
+
+    // Truncated in place (same inode) and rewritten, shorter, while down.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, "new\n");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let text = wait_for_lines(&out, 2).await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(output.status.success());
+    assert_eq!(text, "a long line appended while running\nnew\n");
+}

@@ -311,12 +311,13 @@ impl FileSource {
                 tracked.insert(path, file);
                 continue;
             }
-            let start = match checkpoints.remove(&path) {
-                Some(checkpoint) if checkpoint.inode == inode && checkpoint.offset <= len => {
-                    checkpoint.offset
-                }
-                _ if first_scan && self.read_from == ReadFrom::End => len,
-                _ => 0,
+            let start = match checkpoint_of(checkpoints.remove(&path), inode) {
+                // The same file: go on where the last run stopped, or from
+                // the start when it was truncated meanwhile.
+                Some(offset) if offset <= len => offset,
+                Some(_) => 0,
+                None if first_scan && self.read_from == ReadFrom::End => len,
+                None => 0,
             };
             match open_at(&path, start) {
                 Ok(file) => {
@@ -404,6 +405,13 @@ impl FileSource {
         }
         Progress::More
     }
+}
+
+/// The saved offset of a checkpoint, when it is of this file (`inode`).
+fn checkpoint_of(checkpoint: Option<Checkpoint>, inode: u64) -> Option<u64> {
+    checkpoint
+        .filter(|checkpoint| checkpoint.inode == inode)
+        .map(|checkpoint| checkpoint.offset)
 }
 
 fn open_at(path: &Path, offset: u64) -> std::io::Result<File> {
