@@ -18,6 +18,16 @@ fn append(path: &Path, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
+/// A topology reading files with the `file` source options `source` into
+/// `out.log` (one line per event), with the API on `api`.
+fn topology(api: u16, source: &str) -> String {
+    format!(
+        "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+         [sources.logs]\ntype = \"file\"\n{source}\
+         [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+    )
+}
+
 /// Waits (bounded) until `path` has `lines` lines.
 async fn wait_for_lines(path: &Path, lines: usize) -> String {
     let start = Instant::now();
@@ -40,11 +50,7 @@ async fn follows_appends_and_resumes_after_restart() {
     let config = write(
         dir.path(),
         "a.toml",
-        &format!(
-            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.logs]\ntype = \"file\"\ninclude = [\"logs/*.log\"]\npoll_interval_ms = 50\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
-        ),
+        &topology(api, "include = [\"logs/*.log\"]\npoll_interval_ms = 50\n"),
     );
     let out = dir.path().join("out.log");
 
@@ -95,10 +101,9 @@ async fn read_from_end_skips_existing_lines() {
     let config = write(
         dir.path(),
         "a.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.logs]\ntype = \"file\"\ninclude = [\"app.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        &topology(
+            api,
+            "include = [\"app.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n",
         ),
     );
     let mut howl = Running::start(dir.path(), &config, api, &[]).await;
@@ -123,10 +128,9 @@ async fn rotate_by_rename(include: &str) -> Vec<String> {
     let config = write(
         dir.path(),
         "a.toml",
-        &format!(
-            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.logs]\ntype = \"file\"\ninclude = [\"{include}\"]\npoll_interval_ms = 200\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        &topology(
+            api,
+            &format!("include = [\"{include}\"]\npoll_interval_ms = 200\n"),
         ),
     );
     let out = dir.path().join("out.log");
@@ -180,10 +184,9 @@ async fn exclude_matches_paths_as_include_does() {
     let config = write(
         dir.path(),
         "a.toml",
-        &format!(
-            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.logs]\ntype = \"file\"\ninclude = [\"logs/**/*.log\"]\nexclude = [\"./logs/*.log\"]\npoll_interval_ms = 50\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        &topology(
+            api,
+            "include = [\"logs/**/*.log\"]\nexclude = [\"./logs/*.log\"]\npoll_interval_ms = 50\n",
         ),
     );
     let mut howl = Running::start(dir.path(), &config, api, &[]).await;
@@ -207,10 +210,9 @@ async fn a_file_truncated_while_howl_was_down_is_read_from_its_start() {
     let config = write(
         dir.path(),
         "a.toml",
-        &format!(
-            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.logs]\ntype = \"file\"\ninclude = [\"app.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"logs\"]\npath = \"out.log\"\nencoding = \"text\"\n"
+        &topology(
+            api,
+            "include = [\"app.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n",
         ),
     );
     let out = dir.path().join("out.log");
