@@ -417,17 +417,20 @@ impl Loader {
                 let schema = OptionsSchema::new(schemars::schema_for!(super::SinkEnvelope));
                 let table =
                     self.drop_unknown_keys(cx, &schema, &mut vec!["buffer".to_string()], table);
-                Spanned::new(span, DeValue::Table(table))
+                Spanned::new(span.clone(), DeValue::Table(table))
             }
-            other => Spanned::new(span, other),
+            other => Spanned::new(span.clone(), other),
         };
         match BufferConfig::deserialize(ValueDeserializer::from(value)) {
             Ok(_) if self.diagnostics.len() > before => None,
             Ok(buffer) => match buffer.validate() {
                 Ok(()) => Some(buffer),
                 Err(message) => {
-                    self.diagnostics
-                        .push(Diagnostic::error(message).in_file(file).component(path));
+                    self.diagnostics.push(
+                        Diagnostic::error(message)
+                            .at(file, Some(span.clone()))
+                            .component(path),
+                    );
                     None
                 }
             },
