@@ -11,13 +11,13 @@
 //! consumes `ID.dropped`, the events over the threshold are counted as
 //! discarded intentionally instead.
 //!
-//! Alerts are throttled by episode, not by event: for an event that
-//! declares `.alert.state` (as `threshold`'s do), a `resolved` one passes
-//! exactly when the firing it resolves passed (however long ago), and is
-//! dropped with it otherwise, so a chat never keeps an alert that fired but
-//! never resolved, nor gets a resolution for an alert it never saw.
-//! Resolutions do not count against the window. Key such events on the
-//! alert alone (`key = "{{ .alert.key }}"`).
+//! Alerts are throttled by episode, not by event: for events that declare
+//! `.alert.state` (as `threshold`'s do), a `resolved` one whose firing was
+//! throttled is dropped with it, and every other resolution passes (however
+//! long after its firing, and also after a restart, when the throttle has
+//! forgotten: a stray resolution is better than an alert left firing in a
+//! chat). Resolutions do not count against the window. Key such events on
+//! the alert alone (`key = "{{ .alert.key }}"`).
 //!
 //! Memory is bounded: windows are forgotten when they close, and at most
 //! `max_keys` are open at once; a new key beyond that closes the oldest
@@ -118,7 +118,7 @@ impl TransformConfig for ThrottleConfig {
             window_secs: self.window_secs,
             key,
             windows: KeyedState::new(Some(window), self.max_keys),
-            announced: KeyedState::new(None, self.max_keys),
+            held_back: KeyedState::new(None, self.max_keys),
         })))
     }
 }
@@ -129,8 +129,8 @@ struct Throttle {
     window_secs: f64,
     key: Option<Template>,
     windows: KeyedState<Window>,
-    /// Alerts whose firing passed and whose resolution has not come yet.
-    announced: KeyedState<()>,
+    /// Alerts whose latest firing was throttled: their resolution is too.
+    held_back: KeyedState<()>,
 }
 
 /// One key's current window.
@@ -198,20 +198,23 @@ impl Throttle {
         dropped: DropRoute,
     ) {
         let key = self.render_key(&event, metrics);
-        let state = AlertState::declared(&event);
-        if state == Some(AlertState::Resolved) {
-            if self.announced.remove(&key).is_some() {
-                out.push(event);
-            } else {
-                dropped.drop_event(event, out, metrics, "its firing was throttled");
+        match AlertState::declared(&event) {
+            Some(AlertState::Resolved) => {
+                if self.held_back.remove(&key).is_some() {
+                    dropped.drop_event(event, out, metrics, "its firing was throttled");
+                } else {
+                    out.push(event);
+                }
+                return;
             }
-            return;
-        }
-        if state == Some(AlertState::Firing)
-            && self.passes(&key, now)
-            && self.announced.get_mut(&key, now).is_none()
-        {
-            self.announced.insert(key.clone(), (), now);
+            Some(AlertState::Firing) => {
+                if self.passes(&key, now) {
+                    self.held_back.remove(&key);
+                } else if self.held_back.get_mut(&key, now).is_none() {
+                    self.held_back.insert(key.clone(), (), now);
+                }
+            }
+            None => {}
         }
         match self.windows.get_mut(&key, now) {
             Some(window) if window.passed < self.threshold => {
@@ -417,10 +420,13 @@ mod tests {
         h.send(vec![alert("fire-3", "cpu", "firing")]).await;
         tokio::time::sleep(Duration::from_secs(3600)).await;
         h.send(vec![alert("resolve-3", "cpu", "resolved")]).await;
+        // A resolution the throttle knows nothing of (its firing came before
+        // a restart) passes: better than an alert left firing.
+        h.send(vec![alert("resolve-old", "disk", "resolved")]).await;
         h.settle().await;
         assert_eq!(
             messages(&h.take(None)),
-            ["fire-1", "resolve-1", "fire-3", "resolve-3"]
+            ["fire-1", "resolve-1", "fire-3", "resolve-3", "resolve-old"]
         );
         assert_eq!(messages(&h.take(Some("dropped"))), ["fire-2", "resolve-2"]);
         h.finish().await;
