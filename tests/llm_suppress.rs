@@ -552,6 +552,9 @@ async fn silences_are_made_when_alertmanager_returns_and_renewed_before_they_end
     let config = write(dir.path(), "a.toml", &api_topology(api, http, &triage, ""));
     let howl = Running::start(dir.path(), &config, api, &[]).await;
     let pattern = "dddddddddddddddd";
+    // An event through the transform: it runs, so its silencer is registered.
+    post(http, pattern_event("eeeeeeeeeeeeeeee", "warming up")).await;
+    event_in(dir.path(), "passed.jsonl", "warming up").await;
 
     // Alertmanager is down when the operator suppresses: the suppression
     // holds, the silence fails and is made once Alertmanager is back.
