@@ -485,3 +485,57 @@ fn a_component_that_cannot_start_stops_howl_with_exit_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_turns_what_stdin_already_gave_into_events() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\nencoding = \"text\"\n",
+    );
+    let mut child = howl()
+        .current_dir(dir.path())
+        .args(["run", "-q", "-c"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first\nsecond\nunfinished").unwrap();
+    stdin.flush().unwrap();
+    let out = dir.path().join("out.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the complete lines never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The pipe stays open: howl is told to stop, not given an end of input.
+    common::signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "howl did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "first\nsecond\nunfinished\n",
+        "the unfinished last line is not lost"
+    );
+}

@@ -7,8 +7,10 @@
 //! source task through a channel two chunks deep: when downstream is full the
 //! task stops taking chunks, the thread stops reading, and the writer of the
 //! pipe blocks (backpressure reaches the producer of the input). On shutdown
-//! the task stops at once; the thread may stay blocked in `read` on an idle
-//! terminal, which is why it is detached rather than joined.
+//! the task stops reading, turns what was already read into events (the
+//! queued chunks, then the unfinished last line: stdin cannot be read again)
+//! and returns; the thread may stay blocked in `read` on an idle terminal,
+//! which is why it is detached rather than joined.
 
 use std::io::Read;
 
@@ -69,11 +71,22 @@ impl Source for Stdin {
             let source_id = cx.key.shared_id();
             let host = Value::from(cx.host.as_ref());
             let metrics = cx.out.metrics().clone();
+            // On shutdown, what was already read is still turned into events
+            // (stdin cannot be read again): the queued chunks, then the
+            // unfinished last line.
+            let mut stopping = false;
             loop {
-                let chunk = tokio::select! {
-                    biased;
-                    _ = cx.shutdown.cancelled() => break,
-                    chunk = rx.recv() => chunk,
+                let chunk = if stopping {
+                    rx.try_recv().ok()
+                } else {
+                    tokio::select! {
+                        biased;
+                        _ = cx.shutdown.cancelled() => {
+                            stopping = true;
+                            rx.try_recv().ok()
+                        }
+                        chunk = rx.recv() => chunk,
+                    }
                 };
                 let (chunk, at_end) = match chunk {
                     Some(Ok(chunk)) => (Some(chunk), false),
