@@ -376,3 +376,14 @@ fn buffer_errors_point_at_the_buffer() {
         &["a.toml:6:1: sinks.out: `buffer.max_events` must be at least 1"],
     );
 }
+
+#[test]
+fn a_file_source_reports_all_its_problems() {
+    check(
+        "[sources.in]\ntype = \"file\"\ninclude = [\"[\"]\npoll_interval_ms = 0\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &[
+            "invalid glob `[`",
+            "`max_line_bytes` and `poll_interval_ms` must be at least 1",
+        ],
+    );
+}

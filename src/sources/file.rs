@@ -102,12 +102,21 @@ struct Checkpoint {
 
 impl SourceConfig for FileConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        // Every problem at once, as `howl validate` promises.
+        let mut problems = Vec::new();
         if self.include.is_empty() {
-            return Err(BuildError::new("`include` needs at least one glob pattern"));
+            problems.push("`include` needs at least one glob pattern".to_string());
         }
         for pattern in self.include.iter().chain(&self.exclude) {
-            glob::Pattern::new(pattern)
-                .map_err(|e| BuildError::new(format!("invalid glob `{pattern}`: {e}")))?;
+            if let Err(e) = glob::Pattern::new(pattern) {
+                problems.push(format!("invalid glob `{pattern}`: {e}"));
+            }
+        }
+        if self.max_line_bytes == 0 || self.poll_interval_ms == 0 {
+            problems.push("`max_line_bytes` and `poll_interval_ms` must be at least 1".to_string());
+        }
+        if !problems.is_empty() {
+            return Err(BuildError::new(problems.join("; ")));
         }
         // Matched like `include`: `glob` yields `logs/a.log` for
         // `./logs/*.log`, and its `*` does not cross a `/`.
@@ -116,11 +125,6 @@ impl SourceConfig for FileConfig {
             .iter()
             .filter_map(|p| glob::Pattern::new(p.strip_prefix("./").unwrap_or(p)).ok())
             .collect();
-        if self.max_line_bytes == 0 || self.poll_interval_ms == 0 {
-            return Err(BuildError::new(
-                "`max_line_bytes` and `poll_interval_ms` must be at least 1",
-            ));
-        }
         Ok(Box::new(FileSource {
             include: self.include.clone(),
             exclude,
