@@ -387,3 +387,11 @@ fn a_file_source_reports_all_its_problems() {
         ],
     );
 }
+
+#[test]
+fn an_empty_api_token_is_refused() {
+    check(
+        "[api]\nenabled = true\nauth_token = \"\"\n[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &["api: `auth_token` is empty"],
+    );
+}

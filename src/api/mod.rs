@@ -184,11 +184,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.auth_token else {
         return Ok(());
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given = bearer_token(headers).unwrap_or_default();
     if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
         Ok(())
     } else {
@@ -196,15 +192,41 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in
+/// any case, as HTTP says).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start())
+}
+
 /// Compares without stopping at the first difference, so response times do
 /// not reveal how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let mut headers = HeaderMap::new();
+        for (value, expected) in [
+            ("Bearer tok", Some("tok")),
+            ("bearer tok", Some("tok")),
+            ("BEARER  tok", Some("tok")),
+            ("Basic tok", None),
+            ("Bearertok", None),
+        ] {
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(bearer_token(&headers), expected, "{value}");
+        }
+    }
 
     #[test]
     fn tokens_compare_whole() {

@@ -107,7 +107,8 @@ pub fn suppress(args: SuppressArgs) -> ExitCode {
 
 /// Runs `howl unsuppress`.
 pub fn unsuppress(args: UnsuppressArgs) -> ExitCode {
-    let path = format!("api/v1/suppressions/{}", args.id);
+    // One path segment, whatever the id holds (`/`, `..`, `%`).
+    let path = format!("api/v1/suppressions/{}", percent_encode_segment(&args.id));
     finish(call(&args.api, Method::DELETE, &path, None).map(|answer| {
         println!(
             "unsuppressed pattern {} ({})",
@@ -220,4 +221,34 @@ fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Resul
             _ => format!("the API answered {status}: {message}"),
         })
     })
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), so the
+/// text is one path segment.
+fn percent_encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_always_one_path_segment() {
+        assert_eq!(
+            percent_encode_segment("3f9a0c1d2e4b5a69"),
+            "3f9a0c1d2e4b5a69"
+        );
+        assert_eq!(percent_encode_segment("a/b"), "a%2Fb");
+        assert_eq!(percent_encode_segment(".."), "%2E%2E");
+        assert_eq!(percent_encode_segment("50%"), "50%25");
+    }
 }

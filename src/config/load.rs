@@ -144,6 +144,20 @@ impl Loader {
         }
         self.api = Some(location(file, &span));
         match ApiConfig::deserialize(ValueDeserializer::from(value)) {
+            Ok(api)
+                if api
+                    .auth_token
+                    .as_ref()
+                    .is_some_and(|t| t.expose().trim().is_empty()) =>
+            {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "`auth_token` is empty, which would let anyone change suppressions;                          set a token (e.g. `${HOWL_API_TOKEN}`) or remove the key",
+                    )
+                    .at(file, Some(span))
+                    .component("api"),
+                );
+            }
             Ok(api) => self.config.api = api,
             Err(error) => self.diagnostics.push(
                 Diagnostic::error(option_message(&error))

@@ -142,13 +142,14 @@ impl Prompt {
     pub fn new(template: &str, level: &str, samples: &[Arc<str>], masker: &Masker) -> Self {
         let mut kept: Vec<String> = Vec::new();
         for sample in samples {
-            let masked = masker.mask(&cut(sample, SAMPLE_LIMIT));
+            // Mask first: a secret cut in half would no longer be recognised.
+            let masked = cut(&masker.mask(sample), SAMPLE_LIMIT);
             if kept.len() < MAX_SAMPLES && !kept.contains(&masked) {
                 kept.push(masked);
             }
         }
         Self {
-            template: masker.mask(&cut(template, SAMPLE_LIMIT)),
+            template: cut(&masker.mask(template), SAMPLE_LIMIT),
             level: cut(level, 20),
             samples: kept,
         }
@@ -264,6 +265,18 @@ fn invalid(what: &str, answer: &str) -> LlmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_across_the_cut_is_masked_before_cutting() {
+        let sample = format!("{} key AKIAIOSFODNN7EXAMPLE and more", "x".repeat(480));
+        let prompt = Prompt::new(
+            "t",
+            "error",
+            &[Arc::from(sample.as_str())],
+            &Masker::default(),
+        );
+        assert!(!prompt.samples[0].contains("AKIA"), "{}", prompt.samples[0]);
+    }
 
     #[test]
     fn reads_a_bare_object_and_one_wrapped_in_fences_and_prose() {

@@ -277,21 +277,11 @@ fn is_over_limit(failure: &axum::Error) -> bool {
     false
 }
 
-/// Compares the bearer token without stopping at the first differing byte,
-/// so response timing does not reveal how much of a guess was right. The
-/// scheme is case-insensitive, as HTTP says.
+/// Whether the request carries the bearer token (compared in constant
+/// time, the scheme in any case).
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, given)| given.trim_start())
-    else {
-        return false;
-    };
-    let (a, b) = (given.as_bytes(), token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::api::bearer_token(headers)
+        .is_some_and(|given| crate::api::constant_time_eq(given.as_bytes(), token.as_bytes()))
 }
 
 /// Decodes a whole body, or explains why it cannot be.

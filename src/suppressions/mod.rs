@@ -50,6 +50,9 @@ pub use silence::{MATCHER_LABEL, Silencer};
 use crate::state::triage::{SilenceRef, Suppression, load_suppressions, save_suppressions};
 use crate::state::{StateError, StateHandle};
 
+/// The longest `reason` or `created_by` accepted.
+const MAX_TEXT_BYTES: usize = 4096;
+
 /// The suppressions in force, by pattern id (entries may have ended since
 /// the snapshot was taken: check [`Suppression::is_live`]).
 pub type Snapshot = Arc<HashMap<String, Suppression>>;
@@ -286,6 +289,12 @@ impl Suppressions {
             return Err(SuppressionError::Invalid(
                 "`reason` must say why the pattern is suppressed (it is the audit trail)".into(),
             ));
+        }
+        // Both travel with every suppressed event and into silences.
+        if request.reason.len() > MAX_TEXT_BYTES || request.created_by.len() > MAX_TEXT_BYTES {
+            return Err(SuppressionError::Invalid(format!(
+                "`reason` and `created_by` may hold at most {MAX_TEXT_BYTES} bytes"
+            )));
         }
         if request.ttl.is_some_and(|ttl| ttl.is_zero()) {
             return Err(SuppressionError::Invalid(
@@ -556,6 +565,12 @@ mod tests {
         ));
         assert!(matches!(
             registry.create(request("p1", Some(Duration::ZERO))).await,
+            Err(SuppressionError::Invalid(_))
+        ));
+        let mut essay = request("p1", None);
+        essay.reason = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert!(matches!(
+            registry.create(essay).await,
             Err(SuppressionError::Invalid(_))
         ));
     }
