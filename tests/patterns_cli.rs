@@ -237,3 +237,106 @@ fn mine_takes_the_transform_options_from_a_config_file() {
         "{stderr}"
     );
 }
+
+/// `n` distinct constant two-word lines (each its own pattern).
+fn distinct_lines(n: usize) -> String {
+    let word = |mut i: usize| {
+        let mut w = String::new();
+        for _ in 0..4 {
+            w.push((b'a' + (i % 26) as u8) as char);
+            i /= 26;
+        }
+        w
+    };
+    (0..n)
+        .map(|i| format!("{} {}\n", word(i), word(i * 7 + 3)))
+        .collect()
+}
+
+#[test]
+fn list_and_diff_read_a_store_bigger_than_the_default_max_patterns_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "many.log", &distinct_lines(12_000));
+    write(dir.path(), "big.toml", "max_patterns = 20000\n");
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "mine",
+            "many.log",
+            "--config",
+            "big.toml",
+            "--data-dir",
+            "big",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &["patterns", "list", "--data-dir", "big", "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed.len(), 12_000, "nothing evicted while reading");
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &["patterns", "diff", "--baseline", "big", "--current", "big"],
+        &[],
+    );
+    assert_eq!(code, 0, "a store has nothing new against itself: {stderr}");
+}
+
+#[test]
+fn a_closed_output_neither_loses_the_store_nor_changes_the_verdict() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "many.log", &distinct_lines(5_000));
+    // `howl patterns mine ... | head -1`
+    let mut child = common::howl()
+        .current_dir(dir.path())
+        .args([
+            "patterns",
+            "mine",
+            "many.log",
+            "--format",
+            "jsonl",
+            "--data-dir",
+            "cur",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"line\":1"));
+    assert!(child.wait().unwrap().success());
+    let (code, stdout, _) = howl_in(
+        dir.path(),
+        &["patterns", "list", "--data-dir", "cur", "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed.len(), 5_000, "every line was mined and saved");
+
+    // `howl patterns diff ... | true`: still exit 1, something is new.
+    write(dir.path(), "one.log", "nothing like the others here\n");
+    howl_in(
+        dir.path(),
+        &["patterns", "mine", "one.log", "--data-dir", "base"],
+        &[],
+    );
+    let mut child = common::howl()
+        .current_dir(dir.path())
+        .args(["patterns", "diff", "--baseline", "base", "--current", "cur"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}

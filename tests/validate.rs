@@ -395,3 +395,11 @@ fn an_empty_api_token_is_refused() {
         &["api: `auth_token` is empty"],
     );
 }
+
+#[test]
+fn ids_with_slashes_are_rejected() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.\"p/q\"]\ntype = \"filter\"\ninputs = [\"in\"]\ncondition = 'true'\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"p/q\"]\n",
+        &["invalid component id `p/q`", "`/` (used in state keys)"],
+    );
+}

@@ -195,6 +195,7 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
     let mut line = Vec::with_capacity(1024);
     let mut number: u64 = 0;
     let mut now_ms = Utc::now().timestamp_millis();
+    let mut output_closed = false;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
@@ -207,7 +208,7 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
         let text = trim_newline(&line);
         let text = String::from_utf8_lossy(text);
         let observation = miner.observe(&text, None, now_ms);
-        if let MineFormat::Jsonl = args.format {
+        if let (MineFormat::Jsonl, false) = (args.format, output_closed) {
             let written = write_jsonl(
                 &mut out,
                 number,
@@ -216,9 +217,18 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
                 observation.is_new,
             );
             if let Err(error) = written {
-                return broken_pipe_is_fine(error);
+                // Nobody reads any more: finish mining (the store must hold
+                // every line) without printing.
+                broken_pipe_is_fine(error)?;
+                output_closed = true;
             }
         }
+    }
+    if let Some(store) = &store {
+        save_spaces(store, CLI_NAMESPACE, [("", &miner)])?;
+    }
+    if output_closed {
+        return Ok(ExitCode::SUCCESS);
     }
     if let MineFormat::Table = args.format {
         let mut patterns: Vec<PatternView<'_>> = miner.patterns().collect();
@@ -233,9 +243,6 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
     }
     if let Err(error) = out.flush() {
         return broken_pipe_is_fine(error);
-    }
-    if let Some(store) = &store {
-        save_spaces(store, CLI_NAMESPACE, [("", &miner)])?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -354,8 +361,18 @@ fn spaces(dir: &Path, config: &MinerConfig) -> anyhow::Result<Vec<(String, Miner
         .collect()
 }
 
+/// The settings to read a saved store with: the user's (or default) ones,
+/// but never evicting, so a store saved with a larger `max_patterns` is
+/// read whole.
+fn reading(config: MinerConfig) -> MinerConfig {
+    MinerConfig {
+        max_patterns: usize::MAX,
+        ..config
+    }
+}
+
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let spaces = spaces(&args.data_dir, &MinerConfig::default())?;
+    let spaces = spaces(&args.data_dir, &reading(MinerConfig::default()))?;
     let since = args
         .new_since
         .map(|d| Utc::now().timestamp_millis() - d.as_millis().min(i64::MAX as u128) as i64);
@@ -403,34 +420,40 @@ impl Side {
             .collect()
     }
 
-    /// The id of the pattern `row` is in this side, by id or by classifying
-    /// its samples.
-    fn find(&mut self, row: &Row, ids: &HashSet<String>) -> Option<String> {
-        if ids.contains(&row.id) {
+    /// The id of the pattern `row` stands for in this side's space of the
+    /// same name, by id or by classifying its samples. Spaces are compared
+    /// one to one: a line new to a scope is new there, even when another
+    /// scope knows it.
+    fn find(&mut self, row: &Row, ids: &HashSet<(String, String)>) -> Option<String> {
+        if ids.contains(&(row.space.clone(), row.id.clone())) {
             return Some(row.id.clone());
         }
-        for sample in &row.samples {
-            for (_, miner) in &mut self.miners {
-                if let Some(found) = miner.lookup(sample) {
-                    return Some(found.id.to_string());
-                }
-            }
-        }
-        None
+        let (_, miner) = self
+            .miners
+            .iter_mut()
+            .find(|(space, _)| *space == row.space)?;
+        row.samples
+            .iter()
+            .find_map(|sample| miner.lookup(sample).map(|found| found.id.to_string()))
     }
 }
 
 fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
-    let config = miner_config(args.config.as_deref())?;
+    let config = reading(miner_config(args.config.as_deref())?);
     let mut baseline = Side::load(&args.baseline, &config)?;
     let mut current = Side::load(&args.current, &config)?;
     let baseline_rows = baseline.rows();
     let current_rows = current.rows();
-    let baseline_ids: HashSet<String> = baseline_rows.iter().map(|r| r.id.clone()).collect();
-    let current_ids: HashSet<String> = current_rows.iter().map(|r| r.id.clone()).collect();
-    let baseline_counts: BTreeMap<&str, u64> = baseline_rows
+    let keys = |rows: &[Row]| -> HashSet<(String, String)> {
+        rows.iter()
+            .map(|r| (r.space.clone(), r.id.clone()))
+            .collect()
+    };
+    let baseline_ids = keys(&baseline_rows);
+    let current_ids = keys(&current_rows);
+    let baseline_counts: BTreeMap<(&str, &str), u64> = baseline_rows
         .iter()
-        .map(|r| (r.id.as_str(), r.count))
+        .map(|r| ((r.space.as_str(), r.id.as_str()), r.count))
         .collect();
 
     let mut new = Vec::new();
@@ -439,7 +462,10 @@ fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         match baseline.find(row, &baseline_ids) {
             None => new.push(row.clone()),
             Some(id) => {
-                let before = baseline_counts.get(id.as_str()).copied().unwrap_or(0);
+                let before = baseline_counts
+                    .get(&(row.space.as_str(), id.as_str()))
+                    .copied()
+                    .unwrap_or(0);
                 let share_now = row.count as f64 / current.total.max(1) as f64;
                 let share_before = before as f64 / baseline.total.max(1) as f64;
                 if row.count >= args.spike_min_count
@@ -484,12 +510,15 @@ fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         })(),
     };
-    if let Err(error) = written {
-        return broken_pipe_is_fine(error);
-    }
-    Ok(if new.is_empty() {
+    // The verdict does not depend on anyone reading the report (a CI gate
+    // piping it into `head` must still fail).
+    let verdict = if new.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    };
+    if let Err(error) = written {
+        broken_pipe_is_fine(error)?;
+    }
+    Ok(verdict)
 }

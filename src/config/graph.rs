@@ -85,11 +85,11 @@ pub fn validate(nodes: &[NodeDecl]) -> (Option<Graph>, Vec<Diagnostic>) {
 
     for node in nodes {
         let id = node.key.id();
-        if id.is_empty() || id.contains(['.', '*', '?']) {
+        if id.is_empty() || id.contains(['.', '*', '?', '/']) {
             diagnostics.push(
                 Diagnostic::error(format!(
                     "invalid component id `{id}`: ids must be non-empty and may not contain `.`, \
-                     `*` or `?` (they are used in `id.output` references and globs)"
+                     `*`, `?` (used in `id.output` references and globs) or `/` (used in state keys)"
                 ))
                 .at(&node.file, Some(node.span.clone()))
                 .component(&node.key),

@@ -310,7 +310,7 @@ fn change_event(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Event {
-    let window_secs = (end - start).num_seconds().max(0);
+    let window_secs = ((end - start).num_milliseconds().max(0) + 500) / 1000;
     let message = match change.kind {
         super::report::Kind::New => format!("new log pattern: {}", change.template),
         super::report::Kind::Gone => format!(
