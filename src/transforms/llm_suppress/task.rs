@@ -493,7 +493,8 @@ impl Running {
                     model.clone(),
                     Utc::now(),
                 );
-                let decision = self.verdicts.decided(&pattern, stored);
+                let verdict = self.verdicts.decided(&pattern, stored);
+                let decision = self.on_release(&pattern, &verdict);
                 for event in self.pending.take(&pattern) {
                     decision.apply(event, out, self.suppressed, &self.metrics);
                 }
@@ -514,23 +515,44 @@ impl Running {
     /// A question got no verdict: back off, release the pattern's events.
     fn fail(&mut self, pattern: &str, reason: &str, now: Instant, out: &mut TransformOutput) {
         self.metrics.llm_verdict(super::decision::UNKNOWN, "error");
-        let decision = self.verdicts.failed(pattern, reason, now);
+        let failed = self.verdicts.failed(pattern, reason, now);
+        let decision = self.on_release(pattern, &failed);
         for event in self.pending.take(pattern) {
             decision.apply(event, out, self.suppressed, &self.metrics);
         }
     }
 
     fn release_expired(&mut self, out: &mut TransformOutput) {
-        for (_, event) in self.pending.expired(Instant::now()) {
-            self.timed_out
+        let timed_out = self.timed_out.clone();
+        for (pattern, event) in self.pending.expired(Instant::now()) {
+            self.on_release(&pattern, &timed_out)
                 .apply(event, out, self.suppressed, &self.metrics);
         }
     }
 
     fn release_all(&mut self, out: &mut TransformOutput) {
-        for (_, event) in self.pending.drain() {
-            self.shutdown
+        let shutdown = self.shutdown.clone();
+        for (pattern, event) in self.pending.drain() {
+            self.on_release(&pattern, &shutdown)
                 .apply(event, out, self.suppressed, &self.metrics);
+        }
+    }
+
+    /// The decision for held events of `pattern` when they are released:
+    /// an operator's suppression made while they waited wins over
+    /// `otherwise` (the verdict, or `on_error`), as it does for new events.
+    fn on_release(&mut self, pattern: &str, otherwise: &Decision) -> Decision {
+        self.refresh_suppressions();
+        let wall = Utc::now();
+        match self.snapshot.get(pattern).filter(|s| s.is_live(wall)) {
+            Some(suppression) => {
+                let policy = self.settings.policy;
+                self.operator
+                    .entry(pattern.to_string())
+                    .or_insert_with(|| policy.operator(suppression))
+                    .clone()
+            }
+            None => otherwise.clone(),
         }
     }
 

@@ -550,3 +550,29 @@ fn options_that_cannot_work_are_config_errors() {
         error("alertmanager_silence = { url = \"am:9093\" }").contains("alertmanager_silence.url")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_suppression_made_while_a_question_is_pending_applies_to_the_held_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    h.send(vec![event("disk", "error", "d1")]).await;
+    tokio::time::sleep(SECOND / 2).await;
+    assert!(
+        h.take(None).is_empty(),
+        "held while the question is pending"
+    );
+    shared.suppressions.create(operator("disk")).await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(
+        h.take(None).is_empty(),
+        "the answer (important) does not overrule the operator"
+    );
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["operator"]);
+    assert_eq!(fake.calls(), 1);
+    h.finish().await;
+}
