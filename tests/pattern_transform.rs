@@ -338,3 +338,43 @@ fn evicts_the_least_recently_seen_pattern_beyond_max_patterns() {
     let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed.len(), 2, "{listed:#?}");
 }
+
+#[test]
+fn a_null_field_passes_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        r#"
+[sources.in]
+type = "stdin"
+
+[transforms.nulls]
+type = "remap"
+inputs = ["in"]
+source = '.message = null'
+
+[transforms.patterns]
+type = "pattern"
+inputs = ["nulls"]
+
+[sinks.out]
+type = "blackhole"
+inputs = ["patterns"]
+
+[[tests]]
+name = "null is not mined"
+[[tests.inputs]]
+insert_at = "nulls"
+value = "anything"
+[[tests.outputs]]
+extract_from = "patterns"
+count = 1
+[[tests.outputs.conditions]]
+source = 'assert!(!exists(.pattern), "a null was mined")'
+"#,
+    );
+    let (code, stdout, stderr) = common::howl_in(dir.path(), &["test", "-c", "a.toml"], &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+}

@@ -142,18 +142,23 @@ impl State {
         let mut new_patterns = 0;
         let scoped = self.settings.scope.is_some();
         for mut event in events {
-            let scope = self.scope_of(&event);
-            let Some(text) = event.get(&self.settings.field).map(value_text) else {
-                // Nothing to mine (a metric, an event of another shape):
-                // pass it on untouched.
+            let Some(text) = event
+                .get(&self.settings.field)
+                .filter(|value| !value.is_null())
+                .map(value_text)
+            else {
+                // Nothing to mine (a metric, an event of another shape, a
+                // null): pass it on untouched.
                 out.push(event);
                 continue;
             };
+            let scope = self.scope_of(&event);
             let hint = self
                 .settings
                 .level_field
                 .as_ref()
                 .and_then(|path| event.get(path))
+                .filter(|value| !value.is_null())
                 .map(value_text);
             let space = self.space(&scope);
             let observation = space.miner.observe(&text, hint.as_deref(), now_ms);
