@@ -22,7 +22,11 @@ use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use std::sync::LazyLock;
+
 use chrono::Utc;
+use vrl::owned_value_path;
+use vrl::path::OwnedValuePath;
 use vrl::value::Value;
 
 use crate::event::{Event, EventStatus, fields};
@@ -144,10 +148,8 @@ impl Encoder {
                 }
                 // An alert's episode is known by its start: the same on its
                 // firing and its resolution (threshold's `fired_at`).
-                let starts_at = time_of(event, &["alert.fired_at", "alert.started_at"])
-                    .or_else(|| time_of(event, &[fields::TIMESTAMP]))
-                    .unwrap_or(now);
-                let ends_at = time_of(event, &["alert.resolved_at", fields::TIMESTAMP]);
+                let starts_at = time_of(event, &*STARTED_AT).unwrap_or(now);
+                let ends_at = time_of(event, &*RESOLVED_AT);
                 (alert, AlertState::of(event), starts_at, ends_at)
             })
             .collect();
@@ -249,20 +251,32 @@ impl Encoder {
     }
 }
 
-/// The first of `paths` (dotted field paths) holding a time: a timestamp,
-/// or RFC 3339 text (as JSON input carries it).
-fn time_of(event: &Event, paths: &[&str]) -> Option<chrono::DateTime<Utc>> {
-    paths.iter().find_map(|path| {
-        let mut value = event.value();
-        for part in path.split('.') {
-            value = value.as_object()?.get(part)?;
-        }
-        match value {
-            Value::Timestamp(at) => Some(*at),
-            text => chrono::DateTime::parse_from_rfc3339(&text.to_str_lossy()?)
-                .ok()
-                .map(|at| at.with_timezone(&Utc)),
-        }
+/// Where an alert episode's start is: `threshold`'s fields, else the
+/// event's own time.
+static STARTED_AT: LazyLock<[OwnedValuePath; 3]> = LazyLock::new(|| {
+    [
+        owned_value_path!("alert", "fired_at"),
+        owned_value_path!("alert", "started_at"),
+        owned_value_path!(fields::TIMESTAMP),
+    ]
+});
+
+/// Where a resolution's time is.
+static RESOLVED_AT: LazyLock<[OwnedValuePath; 2]> = LazyLock::new(|| {
+    [
+        owned_value_path!("alert", "resolved_at"),
+        owned_value_path!(fields::TIMESTAMP),
+    ]
+});
+
+/// The first of `paths` holding a time: a timestamp, or RFC 3339 text (as
+/// JSON input carries it).
+fn time_of(event: &Event, paths: &[OwnedValuePath]) -> Option<chrono::DateTime<Utc>> {
+    paths.iter().find_map(|path| match event.get(path)? {
+        Value::Timestamp(at) => Some(*at),
+        text => chrono::DateTime::parse_from_rfc3339(&text.to_str_lossy()?)
+            .ok()
+            .map(|at| at.with_timezone(&Utc)),
     })
 }
 
@@ -366,7 +380,7 @@ mod time_tests {
             "alert": {"fired_at": "2026-11-22T08:00:00Z"},
         }));
         assert_eq!(
-            time_of(&event, &["alert.fired_at"]).map(|t| t.to_rfc3339()),
+            time_of(&event, &*STARTED_AT).map(|t| t.to_rfc3339()),
             Some("2026-11-22T08:00:00+00:00".to_string())
         );
     }
