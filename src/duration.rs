@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::diagnostic::BuildError;
+
 /// Parses `<number><unit>` runs: units `ms`, `s`, `m`, `h`, `d`, `w`; a bare
 /// number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -53,6 +55,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
     }
     Ok(total)
+}
+
+/// A non-negative number of seconds.
+pub fn seconds(value: f64, name: &str) -> Result<Duration, BuildError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(BuildError::new(format!(
+            "`{name}` must be a number of seconds, 0 or more"
+        )))
+    }
+}
+
+/// A positive number of seconds.
+pub fn positive(value: f64, name: &str) -> Result<Duration, BuildError> {
+    match seconds(value, name)? {
+        d if d.is_zero() => Err(BuildError::new(format!("`{name}` must be more than 0"))),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

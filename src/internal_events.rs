@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge};
 
-use crate::config::ComponentKey;
+use crate::component_key::ComponentKey;
 
 /// Where in a component's work an error happened (Vector's vocabulary).
 #[derive(Clone, Copy, Debug)]

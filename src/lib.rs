@@ -1,31 +1,43 @@
 //! howl: a log and metrics pipeline built for alerting.
 //!
 //! A topology of sources → transforms → sinks, described in TOML, runs on a
-//! backpressured async scheduler. The crate is organised by concern (see
-//! `ARCHITECTURE` notes in the README):
+//! backpressured async scheduler. The crate is a layered house: each
+//! top-level module may use the modules of the layers below it, never those
+//! above (`ARCHITECTURE.md` draws it; `tests/it/layers.rs` enforces it).
+//! Bottom up:
 //!
-//! - [`config`]: TOML → validated topology description, with positioned errors.
-//! - [`topology`]: build, wire (bounded buffers, fanout), run, shut down.
-//! - [`event`]: the event type and delivery status (finalizers).
-//! - [`sources`], [`transforms`], [`sinks`]: the components, one module each.
-//! - [`internal_events`]: the metrics every component emits.
-//! - [`state`]: the embedded store under `data_dir`.
-//! - [`llm`]: classifiers of log patterns (LLM providers, the built-in one).
-//! - [`suppressions`]: operators' suppressions, shared by API and transforms.
-//! - [`shared`]: what the running topology and the API share.
-//! - [`template`]: `{{ .field }}` rendering shared by sinks.
-//! - [`unit_test`]: `[[tests]]` in a config, run by `howl test`.
-//! - [`api`], [`cli`]: the HTTP API and the command line.
+//! 1. primitives: [`event`], [`component_key`], [`diagnostic`], [`duration`],
+//!    [`secret`], [`template`], [`vrl_program`], and [`patterns`] (the miner,
+//!    a library on its own);
+//! 2. [`internal_events`]: the metrics every component emits;
+//! 3. [`buffer`]: bounded buffers and fanout between components;
+//! 4. [`http`]: the HTTP client core (retry, rate limit, redaction, auth);
+//! 5. [`state`]: the embedded store under `data_dir`;
+//! 6. the alerting domain: [`llm`] (classifiers), [`alert`] (the alert
+//!    model), [`suppressions`] (operators' decisions), [`shared`] (what the
+//!    topology and the API share);
+//! 7. [`components`]: the contracts every component fulfils, and the
+//!    registry of types;
+//! 8. the components: [`sources`], [`transforms`], [`sinks`];
+//! 9. [`config`]: TOML → validated definitions, handed a registry;
+//! 10. [`topology`]: build, wire, run, shut down;
+//! 11. the front: [`api`], [`unit_test`], [`cli`].
 
+pub mod alert;
 pub mod api;
+pub mod buffer;
 pub mod cli;
+pub mod component_key;
 pub mod components;
 pub mod config;
+pub mod diagnostic;
 pub mod duration;
 pub mod event;
+pub mod http;
 pub mod internal_events;
 pub mod llm;
 pub mod patterns;
+pub mod secret;
 pub mod shared;
 pub mod sinks;
 pub mod sources;
@@ -35,3 +47,4 @@ pub mod template;
 pub mod topology;
 pub mod transforms;
 pub mod unit_test;
+pub mod vrl_program;

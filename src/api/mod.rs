@@ -23,44 +23,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use metrics_exporter_prometheus::PrometheusHandle;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::api::ApiConfig;
+use crate::http::bearer::bearer_matches;
+use crate::secret::Secret;
 use crate::shared::Shared;
-use crate::sinks::delivery::Secret;
-
-/// The `[api]` table.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Serve the API.
-    #[serde(default)]
-    pub enabled: bool,
-    /// Where to listen.
-    #[serde(default = "default_address")]
-    pub address: SocketAddr,
-    /// A token that `POST` and `DELETE` requests must present as
-    /// `Authorization: Bearer <token>`; unset, anyone who can reach the
-    /// address may change suppressions. Never logged.
-    #[serde(default)]
-    pub auth_token: Option<Secret>,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            address: default_address(),
-            auth_token: None,
-        }
-    }
-}
-
-fn default_address() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8686))
-}
 
 /// What the API serves from.
 #[derive(Clone)]
@@ -184,55 +153,9 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.auth_token else {
         return Ok(());
     };
-    let given = bearer_token(headers).unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+    if bearer_matches(headers, token.expose()) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` header (the scheme in
-/// any case, as HTTP says).
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim_start())
-}
-
-/// Compares without stopping at the first difference, so response times do
-/// not reveal how much of a guessed token was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        let mut headers = HeaderMap::new();
-        for (value, expected) in [
-            ("Bearer tok", Some("tok")),
-            ("bearer tok", Some("tok")),
-            ("BEARER  tok", Some("tok")),
-            ("Basic tok", None),
-            ("Bearertok", None),
-        ] {
-            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
-            assert_eq!(bearer_token(&headers), expected, "{value}");
-        }
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cret-longer"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

@@ -232,9 +232,9 @@ fn merge_time(slot: &mut Option<String>, ms: i64, better: fn(i64, i64) -> bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Label;
     use crate::patterns::{Miner, MinerConfig};
     use crate::state::patterns::save_spaces;
+    use crate::state::triage::Label;
     use crate::state::triage::{VerdictSource, save_verdicts};
 
     #[tokio::test]

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::{ConfigArgs, EXIT_CONFIG, load, report};
-use crate::config::{ComponentKind, Graph};
+use crate::component_key::ComponentKind;
+use crate::config::Graph;
 
 /// Arguments of `howl graph`.
 #[derive(Debug, Args)]

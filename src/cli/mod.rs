@@ -16,7 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Diagnostic, Loaded};
+use crate::config::{self, Loaded};
+use crate::diagnostic::Diagnostic;
+use crate::topology;
 
 /// Exit code for an invalid config (sysexits' `EX_CONFIG`).
 pub const EXIT_CONFIG: u8 = 78;
@@ -101,11 +103,13 @@ pub fn main() -> ExitCode {
 /// Loads the given files, or the built-in demo when there are none.
 pub(crate) fn load(config: &ConfigArgs) -> Loaded {
     if config.config.is_empty() {
-        config::load_texts(vec![(PathBuf::from(DEMO_NAME), DEMO.to_string())], |name| {
-            std::env::var(name).ok()
-        })
+        config::load_texts(
+            vec![(PathBuf::from(DEMO_NAME), DEMO.to_string())],
+            |name| std::env::var(name).ok(),
+            &topology::REGISTRY,
+        )
     } else {
-        config::load_files(&config.config)
+        config::load_files(&config.config, &topology::REGISTRY)
     }
 }
 

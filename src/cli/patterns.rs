@@ -139,7 +139,7 @@ fn miner_config(path: Option<&Path>) -> anyhow::Result<MinerConfig> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let file = crate::config::SourceFile::new(path, text);
+    let file = crate::diagnostic::SourceFile::new(path, text);
     let options: PatternConfig = toml::from_str(file.text()).map_err(|e| {
         let position = e
             .span()

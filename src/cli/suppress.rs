@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::sinks::delivery::Secret;
+use crate::secret::Secret;
 use crate::state::triage::Suppression;
 
 /// How to reach the running howl.
@@ -186,14 +186,14 @@ fn finish(result: Result<(), String>) -> ExitCode {
 fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
     let base = reqwest::Url::parse(&api.api)
         .map_err(|e| format!("--api `{}` is not a URL: {e}", api.api))?;
-    let url = crate::sinks::delivery::api_url(&base, path);
+    let url = crate::http::api_url(&base, path);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let client = crate::sinks::delivery::http_client(Duration::from_secs(30))
-            .map_err(|e| e.to_string())?;
+        let client =
+            crate::http::http_client(Duration::from_secs(30)).map_err(|e| e.to_string())?;
         let mut request = client.request(method, url);
         if let Some(token) = &api.token {
             request = request.bearer_auth(token.expose());
@@ -205,7 +205,7 @@ fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Resul
             format!(
                 "cannot reach howl's API at {} ({}); is howl running with `[api] enabled = true`?",
                 api.api,
-                crate::sinks::delivery::error_chain(&e.without_url())
+                crate::http::error_chain(&e.without_url())
             )
         })?;
         let status = response.status();

@@ -59,7 +59,7 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
 }
 
 /// Orders diagnostics by file and position, keeping unpositioned ones last.
-pub(crate) fn sort_by_position(diagnostics: &mut [crate::config::Diagnostic]) {
+pub(crate) fn sort_by_position(diagnostics: &mut [crate::diagnostic::Diagnostic]) {
     diagnostics.sort_by(|a, b| {
         (a.file.is_none(), &a.file, a.position).cmp(&(b.file.is_none(), &b.file, b.position))
     });

@@ -12,9 +12,11 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::diagnostic::{did_you_mean, name_list};
-use super::{ComponentKey, ComponentKind, Diagnostic, InputRef, SourceFile};
+use super::InputRef;
+use crate::component_key::{ComponentKey, ComponentKind};
 use crate::components::OutputSpec;
+use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::diagnostic::{did_you_mean, name_list};
 
 /// A component as the graph sees it, before its options are known to be valid.
 #[derive(Debug, Clone)]

@@ -16,23 +16,28 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 
-use super::diagnostic::{did_you_mean, name_list};
+use super::api::ApiConfig;
 use super::graph::{self, NodeDecl};
 use super::interpolate::interpolate;
-use super::registry::{ComponentType, find};
-use super::schema::OptionsSchema;
-use super::{
-    ComponentDef, ComponentKey, ComponentKind, Config, Diagnostic, InputRef, Loaded, SinkDef,
-    SourceFile, default_data_dir,
-};
-use crate::api::ApiConfig;
+use super::unit_test::{UnitTestConfig, UnitTestDef};
+use super::{ComponentDef, Config, InputRef, Loaded, SinkDef, default_data_dir};
+use crate::buffer::BufferConfig;
+use crate::component_key::{ComponentKey, ComponentKind};
 use crate::components::OutputSpec;
-use crate::topology::buffer::BufferConfig;
+use crate::components::Registry;
+use crate::components::registry::{ComponentType, find};
+use crate::components::schema::OptionsSchema;
+use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::diagnostic::{did_you_mean, name_list};
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["data_dir", "api", "sources", "transforms", "sinks", "tests"];
 
-pub(super) fn load(files: Vec<(PathBuf, String)>, env: impl Fn(&str) -> Option<String>) -> Loaded {
-    let mut loader = Loader::default();
+pub(super) fn load(
+    files: Vec<(PathBuf, String)>,
+    env: impl Fn(&str) -> Option<String>,
+    registry: &Registry,
+) -> Loaded {
+    let mut loader = Loader::new(*registry);
     for (path, text) in files {
         match interpolate(&text, &env) {
             Ok(text) => {
@@ -54,8 +59,8 @@ pub(super) fn load(files: Vec<(PathBuf, String)>, env: impl Fn(&str) -> Option<S
     loader.finish()
 }
 
-#[derive(Default)]
 struct Loader {
+    registry: Registry,
     config: Config,
     data_dir: Option<(PathBuf, String)>,
     api: Option<String>,
@@ -65,6 +70,21 @@ struct Loader {
     /// so "no sinks defined" is not reported on top of a duplicate sink.
     kinds_declared: Vec<ComponentKind>,
     diagnostics: Vec<Diagnostic>,
+}
+
+impl Loader {
+    fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            config: Config::default(),
+            data_dir: None,
+            api: None,
+            nodes: Vec::new(),
+            ids: HashMap::new(),
+            kinds_declared: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
 }
 
 /// The shared keys split off a component table.
@@ -180,8 +200,8 @@ impl Loader {
         };
         for (index, test) in tests.into_iter().enumerate() {
             let span = test.span();
-            match crate::unit_test::UnitTestConfig::deserialize(ValueDeserializer::from(test)) {
-                Ok(config) => self.config.tests.push(crate::unit_test::UnitTestDef {
+            match UnitTestConfig::deserialize(ValueDeserializer::from(test)) {
+                Ok(config) => self.config.tests.push(UnitTestDef {
                     config,
                     file: Arc::clone(file),
                     span,
@@ -285,7 +305,7 @@ impl Loader {
             match kind {
                 ComponentKind::Source => {
                     if let Some(options) =
-                        self.parse_options(&cx, crate::sources::TYPES, envelope.options)
+                        self.parse_options(&cx, self.registry.sources, envelope.options)
                     {
                         outputs = Some(vec![OutputSpec::default_output()]);
                         self.config.sources.push(ComponentDef {
@@ -299,7 +319,7 @@ impl Loader {
                 }
                 ComponentKind::Transform => {
                     if let Some(options) =
-                        self.parse_options(&cx, crate::transforms::TYPES, envelope.options)
+                        self.parse_options(&cx, self.registry.transforms, envelope.options)
                     {
                         outputs = Some(options.outputs());
                         self.config.transforms.push(ComponentDef {
@@ -313,7 +333,7 @@ impl Loader {
                 }
                 ComponentKind::Sink => {
                     let buffer = self.parse_buffer(&cx, envelope.buffer);
-                    let options = self.parse_options(&cx, crate::sinks::TYPES, envelope.options);
+                    let options = self.parse_options(&cx, self.registry.sinks, envelope.options);
                     if let (Some(options), Some(buffer)) = (options, buffer) {
                         outputs = Some(Vec::new());
                         self.config.sinks.push(SinkDef {

@@ -6,12 +6,11 @@
 //! problems in one round. Building the components (compiling VRL, parsing
 //! templates) is the next step and lives in `topology`.
 
-pub mod diagnostic;
+pub mod api;
 pub mod graph;
 pub mod interpolate;
 mod load;
-pub mod registry;
-pub mod schema;
+pub mod unit_test;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -20,15 +19,17 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use crate::components::{ComponentKey, ComponentKind};
-pub use diagnostic::{Diagnostic, Severity, SourceFile};
 pub use graph::{Edge, Graph, OutputId};
 
-use crate::api::ApiConfig;
-use crate::sinks::SinkConfig;
-use crate::sources::SourceConfig;
-use crate::topology::buffer::BufferConfig;
-use crate::transforms::TransformConfig;
+use crate::buffer::BufferConfig;
+use crate::component_key::ComponentKey;
+use crate::components::Registry;
+use crate::components::sink::SinkConfig;
+use crate::components::source::SourceConfig;
+use crate::components::transform::TransformConfig;
+use crate::diagnostic::{Diagnostic, SourceFile};
+use api::ApiConfig;
+use unit_test::UnitTestDef;
 
 /// A fully parsed topology: global options and every component that parsed.
 #[derive(Debug, Default)]
@@ -44,7 +45,7 @@ pub struct Config {
     /// Sinks, in file order.
     pub sinks: Vec<SinkDef>,
     /// Unit tests (`[[tests]]`), run by `howl test` and ignored by `howl run`.
-    pub tests: Vec<crate::unit_test::UnitTestDef>,
+    pub tests: Vec<UnitTestDef>,
     /// The files it came from (to locate errors found later, at build time).
     pub files: Vec<Arc<SourceFile>>,
 }
@@ -139,8 +140,9 @@ pub struct SinkEnvelope {
 }
 
 /// Reads, interpolates and loads config files (several merge into one
-/// topology). Unreadable files are reported like any other problem.
-pub fn load_files(paths: &[PathBuf]) -> Loaded {
+/// topology) against the component types of `registry`. Unreadable files
+/// are reported like any other problem.
+pub fn load_files(paths: &[PathBuf], registry: &Registry) -> Loaded {
     let mut texts = Vec::new();
     let mut diagnostics = Vec::new();
     for path in paths {
@@ -152,7 +154,7 @@ pub fn load_files(paths: &[PathBuf]) -> Loaded {
             ),
         }
     }
-    let mut loaded = load_texts(texts, |name| std::env::var(name).ok());
+    let mut loaded = load_texts(texts, |name| std::env::var(name).ok(), registry);
     diagnostics.append(&mut loaded.diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         loaded.graph = None;
@@ -163,8 +165,12 @@ pub fn load_files(paths: &[PathBuf]) -> Loaded {
 
 /// Loads configs from memory (the embedded demo, tests), with `env` for
 /// `${NAME}` lookups.
-pub fn load_texts(files: Vec<(PathBuf, String)>, env: impl Fn(&str) -> Option<String>) -> Loaded {
-    load::load(files, env)
+pub fn load_texts(
+    files: Vec<(PathBuf, String)>,
+    env: impl Fn(&str) -> Option<String>,
+    registry: &Registry,
+) -> Loaded {
+    load::load(files, env, registry)
 }
 
 /// The default `data_dir`: `/var/lib/howl` when started by systemd as a

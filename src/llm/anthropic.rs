@@ -18,7 +18,7 @@ use super::Classifier;
 use super::contract::{self, Answer, LlmError, Prompt, SYSTEM_PROMPT, Usage};
 use super::http::{HttpProvider, HttpSettings, secret_header};
 use super::openai::count;
-use crate::components::BuildError;
+use crate::diagnostic::BuildError;
 use crate::internal_events::ComponentMetrics;
 
 /// The default `endpoint`.
@@ -131,7 +131,7 @@ fn parse(body: &Value) -> Result<Answer, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Label;
+    use crate::state::triage::Label;
 
     #[test]
     fn reads_the_forced_tool_call_or_plain_text() {

@@ -25,7 +25,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::contract::{Label, Prompt, Verdict};
+use super::contract::{Prompt, Verdict};
+use crate::state::triage::Label;
 
 /// One rule of the table above.
 struct Rule {

@@ -17,11 +17,11 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::redact::Masker;
-use crate::sinks::delivery::Failure;
+use crate::http::Failure;
+use crate::state::triage::Label;
 
 /// What the classifier is told, once per question.
 pub const SYSTEM_PROMPT: &str = "You triage log patterns for an alerting pipeline. \
@@ -38,26 +38,6 @@ Answer with a JSON object only, no prose: \
 
 /// The longest reason kept from an answer, in characters.
 const REASON_LIMIT: usize = 200;
-
-/// The two verdicts a classifier may give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Label {
-    /// Expected, routine: alerts for it only distract.
-    Noise,
-    /// May need a human.
-    Important,
-}
-
-impl Label {
-    /// `noise` or `important`, as in events and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Noise => "noise",
-            Self::Important => "important",
-        }
-    }
-}
 
 /// A validated answer.
 #[derive(Debug, Clone, PartialEq)]

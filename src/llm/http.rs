@@ -19,12 +19,13 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::LlmError;
-use crate::components::BuildError;
-use crate::internal_events::ComponentMetrics;
-use crate::sinks::delivery::{
-    Delivery, DeliverySettings, HealthcheckConfig, Redactor, Response, RetryPolicy, Secret,
-    Verdict, api_url, retry_after,
+use crate::diagnostic::BuildError;
+use crate::http::{
+    Delivery, DeliverySettings, HealthcheckConfig, Response, RetryPolicy, Verdict, api_url,
+    retry_after,
 };
+use crate::internal_events::ComponentMetrics;
+use crate::secret::{Redactor, Secret};
 
 /// Where and how a provider sends its questions.
 #[derive(Debug, Clone)]

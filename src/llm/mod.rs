@@ -17,11 +17,11 @@ pub mod anthropic;
 pub mod builtin;
 pub mod contract;
 pub mod http;
-#[cfg(test)]
-mod loopback_tests;
 pub mod ollama;
 pub mod openai;
 pub mod redact;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,10 +30,10 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use contract::{Answer, Label, LlmError, Prompt, Usage, Verdict};
+pub use contract::{Answer, LlmError, Prompt, Usage, Verdict};
 pub use redact::Masker;
 
-use crate::components::BuildError;
+use crate::diagnostic::BuildError;
 use crate::internal_events::ComponentMetrics;
 use http::HttpSettings;
 

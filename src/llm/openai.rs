@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use super::Classifier;
 use super::contract::{self, Answer, LlmError, Prompt, SYSTEM_PROMPT, Usage};
 use super::http::{HttpProvider, HttpSettings, secret_header};
-use crate::components::BuildError;
+use crate::diagnostic::BuildError;
+use crate::http::Failure;
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::delivery::Failure;
 
 /// The default `endpoint`.
 pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com/v1";
@@ -199,7 +199,7 @@ pub(super) fn count(usage: &Value, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Label;
+    use crate::state::triage::Label;
 
     #[test]
     fn reads_content_and_usage_and_refuses_truncated_or_refused_answers() {

@@ -1,4 +1,4 @@
-//! Test support (compiled only for tests, and included by `tests/pattern_accuracy.rs` and the examples through
+//! Test support (compiled only for tests, and included by `tests/it/pattern_accuracy.rs` and the examples through
 //! `#[path]`): a tiny CSV reader for the Loghub fixtures and the grouping-accuracy metric.
 //!
 //! The fixtures live in `fixtures/loghub/` under the crate root (`CARGO_MANIFEST_DIR`), or in the

@@ -9,8 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{Sink, SinkConfig, SinkContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::sink::{Sink, SinkConfig, SinkContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{EventStatus, finalize_all};
 
 /// Options of the `blackhole` sink.

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::encoding::Encoding;
-use super::{Sink, SinkConfig, SinkContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::sink::{Sink, SinkConfig, SinkContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{EventStatus, finalize_all};
 use crate::internal_events::Stage;
 

@@ -17,8 +17,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::encoding::Encoding;
-use super::{Sink, SinkConfig, SinkContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::sink::{Sink, SinkConfig, SinkContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus};
 use crate::internal_events::Stage;
 use crate::template::Template;

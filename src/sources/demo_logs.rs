@@ -17,8 +17,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use vrl::value::Value;
 
-use super::{Source, SourceConfig, SourceContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 
 /// Options of the `demo_logs` source.

@@ -35,8 +35,9 @@ use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
 use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
-use super::{Source, SourceConfig, SourceContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::internal_events::Stage;
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
@@ -30,9 +30,11 @@ use serde::Deserialize;
 use vrl::value::Value;
 
 use super::lines::LineSplitter;
-use super::{Source, SourceConfig, SourceContext, SourceSender};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::source::{Source, SourceConfig, SourceContext, SourceSender};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
+use crate::http::bearer::bearer_matches;
 use crate::internal_events::{ComponentMetrics, Stage};
 
 /// Options of the `http_server` source.
@@ -277,13 +279,6 @@ fn is_over_limit(failure: &axum::Error) -> bool {
     false
 }
 
-/// Whether the request carries the bearer token (compared in constant
-/// time, the scheme in any case).
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    crate::api::bearer_token(headers)
-        .is_some_and(|given| crate::api::constant_time_eq(given.as_bytes(), token.as_bytes()))
-}
-
 /// Decodes a whole body, or explains why it cannot be.
 fn decode(decoding: Decoding, body: bytes::Bytes) -> Result<Vec<Value>, String> {
     match decoding {
@@ -338,17 +333,5 @@ mod tests {
     fn bad_ndjson_names_the_line() {
         let error = decode(Decoding::Ndjson, "{\"a\":1}\n{oops\n".into()).unwrap_err();
         assert!(error.contains("line 2"), "{error}");
-    }
-
-    #[test]
-    fn bearer_must_match_exactly() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer s3cret"),
-        );
-        assert!(bearer_matches(&headers, "s3cret"));
-        assert!(!bearer_matches(&headers, "s3cre"));
-        assert!(!bearer_matches(&HeaderMap::new(), "s3cret"));
     }
 }

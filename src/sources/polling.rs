@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::SourceContext;
+use crate::components::source::SourceContext;
 use crate::event::Event;
 
 /// What one cycle of a polling source produces.

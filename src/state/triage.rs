@@ -17,8 +17,27 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::llm::Label;
 use crate::state::{StateError, StateStore};
+
+/// The two verdicts a classifier may give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    /// Expected, routine: alerts for it only distract.
+    Noise,
+    /// May need a human.
+    Important,
+}
+
+impl Label {
+    /// `noise` or `important`, as in events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Noise => "noise",
+            Self::Important => "important",
+        }
+    }
+}
 
 /// The table of verdicts.
 pub const VERDICTS: &str = "verdicts";

@@ -3,7 +3,7 @@
 //! at once, without a restart, and kept across restarts.
 //!
 //! One [`Suppressions`] registry exists per howl process. `howl run`
-//! creates it (see `crate::shared`) and hands the same handle to the API,
+//! creates it (in the process-wide `Shared` handles) and hands the same handle to the API,
 //! which changes it, and to every `llm_suppress` transform, which reads it
 //! for each event. Reading must be cheap, so the registry publishes an
 //! immutable [`Snapshot`] (a map by pattern id) and a generation counter: a

@@ -17,12 +17,13 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
-use crate::components::BuildError;
-use crate::internal_events::ComponentMetrics;
-use crate::sinks::delivery::{
-    Delivery, DeliverySettings, HealthcheckConfig, Redactor, Response, RetryPolicy, Verdict,
-    api_url, classify_http,
+use crate::diagnostic::BuildError;
+use crate::http::{
+    Delivery, DeliverySettings, HealthcheckConfig, Response, RetryPolicy, Verdict, api_url,
+    classify_http,
 };
+use crate::internal_events::ComponentMetrics;
+use crate::secret::Redactor;
 use crate::state::triage::Suppression;
 
 /// The label silences match on.

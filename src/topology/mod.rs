@@ -8,8 +8,6 @@
 //! topology order and sinks flush last, by construction. The only timer is
 //! the graceful shutdown limit, which names whoever is still busy.
 
-pub mod buffer;
-pub mod fanout;
 mod transform_task;
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,15 +17,24 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::{BuildContext, BuildError, ComponentKey, OutputSpec};
-use crate::config::{Config, Diagnostic, Graph, OutputId, SourceFile};
+use crate::buffer::fanout::Fanout;
+use crate::buffer::{BufferConfig, BufferSender, WhenFull};
+use crate::component_key::ComponentKey;
+use crate::components::sink::{Sink, SinkContext, SinkInput};
+use crate::components::source::{Source, SourceContext, SourceSender};
+use crate::components::transform::{TaskContext, Transform, TransformInput, TransformOutputs};
+use crate::components::{BuildContext, OutputSpec, Registry};
+use crate::config::{Config, Graph, OutputId};
+use crate::diagnostic::{Diagnostic, SourceFile};
 use crate::internal_events::ComponentMetrics;
 use crate::shared::Shared;
-use crate::sinks::{Sink, SinkContext, SinkInput};
-use crate::sources::{Source, SourceContext, SourceSender};
-use crate::topology::buffer::{BufferConfig, BufferSender, WhenFull};
-use crate::topology::fanout::Fanout;
-use crate::transforms::{TaskContext, Transform, TransformInput, TransformOutputs};
+
+/// Every component type howl knows: what a config is parsed against.
+pub static REGISTRY: Registry = Registry {
+    sources: crate::sources::TYPES,
+    transforms: crate::transforms::TYPES,
+    sinks: crate::sinks::TYPES,
+};
 
 /// Events that may wait in front of each transform (sinks configure theirs).
 const TRANSFORM_BUFFER_EVENTS: usize = 1000;
@@ -55,7 +62,7 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     for def in &config.sources {
         match def.options.build(&context(&def.key, &def.file)) {
             Ok(source) => built.sources.push((def.key.clone(), source)),
-            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+            Err(error) => diagnostics.push(error.into_diagnostic(&def.key, &def.file, &def.span)),
         }
     }
     match build_transforms(config) {
@@ -68,7 +75,7 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
             Ok(built_sink) => built
                 .sinks
                 .push((def.key.clone(), built_sink, sink.buffer.clone())),
-            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+            Err(error) => diagnostics.push(error.into_diagnostic(&def.key, &def.file, &def.span)),
         }
     }
     if diagnostics.is_empty() {
@@ -94,7 +101,7 @@ pub fn build_transforms(config: &Config) -> Result<Vec<BuiltTransform>, Vec<Diag
         };
         match def.options.build(&cx) {
             Ok(transform) => transforms.push((def.key.clone(), transform, def.options.outputs())),
-            Err(error) => diagnostics.push(diagnostic(error, &def.key, &def.file, &def.span)),
+            Err(error) => diagnostics.push(error.into_diagnostic(&def.key, &def.file, &def.span)),
         }
     }
     if diagnostics.is_empty() {
@@ -118,30 +125,6 @@ impl Built {
             transforms,
             sinks,
         }
-    }
-}
-
-/// Turns a component's build error into a diagnostic pointing into its file.
-pub(crate) fn diagnostic(
-    error: BuildError,
-    key: &ComponentKey,
-    file: &SourceFile,
-    span: &std::ops::Range<usize>,
-) -> Diagnostic {
-    let mut diagnostic = match (&error.external, &error.span) {
-        (Some((path, line, column)), _) => {
-            let mut d = Diagnostic::error(error.message.clone());
-            d.file = Some(path.clone());
-            d.position = Some((*line, *column));
-            d
-        }
-        (None, Some(at)) => Diagnostic::error(error.message.clone()).at(file, Some(at.clone())),
-        (None, None) => Diagnostic::error(error.message.clone()).at(file, Some(span.clone())),
-    };
-    diagnostic = diagnostic.component(key);
-    match error.detail {
-        Some(detail) => diagnostic.detail(detail),
-        None => diagnostic,
     }
 }
 
@@ -193,7 +176,7 @@ pub async fn run(
 ) -> RunReport {
     let state = shared.state.clone();
     debug_assert_eq!(state.data_dir(), config.data_dir.as_path());
-    let host = crate::sources::hostname();
+    let host = crate::components::source::hostname();
 
     // One input buffer per transform and sink.
     let mut inputs: HashMap<String, BufferSender> = HashMap::new();
@@ -207,14 +190,15 @@ pub async fn run(
     }
     for (key, _, _) in &built.transforms {
         let m = Arc::new(ComponentMetrics::new(key.clone()));
-        let (tx, rx) = buffer::channel(TRANSFORM_BUFFER_EVENTS, WhenFull::Block, Arc::clone(&m));
+        let (tx, rx) =
+            crate::buffer::channel(TRANSFORM_BUFFER_EVENTS, WhenFull::Block, Arc::clone(&m));
         inputs.insert(key.id().to_string(), tx);
         receivers.insert(key.id().to_string(), rx);
         metrics.insert(key.id().to_string(), m);
     }
     for (key, _, buffer) in &built.sinks {
         let m = Arc::new(ComponentMetrics::new(key.clone()));
-        let (tx, rx) = buffer::channel(buffer.max_events, buffer.when_full, Arc::clone(&m));
+        let (tx, rx) = crate::buffer::channel(buffer.max_events, buffer.when_full, Arc::clone(&m));
         inputs.insert(key.id().to_string(), tx);
         receivers.insert(key.id().to_string(), rx);
         metrics.insert(key.id().to_string(), m);

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use tokio::task::{JoinError, JoinHandle};
 
+use crate::components::transform::{
+    SyncTransform, TransformInput, TransformOutput, TransformOutputs,
+};
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::transforms::{SyncTransform, TransformInput, TransformOutput, TransformOutputs};
 
 type Finished = (Box<dyn SyncTransform>, TransformOutput);
 

@@ -23,11 +23,14 @@ use toml::Spanned;
 use vrl::path::OwnedValuePath;
 
 use super::keyed_state::KeyedState;
-use super::{DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput};
-use crate::components::{BuildContext, BuildError, ComponentFuture, OutputSpec};
+use crate::components::transform::{
+    DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput,
+};
+use crate::components::{BuildContext, ComponentFuture, OutputSpec};
+use crate::diagnostic::BuildError;
+use crate::duration::positive;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::delivery::positive;
 
 /// Options of the `dedupe` transform.
 #[derive(Debug, Deserialize, JsonSchema)]

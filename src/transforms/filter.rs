@@ -11,11 +11,12 @@ use serde::Deserialize;
 use toml::Spanned;
 use vrl::value::Value;
 
-use super::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
-use super::{SyncTransform, Transform, TransformConfig, TransformOutput};
-use crate::components::{BuildContext, BuildError, OutputSpec};
+use crate::components::transform::{SyncTransform, Transform, TransformConfig, TransformOutput};
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, Stage};
+use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 
 /// Options of the `filter` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -36,7 +37,7 @@ impl TransformConfig for FilterConfig {
         let program = compile_condition(
             self.condition.get_ref(),
             VrlOrigin::Inline(self.condition.span()),
-            cx,
+            &cx.file,
             "condition",
         )?;
         Ok(Transform::Sync(Box::new(Filter {

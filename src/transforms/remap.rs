@@ -15,11 +15,13 @@ use toml::Spanned;
 use vrl::compiler::runtime::Terminate;
 use vrl::value::{ObjectMap, Value};
 
-use super::vrl_program::{VrlOrigin, VrlRunner, compile};
-use super::{SyncTransform, Transform, TransformConfig, TransformOutput};
-use crate::components::{BuildContext, BuildError, ComponentKey, OutputSpec};
+use crate::component_key::ComponentKey;
+use crate::components::transform::{SyncTransform, Transform, TransformConfig, TransformOutput};
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, Stage};
+use crate::vrl_program::{VrlOrigin, VrlRunner, compile};
 
 /// Options of the `remap` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -65,7 +67,7 @@ impl TransformConfig for RemapConfig {
             (Some(source), None) => compile(
                 source.get_ref(),
                 VrlOrigin::Inline(source.span()),
-                cx,
+                &cx.file,
                 "source",
             )?,
             (None, Some(file)) => {
@@ -73,7 +75,7 @@ impl TransformConfig for RemapConfig {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     BuildError::new(format!("cannot read VRL file `{}`: {e}", path.display()))
                 })?;
-                compile(&text, VrlOrigin::File(&path), cx, "file")?
+                compile(&text, VrlOrigin::File(&path), &cx.file, "file")?
             }
             (Some(source), Some(_)) => {
                 return Err(

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use toml::Spanned;
 use vrl::value::Value;
 
-use super::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
-use super::{SyncTransform, Transform, TransformConfig, TransformOutput};
-use crate::components::{BuildContext, BuildError, OutputSpec};
+use crate::components::transform::{SyncTransform, Transform, TransformConfig, TransformOutput};
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, Stage};
+use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 
 /// The output for events no route matched.
 const UNMATCHED: &str = "_unmatched";
@@ -60,7 +61,7 @@ impl TransformConfig for RouteConfig {
             let program = compile_condition(
                 condition.get_ref(),
                 VrlOrigin::Inline(condition.span()),
-                cx,
+                &cx.file,
                 &format!("route.{name}"),
             )?;
             conditions.push(VrlRunner::new(Arc::new(program)));

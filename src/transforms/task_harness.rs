@@ -15,17 +15,18 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{
+use crate::buffer::fanout::Fanout;
+use crate::buffer::{BufferReceiver, BufferSender, WhenFull, channel};
+use crate::component_key::{ComponentKey, ComponentKind};
+use crate::components::transform::{
     TaskContext, TaskTransform, Transform, TransformConfig, TransformInput, TransformOutputs,
 };
-use crate::components::{BuildContext, ComponentKey, ComponentKind, OutputSpec};
-use crate::config::SourceFile;
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::SourceFile;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
 use crate::shared::Shared;
 use crate::state::StateHandle;
-use crate::topology::buffer::{BufferReceiver, BufferSender, WhenFull, channel};
-use crate::topology::fanout::Fanout;
 
 /// The longest any harness wait may take (virtual time when paused).
 const LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -36,12 +36,15 @@ use toml::Spanned;
 use vrl::value::{ObjectMap, Value};
 
 use super::keyed_state::{KeyedState, Removed};
-use super::{DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput};
-use crate::components::{BuildContext, BuildError, ComponentFuture, OutputSpec};
+use crate::alert::AlertState;
+use crate::components::transform::{
+    DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput,
+};
+use crate::components::{BuildContext, ComponentFuture, OutputSpec};
+use crate::diagnostic::BuildError;
+use crate::duration::positive;
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, Stage};
-use crate::sinks::alert::AlertState;
-use crate::sinks::delivery::positive;
 use crate::template::Template;
 
 /// Options of the `throttle` transform.

@@ -7,123 +7,28 @@
 //! outputs and checks it with VRL conditions. Sources and sinks never run: a
 //! test touches no network and no files besides a throw-away `data_dir`.
 //!
-//! This module parses and checks the definitions ([`UnitTestConfig`],
-//! [`prepare`]); [`runner`] runs them.
+//! The definitions are config types ([`crate::config::unit_test`]); this
+//! module checks them against the topology ([`prepare`]), and [`runner`]
+//! runs them.
 
 pub mod runner;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use toml::Spanned;
 use vrl::compiler::Program;
 use vrl::value::{KeyString, ObjectMap, Value};
 
-use crate::components::{BuildContext, ComponentKey, ComponentKind};
-use crate::config::diagnostic::did_you_mean;
-use crate::config::{Config, Diagnostic, Graph, OutputId, SourceFile};
+use crate::component_key::{ComponentKey, ComponentKind};
+use crate::config::unit_test::{InputKind, TestInput};
+use crate::config::{Config, Graph, OutputId};
+use crate::diagnostic::Diagnostic;
+use crate::diagnostic::did_you_mean;
 use crate::event::Event;
-use crate::transforms::vrl_program::{VrlOrigin, compile_condition};
-
-/// One `[[tests]]` entry, as written.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UnitTestConfig {
-    /// Names the test in the report; unique among the config's tests.
-    pub name: String,
-    /// Events to insert, in order.
-    #[serde(default)]
-    pub inputs: Vec<TestInput>,
-    /// Outputs to capture and check.
-    #[serde(default)]
-    pub outputs: Vec<TestOutput>,
-    /// Outputs (`id` or `id.name`) that must produce nothing.
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub no_outputs_from: Vec<Spanned<String>>,
-}
-
-/// The kind of a test input.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum InputKind {
-    /// `value` is one log line: the event looks like one from `stdin`
-    /// (`message`, `timestamp`, `source_type = "test"`).
-    #[default]
-    Raw,
-    /// `log_fields` is the whole event.
-    Log,
-}
-
-/// One event to insert.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestInput {
-    /// The transform that receives the event.
-    #[schemars(with = "String")]
-    pub insert_at: Spanned<String>,
-    /// `raw` (a line in `value`) or `log` (fields in `log_fields`).
-    #[serde(rename = "type", default)]
-    pub kind: InputKind,
-    /// The line, for `type = "raw"`.
-    pub value: Option<String>,
-    /// The event's fields, for `type = "log"` (tables become objects).
-    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
-    pub log_fields: Option<BTreeMap<String, toml::Value>>,
-}
-
-/// One output to capture and check.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestOutput {
-    /// The output: a transform's id, or `id.name` for a named output.
-    #[schemars(with = "String")]
-    pub extract_from: Spanned<String>,
-    /// Checks on the captured events; without any, the output only has to
-    /// produce at least one event.
-    #[serde(default)]
-    pub conditions: Vec<TestCondition>,
-    /// How many events the output must produce, exactly (conditions only
-    /// say that *some* event matched; this catches extras, e.g. a throttle
-    /// letting a duplicate through).
-    pub count: Option<usize>,
-}
-
-/// The only kind of condition: a VRL program returning a boolean.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ConditionKind {
-    /// VRL (`assert!`/`assert_eq!` give the best failure messages).
-    #[default]
-    Vrl,
-}
-
-/// A check on captured events: it holds when at least one event satisfies it.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestCondition {
-    /// Always `vrl`.
-    #[serde(rename = "type", default)]
-    pub kind: ConditionKind,
-    /// The VRL program; it must return a boolean.
-    #[schemars(with = "String")]
-    pub source: Spanned<String>,
-}
-
-/// A test as loaded: its options and where they were written.
-#[derive(Debug)]
-pub struct UnitTestDef {
-    /// The options.
-    pub config: UnitTestConfig,
-    /// The file that defines it.
-    pub file: Arc<SourceFile>,
-    /// Its table in that file.
-    pub span: Range<usize>,
-}
+use crate::vrl_program::{VrlOrigin, compile_condition};
 
 /// A test, checked against the topology and ready to run.
 pub struct PreparedTest {
@@ -201,23 +106,20 @@ pub fn prepare(config: &Config, graph: &Graph) -> Result<Vec<PreparedTest>, Vec<
         let mut outputs = Vec::new();
         for output in &test.outputs {
             let id = resolve_output(graph, &output.extract_from, &mut error);
-            let cx = BuildContext {
-                key: ComponentKey::new(ComponentKind::Transform, &label, "test"),
-                file: Arc::clone(&def.file),
-                data_dir: config.data_dir.clone(),
-            };
+            let key = ComponentKey::new(ComponentKind::Transform, &label, "test");
             let mut conditions = Vec::new();
             for condition in &output.conditions {
                 let source = condition.source.get_ref();
                 match compile_condition(
                     source,
                     VrlOrigin::Inline(condition.source.span()),
-                    &cx,
+                    &def.file,
                     "conditions.source",
                 ) {
                     Ok(program) => conditions.push((source.trim().to_string(), Arc::new(program))),
                     Err(build_error) => diagnostics.push(
-                        crate::topology::diagnostic(build_error, &cx.key, &def.file, &def.span)
+                        build_error
+                            .into_diagnostic(&key, &def.file, &def.span)
                             .component(&label),
                     ),
                 }

@@ -8,16 +8,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{PreparedOutput, PreparedTest};
-use crate::components::{ComponentFuture, ComponentKey, ComponentKind};
-use crate::config::{Config, Diagnostic, Edge, Graph, OutputId};
+use crate::buffer::BufferConfig;
+use crate::component_key::{ComponentKey, ComponentKind};
+use crate::components::ComponentFuture;
+use crate::components::sink::{Sink, SinkContext};
+use crate::components::source::{Source, SourceContext};
+use crate::config::{Config, Edge, Graph, OutputId};
+use crate::diagnostic::Diagnostic;
 use crate::event::Event;
 use crate::shared::Shared;
 use crate::sinks::encoding::Encoding;
-use crate::sinks::{Sink, SinkContext};
-use crate::sources::{Source, SourceContext};
-use crate::topology::buffer::BufferConfig;
 use crate::topology::{self, Built, RunOptions};
-use crate::transforms::vrl_program::VrlRunner;
+use crate::vrl_program::VrlRunner;
 
 /// How long one test may run before it is stopped and reported as failed
 /// (a transform that never finishes, e.g. waiting on a network).

@@ -489,7 +489,7 @@ pub struct Notified<'a> {
     /// Its labels and annotations.
     pub rendered: &'a RenderedAlert,
     /// Firing or resolved.
-    pub state: crate::sinks::alert::AlertState,
+    pub state: crate::alert::AlertState,
     /// When it started firing.
     pub starts_at: DateTime<Utc>,
     /// When it resolved (for a resolved alert; `now` when unknown).
@@ -519,11 +519,11 @@ pub fn webhook_notification(
     };
     let firing = alerts
         .iter()
-        .any(|a| a.state == crate::sinks::alert::AlertState::Firing);
+        .any(|a| a.state == crate::alert::AlertState::Firing);
     let items: Vec<serde_json::Value> = alerts
         .iter()
         .map(|alert| {
-            let resolved = alert.state == crate::sinks::alert::AlertState::Resolved;
+            let resolved = alert.state == crate::alert::AlertState::Resolved;
             serde_json::json!({
                 "status": alert.state.as_str(),
                 "labels": alert.rendered.labels,
@@ -556,7 +556,7 @@ pub fn webhook_notification(
 #[cfg(test)]
 mod webhook_tests {
     use super::*;
-    use crate::sinks::alert::AlertState;
+    use crate::alert::AlertState;
 
     fn rendered(pairs: &[(&str, &str)], summary: &str) -> RenderedAlert {
         RenderedAlert {

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::event::{Event, EventStatus, finalize_all};
+use crate::http::{Delivery, Failure, api_url, classify_http};
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::delivery::{Delivery, Failure, api_url, classify_http};
 
 /// Posts a queue may hold before its endpoint starts missing them.
 const QUEUE_POSTS: usize = 32;

@@ -32,15 +32,19 @@ pub use self::alerts::fingerprint;
 use self::alerts::{ActiveAlert, AlertTemplates, Change, Timing};
 pub(crate) use self::alerts::{AlertTemplates as Templates, Notified, webhook_notification};
 use self::endpoint::Endpoints;
-use super::alert::{AlertState, AlertStore};
-use super::delivery::{
-    BatchConfig, Batcher, Delivery, DeliverySettings, HealthcheckConfig, RateLimitConfig, Redactor,
-    RequestConfig, RetryConfig, api_url, classify_http,
-};
-use super::{Sink, SinkConfig, SinkContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::alert::{AlertState, AlertStore};
+use crate::components::sink::{Sink, SinkConfig, SinkContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus, finalize_all};
+use crate::http::{
+    Delivery, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
+    api_url, classify_http,
+};
 use crate::internal_events::Stage;
+use crate::secret::Redactor;
+use crate::sinks::batch::BatchConfig;
+use crate::sinks::batch::Batcher;
 
 /// Options of the `alertmanager` sink.
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -39,12 +39,15 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::alert::{AlertState, AlertStore, render_key};
-use super::delivery::{Delivery, DeliverySettings, Failure, Redactor};
-use super::{Sink, SinkContext};
-use crate::components::{BuildError, ComponentFuture, ComponentKey};
+use crate::alert::{AlertState, AlertStore, render_key};
+use crate::component_key::ComponentKey;
+use crate::components::ComponentFuture;
+use crate::components::sink::{Sink, SinkContext};
+use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus};
+use crate::http::{Delivery, DeliverySettings, Failure};
 use crate::internal_events::{ComponentMetrics, Stage};
+use crate::secret::Redactor;
 use crate::state::StateHandle;
 use crate::template::Template;
 

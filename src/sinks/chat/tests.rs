@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::*;
-use crate::components::ComponentKind;
-use crate::sinks::alert::DEFAULT_KEY;
-use crate::sinks::delivery::{HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig};
+use crate::alert::DEFAULT_KEY;
+use crate::component_key::ComponentKind;
+use crate::http::{HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig};
 
 /// What the fake platform was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

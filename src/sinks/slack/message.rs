@@ -8,10 +8,10 @@
 
 use serde_json::json;
 
-use crate::components::BuildError;
+use crate::alert::{AlertState, escape_markup, render_reported};
+use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::alert::{AlertState, escape_markup, render_reported};
 use crate::sinks::chat::markup::{self, Dialect};
 use crate::template::Template;
 
@@ -127,7 +127,7 @@ fn colour(severity: &str, state: AlertState) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::{ComponentKey, ComponentKind};
+    use crate::component_key::{ComponentKey, ComponentKind};
 
     fn metrics() -> ComponentMetrics {
         ComponentMetrics::new(ComponentKey::new(ComponentKind::Sink, "s", "slack"))

@@ -32,12 +32,12 @@ use serde_json::json;
 pub use config::SlackConfig;
 use message::Renderer;
 
+use crate::alert::AlertState;
 use crate::event::Event;
-use crate::sinks::alert::AlertState;
-use crate::sinks::chat::{ChatApi, Edited};
-use crate::sinks::delivery::{
+use crate::http::{
     Classify, Delivery, Failure, Response, Verdict, classify_http, retry_after, truncate,
 };
+use crate::sinks::chat::{ChatApi, Edited};
 
 /// How the sink reaches Slack.
 #[derive(Debug)]

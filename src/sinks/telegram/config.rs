@@ -6,14 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::TelegramApi;
 use super::message::{ParseMode, Renderer};
-use crate::components::{BuildContext, BuildError};
-use crate::sinks::alert::DEFAULT_KEY;
-use crate::sinks::chat::{ChatSink, OnResolve, require_sequential};
-use crate::sinks::delivery::{
-    DeliverySettings, HealthcheckConfig, RateLimitConfig, Redactor, RequestConfig, RetryConfig,
-    Secret, base_url,
+use crate::alert::DEFAULT_KEY;
+use crate::components::BuildContext;
+use crate::components::sink::{Sink, SinkConfig};
+use crate::diagnostic::BuildError;
+use crate::http::{
+    DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig, base_url,
 };
-use crate::sinks::{Sink, SinkConfig};
+use crate::secret::{Redactor, Secret};
+use crate::sinks::chat::{ChatSink, OnResolve, require_sequential};
 use crate::template::Template;
 
 /// Options of the `telegram` sink.

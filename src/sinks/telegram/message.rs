@@ -6,10 +6,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use vrl::value::Value;
 
-use crate::components::BuildError;
+use crate::alert::{AlertState, escape_markup, render_reported};
+use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::alert::{AlertState, escape_markup, render_reported};
 use crate::sinks::chat::markup::{self, Dialect};
 use crate::template::Template;
 
@@ -161,7 +161,7 @@ fn escape_html(value: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::{ComponentKey, ComponentKind};
+    use crate::component_key::{ComponentKey, ComponentKind};
 
     fn metrics() -> ComponentMetrics {
         ComponentMetrics::new(ComponentKey::new(ComponentKind::Sink, "tg", "telegram"))

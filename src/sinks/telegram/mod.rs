@@ -26,10 +26,10 @@ use config::ChatId;
 pub use config::TelegramConfig;
 use message::Renderer;
 
+use crate::alert::AlertState;
 use crate::event::Event;
-use crate::sinks::alert::AlertState;
+use crate::http::{Classify, Delivery, Failure, Response, Verdict, classify_http};
 use crate::sinks::chat::{ChatApi, Edited};
-use crate::sinks::delivery::{Classify, Delivery, Failure, Response, Verdict, classify_http};
 
 /// Talks to one chat through the Bot API.
 #[derive(Debug)]

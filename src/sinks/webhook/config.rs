@@ -9,9 +9,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::encoder::WebhookEncoding;
-use crate::sinks::delivery::{
-    AuthConfig, BatchConfig, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig, Secret,
-};
+use crate::http::{AuthConfig, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig};
+use crate::secret::Secret;
+use crate::sinks::batch::BatchConfig;
 
 /// Options of the `webhook` sink.
 #[derive(Debug, Deserialize, JsonSchema)]

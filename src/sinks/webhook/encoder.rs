@@ -29,11 +29,11 @@ use vrl::owned_value_path;
 use vrl::path::OwnedValuePath;
 use vrl::value::Value;
 
+use crate::alert::AlertState;
 use crate::event::{Event, EventStatus, fields};
 use crate::internal_events::{ComponentMetrics, Stage};
-use crate::sinks::alert::AlertState;
 use crate::sinks::alertmanager::{Notified, Templates, webhook_notification};
-use crate::transforms::vrl_program::VrlRunner;
+use crate::vrl_program::VrlRunner;
 
 /// How a batch of events becomes request bodies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -285,7 +285,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::components::{ComponentKey, ComponentKind};
+    use crate::component_key::{ComponentKey, ComponentKind};
 
     fn metrics() -> ComponentMetrics {
         ComponentMetrics::new(ComponentKey::new(ComponentKind::Sink, "hook", "webhook"))

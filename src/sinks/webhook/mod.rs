@@ -4,12 +4,12 @@
 //! (an incident tool, a chat bridge, a serverless function). What to send is
 //! decided here: the body per `encoding` and the optional `payload` program
 //! (see [`encoder`]), the method, headers and auth. How to send it is the
-//! shared delivery core's job ([`crate::sinks::delivery`]): batching,
+//! shared delivery core's job ([`crate::http`]): batching,
 //! retries with backoff and `Retry-After`, rate limit, concurrency, secret
 //! redaction and HTTP metrics are the same as for every other HTTP sink.
 //!
 //! The URL, header values and credentials are secrets: they are read as
-//! [`Secret`](crate::sinks::delivery::Secret)s and handed to the sink's
+//! [`Secret`](crate::secret::Secret)s and handed to the sink's
 //! redactor, and errors about them name the option, never the value.
 //!
 //! The module reads: [`config`] (options) → this file (build: check and
@@ -28,10 +28,12 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 pub use config::WebhookConfig;
 use encoder::{Encoder, WebhookEncoding};
 
-use super::delivery::{DeliverySettings, Redactor};
-use super::{Sink, SinkConfig};
-use crate::components::{BuildContext, BuildError};
-use crate::transforms::vrl_program::{VrlOrigin, VrlRunner, compile};
+use crate::components::BuildContext;
+use crate::components::sink::{Sink, SinkConfig};
+use crate::diagnostic::BuildError;
+use crate::http::DeliverySettings;
+use crate::secret::Redactor;
+use crate::vrl_program::{VrlOrigin, VrlRunner, compile};
 
 impl SinkConfig for WebhookConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
@@ -76,7 +78,7 @@ impl SinkConfig for WebhookConfig {
                 let program = compile(
                     source.get_ref(),
                     VrlOrigin::Inline(source.span()),
-                    cx,
+                    &cx.file,
                     "payload",
                 )?;
                 Some(VrlRunner::new(Arc::new(program)))
@@ -148,8 +150,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::components::{ComponentKey, ComponentKind};
-    use crate::config::SourceFile;
+    use crate::component_key::{ComponentKey, ComponentKind};
+    use crate::diagnostic::SourceFile;
 
     fn build(options: &str) -> Result<Box<dyn Sink>, BuildError> {
         let config: WebhookConfig = toml::from_str(options).expect("options parse");

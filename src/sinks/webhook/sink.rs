@@ -16,12 +16,12 @@ use tokio::task::JoinSet;
 
 use super::encoder::{Encoder, Request};
 use crate::components::ComponentFuture;
+use crate::components::sink::{Sink, SinkContext};
 use crate::event::{EventStatus, finalize_all};
+use crate::http::{Delivery, DeliverySettings, Failure, classify_http};
 use crate::internal_events::Stage;
-use crate::sinks::delivery::{
-    Batcher, Delivery, DeliverySettings, Failure, Redactor, classify_http,
-};
-use crate::sinks::{Sink, SinkContext};
+use crate::secret::Redactor;
+use crate::sinks::batch::Batcher;
 
 /// Where and how requests go; shared by the request tasks.
 pub(super) struct Target {

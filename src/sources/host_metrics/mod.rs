@@ -28,10 +28,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::polling::{self, Poll};
-use super::{Source, SourceConfig, SourceContext};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
+use crate::duration::positive;
 use crate::event::Event;
-use crate::sinks::delivery::positive;
 
 pub use collector::{ALL as ALL_COLLECTORS, Collector, Kind};
 

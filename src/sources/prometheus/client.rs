@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
-use crate::components::BuildError;
-use crate::internal_events::{ComponentMetrics, Stage};
-use crate::sinks::delivery::{
+use crate::diagnostic::BuildError;
+use crate::duration::positive;
+use crate::http::{
     AuthConfig, Classify, Delivery, DeliverySettings, Failure, HealthcheckConfig, RateLimitConfig,
-    Redactor, RequestConfig, Response, RetryConfig, positive,
+    RequestConfig, Response, RetryConfig,
 };
+use crate::internal_events::{ComponentMetrics, Stage};
+use crate::secret::Redactor;
 
 /// The checked HTTP options of a Prometheus source (built without I/O).
 #[derive(Debug, Clone)]

@@ -22,13 +22,15 @@ use serde::Deserialize;
 
 use super::api::{self, QuerySample};
 use super::client::{GetError, HttpClient, HttpSettings};
-use crate::components::{BuildContext, BuildError, ComponentFuture};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
+use crate::duration::positive;
 use crate::event::Event;
 use crate::event::metric::Metric;
+use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
 use crate::internal_events::Stage;
-use crate::sinks::delivery::{AuthConfig, RetryConfig, base_url, classify_http, positive};
 use crate::sources::polling::{self, Poll, all_at_once};
-use crate::sources::{Source, SourceConfig, SourceContext};
 
 /// Options of the `prometheus_query` source.
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::sinks::delivery::RateLimiter;
+use crate::http::RateLimiter;
 
 /// The two limits; `0` turns one off.
 pub struct Budget {

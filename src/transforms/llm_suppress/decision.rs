@@ -11,11 +11,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
+use crate::components::transform::{DropRoute, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::llm::Label;
+use crate::state::triage::Label;
 use crate::state::triage::{StoredVerdict, Suppression};
-use crate::transforms::{DropRoute, TransformOutput};
 
 /// Whether verdicts suppress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]

@@ -45,13 +45,16 @@ use toml::Spanned;
 
 use self::decision::{Mode, OnError, Policy};
 use self::task::{Fields, Settings, Triage};
-use super::vrl_program::{VrlOrigin, compile_condition};
-use super::{Transform, TransformConfig};
-use crate::components::{BuildContext, BuildError, OutputSpec};
+use crate::components::transform::{Transform, TransformConfig};
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::BuildError;
 use crate::duration::parse_duration;
+use crate::duration::positive;
+use crate::http::base_url;
 use crate::llm::http::HttpSettings;
 use crate::llm::{Masker, ProviderKind, RemoteSettings};
-use crate::sinks::delivery::{Secret, base_url, positive};
+use crate::secret::Secret;
+use crate::vrl_program::{VrlOrigin, compile_condition};
 
 /// Options of the `llm_suppress` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -232,8 +235,13 @@ impl LlmSuppressConfig {
             option
                 .as_ref()
                 .map(|text| {
-                    compile_condition(text.get_ref(), VrlOrigin::Inline(text.span()), cx, name)
-                        .map(Arc::new)
+                    compile_condition(
+                        text.get_ref(),
+                        VrlOrigin::Inline(text.span()),
+                        &cx.file,
+                        name,
+                    )
+                    .map(Arc::new)
                 })
                 .transpose()
         };

@@ -25,6 +25,7 @@ use super::pending::Pending;
 use super::verdicts::{Lookup, Verdicts};
 use super::{Engine, SUPPRESSED};
 use crate::components::ComponentFuture;
+use crate::components::transform::{DropRoute, TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, Stage};
 use crate::llm::contract::MAX_SAMPLES;
@@ -32,8 +33,7 @@ use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
 use crate::state::StateStore;
 use crate::state::triage::{StoredVerdict, VerdictSource};
 use crate::suppressions::{Silencer, Snapshot, Suppressions};
-use crate::transforms::vrl_program::VrlRunner;
-use crate::transforms::{DropRoute, TaskContext, TaskTransform, TransformOutput};
+use crate::vrl_program::VrlRunner;
 
 /// The fields an event is read from.
 pub struct Fields {

@@ -1,8 +1,8 @@
 //! The running transform with a fake classifier on a paused clock: the
 //! question-per-pattern contract, holding and releasing, failing open,
 //! budgets, shadow mode, operators' suppressions and persistence. The wire
-//! formats of the real providers are tested in `llm::loopback_tests` and
-//! `tests/llm_suppress.rs`.
+//! formats of the real providers are tested in `llm::tests` and
+//! `tests/it/llm_suppress.rs`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,9 +14,10 @@ use vrl::value::Value;
 use super::task::Triage;
 use super::{Engine, LlmSuppressConfig, TransformConfig};
 use crate::event::Event;
-use crate::llm::{Answer, Classifier, Label, LlmError, Prompt, Verdict};
+use crate::http::Failure;
+use crate::llm::{Answer, Classifier, LlmError, Prompt, Verdict};
 use crate::shared::Shared;
-use crate::sinks::delivery::Failure;
+use crate::state::triage::Label;
 use crate::suppressions::NewSuppression;
 use crate::transforms::task_harness::{Harness, build_error, context, messages, parse};
 

@@ -271,7 +271,7 @@ impl Verdicts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Label;
+    use crate::state::triage::Label;
     use crate::state::triage::VerdictSource;
     use crate::transforms::llm_suppress::decision::{Mode, OnError};
 

@@ -29,8 +29,9 @@ mod task;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Transform, TransformConfig};
-use crate::components::{BuildContext, BuildError, OutputSpec};
+use crate::components::transform::{Transform, TransformConfig};
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::BuildError;
 use crate::patterns::{MinerConfig, UserMask};
 use crate::template::Template;
 

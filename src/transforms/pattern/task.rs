@@ -12,13 +12,13 @@ use vrl::value::{KeyString, ObjectMap, Value};
 use super::report::{Change, ReportSettings, Windows};
 use super::{CHANGES_OUTPUT, NEW_OUTPUT};
 use crate::components::ComponentFuture;
+use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, Stage};
 use crate::patterns::{Miner, MinerConfig};
 use crate::state::StateStore;
 use crate::state::patterns::{load_spaces, restore, save_spaces};
 use crate::template::Template;
-use crate::transforms::{TaskContext, TaskTransform, TransformOutput};
 
 /// Everything the task needs from the options.
 pub struct Settings {

@@ -39,9 +39,9 @@ use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::rule::Rule;
 use super::state::{Change, Transition};
+use crate::alert::render_reported;
 use crate::event::{Event, fields};
 use crate::internal_events::ComponentMetrics;
-use crate::sinks::alert::render_reported;
 
 /// The summary of rules that set none: `NAME: METRIC is VALUE (value > 80)
 /// on host=web-1 for 5m`.

@@ -24,11 +24,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
-use super::{Transform, TransformConfig};
-use crate::components::{BuildContext, BuildError, OutputSpec};
-use crate::sinks::delivery::{positive, seconds};
+use crate::components::transform::{Transform, TransformConfig};
+use crate::components::{BuildContext, OutputSpec};
+use crate::diagnostic::BuildError;
+use crate::duration::{positive, seconds};
 use crate::template::Template;
+use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 use rule::{Comparison, Condition, Rule};
 use state::Tracker;
 
@@ -153,7 +154,7 @@ impl RuleConfig {
                 let program = compile_condition(
                     source.get_ref(),
                     VrlOrigin::Inline(source.span()),
-                    cx,
+                    &cx.file,
                     "vrl",
                 )?;
                 Condition::Vrl(

@@ -17,7 +17,7 @@ use vrl::value::Value;
 use crate::event::Event;
 use crate::event::metric::Sample;
 use crate::template::Template;
-use crate::transforms::vrl_program::VrlRunner;
+use crate::vrl_program::VrlRunner;
 
 /// A comparison operator of `condition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,12 +24,12 @@ use tokio::time::Instant;
 use super::alert::alert_event;
 use super::rule::Rule;
 use super::state::{AtCapacity, Group, Observation, Tracker, Transition};
+use crate::alert::AlertStore;
 use crate::components::ComponentFuture;
+use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::event::metric::{NotASample, Sample};
 use crate::internal_events::{ComponentMetrics, Stage, ThresholdRuleMetrics};
-use crate::sinks::alert::AlertStore;
-use crate::transforms::{TaskContext, TaskTransform, TransformOutput};
 
 /// The state-store table of `threshold` transforms.
 const TABLE: &str = "transform_threshold";

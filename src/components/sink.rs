@@ -1,0 +1,64 @@
+//! The contract of a sink: options that build into a task that takes
+//! batches until its input closes, delivers them, reports each event's fate
+//! through its finalizers, and flushes.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{BuildContext, ComponentFuture};
+use crate::buffer::BufferReceiver;
+use crate::component_key::ComponentKey;
+use crate::diagnostic::BuildError;
+use crate::event::Event;
+use crate::internal_events::ComponentMetrics;
+use crate::state::StateHandle;
+
+/// The options of one sink type.
+pub trait SinkConfig: Debug + Send + Sync {
+    /// Checks the options (templates, ...) and prepares the sink.
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
+}
+
+/// A built sink, ready to run.
+pub trait Sink: Send {
+    /// Delivers events until the input closes, then flushes.
+    fn run(self: Box<Self>, cx: SinkContext) -> ComponentFuture;
+}
+
+/// What a running sink works with.
+pub struct SinkContext {
+    /// Which sink this is.
+    pub key: ComponentKey,
+    /// Its input.
+    pub input: SinkInput,
+    /// Its metrics.
+    pub metrics: Arc<ComponentMetrics>,
+    /// The state store.
+    pub state: StateHandle,
+    /// Cancel to stop the whole topology (e.g. stdout was closed).
+    pub stop_topology: CancellationToken,
+}
+
+/// A sink's input buffer, counting what it hands out.
+pub struct SinkInput {
+    buffer: BufferReceiver,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl SinkInput {
+    /// Wraps a buffer.
+    pub fn new(buffer: BufferReceiver, metrics: Arc<ComponentMetrics>) -> Self {
+        Self { buffer, metrics }
+    }
+
+    /// The next batch; `None` when every upstream is done. (Sinks count
+    /// the bytes they actually write, in `component_sent_bytes_total`,
+    /// rather than estimating every event's size on the way in.)
+    pub async fn recv(&mut self) -> Option<Vec<Event>> {
+        let batch = self.buffer.recv().await?;
+        self.metrics.received_events(batch.len());
+        Some(batch)
+    }
+}

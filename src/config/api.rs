@@ -1,0 +1,41 @@
+//! The `[api]` table: whether and where howl serves its HTTP API, and the
+//! token that guards its mutating endpoints. A config type, so the loader
+//! checks it with everything else; `api` serves it.
+
+use std::net::SocketAddr;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The `[api]` table.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the API.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where to listen.
+    #[serde(default = "default_address")]
+    pub address: SocketAddr,
+    /// A token that `POST` and `DELETE` requests must present as
+    /// `Authorization: Bearer <token>`; unset, anyone who can reach the
+    /// address may change suppressions. Never logged.
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: default_address(),
+            auth_token: None,
+        }
+    }
+}
+
+fn default_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8686))
+}

@@ -1,0 +1,319 @@
+//! Config problems as the user sees them: each names the file, the position
+//! (line and column, 1-based) where known, and the component.
+//!
+//! [`BuildError`] is the component-side half: what a component reports when
+//! its options do not make sense, with the span it knows; the topology turns
+//! it into a [`Diagnostic`] naming the component.
+//!
+//! Loading never stops at the first problem. Every stage (TOML syntax,
+//! options, graph, build) appends to one list, so `howl validate` shows all
+//! problems at once, in file order.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The text of one config file, with what is needed to turn byte offsets
+/// into line and column numbers.
+#[derive(Debug)]
+pub struct SourceFile {
+    path: PathBuf,
+    text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    /// Wraps a file's (already interpolated) text.
+    pub fn new(path: impl Into<PathBuf>, text: String) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        Self {
+            path: path.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    /// The path as the user gave it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The text howl parsed.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let start = self.line_starts[line];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |prefix| prefix.chars().count());
+        (line + 1, column + 1)
+    }
+}
+
+/// How bad a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The config cannot run.
+    Error,
+    /// The config runs, but probably not as intended.
+    Warning,
+}
+
+/// One problem found in a config.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file, when the problem belongs to one.
+    pub file: Option<PathBuf>,
+    /// 1-based line and column inside `file`.
+    pub position: Option<(usize, usize)>,
+    /// The component, as `sources.id`.
+    pub component: Option<String>,
+    /// What is wrong, in one line.
+    pub message: String,
+    /// A longer explanation, shown indented under the message.
+    pub detail: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error not tied to a position.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            file: None,
+            position: None,
+            component: None,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A warning not tied to a position.
+    pub fn warning(message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(message)
+        }
+    }
+
+    /// Attributes the diagnostic to a file, without a position.
+    pub fn in_file(mut self, file: &SourceFile) -> Self {
+        self.file = Some(file.path().to_path_buf());
+        self
+    }
+
+    /// Points the diagnostic at a byte range of a file.
+    pub fn at(mut self, file: &SourceFile, span: Option<Range<usize>>) -> Self {
+        self.file = Some(file.path().to_path_buf());
+        self.position = span.map(|span| file.line_col(span.start));
+        self
+    }
+
+    /// Names the component the diagnostic is about.
+    pub fn component(mut self, component: impl fmt::Display) -> Self {
+        self.component = Some(component.to_string());
+        self
+    }
+
+    /// Adds a longer explanation.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// `error: a.toml:3:9: sinks.out: unknown option `foo``, then the detail
+    /// indented, the shape compilers use so editors can jump to the spot.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{severity}: ")?;
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some((line, column)) = self.position {
+                write!(f, ":{line}:{column}")?;
+            }
+            f.write_str(": ")?;
+        }
+        if let Some(component) = &self.component {
+            write!(f, "{component}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(detail) = &self.detail {
+            for line in detail.trim_start_matches(['\n', '\r']).trim_end().lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a component's options cannot be turned into a working component.
+#[derive(Debug, Clone)]
+pub struct BuildError {
+    /// One line saying what is wrong and what to do.
+    pub message: String,
+    /// Where in the config file the problem is, when known (byte range).
+    pub span: Option<Range<usize>>,
+    /// Where the problem is, in another file (a VRL `file = ...`), when known:
+    /// the file and its 1-based line and column.
+    pub external: Option<(PathBuf, usize, usize)>,
+    /// A multi-line explanation (e.g. VRL's own diagnostic rendering).
+    pub detail: Option<String>,
+}
+
+impl BuildError {
+    /// An error without a position.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            span: None,
+            external: None,
+            detail: None,
+        }
+    }
+
+    /// Points the error at a byte range of the config file.
+    pub fn at(mut self, span: Range<usize>) -> Self {
+        self.span = Some(span);
+        self
+    }
+
+    /// Adds a multi-line explanation.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl BuildError {
+    /// The diagnostic a user sees: at the error's own position when it has
+    /// one (in the config, or in a separate file such as a VRL `file`), else
+    /// at the component's table (`span` of `file`), naming the component.
+    pub fn into_diagnostic(
+        self,
+        component: &impl fmt::Display,
+        file: &SourceFile,
+        span: &Range<usize>,
+    ) -> Diagnostic {
+        let mut diagnostic = match (self.external, self.span) {
+            (Some((path, line, column)), _) => {
+                let mut d = Diagnostic::error(self.message);
+                d.file = Some(path);
+                d.position = Some((line, column));
+                d
+            }
+            (None, Some(at)) => Diagnostic::error(self.message).at(file, Some(at)),
+            (None, None) => Diagnostic::error(self.message).at(file, Some(span.clone())),
+        };
+        diagnostic = diagnostic.component(component);
+        match self.detail {
+            Some(detail) => diagnostic.detail(detail),
+            None => diagnostic,
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Formats a list of names as `a, b, c` (or `(none)`), for "expected one of".
+pub fn name_list<I, S>(names: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let list: Vec<String> = names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect();
+    if list.is_empty() {
+        "(none)".to_string()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if it is close enough to
+/// be a likely typo ("did you mean `max_events`?").
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_is_one_based_and_counts_characters() {
+        let file = SourceFile::new("a.toml", "a = 1\nbé = 2\n".to_string());
+        assert_eq!(file.line_col(0), (1, 1));
+        assert_eq!(file.line_col(6), (2, 1));
+        // "bé" is 3 bytes; "=" at byte 10 is the 4th character of line 2.
+        assert_eq!(file.line_col(10), (2, 4));
+    }
+
+    #[test]
+    fn display_names_file_position_and_component() {
+        let file = SourceFile::new("a.toml", "x\n[sinks.out]\n".to_string());
+        let d = Diagnostic::error("unknown option `foo`")
+            .at(&file, Some(2..3))
+            .component("sinks.out")
+            .detail("line one\nline two");
+        assert_eq!(
+            d.to_string(),
+            "error: a.toml:2:1: sinks.out: unknown option `foo`\n    line one\n    line two"
+        );
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        let names = ["max_events", "when_full"];
+        assert_eq!(did_you_mean("max_event", names), Some("max_events"));
+        assert_eq!(did_you_mean("colour", names), None);
+    }
+}

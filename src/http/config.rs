@@ -1,0 +1,283 @@
+//! The options every HTTP client shares, as nested tables (`batch.*`,
+//! `retry.*`, `rate_limit.*`, `request.*`, `healthcheck.*`), so a user
+//! configures delivery the same way for Alertmanager, Telegram, Slack and
+//! webhooks.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::diagnostic::BuildError;
+use crate::duration::{positive, seconds};
+
+/// How failed requests are retried.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// The first backoff, in seconds; each retry doubles it (with full
+    /// jitter), up to `max_backoff_secs`.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_secs: f64,
+    /// The longest backoff between two attempts, in seconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: f64,
+    /// Give up on a request after retrying it for this many seconds; its
+    /// events are then counted as discarded (unintentionally).
+    #[serde(default = "default_max_duration")]
+    pub max_duration_secs: f64,
+}
+
+fn default_initial_backoff() -> f64 {
+    1.0
+}
+
+fn default_max_backoff() -> f64 {
+    30.0
+}
+
+fn default_max_duration() -> f64 {
+    300.0
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_secs: default_initial_backoff(),
+            max_backoff_secs: default_max_backoff(),
+            max_duration_secs: default_max_duration(),
+        }
+    }
+}
+
+/// At most `num` requests per `duration_secs`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests allowed per `duration_secs`; unset means no limit.
+    pub num: Option<u64>,
+    /// The window of `num`, in seconds.
+    #[serde(default = "default_rate_window")]
+    pub duration_secs: f64,
+}
+
+fn default_rate_window() -> f64 {
+    1.0
+}
+
+// Not derived: an absent `rate_limit` table must get the same one-second
+// window as a table that sets only `num`.
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            num: None,
+            duration_secs: default_rate_window(),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The limit with `num` set to `num` when the user left it unset: for
+    /// destinations that publish their own limit (Telegram and Slack allow
+    /// about one message per second per chat), sending faster only earns
+    /// 429s, so their sinks default to it.
+    pub fn or_num(&self, num: u64) -> Self {
+        Self {
+            num: Some(self.num.unwrap_or(num)),
+            duration_secs: self.duration_secs,
+        }
+    }
+}
+
+/// Per-request options.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestConfig {
+    /// Give up on one attempt after this many seconds (it is then retried).
+    #[serde(default = "default_request_timeout")]
+    pub timeout_secs: f64,
+    /// How many requests may be in flight at once. `1` keeps deliveries in
+    /// order (an alert's resolution never overtakes its firing).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_request_timeout() -> f64 {
+    10.0
+}
+
+fn default_concurrency() -> usize {
+    1
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: default_request_timeout(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+/// The check a sink makes of its destination when it starts.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthcheckConfig {
+    /// Check the destination at start-up.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A failed check stops howl from starting, instead of only warning.
+    #[serde(default)]
+    pub required: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for HealthcheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            required: false,
+        }
+    }
+}
+
+/// The delivery options of one sink, checked and in their runtime form.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Backoff and give-up rules.
+    pub retry: RetryPolicy,
+    /// Requests per window, if limited: (num, window).
+    pub rate_limit: Option<(u64, Duration)>,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Start-up check.
+    pub healthcheck: HealthcheckConfig,
+}
+
+/// Retry timing, in runtime form.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// The first backoff.
+    pub initial: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+    /// How long a request may be retried in total.
+    pub max_duration: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1-based): exponential with
+    /// full jitter, so many howl instances retrying one destination spread
+    /// out instead of hammering it in lockstep.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponential =
+            self.initial.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+        let ceiling = exponential.min(self.max_backoff.as_secs_f64());
+        Duration::from_secs_f64(fastrand::f64() * ceiling)
+    }
+}
+
+impl DeliverySettings {
+    /// Checks the options of a sink.
+    pub fn new(
+        retry: &RetryConfig,
+        rate_limit: &RateLimitConfig,
+        request: &RequestConfig,
+        healthcheck: &HealthcheckConfig,
+    ) -> Result<Self, BuildError> {
+        let retry = RetryPolicy {
+            initial: seconds(retry.initial_backoff_secs, "retry.initial_backoff_secs")?,
+            max_backoff: seconds(retry.max_backoff_secs, "retry.max_backoff_secs")?,
+            max_duration: seconds(retry.max_duration_secs, "retry.max_duration_secs")?,
+        };
+        let rate_limit = match rate_limit.num {
+            Some(0) => return Err(BuildError::new("`rate_limit.num` must be at least 1")),
+            Some(num) => Some((
+                num,
+                positive(rate_limit.duration_secs, "rate_limit.duration_secs")?,
+            )),
+            None => None,
+        };
+        if request.concurrency == 0 {
+            return Err(BuildError::new("`request.concurrency` must be at least 1"));
+        }
+        Ok(Self {
+            retry,
+            rate_limit,
+            timeout: positive(request.timeout_secs, "request.timeout_secs")?,
+            concurrency: request.concurrency,
+            healthcheck: healthcheck.clone(),
+        })
+    }
+}
+
+/// Checks an http(s) base URL option (`api_base`) and drops its trailing
+/// `/`, so sinks can append paths to it.
+pub fn base_url(value: &str, option: &str) -> Result<String, BuildError> {
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(BuildError::new(format!(
+            "`{option}` must be an http(s) URL, not `{value}`"
+        ))),
+    }
+}
+
+/// `<base>/<path>`, keeping any path prefix of the base (an Alertmanager
+/// behind a reverse proxy at `/alertmanager/`, an LLM server at `/v1`).
+pub fn api_url(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{path}"));
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_rate_limit_keeps_its_one_second_window() {
+        let settings = DeliverySettings::new(
+            &RetryConfig::default(),
+            &RateLimitConfig::default().or_num(1),
+            &RequestConfig::default(),
+            &HealthcheckConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.rate_limit, Some((1, Duration::from_secs(1))));
+        let explicit = RateLimitConfig {
+            num: Some(5),
+            duration_secs: 2.0,
+        };
+        assert_eq!(explicit.or_num(1).num, Some(5), "a configured num wins");
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_full_jitter_up_to_the_cap() {
+        let policy = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_duration: Duration::from_secs(300),
+        };
+        for attempt in 1..=10 {
+            let ceiling = (1u64 << (attempt - 1)).min(30) as f64;
+            for _ in 0..50 {
+                let wait = policy.backoff(attempt).as_secs_f64();
+                assert!((0.0..=ceiling).contains(&wait), "attempt {attempt}: {wait}");
+            }
+        }
+        let late: Vec<f64> = (0..200).map(|_| policy.backoff(8).as_secs_f64()).collect();
+        assert!(
+            late.iter().any(|w| *w > 15.0),
+            "jitter spans the whole window"
+        );
+        assert!(late.iter().any(|w| *w < 15.0));
+    }
+}

@@ -1,0 +1,340 @@
+//! Compiling and running VRL, shared by `remap`, `filter`, `route` and the
+//! `webhook` sink's `payload`.
+//!
+//! Compile errors are reported where the user wrote the program: for an
+//! inline `source`, at the line and column *inside the config file* (the
+//! TOML string's position plus the offset in the program); for `file = ...`,
+//! at the line and column of that file. VRL's own rendering of the error
+//! (with the offending snippet and hints) is attached as the detail.
+
+use std::mem;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use vrl::compiler::runtime::{Runtime, Terminate};
+use vrl::compiler::state::RuntimeState;
+use vrl::compiler::{
+    Function, Program, SecretTarget, Target, TargetValue, TargetValueRef, TimeZone,
+};
+use vrl::diagnostic::Formatter;
+use vrl::path::{OwnedTargetPath, PathPrefix};
+use vrl::value::{ObjectMap, Secrets, Value};
+
+use crate::diagnostic::{BuildError, SourceFile};
+
+/// The VRL standard library, built once (it is a few hundred boxed values).
+static FUNCTIONS: LazyLock<Vec<Box<dyn Function>>> = LazyLock::new(vrl::stdlib::all);
+
+/// Where a program's text came from.
+pub enum VrlOrigin<'a> {
+    /// A TOML string value; the span covers the whole value with its quotes.
+    Inline(std::ops::Range<usize>),
+    /// A separate file.
+    File(&'a Path),
+}
+
+/// Compiles `source`, written in `file` (the config file that names it).
+/// `what` names the option in messages (`source`, `condition`,
+/// `route.errors`).
+pub fn compile(
+    source: &str,
+    origin: VrlOrigin<'_>,
+    file: &SourceFile,
+    what: &str,
+) -> Result<Program, BuildError> {
+    match vrl::compiler::compile(source, &FUNCTIONS) {
+        Ok(result) => {
+            if !result.warnings.is_empty() {
+                tracing::debug!(
+                    file = %file.path().display(),
+                    "VRL warnings in `{what}`:\n{}",
+                    Formatter::new(source, result.warnings)
+                );
+            }
+            Ok(result.program)
+        }
+        Err(diagnostics) => {
+            let errors = diagnostics.errors();
+            let first = errors.first();
+            let offset = first
+                .and_then(|d| d.labels.iter().find(|l| l.primary).or(d.labels.first()))
+                .map_or(0, |label| label.span.start());
+            let summary =
+                first.map_or_else(|| "invalid program".to_string(), |d| d.message.clone());
+            let count = errors.len();
+            let message = if count > 1 {
+                format!("VRL error in `{what}` ({count} errors; first): {summary}")
+            } else {
+                format!("VRL error in `{what}`: {summary}")
+            };
+            let detail = Formatter::new(source, diagnostics).to_string();
+            let mut error = BuildError::new(message).with_detail(detail);
+            match origin {
+                VrlOrigin::Inline(span) => {
+                    let start = string_content_start(file.text(), &span);
+                    let at = (start + offset).min(span.end);
+                    error = error.at(at..at);
+                }
+                VrlOrigin::File(path) => {
+                    let program_file = SourceFile::new(path, source.to_string());
+                    let (line, column) = program_file.line_col(offset);
+                    error.external = Some((path.to_path_buf(), line, column));
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Compiles a condition and checks that it can only produce a boolean.
+pub fn compile_condition(
+    source: &str,
+    origin: VrlOrigin<'_>,
+    file: &SourceFile,
+    what: &str,
+) -> Result<Program, BuildError> {
+    let span = match &origin {
+        VrlOrigin::Inline(span) => Some(span.clone()),
+        VrlOrigin::File(_) => None,
+    };
+    let program = compile(source, origin, file, what)?;
+    if !program.final_type_info().result.is_boolean() {
+        let mut error = BuildError::new(format!(
+            "`{what}` must be a VRL expression that returns a boolean (e.g. `.status >= 500`); \
+             this one may return something else"
+        ));
+        if let Some(span) = span {
+            error = error.at(span);
+        }
+        return Err(error);
+    }
+    Ok(program)
+}
+
+/// Where the text of a TOML string starts, given the span of the whole value
+/// (quotes included). Literal strings map one to one onto the program; for
+/// basic strings with escapes the column is approximate.
+fn string_content_start(text: &str, span: &std::ops::Range<usize>) -> usize {
+    let raw = text.get(span.clone()).unwrap_or_default();
+    let delimiter = ["'''", "\"\"\"", "'", "\""]
+        .iter()
+        .find(|d| raw.starts_with(**d))
+        .map_or(0, |d| d.len());
+    let mut start = span.start + delimiter;
+    if delimiter == 3 {
+        // A newline right after a multi-line opener is not part of the string.
+        let rest = &text[start.min(text.len())..];
+        if rest.starts_with("\r\n") {
+            start += 2;
+        } else if rest.starts_with('\n') {
+            start += 1;
+        }
+    }
+    start
+}
+
+/// Runs a compiled program on events, reusing its runtime between them.
+pub struct VrlRunner {
+    program: Arc<Program>,
+    runtime: Runtime,
+    timezone: TimeZone,
+}
+
+impl Clone for VrlRunner {
+    fn clone(&self) -> Self {
+        Self::new(Arc::clone(&self.program))
+    }
+}
+
+impl VrlRunner {
+    /// A runner for `program` (cheap: the program is shared).
+    pub fn new(program: Arc<Program>) -> Self {
+        Self {
+            program,
+            runtime: Runtime::new(RuntimeState::default()),
+            timezone: TimeZone::default(),
+        }
+    }
+
+    /// Runs the program on `value` in place and returns its result.
+    pub fn run(&mut self, value: &mut Value) -> Result<Value, Terminate> {
+        let mut target = TargetValue {
+            value: mem::replace(value, Value::Null),
+            metadata: Value::Object(ObjectMap::new()),
+            secrets: Secrets::default(),
+        };
+        let result = self
+            .runtime
+            .resolve(&mut target, &self.program, &self.timezone);
+        self.runtime.clear();
+        *value = target.value;
+        result
+    }
+
+    /// Runs the program on `value` in place, keeping what is needed to give
+    /// the event back unchanged if the program fails: on failure, the second
+    /// value is the event as it was before the program ran.
+    ///
+    /// The copy is taken lazily, at the program's first write, and a write
+    /// that replaces the whole event (`. = parse_json!(...)`) keeps the old
+    /// value instead of copying it. So the common remap shapes (parse, then
+    /// assign) never clone the event at all, while the guarantee holds for
+    /// any program.
+    pub fn run_keeping_original(
+        &mut self,
+        value: &mut Value,
+    ) -> (Result<Value, Terminate>, Option<Value>) {
+        let mut target = CopyOnWriteTarget {
+            value: mem::replace(value, Value::Null),
+            original: None,
+            metadata: Value::Object(ObjectMap::new()),
+            secrets: Secrets::default(),
+        };
+        let result = self
+            .runtime
+            .resolve(&mut target, &self.program, &self.timezone);
+        self.runtime.clear();
+        *value = target.value;
+        let original = match &result {
+            Ok(_) => None,
+            Err(_) => target.original,
+        };
+        (result, original)
+    }
+
+    /// Whether the program can fail at run time.
+    pub fn is_fallible(&self) -> bool {
+        let info = self.program.info();
+        info.fallible || info.abortable
+    }
+}
+
+/// A VRL target that remembers the event as it was before the first write.
+#[derive(Debug)]
+struct CopyOnWriteTarget {
+    value: Value,
+    original: Option<Value>,
+    metadata: Value,
+    secrets: Secrets,
+}
+
+impl CopyOnWriteTarget {
+    fn before_write(&mut self, path: &OwnedTargetPath) {
+        if self.original.is_none() && path.prefix == PathPrefix::Event {
+            self.original = Some(self.value.clone());
+        }
+    }
+
+    fn inner(&mut self) -> TargetValueRef<'_> {
+        TargetValueRef {
+            value: &mut self.value,
+            metadata: &mut self.metadata,
+            secrets: &mut self.secrets,
+        }
+    }
+}
+
+impl Target for CopyOnWriteTarget {
+    fn target_insert(&mut self, path: &OwnedTargetPath, value: Value) -> Result<(), String> {
+        if self.original.is_none() && path.prefix == PathPrefix::Event && path.path.is_root() {
+            // Replacing the whole event: keep the old one instead of a copy.
+            self.original = Some(mem::replace(&mut self.value, value));
+            return Ok(());
+        }
+        self.before_write(path);
+        self.inner().target_insert(path, value)
+    }
+
+    fn target_get(&self, path: &OwnedTargetPath) -> Result<Option<&Value>, String> {
+        match path.prefix {
+            PathPrefix::Event => Ok(self.value.get(&path.path)),
+            PathPrefix::Metadata => Ok(self.metadata.get(&path.path)),
+        }
+    }
+
+    fn target_get_mut(&mut self, path: &OwnedTargetPath) -> Result<Option<&mut Value>, String> {
+        self.before_write(path);
+        match path.prefix {
+            PathPrefix::Event => Ok(self.value.get_mut(&path.path)),
+            PathPrefix::Metadata => Ok(self.metadata.get_mut(&path.path)),
+        }
+    }
+
+    fn target_remove(
+        &mut self,
+        path: &OwnedTargetPath,
+        compact: bool,
+    ) -> Result<Option<Value>, String> {
+        self.before_write(path);
+        self.inner().target_remove(path, compact)
+    }
+}
+
+impl SecretTarget for CopyOnWriteTarget {
+    fn get_secret(&self, key: &str) -> Option<&str> {
+        self.secrets.get_secret(key)
+    }
+
+    fn insert_secret(&mut self, key: &str, value: &str) {
+        self.secrets.insert_secret(key, value);
+    }
+
+    fn remove_secret(&mut self, key: &str) {
+        self.secrets.remove_secret(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(source: &str) -> VrlRunner {
+        let program = vrl::compiler::compile(source, &FUNCTIONS)
+            .expect("compiles")
+            .program;
+        VrlRunner::new(Arc::new(program))
+    }
+
+    #[test]
+    fn failure_after_edits_gives_back_the_untouched_event() {
+        let mut runner = runner(".a = 1\ndel(.keep)\n.b = parse_json!(string!(.message))");
+        let before = vrl::value!({"message": "not json", "keep": true});
+        let mut value = before.clone();
+        let (result, original) = runner.run_keeping_original(&mut value);
+        assert!(result.is_err());
+        assert_eq!(original, Some(before));
+    }
+
+    #[test]
+    fn replacing_the_root_keeps_the_old_event_without_a_copy() {
+        let mut runner = runner(". = {\"x\": 1}\n.y = to_int!(.x) + to_int!(\"nope\")");
+        let before = vrl::value!({"message": "m"});
+        let mut value = before.clone();
+        let (result, original) = runner.run_keeping_original(&mut value);
+        assert!(result.is_err());
+        assert_eq!(original, Some(before));
+    }
+
+    #[test]
+    fn failure_before_any_write_needs_no_copy() {
+        let mut runner = runner(". = parse_json!(string!(.message))");
+        let before = vrl::value!({"message": "not json"});
+        let mut value = before.clone();
+        let (result, original) = runner.run_keeping_original(&mut value);
+        assert!(result.is_err());
+        assert_eq!(
+            original, None,
+            "nothing was written, so the value itself is the original"
+        );
+        assert_eq!(value, before);
+    }
+
+    #[test]
+    fn success_returns_the_edited_event() {
+        let mut runner = runner(".n = 2");
+        let mut value = vrl::value!({"message": "m"});
+        let (result, original) = runner.run_keeping_original(&mut value);
+        assert!(result.is_ok() && original.is_none());
+        assert_eq!(value, vrl::value!({"message": "m", "n": 2}));
+    }
+}

@@ -1,0 +1,326 @@
+//! Helpers shared by the integration tests: run the real `howl` binary,
+//! feed it, and read its metrics over its own API. Network traffic stays on
+//! loopback and every wait is bounded.
+
+pub mod alertmanager;
+pub mod capture;
+pub mod fake_llm;
+pub mod prometheus;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// An HTTP client for talking to howl and to test servers (howl's reqwest is
+/// built without a default TLS crypto provider; tests install the same one
+/// howl uses).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// The binary under test.
+pub fn howl() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_howl"));
+    command.env_remove("HOWL_CONFIG").env_remove("HOWL_LOG");
+    command
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+/// A topology reading JSON lines on stdin, each parsed into the event by
+/// the transform `parse`, followed by `rest` (which consumes `parse`).
+pub fn stdin_json(rest: &str) -> String {
+    format!(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [transforms.parse]\ntype = \"remap\"\ninputs = [\"in\"]\n\
+         source = '. = parse_json!(string!(.message))'\n\
+         {rest}"
+    )
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Runs `howl` with `args`, feeding `input` on stdin, and waits (bounded).
+pub fn run_with_input(args: &[&str], dir: &Path, input: &[u8], limit: Duration) -> Output {
+    let mut child = howl()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn howl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = wait_with_limit(child, limit);
+    let _ = writer.join();
+    output
+}
+
+/// Runs the topology `config` (written to a temporary directory, which is
+/// also the working directory) on `input` until it exits, asserts that it
+/// exited 0, and returns the directory (for files it wrote) and stdout.
+pub fn run_topology(config: &str, input: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "topology.toml", config);
+    let output = run_with_input(
+        &["run", "-c", "topology.toml"],
+        dir.path(),
+        input,
+        Duration::from_secs(60),
+    );
+    assert!(
+        output.status.success(),
+        "howl run failed ({:?}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
+    (dir, stdout)
+}
+
+/// Waits for a child while reading its output (so it never blocks on a
+/// full pipe), killing it and failing the test past `limit`.
+pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for howl"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            let output = rx.recv_timeout(Duration::from_secs(10));
+            let stderr = output
+                .ok()
+                .and_then(Result::ok)
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            panic!("howl did not exit within {limit:?}\nstderr:\n{stderr}");
+        }
+    }
+}
+
+/// A running `howl run` with the API enabled, killed when dropped.
+pub struct Running {
+    pub child: Option<Child>,
+    pub api: String,
+    pub dir: PathBuf,
+}
+
+impl Running {
+    /// Starts `howl run -c config` in `dir` (the config must enable the API
+    /// at `api_port`) and waits until `/health` answers.
+    pub async fn start(dir: &Path, config: &Path, api_port: u16, extra: &[&str]) -> Self {
+        let child = howl()
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("howl.stderr")).expect("stderr file"))
+            .spawn()
+            .expect("spawn howl");
+        let running = Self {
+            child: Some(child),
+            api: format!("http://127.0.0.1:{api_port}"),
+            dir: dir.to_path_buf(),
+        };
+        let client = client();
+        for _ in 0..300 {
+            if let Ok(response) = client.get(format!("{}/health", running.api)).send().await
+                && response.status().is_success()
+            {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("howl's API did not come up at {}", running.api);
+    }
+
+    /// Starts howl with the API on and an `http_server` source `in`
+    /// (accepting POSTs on `/`); `rest` holds the other components. Returns
+    /// the directory (keep it alive), the process, and the source's URL.
+    pub async fn with_http_source(rest: &str) -> (tempfile::TempDir, Self, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (api, http) = (free_port(), free_port());
+        let config = write(
+            dir.path(),
+            "topology.toml",
+            &format!(
+                "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+                 [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+                 {rest}"
+            ),
+        );
+        let howl = Self::start(dir.path(), &config, api, &[]).await;
+        (dir, howl, format!("http://127.0.0.1:{http}/"))
+    }
+
+    /// The current `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// Waits (bounded) until the sample of `name` with `labels` reaches
+    /// `at_least`, and returns it: how a test knows a sink has finished with
+    /// an event without sleeping.
+    pub async fn wait_for_metric(&self, name: &str, labels: &[&str], at_least: f64) -> f64 {
+        let mut last = String::new();
+        for _ in 0..500 {
+            last = self.metrics().await;
+            if let Some(value) = metric(&last, name, labels).filter(|v| *v >= at_least) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name}{labels:?} never reached {at_least}; metrics:\n{last}");
+    }
+
+    /// howl's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("howl.stderr")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Output {
+        let child = self.child.take().expect("running");
+        signal(&child, "TERM");
+        self.finish(child, limit)
+    }
+
+    /// Waits (bounded) for a child taken out of `self`; its stderr (written
+    /// to a file, so a chatty howl never blocks on a full pipe) is returned
+    /// in the output.
+    pub fn finish(&self, child: Child, limit: Duration) -> Output {
+        let mut output = wait_with_limit(child, limit);
+        output.stderr = std::fs::read(self.dir.join("howl.stderr")).unwrap_or_default();
+        output
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing the test
+/// after `limit` with `what` in the message.
+pub async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// POSTs `events` as a JSON array to an `http_server` source and checks
+/// that all were accepted.
+pub async fn post_events(url: &str, events: &serde_json::Value) {
+    let response = client()
+        .post(url)
+        .json(events)
+        .send()
+        .await
+        .expect("POST events");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+/// Sends a signal by name to a child.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// The value of the first sample of `name` whose labels contain every one
+/// of `labels` (`key="value"` strings), if present.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// The resident set size of a process in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `howl ARGS...` in `dir` with extra environment variables, to
+/// completion; returns (exit code, stdout, stderr).
+pub fn howl_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = howl()
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("run howl");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs `howl validate -c FILE...` in `dir`; returns (exit code, stdout,
+/// stderr).
+pub fn validate(dir: &Path, files: &[&Path]) -> (i32, String, String) {
+    let mut args = vec!["validate"];
+    for file in files {
+        args.push("-c");
+        args.push(file.to_str().expect("utf-8 path"));
+    }
+    howl_in(dir, &args, &[])
+}

@@ -1,0 +1,209 @@
+//! Keeps the component pages in `sources/`, `transforms/` and `sinks/` in
+//! step with the code, and checks that every example topology is valid.
+//!
+//! Each page's "## Options" table must list exactly the options the
+//! component's config struct accepts (plus the options common to its kind),
+//! and its "## Example" TOML must be a complete, valid topology.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use howl::components::schema::OptionsSchema;
+use howl::config::{SinkEnvelope, SourceEnvelope, TransformEnvelope};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Option names in the first column of the "## Options" table.
+fn documented_options(page: &str) -> BTreeSet<String> {
+    let section = page
+        .split("\n## ")
+        .find(|s| s.starts_with("Options"))
+        .unwrap_or_default();
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .filter_map(|line| line.split('`').nth(1).map(str::to_string))
+        .collect()
+}
+
+fn toml_blocks(page: &str) -> Vec<String> {
+    page.split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next().map(str::to_string))
+        .collect()
+}
+
+fn check_kind(dir: &str, types: Vec<(&'static str, OptionsSchema)>, envelope: OptionsSchema) {
+    let mut problems = Vec::new();
+    let mut names = BTreeSet::new();
+    for (name, schema) in types {
+        names.insert(format!("{name}.md"));
+        let path = root().join(dir).join(format!("{name}.md"));
+        let Ok(page) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{dir}/{name}.md is missing"));
+            continue;
+        };
+        let code: BTreeSet<String> = schema
+            .option_paths()
+            .into_iter()
+            .chain(envelope.option_paths())
+            .collect();
+        let documented = documented_options(&page);
+        for missing in code.difference(&documented) {
+            problems.push(format!(
+                "{dir}/{name}.md does not document option `{missing}`"
+            ));
+        }
+        for extra in documented.difference(&code) {
+            problems.push(format!(
+                "{dir}/{name}.md documents `{extra}`, which the code does not have"
+            ));
+        }
+        let examples = toml_blocks(&page);
+        if examples.is_empty() {
+            problems.push(format!("{dir}/{name}.md has no TOML example"));
+        }
+        for (index, example) in examples.iter().enumerate() {
+            let file = PathBuf::from(format!("{dir}/{name}.md example {}", index + 1));
+            problems.extend(validate_text(file, example));
+        }
+    }
+    for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if file != "README.md" && !names.contains(&file) {
+            problems.push(format!(
+                "{dir}/{file} documents a component that does not exist"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs out of step with code:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// Loads and builds a topology; returns its errors (warnings are fine).
+fn validate_text(file: PathBuf, text: &str) -> Vec<String> {
+    let loaded = howl::config::load_texts(
+        vec![(file, text.to_string())],
+        |_| None,
+        &howl::topology::REGISTRY,
+    );
+    let mut errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    if let Err(build) = howl::topology::build(&loaded.config) {
+        errors.extend(build.iter().map(ToString::to_string));
+    }
+    if let Some(graph) = &loaded.graph
+        && let Err(tests) = howl::unit_test::prepare(&loaded.config, graph)
+    {
+        errors.extend(tests.iter().map(ToString::to_string));
+    }
+    errors
+}
+
+fn schemas<C: ?Sized>(
+    types: &[howl::components::ComponentType<C>],
+) -> Vec<(&'static str, OptionsSchema)> {
+    types.iter().map(|t| (t.name, t.options())).collect()
+}
+
+#[test]
+fn source_pages_match_the_code() {
+    check_kind(
+        "sources",
+        schemas(howl::sources::TYPES),
+        OptionsSchema::new(schemars::schema_for!(SourceEnvelope)),
+    );
+}
+
+#[test]
+fn transform_pages_match_the_code() {
+    check_kind(
+        "transforms",
+        schemas(howl::transforms::TYPES),
+        OptionsSchema::new(schemars::schema_for!(TransformEnvelope)),
+    );
+}
+
+#[test]
+fn sink_pages_match_the_code() {
+    check_kind(
+        "sinks",
+        schemas(howl::sinks::TYPES),
+        OptionsSchema::new(schemars::schema_for!(SinkEnvelope)),
+    );
+}
+
+#[test]
+fn every_example_topology_is_valid() {
+    let dir = root().join("topologies");
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        problems.extend(validate_text(path.clone(), &text));
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "expected at least demo, stdin-to-console and http-to-file"
+    );
+    assert!(
+        problems.is_empty(),
+        "invalid example topologies:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn readme_examples_are_valid() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks = toml_blocks(&readme);
+    assert!(!blocks.is_empty(), "the README shows at least one topology");
+    let problems: Vec<String> = blocks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, text)| {
+            validate_text(PathBuf::from(format!("README.md example {}", i + 1)), text)
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "invalid README example:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn readme_documents_every_test_option() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("## Testing a topology")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a section \"Testing a topology\"");
+    let schema = OptionsSchema::new(schemars::schema_for!(
+        howl::config::unit_test::UnitTestConfig
+    ));
+    let missing: Vec<String> = schema
+        .option_paths()
+        .into_iter()
+        .filter(|path| !section.contains(&format!("`{path}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "options of [[tests]] missing from the README: {missing:?}"
+    );
+}

@@ -1,0 +1,225 @@
+//! `http_server` answers what happened to each request: 200 accepted, 400
+//! undecodable, 401 unauthenticated, 413 too large, 503 + Retry-After when
+//! the pipeline is full (and then nothing of the request was accepted).
+
+use std::time::Duration;
+
+use crate::common::{Running, free_port, metric, write};
+
+async fn start(sink: &str, source_extra: &str) -> (tempfile::TempDir, Running, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\npath = \"/ingest\"\n{source_extra}\n\
+             {sink}"
+        ),
+    );
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    (dir, howl, format!("http://127.0.0.1:{http}/ingest"))
+}
+
+#[tokio::test]
+async fn accepts_decodes_and_rejects_with_the_right_status() {
+    let (dir, mut howl, url) = start(
+        "[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\n",
+        "decoding = \"ndjson\"\nmax_body_bytes = 1000\nauth.token = \"s3cret\"",
+    )
+    .await;
+    let client = crate::common::client();
+    let post = |body: &'static str, token: Option<&str>| {
+        let mut request = client.post(&url).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    let ok = post("{\"a\":1}\n{\"a\":2}\n", Some("s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"accepted": 2})
+    );
+
+    let bad = post("{\"a\":1}\n{oops\n", Some("s3cret")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let error: serde_json::Value = bad.json().await.unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON on line 2"),
+        "{error}"
+    );
+
+    let anonymous = post("{\"a\":1}\n", None).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let wrong = post("{\"a\":1}\n", Some("guess")).await.unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let big = client
+        .post(&url)
+        .bearer_auth("s3cret")
+        .body(format!("{{\"a\":\"{}\"}}", "x".repeat(5000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    assert!(big.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+
+    let elsewhere = client
+        .post(url.replace("/ingest", "/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    let get = client.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    assert_eq!(
+        written.lines().count(),
+        2,
+        "only the accepted request's events: {written}"
+    );
+}
+
+#[tokio::test]
+async fn answers_503_with_retry_after_when_the_pipeline_is_full() {
+    let (_dir, howl, url) = start(
+        "[sinks.slow]\ntype = \"blackhole\"\ninputs = [\"in\"]\nrate = 1\nbuffer.max_events = 1\n",
+        "",
+    )
+    .await;
+    let client = crate::common::client();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    // Each request is 10 events: the sink needs 10 s per request, so after
+    // one request in the sink and one in its buffer, the buffer stays full.
+    let body: String = (0..10).map(|i| format!("line {i}\n")).collect();
+    for _ in 0..4 {
+        let response = client.post(&url).body(body.clone()).send().await.unwrap();
+        if response.status() == 503 {
+            retry_after = response.headers().get("retry-after").cloned();
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(
+        statuses.contains(&503),
+        "a full pipeline must answer 503: {statuses:?}"
+    );
+    assert_eq!(retry_after.unwrap(), "1");
+    let text = howl.metrics().await;
+    let accepted = 10.0 * statuses.iter().filter(|s| **s == 200).count() as f64;
+    let sent = metric(
+        &text,
+        "component_sent_events_total",
+        &["component_id=\"in\""],
+    )
+    .unwrap();
+    assert_eq!(sent, accepted, "503 answers must not let any event through");
+}
+
+/// Sends raw bytes on a new connection; returns the status code answered
+/// (0 when the connection closed without one), reading at most `limit`.
+async fn raw(url: &str, request: &[u8], limit: Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(limit, stream.read(&mut answer))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read])
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_oversized_streams_413_and_the_scheme_is_case_insensitive() {
+    let (_dir, mut howl, url) = start(
+        "[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        "max_body_bytes = 100\nauth.token = \"s3cret\"",
+    )
+    .await;
+    let head = "POST /ingest HTTP/1.1\r\nhost: x\r\nauthorization: bearer s3cret\r\n";
+    let limit = Duration::from_secs(10);
+    let ok = format!("{head}content-length: 5\r\n\r\nhello");
+    assert_eq!(
+        raw(&url, ok.as_bytes(), limit).await,
+        200,
+        "`bearer` is `Bearer`"
+    );
+    let malformed = format!("{head}transfer-encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n");
+    assert_eq!(raw(&url, malformed.as_bytes(), limit).await, 400);
+    let long = "x".repeat(200);
+    let chunked = format!(
+        "{head}transfer-encoding: chunked\r\n\r\n{:x}\r\n{long}\r\n0\r\n\r\n",
+        long.len()
+    );
+    assert_eq!(
+        raw(&url, chunked.as_bytes(), limit).await,
+        413,
+        "over max_body_bytes without a content-length"
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(output.status.success());
+}
+
+#[tokio::test]
+async fn a_client_stalled_mid_body_does_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, mut howl, url) =
+        start("[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n", "").await;
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(b"POST /ingest HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || howl.terminate(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown waited {:?} for a stalled client",
+        started.elapsed()
+    );
+    drop(stalled);
+}

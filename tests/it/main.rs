@@ -1,0 +1,28 @@
+//! howl's integration tests, in one binary: each module tests one area
+//! end to end, through the real `howl` binary or the library's public API,
+//! with real peers on loopback (Alertmanager, Prometheus) or loopback
+//! servers that speak a peer's exact wire protocol (Telegram, Slack, LLM
+//! providers). One binary links the crate once instead of once per file.
+
+mod common;
+mod fake_slack;
+mod fake_telegram;
+
+mod alertmanager;
+mod config_tests;
+mod docs;
+mod file_source;
+mod http_server;
+mod layers;
+mod llm_suppress;
+mod metric_sources;
+mod pattern_accuracy;
+mod pattern_transform;
+mod patterns_cli;
+mod pipeline;
+mod slack;
+mod telegram;
+mod threshold;
+mod throttle_dedupe;
+mod validate;
+mod webhook;

@@ -1,0 +1,403 @@
+//! `howl validate`: every problem the issue names is reported, at once, with
+//! the file, the component and (where it has one) the line and column; exit
+//! 78 on failure and 0 on success.
+
+use std::path::Path;
+
+use crate::common::{howl_in, validate, write};
+
+const SINK: &str = "\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n";
+
+fn check(config: &str, expected: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", config);
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
+    assert_eq!(code, 78, "invalid config must exit 78; stderr:\n{stderr}");
+    for needle in expected {
+        assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn valid_config_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.toml",
+        &format!("[sources.in]\ntype = \"stdin\"\n{SINK}"),
+    );
+    let (code, stdout, stderr) = validate(dir.path(), &[&path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("valid: 1 source(s), 0 transform(s), 1 sink(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unknown_type_names_the_alternatives() {
+    check(
+        &format!("[sources.in]\ntype = \"stdinn\"\n{SINK}"),
+        &[
+            "a.toml:2:8: sources.in: unknown source type `stdinn`",
+            "did you mean `stdin`?",
+        ],
+    );
+}
+
+#[test]
+fn every_unknown_option_is_reported_with_its_line() {
+    let stderr = check(
+        &format!("[sources.in]\ntype = \"stdin\"\nmax_line_byte = 5\ncolour = 1\n{SINK}"),
+        &[
+            "a.toml:3:1: sources.in: unknown option `max_line_byte` for source type `stdin` (did you mean `max_line_bytes`?)",
+            "a.toml:4:1: sources.in: unknown option `colour`",
+        ],
+    );
+    assert_eq!(stderr.matches("error:").count(), 2, "{stderr}");
+}
+
+#[test]
+fn unknown_nested_option_is_reported() {
+    check(
+        &format!("[sources.in]\ntype = \"stdin\"\n{SINK}buffer.max_event = 3\n"),
+        &[
+            "a.toml:7:8: sinks.out: unknown option `buffer.max_event` for sink type `blackhole` (did you mean `buffer.max_events`?)",
+        ],
+    );
+}
+
+#[test]
+fn missing_required_option_names_it() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\n",
+        &["a.toml:4:1: sinks.out: missing required option `path`"],
+    );
+}
+
+#[test]
+fn wrong_value_type_is_reported_at_the_value() {
+    check(
+        &format!("[sources.in]\ntype = \"stdin\"\nmax_line_bytes = \"big\"\n{SINK}"),
+        &["a.toml:3:18: sources.in: invalid type"],
+    );
+}
+
+#[test]
+fn unknown_input_lists_available_ids() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[sources.other]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"nope\"]\n",
+        &["a.toml:7:11: sinks.out: unknown input `nope`; available: `in`, `other`"],
+    );
+}
+
+#[test]
+fn unknown_named_output_lists_the_outputs() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.r]\ntype = \"route\"\ninputs = [\"in\"]\nroute.a = \"true\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"r.b\"]\n",
+        &["sinks.out: `r` has no output named `b`; its outputs: `r.a`, `r._unmatched`"],
+    );
+}
+
+#[test]
+fn glob_matching_nothing_is_an_error() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"app_*\"]\n",
+        &["a.toml:5:11: sinks.out: input glob `app_*` matches no component output"],
+    );
+}
+
+#[test]
+fn globs_select_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.toml",
+        "[sources.app_a]\ntype = \"stdin\"\n[sources.app_b]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"app_*\"]\n",
+    );
+    let (_, dot, _) = howl_in(dir.path(), &["graph", "-c", path.to_str().unwrap()], &[]);
+    assert!(
+        dot.contains("\"app_a\" -> \"out\"") && dot.contains("\"app_b\" -> \"out\""),
+        "{dot}"
+    );
+}
+
+#[test]
+fn duplicate_ids_across_kinds_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", "[sources.in]\ntype = \"stdin\"\n");
+    write(
+        dir.path(),
+        "b.toml",
+        "[sinks.in]\ntype = \"console\"\ninputs = [\"in\"]\n",
+    );
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml"), Path::new("b.toml")]);
+    assert_eq!(code, 78);
+    assert!(
+        !stderr.contains("no sinks defined"),
+        "no follow-on error for the skipped duplicate:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("b.toml:1:8: sinks.in: duplicate component id `in`: already defined as sources.in at a.toml:1:10"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ids_with_dots_are_rejected() {
+    check(
+        &format!("[sources.\"my.in\"]\ntype = \"stdin\"\n[sources.in]\ntype = \"stdin\"\n{SINK}"),
+        &["sources.my.in: invalid component id `my.in`"],
+    );
+}
+
+#[test]
+fn cycles_print_the_chain() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.a]\ntype = \"filter\"\ninputs = [\"in\", \"b\"]\ncondition = \"true\"\n[transforms.b]\ntype = \"filter\"\ninputs = [\"a\"]\ncondition = \"true\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"b\"]\n",
+        &["cycle in the topology: a -> b -> a"],
+    );
+}
+
+#[test]
+fn components_without_inputs_are_rejected() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.t]\ntype = \"filter\"\ncondition = \"true\"\n[sinks.out]\ntype = \"console\"\ninputs = []\n",
+        &[
+            "transforms.t: transform has no inputs",
+            "sinks.out: sink has no inputs",
+        ],
+    );
+}
+
+#[test]
+fn no_sources_and_no_sinks_are_errors() {
+    check(
+        "[transforms.t]\ntype = \"filter\"\ninputs = [\"x\"]\ncondition = \"true\"\n",
+        &["no sources defined", "no sinks defined"],
+    );
+}
+
+#[test]
+fn unconsumed_output_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n[sources.spare]\ntype = \"stdin\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\n",
+    );
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: a.toml:3:10: sources.spare: output `spare` is not consumed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn vrl_errors_point_into_the_config_file() {
+    let stderr = check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"remap\"\ninputs = [\"in\"]\nsource = '''\n.a = 1\n.x = parse_json(.message)\n'''\n[sinks.out]\ntype = \"console\"\ninputs = [\"p\"]\n",
+        &["a.toml:8:6: transforms.p: VRL error in `source`: unhandled fallible assignment"],
+    );
+    assert!(
+        stderr.contains("error[E103]"),
+        "VRL's own diagnostic is shown:\n{stderr}"
+    );
+}
+
+#[test]
+fn vrl_file_errors_point_into_the_vrl_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "prog.vrl", "\n\n.x = parse_json(.message)\n");
+    let config = write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"remap\"\ninputs = [\"in\"]\nfile = \"prog.vrl\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"p\"]\n",
+    );
+    let (code, _, stderr) = validate(dir.path(), &[&config]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("prog.vrl:3:6: transforms.p: VRL error"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn conditions_must_be_boolean() {
+    check(
+        &format!(
+            "[sources.x]\ntype = \"stdin\"\n[transforms.in]\ntype = \"filter\"\ninputs = [\"x\"]\ncondition = '.message'\n{SINK}"
+        ),
+        &["transforms.in: `condition` must be a VRL expression that returns a boolean"],
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_positions() {
+    check(
+        "[sources.in\ntype = \"stdin\"\n",
+        &["a.toml:1:", "invalid TOML"],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let stderr = check(
+        "[sources.in]\ntype = \"stdin\"\nbogus = 1\n[transforms.p]\ntype = \"remap\"\ninputs = [\"nope\"]\nsource = '.x = parse_json(.message)'\n[sinks.out]\ntype = \"nothing\"\ninputs = [\"p\"]\n",
+        &[
+            "unknown option `bogus`",
+            "unknown input `nope`",
+            "VRL error in `source`",
+            "unknown sink type `nothing`",
+        ],
+    );
+    assert!(stderr.contains("howl validate: 4 error(s)"), "{stderr}");
+}
+
+#[test]
+fn environment_interpolation_is_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\nmax_line_bytes = ${HOWL_TEST_UNSET_VAR}\n[sinks.out]\ntype = \"console\"\ninputs = [\"in\"]\n",
+    );
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("a.toml:3:18: environment variable `HOWL_TEST_UNSET_VAR` is not set"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &["validate", "-c", "a.toml"],
+        &[("HOWL_TEST_UNSET_VAR", "100")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &["validate", "-c", "a.toml"],
+        &[("HOWL_TEST_UNSET_VAR", "1\n[sinks.evil]")],
+    );
+    assert_eq!(code, 78);
+    assert!(stderr.contains("contains a newline"), "{stderr}");
+}
+
+#[test]
+fn several_files_merge_and_howl_config_env_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.toml", "[sources.in]\ntype = \"stdin\"\n");
+    let b = write(dir.path(), "b.toml", SINK);
+    let (code, stdout, stderr) = validate(dir.path(), &[&a, &b]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 source(s), 0 transform(s), 1 sink(s)"));
+    let both = format!("{},{}", a.display(), b.display());
+    let (code, _, stderr) = howl_in(dir.path(), &["validate"], &[("HOWL_CONFIG", &both)]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n[transforms.r]\ntype = \"route\"\ninputs = [\"in\"]\nroute.errors = \"true\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"r.errors\", \"r._unmatched\"]\n",
+    );
+    let path = path.to_str().unwrap();
+    let (_, dot, _) = howl_in(dir.path(), &["graph", "-c", path], &[]);
+    assert!(dot.starts_with("digraph howl {"), "{dot}");
+    assert!(dot.contains("\"in\" -> \"r\";"), "{dot}");
+    assert!(
+        dot.contains("\"r\" -> \"out\" [label=\"errors\"];"),
+        "{dot}"
+    );
+    let (_, mermaid, _) = howl_in(
+        dir.path(),
+        &["graph", "--format", "mermaid", "-c", path],
+        &[],
+    );
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(mermaid.contains("n1 -- \"errors\" --> n2"), "{mermaid}");
+}
+
+#[test]
+fn a_missing_config_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("nope.toml")]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("nope.toml: cannot read config file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn chat_sinks_refuse_concurrent_requests() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [sinks.tg]\ntype = \"telegram\"\ninputs = [\"in\"]\nbot_token = \"123456:ABC\"\nchat_id = \"1\"\nrequest.concurrency = 4\n\
+         [sinks.sl]\ntype = \"slack\"\ninputs = [\"in\"]\nwebhook_url = \"http://127.0.0.1:1/hook\"\nrequest.concurrency = 2\n",
+        &[
+            "sinks.tg: `request.concurrency` must be 1 for a chat sink (it is 4)",
+            "sinks.sl: `request.concurrency` must be 1 for a chat sink (it is 2)",
+        ],
+    );
+}
+
+#[test]
+fn http_server_paths_must_be_literal() {
+    check(
+        "[sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:1\"\npath = \"/a/:id\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &["sources.in: `path` must be a literal path; `:` would make `/a/:id` a pattern"],
+    );
+}
+
+#[test]
+fn demo_logs_interval_out_of_range_is_refused() {
+    check(
+        "[sources.in]\ntype = \"demo_logs\"\ninterval = 1e-300\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &[
+            "sources.in: `interval` must be 0 (as fast as possible) or between 0.000001 and 86400 seconds",
+        ],
+    );
+}
+
+#[test]
+fn buffer_errors_point_at_the_buffer() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\nbuffer.max_events = 0\n",
+        &["a.toml:6:1: sinks.out: `buffer.max_events` must be at least 1"],
+    );
+}
+
+#[test]
+fn a_file_source_reports_all_its_problems() {
+    check(
+        "[sources.in]\ntype = \"file\"\ninclude = [\"[\"]\npoll_interval_ms = 0\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &[
+            "invalid glob `[`",
+            "`max_line_bytes` and `poll_interval_ms` must be at least 1",
+        ],
+    );
+}
+
+#[test]
+fn an_empty_api_token_is_refused() {
+    check(
+        "[api]\nenabled = true\nauth_token = \"\"\n[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &["api: `auth_token` is empty"],
+    );
+}
+
+#[test]
+fn ids_with_slashes_are_rejected() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.\"p/q\"]\ntype = \"filter\"\ninputs = [\"in\"]\ncondition = 'true'\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"p/q\"]\n",
+        &["invalid component id `p/q`", "`/` (used in state keys)"],
+    );
+}
