@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use vrl::value::Value;
 
 use crate::event::Event;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::state::{StateError, StateHandle, StateStore};
 use crate::template::Template;
 
@@ -85,7 +85,7 @@ pub fn render_reported(
     let rendered = template.render_escaped(event, escape);
     if !rendered.missing.is_empty() {
         metrics.error(
-            "template_failed",
+            ErrorType::TemplateFailed,
             Stage::Processing,
             &format_args!(
                 "`{option}` refers to missing field(s) {}; rendered them empty",

@@ -63,6 +63,76 @@ impl Stage {
     }
 }
 
+/// Declares [`ErrorType`] from one list, so the enum, its labels and
+/// [`ErrorType::ALL`] cannot drift apart.
+macro_rules! error_types {
+    ($($(#[doc = $doc:literal])* $variant:ident => $label:literal,)*) => {
+        /// What went wrong, as the `error_type` label of
+        /// `component_errors_total`: a fixed vocabulary, so a dashboard or an
+        /// alert rule written today still matches tomorrow. Each value says
+        /// what failed, not where; `stage` and the component labels say where.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorType {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorType {
+            /// Every value, in the order of the documentation.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)*
+                }
+            }
+        }
+    };
+}
+
+error_types! {
+    /// A file could not be opened.
+    OpenFailed => "open_failed",
+    /// Reading input failed (a file, stdin).
+    ReadFailed => "read_failed",
+    /// Writing output failed (stdout, a file).
+    WriteFailed => "write_failed",
+    /// A request body could not be decoded (bad JSON, bad encoding).
+    DecodeFailed => "decode_failed",
+    /// An answer could not be parsed (a Prometheus exposition).
+    ParseFailed => "parse_failed",
+    /// An answer was larger than the configured limit.
+    BodyTooLarge => "body_too_large",
+    /// A query was answered with an error (PromQL).
+    QueryFailed => "query_failed",
+    /// A request was refused for good (a 4xx other than 408 and 429); not retried.
+    RequestRejected => "request_rejected",
+    /// A request kept failing until `retry.max_duration_secs` was spent.
+    RetriesExhausted => "retries_exhausted",
+    /// A question to an LLM provider failed.
+    LlmRequestFailed => "llm_request_failed",
+    /// A file source's checkpoint could not be written.
+    CheckpointFailed => "checkpoint_failed",
+    /// State could not be read from the store under `data_dir`.
+    StateReadFailed => "state_read_failed",
+    /// State could not be written to the store under `data_dir`.
+    StateSaveFailed => "state_save_failed",
+    /// A template (`{{ .field }}`) could not be rendered for an event.
+    TemplateFailed => "template_failed",
+    /// A VRL condition failed on an event (instead of returning a boolean).
+    ConditionFailed => "condition_failed",
+    /// A VRL program (`remap`, a webhook's `payload`) failed on an event.
+    ScriptFailed => "script_failed",
+    /// An event could not be encoded for its destination.
+    EncodingFailed => "encoding_failed",
+    /// A metric event lacked the shape a transform needs.
+    InvalidMetric => "invalid_metric",
+    /// An alert event lacked what an alert sink needs.
+    InvalidAlert => "invalid_alert",
+    /// A sink's own delivery task stopped unexpectedly.
+    DeliveryTaskFailed => "delivery_task_failed",
+}
+
 /// How often a repeated error is logged at most.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -168,8 +238,9 @@ impl ComponentMetrics {
         }
     }
 
-    /// Counts and logs (rate limited) an error of a fixed `error_type`.
-    pub fn error(&self, error_type: &'static str, stage: Stage, message: &dyn Display) {
+    /// Counts and logs (rate limited) an error.
+    pub fn error(&self, error_type: ErrorType, stage: Stage, message: &dyn Display) {
+        let error_type = error_type.as_str();
         let mut labels = labels(&self.key);
         labels.push(("error_type", error_type.to_string()));
         labels.push(("stage", stage.as_str().to_string()));

@@ -54,7 +54,7 @@ pub use config::{
 pub use rate_limit::RateLimiter;
 
 use crate::diagnostic::BuildError;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::secret::Redactor;
 
 /// How much of a response body is kept for logs.
@@ -306,7 +306,7 @@ impl Delivery {
                 Ok(response) => return Ok(response),
                 Err(AttemptError::Rejected(failure)) => {
                     self.metrics.error(
-                        "request_rejected",
+                        ErrorType::RequestRejected,
                         self.stage,
                         &format_args!("the destination refused the request ({failure})"),
                     );
@@ -322,8 +322,11 @@ impl Delivery {
                     elapsed,
                     last: reason,
                 };
-                self.metrics
-                    .error("retries_exhausted", self.stage, &format_args!("{failure}"));
+                self.metrics.error(
+                    ErrorType::RetriesExhausted,
+                    self.stage,
+                    &format_args!("{failure}"),
+                );
                 return Err(failure);
             }
             self.metrics.http_retry();

@@ -14,7 +14,7 @@ use crate::components::sink::{Sink, SinkConfig, SinkContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{EventStatus, finalize_all};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 
 /// Options of the `console` sink.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -94,7 +94,7 @@ impl Console {
                 }
                 Err(error) => {
                     cx.metrics.error(
-                        "write_failed",
+                        ErrorType::WriteFailed,
                         Stage::Sending,
                         &format_args!("cannot write events: {error}"),
                     );

@@ -21,7 +21,7 @@ use crate::components::sink::{Sink, SinkConfig, SinkContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 use crate::template::Template;
 
 /// Options of the `file` sink.
@@ -86,7 +86,7 @@ impl Sink for FileSink {
             for (path, mut file) in self.open.drain() {
                 if let Err(error) = file.writer.flush() {
                     cx.metrics.error(
-                        "write_failed",
+                        ErrorType::WriteFailed,
                         Stage::Sending,
                         &format_args!("cannot flush {}: {error}", path.display()),
                     );
@@ -105,7 +105,7 @@ impl FileSink {
             let rendered = self.path.render(&event);
             if !rendered.missing.is_empty() {
                 cx.metrics.error(
-                    "template_failed",
+                    ErrorType::TemplateFailed,
                     Stage::Processing,
                     &format_args!(
                         "`path` refers to missing field(s) {}; rendered them empty",
@@ -135,7 +135,7 @@ impl FileSink {
                 Err(error) => {
                     self.open.remove(&path);
                     cx.metrics.error(
-                        "write_failed",
+                        ErrorType::WriteFailed,
                         Stage::Sending,
                         &format_args!("cannot write to {}: {error}", path.display()),
                     );

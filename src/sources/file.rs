@@ -39,7 +39,7 @@ use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 
 /// Options of the `file` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -338,7 +338,7 @@ impl FileSource {
                     );
                 }
                 Err(error) => cx.out.metrics().error(
-                    "open_failed",
+                    ErrorType::OpenFailed,
                     Stage::Receiving,
                     &format_args!("cannot open {}: {error}", path.display()),
                 ),
@@ -373,7 +373,7 @@ impl FileSource {
                 Ok(read) => read,
                 Err(error) => {
                     cx.out.metrics().error(
-                        "read_failed",
+                        ErrorType::ReadFailed,
                         Stage::Receiving,
                         &format_args!("cannot read {}: {error}", path.display()),
                     );
@@ -465,7 +465,7 @@ fn save_checkpoints(
     match store.write(CHECKPOINTS, &put, &delete) {
         Ok(()) => *saved = current,
         Err(error) => cx.out.metrics().error(
-            "checkpoint_failed",
+            ErrorType::CheckpointFailed,
             Stage::Receiving,
             &format_args!("cannot save file checkpoints: {error}"),
         ),

@@ -35,7 +35,7 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::bearer::bearer_matches;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 
 /// Options of the `http_server` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -233,7 +233,7 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
             })
             .collect::<Vec<_>>(),
         Err(message) => {
-            metrics.error("decode_failed", Stage::Receiving, &message);
+            metrics.error(ErrorType::DecodeFailed, Stage::Receiving, &message);
             return error(StatusCode::BAD_REQUEST, &message);
         }
     };

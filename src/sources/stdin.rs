@@ -26,7 +26,7 @@ use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 
 /// Options of the `stdin` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -93,7 +93,7 @@ impl Source for Stdin {
                     Some(Ok(chunk)) => (Some(chunk), false),
                     Some(Err(error)) => {
                         metrics.error(
-                            "read_failed",
+                            ErrorType::ReadFailed,
                             Stage::Receiving,
                             &format_args!("cannot read stdin: {error}"),
                         );

@@ -15,7 +15,7 @@ use crate::components::transform::{SyncTransform, Transform, TransformConfig, Tr
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 
 /// Options of the `filter` transform.
@@ -63,7 +63,7 @@ impl SyncTransform for Filter {
             Ok(_) => metrics.discarded_intentionally(1, "condition is false"),
             Err(error) => {
                 metrics.error(
-                    "condition_failed",
+                    ErrorType::ConditionFailed,
                     Stage::Processing,
                     &format_args!("condition failed: {error}"),
                 );

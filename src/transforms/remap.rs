@@ -20,7 +20,7 @@ use crate::components::transform::{SyncTransform, Transform, TransformConfig, Tr
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::vrl_program::{VrlOrigin, VrlRunner, compile};
 
 /// Options of the `remap` transform.
@@ -146,7 +146,7 @@ impl SyncTransform for Remap {
         };
         if reason == "error" {
             metrics.error(
-                "script_failed",
+                ErrorType::ScriptFailed,
                 Stage::Processing,
                 &format_args!("VRL failed: {failure}"),
             );

@@ -16,7 +16,7 @@ use crate::components::transform::{SyncTransform, Transform, TransformConfig, Tr
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 
 /// The output for events no route matched.
@@ -89,7 +89,7 @@ impl SyncTransform for Route {
                 Ok(Value::Boolean(true)) => matched.push(index),
                 Ok(_) => {}
                 Err(error) => metrics.error(
-                    "condition_failed",
+                    ErrorType::ConditionFailed,
                     Stage::Processing,
                     &format_args!("route condition failed (treated as false): {error}"),
                 ),

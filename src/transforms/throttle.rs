@@ -44,7 +44,7 @@ use crate::components::{BuildContext, ComponentFuture, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::duration::positive;
 use crate::event::{Event, fields};
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::template::Template;
 
 /// Options of the `throttle` transform.
@@ -265,7 +265,7 @@ impl Throttle {
         let rendered = template.render(event);
         if !rendered.missing.is_empty() {
             metrics.error(
-                "template_failed",
+                ErrorType::TemplateFailed,
                 Stage::Processing,
                 &format_args!(
                     "the throttle key refers to missing field(s) {}; rendered them empty",

@@ -207,3 +207,28 @@ fn readme_documents_every_test_option() {
         "options of [[tests]] missing from the README: {missing:?}"
     );
 }
+
+#[test]
+fn readme_lists_every_error_type_and_no_other() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("`error_type` takes one of a fixed set of values")
+        .nth(1)
+        .expect("README documents the error_type values");
+    let listed: BTreeSet<String> = section
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|line| line.split('`').nth(1))
+        .filter(|name| *name != "error_type")
+        .map(str::to_string)
+        .collect();
+    let code: BTreeSet<String> = howl::internal_events::ErrorType::ALL
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect();
+    assert_eq!(
+        listed, code,
+        "README's error_type table differs from ErrorType"
+    );
+}

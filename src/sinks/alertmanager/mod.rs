@@ -41,7 +41,7 @@ use crate::http::{
     Delivery, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
     api_url, classify_http,
 };
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 use crate::secret::Redactor;
 use crate::sinks::batch::BatchConfig;
 use crate::sinks::batch::Batcher;
@@ -225,7 +225,7 @@ impl Alertmanager {
             let rendered = self.templates.render(&event);
             if !rendered.missing.is_empty() {
                 cx.metrics.error(
-                    "template_failed",
+                    ErrorType::TemplateFailed,
                     Stage::Processing,
                     &format_args!(
                         "missing field(s) {}; rendered them empty",
@@ -235,7 +235,7 @@ impl Alertmanager {
             }
             if rendered.labels.is_empty() {
                 cx.metrics.error(
-                    "invalid_alert",
+                    ErrorType::InvalidAlert,
                     Stage::Processing,
                     &"every label rendered empty, and Alertmanager needs at least one",
                 );
@@ -315,7 +315,7 @@ impl Alertmanager {
         let delete: Vec<&str> = forgotten.iter().map(String::as_str).collect();
         if let Err(error) = running.store.save(&put, &delete) {
             cx.metrics.error(
-                "state_save_failed",
+                ErrorType::StateSaveFailed,
                 Stage::Processing,
                 &format_args!("cannot save active alerts: {error}"),
             );

@@ -46,7 +46,7 @@ use crate::components::sink::{Sink, SinkContext};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus};
 use crate::http::{Delivery, DeliverySettings, Failure};
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::secret::Redactor;
 use crate::state::StateHandle;
 use crate::template::Template;
@@ -334,7 +334,7 @@ impl<S: Serialize + DeserializeOwned + Clone> Alerts<S> {
     fn save(&self, put: &[(&str, &Tracked<S>)], delete: &[&str]) {
         if let Err(error) = self.store.save(put, delete) {
             self.metrics.error(
-                "state_failed",
+                ErrorType::StateSaveFailed,
                 Stage::Sending,
                 &format_args!("cannot save which messages belong to active alerts: {error}"),
             );

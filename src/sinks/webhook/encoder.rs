@@ -31,7 +31,7 @@ use vrl::value::Value;
 
 use crate::alert::AlertState;
 use crate::event::{Event, EventStatus, fields};
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::sinks::alertmanager::{Notified, Templates, webhook_notification};
 use crate::vrl_program::VrlRunner;
 
@@ -138,7 +138,7 @@ impl Encoder {
                 let alert = templates.render(event);
                 if !alert.missing.is_empty() {
                     metrics.error(
-                        "template_failed",
+                        ErrorType::TemplateFailed,
                         Stage::Processing,
                         &format_args!(
                             "missing field(s) {}; rendered them empty",
@@ -171,7 +171,7 @@ impl Encoder {
             Err(error) => {
                 let mut events = events;
                 metrics.error(
-                    "encoding_failed",
+                    ErrorType::EncodingFailed,
                     Stage::Processing,
                     &format_args!("cannot encode alerts: {error}"),
                 );
@@ -223,16 +223,23 @@ impl Encoder {
         metrics: &ComponentMetrics,
     ) -> Option<Event> {
         let written = match &mut self.payload {
-            None => serde_json::to_writer(&mut *out, event.value())
-                .map_err(|e| ("encoding_failed", format!("cannot encode the event: {e}"))),
+            None => serde_json::to_writer(&mut *out, event.value()).map_err(|e| {
+                (
+                    ErrorType::EncodingFailed,
+                    format!("cannot encode the event: {e}"),
+                )
+            }),
             Some(program) => match program.run(event.value_mut()) {
                 Ok(document) => serde_json::to_writer(&mut *out, &document).map_err(|e| {
                     (
-                        "encoding_failed",
+                        ErrorType::EncodingFailed,
                         format!("cannot encode `payload`'s result: {e}"),
                     )
                 }),
-                Err(error) => Err(("script_failed", format!("`payload` failed: {error}"))),
+                Err(error) => Err((
+                    ErrorType::ScriptFailed,
+                    format!("`payload` failed: {error}"),
+                )),
             },
         };
         match written {

@@ -19,7 +19,7 @@ use crate::components::ComponentFuture;
 use crate::components::sink::{Sink, SinkContext};
 use crate::event::{EventStatus, finalize_all};
 use crate::http::{Delivery, DeliverySettings, Failure, classify_http};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 use crate::secret::Redactor;
 use crate::sinks::batch::Batcher;
 
@@ -121,7 +121,7 @@ async fn send(delivery: Delivery, target: Arc<Target>, request: Request) {
 fn reap(delivery: &Delivery, joined: Option<Result<(), tokio::task::JoinError>>) {
     if let Some(Err(error)) = joined {
         delivery.metrics().error(
-            "delivery_task_failed",
+            ErrorType::DeliveryTaskFailed,
             Stage::Sending,
             &format_args!("a webhook request task failed: {error}"),
         );

@@ -29,7 +29,7 @@ use crate::duration::positive;
 use crate::event::Event;
 use crate::event::metric::Metric;
 use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_query` source.
@@ -213,7 +213,7 @@ async fn run_query(
         }
         Err(error @ GetError::TooLarge(_)) => {
             client.metrics().error(
-                "body_too_large",
+                ErrorType::BodyTooLarge,
                 Stage::Receiving,
                 &format_args!("query `{}`: {error}", query.name),
             );
@@ -224,7 +224,7 @@ async fn run_query(
         Ok(samples) => (samples, response.body.len()),
         Err(error) => {
             client.metrics().error(
-                "query_failed",
+                ErrorType::QueryFailed,
                 Stage::Receiving,
                 &format_args!("query `{}`: {error}", query.name),
             );

@@ -31,7 +31,7 @@ use crate::duration::positive;
 use crate::event::Event;
 use crate::event::metric::Metric;
 use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
-use crate::internal_events::Stage;
+use crate::internal_events::{ErrorType, Stage};
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_scrape` source.
@@ -243,7 +243,7 @@ async fn fetch(
         Err(error @ GetError::TooLarge(_)) => {
             client
                 .metrics()
-                .error("body_too_large", Stage::Receiving, &error);
+                .error(ErrorType::BodyTooLarge, Stage::Receiving, &error);
             return Err(error.to_string());
         }
     };
@@ -257,7 +257,7 @@ async fn fetch(
             ));
             client
                 .metrics()
-                .error("parse_failed", Stage::Receiving, &message);
+                .error(ErrorType::ParseFailed, Stage::Receiving, &message);
             Err(message)
         }
     }

@@ -27,7 +27,7 @@ use super::{Engine, SUPPRESSED};
 use crate::components::ComponentFuture;
 use crate::components::transform::{DropRoute, TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::llm::contract::MAX_SAMPLES;
 use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
 use crate::state::StateStore;
@@ -262,7 +262,7 @@ impl Running {
                 self.operator.clear();
             }
             Err(error) => self.metrics.error(
-                "state_read_failed",
+                ErrorType::StateReadFailed,
                 Stage::Processing,
                 &format_args!("cannot read the suppressions: {error}"),
             ),
@@ -503,7 +503,7 @@ impl Running {
                 self.metrics
                     .llm_request(provider, error.outcome(), Some(latency));
                 self.metrics.error(
-                    "llm_request_failed",
+                    ErrorType::LlmRequestFailed,
                     Stage::Processing,
                     &format_args!("no verdict for pattern {pattern} from {provider}: {error}"),
                 );
@@ -559,7 +559,7 @@ impl Running {
     fn save(&mut self) {
         if let Err(error) = self.verdicts.save(&self.store) {
             self.metrics.error(
-                "state_save_failed",
+                ErrorType::StateSaveFailed,
                 Stage::Processing,
                 &format_args!("cannot save verdicts: {error}"),
             );
@@ -582,7 +582,7 @@ fn matches(
         Ok(_) => false,
         Err(error) => {
             metrics.error(
-                "condition_failed",
+                ErrorType::ConditionFailed,
                 Stage::Processing,
                 &format_args!("`{what}` failed (taken as false): {error}"),
             );

@@ -14,7 +14,7 @@ use super::{CHANGES_OUTPUT, NEW_OUTPUT};
 use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
-use crate::internal_events::{ComponentMetrics, Stage};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::patterns::{Miner, MinerConfig};
 use crate::state::StateStore;
 use crate::state::patterns::{load_spaces, restore, save_spaces};
@@ -213,7 +213,7 @@ impl State {
         let rendered = template.render(event);
         if !rendered.missing.is_empty() {
             self.metrics.error(
-                "template_failed",
+                ErrorType::TemplateFailed,
                 Stage::Processing,
                 &format_args!(
                     "`scope` refers to missing field(s) {}; using an empty scope",
@@ -274,7 +274,7 @@ impl State {
                 self.new_since_save = false;
             }
             Err(error) => self.metrics.error(
-                "state_save_failed",
+                ErrorType::StateSaveFailed,
                 Stage::Processing,
                 &format_args!("cannot save the pattern store: {error}"),
             ),

@@ -29,7 +29,7 @@ use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::event::metric::{NotASample, Sample};
-use crate::internal_events::{ComponentMetrics, Stage, ThresholdRuleMetrics};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage, ThresholdRuleMetrics};
 
 /// The state-store table of `threshold` transforms.
 const TABLE: &str = "transform_threshold";
@@ -177,7 +177,7 @@ impl Running {
                 }
                 Err(error) => {
                     self.metrics.error(
-                        "invalid_metric",
+                        ErrorType::InvalidMetric,
                         Stage::Processing,
                         &format_args!("ignoring a metric event: {error}"),
                     );
@@ -191,7 +191,7 @@ impl Running {
                     Ok(breaching) => breaching,
                     Err(error) => {
                         self.metrics.error(
-                            "condition_failed",
+                            ErrorType::ConditionFailed,
                             Stage::Processing,
                             &format_args!("rule `{}`: {error}", state.rule.name),
                         );
@@ -296,7 +296,7 @@ impl Running {
                 self.unsaved_samples = false;
             }
             Err(error) => self.metrics.error(
-                "state_save_failed",
+                ErrorType::StateSaveFailed,
                 Stage::Processing,
                 &format_args!("cannot save the alert groups: {error}"),
             ),
