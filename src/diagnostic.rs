@@ -9,6 +9,7 @@
 //! options, graph, build) appends to one list, so `howl validate` shows all
 //! problems at once, in file order.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -177,17 +178,31 @@ pub struct BuildError {
     pub external: Option<(PathBuf, usize, usize)>,
     /// A multi-line explanation (e.g. VRL's own diagnostic rendering).
     pub detail: Option<String>,
+    /// The option the problem is about (`batch.max_events`,
+    /// `rules[0].for_secs`): when no `span` is set, the error points at
+    /// where that option is written.
+    pub option: Option<String>,
 }
 
 impl BuildError {
-    /// An error without a position.
+    /// An error without a position (see [`Self::for_option`]).
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             span: None,
             external: None,
             detail: None,
+            option: None,
         }
+    }
+
+    /// Says which option is wrong, so the error points at where it is
+    /// written (or, for a default left unset, at the component). Checks that
+    /// need several options at once stay in `build()`; this keeps their
+    /// errors positioned like those found while parsing.
+    pub fn for_option(mut self, path: impl Into<String>) -> Self {
+        self.option = Some(path.into());
+        self
     }
 
     /// Points the error at a byte range of the config file.
@@ -206,14 +221,17 @@ impl BuildError {
 impl BuildError {
     /// The diagnostic a user sees: at the error's own position when it has
     /// one (in the config, or in a separate file such as a VRL `file`), else
-    /// at the component's table (`span` of `file`), naming the component.
+    /// where its option is written (`options`), else at the component's
+    /// table (`span` of `file`); always naming the component.
     pub fn into_diagnostic(
         self,
         component: &impl fmt::Display,
         file: &SourceFile,
         span: &Range<usize>,
+        options: &OptionSpans,
     ) -> Diagnostic {
-        let mut diagnostic = match (self.external, self.span) {
+        let option_span = self.option.as_deref().and_then(|path| options.get(path));
+        let mut diagnostic = match (self.external, self.span.or(option_span)) {
             (Some((path, line, column)), _) => {
                 let mut d = Diagnostic::error(self.message);
                 d.file = Some(path);
@@ -238,6 +256,32 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+/// Where each option of one component is written: its value's byte range,
+/// by dotted path (`batch.max_events`, `rules[0].for_secs`), recorded by the
+/// loader so that errors found after parsing still point at the option.
+#[derive(Debug, Clone, Default)]
+pub struct OptionSpans(BTreeMap<String, Range<usize>>);
+
+impl OptionSpans {
+    /// Records where the option at `path` is written.
+    pub fn insert(&mut self, path: String, span: Range<usize>) {
+        self.0.insert(path, span);
+    }
+
+    /// Where `path` is written; for a path not written (left to its
+    /// default), where its closest written parent is (`rules[0]` for
+    /// `rules[0].for_secs`).
+    pub fn get(&self, path: &str) -> Option<Range<usize>> {
+        let mut path = path;
+        loop {
+            if let Some(span) = self.0.get(path) {
+                return Some(span.clone());
+            }
+            path = &path[..path.rfind(['.', '['])?];
+        }
+    }
+}
 
 /// Formats a list of names as `a, b, c` (or `(none)`), for "expected one of".
 pub fn name_list<I, S>(names: I) -> String

@@ -6,7 +6,7 @@
 //! above (`ARCHITECTURE.md` draws it; `tests/it/layers.rs` enforces it).
 //! Bottom up:
 //!
-//! 1. primitives: [`event`], [`component_key`], [`diagnostic`], [`duration`],
+//! 1. primitives: [`event`], [`component_key`], [`diagnostic`], [`options`],
 //!    [`secret`], [`template`], [`vrl_program`], and [`patterns`] (the miner,
 //!    a library on its own);
 //! 2. [`internal_events`]: the metrics every component emits;
@@ -22,7 +22,6 @@
 //! 9. [`config`]: TOML → validated definitions, handed a registry;
 //! 10. [`topology`]: build, wire, run, shut down;
 //! 11. the front: [`api`], [`unit_test`], [`cli`].
-
 pub mod alert;
 pub mod api;
 pub mod buffer;
@@ -31,11 +30,11 @@ pub mod component_key;
 pub mod components;
 pub mod config;
 pub mod diagnostic;
-pub mod duration;
 pub mod event;
 pub mod http;
 pub mod internal_events;
 pub mod llm;
+pub mod options;
 pub mod patterns;
 pub mod secret;
 pub mod shared;

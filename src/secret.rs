@@ -14,10 +14,25 @@ use serde::Deserialize;
 
 /// A configured value that must never be printed (a token, a password, a
 /// webhook URL): `Debug` shows `***`, and reading it takes an explicit
-/// [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+/// [`Secret::expose`]. It has no `Serialize`, so it cannot be written out by
+/// accident either.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl JsonSchema for Secret {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "secret" })
+    }
+}
 
 impl Secret {
     /// Wraps a secret.

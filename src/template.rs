@@ -26,11 +26,14 @@ use vrl::value::Value;
 
 use crate::event::{Event, fields};
 
-/// A parsed template.
+/// A parsed template. As an option value it parses while the config is
+/// read, so a bad template is reported at its position; its schema says
+/// `format: template` for the generated option tables.
 #[derive(Debug, Clone)]
 pub struct Template {
     parts: Vec<Part>,
     strftime: bool,
+    source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +47,33 @@ enum Part {
         /// The reference as written, for "missing" reports.
         name: String,
     },
+}
+
+impl<'de> serde::Deserialize<'de> for Template {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.source)
+    }
+}
+
+impl schemars::JsonSchema for Template {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Template".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "template" })
+    }
 }
 
 /// Why a template is invalid.
@@ -84,6 +114,7 @@ impl Template {
                 name: path.to_string(),
             }],
             strftime: false,
+            source: format!("{{{{ .{} }}}}", path.trim().trim_start_matches('.')),
         })
     }
 
@@ -116,7 +147,16 @@ impl Template {
                 }
             }
         }
-        Ok(Self { parts, strftime })
+        Ok(Self {
+            parts,
+            strftime,
+            source: text.to_string(),
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
     }
 
     /// True when the template references no field and no time: it renders

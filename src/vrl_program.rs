@@ -25,6 +25,44 @@ use crate::diagnostic::{BuildError, SourceFile};
 /// The VRL standard library, built once (it is a few hundred boxed values).
 static FUNCTIONS: LazyLock<Vec<Box<dyn Function>>> = LazyLock::new(vrl::stdlib::all);
 
+/// The schema of an option holding a VRL program (`source`, `payload`),
+/// for `#[schemars(with = "VrlSource")]` on its `Spanned<String>` field: the
+/// program is compiled at build time, at its position, so the field keeps
+/// its span rather than a compiled type.
+pub struct VrlSource;
+
+/// The schema of an option holding a VRL condition (an expression that
+/// returns a boolean), like [`VrlSource`].
+pub struct VrlCondition;
+
+impl schemars::JsonSchema for VrlSource {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VrlSource".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "vrl" })
+    }
+}
+
+impl schemars::JsonSchema for VrlCondition {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VrlCondition".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "vrl-condition" })
+    }
+}
+
 /// Where a program's text came from.
 pub enum VrlOrigin<'a> {
     /// A TOML string value; the span covers the whole value with its quotes.

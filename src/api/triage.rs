@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ApiError, ApiState, authorize};
-use crate::duration::parse_duration;
+use crate::options::duration::parse_duration;
 use crate::shared::Shared;
 use crate::state::patterns::load_spaces;
 use crate::state::triage::{StoredVerdict, Suppression, load_verdicts};

@@ -111,7 +111,7 @@ struct DiffArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::duration::parse_duration(text)
+    crate::options::duration::parse_duration(text)
 }
 
 /// Exit code for usage and I/O errors (1 means "new patterns" in `diff`).

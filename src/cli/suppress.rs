@@ -78,7 +78,7 @@ fn secret(text: &str) -> Result<Secret, String> {
 }
 
 fn check_duration(text: &str) -> Result<String, String> {
-    crate::duration::parse_duration(text).map(|_| text.to_string())
+    crate::options::duration::parse_duration(text).map(|_| text.to_string())
 }
 
 /// Runs `howl suppress`.

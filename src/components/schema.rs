@@ -1,11 +1,13 @@
 //! Reading a component's options back out of its config struct.
 //!
 //! Each config struct derives `serde::Deserialize` (how options are parsed)
-//! and `schemars::JsonSchema` (what options exist, with their doc comments).
-//! The struct is the single source of truth, as ripgrep's flag definitions
-//! are: the loader uses the schema to report *every* unknown key of a table at
-//! once (serde stops at the first), and a test checks each component's page
-//! in `sources/`, `transforms/`, `sinks/` against it.
+//! and `schemars::JsonSchema` (what options exist, with their doc comments
+//! and defaults). The struct is the single source of truth, as ripgrep's
+//! flag definitions are: the loader uses the schema to report *every*
+//! unknown key of a table at once (serde stops at the first), and the
+//! Options table of each component page in `sources/`, `transforms/` and
+//! `sinks/` is generated from it ([`OptionsSchema::docs`]), so a doc comment
+//! is the one description of an option (a test keeps the pages in step).
 
 use serde_json::Value;
 
@@ -64,6 +66,161 @@ impl OptionsSchema {
         }
     }
 
+    /// One row per option, in declaration order, for a component page:
+    /// nested tables expanded (`batch.max_events`), lists of tables too
+    /// (`rules[].for_secs`, after a row for the list itself), maps and
+    /// lists of values kept as one option.
+    pub fn docs(&self) -> Vec<OptionDoc> {
+        let mut rows = Vec::new();
+        if let Some(node) = self.resolve(&self.root) {
+            self.document(node, "", &mut rows);
+        }
+        rows
+    }
+
+    fn document(&self, node: &Value, prefix: &str, rows: &mut Vec<OptionDoc>) {
+        let Some(properties) = node.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        let required: Vec<&str> = node
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (name, property) in properties {
+            let path = format!("{prefix}{name}");
+            let target = self.unwrap_optional(property);
+            if let Some(nested) = self.resolve(target)
+                && nested.get("properties").is_some()
+            {
+                self.document(nested, &format!("{path}."), rows);
+                continue;
+            }
+            let default = match (property.get("x-default"), property.get("default")) {
+                (Some(Value::String(text)), _) => text.clone(),
+                (_, Some(value)) => toml_literal(value),
+                _ if required.contains(&name.as_str()) && prefix.is_empty() => {
+                    "required".to_string()
+                }
+                _ if required.contains(&name.as_str()) => {
+                    format!("required in `{}`", prefix.trim_end_matches('.'))
+                }
+                _ => "unset".to_string(),
+            };
+            rows.push(OptionDoc {
+                path: path.clone(),
+                kind: self.kind(target),
+                default,
+                description: description(property),
+            });
+            let items = target.get("items").and_then(|i| self.resolve(i));
+            if let Some(items) = items
+                && items.get("properties").is_some()
+            {
+                self.document(items, &format!("{path}[]."), rows);
+            }
+        }
+    }
+
+    /// `T` for an `Option<T>` (`anyOf: [T, null]`), else the node itself.
+    fn unwrap_optional<'a>(&'a self, node: &'a Value) -> &'a Value {
+        if let Some(options) = node.get("anyOf").and_then(Value::as_array) {
+            let non_null: Vec<&Value> = options
+                .iter()
+                .filter(|o| o.get("type") != Some(&Value::from("null")))
+                .collect();
+            if let [only] = non_null.as_slice() {
+                return only;
+            }
+        }
+        node
+    }
+
+    /// The type column: what a user may write.
+    fn kind(&self, node: &Value) -> String {
+        let node = self.unwrap_optional(node);
+        let Some(node) = self.resolve_ref(node) else {
+            return "any".to_string();
+        };
+        if let Some(choices) = enum_values(node) {
+            return one_of(&choices);
+        }
+        if let Some(options) = node
+            .get("anyOf")
+            .or(node.get("oneOf"))
+            .and_then(Value::as_array)
+        {
+            let kinds: Vec<String> = options
+                .iter()
+                .filter(|o| o.get("type") != Some(&Value::from("null")))
+                .map(|o| self.kind(o))
+                .collect();
+            return kinds.join(" or ");
+        }
+        if let Some(format) = node.get("format").and_then(Value::as_str) {
+            match format {
+                "duration" => return "duration".to_string(),
+                "field-path" => return "field path".to_string(),
+                "url" => return "URL".to_string(),
+                "regex" => return "regex".to_string(),
+                "template" => return "template".to_string(),
+                "secret" => return "string (secret)".to_string(),
+                "secret-url" => return "URL (secret)".to_string(),
+                "vrl" => return "VRL program".to_string(),
+                "vrl-condition" => return "VRL condition".to_string(),
+                _ => {}
+            }
+        }
+        let types: Vec<&str> = match node.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
+            _ => Vec::new(),
+        };
+        match types.as_slice() {
+            ["integer"] if node.get("minimum").and_then(Value::as_f64) == Some(1.0) => {
+                "integer (at least 1)".to_string()
+            }
+            ["number"]
+                if node.get("minimum").and_then(Value::as_f64) == Some(0.0)
+                    && node.get("maximum").and_then(Value::as_f64) == Some(1.0) =>
+            {
+                "number (0 to 1)".to_string()
+            }
+            ["array"] => match node.get("items") {
+                Some(items) => {
+                    let items = self.resolve_ref(items).unwrap_or(items);
+                    if items.get("properties").is_some() {
+                        "list of tables".to_string()
+                    } else if let Some(choices) = enum_values(items) {
+                        format!("list of {}", one_of(&choices).replace(" or ", ", "))
+                    } else {
+                        format!("list of {}", plural(&self.kind(items)))
+                    }
+                }
+                None => "list".to_string(),
+            },
+            ["object"] => match node.get("additionalProperties") {
+                Some(value @ Value::Object(_)) => format!("table of {}", plural(&self.kind(value))),
+                _ => "table".to_string(),
+            },
+            [single] => (*single).to_string(),
+            [] => "any".to_string(),
+            several => several.join(" or "),
+        }
+    }
+
+    /// Follows `$ref`s only.
+    fn resolve_ref<'a>(&'a self, node: &'a Value) -> Option<&'a Value> {
+        match node.get("$ref").and_then(Value::as_str) {
+            Some(reference) => self.resolve_ref(self.root.pointer(reference.strip_prefix('#')?)?),
+            None => Some(node),
+        }
+    }
+
     /// Follows `$ref`s and picks the object alternative of `Option<T>`-style
     /// `anyOf`s, so callers see the struct behind a field.
     fn resolve<'a>(&'a self, node: &'a Value) -> Option<&'a Value> {
@@ -80,6 +237,102 @@ impl OptionsSchema {
             }
         }
         Some(node)
+    }
+}
+
+/// One option, as a component page's Options table shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionDoc {
+    /// The dotted path (`batch.max_events`, `rules[].for_secs`).
+    pub path: String,
+    /// What may be written (`integer`, `duration`, `"block"` or `"drop_newest"`).
+    pub kind: String,
+    /// The default, as TOML; `required` (`required in `auth`` inside an
+    /// optional table), or `unset` when leaving it out means something of
+    /// its own (said in the description). A field may give its own text
+    /// with `#[schemars(extend("x-default" = "..."))]` when the default
+    /// depends on something else (`the source's id`).
+    pub default: String,
+    /// The doc comment, on one line.
+    pub description: String,
+}
+
+/// Renders rows as a markdown table.
+pub fn options_table(rows: &[OptionDoc]) -> String {
+    let mut table = String::from("| option | type | default | description |\n|---|---|---|---|\n");
+    for row in rows {
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            row.path,
+            cell(&row.kind),
+            cell(&row.default),
+            cell(&row.description)
+        ));
+    }
+    table
+}
+
+/// Escapes what would break a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// A doc comment as one line (paragraph breaks kept as a space).
+fn description(node: &Value) -> String {
+    node.get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The allowed values of an enum of strings, if the node is one.
+fn enum_values(node: &Value) -> Option<Vec<String>> {
+    if let Some(values) = node.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect();
+    }
+    let options = node.get("oneOf").and_then(Value::as_array)?;
+    options
+        .iter()
+        .map(|o| o.get("const").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// `"a"`, `"b"` or `"c"`.
+fn one_of(choices: &[String]) -> String {
+    let quoted: Vec<String> = choices.iter().map(|c| format!("`\"{c}\"`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+/// `strings` for `string`, `field paths` for `field path`.
+fn plural(kind: &str) -> String {
+    if kind.contains(" or ") || kind.contains('(') {
+        return format!("values ({kind})");
+    }
+    match kind {
+        "regex" => "regexes".to_string(),
+        "any" => "values".to_string(),
+        other => format!("{other}s"),
+    }
+}
+
+/// A default as it would be written in TOML.
+fn toml_literal(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("`{}`", Value::String(text.clone())),
+        Value::Null => "unset".to_string(),
+        Value::Number(number) => format!("`{number}`"),
+        Value::Bool(flag) => format!("`{flag}`"),
+        Value::Array(items) if items.is_empty() => "`[]`".to_string(),
+        Value::Object(map) if map.is_empty() => "`{}`".to_string(),
+        other => format!("`{other}`"),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::components::OutputSpec;
 use crate::components::Registry;
 use crate::components::registry::{ComponentType, find};
 use crate::components::schema::OptionsSchema;
-use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::diagnostic::{Diagnostic, OptionSpans, SourceFile};
 use crate::diagnostic::{did_you_mean, name_list};
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["data_dir", "api", "sources", "transforms", "sinks", "tests"];
@@ -292,6 +292,8 @@ impl Loader {
             }
         };
         let type_label = type_name.as_ref().map_or("?", |t| t.get_ref().as_str());
+        let mut option_spans = OptionSpans::default();
+        record_spans(&envelope.options, "", &mut option_spans);
         let key = ComponentKey::new(kind, &id, type_label);
         let mut outputs = None;
 
@@ -314,6 +316,7 @@ impl Loader {
                             options,
                             file: Arc::clone(file),
                             span: id_span.clone(),
+                            option_spans: option_spans.clone(),
                         });
                     }
                 }
@@ -328,6 +331,7 @@ impl Loader {
                             options,
                             file: Arc::clone(file),
                             span: id_span.clone(),
+                            option_spans: option_spans.clone(),
                         });
                     }
                 }
@@ -343,6 +347,7 @@ impl Loader {
                                 options,
                                 file: Arc::clone(file),
                                 span: id_span.clone(),
+                                option_spans: option_spans.clone(),
                             },
                             buffer,
                         });
@@ -507,10 +512,8 @@ impl Loader {
         let schema = component_type.options();
         let before = self.diagnostics.len();
         let options = self.drop_unknown_keys(cx, &schema, &mut Vec::new(), options);
-        let parsed = (component_type.parse)(ValueDeserializer::from(Spanned::new(
-            cx.table_span.clone(),
-            DeValue::Table(options),
-        )));
+        let parsed =
+            (component_type.parse)(Spanned::new(cx.table_span.clone(), DeValue::Table(options)));
         match parsed {
             Ok(options) if self.diagnostics.len() == before => Some(options),
             Ok(_) => None,
@@ -618,6 +621,28 @@ impl Loader {
             diagnostics: self.diagnostics,
         }
     }
+}
+
+/// Records where every option of a table is written, nested tables as
+/// `a.b` and array items as `a[0]`.
+fn record_spans(table: &DeTable<'_>, prefix: &str, spans: &mut OptionSpans) {
+    for (key, value) in table {
+        let path = format!("{prefix}{}", key.get_ref());
+        record_value(value, path, spans);
+    }
+}
+
+fn record_value(value: &Spanned<DeValue<'_>>, path: String, spans: &mut OptionSpans) {
+    match value.get_ref() {
+        DeValue::Table(table) => record_spans(table, &format!("{path}."), spans),
+        DeValue::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                record_value(item, format!("{path}[{index}]"), spans);
+            }
+        }
+        _ => {}
+    }
+    spans.insert(path, value.span());
 }
 
 struct OptionsContext<'a> {

@@ -27,7 +27,7 @@ use crate::components::Registry;
 use crate::components::sink::SinkConfig;
 use crate::components::source::SourceConfig;
 use crate::components::transform::TransformConfig;
-use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::diagnostic::{Diagnostic, OptionSpans, SourceFile};
 use api::ApiConfig;
 use unit_test::UnitTestDef;
 
@@ -63,6 +63,8 @@ pub struct ComponentDef<C: ?Sized> {
     pub file: Arc<SourceFile>,
     /// Its table in that file.
     pub span: Range<usize>,
+    /// Where each of its options is written, for errors found at build time.
+    pub option_spans: OptionSpans,
 }
 
 /// A sink and the buffer in front of it.

@@ -1,43 +1,64 @@
-//! The options every HTTP client shares, as nested tables (`batch.*`,
-//! `retry.*`, `rate_limit.*`, `request.*`, `healthcheck.*`), so a user
-//! configures delivery the same way for Alertmanager, Telegram, Slack and
-//! webhooks.
+//! The options every HTTP client shares, as nested tables (`retry.*`,
+//! `rate_limit.*`, `request.*`, `healthcheck.*`), so a user configures
+//! delivery the same way for Alertmanager, Telegram, Slack and webhooks.
+//!
+//! The HTTP sinks take `retry`, `rate_limit` and `request` as one
+//! [`HttpDelivery`] group, written in the sink's own table but defined once
+//! here (see `components::registry::WithShared`).
 
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::diagnostic::BuildError;
-use crate::duration::{positive, seconds};
+use crate::options::Seconds;
+
+/// The delivery options every HTTP sink shares.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpDelivery {
+    /// How failed requests are retried.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// At most `num` requests per `duration_secs`.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// Per-request timeout and concurrency.
+    #[serde(default)]
+    pub request: RequestConfig,
+}
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
-    /// The first backoff, in seconds; each retry doubles it (with full
-    /// jitter), up to `max_backoff_secs`.
+    /// The first wait before a retry; each retry doubles it (with full
+    /// jitter, so many senders spread out), up to `max_backoff_secs`. A
+    /// `Retry-After` from the destination wins over it.
     #[serde(default = "default_initial_backoff")]
-    pub initial_backoff_secs: f64,
-    /// The longest backoff between two attempts, in seconds.
+    pub initial_backoff_secs: Seconds,
+    /// The longest wait between two attempts.
     #[serde(default = "default_max_backoff")]
-    pub max_backoff_secs: f64,
-    /// Give up on a request after retrying it for this many seconds; its
-    /// events are then counted as discarded (unintentionally).
+    pub max_backoff_secs: Seconds,
+    /// Give up on a request after retrying it this long; its events are then
+    /// counted as discarded (`component_discarded_events_total{intentional="false"}`)
+    /// and reported as errored to sources waiting for acknowledgements.
     #[serde(default = "default_max_duration")]
-    pub max_duration_secs: f64,
+    pub max_duration_secs: Seconds,
 }
 
-fn default_initial_backoff() -> f64 {
-    1.0
+fn default_initial_backoff() -> Seconds {
+    Seconds::from_secs(1)
 }
 
-fn default_max_backoff() -> f64 {
-    30.0
+fn default_max_backoff() -> Seconds {
+    Seconds::from_secs(30)
 }
 
-fn default_max_duration() -> f64 {
-    300.0
+fn default_max_duration() -> Seconds {
+    Seconds::from_secs(300)
 }
 
 impl Default for RetryConfig {
@@ -54,15 +75,16 @@ impl Default for RetryConfig {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Requests allowed per `duration_secs`; unset means no limit.
-    pub num: Option<u64>,
-    /// The window of `num`, in seconds.
+    /// Requests allowed per `duration_secs`; unset means no limit (Telegram
+    /// and Slack default to 1, their published limit per chat).
+    pub num: Option<NonZeroU64>,
+    /// The window `num` counts in.
     #[serde(default = "default_rate_window")]
-    pub duration_secs: f64,
+    pub duration_secs: Seconds,
 }
 
-fn default_rate_window() -> f64 {
-    1.0
+fn default_rate_window() -> Seconds {
+    Seconds::from_secs(1)
 }
 
 // Not derived: an absent `rate_limit` table must get the same one-second
@@ -81,7 +103,7 @@ impl RateLimitConfig {
     /// destinations that publish their own limit (Telegram and Slack allow
     /// about one message per second per chat), sending faster only earns
     /// 429s, so their sinks default to it.
-    pub fn or_num(&self, num: u64) -> Self {
+    pub fn or_num(&self, num: NonZeroU64) -> Self {
         Self {
             num: Some(self.num.unwrap_or(num)),
             duration_secs: self.duration_secs,
@@ -93,21 +115,21 @@ impl RateLimitConfig {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestConfig {
-    /// Give up on one attempt after this many seconds (it is then retried).
+    /// Give up on one attempt after this long (it is then retried).
     #[serde(default = "default_request_timeout")]
-    pub timeout_secs: f64,
+    pub timeout_secs: Seconds,
     /// How many requests may be in flight at once. `1` keeps deliveries in
     /// order (an alert's resolution never overtakes its firing).
     #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    pub concurrency: NonZeroUsize,
 }
 
-fn default_request_timeout() -> f64 {
-    10.0
+fn default_request_timeout() -> Seconds {
+    Seconds::from_secs(10)
 }
 
-fn default_concurrency() -> usize {
-    1
+fn default_concurrency() -> NonZeroUsize {
+    NonZeroUsize::MIN
 }
 
 impl Default for RequestConfig {
@@ -126,7 +148,8 @@ pub struct HealthcheckConfig {
     /// Check the destination at start-up.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// A failed check stops howl from starting, instead of only warning.
+    /// A failed check stops howl from starting, instead of only logging a
+    /// warning.
     #[serde(default)]
     pub required: bool,
 }
@@ -182,35 +205,41 @@ impl RetryPolicy {
     }
 }
 
+impl From<&RetryConfig> for RetryPolicy {
+    fn from(retry: &RetryConfig) -> Self {
+        Self {
+            initial: retry.initial_backoff_secs.get(),
+            max_backoff: retry.max_backoff_secs.get(),
+            max_duration: retry.max_duration_secs.get(),
+        }
+    }
+}
+
 impl DeliverySettings {
-    /// Checks the options of a sink.
+    /// Checks the options of a sink: its delivery group (with
+    /// `rate_limit` as the sink wants it) and its start-up check.
     pub fn new(
-        retry: &RetryConfig,
+        delivery: &HttpDelivery,
         rate_limit: &RateLimitConfig,
-        request: &RequestConfig,
         healthcheck: &HealthcheckConfig,
     ) -> Result<Self, BuildError> {
-        let retry = RetryPolicy {
-            initial: seconds(retry.initial_backoff_secs, "retry.initial_backoff_secs")?,
-            max_backoff: seconds(retry.max_backoff_secs, "retry.max_backoff_secs")?,
-            max_duration: seconds(retry.max_duration_secs, "retry.max_duration_secs")?,
-        };
         let rate_limit = match rate_limit.num {
-            Some(0) => return Err(BuildError::new("`rate_limit.num` must be at least 1")),
             Some(num) => Some((
-                num,
-                positive(rate_limit.duration_secs, "rate_limit.duration_secs")?,
+                num.get(),
+                rate_limit
+                    .duration_secs
+                    .positive("rate_limit.duration_secs")?,
             )),
             None => None,
         };
-        if request.concurrency == 0 {
-            return Err(BuildError::new("`request.concurrency` must be at least 1"));
-        }
         Ok(Self {
-            retry,
+            retry: RetryPolicy::from(&delivery.retry),
             rate_limit,
-            timeout: positive(request.timeout_secs, "request.timeout_secs")?,
-            concurrency: request.concurrency,
+            timeout: delivery
+                .request
+                .timeout_secs
+                .positive("request.timeout_secs")?,
+            concurrency: delivery.request.concurrency.get(),
             healthcheck: healthcheck.clone(),
         })
     }
@@ -223,9 +252,10 @@ pub fn base_url(value: &str, option: &str) -> Result<String, BuildError> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(value.trim_end_matches('/').to_string())
         }
-        _ => Err(BuildError::new(format!(
-            "`{option}` must be an http(s) URL, not `{value}`"
-        ))),
+        _ => Err(
+            BuildError::new(format!("`{option}` must be an http(s) URL, not `{value}`"))
+                .for_option(option),
+        ),
     }
 }
 
@@ -244,19 +274,23 @@ mod tests {
 
     #[test]
     fn a_default_rate_limit_keeps_its_one_second_window() {
+        let one = NonZeroU64::MIN;
         let settings = DeliverySettings::new(
-            &RetryConfig::default(),
-            &RateLimitConfig::default().or_num(1),
-            &RequestConfig::default(),
+            &HttpDelivery::default(),
+            &RateLimitConfig::default().or_num(one),
             &HealthcheckConfig::default(),
         )
         .unwrap();
         assert_eq!(settings.rate_limit, Some((1, Duration::from_secs(1))));
         let explicit = RateLimitConfig {
-            num: Some(5),
-            duration_secs: 2.0,
+            num: NonZeroU64::new(5),
+            duration_secs: Seconds::from_secs(2),
         };
-        assert_eq!(explicit.or_num(1).num, Some(5), "a configured num wins");
+        assert_eq!(
+            explicit.or_num(one).num,
+            NonZeroU64::new(5),
+            "a configured num wins"
+        );
     }
 
     #[test]

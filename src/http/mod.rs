@@ -48,8 +48,8 @@ use tokio::sync::Semaphore;
 
 pub use auth::{AuthConfig, AuthStrategy};
 pub use config::{
-    DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig, RetryPolicy,
-    api_url, base_url,
+    DeliverySettings, HealthcheckConfig, HttpDelivery, RateLimitConfig, RequestConfig, RetryConfig,
+    RetryPolicy, api_url, base_url,
 };
 pub use rate_limit::RateLimiter;
 

@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 
 use super::*;
 use crate::component_key::{ComponentKey, ComponentKind};
+use crate::options::Seconds;
 
 /// One scripted answer: status, Retry-After, body, delay before answering.
 type Scripted = (u16, Option<&'static str>, &'static str, Duration);
@@ -47,20 +48,22 @@ async fn serve(answers: Vec<Scripted>) -> (String, Script) {
 }
 
 fn delivery(max_duration: f64, timeout: f64, redactor: Redactor) -> Delivery {
-    let settings = DeliverySettings::new(
-        &RetryConfig {
-            initial_backoff_secs: 0.05,
-            max_backoff_secs: 0.2,
-            max_duration_secs: max_duration,
+    let seconds = |secs: f64| Seconds::new(Duration::from_secs_f64(secs));
+    let options = HttpDelivery {
+        retry: RetryConfig {
+            initial_backoff_secs: seconds(0.05),
+            max_backoff_secs: seconds(0.2),
+            max_duration_secs: seconds(max_duration),
         },
-        &RateLimitConfig::default(),
-        &RequestConfig {
-            timeout_secs: timeout,
-            concurrency: 1,
+        rate_limit: RateLimitConfig::default(),
+        request: RequestConfig {
+            timeout_secs: seconds(timeout),
+            concurrency: std::num::NonZeroUsize::MIN,
         },
-        &HealthcheckConfig::default(),
-    )
-    .unwrap();
+    };
+    let settings =
+        DeliverySettings::new(&options, &options.rate_limit, &HealthcheckConfig::default())
+            .unwrap();
     let metrics = Arc::new(ComponentMetrics::new(ComponentKey::new(
         ComponentKind::Sink,
         "test",

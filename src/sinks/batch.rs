@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use crate::components::sink::SinkInput;
 use crate::diagnostic::BuildError;
-use crate::duration::seconds;
 use crate::event::Event;
+use crate::options::duration::seconds;
 
 /// How events are grouped into one request (sinks whose destination
 /// accepts batches).

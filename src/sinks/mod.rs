@@ -18,14 +18,15 @@ mod webhook;
 
 use crate::components::registry::{ComponentType, component_type};
 use crate::components::sink::SinkConfig;
+use crate::http::HttpDelivery;
 
 /// Every sink type howl knows.
 pub static TYPES: &[ComponentType<dyn SinkConfig>] = &[
-    component_type!("alertmanager", alertmanager::AlertmanagerConfig),
+    component_type!("alertmanager", alertmanager::AlertmanagerConfig, shared: HttpDelivery),
     component_type!("blackhole", blackhole::BlackholeConfig),
     component_type!("console", console::ConsoleConfig),
     component_type!("file", file::FileSinkConfig),
-    component_type!("slack", slack::SlackConfig),
-    component_type!("telegram", telegram::TelegramConfig),
-    component_type!("webhook", webhook::WebhookConfig),
+    component_type!("slack", slack::SlackConfig, shared: HttpDelivery),
+    component_type!("telegram", telegram::TelegramConfig, shared: HttpDelivery),
+    component_type!("webhook", webhook::WebhookConfig, shared: HttpDelivery),
 ];

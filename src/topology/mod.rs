@@ -62,7 +62,12 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     for def in &config.sources {
         match def.options.build(&context(&def.key, &def.file)) {
             Ok(source) => built.sources.push((def.key.clone(), source)),
-            Err(error) => diagnostics.push(error.into_diagnostic(&def.key, &def.file, &def.span)),
+            Err(error) => diagnostics.push(error.into_diagnostic(
+                &def.key,
+                &def.file,
+                &def.span,
+                &def.option_spans,
+            )),
         }
     }
     match build_transforms(config) {
@@ -75,7 +80,12 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
             Ok(built_sink) => built
                 .sinks
                 .push((def.key.clone(), built_sink, sink.buffer.clone())),
-            Err(error) => diagnostics.push(error.into_diagnostic(&def.key, &def.file, &def.span)),
+            Err(error) => diagnostics.push(error.into_diagnostic(
+                &def.key,
+                &def.file,
+                &def.span,
+                &def.option_spans,
+            )),
         }
     }
     if diagnostics.is_empty() {
@@ -101,7 +111,12 @@ pub fn build_transforms(config: &Config) -> Result<Vec<BuiltTransform>, Vec<Diag
         };
         match def.options.build(&cx) {
             Ok(transform) => transforms.push((def.key.clone(), transform, def.options.outputs())),
-            Err(error) => diagnostics.push(error.into_diagnostic(&def.key, &def.file, &def.span)),
+            Err(error) => diagnostics.push(error.into_diagnostic(
+                &def.key,
+                &def.file,
+                &def.span,
+                &def.option_spans,
+            )),
         }
     }
     if diagnostics.is_empty() {

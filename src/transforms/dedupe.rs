@@ -28,9 +28,9 @@ use crate::components::transform::{
 };
 use crate::components::{BuildContext, ComponentFuture, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::duration::positive;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
+use crate::options::duration::positive;
 
 /// Options of the `dedupe` transform.
 #[derive(Debug, Deserialize, JsonSchema)]

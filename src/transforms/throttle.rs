@@ -42,9 +42,9 @@ use crate::components::transform::{
 };
 use crate::components::{BuildContext, ComponentFuture, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::duration::positive;
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::options::duration::positive;
 use crate::template::Template;
 
 /// Options of the `throttle` transform.

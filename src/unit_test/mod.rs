@@ -25,8 +25,8 @@ use vrl::value::{KeyString, ObjectMap, Value};
 use crate::component_key::{ComponentKey, ComponentKind};
 use crate::config::unit_test::{InputKind, TestInput};
 use crate::config::{Config, Graph, OutputId};
-use crate::diagnostic::Diagnostic;
 use crate::diagnostic::did_you_mean;
+use crate::diagnostic::{Diagnostic, OptionSpans};
 use crate::event::Event;
 use crate::vrl_program::{VrlOrigin, compile_condition};
 
@@ -119,7 +119,7 @@ pub fn prepare(config: &Config, graph: &Graph) -> Result<Vec<PreparedTest>, Vec<
                     Ok(program) => conditions.push((source.trim().to_string(), Arc::new(program))),
                     Err(build_error) => diagnostics.push(
                         build_error
-                            .into_diagnostic(&key, &def.file, &def.span)
+                            .into_diagnostic(&key, &def.file, &def.span, &OptionSpans::default())
                             .component(&label),
                     ),
                 }

@@ -8,24 +8,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use howl::components::schema::OptionsSchema;
+use howl::components::schema::{OptionDoc, OptionsSchema, options_table};
 use howl::config::{SinkEnvelope, SourceEnvelope, TransformEnvelope};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Option names in the first column of the "## Options" table.
-fn documented_options(page: &str) -> BTreeSet<String> {
-    let section = page
-        .split("\n## ")
-        .find(|s| s.starts_with("Options"))
-        .unwrap_or_default();
-    section
-        .lines()
-        .filter(|line| line.starts_with("| `"))
-        .filter_map(|line| line.split('`').nth(1).map(str::to_string))
-        .collect()
 }
 
 fn toml_blocks(page: &str) -> Vec<String> {
@@ -35,31 +22,71 @@ fn toml_blocks(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// The byte range of the first table in the page's "## Options" section.
+fn options_table_range(page: &str) -> Option<std::ops::Range<usize>> {
+    let section = page.find("\n## Options\n")? + "\n## Options\n".len();
+    let end_of_section = page[section..]
+        .find("\n## ")
+        .map_or(page.len(), |e| section + e + 1);
+    let start = section + page[section..end_of_section].find("\n|")? + 1;
+    let mut end = start;
+    for line in page[start..end_of_section].split_inclusive('\n') {
+        if !line.starts_with('|') {
+            break;
+        }
+        end += line.len();
+    }
+    Some(start..end)
+}
+
+/// The Options table a page must show: `type`, the options common to the
+/// kind, and the type's own, all from the schemas.
+fn expected_table(name: &str, schema: &OptionsSchema, envelope: &OptionsSchema) -> String {
+    let mut rows = vec![OptionDoc {
+        path: "type".to_string(),
+        kind: "string".to_string(),
+        default: "required".to_string(),
+        description: format!("`\"{name}\"`"),
+    }];
+    let common = envelope.docs();
+    let (first, last): (Vec<OptionDoc>, Vec<OptionDoc>) = common
+        .into_iter()
+        .filter(|row| row.path != "type")
+        .partition(|row| row.path == "inputs");
+    rows.extend(first);
+    rows.extend(schema.docs());
+    rows.extend(last);
+    options_table(&rows)
+}
+
+/// Checks (or, with `HOWL_UPDATE_DOCS=1`, rewrites) every page of a kind.
 fn check_kind(dir: &str, types: Vec<(&'static str, OptionsSchema)>, envelope: OptionsSchema) {
+    let update = std::env::var_os("HOWL_UPDATE_DOCS").is_some();
     let mut problems = Vec::new();
     let mut names = BTreeSet::new();
     for (name, schema) in types {
         names.insert(format!("{name}.md"));
         let path = root().join(dir).join(format!("{name}.md"));
-        let Ok(page) = std::fs::read_to_string(&path) else {
+        let Ok(mut page) = std::fs::read_to_string(&path) else {
             problems.push(format!("{dir}/{name}.md is missing"));
             continue;
         };
-        let code: BTreeSet<String> = schema
-            .option_paths()
-            .into_iter()
-            .chain(envelope.option_paths())
-            .collect();
-        let documented = documented_options(&page);
-        for missing in code.difference(&documented) {
-            problems.push(format!(
-                "{dir}/{name}.md does not document option `{missing}`"
-            ));
-        }
-        for extra in documented.difference(&code) {
-            problems.push(format!(
-                "{dir}/{name}.md documents `{extra}`, which the code does not have"
-            ));
+        let expected = expected_table(name, &schema, &envelope);
+        match options_table_range(&page) {
+            None => problems.push(format!("{dir}/{name}.md has no table under \"## Options\"")),
+            Some(range) if page[range.clone()] != expected => {
+                if update {
+                    page.replace_range(range, &expected);
+                    std::fs::write(&path, &page).unwrap();
+                } else {
+                    problems.push(format!(
+                        "{dir}/{name}.md: the Options table differs from the code; run \
+                         `HOWL_UPDATE_DOCS=1 cargo nextest run -E 'test(/pages_match/)'` to \
+                         regenerate it from the doc comments. Expected:\n{expected}"
+                    ));
+                }
+            }
+            Some(_) => {}
         }
         let examples = toml_blocks(&page);
         if examples.is_empty() {

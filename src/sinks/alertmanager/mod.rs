@@ -33,13 +33,13 @@ use self::alerts::{ActiveAlert, AlertTemplates, Change, Timing};
 pub(crate) use self::alerts::{AlertTemplates as Templates, Notified, webhook_notification};
 use self::endpoint::Endpoints;
 use crate::alert::{AlertState, AlertStore};
+use crate::components::registry::WithShared;
 use crate::components::sink::{Sink, SinkConfig, SinkContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus, finalize_all};
 use crate::http::{
-    Delivery, DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig,
-    api_url, classify_http,
+    Delivery, DeliverySettings, HealthcheckConfig, HttpDelivery, api_url, classify_http,
 };
 use crate::internal_events::{ErrorType, Stage};
 use crate::secret::Redactor;
@@ -75,15 +75,6 @@ pub struct AlertmanagerConfig {
     /// Batching of posts.
     #[serde(default)]
     batch: BatchConfig,
-    /// Retries.
-    #[serde(default)]
-    retry: RetryConfig,
-    /// Rate limit.
-    #[serde(default)]
-    rate_limit: RateLimitConfig,
-    /// Request timeout and concurrency.
-    #[serde(default)]
-    request: RequestConfig,
     /// Start-up check (`GET /-/ready` on each endpoint).
     #[serde(default)]
     healthcheck: HealthcheckConfig,
@@ -97,8 +88,14 @@ fn default_resolve_after() -> u64 {
     300
 }
 
-impl SinkConfig for AlertmanagerConfig {
+impl SinkConfig for WithShared<AlertmanagerConfig, HttpDelivery> {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        self.own.build(&self.shared)
+    }
+}
+
+impl AlertmanagerConfig {
+    fn build(&self, delivery: &HttpDelivery) -> Result<Box<dyn Sink>, BuildError> {
         if self.endpoints.is_empty() {
             return Err(BuildError::new(
                 "`endpoints` needs at least one Alertmanager URL",
@@ -133,12 +130,7 @@ impl SinkConfig for AlertmanagerConfig {
             resend_interval: chrono::Duration::seconds(self.resend_interval_secs as i64),
             resolve_after: chrono::Duration::seconds(self.resolve_after_secs as i64),
         };
-        let settings = DeliverySettings::new(
-            &self.retry,
-            &self.rate_limit,
-            &self.request,
-            &self.healthcheck,
-        )?;
+        let settings = DeliverySettings::new(delivery, &delivery.rate_limit, &self.healthcheck)?;
         Ok(Box::new(Alertmanager {
             endpoints,
             templates,

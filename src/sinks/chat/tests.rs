@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use super::*;
 use crate::alert::DEFAULT_KEY;
 use crate::component_key::ComponentKind;
-use crate::http::{HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig};
+use crate::http::{HealthcheckConfig, HttpDelivery};
 
 /// What the fake platform was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,13 +81,10 @@ struct Harness {
 
 impl Harness {
     fn new(dir: &std::path::Path, on_resolve: OnResolve) -> Self {
-        let settings = DeliverySettings::new(
-            &RetryConfig::default(),
-            &RateLimitConfig::default(),
-            &RequestConfig::default(),
-            &HealthcheckConfig::default(),
-        )
-        .unwrap();
+        let options = HttpDelivery::default();
+        let settings =
+            DeliverySettings::new(&options, &options.rate_limit, &HealthcheckConfig::default())
+                .unwrap();
         let key = ComponentKey::new(ComponentKind::Sink, "chat", "fake");
         let metrics = Arc::new(ComponentMetrics::new(key.clone()));
         let state = StateHandle::new(dir.to_path_buf());

@@ -1,5 +1,7 @@
 //! The options of the `slack` sink, and building it (checks only, no I/O).
 
+use std::num::NonZeroU64;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -7,11 +9,10 @@ use super::message::{DEFAULT_CONTEXT, DEFAULT_SEVERITY, DEFAULT_TEXT, DEFAULT_TI
 use super::{Mode, SlackApi};
 use crate::alert::DEFAULT_KEY;
 use crate::components::BuildContext;
+use crate::components::registry::WithShared;
 use crate::components::sink::{Sink, SinkConfig};
 use crate::diagnostic::BuildError;
-use crate::http::{
-    DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig, base_url,
-};
+use crate::http::{DeliverySettings, HealthcheckConfig, HttpDelivery, base_url};
 use crate::secret::{Redactor, Secret};
 use crate::sinks::chat::{ChatSink, OnResolve, require_sequential};
 use crate::template::Template;
@@ -59,16 +60,6 @@ pub struct SlackConfig {
     /// in its thread, `send` a new message, or `ignore` it.
     #[serde(default)]
     on_resolve: OnResolve,
-    /// How failed requests are retried.
-    #[serde(default)]
-    retry: RetryConfig,
-    /// Messages per window; Slack allows about one per second per channel
-    /// or webhook.
-    #[serde(default)]
-    rate_limit: RateLimitConfig,
-    /// Per-request options.
-    #[serde(default)]
-    request: RequestConfig,
     /// The start-up check (`auth.test` with a token; none for a webhook).
     #[serde(default)]
     healthcheck: HealthcheckConfig,
@@ -99,17 +90,22 @@ fn default_key() -> String {
 }
 
 /// Slack's limit on messages per second in one channel.
-const MESSAGES_PER_SECOND: u64 = 1;
+const MESSAGES_PER_SECOND: NonZeroU64 = NonZeroU64::MIN;
 
-impl SinkConfig for SlackConfig {
+impl SinkConfig for WithShared<SlackConfig, HttpDelivery> {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        self.own.build(&self.shared)
+    }
+}
+
+impl SlackConfig {
+    fn build(&self, delivery: &HttpDelivery) -> Result<Box<dyn Sink>, BuildError> {
         let (mode, redactor) = self.mode()?;
         let renderer = Renderer::new(&self.title, &self.text, &self.context, &self.severity)?;
         let key = Template::parse(&self.key).map_err(|e| BuildError::new(format!("`key`: {e}")))?;
         let settings = DeliverySettings::new(
-            &self.retry,
-            &self.rate_limit.or_num(MESSAGES_PER_SECOND),
-            &self.request,
+            delivery,
+            &delivery.rate_limit.or_num(MESSAGES_PER_SECOND),
             &self.healthcheck,
         )?;
         require_sequential(&settings)?;

@@ -1,6 +1,8 @@
 //! The options of the `telegram` sink, and building it (checks only, no
 //! I/O).
 
+use std::num::NonZeroU64;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -8,11 +10,10 @@ use super::TelegramApi;
 use super::message::{ParseMode, Renderer};
 use crate::alert::DEFAULT_KEY;
 use crate::components::BuildContext;
+use crate::components::registry::WithShared;
 use crate::components::sink::{Sink, SinkConfig};
 use crate::diagnostic::BuildError;
-use crate::http::{
-    DeliverySettings, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig, base_url,
-};
+use crate::http::{DeliverySettings, HealthcheckConfig, HttpDelivery, base_url};
 use crate::secret::{Redactor, Secret};
 use crate::sinks::chat::{ChatSink, OnResolve, require_sequential};
 use crate::template::Template;
@@ -52,15 +53,6 @@ pub struct TelegramConfig {
     /// new message, or `ignore` it.
     #[serde(default)]
     on_resolve: OnResolve,
-    /// How failed requests are retried.
-    #[serde(default)]
-    retry: RetryConfig,
-    /// Messages per window; Telegram allows about one per second per chat.
-    #[serde(default)]
-    rate_limit: RateLimitConfig,
-    /// Per-request options.
-    #[serde(default)]
-    request: RequestConfig,
     /// The start-up check (`getMe`: is the token valid?).
     #[serde(default)]
     healthcheck: HealthcheckConfig,
@@ -85,10 +77,16 @@ fn default_key() -> String {
 }
 
 /// Telegram's limit on messages per second in one chat.
-const MESSAGES_PER_SECOND: u64 = 1;
+const MESSAGES_PER_SECOND: NonZeroU64 = NonZeroU64::MIN;
 
-impl SinkConfig for TelegramConfig {
+impl SinkConfig for WithShared<TelegramConfig, HttpDelivery> {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        self.own.build(&self.shared)
+    }
+}
+
+impl TelegramConfig {
+    fn build(&self, delivery: &HttpDelivery) -> Result<Box<dyn Sink>, BuildError> {
         let token = self.bot_token.expose();
         if token.is_empty()
             || token.contains(['/', '?', '#'])
@@ -106,9 +104,8 @@ impl SinkConfig for TelegramConfig {
         )?;
         let key = Template::parse(&self.key).map_err(|e| BuildError::new(format!("`key`: {e}")))?;
         let settings = DeliverySettings::new(
-            &self.retry,
-            &self.rate_limit.or_num(MESSAGES_PER_SECOND),
-            &self.request,
+            delivery,
+            &delivery.rate_limit.or_num(MESSAGES_PER_SECOND),
             &self.healthcheck,
         )?;
         let api = TelegramApi::new(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::encoder::WebhookEncoding;
-use crate::http::{AuthConfig, HealthcheckConfig, RateLimitConfig, RequestConfig, RetryConfig};
+use crate::http::{AuthConfig, HealthcheckConfig};
 use crate::secret::Secret;
 use crate::sinks::batch::BatchConfig;
 
@@ -55,15 +55,6 @@ pub struct WebhookConfig {
     /// How events are grouped into requests (`ndjson`, `json_array`).
     #[serde(default)]
     pub(super) batch: BatchConfig,
-    /// How failed requests are retried.
-    #[serde(default)]
-    pub(super) retry: RetryConfig,
-    /// At most `num` requests per `duration_secs`.
-    #[serde(default)]
-    pub(super) rate_limit: RateLimitConfig,
-    /// Per-request timeout and concurrency.
-    #[serde(default)]
-    pub(super) request: RequestConfig,
     /// The start-up check of `healthcheck.uri`.
     #[serde(default)]
     pub(super) healthcheck: WebhookHealthcheck,

@@ -29,14 +29,25 @@ pub use config::WebhookConfig;
 use encoder::{Encoder, WebhookEncoding};
 
 use crate::components::BuildContext;
+use crate::components::registry::WithShared;
 use crate::components::sink::{Sink, SinkConfig};
 use crate::diagnostic::BuildError;
-use crate::http::DeliverySettings;
+use crate::http::{DeliverySettings, HttpDelivery};
 use crate::secret::Redactor;
 use crate::vrl_program::{VrlOrigin, VrlRunner, compile};
 
-impl SinkConfig for WebhookConfig {
+impl SinkConfig for WithShared<WebhookConfig, HttpDelivery> {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        self.own.build(&self.shared, cx)
+    }
+}
+
+impl WebhookConfig {
+    fn build(
+        &self,
+        delivery: &HttpDelivery,
+        cx: &BuildContext,
+    ) -> Result<Box<dyn Sink>, BuildError> {
         let uri = parse_url(self.uri.expose(), "uri")?;
         let mut redactor = Redactor::default().secret_url(self.uri.expose());
         let healthcheck = match &self.healthcheck.uri {
@@ -101,12 +112,8 @@ impl SinkConfig for WebhookConfig {
                 "`labels` and `annotations` apply only with `encoding = \"alertmanager_webhook\"`",
             ));
         }
-        let settings = DeliverySettings::new(
-            &self.retry,
-            &self.rate_limit,
-            &self.request,
-            &self.healthcheck.settings(),
-        )?;
+        let settings =
+            DeliverySettings::new(delivery, &delivery.rate_limit, &self.healthcheck.settings())?;
         let batch_timeout = self.batch.timeout()?;
         // With one event per request there is nothing to wait for: each
         // event goes out as soon as it arrives.
@@ -154,7 +161,8 @@ mod tests {
     use crate::diagnostic::SourceFile;
 
     fn build(options: &str) -> Result<Box<dyn Sink>, BuildError> {
-        let config: WebhookConfig = toml::from_str(options).expect("options parse");
+        let config =
+            WithShared::<WebhookConfig, HttpDelivery>::from_toml(options).expect("options parse");
         config.build(&BuildContext {
             key: ComponentKey::new(ComponentKind::Sink, "hook", "webhook"),
             file: Arc::new(SourceFile::new(

@@ -31,8 +31,8 @@ use super::polling::{self, Poll};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::duration::positive;
 use crate::event::Event;
+use crate::options::duration::positive;
 
 pub use collector::{ALL as ALL_COLLECTORS, Collector, Kind};
 

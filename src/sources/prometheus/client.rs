@@ -15,10 +15,9 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
 use crate::diagnostic::BuildError;
-use crate::duration::positive;
 use crate::http::{
-    AuthConfig, Classify, Delivery, DeliverySettings, Failure, HealthcheckConfig, RateLimitConfig,
-    RequestConfig, Response, RetryConfig,
+    AuthConfig, Classify, Delivery, DeliverySettings, Failure, HealthcheckConfig, Response,
+    RetryConfig, RetryPolicy,
 };
 use crate::internal_events::{ComponentMetrics, Stage};
 use crate::secret::Redactor;
@@ -33,30 +32,28 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// Checks the options: `timeout_secs` per attempt, `retry.*`, `auth.*`,
-    /// for a source polling every `interval`; bodies longer than
-    /// `max_body_bytes` are refused.
+    /// Checks the options: `timeout` per attempt, `retry.*`, `auth.*`, for
+    /// a source polling every `interval` (retries never outlast it);
+    /// bodies longer than `max_body_bytes` are refused.
     pub fn new(
-        timeout_secs: f64,
+        timeout: Duration,
         retry: &RetryConfig,
         auth: Option<&AuthConfig>,
         interval: Duration,
         max_body_bytes: usize,
     ) -> Result<Self, BuildError> {
-        positive(timeout_secs, "timeout_secs")?;
-        let mut delivery = DeliverySettings::new(
+        let mut retry = RetryPolicy::from(retry);
+        retry.max_duration = retry.max_duration.min(interval);
+        let delivery = DeliverySettings {
             retry,
-            &RateLimitConfig::default(),
-            &RequestConfig {
-                timeout_secs,
-                concurrency: 1,
-            },
-            &HealthcheckConfig {
+            rate_limit: None,
+            timeout,
+            concurrency: 1,
+            healthcheck: HealthcheckConfig {
                 enabled: false,
                 required: false,
             },
-        )?;
-        delivery.retry.max_duration = delivery.retry.max_duration.min(interval);
+        };
         Ok(Self {
             delivery,
             auth: auth.map(AuthConfig::header).transpose()?,

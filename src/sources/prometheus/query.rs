@@ -25,11 +25,11 @@ use super::client::{GetError, HttpClient, HttpSettings};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::duration::positive;
 use crate::event::Event;
 use crate::event::metric::Metric;
 use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::duration::positive;
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_query` source.
@@ -123,7 +123,7 @@ impl SourceConfig for PrometheusQueryConfig {
             url,
             queries,
             http: HttpSettings::new(
-                self.timeout_secs,
+                positive(self.timeout_secs, "timeout_secs")?,
                 &self.retry,
                 self.auth.as_ref(),
                 interval,

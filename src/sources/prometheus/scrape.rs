@@ -27,11 +27,11 @@ use super::exposition;
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::duration::positive;
 use crate::event::Event;
 use crate::event::metric::Metric;
 use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::duration::positive;
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_scrape` source.
@@ -100,7 +100,7 @@ impl SourceConfig for PrometheusScrapeConfig {
             targets,
             job: Arc::from(self.job.as_deref().unwrap_or(cx.key.id())),
             http: HttpSettings::new(
-                timeout_secs,
+                positive(timeout_secs, "timeout_secs")?,
                 &self.retry,
                 self.auth.as_ref(),
                 interval,

@@ -48,11 +48,11 @@ use self::task::{Fields, Settings, Triage};
 use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::duration::parse_duration;
-use crate::duration::positive;
 use crate::http::base_url;
 use crate::llm::http::HttpSettings;
 use crate::llm::{Masker, ProviderKind, RemoteSettings};
+use crate::options::duration::parse_duration;
+use crate::options::duration::positive;
 use crate::secret::Secret;
 use crate::vrl_program::{VrlOrigin, compile_condition};
 

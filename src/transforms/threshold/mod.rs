@@ -27,7 +27,7 @@ use toml::Spanned;
 use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::duration::{positive, seconds};
+use crate::options::duration::{positive, seconds};
 use crate::template::Template;
 use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 use rule::{Comparison, Condition, Rule};

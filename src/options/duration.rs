@@ -1,0 +1,274 @@
+//! Durations, as options and command-line flags write them.
+//!
+//! Every duration option accepts a string with units (`"90s"`, `"15m"`,
+//! `"1h30m"`, `"7d"`) or a plain number in the unit its name says: seconds
+//! for `*_secs` names and the few unit-less ones (`verdict_ttl`), millis for
+//! `*_ms`. So `window_secs = 600` and `window_secs = "10m"` mean the same,
+//! and the four conventions the options grew (`f64` seconds, `u64` seconds,
+//! milliseconds, `"7d"` strings) are one type to the code.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::diagnostic::BuildError;
+
+/// Parses `<number><unit>` runs: units `ms`, `s`, `m`, `h`, `d`, `w`; a bare
+/// number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "invalid duration `{text}`: expected a number, e.g. `15m`, `1h`, `7d`"
+            ));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration `{text}`: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            "w" => Duration::from_secs(7 * 86_400),
+            other => {
+                return Err(format!(
+                    "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m, h, d or w)"
+                ));
+            }
+        };
+        total += unit
+            .checked_mul(
+                u32::try_from(number)
+                    .map_err(|_| format!("invalid duration `{text}`: too large"))?,
+            )
+            .ok_or_else(|| format!("invalid duration `{text}`: too large"))?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// A duration option whose plain numbers are seconds (fractions allowed).
+pub type Seconds = DurationOption<InSeconds>;
+/// A duration option whose plain numbers are milliseconds.
+pub type Millis = DurationOption<InMillis>;
+
+/// A duration read from an option; `U` says what a plain number means.
+pub struct DurationOption<U> {
+    value: Duration,
+    unit: PhantomData<U>,
+}
+
+/// What a plain number means in a duration option.
+pub trait Unit {
+    /// The duration of one unit.
+    const ONE: Duration;
+    /// The unit's name in messages.
+    const NAME: &'static str;
+}
+
+/// Plain numbers are seconds.
+pub struct InSeconds;
+/// Plain numbers are milliseconds.
+pub struct InMillis;
+
+impl Unit for InSeconds {
+    const ONE: Duration = Duration::from_secs(1);
+    const NAME: &'static str = "seconds";
+}
+
+impl Unit for InMillis {
+    const ONE: Duration = Duration::from_millis(1);
+    const NAME: &'static str = "milliseconds";
+}
+
+impl<U> DurationOption<U> {
+    /// A duration of whole seconds (for defaults).
+    pub const fn from_secs(secs: u64) -> Self {
+        Self::new(Duration::from_secs(secs))
+    }
+
+    /// A duration of whole milliseconds (for defaults).
+    pub const fn from_millis(millis: u64) -> Self {
+        Self::new(Duration::from_millis(millis))
+    }
+
+    /// Wraps a duration.
+    pub const fn new(value: Duration) -> Self {
+        Self {
+            value,
+            unit: PhantomData,
+        }
+    }
+
+    /// The duration.
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+
+    /// The duration, refused when it is zero: for intervals and timeouts,
+    /// where zero would spin or never wait. `option` names the option in
+    /// the error, which then points at it.
+    pub fn positive(&self, option: &str) -> Result<Duration, BuildError> {
+        if self.value.is_zero() {
+            Err(BuildError::new(format!("`{option}` must be more than 0")).for_option(option))
+        } else {
+            Ok(self.value)
+        }
+    }
+}
+
+// Derives would demand the bounds of `U` as well.
+impl<U> Clone for DurationOption<U> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<U> Copy for DurationOption<U> {}
+
+impl<U> PartialEq for DurationOption<U> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<U> fmt::Debug for DurationOption<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.value)
+    }
+}
+
+impl<'de, U: Unit> Deserialize<'de> for DurationOption<U> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(f64),
+            Text(String),
+        }
+        let invalid = |what: &dyn fmt::Display| {
+            serde::de::Error::custom(format!(
+                "invalid duration {what}: use a number of {} or a string with units, \
+                 e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"",
+                U::NAME
+            ))
+        };
+        let value = match Written::deserialize(deserializer)
+            .map_err(|_| invalid(&"(not a number or a string)"))?
+        {
+            Written::Number(number) => from_units::<U>(number).ok_or_else(|| invalid(&number))?,
+            Written::Text(text) => match text.trim().parse::<f64>() {
+                Ok(number) => from_units::<U>(number).ok_or_else(|| invalid(&text))?,
+                Err(_) => parse_duration(&text).map_err(serde::de::Error::custom)?,
+            },
+        };
+        Ok(Self::new(value))
+    }
+}
+
+/// `number` plain units as a duration, if it is one (finite, 0 or more).
+fn from_units<U: Unit>(number: f64) -> Option<Duration> {
+    let secs = number * U::ONE.as_secs_f64();
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).ok())
+        .flatten()
+}
+
+impl<U: Unit> Serialize for DurationOption<U> {
+    /// Whole hours and days as `"1h"`, `"7d"` (as users write long
+    /// durations); anything else as a plain number of the option's unit.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let secs = self.value.as_secs();
+        let whole_secs = self.value.subsec_nanos() == 0;
+        if whole_secs && secs >= 3600 && secs % 86_400 == 0 {
+            serializer.serialize_str(&format!("{}d", secs / 86_400))
+        } else if whole_secs && secs >= 3600 && secs % 3600 == 0 {
+            serializer.serialize_str(&format!("{}h", secs / 3600))
+        } else {
+            let units = self.value.as_secs_f64() / U::ONE.as_secs_f64();
+            if units.fract() == 0.0 && units < u64::MAX as f64 {
+                serializer.serialize_u64(units as u64)
+            } else {
+                serializer.serialize_f64(units)
+            }
+        }
+    }
+}
+
+impl<U: Unit> JsonSchema for DurationOption<U> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["number", "string"],
+            "format": "duration",
+        })
+    }
+}
+
+/// A non-negative number of seconds.
+pub fn seconds(value: f64, name: &str) -> Result<Duration, BuildError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(BuildError::new(format!(
+            "`{name}` must be a number of seconds, 0 or more"
+        )))
+    }
+}
+
+/// A positive number of seconds.
+pub fn positive(value: f64, name: &str) -> Result<Duration, BuildError> {
+    match seconds(value, name)? {
+        d if d.is_zero() => Err(BuildError::new(format!("`{name}` must be more than 0"))),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_combinations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(
+            parse_duration("1x")
+                .unwrap_err()
+                .contains("unknown unit `x`")
+        );
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! Typed option values, shared by every component.
+//!
+//! Each type parses and checks itself while the config is deserialized, so
+//! a bad value is reported at its own line and column, by the loader, with
+//! everything else wrong in the file; and a component's `build()` receives
+//! values that are already valid instead of checking strings again. Each
+//! also says in its schema what it is (`format`), which the generated option
+//! tables of the component pages show as the option's type.
+//!
+//! - [`duration`]: [`Seconds`] and [`Millis`], which take `"30s"`, `"5m"`,
+//!   `"7d"` or a plain number in the option's unit.
+//! - [`FieldPath`]: a path into an event (`message`, `.kubernetes.pod`).
+//! - [`HttpUrl`]: an `http://` or `https://` URL with a host.
+//! - [`Regex`]: a regular expression, compiled once.
+//! - [`Fraction`]: a number from 0 to 1.
+//!
+//! Whole numbers that must be at least 1 use the standard `NonZero*` types;
+//! templates ([`crate::template::Template`]) and secrets
+//! ([`crate::secret::Secret`]) parse themselves the same way.
+
+pub mod duration;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use vrl::path::OwnedValuePath;
+
+pub use duration::{Millis, Seconds};
+
+/// Implements `Serialize` (as the text the user wrote, for documented
+/// defaults) and an inline string `JsonSchema` with the given `format`.
+macro_rules! text_option {
+    ($type:ty, $format:literal) => {
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($type).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({ "type": "string", "format": $format })
+            }
+        }
+    };
+}
+
+/// A path into an event, as VRL writes it (`message`, `.host`,
+/// `.kubernetes.pod_name`, `."odd key"`); the leading `.` is optional.
+#[derive(Clone, PartialEq)]
+pub struct FieldPath {
+    text: String,
+    path: OwnedValuePath,
+}
+
+impl FieldPath {
+    /// Parses a path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bare = text.strip_prefix('.').unwrap_or(text);
+        vrl::path::parse_value_path(bare)
+            .map(|path| Self {
+                text: text.to_string(),
+                path,
+            })
+            .map_err(|e| format!("invalid field path `{text}`: {e}"))
+    }
+
+    /// The parsed path.
+    pub fn path(&self) -> &OwnedValuePath {
+        &self.path
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FieldPath({})", self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+text_option!(FieldPath, "field-path");
+
+/// An `http://` or `https://` URL with a host: where howl sends requests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpUrl(reqwest::Url);
+
+impl HttpUrl {
+    /// Parses and checks a URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match reqwest::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(Self(url))
+            }
+            Ok(_) => Err(format!(
+                "`{text}` is not an http(s) URL with a host (e.g. `http://127.0.0.1:9093`)"
+            )),
+            Err(error) => Err(format!("invalid URL `{text}`: {error}")),
+        }
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.0
+    }
+
+    /// The URL as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HttpUrl({})", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+text_option!(HttpUrl, "url");
+
+/// A regular expression (Rust `regex` syntax), compiled once while the
+/// config is read.
+#[derive(Clone)]
+pub struct Regex(regex::Regex);
+
+impl Regex {
+    /// Compiles a pattern.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        regex::Regex::new(pattern)
+            .map(Self)
+            .map_err(|e| format!("invalid regular expression `{pattern}`: {e}"))
+    }
+
+    /// The compiled expression.
+    pub fn regex(&self) -> &regex::Regex {
+        &self.0
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for Regex {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Regex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Regex({})", self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Regex {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+text_option!(Regex, "regex");
+
+/// A number from 0 to 1 (a share, a confidence).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Fraction(f64);
+
+impl Fraction {
+    /// A fraction, if `value` is one.
+    pub fn new(value: f64) -> Option<Self> {
+        (0.0..=1.0).contains(&value).then_some(Self(value))
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Self::new(value)
+            .ok_or_else(|| serde::de::Error::custom(format!("must be from 0 to 1, not {value}")))
+    }
+}
+
+impl JsonSchema for Fraction {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Fraction".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "number", "minimum": 0.0, "maximum": 1.0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Options {
+        path: Option<FieldPath>,
+        url: Option<HttpUrl>,
+        regex: Option<Regex>,
+        share: Option<Fraction>,
+        wait_secs: Option<Seconds>,
+        poll_ms: Option<Millis>,
+    }
+
+    fn parse(text: &str) -> Result<Options, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn durations_take_units_or_plain_numbers_in_the_option_unit() {
+        use std::time::Duration;
+        let secs = |text: &str| parse(text).unwrap().wait_secs.unwrap().get();
+        assert_eq!(secs("wait_secs = 90"), Duration::from_secs(90));
+        assert_eq!(secs("wait_secs = 0.5"), Duration::from_millis(500));
+        assert_eq!(secs("wait_secs = \"1h30m\""), Duration::from_secs(5400));
+        assert_eq!(secs("wait_secs = \"7d\""), Duration::from_secs(604_800));
+        assert_eq!(secs("wait_secs = \"2.5\""), Duration::from_millis(2500));
+        let ms = parse("poll_ms = 250").unwrap().poll_ms.unwrap().get();
+        assert_eq!(ms, Duration::from_millis(250));
+        for bad in ["wait_secs = -1", "wait_secs = \"soon\"", "wait_secs = true"] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("duration"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn durations_document_their_default_as_users_write_it() {
+        let json = |d: Seconds| serde_json::to_string(&d).unwrap();
+        assert_eq!(json(Seconds::from_secs(30)), "30");
+        assert_eq!(json(Seconds::from_secs(3600)), "\"1h\"");
+        assert_eq!(json(Seconds::from_secs(7 * 86_400)), "\"7d\"");
+        assert_eq!(json(Seconds::from_millis(1500)), "1.5");
+        assert_eq!(
+            serde_json::to_string(&Millis::from_millis(250)).unwrap(),
+            "250"
+        );
+    }
+
+    #[test]
+    fn values_are_checked_while_parsing() {
+        assert!(parse("path = '.a.b'").unwrap().path.is_some());
+        assert!(
+            parse("path = 'a..b'")
+                .unwrap_err()
+                .contains("invalid field path")
+        );
+        assert!(parse("url = 'ftp://x'").unwrap_err().contains("http(s)"));
+        let url = parse("url = 'http://127.0.0.1:9/x'").unwrap().url.unwrap();
+        assert_eq!(url.url().port(), Some(9));
+        assert!(
+            parse("regex = 'a('")
+                .unwrap_err()
+                .contains("regular expression")
+        );
+        let regex = parse("regex = 'ORD-\\d+'").unwrap().regex.unwrap();
+        assert!(regex.regex().is_match("ORD-12"));
+        assert!(parse("share = 1.5").unwrap_err().contains("from 0 to 1"));
+        assert_eq!(parse("share = 0.25").unwrap().share.unwrap().get(), 0.25);
+    }
+}
