@@ -25,7 +25,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::patterns::{Miner, MinerConfig, PatternView};
 use crate::state::StateStore;
-use crate::state::patterns::{CLI_NAMESPACE, load_spaces, restore, save_spaces};
+use crate::state::patterns::{
+    CLI_NAMESPACE, LEGACY_CLI_NAMESPACE, SavedSpace, load_spaces, restore, save_spaces,
+};
 use crate::transforms::PatternConfig;
 
 /// Arguments of `howl patterns`.
@@ -172,10 +174,7 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
     let config = miner_config(args.config.as_deref())?;
     let store = args.data_dir.as_deref().map(StateStore::open).transpose()?;
     let mut miner = match &store {
-        Some(store) => match load_spaces(store, Some(CLI_NAMESPACE))?
-            .into_iter()
-            .find(|s| s.scope.is_empty())
-        {
+        Some(store) => match cli_space(store)? {
             Some(saved) => restore(&config, saved)?,
             None => Miner::new(config.clone())?,
         },
@@ -343,6 +342,21 @@ fn shorten(text: &str, limit: usize) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     }
+}
+
+/// The space `howl patterns mine` learnt into this store before, if any:
+/// under [`CLI_NAMESPACE`], or, for a store written by an older howl, under
+/// [`LEGACY_CLI_NAMESPACE`] (the next save moves it to the new name).
+fn cli_space(store: &StateStore) -> anyhow::Result<Option<SavedSpace>> {
+    for namespace in [CLI_NAMESPACE, LEGACY_CLI_NAMESPACE] {
+        let found = load_spaces(store, Some(namespace))?
+            .into_iter()
+            .find(|s| s.scope.is_empty());
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 /// Every pattern space of a store, restored.

@@ -3,7 +3,7 @@
 //!
 //! Each space is one miner snapshot (JSON, versioned by the miner) under
 //! `patterns/<namespace>/<scope>`, where the namespace is the transform's
-//! component id (or `mine` for the command line). A save is one redb
+//! component id (or [`CLI_NAMESPACE`] for the command line). A save is one redb
 //! transaction, so a `kill -9` at any moment leaves the previous or the new
 //! snapshot, never a torn one.
 
@@ -13,8 +13,15 @@ use crate::state::{StateError, StateStore};
 /// The state table of pattern spaces.
 pub const TABLE: &str = "patterns";
 
-/// The namespace `howl patterns mine` uses.
-pub const CLI_NAMESPACE: &str = "mine";
+/// The namespace `howl patterns mine` uses. It contains a `.`, which no
+/// component id may, so the command line's patterns never share keys with
+/// a transform's (a transform named `mine` once did).
+pub const CLI_NAMESPACE: &str = "patterns.mine";
+
+/// Where `howl patterns mine` kept its patterns before [`CLI_NAMESPACE`]:
+/// read when a store has nothing under the new name, so stores learnt by
+/// an older howl keep working.
+pub const LEGACY_CLI_NAMESPACE: &str = "mine";
 
 /// One saved pattern space.
 pub struct SavedSpace {

@@ -338,3 +338,105 @@ fn a_closed_output_neither_loses_the_store_nor_changes_the_verdict() {
     drop(child.stdout.take());
     assert_eq!(child.wait().unwrap().code(), Some(1));
 }
+
+#[test]
+fn the_command_line_never_writes_into_a_transform_named_mine() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.toml",
+        "data_dir = \"store\"\n\
+         [sources.in]\ntype = \"stdin\"\n\
+         [transforms.mine]\ntype = \"pattern\"\ninputs = [\"in\"]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"mine\"]\n",
+    );
+    let output = crate::common::run_with_input(
+        &["run", "-c", "t.toml"],
+        dir.path(),
+        b"alpha started worker 1\nalpha started worker 2\n",
+        std::time::Duration::from_secs(30),
+    );
+    assert!(output.status.success(), "{output:?}");
+    write(dir.path(), "other.log", "beta stopped queue 7\n");
+    let (code, _, stderr) = howl_in(
+        dir.path(),
+        &["patterns", "mine", "other.log", "--data-dir", "store"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "list",
+            "--data-dir",
+            "store",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let in_space = |space: &str| -> Vec<String> {
+        listed
+            .iter()
+            .filter(|p| p["space"] == space)
+            .map(|p| p["template"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let transform = in_space("mine");
+    assert_eq!(
+        transform.len(),
+        1,
+        "the transform's space is its own: {listed:?}"
+    );
+    assert!(transform[0].starts_with("alpha"), "{transform:?}");
+    let cli = in_space("patterns.mine");
+    assert!(
+        cli.iter().any(|t| t.starts_with("beta")),
+        "the command line keeps its own space: {listed:?}"
+    );
+}
+
+#[test]
+fn a_store_learnt_by_an_older_howl_still_seeds_the_command_line() {
+    // Older versions kept the command line's patterns under `mine/`, the
+    // layout a transform named `mine` writes: build such a store that way.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.toml",
+        "data_dir = \"old\"\n\
+         [sources.in]\ntype = \"stdin\"\n\
+         [transforms.mine]\ntype = \"pattern\"\ninputs = [\"in\"]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"mine\"]\n",
+    );
+    let output = crate::common::run_with_input(
+        &["run", "-c", "t.toml"],
+        dir.path(),
+        b"alpha started worker 1\n",
+        std::time::Duration::from_secs(30),
+    );
+    assert!(output.status.success(), "{output:?}");
+    write(dir.path(), "same.log", "alpha started worker 9\n");
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "mine",
+            "same.log",
+            "--data-dir",
+            "old",
+            "--format",
+            "jsonl",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("\"new\":false"),
+        "known from the old store: {stdout}"
+    );
+}
