@@ -175,7 +175,8 @@ pub struct BuildError {
     pub span: Option<Range<usize>>,
     /// Where the problem is, in another file (a VRL `file = ...`), when known:
     /// the file and its 1-based line and column.
-    pub external: Option<(PathBuf, usize, usize)>,
+    /// Boxed: rare, and it keeps `Result<_, BuildError>` small.
+    pub external: Option<Box<(PathBuf, usize, usize)>>,
     /// A multi-line explanation (e.g. VRL's own diagnostic rendering).
     pub detail: Option<String>,
     /// The option the problem is about (`batch.max_events`,
@@ -231,7 +232,7 @@ impl BuildError {
         options: &OptionSpans,
     ) -> Diagnostic {
         let option_span = self.option.as_deref().and_then(|path| options.get(path));
-        let mut diagnostic = match (self.external, self.span.or(option_span)) {
+        let mut diagnostic = match (self.external.map(|e| *e), self.span.or(option_span)) {
             (Some((path, line, column)), _) => {
                 let mut d = Diagnostic::error(self.message);
                 d.file = Some(path);

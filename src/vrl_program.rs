@@ -116,7 +116,7 @@ pub fn compile(
                 VrlOrigin::File(path) => {
                     let program_file = SourceFile::new(path, source.to_string());
                     let (line, column) = program_file.line_col(offset);
-                    error.external = Some((path.to_path_buf(), line, column));
+                    error.external = Some(Box::new((path.to_path_buf(), line, column)));
                 }
             }
             Err(error)
