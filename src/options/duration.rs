@@ -201,9 +201,9 @@ impl<U: Unit> Serialize for DurationOption<U> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let secs = self.value.as_secs();
         let whole_secs = self.value.subsec_nanos() == 0;
-        if whole_secs && secs >= 3600 && secs % 86_400 == 0 {
+        if whole_secs && secs >= 3600 && secs.is_multiple_of(86_400) {
             serializer.serialize_str(&format!("{}d", secs / 86_400))
-        } else if whole_secs && secs >= 3600 && secs % 3600 == 0 {
+        } else if whole_secs && secs >= 3600 && secs.is_multiple_of(3600) {
             serializer.serialize_str(&format!("{}h", secs / 3600))
         } else {
             let units = self.value.as_secs_f64() / U::ONE.as_secs_f64();
