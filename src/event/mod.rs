@@ -9,6 +9,7 @@
 //! `host` where known. Metric events use the same type with the documented
 //! `.metric` shape (see [`metric`] and `sources/README.md`).
 
+pub mod acks;
 pub mod finalization;
 pub mod metric;
 
@@ -19,7 +20,9 @@ use chrono::{DateTime, Utc};
 use vrl::path::OwnedValuePath;
 use vrl::value::{KeyString, ObjectMap, Value};
 
-pub use finalization::{BatchNotifier, BatchStatus, EventFinalizers, EventStatus};
+pub use finalization::{
+    BatchNotifier, BatchStatus, BatchStatusReceiver, EventFinalizers, EventStatus,
+};
 
 /// Field names every log source fills in; kept in one place so sources agree.
 pub mod fields {
