@@ -11,8 +11,7 @@
 //! component in between knowing about acknowledgements.
 //!
 //! The design follows Vector's finalizers, reduced to what howl needs: no
-//! per-event allocation unless a source asks for notification (an empty
-//! `Vec` does not allocate).
+//! allocation per event, whether or not a source asks for notification.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -106,30 +105,64 @@ impl Drop for BatchNotifier {
 
 /// The notifiers an event reports to. Cloning an event clones these, so the
 /// batch completes only when every copy is finalized or dropped.
+///
+/// Almost every event reports to no batch or to exactly one, so those two
+/// cases hold the `Arc` inline: attaching a notifier to each line of a
+/// 64 KiB chunk costs a reference count, not an allocation per line.
 #[derive(Clone, Debug, Default)]
-pub struct EventFinalizers(Vec<Arc<BatchNotifier>>);
+pub struct EventFinalizers(Notifiers);
+
+#[derive(Clone, Debug, Default)]
+enum Notifiers {
+    #[default]
+    None,
+    One(Arc<BatchNotifier>),
+    /// Events merged from several batches (rare).
+    Many(Vec<Arc<BatchNotifier>>),
+}
 
 impl EventFinalizers {
     /// Finalizers reporting to one batch.
     pub fn new(notifier: Arc<BatchNotifier>) -> Self {
-        Self(vec![notifier])
+        Self(Notifiers::One(notifier))
     }
 
     /// True when nobody waits for this event's fate (the common case).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        matches!(self.0, Notifiers::None)
     }
 
     /// Records the outcome and releases this copy's hold on its batches.
     pub fn update_status(&mut self, status: EventStatus) {
-        for notifier in self.0.drain(..) {
-            notifier.merge(status);
+        match std::mem::take(&mut self.0) {
+            Notifiers::None => {}
+            Notifiers::One(notifier) => notifier.merge(status),
+            Notifiers::Many(notifiers) => {
+                for notifier in notifiers {
+                    notifier.merge(status);
+                }
+            }
         }
     }
 
     /// Takes over another event's finalizers (when events are merged).
     pub fn merge(&mut self, other: EventFinalizers) {
-        self.0.extend(other.0);
+        let mine = std::mem::take(&mut self.0);
+        self.0 = match (mine, other.0) {
+            (Notifiers::None, theirs) => theirs,
+            (mine, Notifiers::None) => mine,
+            (mine, theirs) => {
+                let mut all = Vec::new();
+                for notifiers in [mine, theirs] {
+                    match notifiers {
+                        Notifiers::None => {}
+                        Notifiers::One(notifier) => all.push(notifier),
+                        Notifiers::Many(many) => all.extend(many),
+                    }
+                }
+                Notifiers::Many(all)
+            }
+        };
     }
 }
 
@@ -171,5 +204,19 @@ mod tests {
         );
         drop(b);
         assert_eq!(rx.await.ok(), Some(BatchStatus::Errored));
+    }
+
+    #[tokio::test]
+    async fn merged_events_report_to_every_batch() {
+        let (first, first_rx) = BatchNotifier::new_with_receiver();
+        let (second, second_rx) = BatchNotifier::new_with_receiver();
+        let mut merged = EventFinalizers::new(first);
+        merged.merge(EventFinalizers::default());
+        merged.merge(EventFinalizers::new(second));
+        assert!(!merged.is_empty());
+        merged.update_status(EventStatus::Rejected);
+        assert!(merged.is_empty(), "a finalized copy holds nothing");
+        assert_eq!(first_rx.await.ok(), Some(BatchStatus::Rejected));
+        assert_eq!(second_rx.await.ok(), Some(BatchStatus::Rejected));
     }
 }
