@@ -55,6 +55,39 @@ macro_rules! text_option {
     };
 }
 
+/// Reads a string and parses it with `parse` while the deserializer still
+/// holds the value, so an error points at the value itself even inside a
+/// list (`endpoints[2]`); parsed after the string was read, it would point
+/// at the whole list. `expecting` says what the option takes, for values
+/// that are not strings.
+pub fn parse_string<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Parse<F> {
+        expecting: &'static str,
+        parse: F,
+    }
+
+    impl<T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'_> for Parse<F> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).map_err(E::custom)
+        }
+    }
+
+    deserializer.deserialize_str(Parse { expecting, parse })
+}
+
 /// A path into an event, as VRL writes it (`message`, `.host`,
 /// `.kubernetes.pod_name`, `."odd key"`); the leading `.` is optional.
 #[derive(Clone, PartialEq)]
@@ -94,8 +127,7 @@ impl fmt::Debug for FieldPath {
 
 impl<'de> Deserialize<'de> for FieldPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        parse_string(deserializer, "a field path", Self::parse)
     }
 }
 
@@ -138,8 +170,7 @@ impl fmt::Debug for HttpUrl {
 
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        parse_string(deserializer, "an http(s) URL", Self::parse)
     }
 }
 
@@ -183,8 +214,7 @@ impl fmt::Debug for Regex {
 
 impl<'de> Deserialize<'de> for Regex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::new(&text).map_err(serde::de::Error::custom)
+        parse_string(deserializer, "a regular expression", Self::new)
     }
 }
 
@@ -275,6 +305,19 @@ mod tests {
             serde_json::to_string(&Millis::from_millis(250)).unwrap(),
             "250"
         );
+    }
+
+    #[test]
+    fn a_bad_item_of_a_list_is_reported_at_the_item() {
+        #[derive(Debug, Deserialize)]
+        struct Lists {
+            #[allow(dead_code)]
+            urls: Vec<HttpUrl>,
+        }
+        let text = "urls = ['http://a', 'localhost:9']";
+        let error = toml::from_str::<Lists>(text).unwrap_err();
+        assert!(error.message().contains("http(s)"), "{error}");
+        assert_eq!(error.span().map(|span| &text[span]), Some("'localhost:9'"));
     }
 
     #[test]

@@ -21,36 +21,48 @@ use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
+use crate::options::Seconds;
 
 /// Options of the `demo_logs` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DemoLogsConfig {
-    /// Seconds between lines (fractions allowed); `0` generates as fast as
-    /// downstream accepts, for benchmarks.
+    /// The time between two lines; a plain number is seconds, and fractions
+    /// are allowed (`0.001`, or `"1ms"`). `0` generates as fast as
+    /// downstream accepts, for benchmarks; otherwise from `0.000001` (1 µs)
+    /// to `86400` (one day).
     #[serde(default = "default_interval")]
-    interval: f64,
+    interval: Seconds,
     /// Stop after this many lines; unset runs until shutdown.
     count: Option<u64>,
-    /// Seed of the generator, for reproducible lines; unset picks one per run.
+    /// Seed of the generator: the same seed gives the same lines
+    /// (timestamps aside). Unset picks one per run.
     seed: Option<u64>,
 }
 
-fn default_interval() -> f64 {
-    1.0
+fn default_interval() -> Seconds {
+    Seconds::from_secs(1)
 }
 
+/// The longest `interval`: a day is more than any demo needs, and far
+/// longer ones would overflow the timer.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+/// The shortest `interval` other than 0 (as fast as possible).
+const MIN_INTERVAL: Duration = Duration::from_micros(1);
 /// Lines per batch when generating as fast as possible.
 const BATCH: u64 = 256;
+/// Below this interval, several lines are emitted per tick instead of
+/// waking up thousands of times a second.
+const MIN_TICK: Duration = Duration::from_millis(10);
 
 impl SourceConfig for DemoLogsConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        // 0 means "as fast as possible"; otherwise between a microsecond and
-        // a day (beyond, the rate arithmetic would overflow).
-        if !(self.interval == 0.0 || (1e-6..=86_400.0).contains(&self.interval)) {
+        let interval = self.interval.get();
+        if !(interval.is_zero() || (MIN_INTERVAL..=MAX_INTERVAL).contains(&interval)) {
             return Err(BuildError::new(
                 "`interval` must be 0 (as fast as possible) or between 0.000001 and 86400 seconds",
-            ));
+            )
+            .for_option("interval"));
         }
         let seed = self.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -58,7 +70,7 @@ impl SourceConfig for DemoLogsConfig {
                 .map_or(0, |d| d.as_nanos() as u64)
         });
         Ok(Box::new(DemoLogs {
-            interval: self.interval,
+            interval,
             count: self.count,
             generator: DemoGenerator::new(seed),
         }))
@@ -66,7 +78,7 @@ impl SourceConfig for DemoLogsConfig {
 }
 
 struct DemoLogs {
-    interval: f64,
+    interval: Duration,
     count: Option<u64>,
     generator: DemoGenerator,
 }
@@ -75,18 +87,7 @@ impl Source for DemoLogs {
     fn run(mut self: Box<Self>, mut cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             let source_id = cx.key.shared_id();
-            // Below 10 ms per line, emit several lines per tick instead of
-            // waking up thousands of times a second.
-            let (tick, per_tick) = if self.interval == 0.0 {
-                (None, BATCH)
-            } else if self.interval < 0.01 {
-                (
-                    Some(Duration::from_millis(10)),
-                    (0.01 / self.interval).round().max(1.0) as u64,
-                )
-            } else {
-                (Some(Duration::from_secs_f64(self.interval)), 1)
-            };
+            let (tick, per_tick) = ticks(self.interval);
             let mut ticker = tick.map(|t| {
                 let mut ticker = tokio::time::interval(t);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -133,6 +134,19 @@ impl Source for DemoLogs {
             }
             Ok(())
         })
+    }
+}
+
+/// How often to wake up (`None`: never wait) and how many lines to emit
+/// each time, for one line every `interval`.
+fn ticks(interval: Duration) -> (Option<Duration>, u64) {
+    if interval.is_zero() {
+        (None, BATCH)
+    } else if interval < MIN_TICK {
+        let per_tick = (MIN_TICK.as_secs_f64() / interval.as_secs_f64()).round();
+        (Some(MIN_TICK), per_tick.max(1.0) as u64)
+    } else {
+        (Some(interval), 1)
     }
 }
 
@@ -498,6 +512,38 @@ impl DemoGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::build_failure;
+
+    #[test]
+    fn the_interval_takes_units_and_plain_seconds_within_its_range() {
+        let interval = |options: &str| {
+            toml::from_str::<DemoLogsConfig>(options)
+                .unwrap()
+                .interval
+                .get()
+        };
+        assert_eq!(interval("interval = 0.1"), Duration::from_millis(100));
+        assert_eq!(interval("interval = \"250ms\""), Duration::from_millis(250));
+        assert_eq!(interval(""), Duration::from_secs(1));
+        for options in ["interval = 1e-7", "interval = \"2d\""] {
+            let error = build_failure::<DemoLogsConfig>(options);
+            assert!(
+                error.message.contains("between 0.000001 and 86400"),
+                "{error}"
+            );
+            assert_eq!(error.option.as_deref(), Some("interval"));
+        }
+    }
+
+    #[test]
+    fn short_intervals_emit_several_lines_per_tick() {
+        assert_eq!(ticks(Duration::ZERO), (None, BATCH));
+        assert_eq!(ticks(Duration::from_millis(1)), (Some(MIN_TICK), 10));
+        assert_eq!(
+            ticks(Duration::from_millis(500)),
+            (Some(Duration::from_millis(500)), 1)
+        );
+    }
 
     #[test]
     fn same_seed_same_lines() {

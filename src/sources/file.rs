@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,41 +41,48 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::{Millis, parse_string};
 
 /// Options of the `file` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// Glob patterns of the files to read, e.g. `/var/log/app/*.log`.
-    include: Vec<String>,
-    /// Glob patterns of files to skip even when `include` matches them.
+    /// Glob patterns of the files to read, e.g. `/var/log/app/*.log`
+    /// (`*` does not cross a `/`; `**` does). A relative pattern is relative
+    /// to the directory howl runs in. At least one.
+    include: Vec<Glob>,
+    /// Glob patterns of files to skip even when `include` matches them,
+    /// matched as `include` is: `*` does not cross a `/`, and a leading
+    /// `./` is ignored.
     #[serde(default)]
-    exclude: Vec<String>,
+    exclude: Vec<Glob>,
     /// Where to start reading a file found at start-up that has no
-    /// checkpoint: `beginning` or `end`. Files that appear later are always
-    /// read from the beginning.
+    /// checkpoint: `beginning` reads what it already holds, `end` only the
+    /// lines written from now on. Files that appear later are always read
+    /// from the beginning, and a file with a checkpoint goes on from it.
     #[serde(default)]
     read_from: ReadFrom,
-    /// The longest line kept, in bytes; longer lines are cut (and counted in
-    /// `source_lines_truncated_total`).
+    /// The longest line kept, in bytes; longer lines are cut (at a
+    /// character boundary) and counted in `source_lines_truncated_total`.
     #[serde(default = "default_max_line_bytes")]
-    max_line_bytes: usize,
-    /// How often to check files for new lines and globs for new files, in
-    /// milliseconds.
-    #[serde(default = "default_poll_interval_ms")]
-    poll_interval_ms: u64,
+    max_line_bytes: NonZeroUsize,
+    /// How often to check files for new lines and the globs for new files;
+    /// a plain number is milliseconds. Each check costs one `stat` per
+    /// file.
+    #[serde(default = "default_poll_interval")]
+    poll_interval_ms: Millis,
 }
 
-fn default_max_line_bytes() -> usize {
+fn default_max_line_bytes() -> NonZeroUsize {
     DEFAULT_MAX_LINE_BYTES
 }
 
-fn default_poll_interval_ms() -> u64 {
-    250
+fn default_poll_interval() -> Millis {
+    Millis::from_millis(250)
 }
 
 /// Where reading starts in a file without a checkpoint.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 enum ReadFrom {
     /// From the first line.
@@ -82,6 +90,51 @@ enum ReadFrom {
     Beginning,
     /// From the current end: only lines written from now on.
     End,
+}
+
+/// A glob pattern, checked while the config is read so that a bad one is
+/// reported at its own position.
+#[derive(Debug, Clone)]
+struct Glob {
+    /// As written: what `include` hands to the directory walk.
+    text: String,
+    /// As paths found by the walk are matched: `glob` yields `logs/a.log`
+    /// for `./logs/*.log`, so a leading `./` is dropped.
+    pattern: glob::Pattern,
+}
+
+impl<'de> Deserialize<'de> for Glob {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, "a glob pattern", |text| {
+            let bare = text.strip_prefix("./").unwrap_or(text);
+            glob::Pattern::new(bare)
+                .map(|pattern| Self {
+                    text: text.to_string(),
+                    pattern,
+                })
+                .map_err(|error| format!("invalid glob `{text}`: {error}"))
+        })
+    }
+}
+
+impl Serialize for Glob {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl JsonSchema for Glob {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Glob".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
 }
 
 /// The state table of file checkpoints; keys are `component_id/path`.
@@ -103,35 +156,21 @@ struct Checkpoint {
 
 impl SourceConfig for FileConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        // Every problem at once, as `howl validate` promises.
-        let mut problems = Vec::new();
         if self.include.is_empty() {
-            problems.push("`include` needs at least one glob pattern".to_string());
+            return Err(
+                BuildError::new("`include` needs at least one glob pattern").for_option("include")
+            );
         }
-        for pattern in self.include.iter().chain(&self.exclude) {
-            if let Err(e) = glob::Pattern::new(pattern) {
-                problems.push(format!("invalid glob `{pattern}`: {e}"));
-            }
-        }
-        if self.max_line_bytes == 0 || self.poll_interval_ms == 0 {
-            problems.push("`max_line_bytes` and `poll_interval_ms` must be at least 1".to_string());
-        }
-        if !problems.is_empty() {
-            return Err(BuildError::new(problems.join("; ")));
-        }
-        // Matched like `include`: `glob` yields `logs/a.log` for
-        // `./logs/*.log`, and its `*` does not cross a `/`.
-        let exclude = self
-            .exclude
-            .iter()
-            .filter_map(|p| glob::Pattern::new(p.strip_prefix("./").unwrap_or(p)).ok())
-            .collect();
         Ok(Box::new(FileSource {
-            include: self.include.clone(),
-            exclude,
+            include: self.include.iter().map(|glob| glob.text.clone()).collect(),
+            exclude: self
+                .exclude
+                .iter()
+                .map(|glob| glob.pattern.clone())
+                .collect(),
             read_from: self.read_from,
             max_line_bytes: self.max_line_bytes,
-            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            poll_interval: self.poll_interval_ms.positive("poll_interval_ms")?,
         }))
     }
 }
@@ -140,7 +179,7 @@ struct FileSource {
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
     read_from: ReadFrom,
-    max_line_bytes: usize,
+    max_line_bytes: NonZeroUsize,
     poll_interval: Duration,
 }
 
@@ -161,7 +200,7 @@ impl Tracked {
 
     /// Goes back to `offset` (the start of a line), forgetting what was
     /// read after it.
-    fn rewind(&mut self, offset: u64, max_line_bytes: usize) -> std::io::Result<()> {
+    fn rewind(&mut self, offset: u64, max_line_bytes: NonZeroUsize) -> std::io::Result<()> {
         self.file.seek(SeekFrom::Start(offset))?;
         self.offset = offset;
         self.splitter = LineSplitter::new(max_line_bytes);
@@ -394,7 +433,9 @@ impl FileSource {
                 events.push(event);
             });
             cx.out.metrics().received(events.len(), bytes);
-            cx.out.metrics().truncated(truncated, self.max_line_bytes);
+            cx.out
+                .metrics()
+                .truncated(truncated, self.max_line_bytes.get());
             tokio::select! {
                 biased;
                 _ = cx.shutdown.cancelled() => {
@@ -469,5 +510,60 @@ fn save_checkpoints(
             Stage::Receiving,
             &format_args!("cannot save file checkpoints: {error}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{build_failure, parse_error};
+
+    #[test]
+    fn a_bad_glob_is_refused_while_reading_at_its_own_item() {
+        let (message, at) = parse_error::<FileConfig>("include = [\"a.log\", \"[\"]");
+        assert!(message.contains("invalid glob `[`"), "{message}");
+        assert_eq!(at, "\"[\"");
+        let (message, at) = parse_error::<FileConfig>("include = [\"a.log\"]\nexclude = [\"**a\"]");
+        assert!(message.contains("invalid glob `**a`"), "{message}");
+        assert_eq!(at, "\"**a\"");
+    }
+
+    #[test]
+    fn excludes_drop_a_leading_dot_slash_as_the_directory_walk_does() {
+        let config: FileConfig =
+            toml::from_str("include = [\"logs/*.log\"]\nexclude = [\"./logs/debug-*.log\"]")
+                .unwrap();
+        assert!(config.exclude[0].pattern.matches("logs/debug-1.log"));
+        assert_eq!(config.include[0].text, "logs/*.log");
+    }
+
+    #[test]
+    fn the_poll_interval_takes_units_and_plain_milliseconds() {
+        let poll = |options: &str| {
+            toml::from_str::<FileConfig>(&format!("include = [\"a\"]\n{options}"))
+                .unwrap()
+                .poll_interval_ms
+                .get()
+        };
+        assert_eq!(poll("poll_interval_ms = 50"), Duration::from_millis(50));
+        assert_eq!(poll("poll_interval_ms = \"2s\""), Duration::from_secs(2));
+        assert_eq!(poll(""), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn empty_includes_and_a_zero_poll_interval_point_at_their_option() {
+        let error = build_failure::<FileConfig>("include = []");
+        assert!(error.message.contains("at least one glob"), "{error}");
+        assert_eq!(error.option.as_deref(), Some("include"));
+        let error = build_failure::<FileConfig>("include = [\"a\"]\npoll_interval_ms = 0");
+        assert!(
+            error
+                .message
+                .contains("`poll_interval_ms` must be more than 0"),
+            "{error}"
+        );
+        assert_eq!(error.option.as_deref(), Some("poll_interval_ms"));
+        let (message, _) = parse_error::<FileConfig>("include = [\"a\"]\nmax_line_bytes = 0");
+        assert!(message.contains("nonzero"), "{message}");
     }
 }

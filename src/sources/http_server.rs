@@ -16,6 +16,7 @@
 //! a partial delivery that the client's retry would duplicate.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
 use super::lines::LineSplitter;
@@ -36,24 +37,30 @@ use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::bearer::bearer_matches;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::secret::Secret;
 
 /// Options of the `http_server` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpServerConfig {
-    /// The address to listen on, e.g. `127.0.0.1:8080`.
+    /// The address and port to listen on, e.g. `127.0.0.1:8080` (or
+    /// `0.0.0.0:8080` to accept connections from other machines).
     address: SocketAddr,
-    /// The URL path that accepts POSTs.
+    /// The URL path that accepts POSTs; other paths answer 404. It is
+    /// literal: it starts with `/` and has no `:param`, `*` or `{...}`.
     #[serde(default = "default_path")]
     path: String,
-    /// How bodies are decoded: `text` (one event per line), `json` (one
-    /// event per object; an array gives one per element) or `ndjson` (one
-    /// JSON object per line).
+    /// How bodies are decoded: `text` gives one event per line (its
+    /// `message`); `json` one event per JSON object, and an array one per
+    /// element; `ndjson` one JSON object per line. A JSON value that is not
+    /// an object becomes the event's `message`.
     #[serde(default)]
     decoding: Decoding,
-    /// Larger bodies are refused with 413.
+    /// The largest body accepted, in bytes; a larger one is refused with
+    /// 413, whether its `Content-Length` says so or it turns out larger
+    /// while it is read.
     #[serde(default = "default_max_body_bytes")]
-    max_body_bytes: usize,
+    max_body_bytes: NonZeroUsize,
     /// Require a bearer token.
     auth: Option<AuthConfig>,
 }
@@ -62,26 +69,32 @@ pub struct HttpServerConfig {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AuthConfig {
-    /// Requests must carry `Authorization: Bearer <token>`. Use
-    /// `${ENV_VAR}` rather than writing the token in the file.
-    token: String,
+    /// When `auth` is set, every request must carry `Authorization: Bearer
+    /// <token>` (the scheme in any case) or is refused with 401; without
+    /// it, anyone who can reach the address may post. Use `${ENV_VAR}`
+    /// rather than writing the token in the file.
+    token: Secret,
 }
 
 fn default_path() -> String {
     "/".to_string()
 }
 
-fn default_max_body_bytes() -> usize {
-    10 * 1024 * 1024
+fn default_max_body_bytes() -> NonZeroUsize {
+    const TEN_MIB: NonZeroUsize = NonZeroUsize::new(10 * 1024 * 1024).unwrap();
+    TEN_MIB
 }
 
 /// How request bodies become events.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum Decoding {
+    /// One event per line.
     #[default]
     Text,
+    /// One event per JSON object (per element of an array).
     Json,
+    /// One JSON object per line.
     Ndjson,
 }
 
@@ -93,32 +106,39 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SourceConfig for HttpServerConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        if !self.path.starts_with('/') {
-            return Err(BuildError::new(format!(
-                "`path` must start with `/` (got `{}`)",
-                self.path
-            )));
-        }
-        if let Some(c) = self
-            .path
-            .chars()
-            .find(|c| matches!(c, ':' | '*' | '{' | '}'))
+        check_literal_path(&self.path)
+            .map_err(|message| BuildError::new(message).for_option("path"))?;
+        if self
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.token.expose().is_empty())
         {
-            return Err(BuildError::new(format!(
-                "`path` must be a literal path; `{c}` would make `{}` a pattern",
-                self.path
-            )));
-        }
-        if self.auth.as_ref().is_some_and(|a| a.token.is_empty()) {
-            return Err(BuildError::new("`auth.token` is empty"));
+            // An empty token would let every request in while looking
+            // protected (an unset `${ENV_VAR}` gives one).
+            return Err(BuildError::new("`auth.token` is empty").for_option("auth.token"));
         }
         Ok(Box::new(HttpServer {
             address: self.address,
             path: self.path.clone(),
             decoding: self.decoding,
-            max_body_bytes: self.max_body_bytes,
+            max_body_bytes: self.max_body_bytes.get(),
             token: self.auth.as_ref().map(|a| a.token.clone()),
         }))
+    }
+}
+
+/// Refuses a `path` the router would read as a pattern (`/a/:id`,
+/// `/*rest`, `/{id}`): it would accept posts to paths the user never
+/// meant to open.
+fn check_literal_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`path` must start with `/` (got `{path}`)"));
+    }
+    match path.chars().find(|c| matches!(c, ':' | '*' | '{' | '}')) {
+        Some(c) => Err(format!(
+            "`path` must be a literal path; `{c}` would make `{path}` a pattern"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -127,14 +147,14 @@ struct HttpServer {
     path: String,
     decoding: Decoding,
     max_body_bytes: usize,
-    token: Option<String>,
+    token: Option<Secret>,
 }
 
 struct Shared {
     out: SourceSender,
     decoding: Decoding,
     max_body_bytes: usize,
-    token: Option<String>,
+    token: Option<Secret>,
     source_id: Arc<str>,
     path: Value,
     shutdown: tokio_util::sync::CancellationToken,
@@ -171,7 +191,7 @@ impl Source for HttpServer {
 async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let metrics = Arc::clone(shared.out.metrics());
     if let Some(token) = &shared.token
-        && !bearer_matches(request.headers(), token)
+        && !bearer_matches(request.headers(), token.expose())
     {
         let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         response
@@ -284,7 +304,7 @@ fn decode(decoding: Decoding, body: bytes::Bytes) -> Result<Vec<Value>, String> 
     match decoding {
         Decoding::Text => {
             let mut values = Vec::new();
-            let mut splitter = LineSplitter::new(usize::MAX);
+            let mut splitter = LineSplitter::new(NonZeroUsize::MAX);
             splitter.push(body, |(line, _)| values.push(Value::Bytes(line)));
             splitter.finish(|(line, _)| values.push(Value::Bytes(line)));
             Ok(values)
@@ -318,6 +338,36 @@ fn decode(decoding: Decoding, body: bytes::Bytes) -> Result<Vec<Value>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::{build_failure, parse_error};
+
+    #[test]
+    fn path_and_token_problems_point_at_their_option() {
+        let address = "address = \"127.0.0.1:1\"\n";
+        for (options, expected, option) in [
+            ("path = \"a\"", "`path` must start with `/`", "path"),
+            (
+                "path = \"/a/{id}\"",
+                "`{` would make `/a/{id}` a pattern",
+                "path",
+            ),
+            ("auth.token = \"\"", "`auth.token` is empty", "auth.token"),
+        ] {
+            let error = build_failure::<HttpServerConfig>(&format!("{address}{options}"));
+            assert!(error.message.contains(expected), "{options}: {error}");
+            assert_eq!(error.option.as_deref(), Some(option), "{options}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_never_printed_and_a_zero_body_limit_is_refused_while_reading() {
+        let config: HttpServerConfig =
+            toml::from_str("address = \"127.0.0.1:1\"\nauth.token = \"s3cret\"").unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let (message, at) =
+            parse_error::<HttpServerConfig>("address = \"127.0.0.1:1\"\nmax_body_bytes = 0");
+        assert!(message.contains("nonzero"), "{message}");
+        assert_eq!(at, "0");
+    }
 
     #[test]
     fn decodes_each_format() {

@@ -9,10 +9,12 @@
 //! gigabytes. A trailing `\r` (CRLF files) is removed; empty lines are not
 //! events and are skipped.
 
+use std::num::NonZeroUsize;
+
 use bytes::{Bytes, BytesMut};
 
 /// The default line limit of line-oriented sources (as Vector's).
-pub const DEFAULT_MAX_LINE_BYTES: usize = 102_400;
+pub const DEFAULT_MAX_LINE_BYTES: NonZeroUsize = NonZeroUsize::new(102_400).unwrap();
 
 /// Incremental line splitter.
 #[derive(Debug)]
@@ -30,10 +32,10 @@ pub struct LineSplitter {
 pub type Line = (Bytes, bool);
 
 impl LineSplitter {
-    /// A splitter cutting lines at `max_line_bytes` (at least 1).
-    pub fn new(max_line_bytes: usize) -> Self {
+    /// A splitter cutting lines at `max_line_bytes`.
+    pub fn new(max_line_bytes: NonZeroUsize) -> Self {
         Self {
-            max_line_bytes: max_line_bytes.max(1),
+            max_line_bytes: max_line_bytes.get(),
             carry: BytesMut::new(),
             overflowed: false,
             pending: 0,
@@ -135,8 +137,12 @@ fn utf8_boundary(bytes: &[u8]) -> usize {
 mod tests {
     use super::*;
 
+    fn splitter(max: usize) -> LineSplitter {
+        LineSplitter::new(NonZeroUsize::new(max).unwrap())
+    }
+
     fn split(max: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
-        let mut splitter = LineSplitter::new(max);
+        let mut splitter = splitter(max);
         let mut lines = Vec::new();
         for chunk in chunks {
             splitter.push(Bytes::copy_from_slice(chunk), |(l, t)| {
@@ -187,7 +193,7 @@ mod tests {
 
     #[test]
     fn carry_stays_bounded_on_a_huge_line_without_newline() {
-        let mut splitter = LineSplitter::new(8);
+        let mut splitter = splitter(8);
         for _ in 0..1000 {
             splitter.push(Bytes::from_static(&[b'x'; 4096]), |_| {});
         }
@@ -201,7 +207,7 @@ mod tests {
 
     #[test]
     fn pending_counts_every_byte_of_the_unfinished_line_even_past_the_limit() {
-        let mut splitter = LineSplitter::new(10);
+        let mut splitter = splitter(10);
         splitter.push(Bytes::from_static(b"done\n0123456789abcdefghij"), |_| {});
         assert_eq!(
             splitter.pending(),

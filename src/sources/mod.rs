@@ -38,22 +38,47 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("stdin", stdin::StdinConfig),
 ];
 
-/// The build error a source's options give, as text (for unit tests of
-/// option checks).
+/// What a source is built with in unit tests: the id `s`, a config file
+/// holding `options`.
 #[cfg(test)]
-pub fn build_error<C: SourceConfig + serde::de::DeserializeOwned>(options: &str) -> String {
-    let config: C = toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"));
+pub fn test_context(options: &str) -> crate::components::BuildContext {
     use crate::component_key::{ComponentKey, ComponentKind};
-    let cx = crate::components::BuildContext {
+    crate::components::BuildContext {
         key: ComponentKey::new(ComponentKind::Source, "s", "test"),
         file: std::sync::Arc::new(crate::diagnostic::SourceFile::new(
             std::path::PathBuf::from("test.toml"),
             options.to_string(),
         )),
         data_dir: std::env::temp_dir(),
-    };
-    match config.build(&cx) {
-        Ok(_) => panic!("options build: {options}"),
-        Err(error) => error.message,
     }
+}
+
+/// The build error a source's options give (for unit tests of the checks
+/// that stay in `build()`): its message and the option it points at.
+#[cfg(test)]
+pub fn build_failure<C: SourceConfig + serde::de::DeserializeOwned>(
+    options: &str,
+) -> crate::diagnostic::BuildError {
+    let config: C = toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"));
+    match config.build(&test_context(options)) {
+        Ok(_) => panic!("options build: {options}"),
+        Err(error) => error,
+    }
+}
+
+/// The build error a source's options give, as text.
+#[cfg(test)]
+pub fn build_error<C: SourceConfig + serde::de::DeserializeOwned>(options: &str) -> String {
+    build_failure::<C>(options).message
+}
+
+/// The error a source's options give while they are read (for unit tests
+/// of typed options): its message and the text it points at.
+#[cfg(test)]
+pub fn parse_error<C: serde::de::DeserializeOwned + std::fmt::Debug>(
+    options: &str,
+) -> (String, String) {
+    let error = toml::from_str::<C>(options).expect_err(options);
+    let at = error.span().map_or("", |span| &options[span]);
+    (error.message().to_string(), at.to_string())
 }

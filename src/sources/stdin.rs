@@ -13,6 +13,7 @@
 //! which is why it is detached rather than joined.
 
 use std::io::Read;
+use std::num::NonZeroUsize;
 
 use bytes::BytesMut;
 use chrono::Utc;
@@ -34,12 +35,13 @@ use crate::internal_events::{ErrorType, Stage};
 pub struct StdinConfig {
     /// The longest line kept, in bytes; longer lines are cut to this length
     /// (at a character boundary) and counted in
-    /// `source_lines_truncated_total`.
+    /// `source_lines_truncated_total`. It bounds the memory one line can
+    /// take, whatever the input.
     #[serde(default = "default_max_line_bytes")]
-    max_line_bytes: usize,
+    max_line_bytes: NonZeroUsize,
 }
 
-fn default_max_line_bytes() -> usize {
+fn default_max_line_bytes() -> NonZeroUsize {
     DEFAULT_MAX_LINE_BYTES
 }
 
@@ -48,9 +50,6 @@ const CHUNK_BYTES: usize = 64 * 1024;
 
 impl SourceConfig for StdinConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        if self.max_line_bytes == 0 {
-            return Err(BuildError::new("`max_line_bytes` must be at least 1"));
-        }
         Ok(Box::new(Stdin {
             max_line_bytes: self.max_line_bytes,
         }))
@@ -58,7 +57,7 @@ impl SourceConfig for StdinConfig {
 }
 
 struct Stdin {
-    max_line_bytes: usize,
+    max_line_bytes: NonZeroUsize,
 }
 
 impl Source for Stdin {
@@ -117,7 +116,7 @@ impl Source for Stdin {
                     None => splitter.finish(&mut make),
                 }
                 metrics.received(events.len(), bytes);
-                metrics.truncated(truncated, self.max_line_bytes);
+                metrics.truncated(truncated, self.max_line_bytes.get());
                 cx.out.send(events).await;
                 if at_end {
                     break;
@@ -157,5 +156,20 @@ fn read_stdin(tx: mpsc::Sender<std::io::Result<bytes::Bytes>>) {
         if tx.blocking_send(Ok(chunk)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::parse_error;
+
+    #[test]
+    fn a_zero_line_limit_is_refused_while_reading() {
+        let (message, at) = parse_error::<StdinConfig>("max_line_bytes = 0");
+        assert!(message.contains("nonzero"), "{message}");
+        assert_eq!(at, "0");
+        let config: StdinConfig = toml::from_str("").unwrap();
+        assert_eq!(config.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
     }
 }

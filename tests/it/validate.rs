@@ -353,16 +353,18 @@ fn chat_sinks_refuse_concurrent_requests() {
 fn http_server_paths_must_be_literal() {
     check(
         "[sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:1\"\npath = \"/a/:id\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
-        &["sources.in: `path` must be a literal path; `:` would make `/a/:id` a pattern"],
+        &[
+            "a.toml:4:8: sources.in: `path` must be a literal path; `:` would make `/a/:id` a pattern",
+        ],
     );
 }
 
 #[test]
 fn demo_logs_interval_out_of_range_is_refused() {
     check(
-        "[sources.in]\ntype = \"demo_logs\"\ninterval = 1e-300\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        "[sources.in]\ntype = \"demo_logs\"\ninterval = 1e-7\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
         &[
-            "sources.in: `interval` must be 0 (as fast as possible) or between 0.000001 and 86400 seconds",
+            "a.toml:3:12: sources.in: `interval` must be 0 (as fast as possible) or between 0.000001 and 86400 seconds",
         ],
     );
 }
@@ -376,13 +378,28 @@ fn buffer_errors_point_at_the_buffer() {
 }
 
 #[test]
-fn a_file_source_reports_all_its_problems() {
+fn a_file_source_reports_each_problem_at_its_option() {
+    // A bad glob is refused while the options are read, at the pattern
+    // itself; a zero interval, found when the source is built, at its value.
     check(
-        "[sources.in]\ntype = \"file\"\ninclude = [\"[\"]\npoll_interval_ms = 0\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        "[sources.in]\ntype = \"file\"\ninclude = [\"a.log\", \"[\"]\n\
+         [sources.slow]\ntype = \"file\"\ninclude = [\"a.log\"]\npoll_interval_ms = 0\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\", \"slow\"]\n",
         &[
-            "invalid glob `[`",
-            "`max_line_bytes` and `poll_interval_ms` must be at least 1",
+            "a.toml:3:21: sources.in: invalid glob `[`",
+            "a.toml:7:20: sources.slow: `poll_interval_ms` must be more than 0",
         ],
+    );
+}
+
+#[test]
+fn a_bad_scrape_endpoint_is_reported_at_its_item() {
+    check(
+        &format!(
+            "[sources.in]\ntype = \"prometheus_scrape\"\n\
+             endpoints = [\"http://a/metrics\", \"localhost:9100\"]\n{SINK}"
+        ),
+        &["a.toml:3:34: sources.in: `localhost:9100` is not an http(s) URL"],
     );
 }
 

@@ -32,7 +32,7 @@ use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::options::duration::positive;
+use crate::options::Seconds;
 
 pub use collector::{ALL as ALL_COLLECTORS, Collector, Kind};
 
@@ -40,22 +40,24 @@ pub use collector::{ALL as ALL_COLLECTORS, Collector, Kind};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostMetricsConfig {
-    /// Seconds between two collections.
+    /// The time between two collections; a plain number is seconds.
     #[serde(default = "default_interval")]
-    scrape_interval_secs: f64,
-    /// Which groups of metrics to collect: `cpu`, `load`, `memory`,
-    /// `swap`, `filesystem`, `network`, `uptime`. Default: all.
+    scrape_interval_secs: Seconds,
+    /// Which groups of metrics to collect (at least one): `cpu`, `load`,
+    /// `memory`, `swap`, `filesystem`, `network`, `uptime`.
     #[serde(default = "default_collectors")]
+    #[schemars(extend("x-default" = "all"))]
     collectors: Vec<Kind>,
-    /// Where the proc filesystem is mounted. In a container, mount the
-    /// host's `/proc` (e.g. at `/host/proc`) and point this at it to
-    /// measure the host rather than the container.
+    /// Where the proc filesystem is mounted; a relative path is relative to
+    /// the config file. In a container, mount the host's `/proc` (e.g. at
+    /// `/host/proc`) and point this at it to measure the host rather than
+    /// the container.
     #[serde(default = "default_procfs_root")]
     procfs_root: PathBuf,
 }
 
-fn default_interval() -> f64 {
-    15.0
+fn default_interval() -> Seconds {
+    Seconds::from_secs(15)
 }
 
 fn default_collectors() -> Vec<Kind> {
@@ -71,12 +73,13 @@ const SOURCE_TYPE: &str = "host_metrics";
 
 impl SourceConfig for HostMetricsConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let interval = positive(self.scrape_interval_secs, "scrape_interval_secs")?;
+        let interval = self.scrape_interval_secs.positive("scrape_interval_secs")?;
         if self.collectors.is_empty() {
             return Err(BuildError::new(
                 "`collectors` is empty: name at least one of `cpu`, `load`, `memory`, `swap`, \
                  `filesystem`, `network`, `uptime`, or leave it out to collect all",
-            ));
+            )
+            .for_option("collectors"));
         }
         Ok(Box::new(HostMetrics {
             interval,
@@ -131,13 +134,37 @@ impl Poll for Cycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::build_error;
+    use crate::sources::{build_failure, parse_error};
 
     #[test]
-    fn rejects_an_empty_collector_list_and_a_zero_interval() {
-        let message = build_error::<HostMetricsConfig>("collectors = []");
-        assert!(message.contains("`collectors` is empty"), "{message}");
-        let message = build_error::<HostMetricsConfig>("scrape_interval_secs = 0");
-        assert!(message.contains("`scrape_interval_secs`"), "{message}");
+    fn rejects_an_empty_collector_list_and_a_zero_interval_at_the_option() {
+        let error = build_failure::<HostMetricsConfig>("collectors = []");
+        assert!(error.message.contains("`collectors` is empty"), "{error}");
+        assert_eq!(error.option.as_deref(), Some("collectors"));
+        let error = build_failure::<HostMetricsConfig>("scrape_interval_secs = 0");
+        assert!(error.message.contains("`scrape_interval_secs`"), "{error}");
+        assert_eq!(error.option.as_deref(), Some("scrape_interval_secs"));
+    }
+
+    #[test]
+    fn the_interval_takes_units_and_plain_seconds() {
+        let interval = |options: &str| {
+            toml::from_str::<HostMetricsConfig>(options)
+                .unwrap()
+                .scrape_interval_secs
+                .get()
+        };
+        assert_eq!(
+            interval("scrape_interval_secs = \"1m\""),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            interval("scrape_interval_secs = 0.5"),
+            Duration::from_millis(500)
+        );
+        assert_eq!(interval(""), Duration::from_secs(15));
+        let (message, at) = parse_error::<HostMetricsConfig>("scrape_interval_secs = -1");
+        assert!(message.contains("invalid duration"), "{message}");
+        assert_eq!(at, "-1");
     }
 }

@@ -54,9 +54,17 @@ impl HttpSettings {
                 required: false,
             },
         };
+        let header = auth.map(AuthConfig::header).transpose().map_err(|error| {
+            // The shared `auth` checks may not say which of its options is
+            // wrong: then the error points at the `auth` table.
+            match error.option {
+                Some(_) => error,
+                None => error.for_option("auth"),
+            }
+        })?;
         Ok(Self {
             delivery,
-            auth: auth.map(AuthConfig::header).transpose()?,
+            auth: header,
             redactor: auth.map_or_else(Redactor::default, |a| a.redact(Redactor::default())),
             body_limit: max_body_bytes,
         })

@@ -27,27 +27,30 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::event::metric::Metric;
-use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
+use crate::http::{AuthConfig, RetryConfig, api_url, classify_http};
 use crate::internal_events::{ErrorType, Stage};
-use crate::options::duration::positive;
+use crate::options::{HttpUrl, Seconds};
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_query` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusQueryConfig {
-    /// The Prometheus server's base URL, e.g. `http://127.0.0.1:9090`.
-    endpoint: String,
-    /// The queries to run: `[{ name = "cpu_usage_percent", query = "..." }]`.
-    /// Each sample of a query's result becomes a metric event named `name`.
+    /// The Prometheus server's base URL, e.g. `http://127.0.0.1:9090`; a
+    /// path prefix (a server behind a proxy at `/prometheus/`) is kept, and
+    /// `api/v1/query` is asked under it.
+    endpoint: HttpUrl,
+    /// The queries to run (at least one):
+    /// `[{ name = "cpu_usage_percent", query = "..." }]`. Each sample of a
+    /// query's result becomes a metric event named `name`.
     queries: Vec<QueryConfig>,
-    /// Seconds between two runs of the queries.
+    /// The time between two runs of the queries; a plain number is seconds.
     #[serde(default = "default_interval")]
-    interval_secs: f64,
-    /// Give up on one attempt after this many seconds (it is then retried,
-    /// within the interval).
+    interval_secs: Seconds,
+    /// Give up on one attempt after this long (it is then retried, within
+    /// the interval); a plain number is seconds.
     #[serde(default = "default_timeout")]
-    timeout_secs: f64,
+    timeout_secs: Seconds,
     /// How failed requests are retried within one interval.
     #[serde(default)]
     retry: RetryConfig,
@@ -59,19 +62,22 @@ pub struct PrometheusQueryConfig {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryConfig {
-    /// The metric name of its samples (`.metric.name`).
+    /// The metric name of its samples (`.metric.name`); not empty, and
+    /// unique among the queries.
     name: String,
     /// The PromQL expression, evaluated at Prometheus' current time on each
-    /// run. It must give an instant vector or a scalar.
+    /// run. It must give an instant vector or a scalar: a range selector at
+    /// its top level (`up[5m]`) is refused; wrap it in a function such as
+    /// `rate(...)` or `max_over_time(...)`.
     query: String,
 }
 
-fn default_interval() -> f64 {
-    15.0
+fn default_interval() -> Seconds {
+    Seconds::from_secs(15)
 }
 
-fn default_timeout() -> f64 {
-    10.0
+fn default_timeout() -> Seconds {
+    Seconds::from_secs(10)
 }
 
 /// The `source_type` of the events.
@@ -82,48 +88,13 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 impl SourceConfig for PrometheusQueryConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let interval = positive(self.interval_secs, "interval_secs")?;
-        let endpoint = base_url(&self.endpoint, "endpoint")?;
-        if self.queries.is_empty() {
-            return Err(BuildError::new(
-                "`queries` is empty: give at least one `{ name = \"...\", query = \"...\" }`",
-            ));
-        }
-        let mut names = BTreeSet::new();
-        let mut queries = Vec::new();
-        for query in &self.queries {
-            let name = query.name.trim();
-            if name.is_empty() || query.query.trim().is_empty() {
-                return Err(BuildError::new(
-                    "every query needs a non-empty `name` and `query`",
-                ));
-            }
-            if !names.insert(name) {
-                return Err(BuildError::new(format!(
-                    "two queries are named `{name}`; names must be unique"
-                )));
-            }
-            if api::has_top_level_range(&query.query) {
-                return Err(BuildError::new(format!(
-                    "query `{name}` selects a range at its top level (`{}`), which gives a range \
-                     vector; prometheus_query takes instant vectors and scalars: remove the \
-                     `[...]`, or wrap it in a function such as `rate(...)` or `max_over_time(...)`",
-                    query.query.trim()
-                )));
-            }
-            queries.push(Arc::new(Query {
-                name: name.to_string(),
-                query: query.query.clone(),
-            }));
-        }
-        let url = reqwest::Url::parse(&format!("{endpoint}/api/v1/query"))
-            .map_err(|e| BuildError::new(format!("`endpoint`: {e}")))?;
+        let interval = self.interval_secs.positive("interval_secs")?;
         Ok(Box::new(PrometheusQuery {
             interval,
-            url,
-            queries,
+            url: query_url(&self.endpoint),
+            queries: checked_queries(&self.queries)?,
             http: HttpSettings::new(
-                positive(self.timeout_secs, "timeout_secs")?,
+                self.timeout_secs.positive("timeout_secs")?,
                 &self.retry,
                 self.auth.as_ref(),
                 interval,
@@ -131,6 +102,61 @@ impl SourceConfig for PrometheusQueryConfig {
             )?,
         }))
     }
+}
+
+/// Where instant queries are asked: `api/v1/query` under the endpoint's
+/// path.
+fn query_url(endpoint: &HttpUrl) -> reqwest::Url {
+    api_url(endpoint.url(), "api/v1/query")
+}
+
+/// The queries, refused when one could never give samples or two would
+/// give samples of the same name; an error points at the query.
+fn checked_queries(configs: &[QueryConfig]) -> Result<Vec<Arc<Query>>, BuildError> {
+    if configs.is_empty() {
+        return Err(BuildError::new(
+            "`queries` is empty: give at least one `{ name = \"...\", query = \"...\" }`",
+        )
+        .for_option("queries"));
+    }
+    let mut names = BTreeSet::new();
+    let mut queries = Vec::new();
+    for (index, query) in configs.iter().enumerate() {
+        let option = |field: &str| format!("queries[{index}].{field}");
+        let name = query.name.trim();
+        if name.is_empty() {
+            return Err(
+                BuildError::new("a query's `name` is empty: it names the query's samples")
+                    .for_option(option("name")),
+            );
+        }
+        if query.query.trim().is_empty() {
+            return Err(
+                BuildError::new(format!("query `{name}` has an empty `query`"))
+                    .for_option(option("query")),
+            );
+        }
+        if !names.insert(name) {
+            return Err(BuildError::new(format!(
+                "two queries are named `{name}`; names must be unique"
+            ))
+            .for_option(option("name")));
+        }
+        if api::has_top_level_range(&query.query) {
+            return Err(BuildError::new(format!(
+                "query `{name}` selects a range at its top level (`{}`), which gives a range \
+                 vector; prometheus_query takes instant vectors and scalars: remove the \
+                 `[...]`, or wrap it in a function such as `rate(...)` or `max_over_time(...)`",
+                query.query.trim()
+            ))
+            .for_option(option("query")));
+        }
+        queries.push(Arc::new(Query {
+            name: name.to_string(),
+            query: query.query.clone(),
+        }));
+    }
+    Ok(queries)
 }
 
 #[derive(Debug)]
@@ -236,35 +262,68 @@ async fn run_query(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::build_error;
+    use crate::sources::{build_failure, parse_error, test_context};
 
     #[test]
-    fn rejects_queries_that_cannot_give_samples() {
+    fn rejects_queries_that_cannot_give_samples_and_points_at_the_query() {
         let endpoint = "endpoint = \"http://127.0.0.1:9090\"\n";
-        for (queries, expected) in [
-            ("queries = []", "`queries` is empty"),
+        for (queries, expected, option) in [
+            ("queries = []", "`queries` is empty", "queries"),
             (
                 "queries = [{ name = \"\", query = \"up\" }]",
-                "non-empty `name` and `query`",
+                "a query's `name` is empty",
+                "queries[0].name",
+            ),
+            (
+                "queries = [{ name = \"a\", query = \" \" }]",
+                "query `a` has an empty `query`",
+                "queries[0].query",
             ),
             (
                 "queries = [{ name = \"a\", query = \"up\" }, { name = \"a\", query = \"1\" }]",
                 "two queries are named `a`",
+                "queries[1].name",
             ),
             (
                 "queries = [{ name = \"a\", query = \"rate(x[5m])[1h:1m]\" }]",
                 "query `a` selects a range at its top level",
+                "queries[0].query",
+            ),
+            (
+                "queries = [{ name = \"a\", query = \"up\" }]\ninterval_secs = 0",
+                "`interval_secs` must be more than 0",
+                "interval_secs",
             ),
         ] {
-            let message = build_error::<PrometheusQueryConfig>(&format!("{endpoint}{queries}"));
-            assert!(message.contains(expected), "{queries}: {message}");
+            let error = build_failure::<PrometheusQueryConfig>(&format!("{endpoint}{queries}"));
+            assert!(error.message.contains(expected), "{queries}: {error}");
+            assert_eq!(error.option.as_deref(), Some(option), "{queries}");
         }
-        let message = build_error::<PrometheusQueryConfig>(
+    }
+
+    #[test]
+    fn a_bad_endpoint_is_refused_while_reading() {
+        let (message, at) = parse_error::<PrometheusQueryConfig>(
             "endpoint = \"127.0.0.1:9090\"\nqueries = [{ name = \"a\", query = \"up\" }]",
         );
         assert!(
-            message.contains("`endpoint` must be an http(s) URL"),
+            message.contains("invalid URL `127.0.0.1:9090`"),
             "{message}"
         );
+        assert_eq!(at, "\"127.0.0.1:9090\"");
+    }
+
+    #[test]
+    fn asks_the_query_api_under_the_endpoint_path_and_reads_durations_with_units() {
+        let options = "endpoint = \"http://prom.example/prometheus/\"\ninterval_secs = \"1m\"\n\
+                       timeout_secs = 2.5\nqueries = [{ name = \"a\", query = \"up\" }]";
+        let config: PrometheusQueryConfig = toml::from_str(options).unwrap();
+        assert_eq!(config.interval_secs.get(), Duration::from_secs(60));
+        assert_eq!(config.timeout_secs.get(), Duration::from_millis(2500));
+        assert_eq!(
+            query_url(&config.endpoint).as_str(),
+            "http://prom.example/prometheus/api/v1/query"
+        );
+        assert!(config.build(&test_context(options)).is_ok());
     }
 }

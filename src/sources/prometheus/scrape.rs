@@ -15,6 +15,7 @@
 //! Endpoints are scraped concurrently, so one slow target does not delay
 //! the others' samples.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,28 +30,34 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::event::metric::Metric;
-use crate::http::{AuthConfig, RetryConfig, base_url, classify_http};
+use crate::http::{AuthConfig, RetryConfig, classify_http};
 use crate::internal_events::{ErrorType, Stage};
-use crate::options::duration::positive;
+use crate::options::{HttpUrl, Seconds};
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_scrape` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusScrapeConfig {
-    /// The URLs to scrape, e.g. `http://10.0.0.5:9100/metrics`.
-    endpoints: Vec<String>,
-    /// Seconds between two scrapes of each endpoint.
+    /// The URLs to scrape (at least one), e.g.
+    /// `http://10.0.0.5:9100/metrics`; each is scraped as written.
+    endpoints: Vec<HttpUrl>,
+    /// The time between two scrapes of each endpoint; a plain number is
+    /// seconds.
     #[serde(default = "default_interval")]
-    scrape_interval_secs: f64,
-    /// Give up on one attempt after this many seconds. Default: 10, or the
-    /// interval when it is shorter; at most the interval.
-    timeout_secs: Option<f64>,
-    /// The `job` tag of every sample. Default: this source's id.
+    scrape_interval_secs: Seconds,
+    /// Give up on one attempt after this long (it is then retried, within
+    /// the interval); a plain number is seconds. At most
+    /// `scrape_interval_secs`.
+    #[schemars(extend("x-default" = "10, or the interval when shorter"))]
+    timeout_secs: Option<Seconds>,
+    /// The `job` tag of every sample.
+    #[schemars(extend("x-default" = "the source's id"))]
     job: Option<String>,
-    /// A larger answer fails the scrape (`up = 0`) rather than being cut.
+    /// The largest answer accepted, in bytes: a larger one fails the scrape
+    /// (`up = 0`) rather than being cut.
     #[serde(default = "default_max_body_bytes")]
-    max_body_bytes: usize,
+    max_body_bytes: NonZeroUsize,
     /// How failed scrapes are retried within one interval.
     #[serde(default)]
     retry: RetryConfig,
@@ -58,16 +65,17 @@ pub struct PrometheusScrapeConfig {
     auth: Option<AuthConfig>,
 }
 
-fn default_interval() -> f64 {
-    15.0
+fn default_interval() -> Seconds {
+    Seconds::from_secs(15)
 }
 
-fn default_max_body_bytes() -> usize {
-    16 * 1024 * 1024
+fn default_max_body_bytes() -> NonZeroUsize {
+    const SIXTEEN_MIB: NonZeroUsize = NonZeroUsize::new(16 * 1024 * 1024).unwrap();
+    SIXTEEN_MIB
 }
 
 /// Prometheus' own default scrape timeout.
-const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `source_type` of the events.
 const SOURCE_TYPE: &str = "prometheus_scrape";
 /// What the source asks for: the text format, version 0.0.4.
@@ -75,36 +83,35 @@ const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 
 impl SourceConfig for PrometheusScrapeConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let interval = positive(self.scrape_interval_secs, "scrape_interval_secs")?;
+        let interval = self.scrape_interval_secs.positive("scrape_interval_secs")?;
         if self.endpoints.is_empty() {
-            return Err(BuildError::new(
-                "`endpoints` is empty: give at least one URL to scrape",
-            ));
+            return Err(
+                BuildError::new("`endpoints` is empty: give at least one URL to scrape")
+                    .for_option("endpoints"),
+            );
         }
-        let timeout_secs = self
-            .timeout_secs
-            .unwrap_or(DEFAULT_TIMEOUT_SECS.min(self.scrape_interval_secs));
-        if timeout_secs > self.scrape_interval_secs {
+        let timeout = match self.timeout_secs {
+            Some(timeout) => timeout.positive("timeout_secs")?,
+            None => DEFAULT_TIMEOUT.min(interval),
+        };
+        if timeout > interval {
             return Err(BuildError::new(format!(
-                "`timeout_secs` ({timeout_secs}) must not exceed `scrape_interval_secs` ({})",
-                self.scrape_interval_secs
-            )));
+                "`timeout_secs` ({}) must not exceed `scrape_interval_secs` ({})",
+                timeout.as_secs_f64(),
+                interval.as_secs_f64()
+            ))
+            .for_option("timeout_secs"));
         }
-        let targets = self
-            .endpoints
-            .iter()
-            .map(|endpoint| Target::new(endpoint))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Box::new(Scrape {
             interval,
-            targets,
+            targets: self.endpoints.iter().map(Target::new).collect(),
             job: Arc::from(self.job.as_deref().unwrap_or(cx.key.id())),
             http: HttpSettings::new(
-                positive(timeout_secs, "timeout_secs")?,
+                timeout,
                 &self.retry,
                 self.auth.as_ref(),
                 interval,
-                self.max_body_bytes,
+                self.max_body_bytes.get(),
             )?,
         }))
     }
@@ -119,15 +126,15 @@ struct Target {
 }
 
 impl Target {
-    fn new(endpoint: &str) -> Result<Arc<Self>, BuildError> {
-        let url = reqwest::Url::parse(&base_url(endpoint, "endpoints")?)
-            .map_err(|e| BuildError::new(format!("`endpoints`: `{endpoint}`: {e}")))?;
+    fn new(endpoint: &HttpUrl) -> Arc<Self> {
+        let url = endpoint.url().clone();
+        // An `HttpUrl` always has a host, and http(s) a known default port.
         let host = url.host_str().unwrap_or_default();
         let instance = match url.port_or_known_default() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
-        Ok(Arc::new(Self { url, instance }))
+        Arc::new(Self { url, instance })
     }
 }
 
@@ -266,34 +273,67 @@ async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::build_error;
+    use crate::sources::{build_failure, parse_error, test_context};
 
     #[test]
-    fn rejects_options_that_cannot_scrape() {
-        for (options, expected) in [
-            ("endpoints = []", "`endpoints` is empty"),
-            ("endpoints = [\"localhost:9100\"]", "must be an http(s) URL"),
+    fn rejects_options_that_cannot_scrape_and_names_the_option() {
+        for (options, expected, option) in [
+            ("endpoints = []", "`endpoints` is empty", "endpoints"),
             (
                 "endpoints = [\"http://a/metrics\"]\nscrape_interval_secs = 5\ntimeout_secs = 6",
-                "must not exceed `scrape_interval_secs`",
+                "`timeout_secs` (6) must not exceed `scrape_interval_secs` (5)",
+                "timeout_secs",
             ),
             (
                 "endpoints = [\"http://a/metrics\"]\nscrape_interval_secs = 0",
                 "`scrape_interval_secs` must be more than 0",
+                "scrape_interval_secs",
+            ),
+            (
+                "endpoints = [\"http://a/metrics\"]\ntimeout_secs = 0",
+                "`timeout_secs` must be more than 0",
+                "timeout_secs",
             ),
             (
                 "endpoints = [\"http://a/metrics\"]\nauth.strategy = \"bearer\"",
                 "needs `auth.token`",
+                "auth",
             ),
         ] {
-            let message = build_error::<PrometheusScrapeConfig>(options);
-            assert!(message.contains(expected), "{options}: {message}");
+            let error = build_failure::<PrometheusScrapeConfig>(options);
+            assert!(error.message.contains(expected), "{options}: {error}");
+            assert_eq!(error.option.as_deref(), Some(option), "{options}");
         }
     }
 
     #[test]
+    fn a_bad_endpoint_is_refused_while_reading_at_its_own_item() {
+        let (message, at) = parse_error::<PrometheusScrapeConfig>(
+            "endpoints = [\"http://a/metrics\", \"localhost:9100\"]",
+        );
+        assert!(message.contains("not an http(s) URL"), "{message}");
+        assert_eq!(at, "\"localhost:9100\"");
+    }
+
+    #[test]
+    fn durations_take_units_and_the_timeout_defaults_to_at_most_the_interval() {
+        let options = "endpoints = [\"http://a/metrics\"]\nscrape_interval_secs = \"5s\"";
+        let config: PrometheusScrapeConfig = toml::from_str(options).unwrap();
+        assert_eq!(config.scrape_interval_secs.get(), Duration::from_secs(5));
+        assert!(
+            config.build(&test_context(options)).is_ok(),
+            "the 10 s default timeout shrinks to the 5 s interval"
+        );
+        let (message, at) = parse_error::<PrometheusScrapeConfig>(
+            "endpoints = [\"http://a/metrics\"]\ntimeout_secs = \"soon\"",
+        );
+        assert!(message.contains("invalid duration"), "{message}");
+        assert_eq!(at, "\"soon\"");
+    }
+
+    #[test]
     fn the_instance_tag_is_host_and_port_with_the_default_port_filled_in() {
-        let instance = |url: &str| Target::new(url).unwrap().instance.clone();
+        let instance = |url: &str| Target::new(&HttpUrl::parse(url).unwrap()).instance.clone();
         assert_eq!(instance("http://10.0.0.5:9100/metrics"), "10.0.0.5:9100");
         assert_eq!(instance("https://app.example/metrics"), "app.example:443");
     }
