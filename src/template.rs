@@ -51,8 +51,9 @@ enum Part {
 
 impl<'de> serde::Deserialize<'de> for Template {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        crate::options::parse_string(deserializer, "a template", |text| {
+            Self::parse(text).map_err(|e| e.to_string())
+        })
     }
 }
 

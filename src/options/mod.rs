@@ -321,6 +321,26 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_duration_in_a_list_of_tables_points_at_its_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Rule {
+            name: String,
+            for_secs: Seconds,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Rules {
+            rules: Vec<Rule>,
+        }
+        let text =
+            "[[rules]]\nname = 'a'\nfor_secs = 5\n[[rules]]\nname = 'b'\nfor_secs = 'soon'\n";
+        let error = toml::from_str::<Rules>(text).unwrap_err();
+        let span = error.span().expect("a position");
+        assert_eq!(&text[span], "'soon'");
+    }
+
+    #[test]
     fn values_are_checked_while_parsing() {
         assert!(parse("path = '.a.b'").unwrap().path.is_some());
         assert!(
