@@ -4,8 +4,11 @@
 //! secrets, auth headers carry tokens. Every message the delivery core
 //! builds from a URL, an error or a response body passes through the sink's
 //! [`Redactor`], which knows that sink's secrets and replaces them.
-//! Options holding secrets are read as [`Secret`], whose `Debug` hides the
-//! value, so printing a config can never leak them either.
+//! Options holding secrets are read as [`Secret`] (a token, a password) or
+//! [`SecretUrl`] (a URL that is a credential as a whole), whose `Debug`
+//! hides the value, so printing a config can never leak them either. What
+//! is secret is known from these types, never guessed from how a value
+//! looks.
 
 use std::fmt;
 
@@ -59,11 +62,137 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A URL that is a secret as a whole: a webhook URL, whose path or query is
+/// the credential (Slack's `https://hooks.slack.com/services/T…/B…/x…`).
+///
+/// It is checked while the config is read (an `http://` or `https://` URL
+/// with a host), and like [`Secret`] it is never printed: `Debug` shows
+/// `scheme://host/***`, errors about it never repeat it, and it has no
+/// `Serialize`. What must be hidden is known from the type rather than
+/// guessed from how a piece looks: a [`Redactor`] given a `SecretUrl` hides
+/// the whole URL, its path and query, and every path segment, query value
+/// and user-info part on its own, since a receiver may echo any of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl {
+    /// As written, for the redactor (it may differ from `url`'s normalized
+    /// form, which is what the HTTP client shows).
+    text: Secret,
+    url: reqwest::Url,
+}
+
+impl SecretUrl {
+    /// Parses and checks a URL; the error never contains the value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        const HIDDEN: &str = "(the URL is a secret, so it is not shown)";
+        let url =
+            reqwest::Url::parse(text).map_err(|error| format!("invalid URL: {error} {HIDDEN}"))?;
+        // Not even the scheme is repeated: `token:rest` parses as a URL
+        // whose "scheme" is the start of the token.
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!(
+                "expected an http:// or https:// URL with a host {HIDDEN}"
+            ));
+        }
+        Ok(Self {
+            text: Secret::new(text),
+            url,
+        })
+    }
+
+    /// The URL, for building requests (never for messages).
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// The URL as written, for a [`Redactor`] (never for messages).
+    pub fn expose(&self) -> &str {
+        self.text.expose()
+    }
+
+    /// What messages show instead: `scheme://host/***`.
+    pub fn shown(&self) -> String {
+        let host = self.url.host_str().unwrap_or_default();
+        format!("{}://{host}/***", self.url.scheme())
+    }
+
+    /// The parts a receiver might echo on their own: each path segment,
+    /// query value and user-info part, as sent and percent-decoded.
+    fn pieces(&self) -> Vec<String> {
+        let url = &self.url;
+        let segments = url.path_segments().into_iter().flatten();
+        let query_values = url
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').map(|(_, value)| value));
+        let user_info = [url.username()].into_iter().chain(url.password());
+        let mut pieces = Vec::new();
+        for piece in segments.chain(query_values).chain(user_info) {
+            pieces.push(piece.to_string());
+            pieces.push(percent_decode(piece));
+        }
+        pieces
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", self.shown())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for SecretUrl {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretUrl".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "secret-url" })
+    }
+}
+
+/// `%XX` escapes decoded (a receiver may echo a piece decoded); invalid
+/// escapes are kept as they are.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 /// Replaces a sink's secrets in text.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    /// (secret, replacement), longest first so a secret containing another
-    /// is replaced whole.
+    /// (secret, replacement), longest first, so that where secrets overlap
+    /// the longest one's replacement is shown.
     secrets: Vec<(String, String)>,
 }
 
@@ -74,34 +203,20 @@ impl Redactor {
         self
     }
 
-    /// Adds a URL whose path and query are secret (webhook URLs): it is
-    /// shown as `scheme://host/***`.
-    pub fn secret_url(mut self, url: &str) -> Self {
-        let shown = match reqwest::Url::parse(url) {
-            Ok(parsed) => format!(
-                "{}://{}/***",
-                parsed.scheme(),
-                parsed.host_str().unwrap_or("?")
-            ),
-            Err(_) => "***".to_string(),
-        };
-        self.add(url, &shown);
-        if let Ok(parsed) = reqwest::Url::parse(url) {
-            let path_and_query = &url[url.find(parsed.path()).unwrap_or(url.len())..];
-            self.add(path_and_query, "/***");
-            // A receiver may echo a piece of the URL in its error page
-            // ("unknown token X"): hide the pieces that look like tokens
-            // too, keeping plain words (`hooks`, `sendMessage`) readable.
-            for segment in parsed.path_segments().into_iter().flatten() {
-                if looks_like_a_token(segment) {
-                    self.add(segment, "***");
-                }
-            }
-            for pair in parsed.query().unwrap_or_default().split('&') {
-                if let Some((_, value)) = pair.split_once('=') {
-                    self.add(value, "***");
-                }
-            }
+    /// Adds a secret URL: the whole URL is shown as `scheme://host/***`,
+    /// its path and query as `/***`, and each of its pieces (path segments,
+    /// query values, user info) as `***`, whatever they look like.
+    pub fn secret_url(mut self, url: &SecretUrl) -> Self {
+        let shown = url.shown();
+        self.add(url.expose(), &shown);
+        self.add(url.url().as_str(), &shown);
+        let path = url.url().path();
+        if let Some(query) = url.url().query() {
+            self.add(&format!("{path}?{query}"), "/***");
+        }
+        self.add(path, "/***");
+        for piece in url.pieces() {
+            self.add(&piece, "***");
         }
         self
     }
@@ -111,7 +226,7 @@ impl Redactor {
             return;
         }
         // Very short "secrets" would mangle ordinary text; tokens are long.
-        if secret.len() >= 4 && secret != "/" {
+        if secret.len() >= 4 {
             self.secrets
                 .push((secret.to_string(), replacement.to_string()));
             self.secrets
@@ -120,25 +235,50 @@ impl Redactor {
     }
 
     /// The text with every secret replaced.
+    ///
+    /// All occurrences are found in the original text and replaced in one
+    /// pass, so a replacement is never searched again: a path segment that
+    /// also occurs in the host (`https://example.com/example/...`) hides
+    /// the segment, not part of the `https://example.com/***` shown for the
+    /// whole URL. Overlapping occurrences are hidden together.
     pub fn redact(&self, text: &str) -> String {
-        let mut text = text.to_string();
+        let mut hits: Vec<(usize, usize, &str)> = Vec::new();
         for (secret, replacement) in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), replacement);
-            }
+            hits.extend(
+                text.match_indices(secret.as_str())
+                    .map(|(at, found)| (at, at + found.len(), replacement.as_str())),
+            );
         }
-        text
+        // Leftmost first; at one position the longest secret first (the
+        // sort is stable and `secrets` is longest first).
+        hits.sort_by_key(|&(start, _, _)| start);
+        let mut redacted = String::with_capacity(text.len());
+        let mut copied = 0;
+        let mut hits = hits.into_iter().peekable();
+        while let Some((start, mut end, replacement)) = hits.next() {
+            while let Some(&(next_start, next_end, _)) = hits.peek() {
+                if next_start >= end {
+                    break;
+                }
+                end = end.max(next_end);
+                hits.next();
+            }
+            redacted.push_str(&text[copied..start]);
+            redacted.push_str(replacement);
+            copied = end;
+        }
+        redacted.push_str(&text[copied..]);
+        redacted
     }
-}
-
-/// Ids and tokens have digits or are long; path words are short letters.
-fn looks_like_a_token(segment: &str) -> bool {
-    segment.len() >= 16 || segment.bytes().any(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url(text: &str) -> SecretUrl {
+        SecretUrl::parse(text).expect("a valid URL")
+    }
 
     #[test]
     fn secrets_do_not_show_in_debug_output() {
@@ -148,13 +288,18 @@ mod tests {
         let secret: Secret = serde_json::from_str("\"123456:ABC-DEF\"").unwrap();
         assert_eq!(secret.expose(), "123456:ABC-DEF");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
+        let hook = url("https://hooks.slack.com/services/T000/B000/XXXX");
+        assert_eq!(
+            format!("{hook:?}"),
+            "SecretUrl(https://hooks.slack.com/***)"
+        );
     }
 
     #[test]
     fn replaces_tokens_and_webhook_urls() {
         let redactor = Redactor::default()
             .secret("123456:ABC-DEF")
-            .secret_url("https://hooks.slack.com/services/T000/B000/XXXX");
+            .secret_url(&url("https://hooks.slack.com/services/T000/B000/XXXX"));
         assert_eq!(
             redactor.redact("POST https://api.telegram.org/bot123456:ABC-DEF/sendMessage failed"),
             "POST https://api.telegram.org/bot***/sendMessage failed"
@@ -171,13 +316,72 @@ mod tests {
     }
 
     #[test]
-    fn hides_token_like_pieces_of_a_url_echoed_on_their_own() {
-        let redactor = Redactor::default()
-            .secret_url("https://example.com/hooks/aZ8kQ2/notify?key=letmein&v=2");
+    fn every_piece_of_a_secret_url_is_hidden_on_its_own() {
+        let redactor = Redactor::default().secret_url(&url(
+            "https://example.com/hooks/notify/aZ8kQ2?key=letmein&v=2",
+        ));
         assert_eq!(
-            redactor.redact("unknown hook aZ8kQ2 (key letmein) for notify"),
-            "unknown hook *** (key ***) for notify",
-            "plain words of the path stay readable"
+            redactor.redact("unknown hooks aZ8kQ2 (key letmein) for notify at /hooks"),
+            "unknown *** *** (key ***) for *** at /***",
+            "a secret URL's path segments and query values are secret, words or not"
         );
+        assert_eq!(
+            redactor.redact("v=2 and x"),
+            "v=2 and x",
+            "pieces shorter than 4 characters would mangle ordinary text"
+        );
+    }
+
+    #[test]
+    fn secret_url_pieces_are_hidden_as_sent_and_decoded() {
+        let redactor = Redactor::default().secret_url(&url(
+            "https://user:pa55word@example.com/team%20alpha?sig=a%2Bb%2Bc",
+        ));
+        assert_eq!(
+            redactor.redact("team alpha / team%20alpha / a+b+c / a%2Bb%2Bc / pa55word"),
+            "*** / *** / *** / *** / ***"
+        );
+    }
+
+    #[test]
+    fn a_replacement_is_never_redacted_again() {
+        let redactor = Redactor::default().secret_url(&url("https://example.com/example/abcd"));
+        assert_eq!(
+            redactor.redact("POST https://example.com/example/abcd: 404 (example)"),
+            "POST https://example.com/***: 404 (***)",
+            "the host shown for the URL keeps the word that is also a path segment"
+        );
+    }
+
+    #[test]
+    fn overlapping_secrets_are_hidden_together() {
+        let redactor = Redactor::default().secret("xabc").secret("abcdef");
+        assert_eq!(redactor.redact("1 xabcdef 2"), "1 *** 2");
+    }
+
+    #[test]
+    fn secret_urls_are_checked_without_repeating_the_value() {
+        let parse = |text: &str| {
+            serde_json::from_str::<SecretUrl>(&format!("\"{text}\"")).map_err(|e| e.to_string())
+        };
+        for (bad, expected) in [
+            (
+                "ftp://files.example/s3cr3t",
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "s3cr3t:rest-of-a-token",
+                "expected an http:// or https:// URL",
+            ),
+            ("not a url s3cr3t", "invalid URL"),
+            ("https://", "invalid URL"),
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains(expected), "{bad}: {error}");
+            assert!(!error.contains("s3cr3t"), "{bad}: {error}");
+        }
+        let hook = parse("http://127.0.0.1:9000/hooks/s3cr3t").unwrap();
+        assert_eq!(hook.url().port(), Some(9000));
+        assert_eq!(hook.expose(), "http://127.0.0.1:9000/hooks/s3cr3t");
     }
 }

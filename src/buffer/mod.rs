@@ -15,12 +15,13 @@
 
 pub mod fanout;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::Gauge;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::event::Event;
@@ -31,12 +32,12 @@ use crate::internal_events::ComponentMetrics;
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
     /// How many events may wait in front of the sink before `when_full`
-    /// applies.
+    /// applies. The number of events waiting is the `buffer_events` gauge.
     #[serde(default = "default_max_events")]
-    pub max_events: usize,
+    pub max_events: NonZeroUsize,
     /// What happens when the buffer is full: `block` makes upstream
-    /// components wait (backpressure, nothing lost), `drop_newest` discards
-    /// the events that do not fit and counts them in
+    /// components wait (backpressure reaches the sources; nothing is lost),
+    /// `drop_newest` discards the events that do not fit and counts them in
     /// `component_discarded_events_total{intentional="true"}`.
     #[serde(default)]
     pub when_full: WhenFull,
@@ -51,22 +52,13 @@ impl Default for BufferConfig {
     }
 }
 
-impl BufferConfig {
-    /// Checks values serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_events == 0 {
-            return Err("`buffer.max_events` must be at least 1".into());
-        }
-        Ok(())
-    }
-}
-
-fn default_max_events() -> usize {
-    500
+fn default_max_events() -> NonZeroUsize {
+    const FIVE_HUNDRED: NonZeroUsize = NonZeroUsize::new(500).unwrap();
+    FIVE_HUNDRED
 }
 
 /// The policy of a full buffer.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum WhenFull {
     /// Wait for room: slows the producer down, all the way to the source.

@@ -462,17 +462,7 @@ impl Loader {
         };
         match BufferConfig::deserialize(ValueDeserializer::from(value)) {
             Ok(_) if self.diagnostics.len() > before => None,
-            Ok(buffer) => match buffer.validate() {
-                Ok(()) => Some(buffer),
-                Err(message) => {
-                    self.diagnostics.push(
-                        Diagnostic::error(message)
-                            .at(file, Some(span.clone()))
-                            .component(path),
-                    );
-                    None
-                }
-            },
+            Ok(buffer) => Some(buffer),
             Err(error) => {
                 self.diagnostics.push(
                     Diagnostic::error(format!("buffer: {}", option_message(&error)))

@@ -136,7 +136,8 @@ pub struct SinkEnvelope {
     pub type_name: String,
     /// Ids, `id.output`s or globs of the components to consume.
     pub inputs: Vec<String>,
-    /// The sink's input buffer.
+    /// The bounded buffer in front of the sink, where events wait while it
+    /// delivers.
     #[serde(default)]
     pub buffer: BufferConfig,
 }

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use crate::diagnostic::BuildError;
 use crate::options::Seconds;
 
-/// The delivery options every HTTP sink shares.
+/// The delivery options every HTTP sink shares (`alertmanager`,
+/// `telegram`, `slack`, `webhook`), written in the sink's own table.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpDelivery {
@@ -71,14 +72,19 @@ impl Default for RetryConfig {
     }
 }
 
-/// At most `num` requests per `duration_secs`.
+/// At most `num` requests per `duration_secs`: a sink paces itself below
+/// the destination's own limit instead of collecting 429s.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Requests allowed per `duration_secs`; unset means no limit (Telegram
-    /// and Slack default to 1, their published limit per chat).
+    /// Requests allowed per `rate_limit.duration_secs`, in bursts of up to
+    /// `num`; unset means no limit. `telegram` and `slack` default to 1:
+    /// Telegram allows about one message per second in a chat (and 20 per
+    /// minute in a group), Slack about one per second per channel or
+    /// webhook, and both answer 429 beyond that.
+    #[schemars(extend("x-default" = "unset (no limit); `1` for `telegram` and `slack`"))]
     pub num: Option<NonZeroU64>,
-    /// The window `num` counts in.
+    /// The window `rate_limit.num` counts in. More than 0.
     #[serde(default = "default_rate_window")]
     pub duration_secs: Seconds,
 }
@@ -115,11 +121,13 @@ impl RateLimitConfig {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestConfig {
-    /// Give up on one attempt after this long (it is then retried).
+    /// Give up on one attempt after this long (it is then retried, within
+    /// `retry.max_duration_secs`). More than 0.
     #[serde(default = "default_request_timeout")]
     pub timeout_secs: Seconds,
     /// How many requests may be in flight at once. `1` keeps deliveries in
-    /// order (an alert's resolution never overtakes its firing).
+    /// order, so an alert's resolution never overtakes its firing; the chat
+    /// sinks (`telegram`, `slack`) refuse any other value.
     #[serde(default = "default_concurrency")]
     pub concurrency: NonZeroUsize,
 }
@@ -141,11 +149,13 @@ impl Default for RequestConfig {
     }
 }
 
-/// The check a sink makes of its destination when it starts.
+/// The check a sink makes of its destination when it starts (what is
+/// checked is on each sink's page).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthcheckConfig {
-    /// Check the destination at start-up.
+    /// Check the destination when howl starts (see the sink's description
+    /// for what is checked). A failed check is logged as a warning.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// A failed check stops howl from starting, instead of only logging a

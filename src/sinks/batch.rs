@@ -5,6 +5,7 @@
 //! waits for more, so a sink can `select!` between it and a timer (resends,
 //! window closes) without losing events when the timer wins.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -12,29 +13,32 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::components::sink::SinkInput;
-use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::options::duration::seconds;
+use crate::options::Seconds;
 
 /// How events are grouped into one request (sinks whose destination
 /// accepts batches).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    /// The most events in one request.
+    /// The most events in one request: a batch is sent as soon as it is
+    /// this full.
     #[serde(default = "default_batch_events")]
-    pub max_events: usize,
-    /// The longest an event waits for its batch to fill, in seconds.
+    pub max_events: NonZeroUsize,
+    /// The longest an event waits for its batch to fill: a batch that is
+    /// not full is sent this long after its first event arrived. `0` sends
+    /// whatever has arrived at once.
     #[serde(default = "default_batch_timeout")]
-    pub timeout_secs: f64,
+    pub timeout_secs: Seconds,
 }
 
-fn default_batch_events() -> usize {
-    100
+fn default_batch_events() -> NonZeroUsize {
+    const HUNDRED: NonZeroUsize = NonZeroUsize::new(100).unwrap();
+    HUNDRED
 }
 
-fn default_batch_timeout() -> f64 {
-    1.0
+fn default_batch_timeout() -> Seconds {
+    Seconds::from_secs(1)
 }
 
 impl Default for BatchConfig {
@@ -43,16 +47,6 @@ impl Default for BatchConfig {
             max_events: default_batch_events(),
             timeout_secs: default_batch_timeout(),
         }
-    }
-}
-
-impl BatchConfig {
-    /// Checks the values and turns the timeout into a duration.
-    pub fn timeout(&self) -> Result<Duration, BuildError> {
-        if self.max_events == 0 {
-            return Err(BuildError::new("`batch.max_events` must be at least 1"));
-        }
-        seconds(self.timeout_secs, "batch.timeout_secs")
     }
 }
 
@@ -68,9 +62,9 @@ pub struct Batcher {
 
 impl Batcher {
     /// A batcher of at most `max_events` per batch.
-    pub fn new(max_events: usize, timeout: Duration) -> Self {
+    pub fn new(max_events: NonZeroUsize, timeout: Duration) -> Self {
         Self {
-            max_events: max_events.max(1),
+            max_events: max_events.get(),
             timeout,
             pending: Vec::new(),
             first_at: None,
@@ -143,7 +137,7 @@ mod tests {
         )));
         let (tx, rx) = channel(1000, WhenFull::Block, Arc::clone(&metrics));
         let mut input = SinkInput::new(rx, metrics);
-        let mut batcher = Batcher::new(3, Duration::from_secs(1));
+        let mut batcher = Batcher::new(NonZeroUsize::new(3).unwrap(), Duration::from_secs(1));
         tx.send(events(7)).await.unwrap();
         assert_eq!(batcher.next(&mut input).await.unwrap().len(), 3);
         assert_eq!(batcher.next(&mut input).await.unwrap().len(), 3);

@@ -6,7 +6,7 @@
 //! tools do on a closed pipe.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::encoding::Encoding;
@@ -20,17 +20,19 @@ use crate::internal_events::{ErrorType, Stage};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
-    /// How each event is written: `json` (the whole event) or `text` (its
-    /// `message`).
+    /// How each event is written, one per line: `json` (the whole event as
+    /// one JSON object) or `text` (its `message` field as is; the whole
+    /// event as JSON when it has none).
     #[serde(default)]
     encoding: Encoding,
-    /// Where to write: `stdout` or `stderr`.
+    /// Where to write: `stdout` (howl's own logs go to stderr, so stdout
+    /// carries only events and can be piped) or `stderr`.
     #[serde(default)]
     target: Target,
 }
 
 /// The stream the console sink writes to.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum Target {
     #[default]

@@ -1,13 +1,13 @@
 //! How sinks turn events into bytes: one line per event.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
 use crate::event::{Event, fields};
 
 /// The format of each line.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// The whole event as one JSON object.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::encoding::Encoding;
 use crate::components::sink::{Sink, SinkConfig, SinkContext};
@@ -22,37 +22,48 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus};
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::Seconds;
 use crate::template::Template;
 
 /// Options of the `file` sink.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
-    /// The file to append to. May contain `{{ .field }}` templates and
-    /// strftime specifiers (`%Y-%m-%d`, from the event's `timestamp`); a
-    /// relative path is relative to the working directory.
-    path: String,
-    /// How each event is written: `json` (the whole event) or `text` (its
-    /// `message`).
+    /// The file to append to, e.g. `logs/{{ .host }}/%Y-%m-%d.log`: a
+    /// template that may also hold strftime specifiers (from the event's
+    /// `timestamp`, or the current time when it has none; `%%` is a literal
+    /// `%`). A relative path is relative to the working directory.
+    #[serde(deserialize_with = "strftime_template")]
+    #[schemars(with = "Template")]
+    path: Template,
+    /// How each event is written, one per line: `json` (the whole event as
+    /// one JSON object) or `text` (its `message` field as is; the whole
+    /// event as JSON when it has none).
     #[serde(default)]
     encoding: Encoding,
-    /// Close a file after this many seconds without writes.
+    /// Close a file after this long without writes, so that a path that
+    /// changes (by date, by host) does not keep old files open. More than 0.
     #[serde(default = "default_idle_timeout")]
-    idle_timeout_secs: u64,
+    idle_timeout_secs: Seconds,
 }
 
-fn default_idle_timeout() -> u64 {
-    30
+fn default_idle_timeout() -> Seconds {
+    Seconds::from_secs(30)
+}
+
+/// Reads `path`: a template whose literal text may hold strftime
+/// specifiers, checked while the config is read.
+fn strftime_template<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Template, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Template::parse_with_strftime(&text).map_err(serde::de::Error::custom)
 }
 
 impl SinkConfig for FileSinkConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        let path = Template::parse_with_strftime(&self.path)
-            .map_err(|e| BuildError::new(format!("`path`: {e}")))?;
         Ok(Box::new(FileSink {
-            path,
+            path: self.path.clone(),
             encoding: self.encoding,
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            idle_timeout: self.idle_timeout_secs.positive("idle_timeout_secs")?,
             open: HashMap::new(),
         }))
     }
@@ -180,5 +191,44 @@ impl FileSink {
             }
             keep
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(options: &str) -> Result<FileSinkConfig, String> {
+        toml::from_str(options).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn path_strftime_specifiers_are_checked_while_parsing() {
+        let config = parse("path = 'logs/{{ .host }}/%Y-%m-%d.log'").unwrap();
+        assert_eq!(config.path.as_str(), "logs/{{ .host }}/%Y-%m-%d.log");
+        let error = parse("path = 'logs/%Q.log'").unwrap_err();
+        assert!(error.contains("strftime"), "{error}");
+        let error = parse("path = 'logs/{{ .host'").unwrap_err();
+        assert!(error.contains("invalid template"), "{error}");
+    }
+
+    #[test]
+    fn idle_timeout_takes_units_and_must_be_positive() {
+        let config = parse("path = 'a.log'\nidle_timeout_secs = \"2m\"").unwrap();
+        assert_eq!(config.idle_timeout_secs.get(), Duration::from_secs(120));
+        let config = parse("path = 'a.log'\nidle_timeout_secs = 0").unwrap();
+        let cx = BuildContext {
+            key: crate::component_key::ComponentKey::new(
+                crate::component_key::ComponentKind::Sink,
+                "out",
+                "file",
+            ),
+            file: std::sync::Arc::new(crate::diagnostic::SourceFile::new("t.toml", String::new())),
+            data_dir: std::env::temp_dir(),
+        };
+        let Err(error) = config.build(&cx) else {
+            panic!("an idle timeout of 0 builds");
+        };
+        assert_eq!(error.option.as_deref(), Some("idle_timeout_secs"));
     }
 }

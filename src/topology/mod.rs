@@ -213,7 +213,8 @@ pub async fn run(
     }
     for (key, _, buffer) in &built.sinks {
         let m = Arc::new(ComponentMetrics::new(key.clone()));
-        let (tx, rx) = crate::buffer::channel(buffer.max_events, buffer.when_full, Arc::clone(&m));
+        let (tx, rx) =
+            crate::buffer::channel(buffer.max_events.get(), buffer.when_full, Arc::clone(&m));
         inputs.insert(key.id().to_string(), tx);
         receivers.insert(key.id().to_string(), rx);
         metrics.insert(key.id().to_string(), m);

@@ -393,7 +393,7 @@ fn exactly_one_way_to_reach_slack_must_be_configured() {
         ),
         (
             "webhook_url = \"hooks.slack.com/x\"",
-            "`webhook_url` must be an http(s) URL",
+            "invalid URL: relative URL without a base (the URL is a secret, so it is not shown)",
         ),
     ] {
         let path = write(

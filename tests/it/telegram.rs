@@ -502,7 +502,7 @@ fn invalid_options_are_config_errors() {
     for (sink, expected) in [
         (
             "chat_id = \"alerts\"",
-            "`chat_id` must be a number or `@channelusername`",
+            "a chat id must be a number or `@channelusername`, not `alerts`",
         ),
         (
             "chat_id = 1\ntext = \"<b>{{ .message }}\"",
@@ -514,7 +514,7 @@ fn invalid_options_are_config_errors() {
         ),
         (
             "chat_id = 1\napi_base = \"ftp://x\"",
-            "`api_base` must be an http(s) URL",
+            "`ftp://x` is not an http(s) URL with a host",
         ),
         (
             "chat_id = 1\non_resolve = \"delete\"",

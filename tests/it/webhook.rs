@@ -319,7 +319,10 @@ async fn healthcheck_sends_head_and_a_required_failure_stops_howl() {
     let receiver = Capture::start(vec![Reply::status(503)]).await;
     let output = run(
         hook(&format!(
-            "uri = \"{0}/h\"\nhealthcheck.uri = \"{0}/health\"\nhealthcheck.required = true\n\
+            // A path of 3 characters, too short to be hidden in messages
+            // (every longer piece of a secret URL is, even a plain word
+            // such as `health`).
+            "uri = \"{0}/h\"\nhealthcheck.uri = \"{0}/up\"\nhealthcheck.required = true\n\
              auth.strategy = \"bearer\"\nauth.token = \"t0ken-123\"",
             receiver.base
         )),
@@ -340,7 +343,7 @@ async fn healthcheck_sends_head_and_a_required_failure_stops_howl() {
         "nothing is sent after a failed required check"
     );
     assert_eq!(seen[0].method, "HEAD");
-    assert_eq!(seen[0].path, "/health");
+    assert_eq!(seen[0].path, "/up");
     assert_eq!(seen[0].header("authorization"), "Bearer t0ken-123");
 }
 
@@ -400,6 +403,35 @@ async fn secrets_never_reach_the_logs_when_delivery_fails() {
     }
 }
 
+#[tokio::test]
+async fn secret_url_pieces_never_reach_the_logs_even_as_plain_words() {
+    // Every piece of a webhook URL's path and query is secret because the
+    // URL is, whatever it looks like: here they are ordinary words, which
+    // the receiver echoes one by one.
+    const PIECES: [&str; 4] = ["alerts", "notify", "general", "orange"];
+    let echo = "unknown channel general (route alerts/notify, key orange)";
+    let receiver = Capture::start(vec![Reply::status(404).body(echo)]).await;
+    let output = run(
+        hook(&format!(
+            "uri = \"{}/alerts/notify?channel=general&key=orange\"",
+            receiver.base
+        )),
+        "{\"message\":\"a\"}\n",
+        &["-vv"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(receiver.requests().len(), 1, "one refused POST");
+    assert!(
+        stderr.contains("unknown channel *** (route ***/***, key ***)"),
+        "the answer is logged, its secret pieces hidden:\n{stderr}"
+    );
+    for piece in PIECES {
+        assert!(!stderr.contains(piece), "`{piece}` leaked:\n{stderr}");
+    }
+}
+
 #[test]
 fn validate_reports_auth_and_payload_mistakes_in_the_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -417,9 +449,9 @@ fn validate_reports_auth_and_payload_mistakes_in_the_config() {
     let (code, _, stderr) = crate::common::validate(dir.path(), &[&file]);
     assert_eq!(code, 78, "{stderr}");
     assert!(
-        stderr.contains("sinks.both")
+        stderr.contains("hooks.toml:9:25: sinks.both")
             && stderr.contains("`Authorization` header in `headers`, not both"),
-        "{stderr}"
+        "the error points at the header:\n{stderr}"
     );
     assert!(
         stderr.contains("unknown option `auth.usr`") && stderr.contains("did you mean `auth.user`"),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::template::{Rendered, Template};
 
@@ -66,35 +67,20 @@ impl AlertTemplates {
     /// Merges user labels and annotations over the defaults and checks
     /// every name. Alertmanager 0.25 accepts only `[a-zA-Z_][a-zA-Z0-9_]*`
     /// for both, and newer versions accept that too: checking here turns a
-    /// would-be 400 for every alert into one config error.
+    /// would-be 400 for every alert into one config error, at the option.
     pub fn new(
-        labels: &BTreeMap<String, String>,
-        annotations: &BTreeMap<String, String>,
-        generator_url: Option<&str>,
-    ) -> Result<Self, String> {
-        let merge = |defaults: &[(&str, &str)], user: &BTreeMap<String, String>, what: &str| {
-            let mut merged: BTreeMap<String, String> = defaults
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            merged.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
-            merged
-                .into_iter()
-                .map(|(name, text)| {
-                    check_name(&name).map_err(|why| format!("{what} name `{name}` {why}"))?;
-                    let template =
-                        Template::parse(&text).map_err(|e| format!("{what} `{name}`: {e}"))?;
-                    Ok((name, template))
-                })
-                .collect::<Result<Vec<_>, String>>()
-        };
-        let generator_url = generator_url
-            .map(|text| Template::parse(text).map_err(|e| format!("`generator_url`: {e}")))
-            .transpose()?;
+        labels: &BTreeMap<String, Template>,
+        annotations: &BTreeMap<String, Template>,
+        generator_url: Option<&Template>,
+    ) -> Result<Self, BuildError> {
         Ok(Self {
-            labels: merge(DEFAULT_LABELS, labels, "label")?,
-            annotations: merge(DEFAULT_ANNOTATIONS, annotations, "annotation")?,
-            generator_url,
+            labels: merge(DEFAULT_LABELS, labels, ("labels", "label"))?,
+            annotations: merge(
+                DEFAULT_ANNOTATIONS,
+                annotations,
+                ("annotations", "annotation"),
+            )?,
+            generator_url: generator_url.cloned(),
         })
     }
 
@@ -131,6 +117,30 @@ impl AlertTemplates {
             missing,
         }
     }
+}
+
+/// The user's templates of `option` (`labels`, `annotations`) over its
+/// defaults, every name checked; `what` names one entry in messages.
+fn merge(
+    defaults: &[(&str, &str)],
+    configured: &BTreeMap<String, Template>,
+    (option, what): (&str, &str),
+) -> Result<Vec<(String, Template)>, BuildError> {
+    let mut merged = BTreeMap::new();
+    for (name, text) in defaults {
+        let template = Template::parse(text).map_err(|e| {
+            BuildError::new(format!("the default of `{option}.{name}`: {e}")).for_option(option)
+        })?;
+        merged.insert(name.to_string(), template);
+    }
+    merged.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for name in merged.keys() {
+        check_name(name).map_err(|why| {
+            BuildError::new(format!("{what} name `{name}` {why}"))
+                .for_option(format!("{option}.{name}"))
+        })?;
+    }
+    Ok(merged.into_iter().collect())
 }
 
 fn check_name(name: &str) -> Result<(), &'static str> {
@@ -310,6 +320,13 @@ mod tests {
             .collect()
     }
 
+    fn templates(pairs: &[(&str, &str)]) -> BTreeMap<String, Template> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Template::parse(v).unwrap()))
+            .collect()
+    }
+
     #[test]
     fn fingerprint_matches_alertmanager() {
         // Values computed by a live Alertmanager 0.25.
@@ -359,19 +376,26 @@ mod tests {
     }
 
     #[test]
-    fn invalid_label_names_are_config_errors() {
+    fn invalid_label_names_are_config_errors_at_the_label() {
         let bad = |name: &str| {
-            AlertTemplates::new(&labels(&[(name, "x")]), &BTreeMap::new(), None).unwrap_err()
+            AlertTemplates::new(&templates(&[(name, "x")]), &BTreeMap::new(), None).unwrap_err()
         };
-        assert!(bad("service.name").contains("`service.name` is not valid"));
-        assert!(bad("1abc").contains("not valid"));
-        assert!(bad("__reserved").contains("reserves"));
-        let annotation = AlertTemplates::new(&BTreeMap::new(), &labels(&[("bad-name", "x")]), None);
+        let error = bad("service.name");
         assert!(
-            annotation
-                .unwrap_err()
-                .contains("annotation name `bad-name`")
+            error
+                .message
+                .contains("label name `service.name` is not valid"),
+            "{}",
+            error.message
         );
+        assert_eq!(error.option.as_deref(), Some("labels.service.name"));
+        assert!(bad("1abc").message.contains("not valid"));
+        assert!(bad("__reserved").message.contains("reserves"));
+        let annotation =
+            AlertTemplates::new(&BTreeMap::new(), &templates(&[("bad-name", "x")]), None)
+                .unwrap_err();
+        assert!(annotation.message.contains("annotation name `bad-name`"));
+        assert_eq!(annotation.option.as_deref(), Some("annotations.bad-name"));
     }
 
     fn alert(now: DateTime<Utc>) -> ActiveAlert {

@@ -22,6 +22,7 @@ mod alerts;
 mod endpoint;
 
 use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -42,50 +43,59 @@ use crate::http::{
     Delivery, DeliverySettings, HealthcheckConfig, HttpDelivery, api_url, classify_http,
 };
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::{HttpUrl, Seconds};
 use crate::secret::Redactor;
 use crate::sinks::batch::BatchConfig;
 use crate::sinks::batch::Batcher;
+use crate::template::Template;
 
 /// Options of the `alertmanager` sink.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
-    /// Alertmanager base URLs, e.g. `http://127.0.0.1:9093`. Every alert goes
-    /// to each one (an HA pair gets every alert).
-    endpoints: Vec<String>,
-    /// Label templates, merged over the defaults (`alertname`, `pattern_id`,
-    /// `alert_key`, `level`, `source`, `host`). Labels are the alert's
-    /// identity. A label that renders empty is left out; set a default to
-    /// `""` to remove it.
+    /// Alertmanager base URLs, e.g. `http://127.0.0.1:9093`. Every alert
+    /// goes to each one (an HA pair gets every alert). A path prefix (a
+    /// reverse proxy at `/alertmanager/`) is kept; a password in a URL
+    /// (`http://user:password@host`) is kept out of logs.
+    endpoints: Vec<HttpUrl>,
+    /// Label templates, merged over the defaults. Labels are the alert's
+    /// identity. A label that renders empty is left out; set a
+    /// default to `""` to remove it.
     #[serde(default)]
-    labels: BTreeMap<String, String>,
-    /// Annotation templates, merged over the defaults (`summary`,
-    /// `description`, `sample`).
+    #[schemars(extend("x-default" = "see above"))]
+    labels: BTreeMap<String, Template>,
+    /// Annotation templates, merged over the defaults. An annotation that
+    /// renders empty is left out.
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    /// A template for the alert's `generatorURL` (a link back to where the
-    /// alert came from); it is left out when it does not render a valid URL.
-    generator_url: Option<String>,
-    /// Re-post active alerts this often, in seconds.
+    #[schemars(extend("x-default" = "see above"))]
+    annotations: BTreeMap<String, Template>,
+    /// The alert's `generatorURL`, a link back to where the alert came
+    /// from; left out when it does not render a valid URL.
+    generator_url: Option<Template>,
+    /// Re-post active alerts this often, with `endsAt = now + 4 ×
+    /// resend_interval_secs`, so that Alertmanager resolves them by itself
+    /// if howl goes away. More than 0.
     #[serde(default = "default_resend_interval")]
-    resend_interval_secs: u64,
-    /// Resolve an alert after this many seconds without an occurrence.
+    resend_interval_secs: Seconds,
+    /// Resolve an alert after this long without an occurrence; not for
+    /// alerts whose events say `.alert.state`, which wait for their
+    /// `resolved` event. More than 0.
     #[serde(default = "default_resolve_after")]
-    resolve_after_secs: u64,
-    /// Batching of posts.
+    resolve_after_secs: Seconds,
+    /// Batching of posts: `batch.max_events` is the most alerts in one post.
     #[serde(default)]
     batch: BatchConfig,
-    /// Start-up check (`GET /-/ready` on each endpoint).
+    /// The start-up check: `GET /-/ready` on each endpoint.
     #[serde(default)]
     healthcheck: HealthcheckConfig,
 }
 
-fn default_resend_interval() -> u64 {
-    60
+fn default_resend_interval() -> Seconds {
+    Seconds::from_secs(60)
 }
 
-fn default_resolve_after() -> u64 {
-    300
+fn default_resolve_after() -> Seconds {
+    Seconds::from_secs(300)
 }
 
 impl SinkConfig for WithShared<AlertmanagerConfig, HttpDelivery> {
@@ -97,50 +107,40 @@ impl SinkConfig for WithShared<AlertmanagerConfig, HttpDelivery> {
 impl AlertmanagerConfig {
     fn build(&self, delivery: &HttpDelivery) -> Result<Box<dyn Sink>, BuildError> {
         if self.endpoints.is_empty() {
-            return Err(BuildError::new(
-                "`endpoints` needs at least one Alertmanager URL",
-            ));
+            return Err(
+                BuildError::new("`endpoints` needs at least one Alertmanager URL")
+                    .for_option("endpoints"),
+            );
         }
-        let mut endpoints = Vec::new();
         let mut redactor = Redactor::default();
         for endpoint in &self.endpoints {
-            let url = reqwest::Url::parse(endpoint)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| {
-                    BuildError::new(format!("`endpoints`: `{endpoint}` is not an http(s) URL"))
-                })?;
-            if let Some(password) = url.password() {
+            if let Some(password) = endpoint.url().password() {
                 redactor = redactor.secret(password);
             }
-            endpoints.push(url);
         }
-        let templates = AlertTemplates::new(
-            &self.labels,
-            &self.annotations,
-            self.generator_url.as_deref(),
-        )
-        .map_err(BuildError::new)?;
-        if self.resend_interval_secs == 0 || self.resolve_after_secs == 0 {
-            return Err(BuildError::new(
-                "`resend_interval_secs` and `resolve_after_secs` must be at least 1",
-            ));
-        }
+        let templates =
+            AlertTemplates::new(&self.labels, &self.annotations, self.generator_url.as_ref())?;
         let timing = Timing {
-            resend_interval: chrono::Duration::seconds(self.resend_interval_secs as i64),
-            resolve_after: chrono::Duration::seconds(self.resolve_after_secs as i64),
+            resend_interval: interval(self.resend_interval_secs, "resend_interval_secs")?,
+            resolve_after: interval(self.resolve_after_secs, "resolve_after_secs")?,
         };
         let settings = DeliverySettings::new(delivery, &delivery.rate_limit, &self.healthcheck)?;
         Ok(Box::new(Alertmanager {
-            endpoints,
+            endpoints: self.endpoints.iter().map(|e| e.url().clone()).collect(),
             templates,
             timing,
             settings,
             redactor,
             batch_events: self.batch.max_events,
-            batch_timeout: self.batch.timeout()?,
+            batch_timeout: self.batch.timeout_secs.get(),
         }))
     }
+}
+
+/// A positive duration option, in the alert clock's type.
+fn interval(value: Seconds, option: &str) -> Result<chrono::Duration, BuildError> {
+    chrono::Duration::from_std(value.positive(option)?)
+        .map_err(|_| BuildError::new(format!("`{option}` is too long")).for_option(option))
 }
 
 struct Alertmanager {
@@ -149,7 +149,7 @@ struct Alertmanager {
     timing: Timing,
     settings: DeliverySettings,
     redactor: Redactor,
-    batch_events: usize,
+    batch_events: NonZeroUsize,
     batch_timeout: Duration,
 }
 
@@ -322,7 +322,7 @@ impl Alertmanager {
         now: chrono::DateTime<Utc>,
     ) {
         let ids: Vec<String> = to_post.keys().cloned().collect();
-        for chunk in ids.chunks(self.batch_events.max(1)) {
+        for chunk in ids.chunks(self.batch_events.get()) {
             let mut alerts = Vec::with_capacity(chunk.len());
             let mut events = Vec::new();
             for id in chunk {
@@ -340,5 +340,58 @@ impl Alertmanager {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENDPOINT: &str = "endpoints = [\"http://127.0.0.1:9093\"]\n";
+
+    fn parse(options: &str) -> Result<WithShared<AlertmanagerConfig, HttpDelivery>, String> {
+        WithShared::from_toml(options).map_err(|e| e.message().to_string())
+    }
+
+    fn build_error(options: &str) -> BuildError {
+        let config = parse(options).expect("options parse");
+        match config.own.build(&config.shared) {
+            Ok(_) => panic!("builds: {options}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn intervals_take_units_and_plain_seconds() {
+        let config = parse(&format!(
+            "{ENDPOINT}resend_interval_secs = \"5m\"\nresolve_after_secs = 90"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.own.resend_interval_secs.get(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(config.own.resolve_after_secs.get(), Duration::from_secs(90));
+        assert!(config.own.build(&config.shared).is_ok());
+    }
+
+    #[test]
+    fn checks_after_parsing_point_at_their_option() {
+        let error = build_error(&format!("{ENDPOINT}resolve_after_secs = 0"));
+        assert_eq!(error.option.as_deref(), Some("resolve_after_secs"));
+        let error = build_error(&format!("{ENDPOINT}labels.\"bad-name\" = \"x\""));
+        assert_eq!(error.option.as_deref(), Some("labels.bad-name"));
+        let error = build_error("endpoints = []");
+        assert_eq!(error.option.as_deref(), Some("endpoints"));
+    }
+
+    #[test]
+    fn bad_endpoints_and_templates_fail_while_parsing() {
+        let error = parse("endpoints = [\"ftp://127.0.0.1:9093\"]")
+            .err()
+            .unwrap();
+        assert!(error.contains("not an http(s) URL"), "{error}");
+        let error = parse(&format!("{ENDPOINT}labels.team = \"{{{{ .team\"")).unwrap_err();
+        assert!(error.contains("invalid template"), "{error}");
     }
 }

@@ -39,7 +39,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{AlertState, AlertStore, render_key};
+use crate::alert::{AlertState, AlertStore, DEFAULT_KEY, render_key};
 use crate::component_key::ComponentKey;
 use crate::components::ComponentFuture;
 use crate::components::sink::{Sink, SinkContext};
@@ -55,7 +55,7 @@ use crate::template::Template;
 pub const MAX_TRACKED: usize = 10_000;
 
 /// What a chat sink does when an alert resolves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnResolve {
     /// Edit the alert's first message to show it resolved.
@@ -67,6 +67,12 @@ pub enum OnResolve {
     Send,
     /// Send nothing (the alert is still forgotten).
     Ignore,
+}
+
+/// The default `key` of a chat sink: the rule key of a threshold alert,
+/// else the pattern id of a `pattern` event ([`DEFAULT_KEY`]).
+pub fn default_key() -> Template {
+    Template::parse(DEFAULT_KEY).expect("`DEFAULT_KEY` is a valid template")
 }
 
 /// The outcome of an edit.
@@ -137,7 +143,8 @@ pub fn require_sequential(settings: &DeliverySettings) -> Result<(), BuildError>
             "`request.concurrency` must be 1 for a chat sink (it is {}): messages go out one at a \
              time so that a resolution never overtakes its firing; use `rate_limit.*` to pace them",
             settings.concurrency
-        )));
+        ))
+        .for_option("request.concurrency"));
     }
     Ok(())
 }

@@ -9,7 +9,6 @@
 use serde_json::json;
 
 use crate::alert::{AlertState, escape_markup, render_reported};
-use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
 use crate::sinks::chat::markup::{self, Dialect};
@@ -39,17 +38,14 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Parses the four templates.
-    pub fn new(title: &str, text: &str, context: &str, severity: &str) -> Result<Self, BuildError> {
-        let parse = |option: &str, text: &str| {
-            Template::parse(text).map_err(|e| BuildError::new(format!("`{option}`: {e}")))
-        };
-        Ok(Self {
-            title: parse("title", title)?,
-            text: parse("text", text)?,
-            context: parse("context", context)?,
-            severity: parse("severity", severity)?,
-        })
+    /// A renderer of the four templates.
+    pub fn new(title: Template, text: Template, context: Template, severity: Template) -> Self {
+        Self {
+            title,
+            text,
+            context,
+            severity,
+        }
     }
 
     /// The message body (`text` + `attachments`) for `event`; the caller
@@ -133,14 +129,19 @@ mod tests {
         ComponentMetrics::new(ComponentKey::new(ComponentKind::Sink, "s", "slack"))
     }
 
+    /// A renderer of four template texts.
+    fn renderer(title: &str, text: &str, context: &str, severity: &str) -> Renderer {
+        let parse = |text: &str| Template::parse(text).unwrap();
+        Renderer::new(parse(title), parse(text), parse(context), parse(severity))
+    }
+
     fn defaults() -> Renderer {
-        Renderer::new(
+        renderer(
             DEFAULT_TITLE,
             DEFAULT_TEXT,
             DEFAULT_CONTEXT,
             DEFAULT_SEVERITY,
         )
-        .unwrap()
     }
 
     #[test]
@@ -190,8 +191,7 @@ mod tests {
     fn every_part_is_cut_to_its_limit() {
         let mut event = Event::from_value(vrl::value!({}));
         event.insert_field("message", "x&y".repeat(5000));
-        let renderer =
-            Renderer::new("{{ .message }}", "*{{ .message }}*", "{{ .message }}", "").unwrap();
+        let renderer = renderer("{{ .message }}", "*{{ .message }}*", "{{ .message }}", "");
         let payload = renderer.payload(&event, AlertState::Firing, &metrics());
         let blocks = &payload["attachments"][0]["blocks"];
         let header = blocks[0]["text"]["text"].as_str().unwrap();
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn missing_fields_render_empty_and_empty_parts_are_left_out() {
-        let renderer = Renderer::new("{{ .nope }}", "{{ .nope }}", "", "").unwrap();
+        let renderer = renderer("{{ .nope }}", "{{ .nope }}", "", "");
         let payload = renderer.payload(
             &Event::from_value(vrl::value!({})),
             AlertState::Firing,

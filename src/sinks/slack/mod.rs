@@ -43,7 +43,7 @@ use crate::sinks::chat::{ChatApi, Edited};
 #[derive(Debug)]
 enum Mode {
     /// An incoming webhook (a secret URL).
-    Webhook { url: String },
+    Webhook { url: reqwest::Url },
     /// The Web API with a bot token.
     WebApi {
         base: String,
@@ -143,7 +143,10 @@ impl ChatApi for SlackApi {
         match &self.mode {
             Mode::Webhook { url } => {
                 delivery
-                    .execute(|client| client.post(url).json(&body), classify_webhook)
+                    .execute(
+                        |client| client.post(url.clone()).json(&body),
+                        classify_webhook,
+                    )
                     .await?;
                 Ok(None)
             }

@@ -3,7 +3,7 @@
 //! without breaking the HTML.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
 use crate::alert::{AlertState, escape_markup, render_reported};
@@ -21,7 +21,7 @@ pub const MAX_LENGTH: usize = 4096;
 const EMPTY_TEXT: &str = "(alert without text: its template rendered empty)";
 
 /// How the message text is formatted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum ParseMode {
     /// Telegram's HTML: templates may use its tags; values are escaped.
     #[default]
@@ -75,12 +75,12 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Parses the templates (defaults for those not given) and, in HTML
-    /// mode, checks their markup.
+    /// Takes the templates (the defaults of `mode` for those not given)
+    /// and, in HTML mode, checks their markup.
     pub fn new(
         mode: ParseMode,
-        firing: Option<&str>,
-        resolved: Option<&str>,
+        firing: Option<&Template>,
+        resolved: Option<&Template>,
     ) -> Result<Self, BuildError> {
         let (default_firing, default_resolved) = match mode {
             ParseMode::Html => (FIRING_HTML, RESOLVED_HTML),
@@ -88,8 +88,8 @@ impl Renderer {
         };
         Ok(Self {
             mode,
-            firing: parse(mode, "text", firing.unwrap_or(default_firing))?,
-            resolved: parse(mode, "resolved_text", resolved.unwrap_or(default_resolved))?,
+            firing: checked(mode, "text", firing, default_firing)?,
+            resolved: checked(mode, "resolved_text", resolved, default_resolved)?,
         })
     }
 
@@ -129,9 +129,20 @@ impl Renderer {
     }
 }
 
-fn parse(mode: ParseMode, option: &str, text: &str) -> Result<Template, BuildError> {
-    let template =
-        Template::parse(text).map_err(|e| BuildError::new(format!("`{option}`: {e}")))?;
+/// The template of `option` (or its default text); in HTML mode, checked
+/// to contain only markup Telegram accepts.
+fn checked(
+    mode: ParseMode,
+    option: &str,
+    configured: Option<&Template>,
+    default: &str,
+) -> Result<Template, BuildError> {
+    let template = match configured {
+        Some(template) => template.clone(),
+        None => Template::parse(default).map_err(|e| {
+            BuildError::new(format!("the default `{option}`: {e}")).for_option(option)
+        })?,
+    };
     if mode == ParseMode::Html {
         // The template's own text, with every field empty, is all the
         // markup a message can contain: values are escaped.
@@ -140,6 +151,7 @@ fn parse(mode: ParseMode, option: &str, text: &str) -> Result<Template, BuildErr
             BuildError::new(format!(
                 "`{option}` is not valid Telegram HTML: {problem} (or set `parse_mode = \"none\"`)"
             ))
+            .for_option(option)
         })?;
     }
     Ok(template)
@@ -169,6 +181,10 @@ mod tests {
 
     fn default_renderer(mode: ParseMode) -> Renderer {
         Renderer::new(mode, None, None).unwrap()
+    }
+
+    fn template(text: &str) -> Template {
+        Template::parse(text).unwrap()
     }
 
     #[test]
@@ -209,7 +225,9 @@ mod tests {
     fn escapes_every_value_but_keeps_template_tags() {
         let renderer = Renderer::new(
             ParseMode::Html,
-            Some("<b>{{ .message }}</b> <a href=\"{{ .url }}\">link</a>"),
+            Some(&template(
+                "<b>{{ .message }}</b> <a href=\"{{ .url }}\">link</a>",
+            )),
             None,
         )
         .unwrap();
@@ -228,7 +246,7 @@ mod tests {
     fn long_messages_are_cut_to_the_limit_with_balanced_tags() {
         let renderer = Renderer::new(
             ParseMode::Html,
-            Some("<b>{{ .message }}</b><i>end</i>"),
+            Some(&template("<b>{{ .message }}</b><i>end</i>")),
             None,
         )
         .unwrap();
@@ -242,7 +260,8 @@ mod tests {
 
     #[test]
     fn empty_renderings_still_say_something() {
-        let renderer = Renderer::new(ParseMode::Html, Some("<b>{{ .nope }}</b>"), None).unwrap();
+        let renderer =
+            Renderer::new(ParseMode::Html, Some(&template("<b>{{ .nope }}</b>")), None).unwrap();
         let text = renderer.render(
             &Event::from_value(vrl::value!({})),
             AlertState::Firing,
@@ -253,17 +272,24 @@ mod tests {
 
     #[test]
     fn invalid_html_templates_are_config_errors() {
-        let error = Renderer::new(ParseMode::Html, Some("<b>{{ .message }}"), None).unwrap_err();
+        let error =
+            Renderer::new(ParseMode::Html, Some(&template("<b>{{ .message }}")), None).unwrap_err();
         assert!(error.message.contains("`text`"), "{}", error.message);
+        assert_eq!(
+            error.option.as_deref(),
+            Some("text"),
+            "points at the option"
+        );
         assert!(error.message.contains("never closed"), "{}", error.message);
-        let error = Renderer::new(ParseMode::Html, None, Some("<div>x</div>")).unwrap_err();
+        let error =
+            Renderer::new(ParseMode::Html, None, Some(&template("<div>x</div>"))).unwrap_err();
         assert!(
             error.message.contains("`resolved_text`"),
             "{}",
             error.message
         );
         assert!(
-            Renderer::new(ParseMode::None, Some("a < b & <div>"), None).is_ok(),
+            Renderer::new(ParseMode::None, Some(&template("a < b & <div>")), None).is_ok(),
             "plain text is not parsed"
         );
     }

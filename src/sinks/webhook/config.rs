@@ -5,54 +5,60 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::encoder::WebhookEncoding;
 use crate::http::{AuthConfig, HealthcheckConfig};
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretUrl};
 use crate::sinks::batch::BatchConfig;
+use crate::template::Template;
+use crate::vrl_program::VrlSource;
 
 /// Options of the `webhook` sink.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Where to send: an `http://` or `https://` URL. Treated as a secret
-    /// (webhook URLs often carry a token): logs show only its scheme and
-    /// host.
-    pub(super) uri: Secret,
-    /// The HTTP method: `post` or `put`.
+    /// Where to send: an `http://` or `https://` URL. A secret (webhook URLs
+    /// often carry a token in their path or query): logs and errors show
+    /// only `scheme://host/***`, and no piece of its path or query.
+    pub(super) uri: SecretUrl,
+    /// The HTTP method.
     #[serde(default)]
     pub(super) method: Method,
     /// Extra request headers, e.g. `headers.X-Api-Key = "${API_KEY}"`.
-    /// Values are treated as secrets; they override the `Content-Type`
-    /// chosen by `encoding`.
+    /// Values are secrets, kept out of logs and errors. They override the
+    /// `Content-Type` chosen by `encoding` and the `User-Agent`; an
+    /// `Authorization` header here and `auth` together are an error.
     #[serde(default)]
+    #[schemars(extend("x-default" = "`{}`"))]
     pub(super) headers: BTreeMap<String, Secret>,
-    /// Credentials sent in the `Authorization` header (`bearer` or
-    /// `basic`). Setting an `Authorization` header in `headers` as well is
-    /// an error.
+    /// Credentials sent in the `Authorization` header; unset sends none.
     pub(super) auth: Option<AuthConfig>,
     /// How events become request bodies: `json` (one event per request),
     /// `ndjson` or `json_array` (one request per batch), or
     /// `alertmanager_webhook` (Alertmanager's webhook notification, one per
-    /// batch).
+    /// batch); see above.
     #[serde(default)]
     pub(super) encoding: WebhookEncoding,
-    /// With `alertmanager_webhook`: label templates, merged over the
-    /// `alertmanager` sink's defaults.
+    /// With `alertmanager_webhook`: label templates, merged over [the
+    /// `alertmanager` sink's defaults](alertmanager.md#labels-and-annotations).
     #[serde(default)]
-    pub(super) labels: BTreeMap<String, String>,
-    /// With `alertmanager_webhook`: annotation templates, merged over the
-    /// `alertmanager` sink's defaults.
+    #[schemars(extend("x-default" = "the `alertmanager` sink's"))]
+    pub(super) labels: BTreeMap<String, Template>,
+    /// With `alertmanager_webhook`: annotation templates, merged over [the
+    /// `alertmanager` sink's defaults](alertmanager.md#labels-and-annotations).
     #[serde(default)]
-    pub(super) annotations: BTreeMap<String, String>,
+    #[schemars(extend("x-default" = "the `alertmanager` sink's"))]
+    pub(super) annotations: BTreeMap<String, Template>,
     /// A VRL program run on each event whose result is the JSON document
-    /// sent for it, to shape the body (e.g. `{"text": .message}`). Unset
-    /// sends the whole event.
-    #[schemars(with = "Option<String>")]
+    /// sent for it, to shape the body (e.g. `{"text": .message}`); see
+    /// above. Unset sends the whole event. Not with `alertmanager_webhook`.
+    #[schemars(with = "Option<VrlSource>")]
     pub(super) payload: Option<Spanned<String>>,
-    /// How events are grouped into requests (`ndjson`, `json_array`).
+    /// How events are grouped into requests, with the encodings that send
+    /// batches (`ndjson`, `json_array`, `alertmanager_webhook`); with
+    /// `json` each event goes out at once.
     #[serde(default)]
     pub(super) batch: BatchConfig,
     /// The start-up check of `healthcheck.uri`.
@@ -61,7 +67,7 @@ pub struct WebhookConfig {
 }
 
 /// The HTTP methods a webhook receiver accepts bodies with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// `POST`.
@@ -87,15 +93,18 @@ impl Method {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookHealthcheck {
-    /// Check `healthcheck.uri` at start-up.
+    /// Check `healthcheck.uri` at start-up (nothing is checked without
+    /// it).
     #[serde(default = "default_true")]
     pub(super) enabled: bool,
-    /// A failed check stops howl from starting, instead of only warning.
+    /// A failed check stops howl from starting, instead of only logging a
+    /// warning.
     #[serde(default)]
     pub(super) required: bool,
     /// A URL that answers `HEAD` with 2xx when the receiver is up; it is
-    /// sent the sink's headers and auth. Unset: no check.
-    pub(super) uri: Option<Secret>,
+    /// sent the sink's headers and auth. A secret, like `uri`. Unset: no
+    /// check.
+    pub(super) uri: Option<SecretUrl>,
 }
 
 fn default_true() -> bool {

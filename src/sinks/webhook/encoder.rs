@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use std::sync::LazyLock;
 
@@ -36,7 +36,7 @@ use crate::sinks::alertmanager::{Notified, Templates, webhook_notification};
 use crate::vrl_program::VrlRunner;
 
 /// How a batch of events becomes request bodies.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookEncoding {
     /// One request per event, its body one JSON document.

@@ -9,8 +9,9 @@
 //! redaction and HTTP metrics are the same as for every other HTTP sink.
 //!
 //! The URL, header values and credentials are secrets: they are read as
-//! [`Secret`](crate::secret::Secret)s and handed to the sink's
-//! redactor, and errors about them name the option, never the value.
+//! [`SecretUrl`](crate::secret::SecretUrl)s and
+//! [`Secret`](crate::secret::Secret)s and handed to the sink's redactor,
+//! and errors about them name the option, never the value.
 //!
 //! The module reads: [`config`] (options) → this file (build: check and
 //! prepare everything, no I/O) → [`sink`] (the run loop).
@@ -19,10 +20,10 @@ mod config;
 mod encoder;
 mod sink;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 pub use config::WebhookConfig;
@@ -48,42 +49,11 @@ impl WebhookConfig {
         delivery: &HttpDelivery,
         cx: &BuildContext,
     ) -> Result<Box<dyn Sink>, BuildError> {
-        let uri = parse_url(self.uri.expose(), "uri")?;
-        let mut redactor = Redactor::default().secret_url(self.uri.expose());
-        let healthcheck = match &self.healthcheck.uri {
-            Some(check) => {
-                redactor = redactor.secret_url(check.expose());
-                Some(parse_url(check.expose(), "healthcheck.uri")?)
-            }
-            None => None,
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(self.encoding.content_type()),
-        );
-        if let Some(auth) = &self.auth {
-            headers.insert(AUTHORIZATION, auth.header()?);
-            redactor = auth.redact(redactor);
+        let mut redactor = Redactor::default().secret_url(&self.uri);
+        if let Some(check) = &self.healthcheck.uri {
+            redactor = redactor.secret_url(check);
         }
-        for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                BuildError::new(format!("`headers`: `{name}` is not a valid header name"))
-            })?;
-            if name == AUTHORIZATION && self.auth.is_some() {
-                return Err(BuildError::new(
-                    "set either `auth` or an `Authorization` header in `headers`, not both",
-                ));
-            }
-            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-                BuildError::new(format!(
-                    "`headers.{name}`: the value contains characters not allowed in an HTTP header"
-                ))
-            })?;
-            value.set_sensitive(true);
-            redactor = redactor.secret(value.to_str().unwrap_or_default());
-            headers.insert(name, value);
-        }
+        let (headers, redactor) = self.headers(redactor)?;
         let payload = match &self.payload {
             Some(source) => {
                 let program = compile(
@@ -101,33 +71,42 @@ impl WebhookConfig {
             if self.payload.is_some() {
                 return Err(BuildError::new(
                     "`payload` does not apply with `encoding = \"alertmanager_webhook\"`: shape the alerts with `labels` and `annotations`",
-                ));
+                )
+                .for_option("payload"));
             }
             let templates =
-                crate::sinks::alertmanager::Templates::new(&self.labels, &self.annotations, None)
-                    .map_err(BuildError::new)?;
+                crate::sinks::alertmanager::Templates::new(&self.labels, &self.annotations, None)?;
             encoder = encoder.with_alerts(templates, cx.key.id().to_string());
         } else if !self.labels.is_empty() || !self.annotations.is_empty() {
+            let option = if self.labels.is_empty() {
+                "annotations"
+            } else {
+                "labels"
+            };
             return Err(BuildError::new(
                 "`labels` and `annotations` apply only with `encoding = \"alertmanager_webhook\"`",
-            ));
+            )
+            .for_option(option));
         }
         let settings =
             DeliverySettings::new(delivery, &delivery.rate_limit, &self.healthcheck.settings())?;
-        let batch_timeout = self.batch.timeout()?;
         // With one event per request there is nothing to wait for: each
         // event goes out as soon as it arrives.
         let (batch_events, batch_timeout) = if self.encoding.batches() {
-            (self.batch.max_events, batch_timeout)
+            (self.batch.max_events, self.batch.timeout_secs.get())
         } else {
-            (1, Duration::ZERO)
+            (NonZeroUsize::MIN, Duration::ZERO)
         };
         Ok(Box::new(sink::Webhook {
             target: Arc::new(sink::Target {
                 method: self.method.as_http(),
-                uri,
+                uri: self.uri.url().clone(),
                 headers,
-                healthcheck,
+                healthcheck: self
+                    .healthcheck
+                    .uri
+                    .as_ref()
+                    .map(|check| check.url().clone()),
             }),
             encoder,
             concurrency: settings.concurrency,
@@ -137,19 +116,50 @@ impl WebhookConfig {
             batch_timeout,
         }))
     }
-}
 
-/// An http(s) URL. The message never repeats the value: it may hold a token.
-fn parse_url(text: &str, option: &str) -> Result<Url, BuildError> {
-    let url = Url::parse(text)
-        .map_err(|e| BuildError::new(format!("`{option}` is not a valid URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(BuildError::new(format!(
-            "`{option}` must be an http:// or https:// URL, not {}://",
-            url.scheme()
-        )));
+    /// The headers of every request (`Content-Type`, `auth`, the user's
+    /// `headers`), each credential added to the redactor. Errors name the
+    /// header, never its value.
+    fn headers(&self, mut redactor: Redactor) -> Result<(HeaderMap, Redactor), BuildError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(self.encoding.content_type()),
+        );
+        if let Some(auth) = &self.auth {
+            let value = auth.header().map_err(|error| match error.option {
+                Some(_) => error,
+                None => error.for_option("auth"),
+            })?;
+            headers.insert(AUTHORIZATION, value);
+            redactor = auth.redact(redactor);
+        }
+        for (written, value) in &self.headers {
+            let option = format!("headers.{written}");
+            let name = HeaderName::from_bytes(written.as_bytes()).map_err(|_| {
+                BuildError::new(format!(
+                    "`{option}`: `{written}` is not a valid header name"
+                ))
+                .for_option(&option)
+            })?;
+            if name == AUTHORIZATION && self.auth.is_some() {
+                return Err(BuildError::new(
+                    "set either `auth` or an `Authorization` header in `headers`, not both",
+                )
+                .for_option(option));
+            }
+            redactor = redactor.secret(value.expose());
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
+                BuildError::new(format!(
+                    "`{option}`: the value contains characters not allowed in an HTTP header"
+                ))
+                .for_option(&option)
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok((headers, redactor))
     }
-    Ok(url)
 }
 
 #[cfg(test)]
@@ -194,17 +204,58 @@ mod tests {
     }
 
     #[test]
-    fn url_errors_name_the_option_but_never_the_value() {
-        let message = error("uri = \"ftp://files.example/s3cr3t-path\"").message;
-        assert!(message.contains("`uri` must be an http"), "{message}");
-        assert!(!message.contains("s3cr3t"), "{message}");
-        let message = error("uri = \"not a url s3cr3t\"").message;
-        assert!(message.contains("`uri` is not a valid URL"), "{message}");
-        assert!(!message.contains("s3cr3t"), "{message}");
-        let message =
-            error("uri = \"http://h/\"\nheaders.X-Key = \"s3cr3t\\nInjected: 1\"").message;
-        assert!(message.contains("`headers.x-key`"), "{message}");
-        assert!(!message.contains("s3cr3t"), "{message}");
+    fn url_errors_never_repeat_the_value() {
+        for options in [
+            "uri = \"ftp://files.example/s3cr3t-path\"",
+            "uri = \"not a url s3cr3t\"",
+            "uri = \"http://h/\"\nhealthcheck.uri = \"s3cr3t\"",
+        ] {
+            let error = WithShared::<WebhookConfig, HttpDelivery>::from_toml(options)
+                .expect_err(options)
+                .to_string();
+            assert!(error.contains("URL"), "{options}: {error}");
+            assert!(!error.contains("s3cr3t"), "{options}: {error}");
+        }
+    }
+
+    #[test]
+    fn header_errors_name_the_header_but_never_the_value() {
+        let header = error("uri = \"http://h/\"\nheaders.X-Key = \"s3cr3t\\nInjected: 1\"");
+        assert!(
+            header.message.contains("`headers.X-Key`"),
+            "{}",
+            header.message
+        );
+        assert!(!header.message.contains("s3cr3t"), "{}", header.message);
+        assert_eq!(header.option.as_deref(), Some("headers.X-Key"));
+    }
+
+    #[test]
+    fn options_for_another_encoding_point_at_themselves() {
+        let misplaced = error("uri = \"http://h/\"\nannotations.team = \"ops\"");
+        assert_eq!(misplaced.option.as_deref(), Some("annotations"));
+        let bad_name = error(
+            "uri = \"http://h/\"\nencoding = \"alertmanager_webhook\"\nlabels.\"bad-name\" = \"x\"",
+        );
+        assert_eq!(bad_name.option.as_deref(), Some("labels.bad-name"));
+    }
+
+    #[test]
+    fn batch_options_take_durations_and_refuse_zero_events() {
+        let config = WithShared::<WebhookConfig, HttpDelivery>::from_toml(
+            "uri = \"http://h/\"\nbatch.timeout_secs = \"250ms\"\nbatch.max_events = 5",
+        )
+        .unwrap();
+        assert_eq!(
+            config.own.batch.timeout_secs.get(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(config.own.batch.max_events.get(), 5);
+        let error = WithShared::<WebhookConfig, HttpDelivery>::from_toml(
+            "uri = \"http://h/\"\nbatch.max_events = 0",
+        )
+        .unwrap_err();
+        assert!(error.span().is_some(), "{error}");
     }
 
     #[test]

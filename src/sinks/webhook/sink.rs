@@ -7,6 +7,7 @@
 //! up requests in memory. With the default concurrency of 1, requests go
 //! out strictly in order.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ pub(super) struct Webhook {
     pub(super) settings: DeliverySettings,
     pub(super) redactor: Redactor,
     pub(super) concurrency: usize,
-    pub(super) batch_events: usize,
+    pub(super) batch_events: NonZeroUsize,
     pub(super) batch_timeout: Duration,
 }
 
