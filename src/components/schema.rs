@@ -313,11 +313,13 @@ fn one_of(choices: &[String]) -> String {
 
 /// `strings` for `string`, `field paths` for `field path`.
 fn plural(kind: &str) -> String {
-    if kind.contains(" or ") || kind.contains('(') {
+    if kind.contains(" or ") || (kind.contains('(') && !kind.ends_with("(secret)")) {
         return format!("values ({kind})");
     }
     match kind {
         "regex" => "regexes".to_string(),
+        "string (secret)" => "secrets".to_string(),
+        "URL (secret)" => "secret URLs".to_string(),
         "any" => "values".to_string(),
         other => format!("{other}s"),
     }

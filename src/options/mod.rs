@@ -135,14 +135,22 @@ text_option!(FieldPath, "field-path");
 
 /// An `http://` or `https://` URL with a host: where howl sends requests.
 #[derive(Clone, PartialEq, Eq)]
-pub struct HttpUrl(reqwest::Url);
+pub struct HttpUrl {
+    url: reqwest::Url,
+    /// As written (the parsed form adds a `/` to a bare host), for messages
+    /// and documented defaults.
+    text: String,
+}
 
 impl HttpUrl {
     /// Parses and checks a URL.
     pub fn parse(text: &str) -> Result<Self, String> {
         match reqwest::Url::parse(text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                Ok(Self(url))
+                Ok(Self {
+                    url,
+                    text: text.to_string(),
+                })
             }
             Ok(_) => Err(format!(
                 "`{text}` is not an http(s) URL with a host (e.g. `http://127.0.0.1:9093`)"
@@ -153,18 +161,18 @@ impl HttpUrl {
 
     /// The URL.
     pub fn url(&self) -> &reqwest::Url {
-        &self.0
+        &self.url
     }
 
-    /// The URL as text.
+    /// The URL as written.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.text
     }
 }
 
 impl fmt::Debug for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HttpUrl({})", self.0)
+        write!(f, "HttpUrl({})", self.text)
     }
 }
 

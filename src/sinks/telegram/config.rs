@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn defaults_and_templates_are_read_while_parsing() {
         let config = parse("bot_token = 't'\nchat_id = 1").unwrap();
-        assert_eq!(config.api_base.as_str(), "https://api.telegram.org/");
+        assert_eq!(config.api_base.as_str(), "https://api.telegram.org");
         assert_eq!(config.key.as_str(), crate::alert::DEFAULT_KEY);
         let error = parse("bot_token = 't'\nchat_id = 1\ntext = '{{ .message'").unwrap_err();
         assert!(error.contains("invalid template"), "{error}");
