@@ -17,12 +17,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::components::registry::WithShared;
+use crate::components::schema::OptionsSchema;
+use crate::diagnostic::{SourceFile, did_you_mean, name_list};
 use crate::patterns::{Miner, MinerConfig, PatternView};
 use crate::state::StateStore;
 use crate::state::patterns::{
@@ -135,26 +139,58 @@ pub fn patterns(args: PatternsArgs) -> ExitCode {
     }
 }
 
+/// The options an options file may hold: the `pattern` transform's.
+type PatternOptions = WithShared<PatternConfig, MinerConfig>;
+
+/// The miner settings of an options file: the `pattern` transform's options
+/// (its own ones are accepted, and checked, so one file serves both); every
+/// error names the file, line and column.
 fn miner_config(path: Option<&Path>) -> anyhow::Result<MinerConfig> {
     let Some(path) = path else {
         return Ok(MinerConfig::default());
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let file = crate::diagnostic::SourceFile::new(path, text);
-    let options: PatternConfig = toml::from_str(file.text()).map_err(|e| {
-        let position = e
-            .span()
+    let file = SourceFile::new(path, text);
+    let error_at = |span: Option<Range<usize>>, message: &str| {
+        let position = span
             .map(|span| {
                 let (line, column) = file.line_col(span.start);
                 format!(":{line}:{column}")
             })
             .unwrap_or_default();
-        anyhow::anyhow!("{}{position}: {}", path.display(), e.message().trim())
-    })?;
-    options
-        .miner_config()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        anyhow::anyhow!("{}{position}: {}", path.display(), message.trim())
+    };
+    if let Some((span, message)) = unknown_option(file.text()) {
+        return Err(error_at(Some(span), &message));
+    }
+    let options =
+        PatternOptions::from_toml(file.text()).map_err(|e| error_at(e.span(), e.message()))?;
+    Ok(options.shared)
+}
+
+/// The first key of `text` that is no option, with a message naming every
+/// option (serde's own message would name only the options of the half of
+/// [`PatternOptions`] the key fell to).
+fn unknown_option(text: &str) -> Option<(Range<usize>, String)> {
+    // A file that does not parse is reported by the real read.
+    let table = toml::de::DeTable::parse(text).ok()?;
+    let known = OptionsSchema::new(PatternOptions::schema()).keys_at(&[])?;
+    let (key, _) = table
+        .get_ref()
+        .iter()
+        .find(|(key, _)| !known.iter().any(|k| k == key.get_ref().as_ref()))?;
+    let hint = did_you_mean(key.get_ref(), known.iter().map(String::as_str))
+        .map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    Some((
+        key.span(),
+        format!(
+            "unknown option `{}`{hint}; valid options: {}",
+            key.get_ref(),
+            name_list(&known)
+        ),
+    ))
 }
 
 /// Opens an existing store (refusing to create one where the user expected

@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use contract::{Answer, LlmError, Prompt, Usage, Verdict};
 pub use redact::Masker;
@@ -52,7 +52,7 @@ pub trait Classifier: Send + Sync {
 }
 
 /// Which API to ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Chat Completions at `{endpoint}/chat/completions`: OpenAI, Ollama's

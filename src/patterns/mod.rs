@@ -27,7 +27,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `config.rs` | [`MinerConfig`], [`UserMask`], [`ConfigError`] |
+//! | `config.rs` | [`MinerConfig`] (also the `pattern` transform's miner options), [`UserMask`], [`ConfigError`] |
 //! | `mask.rs` | one-pass token classifiers (numbers, IPs, UUIDs, paths, times, key=value, ...) |
 //! | `tokenize.rs` | whitespace split, multi-token joins (`1.16 KB`, date runs), hashing |
 //! | `template.rs` | template slots, similarity, alignment of different lengths, display |

@@ -16,10 +16,11 @@
 //! discarded intentionally. State is shared by every event, so this runs as
 //! one task rather than as copies on several cores.
 
+use std::num::NonZeroUsize;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::time::Instant;
-use toml::Spanned;
 use vrl::path::OwnedValuePath;
 
 use super::keyed_state::KeyedState;
@@ -30,32 +31,33 @@ use crate::components::{BuildContext, ComponentFuture, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
-use crate::options::duration::positive;
+use crate::options::{FieldPath, Seconds};
 
 /// Options of the `dedupe` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DedupeConfig {
-    /// The fields compared to decide that two events are the same (paths
-    /// such as `pattern.id`).
+    /// The fields compared to decide that two events are the same, as paths
+    /// (`message`, `pattern.id`, `.host`); at least one.
     #[serde(default = "default_fields")]
-    #[schemars(with = "Vec<String>")]
-    fields: Vec<Spanned<String>>,
+    fields: Vec<FieldPath>,
     /// How many distinct keys are remembered; beyond that the least
-    /// recently seen is forgotten.
+    /// recently seen is forgotten. Memory grows with it times the size of
+    /// the compared values.
     #[serde(default = "default_cache_size")]
-    cache_size: usize,
-    /// Forget a key this many seconds after the event that let it through;
-    /// unset remembers keys until `cache_size` pushes them out.
-    window_secs: Option<f64>,
+    cache_size: NonZeroUsize,
+    /// Forget a key this long after the event that let it through (a
+    /// duplicate then passes again, as a reminder); unset remembers keys
+    /// until `cache_size` pushes them out.
+    window_secs: Option<Seconds>,
 }
 
-fn default_fields() -> Vec<Spanned<String>> {
-    vec![Spanned::new(0..0, "message".to_string())]
+fn default_fields() -> Vec<FieldPath> {
+    vec![super::default_field_path("message")]
 }
 
-fn default_cache_size() -> usize {
-    5000
+fn default_cache_size() -> NonZeroUsize {
+    const { NonZeroUsize::new(5000).unwrap() }
 }
 
 /// The index of `ID.dropped` among the named outputs.
@@ -71,32 +73,18 @@ impl TransformConfig for DedupeConfig {
 
     fn build(&self, _cx: &BuildContext) -> Result<Transform, BuildError> {
         if self.fields.is_empty() {
-            return Err(BuildError::new(
-                "`fields` must name at least one field to compare",
-            ));
-        }
-        if self.cache_size == 0 {
-            return Err(BuildError::new("`cache_size` must be at least 1"));
+            return Err(
+                BuildError::new("`fields` must name at least one field to compare")
+                    .for_option("fields"),
+            );
         }
         let window = self
             .window_secs
-            .map(|secs| positive(secs, "window_secs"))
+            .map(|secs| secs.positive("window_secs"))
             .transpose()?;
-        let fields = self
-            .fields
-            .iter()
-            .map(|field| {
-                let text = field.get_ref();
-                let bare = text.strip_prefix('.').unwrap_or(text);
-                vrl::path::parse_value_path(bare).map_err(|e| {
-                    BuildError::new(format!("`fields`: invalid field path `{text}`: {e}"))
-                        .at(field.span())
-                })
-            })
-            .collect::<Result<_, _>>()?;
         Ok(Transform::Task(Box::new(Dedupe {
-            fields,
-            seen: KeyedState::new(window, self.cache_size),
+            fields: self.fields.iter().map(|f| f.path().clone()).collect(),
+            seen: KeyedState::new(window, self.cache_size.get()),
         })))
     }
 }
@@ -170,7 +158,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::transforms::task_harness::{Harness, build_error, event, messages};
+    use crate::transforms::task_harness::{Harness, build_error, event, messages, parse_error};
 
     fn dedupe(options: &str) -> Harness {
         Harness::start::<DedupeConfig>(options, &["dropped"])
@@ -263,17 +251,34 @@ mod tests {
 
     #[test]
     fn rejects_unusable_options() {
-        for (options, expected) in [
-            ("fields = []", "at least one field"),
-            ("cache_size = 0", "`cache_size` must be at least 1"),
+        assert!(build_error::<DedupeConfig>("fields = []").contains("at least one field"));
+        assert!(build_error::<DedupeConfig>("window_secs = 0").contains("more than 0"));
+        for (options, expected, at) in [
+            ("cache_size = 0", "nonzero", "0"),
+            ("window_secs = -1", "invalid duration", "-1"),
             (
-                "window_secs = -1",
-                "`window_secs` must be a number of seconds",
+                "fields = [\"a..b\"]",
+                "invalid field path `a..b`",
+                "[\"a..b\"]",
             ),
-            ("fields = [\"a..b\"]", "invalid field path `a..b`"),
         ] {
-            let message = build_error::<DedupeConfig>(options);
+            let (message, span) = parse_error::<DedupeConfig>(options);
             assert!(message.contains(expected), "{options}: {message}");
+            assert_eq!(span, at, "{options}: {message}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn window_secs_takes_a_duration_with_units() {
+        let mut h = dedupe("window_secs = \"1m\"");
+        h.send(vec![event("tick", "a")]).await;
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        h.send(vec![event("tick", "b")]).await;
+        h.settle().await;
+        assert_eq!(h.take(Some("dropped")).len(), 1, "59 s later: a duplicate");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        h.send(vec![event("tick", "c")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.default), ["tick", "tick"]);
     }
 }

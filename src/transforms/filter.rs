@@ -16,7 +16,7 @@ use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
+use crate::vrl_program::{VrlCondition, VrlOrigin, VrlRunner, compile_condition};
 
 /// Options of the `filter` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -24,7 +24,7 @@ use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
 pub struct FilterConfig {
     /// A VRL expression returning a boolean; events for which it is `true`
     /// pass, the others are discarded.
-    #[schemars(with = "String")]
+    #[schemars(with = "VrlCondition")]
     condition: Spanned<String>,
 }
 

@@ -24,13 +24,15 @@ mod throttle;
 
 use crate::components::registry::{ComponentType, component_type};
 use crate::components::transform::TransformConfig;
+use crate::options::FieldPath;
+use crate::patterns::MinerConfig;
 
 /// Every transform type howl knows.
 pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
     component_type!("dedupe", dedupe::DedupeConfig),
     component_type!("filter", filter::FilterConfig),
     component_type!("llm_suppress", llm_suppress::LlmSuppressConfig),
-    component_type!("pattern", pattern::PatternConfig),
+    component_type!("pattern", pattern::PatternConfig, shared: MinerConfig),
     component_type!("remap", remap::RemapConfig),
     component_type!("route", route::RouteConfig),
     component_type!("threshold", threshold::ThresholdConfig),
@@ -38,3 +40,8 @@ pub static TYPES: &[ComponentType<dyn TransformConfig>] = &[
 ];
 
 pub use pattern::PatternConfig;
+
+/// A field path written in the code: the default of a field option.
+fn default_field_path(path: &'static str) -> FieldPath {
+    FieldPath::parse(path).unwrap_or_else(|e| panic!("the default field path is invalid: {e}"))
+}

@@ -21,14 +21,14 @@ use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::vrl_program::{VrlOrigin, VrlRunner, compile};
+use crate::vrl_program::{VrlOrigin, VrlRunner, VrlSource, compile};
 
 /// Options of the `remap` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemapConfig {
     /// The VRL program, inline. Give exactly one of `source` and `file`.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<VrlSource>")]
     source: Option<Spanned<String>>,
     /// A file holding the VRL program; a relative path is resolved from the
     /// directory of the config file that names it.
@@ -74,6 +74,7 @@ impl TransformConfig for RemapConfig {
                 let path = cx.resolve_path(file);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     BuildError::new(format!("cannot read VRL file `{}`: {e}", path.display()))
+                        .for_option("file")
                 })?;
                 compile(&text, VrlOrigin::File(&path), &cx.file, "file")?
             }
@@ -85,7 +86,8 @@ impl TransformConfig for RemapConfig {
             (None, None) => {
                 return Err(BuildError::new(
                     "missing the VRL program: set `source` (inline) or `file`",
-                ));
+                )
+                .for_option("source"));
             }
         };
         let runner = VrlRunner::new(Arc::new(program));

@@ -17,7 +17,7 @@ use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
+use crate::vrl_program::{VrlCondition, VrlOrigin, VrlRunner, compile_condition};
 
 /// The output for events no route matched.
 const UNMATCHED: &str = "_unmatched";
@@ -27,8 +27,10 @@ const UNMATCHED: &str = "_unmatched";
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Routes: `route.NAME = "<VRL condition>"`. Events for which the
-    /// condition is true go to the output `ID.NAME`.
-    #[schemars(with = "BTreeMap<String, String>")]
+    /// condition is true go to the output `ID.NAME` (a copy to each route
+    /// that matches). Names may not contain `.`, `*` or `?`, and
+    /// `_unmatched` is reserved.
+    #[schemars(with = "BTreeMap<String, VrlCondition>")]
     route: BTreeMap<String, Spanned<String>>,
 }
 
@@ -47,7 +49,8 @@ impl TransformConfig for RouteConfig {
         if self.route.is_empty() {
             return Err(BuildError::new(
                 "`route` has no routes: add e.g. `route.errors = '.level == \"error\"'`",
-            ));
+            )
+            .for_option("route"));
         }
         let mut conditions = Vec::new();
         for (name, condition) in &self.route {

@@ -26,13 +26,13 @@
 //! all last the same time), not by scanning every key. When the input ends,
 //! every open window with drops gets its summary before the task returns.
 
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::time::Instant;
-use toml::Spanned;
 use vrl::value::{ObjectMap, Value};
 
 use super::keyed_state::{KeyedState, Removed};
@@ -44,34 +44,34 @@ use crate::components::{BuildContext, ComponentFuture, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::options::duration::positive;
+use crate::options::{FieldPath, Seconds};
 use crate::template::Template;
 
 /// Options of the `throttle` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleConfig {
-    /// How many events of one key pass per window; the rest go to
-    /// `ID.dropped`.
-    threshold: u64,
-    /// The length of a window, in seconds. A key's window opens with its
-    /// first event.
-    window_secs: f64,
-    /// The field whose value is the key (e.g. `pattern.id`). Give at most
+    /// How many events of one key pass per window, at least 1 (to drop
+    /// every event, use a `filter`); the rest go to `ID.dropped`.
+    threshold: NonZeroU64,
+    /// The length of a window. A key's window opens with its first event;
+    /// the first event after it closed opens the next one.
+    window_secs: Seconds,
+    /// The field whose value is the key, e.g. `pattern.id`. Give at most
     /// one of `key_field` and `key`; with neither, all events share one key.
-    #[schemars(with = "Option<String>")]
-    key_field: Option<Spanned<String>>,
-    /// A template rendering the key (e.g. `{{ .host }}/{{ .pattern.id }}`).
-    #[schemars(with = "Option<String>")]
-    key: Option<Spanned<String>>,
+    key_field: Option<FieldPath>,
+    /// A template rendering the key, e.g. `{{ .host }}/{{ .pattern.id }}`;
+    /// for alerts, `{{ .alert.key }}`.
+    key: Option<Template>,
     /// The most keys with an open window; a new key beyond that closes the
-    /// oldest window early. Bounds memory when keys come from the data.
+    /// oldest window early (with its summary). Bounds memory when keys come
+    /// from the data.
     #[serde(default = "default_max_keys")]
-    max_keys: usize,
+    max_keys: NonZeroUsize,
 }
 
-fn default_max_keys() -> usize {
-    10_000
+fn default_max_keys() -> NonZeroUsize {
+    const { NonZeroUsize::new(10_000).unwrap() }
 }
 
 /// The named outputs, in the order of `outputs()` (their index in
@@ -89,39 +89,25 @@ impl TransformConfig for ThrottleConfig {
     }
 
     fn build(&self, _cx: &BuildContext) -> Result<Transform, BuildError> {
-        if self.threshold == 0 {
-            return Err(BuildError::new(
-                "`threshold` must be at least 1 (to drop every event, use a `filter`)",
-            ));
-        }
-        if self.max_keys == 0 {
-            return Err(BuildError::new("`max_keys` must be at least 1"));
-        }
-        let window = positive(self.window_secs, "window_secs")?;
+        let window = self.window_secs.positive("window_secs")?;
         let key = match (&self.key_field, &self.key) {
-            (Some(_), Some(key)) => {
+            (Some(_), Some(_)) => {
                 return Err(BuildError::new(
                     "give at most one of `key_field` (a field) and `key` (a template)",
                 )
-                .at(key.span()));
+                .for_option("key"));
             }
-            (Some(field), None) => Some(
-                Template::field(field.get_ref())
-                    .map_err(|e| BuildError::new(format!("`key_field`: {e}")).at(field.span()))?,
-            ),
-            (None, Some(key)) => Some(
-                Template::parse(key.get_ref())
-                    .map_err(|e| BuildError::new(format!("`key`: {e}")).at(key.span()))?,
-            ),
-            (None, None) => None,
+            (Some(field), None) => Some(Template::field(field.as_str()).map_err(|e| {
+                BuildError::new(format!("`key_field`: {e}")).for_option("key_field")
+            })?),
+            (None, key) => key.clone(),
         };
         Ok(Transform::Task(Box::new(Throttle {
-            threshold: self.threshold,
+            threshold: self.threshold.get(),
             window,
-            window_secs: self.window_secs,
             key,
-            windows: KeyedState::new(Some(window), self.max_keys),
-            held_back: KeyedState::new(None, self.max_keys),
+            windows: KeyedState::new(Some(window), self.max_keys.get()),
+            held_back: KeyedState::new(None, self.max_keys.get()),
         })))
     }
 }
@@ -129,7 +115,6 @@ impl TransformConfig for ThrottleConfig {
 struct Throttle {
     threshold: u64,
     window: Duration,
-    window_secs: f64,
     key: Option<Template>,
     windows: KeyedState<Window>,
     /// Alerts whose latest firing was throttled: their resolution is too.
@@ -297,7 +282,7 @@ impl Throttle {
             value.suppressed,
             covered.as_secs_f64(),
             self.threshold,
-            self.window_secs,
+            self.window.as_secs_f64(),
         );
         let mut info = ObjectMap::new();
         info.insert("key".into(), Value::from(key));
@@ -305,7 +290,7 @@ impl Throttle {
         info.insert("threshold".into(), Value::from(self.threshold as i64));
         info.insert(
             "window_secs".into(),
-            Value::from_f64_or_zero(self.window_secs),
+            Value::from_f64_or_zero(self.window.as_secs_f64()),
         );
         info.insert("window_start".into(), Value::Timestamp(start));
         info.insert("window_end".into(), Value::Timestamp(end));
@@ -491,12 +476,8 @@ mod tests {
 
     #[test]
     fn rejects_contradictory_or_empty_options() {
-        use crate::transforms::task_harness::build_error;
+        use crate::transforms::task_harness::{build_error, parse_error};
         for (options, expected) in [
-            (
-                "threshold = 0\nwindow_secs = 1",
-                "`threshold` must be at least 1",
-            ),
             (
                 "threshold = 1\nwindow_secs = 0",
                 "`window_secs` must be more than 0",
@@ -505,14 +486,43 @@ mod tests {
                 "threshold = 1\nwindow_secs = 1\nkey = \"x\"\nkey_field = \"y\"",
                 "at most one of",
             ),
-            (
-                "threshold = 1\nwindow_secs = 1\nkey = \"{{ .a\"",
-                "`key`: invalid template",
-            ),
-            ("threshold = 1\nwindow_secs = 1\nmax_keys = 0", "`max_keys`"),
         ] {
             let message = build_error::<ThrottleConfig>(options);
             assert!(message.contains(expected), "{options}: {message}");
         }
+        for (options, expected, at) in [
+            ("threshold = 0\nwindow_secs = 1", "nonzero", "0"),
+            (
+                "threshold = 1\nwindow_secs = 1\nkey = \"{{ .a\"",
+                "invalid template",
+                "\"{{ .a\"",
+            ),
+            (
+                "threshold = 1\nwindow_secs = 1\nmax_keys = 0",
+                "nonzero",
+                "0",
+            ),
+            (
+                "threshold = 1\nwindow_secs = \"soon\"",
+                "invalid duration",
+                "\"soon\"",
+            ),
+        ] {
+            let (message, span) = parse_error::<ThrottleConfig>(options);
+            assert!(message.contains(expected), "{options}: {message}");
+            assert_eq!(span, at, "{options}: {message}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn window_secs_takes_a_duration_with_units() {
+        let mut h = throttle("threshold = 1\nwindow_secs = \"1h\"");
+        h.send(vec![event("a1", "a"), event("a2", "a")]).await;
+        let summaries = h.next(Some("summaries")).await;
+        assert_eq!(
+            summary_field(&summaries[0], "window_secs"),
+            Value::from_f64_or_zero(3600.0)
+        );
+        h.finish().await;
     }
 }

@@ -8,7 +8,7 @@
 //! and the per-event cost is one clone of a small prebuilt object.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use crate::components::transform::{DropRoute, TransformOutput};
@@ -18,7 +18,7 @@ use crate::state::triage::Label;
 use crate::state::triage::{StoredVerdict, Suppression};
 
 /// Whether verdicts suppress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Suppress what the verdicts say is noise.
@@ -30,7 +30,7 @@ pub enum Mode {
 }
 
 /// What an error (outage, timeout, invalid answer, budget) means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Pass the event (fail open: never lose an alert to an outage).

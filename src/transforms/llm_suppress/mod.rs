@@ -36,6 +36,7 @@ mod task;
 mod tests;
 mod verdicts;
 
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +49,11 @@ use self::task::{Fields, Settings, Triage};
 use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::http::base_url;
 use crate::llm::http::HttpSettings;
 use crate::llm::{Masker, ProviderKind, RemoteSettings};
-use crate::options::duration::parse_duration;
-use crate::options::duration::positive;
+use crate::options::{FieldPath, Fraction, HttpUrl, Regex, Seconds};
 use crate::secret::Secret;
-use crate::vrl_program::{VrlOrigin, compile_condition};
+use crate::vrl_program::{VrlCondition, VrlOrigin, compile_condition};
 
 /// Options of the `llm_suppress` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -66,71 +65,85 @@ pub struct LlmSuppressConfig {
     #[serde(default)]
     provider: ProviderKind,
     /// The provider's base URL, e.g. `http://127.0.0.1:11434/v1` for
-    /// Ollama's OpenAI-compatible API. Defaults to the vendor's.
-    endpoint: Option<String>,
-    /// The model to ask (required for network providers).
+    /// Ollama's OpenAI-compatible API. Unset: the vendor's
+    /// (`https://api.openai.com/v1`, `http://127.0.0.1:11434`,
+    /// `https://api.anthropic.com`). Only for network providers.
+    #[schemars(extend("x-default" = "the provider's"))]
+    endpoint: Option<HttpUrl>,
+    /// The model to ask, e.g. `llama3.2`.
+    #[schemars(extend("x-default" = "required for network providers"))]
     model: Option<String>,
-    /// The API key, if the provider needs one; never logged.
+    /// The provider's API key, if it needs one; write it as `${ENV_VAR}`.
+    /// Never logged.
     api_key: Option<Secret>,
     /// The longest answer, in tokens.
     #[serde(default = "default_max_tokens")]
-    max_tokens: u32,
-    /// The field holding the pattern id.
+    max_tokens: NonZeroU32,
+    /// The field holding the pattern id; events without it pass untouched.
     #[serde(default = "default_pattern_field")]
-    pattern_field: String,
-    /// The field holding the pattern's template (sent in the prompt).
+    pattern_field: FieldPath,
+    /// The field holding the pattern's template (sent, masked, in the
+    /// prompt). Missing: the message is sent instead.
     #[serde(default = "default_template_field")]
-    template_field: String,
-    /// The field holding the pattern's level (sent in the prompt).
+    template_field: FieldPath,
+    /// The field holding the pattern's level (sent in the prompt, and used
+    /// by the built-in rules).
     #[serde(default = "default_level_field")]
-    level_field: String,
+    level_field: FieldPath,
     /// The field holding the raw line (sent, masked, as a sample).
     #[serde(default = "default_message_field")]
-    message_field: String,
-    /// A VRL condition: only events for which it is true may be sent to the
-    /// classifier; the others pass untouched.
-    #[schemars(with = "Option<String>")]
+    message_field: FieldPath,
+    /// Only events for which this condition is true may be sent to the
+    /// classifier; the others pass untouched (an operator's suppression
+    /// still applies to them).
+    #[schemars(with = "Option<VrlCondition>")]
     when: Option<Spanned<String>>,
-    /// A VRL condition: events for which it is true are never suppressed.
-    #[schemars(with = "Option<String>")]
+    /// Events for which this condition is true are never suppressed, not
+    /// even by an operator, e.g. `.pattern.level == "fatal"`.
+    #[schemars(with = "Option<VrlCondition>")]
     always_alert: Option<Spanned<String>>,
-    /// What an error means (outage, timeout, invalid answer, over budget,
+    /// What no verdict means (outage, timeout, invalid answer, over budget,
     /// decision timeout): `pass` (fail open) or `suppress`.
     #[serde(default)]
     on_error: OnError,
-    /// Give up on one HTTP attempt after this many seconds.
+    /// Give up on one HTTP attempt after this long (it is then retried).
     #[serde(default = "default_timeout")]
-    timeout_secs: f64,
-    /// Hold a pattern's events at most this many seconds while its verdict
-    /// is pending; then `on_error` decides.
+    timeout_secs: Seconds,
+    /// Hold a pattern's events at most this long while its verdict is
+    /// pending; then `on_error` decides them. Retries of a question also
+    /// stop then.
     #[serde(default = "default_decision_timeout")]
-    decision_timeout_secs: f64,
-    /// The most events held at once, across patterns.
+    decision_timeout_secs: Seconds,
+    /// The most events held at once, across patterns; one more releases the
+    /// oldest held event by `on_error`.
     #[serde(default = "default_max_pending")]
-    max_pending_events: usize,
-    /// The most questions in flight at once.
+    max_pending_events: NonZeroUsize,
+    /// The most questions in flight at once; more wait for a slot.
     #[serde(default = "default_concurrency")]
-    max_concurrency: usize,
-    /// The most questions per minute (`0`: no limit).
+    max_concurrency: NonZeroUsize,
+    /// The most questions per minute (`0`: no limit); a question over the
+    /// budget is not sent and counts as an error.
     #[serde(default = "default_per_minute")]
     requests_per_minute: u64,
     /// The most questions per hour (`0`: no limit).
     #[serde(default = "default_per_hour")]
     max_requests_per_hour: u64,
-    /// Extra regexes whose matches are masked before a prompt leaves howl.
+    /// Extra regexes whose matches are masked (as `<REDACTED>`) before a
+    /// prompt leaves howl, besides the built-in masks.
     #[serde(default)]
-    redact: Vec<String>,
+    redact: Vec<Regex>,
     /// A noise verdict suppresses only with at least this confidence.
     #[serde(default = "default_min_confidence")]
-    min_confidence: f64,
-    /// `enforce`, or `shadow`: decide and annotate, suppress nothing.
+    min_confidence: Fraction,
+    /// `enforce`, or `shadow`: decide and annotate, suppress nothing (not
+    /// even operators' suppressions).
     #[serde(default)]
     mode: Mode,
     /// How long a verdict holds before the pattern is asked again, e.g.
-    /// `7d`, `12h`.
+    /// `"12h"`, `"30d"` (a plain number is seconds).
     #[serde(default = "default_verdict_ttl")]
-    verdict_ttl: String,
-    /// Mirror operators' suppressions as silences in this Alertmanager.
+    verdict_ttl: Seconds,
+    /// Mirror operators' suppressions as silences in an Alertmanager.
     alertmanager_silence: Option<SilenceConfig>,
 }
 
@@ -138,47 +151,50 @@ pub struct LlmSuppressConfig {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SilenceConfig {
-    /// The Alertmanager's base URL, e.g. `http://127.0.0.1:9093`.
-    url: String,
-    /// How long the silence of a suppression without a ttl lasts.
+    /// The base URL of the Alertmanager that gets a silence for each
+    /// operator's suppression, e.g. `http://127.0.0.1:9093`.
+    url: HttpUrl,
+    /// How long one silence lasts when its suppression has no `ttl` (or a
+    /// longer one); it is renewed before it ends. A plain number is
+    /// seconds.
     #[serde(default = "default_verdict_ttl")]
-    duration: String,
+    duration: Seconds,
 }
 
-fn default_max_tokens() -> u32 {
-    200
+fn default_max_tokens() -> NonZeroU32 {
+    const { NonZeroU32::new(200).unwrap() }
 }
 
-fn default_pattern_field() -> String {
-    "pattern.id".into()
+fn default_pattern_field() -> FieldPath {
+    super::default_field_path("pattern.id")
 }
 
-fn default_template_field() -> String {
-    "pattern.template".into()
+fn default_template_field() -> FieldPath {
+    super::default_field_path("pattern.template")
 }
 
-fn default_level_field() -> String {
-    "pattern.level".into()
+fn default_level_field() -> FieldPath {
+    super::default_field_path("pattern.level")
 }
 
-fn default_message_field() -> String {
-    "message".into()
+fn default_message_field() -> FieldPath {
+    super::default_field_path("message")
 }
 
-fn default_timeout() -> f64 {
-    10.0
+fn default_timeout() -> Seconds {
+    Seconds::from_secs(10)
 }
 
-fn default_decision_timeout() -> f64 {
-    15.0
+fn default_decision_timeout() -> Seconds {
+    Seconds::from_secs(15)
 }
 
-fn default_max_pending() -> usize {
-    10_000
+fn default_max_pending() -> NonZeroUsize {
+    const { NonZeroUsize::new(10_000).unwrap() }
 }
 
-fn default_concurrency() -> usize {
-    4
+fn default_concurrency() -> NonZeroUsize {
+    const { NonZeroUsize::new(4).unwrap() }
 }
 
 fn default_per_minute() -> u64 {
@@ -189,12 +205,13 @@ fn default_per_hour() -> u64 {
     1000
 }
 
-fn default_min_confidence() -> f64 {
-    0.7
+fn default_min_confidence() -> Fraction {
+    Fraction::new(0.7).unwrap_or_else(|| unreachable!("0.7 is a fraction"))
 }
 
-fn default_verdict_ttl() -> String {
-    "7d".into()
+/// A week: how long verdicts and silences last by default.
+fn default_verdict_ttl() -> Seconds {
+    Seconds::from_secs(7 * 24 * 3600)
 }
 
 /// The output of suppressed events.
@@ -229,8 +246,10 @@ impl TransformConfig for LlmSuppressConfig {
 impl LlmSuppressConfig {
     /// Checks every option and turns them into the task's settings.
     fn settings(&self, cx: &BuildContext) -> Result<Settings, BuildError> {
-        let decision_timeout = positive(self.decision_timeout_secs, "decision_timeout_secs")?;
-        let timeout = positive(self.timeout_secs, "timeout_secs")?;
+        let decision_timeout = self
+            .decision_timeout_secs
+            .positive("decision_timeout_secs")?;
+        let timeout = self.timeout_secs.positive("timeout_secs")?;
         let condition = |option: &Option<Spanned<String>>, name: &str| {
             option
                 .as_ref()
@@ -245,58 +264,56 @@ impl LlmSuppressConfig {
                 })
                 .transpose()
         };
-        if !(0.0..=1.0).contains(&self.min_confidence) {
-            return Err(BuildError::new("`min_confidence` must be from 0 to 1"));
-        }
-        if self.max_pending_events == 0 || self.max_concurrency == 0 {
-            return Err(BuildError::new(
-                "`max_pending_events` and `max_concurrency` must be at least 1",
-            ));
-        }
+        let verdict_ttl = chrono::Duration::from_std(self.verdict_ttl.positive("verdict_ttl")?)
+            .map_err(|_| BuildError::new("`verdict_ttl` is too long").for_option("verdict_ttl"))?;
+        // The masker compiles its patterns itself (they were checked while
+        // the options were read, so this cannot fail for them).
+        let redact: Vec<String> = self.redact.iter().map(|r| r.as_str().to_string()).collect();
         Ok(Settings {
             engine: self.engine(decision_timeout, timeout)?,
             policy: Policy {
                 mode: self.mode,
-                min_confidence: self.min_confidence,
+                min_confidence: self.min_confidence.get(),
                 on_error: self.on_error,
             },
             fields: Fields {
-                pattern: path("pattern_field", &self.pattern_field)?,
-                template: path("template_field", &self.template_field)?,
-                level: path("level_field", &self.level_field)?,
-                message: path("message_field", &self.message_field)?,
+                pattern: self.pattern_field.path().clone(),
+                template: self.template_field.path().clone(),
+                level: self.level_field.path().clone(),
+                message: self.message_field.path().clone(),
             },
             when: condition(&self.when, "when")?,
             always_alert: condition(&self.always_alert, "always_alert")?,
-            masker: Masker::new(&self.redact).map_err(BuildError::new)?,
+            masker: Masker::new(&redact).map_err(|e| BuildError::new(e).for_option("redact"))?,
             decision_timeout,
             question_limit: decision_timeout + timeout,
-            max_pending: self.max_pending_events,
-            verdict_ttl: chrono::Duration::from_std(duration(&self.verdict_ttl, "verdict_ttl")?)
-                .map_err(|_| BuildError::new("`verdict_ttl` is too long"))?,
+            max_pending: self.max_pending_events.get(),
+            verdict_ttl,
             budget: (self.requests_per_minute, self.max_requests_per_hour),
-            silence: self
-                .alertmanager_silence
-                .as_ref()
-                .map(|silence| {
-                    base_url(&silence.url, "alertmanager_silence.url")?;
-                    Ok((
-                        silence.url.clone(),
-                        duration(&silence.duration, "alertmanager_silence.duration")?,
-                    ))
-                })
-                .transpose()?,
+            silence: match &self.alertmanager_silence {
+                Some(silence) => Some((
+                    silence.url.as_str().to_string(),
+                    silence.duration.positive("alertmanager_silence.duration")?,
+                )),
+                None => None,
+            },
         })
     }
 
     /// The classifier the options describe.
     fn engine(&self, decision_timeout: Duration, timeout: Duration) -> Result<Engine, BuildError> {
         let Some(remote) = self.provider.remote() else {
-            if self.endpoint.is_some() || self.model.is_some() || self.api_key.is_some() {
-                return Err(BuildError::new(
-                    "`endpoint`, `model` and `api_key` are for network providers; \
-                     set `provider` (openai, ollama, anthropic) or remove them",
-                ));
+            let network_only = [
+                ("endpoint", self.endpoint.is_some()),
+                ("model", self.model.is_some()),
+                ("api_key", self.api_key.is_some()),
+            ];
+            if let Some((option, _)) = network_only.into_iter().find(|(_, set)| *set) {
+                return Err(BuildError::new(format!(
+                    "`{option}` is for network providers; set `provider` (openai, ollama, \
+                     anthropic) or remove it"
+                ))
+                .for_option(option));
             }
             return Ok(Engine::Builtin);
         };
@@ -309,42 +326,24 @@ impl LlmSuppressConfig {
                     "`provider = \"{}\"` needs `model`",
                     self.provider.as_str()
                 ))
+                .for_option("model")
             })?;
-        let endpoint = self
-            .endpoint
-            .as_deref()
-            .unwrap_or(remote.default_endpoint());
-        let endpoint = reqwest::Url::parse(&base_url(endpoint, "endpoint")?)
-            .map_err(|e| BuildError::new(format!("`endpoint`: {e}")))?;
-        if self.max_tokens == 0 {
-            return Err(BuildError::new("`max_tokens` must be at least 1"));
-        }
+        let endpoint = match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => HttpUrl::parse(remote.default_endpoint())
+                .map_err(|e| BuildError::new(e).for_option("endpoint"))?,
+        };
         Ok(Engine::Remote(RemoteSettings {
             kind: remote,
             http: HttpSettings {
-                endpoint,
+                endpoint: endpoint.url().clone(),
                 api_key: self.api_key.clone(),
                 timeout,
                 deadline: decision_timeout,
-                concurrency: self.max_concurrency,
+                concurrency: self.max_concurrency.get(),
             },
             model: model.to_string(),
-            max_tokens: self.max_tokens,
+            max_tokens: self.max_tokens.get(),
         }))
-    }
-}
-
-/// A field path option.
-fn path(option: &str, text: &str) -> Result<vrl::path::OwnedValuePath, BuildError> {
-    vrl::path::parse_value_path(text.strip_prefix('.').unwrap_or(text))
-        .map_err(|e| BuildError::new(format!("`{option}`: invalid field path `{text}`: {e}")))
-}
-
-/// A positive duration option such as `7d`.
-fn duration(text: &str, option: &str) -> Result<Duration, BuildError> {
-    match parse_duration(text) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(BuildError::new(format!("`{option}` must be more than 0"))),
-        Err(e) => Err(BuildError::new(format!("`{option}`: {e}"))),
     }
 }

@@ -19,7 +19,9 @@ use crate::llm::{Answer, Classifier, LlmError, Prompt, Verdict};
 use crate::shared::Shared;
 use crate::state::triage::Label;
 use crate::suppressions::NewSuppression;
-use crate::transforms::task_harness::{Harness, build_error, context, messages, parse};
+use crate::transforms::task_harness::{
+    Harness, build_error, context, messages, parse, parse_error,
+};
 
 type Script = dyn Fn(&Prompt) -> (Duration, Result<Answer, LlmError>) + Send + Sync;
 
@@ -538,17 +540,72 @@ fn options_that_cannot_work_are_config_errors() {
     let error = |options: &str| build_error::<LlmSuppressConfig>(options);
     assert!(error("provider = \"openai\"").contains("needs `model`"));
     assert!(error("model = \"m\"").contains("for network providers"));
-    assert!(
-        error("provider = \"ollama\"\nmodel = \"m\"\nendpoint = \"ftp://x\"")
-            .contains("`endpoint`")
-    );
-    assert!(error("min_confidence = 1.5").contains("`min_confidence`"));
-    assert!(error("verdict_ttl = \"soon\"").contains("`verdict_ttl`"));
-    assert!(error("redact = ['(']").contains("invalid regex"));
     assert!(error("when = '.pattern.level'").contains("boolean"));
-    assert!(error("max_pending_events = 0").contains("at least 1"));
+    assert!(error("verdict_ttl = 0").contains("`verdict_ttl` must be more than 0"));
     assert!(
-        error("alertmanager_silence = { url = \"am:9093\" }").contains("alertmanager_silence.url")
+        error("alertmanager_silence = { url = \"http://am:9093\", duration = 0 }")
+            .contains("`alertmanager_silence.duration`")
+    );
+}
+
+#[test]
+fn bad_values_fail_while_parsing_where_they_are_written() {
+    for (options, expected, at) in [
+        (
+            "provider = \"ollama\"\nmodel = \"m\"\nendpoint = \"ftp://x\"",
+            "http(s)",
+            "\"ftp://x\"",
+        ),
+        ("min_confidence = 1.5", "from 0 to 1", "1.5"),
+        ("verdict_ttl = \"soon\"", "invalid duration", "\"soon\""),
+        ("redact = ['(']", "regular expression", "['(']"),
+        ("max_pending_events = 0", "nonzero", "0"),
+        ("max_tokens = 0", "nonzero", "0"),
+        ("message_field = 'a..b'", "invalid field path", "'a..b'"),
+        (
+            "alertmanager_silence = { url = \"am:9093\" }",
+            "http(s)",
+            "\"am:9093\"",
+        ),
+    ] {
+        let (message, span) = parse_error::<LlmSuppressConfig>(options);
+        assert!(message.contains(expected), "{options}: {message}");
+        assert_eq!(span, at, "{options}: {message}");
+    }
+}
+
+#[test]
+fn durations_take_plain_seconds_or_units() {
+    let settings = |options: &str| {
+        parse::<LlmSuppressConfig>(options)
+            .settings(&context(options))
+            .expect("options build")
+    };
+    assert_eq!(
+        settings("verdict_ttl = \"12h\"").verdict_ttl,
+        chrono::Duration::hours(12)
+    );
+    assert_eq!(
+        settings("verdict_ttl = 90").verdict_ttl,
+        chrono::Duration::seconds(90)
+    );
+    assert_eq!(
+        settings("").verdict_ttl,
+        chrono::Duration::days(7),
+        "a week by default"
+    );
+    let silence = |options: &str| settings(options).silence.expect("a silence").1;
+    assert_eq!(
+        silence("alertmanager_silence = { url = \"http://am:9093\", duration = 3600 }"),
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        silence("alertmanager_silence = { url = \"http://am:9093\", duration = \"2d\" }"),
+        Duration::from_secs(2 * 86_400)
+    );
+    assert_eq!(
+        silence("alertmanager_silence = { url = \"http://am:9093\" }"),
+        Duration::from_secs(7 * 86_400)
     );
 }
 

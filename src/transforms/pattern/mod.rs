@@ -26,59 +26,45 @@
 mod report;
 mod task;
 
+use std::num::NonZeroUsize;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::components::registry::WithShared;
 use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::patterns::{MinerConfig, UserMask};
+use crate::options::{FieldPath, Seconds};
+use crate::patterns::{Miner, MinerConfig};
 use crate::template::Template;
 
-/// Options of the `pattern` transform.
+/// Options of the `pattern` transform besides the miner's, which are a
+/// [`MinerConfig`] written in the same table (`howl patterns mine` reads
+/// those from the same files).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatternConfig {
-    /// The field holding the text to mine.
+    /// The field holding the text to mine. Events without it (or with it
+    /// `null`) pass through untouched.
     #[serde(default = "default_field")]
-    field: String,
+    field: FieldPath,
     /// A template naming separate pattern spaces, e.g. `{{ .service }}`: the
     /// same line in two services is then two patterns. Unset: one space.
-    scope: Option<String>,
-    /// A field holding the event's level (`ERROR`, `warn`, `3`, ...); unset:
-    /// the level is read from the line's header.
-    level_field: Option<String>,
-    /// Extra masks, tried before the built-in ones: `[{ name = "order",
-    /// pattern = "ORD-\\d+" }]` turns `ORD-123` into `<ORDER>`.
-    #[serde(default)]
-    masks: Vec<MaskConfig>,
-    /// Built-in masks to turn off, by name: `num`, `duration`, `hex`, `ip`,
-    /// `mac`, `uuid`, `url`, `path`, `time`, `email`, `hostport`, `bool`,
-    /// `kv`, `long`, `fqn`.
-    #[serde(default)]
-    disable_builtin_masks: Vec<String>,
-    /// The most patterns kept per scope; the least recently seen is evicted
-    /// beyond it (and counted in `pattern_evictions_total`).
-    #[serde(default = "default_max_patterns")]
-    max_patterns: usize,
-    /// Lines are cut to this many tokens before mining.
-    #[serde(default = "default_max_tokens")]
-    max_tokens: usize,
-    /// How alike (0 to 1) a line must be to a pattern to join it.
-    #[serde(default = "default_similarity")]
-    similarity: f64,
-    /// Sample lines kept per pattern.
-    #[serde(default = "default_max_samples")]
-    max_samples: usize,
+    scope: Option<Template>,
+    /// A field holding the event's level (`ERROR`, `warning`, `err`, `3`,
+    /// ...); unset: the level is read from the line's header.
+    level_field: Option<FieldPath>,
     /// The most scopes; further scope values share one space named
     /// `_overflow`.
     #[serde(default = "default_max_scopes")]
-    max_scopes: usize,
-    /// Seconds between change reports on `ID.changes`; `0` turns them off.
+    max_scopes: NonZeroUsize,
+    /// How often a change report is emitted on `ID.changes`, covering the
+    /// window since the last one; `0` turns reports off.
     #[serde(default = "default_report_interval")]
-    report_interval_secs: u64,
+    report_interval_secs: Seconds,
     /// A pattern spikes when its count in a report window is at least this
-    /// many times its count in the previous window.
+    /// many times its count in the previous window (1 or more).
     #[serde(default = "default_spike_factor")]
     spike_factor: f64,
     /// ... and at least this many lines.
@@ -86,42 +72,16 @@ pub struct PatternConfig {
     spike_min_count: u64,
 }
 
-/// A user mask.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct MaskConfig {
-    /// The placeholder's name (`order` gives `<ORDER>`).
-    name: String,
-    /// A regular expression matching one token.
-    pattern: String,
+fn default_field() -> FieldPath {
+    super::default_field_path("message")
 }
 
-fn default_field() -> String {
-    "message".to_string()
+fn default_max_scopes() -> NonZeroUsize {
+    const { NonZeroUsize::new(1000).unwrap() }
 }
 
-fn default_max_patterns() -> usize {
-    MinerConfig::default().max_patterns
-}
-
-fn default_max_tokens() -> usize {
-    MinerConfig::default().max_tokens
-}
-
-fn default_similarity() -> f64 {
-    MinerConfig::default().similarity
-}
-
-fn default_max_samples() -> usize {
-    MinerConfig::default().max_samples
-}
-
-fn default_max_scopes() -> usize {
-    1000
-}
-
-fn default_report_interval() -> u64 {
-    3600
+fn default_report_interval() -> Seconds {
+    Seconds::from_secs(3600)
 }
 
 fn default_spike_factor() -> f64 {
@@ -140,30 +100,7 @@ const CHANGES: &str = "changes";
 const NEW_OUTPUT: usize = 0;
 const CHANGES_OUTPUT: usize = 1;
 
-impl PatternConfig {
-    /// The miner settings, checked (the CLI shares them).
-    pub fn miner_config(&self) -> Result<MinerConfig, BuildError> {
-        let config = MinerConfig {
-            max_patterns: self.max_patterns,
-            max_tokens: self.max_tokens,
-            similarity: self.similarity,
-            max_samples: self.max_samples,
-            masks: self
-                .masks
-                .iter()
-                .map(|m| UserMask {
-                    name: m.name.clone(),
-                    pattern: m.pattern.clone(),
-                })
-                .collect(),
-            disable_builtin_masks: self.disable_builtin_masks.clone(),
-        };
-        crate::patterns::Miner::new(config.clone()).map_err(|e| BuildError::new(e.to_string()))?;
-        Ok(config)
-    }
-}
-
-impl TransformConfig for PatternConfig {
+impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
     fn outputs(&self) -> Vec<OutputSpec> {
         vec![
             OutputSpec::default_output(),
@@ -173,42 +110,105 @@ impl TransformConfig for PatternConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Transform, BuildError> {
-        let path = |option: &str, text: &str| {
-            vrl::path::parse_value_path(text.strip_prefix('.').unwrap_or(text)).map_err(|e| {
-                BuildError::new(format!("`{option}`: invalid field path `{text}`: {e}"))
-            })
-        };
-        let scope = self
-            .scope
-            .as_deref()
-            .map(|text| Template::parse(text).map_err(|e| BuildError::new(format!("`scope`: {e}"))))
-            .transpose()?;
-        if self.max_scopes == 0 {
-            return Err(BuildError::new("`max_scopes` must be at least 1"));
+        let PatternConfig {
+            field,
+            scope,
+            level_field,
+            max_scopes,
+            report_interval_secs,
+            spike_factor,
+            spike_min_count,
+        } = &self.own;
+        if !(spike_factor.is_finite() && *spike_factor >= 1.0) {
+            return Err(
+                BuildError::new("`spike_factor` must be a number, 1 or more")
+                    .for_option("spike_factor"),
+            );
         }
-        if !(self.spike_factor.is_finite() && self.spike_factor >= 1.0) {
-            return Err(BuildError::new(
-                "`spike_factor` must be a number, 1 or more",
-            ));
-        }
+        // The settings were checked while they were read; building a miner
+        // here keeps the task's promise that every scope's miner builds.
+        Miner::new(self.shared.clone())
+            .map_err(|e| BuildError::new(e.to_string()).for_option(e.option()))?;
         Ok(Transform::Task(Box::new(task::PatternTask::new(
             task::Settings {
                 namespace: cx.key.id().to_string(),
-                field: path("field", &self.field)?,
-                level_field: self
-                    .level_field
-                    .as_deref()
-                    .map(|f| path("level_field", f))
-                    .transpose()?,
-                scope,
-                miner: self.miner_config()?,
-                max_scopes: self.max_scopes,
+                field: field.path().clone(),
+                level_field: level_field.as_ref().map(|f| f.path().clone()),
+                scope: scope.clone(),
+                miner: self.shared.clone(),
+                max_scopes: max_scopes.get(),
                 report: report::ReportSettings {
-                    interval: std::time::Duration::from_secs(self.report_interval_secs),
-                    spike_factor: self.spike_factor,
-                    spike_min_count: self.spike_min_count,
+                    interval: report_interval_secs.get(),
+                    spike_factor: *spike_factor,
+                    spike_min_count: *spike_min_count,
                 },
             },
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transforms::task_harness::context;
+
+    type Options = WithShared<PatternConfig, MinerConfig>;
+
+    fn read(text: &str) -> Result<Options, (String, String)> {
+        Options::from_toml(text).map_err(|error| {
+            let at = error
+                .span()
+                .map(|s| text[s].to_string())
+                .unwrap_or_default();
+            (error.message().to_string(), at)
+        })
+    }
+
+    #[test]
+    fn miner_settings_and_own_options_share_one_table() {
+        let options = read(
+            "field = '.msg'\nreport_interval_secs = '5m'\n\
+             masks = [{ name = 'order', pattern = 'ORD-\\d+' }]\nsimilarity = 0.8",
+        )
+        .unwrap();
+        assert_eq!(options.own.field.as_str(), ".msg");
+        assert_eq!(
+            options.own.report_interval_secs.get(),
+            std::time::Duration::from_secs(300)
+        );
+        assert_eq!(options.shared.masks[0].name, "order");
+        assert_eq!(options.shared.similarity, 0.8);
+        assert_eq!(
+            options.shared.max_patterns,
+            MinerConfig::default().max_patterns
+        );
+        assert!(options.build(&context("")).is_ok());
+    }
+
+    #[test]
+    fn bad_values_of_either_half_fail_where_they_are_written() {
+        for (text, expected, at) in [
+            ("max_tokens = 0", "`max_tokens` must be from 1 to 4096", "0"),
+            ("max_scopes = 0", "nonzero", "0"),
+            ("scope = '{{ .service'", "invalid template", "'{{ .service'"),
+            (
+                "report_interval_secs = 'hourly'",
+                "invalid duration",
+                "'hourly'",
+            ),
+            ("level_field = 'a..b'", "invalid field path", "'a..b'"),
+        ] {
+            let (message, span) = read(text).expect_err(text);
+            assert!(message.contains(expected), "{text}: {message}");
+            assert_eq!(span, at, "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_spike_factor_below_one_names_its_option() {
+        let Err(error) = read("spike_factor = 0.5").unwrap().build(&context("")) else {
+            panic!("a spike factor below 1 builds")
+        };
+        assert_eq!(error.option.as_deref(), Some("spike_factor"));
     }
 }

@@ -18,6 +18,7 @@ mod rule;
 mod state;
 mod task;
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -27,9 +28,9 @@ use toml::Spanned;
 use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
-use crate::options::duration::{positive, seconds};
+use crate::options::Seconds;
 use crate::template::Template;
-use crate::vrl_program::{VrlOrigin, VrlRunner, compile_condition};
+use crate::vrl_program::{VrlCondition, VrlOrigin, VrlRunner, compile_condition};
 use rule::{Comparison, Condition, Rule};
 use state::Tracker;
 
@@ -37,17 +38,18 @@ use state::Tracker;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdConfig {
-    /// The rules (`[[transforms.ID.rules]]` tables).
+    /// The rules, as `[[transforms.ID.rules]]` tables; at least one.
     rules: Vec<RuleConfig>,
-    /// A group that gets no sample for this many seconds starts over: a
-    /// pending breach is forgotten, a firing alert resolves (marked
-    /// `stale`). Missing data never counts as a breach.
+    /// A group that gets no sample for this long starts over: a pending
+    /// breach is forgotten, a firing alert resolves (marked `stale`).
+    /// Missing data never counts as a breach. Keep it above two intervals
+    /// of the source.
     #[serde(default = "default_stale_after")]
-    stale_after_secs: f64,
+    stale_after_secs: Seconds,
     /// The most groups one rule keeps pending or firing; further groups
     /// are ignored with a warning. Bounds memory when tags come from data.
     #[serde(default = "default_max_groups")]
-    max_groups: usize,
+    max_groups: NonZeroUsize,
 }
 
 /// One rule.
@@ -55,41 +57,52 @@ pub struct ThresholdConfig {
 #[serde(deny_unknown_fields)]
 struct RuleConfig {
     /// The rule's name: `.alert.name`, and the start of its alert keys.
+    /// Letters, digits, `_`, `.`, `:` and `-`; unique among the rules.
     name: String,
-    /// The metric names it judges (`.metric.name`); `*` and `?` globs.
+    /// The metric names it judges (`.metric.name`), as a glob: `*` and `?`
+    /// match any characters.
     metric: String,
-    /// A comparison of the sample's value with a number: `value > 80`
-    /// (also `>=`, `<`, `<=`, `==`, `!=`). Give this or `vrl`.
-    condition: Option<String>,
+    /// A comparison of the sample's value with a number, `value OP NUMBER`
+    /// with `OP` one of `>`, `>=`, `<`, `<=`, `==`, `!=` (`value > 80`); it
+    /// gives the alert its `.alert.threshold`. Give this or `vrl`.
+    #[schemars(with = "Option<String>")]
+    condition: Option<Comparison>,
     /// A VRL expression over the whole metric event that returns a
     /// boolean, for conditions a comparison cannot express. Give this or
     /// `condition`.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<VrlCondition>")]
     vrl: Option<Spanned<String>>,
-    /// How long, in seconds, the condition must hold (from the first
-    /// breaching sample, by the samples' timestamps) before the alert
-    /// fires. `0` fires on the first breaching sample.
-    #[serde(default)]
-    for_secs: f64,
+    /// How long the condition must hold (from the first breaching sample,
+    /// by the samples' timestamps) before the alert fires. `0` fires on the
+    /// first breaching sample.
+    #[serde(default = "no_hold")]
+    for_secs: Seconds,
     /// The tags (`.metric.tags`) whose values tell groups apart: one alert
     /// per host is `["host"]`. Empty: one group.
     #[serde(default)]
     group_by: Vec<String>,
-    /// `.alert.severity` of its alerts.
+    /// `.alert.severity` of its alerts: sinks colour and label them by it.
     #[serde(default = "default_severity")]
     severity: String,
-    /// `.alert.summary`, a template over the rule's context (`.value`,
-    /// `.threshold`, `.duration`, `.tags.*`, ...). Default: `NAME: METRIC
-    /// is VALUE (CONDITION) on GROUP for DURATION`.
-    summary: Option<String>,
+    /// `.alert.summary`, which sinks show as the title: a template over the
+    /// rule's context (`.value`, `.threshold`, `.duration`, `.tags.*`, ...;
+    /// see [Summaries](#summaries)).
+    #[schemars(extend(
+        "x-default" = "`NAME: {{ .metric }} is {{ .value }} (CONDITION) on {{ .group }} for {{ .duration }}`"
+    ))]
+    summary: Option<Template>,
 }
 
-fn default_stale_after() -> f64 {
-    120.0
+fn default_stale_after() -> Seconds {
+    Seconds::from_secs(120)
 }
 
-fn default_max_groups() -> usize {
-    10_000
+fn default_max_groups() -> NonZeroUsize {
+    const { NonZeroUsize::new(10_000).unwrap() }
+}
+
+fn no_hold() -> Seconds {
+    Seconds::from_secs(0)
 }
 
 fn default_severity() -> String {
@@ -102,17 +115,15 @@ impl TransformConfig for ThresholdConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Transform, BuildError> {
-        let stale_after = positive(self.stale_after_secs, "stale_after_secs")?;
-        if self.max_groups == 0 {
-            return Err(BuildError::new("`max_groups` must be at least 1"));
-        }
+        let stale_after = self.stale_after_secs.positive("stale_after_secs")?;
         if self.rules.is_empty() {
             return Err(BuildError::new(
                 "`rules` is empty: add at least one `[[transforms.ID.rules]]`",
-            ));
+            )
+            .for_option("rules"));
         }
         let mut rules = Vec::new();
-        for config in &self.rules {
+        for (index, config) in self.rules.iter().enumerate() {
             if rules
                 .iter()
                 .any(|(rule, _): &(Rule, Tracker)| rule.name == config.name)
@@ -120,13 +131,17 @@ impl TransformConfig for ThresholdConfig {
                 return Err(BuildError::new(format!(
                     "two rules are named `{}`; names must be unique",
                     config.name
-                )));
+                ))
+                .for_option(format!("rules[{index}].name")));
             }
-            let (rule, hold_for) = config.build(cx).map_err(|mut error| {
+            let (rule, hold_for) = config.build(cx, index).map_err(|mut error| {
                 error.message = format!("rule `{}`: {}", config.name, error.message);
                 error
             })?;
-            rules.push((rule, Tracker::new(hold_for, stale_after, self.max_groups)));
+            rules.push((
+                rule,
+                Tracker::new(hold_for, stale_after, self.max_groups.get()),
+            ));
         }
         Ok(Transform::Task(Box::new(task::ThresholdTask {
             namespace: cx.key.id().to_string(),
@@ -137,19 +152,21 @@ impl TransformConfig for ThresholdConfig {
 }
 
 impl RuleConfig {
-    /// The compiled rule and its hold time.
-    fn build(&self, cx: &BuildContext) -> Result<(Rule, Duration), BuildError> {
+    /// The compiled rule (the `index`th of `rules`) and its hold time.
+    fn build(&self, cx: &BuildContext, index: usize) -> Result<(Rule, Duration), BuildError> {
+        let option = |name: &str| format!("rules[{index}].{name}");
         if !rule::valid_name(&self.name) {
-            return Err(BuildError::new(
-                "`name` must be letters, digits, `_`, `.`, `:` or `-`",
-            ));
+            return Err(
+                BuildError::new("`name` must be letters, digits, `_`, `.`, `:` or `-`")
+                    .for_option(option("name")),
+            );
         }
-        let metric = glob::Pattern::new(&self.metric)
-            .map_err(|e| BuildError::new(format!("`metric` is not a valid glob: {e}")))?;
+        let metric = glob::Pattern::new(&self.metric).map_err(|e| {
+            BuildError::new(format!("`metric` is not a valid glob: {e}"))
+                .for_option(option("metric"))
+        })?;
         let condition = match (&self.condition, &self.vrl) {
-            (Some(text), None) => {
-                Condition::Compare(Comparison::parse(text).map_err(BuildError::new)?)
-            }
+            (Some(comparison), None) => Condition::Compare(*comparison),
             (None, Some(source)) => {
                 let program = compile_condition(
                     source.get_ref(),
@@ -173,22 +190,28 @@ impl RuleConfig {
                 return Err(BuildError::new(
                     "needs a `condition` (a comparison such as `value > 80`) or a `vrl` \
                      expression",
-                ));
+                )
+                .for_option(format!("rules[{index}]")));
             }
         };
         if self.group_by.iter().any(|tag| tag.is_empty()) {
-            return Err(BuildError::new("`group_by` names an empty tag"));
+            return Err(
+                BuildError::new("`group_by` names an empty tag").for_option(option("group_by"))
+            );
         }
-        let comparison = match &condition {
-            Condition::Compare(comparison) => Some(comparison.to_string()),
-            Condition::Vrl(..) => None,
+        let summary = match &self.summary {
+            Some(summary) => summary.clone(),
+            None => {
+                let comparison = self.condition.map(|c| c.to_string());
+                let text =
+                    alert::default_summary(&self.name, comparison, !self.group_by.is_empty());
+                Template::parse(&text).map_err(|e| {
+                    BuildError::new(format!("the default `summary`: {e}"))
+                        .for_option(option("name"))
+                })?
+            }
         };
-        let summary_text = self.summary.clone().unwrap_or_else(|| {
-            alert::default_summary(&self.name, comparison, !self.group_by.is_empty())
-        });
-        let summary = Template::parse(&summary_text)
-            .map_err(|e| BuildError::new(format!("`summary`: {e}")))?;
-        let hold_for = seconds(self.for_secs, "for_secs")?;
+        let hold_for = self.for_secs.get();
         let rule = Rule {
             name: self.name.clone(),
             metric,
@@ -196,7 +219,7 @@ impl RuleConfig {
             group_by: self.group_by.clone(),
             severity: self.severity.clone(),
             summary,
-            for_secs: self.for_secs,
+            for_secs: hold_for.as_secs_f64(),
         };
         Ok((rule, hold_for))
     }

@@ -105,6 +105,15 @@ impl Comparison {
     }
 }
 
+/// A `condition` option parses while the config is read, so a condition
+/// that is not a comparison is reported where it is written.
+impl<'de> serde::Deserialize<'de> for Comparison {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "value {} {}", self.op, self.threshold)

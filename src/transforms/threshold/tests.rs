@@ -8,10 +8,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use vrl::value::Value;
 
 use super::ThresholdConfig;
+use crate::components::transform::TransformConfig;
 use crate::event::Event;
 use crate::event::metric::Metric;
 use crate::state::StateHandle;
-use crate::transforms::task_harness::{Harness, build_error};
+use crate::transforms::task_harness::{Harness, context, parse, parse_error};
 
 const HIGH_CPU: &str = r#"
 [[rules]]
@@ -258,20 +259,15 @@ async fn events_that_are_not_metrics_are_ignored() {
 #[test]
 fn rejects_rules_that_cannot_work() {
     let rule = |body: &str| format!("[[rules]]\nname = \"R\"\nmetric = \"m\"\n{body}");
-    for (options, expected) in [
-        ("rules = []".to_string(), "`rules` is empty"),
-        (rule(""), "needs a `condition`"),
-        (rule("condition = \"value > 1\"\nvrl = 'true'"), "not both"),
-        (rule("condition = \"> 80\""), "use `vrl`"),
-        (rule("vrl = '.metric.value'"), "returns a boolean"),
+    for (options, expected, option) in [
+        ("rules = []".to_string(), "`rules` is empty", Some("rules")),
+        (rule(""), "needs a `condition`", Some("rules[0]")),
         (
-            rule("condition = \"value > 1\"\nfor_secs = -1"),
-            "`for_secs`",
+            rule("condition = \"value > 1\"\nvrl = 'true'"),
+            "not both",
+            None,
         ),
-        (
-            rule("condition = \"value > 1\"\nsummary = \"{{ .value\""),
-            "`summary`",
-        ),
+        (rule("vrl = '.metric.value'"), "returns a boolean", None),
         (
             format!(
                 "{}\n{}",
@@ -279,14 +275,17 @@ fn rejects_rules_that_cannot_work() {
                 rule("condition = \"value > 2\"")
             ),
             "two rules are named `R`",
+            Some("rules[1].name"),
         ),
         (
             "[[rules]]\nname = \"a b\"\nmetric = \"m\"\ncondition = \"value > 1\"".to_string(),
             "`name` must be",
+            Some("rules[0].name"),
         ),
         (
             "[[rules]]\nname = \"R\"\nmetric = \"[\"\ncondition = \"value > 1\"".to_string(),
             "not a valid glob",
+            Some("rules[0].metric"),
         ),
         (
             format!(
@@ -294,9 +293,64 @@ fn rejects_rules_that_cannot_work() {
                 rule("condition = \"value > 1\"")
             ),
             "`stale_after_secs`",
+            Some("stale_after_secs"),
         ),
     ] {
-        let message = build_error::<ThresholdConfig>(&options);
-        assert!(message.contains(expected), "{options}\n=> {message}");
+        let config: ThresholdConfig = parse(&options);
+        let Err(error) = config.build(&context(&options)) else {
+            panic!("options build: {options}")
+        };
+        assert!(
+            error.message.contains(expected),
+            "{options}\n=> {}",
+            error.message
+        );
+        assert_eq!(error.option.as_deref(), option, "{options}");
     }
+}
+
+#[test]
+fn values_a_rule_cannot_take_fail_while_parsing_where_they_are_written() {
+    let rule = |body: &str| format!("[[rules]]\nname = \"R\"\nmetric = \"m\"\n{body}");
+    for (options, expected, at) in [
+        (rule("condition = \"> 80\""), "use `vrl`", "\"> 80\""),
+        (
+            rule("condition = \"value > 1\"\nfor_secs = -1"),
+            "invalid duration",
+            "-1",
+        ),
+        (
+            rule("condition = \"value > 1\"\nsummary = \"{{ .value\""),
+            "invalid template",
+            "\"{{ .value\"",
+        ),
+        (
+            format!("max_groups = 0\n{}", rule("condition = \"value > 1\"")),
+            "nonzero",
+            "0",
+        ),
+    ] {
+        let (message, span) = parse_error::<ThresholdConfig>(&options);
+        assert!(message.contains(expected), "{options}\n=> {message}");
+        assert_eq!(span, at, "{options}\n=> {message}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn for_secs_takes_a_duration_with_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(
+        &HIGH_CPU.replace("for_secs = 300", "for_secs = \"5m\""),
+        &dir,
+    );
+    h.send(samples("web-1", 0, 300, 93.0)).await;
+    let fired = h.finish().await.default;
+    assert_eq!(
+        states(&fired),
+        [("HighCpu/host=web-1".to_string(), "firing".to_string())]
+    );
+    assert_eq!(
+        field(&fired[0], "alert.for_secs"),
+        Value::from_f64_or_zero(300.0)
+    );
 }
