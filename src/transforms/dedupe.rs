@@ -259,7 +259,7 @@ mod tests {
             (
                 "fields = [\"a..b\"]",
                 "invalid field path `a..b`",
-                "[\"a..b\"]",
+                "\"a..b\"",
             ),
         ] {
             let (message, span) = parse_error::<DedupeConfig>(options);

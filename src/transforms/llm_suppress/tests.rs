@@ -558,7 +558,7 @@ fn bad_values_fail_while_parsing_where_they_are_written() {
         ),
         ("min_confidence = 1.5", "from 0 to 1", "1.5"),
         ("verdict_ttl = \"soon\"", "invalid duration", "\"soon\""),
-        ("redact = ['(']", "regular expression", "['(']"),
+        ("redact = ['(']", "regular expression", "'('"),
         ("max_pending_events = 0", "nonzero", "0"),
         ("max_tokens = 0", "nonzero", "0"),
         ("message_field = 'a..b'", "invalid field path", "'a..b'"),
