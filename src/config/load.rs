@@ -662,4 +662,16 @@ fn option_message(error: &toml::de::Error) -> String {
         .trim()
         .replace("missing field", "missing required option")
         .replace("unknown field", "unknown option")
+        .replace(
+            "expected a nonzero usize",
+            "expected a whole number of at least 1",
+        )
+        .replace(
+            "expected a nonzero u64",
+            "expected a whole number of at least 1",
+        )
+        .replace(
+            "expected a nonzero u32",
+            "expected a whole number of at least 1",
+        )
 }

@@ -53,10 +53,16 @@ impl AuthConfig {
                     return Err(BuildError::new(
                         "`auth.user` and `auth.password` belong to `strategy = \"basic\"`; \
                          a bearer strategy takes only `auth.token`",
-                    ));
+                    )
+                    .for_option(if self.user.is_some() {
+                        "auth.user"
+                    } else {
+                        "auth.password"
+                    }));
                 }
                 let token = self.token.as_ref().ok_or_else(|| {
                     BuildError::new("`auth.strategy = \"bearer\"` needs `auth.token`")
+                        .for_option("auth.strategy")
                 })?;
                 format!("Bearer {}", token.expose())
             }
@@ -65,17 +71,20 @@ impl AuthConfig {
                     return Err(BuildError::new(
                         "`auth.token` belongs to `strategy = \"bearer\"`; \
                          a basic strategy takes `auth.user` and `auth.password`",
-                    ));
+                    )
+                    .for_option("auth.token"));
                 }
                 let (Some(user), Some(password)) = (&self.user, &self.password) else {
                     return Err(BuildError::new(
                         "`auth.strategy = \"basic\"` needs `auth.user` and `auth.password`",
-                    ));
+                    )
+                    .for_option("auth.strategy"));
                 };
                 if user.contains(':') {
                     return Err(BuildError::new(
                         "`auth.user` cannot contain `:` (basic auth separates user and password with it)",
-                    ));
+                    )
+                    .for_option("auth.user"));
                 }
                 format!(
                     "Basic {}",
@@ -87,6 +96,7 @@ impl AuthConfig {
             BuildError::new(
                 "the `auth` credentials contain characters not allowed in an HTTP header",
             )
+            .for_option("auth")
         })?;
         value.set_sensitive(true);
         Ok(value)

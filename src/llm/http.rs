@@ -123,6 +123,7 @@ pub fn secret_header(
 ) -> Result<(HeaderName, HeaderValue), BuildError> {
     let mut value = HeaderValue::from_str(value).map_err(|_| {
         BuildError::new("`api_key` contains characters not allowed in an HTTP header")
+            .for_option("api_key")
     })?;
     value.set_sensitive(true);
     Ok((HeaderName::from_static(name), value))

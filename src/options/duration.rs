@@ -233,25 +233,6 @@ impl<U: Unit> JsonSchema for DurationOption<U> {
     }
 }
 
-/// A non-negative number of seconds.
-pub fn seconds(value: f64, name: &str) -> Result<Duration, BuildError> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(BuildError::new(format!(
-            "`{name}` must be a number of seconds, 0 or more"
-        )))
-    }
-}
-
-/// A positive number of seconds.
-pub fn positive(value: f64, name: &str) -> Result<Duration, BuildError> {
-    match seconds(value, name)? {
-        d if d.is_zero() => Err(BuildError::new(format!("`{name}` must be more than 0"))),
-        d => Ok(d),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,7 @@ impl Silencer {
                 BuildError::new(format!(
                     "`alertmanager_silence.url` must be an http(s) URL, not `{url}`"
                 ))
+                .for_option("alertmanager_silence.url")
             })?;
         let mut redactor = Redactor::default();
         if let Some(password) = base.password() {

@@ -418,3 +418,24 @@ fn ids_with_slashes_are_rejected() {
         &["invalid component id `p/q`", "`/` (used in state keys)"],
     );
 }
+
+#[test]
+fn the_readme_shows_what_validate_prints_for_bad_values() {
+    let config = "[sources.log]\ntype = \"file\"\ninclude = [\"build/*.log\"]\npoll_interval_ms = \"fast\"\n\n\
+                  [transforms.once]\ntype = \"throttle\"\ninputs = [\"log\"]\nkey = \"{{ .message }}\"\nthreshold = 0\nwindow_secs = 600\n\n\
+                  [sinks.hook]\ntype = \"webhook\"\ninputs = [\"once\"]\nuri = \"${HOOK_URL:-hooks.example.com/ci}\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "ci.toml", config);
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("ci.toml")]);
+    assert_eq!(code, 78, "{stderr}");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: ci.toml:"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for line in lines {
+        assert!(readme.contains(line), "the README does not show:\n{line}");
+    }
+}
