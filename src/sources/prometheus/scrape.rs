@@ -297,7 +297,7 @@ mod tests {
             (
                 "endpoints = [\"http://a/metrics\"]\nauth.strategy = \"bearer\"",
                 "needs `auth.token`",
-                "auth",
+                "auth.strategy",
             ),
         ] {
             let error = build_failure::<PrometheusScrapeConfig>(options);
