@@ -12,7 +12,6 @@
 
 use std::fmt;
 
-use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// A configured value that must never be printed (a token, a password, a
@@ -23,19 +22,7 @@ use serde::Deserialize;
 #[serde(transparent)]
 pub struct Secret(String);
 
-impl JsonSchema for Secret {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Secret".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "secret" })
-    }
-}
+crate::options::string_schema!(Secret, "secret");
 
 impl Secret {
     /// Wraps a secret.
@@ -148,19 +135,7 @@ impl<'de> Deserialize<'de> for SecretUrl {
     }
 }
 
-impl JsonSchema for SecretUrl {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "SecretUrl".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "secret-url" })
-    }
-}
+crate::options::string_schema!(SecretUrl, "secret-url");
 
 /// `%XX` escapes decoded (a receiver may echo a piece decoded); invalid
 /// escapes are kept as they are.

@@ -63,19 +63,7 @@ impl serde::Serialize for Template {
     }
 }
 
-impl schemars::JsonSchema for Template {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Template".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "template" })
-    }
-}
+crate::options::string_schema!(Template, "template");
 
 /// Why a template is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -35,33 +35,8 @@ pub struct VrlSource;
 /// returns a boolean), like [`VrlSource`].
 pub struct VrlCondition;
 
-impl schemars::JsonSchema for VrlSource {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "VrlSource".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "vrl" })
-    }
-}
-
-impl schemars::JsonSchema for VrlCondition {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "VrlCondition".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "vrl-condition" })
-    }
-}
+crate::options::string_schema!(VrlSource, "vrl");
+crate::options::string_schema!(VrlCondition, "vrl-condition");
 
 /// Where a program's text came from.
 pub enum VrlOrigin<'a> {

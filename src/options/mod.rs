@@ -29,8 +29,30 @@ use vrl::path::OwnedValuePath;
 
 pub use duration::{Millis, Seconds};
 
+/// Implements an inline `JsonSchema` for a type written as a string, with
+/// the `format` that the generated option tables show as its type
+/// (`duration`, `template`, `secret`, ...).
+macro_rules! string_schema {
+    ($type:ty, $format:literal) => {
+        impl schemars::JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($type).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "format": $format })
+            }
+        }
+    };
+}
+pub(crate) use string_schema;
+
 /// Implements `Serialize` (as the text the user wrote, for documented
-/// defaults) and an inline string `JsonSchema` with the given `format`.
+/// defaults) and the string schema with the given `format`.
 macro_rules! text_option {
     ($type:ty, $format:literal) => {
         impl Serialize for $type {
@@ -39,19 +61,7 @@ macro_rules! text_option {
             }
         }
 
-        impl JsonSchema for $type {
-            fn inline_schema() -> bool {
-                true
-            }
-
-            fn schema_name() -> Cow<'static, str> {
-                stringify!($type).into()
-            }
-
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "format": $format })
-            }
-        }
+        string_schema!($type, $format);
     };
 }
 
@@ -265,6 +275,24 @@ impl JsonSchema for Fraction {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "number", "minimum": 0.0, "maximum": 1.0 })
     }
+}
+
+/// The error `text` gives while it is read as options `C` (a value checked
+/// by its type): its message, and the text it points at. For unit tests of
+/// option types, here and in every component.
+#[cfg(test)]
+pub fn parse_error<C: serde::de::DeserializeOwned + fmt::Debug>(text: &str) -> (String, String) {
+    error_at(text, &toml::from_str::<C>(text).expect_err(text))
+}
+
+/// An error's message and the text of `text` it points at.
+#[cfg(test)]
+pub fn error_at(text: &str, error: &toml::de::Error) -> (String, String) {
+    let at = error
+        .span()
+        .and_then(|span| text.get(span))
+        .unwrap_or_default();
+    (error.message().to_string(), at.to_string())
 }
 
 #[cfg(test)]

@@ -297,14 +297,8 @@ fn read_mask_pattern<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
 mod tests {
     use super::*;
 
-    /// The message and the text it points at, of the error reading `text`.
     fn read_error(text: &str) -> (String, String) {
-        let error = toml::from_str::<MinerConfig>(text).expect_err(text);
-        let at = error
-            .span()
-            .map(|s| text[s].to_string())
-            .unwrap_or_default();
-        (error.message().to_string(), at)
+        crate::options::parse_error::<MinerConfig>(text)
     }
 
     #[test]

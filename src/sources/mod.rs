@@ -72,13 +72,5 @@ pub fn build_error<C: SourceConfig + serde::de::DeserializeOwned>(options: &str)
     build_failure::<C>(options).message
 }
 
-/// The error a source's options give while they are read (for unit tests
-/// of typed options): its message and the text it points at.
 #[cfg(test)]
-pub fn parse_error<C: serde::de::DeserializeOwned + std::fmt::Debug>(
-    options: &str,
-) -> (String, String) {
-    let error = toml::from_str::<C>(options).expect_err(options);
-    let at = error.span().map_or("", |span| &options[span]);
-    (error.message().to_string(), at.to_string())
-}
+pub use crate::options::parse_error;

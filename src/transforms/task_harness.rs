@@ -64,16 +64,7 @@ pub fn parse<C: DeserializeOwned>(options: &str) -> C {
     toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"))
 }
 
-/// The error the options give while they are read (a value checked by its
-/// type): its message, and the text of `options` it points at.
-pub fn parse_error<C: DeserializeOwned + std::fmt::Debug>(options: &str) -> (String, String) {
-    let error = toml::from_str::<C>(options).expect_err("options parse");
-    let at = error
-        .span()
-        .and_then(|span| options.get(span))
-        .unwrap_or_default();
-    (error.message().to_string(), at.to_string())
-}
+pub use crate::options::parse_error;
 
 /// The build error the options give, as text.
 pub fn build_error<C: TransformConfig + DeserializeOwned>(options: &str) -> String {

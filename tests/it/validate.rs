@@ -373,7 +373,9 @@ fn demo_logs_interval_out_of_range_is_refused() {
 fn buffer_errors_point_at_the_buffer() {
     check(
         "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\nbuffer.max_events = 0\n",
-        &["a.toml:6:21: sinks.out: buffer: invalid value: integer `0`, expected a whole number of at least 1"],
+        &[
+            "a.toml:6:21: sinks.out: buffer: invalid value: integer `0`, expected a whole number of at least 1",
+        ],
     );
 }
 

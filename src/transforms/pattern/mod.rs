@@ -155,13 +155,7 @@ mod tests {
     type Options = WithShared<PatternConfig, MinerConfig>;
 
     fn read(text: &str) -> Result<Options, (String, String)> {
-        Options::from_toml(text).map_err(|error| {
-            let at = error
-                .span()
-                .map(|s| text[s].to_string())
-                .unwrap_or_default();
-            (error.message().to_string(), at)
-        })
+        Options::from_toml(text).map_err(|error| crate::options::error_at(text, &error))
     }
 
     #[test]
