@@ -36,6 +36,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge};
@@ -148,6 +149,18 @@ pub struct ComponentMetrics {
     discarded_unintentional: Counter,
     truncated: Counter,
     log_limiter: Mutex<HashMap<(&'static str, String), LimiterState>>,
+    progress: Progress,
+}
+
+/// Running totals a component keeps for howl itself (the `metrics` counters
+/// cannot be read back): what a sink has taken, what it has settled (sent
+/// or discarded), and what its buffer lost, so that at the graceful
+/// shutdown limit howl can say how many events each sink did not deliver.
+#[derive(Debug, Default)]
+struct Progress {
+    taken: AtomicU64,
+    settled: AtomicU64,
+    lost_in_buffer: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -175,6 +188,7 @@ impl ComponentMetrics {
             ),
             truncated: metrics::counter!("source_lines_truncated_total", &labels),
             log_limiter: Mutex::new(HashMap::new()),
+            progress: Progress::default(),
             key,
         }
     }
@@ -188,12 +202,18 @@ impl ComponentMetrics {
     /// they are meaningful: at sources and sinks).
     pub fn received_events(&self, events: usize) {
         self.received_events.increment(events as u64);
+        self.progress
+            .taken
+            .fetch_add(events as u64, Ordering::Relaxed);
     }
 
     /// Counts events and their bytes entering a source or sink.
     pub fn received(&self, events: usize, bytes: usize) {
         self.received_events.increment(events as u64);
         self.received_bytes.increment(bytes as u64);
+        self.progress
+            .taken
+            .fetch_add(events as u64, Ordering::Relaxed);
     }
 
     /// Counts events leaving on `output` (`None` = the default output).
@@ -201,6 +221,9 @@ impl ComponentMetrics {
         if events == 0 {
             return;
         }
+        self.progress
+            .settled
+            .fetch_add(events as u64, Ordering::Relaxed);
         let mut sent = lock(&self.sent);
         if let Some((_, counter)) = sent.iter().find(|(name, _)| name.as_deref() == output) {
             counter.increment(events as u64);
@@ -220,9 +243,12 @@ impl ComponentMetrics {
         self.sent_bytes.increment(bytes as u64);
     }
 
-    /// Counts events removed by policy: a filter, a full `drop_newest` buffer.
+    /// Counts events removed by policy: a filter, a throttle.
     pub fn discarded_intentionally(&self, events: usize, reason: &str) {
         if events > 0 {
+            self.progress
+                .settled
+                .fetch_add(events as u64, Ordering::Relaxed);
             self.discarded_intentional.increment(events as u64);
             tracing::trace!(component = %self.key, events, reason, "discarded events");
         }
@@ -231,11 +257,55 @@ impl ComponentMetrics {
     /// Counts events lost to a failure and logs why (rate limited).
     pub fn discarded_on_error(&self, events: usize, reason: &dyn Display) {
         if events > 0 {
-            self.discarded_unintentional.increment(events as u64);
-            self.log_limited("discarded", reason, |suppressed| {
-                tracing::warn!(component = %self.key, events, suppressed, "events discarded: {reason}");
-            });
+            self.progress
+                .settled
+                .fetch_add(events as u64, Ordering::Relaxed);
+            self.count_lost(events, reason);
         }
+    }
+
+    /// Counts events a full `drop_newest` buffer in front of the component
+    /// shed, before the component ever saw them.
+    pub fn shed_by_buffer(&self, events: usize) {
+        if events > 0 {
+            self.discarded_intentional.increment(events as u64);
+            tracing::trace!(component = %self.key, events, "buffer full (when_full = drop_newest): events discarded");
+        }
+    }
+
+    /// Counts events still in the component's buffer when it stopped for
+    /// good (it failed, or was stopped at the graceful shutdown limit).
+    pub fn lost_in_buffer(&self, events: usize) {
+        if events > 0 {
+            self.progress
+                .lost_in_buffer
+                .fetch_add(events as u64, Ordering::Relaxed);
+            self.count_lost(
+                events,
+                &format_args!(
+                    "{events} events were still in the buffer when the component stopped"
+                ),
+            );
+        }
+    }
+
+    /// Events a sink did not deliver: those it took but never sent nor
+    /// discarded, and those left in its buffer. Meaningful once the sink
+    /// has stopped.
+    pub fn undelivered(&self) -> Undelivered {
+        let taken = self.progress.taken.load(Ordering::Relaxed);
+        let settled = self.progress.settled.load(Ordering::Relaxed);
+        Undelivered {
+            in_flight: taken.saturating_sub(settled),
+            in_buffer: self.progress.lost_in_buffer.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count_lost(&self, events: usize, reason: &dyn Display) {
+        self.discarded_unintentional.increment(events as u64);
+        self.log_limited("discarded", reason, |suppressed| {
+            tracing::warn!(component = %self.key, events, suppressed, "events discarded: {reason}");
+        });
     }
 
     /// Counts and logs (rate limited) an error.
@@ -390,6 +460,22 @@ impl ComponentMetrics {
         } else {
             state.suppressed += 1;
         }
+    }
+}
+
+/// What a sink left undelivered when it stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Undelivered {
+    /// Taken from its buffer but neither sent nor discarded.
+    pub in_flight: u64,
+    /// Still waiting in its buffer.
+    pub in_buffer: u64,
+}
+
+impl Undelivered {
+    /// Both together.
+    pub fn total(&self) -> u64 {
+        self.in_flight + self.in_buffer
     }
 }
 

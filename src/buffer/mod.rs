@@ -12,6 +12,13 @@
 //! A batch larger than the whole buffer takes every permit, so it waits for
 //! an empty buffer rather than forever: the bound is then `max_events` plus
 //! one batch.
+//!
+//! Events a buffer cannot deliver are finalized `Errored`, so a source
+//! waiting for acknowledgements never takes them for delivered: those a
+//! `drop_newest` buffer sheds, those sent after the consumer went away, and
+//! those still queued when the consumer is dropped (a component that failed,
+//! or was stopped at the graceful shutdown limit), which are also counted as
+//! discarded and logged with the component's name.
 
 pub mod fanout;
 
@@ -24,7 +31,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::event::Event;
+use crate::event::{Event, EventStatus, finalize_all};
 use crate::internal_events::ComponentMetrics;
 
 /// Options of a sink's input buffer.
@@ -102,6 +109,7 @@ pub struct BufferReceiver {
     rx: mpsc::UnboundedReceiver<Batch>,
     permits: Arc<Semaphore>,
     gauge: Gauge,
+    metrics: Arc<ComponentMetrics>,
 }
 
 /// Creates a buffer of `capacity` events for the component whose metrics
@@ -122,11 +130,17 @@ pub fn channel(
             capacity,
             when_full,
             gauge: gauge.clone(),
-            metrics,
+            metrics: Arc::clone(&metrics),
         }),
         tx,
     };
-    (sender, BufferReceiver { rx, permits, gauge })
+    let receiver = BufferReceiver {
+        rx,
+        permits,
+        gauge,
+        metrics,
+    };
+    (sender, receiver)
 }
 
 impl BufferSender {
@@ -138,14 +152,19 @@ impl BufferSender {
         }
         let wanted = self.permits_for(events.len());
         let permit = match self.shared.when_full {
-            WhenFull::Block => Arc::clone(&self.shared.permits)
-                .acquire_many_owned(wanted)
-                .await
-                .map_err(|_| Closed)?,
+            WhenFull::Block => {
+                match Arc::clone(&self.shared.permits)
+                    .acquire_many_owned(wanted)
+                    .await
+                {
+                    Ok(permit) => permit,
+                    Err(_) => return Err(undeliverable(events)),
+                }
+            }
             WhenFull::DropNewest => {
                 match Arc::clone(&self.shared.permits).try_acquire_many_owned(wanted) {
                     Ok(permit) => permit,
-                    Err(tokio::sync::TryAcquireError::Closed) => return Err(Closed),
+                    Err(tokio::sync::TryAcquireError::Closed) => return Err(undeliverable(events)),
                     Err(tokio::sync::TryAcquireError::NoPermits) => {
                         let room = self.shared.permits.available_permits();
                         let fits = Arc::clone(&self.shared.permits)
@@ -153,12 +172,11 @@ impl BufferSender {
                             .ok()
                             .filter(|_| room > 0);
                         let kept = if fits.is_some() { room } else { 0 };
-                        let dropped = events.len() - kept;
-                        events.truncate(kept);
-                        self.shared.metrics.discarded_intentionally(
-                            dropped,
-                            "buffer full (when_full = drop_newest)",
-                        );
+                        let mut shed = events.split_off(kept);
+                        // Not delivered: a source waiting for acknowledgements
+                        // must learn it (an HTTP client is told to retry).
+                        finalize_all(&mut shed, EventStatus::Errored);
+                        self.shared.metrics.shed_by_buffer(shed.len());
                         match fits {
                             Some(permit) => permit,
                             None => return Ok(()),
@@ -210,15 +228,21 @@ impl BufferSender {
 
     fn push(&self, events: Vec<Event>, permit: Option<OwnedSemaphorePermit>) -> Result<(), Closed> {
         let count = events.len();
-        self.tx
-            .send(Batch {
-                events,
-                _permit: permit,
-            })
-            .map_err(|_| Closed)?;
+        if let Err(returned) = self.tx.send(Batch {
+            events,
+            _permit: permit,
+        }) {
+            return Err(undeliverable(returned.0.events));
+        }
         self.shared.gauge.increment(count as f64);
         Ok(())
     }
+}
+
+/// Finalizes events whose consumer has gone away as not delivered.
+fn undeliverable(mut events: Vec<Event>) -> Closed {
+    finalize_all(&mut events, EventStatus::Errored);
+    Closed
 }
 
 impl BufferReceiver {
@@ -242,6 +266,18 @@ impl Drop for BufferReceiver {
     fn drop(&mut self) {
         // Wake producers blocked on a full buffer: nobody will make room.
         self.permits.close();
+        // What is still queued will never be consumed: say so, by name, and
+        // tell the sources waiting for it.
+        self.rx.close();
+        let mut lost = 0;
+        while let Ok(mut batch) = self.rx.try_recv() {
+            lost += batch.events.len();
+            finalize_all(&mut batch.events, EventStatus::Errored);
+        }
+        if lost > 0 {
+            self.gauge.decrement(lost as f64);
+            self.metrics.lost_in_buffer(lost);
+        }
     }
 }
 

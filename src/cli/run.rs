@@ -133,6 +133,15 @@ pub fn run(args: RunArgs) -> ExitCode {
         if let Some(api) = api {
             let _ = api.await;
         }
+        for (sink, undelivered) in &outcome.undelivered {
+            eprintln!(
+                "error: {sink} stopped without delivering {} events ({} in its buffer, {} being delivered); \
+                 a file source reads them again on its next start, other sources count them as lost",
+                undelivered.total(),
+                undelivered.in_buffer,
+                undelivered.in_flight,
+            );
+        }
         if !outcome.still_running.is_empty() {
             eprintln!(
                 "error: graceful shutdown limit of {}s reached; still busy: {}",

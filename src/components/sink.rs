@@ -11,7 +11,7 @@ use super::{BuildContext, ComponentFuture};
 use crate::buffer::BufferReceiver;
 use crate::component_key::ComponentKey;
 use crate::diagnostic::BuildError;
-use crate::event::Event;
+use crate::event::{Event, EventStatus, finalize_all};
 use crate::internal_events::ComponentMetrics;
 use crate::state::StateHandle;
 
@@ -19,6 +19,13 @@ use crate::state::StateHandle;
 pub trait SinkConfig: Debug + Send + Sync {
     /// Checks the options (templates, ...) and prepares the sink.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError>;
+
+    /// Whether sources wait for this sink's deliveries when the config does
+    /// not say (`acknowledgements.enabled`): yes for sinks that deliver over
+    /// the network and may fail, no for those that write locally at once.
+    fn acknowledgements_by_default(&self) -> bool {
+        false
+    }
 }
 
 /// A built sink, ready to run.
@@ -45,20 +52,34 @@ pub struct SinkContext {
 pub struct SinkInput {
     buffer: BufferReceiver,
     metrics: Arc<ComponentMetrics>,
+    acknowledgements: bool,
 }
 
 impl SinkInput {
-    /// Wraps a buffer.
-    pub fn new(buffer: BufferReceiver, metrics: Arc<ComponentMetrics>) -> Self {
-        Self { buffer, metrics }
+    /// Wraps a buffer. Without `acknowledgements`, events count as done for
+    /// their sources as soon as the sink takes them (see
+    /// `config::AcknowledgementsConfig`).
+    pub fn new(
+        buffer: BufferReceiver,
+        metrics: Arc<ComponentMetrics>,
+        acknowledgements: bool,
+    ) -> Self {
+        Self {
+            buffer,
+            metrics,
+            acknowledgements,
+        }
     }
 
     /// The next batch; `None` when every upstream is done. (Sinks count
     /// the bytes they actually write, in `component_sent_bytes_total`,
     /// rather than estimating every event's size on the way in.)
     pub async fn recv(&mut self) -> Option<Vec<Event>> {
-        let batch = self.buffer.recv().await?;
+        let mut batch = self.buffer.recv().await?;
         self.metrics.received_events(batch.len());
+        if !self.acknowledgements {
+            finalize_all(&mut batch, EventStatus::Delivered);
+        }
         Some(batch)
     }
 }

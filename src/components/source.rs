@@ -35,8 +35,14 @@ pub struct SourceContext {
     pub key: ComponentKey,
     /// Where its events go.
     pub out: SourceSender,
-    /// Cancelled when howl shuts down: stop reading, flush, return.
+    /// Cancelled when howl shuts down: stop reading, drop `out` (so the
+    /// pipeline can drain), wait for the acknowledgements still due, save,
+    /// return.
     pub shutdown: CancellationToken,
+    /// Cancelled when the graceful shutdown limit is reached: stop waiting
+    /// for acknowledgements, save what was acknowledged (the rest is read
+    /// again next start), return at once.
+    pub shutdown_limit: CancellationToken,
     /// The state store (checkpoints).
     pub state: StateHandle,
     /// The name of this machine, for the `host` field.

@@ -2,7 +2,8 @@
 //!
 //! The file is parsed once into toml's spanned tree (`DeTable`). Each
 //! component table is split into the keys every component of its kind shares
-//! (`type`, `inputs`, and a sink's `buffer`) and its type-specific options,
+//! (`type`, `inputs`, and a sink's `buffer` and `acknowledgements`) and its
+//! type-specific options,
 //! which are deserialized straight from the spanned tree: serde errors then
 //! carry the byte range of the offending key or value, which becomes a line
 //! and column in the message.
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 
+use super::AcknowledgementsConfig;
 use super::api::ApiConfig;
 use super::graph::{self, NodeDecl};
 use super::interpolate::interpolate;
@@ -92,6 +94,7 @@ struct Envelope<'i> {
     type_name: Option<Spanned<String>>,
     inputs: Option<Spanned<DeValue<'i>>>,
     buffer: Option<Spanned<DeValue<'i>>>,
+    acknowledgements: Option<Spanned<DeValue<'i>>>,
     options: DeTable<'i>,
 }
 
@@ -336,10 +339,20 @@ impl Loader {
                     }
                 }
                 ComponentKind::Sink => {
-                    let buffer = self.parse_buffer(&cx, envelope.buffer);
+                    let buffer = self.parse_common::<BufferConfig>(&cx, "buffer", envelope.buffer);
+                    let acknowledgements = self.parse_common::<AcknowledgementsConfig>(
+                        &cx,
+                        "acknowledgements",
+                        envelope.acknowledgements,
+                    );
                     let options = self.parse_options(&cx, self.registry.sinks, envelope.options);
-                    if let (Some(options), Some(buffer)) = (options, buffer) {
+                    if let (Some(options), Some(buffer), Some(acknowledgements)) =
+                        (options, buffer, acknowledgements)
+                    {
                         outputs = Some(Vec::new());
+                        let acknowledgements = acknowledgements
+                            .enabled
+                            .unwrap_or_else(|| options.acknowledgements_by_default());
                         self.config.sinks.push(SinkDef {
                             component: ComponentDef {
                                 key: key.clone(),
@@ -350,6 +363,7 @@ impl Loader {
                                 option_spans: option_spans.clone(),
                             },
                             buffer,
+                            acknowledgements,
                         });
                     }
                 }
@@ -376,6 +390,7 @@ impl Loader {
             type_name: None,
             inputs: None,
             buffer: None,
+            acknowledgements: None,
             options: DeTable::new(),
         };
         for (key, value) in table {
@@ -397,6 +412,9 @@ impl Loader {
                     envelope.inputs = Some(value);
                 }
                 ("buffer", ComponentKind::Sink) => envelope.buffer = Some(value),
+                ("acknowledgements", ComponentKind::Sink) => {
+                    envelope.acknowledgements = Some(value);
+                }
                 _ => {
                     envelope.options.insert(key, value);
                 }
@@ -440,13 +458,17 @@ impl Loader {
         inputs
     }
 
-    fn parse_buffer(
+    /// Parses a table of options every sink shares (`buffer`,
+    /// `acknowledgements`), reporting unknown keys and bad values like a
+    /// component's own.
+    fn parse_common<T: Default + serde::de::DeserializeOwned>(
         &mut self,
         cx: &OptionsContext<'_>,
+        name: &str,
         value: Option<Spanned<DeValue<'_>>>,
-    ) -> Option<BufferConfig> {
+    ) -> Option<T> {
         let Some(value) = value else {
-            return Some(BufferConfig::default());
+            return Some(T::default());
         };
         let (file, path) = (cx.file, cx.key);
         let before = self.diagnostics.len();
@@ -454,18 +476,17 @@ impl Loader {
         let value = match value.into_inner() {
             DeValue::Table(table) => {
                 let schema = OptionsSchema::new(schemars::schema_for!(super::SinkEnvelope));
-                let table =
-                    self.drop_unknown_keys(cx, &schema, &mut vec!["buffer".to_string()], table);
+                let table = self.drop_unknown_keys(cx, &schema, &mut vec![name.to_string()], table);
                 Spanned::new(span.clone(), DeValue::Table(table))
             }
             other => Spanned::new(span.clone(), other),
         };
-        match BufferConfig::deserialize(ValueDeserializer::from(value)) {
+        match T::deserialize(ValueDeserializer::from(value)) {
             Ok(_) if self.diagnostics.len() > before => None,
-            Ok(buffer) => Some(buffer),
+            Ok(parsed) => Some(parsed),
             Err(error) => {
                 self.diagnostics.push(
-                    Diagnostic::error(format!("buffer: {}", option_message(&error)))
+                    Diagnostic::error(format!("{name}: {}", option_message(&error)))
                         .at(file, error.span())
                         .component(path),
                 );

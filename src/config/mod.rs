@@ -74,6 +74,9 @@ pub struct SinkDef {
     pub component: ComponentDef<dyn SinkConfig>,
     /// Its input buffer (`buffer.max_events`, `buffer.when_full`).
     pub buffer: BufferConfig,
+    /// Whether the sources feeding it wait for its deliveries
+    /// (`acknowledgements.enabled`, or the sink type's default).
+    pub acknowledgements: bool,
 }
 
 /// One entry of `inputs`, as written (an id, `id.output`, or a glob).
@@ -140,6 +143,25 @@ pub struct SinkEnvelope {
     /// delivers.
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// Whether sources wait for this sink's deliveries.
+    #[serde(default)]
+    pub acknowledgements: AcknowledgementsConfig,
+}
+
+/// End-to-end acknowledgements of one sink (Vector's model): with them, a
+/// source that can act on delivery (the `file` source's checkpoint, the
+/// `http_server` source's answer, `stdin`'s exit status) counts an event as
+/// done only once this sink has delivered it (or failed for good); without
+/// them, once the sink has taken it from its buffer.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgementsConfig {
+    /// Make sources wait for this sink's deliveries. On by default for the
+    /// sinks that alert (`alertmanager`, `telegram`, `slack`) and for
+    /// `webhook`; off for `console`, `file` and `blackhole`, which write
+    /// locally at once.
+    #[schemars(extend("x-default" = "`true` for `alertmanager`, `telegram`, `slack` and `webhook`; else `false`"))]
+    pub enabled: Option<bool>,
 }
 
 /// Reads, interpolates and loads config files (several merge into one

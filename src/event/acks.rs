@@ -43,14 +43,20 @@ struct Pending {
     status: BatchStatusReceiver,
 }
 
-/// What completed since the last poll.
+/// What completed since the last poll. A status is a batch's (its worst
+/// event's), so failures are counted in batches, with the events those
+/// batches held: some of those events may have been delivered.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Completed {
     /// Batches that completed.
     pub batches: usize,
-    /// Events in batches that completed `Errored` (retries ran out).
+    /// Batches that completed `Errored` (some sink's retries ran out).
+    pub errored_batches: usize,
+    /// Events in those batches.
     pub errored_events: usize,
-    /// Events in batches that completed `Rejected`.
+    /// Batches that completed `Rejected` (some destination refused events).
+    pub rejected_batches: usize,
+    /// Events in those batches.
     pub rejected_events: usize,
 }
 
@@ -58,8 +64,35 @@ impl Completed {
     /// Adds another poll's outcome.
     pub fn add(&mut self, other: Completed) {
         self.batches += other.batches;
+        self.errored_batches += other.errored_batches;
         self.errored_events += other.errored_events;
+        self.rejected_batches += other.rejected_batches;
         self.rejected_events += other.rejected_events;
+    }
+
+    /// "2 batches (130 lines) with lines given up on after retries, 1
+    /// batch (40 lines) with lines refused by a destination", for logs.
+    pub fn describe_failures(&self, unit: &str) -> String {
+        let part = |batches: usize, events: usize, what: &str| {
+            let s = if batches == 1 { "" } else { "es" };
+            format!("{batches} batch{s} ({events} {unit}) with {unit} {what}")
+        };
+        let mut parts = Vec::new();
+        if self.errored_batches > 0 {
+            parts.push(part(
+                self.errored_batches,
+                self.errored_events,
+                "given up on after retries",
+            ));
+        }
+        if self.rejected_batches > 0 {
+            parts.push(part(
+                self.rejected_batches,
+                self.rejected_events,
+                "refused by a destination",
+            ));
+        }
+        parts.join(", ")
     }
 
     /// True when every completed batch was delivered.
@@ -151,8 +184,14 @@ impl AckQueue {
         completed.batches += 1;
         match status {
             BatchStatus::Delivered => {}
-            BatchStatus::Errored => completed.errored_events += done.events,
-            BatchStatus::Rejected => completed.rejected_events += done.events,
+            BatchStatus::Errored => {
+                completed.errored_batches += 1;
+                completed.errored_events += done.events;
+            }
+            BatchStatus::Rejected => {
+                completed.rejected_batches += 1;
+                completed.rejected_events += done.events;
+            }
         }
     }
 }
@@ -197,6 +236,11 @@ mod tests {
         assert_eq!(completed.errored_events, 3);
         assert_eq!(completed.rejected_events, 2);
         assert!(!completed.all_delivered());
+        assert_eq!(
+            completed.describe_failures("lines"),
+            "1 batch (3 lines) with lines given up on after retries, \
+             1 batch (2 lines) with lines refused by a destination"
+        );
     }
 
     #[test]

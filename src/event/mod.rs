@@ -166,6 +166,18 @@ pub fn finalize_all(events: &mut [Event], status: EventStatus) {
     }
 }
 
+/// Makes a batch report its fate: attaches one new notifier to every event
+/// and returns what will receive the batch's status once every copy of
+/// every event is finalized (sources that wait for delivery call this once
+/// per batch they send).
+pub fn notify_batch(events: &mut [Event]) -> BatchStatusReceiver {
+    let (notifier, status) = BatchNotifier::new_with_receiver();
+    for event in events {
+        event.metadata.finalizers = EventFinalizers::new(Arc::clone(&notifier));
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

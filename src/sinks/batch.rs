@@ -136,7 +136,7 @@ mod tests {
             "webhook",
         )));
         let (tx, rx) = channel(1000, WhenFull::Block, Arc::clone(&metrics));
-        let mut input = SinkInput::new(rx, metrics);
+        let mut input = SinkInput::new(rx, metrics, true);
         let mut batcher = Batcher::new(NonZeroUsize::new(3).unwrap(), Duration::from_secs(1));
         tx.send(events(7)).await.unwrap();
         assert_eq!(batcher.next(&mut input).await.unwrap().len(), 3);

@@ -13,14 +13,24 @@
 //! old name is read from the start; a file truncated in place
 //! (`copytruncate`) is read again from the start.
 //!
-//! The read position of each file (and its inode, to notice a file replaced
-//! by another) is checkpointed in the state store every few seconds and at
-//! shutdown, so a restart continues where the last run stopped instead of
-//! re-reading or skipping lines. A partial last line is not counted as read:
-//! after a restart it is read again in full. Checkpoints advance when lines
-//! are handed to the pipeline (lines read but not handed over when shutdown
-//! comes are read again next time); end-to-end acknowledged checkpoints are
-//! later work.
+//! **Checkpoints are acknowledged.** Each chunk read from a file is sent as
+//! one batch with a notifier (`event::acks`); a file's checkpoint is the end
+//! of the longest run of batches, from its start, that every sink has
+//! finished with (delivered, or failed for good, which is counted): never
+//! the read position. So a `kill -9` at any moment loses nothing: what was
+//! in flight is read again on the next start (duplicates, bounded by what
+//! was in flight plus one checkpoint interval, never losses). Checkpoints
+//! (offset and inode, to notice a file replaced by another) are saved in the
+//! state store every few seconds and at shutdown. At shutdown the source
+//! stops reading, lets the pipeline drain, and saves the checkpoints of what
+//! was delivered; at the graceful shutdown limit it saves what was
+//! acknowledged so far. A file may have at most `MAX_UNACKED_BYTES` read but
+//! not acknowledged: beyond it, reading pauses (backpressure that bounds
+//! memory and what a restart re-reads). A partial last line is never
+//! counted as read.
+//!
+//! Lines of a file renamed away or deleted while their batches were in
+//! flight cannot be read again after a crash; that is the one gap.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,8 +49,9 @@ use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::event::{Event, fields};
-use crate::internal_events::{ErrorType, Stage};
+use crate::event::acks::{AckQueue, Completed};
+use crate::event::{Event, fields, notify_batch};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::options::{Millis, parse_string};
 
 /// Options of the `file` source.
@@ -143,6 +154,9 @@ const CHECKPOINTS: &str = "file_checkpoints";
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// Bytes read per `read` call.
 const CHUNK_BYTES: usize = 64 * 1024;
+/// The most a file may have read but not acknowledged before reading it
+/// pauses: bounds memory and what a restart reads again.
+const MAX_UNACKED_BYTES: u64 = 16 * 1024 * 1024;
 /// Chunks read from one file before the others get their turn (and the
 /// checkpoint timer is looked at): 1 MiB, so a file with a large backlog
 /// neither starves the others nor delays checkpoints.
@@ -186,16 +200,40 @@ struct FileSource {
 struct Tracked {
     file: File,
     inode: u64,
+    /// Bytes read from the file.
     offset: u64,
     splitter: LineSplitter,
+    /// The batches sent from it, waiting for their acknowledgement.
+    acks: AckQueue,
 }
 
 impl Tracked {
+    fn new(file: File, inode: u64, start: u64, max_line_bytes: NonZeroUsize) -> Self {
+        Self {
+            file,
+            inode,
+            offset: start,
+            splitter: LineSplitter::new(max_line_bytes),
+            acks: AckQueue::new(start),
+        }
+    }
+
+    /// What may be saved: up to the acknowledged lines, never further.
     fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
-            offset: self.offset - self.splitter.pending() as u64,
+            offset: self.acks.acked(),
             inode: self.inode,
         }
+    }
+
+    /// Where the next unsent line starts.
+    fn line_start(&self) -> u64 {
+        self.offset - self.splitter.pending() as u64
+    }
+
+    /// Bytes read but not yet acknowledged.
+    fn unacknowledged(&self) -> u64 {
+        self.offset.saturating_sub(self.acks.acked())
     }
 
     /// Goes back to `offset` (the start of a line), forgetting what was
@@ -204,6 +242,14 @@ impl Tracked {
         self.file.seek(SeekFrom::Start(offset))?;
         self.offset = offset;
         self.splitter = LineSplitter::new(max_line_bytes);
+        Ok(())
+    }
+
+    /// Starts over from the beginning (the file was truncated in place):
+    /// statuses of batches of the old content must not move the checkpoint.
+    fn restart(&mut self, max_line_bytes: NonZeroUsize) -> std::io::Result<()> {
+        self.rewind(0, max_line_bytes)?;
+        self.acks.reset(0);
         Ok(())
     }
 }
@@ -266,8 +312,11 @@ impl Source for FileSource {
                         Progress::Follow => {}
                     }
                 }
-                if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || cx.shutdown.is_cancelled() {
-                    save_checkpoints(&store, &prefix, &tracked, &mut saved, &cx);
+                for file in tracked.values_mut() {
+                    report_undelivered(file.acks.poll(), cx.out.metrics());
+                }
+                if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+                    save_checkpoints(&store, &prefix, &tracked, &mut saved, cx.out.metrics());
                     last_checkpoint = Instant::now();
                 }
                 if cx.shutdown.is_cancelled() {
@@ -283,9 +332,39 @@ impl Source for FileSource {
                     _ = tokio::time::sleep(self.poll_interval) => {}
                 }
             }
-            save_checkpoints(&store, &prefix, &tracked, &mut saved, &cx);
+            // Let the pipeline drain (it closes only once every sender is
+            // gone), and checkpoint what it delivers.
+            let metrics = std::sync::Arc::clone(cx.out.metrics());
+            drop(cx.out);
+            'drain: for file in tracked.values_mut() {
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = cx.shutdown_limit.cancelled() => break 'drain,
+                        completed = file.acks.next() => match completed {
+                            Some(completed) => report_undelivered(completed, &metrics),
+                            None => break,
+                        },
+                    }
+                }
+            }
+            save_checkpoints(&store, &prefix, &tracked, &mut saved, &metrics);
             Ok(())
         })
+    }
+}
+
+/// Counts and logs lines that sinks gave up on or refused: they are not
+/// read again (that would only fail again and hold every later line back).
+fn report_undelivered(completed: Completed, metrics: &ComponentMetrics) {
+    if !completed.all_delivered() {
+        metrics.warn_limited(
+            "undelivered",
+            &format_args!(
+                "not every line was delivered: {}; the checkpoint moves past them",
+                completed.describe_failures("lines"),
+            ),
+        );
     }
 }
 
@@ -366,15 +445,7 @@ impl FileSource {
             match open_at(&path, start) {
                 Ok(file) => {
                     tracing::debug!(component = %cx.key, path = %path.display(), offset = start, "following file");
-                    tracked.insert(
-                        path,
-                        Tracked {
-                            file,
-                            inode,
-                            offset: start,
-                            splitter: LineSplitter::new(self.max_line_bytes),
-                        },
-                    );
+                    tracked.insert(path, Tracked::new(file, inode, start, self.max_line_bytes));
                 }
                 Err(error) => cx.out.metrics().error(
                     ErrorType::OpenFailed,
@@ -401,11 +472,15 @@ impl FileSource {
                 && metadata.len() < file.offset
             {
                 tracing::info!(component = %cx.key, path = %path.display(), "file was truncated; reading from the start");
-                if file.rewind(0, self.max_line_bytes).is_err() {
+                if file.restart(self.max_line_bytes).is_err() {
                     return Progress::Failed;
                 }
             }
-            let before = file.checkpoint().offset;
+            if file.unacknowledged() >= MAX_UNACKED_BYTES {
+                // Sinks are behind: wait for their acknowledgements.
+                return Progress::Follow;
+            }
+            let before = file.line_start();
             let mut buffer = BytesMut::zeroed(CHUNK_BYTES);
             let read = match file.file.read(&mut buffer) {
                 Ok(0) => return Progress::Follow,
@@ -436,11 +511,16 @@ impl FileSource {
             cx.out
                 .metrics()
                 .truncated(truncated, self.max_line_bytes.get());
+            if events.is_empty() {
+                continue; // only part of a line so far
+            }
+            let count = events.len();
+            let status = notify_batch(&mut events);
             tokio::select! {
                 biased;
                 _ = cx.shutdown.cancelled() => {
-                    // Not handed over: the checkpoint must not pass these
-                    // lines, so the next run reads them again.
+                    // Not handed over: the next run reads these lines again
+                    // (their notifier is dropped unwaited for).
                     return match file.rewind(before, self.max_line_bytes) {
                         Ok(()) => Progress::Follow,
                         Err(_) => Progress::Failed,
@@ -448,6 +528,9 @@ impl FileSource {
                 }
                 _ = cx.out.send(events) => {}
             }
+            // Waited for only once sent: a batch that never left must not
+            // hold the checkpoint.
+            file.acks.push(file.line_start(), count, status);
         }
         Progress::More
     }
@@ -483,7 +566,7 @@ fn save_checkpoints(
     prefix: &str,
     tracked: &HashMap<PathBuf, Tracked>,
     saved: &mut HashMap<PathBuf, Checkpoint>,
-    cx: &SourceContext,
+    metrics: &ComponentMetrics,
 ) {
     let current: HashMap<PathBuf, Checkpoint> = tracked
         .iter()
@@ -505,7 +588,7 @@ fn save_checkpoints(
     }
     match store.write(CHECKPOINTS, &put, &delete) {
         Ok(()) => *saved = current,
-        Err(error) => cx.out.metrics().error(
+        Err(error) => metrics.error(
             ErrorType::CheckpointFailed,
             Stage::Receiving,
             &format_args!("cannot save file checkpoints: {error}"),

@@ -5,19 +5,22 @@
 //!
 //! | status | meaning |
 //! |---|---|
-//! | 200 `{"accepted": N}` | all N events entered the pipeline |
+//! | 200 `{"accepted": N}` | all N events were delivered by every sink that acknowledges (or taken by those that do not) |
 //! | 400 `{"error": ...}` | the body could not be decoded; nothing was accepted |
 //! | 401 | `auth.token` is set and the request lacks `Authorization: Bearer <token>` |
 //! | 413 | the body is larger than `max_body_bytes` |
-//! | 503 + `Retry-After` | the pipeline stayed full for a second; nothing was accepted |
+//! | 503 + `Retry-After` | the pipeline stayed full for a second (nothing was accepted); or a sink could not deliver some of the events (its retries ran out, its destination refused them, or its `drop_newest` buffer was full); or no answer came within `ack_timeout_secs`; or howl is shutting down |
 //!
-//! A request is accepted whole or not at all: room is reserved in every
-//! downstream buffer before any event is handed over, so a 503 never follows
-//! a partial delivery that the client's retry would duplicate.
+//! Room is reserved in every downstream buffer before any event is handed
+//! over, so a "pipeline full" 503 never follows a partial delivery. The
+//! other 503s may: a retry can then duplicate the events some sink already
+//! delivered (at-least-once). A destination that refused events is answered
+//! 503 too, not 400: the refusal is often howl's configuration (a wrong
+//! token), and a client that retries loses nothing once it is fixed.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,9 +37,10 @@ use super::lines::LineSplitter;
 use crate::components::source::{Source, SourceConfig, SourceContext, SourceSender};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::event::{Event, fields};
+use crate::event::{BatchStatus, Event, fields, notify_batch};
 use crate::http::bearer::bearer_matches;
-use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::internal_events::{ErrorType, Stage};
+use crate::options::Seconds;
 use crate::secret::Secret;
 
 /// Options of the `http_server` source.
@@ -63,6 +67,18 @@ pub struct HttpServerConfig {
     max_body_bytes: NonZeroUsize,
     /// Require a bearer token.
     auth: Option<AuthConfig>,
+    /// How long a request waits for its events to be delivered (by every
+    /// sink with `acknowledgements.enabled`) before it is answered 503; the
+    /// events may still be delivered afterwards, so the client's retry may
+    /// duplicate them. Keep it above the sinks' retry budget
+    /// (`retry.max_duration_secs`) for fewer duplicates, below the client's
+    /// own timeout so it hears the answer.
+    #[serde(default = "default_ack_timeout")]
+    ack_timeout_secs: Seconds,
+}
+
+fn default_ack_timeout() -> Seconds {
+    Seconds::from_secs(60)
 }
 
 /// Authentication of `http_server` requests.
@@ -123,6 +139,7 @@ impl SourceConfig for HttpServerConfig {
             decoding: self.decoding,
             max_body_bytes: self.max_body_bytes.get(),
             token: self.auth.as_ref().map(|a| a.token.clone()),
+            ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
         }))
     }
 }
@@ -148,16 +165,22 @@ struct HttpServer {
     decoding: Decoding,
     max_body_bytes: usize,
     token: Option<Secret>,
+    ack_timeout: Duration,
 }
 
 struct Shared {
-    out: SourceSender,
+    /// Taken away when shutdown begins: the pipeline drains only once every
+    /// sender is gone, and requests still waiting for their
+    /// acknowledgements need it to drain.
+    out: Mutex<Option<SourceSender>>,
     decoding: Decoding,
     max_body_bytes: usize,
     token: Option<Secret>,
     source_id: Arc<str>,
     path: Value,
+    ack_timeout: Duration,
     shutdown: tokio_util::sync::CancellationToken,
+    shutdown_limit: tokio_util::sync::CancellationToken,
 }
 
 impl Source for HttpServer {
@@ -168,13 +191,20 @@ impl Source for HttpServer {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.address))?;
             tracing::info!(component = %cx.key, address = %self.address, path = %self.path, "listening");
             let shared = Arc::new(Shared {
-                out: cx.out,
+                out: Mutex::new(Some(cx.out)),
                 decoding: self.decoding,
                 max_body_bytes: self.max_body_bytes,
                 token: self.token,
                 source_id: cx.key.shared_id(),
                 path: Value::from(self.path.as_str()),
+                ack_timeout: self.ack_timeout,
                 shutdown: cx.shutdown.clone(),
+                shutdown_limit: cx.shutdown_limit.clone(),
+            });
+            let closing = Arc::clone(&shared);
+            tokio::spawn(async move {
+                closing.shutdown.cancelled().await;
+                closing.out.lock().unwrap_or_else(|p| p.into_inner()).take();
             });
             let router = Router::new()
                 .route(&self.path, post(accept))
@@ -189,7 +219,10 @@ impl Source for HttpServer {
 }
 
 async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let metrics = Arc::clone(shared.out.metrics());
+    let Some(mut out) = shared.out.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        return shutting_down();
+    };
+    let metrics = Arc::clone(out.metrics());
     if let Some(token) = &shared.token
         && !bearer_matches(request.headers(), token.expose())
     {
@@ -229,13 +262,7 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 );
             }
         },
-        () = shared.shutdown.cancelled() => {
-            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry later");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
+        () = shared.shutdown.cancelled() => return shutting_down(),
     };
     let now = Utc::now();
     let events = match decode(shared.decoding, body.clone()) {
@@ -259,23 +286,48 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
     };
     let count = events.len();
     metrics.received(count, body.len());
-    let mut out = shared.out.clone();
-    match out.send_or_backpressure(events, BACKPRESSURE_WAIT).await {
-        Ok(()) => (
+    let mut events = events;
+    let status = notify_batch(&mut events);
+    let sent = out.send_or_backpressure(events, BACKPRESSURE_WAIT).await;
+    // Not held while waiting: the pipeline must be able to drain.
+    drop(out);
+    if sent.is_err() {
+        metrics.discarded_intentionally(count, "pipeline full; client told to retry");
+        return retry_later("the pipeline is full; retry later");
+    }
+    let answer = tokio::select! {
+        biased;
+        status = status => status.unwrap_or(BatchStatus::Errored),
+        () = tokio::time::sleep(shared.ack_timeout) => {
+            return retry_later(&format!(
+                "the events were not delivered within {}s (they may still be); retry later",
+                shared.ack_timeout.as_secs_f64()
+            ));
+        }
+        () = shared.shutdown_limit.cancelled() => return shutting_down(),
+    };
+    match answer {
+        BatchStatus::Delivered => (
             StatusCode::OK,
             axum::Json(serde_json::json!({ "accepted": count })),
         )
             .into_response(),
-        Err(_) => busy(&metrics, count),
+        BatchStatus::Errored => retry_later(
+            "a sink could not deliver the events (its retries ran out or its buffer was full); retry later",
+        ),
+        BatchStatus::Rejected => retry_later(
+            "a sink's destination refused the events; retry once howl's configuration or the destination is fixed",
+        ),
     }
 }
 
-fn busy(metrics: &ComponentMetrics, count: usize) -> Response {
-    metrics.discarded_intentionally(count, "pipeline full; client told to retry");
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the pipeline is full; retry later",
-    );
+fn shutting_down() -> Response {
+    retry_later("shutting down; retry later")
+}
+
+/// 503 with `Retry-After`: the client should send the request again.
+fn retry_later(message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

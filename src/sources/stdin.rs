@@ -11,6 +11,13 @@
 //! queued chunks, then the unfinished last line: stdin cannot be read again)
 //! and returns; the thread may stay blocked in `read` on an idle terminal,
 //! which is why it is detached rather than joined.
+//!
+//! Each batch carries a notifier, and at the end the source waits until
+//! every sink has finished with every line: the exit status says whether
+//! all of them were delivered. Lines a sink gave up on or that a
+//! destination refused, or still undelivered at the graceful shutdown
+//! limit, make the source fail with their count, so `howl run` exits 1 (a CI
+//! step notices).
 
 use std::io::Read;
 use std::num::NonZeroUsize;
@@ -26,7 +33,8 @@ use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::event::{Event, fields};
+use crate::event::acks::{AckQueue, Completed};
+use crate::event::{Event, fields, notify_batch};
 use crate::internal_events::{ErrorType, Stage};
 
 /// Options of the `stdin` source.
@@ -75,6 +83,10 @@ impl Source for Stdin {
             // (stdin cannot be read again): the queued chunks, then the
             // unfinished last line.
             let mut stopping = false;
+            // Positions are counts of lines sent.
+            let mut acks = AckQueue::new(0);
+            let mut outcome = Completed::default();
+            let mut sent: u64 = 0;
             loop {
                 let chunk = if stopping {
                     rx.try_recv().ok()
@@ -117,10 +129,42 @@ impl Source for Stdin {
                 }
                 metrics.received(events.len(), bytes);
                 metrics.truncated(truncated, self.max_line_bytes.get());
-                cx.out.send(events).await;
+                if !events.is_empty() {
+                    sent += events.len() as u64;
+                    let count = events.len();
+                    let status = notify_batch(&mut events);
+                    cx.out.send(events).await;
+                    acks.push(sent, count, status);
+                    outcome.add(acks.poll());
+                }
                 if at_end {
                     break;
                 }
+            }
+            // Let the pipeline drain, then see what became of every line.
+            drop(cx.out);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = cx.shutdown_limit.cancelled() => break,
+                    completed = acks.next() => match completed {
+                        Some(completed) => outcome.add(completed),
+                        None => break,
+                    },
+                }
+            }
+            let pending = acks.pending_events();
+            if !outcome.all_delivered() || pending > 0 {
+                let mut what = outcome.describe_failures("lines");
+                if pending > 0 {
+                    if !what.is_empty() {
+                        what.push_str(", ");
+                    }
+                    what.push_str(&format!(
+                        "{pending} lines still in flight at the graceful shutdown limit"
+                    ));
+                }
+                anyhow::bail!("not every line of the {sent} read was delivered: {what}");
             }
             Ok(())
         })

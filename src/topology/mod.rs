@@ -26,7 +26,7 @@ use crate::components::transform::{TaskContext, Transform, TransformInput, Trans
 use crate::components::{BuildContext, OutputSpec, Registry};
 use crate::config::{Config, Graph, OutputId};
 use crate::diagnostic::{Diagnostic, SourceFile};
-use crate::internal_events::ComponentMetrics;
+use crate::internal_events::{ComponentMetrics, Undelivered};
 use crate::shared::Shared;
 
 /// Every component type howl knows: what a config is parsed against.
@@ -36,6 +36,10 @@ pub static REGISTRY: Registry = Registry {
     sinks: crate::sinks::TYPES,
 };
 
+/// How long sources get, once the graceful shutdown limit is reached, to
+/// save what was acknowledged before every task is stopped.
+const SAVE_GRACE: Duration = Duration::from_secs(1);
+
 /// Events that may wait in front of each transform (sinks configure theirs).
 const TRANSFORM_BUFFER_EVENTS: usize = 1000;
 
@@ -43,7 +47,19 @@ const TRANSFORM_BUFFER_EVENTS: usize = 1000;
 pub struct Built {
     sources: Vec<(ComponentKey, Box<dyn Source>)>,
     transforms: Vec<BuiltTransform>,
-    sinks: Vec<(ComponentKey, Box<dyn Sink>, BufferConfig)>,
+    sinks: Vec<BuiltSink>,
+}
+
+/// A sink, built, with what the topology puts in front of it.
+pub struct BuiltSink {
+    /// Which sink.
+    pub key: ComponentKey,
+    /// The sink.
+    pub sink: Box<dyn Sink>,
+    /// Its input buffer.
+    pub buffer: BufferConfig,
+    /// Whether sources wait for its deliveries.
+    pub acknowledgements: bool,
 }
 
 /// Builds every component of `config`, reporting every failure.
@@ -77,9 +93,12 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     for sink in &config.sinks {
         let def = &sink.component;
         match def.options.build(&context(&def.key, &def.file)) {
-            Ok(built_sink) => built
-                .sinks
-                .push((def.key.clone(), built_sink, sink.buffer.clone())),
+            Ok(built_sink) => built.sinks.push(BuiltSink {
+                key: def.key.clone(),
+                sink: built_sink,
+                buffer: sink.buffer.clone(),
+                acknowledgements: sink.acknowledgements,
+            }),
             Err(error) => diagnostics.push(error.into_diagnostic(
                 &def.key,
                 &def.file,
@@ -133,7 +152,7 @@ impl Built {
     pub fn from_parts(
         sources: Vec<(ComponentKey, Box<dyn Source>)>,
         transforms: Vec<BuiltTransform>,
-        sinks: Vec<(ComponentKey, Box<dyn Sink>, BufferConfig)>,
+        sinks: Vec<BuiltSink>,
     ) -> Self {
         Self {
             sources,
@@ -150,6 +169,9 @@ pub struct RunReport {
     pub failed: Vec<String>,
     /// Components still busy when the graceful shutdown limit passed.
     pub still_running: Vec<String>,
+    /// Sinks that stopped with events they had not delivered (the graceful
+    /// shutdown limit, or a failure), by name.
+    pub undelivered: Vec<(String, Undelivered)>,
 }
 
 impl RunReport {
@@ -211,8 +233,10 @@ pub async fn run(
         receivers.insert(key.id().to_string(), rx);
         metrics.insert(key.id().to_string(), m);
     }
-    for (key, _, buffer) in &built.sinks {
+    let mut sink_metrics = Vec::new();
+    for BuiltSink { key, buffer, .. } in &built.sinks {
         let m = Arc::new(ComponentMetrics::new(key.clone()));
+        sink_metrics.push((key.clone(), Arc::clone(&m)));
         let (tx, rx) =
             crate::buffer::channel(buffer.max_events.get(), buffer.when_full, Arc::clone(&m));
         inputs.insert(key.id().to_string(), tx);
@@ -250,14 +274,20 @@ pub async fn run(
         names.insert(handle.id(), name);
     };
 
-    for (key, sink) in built.sinks.into_iter().map(|(k, s, _)| (k, s)) {
+    for BuiltSink {
+        key,
+        sink,
+        acknowledgements,
+        ..
+    } in built.sinks
+    {
         let id = key.id().to_string();
         let (Some(rx), Some(m)) = (receivers.remove(&id), metrics.get(&id)) else {
             continue;
         };
         let cx = SinkContext {
             key: key.clone(),
-            input: SinkInput::new(rx, Arc::clone(m)),
+            input: SinkInput::new(rx, Arc::clone(m), acknowledgements),
             metrics: Arc::clone(m),
             state: state.clone(),
             stop_topology: stop.clone(),
@@ -299,6 +329,7 @@ pub async fn run(
         };
         spawn(&key, future);
     }
+    let shutdown_limit = CancellationToken::new();
     for (key, source) in built.sources {
         let id = key.id().to_string();
         let Some(m) = metrics.get(&id) else { continue };
@@ -306,6 +337,7 @@ pub async fn run(
             key: key.clone(),
             out: SourceSender::new(fanout_for(&id, None), Arc::clone(m)),
             shutdown: stop.child_token(),
+            shutdown_limit: shutdown_limit.clone(),
             state: state.clone(),
             host: Arc::clone(&host),
         };
@@ -329,9 +361,18 @@ pub async fn run(
                 deadline = Some(tokio::time::Instant::now() + options.graceful_shutdown_limit);
             }
             joined = next => match joined {
+                None if !shutdown_limit.is_cancelled() => {
+                    // The limit: sources stop waiting for acknowledgements
+                    // and save what was acknowledged; give them a moment.
+                    shutdown_limit.cancel();
+                    deadline = Some(tokio::time::Instant::now() + SAVE_GRACE);
+                }
                 None => {
                     report.still_running = lock(&running).iter().cloned().collect();
                     tasks.abort_all();
+                    // Let the aborted tasks go (and their buffers count
+                    // what they held) before saying what was lost.
+                    while tasks.join_next().await.is_some() {}
                     break;
                 }
                 Some(None) => break,
@@ -340,6 +381,11 @@ pub async fn run(
                     tracing::error!(component = %name, "component failed: {error:#}");
                     report.failed.push(name);
                     stop.cancel();
+                    // What the failed component held never reached its
+                    // destination: sources must not wait for it, nor take
+                    // its loss for delivery. They save what was
+                    // acknowledged; the rest is read again next start.
+                    shutdown_limit.cancel();
                 }
                 Some(Some(Err(join_error))) => {
                     let name = names
@@ -350,8 +396,15 @@ pub async fn run(
                     tracing::error!(component = %name, "component panicked: {join_error}");
                     report.failed.push(format!("{name} (panicked)"));
                     stop.cancel();
+                    shutdown_limit.cancel();
                 }
             }
+        }
+    }
+    for (key, m) in &sink_metrics {
+        let undelivered = m.undelivered();
+        if undelivered.total() > 0 {
+            report.undelivered.push((key.to_string(), undelivered));
         }
     }
     report

@@ -18,7 +18,7 @@ use crate::diagnostic::Diagnostic;
 use crate::event::Event;
 use crate::shared::Shared;
 use crate::sinks::encoding::Encoding;
-use crate::topology::{self, Built, RunOptions};
+use crate::topology::{self, Built, BuiltSink, RunOptions};
 use crate::vrl_program::VrlRunner;
 
 /// How long one test may run before it is stopped and reported as failed
@@ -79,7 +79,7 @@ pub async fn run(
             Box::new(Inject(events.clone())),
         ));
     }
-    let mut sinks: Vec<(ComponentKey, Box<dyn Sink>, BufferConfig)> = Vec::new();
+    let mut sinks: Vec<BuiltSink> = Vec::new();
     let mut captures: Vec<(OutputId, Captured)> = Vec::new();
     for output in test
         .outputs
@@ -96,11 +96,12 @@ pub async fn run(
             to: id.clone(),
         });
         let captured = Captured::default();
-        sinks.push((
-            ComponentKey::new(ComponentKind::Sink, &id, "test"),
-            Box::new(Capture(captured.clone())),
-            BufferConfig::default(),
-        ));
+        sinks.push(BuiltSink {
+            key: ComponentKey::new(ComponentKind::Sink, &id, "test"),
+            sink: Box::new(Capture(captured.clone())),
+            buffer: BufferConfig::default(),
+            acknowledgements: false,
+        });
         captures.push((output.clone(), captured));
     }
     let test_graph = Graph {

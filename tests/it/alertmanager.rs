@@ -229,13 +229,23 @@ async fn alerts_arrive_once_alertmanager_comes_up() {
     );
     // Alertmanager is down: howl starts anyway (the healthcheck only warns).
     let howl = Running::start(dir.path(), &config, api, &[]).await;
-    post(http, pattern_event("7777777777777777")).await;
+    // The source answers only once the alert is delivered, after
+    // Alertmanager comes up: post meanwhile, and hear the 200 at the end.
+    let posted = tokio::spawn(post(http, pattern_event("7777777777777777")));
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !posted.is_finished(),
+        "no answer before the alert is delivered"
+    );
     let am = Alertmanager::start(dir.path(), am_port).await;
     am.wait_for_alerts("the alert after retries", Duration::from_secs(15), |a| {
         with_pattern(a, "7777777777777777").is_some()
     })
     .await;
+    tokio::time::timeout(Duration::from_secs(30), posted)
+        .await
+        .expect("the source answers once the alert is delivered")
+        .expect("200 once delivered");
     let metrics = howl.metrics().await;
     let retries = crate::common::metric(
         &metrics,

@@ -101,37 +101,56 @@ async fn accepts_decodes_and_rejects_with_the_right_status() {
 async fn answers_503_with_retry_after_when_the_pipeline_is_full() {
     let (_dir, howl, url) = start(
         "[sinks.slow]\ntype = \"blackhole\"\ninputs = [\"in\"]\nrate = 1\nbuffer.max_events = 1\n",
-        "",
+        "ack_timeout_secs = 2",
     )
     .await;
     let client = crate::common::client();
-    let mut statuses = Vec::new();
-    let mut retry_after = None;
     // Each request is 10 events: the sink needs 10 s per request, so after
     // one request in the sink and one in its buffer, the buffer stays full.
     let body: String = (0..10).map(|i| format!("line {i}\n")).collect();
+    let mut requests = tokio::task::JoinSet::new();
     for _ in 0..4 {
-        let response = client.post(&url).body(body.clone()).send().await.unwrap();
-        if response.status() == 503 {
-            retry_after = response.headers().get("retry-after").cloned();
-        }
-        statuses.push(response.status().as_u16());
+        let request = client.post(&url).body(body.clone());
+        requests.spawn(async move {
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let status = response.status().as_u16();
+            (
+                status,
+                retry_after,
+                response.text().await.unwrap_or_default(),
+            )
+        });
     }
-    assert_eq!(statuses[0], 200, "{statuses:?}");
+    let answers = requests.join_all().await;
+    let full: Vec<_> = answers
+        .iter()
+        .filter(|(_, _, text)| text.contains("the pipeline is full"))
+        .collect();
     assert!(
-        statuses.contains(&503),
-        "a full pipeline must answer 503: {statuses:?}"
+        !full.is_empty(),
+        "a full pipeline must answer 503: {answers:?}"
     );
-    assert_eq!(retry_after.unwrap(), "1");
+    for (status, retry_after, _) in &full {
+        assert_eq!(*status, 503);
+        assert_eq!(retry_after.as_ref().unwrap(), "1");
+    }
+    assert!(
+        answers.iter().any(|(status, ..)| *status == 200),
+        "the first request is taken: {answers:?}"
+    );
     let text = howl.metrics().await;
-    let accepted = 10.0 * statuses.iter().filter(|s| **s == 200).count() as f64;
+    let accepted = 10.0 * (answers.len() - full.len()) as f64;
     let sent = metric(
         &text,
         "component_sent_events_total",
         &["component_id=\"in\""],
     )
     .unwrap();
-    assert_eq!(sent, accepted, "503 answers must not let any event through");
+    assert_eq!(
+        sent, accepted,
+        "\"pipeline full\" answers must not let any event through"
+    );
 }
 
 /// Sends raw bytes on a new connection; returns the status code answered

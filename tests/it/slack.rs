@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Running, free_port, metric, post_events, write};
+use crate::common::{Running, free_port, metric, post_events, post_events_accepted, write};
 use crate::fake_slack::{CHANNEL_ID, FakeSlack, WEBHOOK_PATH};
 use serde_json::{Value, json};
 
@@ -120,7 +120,7 @@ async fn webhook_waits_retry_after_on_429_and_never_retries_its_4xx_errors() {
     fake.script_text(WEBHOOK_PATH, 429, "rate_limited", Some("1"));
     let setup = Setup::new(&webhook(&fake));
     let howl = setup.start().await;
-    post_events(&setup.ingest, &json!([alert("a", "firing", "first")])).await;
+    post_events_accepted(&setup.ingest, &json!([alert("a", "firing", "first")])).await;
     let calls = fake.wait_calls(WEBHOOK_PATH, 2).await;
     let waited = calls[1].at - calls[0].at;
     assert!(
@@ -131,7 +131,7 @@ async fn webhook_waits_retry_after_on_429_and_never_retries_its_4xx_errors() {
 
     fake.script_text(WEBHOOK_PATH, 400, "invalid_payload", None);
     fake.script_text(WEBHOOK_PATH, 404, "channel_not_found", None);
-    post_events(
+    post_events_accepted(
         &setup.ingest,
         &json!([
             alert("b", "firing", "second"),
@@ -219,7 +219,7 @@ async fn web_api_errors_are_not_retried_except_rate_limits() {
     );
     let setup = Setup::new(&web_api(&fake));
     let howl = setup.start().await;
-    post_events(&setup.ingest, &json!([alert("a", "firing", "A")])).await;
+    post_events_accepted(&setup.ingest, &json!([alert("a", "firing", "A")])).await;
     howl.wait_for_metric(SENT, &[THIS_SINK], 1.0).await;
     fake.script_json(
         POST,
@@ -233,7 +233,7 @@ async fn web_api_errors_are_not_retried_except_rate_limits() {
         json!({"ok": false, "error": "invalid_blocks"}),
         None,
     );
-    post_events(
+    post_events_accepted(
         &setup.ingest,
         &json!([alert("b", "firing", "B"), alert("c", "firing", "C")]),
     )
@@ -343,7 +343,7 @@ async fn never_logs_the_webhook_url_or_the_token() {
         web_api(&fake)
     ));
     let mut howl = setup.start().await;
-    post_events(
+    post_events_accepted(
         &setup.ingest,
         &json!([alert("disk", "firing", "Disk full")]),
     )

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::{Running, free_port, metric, post_events, wait_with_limit, write};
+use crate::common::{
+    Running, free_port, metric, post_events, post_events_accepted, wait_with_limit, write,
+};
 use crate::fake_telegram::FakeTelegram;
 use serde_json::{Value, json};
 
@@ -198,7 +200,7 @@ async fn retries_503_and_never_retries_a_400() {
         json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}),
         None,
     );
-    post_events(&setup.ingest, &json!([alert("b", "firing", "second")])).await;
+    post_events_accepted(&setup.ingest, &json!([alert("b", "firing", "second")])).await;
     howl.wait_for_metric(
         "component_discarded_events_total",
         &["component_id=\"tg\"", "intentional=\"false\""],
@@ -438,7 +440,7 @@ async fn never_logs_the_bot_token() {
         ),
     );
     let mut howl = setup.start().await;
-    post_events(
+    post_events_accepted(
         &setup.ingest,
         &json!([alert("disk", "firing", "Disk full")]),
     )

@@ -42,6 +42,20 @@ async fn run_ok(config: String, input: &str) -> String {
     stderr
 }
 
+/// Like [`run`], for input some of which the sink cannot deliver: stdin
+/// waits for every line's fate, so howl exits 1 and says how many lines
+/// were not delivered. Returns its stderr.
+async fn run_undelivered(config: String, input: &str, read: usize) -> String {
+    let output = run(config, input, &[]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("not every line of the {read} read was delivered")),
+        "howl says what was not delivered:\n{stderr}"
+    );
+    stderr
+}
+
 const THREE: &str =
     "{\"message\":\"a\",\"n\":1}\n{\"message\":\"b\",\"n\":2}\n{\"message\":\"c\",\"n\":3}\n";
 
@@ -121,13 +135,14 @@ async fn json_array_sends_one_array_per_batch() {
 #[tokio::test]
 async fn payload_shapes_each_document_and_skips_events_it_fails_on() {
     let receiver = Capture::start(vec![]).await;
-    let stderr = run_ok(
+    let stderr = run_undelivered(
         hook(&format!(
             "uri = \"{}/chat\"\nencoding = \"json_array\"\nbatch.timeout_secs = 30\n\
              payload = '{{\"text\": upcase(string!(.message)), \"n\": .n}}'",
             receiver.base
         )),
         "{\"message\":\"disk full\",\"n\":1}\n{\"message\":5}\n{\"message\":\"db down\",\"n\":3}\n",
+        3,
     )
     .await;
     let seen = receiver.requests();
@@ -236,12 +251,13 @@ async fn never_retries_a_400_and_logs_the_answer() {
         Reply::status(400).body("invalid_payload: missing text"),
     ])
     .await;
-    let stderr = run_ok(
+    let stderr = run_undelivered(
         hook(&format!(
             "uri = \"{}/h\"\nretry.initial_backoff_secs = 0.01\nretry.max_backoff_secs = 0.01",
             receiver.base
         )),
         "{\"message\":\"a\"}\n{\"message\":\"b\"}\n",
+        2,
     )
     .await;
     let bodies: Vec<String> = receiver.requests().iter().map(|r| r.text()).collect();
@@ -381,7 +397,9 @@ async fn secrets_never_reach_the_logs_when_delivery_fails() {
     )
     .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // The refused events are not delivered: stdin says so with exit 1.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was delivered: "), "{stderr}");
     assert_eq!(
         receiver.requests().len(),
         2,
@@ -421,7 +439,9 @@ async fn secret_url_pieces_never_reach_the_logs_even_as_plain_words() {
     )
     .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // The refused events are not delivered: stdin says so with exit 1.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was delivered: "), "{stderr}");
     assert_eq!(receiver.requests().len(), 1, "one refused POST");
     assert!(
         stderr.contains("unknown channel *** (route ***/***, key ***)"),

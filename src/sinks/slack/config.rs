@@ -125,6 +125,10 @@ impl SinkConfig for WithShared<SlackConfig, HttpDelivery> {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
         self.own.build(&self.shared)
     }
+
+    fn acknowledgements_by_default(&self) -> bool {
+        true
+    }
 }
 
 impl SlackConfig {

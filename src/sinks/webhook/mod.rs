@@ -41,6 +41,10 @@ impl SinkConfig for WithShared<WebhookConfig, HttpDelivery> {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
         self.own.build(&self.shared, cx)
     }
+
+    fn acknowledgements_by_default(&self) -> bool {
+        true
+    }
 }
 
 impl WebhookConfig {
