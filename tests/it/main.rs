@@ -9,6 +9,7 @@ mod fake_slack;
 mod fake_telegram;
 
 mod alertmanager;
+mod chaos;
 mod config_tests;
 mod docs;
 mod file_source;
