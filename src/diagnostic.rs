@@ -15,25 +15,79 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// The text of one config file, with what is needed to turn byte offsets
-/// into line and column numbers.
+/// into line and column numbers of the file as it is on disk.
 #[derive(Debug)]
 pub struct SourceFile {
     path: PathBuf,
+    /// The text howl parsed (after `${...}` interpolation).
     text: String,
+    /// The text on disk, when interpolation changed it.
+    original: Option<String>,
+    /// Where interpolation replaced text, in order.
+    replacements: Vec<Replacement>,
     line_starts: Vec<usize>,
 }
 
+/// One `${...}` reference replaced by its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replacement {
+    /// Where the value starts in the interpolated text.
+    pub at: usize,
+    /// The value's length.
+    pub len: usize,
+    /// Where the reference starts in the original text.
+    pub original_at: usize,
+    /// The reference's length.
+    pub original_len: usize,
+}
+
 impl SourceFile {
-    /// Wraps a file's (already interpolated) text.
+    /// Wraps a file's text, as parsed.
     pub fn new(path: impl Into<PathBuf>, text: String) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
-            .collect();
+        let line_starts = line_starts(&text);
         Self {
             path: path.into(),
             text,
+            original: None,
+            replacements: Vec::new(),
             line_starts,
         }
+    }
+
+    /// Wraps a file whose `${...}` references were replaced: positions are
+    /// still told in `original`, the file as the user sees it.
+    pub fn with_replacements(
+        path: impl Into<PathBuf>,
+        original: String,
+        text: String,
+        replacements: Vec<Replacement>,
+    ) -> Self {
+        if replacements.iter().all(|r| r.len == r.original_len) {
+            return Self::new(path, text);
+        }
+        Self {
+            path: path.into(),
+            line_starts: line_starts(&original),
+            text,
+            original: Some(original),
+            replacements,
+        }
+    }
+
+    /// The offset in the original text of `offset` in the parsed text: a
+    /// position inside a replaced value is the reference's start.
+    fn original_offset(&self, offset: usize) -> usize {
+        let mut shift: isize = 0;
+        for replacement in &self.replacements {
+            if offset < replacement.at {
+                break;
+            }
+            if offset < replacement.at + replacement.len {
+                return replacement.original_at;
+            }
+            shift += replacement.original_len as isize - replacement.len as isize;
+        }
+        offset.saturating_add_signed(shift)
     }
 
     /// The path as the user gave it.
@@ -46,17 +100,27 @@ impl SourceFile {
         &self.text
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// 1-based line and column (in characters), in the file on disk, of a
+    /// byte offset of the parsed text.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let (text, offset) = match &self.original {
+            Some(original) => (original.as_str(), self.original_offset(offset)),
+            None => (self.text.as_str(), offset),
+        };
+        let offset = offset.min(text.len());
         let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
         let start = self.line_starts[line];
-        let column = self
-            .text
+        let column = text
             .get(start..offset)
             .map_or(offset - start, |prefix| prefix.chars().count());
         (line + 1, column + 1)
     }
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+        .collect()
 }
 
 /// How bad a diagnostic is.
@@ -154,12 +218,12 @@ impl fmt::Display for Diagnostic {
             f.write_str(": ")?;
         }
         if let Some(component) = &self.component {
-            write!(f, "{component}: ")?;
+            write!(f, "{}: ", escape_controls(component))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&escape_controls(&self.message))?;
         if let Some(detail) = &self.detail {
             for line in detail.trim_start_matches(['\n', '\r']).trim_end().lines() {
-                write!(f, "\n    {line}")?;
+                write!(f, "\n    {}", escape_controls(line))?;
             }
         }
         Ok(())
@@ -270,6 +334,26 @@ impl OptionSpans {
         self.0.insert(path, span);
     }
 
+    /// The option written exactly at `span` (a nested table or a list
+    /// item), if any; the most specific one when several share it (a list
+    /// of tables and its first item).
+    pub fn path_at(&self, span: &Range<usize>) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(_, at)| *at == span)
+            .max_by_key(|(path, _)| path.len())
+            .map(|(path, _)| path.as_str())
+    }
+
+    /// The most deeply nested option whose value contains `span`.
+    pub fn path_containing(&self, span: &Range<usize>) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(_, at)| at.start <= span.start && span.end <= at.end)
+            .min_by_key(|(_, at)| at.end - at.start)
+            .map(|(path, _)| path.as_str())
+    }
+
     /// Where `path` is written; for a path not written (left to its
     /// default), where its closest written parent is (`rules[0]` for
     /// `rules[0].for_secs`).
@@ -282,6 +366,31 @@ impl OptionSpans {
             path = &path[..path.rfind(['.', '['])?];
         }
     }
+}
+
+/// Text from a config (a value, an id) as it may be shown on a terminal:
+/// control characters (NUL, escape sequences, a right-to-left override)
+/// are written as `\u{...}` instead of being sent to the terminal, where
+/// they could hide or forge what the user reads.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let dangerous = |c: char| {
+        c.is_control() && c != '\t'
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(dangerous) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if dangerous(c) {
+                    format!("\\u{{{:04x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Formats a list of names as `a, b, c` (or `(none)`), for "expected one of".

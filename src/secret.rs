@@ -18,9 +18,58 @@ use serde::Deserialize;
 /// webhook URL): `Debug` shows `***`, and reading it takes an explicit
 /// [`Secret::expose`]. It has no `Serialize`, so it cannot be written out by
 /// accident either.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        secret_string(deserializer).map(Self)
+    }
+}
+
+/// Reads a string without ever repeating a value of another type in the
+/// error (`headers.X-Key = 9876543210` must not print the number).
+fn secret_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+            Ok(text.to_string())
+        }
+
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<String, E> {
+            Ok(text)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+            Err(not_a_string())
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+            Err(not_a_string())
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+            Err(not_a_string())
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+            Err(not_a_string())
+        }
+    }
+
+    fn not_a_string<E: serde::de::Error>() -> E {
+        E::custom("expected a string (in quotes); the value is a secret, so it is not shown")
+    }
+
+    deserializer.deserialize_str(Visitor)
+}
 
 crate::options::string_schema!(Secret, "secret");
 
@@ -107,16 +156,19 @@ impl SecretUrl {
     fn pieces(&self) -> Vec<String> {
         let url = &self.url;
         let segments = url.path_segments().into_iter().flatten();
+        // A pair's value, or the whole pair when it has no `=` (`?token`).
         let query_values = url
             .query()
             .unwrap_or_default()
             .split('&')
-            .filter_map(|pair| pair.split_once('=').map(|(_, value)| value));
+            .map(|pair| pair.split_once('=').map_or(pair, |(_, value)| value));
         let user_info = [url.username()].into_iter().chain(url.password());
         let mut pieces = Vec::new();
         for piece in segments.chain(query_values).chain(user_info) {
             pieces.push(piece.to_string());
             pieces.push(percent_decode(piece));
+            // Form encoding writes a space as `+`.
+            pieces.push(percent_decode(&piece.replace('+', " ")));
         }
         pieces
     }
@@ -130,12 +182,26 @@ impl fmt::Debug for SecretUrl {
 
 impl<'de> Deserialize<'de> for SecretUrl {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        let text = secret_string(deserializer)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
 crate::options::string_schema!(SecretUrl, "secret-url");
+
+/// Every byte but unreserved ones (RFC 3986) as `%XX`: how a secret
+/// travels in a URL or a form.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
 
 /// `%XX` escapes decoded (a receiver may echo a piece decoded); invalid
 /// escapes are kept as they are.
@@ -163,6 +229,30 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
+/// Standard base64 with padding (RFC 4648 §4): how basic-auth credentials
+/// travel, so the redactor must know that form of a secret too; a dozen
+/// lines instead of a dependency.
+pub fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+        for (index, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if index <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Replaces a sink's secrets in text.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -172,10 +262,37 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Adds a secret, shown as `***`.
+    /// Adds a secret, shown as `***`, at any length (a short token is
+    /// still a token), as written and in the forms a receiver may echo it
+    /// in (percent-encoded).
     pub fn secret(mut self, secret: &str) -> Self {
-        self.add(secret, "***");
+        for form in [secret.to_string(), percent_encode(secret)] {
+            self.add_exact(&form, "***");
+        }
         self
+    }
+
+    /// Adds the credentials of a URL's user info or of basic auth: the
+    /// password, and `user:password` as basic auth sends it (base64), which
+    /// a receiver echoing the `Authorization` header would show.
+    pub fn credentials(mut self, user: &str, password: &str) -> Self {
+        self = self.secret(password);
+        for (user, password) in [
+            (user.to_string(), password.to_string()),
+            (percent_decode(user), percent_decode(password)),
+        ] {
+            self.add_exact(&base64(format!("{user}:{password}").as_bytes()), "***");
+        }
+        self
+    }
+
+    /// Adds the user info of a URL that is not itself secret (an
+    /// Alertmanager endpoint `http://user:pass@host`), if it has any.
+    pub fn url_credentials(self, url: &reqwest::Url) -> Self {
+        match url.password() {
+            Some(password) => self.credentials(url.username(), password),
+            None => self,
+        }
     }
 
     /// Adds a secret URL: the whole URL is shown as `scheme://host/***`,
@@ -193,19 +310,36 @@ impl Redactor {
         for piece in url.pieces() {
             self.add(&piece, "***");
         }
-        self
+        self.url_credentials(url.url())
     }
 
+    /// Adds a piece of a secret URL: pieces shorter than 4 characters
+    /// (`v`, `api`) are left readable, since hiding them would mangle
+    /// ordinary text while hiding little.
     fn add(&mut self, secret: &str, replacement: &str) {
-        if self.secrets.iter().any(|(known, _)| known == secret) {
+        if secret.len() >= 4 {
+            self.add_exact(secret, replacement);
+        }
+    }
+
+    fn add_exact(&mut self, secret: &str, replacement: &str) {
+        if secret.is_empty() || self.secrets.iter().any(|(known, _)| known == secret) {
             return;
         }
-        // Very short "secrets" would mangle ordinary text; tokens are long.
-        if secret.len() >= 4 {
-            self.secrets
-                .push((secret.to_string(), replacement.to_string()));
-            self.secrets
-                .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        self.secrets
+            .push((secret.to_string(), replacement.to_string()));
+        self.secrets
+            .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+    }
+
+    /// The text with every secret replaced, then cut to at most `limit`
+    /// characters (marked `…`): cutting first could leave the start of a
+    /// secret that no longer matches.
+    pub fn redact_cut(&self, text: &str, limit: usize) -> String {
+        let redacted = self.redact(text);
+        match redacted.char_indices().nth(limit) {
+            Some((cut, _)) => format!("{}…", &redacted[..cut]),
+            None => redacted,
         }
     }
 
@@ -251,6 +385,49 @@ impl Redactor {
 mod tests {
     use super::*;
 
+    #[test]
+    fn derived_forms_of_secrets_are_hidden_too() {
+        let redactor = Redactor::default().secret("tok/en+1").secret_url(&url(
+            "https://alice:pa55w0rdX@example.com/hook?QUERYONLYSECRET&sig=ab+cd+efgh",
+        ));
+        let basic = base64(b"alice:pa55w0rdX");
+        for (echo, hidden) in [
+            (format!("Authorization: Basic {basic}"), basic.as_str()),
+            ("unknown key QUERYONLYSECRET".to_string(), "QUERYONLYSECRET"),
+            ("signature ab cd efgh".to_string(), "ab cd efgh"),
+            ("token tok%2Fen%2B1 refused".to_string(), "tok%2Fen%2B1"),
+            ("short secret pa55w0rdX".to_string(), "pa55w0rdX"),
+        ] {
+            let shown = redactor.redact(&echo);
+            assert!(!shown.contains(hidden), "{echo} -> {shown}");
+        }
+        let short = Redactor::default().secret("pw1");
+        assert_eq!(short.redact("password pw1 refused"), "password *** refused");
+    }
+
+    #[test]
+    fn cutting_a_long_answer_never_leaves_half_a_secret() {
+        let redactor = Redactor::default().secret("SECRETSECRETSECRETSECRET");
+        let body = format!(
+            "{}SECRETSECRETSECRETSECRET{}",
+            "x".repeat(490),
+            "y".repeat(100)
+        );
+        let shown = redactor.redact_cut(&body, 500);
+        assert!(!shown.contains("SECRETSE"), "{shown}");
+        assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn base64_pads_every_remainder() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+    }
+
     fn url(text: &str) -> SecretUrl {
         SecretUrl::parse(text).expect("a valid URL")
     }
@@ -263,6 +440,15 @@ mod tests {
         let secret: Secret = serde_json::from_str("\"123456:ABC-DEF\"").unwrap();
         assert_eq!(secret.expose(), "123456:ABC-DEF");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
+        let error =
+            toml::from_str::<std::collections::BTreeMap<String, Secret>>("key = 9876543210")
+                .unwrap_err()
+                .message()
+                .to_string();
+        assert!(
+            !error.contains("9876543210"),
+            "a mistyped secret is never shown: {error}"
+        );
         let hook = url("https://hooks.slack.com/services/T000/B000/XXXX");
         assert_eq!(
             format!("{hook:?}"),

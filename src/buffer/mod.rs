@@ -40,7 +40,11 @@ use crate::internal_events::ComponentMetrics;
 pub struct BufferConfig {
     /// How many events may wait in front of the sink before `when_full`
     /// applies. The number of events waiting is the `buffer_events` gauge.
-    #[serde(default = "default_max_events")]
+    #[serde(
+        default = "default_max_events",
+        deserialize_with = "crate::options::count_at_most::<_, MAX_EVENTS>"
+    )]
+    #[schemars(range(min = 1, max = 100_000_000))]
     pub max_events: NonZeroUsize,
     /// What happens when the buffer is full: `block` makes upstream
     /// components wait (backpressure reaches the sources; nothing is lost),
@@ -58,6 +62,9 @@ impl Default for BufferConfig {
         }
     }
 }
+
+/// The most events a buffer may be configured to hold.
+const MAX_EVENTS: usize = 100_000_000;
 
 fn default_max_events() -> NonZeroUsize {
     const FIVE_HUNDRED: NonZeroUsize = NonZeroUsize::new(500).unwrap();

@@ -17,21 +17,19 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::ops::Range;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::component_key::{ComponentKey, ComponentKind};
 use crate::components::registry::WithShared;
 use crate::components::schema::OptionsSchema;
-use crate::diagnostic::{SourceFile, did_you_mean, name_list};
 use crate::patterns::{Miner, MinerConfig, PatternView};
 use crate::state::StateStore;
-use crate::state::patterns::{
-    CLI_NAMESPACE, LEGACY_CLI_NAMESPACE, SavedSpace, load_spaces, restore, save_spaces,
-};
+use crate::state::patterns::{CLI_NAMESPACE, SavedSpace, load_spaces, restore, save_spaces};
 use crate::transforms::PatternConfig;
 
 /// Arguments of `howl patterns`.
@@ -143,54 +141,24 @@ pub fn patterns(args: PatternsArgs) -> ExitCode {
 type PatternOptions = WithShared<PatternConfig, MinerConfig>;
 
 /// The miner settings of an options file: the `pattern` transform's options
-/// (its own ones are accepted, and checked, so one file serves both); every
-/// error names the file, line and column.
-fn miner_config(path: Option<&Path>) -> anyhow::Result<MinerConfig> {
+/// (its own ones are accepted, and checked, so one file serves both), read
+/// as a topology's would be. A bad file is reported like a bad config:
+/// every problem at its position, exit 78.
+fn miner_config(path: Option<&Path>) -> anyhow::Result<Result<MinerConfig, ExitCode>> {
     let Some(path) = path else {
-        return Ok(MinerConfig::default());
+        return Ok(Ok(MinerConfig::default()));
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let file = SourceFile::new(path, text);
-    let error_at = |span: Option<Range<usize>>, message: &str| {
-        let position = span
-            .map(|span| {
-                let (line, column) = file.line_col(span.start);
-                format!(":{line}:{column}")
-            })
-            .unwrap_or_default();
-        anyhow::anyhow!("{}{position}: {}", path.display(), message.trim())
-    };
-    if let Some((span, message)) = unknown_option(file.text()) {
-        return Err(error_at(Some(span), &message));
+    let key = ComponentKey::new(ComponentKind::Transform, "options", "pattern");
+    let schema = OptionsSchema::new(PatternOptions::schema());
+    match crate::config::read_options_file(path, &key, &schema, |value| {
+        PatternOptions::parse(value)
+    }) {
+        Ok(options) => Ok(Ok(options.shared)),
+        Err(diagnostics) => {
+            super::report(&diagnostics);
+            Ok(Err(ExitCode::from(super::EXIT_CONFIG)))
+        }
     }
-    let options =
-        PatternOptions::from_toml(file.text()).map_err(|e| error_at(e.span(), e.message()))?;
-    Ok(options.shared)
-}
-
-/// The first key of `text` that is no option, with a message naming every
-/// option (serde's own message would name only the options of the half of
-/// [`PatternOptions`] the key fell to).
-fn unknown_option(text: &str) -> Option<(Range<usize>, String)> {
-    // A file that does not parse is reported by the real read.
-    let table = toml::de::DeTable::parse(text).ok()?;
-    let known = OptionsSchema::new(PatternOptions::schema()).keys_at(&[])?;
-    let (key, _) = table
-        .get_ref()
-        .iter()
-        .find(|(key, _)| !known.iter().any(|k| k == key.get_ref().as_ref()))?;
-    let hint = did_you_mean(key.get_ref(), known.iter().map(String::as_str))
-        .map(|k| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default();
-    Some((
-        key.span(),
-        format!(
-            "unknown option `{}`{hint}; valid options: {}",
-            key.get_ref(),
-            name_list(&known)
-        ),
-    ))
 }
 
 /// Opens an existing store (refusing to create one where the user expected
@@ -207,7 +175,10 @@ fn open_existing(dir: &Path) -> anyhow::Result<StateStore> {
 }
 
 fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
-    let config = miner_config(args.config.as_deref())?;
+    let config = match miner_config(args.config.as_deref())? {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
     let store = args.data_dir.as_deref().map(StateStore::open).transpose()?;
     let mut miner = match &store {
         Some(store) => match cli_space(store)? {
@@ -380,19 +351,11 @@ fn shorten(text: &str, limit: usize) -> String {
     }
 }
 
-/// The space `howl patterns mine` learnt into this store before, if any:
-/// under [`CLI_NAMESPACE`], or, for a store written by an older howl, under
-/// [`LEGACY_CLI_NAMESPACE`] (the next save moves it to the new name).
+/// The space `howl patterns mine` learnt into this store before, if any.
 fn cli_space(store: &StateStore) -> anyhow::Result<Option<SavedSpace>> {
-    for namespace in [CLI_NAMESPACE, LEGACY_CLI_NAMESPACE] {
-        let found = load_spaces(store, Some(namespace))?
-            .into_iter()
-            .find(|s| s.scope.is_empty());
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    Ok(None)
+    Ok(load_spaces(store, Some(CLI_NAMESPACE))?
+        .into_iter()
+        .find(|s| s.scope.is_empty()))
 }
 
 /// Every pattern space of a store, restored.
@@ -489,7 +452,10 @@ impl Side {
 }
 
 fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
-    let config = reading(miner_config(args.config.as_deref())?);
+    let config = match miner_config(args.config.as_deref())? {
+        Ok(config) => reading(config),
+        Err(code) => return Ok(code),
+    };
     let mut baseline = Side::load(&args.baseline, &config)?;
     let mut current = Side::load(&args.current, &config)?;
     let baseline_rows = baseline.rows();

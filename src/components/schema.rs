@@ -29,16 +29,38 @@ impl OptionsSchema {
     /// table), or `None` when any key is allowed there (a map such as
     /// `route`) or the path is not a table.
     pub fn keys_at(&self, path: &[&str]) -> Option<Vec<String>> {
-        let mut node = self.resolve(&self.root)?;
-        for segment in path {
-            let property = node.get("properties")?.get(*segment)?;
-            node = self.resolve(property)?;
-        }
+        let node = self.node_at(path)?;
         if node.get("additionalProperties") != Some(&Value::Bool(false)) {
             return None;
         }
         let properties = node.get("properties")?.as_object()?;
         Some(properties.keys().cloned().collect())
+    }
+
+    /// True when the option at `path` is a list whose items are tables
+    /// with known keys (`[[transforms.ID.rules]]`): its items are checked
+    /// like tables, at `path` + `[]`.
+    pub fn is_list_of_tables(&self, path: &[&str]) -> bool {
+        let mut item_path = path.to_vec();
+        item_path.push("[]");
+        self.node_at(path)
+            .is_some_and(|node| node.get("items").is_some())
+            && self.keys_at(&item_path).is_some()
+    }
+
+    /// The schema of the option at `path`; a `[]` segment steps into a
+    /// list's items.
+    fn node_at(&self, path: &[&str]) -> Option<&Value> {
+        let mut node = self.resolve(&self.root)?;
+        for segment in path {
+            let next = if *segment == "[]" {
+                node.get("items")?
+            } else {
+                node.get("properties")?.get(*segment)?
+            };
+            node = self.resolve(next)?;
+        }
+        Some(node)
     }
 
     /// Every option as a dotted path (`buffer.max_events`), nested tables
@@ -182,7 +204,10 @@ impl OptionsSchema {
         };
         match types.as_slice() {
             ["integer"] if node.get("minimum").and_then(Value::as_f64) == Some(1.0) => {
-                "integer (at least 1)".to_string()
+                match node.get("maximum").and_then(Value::as_u64) {
+                    Some(max) => format!("integer (1 to {max})"),
+                    None => "integer (at least 1)".to_string(),
+                }
             }
             ["number"]
                 if node.get("minimum").and_then(Value::as_f64) == Some(0.0)

@@ -61,6 +61,9 @@ pub struct Edge {
     pub to: String,
 }
 
+/// The longest component id: ids label metrics and log lines.
+const MAX_ID_BYTES: usize = 128;
+
 /// A validated topology graph.
 #[derive(Debug, Clone)]
 pub struct Graph {
@@ -87,11 +90,17 @@ pub fn validate(nodes: &[NodeDecl]) -> (Option<Graph>, Vec<Diagnostic>) {
 
     for node in nodes {
         let id = node.key.id();
-        if id.is_empty() || id.contains(['.', '*', '?', '/']) {
+        let unprintable = id.chars().any(|c| c.is_control() || c.is_whitespace());
+        if id.is_empty()
+            || id.len() > MAX_ID_BYTES
+            || unprintable
+            || id.contains(['.', '*', '?', '/'])
+        {
             diagnostics.push(
                 Diagnostic::error(format!(
-                    "invalid component id `{id}`: ids must be non-empty and may not contain `.`, \
-                     `*`, `?` (used in `id.output` references and globs) or `/` (used in state keys)"
+                    "invalid component id `{id}`: ids must be 1 to {MAX_ID_BYTES} bytes without spaces \
+                     or control characters, and may not contain `.`, `*`, `?` (used in `id.output` \
+                     references and globs) or `/` (used in state keys)"
                 ))
                 .at(&node.file, Some(node.span.clone()))
                 .component(&node.key),

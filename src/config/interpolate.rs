@@ -29,6 +29,8 @@ pub struct InterpolationError {
     pub message: String,
 }
 
+pub use crate::diagnostic::Replacement;
+
 /// Where in the TOML text the scanner is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Context {
@@ -51,6 +53,17 @@ pub fn interpolate(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Vec<InterpolationError>> {
+    interpolate_mapped(text, lookup).map(|(out, _)| out)
+}
+
+/// Like [`interpolate`], also returning where each replacement stands, so
+/// that positions in the new text can be told as positions in the file on
+/// disk (`diagnostic::SourceFile::with_replacements`).
+pub fn interpolate_mapped(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<Replacement>), Vec<InterpolationError>> {
+    let mut replacements = Vec::new();
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
     let mut context = Context::Bare;
@@ -94,7 +107,15 @@ pub fn interpolate(
             ) => context = Context::Bare,
             (Context::Bare | Context::Basic { .. } | Context::Literal { .. }, b'$') => {
                 out.push_str(&text[copied..i]);
-                i += reference(text, i, context, &lookup, &mut out, &mut errors);
+                let out_start = out.len();
+                let consumed = reference(text, i, context, &lookup, &mut out, &mut errors);
+                replacements.push(Replacement {
+                    at: out_start,
+                    len: out.len() - out_start,
+                    original_at: i,
+                    original_len: consumed,
+                });
+                i += consumed;
                 copied = i;
                 continue;
             }
@@ -104,7 +125,7 @@ pub fn interpolate(
     }
     out.push_str(&text[copied.min(text.len())..]);
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, replacements))
     } else {
         Err(errors)
     }

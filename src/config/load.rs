@@ -20,7 +20,7 @@ use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use super::AcknowledgementsConfig;
 use super::api::ApiConfig;
 use super::graph::{self, NodeDecl};
-use super::interpolate::interpolate;
+use super::interpolate::interpolate_mapped;
 use super::unit_test::{UnitTestConfig, UnitTestDef};
 use super::{ComponentDef, Config, InputRef, Loaded, SinkDef, default_data_dir};
 use crate::buffer::BufferConfig;
@@ -41,9 +41,14 @@ pub(super) fn load(
 ) -> Loaded {
     let mut loader = Loader::new(*registry);
     for (path, text) in files {
-        match interpolate(&text, &env) {
-            Ok(text) => {
-                let file = Arc::new(SourceFile::new(path, text));
+        match interpolate_mapped(&text, &env) {
+            Ok((interpolated, replacements)) => {
+                let file = Arc::new(SourceFile::with_replacements(
+                    path,
+                    text,
+                    interpolated,
+                    replacements,
+                ));
                 loader.parse_file(&file);
                 loader.config.files.push(file);
             }
@@ -71,6 +76,8 @@ struct Loader {
     /// Kinds the files declare, even components skipped for other errors,
     /// so "no sinks defined" is not reported on top of a duplicate sink.
     kinds_declared: Vec<ComponentKind>,
+    /// A file could not be parsed at all (TOML syntax).
+    unreadable: bool,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -84,6 +91,7 @@ impl Loader {
             nodes: Vec::new(),
             ids: HashMap::new(),
             kinds_declared: Vec::new(),
+            unreadable: false,
             diagnostics: Vec::new(),
         }
     }
@@ -103,6 +111,7 @@ impl Loader {
         let root = match DeTable::parse(file.text()) {
             Ok(root) => root.into_inner(),
             Err(error) => {
+                self.unreadable = true;
                 self.diagnostics.push(
                     Diagnostic::error(format!("invalid TOML: {}", error.message().trim()))
                         .at(file, error.span()),
@@ -306,6 +315,7 @@ impl Loader {
                 key: &key,
                 type_span: type_name.span(),
                 table_span: table_span.clone(),
+                option_spans: &option_spans,
             };
             match kind {
                 ComponentKind::Source => {
@@ -520,23 +530,64 @@ impl Loader {
             );
             return None;
         };
-        let schema = component_type.options();
+        self.parse_table(cx, &component_type.options(), options, component_type.parse)
+    }
+
+    /// Reads a component's options (or a file of them): every unknown key
+    /// and every bad value reported, each at its position; `None` when
+    /// anything was wrong.
+    fn parse_table<'i, T>(
+        &mut self,
+        cx: &OptionsContext<'_>,
+        schema: &OptionsSchema,
+        options: DeTable<'i>,
+        parse: impl Fn(Spanned<DeValue<'i>>) -> Result<T, toml::de::Error>,
+    ) -> Option<T> {
         let before = self.diagnostics.len();
-        let options = self.drop_unknown_keys(cx, &schema, &mut Vec::new(), options);
-        let parsed =
-            (component_type.parse)(Spanned::new(cx.table_span.clone(), DeValue::Table(options)));
-        match parsed {
-            Ok(options) if self.diagnostics.len() == before => Some(options),
-            Ok(_) => None,
-            Err(error) => {
+        let mut options = self.drop_unknown_keys(cx, schema, &mut Vec::new(), options);
+        // serde stops at the first bad value; to report them all, set the
+        // option holding it aside and read again, until nothing is wrong
+        // (a required option set aside is not reported as missing).
+        let mut set_aside: Vec<String> = Vec::new();
+        for _ in 0..MAX_ERRORS_PER_COMPONENT {
+            let table = Spanned::new(cx.table_span.clone(), DeValue::Table(options.clone()));
+            let error = match parse(table) {
+                Ok(parsed) if self.diagnostics.len() == before => return Some(parsed),
+                Ok(_) => return None,
+                Err(error) => error,
+            };
+            let message = option_message(&error);
+            let consequence = set_aside
+                .iter()
+                .any(|name| message == format!("missing required option `{name}`"));
+            if !consequence {
+                let message = qualify_missing(message, error.span(), cx.option_spans);
                 self.diagnostics.push(
-                    Diagnostic::error(option_message(&error))
+                    Diagnostic::error(message)
                         .at(cx.file, error.span())
                         .component(cx.key),
                 );
-                None
+            }
+            // The top-level option holding the bad value.
+            let holding = error
+                .span()
+                .and_then(|span| cx.option_spans.path_containing(&span))
+                .map(|path| path.split(['.', '[']).next().unwrap_or(path).to_string());
+            match holding {
+                Some(name) => {
+                    let mut rest = DeTable::new();
+                    for (key, value) in options {
+                        if key.get_ref().as_ref() != name.as_str() {
+                            rest.insert(key, value);
+                        }
+                    }
+                    options = rest;
+                    set_aside.push(name);
+                }
+                None => return None,
             }
         }
+        None
     }
 
     /// Reports every key the schema does not know (serde would stop at the
@@ -549,7 +600,8 @@ impl Loader {
         path: &mut Vec<String>,
         table: DeTable<'i>,
     ) -> DeTable<'i> {
-        let path_refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let schema_path = schema_path(path);
+        let path_refs: Vec<&str> = schema_path.iter().map(String::as_str).collect();
         let allowed = schema.keys_at(&path_refs);
         let mut kept = DeTable::new();
         for (key, value) in table {
@@ -581,18 +633,47 @@ impl Loader {
                 );
                 continue;
             }
-            let value = match value.get_ref() {
-                DeValue::Table(_) => {
-                    let span = value.span();
-                    let DeValue::Table(nested) = value.into_inner() else {
-                        unreachable!("matched a table above")
-                    };
+            let mut option = schema_path.clone();
+            option.push(name.clone());
+            let option_refs: Vec<&str> = option.iter().map(String::as_str).collect();
+            let expects_table = allowed.is_some() && schema.keys_at(&option_refs).is_some();
+            let span = value.span();
+            let value = match value.into_inner() {
+                DeValue::Table(nested) => {
                     path.push(name.clone());
                     let nested = self.drop_unknown_keys(cx, schema, path, nested);
                     path.pop();
                     Spanned::new(span, DeValue::Table(nested))
                 }
-                _ => value,
+                DeValue::Array(items) if schema.is_list_of_tables(&option_refs) => {
+                    let mut checked = toml::de::DeArray::new();
+                    for (index, item) in items.into_iter().enumerate() {
+                        let item_span = item.span();
+                        match item.into_inner() {
+                            DeValue::Table(nested) => {
+                                path.push(format!("{name}[{index}]"));
+                                let nested = self.drop_unknown_keys(cx, schema, path, nested);
+                                path.pop();
+                                checked.push(Spanned::new(item_span, DeValue::Table(nested)));
+                            }
+                            other => checked.push(Spanned::new(item_span, other)),
+                        }
+                    }
+                    Spanned::new(span, DeValue::Array(checked))
+                }
+                _ if expects_table => {
+                    // serde would read a list as a table of defaults.
+                    let full_name = dotted(path, &name);
+                    self.diagnostics.push(
+                        Diagnostic::error(format!(
+                            "`{full_name}` must be a table, e.g. `{full_name}.KEY = VALUE`"
+                        ))
+                        .at(cx.file, Some(span))
+                        .component(cx.key),
+                    );
+                    continue;
+                }
+                other => Spanned::new(span, other),
             };
             kept.insert(key, value);
         }
@@ -605,7 +686,9 @@ impl Loader {
         } else {
             self.config.data_dir = default_data_dir();
         }
-        let any_file = !self.config.files.is_empty();
+        // A file that is not TOML declares nothing we could see: saying
+        // "no sources defined" on top of its syntax error would mislead.
+        let any_file = !self.config.files.is_empty() && !self.unreadable;
         if any_file && self.ids.is_empty() && self.diagnostics.is_empty() {
             self.diagnostics.push(Diagnostic::error(
                 "the config defines no components: add at least one `[sources.ID]` and one `[sinks.ID]`",
@@ -656,11 +739,82 @@ fn record_value(value: &Spanned<DeValue<'_>>, path: String, spans: &mut OptionSp
     spans.insert(path, value.span());
 }
 
+/// Reads a file holding one component type's options alone (`howl
+/// patterns mine --config FILE`), exactly as the loader reads them inside a
+/// topology: every unknown key and bad value is reported at its position.
+pub(super) fn read_options<T>(
+    file: &Arc<SourceFile>,
+    key: &ComponentKey,
+    schema: &OptionsSchema,
+    parse: impl for<'i> Fn(Spanned<DeValue<'i>>) -> Result<T, toml::de::Error>,
+) -> Result<T, Vec<Diagnostic>> {
+    let table = match DeTable::parse(file.text()) {
+        Ok(table) => table,
+        Err(error) => {
+            return Err(vec![
+                Diagnostic::error(format!("invalid TOML: {}", error.message().trim()))
+                    .at(file, error.span()),
+            ]);
+        }
+    };
+    let table_span = table.span();
+    let table = table.into_inner();
+    let mut option_spans = OptionSpans::default();
+    record_spans(&table, "", &mut option_spans);
+    let cx = OptionsContext {
+        file,
+        key,
+        type_span: table_span.clone(),
+        table_span,
+        option_spans: &option_spans,
+    };
+    let mut loader = Loader::new(Registry {
+        sources: &[],
+        transforms: &[],
+        sinks: &[],
+    });
+    match loader.parse_table(&cx, schema, table, parse) {
+        Some(parsed) if loader.diagnostics.is_empty() => Ok(parsed),
+        _ => Err(loader.diagnostics),
+    }
+}
+
 struct OptionsContext<'a> {
     file: &'a Arc<SourceFile>,
     key: &'a ComponentKey,
     type_span: Range<usize>,
     table_span: Range<usize>,
+    option_spans: &'a OptionSpans,
+}
+
+/// Bad values reported per component at most (each costs a re-read).
+const MAX_ERRORS_PER_COMPONENT: usize = 20;
+
+/// serde names a missing field by its name alone; inside a nested table or
+/// a list item, say where: `rules[0].metric`, `auth.strategy`.
+fn qualify_missing(message: String, span: Option<Range<usize>>, spans: &OptionSpans) -> String {
+    let (Some(span), Some(rest)) = (span, message.strip_prefix("missing required option `")) else {
+        return message;
+    };
+    match spans.path_at(&span) {
+        Some(path) => format!("missing required option `{path}.{rest}"),
+        None => message,
+    }
+}
+
+/// The schema path of a display path: `rules[0]` is `rules`, `[]`.
+fn schema_path(path: &[String]) -> Vec<String> {
+    let mut schema_path = Vec::new();
+    for segment in path {
+        match segment.split_once('[') {
+            Some((name, _)) => {
+                schema_path.push(name.to_string());
+                schema_path.push("[]".to_string());
+            }
+            None => schema_path.push(segment.clone()),
+        }
+    }
+    schema_path
 }
 
 fn dotted(path: &[String], name: &str) -> String {
@@ -676,23 +830,35 @@ fn location(file: &SourceFile, span: &Range<usize>) -> String {
     format!("{}:{line}:{column}", file.path().display())
 }
 
-/// serde speaks of fields; users write options.
+/// serde speaks of fields and Rust types; users write options and values.
 fn option_message(error: &toml::de::Error) -> String {
-    error
+    let mut message = error
         .message()
         .trim()
         .replace("missing field", "missing required option")
-        .replace("unknown field", "unknown option")
-        .replace(
-            "expected a nonzero usize",
-            "expected a whole number of at least 1",
-        )
-        .replace(
-            "expected a nonzero u64",
-            "expected a whole number of at least 1",
-        )
-        .replace(
-            "expected a nonzero u32",
-            "expected a whole number of at least 1",
-        )
+        .replace("unknown field", "unknown option");
+    for (rust, user) in [
+        ("a nonzero usize", "a whole number of at least 1"),
+        ("a nonzero u64", "a whole number of at least 1"),
+        ("a nonzero u32", "a whole number from 1 to 4294967295"),
+        ("expected f64", "expected a number"),
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected `true` or `false`"),
+    ] {
+        message = message.replace(rust, user);
+    }
+    // "expected struct RetryConfig" → "expected a table".
+    while let Some(at) = message.find("expected struct ") {
+        let end = message[at + 16..]
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .map_or(message.len(), |e| at + 16 + e);
+        message.replace_range(at..end, "expected a table");
+    }
+    message
 }

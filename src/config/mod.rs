@@ -198,6 +198,25 @@ pub fn load_texts(
     load::load(files, env, registry)
 }
 
+/// Reads a file holding one component type's options alone, as the loader
+/// reads them in a topology (`howl patterns mine --config` reads the
+/// `pattern` transform's this way): every problem, each at its position.
+pub fn read_options_file<T>(
+    path: &Path,
+    key: &ComponentKey,
+    schema: &crate::components::schema::OptionsSchema,
+    parse: impl for<'i> Fn(toml::Spanned<toml::de::DeValue<'i>>) -> Result<T, toml::de::Error>,
+) -> Result<T, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        vec![
+            Diagnostic::error(format!("cannot read options file: {error}"))
+                .in_file(&SourceFile::new(path, String::new())),
+        ]
+    })?;
+    let file = Arc::new(SourceFile::new(path, text));
+    load::read_options(&file, key, schema, parse)
+}
+
 /// The default `data_dir`: `/var/lib/howl` when started by systemd as a
 /// service (it sets `INVOCATION_ID`), else `./data`.
 pub fn default_data_dir() -> PathBuf {

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::diagnostic::BuildError;
-use crate::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret, base64};
 
 /// The `auth` table of an HTTP sink.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -64,6 +64,11 @@ impl AuthConfig {
                     BuildError::new("`auth.strategy = \"bearer\"` needs `auth.token`")
                         .for_option("auth.strategy")
                 })?;
+                if token.expose().is_empty() {
+                    // An unset `${TOKEN:-}` gives one: fail rather than
+                    // send an empty credential.
+                    return Err(BuildError::new("`auth.token` is empty").for_option("auth.token"));
+                }
                 format!("Bearer {}", token.expose())
             }
             AuthStrategy::Basic => {
@@ -80,6 +85,14 @@ impl AuthConfig {
                     )
                     .for_option("auth.strategy"));
                 };
+                if user.is_empty() || password.expose().is_empty() {
+                    let option = if user.is_empty() {
+                        "auth.user"
+                    } else {
+                        "auth.password"
+                    };
+                    return Err(BuildError::new(format!("`{option}` is empty")).for_option(option));
+                }
                 if user.contains(':') {
                     return Err(BuildError::new(
                         "`auth.user` cannot contain `:` (basic auth separates user and password with it)",
@@ -118,29 +131,6 @@ impl AuthConfig {
     }
 }
 
-/// Standard base64 with padding (RFC 4648 §4), for basic auth; a dozen
-/// lines instead of a dependency.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
-        for (index, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if index <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,16 +152,6 @@ mod tests {
             .unwrap();
         assert_eq!(header.to_str().unwrap(), "Basic YW06c2VjcmV0");
         assert!(header.is_sensitive());
-    }
-
-    #[test]
-    fn base64_pads_every_remainder() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foob"), "Zm9vYg==");
-        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
     }
 
     #[test]

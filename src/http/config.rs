@@ -128,7 +128,11 @@ pub struct RequestConfig {
     /// How many requests may be in flight at once. `1` keeps deliveries in
     /// order, so an alert's resolution never overtakes its firing; the chat
     /// sinks (`telegram`, `slack`) refuse any other value.
-    #[serde(default = "default_concurrency")]
+    #[serde(
+        default = "default_concurrency",
+        deserialize_with = "crate::options::count_at_most::<_, 1024>"
+    )]
+    #[schemars(range(min = 1, max = 1024))]
     pub concurrency: NonZeroUsize,
 }
 
@@ -215,13 +219,17 @@ impl RetryPolicy {
     }
 }
 
-impl From<&RetryConfig> for RetryPolicy {
-    fn from(retry: &RetryConfig) -> Self {
-        Self {
-            initial: retry.initial_backoff_secs.get(),
+impl RetryPolicy {
+    /// Checks the retry options: the first backoff must be more than 0, or
+    /// a failing destination would be asked again and again without pause.
+    pub fn new(retry: &RetryConfig) -> Result<Self, BuildError> {
+        Ok(Self {
+            initial: retry
+                .initial_backoff_secs
+                .positive("retry.initial_backoff_secs")?,
             max_backoff: retry.max_backoff_secs.get(),
             max_duration: retry.max_duration_secs.get(),
-        }
+        })
     }
 }
 
@@ -243,7 +251,7 @@ impl DeliverySettings {
             None => None,
         };
         Ok(Self {
-            retry: RetryPolicy::from(&delivery.retry),
+            retry: RetryPolicy::new(&delivery.retry)?,
             rate_limit,
             timeout: delivery
                 .request

@@ -57,7 +57,8 @@ use crate::diagnostic::BuildError;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::secret::Redactor;
 
-/// How much of a response body is kept for logs.
+/// How much of a response body (or a reason quoting it) is kept for logs,
+/// in characters, cut after secrets are redacted.
 const BODY_LOG_LIMIT: usize = 512;
 /// Responses larger than this are cut (nobody needs a 10 MB error page),
 /// unless the caller sets another limit.
@@ -139,11 +140,28 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return wait_hint(seconds);
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    Some(
+        wait.to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(LONGEST_WAIT_HINT),
+    )
+}
+
+/// The longest wait a destination may ask for; anything longer is read as
+/// this (a retry budget is spent long before it anyway).
+const LONGEST_WAIT_HINT: Duration = Duration::from_secs(86_400);
+
+/// A destination's "retry after this many seconds" as a duration: `None`
+/// for nonsense (negative, NaN), at most a day for huge values, which
+/// must never make the delivery loop overflow or panic.
+pub fn wait_hint(seconds: f64) -> Option<Duration> {
+    (seconds >= 0.0)
+        .then(|| Duration::try_from_secs_f64(seconds.min(LONGEST_WAIT_HINT.as_secs_f64())).ok())
+        .flatten()
 }
 
 /// Why a request was not delivered.
@@ -316,7 +334,7 @@ impl Delivery {
             };
             let wait = after.unwrap_or_else(|| self.settings.retry.backoff(attempts));
             let elapsed = start.elapsed();
-            if elapsed + wait > self.settings.retry.max_duration {
+            if elapsed.saturating_add(wait) > self.settings.retry.max_duration {
                 let failure = Failure::GaveUp {
                     attempts,
                     elapsed,
@@ -402,19 +420,19 @@ impl Delivery {
                 Ok(response)
             }
             Verdict::Declined { reason } => {
-                tracing::debug!(component = %self.metrics.key(), "request declined: {}", self.redactor.redact(&reason));
+                tracing::debug!(component = %self.metrics.key(), "request declined: {}", self.redactor.redact_cut(&reason, BODY_LOG_LIMIT));
                 Ok(response)
             }
             Verdict::Retry { after, reason } => Err(AttemptError::Retry {
                 after,
-                reason: self.redactor.redact(&reason),
+                reason: self.redactor.redact_cut(&reason, BODY_LOG_LIMIT),
             }),
             Verdict::Rejected { reason } => Err(AttemptError::Rejected(Failure::Rejected {
                 status: Some(status),
-                reason: self.redactor.redact(&reason),
+                reason: self.redactor.redact_cut(&reason, BODY_LOG_LIMIT),
                 body: self
                     .redactor
-                    .redact(&truncate(&response.body, BODY_LOG_LIMIT)),
+                    .redact_cut(&String::from_utf8_lossy(&response.body), BODY_LOG_LIMIT),
             })),
         }
     }
@@ -518,16 +536,6 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The first `limit` bytes of a body as text, marked when cut.
-pub fn truncate(body: &[u8], limit: usize) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(limit)]).into_owned();
-    if body.len() > limit {
-        format!("{text}…")
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]

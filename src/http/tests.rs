@@ -296,3 +296,20 @@ fn reads_retry_after_in_seconds_and_as_a_date() {
         "{wait:?}"
     );
 }
+
+#[test]
+fn absurd_retry_after_values_never_overflow() {
+    let day = Duration::from_secs(86_400);
+    for (value, expected) in [
+        ("1e30", Some(day)),
+        ("inf", Some(day)),
+        ("9223372036854775807", Some(day)),
+        ("-1", None),
+        ("NaN", None),
+    ] {
+        let Verdict::Retry { after, .. } = classify_http(&response(429, Some(value))) else {
+            panic!("429 must be retried")
+        };
+        assert_eq!(after, expected, "{value}");
+    }
+}

@@ -58,7 +58,7 @@ impl HttpProvider {
         headers: HeaderMap,
         metrics: Arc<ComponentMetrics>,
     ) -> Result<Self, BuildError> {
-        let mut redactor = Redactor::default();
+        let mut redactor = Redactor::default().url_credentials(&settings.endpoint);
         if let Some(key) = &settings.api_key {
             redactor = redactor.secret(key.expose());
         }

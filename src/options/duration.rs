@@ -51,17 +51,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(3600),
             "d" => Duration::from_secs(86_400),
             "w" => Duration::from_secs(7 * 86_400),
+            other if other.starts_with('.') => {
+                return Err(format!(
+                    "invalid duration `{text}`: units take whole numbers; write `1h30m`, or a number of seconds"
+                ));
+            }
             other => {
                 return Err(format!(
                     "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m, h, d or w)"
                 ));
             }
         };
-        total += unit
+        total = unit
             .checked_mul(
                 u32::try_from(number)
                     .map_err(|_| format!("invalid duration `{text}`: too large"))?,
             )
+            .and_then(|part| total.checked_add(part))
             .ok_or_else(|| format!("invalid duration `{text}`: too large"))?;
         rest = &rest[unit_len..];
     }
@@ -159,40 +165,74 @@ impl<U> fmt::Debug for DurationOption<U> {
     }
 }
 
+/// The longest duration an option takes: ten years. Longer ones are
+/// surely mistakes, and would overflow clocks and deadlines computed from
+/// them (`now + 4 × resend_interval`).
+pub const LONGEST: Duration = Duration::from_secs(3650 * 86_400);
+
 impl<'de, U: Unit> Deserialize<'de> for DurationOption<U> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Number(f64),
-            Text(String),
-        }
-        let invalid = |what: &dyn fmt::Display| {
-            serde::de::Error::custom(format!(
-                "invalid duration {what}: use a number of {} or a string with units, \
-                 e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"",
-                U::NAME
-            ))
-        };
-        let value = match Written::deserialize(deserializer)
-            .map_err(|_| invalid(&"(not a number or a string)"))?
-        {
-            Written::Number(number) => from_units::<U>(number).ok_or_else(|| invalid(&number))?,
-            Written::Text(text) => match text.trim().parse::<f64>() {
-                Ok(number) => from_units::<U>(number).ok_or_else(|| invalid(&text))?,
-                Err(_) => parse_duration(&text).map_err(serde::de::Error::custom)?,
-            },
-        };
-        Ok(Self::new(value))
+        deserializer.deserialize_any(DurationVisitor::<U>(PhantomData))
     }
 }
 
-/// `number` plain units as a duration, if it is one (finite, 0 or more).
-fn from_units<U: Unit>(number: f64) -> Option<Duration> {
-    let secs = number * U::ONE.as_secs_f64();
-    (secs.is_finite() && secs >= 0.0)
-        .then(|| Duration::try_from_secs_f64(secs).ok())
-        .flatten()
+struct DurationVisitor<U>(PhantomData<U>);
+
+impl<U: Unit> DurationVisitor<U> {
+    fn number<E: serde::de::Error>(
+        number: f64,
+        written: &dyn fmt::Display,
+    ) -> Result<DurationOption<U>, E> {
+        let secs = number * U::ONE.as_secs_f64();
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(E::custom(format!(
+                "invalid duration {written}: use a number of {} (0 or more) or a string with units, \
+                 e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"",
+                U::NAME
+            )));
+        }
+        Self::checked(Duration::from_secs_f64(
+            secs.min(LONGEST.as_secs_f64() * 2.0),
+        ))
+    }
+
+    fn checked<E: serde::de::Error>(value: Duration) -> Result<DurationOption<U>, E> {
+        if value > LONGEST {
+            return Err(E::custom("duration too long: at most 3650d (ten years)"));
+        }
+        Ok(DurationOption::new(value))
+    }
+}
+
+impl<U: Unit> serde::de::Visitor<'_> for DurationVisitor<U> {
+    type Value = DurationOption<U>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a duration: a number of {} or a string with units, e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"",
+            U::NAME
+        )
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
+        Self::number(number as f64, &number)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
+        Self::number(number as f64, &number)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Self::Value, E> {
+        Self::number(number, &format_args!("{number:e}"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        match text.trim().parse::<f64>() {
+            Ok(number) => Self::number(number, &format_args!("`{text}`")),
+            Err(_) => Self::checked(parse_duration(text).map_err(E::custom)?),
+        }
+    }
 }
 
 impl<U: Unit> Serialize for DurationOption<U> {

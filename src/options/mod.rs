@@ -153,7 +153,8 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Parses and checks a URL.
+    /// Parses and checks a URL. Errors show it with any user info hidden
+    /// (`http://***@host`): it may hold a password.
     pub fn parse(text: &str) -> Result<Self, String> {
         match reqwest::Url::parse(text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
@@ -163,9 +164,13 @@ impl HttpUrl {
                 })
             }
             Ok(_) => Err(format!(
-                "`{text}` is not an http(s) URL with a host (e.g. `http://127.0.0.1:9093`)"
+                "`{}` is not an http(s) URL with a host (e.g. `http://127.0.0.1:9093`)",
+                without_user_info(text)
             )),
-            Err(error) => Err(format!("invalid URL `{text}`: {error}")),
+            Err(error) => Err(format!(
+                "invalid URL `{}`: {error}",
+                without_user_info(text)
+            )),
         }
     }
 
@@ -177,6 +182,22 @@ impl HttpUrl {
     /// The URL as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+}
+
+/// `scheme://user:pass@host/...` as `scheme://***@host/...`.
+fn without_user_info(text: &str) -> String {
+    let authority_start = text.find("://").map_or(0, |at| at + 3);
+    let authority_end = text[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |at| authority_start + at);
+    match text[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &text[..authority_start],
+            &text[authority_start + at..]
+        ),
+        None => text.to_string(),
     }
 }
 
@@ -237,6 +258,26 @@ impl<'de> Deserialize<'de> for Regex {
 }
 
 text_option!(Regex, "regex");
+
+/// Reads a count from 1 to `MAX`, for counts that size something in
+/// memory (a buffer's permits, requests in flight): beyond `MAX` a value is
+/// surely a mistake, and would exhaust memory or overflow. Use with
+/// `#[serde(deserialize_with = "crate::options::count_at_most::<_, MAX>")]`
+/// and `#[schemars(range(min = 1, max = MAX))]`.
+pub fn count_at_most<'de, D: Deserializer<'de>, const MAX: usize>(
+    deserializer: D,
+) -> Result<std::num::NonZeroUsize, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    usize::try_from(value)
+        .ok()
+        .filter(|v| *v <= MAX)
+        .and_then(std::num::NonZeroUsize::new)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected a whole number from 1 to {MAX}, not {value}"
+            ))
+        })
+}
 
 /// A number from 0 to 1 (a share, a confidence).
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
@@ -324,10 +365,29 @@ mod tests {
         assert_eq!(secs("wait_secs = \"2.5\""), Duration::from_millis(2500));
         let ms = parse("poll_ms = 250").unwrap().poll_ms.unwrap().get();
         assert_eq!(ms, Duration::from_millis(250));
-        for bad in ["wait_secs = -1", "wait_secs = \"soon\"", "wait_secs = true"] {
+        for bad in [
+            "wait_secs = -1",
+            "wait_secs = \"soon\"",
+            "wait_secs = true",
+            "wait_secs = nan",
+        ] {
             let error = parse(bad).unwrap_err();
             assert!(error.contains("duration"), "{bad}: {error}");
         }
+        for too_long in [
+            "wait_secs = 9223372036854775807".to_string(),
+            "wait_secs = 1e30".to_string(),
+            "wait_secs = \"3651d\"".to_string(),
+            format!("wait_secs = \"{}\"", "4294967295w".repeat(50)),
+        ] {
+            let error = parse(&too_long).unwrap_err();
+            assert!(error.contains("too l"), "{too_long}: {error}");
+        }
+        assert!(
+            parse("wait_secs = \"1.5h\"")
+                .unwrap_err()
+                .contains("whole numbers")
+        );
     }
 
     #[test]
@@ -385,6 +445,9 @@ mod tests {
                 .contains("invalid field path")
         );
         assert!(parse("url = 'ftp://x'").unwrap_err().contains("http(s)"));
+        let error = parse("url = 'http://am:SECRETPW@127.0.0.1:99999'").unwrap_err();
+        assert!(!error.contains("SECRETPW"), "{error}");
+        assert!(error.contains("http://***@127.0.0.1:99999"), "{error}");
         let url = parse("url = 'http://127.0.0.1:9/x'").unwrap().url.unwrap();
         assert_eq!(url.url().port(), Some(9));
         assert!(

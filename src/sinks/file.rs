@@ -55,6 +55,11 @@ fn default_idle_timeout() -> Seconds {
 /// specifiers, checked while the config is read.
 fn strftime_template<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Template, D::Error> {
     let text = String::deserialize(deserializer)?;
+    if text.trim().is_empty() {
+        return Err(serde::de::Error::custom(
+            "`path` is empty: name the file to write",
+        ));
+    }
     Template::parse_with_strftime(&text).map_err(serde::de::Error::custom)
 }
 

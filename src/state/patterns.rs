@@ -15,13 +15,10 @@ pub const TABLE: &str = "patterns";
 
 /// The namespace `howl patterns mine` uses. It contains a `.`, which no
 /// component id may, so the command line's patterns never share keys with
-/// a transform's (a transform named `mine` once did).
+/// a transform's. (Older versions used `mine`, the key of a transform with
+/// that id; such stores are not read: they cannot be told apart from a
+/// transform's, so `patterns mine` learns them again.)
 pub const CLI_NAMESPACE: &str = "patterns.mine";
-
-/// Where `howl patterns mine` kept its patterns before [`CLI_NAMESPACE`]:
-/// read when a store has nothing under the new name, so stores learnt by
-/// an older howl keep working.
-pub const LEGACY_CLI_NAMESPACE: &str = "mine";
 
 /// One saved pattern space.
 pub struct SavedSpace {

@@ -62,10 +62,7 @@ impl Silencer {
                 ))
                 .for_option("alertmanager_silence.url")
             })?;
-        let mut redactor = Redactor::default();
-        if let Some(password) = base.password() {
-            redactor = redactor.secret(password);
-        }
+        let redactor = Redactor::default().url_credentials(&base);
         let shown = redactor.redact(base.as_str().trim_end_matches('/'));
         let delivery = Delivery::new(
             DeliverySettings {

@@ -223,17 +223,27 @@ fn mine_takes_the_transform_options_from_a_config_file() {
             .contains("order <ORDER> shipped"),
         "{stdout}"
     );
-    write(dir.path(), "bad.toml", "maskz = []\n");
+    write(
+        dir.path(),
+        "bad.toml",
+        "maskz = []\nmax_patern = 3\nsimilarity = 2\n",
+    );
     let (code, _, stderr) = howl_in(
         dir.path(),
         &["patterns", "mine", "in.log", "--config", "bad.toml"],
         &[],
     );
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("bad.toml:1:1") && stderr.contains("maskz"),
-        "{stderr}"
-    );
+    assert_eq!(code, 78, "a bad options file is a bad config: {stderr}");
+    for expected in [
+        "bad.toml:1:1: transforms.options: unknown option `maskz` for transform type `pattern` (did you mean `masks`?)",
+        "bad.toml:2:1: transforms.options: unknown option `max_patern`",
+        "bad.toml:3:14: transforms.options: `similarity` must be more than 0 and at most 1",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "every problem, at its place: {stderr}"
+        );
+    }
 }
 
 /// `n` distinct constant two-word lines (each its own pattern).
@@ -357,13 +367,34 @@ fn the_command_line_never_writes_into_a_transform_named_mine() {
         std::time::Duration::from_secs(30),
     );
     assert!(output.status.success(), "{output:?}");
-    write(dir.path(), "other.log", "beta stopped queue 7\n");
-    let (code, _, stderr) = howl_in(
+    // A line the transform already knows is new to the command line: it
+    // never reads the transform's space.
+    write(
         dir.path(),
-        &["patterns", "mine", "other.log", "--data-dir", "store"],
+        "other.log",
+        "alpha started worker 3\nbeta stopped queue 7\n",
+    );
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "mine",
+            "other.log",
+            "--data-dir",
+            "store",
+            "--format",
+            "jsonl",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("\"new\":true")),
+        "{stdout}"
+    );
 
     let (code, stdout, stderr) = howl_in(
         dir.path(),
@@ -397,46 +428,5 @@ fn the_command_line_never_writes_into_a_transform_named_mine() {
     assert!(
         cli.iter().any(|t| t.starts_with("beta")),
         "the command line keeps its own space: {listed:?}"
-    );
-}
-
-#[test]
-fn a_store_learnt_by_an_older_howl_still_seeds_the_command_line() {
-    // Older versions kept the command line's patterns under `mine/`, the
-    // layout a transform named `mine` writes: build such a store that way.
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "t.toml",
-        "data_dir = \"old\"\n\
-         [sources.in]\ntype = \"stdin\"\n\
-         [transforms.mine]\ntype = \"pattern\"\ninputs = [\"in\"]\n\
-         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"mine\"]\n",
-    );
-    let output = crate::common::run_with_input(
-        &["run", "-c", "t.toml"],
-        dir.path(),
-        b"alpha started worker 1\n",
-        std::time::Duration::from_secs(30),
-    );
-    assert!(output.status.success(), "{output:?}");
-    write(dir.path(), "same.log", "alpha started worker 9\n");
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "mine",
-            "same.log",
-            "--data-dir",
-            "old",
-            "--format",
-            "jsonl",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("\"new\":false"),
-        "known from the old store: {stdout}"
     );
 }

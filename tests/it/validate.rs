@@ -373,9 +373,7 @@ fn demo_logs_interval_out_of_range_is_refused() {
 fn buffer_errors_point_at_the_buffer() {
     check(
         "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\nbuffer.max_events = 0\n",
-        &[
-            "a.toml:6:21: sinks.out: buffer: invalid value: integer `0`, expected a whole number of at least 1",
-        ],
+        &["a.toml:6:21: sinks.out: buffer: expected a whole number from 1 to 100000000, not 0"],
     );
 }
 
@@ -423,21 +421,121 @@ fn ids_with_slashes_are_rejected() {
 
 #[test]
 fn the_readme_shows_what_validate_prints_for_bad_values() {
-    let config = "[sources.log]\ntype = \"file\"\ninclude = [\"build/*.log\"]\npoll_interval_ms = \"fast\"\n\n\
-                  [transforms.once]\ntype = \"throttle\"\ninputs = [\"log\"]\nkey = \"{{ .message }}\"\nthreshold = 0\nwindow_secs = 600\n\n\
-                  [sinks.hook]\ntype = \"webhook\"\ninputs = [\"once\"]\nuri = \"${HOOK_URL:-hooks.example.com/ci}\"\n";
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "ci.toml", config);
-    let (code, _, stderr) = validate(dir.path(), &[Path::new("ci.toml")]);
-    assert_eq!(code, 78, "{stderr}");
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // The example file is the README's own `# agent.toml` block.
+    let config = readme
+        .split("```toml\n# agent.toml (invalid on purpose)\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows agent.toml");
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "agent.toml",
+        &format!("# agent.toml (invalid on purpose)\n{config}"),
+    );
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("agent.toml")]);
+    assert_eq!(code, 78, "{stderr}");
     let lines: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.starts_with("error: ci.toml:"))
+        .filter(|l| l.starts_with("error: agent.toml:"))
         .collect();
     assert_eq!(lines.len(), 3, "{stderr}");
     for line in lines {
         assert!(readme.contains(line), "the README does not show:\n{line}");
+    }
+}
+
+#[test]
+fn every_unknown_key_in_a_list_of_tables_is_reported_with_its_item() {
+    let stderr = check(
+        "[sources.in]\ntype = \"stdin\"\n\
+         [transforms.th]\ntype = \"threshold\"\ninputs = [\"in\"]\n\
+         [[transforms.th.rules]]\nname = \"cpu\"\nconditon = \"> 90\"\nfor_sec = 60\n\
+         [[transforms.th.rules]]\nname = \"mem\"\ncondition = \"> 90\"\ngroup_bye = [\"host\"]\n\
+         [transforms.p]\ntype = \"pattern\"\ninputs = [\"in\"]\n\
+         masks = [{ name = \"order\", patern = \"ORD-\\\\d+\" }]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"th\", \"p\"]\n",
+        &[
+            "unknown option `rules[0].conditon` for transform type `threshold` (did you mean `rules[0].condition`?)",
+            "unknown option `rules[0].for_sec`",
+            "unknown option `rules[1].group_bye`",
+            "unknown option `masks[0].patern` for transform type `pattern` (did you mean `masks[0].pattern`?)",
+        ],
+    );
+    assert!(stderr.contains("a.toml:8:1:"), "at the key: {stderr}");
+    assert!(
+        stderr.contains("missing required option `rules[0].metric`"),
+        "a missing option names its item: {stderr}"
+    );
+}
+
+#[test]
+fn a_list_where_a_table_belongs_is_refused() {
+    check(
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"webhook\"\ninputs = [\"in\"]\n\
+         uri = \"http://127.0.0.1:9/h\"\nretry = []\n",
+        &["a.toml:7:9: sinks.out: `retry` must be a table"],
+    );
+}
+
+#[test]
+fn positions_after_an_interpolated_value_are_those_of_the_file_on_disk() {
+    let config = "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"webhook\"\ninputs = [\"in\"]\n\
+                  uri = \"http://127.0.0.1:9/x\"\n\
+                  retry = { initial_backoff_secs = \"${BACKOFF:-1s}\", max_duration_secs = \"soon\" }\n";
+    let column = config.lines().nth(6).unwrap().find("\"soon\"").unwrap() + 1;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", config);
+    for backoff in ["250ms", "1w1d1h1m1s100ms"] {
+        let (code, _, stderr) = howl_in(
+            dir.path(),
+            &["validate", "-c", "a.toml"],
+            &[("BACKOFF", backoff)],
+        );
+        assert_eq!(code, 78);
+        assert!(
+            stderr.contains(&format!(
+                "a.toml:7:{column}: sinks.out: invalid duration `soon`"
+            )),
+            "{backoff}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_toml_syntax_error_is_reported_alone() {
+    let stderr = check(
+        "[sources.in]\ntype = \"stdin\"\ntype = \"file\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        &["a.toml:3:1: invalid TOML"],
+    );
+    assert!(!stderr.contains("no sources defined"), "{stderr}");
+    assert!(stderr.contains("howl validate: 1 error(s)"), "{stderr}");
+}
+
+#[test]
+fn control_characters_never_reach_the_terminal() {
+    let stderr = check(
+        "[sources.in]\ntype = \"stdin\"\n[transforms.t]\ntype = \"throttle\"\ninputs = [\"in\"]\n\
+         threshold = 1\nwindow_secs = \"5\\u0000m\\u001b[31m\\u202e\"\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"t\"]\n",
+        &["\\u{0000}", "\\u{001b}", "\\u{202e}"],
+    );
+    assert!(
+        !stderr.contains(['\u{0}', '\u{1b}', '\u{202e}']),
+        "raw control characters: {stderr:?}"
+    );
+}
+
+#[test]
+fn ids_with_spaces_or_control_characters_are_refused() {
+    for id in ["\"x\\u0000\"", "\" \"", "\"a b\""] {
+        check(
+            &format!(
+                "[sources.{id}]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"*\"]\n"
+            ),
+            &["invalid component id"],
+        );
     }
 }

@@ -118,9 +118,7 @@ impl AlertmanagerConfig {
         }
         let mut redactor = Redactor::default();
         for endpoint in &self.endpoints {
-            if let Some(password) = endpoint.url().password() {
-                redactor = redactor.secret(password);
-            }
+            redactor = redactor.url_credentials(endpoint.url());
         }
         let templates =
             AlertTemplates::new(&self.labels, &self.annotations, self.generator_url.as_ref())?;

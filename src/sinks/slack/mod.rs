@@ -34,9 +34,7 @@ use message::Renderer;
 
 use crate::alert::AlertState;
 use crate::event::Event;
-use crate::http::{
-    Classify, Delivery, Failure, Response, Verdict, classify_http, retry_after, truncate,
-};
+use crate::http::{Classify, Delivery, Failure, Response, Verdict, classify_http, retry_after};
 use crate::sinks::chat::{ChatApi, Edited};
 
 /// How the sink reaches Slack.
@@ -254,7 +252,8 @@ fn classify_update(response: &Response) -> Verdict {
 /// Judges an incoming webhook's answer: `ok` (text) is success; errors are
 /// text bodies with a 4xx status, permanent except 429.
 fn classify_webhook(response: &Response) -> Verdict {
-    let body = truncate(&response.body, 100);
+    // Whole: the delivery core redacts secrets, then cuts it for the log.
+    let body = String::from_utf8_lossy(&response.body).trim().to_string();
     match classify_http(response) {
         Verdict::Delivered if web_api_error(response).is_some() => classify_web_api(response),
         Verdict::Delivered => Verdict::Delivered,

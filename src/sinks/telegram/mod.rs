@@ -221,8 +221,7 @@ fn classify(response: &Response) -> Verdict {
         Verdict::Retry { after, .. } => Verdict::Retry {
             after: parameters
                 .and_then(|p| p.retry_after)
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(std::time::Duration::from_secs_f64)
+                .and_then(crate::http::wait_hint)
                 .or(after),
             reason,
         },

@@ -42,7 +42,7 @@ impl HttpSettings {
         interval: Duration,
         max_body_bytes: usize,
     ) -> Result<Self, BuildError> {
-        let mut retry = RetryPolicy::from(retry);
+        let mut retry = RetryPolicy::new(retry)?;
         retry.max_duration = retry.max_duration.min(interval);
         let delivery = DeliverySettings {
             retry,

@@ -249,8 +249,14 @@ async fn run_query(
     match api::parse_answer(&response.body) {
         Ok(samples) => (samples, response.body.len()),
         Err(error) => {
+            // Prometheus answering an error is a failed query; an answer
+            // that is not Prometheus's JSON is one that cannot be parsed.
+            let error_type = match error {
+                api::AnswerError::Invalid(_) => ErrorType::ParseFailed,
+                _ => ErrorType::QueryFailed,
+            };
             client.metrics().error(
-                ErrorType::QueryFailed,
+                error_type,
                 Stage::Receiving,
                 &format_args!("query `{}`: {error}", query.name),
             );

@@ -119,7 +119,11 @@ pub struct LlmSuppressConfig {
     #[serde(default = "default_max_pending")]
     max_pending_events: NonZeroUsize,
     /// The most questions in flight at once; more wait for a slot.
-    #[serde(default = "default_concurrency")]
+    #[serde(
+        default = "default_concurrency",
+        deserialize_with = "crate::options::count_at_most::<_, 1024>"
+    )]
+    #[schemars(range(min = 1, max = 1024))]
     max_concurrency: NonZeroUsize,
     /// The most questions per minute (`0`: no limit); a question over the
     /// budget is not sent and counts as an error.
