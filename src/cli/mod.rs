@@ -1,7 +1,9 @@
 //! The `howl` command line: argument definitions and dispatch.
 //!
 //! Exit codes follow sysexits where one fits: 0 success, 78 (`EX_CONFIG`) for
-//! an invalid config, 1 for a run that failed or could not shut down in time.
+//! an invalid config, 1 for a run that failed, could not shut down in time or
+//! (from `stdin`) did not deliver every line, 2 for a bad command line, 130
+//! for a second signal. The README lists them all.
 
 mod graph;
 mod logging;
