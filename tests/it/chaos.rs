@@ -34,6 +34,8 @@ enum Mode {
     Well,
     /// Answers 200 after 150 ms.
     Slow,
+    /// Answers 200 after a second.
+    Crawl,
     /// Answers 503 with `Retry-After: 1`.
     Unavailable,
     /// Refuses connections (the listener is closed).
@@ -63,6 +65,7 @@ async fn receive(
             return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]);
         }
         m if m == Mode::Slow as u8 => tokio::time::sleep(Duration::from_millis(150)).await,
+        m if m == Mode::Crawl as u8 => tokio::time::sleep(Duration::from_secs(1)).await,
         _ => {}
     }
     let mut seen = shared.seen.lock().unwrap();
@@ -326,4 +329,96 @@ async fn kill_9_at_random_moments_loses_no_line() {
         duplicates <= bound,
         "{duplicates} duplicates > {bound} (seed {seed})"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graceful_shutdown_limit_says_what_it_left_and_loses_nothing() {
+    const LINES: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut receiver = Receiver::start().await;
+    receiver.set(Mode::Crawl).await;
+    let padding = "x".repeat(40);
+    let text: String = (0..LINES)
+        .map(|n| format!("n={n:09} {padding}\n"))
+        .collect();
+    write(dir.path(), "app.log", &text);
+    write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "data_dir = \"state\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"app.log\"]\n\
+             [sinks.hook]\ntype = \"webhook\"\ninputs = [\"app\"]\nuri = \"http://{}/in\"\n\
+             encoding = \"ndjson\"\nbatch.max_events = 50\nbatch.timeout_secs = 0.1\n\
+             buffer.max_events = 5000\n",
+            receiver.address
+        ),
+    );
+    let mut howl = howl()
+        .args([
+            "run",
+            "-c",
+            "topology.toml",
+            "--graceful-shutdown-limit",
+            "2",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while receiver.counts().0 == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crate::common::signal(&howl, "TERM");
+    let stderr = howl.stderr.take().unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text).unwrap();
+        (howl.wait().unwrap(), text)
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = output;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("graceful shutdown limit of 2s reached"),
+        "{stderr}"
+    );
+    let said = stderr
+        .lines()
+        .find_map(|line| {
+            line.split("sinks.hook stopped without delivering ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("howl says what it did not deliver: {stderr}"));
+    let (delivered, _) = receiver.counts();
+    assert!(
+        said > 0 && said as usize <= LINES as usize - delivered,
+        "{said} of {LINES}, {delivered} delivered: {stderr}"
+    );
+
+    // The next run reads again what was left, and delivers it.
+    receiver.set(Mode::Well).await;
+    let mut again = start_howl(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.counts().0 < LINES as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {LINES} lines arrived after the restart",
+            receiver.counts().0
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill9(&mut again);
 }
