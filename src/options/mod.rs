@@ -15,8 +15,8 @@
 //! - [`Fraction`]: a number from 0 to 1.
 //!
 //! Whole numbers that must be at least 1 use the standard `NonZero*` types;
-//! templates ([`crate::template::Template`]) and secrets
-//! ([`crate::secret::Secret`]) parse themselves the same way.
+//! templates (`template::Template`) and secrets
+//! (`secret::Secret`) parse themselves the same way.
 
 pub mod duration;
 
