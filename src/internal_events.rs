@@ -161,6 +161,7 @@ struct Progress {
     taken: AtomicU64,
     settled: AtomicU64,
     lost_in_buffer: AtomicU64,
+    kept_on_disk: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -289,15 +290,53 @@ impl ComponentMetrics {
         }
     }
 
+    /// Records how many events a sink's disk buffer keeps for the next
+    /// start when the sink stops (read again then, not lost).
+    pub fn kept_in_disk_buffer(&self, events: u64) {
+        self.progress.kept_on_disk.store(events, Ordering::Relaxed);
+    }
+
+    /// Counts events (or, where no event count is known, bytes) a disk
+    /// buffer lost to damage, by `reason` (`torn_tail`, `checksum`,
+    /// `decode`, `bad_header`, `missing_segment`).
+    pub fn buffer_lost(&self, events: u64, bytes: u64, reason: &'static str) {
+        let labels = with(&labels(&self.key), "reason", reason);
+        if events > 0 {
+            metrics::counter!("buffer_lost_events_total", &labels).increment(events);
+            self.count_lost(
+                events as usize,
+                &format_args!("{events} events lost to a damaged disk buffer ({reason})"),
+            );
+        }
+        if bytes > 0 {
+            metrics::counter!("buffer_lost_bytes_total", &labels).increment(bytes);
+        }
+    }
+
+    /// Counts one thing recovery of a disk buffer had to repair.
+    pub fn buffer_recovery(&self, case: &'static str) {
+        metrics::counter!(
+            "buffer_recoveries_total",
+            &with(&labels(&self.key), "case", case)
+        )
+        .increment(1);
+    }
+
+    /// Reports the bytes a disk buffer's files take.
+    pub fn disk_buffer_size(&self, bytes: u64) {
+        metrics::gauge!("buffer_size_bytes", &labels(&self.key)).set(bytes as f64);
+    }
+
     /// Events a sink did not deliver: those it took but never sent nor
-    /// discarded, and those left in its buffer. Meaningful once the sink
-    /// has stopped.
+    /// discarded, and those left in its buffer (in memory: lost; on disk:
+    /// kept for the next start). Meaningful once the sink has stopped.
     pub fn undelivered(&self) -> Undelivered {
         let taken = self.progress.taken.load(Ordering::Relaxed);
         let settled = self.progress.settled.load(Ordering::Relaxed);
         Undelivered {
             in_flight: taken.saturating_sub(settled),
             in_buffer: self.progress.lost_in_buffer.load(Ordering::Relaxed),
+            on_disk: self.progress.kept_on_disk.load(Ordering::Relaxed),
         }
     }
 
@@ -468,14 +507,22 @@ impl ComponentMetrics {
 pub struct Undelivered {
     /// Taken from its buffer but neither sent nor discarded.
     pub in_flight: u64,
-    /// Still waiting in its buffer.
+    /// Still waiting in its memory buffer (lost).
     pub in_buffer: u64,
+    /// Still in its disk buffer, read again on the next start (this
+    /// includes what was in flight from it).
+    pub on_disk: u64,
 }
 
 impl Undelivered {
-    /// Both together.
-    pub fn total(&self) -> u64 {
-        self.in_flight + self.in_buffer
+    /// What was not delivered and is not kept on disk either: gone from
+    /// this run (a `file` source still reads it again next start).
+    pub fn lost(&self) -> u64 {
+        if self.on_disk > 0 {
+            self.in_buffer
+        } else {
+            self.in_flight + self.in_buffer
+        }
     }
 }
 

@@ -20,32 +20,51 @@
 //! or was stopped at the graceful shutdown limit), which are also counted as
 //! discarded and logged with the component's name.
 
+pub mod disk;
 pub mod fanout;
+mod memory;
 
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::Gauge;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::event::{Event, EventStatus, finalize_all};
+use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
+use crate::options::Seconds;
 
 /// Options of a sink's input buffer.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
-    /// How many events may wait in front of the sink before `when_full`
-    /// applies. The number of events waiting is the `buffer_events` gauge.
-    #[serde(
-        default = "default_max_events",
-        deserialize_with = "crate::options::count_at_most::<_, MAX_EVENTS>"
-    )]
+    /// Where events wait: `memory` (fast; lost if howl dies, though a
+    /// `file` source reads them again) or `disk` (under
+    /// `data_dir/buffers/<sink id>`, kept across crashes and restarts,
+    /// bounded by `max_size`).
+    #[serde(rename = "type", default)]
+    pub kind: BufferKind,
+    /// Memory buffers: how many events may wait in front of the sink before
+    /// `when_full` applies (the true bound is this plus one batch). The
+    /// number waiting is the `buffer_events` gauge.
+    #[serde(default, deserialize_with = "max_events")]
     #[schemars(range(min = 1, max = 100_000_000))]
-    pub max_events: NonZeroUsize,
+    #[schemars(extend("x-default" = "`500`"))]
+    pub max_events: Option<NonZeroUsize>,
+    /// Disk buffers: the most bytes the buffer's files may take on disk
+    /// (what `du` shows), at least 2 MiB. The `buffer_size_bytes` gauge
+    /// says how much they take.
+    #[schemars(extend("x-default" = "`268435456` (256 MiB)"))]
+    pub max_size: Option<u64>,
+    /// Disk buffers: how often what was written is synced to disk
+    /// (`fdatasync`); only then are the events acknowledged to their
+    /// sources. A power cut loses at most this much (not acknowledged, so
+    /// a `file` source reads it again); `kill -9` loses nothing.
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval_secs: Seconds,
     /// What happens when the buffer is full: `block` makes upstream
     /// components wait (backpressure reaches the sources; nothing is lost),
     /// `drop_newest` discards the events that do not fit and counts them in
@@ -54,21 +73,77 @@ pub struct BufferConfig {
     pub when_full: WhenFull,
 }
 
+/// Where a sink's buffer keeps its events.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferKind {
+    /// In memory.
+    #[default]
+    Memory,
+    /// In files under `data_dir`.
+    Disk,
+}
+
 impl Default for BufferConfig {
     fn default() -> Self {
         Self {
-            max_events: default_max_events(),
+            kind: BufferKind::Memory,
+            max_events: None,
+            max_size: None,
+            flush_interval_secs: default_flush_interval(),
             when_full: WhenFull::default(),
         }
     }
 }
 
+impl BufferConfig {
+    /// How many events a memory buffer holds.
+    pub fn events(&self) -> NonZeroUsize {
+        self.max_events.unwrap_or(DEFAULT_MAX_EVENTS)
+    }
+
+    /// Checks options that depend on each other: `(option, message)`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match self.kind {
+            BufferKind::Memory if self.max_size.is_some() => Err((
+                "buffer.max_size",
+                "`buffer.max_size` applies to `buffer.type = \"disk\"`; a memory buffer is bounded by `buffer.max_events`".into(),
+            )),
+            BufferKind::Disk if self.max_events.is_some() => Err((
+                "buffer.max_events",
+                "`buffer.max_events` applies to memory buffers; a disk buffer is bounded by `buffer.max_size` (bytes)".into(),
+            )),
+            BufferKind::Disk if self.size() < disk::MIN_MAX_SIZE => Err((
+                "buffer.max_size",
+                format!("`buffer.max_size` must be at least {} bytes (2 MiB)", disk::MIN_MAX_SIZE),
+            )),
+            _ if self.flush_interval_secs.get().is_zero() => Err((
+                "buffer.flush_interval_secs",
+                "`buffer.flush_interval_secs` must be more than 0".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many bytes a disk buffer may take.
+    pub fn size(&self) -> u64 {
+        self.max_size.unwrap_or(DEFAULT_MAX_SIZE)
+    }
+}
+
 /// The most events a buffer may be configured to hold.
 const MAX_EVENTS: usize = 100_000_000;
+const DEFAULT_MAX_EVENTS: NonZeroUsize = NonZeroUsize::new(500).unwrap();
+const DEFAULT_MAX_SIZE: u64 = 256 * 1024 * 1024;
 
-fn default_max_events() -> NonZeroUsize {
-    const FIVE_HUNDRED: NonZeroUsize = NonZeroUsize::new(500).unwrap();
-    FIVE_HUNDRED
+fn max_events<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NonZeroUsize>, D::Error> {
+    crate::options::count_at_most::<_, MAX_EVENTS>(deserializer).map(Some)
+}
+
+fn default_flush_interval() -> Seconds {
+    Seconds::from_millis(500)
 }
 
 /// The policy of a full buffer.
@@ -86,113 +161,83 @@ pub enum WhenFull {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closed;
 
-struct Batch {
-    events: Vec<Event>,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-struct Shared {
-    permits: Arc<Semaphore>,
-    capacity: usize,
-    when_full: WhenFull,
-    gauge: Gauge,
-    metrics: Arc<ComponentMetrics>,
-}
-
-/// The producing end; clone it for each upstream output.
-#[derive(Clone)]
-pub struct BufferSender {
-    shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<Batch>,
-}
-
 /// Room for a batch, taken in advance (see [`BufferSender::reserve`]).
 pub struct Reservation {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-/// The consuming end, owned by the transform or sink.
-pub struct BufferReceiver {
-    rx: mpsc::UnboundedReceiver<Batch>,
-    permits: Arc<Semaphore>,
-    gauge: Gauge,
-    metrics: Arc<ComponentMetrics>,
+/// The producing end; clone it for each upstream output.
+#[derive(Clone)]
+pub struct BufferSender(SenderKind);
+
+#[derive(Clone)]
+enum SenderKind {
+    Memory(memory::MemorySender),
+    Disk(disk::DiskSender),
 }
 
-/// Creates a buffer of `capacity` events for the component whose metrics
-/// (fill gauge, drops) are `metrics`.
+/// The consuming end, owned by the transform or sink.
+pub struct BufferReceiver(ReceiverKind);
+
+enum ReceiverKind {
+    Memory(memory::MemoryReceiver),
+    Disk(Box<disk::DiskReceiver>),
+}
+
+/// Creates a memory buffer of `capacity` events for the component whose
+/// metrics (fill gauge, drops) are `metrics` (transforms' inputs, tests).
 pub fn channel(
     capacity: usize,
     when_full: WhenFull,
     metrics: Arc<ComponentMetrics>,
 ) -> (BufferSender, BufferReceiver) {
-    let capacity = capacity.max(1);
-    let permits = Arc::new(Semaphore::new(capacity));
-    let gauge = metrics.buffer_gauge();
-    gauge.set(0.0);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let sender = BufferSender {
-        shared: Arc::new(Shared {
-            permits: Arc::clone(&permits),
-            capacity,
-            when_full,
-            gauge: gauge.clone(),
-            metrics: Arc::clone(&metrics),
-        }),
-        tx,
-    };
-    let receiver = BufferReceiver {
-        rx,
-        permits,
-        gauge,
-        metrics,
-    };
-    (sender, receiver)
+    let (tx, rx) = memory::channel(capacity, when_full, metrics);
+    (
+        BufferSender(SenderKind::Memory(tx)),
+        BufferReceiver(ReceiverKind::Memory(rx)),
+    )
+}
+
+/// Opens the buffer a sink's `buffer.*` options describe: in memory, or on
+/// disk under `data_dir/buffers/<sink id>` (recovering what a previous run
+/// left there).
+pub fn open(
+    config: &BufferConfig,
+    data_dir: &Path,
+    sink_id: &str,
+    metrics: Arc<ComponentMetrics>,
+) -> std::io::Result<(BufferSender, BufferReceiver)> {
+    match config.kind {
+        BufferKind::Memory => Ok(channel(config.events().get(), config.when_full, metrics)),
+        BufferKind::Disk => {
+            let options = disk::DiskOptions {
+                dir: data_dir.join("buffers").join(sink_id),
+                max_size: config.size(),
+                flush_interval: config.flush_interval_secs.get(),
+                when_full: config.when_full,
+                segment_size: None,
+            };
+            let (tx, rx) = disk::open(options, metrics)?;
+            Ok((
+                BufferSender(SenderKind::Disk(tx)),
+                BufferReceiver(ReceiverKind::Disk(Box::new(rx))),
+            ))
+        }
+    }
 }
 
 impl BufferSender {
     /// Sends a batch, waiting for room (`block`) or dropping what does not
-    /// fit (`drop_newest`).
-    pub async fn send(&self, mut events: Vec<Event>) -> Result<(), Closed> {
-        if events.is_empty() {
-            return Ok(());
+    /// fit (`drop_newest`). A disk buffer never reports `Closed`: what it
+    /// is given is kept for its sink's next start.
+    pub async fn send(&self, events: Vec<Event>) -> Result<(), Closed> {
+        match &self.0 {
+            SenderKind::Memory(sender) => sender.send(events).await,
+            SenderKind::Disk(sender) => {
+                sender.send(events).await;
+                Ok(())
+            }
         }
-        let wanted = self.permits_for(events.len());
-        let permit = match self.shared.when_full {
-            WhenFull::Block => {
-                match Arc::clone(&self.shared.permits)
-                    .acquire_many_owned(wanted)
-                    .await
-                {
-                    Ok(permit) => permit,
-                    Err(_) => return Err(undeliverable(events)),
-                }
-            }
-            WhenFull::DropNewest => {
-                match Arc::clone(&self.shared.permits).try_acquire_many_owned(wanted) {
-                    Ok(permit) => permit,
-                    Err(tokio::sync::TryAcquireError::Closed) => return Err(undeliverable(events)),
-                    Err(tokio::sync::TryAcquireError::NoPermits) => {
-                        let room = self.shared.permits.available_permits();
-                        let fits = Arc::clone(&self.shared.permits)
-                            .try_acquire_many_owned(room as u32)
-                            .ok()
-                            .filter(|_| room > 0);
-                        let kept = if fits.is_some() { room } else { 0 };
-                        let mut shed = events.split_off(kept);
-                        // Not delivered: a source waiting for acknowledgements
-                        // must learn it (an HTTP client is told to retry).
-                        finalize_all(&mut shed, EventStatus::Errored);
-                        self.shared.metrics.shed_by_buffer(shed.len());
-                        match fits {
-                            Some(permit) => permit,
-                            None => return Ok(()),
-                        }
-                    }
-                }
-            }
-        };
-        self.push(events, Some(permit))
     }
 
     /// Takes room for `events` events, waiting at most `wait`. `Ok(None)`
@@ -203,17 +248,12 @@ impl BufferSender {
         events: usize,
         wait: Duration,
     ) -> Result<Option<Reservation>, Closed> {
-        if self.shared.when_full == WhenFull::DropNewest {
-            // Such an edge never pushes back; `send` drops instead.
-            return Ok(Some(Reservation { permit: None }));
-        }
-        let acquire = Arc::clone(&self.shared.permits).acquire_many_owned(self.permits_for(events));
-        match tokio::time::timeout(wait, acquire).await {
-            Ok(Ok(permit)) => Ok(Some(Reservation {
-                permit: Some(permit),
-            })),
-            Ok(Err(_)) => Err(Closed),
-            Err(_) => Ok(None),
+        match &self.0 {
+            SenderKind::Memory(sender) => sender.reserve(events, wait).await,
+            SenderKind::Disk(sender) => Ok(sender
+                .has_room(wait)
+                .await
+                .then_some(Reservation { permit: None })),
         }
     }
 
@@ -223,67 +263,32 @@ impl BufferSender {
         events: Vec<Event>,
         reservation: Reservation,
     ) -> Result<(), Closed> {
-        match reservation.permit {
-            Some(permit) => self.push(events, Some(permit)),
-            None => self.send(events).await,
+        match &self.0 {
+            SenderKind::Memory(sender) => sender.send_reserved(events, reservation).await,
+            SenderKind::Disk(sender) => {
+                sender.send(events).await;
+                Ok(())
+            }
         }
     }
-
-    fn permits_for(&self, events: usize) -> u32 {
-        events.min(self.shared.capacity).min(u32::MAX as usize) as u32
-    }
-
-    fn push(&self, events: Vec<Event>, permit: Option<OwnedSemaphorePermit>) -> Result<(), Closed> {
-        let count = events.len();
-        if let Err(returned) = self.tx.send(Batch {
-            events,
-            _permit: permit,
-        }) {
-            return Err(undeliverable(returned.0.events));
-        }
-        self.shared.gauge.increment(count as f64);
-        Ok(())
-    }
-}
-
-/// Finalizes events whose consumer has gone away as not delivered.
-fn undeliverable(mut events: Vec<Event>) -> Closed {
-    finalize_all(&mut events, EventStatus::Errored);
-    Closed
 }
 
 impl BufferReceiver {
     /// The next batch, or `None` once every sender is gone and the buffer is
     /// empty (the signal to flush and finish).
     pub async fn recv(&mut self) -> Option<Vec<Event>> {
-        let batch = self.rx.recv().await?;
-        self.gauge.decrement(batch.events.len() as f64);
-        Some(batch.events)
-    }
-
-    /// The next batch if one is waiting, without waiting.
-    pub fn try_recv(&mut self) -> Option<Vec<Event>> {
-        let batch = self.rx.try_recv().ok()?;
-        self.gauge.decrement(batch.events.len() as f64);
-        Some(batch.events)
-    }
-}
-
-impl Drop for BufferReceiver {
-    fn drop(&mut self) {
-        // Wake producers blocked on a full buffer: nobody will make room.
-        self.permits.close();
-        // What is still queued will never be consumed: say so, by name, and
-        // tell the sources waiting for it.
-        self.rx.close();
-        let mut lost = 0;
-        while let Ok(mut batch) = self.rx.try_recv() {
-            lost += batch.events.len();
-            finalize_all(&mut batch.events, EventStatus::Errored);
+        match &mut self.0 {
+            ReceiverKind::Memory(receiver) => receiver.recv().await,
+            ReceiverKind::Disk(receiver) => receiver.recv().await,
         }
-        if lost > 0 {
-            self.gauge.decrement(lost as f64);
-            self.metrics.lost_in_buffer(lost);
+    }
+
+    /// The next batch if one is waiting in memory, without waiting (a disk
+    /// buffer answers only through [`recv`](Self::recv)).
+    pub fn try_recv(&mut self) -> Option<Vec<Event>> {
+        match &mut self.0 {
+            ReceiverKind::Memory(receiver) => receiver.try_recv(),
+            ReceiverKind::Disk(_) => None,
         }
     }
 }

@@ -134,13 +134,21 @@ pub fn run(args: RunArgs) -> ExitCode {
             let _ = api.await;
         }
         for (sink, undelivered) in &outcome.undelivered {
-            eprintln!(
-                "error: {sink} stopped without delivering {} events ({} in its buffer, {} being delivered); \
-                 a file source reads them again on its next start, other sources count them as lost",
-                undelivered.total(),
-                undelivered.in_buffer,
-                undelivered.in_flight,
-            );
+            if undelivered.on_disk > 0 {
+                eprintln!(
+                    "warning: {sink} stopped with {} events not yet delivered; they stay in its disk buffer for the next start",
+                    undelivered.on_disk
+                );
+            }
+            if undelivered.lost() > 0 {
+                eprintln!(
+                    "error: {sink} stopped without delivering {} events ({} in its buffer, {} being delivered); \
+                     a file source reads them again on its next start, other sources count them as lost",
+                    undelivered.lost(),
+                    undelivered.in_buffer,
+                    undelivered.in_flight,
+                );
+            }
         }
         if !outcome.still_running.is_empty() {
             eprintln!(

@@ -349,7 +349,18 @@ impl Loader {
                     }
                 }
                 ComponentKind::Sink => {
-                    let buffer = self.parse_common::<BufferConfig>(&cx, "buffer", envelope.buffer);
+                    let buffer_span = envelope.buffer.as_ref().map(|b| b.span());
+                    let buffer = self
+                        .parse_common::<BufferConfig>(&cx, "buffer", envelope.buffer)
+                        .and_then(|buffer| match buffer.check() {
+                            Ok(()) => Some(buffer),
+                            Err((option, message)) => {
+                                let at = option_spans.get(option).or(buffer_span);
+                                self.diagnostics
+                                    .push(Diagnostic::error(message).at(file, at).component(&key));
+                                None
+                            }
+                        });
                     let acknowledgements = self.parse_common::<AcknowledgementsConfig>(
                         &cx,
                         "acknowledgements",

@@ -29,16 +29,18 @@ use tokio::sync::oneshot::error::TryRecvError;
 
 use super::{BatchStatus, BatchStatusReceiver};
 
-/// The pending batches of one input, in send order.
+/// The pending batches of one input, in send order. A position is
+/// whatever locates the input's end after a batch: a byte offset in a file,
+/// a count of lines, a place in a disk buffer's segments.
 #[derive(Debug, Default)]
-pub struct AckQueue {
-    pending: VecDeque<Pending>,
-    acked: u64,
+pub struct AckQueue<P = u64> {
+    pending: VecDeque<Pending<P>>,
+    acked: P,
 }
 
 #[derive(Debug)]
-struct Pending {
-    end: u64,
+struct Pending<P> {
+    end: P,
     events: usize,
     status: BatchStatusReceiver,
 }
@@ -101,9 +103,9 @@ impl Completed {
     }
 }
 
-impl AckQueue {
+impl<P: Copy> AckQueue<P> {
     /// A queue whose committed position starts at `acked` (a checkpoint).
-    pub fn new(acked: u64) -> Self {
+    pub fn new(acked: P) -> Self {
         Self {
             pending: VecDeque::new(),
             acked,
@@ -113,7 +115,7 @@ impl AckQueue {
     /// Records a batch of `events` covering the input up to `end`, sent
     /// (only once it was handed to the output: a batch that never left must
     /// not be waited for).
-    pub fn push(&mut self, end: u64, events: usize, status: BatchStatusReceiver) {
+    pub fn push(&mut self, end: P, events: usize, status: BatchStatusReceiver) {
         self.pending.push_back(Pending {
             end,
             events,
@@ -122,7 +124,7 @@ impl AckQueue {
     }
 
     /// The position safe to commit: the end of the completed prefix.
-    pub fn acked(&self) -> u64 {
+    pub fn acked(&self) -> P {
         self.acked
     }
 
@@ -143,7 +145,7 @@ impl AckQueue {
 
     /// Forgets every pending batch and starts over at `acked` (the input
     /// was truncated: old statuses must not move the new position).
-    pub fn reset(&mut self, acked: u64) {
+    pub fn reset(&mut self, acked: P) {
         self.pending.clear();
         self.acked = acked;
     }
@@ -179,7 +181,7 @@ impl AckQueue {
         Some(completed)
     }
 
-    fn complete(&mut self, done: Pending, status: BatchStatus, completed: &mut Completed) {
+    fn complete(&mut self, done: Pending<P>, status: BatchStatus, completed: &mut Completed) {
         self.acked = done.end;
         completed.batches += 1;
         match status {

@@ -237,8 +237,18 @@ pub async fn run(
     for BuiltSink { key, buffer, .. } in &built.sinks {
         let m = Arc::new(ComponentMetrics::new(key.clone()));
         sink_metrics.push((key.clone(), Arc::clone(&m)));
-        let (tx, rx) =
-            crate::buffer::channel(buffer.max_events.get(), buffer.when_full, Arc::clone(&m));
+        let (tx, rx) = match crate::buffer::open(buffer, &config.data_dir, key.id(), Arc::clone(&m))
+        {
+            Ok(ends) => ends,
+            Err(error) => {
+                // Nothing has started yet: stop here, saying why.
+                tracing::error!(component = %key, "cannot open its buffer: {error}");
+                return RunReport {
+                    failed: vec![format!("{key} (cannot open its buffer: {error})")],
+                    ..RunReport::default()
+                };
+            }
+        };
         inputs.insert(key.id().to_string(), tx);
         receivers.insert(key.id().to_string(), rx);
         metrics.insert(key.id().to_string(), m);
@@ -403,7 +413,7 @@ pub async fn run(
     }
     for (key, m) in &sink_metrics {
         let undelivered = m.undelivered();
-        if undelivered.total() > 0 {
+        if undelivered.lost() > 0 || undelivered.on_disk > 0 {
             report.undelivered.push((key.to_string(), undelivered));
         }
     }
