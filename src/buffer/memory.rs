@@ -1,5 +1,7 @@
-//! The memory buffer: a bounded channel of batches, bounded in events by a
-//! semaphore of permits (see the module docs of [`super`]).
+//! The memory buffer: a channel of batches, bounded in events by a
+//! semaphore of permits and, with `max_bytes`, in bytes by a second one
+//! (see the module docs of [`super`]). A batch larger than a whole bound
+//! takes all of it, so the true bound is the limit plus one batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +16,72 @@ use crate::internal_events::ComponentMetrics;
 struct Batch {
     events: Vec<Event>,
     _permit: Option<OwnedSemaphorePermit>,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 struct Shared {
-    permits: Arc<Semaphore>,
-    capacity: usize,
+    events: Limit,
+    bytes: Option<Limit>,
     when_full: WhenFull,
     gauge: Gauge,
     metrics: Arc<ComponentMetrics>,
+}
+
+/// One bound: a semaphore of units (events or bytes) and its size.
+struct Limit {
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// What a bound granted.
+enum Room {
+    /// Room for everything asked.
+    All(OwnedSemaphorePermit),
+    /// Room for only this many units (`drop_newest` on a full buffer).
+    Part(usize, Option<OwnedSemaphorePermit>),
+}
+
+impl Limit {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// Permits for `units`: a batch larger than the whole bound takes all
+    /// of it (so it waits for an empty buffer, never forever).
+    fn permits_for(&self, units: usize) -> u32 {
+        units.min(self.capacity).min(u32::MAX as usize) as u32
+    }
+
+    /// Room for `units`, waiting (`block`) or taking what there is
+    /// (`drop_newest`); `Err` when the consumer is gone.
+    async fn room(&self, units: usize, when_full: WhenFull) -> Result<Room, Closed> {
+        let wanted = self.permits_for(units);
+        match when_full {
+            WhenFull::Block => Arc::clone(&self.permits)
+                .acquire_many_owned(wanted)
+                .await
+                .map(Room::All)
+                .map_err(|_| Closed),
+            WhenFull::DropNewest => {
+                match Arc::clone(&self.permits).try_acquire_many_owned(wanted) {
+                    Ok(permit) => Ok(Room::All(permit)),
+                    Err(tokio::sync::TryAcquireError::Closed) => Err(Closed),
+                    Err(tokio::sync::TryAcquireError::NoPermits) => {
+                        let room = self.permits.available_permits();
+                        let part = Arc::clone(&self.permits)
+                            .try_acquire_many_owned(room as u32)
+                            .ok()
+                            .filter(|_| room > 0);
+                        Ok(Room::Part(if part.is_some() { room } else { 0 }, part))
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The producing end; clone it for each upstream output.
@@ -34,27 +94,32 @@ pub struct MemorySender {
 /// The consuming end, owned by the transform or sink.
 pub struct MemoryReceiver {
     rx: mpsc::UnboundedReceiver<Batch>,
-    permits: Arc<Semaphore>,
+    /// The bounds' semaphores, closed when the receiver goes.
+    permits: Vec<Arc<Semaphore>>,
     gauge: Gauge,
     metrics: Arc<ComponentMetrics>,
 }
 
-/// Creates a buffer of `capacity` events for the component whose metrics
-/// (fill gauge, drops) are `metrics`.
+/// Creates a buffer of `capacity` events (and at most `max_bytes` bytes,
+/// as estimated, when set) for the component whose metrics (fill gauge,
+/// drops) are `metrics`.
 pub fn channel(
     capacity: usize,
+    max_bytes: Option<u64>,
     when_full: WhenFull,
     metrics: Arc<ComponentMetrics>,
 ) -> (MemorySender, MemoryReceiver) {
-    let capacity = capacity.max(1);
-    let permits = Arc::new(Semaphore::new(capacity));
+    let events = Limit::new(capacity);
+    let bytes = max_bytes.map(|max| Limit::new(usize::try_from(max).unwrap_or(usize::MAX)));
+    let mut closing = vec![Arc::clone(&events.permits)];
+    closing.extend(bytes.as_ref().map(|b| Arc::clone(&b.permits)));
     let gauge = metrics.buffer_gauge();
     gauge.set(0.0);
     let (tx, rx) = mpsc::unbounded_channel();
     let sender = MemorySender {
         shared: Arc::new(Shared {
-            permits: Arc::clone(&permits),
-            capacity,
+            events,
+            bytes,
             when_full,
             gauge: gauge.clone(),
             metrics: Arc::clone(&metrics),
@@ -63,7 +128,7 @@ pub fn channel(
     };
     let receiver = MemoryReceiver {
         rx,
-        permits,
+        permits: closing,
         gauge,
         metrics,
     };
@@ -77,42 +142,71 @@ impl MemorySender {
         if events.is_empty() {
             return Ok(());
         }
-        let wanted = self.permits_for(events.len());
-        let permit = match self.shared.when_full {
-            WhenFull::Block => {
-                match Arc::clone(&self.shared.permits)
-                    .acquire_many_owned(wanted)
-                    .await
-                {
-                    Ok(permit) => permit,
-                    Err(_) => return Err(undeliverable(events)),
-                }
-            }
-            WhenFull::DropNewest => {
-                match Arc::clone(&self.shared.permits).try_acquire_many_owned(wanted) {
-                    Ok(permit) => permit,
-                    Err(tokio::sync::TryAcquireError::Closed) => return Err(undeliverable(events)),
-                    Err(tokio::sync::TryAcquireError::NoPermits) => {
-                        let room = self.shared.permits.available_permits();
-                        let fits = Arc::clone(&self.shared.permits)
-                            .try_acquire_many_owned(room as u32)
-                            .ok()
-                            .filter(|_| room > 0);
-                        let kept = if fits.is_some() { room } else { 0 };
-                        let mut shed = events.split_off(kept);
-                        // Not delivered: a source waiting for acknowledgements
-                        // must learn it (an HTTP client is told to retry).
-                        finalize_all(&mut shed, EventStatus::Errored);
-                        self.shared.metrics.shed_by_buffer(shed.len());
-                        match fits {
-                            Some(permit) => permit,
-                            None => return Ok(()),
-                        }
-                    }
+        let room = match self
+            .shared
+            .events
+            .room(events.len(), self.shared.when_full)
+            .await
+        {
+            Ok(room) => room,
+            Err(Closed) => return Err(undeliverable(events)),
+        };
+        let permit = match room {
+            Room::All(permit) => permit,
+            Room::Part(kept, permit) => {
+                self.shed(events.split_off(kept));
+                match permit {
+                    Some(permit) => permit,
+                    None => return Ok(()),
                 }
             }
         };
-        self.push(events, Some(permit))
+        let bytes = match self.take_bytes(&mut events).await {
+            Ok(bytes) => bytes,
+            Err(Closed) => return Err(undeliverable(events)),
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.push(events, Some(permit), bytes)
+    }
+
+    /// Takes the bytes bound's room for `events` (when there is one),
+    /// shedding (`drop_newest`) the events that do not fit.
+    async fn take_bytes(
+        &self,
+        events: &mut Vec<Event>,
+    ) -> Result<Option<OwnedSemaphorePermit>, Closed> {
+        let Some(limit) = &self.shared.bytes else {
+            return Ok(None);
+        };
+        let sizes: Vec<usize> = events.iter().map(Event::estimated_bytes).collect();
+        match limit
+            .room(sizes.iter().sum(), self.shared.when_full)
+            .await?
+        {
+            Room::All(permit) => Ok(Some(permit)),
+            Room::Part(room, permit) => {
+                let mut total = 0;
+                let kept = sizes
+                    .iter()
+                    .take_while(|size| {
+                        total += **size;
+                        total <= room
+                    })
+                    .count();
+                self.shed(events.split_off(kept));
+                Ok(permit)
+            }
+        }
+    }
+
+    /// Drops what a full `drop_newest` buffer cannot take; not delivered,
+    /// so a source waiting for acknowledgements learns it (an HTTP client
+    /// is told to retry).
+    fn shed(&self, mut shed: Vec<Event>) {
+        finalize_all(&mut shed, EventStatus::Errored);
+        self.shared.metrics.shed_by_buffer(shed.len());
     }
 
     /// Takes room for `events` events, waiting at most `wait`. `Ok(None)`
@@ -127,7 +221,8 @@ impl MemorySender {
             // Such an edge never pushes back; `send` drops instead.
             return Ok(Some(Reservation { permit: None }));
         }
-        let acquire = Arc::clone(&self.shared.permits).acquire_many_owned(self.permits_for(events));
+        let acquire = Arc::clone(&self.shared.events.permits)
+            .acquire_many_owned(self.shared.events.permits_for(events));
         match tokio::time::timeout(wait, acquire).await {
             Ok(Ok(permit)) => Ok(Some(Reservation {
                 permit: Some(permit),
@@ -144,20 +239,30 @@ impl MemorySender {
         reservation: Reservation,
     ) -> Result<(), Closed> {
         match reservation.permit {
-            Some(permit) => self.push(events, Some(permit)),
+            Some(permit) => {
+                // The reservation counted events; bytes are known now.
+                let mut events = events;
+                let bytes = match self.take_bytes(&mut events).await {
+                    Ok(bytes) => bytes,
+                    Err(Closed) => return Err(undeliverable(events)),
+                };
+                self.push(events, Some(permit), bytes)
+            }
             None => self.send(events).await,
         }
     }
 
-    fn permits_for(&self, events: usize) -> u32 {
-        events.min(self.shared.capacity).min(u32::MAX as usize) as u32
-    }
-
-    fn push(&self, events: Vec<Event>, permit: Option<OwnedSemaphorePermit>) -> Result<(), Closed> {
+    fn push(
+        &self,
+        events: Vec<Event>,
+        permit: Option<OwnedSemaphorePermit>,
+        bytes: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), Closed> {
         let count = events.len();
         if let Err(returned) = self.tx.send(Batch {
             events,
             _permit: permit,
+            _bytes: bytes,
         }) {
             return Err(undeliverable(returned.0.events));
         }
@@ -192,7 +297,9 @@ impl MemoryReceiver {
 impl Drop for MemoryReceiver {
     fn drop(&mut self) {
         // Wake producers blocked on a full buffer: nobody will make room.
-        self.permits.close();
+        for permits in &self.permits {
+            permits.close();
+        }
         // What is still queued will never be consumed: say so, by name, and
         // tell the sources waiting for it.
         self.rx.close();

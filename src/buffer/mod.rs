@@ -24,7 +24,7 @@ pub mod disk;
 pub mod fanout;
 mod memory;
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,12 @@ pub struct BufferConfig {
     #[schemars(range(min = 1, max = 100_000_000))]
     #[schemars(extend("x-default" = "`500`"))]
     pub max_events: Option<NonZeroUsize>,
+    /// Memory buffers: the most bytes the events waiting may take, as
+    /// estimated from their fields (text lengths plus a fixed cost per
+    /// value), on top of `max_events`: 500 events of 1 MiB each are 500
+    /// MiB, and this bounds that. Like `max_events`, the true bound is
+    /// this plus one batch. Unset: bounded by `max_events` alone.
+    pub max_bytes: Option<NonZeroU64>,
     /// Disk buffers: the most bytes the buffer's files may take on disk
     /// (what `du` shows), at least 2 MiB. The `buffer_size_bytes` gauge
     /// says how much they take.
@@ -89,6 +95,7 @@ impl Default for BufferConfig {
         Self {
             kind: BufferKind::Memory,
             max_events: None,
+            max_bytes: None,
             max_size: None,
             flush_interval_secs: default_flush_interval(),
             when_full: WhenFull::default(),
@@ -112,6 +119,10 @@ impl BufferConfig {
             BufferKind::Disk if self.max_events.is_some() => Err((
                 "buffer.max_events",
                 "`buffer.max_events` applies to memory buffers; a disk buffer is bounded by `buffer.max_size` (bytes)".into(),
+            )),
+            BufferKind::Disk if self.max_bytes.is_some() => Err((
+                "buffer.max_bytes",
+                "`buffer.max_bytes` applies to memory buffers; a disk buffer is bounded by `buffer.max_size`".into(),
             )),
             BufferKind::Disk if self.size() < disk::MIN_MAX_SIZE => Err((
                 "buffer.max_size",
@@ -191,7 +202,16 @@ pub fn channel(
     when_full: WhenFull,
     metrics: Arc<ComponentMetrics>,
 ) -> (BufferSender, BufferReceiver) {
-    let (tx, rx) = memory::channel(capacity, when_full, metrics);
+    memory_channel(capacity, None, when_full, metrics)
+}
+
+fn memory_channel(
+    capacity: usize,
+    max_bytes: Option<u64>,
+    when_full: WhenFull,
+    metrics: Arc<ComponentMetrics>,
+) -> (BufferSender, BufferReceiver) {
+    let (tx, rx) = memory::channel(capacity, max_bytes, when_full, metrics);
     (
         BufferSender(SenderKind::Memory(tx)),
         BufferReceiver(ReceiverKind::Memory(rx)),
@@ -208,7 +228,12 @@ pub fn open(
     metrics: Arc<ComponentMetrics>,
 ) -> std::io::Result<(BufferSender, BufferReceiver)> {
     match config.kind {
-        BufferKind::Memory => Ok(channel(config.events().get(), config.when_full, metrics)),
+        BufferKind::Memory => Ok(memory_channel(
+            config.events().get(),
+            config.max_bytes.map(NonZeroU64::get),
+            config.when_full,
+            metrics,
+        )),
         BufferKind::Disk => {
             let options = disk::DiskOptions {
                 dir: data_dir.join("buffers").join(sink_id),
@@ -370,5 +395,37 @@ mod tests {
         tx.send(events(1)).await.unwrap();
         let reservation = tx.reserve(1, Duration::from_millis(10)).await.unwrap();
         assert!(reservation.is_none());
+    }
+
+    /// Events of about 1 KiB each.
+    fn large(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| Event::from_value(vrl::value::Value::from(format!("{i}{}", "x".repeat(1024)))))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn max_bytes_bounds_what_waits_in_memory() {
+        let (tx, mut rx) = memory_channel(1000, Some(10 * 1024), WhenFull::Block, metrics());
+        tx.send(large(8)).await.unwrap();
+        let blocked = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(large(8)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!blocked.is_finished(), "16 KiB do not fit in 10 KiB");
+        assert_eq!(rx.recv().await.unwrap().len(), 8);
+        blocked.await.unwrap().unwrap();
+        assert_eq!(rx.recv().await.unwrap().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_sheds_what_exceeds_max_bytes() {
+        let (tx, mut rx) = memory_channel(1000, Some(10 * 1024), WhenFull::DropNewest, metrics());
+        tx.send(large(8)).await.unwrap();
+        tx.send(large(8)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().len(), 8);
+        let second = rx.try_recv().map_or(0, |batch| batch.len());
+        assert!(second < 8, "what did not fit was shed: {second} kept");
     }
 }

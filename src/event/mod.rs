@@ -152,6 +152,25 @@ impl Event {
         self.value.insert(path, value.into());
     }
 
+    /// About how many bytes the event takes in memory: its texts and keys,
+    /// plus a fixed cost per value. A bound, not an exact count: buffers
+    /// use it for `max_bytes`.
+    pub fn estimated_bytes(&self) -> usize {
+        fn size(value: &Value) -> usize {
+            const VALUE: usize = 32;
+            VALUE
+                + match value {
+                    Value::Bytes(bytes) => bytes.len(),
+                    Value::String(text) => text.len(),
+                    Value::Regex(regex) => regex.as_str().len(),
+                    Value::Array(items) => items.iter().map(size).sum(),
+                    Value::Object(map) => map.iter().map(|(k, v)| k.len() + size(v)).sum(),
+                    _ => 0,
+                }
+        }
+        size(&self.value)
+    }
+
     /// Reports the delivery outcome of this copy (sinks call this).
     pub fn finalize(&mut self, status: EventStatus) {
         self.metadata.finalizers.update_status(status);

@@ -425,8 +425,10 @@ async fn the_graceful_shutdown_limit_says_what_it_left_and_loses_nothing() {
         })
         .unwrap_or_else(|| panic!("howl says what it did not deliver: {stderr}"));
     let (delivered, _) = receiver.counts();
+    // A request the receiver took just before the limit may not have been
+    // answered yet: howl counts it as not delivered (one batch of slack).
     assert!(
-        said > 0 && said as usize <= LINES as usize - delivered,
+        said > 0 && said as usize <= LINES as usize - delivered + 50,
         "{said} of {LINES}, {delivered} delivered: {stderr}"
     );
 
