@@ -336,3 +336,107 @@ async fn a_restarted_alertmanager_is_rebuilt_by_resends() {
     )
     .await;
 }
+
+/// How long the outage lasts in `alerts_fired_while_alertmanager_was_down_all_arrive`:
+/// 60 s, as the delivery contract promises; `HOWL_TEST_OUTAGE_SECS` shortens it
+/// while iterating.
+fn outage() -> Duration {
+    let secs = std::env::var("HOWL_TEST_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+/// Alerts fire (one new alert per second, each its own `alert_key`) from a
+/// log file before, during and after a 60 s Alertmanager outage, which
+/// also wipes what Alertmanager held (it keeps alerts in memory only).
+/// Afterwards it holds every alert: those fired during the outage waited
+/// in the sink's retries, those fired before came back with the resends,
+/// and nothing was discarded.
+#[tokio::test]
+async fn alerts_fired_while_alertmanager_was_down_all_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut am = Alertmanager::start(dir.path(), free_port()).await;
+    let api = free_port();
+    let log = dir.path().join("alerts.log");
+    std::fs::write(&log, "").unwrap();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.log]\ntype = \"file\"\ninclude = [\"{log}\"]\nread_from = \"beginning\"\n\
+             [transforms.alert]\ntype = \"remap\"\ninputs = [\"log\"]\n\
+             source = '''\n.alert.name = \"DiskFull\"\n.alert.key = string!(.message)\n'''\n\
+             [sinks.am]\ntype = \"alertmanager\"\ninputs = [\"alert\"]\nendpoints = [\"{url}\"]\n\
+             resend_interval_secs = 5\nbatch.timeout_secs = 0.1\n\
+             retry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 2\n",
+            log = log.display(),
+            url = am.url,
+        ),
+    );
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    let mut fired = 0usize;
+    let fire = |count: usize, fired: &mut usize| {
+        let mut lines = String::new();
+        for _ in 0..count {
+            *fired += 1;
+            lines.push_str(&format!("disk-{fired:03}\n"));
+        }
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut file, lines.as_bytes()).unwrap();
+    };
+    let holds_all = |fired: usize| {
+        move |alerts: &[serde_json::Value]| {
+            (1..=fired).all(|n| {
+                let key = format!("disk-{n:03}");
+                alerts
+                    .iter()
+                    .any(|a| a["labels"]["alert_key"] == key.as_str())
+            })
+        }
+    };
+
+    fire(5, &mut fired);
+    am.wait_for_alerts(
+        "the alerts fired before the outage",
+        Duration::from_secs(15),
+        holds_all(fired),
+    )
+    .await;
+    am.stop();
+    let outage = outage();
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < outage {
+        fire(1, &mut fired);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    am.restart().await;
+    fire(5, &mut fired);
+    am.wait_for_alerts(
+        "every alert after the outage",
+        Duration::from_secs(30),
+        holds_all(fired),
+    )
+    .await;
+    assert!(
+        fired >= 10 + outage.as_secs() as usize - 1,
+        "{fired} alerts fired"
+    );
+    let metrics = howl.metrics().await;
+    let discarded = crate::common::metric(
+        &metrics,
+        "component_discarded_events_total",
+        &["component_id=\"am\""],
+    )
+    .unwrap_or(0.0);
+    assert_eq!(discarded, 0.0, "nothing discarded:\n{metrics}");
+    let retries = crate::common::metric(
+        &metrics,
+        "http_client_retries_total",
+        &["component_id=\"am\""],
+    )
+    .unwrap_or(0.0);
+    assert!(retries >= 1.0, "the outage was retried through: {retries}");
+}

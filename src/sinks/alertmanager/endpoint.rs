@@ -5,7 +5,10 @@
 //! When a queue is full (its endpoint has been down for a while), that
 //! endpoint misses the post, which is safe here: active alerts are re-posted
 //! every resend interval, so a recovered Alertmanager catches up with the
-//! current state within one interval.
+//! current state within one interval. When *every* queue is full, a post
+//! that carries events waits for room instead (backpressure): missing it
+//! everywhere would count its events as lost although Alertmanager never
+//! refused them.
 //!
 //! A post carries the events it came from. They are finalized when every
 //! endpoint is done with it: delivered if any endpoint took it.
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::event::{Event, EventStatus, finalize_all};
@@ -64,6 +67,8 @@ pub struct Endpoints {
     queues: Vec<(String, mpsc::Sender<Arc<Post>>)>,
     workers: Vec<JoinHandle<()>>,
     metrics: Arc<ComponentMetrics>,
+    /// Pinged whenever a worker takes a post off its queue.
+    room: Arc<Notify>,
 }
 
 impl Endpoints {
@@ -71,14 +76,17 @@ impl Endpoints {
     pub fn start(endpoints: &[reqwest::Url], delivery: &Delivery) -> Self {
         let mut queues = Vec::new();
         let mut workers = Vec::new();
+        let room = Arc::new(Notify::new());
         for endpoint in endpoints {
             let (tx, mut rx) = mpsc::channel::<Arc<Post>>(QUEUE_POSTS);
             // The name in messages, without a password from the URL.
             let shown = delivery.redactor().redact(endpoint.as_str());
             let url = alerts_url(endpoint);
             let delivery = delivery.clone();
+            let room = Arc::clone(&room);
             workers.push(tokio::spawn(async move {
                 while let Some(post) = rx.recv().await {
+                    room.notify_waiters();
                     let result = delivery
                         .execute(
                             |client| {
@@ -109,11 +117,15 @@ impl Endpoints {
             queues,
             workers,
             metrics: Arc::clone(delivery.metrics()),
+            room,
         }
     }
 
-    /// Queues a post (a JSON array of alerts) for every endpoint.
-    pub fn post(&self, body: Bytes, events: Vec<Event>) {
+    /// Queues a post (a JSON array of alerts) for every endpoint with room.
+    /// A post with events waits until at least one endpoint has room; a
+    /// resend (no events) is missed by full endpoints.
+    pub async fn post(&self, body: Bytes, events: Vec<Event>) {
+        let must_arrive = !events.is_empty();
         let post = Arc::new(Post {
             body,
             outcome: Arc::new(Outcome {
@@ -123,17 +135,51 @@ impl Endpoints {
                 metrics: Arc::clone(&self.metrics),
             }),
         });
-        for (endpoint, queue) in &self.queues {
+        let mut missed = Vec::new();
+        for (index, (_, queue)) in self.queues.iter().enumerate() {
             if queue.try_send(Arc::clone(&post)).is_err() {
-                post.outcome.failure.fetch_max(1, Ordering::AcqRel);
-                self.metrics.warn_limited(
-                    "endpoint_behind",
-                    &format_args!(
-                        "Alertmanager {endpoint} is not keeping up (its queue is full); it misses this \
-                         post and will catch up with the next resend"
-                    ),
-                );
+                missed.push(index);
             }
+        }
+        if must_arrive && missed.len() == self.queues.len() {
+            missed = self.wait_for_room(&post).await;
+        }
+        for index in missed {
+            post.outcome.failure.fetch_max(1, Ordering::AcqRel);
+            self.metrics.warn_limited(
+                "endpoint_behind",
+                &format_args!(
+                    "Alertmanager {} is not keeping up (its queue is full); it misses this \
+                     post and will catch up with the next resend",
+                    self.queues[index].0
+                ),
+            );
+        }
+    }
+
+    /// Every queue is full: waits until one has room, queues the post there
+    /// and returns the endpoints that still miss it.
+    async fn wait_for_room(&self, post: &Arc<Post>) -> Vec<usize> {
+        loop {
+            // Registered before trying, so a worker taking a post between
+            // the try and the wait still wakes us.
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut closed = 0;
+            for (index, (_, queue)) in self.queues.iter().enumerate() {
+                match queue.try_send(Arc::clone(post)) {
+                    Ok(()) => {
+                        return (0..self.queues.len()).filter(|&i| i != index).collect();
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => closed += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
+                }
+            }
+            if closed == self.queues.len() {
+                return (0..self.queues.len()).collect();
+            }
+            notified.await;
         }
     }
 

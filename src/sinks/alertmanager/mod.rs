@@ -197,10 +197,10 @@ impl Sink for Alertmanager {
             loop {
                 tokio::select! {
                     batch = batcher.next(&mut cx.input) => match batch {
-                        Some(events) => self.on_events(&cx, &mut running, events),
+                        Some(events) => self.on_events(&cx, &mut running, events).await,
                         None => break,
                     },
-                    _ = tick.tick() => self.on_tick(&cx, &mut running),
+                    _ = tick.tick() => self.on_tick(&cx, &mut running).await,
                 }
             }
             running.endpoints.finish().await;
@@ -211,7 +211,7 @@ impl Sink for Alertmanager {
 
 impl Alertmanager {
     /// Applies a batch of occurrences and posts what changed.
-    fn on_events(&self, cx: &SinkContext, running: &mut Running, events: Vec<Event>) {
+    async fn on_events(&self, cx: &SinkContext, running: &mut Running, events: Vec<Event>) {
         let now = Utc::now();
         let mut to_post: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         let mut changed = Vec::new();
@@ -270,11 +270,11 @@ impl Alertmanager {
             }
         }
         self.save(cx, running, &changed, &[]);
-        self.post(running, to_post, now);
+        self.post(running, to_post, now).await;
     }
 
     /// Resolves silent alerts, re-posts due ones, forgets old resolutions.
-    fn on_tick(&self, cx: &SinkContext, running: &mut Running) {
+    async fn on_tick(&self, cx: &SinkContext, running: &mut Running) {
         let now = Utc::now();
         let mut to_post = BTreeMap::new();
         let mut forgotten = Vec::new();
@@ -298,7 +298,7 @@ impl Alertmanager {
         if !changed.is_empty() || !forgotten.is_empty() {
             self.save(cx, running, &changed, &forgotten);
         }
-        self.post(running, to_post, now);
+        self.post(running, to_post, now).await;
     }
 
     fn save(&self, cx: &SinkContext, running: &Running, changed: &[String], forgotten: &[String]) {
@@ -316,8 +316,9 @@ impl Alertmanager {
         }
     }
 
-    /// Posts the given alerts in batches of `batch.max_events`.
-    fn post(
+    /// Posts the given alerts in batches of `batch.max_events`; waits while
+    /// no endpoint has room for a post that carries events.
+    async fn post(
         &self,
         running: &mut Running,
         mut to_post: BTreeMap<String, Vec<Event>>,
@@ -335,7 +336,7 @@ impl Alertmanager {
                 events.extend(to_post.remove(id).unwrap_or_default());
             }
             match serde_json::to_vec(&alerts) {
-                Ok(body) => running.endpoints.post(body.into(), events),
+                Ok(body) => running.endpoints.post(body.into(), events).await,
                 Err(error) => {
                     finalize_all(&mut events, EventStatus::Rejected);
                     tracing::error!("cannot encode alerts: {error}");
