@@ -11,7 +11,8 @@
 //!    a library on its own);
 //! 2. [`internal_events`]: the metrics every component emits;
 //! 3. [`buffer`]: bounded buffers and fanout between components;
-//! 4. [`http`]: the HTTP client core (retry, rate limit, redaction, auth);
+//! 4. [`http`]: the HTTP client core (retry, rate limit, redaction, auth),
+//!    and the server loop of howl's two HTTP servers;
 //! 5. [`state`]: the embedded store under `data_dir`;
 //! 6. the alerting domain: [`llm`] (classifiers), [`alert`] (the alert
 //!    model), [`suppressions`] (operators' decisions), [`shared`] (what the

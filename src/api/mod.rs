@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::api::ApiConfig;
 use crate::http::bearer::bearer_matches;
+use crate::http::server::{self, API_MAX_CONNECTIONS};
 use crate::secret::Secret;
 use crate::shared::Shared;
 
@@ -77,13 +78,9 @@ pub async fn serve(
             cx,
             auth_token: config.auth_token.clone(),
         });
+    let limits = config.connections.limits(API_MAX_CONNECTIONS);
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(error) = served {
-            tracing::error!("API server failed: {error}");
-        }
+        server::serve(listener, router, limits, "[api]", stop).await;
     });
     Ok((local, task))
 }

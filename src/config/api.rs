@@ -1,4 +1,5 @@
-//! The `[api]` table: whether and where howl serves its HTTP API, and the
+//! The `[api]` table: whether and where howl serves its HTTP API, its
+//! connection limits (`connections.*`, shared with `http_server`), and the
 //! token that guards its mutating endpoints. A config type, so the loader
 //! checks it with everything else; `api` serves it.
 
@@ -7,10 +8,11 @@ use std::net::SocketAddr;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::http::server::ConnectionsConfig;
 use crate::secret::Secret;
 
 /// The `[api]` table.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// Serve the API.
@@ -24,6 +26,11 @@ pub struct ApiConfig {
     /// address may change suppressions. Never logged.
     #[serde(default)]
     pub auth_token: Option<Secret>,
+    /// Limits on connections, against slow and abusive clients (the same
+    /// `connections.*` options as an `http_server` source's; `max` defaults
+    /// to 128 here).
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
 }
 
 impl Default for ApiConfig {
@@ -32,6 +39,7 @@ impl Default for ApiConfig {
             enabled: false,
             address: default_address(),
             auth_token: None,
+            connections: ConnectionsConfig::default(),
         }
     }
 }

@@ -32,11 +32,16 @@
 //! `Retry-After` exactly as sinks do; they report failures at the
 //! `receiving` stage ([`Delivery::with_stage`]) and may read larger
 //! answers ([`Delivery::with_body_limit`]).
+//!
+//! The server side lives here too, shared by the `http_server` source and
+//! the API: the bearer-token check ([`bearer`]) and the server loop with
+//! its connection limits and timeouts ([`server`]).
 
 mod auth;
 pub mod bearer;
 mod config;
 mod rate_limit;
+pub mod server;
 
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};

@@ -39,6 +39,7 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, fields, notify_batch};
 use crate::http::bearer::bearer_matches;
+use crate::http::server::{self, ConnectionsConfig, SOURCE_MAX_CONNECTIONS, ServerLimits};
 use crate::internal_events::{ErrorType, Stage};
 use crate::options::Seconds;
 use crate::secret::Secret;
@@ -75,6 +76,9 @@ pub struct HttpServerConfig {
     /// own timeout so it hears the answer.
     #[serde(default = "default_ack_timeout")]
     ack_timeout_secs: Seconds,
+    /// Limits on connections, against slow and abusive clients.
+    #[serde(default)]
+    connections: ConnectionsConfig,
 }
 
 fn default_ack_timeout() -> Seconds {
@@ -140,6 +144,7 @@ impl SourceConfig for HttpServerConfig {
             max_body_bytes: self.max_body_bytes.get(),
             token: self.auth.as_ref().map(|a| a.token.clone()),
             ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
+            limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
         }))
     }
 }
@@ -166,6 +171,7 @@ struct HttpServer {
     max_body_bytes: usize,
     token: Option<Secret>,
     ack_timeout: Duration,
+    limits: ServerLimits,
 }
 
 struct Shared {
@@ -210,9 +216,8 @@ impl Source for HttpServer {
                 .route(&self.path, post(accept))
                 .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
                 .with_state(shared);
-            axum::serve(listener, router)
-                .with_graceful_shutdown(cx.shutdown.cancelled_owned())
-                .await?;
+            let name = cx.key.to_string();
+            server::serve(listener, router, self.limits, &name, cx.shutdown.clone()).await;
             Ok(())
         })
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Running, free_port, metric, write};
+use crate::common::{Running, free_port, metric, tcp, write};
 
 async fn start(sink: &str, source_extra: &str) -> (tempfile::TempDir, Running, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -153,31 +153,6 @@ async fn answers_503_with_retry_after_when_the_pipeline_is_full() {
     );
 }
 
-/// Sends raw bytes on a new connection; returns the status code answered
-/// (0 when the connection closed without one), reading at most `limit`.
-async fn raw(url: &str, request: &[u8], limit: Duration) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = vec![0; 1024];
-    let read = tokio::time::timeout(limit, stream.read(&mut answer))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0);
-    String::from_utf8_lossy(&answer[..read])
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn malformed_bodies_are_400_oversized_streams_413_and_the_scheme_is_case_insensitive() {
     let (_dir, mut howl, url) = start(
@@ -187,21 +162,25 @@ async fn malformed_bodies_are_400_oversized_streams_413_and_the_scheme_is_case_i
     .await;
     let head = "POST /ingest HTTP/1.1\r\nhost: x\r\nauthorization: bearer s3cret\r\n";
     let limit = Duration::from_secs(10);
+    let address = tcp::authority(&url);
     let ok = format!("{head}content-length: 5\r\n\r\nhello");
     assert_eq!(
-        raw(&url, ok.as_bytes(), limit).await,
+        tcp::status(&address, ok.as_bytes(), limit).await,
         200,
         "`bearer` is `Bearer`"
     );
     let malformed = format!("{head}transfer-encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n");
-    assert_eq!(raw(&url, malformed.as_bytes(), limit).await, 400);
+    assert_eq!(
+        tcp::status(&address, malformed.as_bytes(), limit).await,
+        400
+    );
     let long = "x".repeat(200);
     let chunked = format!(
         "{head}transfer-encoding: chunked\r\n\r\n{:x}\r\n{long}\r\n0\r\n\r\n",
         long.len()
     );
     assert_eq!(
-        raw(&url, chunked.as_bytes(), limit).await,
+        tcp::status(&address, chunked.as_bytes(), limit).await,
         413,
         "over max_body_bytes without a content-length"
     );
@@ -211,20 +190,13 @@ async fn malformed_bodies_are_400_oversized_streams_413_and_the_scheme_is_case_i
 
 #[tokio::test]
 async fn a_client_stalled_mid_body_does_not_hold_up_shutdown() {
-    use tokio::io::AsyncWriteExt;
     let (_dir, mut howl, url) =
         start("[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n", "").await;
-    let address = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
-    stalled
-        .write_all(b"POST /ingest HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
-        .await
-        .unwrap();
+    let stalled = tcp::send(
+        &tcp::authority(&url),
+        b"POST /ingest HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     let output = tokio::task::spawn_blocking(move || howl.terminate(Duration::from_secs(30)))

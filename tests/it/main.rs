@@ -22,6 +22,7 @@ mod pattern_transform;
 mod patterns_cli;
 mod pipeline;
 mod slack;
+mod slow_clients;
 mod telegram;
 mod threshold;
 mod throttle_dedupe;

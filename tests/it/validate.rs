@@ -412,6 +412,21 @@ fn an_empty_api_token_is_refused() {
 }
 
 #[test]
+fn connection_limits_are_checked_at_their_value_in_the_api_and_the_source() {
+    check(
+        &format!(
+            "[api]\nenabled = true\nconnections.idle_timeout_secs = 0\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:1\"\n\
+             connections.max_header_bytes = 10\n{SINK}"
+        ),
+        &[
+            "a.toml:3:33: api: must be more than 0",
+            "a.toml:7:32: sources.in: expected a number of bytes from 1024 to 262144, not 10",
+        ],
+    );
+}
+
+#[test]
 fn ids_with_slashes_are_rejected() {
     check(
         "[sources.in]\ntype = \"stdin\"\n[transforms.\"p/q\"]\ntype = \"filter\"\ninputs = [\"in\"]\ncondition = 'true'\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"p/q\"]\n",

@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod capture;
 pub mod fake_llm;
 pub mod prometheus;
+pub mod tcp;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -24,8 +25,13 @@ pub fn client() -> reqwest::Client {
 /// The binary under test.
 pub fn howl() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_howl"));
-    command.env_remove("HOWL_CONFIG").env_remove("HOWL_LOG");
+    without_howl_env(&mut command);
     command
+}
+
+/// Keeps the test's own `HOWL_*` settings away from the howl it runs.
+fn without_howl_env(command: &mut Command) {
+    command.env_remove("HOWL_CONFIG").env_remove("HOWL_LOG");
 }
 
 /// Writes `text` to `dir/name` and returns the path.
@@ -133,11 +139,34 @@ impl Running {
     /// Starts `howl run -c config` in `dir` (the config must enable the API
     /// at `api_port`) and waits until `/health` answers.
     pub async fn start(dir: &Path, config: &Path, api_port: u16, extra: &[&str]) -> Self {
-        let child = howl()
-            .arg("run")
+        let mut command = howl();
+        command.arg("run").arg("-c").arg(config).args(extra);
+        Self::start_command(dir, command, api_port).await
+    }
+
+    /// [`Self::start`] with howl's open-file limit lowered to `limit` (a
+    /// soft limit, lowered only: never above the test's own), so that a
+    /// test reaches "too many open files" with a few hundred connections.
+    pub async fn start_with_file_limit(
+        dir: &Path,
+        config: &Path,
+        api_port: u16,
+        limit: u32,
+    ) -> Self {
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
-            .arg(config)
-            .args(extra)
+            .arg(format!("ulimit -Sn {limit} && exec \"$0\" run -c \"$1\""))
+            .arg(env!("CARGO_BIN_EXE_howl"))
+            .arg(config);
+        without_howl_env(&mut command);
+        Self::start_command(dir, command, api_port).await
+    }
+
+    /// Runs `command` (a `howl run`) in `dir` and waits until `/health`
+    /// answers at `api_port`.
+    async fn start_command(dir: &Path, mut command: Command, api_port: u16) -> Self {
+        let child = command
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -315,6 +344,17 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// The CPU time a process has used (user and system), from /proc, in
+/// seconds (at Linux's 100 ticks a second).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: state is the
+    // first, utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Runs `howl ARGS...` in `dir` with extra environment variables, to
