@@ -64,17 +64,33 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> 
     encode_value(event.value(), out, 0)
 }
 
-/// Reads `count` events from `bytes`, which must hold exactly them.
-pub fn decode_events(bytes: &[u8], count: usize) -> Result<Vec<Event>, CodecError> {
-    let mut reader = Reader { bytes, at: 0 };
+/// Reads `count` events from `bytes`, which must hold exactly them. Byte
+/// values share `bytes` (no copy): a record's events are read, delivered
+/// and dropped together.
+pub fn decode_events(bytes: &Bytes, count: usize) -> Result<Vec<Event>, CodecError> {
+    let mut reader = Reader {
+        whole: bytes,
+        bytes,
+        at: 0,
+    };
     let mut events = Vec::with_capacity(count.min(bytes.len()));
+    // Most records hold events of one source: its id is allocated once.
+    let mut last_source: Option<Arc<str>> = None;
     for _ in 0..count {
         let source = reader.bytes()?;
         let source = std::str::from_utf8(source).map_err(|_| CodecError::Invalid("source id"))?;
         let value = reader.value(0)?;
         let mut event = Event::from_value(value);
         if !source.is_empty() {
-            event = event.with_source_id(Arc::from(source));
+            let id = match &last_source {
+                Some(id) if **id == *source => Arc::clone(id),
+                _ => {
+                    let id: Arc<str> = Arc::from(source);
+                    last_source = Some(Arc::clone(&id));
+                    id
+                }
+            };
+            event = event.with_source_id(id);
         }
         events.push(event);
     }
@@ -158,6 +174,8 @@ fn unzigzag(n: u64) -> i64 {
 }
 
 struct Reader<'a> {
+    /// The record, for values that share it.
+    whole: &'a Bytes,
     bytes: &'a [u8],
     at: usize,
 }
@@ -222,7 +240,12 @@ impl<'a> Reader<'a> {
                     ordered_float_not_nan(float).ok_or(CodecError::Invalid("a NaN float"))?;
                 Value::Float(float)
             }
-            BYTES => Value::Bytes(Bytes::copy_from_slice(self.bytes()?)),
+            BYTES => {
+                let len = self.length()?;
+                let value = self.whole.slice(self.at..self.at + len);
+                self.at += len;
+                Value::Bytes(value)
+            }
             STRING => Value::from(self.text("a string that is not UTF-8")?.to_string()),
             REGEX => {
                 let pattern = self.text("a regex that is not UTF-8")?;
@@ -247,13 +270,14 @@ impl<'a> Reader<'a> {
             }
             OBJECT => {
                 let len = self.length()?;
-                let mut map = ObjectMap::new();
+                // Keys were written in order: building from a sorted list
+                // skips a search per key.
+                let mut entries = Vec::with_capacity(len);
                 for _ in 0..len {
                     let key = self.text("a key that is not UTF-8")?;
-                    let key = KeyString::from(key);
-                    map.insert(key, self.value(depth + 1)?);
+                    entries.push((KeyString::from(key), self.value(depth + 1)?));
                 }
-                Value::Object(map)
+                Value::Object(entries.into_iter().collect::<ObjectMap>())
             }
             _ => return Err(CodecError::Invalid("unknown value tag")),
         })
@@ -317,7 +341,7 @@ mod tests {
             ];
             let mut bytes = Vec::new();
             encode_events(&events, &mut bytes).unwrap();
-            let back = decode_events(&bytes, events.len()).unwrap();
+            let back = decode_events(&Bytes::from(bytes), events.len()).unwrap();
             for (before, after) in events.iter().zip(&back) {
                 assert_eq!(before.value(), after.value(), "seed {seed}");
                 assert_eq!(before.metadata().source_id(), after.metadata().source_id());
@@ -340,7 +364,7 @@ mod tests {
                 1 => bytes.truncate(rng.usize(0..bytes.len())),
                 _ => bytes = (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect(),
             }
-            let _ = decode_events(&bytes, rng.usize(0..4));
+            let _ = decode_events(&Bytes::from(bytes), rng.usize(0..4));
         }
     }
 

@@ -94,7 +94,7 @@ pub struct Record {
     /// How many events it holds.
     pub events: u32,
     /// The encoded events.
-    pub payload: Vec<u8>,
+    pub payload: bytes::Bytes,
     /// Where the record ends in its segment.
     pub end: u64,
 }
@@ -153,7 +153,7 @@ pub fn read_record(
     Ok(Found::Record(Record {
         first_seq: le_u64(&header[8..16]),
         events: le_u32(&header[16..20]),
-        payload,
+        payload: payload.into(),
         end,
     }))
 }

@@ -106,6 +106,14 @@ struct Shared {
     senders: AtomicUsize,
     /// Segments on disk, oldest first.
     segments: Mutex<VecDeque<u64>>,
+    /// Wakes the flusher before its interval is up: much is unsynced, or
+    /// the reader passed a segment that can be reclaimed.
+    sync_soon: Arc<Notify>,
+    /// The reader's acknowledged cursor, for the flusher to save.
+    acked: Mutex<Cursor>,
+    /// The cursor in the ledger file; held while the file is written, so
+    /// two saves never interleave.
+    saved: Mutex<Cursor>,
     /// Held for the buffer's life: a second howl on the same directory
     /// fails to open it.
     _lock: File,
@@ -121,7 +129,8 @@ struct Published {
 }
 
 struct Writer {
-    file: File,
+    /// Shared with syncs, which run without holding the writer.
+    file: Arc<File>,
     segment: u64,
     offset: u64,
     next_seq: u64,
@@ -139,8 +148,8 @@ struct Reader {
     next_seq: u64,
     file: Option<(u64, File)>,
     acks: AckQueue<Cursor>,
-    saved: Cursor,
-    last_save: Instant,
+    /// The acknowledged cursor last handed to the flusher.
+    handed: Cursor,
 }
 
 /// Opens (or creates) the buffer in `options.dir`, recovering what a
@@ -178,7 +187,7 @@ pub fn open(
         when_full: options.when_full,
         metrics,
         writer: Mutex::new(Writer {
-            file,
+            file: Arc::new(file),
             segment: writer_segment,
             offset: header,
             next_seq: recovered.next_seq,
@@ -197,12 +206,18 @@ pub fn open(
         }),
         senders: AtomicUsize::new(1),
         segments: Mutex::new(segments),
+        sync_soon: Arc::new(Notify::new()),
+        acked: Mutex::new(recovered.cursor),
+        saved: Mutex::new(recovered.cursor),
         _lock: lock,
     });
     shared
         .metrics
         .disk_buffer_size(shared.size.load(Ordering::Relaxed));
-    tokio::spawn(flusher(Arc::downgrade(&shared)));
+    tokio::spawn(flusher(
+        Arc::downgrade(&shared),
+        Arc::clone(&shared.sync_soon),
+    ));
     let cursor = recovered.cursor;
     let receiver = DiskReceiver {
         shared: Arc::clone(&shared),
@@ -212,8 +227,7 @@ pub fn open(
             next_seq: cursor.next_seq,
             file: None,
             acks: AckQueue::new(cursor),
-            saved: cursor,
-            last_save: Instant::now(),
+            handed: cursor,
         },
     };
     Ok((DiskSender { shared }, receiver))
@@ -391,35 +405,46 @@ fn create_segment(dir: &Path, id: u64, first_seq: u64) -> std::io::Result<(File,
 
 /// Syncs what was written, every flush interval, and only then tells the
 /// sources: once synced, the events are the buffer's responsibility.
-async fn flusher(shared: std::sync::Weak<Shared>) {
+/// Every `flush_interval` (or sooner when asked): syncs what was written,
+/// acknowledging it upstream, then saves the reader's cursor and reclaims
+/// the segments behind it. Blocking file work runs off the async threads,
+/// and without holding the writer, so writing never waits for a disk.
+async fn flusher(shared: std::sync::Weak<Shared>, soon: Arc<Notify>) {
     loop {
-        let Some(strong) = shared.upgrade() else {
+        let Some(interval) = shared.upgrade().map(|s| s.flush_interval) else {
             return;
         };
-        let interval = strong.flush_interval;
-        drop(strong);
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = soon.notified() => {}
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let shared2 = Arc::clone(&shared);
-        let _ = tokio::task::spawn_blocking(move || shared2.sync()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            shared.sync();
+            shared.save_ledger();
+        })
+        .await;
     }
 }
 
 impl Shared {
-    /// Syncs the active segment and acknowledges what it holds upstream.
+    /// Syncs the active segment and acknowledges what it held upstream.
     fn sync(&self) {
-        let mut writer = lock(&self.writer);
-        if writer.unsynced.is_empty() && writer.unsynced_bytes == 0 {
-            return;
-        }
-        match writer.file.sync_data() {
-            Ok(()) => {
-                for mut finalizers in writer.unsynced.drain(..) {
-                    finalizers.update_status(EventStatus::Delivered);
-                }
+        let (file, mut unsynced) = {
+            let mut writer = lock(&self.writer);
+            if writer.unsynced.is_empty() && writer.unsynced_bytes == 0 {
+                return;
             }
+            writer.unsynced_bytes = 0;
+            writer.last_sync = Instant::now();
+            (Arc::clone(&writer.file), std::mem::take(&mut writer.unsynced))
+        };
+        // Everything behind these finalizers was written before this call:
+        // once it returns, it is on disk.
+        let status = match file.sync_data() {
+            Ok(()) => EventStatus::Delivered,
             Err(error) => {
                 // Never retry-and-trust a failed sync: the kernel may have
                 // dropped the pages. The sources read these again.
@@ -428,13 +453,49 @@ impl Shared {
                     crate::internal_events::Stage::Receiving,
                     &format_args!("cannot sync the disk buffer: {error}"),
                 );
-                for mut finalizers in writer.unsynced.drain(..) {
-                    finalizers.update_status(EventStatus::Errored);
-                }
+                EventStatus::Errored
+            }
+        };
+        for finalizers in &mut unsynced {
+            finalizers.update_status(status);
+        }
+    }
+
+    /// Saves the reader's acknowledged cursor in the ledger, then deletes
+    /// the segments wholly behind it.
+    fn save_ledger(&self) {
+        let mut saved = lock(&self.saved);
+        let cursor = *lock(&self.acked);
+        if cursor == *saved {
+            return;
+        }
+        if let Err(error) = write_ledger(&self.dir, cursor) {
+            self.metrics.error(
+                crate::internal_events::ErrorType::StateSaveFailed,
+                crate::internal_events::Stage::Sending,
+                &format_args!("cannot save the disk buffer's ledger: {error}"),
+            );
+            return;
+        }
+        *saved = cursor;
+        drop(saved);
+        // The ledger is durable: segments before the cursor's can go.
+        let mut removed = 0;
+        let mut segments = lock(&self.segments);
+        while segments.front().is_some_and(|id| *id < cursor.segment) {
+            if let Some(id) = segments.pop_front() {
+                let path = format::segment_path(&self.dir, id);
+                removed += std::fs::metadata(&path).map_or(0, |m| m.len());
+                let _ = std::fs::remove_file(&path);
             }
         }
-        writer.unsynced_bytes = 0;
-        writer.last_sync = Instant::now();
+        drop(segments);
+        if removed > 0 {
+            self.size.fetch_sub(removed, Ordering::Relaxed);
+            self.metrics
+                .disk_buffer_size(self.size.load(Ordering::Relaxed));
+            self.space.notify_waiters();
+        }
     }
 
     fn publish(&self, writer: &Writer, closed: bool) {
@@ -456,7 +517,7 @@ impl Shared {
         writer.unsynced_bytes = 0;
         let id = writer.segment + 1;
         let (file, header) = create_segment(&self.dir, id, writer.next_seq)?;
-        writer.file = file;
+        writer.file = Arc::new(file);
         writer.segment = id;
         writer.offset = header;
         lock(&self.segments).push_back(id);
@@ -479,21 +540,25 @@ impl DiskSender {
     fn records(&self, events: Vec<Event>) -> Vec<(Vec<Event>, Vec<u8>)> {
         let limit = max_payload(self.shared.segment_size);
         let mut records = Vec::new();
-        let mut current: (Vec<Event>, Vec<u8>) = (Vec::new(), Vec::new());
+        let mut current: (Vec<Event>, Vec<u8>) = (Vec::with_capacity(events.len()), Vec::new());
         for mut event in events {
-            let mut encoded = Vec::new();
-            if let Err(error) = codec::encode_event(&event, &mut encoded) {
+            // Encoded straight onto the record; cut back off when refused.
+            let start = current.1.len();
+            if let Err(error) = codec::encode_event(&event, &mut current.1) {
+                current.1.truncate(start);
                 self.refuse(&mut event, &error.to_string());
                 continue;
             }
-            if encoded.len() > limit {
+            if current.1.len() - start > limit {
+                current.1.truncate(start);
                 self.refuse(&mut event, "the event is larger than a disk buffer segment");
                 continue;
             }
-            if current.1.len() + encoded.len() > limit {
-                records.push(std::mem::take(&mut current));
+            if current.1.len() > limit {
+                // It does not fit this record: it starts the next one.
+                let encoded = current.1.split_off(start);
+                records.push(std::mem::replace(&mut current, (Vec::new(), encoded)));
             }
-            current.1.extend_from_slice(&encoded);
             current.0.push(event);
         }
         if !current.0.is_empty() {
@@ -534,10 +599,7 @@ impl DiskSender {
             }
         }
         match self.append(&mut events, &payload) {
-            Ok(true) => {
-                let shared = Arc::clone(shared);
-                let _ = tokio::task::spawn_blocking(move || shared.sync()).await;
-            }
+            Ok(true) => shared.sync_soon.notify_one(),
             Ok(false) => {}
             Err(error) => self.failed(&mut events, &error),
         }
@@ -557,7 +619,7 @@ impl DiskSender {
         let mut frame = std::mem::take(&mut writer.frame);
         frame.clear();
         format::frame(first_seq, events.len() as u32, payload, &mut frame);
-        let written = writer.file.write_all(&frame);
+        let written = (&*writer.file).write_all(&frame);
         writer.frame = frame;
         if let Err(error) = written {
             // Cut back to the last good frame; the next write starts clean.
@@ -791,46 +853,19 @@ impl DiskReceiver {
         }
     }
 
-    /// Moves the ack cursor over what the sink finished with, saves it, and
-    /// deletes the segments wholly behind it.
+    /// Moves the ack cursor over what the sink finished with and hands it
+    /// to the flusher, which saves it and reclaims what is behind it (at
+    /// once when a whole segment was passed).
     fn settle(&mut self) {
         self.reader.acks.poll();
         let cursor = self.reader.acks.acked();
-        let due = self.reader.last_save.elapsed() >= self.shared.flush_interval;
-        let passed_segment = cursor.segment != self.reader.saved.segment;
-        if cursor != self.reader.saved && (due || passed_segment) {
-            self.save(cursor);
-        }
-    }
-
-    fn save(&mut self, cursor: Cursor) {
-        if let Err(error) = write_ledger(&self.shared.dir, cursor) {
-            self.shared.metrics.error(
-                crate::internal_events::ErrorType::StateSaveFailed,
-                crate::internal_events::Stage::Sending,
-                &format_args!("cannot save the disk buffer's ledger: {error}"),
-            );
-            return;
-        }
-        self.reader.saved = cursor;
-        self.reader.last_save = Instant::now();
-        // The ledger is durable: segments before the cursor's can go.
-        let mut removed = 0;
-        let mut segments = lock(&self.shared.segments);
-        while segments.front().is_some_and(|id| *id < cursor.segment) {
-            if let Some(id) = segments.pop_front() {
-                let path = format::segment_path(&self.shared.dir, id);
-                removed += std::fs::metadata(&path).map_or(0, |m| m.len());
-                let _ = std::fs::remove_file(&path);
+        if cursor != self.reader.handed {
+            let passed_segment = cursor.segment != self.reader.handed.segment;
+            *lock(&self.shared.acked) = cursor;
+            self.reader.handed = cursor;
+            if passed_segment {
+                self.shared.sync_soon.notify_one();
             }
-        }
-        drop(segments);
-        if removed > 0 {
-            self.shared.size.fetch_sub(removed, Ordering::Relaxed);
-            self.shared
-                .metrics
-                .disk_buffer_size(self.shared.size.load(Ordering::Relaxed));
-            self.shared.space.notify_waiters();
         }
     }
 }
@@ -841,9 +876,8 @@ impl Drop for DiskReceiver {
         // is read again on the next start.
         self.reader.acks.poll();
         let cursor = self.reader.acks.acked();
-        if cursor != self.reader.saved {
-            self.save(cursor);
-        }
+        *lock(&self.shared.acked) = cursor;
+        self.shared.save_ledger();
         let published = *self.shared.published.borrow();
         let kept = published.next_seq.saturating_sub(cursor.next_seq);
         self.shared.metrics.kept_in_disk_buffer(kept);
