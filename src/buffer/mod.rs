@@ -55,10 +55,13 @@ pub struct BufferConfig {
     #[schemars(extend("x-default" = "`500`"))]
     pub max_events: Option<NonZeroUsize>,
     /// Memory buffers: the most bytes the events waiting may take, as
-    /// estimated from their fields (text lengths plus a fixed cost per
-    /// value), on top of `max_events`: 500 events of 1 MiB each are 500
-    /// MiB, and this bounds that. Like `max_events`, the true bound is
-    /// this plus one batch. Unset: bounded by `max_events` alone.
+    /// estimated from their structure (texts and keys, plus the fixed size
+    /// of each value and map node: a short log line takes about 1 KiB), on
+    /// top of `max_events`: 500 events of 1 MiB each are 500 MiB, and this
+    /// bounds that. Like `max_events`, the true bound is this plus one
+    /// batch. howl's resident memory can briefly exceed it, as the
+    /// allocator keeps freed memory a moment for reuse. Unset: bounded by
+    /// `max_events` alone.
     pub max_bytes: Option<NonZeroU64>,
     /// Disk buffers: the most bytes the buffer's files may take on disk
     /// (what `du` shows), at least 2 MiB. The `buffer_size_bytes` gauge

@@ -184,7 +184,7 @@ impl Loader {
             {
                 self.diagnostics.push(
                     Diagnostic::error(
-                        "`auth_token` is empty, which would let anyone change suppressions;                          set a token (e.g. `${HOWL_API_TOKEN}`) or remove the key",
+                        "`auth_token` is empty, which would let anyone change suppressions; set a token (e.g. `${HOWL_API_TOKEN}`) or remove the key",
                     )
                     .at(file, Some(span))
                     .component("api"),

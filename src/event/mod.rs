@@ -153,22 +153,36 @@ impl Event {
     }
 
     /// About how many bytes the event takes in memory: its texts and keys,
-    /// plus a fixed cost per value. A bound, not an exact count: buffers
-    /// use it for `max_bytes`.
+    /// and the fixed size of the event, of each value, key and map node (a
+    /// small log line's structure outweighs its text). A close estimate,
+    /// not an exact count: buffers use it for `max_bytes`.
     pub fn estimated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        /// Entries a B-tree node holds (std's `B` is 6: 2B - 1).
+        const NODE_ENTRIES: usize = 11;
+        /// A node: its entries, plus parent pointer, lengths and padding.
+        const NODE: usize = NODE_ENTRIES * (size_of::<KeyString>() + size_of::<Value>()) + 16;
+        /// What the allocator adds to a small heap text, on average.
+        const HEAP_SLACK: usize = 8;
         fn size(value: &Value) -> usize {
-            const VALUE: usize = 32;
-            VALUE
-                + match value {
-                    Value::Bytes(bytes) => bytes.len(),
-                    Value::String(text) => text.len(),
-                    Value::Regex(regex) => regex.as_str().len(),
-                    Value::Array(items) => items.iter().map(size).sum(),
-                    Value::Object(map) => map.iter().map(|(k, v)| k.len() + size(v)).sum(),
-                    _ => 0,
+            match value {
+                Value::Bytes(bytes) => bytes.len(),
+                Value::String(text) => text.len() + HEAP_SLACK,
+                Value::Regex(regex) => regex.as_str().len() + HEAP_SLACK,
+                Value::Array(items) => {
+                    items.len() * size_of::<Value>() + items.iter().map(size).sum::<usize>()
                 }
+                Value::Object(map) => {
+                    map.len().div_ceil(NODE_ENTRIES) * NODE
+                        + map
+                            .iter()
+                            .map(|(key, value)| key.len() + HEAP_SLACK + size(value))
+                            .sum::<usize>()
+                }
+                _ => 0,
+            }
         }
-        size(&self.value)
+        size_of::<Event>() + size(&self.value)
     }
 
     /// Reports the delivery outcome of this copy (sinks call this).

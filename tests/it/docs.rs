@@ -269,3 +269,110 @@ fn readme_lists_every_error_type_and_no_other() {
         "README's error_type table differs from ErrorType"
     );
 }
+
+/// A string literal broken over lines without a `\` keeps the next line's
+/// indentation: messages then show a run of spaces mid-sentence. Checks the
+/// non-test code of `src/` (ordinary literals; raw strings are left alone).
+#[test]
+fn no_message_carries_indentation_from_a_missing_line_continuation() {
+    fn scan(path: &std::path::Path, found: &mut Vec<String>) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let chars: Vec<char> = code.chars().collect();
+        let (mut line, mut i) = (1, 0);
+        let mut in_string = false;
+        let mut spaces = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\n' {
+                line += 1;
+            }
+            if in_string {
+                match c {
+                    '\\' => {
+                        i += 2;
+                        if chars.get(i - 1) == Some(&'\n') {
+                            // A continuation: Rust drops the indentation.
+                            line += 1;
+                            while chars.get(i).is_some_and(|c| c.is_whitespace()) {
+                                line += usize::from(chars[i] == '\n');
+                                i += 1;
+                            }
+                        }
+                        spaces = 0;
+                        continue;
+                    }
+                    '"' => in_string = false,
+                    '\n' if chars.get(i + 1) == Some(&' ') => {
+                        found.push(format!(
+                            "{}:{line}: a literal continues without `\\`",
+                            path.display()
+                        ));
+                    }
+                    ' ' => {
+                        spaces += 1;
+                        i += 1;
+                        continue;
+                    }
+                    _ if spaces >= 6 => {
+                        found.push(format!(
+                            "{}:{line}: a run of spaces in a literal",
+                            path.display()
+                        ));
+                    }
+                    _ => {}
+                }
+                spaces = 0;
+            } else if c == '/' && chars.get(i + 1) == Some(&'/') {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            } else if c == '\'' {
+                // A char literal ('"', '\\'): skip it whole.
+                if chars.get(i + 2) == Some(&'\'') {
+                    i += 3;
+                    continue;
+                }
+                if chars.get(i + 1) == Some(&'\\') && chars.get(i + 3) == Some(&'\'') {
+                    i += 4;
+                    continue;
+                }
+            } else if c == 'r' && matches!(chars.get(i + 1), Some('#') | Some('"')) {
+                // A raw string: skip to its end.
+                let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+                let close: String = std::iter::once('"')
+                    .chain(std::iter::repeat_n('#', hashes))
+                    .collect();
+                let rest: String = chars[i + 2 + hashes..].iter().collect();
+                let end = rest.find(&close).map_or(rest.len(), |e| e + close.len());
+                line += rest[..end].matches('\n').count();
+                i += 2 + hashes + rest[..end].chars().count();
+                continue;
+            } else if c == '"' {
+                in_string = true;
+                spaces = 0;
+            }
+            i += 1;
+        }
+    }
+    fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                visit(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                scan(&path, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    visit(&root().join("src"), &mut found);
+    assert!(
+        found.is_empty(),
+        "indentation inside messages:\n{}",
+        found.join("\n")
+    );
+}

@@ -439,7 +439,10 @@ impl Shared {
             }
             writer.unsynced_bytes = 0;
             writer.last_sync = Instant::now();
-            (Arc::clone(&writer.file), std::mem::take(&mut writer.unsynced))
+            (
+                Arc::clone(&writer.file),
+                std::mem::take(&mut writer.unsynced),
+            )
         };
         // Everything behind these finalizers was written before this call:
         // once it returns, it is on disk.

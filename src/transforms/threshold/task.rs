@@ -254,7 +254,7 @@ impl Running {
                 self.metrics.warn_limited(
                     "threshold_mixed_series",
                     &format_args!(
-                        "rule `{}`: samples of several series (different tags) share one group,                          so its alert follows whichever came last; add the tags that tell them                          apart to `group_by`",
+                        "rule `{}`: samples of several series (different tags) share one group, so its alert follows whichever came last; add the tags that tell them apart to `group_by`",
                         state.rule.name
                     ),
                 );
