@@ -28,7 +28,7 @@ pub struct SourceFile {
     line_starts: Vec<usize>,
 }
 
-/// One `${...}` reference replaced by its value.
+/// One `${...}` reference replaced by its value (or a `$$` by `$`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replacement {
     /// Where the value starts in the interpolated text.
@@ -39,6 +39,8 @@ pub struct Replacement {
     pub original_at: usize,
     /// The reference's length.
     pub original_len: usize,
+    /// Whether it is a `${...}` reference (`false` for a `$$` escape).
+    pub variable: bool,
 }
 
 impl SourceFile {
@@ -63,7 +65,10 @@ impl SourceFile {
         replacements: Vec<Replacement>,
     ) -> Self {
         if replacements.iter().all(|r| r.len == r.original_len) {
-            return Self::new(path, text);
+            return Self {
+                replacements,
+                ..Self::new(path, text)
+            };
         }
         Self {
             path: path.into(),
@@ -90,6 +95,27 @@ impl SourceFile {
         offset.saturating_add_signed(shift)
     }
 
+    /// The `${...}` references whose values stand inside `span` of the
+    /// parsed text (an option's value), for options that may not hold one.
+    pub fn references_in(&self, span: &Range<usize>) -> impl Iterator<Item = &Replacement> {
+        self.replacements
+            .iter()
+            .filter(move |r| r.variable && span.start <= r.at && r.at < span.end)
+    }
+
+    /// 1-based line and column in the file on disk of `offset` in the file
+    /// on disk (a reference's [`Replacement::original_at`]).
+    pub fn line_col_on_disk(&self, offset: usize) -> (usize, usize) {
+        let text = self.text_on_disk();
+        let offset = offset.min(text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let start = self.line_starts[line];
+        let column = text
+            .get(start..offset)
+            .map_or(offset - start, |prefix| prefix.chars().count());
+        (line + 1, column + 1)
+    }
+
     /// The path as the user gave it.
     pub fn path(&self) -> &Path {
         &self.path
@@ -100,20 +126,18 @@ impl SourceFile {
         &self.text
     }
 
+    /// The text as it is on disk (before `${...}` interpolation).
+    pub fn text_on_disk(&self) -> &str {
+        self.original.as_deref().unwrap_or(&self.text)
+    }
+
     /// 1-based line and column (in characters), in the file on disk, of a
     /// byte offset of the parsed text.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let (text, offset) = match &self.original {
-            Some(original) => (original.as_str(), self.original_offset(offset)),
-            None => (self.text.as_str(), offset),
-        };
-        let offset = offset.min(text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
-        let start = self.line_starts[line];
-        let column = text
-            .get(start..offset)
-            .map_or(offset - start, |prefix| prefix.chars().count());
-        (line + 1, column + 1)
+        match &self.original {
+            Some(_) => self.line_col_on_disk(self.original_offset(offset)),
+            None => self.line_col_on_disk(offset),
+        }
     }
 }
 
@@ -180,6 +204,14 @@ impl Diagnostic {
     pub fn at(mut self, file: &SourceFile, span: Option<Range<usize>>) -> Self {
         self.file = Some(file.path().to_path_buf());
         self.position = span.map(|span| file.line_col(span.start));
+        self
+    }
+
+    /// Points the diagnostic at a byte offset of the file as it is on disk
+    /// (where a `${...}` reference is written).
+    pub fn at_on_disk(mut self, file: &SourceFile, offset: usize) -> Self {
+        self.file = Some(file.path().to_path_buf());
+        self.position = Some(file.line_col_on_disk(offset));
         self
     }
 

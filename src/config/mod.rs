@@ -11,6 +11,7 @@ pub mod graph;
 pub mod interpolate;
 mod load;
 pub mod unit_test;
+mod vrl_env;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
