@@ -141,6 +141,44 @@ impl SourceFile {
     }
 }
 
+/// A file that is not UTF-8: where its first invalid byte is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8 {
+    /// 1-based line of the byte.
+    pub line: usize,
+    /// 1-based column of the byte, in characters.
+    pub column: usize,
+    /// The byte itself.
+    pub byte: u8,
+}
+
+impl fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid UTF-8 (byte 0x{:02X}); the file must be saved as UTF-8",
+            self.byte
+        )
+    }
+}
+
+/// Decodes a file read as bytes, or says where its first invalid byte is,
+/// so the error points at it like any other (`read_to_string` only says
+/// that there is one, somewhere).
+pub fn decode_utf8(bytes: Vec<u8>) -> Result<String, NotUtf8> {
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let bytes = error.as_bytes();
+        let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+        let (line, column) = SourceFile::new("", prefix).line_col(valid);
+        NotUtf8 {
+            line,
+            column,
+            byte: bytes[valid],
+        }
+    })
+}
+
 fn line_starts(text: &str) -> Vec<usize> {
     std::iter::once(0)
         .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
@@ -212,6 +250,13 @@ impl Diagnostic {
     pub fn at_on_disk(mut self, file: &SourceFile, offset: usize) -> Self {
         self.file = Some(file.path().to_path_buf());
         self.position = Some(file.line_col_on_disk(offset));
+        self
+    }
+
+    /// Points the diagnostic at a file's first invalid UTF-8 byte.
+    pub fn at_invalid_utf8(mut self, path: &Path, at: &NotUtf8) -> Self {
+        self.file = Some(path.to_path_buf());
+        self.position = Some((at.line, at.column));
         self
     }
 
@@ -481,6 +526,13 @@ mod tests {
         assert_eq!(file.line_col(6), (2, 1));
         // "bé" is 3 bytes; "=" at byte 10 is the 4th character of line 2.
         assert_eq!(file.line_col(10), (2, 4));
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let at = decode_utf8(b"a = 1\nb\xC3\xA9 = \"\xFF\"\n".to_vec()).unwrap_err();
+        assert_eq!((at.line, at.column, at.byte), (2, 7, 0xFF));
+        assert_eq!(decode_utf8(b"ok".to_vec()).unwrap(), "ok");
     }
 
     #[test]
