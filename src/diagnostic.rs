@@ -449,11 +449,12 @@ impl OptionSpans {
 /// control characters (NUL, escape sequences, a right-to-left override)
 /// are written as `\u{...}` instead of being sent to the terminal, where
 /// they could hide or forge what the user reads.
+///
+/// The same goes for text a client sent that howl writes to its own log
+/// (a suppression's `reason`): a newline in it would start a line that
+/// looks like howl's own.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    let dangerous = |c: char| {
-        c.is_control() && c != '\t'
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
+    let dangerous = |c: char| c != '\t' && is_control_or_bidi(c);
     if !text.chars().any(dangerous) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -468,6 +469,13 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
             })
             .collect(),
     )
+}
+
+/// Whether `c` is a control character (tab included) or one that reorders
+/// the text around it (the bidirectional overrides and isolates): what a
+/// terminal or a log viewer would act on instead of showing.
+fn is_control_or_bidi(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Formats a list of names as `a, b, c` (or `(none)`), for "expected one of".

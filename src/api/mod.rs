@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::api::ApiConfig;
+use crate::diagnostic::escape_controls;
 use crate::http::bearer::bearer_matches;
 use crate::secret::Secret;
 use crate::shared::Shared;
@@ -132,7 +133,7 @@ impl IntoResponse for ApiError {
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
             Self::Internal(message) => {
-                tracing::error!("API request failed: {message}");
+                tracing::error!("API request failed: {}", escape_controls(&message));
                 (StatusCode::INTERNAL_SERVER_ERROR, message)
             }
         };

@@ -174,7 +174,7 @@ pub fn load_files(paths: &[PathBuf], registry: &Registry) -> Loaded {
     for path in paths {
         match read_text(path, "config file") {
             Ok(text) => texts.push((path.clone(), text)),
-            Err(error) => diagnostics.push(error),
+            Err(error) => diagnostics.push(*error),
         }
     }
     let mut loaded = load_texts(texts, |name| std::env::var(name).ok(), registry);
@@ -205,20 +205,20 @@ pub fn read_options_file<T>(
     schema: &crate::components::schema::OptionsSchema,
     parse: impl for<'i> Fn(toml::Spanned<toml::de::DeValue<'i>>) -> Result<T, toml::de::Error>,
 ) -> Result<T, Vec<Diagnostic>> {
-    let text = read_text(path, "options file").map_err(|error| vec![error])?;
+    let text = read_text(path, "options file").map_err(|error| vec![*error])?;
     let file = Arc::new(SourceFile::new(path, text));
     load::read_options(&file, key, schema, parse)
 }
 
 /// Reads a file of text (`what` names it in errors); text that is not
 /// UTF-8 is reported at its first invalid byte.
-fn read_text(path: &Path, what: &str) -> Result<String, Diagnostic> {
+fn read_text(path: &Path, what: &str) -> Result<String, Box<Diagnostic>> {
     let bytes = std::fs::read(path).map_err(|error| {
         Diagnostic::error(format!("cannot read {what}: {error}"))
             .in_file(&SourceFile::new(path, String::new()))
     })?;
     decode_utf8(bytes).map_err(|at| {
-        Diagnostic::error(format!("cannot read {what}: {at}")).at_invalid_utf8(path, &at)
+        Box::new(Diagnostic::error(format!("cannot read {what}: {at}")).at_invalid_utf8(path, &at))
     })
 }
 
