@@ -176,3 +176,26 @@ fn other_options_still_take_references() {
     // `$$` is a literal `$`, so `$${X}` is the text `${X}`: no reference.
     assert!(loaded.is_ok(), "{errors:#?}");
 }
+
+/// TOML lets a multi-line string end with one or two extra quotes
+/// (`'''it's''''` holds `it's'`): interpolation must still know that the
+/// next reference stands outside any string, where a value with quotes
+/// and `=` is refused rather than read as more headers.
+#[test]
+fn a_multi_line_string_closed_by_four_quotes_does_not_hide_the_next_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n\
+         [sinks.out]\ntype = \"webhook\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:9/\"\n\
+         headers = { X-Note = '''it's'''', X-Team = ${TEAM} }\n",
+    );
+    let env = [("TEAM", r#""ops", X-Injected = "yes""#)];
+    let (code, _, stderr) = howl_in(dir.path(), &["validate", "-c", "a.toml"], &env);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("a.toml:7:44: environment variable `TEAM` contains `\"`"),
+        "{stderr}"
+    );
+}

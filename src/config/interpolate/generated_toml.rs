@@ -374,33 +374,49 @@ const HOSTILE: &[char] = &[
 /// refused where it would end its string or value).
 const DEFAULT_TEXT: &[char] = &['a', '1', '.', '_', '-', ':', ' ', '"', '\'', '[', ','];
 
-fn reference() -> impl Strategy<Value = Ref> {
+/// Defaults of references inside strings may also hold backslashes (TOML
+/// escapes in a `"..."` string, text in a `'...'` one).
+const STRING_DEFAULT_TEXT: &[char] = &['a', '1', '.', ' ', '"', '\'', '\\', 'n', '#'];
+
+fn reference_with(defaults: &'static [char]) -> impl Strategy<Value = Ref> {
     (
         0..VARS,
-        prop::option::weighted(0.3, chars_from(DEFAULT_TEXT, 5)),
+        prop::option::weighted(0.3, chars_from(defaults, 5)),
     )
         .prop_map(|(var, default)| Ref { var, default })
 }
 
-fn piece(text: &'static [char]) -> impl Strategy<Value = Piece> {
+/// A reference outside strings or in a quoted key (whose name the neutral
+/// document spells out, so its default holds no escapes).
+fn reference() -> impl Strategy<Value = Ref> {
+    reference_with(DEFAULT_TEXT)
+}
+
+fn piece(text: &'static [char], defaults: &'static [char]) -> impl Strategy<Value = Piece> {
     prop_oneof![
         4 => chars_from(text, 6).prop_map(Piece::Text),
         1 => prop::sample::select(&["\\\"", "\\\\", "\\n", "\\t", "\\u00E9", "\\U0001F980"][..])
             .prop_map(Piece::Escape),
         1 => (1usize..=2).prop_map(Piece::Quotes),
-        3 => reference().prop_map(Piece::Ref),
+        3 => reference_with(defaults).prop_map(Piece::Ref),
     ]
 }
 
+/// The text of a string or a comment.
 fn pieces(text: &'static [char]) -> impl Strategy<Value = Vec<Piece>> {
-    prop::collection::vec(piece(text), 0..5)
+    prop::collection::vec(piece(text, STRING_DEFAULT_TEXT), 0..5)
+}
+
+/// The text of a quoted key.
+fn key_pieces() -> impl Strategy<Value = Vec<Piece>> {
+    prop::collection::vec(piece(KEY_TEXT, DEFAULT_TEXT), 0..5)
 }
 
 fn key() -> impl Strategy<Value = Key> {
     prop_oneof![
         3 => Just(Key::Bare),
         1 => Just(Key::Dotted),
-        2 => (any::<bool>(), pieces(KEY_TEXT))
+        2 => (any::<bool>(), key_pieces())
             .prop_map(|(literal, pieces)| Key::Quoted { literal, pieces }),
         2 => reference().prop_map(Key::BareRef),
     ]

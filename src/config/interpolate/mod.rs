@@ -348,7 +348,11 @@ fn resolve(
 /// TOML's), but it may not end the string or the value it stands in: the
 /// scanner would no longer know where the references after it stand.
 fn fit_default<'a>(reference: &str, default: &'a str, place: Place) -> Result<&'a str, String> {
+    // In a `"..."` string, a default ending in an odd number of `\` would
+    // escape the closing quote.
+    let trailing_backslashes = default.len() - default.trim_end_matches('\\').len();
     let ends = match place {
+        Place::Basic if trailing_backslashes % 2 == 1 => Some(default.len() - 1),
         Place::Basic => default.find('"'),
         Place::Literal => default.find('\''),
         Place::Bare(slot) => default.find(|c| !plain(c, slot)),
@@ -613,6 +617,7 @@ mod tests {
     fn defaults_may_not_end_their_string() {
         for text in [
             "a = \"${NOPE:-x\"}\"",
+            r#"a = "${NOPE:-x\}""#,
             "a = '${NOPE:-x'}'",
             "a = ${NOPE:-[1]}",
         ] {
@@ -625,6 +630,11 @@ mod tests {
         assert_eq!(
             interpolate("a = '${NOPE:-C:\\x}'", env).unwrap(),
             "a = 'C:\\x'"
+        );
+        assert_eq!(interpolate(r"a = '${NOPE:-x\}'", env).unwrap(), r"a = 'x\'");
+        assert_eq!(
+            interpolate(r#"a = "${NOPE:-x\\}""#, env).unwrap(),
+            r#"a = "x\\""#
         );
     }
 
