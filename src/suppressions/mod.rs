@@ -62,7 +62,7 @@ const MAX_ID_BYTES: usize = 256;
 /// [`MAX_ID_BYTES`] printable ASCII characters, no spaces. Ids are keys in
 /// the store, labels of Alertmanager silences and words of howl's logs, so
 /// a newline or a NUL in one would forge or cut a log line.
-pub fn check_id(field: &str, id: &str) -> Result<(), SuppressionError> {
+fn check_id(field: &str, id: &str) -> Result<(), SuppressionError> {
     let problem = if id.is_empty() {
         Some("is empty".to_string())
     } else if id.len() > MAX_ID_BYTES {
