@@ -28,7 +28,7 @@ pub struct SourceFile {
     line_starts: Vec<usize>,
 }
 
-/// One `${...}` reference replaced by its value.
+/// One `${...}` reference replaced by its value (or a `$$` by `$`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replacement {
     /// Where the value starts in the interpolated text.
@@ -39,6 +39,8 @@ pub struct Replacement {
     pub original_at: usize,
     /// The reference's length.
     pub original_len: usize,
+    /// Whether it is a `${...}` reference (`false` for a `$$` escape).
+    pub variable: bool,
 }
 
 impl SourceFile {
@@ -63,7 +65,10 @@ impl SourceFile {
         replacements: Vec<Replacement>,
     ) -> Self {
         if replacements.iter().all(|r| r.len == r.original_len) {
-            return Self::new(path, text);
+            return Self {
+                replacements,
+                ..Self::new(path, text)
+            };
         }
         Self {
             path: path.into(),
@@ -90,6 +95,27 @@ impl SourceFile {
         offset.saturating_add_signed(shift)
     }
 
+    /// The `${...}` references whose values stand inside `span` of the
+    /// parsed text (an option's value), for options that may not hold one.
+    pub fn references_in(&self, span: &Range<usize>) -> impl Iterator<Item = &Replacement> {
+        self.replacements
+            .iter()
+            .filter(move |r| r.variable && span.start <= r.at && r.at < span.end)
+    }
+
+    /// 1-based line and column in the file on disk of `offset` in the file
+    /// on disk (a reference's [`Replacement::original_at`]).
+    pub fn line_col_on_disk(&self, offset: usize) -> (usize, usize) {
+        let text = self.text_on_disk();
+        let offset = offset.min(text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let start = self.line_starts[line];
+        let column = text
+            .get(start..offset)
+            .map_or(offset - start, |prefix| prefix.chars().count());
+        (line + 1, column + 1)
+    }
+
     /// The path as the user gave it.
     pub fn path(&self) -> &Path {
         &self.path
@@ -100,21 +126,57 @@ impl SourceFile {
         &self.text
     }
 
+    /// The text as it is on disk (before `${...}` interpolation).
+    pub fn text_on_disk(&self) -> &str {
+        self.original.as_deref().unwrap_or(&self.text)
+    }
+
     /// 1-based line and column (in characters), in the file on disk, of a
     /// byte offset of the parsed text.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let (text, offset) = match &self.original {
-            Some(original) => (original.as_str(), self.original_offset(offset)),
-            None => (self.text.as_str(), offset),
-        };
-        let offset = offset.min(text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
-        let start = self.line_starts[line];
-        let column = text
-            .get(start..offset)
-            .map_or(offset - start, |prefix| prefix.chars().count());
-        (line + 1, column + 1)
+        match &self.original {
+            Some(_) => self.line_col_on_disk(self.original_offset(offset)),
+            None => self.line_col_on_disk(offset),
+        }
     }
+}
+
+/// A file that is not UTF-8: where its first invalid byte is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8 {
+    /// 1-based line of the byte.
+    pub line: usize,
+    /// 1-based column of the byte, in characters.
+    pub column: usize,
+    /// The byte itself.
+    pub byte: u8,
+}
+
+impl fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid UTF-8 (byte 0x{:02X}); the file must be saved as UTF-8",
+            self.byte
+        )
+    }
+}
+
+/// Decodes a file read as bytes, or says where its first invalid byte is,
+/// so the error points at it like any other (`read_to_string` only says
+/// that there is one, somewhere).
+pub fn decode_utf8(bytes: Vec<u8>) -> Result<String, NotUtf8> {
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let bytes = error.as_bytes();
+        let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+        let (line, column) = SourceFile::new("", prefix).line_col(valid);
+        NotUtf8 {
+            line,
+            column,
+            byte: bytes[valid],
+        }
+    })
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
@@ -180,6 +242,21 @@ impl Diagnostic {
     pub fn at(mut self, file: &SourceFile, span: Option<Range<usize>>) -> Self {
         self.file = Some(file.path().to_path_buf());
         self.position = span.map(|span| file.line_col(span.start));
+        self
+    }
+
+    /// Points the diagnostic at a byte offset of the file as it is on disk
+    /// (where a `${...}` reference is written).
+    pub fn at_on_disk(mut self, file: &SourceFile, offset: usize) -> Self {
+        self.file = Some(file.path().to_path_buf());
+        self.position = Some(file.line_col_on_disk(offset));
+        self
+    }
+
+    /// Points the diagnostic at a file's first invalid UTF-8 byte.
+    pub fn at_invalid_utf8(mut self, path: &Path, at: &NotUtf8) -> Self {
+        self.file = Some(path.to_path_buf());
+        self.position = Some((at.line, at.column));
         self
     }
 
@@ -372,11 +449,12 @@ impl OptionSpans {
 /// control characters (NUL, escape sequences, a right-to-left override)
 /// are written as `\u{...}` instead of being sent to the terminal, where
 /// they could hide or forge what the user reads.
+///
+/// The same goes for text a client sent that howl writes to its own log
+/// (a suppression's `reason`): a newline in it would start a line that
+/// looks like howl's own.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    let dangerous = |c: char| {
-        c.is_control() && c != '\t'
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
+    let dangerous = |c: char| c != '\t' && is_control_or_bidi(c);
     if !text.chars().any(dangerous) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -391,6 +469,13 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
             })
             .collect(),
     )
+}
+
+/// Whether `c` is a control character (tab included) or one that reorders
+/// the text around it (the bidirectional overrides and isolates): what a
+/// terminal or a log viewer would act on instead of showing.
+fn is_control_or_bidi(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Formats a list of names as `a, b, c` (or `(none)`), for "expected one of".
@@ -449,6 +534,13 @@ mod tests {
         assert_eq!(file.line_col(6), (2, 1));
         // "bé" is 3 bytes; "=" at byte 10 is the 4th character of line 2.
         assert_eq!(file.line_col(10), (2, 4));
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let at = decode_utf8(b"a = 1\nb\xC3\xA9 = \"\xFF\"\n".to_vec()).unwrap_err();
+        assert_eq!((at.line, at.column, at.byte), (2, 7, 0xFF));
+        assert_eq!(decode_utf8(b"ok".to_vec()).unwrap(), "ok");
     }
 
     #[test]

@@ -43,6 +43,15 @@ use metrics::{Counter, Gauge};
 
 use crate::component_key::ComponentKey;
 
+/// The buckets (upper bounds, in seconds) of every histogram above, all of
+/// them durations: from a fast local answer (5 ms) to a slow LLM question
+/// with retries (2 min). The Prometheus exporter then exposes them as
+/// histograms (`_bucket`, `_sum`, `_count`), which can be aggregated across
+/// instances, rather than as summaries of quantiles, which cannot.
+pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
 /// Where in a component's work an error happened (Vector's vocabulary).
 #[derive(Clone, Copy, Debug)]
 pub enum Stage {

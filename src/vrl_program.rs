@@ -20,7 +20,7 @@ use vrl::diagnostic::Formatter;
 use vrl::path::{OwnedTargetPath, PathPrefix};
 use vrl::value::{ObjectMap, Secrets, Value};
 
-use crate::diagnostic::{BuildError, SourceFile};
+use crate::diagnostic::{BuildError, SourceFile, decode_utf8};
 
 /// The VRL standard library, built once (it is a few hundred boxed values).
 static FUNCTIONS: LazyLock<Vec<Box<dyn Function>>> = LazyLock::new(vrl::stdlib::all);
@@ -46,15 +46,38 @@ pub enum VrlOrigin<'a> {
     File(&'a Path),
 }
 
+/// The largest VRL program howl compiles, in bytes.
+///
+/// The VRL 0.38 compiler takes time that grows with the square of some
+/// programs' size (long runs of comment or blank lines, long paths such as
+/// `.a.b.c...`, many distinct fields or variables), so a huge `source`, by
+/// mistake or on purpose, would keep `howl validate` and `howl run` busy
+/// without end. Real programs are a few KiB; 256 KiB leaves ample room.
+/// The limit bounds the damage but does not make every program under it
+/// fast: 256 KiB of distinct assignments (`.f1 = 1`, `.f2 = 1`, ...)
+/// still takes minutes to compile, which only a fix in VRL can cure.
+pub const MAX_PROGRAM_BYTES: usize = 256 * 1024;
+
 /// Compiles `source`, written in `file` (the config file that names it).
 /// `what` names the option in messages (`source`, `condition`,
-/// `route.errors`).
+/// `route.errors`; for a program in its own file, the option naming that
+/// file). Programs over [`MAX_PROGRAM_BYTES`] are refused before compiling.
 pub fn compile(
     source: &str,
     origin: VrlOrigin<'_>,
     file: &SourceFile,
     what: &str,
 ) -> Result<Program, BuildError> {
+    if source.len() > MAX_PROGRAM_BYTES {
+        let error = too_large(&format!(
+            "the program in `{what}` is {} KiB",
+            source.len().div_ceil(1024)
+        ));
+        return Err(match origin {
+            VrlOrigin::Inline(span) => error.at(span),
+            VrlOrigin::File(_) => error.for_option(what),
+        });
+    }
     match vrl::compiler::compile(source, &FUNCTIONS) {
         Ok(result) => {
             if !result.warnings.is_empty() {
@@ -97,6 +120,42 @@ pub fn compile(
             Err(error)
         }
     }
+}
+
+/// The error for a program over [`MAX_PROGRAM_BYTES`]; `subject` says which
+/// program and how large it is.
+fn too_large(subject: &str) -> BuildError {
+    BuildError::new(format!(
+        "{subject}: the limit for one VRL program is {} KiB (compiling VRL takes time that \
+         grows faster than the program); split it across several `remap` transforms",
+        MAX_PROGRAM_BYTES / 1024
+    ))
+}
+
+/// Reads a VRL program kept in its own file (`option` names the option
+/// that gives its path), refusing a file over [`MAX_PROGRAM_BYTES`]
+/// without reading it all.
+pub fn read_program_file(path: &Path, option: &str) -> Result<String, BuildError> {
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| {
+        BuildError::new(format!("cannot read VRL file `{}`: {e}", path.display()))
+            .for_option(option)
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PROGRAM_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() > MAX_PROGRAM_BYTES {
+        return Err(
+            too_large(&format!("VRL file `{}` is too large", path.display())).for_option(option),
+        );
+    }
+    decode_utf8(bytes).map_err(|at| {
+        let mut error = BuildError::new(format!("cannot read VRL file: {at}"));
+        error.external = Some(Box::new((path.to_path_buf(), at.line, at.column)));
+        error
+    })
 }
 
 /// Compiles a condition and checks that it can only produce a boolean.
@@ -306,6 +365,47 @@ mod tests {
             .expect("compiles")
             .program;
         VrlRunner::new(Arc::new(program))
+    }
+
+    #[test]
+    fn programs_over_the_limit_are_refused_at_their_option() {
+        let file = SourceFile::new("a.toml", String::new());
+        // One long string: quick to compile, whatever its size.
+        let program = |size: usize| format!(".a = \"{}\"", "x".repeat(size - 7));
+        assert!(
+            compile(
+                &program(MAX_PROGRAM_BYTES),
+                VrlOrigin::Inline(0..1),
+                &file,
+                "source"
+            )
+            .is_ok()
+        );
+        let Err(error) = compile(
+            &program(MAX_PROGRAM_BYTES + 1),
+            VrlOrigin::Inline(40..50),
+            &file,
+            "source",
+        ) else {
+            panic!("a program over the limit compiled");
+        };
+        assert_eq!(error.span, Some(40..50), "at the option's value");
+        assert!(
+            error
+                .message
+                .contains("`source` is 257 KiB: the limit for one VRL program is 256 KiB"),
+            "{}",
+            error.message
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.vrl");
+        std::fs::write(&path, program(MAX_PROGRAM_BYTES + 1)).unwrap();
+        let error = read_program_file(&path, "file").unwrap_err();
+        assert_eq!(error.option.as_deref(), Some("file"));
+        assert!(error.message.contains("is too large"), "{}", error.message);
+        std::fs::write(&path, program(1000)).unwrap();
+        assert_eq!(read_program_file(&path, "file").unwrap(), program(1000));
     }
 
     #[test]

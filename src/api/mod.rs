@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::api::ApiConfig;
+use crate::diagnostic::escape_controls;
 use crate::http::bearer::bearer_matches;
 use crate::http::server::{self, API_MAX_CONNECTIONS};
 use crate::secret::Secret;
@@ -129,7 +130,7 @@ impl IntoResponse for ApiError {
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
             Self::Internal(message) => {
-                tracing::error!("API request failed: {message}");
+                tracing::error!("API request failed: {}", escape_controls(&message));
                 (StatusCode::INTERNAL_SERVER_ERROR, message)
             }
         };

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::validate::sort_by_position;
 use super::{ConfigArgs, DEMO_NAME, EXIT_CONFIG, load, report};
 use crate::api::ApiContext;
+use crate::internal_events::DURATION_BUCKETS_SECONDS;
 use crate::shared::Shared;
 use crate::topology::{self, RunOptions};
 
@@ -69,14 +70,18 @@ pub fn run(args: RunArgs) -> ExitCode {
     runtime.block_on(async move {
         let stop = CancellationToken::new();
         let shutting_down = Arc::new(AtomicBool::new(false));
-        let prometheus =
-            match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-                Ok(handle) => handle,
-                Err(error) => {
-                    eprintln!("error: cannot install the metrics recorder: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
+        // Histograms are exposed as histograms, with buckets (the exporter's
+        // default is a summary).
+        let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(DURATION_BUCKETS_SECONDS)
+            .and_then(|builder| builder.install_recorder())
+        {
+            Ok(handle) => handle,
+            Err(error) => {
+                eprintln!("error: cannot install the metrics recorder: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
         let upkeep = prometheus.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -63,6 +63,26 @@ impl OptionsSchema {
         Some(node)
     }
 
+    /// The `format` of the option at `path` (`vrl`, `duration`, ...): what
+    /// kind of text it holds, or `None` for a plain value. Like
+    /// [`Self::keys_at`], a `[]` segment steps into a list's items; any
+    /// other segment is a key, of a table or of a map (`route.errors`).
+    pub fn format_at(&self, path: &[&str]) -> Option<&str> {
+        let leaf = |node| self.resolve_ref(self.unwrap_optional(self.resolve_ref(node)?));
+        let mut node = leaf(&self.root)?;
+        for segment in path {
+            let next = if *segment == "[]" {
+                node.get("items")?
+            } else {
+                node.get("properties")
+                    .and_then(|properties| properties.get(*segment))
+                    .or_else(|| node.get("additionalProperties").filter(|v| v.is_object()))?
+            };
+            node = leaf(next)?;
+        }
+        node.get("format")?.as_str()
+    }
+
     /// Every option as a dotted path (`buffer.max_events`), nested tables
     /// expanded, maps and lists kept as one option.
     pub fn option_paths(&self) -> Vec<String> {
@@ -394,6 +414,42 @@ mod tests {
             paths,
             ["buffer.max_events", "buffer.when_full", "path", "route"]
         );
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct Programs {
+        #[schemars(with = "Option<crate::vrl_program::VrlSource>")]
+        source: Option<String>,
+        #[schemars(with = "std::collections::BTreeMap<String, crate::vrl_program::VrlCondition>")]
+        route: std::collections::BTreeMap<String, String>,
+        rules: Vec<Rule>,
+        buffer: Option<Inner>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct Rule {
+        #[schemars(with = "Option<crate::vrl_program::VrlCondition>")]
+        vrl: Option<String>,
+        name: String,
+    }
+
+    #[test]
+    fn tells_the_format_of_options_in_maps_lists_and_options() {
+        let schema = OptionsSchema::new(schemars::schema_for!(Programs));
+        assert_eq!(schema.format_at(&["source"]), Some("vrl"));
+        assert_eq!(
+            schema.format_at(&["route", "errors"]),
+            Some("vrl-condition")
+        );
+        assert_eq!(
+            schema.format_at(&["rules", "[]", "vrl"]),
+            Some("vrl-condition")
+        );
+        assert_eq!(schema.format_at(&["rules", "[]", "name"]), None);
+        assert_eq!(schema.format_at(&["buffer", "max_events"]), Some("uint"));
+        assert_eq!(schema.format_at(&["nope"]), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::api::ApiConfig;
 use super::graph::{self, NodeDecl};
 use super::interpolate::interpolate_mapped;
 use super::unit_test::{UnitTestConfig, UnitTestDef};
+use super::vrl_env::references_in_vrl;
 use super::{ComponentDef, Config, InputRef, Loaded, SinkDef, default_data_dir};
 use crate::buffer::BufferConfig;
 use crate::component_key::{ComponentKey, ComponentKind};
@@ -210,8 +211,19 @@ impl Loader {
             );
             return;
         };
+        let schema = OptionsSchema::new(schemars::schema_for!(UnitTestConfig));
         for (index, test) in tests.into_iter().enumerate() {
             let span = test.span();
+            if let DeValue::Table(table) = test.get_ref() {
+                let refused = references_in_vrl(file, &schema, table);
+                if !refused.is_empty() {
+                    let label = format!("tests[{index}]");
+                    for error in refused {
+                        self.diagnostics.push(error.component(&label));
+                    }
+                    continue;
+                }
+            }
             match UnitTestConfig::deserialize(ValueDeserializer::from(test)) {
                 Ok(config) => self.config.tests.push(UnitTestDef {
                     config,
@@ -555,6 +567,9 @@ impl Loader {
         parse: impl Fn(Spanned<DeValue<'i>>) -> Result<T, toml::de::Error>,
     ) -> Option<T> {
         let before = self.diagnostics.len();
+        for error in references_in_vrl(cx.file, schema, &options) {
+            self.diagnostics.push(error.component(cx.key));
+        }
         let mut options = self.drop_unknown_keys(cx, schema, &mut Vec::new(), options);
         // serde stops at the first bad value; to report them all, set the
         // option holding it aside and read again, until nothing is wrong

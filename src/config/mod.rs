@@ -11,6 +11,7 @@ pub mod graph;
 pub mod interpolate;
 mod load;
 pub mod unit_test;
+mod vrl_env;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use crate::components::Registry;
 use crate::components::sink::SinkConfig;
 use crate::components::source::SourceConfig;
 use crate::components::transform::TransformConfig;
-use crate::diagnostic::{Diagnostic, OptionSpans, SourceFile};
+use crate::diagnostic::{Diagnostic, OptionSpans, SourceFile, decode_utf8};
 use api::ApiConfig;
 use unit_test::UnitTestDef;
 
@@ -171,12 +172,9 @@ pub fn load_files(paths: &[PathBuf], registry: &Registry) -> Loaded {
     let mut texts = Vec::new();
     let mut diagnostics = Vec::new();
     for path in paths {
-        match std::fs::read_to_string(path) {
+        match read_text(path, "config file") {
             Ok(text) => texts.push((path.clone(), text)),
-            Err(error) => diagnostics.push(
-                Diagnostic::error(format!("cannot read config file: {error}"))
-                    .in_file(&SourceFile::new(path.clone(), String::new())),
-            ),
+            Err(error) => diagnostics.push(*error),
         }
     }
     let mut loaded = load_texts(texts, |name| std::env::var(name).ok(), registry);
@@ -207,14 +205,21 @@ pub fn read_options_file<T>(
     schema: &crate::components::schema::OptionsSchema,
     parse: impl for<'i> Fn(toml::Spanned<toml::de::DeValue<'i>>) -> Result<T, toml::de::Error>,
 ) -> Result<T, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        vec![
-            Diagnostic::error(format!("cannot read options file: {error}"))
-                .in_file(&SourceFile::new(path, String::new())),
-        ]
-    })?;
+    let text = read_text(path, "options file").map_err(|error| vec![*error])?;
     let file = Arc::new(SourceFile::new(path, text));
     load::read_options(&file, key, schema, parse)
+}
+
+/// Reads a file of text (`what` names it in errors); text that is not
+/// UTF-8 is reported at its first invalid byte.
+fn read_text(path: &Path, what: &str) -> Result<String, Box<Diagnostic>> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        Diagnostic::error(format!("cannot read {what}: {error}"))
+            .in_file(&SourceFile::new(path, String::new()))
+    })?;
+    decode_utf8(bytes).map_err(|at| {
+        Box::new(Diagnostic::error(format!("cannot read {what}: {at}")).at_invalid_utf8(path, &at))
+    })
 }
 
 /// The default `data_dir`: `/var/lib/howl` when started by systemd as a

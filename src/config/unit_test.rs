@@ -95,7 +95,7 @@ pub struct TestCondition {
     #[serde(rename = "type", default)]
     pub kind: ConditionKind,
     /// The VRL program; it must return a boolean.
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::vrl_program::VrlCondition")]
     pub source: Spanned<String>,
 }
 

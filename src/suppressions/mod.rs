@@ -47,11 +47,45 @@ use chrono::{DateTime, Utc};
 
 pub use silence::{MATCHER_LABEL, Silencer};
 
+use crate::diagnostic::escape_controls;
 use crate::state::triage::{SilenceRef, Suppression, load_suppressions, save_suppressions};
 use crate::state::{StateError, StateHandle};
 
 /// The longest `reason` or `created_by` accepted.
 const MAX_TEXT_BYTES: usize = 4096;
+
+/// The longest id accepted (a pattern id is 16 hex digits, a suppression
+/// id `sup-` and 12).
+const MAX_ID_BYTES: usize = 256;
+
+/// Checks an id a client sent (`field` names it in the error): 1 to
+/// [`MAX_ID_BYTES`] printable ASCII characters, no spaces. Ids are keys in
+/// the store, labels of Alertmanager silences and words of howl's logs, so
+/// a newline or a NUL in one would forge or cut a log line.
+fn check_id(field: &str, id: &str) -> Result<(), SuppressionError> {
+    let problem = if id.is_empty() {
+        Some("is empty".to_string())
+    } else if id.len() > MAX_ID_BYTES {
+        Some(format!("is longer than {MAX_ID_BYTES} bytes"))
+    } else {
+        id.chars().find(|c| !c.is_ascii_graphic()).map(|c| {
+            format!(
+                "contains {}",
+                match c {
+                    ' ' => "a space".to_string(),
+                    c => format!("U+{:04X}", u32::from(c)),
+                }
+            )
+        })
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(SuppressionError::Invalid(format!(
+            "`{field}` {problem}: an id is 1 to {MAX_ID_BYTES} printable ASCII characters, \
+             without spaces or control characters"
+        ))),
+    }
+}
 
 /// The suppressions in force, by pattern id (entries may have ended since
 /// the snapshot was taken: check [`Suppression::is_live`]).
@@ -237,8 +271,9 @@ impl Suppressions {
                     Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(
-                            "cannot renew the silence of suppression {}: {error}",
-                            suppression.id
+                            "cannot renew the silence of suppression {}: {}",
+                            suppression.id,
+                            escape_controls(&error)
                         );
                         errors.push(error);
                     }
@@ -277,14 +312,7 @@ impl Suppressions {
     /// it as silences.
     pub async fn create(&self, request: NewSuppression) -> Result<Changed, SuppressionError> {
         let pattern_id = request.pattern_id.trim().to_string();
-        if pattern_id.is_empty()
-            || pattern_id.len() > 256
-            || pattern_id.contains(char::is_whitespace)
-        {
-            return Err(SuppressionError::Invalid(
-                "`pattern_id` must be a pattern id (no spaces, at most 256 characters)".into(),
-            ));
-        }
+        check_id("pattern_id", &pattern_id)?;
         if request.reason.trim().is_empty() {
             return Err(SuppressionError::Invalid(
                 "`reason` must say why the pattern is suppressed (it is the audit trail)".into(),
@@ -331,11 +359,15 @@ impl Suppressions {
         let Some(mut suppression) = created else {
             return Err(StateError::Storage("the suppression was not recorded".into()).into());
         };
+        // The free text is the client's: escaped, so that a newline in it
+        // cannot start a log line of its own (in the text format, which
+        // writes values as they are, and in JSON, whose readers would show
+        // the decoded newline).
         tracing::info!(
-            pattern_id = %suppression.pattern_id,
+            pattern_id = %escape_controls(&suppression.pattern_id),
             id = %suppression.id,
-            created_by = %suppression.created_by,
-            "pattern suppressed: {}", suppression.reason
+            created_by = %escape_controls(&suppression.created_by),
+            "pattern suppressed: {}", escape_controls(&suppression.reason)
         );
         let mut silence_errors = Vec::new();
         if let Some(previous) = &previous {
@@ -368,6 +400,7 @@ impl Suppressions {
     /// Deletes the suppression with this id (or of this pattern) and
     /// expires its silences; `None` when there is none.
     pub async fn remove(&self, id_or_pattern: &str) -> Result<Option<Changed>, SuppressionError> {
+        check_id("id", id_or_pattern)?;
         let mut removed = None;
         self.change(|map| {
             let key = map
@@ -384,7 +417,11 @@ impl Suppressions {
         let Some(suppression) = removed else {
             return Ok(None);
         };
-        tracing::info!(pattern_id = %suppression.pattern_id, id = %suppression.id, "suppression deleted");
+        tracing::info!(
+            pattern_id = %escape_controls(&suppression.pattern_id),
+            id = %suppression.id,
+            "suppression deleted"
+        );
         let silence_errors = self.expire_silences(&suppression.silences).await;
         Ok(Some(Changed {
             suppression,
@@ -473,8 +510,9 @@ impl Suppressions {
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(
-                        "cannot create the silence of suppression {}: {error}",
-                        suppression.id
+                        "cannot create the silence of suppression {}: {}",
+                        suppression.id,
+                        escape_controls(&error)
                     );
                     errors.push(error);
                 }
@@ -496,7 +534,11 @@ impl Suppressions {
                 )),
             };
             if let Err(error) = result {
-                tracing::warn!("cannot expire silence {}: {error}", silence.id);
+                tracing::warn!(
+                    "cannot expire silence {}: {}",
+                    escape_controls(&silence.id),
+                    escape_controls(&error)
+                );
                 errors.push(error);
             }
         }
@@ -567,6 +609,23 @@ mod tests {
             registry.create(request("p1", Some(Duration::ZERO))).await,
             Err(SuppressionError::Invalid(_))
         ));
+        for id in [
+            "a\u{0}b",
+            "a\nb",
+            "a\u{202e}b",
+            "é",
+            &"x".repeat(MAX_ID_BYTES + 1),
+        ] {
+            let Err(SuppressionError::Invalid(message)) = registry.create(request(id, None)).await
+            else {
+                panic!("{id:?} was accepted as a pattern id");
+            };
+            assert!(message.starts_with("`pattern_id` "), "{message}");
+            let Err(SuppressionError::Invalid(message)) = registry.remove(id).await else {
+                panic!("{id:?} was accepted as an id to remove");
+            };
+            assert!(message.starts_with("`id` "), "{message}");
+        }
         let mut essay = request("p1", None);
         essay.reason = "x".repeat(MAX_TEXT_BYTES + 1);
         assert!(matches!(

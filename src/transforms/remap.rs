@@ -21,7 +21,7 @@ use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::vrl_program::{VrlOrigin, VrlRunner, VrlSource, compile};
+use crate::vrl_program::{VrlOrigin, VrlRunner, VrlSource, compile, read_program_file};
 
 /// Options of the `remap` transform.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -72,10 +72,7 @@ impl TransformConfig for RemapConfig {
             )?,
             (None, Some(file)) => {
                 let path = cx.resolve_path(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    BuildError::new(format!("cannot read VRL file `{}`: {e}", path.display()))
-                        .for_option("file")
-                })?;
+                let text = read_program_file(&path, "file")?;
                 compile(&text, VrlOrigin::File(&path), &cx.file, "file")?
             }
             (Some(source), Some(_)) => {

@@ -626,3 +626,112 @@ async fn silences_are_made_when_alertmanager_returns_and_renewed_before_they_end
         renewed.0
     );
 }
+
+/// What a client sends through the suppression API never forges howl's
+/// log: ids with control characters are refused (400, naming the field),
+/// and free text is logged with its control characters escaped, in the
+/// text and the JSON log formats.
+#[tokio::test]
+async fn suppression_requests_cannot_forge_log_lines() {
+    const FORGED: &str = "2026-12-06T00:00:00Z ERROR forged line";
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let api = free_port();
+        let config = write(
+            dir.path(),
+            "a.toml",
+            &format!(
+                "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+                 [sources.in]\ntype = \"demo_logs\"\ninterval = 3600\n\
+                 [sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n"
+            ),
+        );
+        let mut howl = Running::start(dir.path(), &config, api, &["--log-format", format]).await;
+        let suppressions = format!("{}/api/v1/suppressions", howl.api);
+
+        let refused = client()
+            .post(&suppressions)
+            .json(&json!({"pattern_id": "abc\u{0}def", "reason": "r"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("`pattern_id` contains U+0000"),
+            "{body}"
+        );
+        let refused = client()
+            .delete(format!("{suppressions}/abc%0A{FORGED}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().starts_with("`id` "),
+            "{body}"
+        );
+
+        let created = client()
+            .post(&suppressions)
+            .json(&json!({
+                "pattern_id": "feedfeedfeedfeed",
+                "reason": format!("noise\n{FORGED}\r\n{FORGED}"),
+                "created_by": format!("ops\n{FORGED}"),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(
+            created["reason"],
+            format!("noise\n{FORGED}\r\n{FORGED}"),
+            "the text itself is kept"
+        );
+
+        let stderr = howl.terminate(Duration::from_secs(30)).stderr;
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        // What a reader sees: the lines as they are, or the decoded JSON
+        // fields, one per line, as a log viewer shows them.
+        let shown = if format == "json" {
+            let mut shown = String::new();
+            for line in stderr.lines() {
+                let entry: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                for value in entry["fields"].as_object().unwrap().values() {
+                    shown.push_str(value.as_str().unwrap_or_default());
+                    shown.push('\n');
+                }
+            }
+            shown
+        } else {
+            stderr.clone()
+        };
+        assert!(shown.contains("pattern suppressed"), "{format}: {stderr}");
+        for line in shown.lines() {
+            assert!(
+                !line.starts_with(FORGED),
+                "{format}: forged line in\n{shown}"
+            );
+            assert!(
+                !line.contains(['\0', '\r']),
+                "{format}: control characters in\n{shown}"
+            );
+        }
+        assert!(
+            shown.contains(&format!(
+                "noise\\u{{000a}}{FORGED}\\u{{000d}}\\u{{000a}}{FORGED}"
+            )),
+            "{format}: the reason, escaped: {shown}"
+        );
+        assert!(
+            shown.contains(&format!("ops\\u{{000a}}{FORGED}")),
+            "{format}: created_by, escaped: {shown}"
+        );
+    }
+}

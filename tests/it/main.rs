@@ -14,6 +14,7 @@ mod config_tests;
 mod docs;
 mod file_source;
 mod http_server;
+mod interpolation;
 mod layers;
 mod llm_suppress;
 mod metric_sources;

@@ -554,3 +554,39 @@ fn ids_with_spaces_or_control_characters_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_vrl_program_over_the_size_limit_is_refused_at_its_option() {
+    // 300 KiB in one string: quick to compile, so without the limit this
+    // config would be valid.
+    let program = format!(".a = \"{}\"", "x".repeat(300 * 1024));
+    let started = std::time::Instant::now();
+    check(
+        &format!(
+            "[sources.in]\ntype = \"stdin\"\n[transforms.t]\ntype = \"remap\"\ninputs = [\"in\"]\n\
+             source = '''{program}'''\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"t\"]\n"
+        ),
+        &[
+            "a.toml:6:10: transforms.t: the program in `source` is 301 KiB: the limit for one VRL program is 256 KiB",
+        ],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn invalid_utf8_is_reported_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        b"[sources.in]\ntype = \"stdin\"\n# caf\xC3\xA9 \xFF\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains(
+            "a.toml:3:8: cannot read config file: invalid UTF-8 (byte 0xFF); the file must be saved as UTF-8"
+        ),
+        "{stderr}"
+    );
+}

@@ -563,3 +563,51 @@ fn alertmanager_webhook_options_are_checked() {
         "label name `bad-name` is not valid",
     );
 }
+
+/// Request durations are documented as a histogram, and Prometheus must be
+/// able to aggregate them across instances: `/metrics` exposes buckets, not
+/// a summary's quantiles.
+#[tokio::test]
+async fn request_durations_are_exposed_as_a_histogram_with_buckets() {
+    let receiver = Capture::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.demo]\ntype = \"demo_logs\"\ninterval = 0.05\n\
+             [sinks.hook]\ntype = \"webhook\"\ninputs = [\"demo\"]\nuri = \"{}/h\"\n",
+            receiver.base
+        ),
+    );
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    howl.wait_for_metric(
+        "http_client_requests_total",
+        &["component_id=\"hook\"", "status=\"2xx\""],
+        3.0,
+    )
+    .await;
+    let text = howl.metrics().await;
+    let name = "http_client_request_duration_seconds";
+    assert!(text.contains(&format!("# TYPE {name} histogram")), "{text}");
+    let buckets: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}_bucket{{")))
+        .collect();
+    assert!(
+        buckets.iter().any(|l| l.contains("le=\"0.005\""))
+            && buckets.iter().any(|l| l.contains("le=\"+Inf\"")),
+        "{buckets:#?}"
+    );
+    assert!(
+        crate::common::metric(&text, &format!("{name}_count"), &["component_id=\"hook\""])
+            .is_some_and(|count| count >= 3.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("{name}{{quantile=")),
+        "no summary: {text}"
+    );
+}
