@@ -82,10 +82,16 @@ async fn events_come_back_in_order_and_acked_segments_are_deleted() {
     assert!(segment_files(dir.path()).len() > 5, "it rotated");
     let numbers = read(&mut receiver, 1000).await;
     assert_eq!(numbers, (0..1000).collect::<Vec<_>>());
-    // The next read settles the acknowledgements: old segments go.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The next read settles the acknowledgements and wakes the flusher,
+    // which saves the ledger and deletes the old segments.
     sender.send(numbered(1000, 1001)).await;
     assert_eq!(read(&mut receiver, 1).await, [1000]);
+    for _ in 0..100 {
+        if segment_files(dir.path()).len() <= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         segment_files(dir.path()).len() <= 2,
         "acknowledged segments are deleted: {:?}",
