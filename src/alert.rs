@@ -111,8 +111,8 @@ pub fn escape_markup(value: &str, out: &mut String) {
 
 /// Per-component alert state that survives restarts (a sink's active
 /// alerts and message ids, a `threshold` transform's pending and firing
-/// groups), kept in a table of the state store under
-/// `<component id>/<alert key>`.
+/// groups, the windows of `throttle` and `dedupe`), kept in a table of the
+/// state store under `<component id>/<alert key>`.
 pub struct AlertStore<T> {
     store: Arc<StateStore>,
     table: &'static str,

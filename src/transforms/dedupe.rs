@@ -15,15 +15,28 @@
 //! or count them; when nothing consumes `ID.dropped` they are counted as
 //! discarded intentionally. State is shared by every event, so this runs as
 //! one task rather than as copies on several cores.
+//!
+//! What it remembers survives restarts: every key's first and last
+//! sighting is saved in the state store ([`saved_keys`](super::saved_keys),
+//! table `transform_dedupe`) every second when something changed and at
+//! shutdown, and loaded at start, so a restart lets no repeat through. A key
+//! whose window ran out while howl was down is forgotten; beyond
+//! `cache_size`, the least recently seen keys are. Saved keys are judged by
+//! the current options (a changed `window_secs` moves when they are
+//! forgotten; keys of other `fields` simply never match and age out).
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use vrl::path::OwnedValuePath;
 
-use super::keyed_state::KeyedState;
+use super::keyed_state::{KeyedState, Restored};
+use super::saved_keys::{Changed, Clock, KeyStore, save_timer};
 use crate::components::transform::{
     DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput,
 };
@@ -41,9 +54,9 @@ pub struct DedupeConfig {
     /// (`message`, `pattern.id`, `.host`); at least one.
     #[serde(default = "default_fields")]
     fields: Vec<FieldPath>,
-    /// How many distinct keys are remembered; beyond that the least
-    /// recently seen is forgotten. Memory grows with it times the size of
-    /// the compared values.
+    /// How many distinct keys are remembered (and saved under `data_dir`);
+    /// beyond that the least recently seen is forgotten. Memory grows with
+    /// it times the size of the compared values.
     #[serde(default = "default_cache_size")]
     cache_size: NonZeroUsize,
     /// Forget a key this long after the event that let it through (a
@@ -62,6 +75,13 @@ fn default_cache_size() -> NonZeroUsize {
 
 /// The index of `ID.dropped` among the named outputs.
 const DROPPED: usize = 0;
+
+/// The state-store table of `dedupe` transforms.
+const TABLE: &str = "transform_dedupe";
+
+/// How often keys whose window ran out are swept from memory and the
+/// store (a scan of every key; lookups ignore them meanwhile).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 impl TransformConfig for DedupeConfig {
     fn outputs(&self) -> Vec<OutputSpec> {
@@ -84,28 +104,70 @@ impl TransformConfig for DedupeConfig {
             .transpose()?;
         Ok(Transform::Task(Box::new(Dedupe {
             fields: self.fields.iter().map(|f| f.path().clone()).collect(),
+            window,
             seen: KeyedState::new(window, self.cache_size.get()),
+            changed: Changed::default(),
         })))
     }
 }
 
 struct Dedupe {
     fields: Vec<OwnedValuePath>,
+    /// How long after the sighting that let it through a key is forgotten
+    /// (`None`: only `cache_size` forgets).
+    window: Option<Duration>,
+    /// The keys seen, opened by the sighting that let them through and
+    /// touched by every repeat (least recently seen evicted first).
     seen: KeyedState<()>,
+    /// Keys whose saved record is out of date.
+    changed: Changed,
+}
+
+/// What is saved of one key, in wall-clock time.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SavedSighting {
+    /// The sighting that let it through: its window counts from here.
+    first_seen: DateTime<Utc>,
+    /// The latest sighting: its place in the eviction order.
+    last_seen: DateTime<Utc>,
 }
 
 impl TaskTransform for Dedupe {
     fn run(mut self: Box<Self>, mut cx: TaskContext) -> ComponentFuture {
         Box::pin(async move {
             let dropped = DropRoute::new(&cx.outputs, DROPPED);
-            while let Some(events) = cx.input.recv().await {
-                let now = Instant::now();
-                let mut out = cx.outputs.collector(events.len());
-                for event in events {
-                    self.handle(event, now, &mut out, &cx.metrics, dropped);
-                }
-                cx.outputs.send(out).await;
+            let mut store = KeyStore::open(&cx, TABLE)?;
+            self.restore(store.load()?, &Clock::now());
+            if self.seen.len() > 0 {
+                tracing::info!(component = %cx.key, keys = self.seen.len(), "loaded saved dedupe keys");
             }
+            self.save(&mut store, &cx.metrics).await;
+            let mut save = save_timer();
+            let mut sweep = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    batch = cx.input.recv() => {
+                        let Some(events) = batch else { break };
+                        let now = Instant::now();
+                        let mut out = cx.outputs.collector(events.len());
+                        for event in events {
+                            self.handle(event, now, &mut out, &cx.metrics, dropped);
+                        }
+                        cx.outputs.send(out).await;
+                    }
+                    _ = save.tick() => self.save(&mut store, &cx.metrics).await,
+                    _ = sweep.tick(), if self.window.is_some() => {
+                        for key in self.seen.remove_expired(Instant::now()) {
+                            self.changed.note(&key);
+                        }
+                    }
+                }
+            }
+            let clock = Clock::now();
+            let changed = std::mem::take(&mut self.changed);
+            self.changed = store
+                .flush(changed, |key| self.record(key, &clock), &cx.metrics)
+                .await;
             Ok(())
         })
     }
@@ -121,14 +183,62 @@ impl Dedupe {
         dropped: DropRoute,
     ) {
         let key = self.key(&event);
+        self.changed.note(&key);
         if self.seen.get_mut(&key, now).is_some() {
-            self.seen.touch(&key);
+            self.seen.touch(&key, now);
             dropped.drop_event(event, out, metrics, "duplicate");
         } else {
             // Whatever this pushes out (an expired sighting of the same key,
-            // or the least recently seen key) is simply forgotten.
-            let _ = self.seen.insert(key, (), now);
+            // or the least recently seen key) is forgotten, here and in the
+            // store.
+            if let Some(pushed_out) = self.seen.insert(key, (), now) {
+                self.changed.note(&pushed_out.key);
+            }
             out.push(event);
+        }
+    }
+
+    /// What is saved of `key` (`None`: nothing, its record goes).
+    fn record(&self, key: &str, clock: &Clock) -> Option<SavedSighting> {
+        self.seen.entry(key).map(|entry| SavedSighting {
+            first_seen: clock.wall_of(entry.opened),
+            last_seen: clock.wall_of(entry.used),
+        })
+    }
+
+    /// Starts saving the records of the keys that changed (a failure is
+    /// counted, and the next save tries again).
+    async fn save(&mut self, store: &mut KeyStore<SavedSighting>, metrics: &ComponentMetrics) {
+        let clock = Clock::now();
+        let changed = std::mem::take(&mut self.changed);
+        self.changed = store
+            .save(changed, |key| self.record(key, &clock), metrics)
+            .await;
+    }
+
+    /// Puts back what an earlier run saved, judged by the current options:
+    /// keys whose window ran out meanwhile are forgotten, and beyond
+    /// `cache_size` the least recently seen are; their records go.
+    fn restore(&mut self, saved: HashMap<String, SavedSighting>, clock: &Clock) {
+        let mut restored = Vec::with_capacity(saved.len());
+        for (key, sighting) in saved {
+            if self
+                .window
+                .is_some_and(|window| clock.age_of(sighting.first_seen) >= window)
+            {
+                self.changed.note(&key);
+                continue;
+            }
+            let opened = clock.instant_of(sighting.first_seen);
+            restored.push(Restored {
+                key,
+                value: (),
+                opened,
+                used: clock.instant_of(sighting.last_seen).max(opened),
+            });
+        }
+        for pushed_out in self.seen.restore(restored) {
+            self.changed.note(&pushed_out.key);
         }
     }
 
@@ -280,5 +390,143 @@ mod tests {
         h.send(vec![event("tick", "c")]).await;
         let outputs = h.finish().await;
         assert_eq!(messages(&outputs.default), ["tick", "tick"]);
+    }
+
+    // Saving and restoring. Each test keeps its state in a directory of
+    // its own; a second harness on it is a restart.
+
+    use std::path::Path;
+
+    use chrono::Utc;
+
+    use crate::alert::AlertStore;
+    use crate::state::StateHandle;
+
+    fn dedupe_in(dir: &Path, options: &str) -> Harness {
+        Harness::start_with_state::<DedupeConfig>(
+            options,
+            &["dropped"],
+            StateHandle::new(dir.to_path_buf()),
+        )
+    }
+
+    fn store(dir: &Path) -> AlertStore<SavedSighting> {
+        AlertStore::open_in(&StateHandle::new(dir.to_path_buf()), TABLE, "t").unwrap()
+    }
+
+    /// The key `dedupe` compares for an event with this `message`.
+    fn key_of(message: &str) -> String {
+        format!("={message:?}\n")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_was_seen_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dedupe_in(dir.path(), "window_secs = 600");
+        h.send(vec![event("disk full", "a")]).await;
+        h.finish().await;
+
+        let h = dedupe_in(dir.path(), "window_secs = 600");
+        h.send(vec![event("disk full", "b"), event("db down", "b")])
+            .await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.default), ["db down"]);
+        assert_eq!(messages(&outputs.named["dropped"]), ["disk full"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_loses_at_most_what_was_seen_since_the_last_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dedupe_in(dir.path(), "");
+        h.send(vec![event("saved", "")]).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        h.send(vec![event("unsaved", "")]).await;
+        h.settle().await;
+        h.crash().await;
+
+        let h = dedupe_in(dir.path(), "");
+        h.send(vec![event("saved", ""), event("unsaved", "")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.default), ["unsaved"]);
+    }
+
+    /// Saves sightings for the test transform, as an earlier run would
+    /// have: `(message, first seen, last seen)`, in minutes ago.
+    fn save_sightings(dir: &Path, sightings: &[(&str, i64, i64)]) {
+        let now = Utc::now();
+        let ago = |minutes: i64| now - chrono::Duration::minutes(minutes);
+        let records: Vec<(String, SavedSighting)> = sightings
+            .iter()
+            .map(|(message, first, last)| {
+                let sighting = SavedSighting {
+                    first_seen: ago(*first),
+                    last_seen: ago(*last),
+                };
+                (key_of(message), sighting)
+            })
+            .collect();
+        let put: Vec<(&str, &SavedSighting)> =
+            records.iter().map(|(k, r)| (k.as_str(), r)).collect();
+        store(dir).save(&put, &[]).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_whose_window_ran_out_while_howl_was_down_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        save_sightings(
+            dir.path(),
+            &[
+                // Seen again a minute ago, but let through 11 minutes ago.
+                ("old", 11, 1),
+                ("recent", 5, 5),
+            ],
+        );
+        let h = dedupe_in(dir.path(), "window_secs = 600");
+        h.send(vec![event("old", ""), event("recent", "")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.default), ["old"], "its window ran out");
+        assert_eq!(messages(&outputs.named["dropped"]), ["recent"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beyond_cache_size_the_least_recently_seen_saved_keys_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        save_sightings(
+            dir.path(),
+            &[("first", 30, 2), ("second", 20, 20), ("third", 10, 10)],
+        );
+        let h = dedupe_in(dir.path(), "cache_size = 2");
+        h.send(vec![
+            event("first", ""),
+            event("third", ""),
+            event("second", ""),
+        ])
+        .await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.named["dropped"]), ["first", "third"]);
+        assert_eq!(messages(&outputs.default), ["second"]);
+        assert_eq!(
+            store(dir.path()).load().unwrap().len(),
+            2,
+            "the store is bounded too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_whose_window_runs_out_leave_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dedupe_in(dir.path(), "window_secs = 5");
+        h.send(vec![event("brief", "")]).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        h.crash().await;
+        assert_eq!(store(dir.path()).load().unwrap().len(), 1, "saved");
+
+        let h = dedupe_in(dir.path(), "window_secs = 5");
+        tokio::time::sleep(SWEEP_EVERY + Duration::from_secs(2)).await;
+        h.crash().await;
+        assert!(
+            store(dir.path()).load().unwrap().is_empty(),
+            "swept and deleted without a new event or a shutdown"
+        );
     }
 }

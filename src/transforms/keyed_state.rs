@@ -6,11 +6,13 @@
 //! so state must stay bounded however many keys arrive. Entries leave in
 //! three ways: their time is up (`ttl` after they were opened), the cap is
 //! reached and the entry is first in the eviction order, or the owner
-//! drains everything at shutdown.
+//! removes them.
 //!
 //! The eviction order is the order entries were opened, moved by
 //! [`KeyedState::touch`] for callers that want least-recently-used
-//! eviction. Because every entry lives for the same `ttl`, a caller that
+//! eviction (each entry remembers when it was opened and last used, which
+//! is all it takes to rebuild the order after a restart:
+//! [`KeyedState::restore`]). Because every entry lives for the same `ttl`, a caller that
 //! never touches also gets its entries in expiry order, which is what lets
 //! `throttle` close windows with one timer on [`KeyedState::next_expiry`]
 //! instead of scanning every key. The order is a queue with lazy deletion
@@ -39,10 +41,36 @@ pub struct KeyedState<V> {
 struct Slot<V> {
     value: V,
     opened: Instant,
+    /// When it was opened or last touched.
+    used: Instant,
     stamp: u64,
 }
 
-/// An entry taken out of the state (expired, evicted or drained).
+/// A live entry, read for saving it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Entry<'a, V> {
+    /// Its state.
+    pub value: &'a V,
+    /// When it was opened (its time counts from there).
+    pub opened: Instant,
+    /// When it was opened or last touched (its place in the eviction order).
+    pub used: Instant,
+}
+
+/// An entry to put back, as [`KeyedState::restore`] takes it.
+#[derive(Debug)]
+pub struct Restored<V> {
+    /// Its key.
+    pub key: String,
+    /// Its state.
+    pub value: V,
+    /// When it was opened.
+    pub opened: Instant,
+    /// When it was last used.
+    pub used: Instant,
+}
+
+/// An entry taken out of the state (expired or evicted).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Removed<V> {
     /// Its key.
@@ -91,6 +119,7 @@ impl<V> KeyedState<V> {
         let slot = Slot {
             value,
             opened: now,
+            used: now,
             stamp,
         };
         let pushed_out = match self.entries.insert(key.clone(), slot) {
@@ -107,16 +136,18 @@ impl<V> KeyedState<V> {
     }
 
     /// Moves `key` to the back of the eviction order (least-recently-used
-    /// eviction). Its time still counts from when it was opened. Callers
-    /// that touch should not rely on [`Self::pop_expired`] or
-    /// [`Self::next_expiry`], which look at the front of the eviction order
-    /// only; [`Self::get_mut`] never returns an expired entry either way.
-    pub fn touch(&mut self, key: &str) {
+    /// eviction), as used at `now`. Its time still counts from when it was
+    /// opened. Callers that touch should not rely on [`Self::pop_expired`]
+    /// or [`Self::next_expiry`], which look at the front of the eviction
+    /// order only, but sweep with [`Self::remove_expired`];
+    /// [`Self::get_mut`] never returns an expired entry either way.
+    pub fn touch(&mut self, key: &str, now: Instant) {
         let stamp = self.stamp();
         let Some(slot) = self.entries.get_mut(key) else {
             return;
         };
         slot.stamp = stamp;
+        slot.used = now;
         self.order.push_back((stamp, key.to_string()));
         self.compact();
     }
@@ -138,20 +169,72 @@ impl<V> KeyedState<V> {
         self.entries.get(key).map(|slot| slot.opened + ttl)
     }
 
+    /// Removes every entry whose time is up at `now`, whatever its place in
+    /// the eviction order: O(number of keys), for callers that touch (see
+    /// [`Self::touch`]) and so cannot pop expired entries from the front.
+    pub fn remove_expired(&mut self, now: Instant) -> Vec<String> {
+        let Some(ttl) = self.ttl else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        self.entries.retain(|key, slot| {
+            let keep = !expired(Some(ttl), slot.opened, now);
+            if !keep {
+                removed.push(key.clone());
+            }
+            keep
+        });
+        self.compact();
+        removed
+    }
+
+    /// The entry of `key`, expired or not (for saving it: whoever loads it
+    /// judges its time).
+    pub fn entry(&self, key: &str) -> Option<Entry<'_, V>> {
+        self.entries.get(key).map(|slot| Entry {
+            value: &slot.value,
+            opened: slot.opened,
+            used: slot.used,
+        })
+    }
+
+    /// Every entry with its key and opening time, in eviction order, for
+    /// changing them all (at shutdown).
+    pub fn entries_mut(&mut self) -> Vec<(&str, &mut V, Instant)> {
+        let mut all: Vec<_> = self.entries.iter_mut().collect();
+        all.sort_unstable_by_key(|(_, slot)| slot.stamp);
+        all.into_iter()
+            .map(|(key, slot)| (key.as_str(), &mut slot.value, slot.opened))
+            .collect()
+    }
+
+    /// Puts back entries saved by an earlier run, least recently used first
+    /// (so the eviction order is as it was), and returns those the cap
+    /// pushed out (the least recently used, when the cap is now lower than
+    /// what was saved).
+    pub fn restore(&mut self, mut entries: Vec<Restored<V>>) -> Vec<Removed<V>> {
+        entries.sort_by_key(|entry| entry.used);
+        let mut pushed_out = Vec::new();
+        for Restored {
+            key,
+            value,
+            opened,
+            used,
+        } in entries
+        {
+            pushed_out.extend(self.insert(key.clone(), value, opened));
+            if let Some(slot) = self.entries.get_mut(&key) {
+                slot.used = used;
+            }
+        }
+        pushed_out
+    }
+
     /// Removes `key` (its position in the order goes stale).
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let slot = self.entries.remove(key)?;
         self.compact();
         Some(slot.value)
-    }
-
-    /// Removes every entry, in eviction order.
-    pub fn drain(&mut self) -> Vec<Removed<V>> {
-        let mut all = Vec::with_capacity(self.entries.len());
-        while let Some(removed) = self.pop_front_if(|_| true) {
-            all.push(removed);
-        }
-        all
     }
 
     fn stamp(&mut self) -> u64 {
@@ -207,10 +290,6 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn keys<V>(removed: &[Removed<V>]) -> Vec<&str> {
-        removed.iter().map(|r| r.key.as_str()).collect()
-    }
-
     #[test]
     fn entries_expire_ttl_after_they_were_opened_in_open_order() {
         let start = Instant::now();
@@ -257,10 +336,10 @@ mod tests {
         let mut state = KeyedState::new(None, 2);
         state.insert("a".into(), (), now);
         state.insert("b".into(), (), now);
-        state.touch("a");
+        state.touch("a", now);
         assert_eq!(state.insert("c".into(), (), now).unwrap().key, "b");
-        assert_eq!(keys(&state.drain()), ["a", "c"]);
-        assert_eq!(state.len(), 0);
+        let in_order: Vec<&str> = state.entries_mut().iter().map(|(key, ..)| *key).collect();
+        assert_eq!(in_order, ["a", "c"]);
     }
 
     #[test]
@@ -269,12 +348,67 @@ mod tests {
         let mut state = KeyedState::new(None, 10);
         state.insert("hot".into(), (), now);
         for _ in 0..10_000 {
-            state.touch("hot");
+            state.touch("hot", now);
         }
         assert!(
             state.order.len() <= 2 * state.len() + 17,
             "{}",
             state.order.len()
+        );
+    }
+
+    fn in_order<V>(state: &mut KeyedState<V>) -> Vec<String> {
+        state
+            .entries_mut()
+            .into_iter()
+            .map(|(key, ..)| key.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn restoring_rebuilds_the_eviction_order_from_last_use_and_applies_the_cap() {
+        let start = Instant::now();
+        let restored = |key: &str, used_secs: u32| Restored {
+            key: key.to_string(),
+            value: (),
+            opened: start,
+            used: start + used_secs * SECOND,
+        };
+        let mut state = KeyedState::new(None, 2);
+        let pushed_out = state.restore(vec![
+            restored("recent", 9),
+            restored("oldest", 1),
+            restored("middle", 5),
+        ]);
+        let pushed_out: Vec<&str> = pushed_out.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(pushed_out, ["oldest"], "a lower cap keeps the most recent");
+        assert_eq!(in_order(&mut state), ["middle", "recent"]);
+        let entry = state.entry("middle").unwrap();
+        assert_eq!(
+            (entry.opened, entry.used),
+            (start, start + 5 * SECOND),
+            "both times are kept"
+        );
+    }
+
+    #[test]
+    fn remove_expired_finds_expired_entries_anywhere_in_the_order() {
+        let start = Instant::now();
+        let mut state = KeyedState::new(Some(10 * SECOND), 10);
+        state.insert("old".into(), (), start);
+        state.insert("new".into(), (), start + 5 * SECOND);
+        state.touch("old", start + 6 * SECOND);
+        assert_eq!(
+            state.remove_expired(start + 10 * SECOND),
+            ["old"],
+            "a touch does not extend the time"
+        );
+        assert_eq!(in_order(&mut state), ["new"]);
+        assert!(state.entry("old").is_none());
+        assert!(
+            KeyedState::<()>::new(None, 1)
+                .remove_expired(start + 1000 * SECOND)
+                .is_empty()
         );
     }
 }

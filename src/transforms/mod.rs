@@ -17,6 +17,7 @@ mod llm_suppress;
 mod pattern;
 mod remap;
 mod route;
+mod saved_keys;
 #[cfg(test)]
 mod task_harness;
 mod threshold;

@@ -37,6 +37,8 @@ pub struct Harness {
     /// `None` for the default output, else the name; only consumed outputs.
     outputs: Vec<(Option<String>, BufferReceiver)>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// The state directory of [`Self::start`], removed when the harness is.
+    _state_dir: Option<tempfile::TempDir>,
 }
 
 /// Everything a transform emitted, per output.
@@ -77,8 +79,14 @@ pub fn build_error<C: TransformConfig + DeserializeOwned>(options: &str) -> Stri
 impl Harness {
     /// Builds the transform of type `C` from `options` and runs it; the
     /// named outputs listed in `consumed` get a consumer, the others none.
+    /// A transform that keeps state gets a fresh directory of its own.
     pub fn start<C: TransformConfig + DeserializeOwned>(options: &str, consumed: &[&str]) -> Self {
-        Self::start_with_state::<C>(options, consumed, StateHandle::new(std::env::temp_dir()))
+        let dir = tempfile::tempdir().expect("a temporary state directory");
+        let state = StateHandle::new(dir.path().to_path_buf());
+        Self {
+            _state_dir: Some(dir),
+            ..Self::start_with_state::<C>(options, consumed, state)
+        }
     }
 
     /// Like [`Self::start`], with the state store in `state`: for
@@ -147,6 +155,7 @@ impl Harness {
             input: Some(input),
             outputs,
             task: tokio::spawn(task),
+            _state_dir: None,
         }
     }
 
@@ -188,6 +197,14 @@ impl Harness {
             Ok(None) => panic!("output {output:?} closed"),
             Err(_) => panic!("nothing on {output:?} within {LIMIT:?}"),
         }
+    }
+
+    /// Stops the transform where it is, as a `kill -9` would: it neither
+    /// flushes nor saves anything more. Returns once its task is gone (and
+    /// with it its hold on the state store).
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = tokio::time::timeout(LIMIT, self.task).await;
     }
 
     /// Closes the input, waits (bounded) for the transform to finish, and

@@ -14,28 +14,41 @@
 //! Alerts are throttled by episode, not by event: for events that declare
 //! `.alert.state` (as `threshold`'s do), a `resolved` one whose firing was
 //! throttled is dropped with it, and every other resolution passes (however
-//! long after its firing, and also after a restart, when the throttle has
-//! forgotten: a stray resolution is better than an alert left firing in a
-//! chat). Resolutions do not count against the window. Key such events on
-//! the alert alone (`key = "{{ .alert.key }}"`).
+//! long after its firing: a stray resolution is better than an alert left
+//! firing in a chat). Resolutions do not count against the window. Key such
+//! events on the alert alone (`key = "{{ .alert.key }}"`).
 //!
 //! Memory is bounded: windows are forgotten when they close, and at most
 //! `max_keys` are open at once; a new key beyond that closes the oldest
 //! window early (with its summary). Windows close on a timer set to the
 //! earliest closing time (windows close in the order they opened, as they
-//! all last the same time), not by scanning every key. When the input ends,
-//! every open window with drops gets its summary before the task returns.
+//! all last the same time), not by scanning every key.
+//!
+//! The windows and the held-back firings survive restarts: they are saved
+//! per key in the state store ([`saved_keys`](super::saved_keys), table
+//! `transform_throttle`) every second when something changed and at
+//! shutdown, and loaded at start, so a restart neither lets through what a
+//! window holds back nor loses a held-back firing's resolution. When the
+//! input ends, every open window with drops gets its summary (ending then)
+//! before the task returns, and counts its drops afresh from there, so a
+//! window carried over a restart is never summarised twice. A window whose
+//! time ran out while howl was down is over; if a crash kept its summary
+//! from being sent, it is sent at start. Saved windows are judged by the
+//! current options: a changed `window_secs` moves their end, a changed
+//! `threshold` what they still let through.
 
+use std::collections::HashMap;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use vrl::value::{ObjectMap, Value};
 
-use super::keyed_state::{KeyedState, Removed};
+use super::keyed_state::{KeyedState, Removed, Restored};
+use super::saved_keys::{Changed, Clock, KeyStore, save_timer, wall_after};
 use crate::alert::AlertState;
 use crate::components::transform::{
     DropRoute, TaskContext, TaskTransform, Transform, TransformConfig, TransformOutput,
@@ -64,8 +77,8 @@ pub struct ThrottleConfig {
     /// for alerts, `{{ .alert.key }}`.
     key: Option<Template>,
     /// The most keys with an open window; a new key beyond that closes the
-    /// oldest window early (with its summary). Bounds memory when keys come
-    /// from the data.
+    /// oldest window early (with its summary). Bounds memory, and what is
+    /// saved under `data_dir`, when keys come from the data.
     #[serde(default = "default_max_keys")]
     max_keys: NonZeroUsize,
 }
@@ -78,6 +91,9 @@ fn default_max_keys() -> NonZeroUsize {
 /// `TransformOutput::push_named`).
 const DROPPED: usize = 0;
 const SUMMARIES: usize = 1;
+
+/// The state-store table of `throttle` transforms.
+const TABLE: &str = "transform_throttle";
 
 impl TransformConfig for ThrottleConfig {
     fn outputs(&self) -> Vec<OutputSpec> {
@@ -108,6 +124,7 @@ impl TransformConfig for ThrottleConfig {
             key,
             windows: KeyedState::new(Some(window), self.max_keys.get()),
             held_back: KeyedState::new(None, self.max_keys.get()),
+            changed: Changed::default(),
         })))
     }
 }
@@ -119,15 +136,42 @@ struct Throttle {
     windows: KeyedState<Window>,
     /// Alerts whose latest firing was throttled: their resolution is too.
     held_back: KeyedState<()>,
+    /// Keys whose saved record is out of date.
+    changed: Changed,
 }
 
-/// One key's current window.
+/// One key's current window (it opened when its entry in `windows` did).
 #[derive(Debug)]
 struct Window {
     passed: u64,
     suppressed: u64,
-    /// Wall-clock time of the opening, for the summary.
+    /// Since when `suppressed` counts: the opening, or the summary sent
+    /// when the input last ended (the start of the next summary).
+    counted_since: Instant,
+}
+
+/// What is saved of one key, in wall-clock time.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SavedKey {
+    /// Its open window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<SavedWindow>,
+    /// When its alert's latest firing was held back (so its resolution is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held_back_at: Option<DateTime<Utc>>,
+}
+
+/// A saved [`Window`].
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SavedWindow {
+    /// When it opened: it ends `window_secs` later.
     opened_at: DateTime<Utc>,
+    /// How many events it let through.
+    passed: u64,
+    /// How many it dropped since `counted_since`.
+    suppressed: u64,
+    /// Where its next summary starts.
+    counted_since: DateTime<Utc>,
 }
 
 impl TaskTransform for Throttle {
@@ -139,6 +183,20 @@ impl TaskTransform for Throttle {
 impl Throttle {
     async fn run_loop(mut self: Box<Self>, mut cx: TaskContext) -> anyhow::Result<()> {
         let dropped = DropRoute::new(&cx.outputs, DROPPED);
+        let mut store = KeyStore::open(&cx, TABLE)?;
+        let mut out = cx.outputs.collector(0);
+        self.restore(store.load()?, &Clock::now(), &mut out);
+        if self.windows.len() + self.held_back.len() > 0 {
+            tracing::info!(
+                component = %cx.key,
+                windows = self.windows.len(),
+                held_back = self.held_back.len(),
+                "loaded saved throttle windows"
+            );
+        }
+        cx.outputs.send(out).await;
+        self.save(&mut store, &cx.metrics).await;
+        let mut save = save_timer();
         loop {
             let next_close = self.windows.next_expiry();
             let closing = async {
@@ -150,45 +208,55 @@ impl Throttle {
             let out = tokio::select! {
                 () = closing => {
                     let mut out = cx.outputs.collector(0);
-                    self.close_expired(Instant::now(), &mut out);
+                    self.close_expired(&Clock::now(), &mut out);
                     out
                 }
                 batch = cx.input.recv() => {
                     let Some(events) = batch else { break };
-                    let now = Instant::now();
+                    let clock = Clock::now();
                     let mut out = cx.outputs.collector(events.len());
                     // Close what is due first, so an event never lands in a
                     // window that should already be over.
-                    self.close_expired(now, &mut out);
+                    self.close_expired(&clock, &mut out);
                     for event in events {
-                        self.handle(event, now, &mut out, &cx.metrics, dropped);
+                        self.handle(event, &clock, &mut out, &cx.metrics, dropped);
                     }
                     out
+                }
+                _ = save.tick() => {
+                    self.save(&mut store, &cx.metrics).await;
+                    continue;
                 }
             };
             cx.outputs.send(out).await;
         }
-        let now = Instant::now();
+        let clock = Clock::now();
         let mut out = cx.outputs.collector(0);
-        for window in self.windows.drain() {
-            self.summarise(window, now, &mut out);
-        }
+        self.summarise_open_windows(&clock, &mut out);
         cx.outputs.send(out).await;
+        // Saved after the summaries left: a crash in between sends them
+        // again rather than never.
+        let changed = std::mem::take(&mut self.changed);
+        self.changed = store
+            .flush(changed, |key| self.record(key, &clock), &cx.metrics)
+            .await;
         Ok(())
     }
 
     fn handle(
         &mut self,
         event: Event,
-        now: Instant,
+        clock: &Clock,
         out: &mut TransformOutput,
         metrics: &ComponentMetrics,
         dropped: DropRoute,
     ) {
+        let now = clock.instant();
         let key = self.render_key(&event, metrics);
         match AlertState::declared(&event) {
             Some(AlertState::Resolved) => {
                 if self.held_back.remove(&key).is_some() {
+                    self.changed.note(&key);
                     dropped.drop_event(event, out, metrics, "its firing was throttled");
                 } else {
                     out.push(event);
@@ -198,12 +266,15 @@ impl Throttle {
             Some(AlertState::Firing) => {
                 if self.passes(&key, now) {
                     self.held_back.remove(&key);
-                } else if self.held_back.get_mut(&key, now).is_none() {
-                    self.held_back.insert(key.clone(), (), now);
+                } else if self.held_back.get_mut(&key, now).is_none()
+                    && let Some(pushed_out) = self.held_back.insert(key.clone(), (), now)
+                {
+                    self.changed.note(&pushed_out.key);
                 }
             }
             None => {}
         }
+        self.changed.note(&key);
         match self.windows.get_mut(&key, now) {
             Some(window) if window.passed < self.threshold => {
                 window.passed += 1;
@@ -217,7 +288,7 @@ impl Throttle {
                 let window = Window {
                     passed: 1,
                     suppressed: 0,
-                    opened_at: Utc::now(),
+                    counted_since: now,
                 };
                 if let Some(pushed_out) = self.windows.insert(key, window, now) {
                     if pushed_out.opened + self.window > now {
@@ -229,7 +300,8 @@ impl Throttle {
                             ),
                         );
                     }
-                    self.summarise(pushed_out, now, out);
+                    self.changed.note(&pushed_out.key);
+                    self.summarise(pushed_out, clock, out);
                 }
                 out.push(event);
             }
@@ -261,32 +333,76 @@ impl Throttle {
         rendered.text
     }
 
-    fn close_expired(&mut self, now: Instant, out: &mut TransformOutput) {
-        while let Some(window) = self.windows.pop_expired(now) {
-            self.summarise(window, now, out);
+    fn close_expired(&mut self, clock: &Clock, out: &mut TransformOutput) {
+        while let Some(window) = self.windows.pop_expired(clock.instant()) {
+            self.changed.note(&window.key);
+            self.summarise(window, clock, out);
         }
     }
 
-    /// Emits the summary of a window that ends at `now` (or at its natural
-    /// end, if that came first), when it dropped anything.
-    fn summarise(&self, window: Removed<Window>, now: Instant, out: &mut TransformOutput) {
+    /// Emits the summary of a window that ends now (or at its natural end,
+    /// if that came first), when it dropped anything.
+    fn summarise(&self, window: Removed<Window>, clock: &Clock, out: &mut TransformOutput) {
         let Removed { key, value, opened } = window;
         if value.suppressed == 0 {
             return;
         }
-        let covered = now.saturating_duration_since(opened).min(self.window);
-        let start = value.opened_at;
-        let end = start + chrono::Duration::from_std(covered).unwrap_or(chrono::TimeDelta::MAX);
-        let message = format!(
-            "suppressed {} event(s) of key {key:?} in {:.0}s over the threshold of {} per {}s",
+        let end = clock.instant().min(opened + self.window);
+        let start = value.counted_since.min(end);
+        let summary = self.summary(
+            key,
             value.suppressed,
+            clock.wall_of(start),
+            clock.wall_of(end),
+        );
+        out.push_named(SUMMARIES, summary);
+    }
+
+    /// When the input ends: the summary of every open window that dropped
+    /// anything, ending now. The windows stay (they are saved and go on
+    /// after a restart), counting their drops afresh from now.
+    fn summarise_open_windows(&mut self, clock: &Clock, out: &mut TransformOutput) {
+        let mut due = Vec::new();
+        for (key, window, opened) in self.windows.entries_mut() {
+            if window.suppressed == 0 {
+                continue;
+            }
+            let end = clock.instant().min(opened + self.window);
+            due.push((
+                key.to_string(),
+                window.suppressed,
+                window.counted_since.min(end),
+                end,
+            ));
+            window.suppressed = 0;
+            window.counted_since = end;
+        }
+        for (key, suppressed, start, end) in due {
+            self.changed.note(&key);
+            let summary = self.summary(key, suppressed, clock.wall_of(start), clock.wall_of(end));
+            out.push_named(SUMMARIES, summary);
+        }
+    }
+
+    /// The summary event of `suppressed` drops of `key` from `start` to
+    /// `end`.
+    fn summary(
+        &self,
+        key: String,
+        suppressed: u64,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Event {
+        let covered = (end - start).to_std().unwrap_or_default();
+        let message = format!(
+            "suppressed {suppressed} event(s) of key {key:?} in {:.0}s over the threshold of {} per {}s",
             covered.as_secs_f64(),
             self.threshold,
             self.window.as_secs_f64(),
         );
         let mut info = ObjectMap::new();
         info.insert("key".into(), Value::from(key));
-        info.insert("suppressed".into(), Value::from(value.suppressed as i64));
+        info.insert("suppressed".into(), Value::from(suppressed as i64));
         info.insert("threshold".into(), Value::from(self.threshold as i64));
         info.insert(
             "window_secs".into(),
@@ -298,7 +414,94 @@ impl Throttle {
         summary.insert(fields::MESSAGE.into(), Value::from(message));
         summary.insert(fields::TIMESTAMP.into(), Value::Timestamp(end));
         summary.insert("throttle".into(), Value::Object(info));
-        out.push_named(SUMMARIES, Event::from_value(Value::Object(summary)));
+        Event::from_value(Value::Object(summary))
+    }
+
+    /// What is saved of `key` (`None`: nothing, its record goes).
+    fn record(&self, key: &str, clock: &Clock) -> Option<SavedKey> {
+        let window = self.windows.entry(key).map(|entry| SavedWindow {
+            opened_at: clock.wall_of(entry.opened),
+            passed: entry.value.passed,
+            suppressed: entry.value.suppressed,
+            counted_since: clock.wall_of(entry.value.counted_since),
+        });
+        let held_back_at = self
+            .held_back
+            .entry(key)
+            .map(|entry| clock.wall_of(entry.opened));
+        (window.is_some() || held_back_at.is_some()).then_some(SavedKey {
+            window,
+            held_back_at,
+        })
+    }
+
+    /// Starts saving the records of the keys that changed (a failure is
+    /// counted, and the next save tries again).
+    async fn save(&mut self, store: &mut KeyStore<SavedKey>, metrics: &ComponentMetrics) {
+        let clock = Clock::now();
+        let changed = std::mem::take(&mut self.changed);
+        self.changed = store
+            .save(changed, |key| self.record(key, &clock), metrics)
+            .await;
+    }
+
+    /// Puts back what an earlier run saved, judged by the current options.
+    /// A window whose time ran out meanwhile is over: it is not restored,
+    /// its record goes, and drops it counted since its last summary (a
+    /// crash kept it from being sent) get one now, ending when the window
+    /// did. Beyond `max_keys`, the oldest windows close at once, as they
+    /// would while running.
+    fn restore(
+        &mut self,
+        saved: HashMap<String, SavedKey>,
+        clock: &Clock,
+        out: &mut TransformOutput,
+    ) {
+        let mut saved: Vec<_> = saved.into_iter().collect();
+        saved.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        let mut windows = Vec::new();
+        let mut held_back = Vec::new();
+        for (key, record) in saved {
+            if let Some(window) = record.window {
+                if clock.age_of(window.opened_at) >= self.window {
+                    self.changed.note(&key);
+                    if window.suppressed > 0 {
+                        let end = wall_after(window.opened_at, self.window);
+                        let start = window.counted_since.min(end);
+                        let summary = self.summary(key.clone(), window.suppressed, start, end);
+                        out.push_named(SUMMARIES, summary);
+                    }
+                } else {
+                    let opened = clock.instant_of(window.opened_at);
+                    windows.push(Restored {
+                        key: key.clone(),
+                        value: Window {
+                            passed: window.passed,
+                            suppressed: window.suppressed,
+                            counted_since: clock.instant_of(window.counted_since).max(opened),
+                        },
+                        opened,
+                        used: opened,
+                    });
+                }
+            }
+            if let Some(at) = record.held_back_at {
+                let at = clock.instant_of(at);
+                held_back.push(Restored {
+                    key,
+                    value: (),
+                    opened: at,
+                    used: at,
+                });
+            }
+        }
+        for pushed_out in self.windows.restore(windows) {
+            self.changed.note(&pushed_out.key);
+            self.summarise(pushed_out, clock, out);
+        }
+        for pushed_out in self.held_back.restore(held_back) {
+            self.changed.note(&pushed_out.key);
+        }
     }
 }
 
@@ -524,5 +727,247 @@ mod tests {
             Value::from_f64_or_zero(3600.0)
         );
         h.finish().await;
+    }
+
+    // Saving and restoring. Each test keeps its state in a directory of
+    // its own; a second harness on it is a restart.
+
+    use std::path::Path;
+
+    use crate::alert::AlertStore;
+    use crate::state::StateHandle;
+
+    fn throttle_in(dir: &Path, options: &str) -> Harness {
+        Harness::start_with_state::<ThrottleConfig>(
+            options,
+            &["dropped", "summaries"],
+            StateHandle::new(dir.to_path_buf()),
+        )
+    }
+
+    /// The records of the test transform (id `t`), as saved.
+    fn saved(dir: &Path) -> HashMap<String, SavedKey> {
+        let state = StateHandle::new(dir.to_path_buf());
+        let store = AlertStore::<SavedKey>::open_in(&state, TABLE, "t").unwrap();
+        store.load().unwrap()
+    }
+
+    /// Saves records for the test transform, as an earlier run would have.
+    fn save(dir: &Path, records: &[(&str, SavedKey)]) {
+        let state = StateHandle::new(dir.to_path_buf());
+        let store = AlertStore::<SavedKey>::open_in(&state, TABLE, "t").unwrap();
+        let put: Vec<(&str, &SavedKey)> = records.iter().map(|(k, r)| (*k, r)).collect();
+        store.save(&put, &[]).unwrap();
+    }
+
+    fn bounds(summary: &Event) -> (DateTime<Utc>, DateTime<Utc>) {
+        match (
+            summary_field(summary, "window_start"),
+            summary_field(summary, "window_end"),
+        ) {
+            (Value::Timestamp(start), Value::Timestamp(end)) => (start, end),
+            _ => panic!("window bounds are timestamps: {summary:?}"),
+        }
+    }
+
+    const ONE_AN_HOUR: &str = "threshold = 1\nwindow_secs = 3600\nkey_field = \"service\"";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_holds_back_across_a_restart_and_is_never_summarised_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("a1", "a"), event("a2", "a")]).await;
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let first = h.finish().await;
+        assert_eq!(messages(&first.default), ["a1"]);
+        let first_summary = &first.named["summaries"];
+        assert_eq!(first_summary.len(), 1, "the input ended: a summary");
+        let (_, first_end) = bounds(&first_summary[0]);
+
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("a3", "a"), event("b1", "b")]).await;
+        let second = h.finish().await;
+        assert_eq!(
+            messages(&second.default),
+            ["b1"],
+            "a's window still holds back after the restart"
+        );
+        assert_eq!(messages(&second.named["dropped"]), ["a3"]);
+        let summaries = &second.named["summaries"];
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(
+            summary_field(&summaries[0], "suppressed"),
+            Value::from(1),
+            "only the drop since the last summary"
+        );
+        let (start, _) = bounds(&summaries[0]);
+        let gap = (start - first_end).abs();
+        assert!(
+            gap < chrono::Duration::seconds(1),
+            "summaries follow each other: {first_end} then {start}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_loses_at_most_what_changed_since_the_last_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("a1", "a"), event("a2", "a")]).await;
+        // Saves tick every second from the start: one passes, not the next.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Handled, but crashed before the next save: forgotten.
+        h.send(vec![event("b1", "b")]).await;
+        h.settle().await;
+        h.crash().await;
+
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("a3", "a"), event("b2", "b")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(
+            messages(&outputs.default),
+            ["b2"],
+            "a was saved within a second; b1 came after the last save"
+        );
+        let summaries = &outputs.named["summaries"];
+        assert_eq!(
+            summary_field(&summaries[0], "suppressed"),
+            Value::from(2),
+            "the drop before the crash is not lost from the summary"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_that_ran_out_while_howl_was_down_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let ago = |minutes: i64| now - chrono::Duration::minutes(minutes);
+        let window = |opened_at, suppressed| SavedKey {
+            window: Some(SavedWindow {
+                opened_at,
+                passed: 1,
+                suppressed,
+                counted_since: opened_at,
+            }),
+            held_back_at: None,
+        };
+        save(
+            dir.path(),
+            &[
+                ("over", window(ago(90), 0)),
+                ("crashed", window(ago(120), 3)),
+                ("open", window(ago(10), 0)),
+            ],
+        );
+
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("o", "over"), event("p", "open")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.default), ["o"], "`open` still holds back");
+        let summaries: Vec<_> = outputs.named["summaries"]
+            .iter()
+            .filter(|s| summary_field(s, "key") != Value::from("open"))
+            .collect();
+        assert_eq!(summaries.len(), 1, "none for `over`: {summaries:?}");
+        assert_eq!(summary_field(summaries[0], "key"), Value::from("crashed"));
+        assert_eq!(summary_field(summaries[0], "suppressed"), Value::from(3));
+        assert_eq!(
+            bounds(summaries[0]),
+            (ago(120), ago(60)),
+            "the summary a crash kept back, ending when the window did"
+        );
+        let left = saved(dir.path());
+        assert!(
+            !left.contains_key("crashed"),
+            "an expired window leaves the store"
+        );
+        assert!(left.contains_key("open") && left.contains_key("over"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn episodes_stay_whole_across_a_restart() {
+        let options = "threshold = 1\nwindow_secs = 3600\nkey = \"{{ .alert.key }}\"";
+        let dir = tempfile::tempdir().unwrap();
+        let h = throttle_in(dir.path(), options);
+        h.send(vec![
+            alert("fire-1", "cpu", "firing"),
+            alert("resolve-1", "cpu", "resolved"),
+            alert("fire-2", "cpu", "firing"),
+            alert("fire-disk", "disk", "firing"),
+        ])
+        .await;
+        let first = h.finish().await;
+        assert_eq!(
+            messages(&first.default),
+            ["fire-1", "resolve-1", "fire-disk"]
+        );
+
+        let h = throttle_in(dir.path(), options);
+        h.send(vec![
+            alert("resolve-2", "cpu", "resolved"),
+            alert("resolve-disk", "disk", "resolved"),
+            alert("fire-3", "cpu", "firing"),
+        ])
+        .await;
+        let second = h.finish().await;
+        assert_eq!(
+            messages(&second.default),
+            ["resolve-disk"],
+            "a firing that passed gets its resolution through"
+        );
+        assert_eq!(
+            messages(&second.named["dropped"]),
+            ["resolve-2", "fire-3"],
+            "a firing held back before the restart takes its resolution with it, \
+             and the window still counts"
+        );
+        assert!(
+            saved(dir.path())["cpu"].held_back_at.is_some(),
+            "fire-3 is held back in turn"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn saved_windows_are_judged_by_the_current_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("a1", "a"), event("b1", "b")]).await;
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        h.finish().await;
+
+        let shorter = "threshold = 1\nwindow_secs = 60\nkey_field = \"service\"\nmax_keys = 1";
+        let h = throttle_in(dir.path(), shorter);
+        h.send(vec![event("a2", "a")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(
+            messages(&outputs.default),
+            ["a2"],
+            "two minutes old: over, with a window of one minute"
+        );
+        assert_eq!(
+            saved(dir.path()).into_keys().collect::<Vec<_>>(),
+            ["a"],
+            "max_keys bounds the store too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_keys_applies_to_restored_windows_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = throttle_in(dir.path(), ONE_AN_HOUR);
+        h.send(vec![event("a1", "a")]).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        h.send(vec![event("b1", "b")]).await;
+        h.settle().await;
+        h.finish().await;
+
+        let h = throttle_in(dir.path(), &format!("{ONE_AN_HOUR}\nmax_keys = 1"));
+        h.send(vec![event("b2", "b"), event("a2", "a")]).await;
+        let outputs = h.finish().await;
+        assert_eq!(messages(&outputs.named["dropped"]), ["b2"], "b was kept");
+        assert_eq!(
+            messages(&outputs.default),
+            ["a2"],
+            "a, the oldest, was closed at start"
+        );
     }
 }
