@@ -15,7 +15,11 @@
 //! input) reads records back in order, up to what writers have published,
 //! hands their events to the sink with a notifier each, and moves an ack
 //! cursor over the records the sink has finished with (the completed
-//! prefix, as the `file` source does). Whole segments behind the cursor are
+//! prefix, as the `file` source does). A reader close behind the writers
+//! takes the last records written from memory (the [`HotTail`], as Fluent
+//! Bit keeps its newest chunks "up"), so a sink that keeps up does not pay
+//! for reading and decoding what is still in memory; the disk copy is what
+//! a restart reads. Whole segments behind the cursor are
 //! deleted, after the cursor is saved in the `ledger` file (written new and
 //! renamed, so a crash leaves the old or the new one). Any final status
 //! releases a record: the sink has retried what it could.
@@ -61,6 +65,9 @@ const MIN_SEGMENT: u64 = 1024 * 1024;
 const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
 /// Unsynced bytes that trigger a sync before the interval is up.
 const SYNC_BYTES: u64 = 4 * 1024 * 1024;
+/// Encoded bytes of records the hot tail holds at most (in memory, about
+/// four times as much).
+const HOT_BYTES: usize = 1024 * 1024;
 
 /// What a disk buffer is opened with.
 #[derive(Debug, Clone)]
@@ -114,9 +121,57 @@ struct Shared {
     /// The cursor in the ledger file; held while the file is written, so
     /// two saves never interleave.
     saved: Mutex<Cursor>,
+    /// The last records written, for a reader close behind.
+    hot: Mutex<HotTail>,
     /// Held for the buffer's life: a second howl on the same directory
     /// fails to open it.
     _lock: File,
+}
+
+/// Records just written and published, still as events: the reader takes
+/// one when it is at the record's position, instead of reading and
+/// decoding it. Bounded by [`HOT_BYTES`] of encoded size; when full, new
+/// records are not added (the reader is behind and will read them from
+/// disk), so what is held is always ahead of the reader and gets used.
+#[derive(Default)]
+struct HotTail {
+    records: VecDeque<HotRecord>,
+    bytes: usize,
+}
+
+struct HotRecord {
+    segment: u64,
+    offset: u64,
+    end: u64,
+    first_seq: u64,
+    events: Vec<Event>,
+    bytes: usize,
+}
+
+impl HotTail {
+    /// Keeps a record unless that would pass the bound.
+    fn offer(&mut self, record: HotRecord) {
+        if self.bytes + record.bytes <= HOT_BYTES {
+            self.bytes += record.bytes;
+            self.records.push_back(record);
+        }
+    }
+
+    /// The record at `(segment, offset)`, dropping any the reader passed.
+    fn take(&mut self, segment: u64, offset: u64) -> Option<HotRecord> {
+        while let Some(front) = self.records.front() {
+            let at = (front.segment, front.offset);
+            if at > (segment, offset) {
+                return None;
+            }
+            let record = self.records.pop_front()?;
+            self.bytes -= record.bytes;
+            if at == (segment, offset) {
+                return Some(record);
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +264,7 @@ pub fn open(
         sync_soon: Arc::new(Notify::new()),
         acked: Mutex::new(recovered.cursor),
         saved: Mutex::new(recovered.cursor),
+        hot: Mutex::new(HotTail::default()),
         _lock: lock,
     });
     shared
@@ -601,22 +657,29 @@ impl DiskSender {
                 }
             }
         }
-        match self.append(&mut events, &payload) {
+        match self.append(events, &payload) {
             Ok(true) => shared.sync_soon.notify_one(),
             Ok(false) => {}
-            Err(error) => self.failed(&mut events, &error),
+            Err((error, mut events)) => self.failed(&mut events, &error),
         }
     }
 
     /// Appends one record (rotating first if it does not fit the active
-    /// segment) and publishes it; `Ok(true)` when enough is unsynced that
-    /// it should be synced now.
-    fn append(&self, events: &mut [Event], payload: &[u8]) -> std::io::Result<bool> {
+    /// segment), publishes it and offers it to the hot tail; `Ok(true)`
+    /// when enough is unsynced that it should be synced now. On failure the
+    /// events come back, to be finalized as errored.
+    fn append(
+        &self,
+        mut events: Vec<Event>,
+        payload: &[u8],
+    ) -> Result<bool, (std::io::Error, Vec<Event>)> {
         let shared = &self.shared;
         let frame_len = (FRAME_HEADER + payload.len()) as u64;
         let mut writer = lock(&shared.writer);
         if writer.offset + frame_len > shared.segment_size {
-            shared.rotate(&mut writer)?;
+            if let Err(error) = shared.rotate(&mut writer) {
+                return Err((error, events));
+            }
         }
         let first_seq = writer.next_seq;
         let mut frame = std::mem::take(&mut writer.frame);
@@ -628,8 +691,9 @@ impl DiskSender {
             // Cut back to the last good frame; the next write starts clean.
             let offset = writer.offset;
             let _ = writer.file.set_len(offset);
-            return Err(error);
+            return Err((error, events));
         }
+        let (segment, offset) = (writer.segment, writer.offset);
         writer.offset += frame_len;
         writer.next_seq += events.len() as u64;
         writer.unsynced_bytes += frame_len;
@@ -644,6 +708,15 @@ impl DiskSender {
             .metrics
             .disk_buffer_size(shared.size.load(Ordering::Relaxed));
         shared.publish(&writer, false);
+        // Offered under the writer's lock, so the tail stays in write order.
+        lock(&shared.hot).offer(HotRecord {
+            segment,
+            offset,
+            end: offset + frame_len,
+            first_seq,
+            events,
+            bytes: payload.len(),
+        });
         Ok(writer.unsynced_bytes >= SYNC_BYTES)
     }
 
@@ -740,6 +813,10 @@ impl DiskReceiver {
                 let first = *lock(&self.shared.segments).front()?;
                 self.move_to(first, SEGMENT_HEADER as u64);
             }
+            let hot = lock(&self.shared.hot).take(self.reader.segment, self.reader.offset);
+            if let Some(record) = hot {
+                return Some(self.deliver_hot(record));
+            }
             let sealed = self.reader.segment < published.segment;
             let limit = if sealed { u64::MAX } else { published.offset };
             let (offset, next_seq) = (self.reader.offset, self.reader.next_seq);
@@ -825,23 +902,38 @@ impl DiskReceiver {
         }
     }
 
-    fn deliver(&mut self, record: format::Record) -> Vec<Event> {
-        if record.first_seq > self.reader.next_seq {
-            self.count_gap(record.first_seq, "missing_segment");
+    /// Moves the reader past a record of `events` events starting at
+    /// `first_seq` and ending at `end`; returns the cursor after it.
+    fn pass(&mut self, first_seq: u64, events: u64, end: u64) -> Cursor {
+        if first_seq > self.reader.next_seq {
+            self.count_gap(first_seq, "missing_segment");
         }
-        self.reader.offset = record.end;
-        self.reader.next_seq = record.first_seq + u64::from(record.events);
-        let end = Cursor {
+        self.reader.offset = end;
+        self.reader.next_seq = first_seq + events;
+        Cursor {
             segment: self.reader.segment,
-            offset: record.end,
+            offset: end,
             next_seq: self.reader.next_seq,
-        };
+        }
+    }
+
+    /// Hands out events with a notifier whose completion moves the ack
+    /// cursor to `end`.
+    fn hand_out(&mut self, end: Cursor, mut events: Vec<Event>) -> Vec<Event> {
+        let status = notify_batch(&mut events);
+        self.reader.acks.push(end, events.len(), status);
+        events
+    }
+
+    fn deliver_hot(&mut self, record: HotRecord) -> Vec<Event> {
+        let end = self.pass(record.first_seq, record.events.len() as u64, record.end);
+        self.hand_out(end, record.events)
+    }
+
+    fn deliver(&mut self, record: format::Record) -> Vec<Event> {
+        let end = self.pass(record.first_seq, u64::from(record.events), record.end);
         match codec::decode_events(&record.payload, record.events as usize) {
-            Ok(mut events) => {
-                let status = notify_batch(&mut events);
-                self.reader.acks.push(end, events.len(), status);
-                events
-            }
+            Ok(events) => self.hand_out(end, events),
             Err(error) => {
                 self.shared
                     .metrics

@@ -339,3 +339,34 @@ async fn a_segment_with_a_bad_header_is_set_aside() {
         "kept aside for a human"
     );
 }
+
+#[tokio::test]
+async fn a_reader_close_behind_takes_records_from_memory_and_one_far_behind_reads_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, mut receiver) = open(options(dir.path()), metrics()).unwrap();
+
+    sender.send(numbered(0, 50)).await;
+    assert_eq!(lock(&sender.shared.hot).records.len(), 1);
+    assert_eq!(read(&mut receiver, 50).await, (0..50).collect::<Vec<_>>());
+    assert!(
+        receiver.reader.file.is_none(),
+        "a record still in memory is not read back from disk"
+    );
+
+    // Far more than the tail holds: it stays bounded, and what it does not
+    // hold comes from disk, all in order.
+    for chunk in 1..600 {
+        sender.send(numbered(chunk * 50, chunk * 50 + 50)).await;
+    }
+    {
+        let hot = lock(&sender.shared.hot);
+        assert!(hot.bytes <= HOT_BYTES, "{} bytes held", hot.bytes);
+        assert!(!hot.records.is_empty());
+    }
+    assert_eq!(
+        read(&mut receiver, 599 * 50).await,
+        (50..30_000).collect::<Vec<_>>()
+    );
+    assert!(receiver.reader.file.is_some(), "the start came from disk");
+    assert!(lock(&sender.shared.hot).records.is_empty());
+}
