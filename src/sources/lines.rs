@@ -110,7 +110,7 @@ impl LineSplitter {
 
 /// The length of the longest prefix of `bytes` that does not end inside a
 /// multi-byte UTF-8 character.
-fn utf8_boundary(bytes: &[u8]) -> usize {
+pub fn utf8_boundary(bytes: &[u8]) -> usize {
     let len = bytes.len();
     // Look back over at most 3 continuation bytes for a lead byte.
     for back in 1..=len.min(4) {

@@ -1,6 +1,7 @@
 //! Sources: where events come from.
 //!
-//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`) make log
+//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`) and
+//! `syslog` (over [`socket`], the plumbing of listening sources) make log
 //! events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
 //! on a schedule ([`polling`]).
@@ -20,7 +21,9 @@ mod http_server;
 mod lines;
 pub mod polling;
 pub mod prometheus;
+mod socket;
 mod stdin;
+mod syslog;
 
 use crate::components::registry::{ComponentType, component_type};
 use crate::components::source::SourceConfig;
@@ -36,6 +39,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("stdin", stdin::StdinConfig),
+    component_type!("syslog", syslog::SyslogConfig),
 ];
 
 /// What a source is built with in unit tests: the id `s`, a config file

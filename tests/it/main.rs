@@ -24,6 +24,7 @@ mod patterns_cli;
 mod pipeline;
 mod slack;
 mod slow_clients;
+mod syslog;
 mod telegram;
 mod threshold;
 mod throttle_dedupe;

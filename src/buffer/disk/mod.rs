@@ -676,10 +676,10 @@ impl DiskSender {
         let shared = &self.shared;
         let frame_len = (FRAME_HEADER + payload.len()) as u64;
         let mut writer = lock(&shared.writer);
-        if writer.offset + frame_len > shared.segment_size {
-            if let Err(error) = shared.rotate(&mut writer) {
-                return Err((error, events));
-            }
+        if writer.offset + frame_len > shared.segment_size
+            && let Err(error) = shared.rotate(&mut writer)
+        {
+            return Err((error, events));
         }
         let first_seq = writer.next_seq;
         let mut frame = std::mem::take(&mut writer.frame);

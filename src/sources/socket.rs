@@ -1,0 +1,391 @@
+//! The plumbing of sources that listen on sockets (`syslog` today): TCP
+//! with optional TLS, Unix stream sockets, UDP and Unix datagrams.
+//!
+//! A source gives a *decoder* per connection (bytes → events) or one per
+//! datagram; this module accepts, reads, and sends. Backpressure is
+//! reading: a connection whose events wait for room in the pipeline is not
+//! read, so the sender's socket buffer fills and TCP slows it down (a
+//! datagram socket drops in the kernel instead, as UDP does everywhere).
+//! Connections are bounded (`connection_limit`; beyond it, new ones wait in
+//! the kernel's backlog), and so is what each holds (its decoder bounds a
+//! message). Bad input never ends more than its own connection.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::components::source::SourceSender;
+use crate::diagnostic::BuildError;
+use crate::event::Event;
+use crate::internal_events::{ErrorType, Stage};
+
+/// TLS for a TCP listener: howl's certificate and key, in PEM files.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM), leaf first.
+    pub crt_file: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+impl TlsConfig {
+    /// Reads the files and builds the acceptor, at build time: a missing
+    /// or wrong file is a config error, not a failure at the first client.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, BuildError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(&self.crt_file)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                BuildError::new(format!(
+                    "cannot read certificates from {}: {e}",
+                    self.crt_file.display()
+                ))
+                .for_option("tls.crt_file")
+            })?;
+        if certs.is_empty() {
+            return Err(BuildError::new(format!(
+                "{} holds no PEM certificate",
+                self.crt_file.display()
+            ))
+            .for_option("tls.crt_file"));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|e| {
+            BuildError::new(format!(
+                "cannot read a private key from {}: {e}",
+                self.key_file.display()
+            ))
+            .for_option("tls.key_file")
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| BuildError::new(format!("TLS: {e}")).for_option("tls"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| {
+                BuildError::new(format!(
+                    "the certificate and key do not make a TLS identity: {e}"
+                ))
+                .for_option("tls")
+            })?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// Who is at the other end of a connection or datagram.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    /// A TCP or UDP peer.
+    Ip(SocketAddr),
+    /// A local process on a Unix socket.
+    Local,
+}
+
+/// Turns one connection's bytes into events: called after every read with
+/// everything not yet consumed in `buf` (`eof` at the end), it takes what
+/// it can and pushes events. It must bound what it leaves in `buf`.
+pub trait StreamDecoder: Send + 'static {
+    /// Takes complete messages out of `buf`.
+    fn decode(&mut self, buf: &mut BytesMut, eof: bool, events: &mut Vec<Event>);
+}
+
+/// How long a TLS handshake may take: a client that never finishes it must
+/// not hold a connection slot.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What one read asks for.
+const READ_BYTES: usize = 64 * 1024;
+
+/// A stream listener, bound at start.
+pub enum StreamListener {
+    /// TCP, with TLS when an acceptor is given.
+    Tcp(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    /// A Unix stream socket (its file is removed when the source stops).
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+impl StreamListener {
+    /// Binds a TCP address.
+    pub async fn tcp(
+        address: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        Ok(Self::Tcp(listener, tls))
+    }
+
+    /// Binds a Unix stream socket at `path`, replacing a stale socket file
+    /// left by a process that died (never any other kind of file).
+    pub fn unix(path: &Path) -> anyhow::Result<Self> {
+        remove_stale_socket(path)?;
+        let listener = tokio::net::UnixListener::bind(path)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        Ok(Self::Unix(listener, path.to_path_buf()))
+    }
+
+    /// Accepts connections until `shutdown`, each read by a decoder from
+    /// `decoder`, at most `limit` at once; returns once every connection
+    /// has sent what it read.
+    pub async fn serve<D: StreamDecoder>(
+        self,
+        out: SourceSender,
+        limit: usize,
+        shutdown: CancellationToken,
+        decoder: impl Fn(Peer) -> D,
+    ) {
+        let slots = Arc::new(Semaphore::new(limit));
+        let mut connections = JoinSet::new();
+        loop {
+            let slot = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
+            let accepted = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                accepted = self.accept() => accepted,
+            };
+            while connections.try_join_next().is_some() {}
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, mostly: wait, do not spin.
+                    out.metrics().warn_limited(
+                        "accept_failed",
+                        &format_args!("cannot accept a connection: {error}"),
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (out, shutdown, mut decoder) = (out.clone(), shutdown.clone(), decoder(peer));
+            let tls = match &self {
+                Self::Tcp(_, tls) => tls.clone(),
+                Self::Unix(..) => None,
+            };
+            connections.spawn(async move {
+                let _slot = slot;
+                match (stream, tls) {
+                    (Accepted::Tcp(stream), Some(tls)) => {
+                        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream));
+                        match handshake.await {
+                            Ok(Ok(stream)) => read(stream, &mut decoder, out, shutdown).await,
+                            Ok(Err(error)) => out.metrics().warn_limited(
+                                "tls_handshake_failed",
+                                &format_args!("TLS handshake with {peer:?} failed: {error}"),
+                            ),
+                            Err(_) => out.metrics().warn_limited(
+                                "tls_handshake_failed",
+                                &format_args!("TLS handshake with {peer:?} timed out"),
+                            ),
+                        }
+                    }
+                    (Accepted::Tcp(stream), None) => {
+                        read(stream, &mut decoder, out, shutdown).await
+                    }
+                    (Accepted::Unix(stream), _) => read(stream, &mut decoder, out, shutdown).await,
+                }
+            });
+        }
+        drop(out);
+        while connections.join_next().await.is_some() {}
+        if let Self::Unix(_, path) = &self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    async fn accept(&self) -> std::io::Result<(Accepted, Peer)> {
+        match self {
+            Self::Tcp(listener, _) => {
+                let (stream, peer) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((Accepted::Tcp(stream), Peer::Ip(peer)))
+            }
+            Self::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                Ok((Accepted::Unix(stream), Peer::Local))
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Reads one connection to its end (or shutdown), sending each read's
+/// events before reading on.
+async fn read<S: AsyncRead + Unpin>(
+    mut stream: S,
+    decoder: &mut impl StreamDecoder,
+    mut out: SourceSender,
+    shutdown: CancellationToken,
+) {
+    let mut buf = BytesMut::with_capacity(READ_BYTES);
+    loop {
+        if buf.capacity() - buf.len() < READ_BYTES / 4 {
+            buf.reserve(READ_BYTES);
+        }
+        let read = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            read = stream.read_buf(&mut buf) => read,
+        };
+        let (bytes, eof) = match read {
+            Ok(0) => (0, true),
+            Ok(n) => (n, false),
+            Err(error) => {
+                out.metrics().warn_limited(
+                    "connection_failed",
+                    &format_args!("a connection failed: {error}"),
+                );
+                (0, true)
+            }
+        };
+        let mut events = Vec::new();
+        decoder.decode(&mut buf, eof, &mut events);
+        out.metrics().received(events.len(), bytes);
+        if !events.is_empty() {
+            out.send(events).await;
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+/// A datagram socket, bound at start.
+pub enum DatagramSocket {
+    /// UDP.
+    Udp(tokio::net::UdpSocket),
+    /// A Unix datagram socket (its file is removed when the source stops).
+    Unix(tokio::net::UnixDatagram, PathBuf),
+}
+
+/// The largest datagram read (a UDP payload is at most 65,507 bytes).
+const DATAGRAM_BYTES: usize = 65_536;
+/// Datagrams already waiting that are read into one batch.
+const DATAGRAMS_PER_BATCH: usize = 256;
+
+impl DatagramSocket {
+    /// Binds a UDP address.
+    pub async fn udp(address: SocketAddr) -> anyhow::Result<Self> {
+        let socket = tokio::net::UdpSocket::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address} (UDP): {e}"))?;
+        Ok(Self::Udp(socket))
+    }
+
+    /// Binds a Unix datagram socket at `path` (see [`StreamListener::unix`]).
+    pub fn unix(path: &Path) -> anyhow::Result<Self> {
+        remove_stale_socket(path)?;
+        let socket = tokio::net::UnixDatagram::bind(path)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        Ok(Self::Unix(socket, path.to_path_buf()))
+    }
+
+    /// Receives datagrams until `shutdown`; `decode` turns each into
+    /// events.
+    pub async fn serve(
+        self,
+        mut out: SourceSender,
+        shutdown: CancellationToken,
+        mut decode: impl FnMut(&[u8], Peer, &mut Vec<Event>),
+    ) {
+        let mut buf = vec![0u8; DATAGRAM_BYTES];
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                first = self.recv(&mut buf) => first,
+            };
+            let mut events = Vec::new();
+            let mut bytes = 0;
+            let mut next = first;
+            for _ in 0..DATAGRAMS_PER_BATCH {
+                match next {
+                    Ok((len, peer)) => {
+                        bytes += len;
+                        decode(&buf[..len], peer, &mut events);
+                    }
+                    Err(error) => {
+                        out.metrics().error(
+                            ErrorType::ReadFailed,
+                            Stage::Receiving,
+                            &format_args!("cannot receive a datagram: {error}"),
+                        );
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        break;
+                    }
+                }
+                next = match self.try_recv(&mut buf) {
+                    Some(next) => next,
+                    None => break,
+                };
+            }
+            out.metrics().received(events.len(), bytes);
+            if !events.is_empty() {
+                out.send(events).await;
+            }
+        }
+        if let Self::Unix(_, path) = &self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, Peer)> {
+        match self {
+            Self::Udp(socket) => {
+                let (len, peer) = socket.recv_from(buf).await?;
+                Ok((len, Peer::Ip(peer)))
+            }
+            Self::Unix(socket, _) => Ok((socket.recv(buf).await?, Peer::Local)),
+        }
+    }
+
+    /// A datagram already waiting, without waiting for one.
+    fn try_recv(&self, buf: &mut [u8]) -> Option<std::io::Result<(usize, Peer)>> {
+        let got = match self {
+            Self::Udp(socket) => socket
+                .try_recv_from(buf)
+                .map(|(len, peer)| (len, Peer::Ip(peer))),
+            Self::Unix(socket, _) => socket.try_recv(buf).map(|len| (len, Peer::Local)),
+        };
+        match got {
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => None,
+            got => Some(got),
+        }
+    }
+}
+
+/// Removes a socket file a dead process left, so binding works again;
+/// refuses to touch a file of any other kind.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
+            .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display())),
+        Ok(_) => anyhow::bail!(
+            "{} exists and is not a socket; howl will not replace it",
+            path.display()
+        ),
+        Err(_) => Ok(()),
+    }
+}

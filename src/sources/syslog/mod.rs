@@ -1,0 +1,420 @@
+//! `syslog`: receive syslog messages over TCP (optionally TLS), UDP or a
+//! Unix socket, as rsyslog, syslog-ng, journald forwarding, network gear
+//! and `logger` send them.
+//!
+//! Options follow Vector's `syslog` source (`mode`, `address`, `path`,
+//! `max_length`, `connection_limit`, `tls.*`), so a Vector config ports
+//! unchanged. Messages are RFC 5424 or RFC 3164 (told apart per message);
+//! TCP framing is newline or octet counting (RFC 6587), also per message
+//! ([`framing`]). A message that cannot be parsed, or is longer than
+//! `max_length`, is passed on as raw text with `syslog_error` saying why,
+//! and counted: never dropped silently.
+
+mod framing;
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use chrono::{Datelike, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use vrl::value::{KeyString, ObjectMap, Value};
+
+use self::framing::{Frame, Framer};
+use super::socket::{DatagramSocket, Peer, StreamDecoder, StreamListener, TlsConfig};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
+use crate::event::{Event, fields};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::patterns::Level;
+
+/// Options of the `syslog` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// The transport: `tcp`, `udp`, `unix` (a Unix stream socket, as
+    /// Vector's) or `unix_datagram` (a datagram socket, like `/dev/log`).
+    mode: Mode,
+    /// The address and port to listen on, for `tcp` and `udp`, e.g.
+    /// `0.0.0.0:514` (port 514 needs root or `CAP_NET_BIND_SERVICE`; 1514 or
+    /// 6514 do not).
+    address: Option<SocketAddr>,
+    /// The socket file to listen on, for `unix` and `unix_datagram`. A
+    /// stale socket left by a dead process is replaced; any other file
+    /// there is an error.
+    path: Option<PathBuf>,
+    /// The longest message kept, in bytes; a longer one keeps its first
+    /// `max_length` bytes, is passed on unparsed with `syslog_error`, and is
+    /// counted in `component_errors_total{error_type="parse_failed"}`. It
+    /// bounds the memory a connection can take.
+    #[serde(default = "default_max_length")]
+    max_length: NonZeroUsize,
+    /// The most TCP or Unix stream connections served at once; further
+    /// ones wait in the kernel's backlog until one closes.
+    #[serde(default = "default_connection_limit")]
+    connection_limit: NonZeroUsize,
+    /// TLS for `tcp`: the server's certificate and key.
+    tls: Option<TlsConfig>,
+}
+
+/// How syslog reaches howl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    /// TCP, newline or octet-counting framing.
+    Tcp,
+    /// UDP, one message per datagram.
+    Udp,
+    /// A Unix stream socket, framed as TCP.
+    Unix,
+    /// A Unix datagram socket, one message per datagram.
+    UnixDatagram,
+}
+
+fn default_max_length() -> NonZeroUsize {
+    super::lines::DEFAULT_MAX_LINE_BYTES
+}
+
+fn default_connection_limit() -> NonZeroUsize {
+    const LIMIT: NonZeroUsize = NonZeroUsize::new(512).unwrap();
+    LIMIT
+}
+
+impl SourceConfig for SyslogConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        let network = matches!(self.mode, Mode::Tcp | Mode::Udp);
+        let mode_name = serde_json::to_value(self.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let endpoint = match (network, &self.address, &self.path) {
+            (true, Some(address), None) => Endpoint::Address(*address),
+            (false, None, Some(path)) => Endpoint::Path(path.clone()),
+            (true, _, Some(_)) => {
+                return Err(BuildError::new(format!(
+                    "`path` is for the unix modes; mode `{mode_name}` listens on `address`"
+                ))
+                .for_option("path"));
+            }
+            (true, None, None) => {
+                return Err(BuildError::new(format!(
+                    "mode `{mode_name}` needs `address`, e.g. `address = \"0.0.0.0:1514\"`"
+                ))
+                .for_option("mode"));
+            }
+            (false, Some(_), _) => {
+                return Err(BuildError::new(format!(
+                    "`address` is for tcp and udp; mode `{mode_name}` listens on `path`"
+                ))
+                .for_option("address"));
+            }
+            (false, None, None) => {
+                return Err(BuildError::new(format!(
+                    "mode `{mode_name}` needs `path`, e.g. `path = \"/run/howl/syslog.sock\"`"
+                ))
+                .for_option("mode"));
+            }
+        };
+        let tls = match (&self.tls, self.mode) {
+            (Some(tls), Mode::Tcp) => Some(tls.acceptor()?),
+            (Some(_), _) => {
+                return Err(
+                    BuildError::new(format!("`tls` is for mode `tcp`, not `{mode_name}`"))
+                        .for_option("tls"),
+                );
+            }
+            (None, _) => None,
+        };
+        Ok(Box::new(Syslog {
+            mode: self.mode,
+            endpoint,
+            max_length: self.max_length.get(),
+            connection_limit: self.connection_limit.get(),
+            tls,
+        }))
+    }
+}
+
+enum Endpoint {
+    Address(SocketAddr),
+    Path(PathBuf),
+}
+
+struct Syslog {
+    mode: Mode,
+    endpoint: Endpoint,
+    max_length: usize,
+    connection_limit: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// What every message of the source is made with.
+#[derive(Clone)]
+struct Maker {
+    source_id: Arc<str>,
+    /// This machine, the `host` of messages from a Unix socket that name
+    /// no host.
+    local_host: Value,
+    metrics: Arc<ComponentMetrics>,
+    max_length: usize,
+}
+
+impl Source for Syslog {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            let maker = Maker {
+                source_id: cx.key.shared_id(),
+                local_host: Value::from(cx.host.as_ref()),
+                metrics: Arc::clone(cx.out.metrics()),
+                max_length: self.max_length,
+            };
+            let where_ = match &self.endpoint {
+                Endpoint::Address(address) => address.to_string(),
+                Endpoint::Path(path) => path.display().to_string(),
+            };
+            match (self.mode, self.endpoint) {
+                (Mode::Tcp, Endpoint::Address(address)) => {
+                    let listener = StreamListener::tcp(address, self.tls).await?;
+                    tracing::info!(component = %cx.key, address = %where_, "listening for syslog (tcp)");
+                    listener
+                        .serve(cx.out, self.connection_limit, cx.shutdown, |peer| {
+                            Connection::new(maker.clone(), peer)
+                        })
+                        .await;
+                }
+                (Mode::Unix, Endpoint::Path(path)) => {
+                    let listener = StreamListener::unix(&path)?;
+                    tracing::info!(component = %cx.key, path = %where_, "listening for syslog (unix)");
+                    listener
+                        .serve(cx.out, self.connection_limit, cx.shutdown, |peer| {
+                            Connection::new(maker.clone(), peer)
+                        })
+                        .await;
+                }
+                (Mode::Udp, Endpoint::Address(address)) => {
+                    let socket = DatagramSocket::udp(address).await?;
+                    tracing::info!(component = %cx.key, address = %where_, "listening for syslog (udp)");
+                    socket
+                        .serve(cx.out, cx.shutdown, |datagram, peer, events| {
+                            maker.datagram(datagram, peer, events)
+                        })
+                        .await;
+                }
+                (Mode::UnixDatagram, Endpoint::Path(path)) => {
+                    let socket = DatagramSocket::unix(&path)?;
+                    tracing::info!(component = %cx.key, path = %where_, "listening for syslog (unix_datagram)");
+                    socket
+                        .serve(cx.out, cx.shutdown, |datagram, peer, events| {
+                            maker.datagram(datagram, peer, events)
+                        })
+                        .await;
+                }
+                _ => anyhow::bail!("the mode and its endpoint do not match"),
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One stream connection: its framer, and who is at the other end.
+struct Connection {
+    maker: Maker,
+    peer: Peer,
+    framer: Framer,
+}
+
+impl Connection {
+    fn new(maker: Maker, peer: Peer) -> Self {
+        let framer = Framer::new(maker.max_length);
+        Self {
+            maker,
+            peer,
+            framer,
+        }
+    }
+}
+
+impl StreamDecoder for Connection {
+    fn decode(&mut self, buf: &mut BytesMut, eof: bool, events: &mut Vec<Event>) {
+        while let Some(frame) = self.framer.next(buf, eof) {
+            events.push(self.maker.event(&frame, self.peer));
+        }
+    }
+}
+
+impl Maker {
+    fn datagram(&self, datagram: &[u8], peer: Peer, events: &mut Vec<Event>) {
+        let mut text = datagram;
+        while let [rest @ .., b'\n' | b'\r' | 0] = text {
+            text = rest;
+        }
+        if text.is_empty() {
+            return;
+        }
+        let oversized = text.len() > self.max_length;
+        let kept = if oversized {
+            let cut = &text[..self.max_length];
+            &cut[..super::lines::utf8_boundary(cut)]
+        } else {
+            text
+        };
+        let frame = Frame {
+            bytes: bytes::Bytes::copy_from_slice(kept),
+            oversized,
+        };
+        events.push(self.event(&frame, peer));
+    }
+
+    /// The event for one message: parsed, or raw with `syslog_error`.
+    fn event(&self, frame: &Frame, peer: Peer) -> Event {
+        let text = String::from_utf8_lossy(&frame.bytes);
+        let parsed = if frame.oversized {
+            Err(format!(
+                "the message is longer than max_length ({} bytes) and was cut",
+                self.max_length
+            ))
+        } else {
+            syslog_loose::parse_message_with_year_exact(
+                &text,
+                year_of,
+                syslog_loose::Variant::Either,
+            )
+            .map_err(|_| "the message is neither RFC 5424 nor RFC 3164 syslog".to_string())
+        };
+        let mut event = match parsed {
+            Ok(message) => {
+                let message = tag_without_hostname(message, &text);
+                let text_bytes = bytes_of(&frame.bytes, message.msg);
+                self.parsed(message, text_bytes, peer)
+            }
+            Err(why) => {
+                self.metrics.error(
+                    ErrorType::ParseFailed,
+                    Stage::Receiving,
+                    &format_args!("{why}; passed on as raw text with `syslog_error`"),
+                );
+                let mut event = Event::log(frame.bytes.clone(), Utc::now(), "syslog");
+                event.insert_field("syslog_error", why);
+                event.insert_field(fields::HOST, self.peer_host(peer));
+                event
+            }
+        };
+        if let Peer::Ip(address) = peer {
+            event.insert_field("source_ip", address.ip().to_string());
+        }
+        event.with_source_id(Arc::clone(&self.source_id))
+    }
+
+    fn peer_host(&self, peer: Peer) -> Value {
+        match peer {
+            Peer::Ip(address) => Value::from(address.ip().to_string()),
+            Peer::Local => self.local_host.clone(),
+        }
+    }
+
+    fn parsed(
+        &self,
+        message: syslog_loose::Message<&str>,
+        text: bytes::Bytes,
+        peer: Peer,
+    ) -> Event {
+        let timestamp = message
+            .timestamp
+            .map_or_else(Utc::now, |at| at.with_timezone(&Utc));
+        let mut event = Event::log(text, timestamp, "syslog");
+        let host = match message.hostname {
+            Some(hostname) => {
+                event.insert_field("hostname", hostname);
+                Value::from(hostname)
+            }
+            None => self.peer_host(peer),
+        };
+        event.insert_field(fields::HOST, host);
+        if let Some(appname) = message.appname {
+            event.insert_field("appname", appname);
+        }
+        match message.procid {
+            Some(syslog_loose::ProcId::PID(pid)) => event.insert_field("procid", i64::from(pid)),
+            Some(syslog_loose::ProcId::Name(name)) => event.insert_field("procid", name),
+            None => {}
+        }
+        if let Some(msgid) = message.msgid {
+            event.insert_field("msgid", msgid);
+        }
+        if let Some(facility) = message.facility {
+            event.insert_field("facility", facility.as_str());
+        }
+        if let Some(severity) = message.severity {
+            event.insert_field("severity", severity.as_str());
+            let level = Level::parse_value(&(severity as u8).to_string()).unwrap_or_default();
+            event.insert_field("level", level.as_str());
+        }
+        if let syslog_loose::Protocol::RFC5424(version) = message.protocol {
+            event.insert_field("version", i64::from(version));
+        }
+        // Structured data: one object per element, at the root as Vector
+        // puts it; an element named like a field above never replaces it.
+        for element in &message.structured_data {
+            if event.get_field(element.id).is_some() {
+                continue;
+            }
+            let params: ObjectMap = element
+                .params()
+                .map(|(name, value): (&&str, String)| (KeyString::from(*name), Value::from(value)))
+                .collect();
+            event.insert_field(element.id, Value::Object(params));
+        }
+        event
+    }
+}
+
+/// The local form of RFC 3164 (`<13>Dec  6 05:34:35 app: text`, what
+/// `logger` and libc's `syslog()` write to a Unix socket) names no host,
+/// but a parser reads its tag as the hostname. A hostname is never
+/// followed by `:`, so such a "hostname" is the tag (the app name).
+fn tag_without_hostname<'a>(
+    mut message: syslog_loose::Message<&'a str>,
+    text: &str,
+) -> syslog_loose::Message<&'a str> {
+    if message.protocol != syslog_loose::Protocol::RFC3164 || message.appname.is_some() {
+        return message;
+    }
+    let Some(hostname) = message.hostname else {
+        return message;
+    };
+    let start = (hostname.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    if text.as_bytes().get(start.wrapping_add(hostname.len())) == Some(&b':') {
+        message.appname = Some(hostname);
+        message.hostname = None;
+    }
+    message
+}
+
+/// `part` (a piece of the text parsed from `whole`) as bytes: a slice of
+/// `whole` when the text was `whole` itself (valid UTF-8), else a copy.
+fn bytes_of(whole: &bytes::Bytes, part: &str) -> bytes::Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    if start <= whole.len() && part.len() <= whole.len() - start {
+        whole.slice(start..start + part.len())
+    } else {
+        bytes::Bytes::copy_from_slice(part.as_bytes())
+    }
+}
+
+/// The year of an RFC 3164 timestamp (which has none): this year, or last
+/// year for a December message read in January.
+fn year_of((month, ..): syslog_loose::IncompleteDate) -> i32 {
+    let now = Utc::now();
+    if month == 12 && now.month() == 1 {
+        now.year() - 1
+    } else {
+        now.year()
+    }
+}
+
+#[cfg(test)]
+mod tests;
