@@ -245,7 +245,10 @@ pub fn open(
                 when_full: config.when_full,
                 segment_size: None,
             };
-            let (tx, rx) = disk::open(options, metrics)?;
+            let dir = options.dir.clone();
+            let (tx, rx) = disk::open(options, metrics).map_err(|error| {
+                std::io::Error::new(error.kind(), format!("{}: {error}", dir.display()))
+            })?;
             Ok((
                 BufferSender(SenderKind::Disk(tx)),
                 BufferReceiver(ReceiverKind::Disk(Box::new(rx))),

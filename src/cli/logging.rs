@@ -19,7 +19,7 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) {
     let filter = EnvFilter::try_from_env("HOWL_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,howl={level}")));
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_env_filter(filter)
         .with_target(false);
     let installed = match format {
@@ -30,4 +30,25 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) {
     };
     // A subscriber may already be installed (tests); that one is kept.
     let _ = installed;
+}
+
+/// stderr that never fails: when whoever read it went away (`howl run 2>&1
+/// | head -1`), logs are dropped instead of failing the write, which the
+/// subscriber would report with a panicking `eprintln!`.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(std::io::stderr().write(buf).unwrap_or(buf.len()))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }

@@ -141,7 +141,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         for (sink, undelivered) in &outcome.undelivered {
             if undelivered.on_disk > 0 {
                 eprintln!(
-                    "warning: {sink} stopped with {} events not yet delivered; they stay in its disk buffer for the next start",
+                    "warning: {sink} keeps {} events in its disk buffer for the next start \
+                     (those after the last record it finished; any of them it already delivered are sent again)",
                     undelivered.on_disk
                 );
             }

@@ -72,8 +72,8 @@ impl Completed {
         self.rejected_events += other.rejected_events;
     }
 
-    /// "2 batches (130 lines) with lines given up on after retries, 1
-    /// batch (40 lines) with lines refused by a destination", for logs.
+    /// "2 batches (130 lines) with lines not delivered (...), 1 batch (40
+    /// lines) with lines refused (...)", for logs.
     pub fn describe_failures(&self, unit: &str) -> String {
         let part = |batches: usize, events: usize, what: &str| {
             let s = if batches == 1 { "" } else { "es" };
@@ -84,14 +84,14 @@ impl Completed {
             parts.push(part(
                 self.errored_batches,
                 self.errored_events,
-                "given up on after retries",
+                "not delivered (retries ran out, or a full buffer or a failing disk dropped them)",
             ));
         }
         if self.rejected_batches > 0 {
             parts.push(part(
                 self.rejected_batches,
                 self.rejected_events,
-                "refused by a destination",
+                "refused (by a destination, or too large for a disk buffer)",
             ));
         }
         parts.join(", ")
@@ -240,8 +240,9 @@ mod tests {
         assert!(!completed.all_delivered());
         assert_eq!(
             completed.describe_failures("lines"),
-            "1 batch (3 lines) with lines given up on after retries, \
-             1 batch (2 lines) with lines refused by a destination"
+            "1 batch (3 lines) with lines not delivered (retries ran out, or a full buffer \
+             or a failing disk dropped them), 1 batch (2 lines) with lines refused (by a \
+             destination, or too large for a disk buffer)"
         );
     }
 

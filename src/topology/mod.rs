@@ -199,6 +199,24 @@ impl Default for RunOptions {
     }
 }
 
+/// Events left in a disk buffer that no sink reads any more are not lost,
+/// but nobody delivers them: say so, loudly, at every start.
+fn warn_of_orphaned_disk_buffers(config: &Config, sinks: &[BuiltSink]) {
+    let in_use: Vec<&str> = sinks
+        .iter()
+        .filter(|sink| sink.buffer.kind == crate::buffer::BufferKind::Disk)
+        .map(|sink| sink.key.id())
+        .collect();
+    let dir = config.data_dir.join("buffers");
+    for (id, bytes) in crate::buffer::disk::orphans(&dir, &in_use) {
+        tracing::error!(
+            buffer = %dir.join(&id).display(),
+            bytes,
+            "a disk buffer holds events that no sink reads: sink `{id}` was renamed, removed, or given a memory buffer; give a sink the id `{id}` and `buffer.type = \"disk\"` to deliver them, or delete the directory"
+        );
+    }
+}
+
 /// Runs a built topology until it finishes (every source ended and every
 /// buffer drained) or `stop` is cancelled and it drains. `shared` holds the
 /// state store and suppressions the process shares with its API; its
@@ -233,6 +251,7 @@ pub async fn run(
         receivers.insert(key.id().to_string(), rx);
         metrics.insert(key.id().to_string(), m);
     }
+    warn_of_orphaned_disk_buffers(config, &built.sinks);
     let mut sink_metrics = Vec::new();
     for BuiltSink { key, buffer, .. } in &built.sinks {
         let m = Arc::new(ComponentMetrics::new(key.clone()));

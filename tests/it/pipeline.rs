@@ -537,3 +537,33 @@ fn sigterm_turns_what_stdin_already_gave_into_events() {
         "the unfinished last line is not lost"
     );
 }
+
+#[test]
+fn a_closed_stderr_never_crashes_howl() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\n",
+    );
+    // `-v` logs plenty; whoever read stderr is gone (`2>&1 | head -1`).
+    let mut child = crate::common::howl()
+        .args(["-v", "run", "-c"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(lines(1000).as_bytes()).unwrap();
+    drop(stdin);
+    let output = crate::common::wait_with_limit(child, std::time::Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(0), "no panic (101)");
+    let written = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    assert_eq!(written.lines().count(), 1000);
+}

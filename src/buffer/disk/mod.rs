@@ -63,6 +63,10 @@ use crate::internal_events::ComponentMetrics;
 pub const MIN_MAX_SIZE: u64 = 2 * MIN_SEGMENT;
 const MIN_SEGMENT: u64 = 1024 * 1024;
 const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
+/// How long the reader waits before retrying a read that failed.
+const RETRY_READ: Duration = Duration::from_millis(200);
+/// How long a writer waits before retrying a write that failed.
+const RETRY_WRITE: Duration = Duration::from_secs(1);
 /// Unsynced bytes that trigger a sync before the interval is up.
 const SYNC_BYTES: u64 = 4 * 1024 * 1024;
 /// Encoded bytes of records the hot tail holds at most (in memory, about
@@ -123,6 +127,9 @@ struct Shared {
     saved: Mutex<Cursor>,
     /// The last records written, for a reader close behind.
     hot: Mutex<HotTail>,
+    /// Events the reader found lost to damage (also in the metrics; kept
+    /// here so tests can check the count).
+    lost_events: AtomicU64,
     /// Held for the buffer's life: a second howl on the same directory
     /// fails to open it.
     _lock: File,
@@ -265,6 +272,7 @@ pub fn open(
         acked: Mutex::new(recovered.cursor),
         saved: Mutex::new(recovered.cursor),
         hot: Mutex::new(HotTail::default()),
+        lost_events: AtomicU64::new(0),
         _lock: lock,
     });
     shared
@@ -287,6 +295,38 @@ pub fn open(
         },
     };
     Ok((DiskSender { shared }, receiver))
+}
+
+/// Buffer directories under `buffers_dir` (`data_dir/buffers`) that hold
+/// records although no sink in `in_use` reads them (a sink renamed,
+/// removed, or switched to a memory buffer): their names and the bytes of
+/// records in them. Those events wait there until a sink of that name
+/// with a disk buffer comes back, so howl says so at start.
+pub fn orphans(buffers_dir: &Path, in_use: &[&str]) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(buffers_dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if in_use.contains(&name.as_str()) {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(entry.path()) else {
+            continue;
+        };
+        let bytes: u64 = files
+            .filter_map(Result::ok)
+            .filter(|f| format::segment_id(&f.file_name().to_string_lossy()).is_some())
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len().saturating_sub(SEGMENT_HEADER as u64))
+            .sum();
+        if bytes > 0 {
+            found.push((name, bytes));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// What recovery found.
@@ -323,7 +363,11 @@ fn recover(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(error),
     };
-    let max_payload = max_payload(segment_size);
+    // Records written with a larger `max_size` (bigger segments) must
+    // still be read after it was lowered: reading accepts what any segment
+    // size could hold.
+    let _ = segment_size;
+    let max_payload = READ_MAX_PAYLOAD;
     let mut segments = VecDeque::new();
     let mut size = 0;
     let mut cursor = ledger;
@@ -440,6 +484,10 @@ fn scan(
     }
 }
 
+/// The largest record a reader accepts: what the largest segment holds,
+/// whatever the segment size is now.
+const READ_MAX_PAYLOAD: usize = MAX_SEGMENT as usize - SEGMENT_HEADER - FRAME_HEADER;
+
 fn max_payload(segment_size: u64) -> usize {
     (segment_size as usize).saturating_sub(SEGMENT_HEADER + FRAME_HEADER)
 }
@@ -506,7 +554,8 @@ impl Shared {
             Ok(()) => EventStatus::Delivered,
             Err(error) => {
                 // Never retry-and-trust a failed sync: the kernel may have
-                // dropped the pages. The sources read these again.
+                // dropped the pages. The sources hear that these events
+                // failed (they may still reach the sink from memory).
                 self.metrics.error(
                     crate::internal_events::ErrorType::WriteFailed,
                     crate::internal_events::Stage::Receiving,
@@ -633,34 +682,53 @@ impl DiskSender {
             .discarded_on_error(1, &format_args!("not written to the disk buffer: {why}"));
     }
 
+    /// Writes one record once there is room. A write that fails (a full
+    /// or failing disk) is retried every second with `block`, so upstream
+    /// waits and nothing is acknowledged that is not on disk; with
+    /// `drop_newest` the record is dropped and counted.
     async fn write(&self, (mut events, payload): (Vec<Event>, Vec<u8>)) {
         let frame_len = (FRAME_HEADER + payload.len()) as u64;
         let shared = &self.shared;
         loop {
             let room = shared.size.load(Ordering::Relaxed) + frame_len <= shared.max_size;
-            if room {
-                break;
-            }
-            match shared.when_full {
-                WhenFull::DropNewest => {
-                    crate::event::finalize_all(&mut events, EventStatus::Errored);
-                    shared.metrics.shed_by_buffer(events.len());
-                    return;
-                }
-                WhenFull::Block => {
-                    let notified = shared.space.notified();
-                    if shared.size.load(Ordering::Relaxed) + frame_len > shared.max_size {
-                        // Re-checked every second in case a wake-up was
-                        // missed: a writer must never wait forever.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+            if !room {
+                match shared.when_full {
+                    WhenFull::DropNewest => {
+                        crate::event::finalize_all(&mut events, EventStatus::Errored);
+                        shared.metrics.shed_by_buffer(events.len());
+                        return;
+                    }
+                    WhenFull::Block => {
+                        let notified = shared.space.notified();
+                        if shared.size.load(Ordering::Relaxed) + frame_len > shared.max_size {
+                            // Re-checked every second in case a wake-up was
+                            // missed: a writer must never wait forever.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+                        }
+                        continue;
                     }
                 }
             }
-        }
-        match self.append(events, &payload) {
-            Ok(true) => shared.sync_soon.notify_one(),
-            Ok(false) => {}
-            Err((error, mut events)) => self.failed(&mut events, &error),
+            match self.append(events, &payload) {
+                Ok(true) => return shared.sync_soon.notify_one(),
+                Ok(false) => return,
+                Err((error, mut back)) if shared.when_full == WhenFull::DropNewest => {
+                    return self.failed(&mut back, &error);
+                }
+                Err((error, back)) => {
+                    shared.metrics.error(
+                        crate::internal_events::ErrorType::WriteFailed,
+                        crate::internal_events::Stage::Receiving,
+                        &format_args!(
+                            "cannot write to the disk buffer in {} ({error}); retrying every {}s, upstream waits",
+                            shared.dir.display(),
+                            RETRY_WRITE.as_secs()
+                        ),
+                    );
+                    events = back;
+                    tokio::time::sleep(RETRY_WRITE).await;
+                }
+            }
         }
     }
 
@@ -725,7 +793,10 @@ impl DiskSender {
         self.shared.metrics.error(
             crate::internal_events::ErrorType::WriteFailed,
             crate::internal_events::Stage::Receiving,
-            &format_args!("cannot write to the disk buffer: {error}"),
+            &format_args!(
+                "cannot write to the disk buffer in {}: {error}",
+                self.shared.dir.display()
+            ),
         );
         self.shared.metrics.discarded_on_error(
             events.len(),
@@ -792,6 +863,11 @@ impl DiskReceiver {
                         // a wake-up was missed.
                         let _ =
                             tokio::time::timeout(Duration::from_secs(1), published.changed()).await;
+                    } else {
+                        // Something is written but could not be read now
+                        // (a segment that cannot be opened yet): try again
+                        // shortly, never in a busy loop.
+                        tokio::time::sleep(RETRY_READ).await;
                     }
                 }
             }
@@ -806,7 +882,7 @@ impl DiskReceiver {
     /// Reads the next record, skipping what cannot be read (counted).
     fn read_next(&mut self) -> Option<Vec<Event>> {
         let published = *self.shared.published.borrow();
-        let max_payload = max_payload(self.shared.segment_size);
+        let max_payload = READ_MAX_PAYLOAD;
         loop {
             if self.reader.segment == u64::MAX {
                 // No segment when we started: begin with the oldest.
@@ -820,7 +896,21 @@ impl DiskReceiver {
             let sealed = self.reader.segment < published.segment;
             let limit = if sealed { u64::MAX } else { published.offset };
             let (offset, next_seq) = (self.reader.offset, self.reader.next_seq);
-            let file = self.file()?;
+            let file = match self.file() {
+                Opened::File(file) => file,
+                Opened::Missing => {
+                    // Gone (deleted by hand): on to the next segment; the
+                    // events it held are counted from the next record's
+                    // sequence number.
+                    let next = lock(&self.shared.segments)
+                        .iter()
+                        .copied()
+                        .find(|id| *id > self.reader.segment)?;
+                    self.move_to(next, SEGMENT_HEADER as u64);
+                    continue;
+                }
+                Opened::Failed => return None,
+            };
             let limit = limit.min(file.metadata().map_or(0, |m| m.len()));
             let found = match format::read_record(file, offset, limit, max_payload) {
                 Ok(found) => found,
@@ -845,7 +935,9 @@ impl DiskReceiver {
                 }
                 Found::End | Found::Torn => return None,
                 Found::Corrupt => {
-                    let file = self.file()?;
+                    let Opened::File(file) = self.file() else {
+                        return None;
+                    };
                     let resumed = format::resync(file, offset, limit, max_payload, next_seq)
                         .ok()
                         .flatten();
@@ -869,22 +961,40 @@ impl DiskReceiver {
         }
     }
 
-    fn file(&mut self) -> Option<&mut File> {
+    /// The reader's segment file, opened once. A segment that is gone is
+    /// dropped from the list (and logged); any other failure (too many
+    /// open files, permissions) is logged, rate-limited, and retried later:
+    /// the segment is still there, and reclaimed once read.
+    fn file(&mut self) -> Opened<'_> {
         let segment = self.reader.segment;
         if self.reader.file.as_ref().map(|(id, _)| *id) != Some(segment) {
             let path = format::segment_path(&self.shared.dir, segment);
             match File::open(&path) {
                 Ok(file) => self.reader.file = Some((segment, file)),
-                Err(error) => {
-                    tracing::warn!(component = %self.shared.metrics.key(), segment = %path.display(), "a disk buffer segment cannot be opened ({error}); skipping it");
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(component = %self.shared.metrics.key(), segment = %path.display(), "a disk buffer segment is gone; its events are lost");
                     self.shared.metrics.buffer_recovery("missing_segment");
                     lock(&self.shared.segments).retain(|id| *id != segment);
                     self.reader.file = None;
-                    return None;
+                    return Opened::Missing;
+                }
+                Err(error) => {
+                    self.shared.metrics.warn_limited(
+                        "disk_buffer_open_failed",
+                        &format_args!(
+                            "cannot open disk buffer segment {} ({error}); retrying",
+                            path.display()
+                        ),
+                    );
+                    self.reader.file = None;
+                    return Opened::Failed;
                 }
             }
         }
-        self.reader.file.as_mut().map(|(_, file)| file)
+        match self.reader.file.as_mut() {
+            Some((_, file)) => Opened::File(file),
+            None => Opened::Failed,
+        }
     }
 
     fn move_to(&mut self, segment: u64, offset: u64) {
@@ -896,7 +1006,10 @@ impl DiskReceiver {
     /// after damage.
     fn count_gap(&mut self, found_seq: u64, reason: &'static str) {
         let lost = found_seq.saturating_sub(self.reader.next_seq);
+        // Counted once: the record found is delivered from here.
+        self.reader.next_seq = self.reader.next_seq.max(found_seq);
         if lost > 0 {
+            self.shared.lost_events.fetch_add(lost, Ordering::Relaxed);
             self.shared.metrics.buffer_lost(lost, 0, reason);
             tracing::warn!(component = %self.shared.metrics.key(), lost, reason, "events in the disk buffer were damaged and are lost");
         }
@@ -978,6 +1091,15 @@ impl Drop for DiskReceiver {
         self.shared.metrics.kept_in_disk_buffer(kept);
         self.shared.space.notify_waiters();
     }
+}
+
+/// What opening the reader's segment gave.
+enum Opened<'a> {
+    File(&'a mut File),
+    /// The file is gone.
+    Missing,
+    /// It could not be opened now; try again later.
+    Failed,
 }
 
 /// Writes the ledger new, then renames it over the old one: a crash leaves

@@ -370,3 +370,63 @@ async fn a_reader_close_behind_takes_records_from_memory_and_one_far_behind_read
     assert!(receiver.reader.file.is_some(), "the start came from disk");
     assert!(lock(&sender.shared.hot).records.is_empty());
 }
+
+#[tokio::test]
+async fn records_written_with_a_larger_max_size_are_read_after_it_is_lowered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut large = options(dir.path());
+        large.segment_size = Some(8 * 1024 * 1024);
+        let (sender, _receiver) = open(large, metrics()).unwrap();
+        // One record of about 2 MiB, far above what an 8 KiB segment holds.
+        sender.send(numbered(0, 20_000)).await;
+    }
+    let (_sender, mut receiver) = open(options(dir.path()), metrics()).unwrap();
+    assert_eq!(
+        read(&mut receiver, 20_000).await,
+        (0..20_000).collect::<Vec<_>>()
+    );
+    assert_eq!(receiver.shared.lost_events.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_segment_deleted_while_running_is_skipped_counted_once_and_reading_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, mut receiver) = open(options(dir.path()), metrics()).unwrap();
+    // More than the hot tail holds, so the end is read from disk.
+    for chunk in 0..2_000 {
+        sender.send(numbered(chunk * 10, chunk * 10 + 10)).await;
+    }
+    let ids = segment_files(dir.path());
+    let victim = ids[ids.len() - 4];
+    let header = std::fs::read(format::segment_path(dir.path(), victim)).unwrap();
+    std::fs::remove_file(format::segment_path(dir.path(), victim)).unwrap();
+    let first_of_victim = u64::from_le_bytes(header[20..28].try_into().unwrap());
+    let mut numbers = Vec::new();
+    while numbers.last() != Some(&19_999) {
+        numbers.extend(read(&mut receiver, 1).await);
+    }
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order");
+    let missing = 20_000 - numbers.len() as u64;
+    assert!(missing > 0, "the deleted segment held events");
+    assert!(!numbers.contains(&first_of_victim));
+    assert_eq!(
+        receiver.shared.lost_events.load(Ordering::Relaxed),
+        missing,
+        "each lost event counted once"
+    );
+}
+
+#[tokio::test]
+async fn orphaned_buffers_are_found_and_empty_ones_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffers = dir.path().join("buffers");
+    for (id, events) in [("kept", 10), ("renamed", 10), ("empty", 0)] {
+        let (sender, _receiver) = open(options(&buffers.join(id)), metrics()).unwrap();
+        sender.send(numbered(0, events)).await;
+    }
+    let found = orphans(&buffers, &["kept"]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "renamed");
+    assert!(found[0].1 > 0);
+}
