@@ -93,7 +93,7 @@ impl Sink for FileSink {
             loop {
                 tokio::select! {
                     batch = cx.input.recv() => match batch {
-                        Some(events) => self.write_batch(&cx, events),
+                        Some(events) => self.write_batch(&cx, events).await,
                         None => break,
                     },
                     _ = sweep.tick() => self.close_idle(),
@@ -113,8 +113,26 @@ impl Sink for FileSink {
     }
 }
 
+/// The first wait before retrying a failed write, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A full or failing disk: worth waiting for.
+fn is_transient(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EIO)
+    )
+}
+
 impl FileSink {
-    fn write_batch(&mut self, cx: &SinkContext, events: Vec<Event>) {
+    /// Writes each file's share of a batch. A write that fails because
+    /// the disk is full or failing (`ENOSPC`, `EDQUOT`, `EIO`) is retried,
+    /// backing off up to 5 s, while upstream waits: those clear up, and an
+    /// at-least-once pipeline must not drop lines because a disk was
+    /// full for a minute. Other failures (a path that is a directory, no
+    /// permission) fail the events for good, and are counted.
+    async fn write_batch(&mut self, cx: &SinkContext, events: Vec<Event>) {
         // Group by destination, keeping each file's events in order.
         let mut by_path: Vec<(PathBuf, Vec<u8>, Vec<Event>)> = Vec::new();
         for event in events {
@@ -142,7 +160,27 @@ impl FileSink {
             group.push(event);
         }
         for (path, bytes, mut group) in by_path {
-            let status = match self.append(&path, &bytes) {
+            let mut delay = RETRY_FIRST;
+            let outcome = loop {
+                match self.append(&path, &bytes) {
+                    Err(error) if is_transient(&error) => {
+                        self.open.remove(&path);
+                        cx.metrics.error(
+                            ErrorType::WriteFailed,
+                            Stage::Sending,
+                            &format_args!(
+                                "cannot write to {}: {error}; retrying in {}s (upstream waits)",
+                                path.display(),
+                                delay.as_secs_f64()
+                            ),
+                        );
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(RETRY_MAX);
+                    }
+                    outcome => break outcome,
+                }
+            };
+            let status = match outcome {
                 Ok(()) => {
                     cx.metrics.sent(None, group.len());
                     cx.metrics.sent_bytes(bytes.len());

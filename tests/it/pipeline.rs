@@ -567,3 +567,52 @@ fn a_closed_stderr_never_crashes_howl() {
     let written = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
     assert_eq!(written.lines().count(), 1000);
 }
+
+#[test]
+fn the_file_sink_waits_out_a_full_disk_and_then_writes_every_line() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    // A "disk" that is always full.
+    std::os::unix::fs::symlink("/dev/full", &out).unwrap();
+    let config = crate::common::write(
+        dir.path(),
+        "a.toml",
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\n\
+         path = \"out.log\"\nacknowledgements.enabled = true\n",
+    );
+    let stderr = dir.path().join("stderr.log");
+    let mut child = crate::common::howl()
+        .args(["run", "-c"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(lines(100).as_bytes()).unwrap();
+    drop(stdin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&stderr)
+        .unwrap_or_default()
+        .contains("retrying in")
+    {
+        assert!(std::time::Instant::now() < deadline, "no retry logged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still waiting, not done"
+    );
+    // Room again: the path is now a real file.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::write(&out, "").unwrap();
+    let output = crate::common::wait_with_limit(child, std::time::Duration::from_secs(30));
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), 100, "{log}");
+}
