@@ -17,6 +17,7 @@
 mod demo_logs;
 mod file;
 pub mod host_metrics;
+mod http_receiver;
 mod http_server;
 mod lines;
 pub mod polling;

@@ -1,0 +1,340 @@
+//! The plumbing of sources that accept HTTP requests (`http_server`,
+//! `alert_webhook`): credentials, body limits, backpressure, and an answer
+//! that says what happened to the events, so a client that retries on
+//! failure loses nothing:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 200 `{"accepted": N}` | all N events were delivered by every sink that acknowledges (or taken by those that do not) |
+//! | 400 `{"error": ...}` | the body could not be decoded; nothing was accepted |
+//! | 401 | credentials are configured and the request lacks them |
+//! | 413 | the body is larger than `max_body_bytes` |
+//! | 503 + `Retry-After` | the pipeline stayed full for a second (nothing was accepted); or a sink could not deliver some of the events; or no answer came within `ack_timeout_secs`; or howl is shutting down |
+//!
+//! Room is reserved in every downstream buffer before any event is handed
+//! over, so a "pipeline full" 503 never follows a partial delivery. The
+//! other 503s may: a retry can then duplicate the events some sink already
+//! delivered (at-least-once). A destination that refused events is answered
+//! 503 too, not 400: the refusal is often howl's configuration (a wrong
+//! token), and a client that retries loses nothing once it is fixed.
+//!
+//! A source supplies the decoder (body → events); everything else is here,
+//! so every HTTP source answers alike.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::components::source::{SourceContext, SourceSender};
+use crate::diagnostic::BuildError;
+use crate::event::{BatchStatus, Event, notify_batch};
+use crate::http::bearer::{basic_matches, bearer_matches};
+use crate::http::server::{self, ServerLimits};
+use crate::internal_events::{ErrorType, Stage};
+use crate::secret::Secret;
+
+/// Credentials a client must send.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Every request must carry `Authorization: Bearer <token>` (the scheme
+    /// in any case) or is refused with 401; without `auth`, anyone who can
+    /// reach the address may post. Use `${ENV_VAR}` rather than writing the
+    /// token in the file.
+    token: Option<Secret>,
+    /// With `password`, requests must carry these basic credentials
+    /// (`Authorization: Basic ...`, what Alertmanager's `basic_auth` and
+    /// Grafana's contact points send) instead of a token.
+    username: Option<String>,
+    /// The basic-auth password (with `username`).
+    password: Option<Secret>,
+}
+
+/// What a request must carry.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `Authorization: Basic <username:password>`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+}
+
+impl AuthConfig {
+    /// The credentials, or why the options do not make any: a token or a
+    /// user and password, never empty (an unset `${ENV_VAR}` gives an empty
+    /// one, which would let every request in while looking protected).
+    pub fn credentials(&self) -> Result<Credentials, BuildError> {
+        match (&self.token, &self.username, &self.password) {
+            (Some(token), None, None) if token.expose().is_empty() => {
+                Err(BuildError::new("`auth.token` is empty").for_option("auth.token"))
+            }
+            (Some(token), None, None) => Ok(Credentials::Bearer(token.clone())),
+            (None, Some(username), Some(password)) => {
+                if username.is_empty() || password.expose().is_empty() {
+                    return Err(BuildError::new(
+                        "`auth.username` and `auth.password` must not be empty",
+                    )
+                    .for_option("auth"));
+                }
+                Ok(Credentials::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                })
+            }
+            _ => Err(
+                BuildError::new("`auth` takes either `token`, or `username` and `password`")
+                    .for_option("auth"),
+            ),
+        }
+    }
+}
+
+impl Credentials {
+    fn allow(&self, headers: &HeaderMap) -> bool {
+        match self {
+            Self::Bearer(token) => bearer_matches(headers, token.expose()),
+            Self::Basic { username, password } => {
+                basic_matches(headers, username, password.expose())
+            }
+        }
+    }
+
+    fn challenge(&self) -> &'static str {
+        match self {
+            Self::Bearer(_) => "Bearer",
+            Self::Basic { .. } => "Basic realm=\"howl\"",
+        }
+    }
+}
+
+/// Turns a request body (and its headers) into events, or says why it
+/// cannot (answered 400).
+pub type Decoder = Arc<dyn Fn(Bytes, &HeaderMap) -> Result<Vec<Event>, String> + Send + Sync>;
+
+/// One HTTP source, ready to serve.
+pub struct Receiver {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// The one path that accepts requests (literal: see [`check_literal_path`]).
+    pub path: String,
+    /// The methods accepted at `path` (others answer 405).
+    pub methods: axum::routing::MethodFilter,
+    /// The largest body accepted.
+    pub max_body_bytes: usize,
+    /// Credentials requests must carry.
+    pub credentials: Option<Credentials>,
+    /// How long a request waits for its events' delivery.
+    pub ack_timeout: Duration,
+    /// Limits on connections.
+    pub limits: ServerLimits,
+    /// Body → events.
+    pub decoder: Decoder,
+}
+
+/// How long a request waits for room in a full pipeline before 503.
+const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
+/// How long a client may take to send its body: a stalled client must not
+/// hold a connection (and shutdown) forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Shared {
+    /// Taken away when shutdown begins: the pipeline drains only once every
+    /// sender is gone, and requests still waiting for their
+    /// acknowledgements need it to drain.
+    out: Mutex<Option<SourceSender>>,
+    max_body_bytes: usize,
+    credentials: Option<Credentials>,
+    source_id: Arc<str>,
+    ack_timeout: Duration,
+    decoder: Decoder,
+    shutdown: tokio_util::sync::CancellationToken,
+    shutdown_limit: tokio_util::sync::CancellationToken,
+}
+
+impl Receiver {
+    /// Serves until shutdown.
+    pub async fn run(self, cx: SourceContext) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.address))?;
+        tracing::info!(component = %cx.key, address = %self.address, path = %self.path, "listening");
+        let shared = Arc::new(Shared {
+            out: Mutex::new(Some(cx.out)),
+            max_body_bytes: self.max_body_bytes,
+            credentials: self.credentials,
+            source_id: cx.key.shared_id(),
+            ack_timeout: self.ack_timeout,
+            decoder: self.decoder,
+            shutdown: cx.shutdown.clone(),
+            shutdown_limit: cx.shutdown_limit.clone(),
+        });
+        let closing = Arc::clone(&shared);
+        tokio::spawn(async move {
+            closing.shutdown.cancelled().await;
+            closing.out.lock().unwrap_or_else(|p| p.into_inner()).take();
+        });
+        let router = Router::new()
+            .route(&self.path, MethodRouter::new().on(self.methods, accept))
+            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
+            .with_state(shared);
+        let name = cx.key.to_string();
+        server::serve(listener, router, self.limits, &name, cx.shutdown.clone()).await;
+        Ok(())
+    }
+}
+
+/// Refuses a `path` the router would read as a pattern (`/a/:id`,
+/// `/*rest`, `/{id}`): it would accept posts to paths the user never
+/// meant to open.
+pub fn check_literal_path(path: &str) -> Result<(), BuildError> {
+    let problem = if !path.starts_with('/') {
+        Some(format!("`path` must start with `/` (got `{path}`)"))
+    } else {
+        path.chars()
+            .find(|c| matches!(c, ':' | '*' | '{' | '}'))
+            .map(|c| format!("`path` must be a literal path; `{c}` would make `{path}` a pattern"))
+    };
+    match problem {
+        Some(message) => Err(BuildError::new(message).for_option("path")),
+        None => Ok(()),
+    }
+}
+
+async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let Some(mut out) = shared.out.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        return shutting_down();
+    };
+    let metrics = Arc::clone(out.metrics());
+    if let Some(credentials) = &shared.credentials
+        && !credentials.allow(request.headers())
+    {
+        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(credentials.challenge()),
+        );
+        return response;
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "body larger than max_body_bytes ({})",
+                shared.max_body_bytes
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > shared.max_body_bytes) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, shared.max_body_bytes);
+    let body = tokio::select! {
+        read = tokio::time::timeout(BODY_READ_TIMEOUT, read) => match read {
+            Ok(Ok(body)) => body,
+            Ok(Err(failure)) if is_over_limit(&failure) => return too_large(),
+            Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("the body took more than {}s to arrive", BODY_READ_TIMEOUT.as_secs()),
+                );
+            }
+        },
+        () = shared.shutdown.cancelled() => return shutting_down(),
+    };
+    let body_len = body.len();
+    let mut events: Vec<Event> = match (shared.decoder)(body, &parts.headers) {
+        Ok(events) => events
+            .into_iter()
+            .map(|event| event.with_source_id(Arc::clone(&shared.source_id)))
+            .collect(),
+        Err(message) => {
+            metrics.error(ErrorType::DecodeFailed, Stage::Receiving, &message);
+            return error(StatusCode::BAD_REQUEST, &message);
+        }
+    };
+    let count = events.len();
+    metrics.received(count, body_len);
+    let status = notify_batch(&mut events);
+    let sent = out.send_or_backpressure(events, BACKPRESSURE_WAIT).await;
+    // Not held while waiting: the pipeline must be able to drain.
+    drop(out);
+    if sent.is_err() {
+        metrics.discarded_intentionally(count, "pipeline full; client told to retry");
+        return retry_later("the pipeline is full; retry later");
+    }
+    let answer = tokio::select! {
+        biased;
+        status = status => status.unwrap_or(BatchStatus::Errored),
+        () = tokio::time::sleep(shared.ack_timeout) => {
+            return retry_later(&format!(
+                "the events were not delivered within {}s (they may still be); retry later",
+                shared.ack_timeout.as_secs_f64()
+            ));
+        }
+        () = shared.shutdown_limit.cancelled() => return shutting_down(),
+    };
+    match answer {
+        BatchStatus::Delivered => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "accepted": count })),
+        )
+            .into_response(),
+        BatchStatus::Errored => retry_later(
+            "a sink could not deliver the events (its retries ran out or its buffer was full); retry later",
+        ),
+        BatchStatus::Rejected => retry_later(
+            "a sink's destination refused the events; retry once howl's configuration or the destination is fixed",
+        ),
+    }
+}
+
+fn shutting_down() -> Response {
+    retry_later("shutting down; retry later")
+}
+
+/// 503 with `Retry-After`: the client should send the request again.
+fn retry_later(message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Whether a body failed only because it was over `max_body_bytes` (any
+/// other failure is the client's malformed request).
+fn is_over_limit(failure: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
