@@ -14,6 +14,7 @@
 //! source must not read more while it waits, so nothing it holds grows
 //! without bound.
 
+mod alert_webhook;
 mod demo_logs;
 mod file;
 pub mod host_metrics;
@@ -33,6 +34,7 @@ pub use demo_logs::DemoLogsConfig;
 
 /// Every source type howl knows.
 pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
+    component_type!("alert_webhook", alert_webhook::AlertWebhookConfig),
     component_type!("demo_logs", demo_logs::DemoLogsConfig),
     component_type!("file", file::FileConfig),
     component_type!("host_metrics", host_metrics::HostMetricsConfig),

@@ -23,7 +23,8 @@ pub struct Alertmanager {
     /// Notifications it sent to the webhook receiver (JSON bodies).
     pub notifications: Arc<Mutex<Vec<serde_json::Value>>>,
     dir: PathBuf,
-    hook_port: u16,
+    /// Where its webhook receiver sends notifications.
+    hook_url: String,
 }
 
 impl Alertmanager {
@@ -32,16 +33,44 @@ impl Alertmanager {
     pub async fn start(dir: &Path, port: u16) -> Self {
         let notifications = Arc::new(Mutex::new(Vec::new()));
         let hook_port = start_receiver(Arc::clone(&notifications)).await;
+        let hook_url = format!("http://127.0.0.1:{hook_port}/alert");
+        Self::start_notifying(dir, port, hook_url, notifications).await
+    }
+
+    /// Starts Alertmanager on `port` sending its notifications to
+    /// `hook_url` (howl's `alert_webhook`, say) instead of this process.
+    pub async fn start_with_webhook(dir: &Path, port: u16, hook_url: &str) -> Self {
+        let none = Arc::new(Mutex::new(Vec::new()));
+        Self::start_notifying(dir, port, hook_url.to_string(), none).await
+    }
+
+    async fn start_notifying(
+        dir: &Path,
+        port: u16,
+        hook_url: String,
+        notifications: Arc<Mutex<Vec<serde_json::Value>>>,
+    ) -> Self {
         let mut am = Self {
             child: None,
             url: format!("http://127.0.0.1:{port}"),
             port,
             notifications,
             dir: dir.to_path_buf(),
-            hook_port,
+            hook_url,
         };
         am.spawn().await;
         am
+    }
+
+    /// Posts alerts to `POST /api/v2/alerts` (a JSON array).
+    pub async fn post_alerts(&self, alerts: serde_json::Value) {
+        let response = client()
+            .post(format!("{}/api/v2/alerts", self.url))
+            .json(&alerts)
+            .send()
+            .await
+            .expect("post alerts");
+        assert!(response.status().is_success(), "{}", response.status());
     }
 
     async fn spawn(&mut self) {
@@ -51,8 +80,8 @@ impl Alertmanager {
             format!(
                 "global:\n  resolve_timeout: 5m\nroute:\n  receiver: hook\n  group_by: ['alertname', 'pattern_id']\n  \
                  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
-                 webhook_configs:\n      - url: 'http://127.0.0.1:{}/alert'\n        send_resolved: true\n",
-                self.hook_port
+                 webhook_configs:\n      - url: '{}'\n        send_resolved: true\n",
+                self.hook_url
             ),
         )
         .expect("write am.yml");

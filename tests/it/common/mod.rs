@@ -144,6 +144,23 @@ impl Running {
         Self::start_command(dir, command, api_port).await
     }
 
+    /// [`Self::start`] with environment variables set (for a topology
+    /// that reads `${VAR}`s).
+    pub async fn start_with_env(
+        dir: &Path,
+        config: &Path,
+        api_port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = howl();
+        command
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .envs(env.iter().copied());
+        Self::start_command(dir, command, api_port).await
+    }
+
     /// [`Self::start`] with howl's open-file limit lowered to `limit` (a
     /// soft limit, lowered only: never above the test's own), so that a
     /// test reaches "too many open files" with a few hundred connections.

@@ -1,0 +1,319 @@
+//! `alert_webhook`: alerts other systems raise (Alertmanager, Grafana,
+//! SigNoz) come in over HTTP and leave as one event per alert, in one
+//! envelope, so they go through the same `dedupe`, `throttle`,
+//! `llm_suppress` and `route` steps as howl's own and reach the chat sinks,
+//! which edit the message when the alert resolves.
+//!
+//! The envelope (documented on the component page):
+//!
+//! ```text
+//! .alert  {name, state, severity, summary, key, labels, annotations,
+//!          starts_at, ends_at, fingerprint, generator_url, source, ...}
+//! .raw    the notification's own fields, with this alert's original object
+//!         under `.raw.alert` (not every alert of the request: a request
+//!         of a thousand alerts would otherwise be copied a thousand times)
+//! ```
+//!
+//! Parsing is tolerant, as the senders differ and change: unknown keys are
+//! ignored, `version` may be `"4"` (Alertmanager, SigNoz), `"1"` (Grafana)
+//! or missing, times take any offset, and Go's zero time (`0001-01-01`,
+//! "not ended") means no end. The answers are [`super::http_receiver`]'s:
+//! 200 only once the alerts are delivered, 503 otherwise, so Alertmanager
+//! (which retries 5xx) sends them again.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use vrl::value::{KeyString, ObjectMap, Value};
+
+use super::http_receiver::{AuthConfig, Decoder, Receiver, check_literal_path};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
+use crate::event::{Event, fields};
+use crate::http::server::{ConnectionsConfig, SOURCE_MAX_CONNECTIONS};
+use crate::options::Seconds;
+
+/// Options of the `alert_webhook` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertWebhookConfig {
+    /// The address and port to listen on, e.g. `127.0.0.1:9095`.
+    address: SocketAddr,
+    /// The URL path that accepts notifications (POST or PUT); other paths
+    /// answer 404. It is literal: it starts with `/` and has no `:param`,
+    /// `*` or `{...}`.
+    #[serde(default = "default_path")]
+    path: String,
+    /// The largest notification accepted, in bytes; a larger one is
+    /// refused with 413 (Alertmanager does not retry a 4xx: keep it above
+    /// what your largest alert group sends).
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: NonZeroUsize,
+    /// Require credentials: a bearer token (Alertmanager's
+    /// `authorization`), or a user and password (its `basic_auth`).
+    auth: Option<AuthConfig>,
+    /// How long a notification waits for its alerts to be delivered before
+    /// it is answered 503, which makes Alertmanager send it again; the
+    /// alerts may still be delivered afterwards, so the retry may repeat
+    /// them (a `dedupe` on the alert's key, state and start drops the
+    /// repeats).
+    #[serde(default = "default_ack_timeout")]
+    ack_timeout_secs: Seconds,
+    /// Limits on connections, against slow and abusive clients.
+    #[serde(default)]
+    connections: ConnectionsConfig,
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+
+fn default_max_body_bytes() -> NonZeroUsize {
+    const FOUR_MIB: NonZeroUsize = NonZeroUsize::new(4 * 1024 * 1024).unwrap();
+    FOUR_MIB
+}
+
+fn default_ack_timeout() -> Seconds {
+    Seconds::from_secs(30)
+}
+
+impl SourceConfig for AlertWebhookConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        check_literal_path(&self.path)?;
+        let credentials = self
+            .auth
+            .as_ref()
+            .map(AuthConfig::credentials)
+            .transpose()?;
+        let decoder: Decoder = Arc::new(|body, _headers| decode(&body, Utc::now()));
+        Ok(Box::new(AlertWebhook {
+            receiver: Receiver {
+                address: self.address,
+                path: self.path.clone(),
+                methods: axum::routing::MethodFilter::POST.or(axum::routing::MethodFilter::PUT),
+                max_body_bytes: self.max_body_bytes.get(),
+                credentials,
+                ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
+                limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
+                decoder,
+            },
+        }))
+    }
+}
+
+struct AlertWebhook {
+    receiver: Receiver,
+}
+
+impl Source for AlertWebhook {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(self.receiver.run(cx))
+    }
+}
+
+type Json = serde_json::Map<String, serde_json::Value>;
+
+/// One event per alert of a notification, or why it is not one.
+fn decode(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Event>, String> {
+    let parsed: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let serde_json::Value::Object(mut notification) = parsed else {
+        return Err("the body is not a JSON object".to_string());
+    };
+    let Some(serde_json::Value::Array(alerts)) = notification.remove("alerts") else {
+        return Err(
+            "no `alerts` array: not an Alertmanager, Grafana or SigNoz notification".to_string(),
+        );
+    };
+    let source = if notification.contains_key("orgId")
+        || notification.get("version").and_then(|v| v.as_str()) == Some("1")
+    {
+        "grafana"
+    } else {
+        "alertmanager"
+    };
+    let group = Group {
+        receiver: text(&notification, "receiver"),
+        group_key: text(&notification, "groupKey"),
+        external_url: text(&notification, "externalURL"),
+        group_status: text(&notification, "status"),
+    };
+    let mut events = Vec::with_capacity(alerts.len());
+    for (index, alert) in alerts.into_iter().enumerate() {
+        let serde_json::Value::Object(alert) = alert else {
+            return Err(format!("alert {index} is not a JSON object"));
+        };
+        events.push(envelope(&notification, alert, source, &group, now));
+    }
+    Ok(events)
+}
+
+/// What every alert of a notification shares.
+struct Group {
+    receiver: Option<String>,
+    group_key: Option<String>,
+    external_url: Option<String>,
+    group_status: Option<String>,
+}
+
+fn envelope(
+    notification: &Json,
+    alert: Json,
+    source: &'static str,
+    group: &Group,
+    now: DateTime<Utc>,
+) -> Event {
+    let labels = strings(alert.get("labels"));
+    let annotations = strings(alert.get("annotations"));
+    let name = labels
+        .get("alertname")
+        .cloned()
+        .unwrap_or_else(|| "alert".to_string());
+    let state = match text(&alert, "status")
+        .or_else(|| group.group_status.clone())
+        .as_deref()
+    {
+        Some("resolved") | Some("ok") => "resolved",
+        _ => "firing",
+    };
+    let starts_at = time(&alert, "startsAt");
+    let ends_at = time(&alert, "endsAt");
+    let fingerprint = text(&alert, "fingerprint").filter(|f| !f.is_empty());
+    let summary = ["summary", "description", "message", "title"]
+        .iter()
+        .find_map(|key| annotations.get(*key).filter(|v| !v.is_empty()))
+        .cloned()
+        .unwrap_or_else(|| name.clone());
+    let key = format!(
+        "{name}/{}",
+        fingerprint.clone().unwrap_or_else(|| label_hash(&labels))
+    );
+
+    let mut out = ObjectMap::new();
+    let mut put = |k: &str, v: Value| {
+        out.insert(KeyString::from(k), v);
+    };
+    put("name", Value::from(name.as_str()));
+    put("state", Value::from(state));
+    if let Some(severity) = labels.get("severity") {
+        put("severity", Value::from(severity.as_str()));
+    }
+    put("summary", Value::from(summary.as_str()));
+    put("key", Value::from(key.as_str()));
+    put("labels", string_map(&labels));
+    put("annotations", string_map(&annotations));
+    if let Some(at) = starts_at {
+        put("starts_at", Value::Timestamp(at));
+    }
+    if let Some(at) = ends_at {
+        put("ends_at", Value::Timestamp(at));
+    }
+    if let Some(fingerprint) = &fingerprint {
+        put("fingerprint", Value::from(fingerprint.as_str()));
+    }
+    for (from, to) in [
+        ("generatorURL", "generator_url"),
+        ("silenceURL", "silence_url"),
+        ("dashboardURL", "dashboard_url"),
+        ("panelURL", "panel_url"),
+    ] {
+        if let Some(url) = text(&alert, from).filter(|u| !u.is_empty()) {
+            put(to, Value::from(url));
+        }
+    }
+    if let Some(values) = alert.get("values").filter(|v| v.is_object()) {
+        put("values", Value::from(values.clone()));
+    }
+    put("source", Value::from(source));
+    for (value, to) in [
+        (&group.receiver, "receiver"),
+        (&group.group_key, "group_key"),
+        (&group.external_url, "external_url"),
+    ] {
+        if let Some(value) = value {
+            put(to, Value::from(value.as_str()));
+        }
+    }
+
+    let mut raw: ObjectMap = notification
+        .iter()
+        .map(|(k, v)| (KeyString::from(k.as_str()), Value::from(v.clone())))
+        .collect();
+    raw.insert(
+        KeyString::from("alert"),
+        Value::from(serde_json::Value::Object(alert)),
+    );
+
+    let at = match state {
+        "resolved" => ends_at.or(starts_at),
+        _ => starts_at,
+    }
+    .unwrap_or(now);
+    let mut event = Event::from_value(Value::Object(ObjectMap::new()));
+    event.insert_field("alert", Value::Object(out));
+    event.insert_field("raw", Value::Object(raw));
+    event.insert_field(fields::MESSAGE, summary);
+    event.insert_field(fields::TIMESTAMP, at);
+    event.insert_field(fields::SOURCE_TYPE, "alert_webhook");
+    if let Some(host) = labels.get("host").or_else(|| labels.get("instance")) {
+        event.insert_field(fields::HOST, host.as_str());
+    }
+    event
+}
+
+fn text(object: &Json, key: &str) -> Option<String> {
+    object.get(key)?.as_str().map(str::to_string)
+}
+
+/// A string→string map (labels, annotations); other values are written
+/// as JSON text rather than dropped.
+fn strings(value: Option<&serde_json::Value>) -> std::collections::BTreeMap<String, String> {
+    let Some(serde_json::Value::Object(map)) = value else {
+        return Default::default();
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn string_map(map: &std::collections::BTreeMap<String, String>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (KeyString::from(k.as_str()), Value::from(v.as_str())))
+            .collect(),
+    )
+}
+
+/// An RFC 3339 time; `None` when missing, unreadable, or Go's zero time
+/// (`0001-01-01T00:00:00Z`, "not ended").
+fn time(object: &Json, key: &str) -> Option<DateTime<Utc>> {
+    let at = DateTime::parse_from_rfc3339(object.get(key)?.as_str()?).ok()?;
+    (at.year() > 1).then(|| at.with_timezone(&Utc))
+}
+
+/// A stable id for an alert without a fingerprint (older senders): a hash
+/// of its sorted labels.
+fn label_hash(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let mut bytes = Vec::new();
+    for (k, v) in labels {
+        bytes.extend_from_slice(k.as_bytes());
+        bytes.push(0xff);
+        bytes.extend_from_slice(v.as_bytes());
+        bytes.push(0xfe);
+    }
+    format!("{:08x}", crc32c::crc32c(&bytes))
+}
+
+#[cfg(test)]
+mod tests;

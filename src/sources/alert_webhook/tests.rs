@@ -1,0 +1,157 @@
+//! Notifications as Alertmanager (v4), SigNoz and Grafana send them,
+//! turned into the documented envelope.
+
+use super::*;
+
+const ALERTMANAGER: &str = r#"{
+  "version": "4", "groupKey": "{}:{alertname=\"DiskFull\"}", "truncatedAlerts": 0,
+  "status": "firing", "receiver": "howl",
+  "groupLabels": {"alertname": "DiskFull"},
+  "commonLabels": {"alertname": "DiskFull", "severity": "critical"},
+  "commonAnnotations": {}, "externalURL": "http://am:9093",
+  "alerts": [
+    {"status": "firing",
+     "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db-1:9100"},
+     "annotations": {"summary": "Disk 97% full on db-1", "runbook": "https://wiki/disk"},
+     "startsAt": "2026-12-06T05:00:00.123456789Z", "endsAt": "0001-01-01T00:00:00Z",
+     "generatorURL": "http://prom:9090/graph?g0.expr=x", "fingerprint": "1a2b3c4d5e6f7081"},
+    {"status": "resolved",
+     "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db-2:9100"},
+     "annotations": {"description": "Disk full on db-2"},
+     "startsAt": "2026-12-06T04:00:00Z", "endsAt": "2026-12-06T04:30:00+02:00",
+     "generatorURL": "", "fingerprint": "ffff000011112222"}
+  ]
+}"#;
+
+fn get<'a>(event: &'a Event, path: &str) -> &'a Value {
+    let mut value = event.value();
+    for part in path.split('.') {
+        value = value
+            .as_object()
+            .and_then(|o| o.get(part))
+            .unwrap_or_else(|| panic!("no {path} in {:?}", event.value()));
+    }
+    value
+}
+
+fn s(event: &Event, path: &str) -> String {
+    get(event, path).to_string_lossy().into_owned()
+}
+
+#[test]
+fn an_alertmanager_notification_gives_one_envelope_per_alert() {
+    let events = decode(ALERTMANAGER.as_bytes(), Utc::now()).unwrap();
+    assert_eq!(events.len(), 2);
+    let firing = &events[0];
+    assert_eq!(s(firing, "alert.name"), "DiskFull");
+    assert_eq!(s(firing, "alert.state"), "firing");
+    assert_eq!(s(firing, "alert.severity"), "critical");
+    assert_eq!(s(firing, "alert.summary"), "Disk 97% full on db-1");
+    assert_eq!(s(firing, "alert.key"), "DiskFull/1a2b3c4d5e6f7081");
+    assert_eq!(s(firing, "alert.labels.instance"), "db-1:9100");
+    assert_eq!(s(firing, "alert.annotations.runbook"), "https://wiki/disk");
+    assert_eq!(s(firing, "alert.fingerprint"), "1a2b3c4d5e6f7081");
+    assert_eq!(s(firing, "alert.source"), "alertmanager");
+    assert_eq!(s(firing, "alert.receiver"), "howl");
+    assert_eq!(s(firing, "alert.external_url"), "http://am:9093");
+    assert_eq!(
+        s(firing, "alert.generator_url"),
+        "http://prom:9090/graph?g0.expr=x"
+    );
+    assert_eq!(
+        s(firing, "alert.starts_at"),
+        "2026-12-06T05:00:00.123456789Z"
+    );
+    assert!(
+        firing.get_field("alert.ends_at").is_none(),
+        "Go's zero time is no end"
+    );
+    assert_eq!(s(firing, "message"), "Disk 97% full on db-1");
+    assert_eq!(s(firing, "host"), "db-1:9100");
+    assert_eq!(s(firing, "source_type"), "alert_webhook");
+    assert_eq!(s(firing, "raw.version"), "4");
+    assert_eq!(s(firing, "raw.alert.fingerprint"), "1a2b3c4d5e6f7081");
+    assert!(
+        firing.get_field("raw.alerts").is_none(),
+        "not every alert copied into each event"
+    );
+
+    let resolved = &events[1];
+    assert_eq!(s(resolved, "alert.state"), "resolved");
+    assert_eq!(s(resolved, "alert.summary"), "Disk full on db-2");
+    assert_eq!(s(resolved, "alert.ends_at"), "2026-12-06T02:30:00Z");
+    assert_eq!(s(resolved, "timestamp"), "2026-12-06T02:30:00Z");
+    assert!(resolved.get_field("alert.generator_url").is_none());
+}
+
+#[test]
+fn grafana_is_told_apart_and_keeps_its_values_and_links() {
+    let body = r#"{
+      "receiver": "howl", "status": "firing", "orgId": 1, "version": "1",
+      "state": "alerting", "title": "[FIRING:1] HighLatency",
+      "alerts": [{"status": "firing",
+        "labels": {"alertname": "HighLatency", "grafana_folder": "api"},
+        "annotations": {}, "startsAt": "2026-12-06T07:00:00+02:00",
+        "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "",
+        "values": {"B": 44.2, "C": 1}, "silenceURL": "http://grafana/silence",
+        "dashboardURL": "", "valueString": "[ metric='' value=44.2 ]"}]
+    }"#;
+    let events = decode(body.as_bytes(), Utc::now()).unwrap();
+    let e = &events[0];
+    assert_eq!(s(e, "alert.source"), "grafana");
+    assert_eq!(
+        s(e, "alert.summary"),
+        "HighLatency",
+        "the name when nothing else"
+    );
+    assert!(
+        s(e, "alert.key").starts_with("HighLatency/"),
+        "a key from the labels when there is no fingerprint"
+    );
+    assert_eq!(
+        get(e, "alert.values.B"),
+        &Value::from(serde_json::json!(44.2))
+    );
+    assert_eq!(s(e, "alert.silence_url"), "http://grafana/silence");
+    assert!(e.get_field("alert.dashboard_url").is_none());
+    assert_eq!(s(e, "alert.starts_at"), "2026-12-06T05:00:00Z");
+    assert_eq!(s(e, "raw.alert.valueString"), "[ metric='' value=44.2 ]");
+}
+
+#[test]
+fn the_same_labels_give_the_same_key_without_a_fingerprint() {
+    let body =
+        |order: &str| format!(r#"{{"alerts": [{{"labels": {order}, "annotations": {{}}}}]}}"#);
+    let a = decode(
+        body(r#"{"alertname": "X", "a": "1", "b": "2"}"#).as_bytes(),
+        Utc::now(),
+    )
+    .unwrap();
+    let b = decode(
+        body(r#"{"b": "2", "alertname": "X", "a": "1"}"#).as_bytes(),
+        Utc::now(),
+    )
+    .unwrap();
+    let c = decode(
+        body(r#"{"alertname": "X", "a": "1", "b": "3"}"#).as_bytes(),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(s(&a[0], "alert.key"), s(&b[0], "alert.key"));
+    assert_ne!(s(&a[0], "alert.key"), s(&c[0], "alert.key"));
+    assert_eq!(s(&a[0], "alert.state"), "firing", "no status: firing");
+}
+
+#[test]
+fn what_is_not_a_notification_says_why() {
+    for (body, expected) in [
+        ("{oops", "invalid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (r#"{"status": "firing"}"#, "no `alerts` array"),
+        (r#"{"alerts": [1]}"#, "alert 0 is not a JSON object"),
+    ] {
+        let error = decode(body.as_bytes(), Utc::now()).unwrap_err();
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    assert!(decode(br#"{"alerts": []}"#, Utc::now()).unwrap().is_empty());
+}
