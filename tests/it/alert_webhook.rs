@@ -4,7 +4,6 @@
 //! repeats none, and its resolution edits that message.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::json;
 
