@@ -234,3 +234,246 @@ async fn a_file_truncated_while_howl_was_down_is_read_from_its_start() {
     assert!(output.status.success());
     assert_eq!(text, "a long line appended while running\nnew\n");
 }
+
+/// `count` numbered lines `{tag}-{n}`, from `from`.
+fn numbered(tag: &str, from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("{tag}-{n:05} some text\n"))
+        .collect()
+}
+
+/// Stops howl and checks it stopped cleanly.
+fn stop(howl: &mut Running) {
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The lines of `out`, once it has `lines` and a little longer (room for
+/// a duplicate to show up), sorted.
+async fn settled_lines(out: &Path, lines: usize) -> Vec<String> {
+    wait_for_lines(out, lines).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut seen: Vec<String> = std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    seen.sort();
+    seen
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn a_file_truncated_while_howl_was_down_and_regrown_past_its_checkpoint_is_read_from_its_start()
+ {
+    // The same inode, and longer than the checkpoint: only its first bytes
+    // tell that it holds other lines.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered("old", 0, 100));
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &topology(api, "include = [\"app.log\"]\npoll_interval_ms = 50\n"),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    wait_for_lines(&out, 100).await;
+    stop(&mut howl);
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &numbered("new", 0, 200));
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let seen = settled_lines(&out, 300).await;
+    stop(&mut howl);
+    let expected = sorted_lines(&(numbered("old", 0, 100) + &numbered("new", 0, 200)));
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_file_truncated_and_regrown_within_one_poll_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered("old", 0, 100));
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &topology(api, "include = [\"app.log\"]\npoll_interval_ms = 3000\n"),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    wait_for_lines(&out, 100).await;
+    // Well within the 3 s before the next poll.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &numbered("new", 0, 200));
+    let seen = settled_lines(&out, 300).await;
+    stop(&mut howl);
+    let expected = sorted_lines(&(numbered("old", 0, 100) + &numbered("new", 0, 200)));
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_file_renamed_while_howl_was_down_goes_on_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    append(&log, &numbered("first", 0, 100));
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &topology(
+            api,
+            "include = [\"logs/app.log*\"]\npoll_interval_ms = 50\n",
+        ),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    wait_for_lines(&out, 100).await;
+    stop(&mut howl);
+
+    // Rotated while down: the last lines of the old file, then a new one.
+    append(&log, &numbered("first", 100, 10));
+    std::fs::rename(&log, logs.join("app.log.1")).unwrap();
+    append(&log, &numbered("second", 0, 50));
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let seen = settled_lines(&out, 160).await;
+    stop(&mut howl);
+    let expected = sorted_lines(&(numbered("first", 0, 110) + &numbered("second", 0, 50)));
+    assert_eq!(seen, expected, "app.log.1 is not read again from its start");
+}
+
+#[tokio::test]
+async fn read_from_end_reads_a_file_that_replaced_a_followed_one_while_howl_was_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    append(&log, &numbered("before", 0, 20));
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &topology(
+            api,
+            "include = [\"logs/app.log\", \"logs/other.log\"]\nread_from = \"end\"\npoll_interval_ms = 50\n",
+        ),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&log, &numbered("running", 0, 30));
+    wait_for_lines(&out, 30).await;
+    stop(&mut howl);
+
+    // While down: rotated, a new app.log written; and a file never seen
+    // before, at a path without a checkpoint.
+    std::fs::rename(&log, logs.join("app.log.1")).unwrap();
+    append(&log, &numbered("rotated-in", 0, 40));
+    append(&logs.join("other.log"), &numbered("other", 0, 5));
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let seen = settled_lines(&out, 70).await;
+    stop(&mut howl);
+    let expected = sorted_lines(&(numbered("running", 0, 30) + &numbered("rotated-in", 0, 40)));
+    assert_eq!(
+        seen, expected,
+        "the new app.log is read whole; other.log (no checkpoint at its path) from its end"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_of_a_truncated_file_goes_on_from_where_the_original_was() {
+    // logrotate's `copytruncate` under a glob that matches the copy.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    append(&log, &numbered("old", 0, 100));
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &topology(
+            api,
+            "include = [\"logs/app.log*\"]\npoll_interval_ms = 200\n",
+        ),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    wait_for_lines(&out, 100).await;
+    append(&log, &numbered("old", 100, 10));
+    std::fs::copy(&log, logs.join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &numbered("new", 0, 20));
+    let seen = settled_lines(&out, 130).await;
+    stop(&mut howl);
+    let expected = sorted_lines(&(numbered("old", 0, 110) + &numbered("new", 0, 20)));
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_listing_that_fails_for_want_of_file_descriptors_reads_nothing_again() {
+    use crate::common::tcp::{self, PARTIAL_HEAD};
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    append(&log, &numbered("a", 0, 100));
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "{}[sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+             connections.max = 1000\nconnections.header_read_timeout_secs = 60\n\
+             [sinks.null]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+            topology(api, "include = [\"logs/*.log\"]\npoll_interval_ms = 50\n")
+        ),
+    );
+    let out = dir.path().join("out.log");
+    let mut howl = Running::start_with_file_limit(dir.path(), &config, api, 64).await;
+    wait_for_lines(&out, 100).await;
+    // Every file descriptor taken by connections that never finish a head:
+    // listing `logs/` fails (EMFILE) for a while.
+    let held = tcp::stalled(&format!("127.0.0.1:{http}"), 120, PARTIAL_HEAD).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    append(&log, &numbered("a", 100, 10));
+    let seen = settled_lines(&out, 110).await;
+    let stderr = howl.stderr();
+    stop(&mut howl);
+    assert_eq!(
+        seen,
+        sorted_lines(&numbered("a", 0, 110)),
+        "app.log was not taken for gone, nor read again: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot list"),
+        "the listing did fail: {stderr}"
+    );
+}

@@ -2,16 +2,27 @@
 //!
 //! Files are polled (every `poll_interval_ms`) rather than watched: polling
 //! works on every filesystem, including network and overlay mounts where
-//! inotify is unreliable, and costs one `stat` per file per poll. New files
-//! matching the globs are picked up as they appear.
+//! inotify is unreliable, and costs one `stat` and one read of the first
+//! bytes per file per poll. New files matching the globs are picked up as
+//! they appear.
 //!
-//! Files are followed by identity (inode), not by name, so rotation loses
-//! and repeats nothing: a file renamed to another matching name
-//! (`app.log` → `app.log.1` under `app.log*`) is followed on from where it
-//! was; a file renamed away or deleted is read to its end (the lines written
-//! just before logrotate moved it) before it is let go; a new file at the
-//! old name is read from the start; a file truncated in place
-//! (`copytruncate`) is read again from the start.
+//! **Which file is which.** A file is known by its fingerprint
+//! (`fingerprint`: a checksum of its first bytes; device and inode for a
+//! file shorter than that), not by its name: while howl runs, a file
+//! renamed to another matching name (`app.log` → `app.log.1` under
+//! `app.log*`) is followed on from where it was; a file renamed away or
+//! deleted is read to its end (the lines written just before logrotate
+//! moved it) before it is let go; a new file at the old name is read from
+//! the start; a file truncated in place (`copytruncate`), noticed because
+//! it got shorter than what was read *or* its first bytes changed, is read
+//! again from the start. Across restarts the same holds, because
+//! checkpoints are kept by fingerprint (`checkpoints`): a file found under
+//! another name goes on from its checkpoint, a new file that got an old
+//! inode is read from its start.
+//!
+//! A listing, `stat` or `open` that fails (too many open files, a
+//! permission) is not a file gone: files and checkpoints are kept as they
+//! are and looked for again at the next poll.
 //!
 //! **Checkpoints are acknowledged.** Each chunk read from a file is sent as
 //! one batch with a notifier (`event::acks`); a file's checkpoint is the end
@@ -20,17 +31,21 @@
 //! the read position. So a `kill -9` at any moment loses nothing: what was
 //! in flight is read again on the next start (duplicates, bounded by what
 //! was in flight plus one checkpoint interval, never losses). Checkpoints
-//! (offset and inode, to notice a file replaced by another) are saved in the
-//! state store every few seconds and at shutdown. At shutdown the source
-//! stops reading, lets the pipeline drain, and saves the checkpoints of what
-//! was delivered; at the graceful shutdown limit it saves what was
-//! acknowledged so far. A file may have at most `MAX_UNACKED_BYTES` read but
-//! not acknowledged: beyond it, reading pauses (backpressure that bounds
-//! memory and what a restart re-reads). A partial last line is never
-//! counted as read.
+//! are saved in the state store every second and at shutdown. At shutdown
+//! the source stops reading, lets the pipeline drain, and saves the
+//! checkpoints of what was delivered; at the graceful shutdown limit it
+//! saves what was acknowledged so far. A file may have at most
+//! `MAX_UNACKED_BYTES` read but not acknowledged: beyond it, reading pauses
+//! (backpressure that bounds memory and what a restart re-reads). A partial
+//! last line is never counted as read.
 //!
 //! Lines of a file renamed away or deleted while their batches were in
-//! flight cannot be read again after a crash; that is the one gap.
+//! flight cannot be read again after a crash; nor can lines written to a
+//! file after its last checkpoint when it is rotated out of the globs while
+//! howl is down.
+
+mod checkpoints;
+mod fingerprint;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -45,6 +60,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
+use self::checkpoints::{Checkpoint, Checkpoints};
+use self::fingerprint::{Fingerprint, Head, Identity, Window, identity};
 use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
@@ -70,7 +87,10 @@ pub struct FileConfig {
     /// Where to start reading a file found at start-up that has no
     /// checkpoint: `beginning` reads what it already holds, `end` only the
     /// lines written from now on. Files that appear later are always read
-    /// from the beginning, and a file with a checkpoint goes on from it.
+    /// from the beginning, and a file with a checkpoint goes on from it. A
+    /// file without a checkpoint at a path that had one (a file that
+    /// replaced, while howl was down, one it was reading) is read from the
+    /// beginning too.
     #[serde(default)]
     read_from: ReadFrom,
     /// The longest line kept, in bytes; longer lines are cut (at a
@@ -82,6 +102,43 @@ pub struct FileConfig {
     /// file.
     #[serde(default = "default_poll_interval")]
     poll_interval_ms: Millis,
+    /// How a file is recognised, whatever its name: by a checksum of its
+    /// first bytes.
+    #[serde(default)]
+    fingerprint: FingerprintConfig,
+}
+
+/// How a file is recognised.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FingerprintConfig {
+    /// How many bytes of a file's head its checksum (CRC32C) covers. Files
+    /// whose first this many bytes (after `ignored_header_bytes`) are the
+    /// same are taken to be the same file, so make it long enough to reach
+    /// something that differs, like a timestamp. A file shorter than this
+    /// is known by its device and inode (and the bytes it has) until it is
+    /// this long. At most 65536. Changing it makes every file new (read
+    /// again from its start).
+    #[serde(default = "default_fingerprint_bytes")]
+    bytes: NonZeroUsize,
+    /// Bytes at the start of every file left out of the checksum: for
+    /// files that all begin with the same header. Changing it makes every
+    /// file new (read again from its start).
+    #[serde(default)]
+    ignored_header_bytes: u64,
+}
+
+impl Default for FingerprintConfig {
+    fn default() -> Self {
+        Self {
+            bytes: default_fingerprint_bytes(),
+            ignored_header_bytes: 0,
+        }
+    }
+}
+
+fn default_fingerprint_bytes() -> NonZeroUsize {
+    NonZeroUsize::new(256).expect("not zero")
 }
 
 fn default_max_line_bytes() -> NonZeroUsize {
@@ -148,8 +205,6 @@ impl JsonSchema for Glob {
     }
 }
 
-/// The state table of file checkpoints; keys are `component_id/path`.
-const CHECKPOINTS: &str = "file_checkpoints";
 /// How often checkpoints are written while running: what a crash makes
 /// sinks deliver twice is at most what they delivered in this time, plus
 /// what was in flight.
@@ -163,12 +218,8 @@ const MAX_UNACKED_BYTES: u64 = 16 * 1024 * 1024;
 /// checkpoint timer is looked at): 1 MiB, so a file with a large backlog
 /// neither starves the others nor delays checkpoints.
 const CHUNKS_PER_TURN: usize = 16;
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-struct Checkpoint {
-    offset: u64,
-    inode: u64,
-}
+/// The longest fingerprint window: its head is read at every poll.
+const MAX_FINGERPRINT_BYTES: usize = 64 * 1024;
 
 impl SourceConfig for FileConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
@@ -176,6 +227,12 @@ impl SourceConfig for FileConfig {
             return Err(
                 BuildError::new("`include` needs at least one glob pattern").for_option("include")
             );
+        }
+        if self.fingerprint.bytes.get() > MAX_FINGERPRINT_BYTES {
+            return Err(BuildError::new(format!(
+                "`fingerprint.bytes` may be at most {MAX_FINGERPRINT_BYTES}"
+            ))
+            .for_option("fingerprint.bytes"));
         }
         Ok(Box::new(FileSource {
             include: self.include.iter().map(|glob| glob.text.clone()).collect(),
@@ -187,6 +244,10 @@ impl SourceConfig for FileConfig {
             read_from: self.read_from,
             max_line_bytes: self.max_line_bytes,
             poll_interval: self.poll_interval_ms.positive("poll_interval_ms")?,
+            window: Window {
+                ignored: self.fingerprint.ignored_header_bytes,
+                bytes: self.fingerprint.bytes,
+            },
         }))
     }
 }
@@ -197,34 +258,48 @@ struct FileSource {
     read_from: ReadFrom,
     max_line_bytes: NonZeroUsize,
     poll_interval: Duration,
+    window: Window,
 }
 
 struct Tracked {
     file: File,
-    inode: u64,
+    id: Identity,
+    fingerprint: Fingerprint,
     /// Bytes read from the file.
     offset: u64,
     splitter: LineSplitter,
     /// The batches sent from it, waiting for their acknowledgement.
     acks: AckQueue,
+    /// The fingerprint and checkpoint of what the file held before it was
+    /// truncated, for a copy of it that may turn up.
+    left_behind: Option<(Fingerprint, u64)>,
 }
 
 impl Tracked {
-    fn new(file: File, inode: u64, start: u64, max_line_bytes: NonZeroUsize) -> Self {
+    fn new(
+        file: File,
+        id: Identity,
+        fingerprint: Fingerprint,
+        start: u64,
+        max_line_bytes: NonZeroUsize,
+    ) -> Self {
         Self {
             file,
-            inode,
+            id,
+            fingerprint,
             offset: start,
             splitter: LineSplitter::new(max_line_bytes),
             acks: AckQueue::new(start),
+            left_behind: None,
         }
     }
 
     /// What may be saved: up to the acknowledged lines, never further.
-    fn checkpoint(&self) -> Checkpoint {
+    fn checkpoint(&self, path: &Path) -> Checkpoint {
         Checkpoint {
             offset: self.acks.acked(),
-            inode: self.inode,
+            path: path.to_path_buf(),
+            fingerprint: self.fingerprint,
         }
     }
 
@@ -249,10 +324,28 @@ impl Tracked {
 
     /// Starts over from the beginning (the file was truncated in place):
     /// statuses of batches of the old content must not move the checkpoint.
-    fn restart(&mut self, max_line_bytes: NonZeroUsize) -> std::io::Result<()> {
-        self.rewind(0, max_line_bytes)?;
+    fn restart(&mut self, head: &Head, source: &FileSource) -> std::io::Result<Completed> {
+        // What was acknowledged up to now, for a copy of the old content.
+        let completed = self.acks.poll();
+        self.left_behind = Some((self.fingerprint, self.acks.acked()));
+        self.rewind(0, source.max_line_bytes)?;
         self.acks.reset(0);
-        Ok(())
+        self.fingerprint = head.fingerprint(source.window);
+        Ok(completed)
+    }
+
+    /// Looks at the file's head: when it is no longer the head it had, the
+    /// file was truncated and written again, maybe to beyond where it was
+    /// read (within one poll): start over. Else its fingerprint grows with
+    /// it. Returns what completed before it starts over, when it does.
+    fn check_head(&mut self, source: &FileSource) -> std::io::Result<Option<Completed>> {
+        let head = Head::read(&self.file, self.id, source.window)?;
+        let len = self.file.metadata()?.len();
+        if len < self.offset || !head.matches(&self.fingerprint, source.window) {
+            return self.restart(&head, source).map(Some);
+        }
+        self.fingerprint = head.fingerprint(source.window);
+        Ok(None)
     }
 }
 
@@ -270,19 +363,10 @@ impl Source for FileSource {
     fn run(self: Box<Self>, mut cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             let store = cx.state.store()?;
-            let prefix = format!("{}/", cx.key.id());
-            let mut checkpoints: HashMap<PathBuf, Checkpoint> = store
-                .scan(CHECKPOINTS, &prefix)?
-                .into_iter()
-                .filter_map(|(key, value)| {
-                    let path = PathBuf::from(key.strip_prefix(&prefix)?);
-                    Some((path, serde_json::from_slice(&value).ok()?))
-                })
-                .collect();
+            let mut checkpoints = Checkpoints::load(store, cx.key.id(), self.window)?;
             let mut tracked: HashMap<PathBuf, Tracked> = HashMap::new();
             let mut first_scan = true;
             let mut last_checkpoint = Instant::now();
-            let mut saved = checkpoints.clone();
             loop {
                 let retired = self.scan(&mut tracked, &mut checkpoints, first_scan, &cx);
                 first_scan = false;
@@ -296,6 +380,9 @@ impl Source for FileSource {
                             Progress::More
                         )
                     {}
+                    leave(&mut checkpoints, &path, &mut file);
+                    report_undelivered(file.acks.poll(), cx.out.metrics());
+                    checkpoints.leave(file.checkpoint(&path));
                 }
                 let mut paths: Vec<PathBuf> = tracked.keys().cloned().collect();
                 paths.sort();
@@ -306,9 +393,16 @@ impl Source for FileSource {
                     let Some(file) = tracked.get_mut(&path) else {
                         continue;
                     };
-                    match self.read_file(&path, file, &mut cx).await {
+                    let progress = self.read_file(&path, file, &mut cx).await;
+                    leave(&mut checkpoints, &path, file);
+                    match progress {
                         Progress::Failed => {
-                            tracked.remove(&path);
+                            // Found again (and going on from here) at the
+                            // next poll, if it can be read then.
+                            if let Some(mut file) = tracked.remove(&path) {
+                                report_undelivered(file.acks.poll(), cx.out.metrics());
+                                checkpoints.leave(file.checkpoint(&path));
+                            }
                         }
                         Progress::More => more = true,
                         Progress::Follow => {}
@@ -318,7 +412,7 @@ impl Source for FileSource {
                     report_undelivered(file.acks.poll(), cx.out.metrics());
                 }
                 if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
-                    save_checkpoints(&store, &prefix, &tracked, &mut saved, cx.out.metrics());
+                    save(&mut checkpoints, &tracked, cx.out.metrics());
                     last_checkpoint = Instant::now();
                 }
                 if cx.shutdown.is_cancelled() {
@@ -350,10 +444,33 @@ impl Source for FileSource {
                     }
                 }
             }
-            save_checkpoints(&store, &prefix, &tracked, &mut saved, &metrics);
+            save(&mut checkpoints, &tracked, &metrics);
             Ok(())
         })
     }
+}
+
+/// Keeps the checkpoint of what a truncated file held before, for a copy
+/// of it (`copytruncate` under a glob that matches the copy).
+fn leave(checkpoints: &mut Checkpoints, path: &Path, file: &mut Tracked) {
+    if let Some((fingerprint, offset)) = file.left_behind.take() {
+        checkpoints.leave(Checkpoint {
+            offset,
+            path: path.to_path_buf(),
+            fingerprint,
+        });
+    }
+}
+
+fn save(
+    checkpoints: &mut Checkpoints,
+    tracked: &HashMap<PathBuf, Tracked>,
+    metrics: &ComponentMetrics,
+) {
+    checkpoints.save(
+        tracked.iter().map(|(path, file)| file.checkpoint(path)),
+        metrics,
+    );
 }
 
 /// Counts and logs lines that sinks gave up on or refused: they are not
@@ -370,6 +487,16 @@ fn report_undelivered(completed: Completed, metrics: &ComponentMetrics) {
     }
 }
 
+/// A look at the filesystem that failed: nothing is concluded from it.
+fn scan_failed(cx: &SourceContext, what: &dyn std::fmt::Display) {
+    cx.out.metrics().warn_limited(
+        "scan_failed",
+        &format_args!(
+            "{what}; files and checkpoints there are kept as they are, and looked for again at the next poll"
+        ),
+    );
+}
+
 impl FileSource {
     /// Finds matching files and opens new ones; follows renamed ones under
     /// their new name. Returns the files that left (renamed out of the
@@ -378,19 +505,37 @@ impl FileSource {
     fn scan(
         &self,
         tracked: &mut HashMap<PathBuf, Tracked>,
-        checkpoints: &mut HashMap<PathBuf, Checkpoint>,
+        checkpoints: &mut Checkpoints,
         first_scan: bool,
         cx: &SourceContext,
     ) -> Vec<(PathBuf, Tracked)> {
-        let mut seen: Vec<(PathBuf, u64, u64)> = Vec::new();
+        // Whether every glob was listed and every file looked at: only then
+        // may a checkpoint without a file be forgotten.
+        let mut complete = true;
+        let mut seen: Vec<(PathBuf, Identity)> = Vec::new();
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::default()
+        };
         for pattern in &self.include {
             let Ok(paths) = glob::glob(pattern) else {
                 continue;
             };
-            for path in paths.flatten() {
-                let options = glob::MatchOptions {
-                    require_literal_separator: true,
-                    ..glob::MatchOptions::default()
+            for entry in paths {
+                let path = match entry {
+                    Ok(path) => path,
+                    Err(error) => {
+                        complete = false;
+                        scan_failed(
+                            cx,
+                            &format_args!(
+                                "cannot list {}: {}",
+                                error.path().display(),
+                                error.error()
+                            ),
+                        );
+                        continue;
+                    }
                 };
                 if self
                     .exclude
@@ -403,58 +548,78 @@ impl FileSource {
                     Ok(metadata)
                         if metadata.is_file() && !seen.iter().any(|(p, ..)| *p == path) =>
                     {
-                        seen.push((path, inode_of(&metadata), metadata.len()));
+                        seen.push((path, identity(&metadata)));
                     }
-                    _ => {}
+                    Ok(_) => {}
+                    Err(error) if checkpoints::gone(&error) => {}
+                    Err(error) => {
+                        complete = false;
+                        scan_failed(
+                            cx,
+                            &format_args!("cannot look at {}: {error}", path.display()),
+                        );
+                    }
                 }
             }
         }
-        // Files no longer found under their name, by inode, until we know
-        // whether they reappear under another.
-        let left: Vec<PathBuf> = tracked
-            .iter()
-            .filter(|(path, file)| {
-                !seen
-                    .iter()
-                    .any(|(p, inode, _)| p == *path && *inode == file.inode)
-            })
-            .map(|(path, _)| path.clone())
-            .collect();
-        let mut moved: HashMap<u64, (PathBuf, Tracked)> = HashMap::new();
-        for path in left {
-            if let Some(file) = tracked.remove(&path) {
-                moved.insert(file.inode, (path, file));
+        // Files no longer found under their name, by identity, until we
+        // know whether they reappear under another.
+        let mut moved: HashMap<Identity, (PathBuf, Tracked)> = HashMap::new();
+        let paths: Vec<PathBuf> = tracked.keys().cloned().collect();
+        for path in paths {
+            let id = tracked[&path].id;
+            let here = seen.iter().find(|(p, _)| *p == path).map(|(_, id)| *id);
+            let gone = match here {
+                Some(found) => found != id,
+                // Not listed: a listing that failed must not let it go, so
+                // look at the path itself.
+                None => match std::fs::metadata(&path) {
+                    Ok(metadata) => identity(&metadata) != id,
+                    Err(error) if checkpoints::gone(&error) => true,
+                    Err(error) => {
+                        complete = false;
+                        scan_failed(
+                            cx,
+                            &format_args!("cannot look at {}: {error}", path.display()),
+                        );
+                        false
+                    }
+                },
+            };
+            if gone && let Some(file) = tracked.remove(&path) {
+                moved.insert(file.id, (path, file));
             }
         }
-        for (path, inode, len) in seen {
+        for (path, id) in seen {
             if tracked.contains_key(&path) {
                 continue;
             }
-            if let Some((old, file)) = moved.remove(&inode) {
+            if let Some((old, file)) = moved.remove(&id) {
                 tracing::info!(component = %cx.key, from = %old.display(), to = %path.display(), "file was renamed; following it");
-                checkpoints.remove(&path);
                 tracked.insert(path, file);
                 continue;
             }
-            let start = match checkpoint_of(checkpoints.remove(&path), inode) {
-                // The same file: go on where the last run stopped, or from
-                // the start when it was truncated meanwhile.
-                Some(offset) if offset <= len => offset,
-                Some(_) => 0,
-                None if first_scan && self.read_from == ReadFrom::End => len,
-                None => 0,
-            };
-            match open_at(&path, start) {
-                Ok(file) => {
-                    tracing::debug!(component = %cx.key, path = %path.display(), offset = start, "following file");
-                    tracked.insert(path, Tracked::new(file, inode, start, self.max_line_bytes));
+            match self.open(&path, tracked, checkpoints, first_scan, cx) {
+                Ok(Some(file)) => {
+                    tracked.insert(path, file);
                 }
-                Err(error) => cx.out.metrics().error(
-                    ErrorType::OpenFailed,
-                    Stage::Receiving,
-                    &format_args!("cannot open {}: {error}", path.display()),
-                ),
+                Ok(None) => {}
+                Err(error) if checkpoints::gone(&error) => {}
+                Err(error) => {
+                    complete = false;
+                    cx.out.metrics().error(
+                        ErrorType::OpenFailed,
+                        Stage::Receiving,
+                        &format_args!(
+                            "cannot open {}: {error}; trying again at the next poll",
+                            path.display()
+                        ),
+                    );
+                }
             }
+        }
+        if complete {
+            checkpoints.forget_unfound();
         }
         moved
             .into_values()
@@ -464,17 +629,90 @@ impl FileSource {
             .collect()
     }
 
+    /// Opens a file newly found at `path` and decides where to start: at
+    /// its checkpoint when its fingerprint has one (whatever its name was);
+    /// else at its start, or at its end for `read_from = "end"` at start-up
+    /// unless a checkpoint was at this path (then it replaced a file that
+    /// was being read while howl was down). `None`: a copy of a file being
+    /// followed (same fingerprint), not read while that one keeps its head.
+    fn open(
+        &self,
+        path: &Path,
+        tracked: &HashMap<PathBuf, Tracked>,
+        checkpoints: &mut Checkpoints,
+        first_scan: bool,
+        cx: &SourceContext,
+    ) -> std::io::Result<Option<Tracked>> {
+        let mut file = File::open(path)?;
+        let metadata = file.metadata()?;
+        let (id, len) = (identity(&metadata), metadata.len());
+        let head = Head::read(&file, id, self.window)?;
+        if let Some((original, _)) = tracked
+            .iter()
+            .find(|(_, other)| head.matches(&other.fingerprint, self.window))
+        {
+            tracing::debug!(component = %cx.key, path = %path.display(), original = %original.display(), "same fingerprint as a file being read; not read while that one keeps it");
+            return Ok(None);
+        }
+        let start = match checkpoints.take(&head, self.window) {
+            Some(checkpoint) => {
+                if checkpoint.path != path {
+                    tracing::info!(component = %cx.key, from = %checkpoint.path.display(), to = %path.display(), offset = checkpoint.offset, "file found under another name than its checkpoint's; going on from the checkpoint");
+                }
+                // Shorter than its checkpoint: truncated meanwhile.
+                if checkpoint.offset <= len {
+                    checkpoint.offset
+                } else {
+                    0
+                }
+            }
+            None if first_scan
+                && self.read_from == ReadFrom::End
+                && !checkpoints.had_checkpoint_at_start(path) =>
+            {
+                len
+            }
+            None => 0,
+        };
+        file.seek(SeekFrom::Start(start))?;
+        tracing::debug!(component = %cx.key, path = %path.display(), offset = start, "following file");
+        Ok(Some(Tracked::new(
+            file,
+            id,
+            head.fingerprint(self.window),
+            start,
+            self.max_line_bytes,
+        )))
+    }
+
     /// Reads everything new in one file and sends it downstream.
     async fn read_file(&self, path: &Path, file: &mut Tracked, cx: &mut SourceContext) -> Progress {
         let path_value = Value::from(path.to_string_lossy().as_ref());
         let host = Value::from(cx.host.as_ref());
         let source_id = cx.key.shared_id();
-        for _ in 0..CHUNKS_PER_TURN {
-            if let Ok(metadata) = file.file.metadata()
-                && metadata.len() < file.offset
-            {
-                tracing::info!(component = %cx.key, path = %path.display(), "file was truncated; reading from the start");
-                if file.restart(self.max_line_bytes).is_err() {
+        for chunk in 0..CHUNKS_PER_TURN {
+            // Truncated (shorter than what was read, or another head): the
+            // head is looked at once a turn, the length before every read.
+            let truncated = if chunk == 0 {
+                file.check_head(self)
+            } else {
+                match file.file.metadata() {
+                    Ok(metadata) if metadata.len() < file.offset => file.check_head(self),
+                    _ => Ok(None),
+                }
+            };
+            match truncated {
+                Ok(Some(completed)) => {
+                    report_undelivered(completed, cx.out.metrics());
+                    tracing::info!(component = %cx.key, path = %path.display(), "file was truncated; reading from the start");
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    cx.out.metrics().error(
+                        ErrorType::ReadFailed,
+                        Stage::Receiving,
+                        &format_args!("cannot read {}: {error}", path.display()),
+                    );
                     return Progress::Failed;
                 }
             }
@@ -535,66 +773,6 @@ impl FileSource {
             file.acks.push(file.line_start(), count, status);
         }
         Progress::More
-    }
-}
-
-/// The saved offset of a checkpoint, when it is of this file (`inode`).
-fn checkpoint_of(checkpoint: Option<Checkpoint>, inode: u64) -> Option<u64> {
-    checkpoint
-        .filter(|checkpoint| checkpoint.inode == inode)
-        .map(|checkpoint| checkpoint.offset)
-}
-
-fn open_at(path: &Path, offset: u64) -> std::io::Result<File> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    Ok(file)
-}
-
-#[cfg(unix)]
-fn inode_of(metadata: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(metadata)
-}
-
-#[cfg(not(unix))]
-fn inode_of(_metadata: &std::fs::Metadata) -> u64 {
-    0
-}
-
-/// Writes the checkpoints that changed since the last save, and forgets
-/// files that are gone.
-fn save_checkpoints(
-    store: &crate::state::StateStore,
-    prefix: &str,
-    tracked: &HashMap<PathBuf, Tracked>,
-    saved: &mut HashMap<PathBuf, Checkpoint>,
-    metrics: &ComponentMetrics,
-) {
-    let current: HashMap<PathBuf, Checkpoint> = tracked
-        .iter()
-        .map(|(path, file)| (path.clone(), file.checkpoint()))
-        .collect();
-    let key = |path: &Path| format!("{prefix}{}", path.display());
-    let put: Vec<(String, Vec<u8>)> = current
-        .iter()
-        .filter(|(path, checkpoint)| saved.get(*path) != Some(checkpoint))
-        .filter_map(|(path, checkpoint)| Some((key(path), serde_json::to_vec(checkpoint).ok()?)))
-        .collect();
-    let delete: Vec<String> = saved
-        .keys()
-        .filter(|path| !current.contains_key(*path) && !path.exists())
-        .map(|path| key(path))
-        .collect();
-    if put.is_empty() && delete.is_empty() {
-        return;
-    }
-    match store.write(CHECKPOINTS, &put, &delete) {
-        Ok(()) => *saved = current,
-        Err(error) => metrics.error(
-            ErrorType::CheckpointFailed,
-            Stage::Receiving,
-            &format_args!("cannot save file checkpoints: {error}"),
-        ),
     }
 }
 
