@@ -21,6 +21,7 @@ pub mod host_metrics;
 mod http_receiver;
 mod http_server;
 mod lines;
+mod loki;
 pub mod polling;
 pub mod prometheus;
 mod socket;
@@ -39,6 +40,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("file", file::FileConfig),
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
+    component_type!("loki", loki::LokiConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("stdin", stdin::StdinConfig),

@@ -18,6 +18,7 @@ mod http_server;
 mod interpolation;
 mod layers;
 mod llm_suppress;
+mod loki;
 mod metric_sources;
 mod pattern_accuracy;
 mod pattern_transform;

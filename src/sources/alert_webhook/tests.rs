@@ -34,6 +34,18 @@ fn get<'a>(event: &'a Event, path: &str) -> &'a Value {
     value
 }
 
+/// Whether the event has a value at `path` (dotted).
+fn has(event: &Event, path: &str) -> bool {
+    let mut value = event.value();
+    for part in path.split('.') {
+        match value.as_object().and_then(|o| o.get(part)) {
+            Some(inner) => value = inner,
+            None => return false,
+        }
+    }
+    true
+}
+
 fn s(event: &Event, path: &str) -> String {
     get(event, path).to_string_lossy().into_owned()
 }
@@ -62,17 +74,14 @@ fn an_alertmanager_notification_gives_one_envelope_per_alert() {
         s(firing, "alert.starts_at"),
         "2026-12-06T05:00:00.123456789Z"
     );
-    assert!(
-        firing.get_field("alert.ends_at").is_none(),
-        "Go's zero time is no end"
-    );
+    assert!(!has(firing, "alert.ends_at"), "Go's zero time is no end");
     assert_eq!(s(firing, "message"), "Disk 97% full on db-1");
     assert_eq!(s(firing, "host"), "db-1:9100");
     assert_eq!(s(firing, "source_type"), "alert_webhook");
     assert_eq!(s(firing, "raw.version"), "4");
     assert_eq!(s(firing, "raw.alert.fingerprint"), "1a2b3c4d5e6f7081");
     assert!(
-        firing.get_field("raw.alerts").is_none(),
+        !has(firing, "raw.alerts"),
         "not every alert copied into each event"
     );
 
@@ -81,7 +90,7 @@ fn an_alertmanager_notification_gives_one_envelope_per_alert() {
     assert_eq!(s(resolved, "alert.summary"), "Disk full on db-2");
     assert_eq!(s(resolved, "alert.ends_at"), "2026-12-06T02:30:00Z");
     assert_eq!(s(resolved, "timestamp"), "2026-12-06T02:30:00Z");
-    assert!(resolved.get_field("alert.generator_url").is_none());
+    assert!(!has(resolved, "alert.generator_url"));
 }
 
 #[test]
@@ -113,7 +122,7 @@ fn grafana_is_told_apart_and_keeps_its_values_and_links() {
         &Value::from(serde_json::json!(44.2))
     );
     assert_eq!(s(e, "alert.silence_url"), "http://grafana/silence");
-    assert!(e.get_field("alert.dashboard_url").is_none());
+    assert!(!has(e, "alert.dashboard_url"));
     assert_eq!(s(e, "alert.starts_at"), "2026-12-06T05:00:00Z");
     assert_eq!(s(e, "raw.alert.valueString"), "[ metric='' value=44.2 ]");
 }

@@ -1,0 +1,69 @@
+//! Prometheus label text, as a Loki stream's labels travel in protobuf:
+//! `{env="prod", job="api"}`, values with Go string escapes.
+//!
+//! Lenient where real clients are sloppy: Vector writes values without
+//! escaping them, so a quote inside a value is taken as part of it unless
+//! it is followed by `,` or `}` (the end of the pair).
+
+/// The pairs of `{name="value", ...}`, or why the text is not label text.
+pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
+    let bad = |why: &str| format!("bad stream labels `{text}`: {why}");
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| bad("not in braces"))?;
+    let mut pairs = Vec::new();
+    let mut rest = inner.trim_start();
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or_else(|| bad("a name without `=`"))?;
+        let name = rest[..eq].trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+        {
+            return Err(bad(&format!("`{name}` is not a label name")));
+        }
+        let after = rest[eq + 1..].trim_start();
+        let body = after
+            .strip_prefix('"')
+            .ok_or_else(|| bad("a value without quotes"))?;
+        let (value, used) =
+            read_value(body).ok_or_else(|| bad("a value without its closing quote"))?;
+        pairs.push((name.to_string(), value));
+        rest = body[used..].trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    Ok(pairs)
+}
+
+/// The value up to its closing quote (`body` starts after the opening
+/// one), and how many bytes of `body` it used, the quote included.
+fn read_value(body: &str) -> Option<(String, usize)> {
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => {
+                let (_, escaped) = chars.next()?;
+                value.push(match escaped {
+                    'n' => '\n',
+                    't' => '\t',
+                    'r' => '\r',
+                    other => other,
+                });
+            }
+            '"' => {
+                let next = body[at + 1..].trim_start().chars().next();
+                if matches!(next, None | Some(',') | Some('}')) {
+                    return Some((value, at + 1));
+                }
+                value.push('"');
+            }
+            other => value.push(other),
+        }
+    }
+    None
+}

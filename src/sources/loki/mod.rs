@@ -1,0 +1,213 @@
+//! `loki`: serve Loki's push API (`POST /loki/api/v1/push`), so that
+//! Promtail, Grafana Alloy, Fluent Bit's `loki` output and Vector's `loki`
+//! sink can point at howl as they would at Loki.
+//!
+//! Bodies are JSON (`application/json`, what Fluent Bit sends, possibly
+//! gzipped) or protobuf compressed with snappy's block format
+//! (`application/x-protobuf`, what Alloy, Promtail and Vector send; a
+//! `Content-Encoding: snappy` header is the same one layer, as Loki reads
+//! it). Each entry becomes one event; its stream's labels are kept under
+//! `labels`, its structured metadata under `structured_metadata`. The
+//! answers are [`super::http_receiver`]'s: a 2xx only once the events are
+//! delivered, so a shipper (which retries 429 and 5xx) loses nothing.
+
+mod labels;
+mod push;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use vrl::value::{KeyString, ObjectMap, Value};
+
+use super::http_receiver::{AuthConfig, Decoder, Receiver, check_literal_path};
+use crate::components::source::{Source, SourceConfig, SourceContext};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
+use crate::event::{Event, fields};
+use crate::http::server::{ConnectionsConfig, SOURCE_MAX_CONNECTIONS};
+use crate::options::Seconds;
+
+/// Options of the `loki` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LokiConfig {
+    /// The address and port to listen on, e.g. `127.0.0.1:3100` (Loki's
+    /// own port, so shippers need only a new host).
+    address: SocketAddr,
+    /// The URL path that accepts pushes; other paths answer 404.
+    #[serde(default = "default_path")]
+    path: String,
+    /// The largest request body accepted, in bytes, as sent (compressed);
+    /// a larger one is refused with 413. Decompressed, a body may be at
+    /// most eight times this.
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: NonZeroUsize,
+    /// Require credentials (Loki has none of its own; a proxy in front of
+    /// it usually does): a bearer token, or a user and password, as the
+    /// shippers' `basic_auth` / `bearer_token` options send them.
+    auth: Option<AuthConfig>,
+    /// How long a push waits for its entries to be delivered before it is
+    /// answered 503 (which shippers retry); the entries may still be
+    /// delivered afterwards, so the retry may repeat them.
+    #[serde(default = "default_ack_timeout")]
+    ack_timeout_secs: Seconds,
+    /// Limits on connections, against slow and abusive clients.
+    #[serde(default)]
+    connections: ConnectionsConfig,
+}
+
+fn default_path() -> String {
+    "/loki/api/v1/push".to_string()
+}
+
+fn default_max_body_bytes() -> NonZeroUsize {
+    const TEN_MIB: NonZeroUsize = NonZeroUsize::new(10 * 1024 * 1024).unwrap();
+    TEN_MIB
+}
+
+fn default_ack_timeout() -> Seconds {
+    Seconds::from_secs(30)
+}
+
+/// How much larger than the body a decompressed body may be.
+const INFLATION: usize = 8;
+
+impl SourceConfig for LokiConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        check_literal_path(&self.path)?;
+        let credentials = self
+            .auth
+            .as_ref()
+            .map(AuthConfig::credentials)
+            .transpose()?;
+        let limit = self.max_body_bytes.get().saturating_mul(INFLATION);
+        let decoder: Decoder =
+            Arc::new(move |body, headers| decode(body, headers, limit, Utc::now()));
+        Ok(Box::new(Loki {
+            receiver: Receiver {
+                address: self.address,
+                path: self.path.clone(),
+                methods: axum::routing::MethodFilter::POST,
+                max_body_bytes: self.max_body_bytes.get(),
+                credentials,
+                ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
+                limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
+                decoder,
+            },
+        }))
+    }
+}
+
+struct Loki {
+    receiver: Receiver,
+}
+
+impl Source for Loki {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(self.receiver.run(cx))
+    }
+}
+
+/// One stream's entries, decoded from either encoding.
+struct Stream {
+    labels: Vec<(String, String)>,
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    at: Option<DateTime<Utc>>,
+    line: String,
+    metadata: Vec<(String, String)>,
+}
+
+/// A push request's events, or why it cannot be read (answered 400).
+fn decode(
+    body: Bytes,
+    headers: &HeaderMap,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, String> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let content_type = header(header::CONTENT_TYPE);
+    let body = match header(header::CONTENT_ENCODING).as_str() {
+        "" | "identity" | "snappy" => body,
+        "gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), limit)?,
+        "deflate" => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit)?,
+        other => return Err(format!("unsupported Content-Encoding `{other}`")),
+    };
+    let streams = if content_type.starts_with("application/json") {
+        push::from_json(&body)?
+    } else {
+        // Loki reads protobuf for `application/x-protobuf`, and for a
+        // missing or unknown type too.
+        push::from_protobuf(&body, limit)?
+    };
+    let tenant = headers
+        .get("x-scope-orgid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let mut events = Vec::new();
+    for stream in streams {
+        let labels: ObjectMap = stream
+            .labels
+            .iter()
+            .map(|(k, v)| (KeyString::from(k.as_str()), Value::from(v.as_str())))
+            .collect();
+        let host = stream
+            .labels
+            .iter()
+            .find(|(k, _)| k == "host")
+            .map(|(_, v)| Value::from(v.as_str()));
+        for entry in stream.entries {
+            let mut event = Event::log(Bytes::from(entry.line), entry.at.unwrap_or(now), "loki");
+            event.insert_field("labels", Value::Object(labels.clone()));
+            if !entry.metadata.is_empty() {
+                let metadata: ObjectMap = entry
+                    .metadata
+                    .into_iter()
+                    .map(|(k, v)| (KeyString::from(k), Value::from(v)))
+                    .collect();
+                event.insert_field("structured_metadata", Value::Object(metadata));
+            }
+            if let Some(host) = &host {
+                event.insert_field(fields::HOST, host.clone());
+            }
+            if let Some(tenant) = tenant {
+                event.insert_field("tenant", tenant);
+            }
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+/// Reads a compressed body, refusing to go past `limit` bytes.
+fn inflate(reader: impl Read, limit: usize) -> Result<Bytes, String> {
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the body cannot be decompressed: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "the body decompresses to more than {limit} bytes (8 times max_body_bytes)"
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests;
