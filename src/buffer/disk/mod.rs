@@ -272,7 +272,7 @@ pub fn open(
         acked: Mutex::new(recovered.cursor),
         saved: Mutex::new(recovered.cursor),
         hot: Mutex::new(HotTail::default()),
-        lost_events: AtomicU64::new(0),
+        lost_events: AtomicU64::new(recovered.lost_events),
         _lock: lock,
     });
     shared
@@ -339,6 +339,8 @@ struct Recovered {
     cursor: Cursor,
     /// The next sequence number to write.
     next_seq: u64,
+    /// Events counted lost while recovering.
+    lost_events: u64,
 }
 
 fn recover(
@@ -369,6 +371,7 @@ fn recover(
     let _ = segment_size;
     let max_payload = READ_MAX_PAYLOAD;
     let mut segments = VecDeque::new();
+    let mut lost_events = 0;
     let mut size = 0;
     let mut cursor = ledger;
     let mut next_seq = cursor.map_or(0, |c| c.next_seq);
@@ -384,8 +387,13 @@ fn recover(
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         let len = file.metadata()?.len();
         let Some(first_seq) = format::read_segment_header(&mut file, id)? else {
+            // The records may be sound behind a damaged header: count
+            // their events (past what the ledger says was finished).
+            let done = cursor.filter(|c| c.segment == id).map_or(0, |c| c.offset);
+            let events = count_events(&mut file, len, done, max_payload)?;
             std::fs::rename(&path, path.with_extension("bad"))?;
-            metrics.buffer_lost(0, len, "bad_header");
+            metrics.buffer_lost(events, len, "bad_header");
+            lost_events += events;
             tracing::warn!(component = %metrics.key(), segment = %path.display(), "a disk buffer segment has a bad header; set aside as .bad, its events are lost");
             continue;
         };
@@ -453,7 +461,29 @@ fn recover(
         size,
         cursor,
         next_seq,
+        lost_events,
     })
+}
+
+/// The events in the sound records of a segment whose header is damaged,
+/// counting those that end after `done`.
+fn count_events(file: &mut File, len: u64, done: u64, max_payload: usize) -> std::io::Result<u64> {
+    let mut offset = SEGMENT_HEADER as u64;
+    let mut events = 0;
+    loop {
+        let record = match format::read_record(file, offset, len, max_payload)? {
+            Found::Record(record) => record,
+            Found::Corrupt => match format::resync(file, offset, len, max_payload, 0)? {
+                Some((_, record)) => record,
+                None => return Ok(events),
+            },
+            Found::End | Found::Torn => return Ok(events),
+        };
+        if record.end > done {
+            events += u64::from(record.events);
+        }
+        offset = record.end;
+    }
 }
 
 /// The end of the last sound record of a segment, and the sequence number

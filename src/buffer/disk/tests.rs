@@ -334,6 +334,11 @@ async fn a_segment_with_a_bad_header_is_set_aside() {
         .unwrap()
         .unwrap();
     assert!(number(&batch[0]) > 0, "starts after the damaged segment");
+    assert_eq!(
+        receiver.shared.lost_events.load(Ordering::Relaxed),
+        number(&batch[0]),
+        "the records behind the damaged header are counted"
+    );
     assert!(
         first.with_extension("bad").exists(),
         "kept aside for a human"
