@@ -17,6 +17,7 @@
 mod alert_webhook;
 mod demo_logs;
 mod file;
+mod fluent;
 pub mod host_metrics;
 mod http_receiver;
 mod http_server;
@@ -37,6 +38,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("alert_webhook", alert_webhook::AlertWebhookConfig),
     component_type!("demo_logs", demo_logs::DemoLogsConfig),
     component_type!("file", file::FileConfig),
+    component_type!("fluent", fluent::FluentConfig),
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
