@@ -1,8 +1,8 @@
 //! Sources: where events come from.
 //!
-//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`) and
-//! `syslog` (over [`socket`], the plumbing of listening sources) make log
-//! events; polling sources (`host_metrics`, `prometheus_scrape`,
+//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`),
+//! `syslog` and `fluent` (over [`socket`], the plumbing of listening
+//! sources) make log events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
 //! on a schedule ([`polling`]).
 //!

@@ -185,7 +185,7 @@ impl Maker {
     /// `[[time, metadata], record]`.
     fn entry(&self, entry: Bytes, tag: &Value, host: &Value) -> Option<Event> {
         let mut reader = Reader::new(entry);
-        let Some(Item::Array(len @ 2..)) = reader.next() else {
+        let Some(Item::Array(2..)) = reader.next() else {
             return None;
         };
         let time = match reader.next()? {
@@ -207,7 +207,6 @@ impl Maker {
         let Value::Object(record) = reader.value()? else {
             return None;
         };
-        let _ = len;
         Some(self.event(record, time, tag, host))
     }
 
