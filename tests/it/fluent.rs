@@ -3,7 +3,8 @@
 //! seconds and EventTime), the `msgpack` package it brings (PackedForward
 //! as Fluentd sends it, CompressedPackedForward with two gzip members,
 //! acks read back), and bytes built here for the ack contract: answered
-//! only after the sink delivered, never when it failed.
+//! only after the sink delivered, never when it failed; garbage counted;
+//! an ack over TLS (Python's ssl).
 //!
 //! The Python comes from `target/venv` (scripts/test creates it with
 //! `python3 -m venv` and `pip install fluent-logger`), or `HOWL_TEST_PYTHON`.
@@ -308,7 +309,7 @@ async fn acks_come_only_after_the_sink_delivered_and_never_for_a_failed_delivery
     .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _howl = start(
+    let howl = start(
         dir.path(),
         &format!("[sources.in]\ntype = \"fluent\"\naddress = \"127.0.0.1:{port}\"\n"),
         &format!(
@@ -373,4 +374,62 @@ async fn acks_come_only_after_the_sink_delivered_and_never_for_a_failed_delivery
         "a refused delivery is never acked"
     );
     assert_eq!(receiver.requests().len(), 3);
+
+    // Bytes that are not MessagePack end their connection, counted.
+    let mut garbage = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    garbage.write_all(&[0xc1, 0x00]).await.unwrap();
+    assert_eq!(read_answer(&mut garbage, 1).await, Vec::<u8>::new());
+    howl.wait_for_metric(
+        "component_errors_total",
+        &["component_id=\"in\"", "error_type=\"decode_failed\""],
+        1.0,
+    )
+    .await;
+}
+
+const TLS_CLIENT: &str = r#"
+import socket, ssl, sys
+import msgpack
+
+context = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname="localhost") as conn:
+        conn.sendall(msgpack.packb(["tls.tag", 1700000000, {"msg": "over tls"}, {"chunk": "t1"}]))
+        unpacker = msgpack.Unpacker(raw=False)
+        answer = None
+        while answer is None:
+            data = conn.recv(4096)
+            assert data, "the connection closed without an ack"
+            unpacker.feed(data)
+            for answer in unpacker:
+                break
+        assert answer == {"ack": "t1"}, answer
+"#;
+
+#[tokio::test]
+async fn tls_carries_messages_and_their_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::syslog::make_certificates(dir.path());
+    let port = free_port();
+    let _howl = start(
+        dir.path(),
+        &format!(
+            "[sources.tls]\ntype = \"fluent\"\naddress = \"127.0.0.1:{port}\"\n\
+             tls.crt_file = \"crt.pem\"\ntls.key_file = \"key.pem\"\n"
+        ),
+        FILE_SINK,
+    )
+    .await;
+    listening(port).await;
+    let ca = dir.path().join("ca.pem");
+    run_python(
+        dir.path(),
+        TLS_CLIENT,
+        &[&port.to_string(), &ca.to_string_lossy()],
+    )
+    .await;
+    let e = event_with(dir.path(), "over tls").await;
+    assert_eq!(e["tag"], "tls.tag");
 }
