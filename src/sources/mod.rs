@@ -1,8 +1,8 @@
 //! Sources: where events come from.
 //!
-//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`) and
-//! `syslog` (over [`socket`], the plumbing of listening sources) make log
-//! events; polling sources (`host_metrics`, `prometheus_scrape`,
+//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`),
+//! `syslog` and `fluent` (over [`socket`], the plumbing of listening
+//! sources) make log events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
 //! on a schedule ([`polling`]).
 //!
@@ -17,6 +17,7 @@
 mod alert_webhook;
 mod demo_logs;
 mod file;
+mod fluent;
 pub mod host_metrics;
 mod http_receiver;
 mod http_server;
@@ -38,6 +39,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("alert_webhook", alert_webhook::AlertWebhookConfig),
     component_type!("demo_logs", demo_logs::DemoLogsConfig),
     component_type!("file", file::FileConfig),
+    component_type!("fluent", fluent::FluentConfig),
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
     component_type!("loki", loki::LokiConfig),

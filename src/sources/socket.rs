@@ -1,8 +1,13 @@
-//! The plumbing of sources that listen on sockets (`syslog` today): TCP
-//! with optional TLS, Unix stream sockets, UDP and Unix datagrams.
+//! The plumbing of sources that listen on sockets (`syslog`, `fluent`):
+//! TCP with optional TLS, Unix stream sockets, UDP and Unix datagrams.
 //!
 //! A source gives a *decoder* per connection (bytes → events) or one per
-//! datagram; this module accepts, reads, and sends. Backpressure is
+//! datagram; this module accepts, reads, and sends. A protocol whose
+//! clients wait for an answer (fluent's acks) gives an
+//! [`AnsweringDecoder`] instead: each batch it decodes may carry the bytes
+//! to write back once every event of it is delivered; the answers go out
+//! in order, and a batch that is not delivered closes the connection
+//! unanswered, so the client sends it again. Backpressure is
 //! reading: a connection whose events wait for room in the pipeline is not
 //! read, so the sender's socket buffer fills and TCP slows it down (a
 //! datagram socket drops in the kernel instead, as UDP does everywhere).
@@ -15,17 +20,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::components::source::SourceSender;
 use crate::diagnostic::BuildError;
-use crate::event::Event;
+use crate::event::{BatchStatus, Event, notify_batch};
 use crate::internal_events::{ErrorType, Stage};
 
 /// TLS for a TCP listener: howl's certificate and key, in PEM files.
@@ -100,6 +105,63 @@ pub trait StreamDecoder: Send + 'static {
     fn decode(&mut self, buf: &mut BytesMut, eof: bool, events: &mut Vec<Event>);
 }
 
+/// Events decoded from a connection, and what to write back once they
+/// are all delivered.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The events (possibly none: the answer is then written at once).
+    pub events: Vec<Event>,
+    /// The bytes to write back after delivery; `None`: nothing, and the
+    /// batch is sent without waiting for its delivery.
+    pub answer: Option<Bytes>,
+}
+
+/// Turns one connection's bytes into batches, for protocols that answer
+/// (see [`Batch`]). Like [`StreamDecoder`], it must bound what it leaves
+/// in `buf`; an `Err` (input it cannot find its way back from) ends the
+/// connection after the batches already pushed, and is counted.
+pub trait AnsweringDecoder: Send + 'static {
+    /// Takes complete messages out of `buf`.
+    fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        eof: bool,
+        batches: &mut Vec<Batch>,
+    ) -> Result<(), String>;
+}
+
+/// A [`StreamDecoder`] as an [`AnsweringDecoder`] that never answers.
+struct Unanswered<D>(D);
+
+impl<D: StreamDecoder> AnsweringDecoder for Unanswered<D> {
+    fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        eof: bool,
+        batches: &mut Vec<Batch>,
+    ) -> Result<(), String> {
+        let mut events = Vec::new();
+        self.0.decode(buf, eof, &mut events);
+        if !events.is_empty() {
+            batches.push(Batch {
+                events,
+                answer: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How long answered batches wait for their delivery.
+#[derive(Clone)]
+pub struct AnswerWait {
+    /// The longest wait for one batch; beyond it the connection is closed
+    /// unanswered.
+    pub timeout: Duration,
+    /// Cancelled when howl stops waiting for deliveries at shutdown.
+    pub shutdown_limit: CancellationToken,
+}
+
 /// How long a TLS handshake may take: a client that never finishes it must
 /// not hold a connection slot.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,6 +207,25 @@ impl StreamListener {
         shutdown: CancellationToken,
         decoder: impl Fn(Peer) -> D,
     ) {
+        let wait = AnswerWait {
+            timeout: Duration::MAX,
+            shutdown_limit: CancellationToken::new(),
+        };
+        self.serve_answering(out, limit, shutdown, wait, |peer| Unanswered(decoder(peer)))
+            .await;
+    }
+
+    /// [`serve`](Self::serve) for decoders that answer: as it, and each
+    /// answered batch waits (`wait`) for its delivery before its answer is
+    /// written and the connection read on.
+    pub async fn serve_answering<D: AnsweringDecoder>(
+        self,
+        out: SourceSender,
+        limit: usize,
+        shutdown: CancellationToken,
+        wait: AnswerWait,
+        decoder: impl Fn(Peer) -> D,
+    ) {
         let slots = Arc::new(Semaphore::new(limit));
         let mut connections = JoinSet::new();
         loop {
@@ -174,7 +255,8 @@ impl StreamListener {
                     continue;
                 }
             };
-            let (out, shutdown, mut decoder) = (out.clone(), shutdown.clone(), decoder(peer));
+            let (out, mut decoder) = (out.clone(), decoder(peer));
+            let (shutdown, wait) = (shutdown.clone(), wait.clone());
             let tls = match &self {
                 Self::Tcp(_, tls) => tls.clone(),
                 Self::Unix(..) => None,
@@ -185,7 +267,7 @@ impl StreamListener {
                     (Accepted::Tcp(stream), Some(tls)) => {
                         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream));
                         match handshake.await {
-                            Ok(Ok(stream)) => read(stream, &mut decoder, out, shutdown).await,
+                            Ok(Ok(stream)) => read(stream, &mut decoder, out, shutdown, wait).await,
                             Ok(Err(error)) => out.metrics().warn_limited(
                                 "tls_handshake_failed",
                                 &format_args!("TLS handshake with {peer:?} failed: {error}"),
@@ -197,9 +279,11 @@ impl StreamListener {
                         }
                     }
                     (Accepted::Tcp(stream), None) => {
-                        read(stream, &mut decoder, out, shutdown).await
+                        read(stream, &mut decoder, out, shutdown, wait).await
                     }
-                    (Accepted::Unix(stream), _) => read(stream, &mut decoder, out, shutdown).await,
+                    (Accepted::Unix(stream), _) => {
+                        read(stream, &mut decoder, out, shutdown, wait).await
+                    }
                 }
             });
         }
@@ -231,13 +315,17 @@ enum Accepted {
 }
 
 /// Reads one connection to its end (or shutdown), sending each read's
-/// events before reading on.
-async fn read<S: AsyncRead + Unpin>(
+/// events before reading on, and writing the answers of answered batches
+/// once they are delivered.
+async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    decoder: &mut impl StreamDecoder,
-    mut out: SourceSender,
+    decoder: &mut impl AnsweringDecoder,
+    out: SourceSender,
     shutdown: CancellationToken,
+    wait: AnswerWait,
 ) {
+    let metrics = Arc::clone(out.metrics());
+    let mut out = Some(out);
     let mut buf = BytesMut::with_capacity(READ_BYTES);
     loop {
         if buf.capacity() - buf.len() < READ_BYTES / 4 {
@@ -252,22 +340,93 @@ async fn read<S: AsyncRead + Unpin>(
             Ok(0) => (0, true),
             Ok(n) => (n, false),
             Err(error) => {
-                out.metrics().warn_limited(
+                metrics.warn_limited(
                     "connection_failed",
                     &format_args!("a connection failed: {error}"),
                 );
                 (0, true)
             }
         };
-        let mut events = Vec::new();
-        decoder.decode(&mut buf, eof, &mut events);
-        out.metrics().received(events.len(), bytes);
-        if !events.is_empty() {
-            out.send(events).await;
+        let mut batches = Vec::new();
+        let decoded = decoder.decode(&mut buf, eof, &mut batches);
+        let events = batches.iter().map(|batch| batch.events.len()).sum();
+        metrics.received(events, bytes);
+        for Batch { mut events, answer } in batches {
+            let Some(sender) = out.as_mut() else {
+                return;
+            };
+            let Some(answer) = answer else {
+                if !events.is_empty() {
+                    sender.send(events).await;
+                }
+                continue;
+            };
+            if !events.is_empty() {
+                let status = notify_batch(&mut events);
+                sender.send(events).await;
+                if let Err(why) = delivered(status, &wait, &shutdown, &mut out).await {
+                    metrics.warn_limited(
+                        "answer_withheld",
+                        &format_args!("{why}: the connection is closed unanswered, so the client sends them again"),
+                    );
+                    return;
+                }
+            }
+            let written = async {
+                stream.write_all(&answer).await?;
+                stream.flush().await
+            };
+            if let Err(error) = written.await {
+                metrics.warn_limited(
+                    "connection_failed",
+                    &format_args!("cannot answer a client: {error}"),
+                );
+                return;
+            }
+        }
+        if let Err(why) = decoded {
+            metrics.error(
+                ErrorType::DecodeFailed,
+                Stage::Receiving,
+                &format_args!("{why}; the connection is closed"),
+            );
+            return;
         }
         if eof {
             return;
         }
+    }
+}
+
+/// Waits for a batch's delivery. At shutdown it lets go of the output (so
+/// the pipeline can drain and deliver) and goes on waiting, until the
+/// shutdown limit.
+async fn delivered(
+    status: crate::event::BatchStatusReceiver,
+    wait: &AnswerWait,
+    shutdown: &CancellationToken,
+    out: &mut Option<SourceSender>,
+) -> Result<(), &'static str> {
+    let deadline = tokio::time::sleep(wait.timeout.min(Duration::from_secs(86_400 * 365)));
+    tokio::pin!(deadline, status);
+    loop {
+        let status = tokio::select! {
+            biased;
+            status = &mut status => status.unwrap_or(BatchStatus::Errored),
+            () = shutdown.cancelled(), if out.is_some() => {
+                *out = None;
+                continue;
+            }
+            () = &mut deadline => return Err("events were not delivered in time"),
+            () = wait.shutdown_limit.cancelled() => {
+                return Err("howl stopped before events were delivered");
+            }
+        };
+        return match status {
+            BatchStatus::Delivered => Ok(()),
+            BatchStatus::Errored => Err("a sink could not deliver events"),
+            BatchStatus::Rejected => Err("a sink's destination refused events"),
+        };
     }
 }
 

@@ -14,6 +14,7 @@ mod chaos;
 mod config_tests;
 mod docs;
 mod file_source;
+mod fluent;
 mod http_server;
 mod interpolation;
 mod layers;

@@ -286,7 +286,7 @@ async fn tls_uses_the_certificate_and_key_from_files() {
 
 /// A test CA (`ca.pem`) and a server certificate it signed for localhost
 /// and 127.0.0.1 (`crt.pem`, `key.pem`), made with the openssl command.
-fn make_certificates(dir: &Path) {
+pub fn make_certificates(dir: &Path) {
     let ec = [
         "-newkey",
         "ec",
