@@ -56,19 +56,35 @@ pub enum VrlOrigin<'a> {
 /// The limit bounds the damage but does not make every program under it
 /// fast: 256 KiB of distinct assignments (`.f1 = 1`, `.f2 = 1`, ...)
 /// still takes minutes to compile, which only a fix in VRL can cure.
-pub const MAX_PROGRAM_BYTES: usize = 256 * 1024;
+/// The global key `vrl_max_program_bytes` changes it.
+pub const DEFAULT_MAX_PROGRAM_BYTES: usize = 256 * 1024;
+
+/// The limit in force: one per process, set from the config before any
+/// component is built.
+static MAX_PROGRAM_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_PROGRAM_BYTES);
+
+/// Sets the largest VRL program compiled (the `vrl_max_program_bytes` key).
+pub fn set_max_program_bytes(bytes: usize) {
+    MAX_PROGRAM_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn max_program_bytes() -> usize {
+    MAX_PROGRAM_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Compiles `source`, written in `file` (the config file that names it).
 /// `what` names the option in messages (`source`, `condition`,
 /// `route.errors`; for a program in its own file, the option naming that
-/// file). Programs over [`MAX_PROGRAM_BYTES`] are refused before compiling.
+/// file). Programs over the limit ([`DEFAULT_MAX_PROGRAM_BYTES`] unless
+/// configured) are refused before compiling.
 pub fn compile(
     source: &str,
     origin: VrlOrigin<'_>,
     file: &SourceFile,
     what: &str,
 ) -> Result<Program, BuildError> {
-    if source.len() > MAX_PROGRAM_BYTES {
+    if source.len() > max_program_bytes() {
         let error = too_large(&format!(
             "the program in `{what}` is {} KiB",
             source.len().div_ceil(1024)
@@ -122,18 +138,19 @@ pub fn compile(
     }
 }
 
-/// The error for a program over [`MAX_PROGRAM_BYTES`]; `subject` says which
+/// The error for a program over the limit; `subject` says which
 /// program and how large it is.
 fn too_large(subject: &str) -> BuildError {
     BuildError::new(format!(
         "{subject}: the limit for one VRL program is {} KiB (compiling VRL takes time that \
-         grows faster than the program); split it across several `remap` transforms",
-        MAX_PROGRAM_BYTES / 1024
+         grows faster than the program); split it across several `remap` transforms, or raise \
+         `vrl_max_program_bytes`",
+        max_program_bytes() / 1024
     ))
 }
 
 /// Reads a VRL program kept in its own file (`option` names the option
-/// that gives its path), refusing a file over [`MAX_PROGRAM_BYTES`]
+/// that gives its path), refusing a file over the limit
 /// without reading it all.
 pub fn read_program_file(path: &Path, option: &str) -> Result<String, BuildError> {
     use std::io::Read;
@@ -143,10 +160,11 @@ pub fn read_program_file(path: &Path, option: &str) -> Result<String, BuildError
     };
     let file = std::fs::File::open(path).map_err(cannot_read)?;
     let mut bytes = Vec::new();
-    file.take(MAX_PROGRAM_BYTES as u64 + 1)
+    let limit = max_program_bytes();
+    file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(cannot_read)?;
-    if bytes.len() > MAX_PROGRAM_BYTES {
+    if bytes.len() > limit {
         return Err(
             too_large(&format!("VRL file `{}` is too large", path.display())).for_option(option),
         );
@@ -374,7 +392,7 @@ mod tests {
         let program = |size: usize| format!(".a = \"{}\"", "x".repeat(size - 7));
         assert!(
             compile(
-                &program(MAX_PROGRAM_BYTES),
+                &program(DEFAULT_MAX_PROGRAM_BYTES),
                 VrlOrigin::Inline(0..1),
                 &file,
                 "source"
@@ -382,7 +400,7 @@ mod tests {
             .is_ok()
         );
         let Err(error) = compile(
-            &program(MAX_PROGRAM_BYTES + 1),
+            &program(DEFAULT_MAX_PROGRAM_BYTES + 1),
             VrlOrigin::Inline(40..50),
             &file,
             "source",
@@ -400,7 +418,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.vrl");
-        std::fs::write(&path, program(MAX_PROGRAM_BYTES + 1)).unwrap();
+        std::fs::write(&path, program(DEFAULT_MAX_PROGRAM_BYTES + 1)).unwrap();
         let error = read_program_file(&path, "file").unwrap_err();
         assert_eq!(error.option.as_deref(), Some("file"));
         assert!(error.message.contains("is too large"), "{}", error.message);

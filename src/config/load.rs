@@ -33,7 +33,15 @@ use crate::components::schema::OptionsSchema;
 use crate::diagnostic::{Diagnostic, OptionSpans, SourceFile};
 use crate::diagnostic::{did_you_mean, name_list};
 
-const TOP_LEVEL_KEYS: [&str; 6] = ["data_dir", "api", "sources", "transforms", "sinks", "tests"];
+const TOP_LEVEL_KEYS: [&str; 7] = [
+    "data_dir",
+    "api",
+    "vrl_max_program_bytes",
+    "sources",
+    "transforms",
+    "sinks",
+    "tests",
+];
 
 pub(super) fn load(
     files: Vec<(PathBuf, String)>,
@@ -125,6 +133,7 @@ impl Loader {
             match key.get_ref().as_ref() {
                 "data_dir" => self.parse_data_dir(file, value),
                 "api" => self.parse_api(file, value),
+                "vrl_max_program_bytes" => self.parse_vrl_limit(file, value),
                 "sources" => self.parse_section(file, ComponentKind::Source, value),
                 "transforms" => self.parse_section(file, ComponentKind::Transform, value),
                 "sinks" => self.parse_section(file, ComponentKind::Sink, value),
@@ -163,6 +172,30 @@ impl Loader {
                 .at(file, Some(span)),
             ),
             _ => self.data_dir = Some((dir, here)),
+        }
+    }
+
+    /// `vrl_max_program_bytes`: 1 KiB to 16 MiB (set at once: nothing is
+    /// compiled before the files are read).
+    fn parse_vrl_limit(&mut self, file: &SourceFile, value: Spanned<DeValue<'_>>) {
+        const RANGE: std::ops::RangeInclusive<i64> = 1024..=16 * 1024 * 1024;
+        let span = value.span();
+        match value
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i.as_str().parse::<i64>().ok())
+        {
+            Some(bytes) if RANGE.contains(&bytes) => {
+                crate::vrl_program::set_max_program_bytes(bytes as usize);
+            }
+            _ => self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "`vrl_max_program_bytes` must be a whole number of bytes from {} to {}",
+                    RANGE.start(),
+                    RANGE.end()
+                ))
+                .at(file, Some(span)),
+            ),
         }
     }
 

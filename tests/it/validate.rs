@@ -590,3 +590,35 @@ fn invalid_utf8_is_reported_at_its_line_and_column() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_vrl_program_limit_is_configurable_and_checked() {
+    let program = format!(".a = 1\n{}", "# padding\n".repeat(300));
+    let topology = |limit: &str| {
+        format!(
+            "{limit}\n[sources.in]\ntype = \"stdin\"\n[transforms.t]\ntype = \"remap\"\ninputs = [\"in\"]\n\
+             source = '''\n{program}'''\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"t\"]\n"
+        )
+    };
+    let out = check(
+        &topology("vrl_max_program_bytes = 2048"),
+        &[
+            "the limit for one VRL program is 2 KiB",
+            "vrl_max_program_bytes",
+        ],
+    );
+    assert!(out.contains("transforms.t"), "{out}");
+    check(
+        &topology("vrl_max_program_bytes = 10"),
+        &["`vrl_max_program_bytes` must be a whole number of bytes from 1024"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::write(dir.path(), "ok.toml", &topology(""));
+    let output = crate::common::howl()
+        .arg("validate")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "3 KiB is under the default limit");
+}
