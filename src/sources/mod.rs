@@ -1,6 +1,7 @@
 //! Sources: where events come from.
 //!
-//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`) and
+//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`),
+//! `opentelemetry` (OTLP logs over HTTP) and
 //! `syslog` (over [`socket`], the plumbing of listening sources) make log
 //! events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
@@ -21,6 +22,7 @@ pub mod host_metrics;
 mod http_receiver;
 mod http_server;
 mod lines;
+mod opentelemetry;
 pub mod polling;
 pub mod prometheus;
 mod socket;
@@ -39,6 +41,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("file", file::FileConfig),
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
+    component_type!("opentelemetry", opentelemetry::OpentelemetryConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("stdin", stdin::StdinConfig),
