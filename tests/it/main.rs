@@ -19,6 +19,7 @@ mod interpolation;
 mod layers;
 mod llm_suppress;
 mod metric_sources;
+mod opentelemetry;
 mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;

@@ -130,7 +130,8 @@ pub struct AnyValue {
 
 /// The `oneof` of [`AnyValue`].
 pub mod any_value {
-    /// One kind of value.
+    /// One kind of value (named as prost names the `.proto`'s oneof).
+    #[allow(clippy::enum_variant_names)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Value {
         #[prost(string, tag = "1")]
