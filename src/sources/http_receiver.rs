@@ -1,5 +1,6 @@
 //! The plumbing of sources that accept HTTP requests (`http_server`,
-//! `alert_webhook`): credentials, body limits, backpressure, and an answer
+//! `alert_webhook`, `opentelemetry` over HTTP/1.1 and, for gRPC, HTTP/2):
+//! credentials, body limits, backpressure, and an answer
 //! that says what happened to the events, so a client that retries on
 //! failure loses nothing:
 //!
@@ -43,6 +44,8 @@ use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, notify_batch};
 use crate::http::bearer::{basic_matches, bearer_matches};
 use crate::http::server::{self, ServerLimits};
+
+pub use crate::http::server::Protocol;
 use crate::internal_events::{ErrorType, Stage};
 use crate::secret::Secret;
 
@@ -196,6 +199,8 @@ pub struct Receiver {
     /// The bodies of the answers ([`JsonAnswers`] unless the protocol
     /// says otherwise).
     pub answers: Arc<dyn Answers>,
+    /// HTTP/1.1, or cleartext HTTP/2 for gRPC.
+    pub protocol: Protocol,
 }
 
 /// How long a request waits for room in a full pipeline before 503.
@@ -247,7 +252,15 @@ impl Receiver {
             .fallback(not_found)
             .with_state(shared);
         let name = cx.key.to_string();
-        server::serve(listener, router, self.limits, &name, cx.shutdown.clone()).await;
+        server::serve_protocol(
+            listener,
+            router,
+            self.limits,
+            &name,
+            cx.shutdown.clone(),
+            self.protocol,
+        )
+        .await;
         Ok(())
     }
 }

@@ -10,22 +10,29 @@ use std::time::Duration;
 
 use crate::common::{Running, free_port, wait_for, write};
 
-/// Starts howl with an `opentelemetry` source writing every event as JSON
-/// to `out.log`; gives the `/v1/logs` URL.
-async fn start() -> (tempfile::TempDir, Running, String) {
+/// Starts howl with an `opentelemetry` source (OTLP/HTTP and OTLP/gRPC)
+/// writing every event as JSON to `out.log`; gives the `/v1/logs` URL and
+/// the gRPC address.
+async fn start() -> (tempfile::TempDir, Running, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let (api, otlp) = (free_port(), free_port());
+    let (api, otlp, grpc) = (free_port(), free_port(), free_port());
     let config = write(
         dir.path(),
         "otel.toml",
         &format!(
             "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
              [sources.otel]\ntype = \"opentelemetry\"\nhttp.address = \"127.0.0.1:{otlp}\"\n\
+             grpc.address = \"127.0.0.1:{grpc}\"\n\
              [sinks.out]\ntype = \"file\"\ninputs = [\"otel\"]\npath = \"out.log\"\nencoding = \"json\"\n"
         ),
     );
     let howl = Running::start(dir.path(), &config, api, &[]).await;
-    (dir, howl, format!("http://127.0.0.1:{otlp}/v1/logs"))
+    (
+        dir,
+        howl,
+        format!("http://127.0.0.1:{otlp}/v1/logs"),
+        format!("127.0.0.1:{grpc}"),
+    )
 }
 
 /// The events written so far.
@@ -42,7 +49,8 @@ fn venv_python() -> PathBuf {
     assert!(
         python.exists(),
         "{} is missing: run scripts/test (or `python3 -m venv target/venv && \
-         target/venv/bin/pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http`)",
+         target/venv/bin/pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
+         opentelemetry-exporter-otlp-proto-grpc`)",
         python.display()
     );
     python
@@ -54,11 +62,16 @@ warnings.simplefilter("ignore", DeprecationWarning)
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
 provider = LoggerProvider(resource=Resource.create({"service.name": "checkout"}))
-exporter = OTLPLogExporter(endpoint=sys.argv[1], compression=Compression.Gzip, timeout=10)
+if sys.argv[2] == "grpc":
+    from grpc import Compression
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    exporter = OTLPLogExporter(endpoint=sys.argv[1], insecure=True, compression=Compression.Gzip, timeout=10)
+else:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    exporter = OTLPLogExporter(endpoint=sys.argv[1], compression=Compression.Gzip, timeout=10)
 provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
 log = logging.getLogger("app.payments")
 log.setLevel(logging.DEBUG)
@@ -75,15 +88,28 @@ sys.exit(0 if flushed else 3)
 "#;
 
 #[tokio::test]
-async fn the_python_sdks_otlp_exporter_delivers_records_with_their_fields() {
+async fn the_python_sdks_otlp_http_exporter_delivers_records_with_their_fields() {
+    exports_with_the_python_sdk("http").await;
+}
+
+#[tokio::test]
+async fn the_python_sdks_otlp_grpc_exporter_delivers_records_with_their_fields() {
+    exports_with_the_python_sdk("grpc").await;
+}
+
+/// The SDK's OTLP exporter (`http` or `grpc`, gzip) sends four `logging`
+/// records; each is one event with its fields.
+async fn exports_with_the_python_sdk(transport: &str) {
     let python = venv_python();
-    let (dir, mut howl, url) = start().await;
+    let (dir, mut howl, url, grpc) = start().await;
     let script = write(dir.path(), "export.py", EXPORTER);
+    let endpoint = if transport == "grpc" { grpc } else { url };
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(&python)
             .arg(&script)
-            .arg(&url)
+            .arg(&endpoint)
+            .arg(transport)
             .kill_on_drop(true)
             .output(),
     )
@@ -188,7 +214,7 @@ struct Status {
 async fn answers_per_the_otlp_spec_in_the_requests_encoding() {
     use prost::Message;
 
-    let (dir, mut howl, url) = start().await;
+    let (dir, mut howl, url, _) = start().await;
     let client = crate::common::client();
 
     let json = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[

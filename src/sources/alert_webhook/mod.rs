@@ -30,7 +30,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
-use super::http_receiver::{AuthConfig, Decoder, JsonAnswers, Receiver, check_literal_path};
+use super::http_receiver::{
+    AuthConfig, Decoder, JsonAnswers, Protocol, Receiver, check_literal_path,
+};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -102,6 +104,7 @@ impl SourceConfig for AlertWebhookConfig {
                 limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
                 decoder,
                 answers: Arc::new(JsonAnswers),
+                protocol: Protocol::Http1,
             },
         }))
     }

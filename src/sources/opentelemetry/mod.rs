@@ -1,20 +1,22 @@
 //! `opentelemetry`: OTLP logs over HTTP (`POST /v1/logs`), protobuf or
-//! JSON, gzip or not, one event per `LogRecord` with Vector's field names
-//! (documented on the component page).
+//! JSON, gzip or not, and over gRPC (cleartext HTTP/2, [`grpc`]), one
+//! event per `LogRecord` with Vector's field names (documented on the
+//! component page).
 //!
-//! The options take Vector's shape (`http.address`), so a Vector
-//! configuration ports; OTLP/gRPC (`grpc.address`) is not built yet and is
-//! refused with a message that says so. The request handling is
-//! [`super::http_receiver`]'s (credentials, body limits, backpressure, 200
-//! only once delivered, 503 + `Retry-After` otherwise, which OTLP clients
-//! retry); this module decodes bodies and words the answers the OTLP way:
-//! an empty `ExportLogsServiceResponse` on success and a `google.rpc.Status`
-//! on failure, each in the request's encoding.
+//! The options take Vector's shape (`http.address`, `grpc.address`), so a
+//! Vector configuration ports. The request handling is
+//! [`super::http_receiver`]'s for both (credentials, body limits,
+//! backpressure, success only once delivered, a retryable failure
+//! otherwise: 503 + `Retry-After`, or gRPC's `UNAVAILABLE`); this module
+//! decodes bodies and words the answers the OTLP way: an empty
+//! `ExportLogsServiceResponse` on success and a `google.rpc.Status` on
+//! failure, each in the request's encoding.
 //!
 //! The messages are hand-written prost structs ([`proto`]), and OTLP/JSON
 //! is read into the same structs ([`json`]), so both encodings share the
 //! mapping to events ([`log`]).
 
+mod grpc;
 mod json;
 mod log;
 mod proto;
@@ -32,7 +34,7 @@ use prost::Message;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::http_receiver::{Answers, AuthConfig, Decoder, Receiver, Refusal};
+use super::http_receiver::{Answers, AuthConfig, Decoder, Protocol, Receiver, Refusal};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -51,9 +53,8 @@ const JSON: &str = "application/json";
 pub struct OpentelemetryConfig {
     /// OTLP/HTTP: logs posted to `/v1/logs`.
     http: HttpConfig,
-    /// OTLP/gRPC, as Vector's `grpc.address`: not built yet. A
-    /// configuration that sets it is refused with a message saying so;
-    /// point exporters at OTLP/HTTP (`http.address`) instead.
+    /// OTLP/gRPC: the `LogsService/Export` call over cleartext HTTP/2
+    /// (no TLS), with `http`'s credentials, limits and timeouts.
     grpc: Option<GrpcConfig>,
 }
 
@@ -86,12 +87,14 @@ struct HttpConfig {
     connections: ConnectionsConfig,
 }
 
-/// OTLP/gRPC (not built yet).
+/// OTLP/gRPC.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct GrpcConfig {
-    /// Where Vector would listen for OTLP/gRPC (port 4317).
-    #[allow(dead_code)]
-    address: Option<String>,
+    /// The address and port to listen on for OTLP/gRPC; its port is 4317,
+    /// e.g. `127.0.0.1:4317`. Exporters must use an insecure (plain-text)
+    /// connection: TLS is not built yet.
+    address: SocketAddr,
 }
 
 fn default_max_body_bytes() -> NonZeroUsize {
@@ -105,13 +108,6 @@ fn default_ack_timeout() -> Seconds {
 
 impl SourceConfig for OpentelemetryConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        if self.grpc.is_some() {
-            return Err(BuildError::new(
-                "OTLP/gRPC is not built yet: remove `grpc` and point exporters at OTLP/HTTP \
-                 (`http.address`, port 4318; the Collector's `otlphttp` exporter)",
-            )
-            .for_option("grpc"));
-        }
         let http = &self.http;
         let credentials = http
             .auth
@@ -120,17 +116,36 @@ impl SourceConfig for OpentelemetryConfig {
             .transpose()?;
         let limit = http.max_body_bytes.get();
         let decoder: Decoder = Arc::new(move |body, headers| decode(body, headers, limit));
+        let ack_timeout = http.ack_timeout_secs.positive("http.ack_timeout_secs")?;
+        let grpc = self.grpc.as_ref().map(|grpc| {
+            let decoder: Decoder =
+                Arc::new(move |body, headers| grpc::decode(body, headers, limit));
+            Receiver {
+                address: grpc.address,
+                path: grpc::EXPORT_PATH.to_string(),
+                methods: axum::routing::MethodFilter::POST,
+                max_body_bytes: limit,
+                credentials: credentials.clone(),
+                ack_timeout,
+                limits: http.connections.limits(SOURCE_MAX_CONNECTIONS),
+                decoder,
+                answers: Arc::new(grpc::GrpcAnswers),
+                protocol: Protocol::H2c,
+            }
+        });
         Ok(Box::new(Opentelemetry {
+            grpc,
             receiver: Receiver {
                 address: http.address,
                 path: LOGS_PATH.to_string(),
                 methods: axum::routing::MethodFilter::POST,
                 max_body_bytes: limit,
                 credentials,
-                ack_timeout: http.ack_timeout_secs.positive("http.ack_timeout_secs")?,
+                ack_timeout,
                 limits: http.connections.limits(SOURCE_MAX_CONNECTIONS),
                 decoder,
                 answers: Arc::new(OtlpAnswers),
+                protocol: Protocol::Http1,
             },
         }))
     }
@@ -138,11 +153,26 @@ impl SourceConfig for OpentelemetryConfig {
 
 struct Opentelemetry {
     receiver: Receiver,
+    grpc: Option<Receiver>,
 }
 
 impl Source for Opentelemetry {
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
-        Box::pin(self.receiver.run(cx))
+        Box::pin(async move {
+            let Some(grpc) = self.grpc else {
+                return self.receiver.run(cx).await;
+            };
+            let grpc_cx = SourceContext {
+                key: cx.key.clone(),
+                out: cx.out.clone(),
+                shutdown: cx.shutdown.clone(),
+                shutdown_limit: cx.shutdown_limit.clone(),
+                state: cx.state.clone(),
+                host: Arc::clone(&cx.host),
+            };
+            tokio::try_join!(self.receiver.run(cx), grpc.run(grpc_cx))?;
+            Ok(())
+        })
     }
 }
 

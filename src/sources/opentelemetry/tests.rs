@@ -8,7 +8,6 @@ use super::proto::{
     LogRecord, Resource, ResourceLogs, ScopeLogs, any_value::Value as V,
 };
 use super::*;
-use crate::sources::build_failure;
 
 const LIMIT: usize = 1 << 20;
 
@@ -332,14 +331,22 @@ fn answers_in_the_requests_encoding() {
 }
 
 #[test]
-fn grpc_is_refused_until_it_is_built() {
-    let error = build_failure::<OpentelemetryConfig>(
+fn builds_with_and_without_grpc() {
+    for options in [
+        "http.address = \"127.0.0.1:4318\"",
         "http.address = \"127.0.0.1:4318\"\ngrpc.address = \"127.0.0.1:4317\"",
-    );
-    assert!(error.message.contains("not built yet"), "{error}");
-    assert_eq!(error.option.as_deref(), Some("grpc"));
-    let config: OpentelemetryConfig = toml::from_str("http.address = \"127.0.0.1:4318\"").unwrap();
-    assert!(config.build(&crate::sources::test_context("")).is_ok());
+    ] {
+        let config: OpentelemetryConfig = toml::from_str(options).unwrap();
+        assert!(
+            config.build(&crate::sources::test_context(options)).is_ok(),
+            "{options}"
+        );
+    }
+    let error = toml::from_str::<OpentelemetryConfig>(
+        "http.address = \"127.0.0.1:4318\"\ngrpc.address = \"127.0.0.1:4317\"\ngrpc.tls.enabled = true",
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("tls"), "{error}");
 }
 
 proptest! {
