@@ -326,3 +326,133 @@ async fn answers_per_the_otlp_spec_in_the_requests_encoding() {
         "an all-zero id is none"
     );
 }
+
+#[tokio::test]
+async fn grpc_failures_carry_their_status_in_trailers_only_answers() {
+    use prost::Message;
+
+    let (_dir, mut howl, _, grpc) = start().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let call = |path: &str, body: Vec<u8>| {
+        client
+            .post(format!("http://{grpc}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(body)
+            .send()
+    };
+    let frame = |message: Vec<u8>| {
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        framed
+    };
+    const EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+    let request = Request {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    severity_number: 9,
+                    body: Some(StringValue {
+                        string_value: "over grpc".into(),
+                    }),
+                    trace_id: Vec::new(),
+                }],
+            }],
+        }],
+    };
+    let ok = call(EXPORT, frame(request.encode_to_vec())).await.unwrap();
+    assert_eq!(ok.version(), reqwest::Version::HTTP_2);
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "application/grpc");
+    assert_eq!(
+        &ok.bytes().await.unwrap()[..],
+        &[0, 0, 0, 0, 0],
+        "one empty ExportLogsServiceResponse"
+    );
+
+    for (path, body, code, message) in [
+        (
+            EXPORT,
+            frame(vec![0x0a, 0xff, 0x01]),
+            "3",
+            "invalid OTLP protobuf",
+        ),
+        (EXPORT, vec![0, 0], "3", "5-byte prefix"),
+        (
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            frame(Vec::new()),
+            "12",
+            "no such path",
+        ),
+    ] {
+        let refused = call(path, body).await.unwrap();
+        assert_eq!(refused.status(), 200, "{path}");
+        assert_eq!(refused.headers()["grpc-status"], code, "{path}");
+        let text = refused.headers()["grpc-message"].to_str().unwrap();
+        assert!(text.contains(message), "{path}: {text}");
+    }
+
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_full_pipeline_is_answered_503_with_retry_after_and_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, otlp) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "otel.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.otel]\ntype = \"opentelemetry\"\nhttp.address = \"127.0.0.1:{otlp}\"\n\
+             http.ack_timeout_secs = 2\n\
+             [sinks.slow]\ntype = \"blackhole\"\ninputs = [\"otel\"]\nrate = 1\nbuffer.max_events = 1\n"
+        ),
+    );
+    let _howl = Running::start(dir.path(), &config, api, &[]).await;
+    let url = format!("http://127.0.0.1:{otlp}/v1/logs");
+    let records: Vec<String> = (0..10)
+        .map(|i| format!(r#"{{"body":{{"stringValue":"line {i}"}}}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+        records.join(",")
+    );
+    let client = crate::common::client();
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        requests.spawn(async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let json: serde_json::Value = response.json().await.unwrap();
+            (status, retry_after, json)
+        });
+    }
+    let answers = requests.join_all().await;
+    let refused: Vec<_> = answers.iter().filter(|(s, ..)| *s == 503).collect();
+    assert!(!refused.is_empty(), "{answers:?}");
+    for (_, retry_after, status) in refused {
+        assert_eq!(retry_after.as_ref().unwrap(), "1");
+        assert_eq!(status["code"], 14, "UNAVAILABLE: {status}");
+        assert!(
+            status["message"].as_str().unwrap().contains("retry"),
+            "{status}"
+        );
+    }
+}
