@@ -235,7 +235,7 @@ async fn serve_connection(
             Ok(response)
         }
     });
-    let connection: std::pin::Pin<Box<dyn Connection>> = match protocol {
+    let mut connection: std::pin::Pin<Box<dyn Connection>> = match protocol {
         Protocol::Http1 => Box::pin(
             hyper::server::conn::http1::Builder::new()
                 .max_header_size(limits.max_header_bytes)
@@ -250,7 +250,6 @@ async fn serve_connection(
                 .serve_connection(TokioIo::new(stream), service),
         ),
     };
-    let mut connection = connection;
     let mut shutting_down = false;
     loop {
         let deadline = match *phase.borrow_and_update() {
