@@ -1,5 +1,6 @@
 //! The plumbing of sources that accept HTTP requests (`http_server`,
-//! `alert_webhook`): credentials, body limits, backpressure, and an answer
+//! `alert_webhook`, `opentelemetry` over HTTP/1.1 and, for gRPC, HTTP/2):
+//! credentials, body limits, backpressure, and an answer
 //! that says what happened to the events, so a client that retries on
 //! failure loses nothing:
 //!
@@ -19,7 +20,11 @@
 //! token), and a client that retries loses nothing once it is fixed.
 //!
 //! A source supplies the decoder (body → events); everything else is here,
-//! so every HTTP source answers alike.
+//! so every HTTP source answers alike. A source that speaks a protocol with
+//! answers of its own (OTLP's `ExportLogsServiceResponse` and
+//! `google.rpc.Status`) words them through [`Answers`]: the statuses and
+//! headers stay the receiver's, only the bodies change; and its decoder may
+//! refuse a body with another status than 400 ([`Refusal`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -39,6 +44,8 @@ use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, notify_batch};
 use crate::http::bearer::{basic_matches, bearer_matches};
 use crate::http::server::{self, ServerLimits};
+
+pub use crate::http::server::Protocol;
 use crate::internal_events::{ErrorType, Stage};
 use crate::secret::Secret;
 
@@ -122,8 +129,54 @@ impl Credentials {
 }
 
 /// Turns a request body (and its headers) into events, or says why it
-/// cannot (answered 400).
-pub type Decoder = Arc<dyn Fn(Bytes, &HeaderMap) -> Result<Vec<Event>, String> + Send + Sync>;
+/// cannot (answered 400, or the refusal's own status).
+pub type Decoder = Arc<dyn Fn(Bytes, &HeaderMap) -> Result<Vec<Event>, Refusal> + Send + Sync>;
+
+/// Why a decoder refused a body, and the status that says so.
+#[derive(Debug)]
+pub struct Refusal {
+    /// 400 for a body that does not decode; 413, 415 where they fit.
+    pub status: StatusCode,
+    /// What was wrong, for the client.
+    pub message: String,
+}
+
+impl From<String> for Refusal {
+    /// An undecodable body: 400.
+    fn from(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+}
+
+/// How a source words the bodies of its answers. The status and the
+/// headers (`Retry-After`, `WWW-Authenticate`) stay the receiver's.
+pub trait Answers: Send + Sync {
+    /// The body of the 200 once the request's `count` events are delivered.
+    fn delivered(&self, count: usize, request: &HeaderMap) -> Response;
+    /// The body of any other answer, for a request with these headers.
+    fn refused(&self, status: StatusCode, message: &str, request: &HeaderMap) -> Response;
+}
+
+/// `{"accepted": N}` and `{"error": "..."}`: the answers of `http_server`
+/// and `alert_webhook`.
+pub struct JsonAnswers;
+
+impl Answers for JsonAnswers {
+    fn delivered(&self, count: usize, _request: &HeaderMap) -> Response {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "accepted": count })),
+        )
+            .into_response()
+    }
+
+    fn refused(&self, status: StatusCode, message: &str, _request: &HeaderMap) -> Response {
+        error(status, message)
+    }
+}
 
 /// One HTTP source, ready to serve.
 pub struct Receiver {
@@ -143,6 +196,11 @@ pub struct Receiver {
     pub limits: ServerLimits,
     /// Body → events.
     pub decoder: Decoder,
+    /// The bodies of the answers ([`JsonAnswers`] unless the protocol
+    /// says otherwise).
+    pub answers: Arc<dyn Answers>,
+    /// HTTP/1.1, or cleartext HTTP/2 for gRPC.
+    pub protocol: Protocol,
 }
 
 /// How long a request waits for room in a full pipeline before 503.
@@ -161,6 +219,7 @@ struct Shared {
     source_id: Arc<str>,
     ack_timeout: Duration,
     decoder: Decoder,
+    answers: Arc<dyn Answers>,
     shutdown: tokio_util::sync::CancellationToken,
     shutdown_limit: tokio_util::sync::CancellationToken,
 }
@@ -179,6 +238,7 @@ impl Receiver {
             source_id: cx.key.shared_id(),
             ack_timeout: self.ack_timeout,
             decoder: self.decoder,
+            answers: self.answers,
             shutdown: cx.shutdown.clone(),
             shutdown_limit: cx.shutdown_limit.clone(),
         });
@@ -189,10 +249,18 @@ impl Receiver {
         });
         let router = Router::new()
             .route(&self.path, MethodRouter::new().on(self.methods, accept))
-            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
+            .fallback(not_found)
             .with_state(shared);
         let name = cx.key.to_string();
-        server::serve(listener, router, self.limits, &name, cx.shutdown.clone()).await;
+        server::serve_protocol(
+            listener,
+            router,
+            self.limits,
+            &name,
+            cx.shutdown.clone(),
+            self.protocol,
+        )
+        .await;
         Ok(())
     }
 }
@@ -215,14 +283,25 @@ pub fn check_literal_path(path: &str) -> Result<(), BuildError> {
 }
 
 async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let answers = &*shared.answers;
+    let refuse = |status: StatusCode, message: &str| answers.refused(status, message, &headers);
+    let retry_later = |message: &str| {
+        let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, message);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    };
+    let shutting_down = || retry_later("shutting down; retry later");
     let Some(mut out) = shared.out.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
         return shutting_down();
     };
     let metrics = Arc::clone(out.metrics());
     if let Some(credentials) = &shared.credentials
-        && !credentials.allow(request.headers())
+        && !credentials.allow(&headers)
     {
-        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+        let mut response = refuse(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(credentials.challenge()),
@@ -230,7 +309,7 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return response;
     }
     let too_large = || {
-        error(
+        refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "body larger than max_body_bytes ({})",
@@ -238,23 +317,21 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
             ),
         )
     };
-    let declared = request
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > shared.max_body_bytes) {
         return too_large();
     }
-    let (parts, body) = request.into_parts();
-    let read = axum::body::to_bytes(body, shared.max_body_bytes);
+    let read = axum::body::to_bytes(request.into_body(), shared.max_body_bytes);
     let body = tokio::select! {
         read = tokio::time::timeout(BODY_READ_TIMEOUT, read) => match read {
             Ok(Ok(body)) => body,
             Ok(Err(failure)) if is_over_limit(&failure) => return too_large(),
-            Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
+            Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the body could not be read"),
             Err(_) => {
-                return error(
+                return refuse(
                     StatusCode::REQUEST_TIMEOUT,
                     &format!("the body took more than {}s to arrive", BODY_READ_TIMEOUT.as_secs()),
                 );
@@ -263,14 +340,14 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
         () = shared.shutdown.cancelled() => return shutting_down(),
     };
     let body_len = body.len();
-    let mut events: Vec<Event> = match (shared.decoder)(body, &parts.headers) {
+    let mut events: Vec<Event> = match (shared.decoder)(body, &headers) {
         Ok(events) => events
             .into_iter()
             .map(|event| event.with_source_id(Arc::clone(&shared.source_id)))
             .collect(),
-        Err(message) => {
-            metrics.error(ErrorType::DecodeFailed, Stage::Receiving, &message);
-            return error(StatusCode::BAD_REQUEST, &message);
+        Err(refusal) => {
+            metrics.error(ErrorType::DecodeFailed, Stage::Receiving, &refusal.message);
+            return refuse(refusal.status, &refusal.message);
         }
     };
     let count = events.len();
@@ -295,11 +372,7 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
         () = shared.shutdown_limit.cancelled() => return shutting_down(),
     };
     match answer {
-        BatchStatus::Delivered => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "accepted": count })),
-        )
-            .into_response(),
+        BatchStatus::Delivered => answers.delivered(count, &headers),
         BatchStatus::Errored => retry_later(
             "a sink could not deliver the events (its retries ran out or its buffer was full); retry later",
         ),
@@ -309,17 +382,11 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
 }
 
-fn shutting_down() -> Response {
-    retry_later("shutting down; retry later")
-}
-
-/// 503 with `Retry-After`: the client should send the request again.
-fn retry_later(message: &str) -> Response {
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+/// Any path but the source's.
+async fn not_found(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared
+        .answers
+        .refused(StatusCode::NOT_FOUND, "no such path", &headers)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

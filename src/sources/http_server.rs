@@ -13,7 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
-use super::http_receiver::{AuthConfig, Decoder, Receiver, check_literal_path};
+use super::http_receiver::{
+    AuthConfig, Decoder, JsonAnswers, Protocol, Receiver, check_literal_path,
+};
 use super::lines::LineSplitter;
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
@@ -120,6 +122,8 @@ impl SourceConfig for HttpServerConfig {
                 ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
                 limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
                 decoder,
+                answers: Arc::new(JsonAnswers),
+                protocol: Protocol::Http1,
             },
         }))
     }

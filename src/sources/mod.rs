@@ -2,7 +2,8 @@
 //!
 //! Line sources (`stdin`, `file`, `http_server`, `demo_logs`),
 //! `syslog` and `fluent` (over [`socket`], the plumbing of listening
-//! sources) make log events; polling sources (`host_metrics`, `prometheus_scrape`,
+//! sources), `loki`, `opentelemetry` and `alert_webhook` (over
+//! [`http_receiver`]) make log events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
 //! on a schedule ([`polling`]).
 //!
@@ -23,6 +24,7 @@ mod http_receiver;
 mod http_server;
 mod lines;
 mod loki;
+mod opentelemetry;
 pub mod polling;
 pub mod prometheus;
 mod socket;
@@ -43,6 +45,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
     component_type!("loki", loki::LokiConfig),
+    component_type!("opentelemetry", opentelemetry::OpentelemetryConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("stdin", stdin::StdinConfig),

@@ -87,7 +87,7 @@ async fn json_gzip_and_snappy_protobuf_pushes_arrive_with_labels_and_metadata() 
         .send()
         .await
         .unwrap();
-    assert!(answer.status().is_success(), "{}", answer.status());
+    assert_eq!(answer.status(), 204, "Loki's answer once delivered");
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(json.replace("GET /pay 500", "gzipped line").as_bytes())
@@ -138,6 +138,8 @@ async fn json_gzip_and_snappy_protobuf_pushes_arrive_with_labels_and_metadata() 
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    let reason = bad.text().await.unwrap();
+    assert!(reason.contains("not a Loki JSON push"), "{reason}");
 
     let got = wait_for("three events", Duration::from_secs(10), || {
         let got = events(dir.path());

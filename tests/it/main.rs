@@ -21,6 +21,7 @@ mod layers;
 mod llm_suppress;
 mod loki;
 mod metric_sources;
+mod opentelemetry;
 mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;

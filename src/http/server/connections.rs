@@ -99,6 +99,7 @@ impl Connections {
                 id,
                 phase,
                 watch,
+                in_flight: Mutex::new(0),
             },
             evicted,
         }
@@ -162,6 +163,9 @@ pub(super) struct Ticket {
     /// Held from admission until the ticket is dropped, so that
     /// [`Evicted::closed`] waits for the connection's task to end.
     watch: watch::Receiver<Phase>,
+    /// Requests in progress: one at most over HTTP/1, several streams at
+    /// once over HTTP/2; the connection is idle only when none is.
+    in_flight: Mutex<usize>,
 }
 
 impl Ticket {
@@ -173,6 +177,7 @@ impl Ticket {
     /// Marks the connection busy until the returned guard is dropped;
     /// `None` when it was evicted (its request must not be handled).
     pub(super) fn begin_request(self: &Arc<Self>) -> Option<InRequest> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let admitted = self.phase.send_if_modified(|phase| {
             let admitted = *phase != Phase::Evicted;
             if admitted {
@@ -180,6 +185,9 @@ impl Ticket {
             }
             admitted
         });
+        if admitted {
+            *in_flight += 1;
+        }
         admitted.then(|| InRequest(Arc::clone(self)))
     }
 }
@@ -201,6 +209,11 @@ pub(super) struct InRequest(Arc<Ticket>);
 
 impl Drop for InRequest {
     fn drop(&mut self) {
+        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        *in_flight -= 1;
+        if *in_flight > 0 {
+            return;
+        }
         self.0.phase.send_if_modified(|phase| {
             let busy = *phase == Phase::Busy;
             if busy {

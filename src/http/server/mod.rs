@@ -23,8 +23,10 @@
 //!
 //! `axum::serve` does none of this (it has no timeouts and no limit, and
 //! logs every failed accept), hence this loop around hyper's HTTP/1
-//! connection. HTTP/2 is not served: both servers' clients (log shippers,
-//! probes, Prometheus) speak HTTP/1.1.
+//! connection. HTTP/2 is served only where a protocol needs it (OTLP/gRPC,
+//! [`Protocol::H2c`]: cleartext HTTP/2 with prior knowledge, the streams
+//! of one connection counted as its requests); the other clients (log
+//! shippers, probes, Prometheus) speak HTTP/1.1.
 
 mod connections;
 mod limits;
@@ -72,6 +74,28 @@ pub async fn serve(
     name: &str,
     shutdown: CancellationToken,
 ) {
+    serve_protocol(listener, router, limits, name, shutdown, Protocol::Http1).await;
+}
+
+/// The HTTP version a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1.
+    Http1,
+    /// Cleartext HTTP/2 with prior knowledge (what gRPC clients send to an
+    /// `http://` endpoint).
+    H2c,
+}
+
+/// [`serve`], in the given protocol.
+pub async fn serve_protocol(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    name: &str,
+    shutdown: CancellationToken,
+    protocol: Protocol,
+) {
     warn_if_above_file_limit(name, limits.max_connections);
     let connections = Connections::new(limits.max_connections);
     let tasks = TaskTracker::new();
@@ -118,6 +142,7 @@ pub async fn serve(
                     ticket,
                     limits,
                     shutdown.clone(),
+                    protocol,
                 ));
             }
             Admission::Full => {
@@ -186,6 +211,7 @@ async fn serve_connection(
     ticket: Ticket,
     limits: ServerLimits,
     shutdown: CancellationToken,
+    protocol: Protocol,
 ) {
     // Answers are small and written at once: no reason to hold them back.
     let _ = stream.set_nodelay(true);
@@ -201,7 +227,7 @@ async fn serve_connection(
                 return Ok::<_, Infallible>(refused_response());
             };
             let Ok(mut response) = router.oneshot(request.map(Body::new)).await;
-            if last {
+            if last && protocol == Protocol::Http1 {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -209,13 +235,21 @@ async fn serve_connection(
             Ok(response)
         }
     });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .max_header_size(limits.max_header_bytes)
-        // The deadlines are kept below, with the phases that also
-        // decide which connection makes room.
-        .header_read_timeout(None)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
+    let mut connection: std::pin::Pin<Box<dyn Connection>> = match protocol {
+        Protocol::Http1 => Box::pin(
+            hyper::server::conn::http1::Builder::new()
+                .max_header_size(limits.max_header_bytes)
+                // The deadlines are kept below, with the phases that also
+                // decide which connection makes room.
+                .header_read_timeout(None)
+                .serve_connection(TokioIo::new(stream), service),
+        ),
+        Protocol::H2c => Box::pin(
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .max_header_list_size(limits.max_header_bytes as u32)
+                .serve_connection(TokioIo::new(stream), service),
+        ),
+    };
     let mut shutting_down = false;
     loop {
         let deadline = match *phase.borrow_and_update() {
@@ -240,6 +274,42 @@ async fn serve_connection(
                 connection.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// An HTTP/1 or HTTP/2 connection being served.
+trait Connection: std::future::Future<Output = hyper::Result<()>> + Send {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Connection for hyper::server::conn::http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send,
+    S: hyper::service::HttpService<Incoming, ResBody = B> + Send,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http1::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> Connection for hyper::server::conn::http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B> + Send,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
     }
 }
 

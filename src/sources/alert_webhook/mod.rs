@@ -30,7 +30,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
-use super::http_receiver::{AuthConfig, Decoder, Receiver, check_literal_path};
+use super::http_receiver::{
+    AuthConfig, Decoder, JsonAnswers, Protocol, Receiver, check_literal_path,
+};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -90,7 +92,7 @@ impl SourceConfig for AlertWebhookConfig {
             .as_ref()
             .map(AuthConfig::credentials)
             .transpose()?;
-        let decoder: Decoder = Arc::new(|body, _headers| decode(&body, Utc::now()));
+        let decoder: Decoder = Arc::new(|body, _headers| Ok(decode(&body, Utc::now())?));
         Ok(Box::new(AlertWebhook {
             receiver: Receiver {
                 address: self.address,
@@ -101,6 +103,8 @@ impl SourceConfig for AlertWebhookConfig {
                 ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
                 limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
                 decoder,
+                answers: Arc::new(JsonAnswers),
+                protocol: Protocol::Http1,
             },
         }))
     }

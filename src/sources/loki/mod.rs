@@ -7,9 +7,10 @@
 //! (`application/x-protobuf`, what Alloy, Promtail and Vector send; a
 //! `Content-Encoding: snappy` header is the same one layer, as Loki reads
 //! it). Each entry becomes one event; its stream's labels are kept under
-//! `labels`, its structured metadata under `structured_metadata`. The
-//! answers are [`super::http_receiver`]'s: a 2xx only once the events are
-//! delivered, so a shipper (which retries 429 and 5xx) loses nothing.
+//! `labels`, its structured metadata under `structured_metadata`. Answers
+//! come when [`super::http_receiver`] gives them, worded as Loki's: 204
+//! only once the events are delivered, so a shipper (which retries 429 and
+//! 5xx) loses nothing.
 
 mod labels;
 mod push;
@@ -26,7 +27,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
-use super::http_receiver::{AuthConfig, Decoder, Receiver, check_literal_path};
+use super::http_receiver::{
+    Answers, AuthConfig, Decoder, Protocol, Receiver, Refusal, check_literal_path,
+};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -88,8 +91,9 @@ impl SourceConfig for LokiConfig {
             .map(AuthConfig::credentials)
             .transpose()?;
         let limit = self.max_body_bytes.get().saturating_mul(INFLATION);
-        let decoder: Decoder =
-            Arc::new(move |body, headers| decode(body, headers, limit, Utc::now()));
+        let decoder: Decoder = Arc::new(move |body, headers| {
+            decode(body, headers, limit, Utc::now()).map_err(Refusal::from)
+        });
         Ok(Box::new(Loki {
             receiver: Receiver {
                 address: self.address,
@@ -100,6 +104,8 @@ impl SourceConfig for LokiConfig {
                 ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
                 limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
                 decoder,
+                answers: Arc::new(LokiAnswers),
+                protocol: Protocol::Http1,
             },
         }))
     }
@@ -107,6 +113,27 @@ impl SourceConfig for LokiConfig {
 
 struct Loki {
     receiver: Receiver,
+}
+
+/// Loki's answers: 204 with no body once delivered, and the reason as
+/// plain text otherwise.
+struct LokiAnswers;
+
+impl Answers for LokiAnswers {
+    fn delivered(&self, _count: usize, _request: &HeaderMap) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        axum::http::StatusCode::NO_CONTENT.into_response()
+    }
+
+    fn refused(
+        &self,
+        status: axum::http::StatusCode,
+        message: &str,
+        _request: &HeaderMap,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (status, format!("{message}\n")).into_response()
+    }
 }
 
 impl Source for Loki {
