@@ -27,6 +27,7 @@
 //! refuse a body with another status than 400 ([`Refusal`]).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,14 +40,16 @@ use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::components::source::{SourceContext, SourceSender};
+use crate::components::ComponentFuture;
+use crate::components::source::{Source, SourceContext, SourceSender};
 use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, notify_batch};
 use crate::http::bearer::{basic_matches, bearer_matches};
-use crate::http::server::{self, ServerLimits};
+use crate::http::server::{self, ConnectionsConfig, SOURCE_MAX_CONNECTIONS, ServerLimits};
 
 pub use crate::http::server::Protocol;
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::Seconds;
 use crate::secret::Secret;
 
 /// Credentials a client must send.
@@ -178,14 +181,12 @@ impl Answers for JsonAnswers {
     }
 }
 
-/// One HTTP source, ready to serve.
-pub struct Receiver {
-    /// Where to listen.
-    pub address: SocketAddr,
-    /// The one path that accepts requests (literal: see [`check_literal_path`]).
-    pub path: String,
-    /// The methods accepted at `path` (others answer 405).
-    pub methods: axum::routing::MethodFilter,
+/// What every HTTP source's shared options come to once checked: the
+/// body limit, the credentials, the acknowledgement timeout and the
+/// connection limits. One place checks them, so every source refuses an
+/// empty token or a zero timeout the same way.
+#[derive(Clone)]
+pub struct Listening {
     /// The largest body accepted.
     pub max_body_bytes: usize,
     /// Credentials requests must carry.
@@ -194,6 +195,45 @@ pub struct Receiver {
     pub ack_timeout: Duration,
     /// Limits on connections.
     pub limits: ServerLimits,
+}
+
+impl Listening {
+    /// Checks the shared options; `prefix` is where they sit (`""`, or
+    /// `"http."` for a source that nests them), for error positions.
+    pub fn new(
+        max_body_bytes: NonZeroUsize,
+        auth: Option<&AuthConfig>,
+        ack_timeout_secs: &Seconds,
+        connections: &ConnectionsConfig,
+        prefix: &str,
+    ) -> Result<Self, BuildError> {
+        let credentials = auth
+            .map(|auth| {
+                auth.credentials().map_err(|mut error| {
+                    error.option = error.option.map(|option| format!("{prefix}{option}"));
+                    error
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            max_body_bytes: max_body_bytes.get(),
+            credentials,
+            ack_timeout: ack_timeout_secs.positive(&format!("{prefix}ack_timeout_secs"))?,
+            limits: connections.limits(SOURCE_MAX_CONNECTIONS),
+        })
+    }
+}
+
+/// One HTTP source, ready to serve: a [`Source`] of its own.
+pub struct Receiver {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// The one path that accepts requests (literal: see [`check_literal_path`]).
+    pub path: String,
+    /// The methods accepted at `path` (others answer 405).
+    pub methods: axum::routing::MethodFilter,
+    /// The shared options, checked.
+    pub listening: Listening,
     /// Body → events.
     pub decoder: Decoder,
     /// The bodies of the answers ([`JsonAnswers`] unless the protocol
@@ -201,6 +241,12 @@ pub struct Receiver {
     pub answers: Arc<dyn Answers>,
     /// HTTP/1.1, or cleartext HTTP/2 for gRPC.
     pub protocol: Protocol,
+}
+
+impl Source for Receiver {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin((*self).run(cx))
+    }
 }
 
 /// How long a request waits for room in a full pipeline before 503.
@@ -233,10 +279,10 @@ impl Receiver {
         tracing::info!(component = %cx.key, address = %self.address, path = %self.path, "listening");
         let shared = Arc::new(Shared {
             out: Mutex::new(Some(cx.out)),
-            max_body_bytes: self.max_body_bytes,
-            credentials: self.credentials,
+            max_body_bytes: self.listening.max_body_bytes,
+            credentials: self.listening.credentials,
             source_id: cx.key.shared_id(),
-            ack_timeout: self.ack_timeout,
+            ack_timeout: self.listening.ack_timeout,
             decoder: self.decoder,
             answers: self.answers,
             shutdown: cx.shutdown.clone(),
@@ -255,7 +301,7 @@ impl Receiver {
         server::serve_protocol(
             listener,
             router,
-            self.limits,
+            self.listening.limits,
             &name,
             cx.shutdown.clone(),
             self.protocol,

@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
 use super::http_receiver::{
-    AuthConfig, Decoder, JsonAnswers, Protocol, Receiver, check_literal_path,
+    AuthConfig, Decoder, JsonAnswers, Listening, Protocol, Receiver, check_literal_path,
 };
 use super::lines::LineSplitter;
-use crate::components::source::{Source, SourceConfig, SourceContext};
-use crate::components::{BuildContext, ComponentFuture};
+use crate::components::BuildContext;
+use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
-use crate::http::server::{ConnectionsConfig, SOURCE_MAX_CONNECTIONS};
+use crate::http::server::ConnectionsConfig;
 use crate::options::Seconds;
 
 /// Options of the `http_server` source.
@@ -90,11 +90,6 @@ enum Decoding {
 impl SourceConfig for HttpServerConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
-        let credentials = self
-            .auth
-            .as_ref()
-            .map(AuthConfig::credentials)
-            .transpose()?;
         let decoding = self.decoding;
         let path = Value::from(self.path.as_str());
         let decoder: Decoder = Arc::new(move |body, _headers| {
@@ -112,30 +107,21 @@ impl SourceConfig for HttpServerConfig {
                 })
                 .collect())
         });
-        Ok(Box::new(HttpServer {
-            receiver: Receiver {
-                address: self.address,
-                path: self.path.clone(),
-                methods: axum::routing::MethodFilter::POST,
-                max_body_bytes: self.max_body_bytes.get(),
-                credentials,
-                ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
-                limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
-                decoder,
-                answers: Arc::new(JsonAnswers),
-                protocol: Protocol::Http1,
-            },
+        Ok(Box::new(Receiver {
+            address: self.address,
+            path: self.path.clone(),
+            methods: axum::routing::MethodFilter::POST,
+            listening: Listening::new(
+                self.max_body_bytes,
+                self.auth.as_ref(),
+                &self.ack_timeout_secs,
+                &self.connections,
+                "",
+            )?,
+            decoder,
+            answers: Arc::new(JsonAnswers),
+            protocol: Protocol::Http1,
         }))
-    }
-}
-
-struct HttpServer {
-    receiver: Receiver,
-}
-
-impl Source for HttpServer {
-    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
-        Box::pin(self.receiver.run(cx))
     }
 }
 

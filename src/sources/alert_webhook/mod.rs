@@ -31,13 +31,13 @@ use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::http_receiver::{
-    AuthConfig, Decoder, JsonAnswers, Protocol, Receiver, check_literal_path,
+    AuthConfig, Decoder, JsonAnswers, Listening, Protocol, Receiver, check_literal_path,
 };
-use crate::components::source::{Source, SourceConfig, SourceContext};
-use crate::components::{BuildContext, ComponentFuture};
+use crate::components::BuildContext;
+use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
-use crate::http::server::{ConnectionsConfig, SOURCE_MAX_CONNECTIONS};
+use crate::http::server::ConnectionsConfig;
 use crate::options::Seconds;
 
 /// Options of the `alert_webhook` source.
@@ -87,36 +87,22 @@ fn default_ack_timeout() -> Seconds {
 impl SourceConfig for AlertWebhookConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
-        let credentials = self
-            .auth
-            .as_ref()
-            .map(AuthConfig::credentials)
-            .transpose()?;
         let decoder: Decoder = Arc::new(|body, _headers| Ok(decode(&body, Utc::now())?));
-        Ok(Box::new(AlertWebhook {
-            receiver: Receiver {
-                address: self.address,
-                path: self.path.clone(),
-                methods: axum::routing::MethodFilter::POST.or(axum::routing::MethodFilter::PUT),
-                max_body_bytes: self.max_body_bytes.get(),
-                credentials,
-                ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
-                limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
-                decoder,
-                answers: Arc::new(JsonAnswers),
-                protocol: Protocol::Http1,
-            },
+        Ok(Box::new(Receiver {
+            address: self.address,
+            path: self.path.clone(),
+            methods: axum::routing::MethodFilter::POST.or(axum::routing::MethodFilter::PUT),
+            listening: Listening::new(
+                self.max_body_bytes,
+                self.auth.as_ref(),
+                &self.ack_timeout_secs,
+                &self.connections,
+                "",
+            )?,
+            decoder,
+            answers: Arc::new(JsonAnswers),
+            protocol: Protocol::Http1,
         }))
-    }
-}
-
-struct AlertWebhook {
-    receiver: Receiver,
-}
-
-impl Source for AlertWebhook {
-    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
-        Box::pin(self.receiver.run(cx))
     }
 }
 

@@ -28,13 +28,13 @@ use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::http_receiver::{
-    Answers, AuthConfig, Decoder, Protocol, Receiver, Refusal, check_literal_path,
+    Answers, AuthConfig, Decoder, Listening, Protocol, Receiver, Refusal, check_literal_path,
 };
-use crate::components::source::{Source, SourceConfig, SourceContext};
-use crate::components::{BuildContext, ComponentFuture};
+use crate::components::BuildContext;
+use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
-use crate::http::server::{ConnectionsConfig, SOURCE_MAX_CONNECTIONS};
+use crate::http::server::ConnectionsConfig;
 use crate::options::Seconds;
 
 /// Options of the `loki` source.
@@ -85,34 +85,26 @@ const INFLATION: usize = 8;
 impl SourceConfig for LokiConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
-        let credentials = self
-            .auth
-            .as_ref()
-            .map(AuthConfig::credentials)
-            .transpose()?;
         let limit = self.max_body_bytes.get().saturating_mul(INFLATION);
         let decoder: Decoder = Arc::new(move |body, headers| {
             decode(body, headers, limit, Utc::now()).map_err(Refusal::from)
         });
-        Ok(Box::new(Loki {
-            receiver: Receiver {
-                address: self.address,
-                path: self.path.clone(),
-                methods: axum::routing::MethodFilter::POST,
-                max_body_bytes: self.max_body_bytes.get(),
-                credentials,
-                ack_timeout: self.ack_timeout_secs.positive("ack_timeout_secs")?,
-                limits: self.connections.limits(SOURCE_MAX_CONNECTIONS),
-                decoder,
-                answers: Arc::new(LokiAnswers),
-                protocol: Protocol::Http1,
-            },
+        Ok(Box::new(Receiver {
+            address: self.address,
+            path: self.path.clone(),
+            methods: axum::routing::MethodFilter::POST,
+            listening: Listening::new(
+                self.max_body_bytes,
+                self.auth.as_ref(),
+                &self.ack_timeout_secs,
+                &self.connections,
+                "",
+            )?,
+            decoder,
+            answers: Arc::new(LokiAnswers),
+            protocol: Protocol::Http1,
         }))
     }
-}
-
-struct Loki {
-    receiver: Receiver,
 }
 
 /// Loki's answers: 204 with no body once delivered, and the reason as
@@ -133,12 +125,6 @@ impl Answers for LokiAnswers {
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
         (status, format!("{message}\n")).into_response()
-    }
-}
-
-impl Source for Loki {
-    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
-        Box::pin(self.receiver.run(cx))
     }
 }
 

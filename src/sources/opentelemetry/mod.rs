@@ -34,12 +34,12 @@ use prost::Message;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::http_receiver::{Answers, AuthConfig, Decoder, Protocol, Receiver, Refusal};
+use super::http_receiver::{Answers, AuthConfig, Decoder, Listening, Protocol, Receiver, Refusal};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::http::server::{ConnectionsConfig, SOURCE_MAX_CONNECTIONS};
+use crate::http::server::ConnectionsConfig;
 use crate::options::Seconds;
 
 /// The path OTLP/HTTP exporters post logs to.
@@ -109,14 +109,15 @@ fn default_ack_timeout() -> Seconds {
 impl SourceConfig for OpentelemetryConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         let http = &self.http;
-        let credentials = http
-            .auth
-            .as_ref()
-            .map(AuthConfig::credentials)
-            .transpose()?;
-        let limit = http.max_body_bytes.get();
+        let listening = Listening::new(
+            http.max_body_bytes,
+            http.auth.as_ref(),
+            &http.ack_timeout_secs,
+            &http.connections,
+            "http.",
+        )?;
+        let limit = listening.max_body_bytes;
         let decoder: Decoder = Arc::new(move |body, headers| decode(body, headers, limit));
-        let ack_timeout = http.ack_timeout_secs.positive("http.ack_timeout_secs")?;
         let grpc = self.grpc.as_ref().map(|grpc| {
             let decoder: Decoder =
                 Arc::new(move |body, headers| grpc::decode(body, headers, limit));
@@ -124,10 +125,7 @@ impl SourceConfig for OpentelemetryConfig {
                 address: grpc.address,
                 path: grpc::EXPORT_PATH.to_string(),
                 methods: axum::routing::MethodFilter::POST,
-                max_body_bytes: limit,
-                credentials: credentials.clone(),
-                ack_timeout,
-                limits: http.connections.limits(SOURCE_MAX_CONNECTIONS),
+                listening: listening.clone(),
                 decoder,
                 answers: Arc::new(grpc::GrpcAnswers),
                 protocol: Protocol::H2c,
@@ -139,10 +137,7 @@ impl SourceConfig for OpentelemetryConfig {
                 address: http.address,
                 path: LOGS_PATH.to_string(),
                 methods: axum::routing::MethodFilter::POST,
-                max_body_bytes: limit,
-                credentials,
-                ack_timeout,
-                limits: http.connections.limits(SOURCE_MAX_CONNECTIONS),
+                listening,
                 decoder,
                 answers: Arc::new(OtlpAnswers),
                 protocol: Protocol::Http1,
