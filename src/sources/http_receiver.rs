@@ -224,6 +224,24 @@ impl Listening {
     }
 }
 
+/// The most events one request may make. Each event takes about a
+/// kilobyte or two in memory however small its record, so without this a
+/// small compressed body of empty records (a few bytes each) would make
+/// millions of them at once. Real clients send far fewer per request (the
+/// OpenTelemetry SDKs 512, Alloy and Fluent Bit a few thousand).
+pub const MAX_EVENTS_PER_REQUEST: usize = 100_000;
+
+/// The answer to a request over [`MAX_EVENTS_PER_REQUEST`]: 413, which
+/// clients do not retry as it is.
+pub fn too_many_events() -> Refusal {
+    Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "more than {MAX_EVENTS_PER_REQUEST} records in one request; send smaller batches"
+        ),
+    }
+}
+
 /// One HTTP source, ready to serve: a [`Source`] of its own.
 pub struct Receiver {
     /// Where to listen.

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
 use super::http_receiver::{
-    AuthConfig, Decoder, JsonAnswers, Listening, Protocol, Receiver, check_literal_path,
+    AuthConfig, Decoder, JsonAnswers, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver,
+    check_literal_path, too_many_events,
 };
 use super::lines::LineSplitter;
 use crate::components::BuildContext;
@@ -94,7 +95,11 @@ impl SourceConfig for HttpServerConfig {
         let path = Value::from(self.path.as_str());
         let decoder: Decoder = Arc::new(move |body, _headers| {
             let now = Utc::now();
-            Ok(decode(decoding, body)?
+            let values = decode(decoding, body)?;
+            if values.len() > MAX_EVENTS_PER_REQUEST {
+                return Err(too_many_events());
+            }
+            Ok(values
                 .into_iter()
                 .map(|value| {
                     let mut event = Event::from_value(value);

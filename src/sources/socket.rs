@@ -535,16 +535,61 @@ impl DatagramSocket {
 }
 
 /// Removes a socket file a dead process left, so binding works again;
-/// refuses to touch a file of any other kind.
+/// refuses to touch a socket a live process listens on, or a file of any
+/// other kind.
 fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
-            .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display())),
+        Ok(meta) if meta.file_type().is_socket() => {
+            // A socket someone still listens on is not stale: taking it
+            // over would cut that process off from its senders.
+            let live = std::os::unix::net::UnixStream::connect(path).is_ok()
+                || std::os::unix::net::UnixDatagram::unbound()
+                    .and_then(|socket| socket.connect(path))
+                    .is_ok();
+            if live {
+                anyhow::bail!(
+                    "{} is in use by another process; howl will not take it over",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))
+        }
         Ok(_) => anyhow::bail!(
             "{} exists and is not a socket; howl will not replace it",
             path.display()
         ),
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod stale_socket_tests {
+    use super::remove_stale_socket;
+
+    #[test]
+    fn only_a_dead_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let error = remove_stale_socket(&path).unwrap_err().to_string();
+        assert!(error.contains("in use by another process"), "{error}");
+        assert!(path.exists());
+        drop(live);
+        remove_stale_socket(&path).unwrap();
+        assert!(!path.exists(), "a dead socket is removed");
+
+        let live = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        assert!(
+            remove_stale_socket(&path).is_err(),
+            "a live datagram socket too"
+        );
+        drop(live);
+        remove_stale_socket(&path).unwrap();
+
+        std::fs::write(&path, "not a socket").unwrap();
+        let error = remove_stale_socket(&path).unwrap_err().to_string();
+        assert!(error.contains("is not a socket"), "{error}");
     }
 }

@@ -31,7 +31,8 @@ use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::http_receiver::{
-    AuthConfig, Decoder, JsonAnswers, Listening, Protocol, Receiver, check_literal_path,
+    AuthConfig, Decoder, JsonAnswers, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver,
+    check_literal_path,
 };
 use crate::components::BuildContext;
 use crate::components::source::{Source, SourceConfig};
@@ -120,6 +121,11 @@ fn decode(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Event>, String> {
             "no `alerts` array: not an Alertmanager, Grafana or SigNoz notification".to_string(),
         );
     };
+    if alerts.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(format!(
+            "more than {MAX_EVENTS_PER_REQUEST} alerts in one notification"
+        ));
+    }
     let source = if notification.contains_key("orgId")
         || notification.get("version").and_then(|v| v.as_str()) == Some("1")
     {

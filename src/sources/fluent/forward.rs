@@ -106,6 +106,9 @@ impl Maker {
             }
             Some(Item::Array(entries)) => {
                 read = 1;
+                if entries > MAX_ENTRIES_PER_MESSAGE {
+                    return Err(too_many_entries());
+                }
                 for _ in 0..entries {
                     let entry = reader.raw().ok_or("a Forward entry is cut")?;
                     match self.entry(entry, &tag, host) {
@@ -122,6 +125,9 @@ impl Maker {
                 };
                 let mut entries = Reader::new(packed);
                 while !entries.is_empty() {
+                    if events.len() + bad_entries >= MAX_ENTRIES_PER_MESSAGE {
+                        return Err(too_many_entries());
+                    }
                     let Some(entry) = entries.raw() else {
                         bad_entries += 1;
                         break;
@@ -279,4 +285,14 @@ fn options(reader: &mut Reader, left: usize) -> Result<Options, String> {
         Some(Item::Nil) => Ok(options),
         _ => Err("its option is not a map".into()),
     }
+}
+
+/// The most entries one message may hold. Each becomes an event of a
+/// kilobyte or two in memory however small its record, so a message of
+/// millions of empty records (a few bytes each) would take gigabytes;
+/// Fluent Bit and Fluentd chunks hold far fewer.
+pub const MAX_ENTRIES_PER_MESSAGE: usize = 200_000;
+
+fn too_many_entries() -> String {
+    format!("more than {MAX_ENTRIES_PER_MESSAGE} entries in one message")
 }

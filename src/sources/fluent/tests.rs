@@ -427,3 +427,24 @@ fn options_point_at_what_is_wrong() {
         .contains("`address` is for mode `tcp`")
     );
 }
+
+#[test]
+fn a_message_of_more_entries_than_allowed_is_ignored_and_counted() {
+    use super::forward::MAX_ENTRIES_PER_MESSAGE;
+    // Packed: 200,001 entries of an empty map each, 3 bytes apiece.
+    let one = mp::cat(&[mp::array(2), mp::uint(1), mp::map(0)]);
+    let packed = one.repeat(MAX_ENTRIES_PER_MESSAGE + 1);
+    let input = mp::cat(&[mp::array(2), mp::str("t"), mp::bin(&packed)]);
+    let (batches, end) = decode_with(&input, 8 << 20, input.len());
+    assert_eq!(end, Ok(()), "the connection goes on");
+    assert!(
+        batches.is_empty(),
+        "nothing of it is taken (nor acknowledged)"
+    );
+    // One entry fewer is taken whole.
+    let packed = one.repeat(MAX_ENTRIES_PER_MESSAGE);
+    let input = mp::cat(&[mp::array(2), mp::str("t"), mp::bin(&packed)]);
+    let (batches, end) = decode_with(&input, 8 << 20, input.len());
+    assert_eq!(end, Ok(()));
+    assert_eq!(events(&batches).len(), MAX_ENTRIES_PER_MESSAGE);
+}

@@ -28,7 +28,8 @@ use serde::Deserialize;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::http_receiver::{
-    Answers, AuthConfig, Decoder, Listening, Protocol, Receiver, Refusal, check_literal_path,
+    Answers, AuthConfig, Decoder, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver, Refusal,
+    check_literal_path, too_many_events,
 };
 use crate::components::BuildContext;
 use crate::components::source::{Source, SourceConfig};
@@ -86,9 +87,8 @@ impl SourceConfig for LokiConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
         let limit = self.max_body_bytes.get().saturating_mul(INFLATION);
-        let decoder: Decoder = Arc::new(move |body, headers| {
-            decode(body, headers, limit, Utc::now()).map_err(Refusal::from)
-        });
+        let decoder: Decoder =
+            Arc::new(move |body, headers| decode(body, headers, limit, Utc::now()));
         Ok(Box::new(Receiver {
             address: self.address,
             path: self.path.clone(),
@@ -146,7 +146,7 @@ fn decode(
     headers: &HeaderMap,
     limit: usize,
     now: DateTime<Utc>,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, Refusal> {
     let header = |name| {
         headers
             .get(name)
@@ -159,7 +159,7 @@ fn decode(
         "" | "identity" | "snappy" => body,
         "gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), limit)?,
         "deflate" => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit)?,
-        other => return Err(format!("unsupported Content-Encoding `{other}`")),
+        other => return Err(format!("unsupported Content-Encoding `{other}`").into()),
     };
     let streams = if content_type.starts_with("application/json") {
         push::from_json(&body)?
@@ -168,6 +168,9 @@ fn decode(
         // missing or unknown type too.
         push::from_protobuf(&body, limit)?
     };
+    if streams.iter().map(|s| s.entries.len()).sum::<usize>() > MAX_EVENTS_PER_REQUEST {
+        return Err(too_many_events());
+    }
     let tenant = headers
         .get("x-scope-orgid")
         .and_then(|v| v.to_str().ok())

@@ -174,7 +174,9 @@ fn what_is_not_a_push_says_why_and_bombs_are_refused() {
             "is not Unix nanoseconds",
         ),
     ] {
-        let error = decode(Bytes::from(body), &json, LIMIT, Utc::now()).unwrap_err();
+        let error = decode(Bytes::from(body), &json, LIMIT, Utc::now())
+            .unwrap_err()
+            .message;
         assert!(error.contains(expected), "{body}: {error}");
     }
     let error = decode(
@@ -183,7 +185,8 @@ fn what_is_not_a_push_says_why_and_bombs_are_refused() {
         LIMIT,
         Utc::now(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .message;
     assert!(
         error.contains("snappy") || error.contains("PushRequest"),
         "{error}"
@@ -194,13 +197,16 @@ fn what_is_not_a_push_says_why_and_bombs_are_refused() {
         LIMIT,
         Utc::now(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .message;
     assert!(error.contains("Content-Encoding `br`"), "{error}");
 
     // 10 MiB of zeros, compressed to a few KiB, against a 1 MiB limit.
     let zeros = vec![0u8; 10 << 20];
     let bomb = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
-    let error = decode(Bytes::from(bomb), &HeaderMap::new(), LIMIT, Utc::now()).unwrap_err();
+    let error = decode(Bytes::from(bomb), &HeaderMap::new(), LIMIT, Utc::now())
+        .unwrap_err()
+        .message;
     assert!(error.contains("decompresses to"), "{error}");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&zeros).unwrap();
@@ -213,6 +219,28 @@ fn what_is_not_a_push_says_why_and_bombs_are_refused() {
         LIMIT,
         Utc::now(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .message;
     assert!(error.contains("decompresses to more than"), "{error}");
+}
+
+#[test]
+fn a_push_of_more_records_than_a_request_may_make_is_refused_with_413() {
+    // 100,001 empty entries: a few hundred KiB of JSON, a hundred MiB of
+    // events if it were taken.
+    let values = vec![r#"["1","x"]"#; MAX_EVENTS_PER_REQUEST + 1].join(",");
+    let body = format!(r#"{{"streams":[{{"stream":{{}},"values":[{values}]}}]}}"#);
+    let refusal = decode(
+        Bytes::from(body),
+        &headers(&[("content-type", "application/json")]),
+        64 << 20,
+        Utc::now(),
+    )
+    .unwrap_err();
+    assert_eq!(refusal.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        refusal.message.contains("send smaller batches"),
+        "{}",
+        refusal.message
+    );
 }

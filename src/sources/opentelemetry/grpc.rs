@@ -18,7 +18,7 @@ use prost::Message;
 
 use super::{gunzip, log, proto};
 use crate::event::Event;
-use crate::sources::http_receiver::{Answers, Refusal};
+use crate::sources::http_receiver::{Answers, MAX_EVENTS_PER_REQUEST, Refusal, too_many_events};
 
 /// The method's path.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
@@ -42,6 +42,9 @@ pub fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Vec<Even
     let message = unframe(&body, headers, limit)?;
     let request = proto::ExportLogsServiceRequest::decode(message)
         .map_err(|e| format!("invalid OTLP protobuf: {e}"))?;
+    if log::count(&request) > MAX_EVENTS_PER_REQUEST {
+        return Err(too_many_events());
+    }
     Ok(log::events(request, Utc::now()))
 }
 

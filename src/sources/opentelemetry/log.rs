@@ -8,6 +8,17 @@ use vrl::value::{KeyString, ObjectMap, Value};
 use super::proto::{AnyValue, ExportLogsServiceRequest, KeyValue, LogRecord, any_value};
 use crate::event::{Event, fields};
 
+/// How many records a request holds (checked before any is made an
+/// event: see [`crate::sources::http_receiver::MAX_EVENTS_PER_REQUEST`]).
+pub fn count(request: &ExportLogsServiceRequest) -> usize {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
+}
+
 /// Every record of a request, in order.
 pub fn events(request: ExportLogsServiceRequest, now: DateTime<Utc>) -> Vec<Event> {
     let mut events = Vec::new();

@@ -34,7 +34,10 @@ use prost::Message;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::http_receiver::{Answers, AuthConfig, Decoder, Listening, Protocol, Receiver, Refusal};
+use super::http_receiver::{
+    Answers, AuthConfig, Decoder, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver, Refusal,
+    too_many_events,
+};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -223,6 +226,9 @@ fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Vec<Event>, 
             .map_err(|e| format!("invalid OTLP protobuf: {e}"))?,
         Encoding::Json => json::request(&body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?,
     };
+    if log::count(&request) > MAX_EVENTS_PER_REQUEST {
+        return Err(too_many_events());
+    }
     Ok(log::events(request, Utc::now()))
 }
 
