@@ -48,12 +48,44 @@ fn read_value(body: &str) -> Option<(String, usize)> {
         match c {
             '\\' => {
                 let (_, escaped) = chars.next()?;
-                value.push(match escaped {
-                    'n' => '\n',
-                    't' => '\t',
-                    'r' => '\r',
-                    other => other,
-                });
+                match escaped {
+                    'n' => value.push('\n'),
+                    't' => value.push('\t'),
+                    'r' => value.push('\r'),
+                    'a' => value.push('\u{7}'),
+                    'b' => value.push('\u{8}'),
+                    'f' => value.push('\u{c}'),
+                    'v' => value.push('\u{b}'),
+                    // Go's \xNN, \uNNNN, \UNNNNNNNN and octal \NNN, as
+                    // strconv.Quote writes them.
+                    'x' | 'u' | 'U' | '0'..='7' => {
+                        let (digits, radix) = match escaped {
+                            'x' => (2, 16),
+                            'u' => (4, 16),
+                            'U' => (8, 16),
+                            _ => (2, 8),
+                        };
+                        let mut code = if radix == 8 { escaped.to_digit(8)? } else { 0 };
+                        for _ in 0..digits {
+                            let (_, digit) = chars.next()?;
+                            code = code
+                                .checked_mul(radix)?
+                                .checked_add(digit.to_digit(radix)?)?;
+                        }
+                        if escaped == 'x' || radix == 8 {
+                            // A byte: ASCII as itself, others as the
+                            // replacement character (labels are text).
+                            value.push(if code < 0x80 {
+                                char::from(code as u8)
+                            } else {
+                                char::REPLACEMENT_CHARACTER
+                            });
+                        } else {
+                            value.push(char::from_u32(code)?);
+                        }
+                    }
+                    other => value.push(other),
+                }
             }
             '"' => {
                 let next = body[at + 1..].trim_start().chars().next();

@@ -244,3 +244,16 @@ fn a_push_of_more_records_than_a_request_may_make_is_refused_with_413() {
         refusal.message
     );
 }
+
+#[test]
+fn labels_read_every_go_escape() {
+    assert_eq!(
+        parse_labels(r#"{a="\x41\u00e9\U0001F600\101\a"}"#).unwrap(),
+        vec![("a".to_string(), "Aé😀A\u{7}".to_string())]
+    );
+    assert!(parse_labels(r#"{a="\xZZ"}"#).is_err());
+    assert!(
+        parse_labels(r#"{a="\uD800"}"#).is_err(),
+        "a surrogate is not a character"
+    );
+}
