@@ -60,6 +60,10 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause between two accepts that fail.
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+/// Streams one HTTP/2 connection may have open at once (hyper's default
+/// is 200): each may hold a body of up to the source's limit while it
+/// arrives.
+const H2_MAX_STREAMS: u32 = 8;
 /// What a connection refused for lack of room is told.
 const FULL_MESSAGE: &str = "too many connections; retry later";
 
@@ -247,6 +251,11 @@ async fn serve_connection(
         Protocol::H2c => Box::pin(
             hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .max_header_list_size(limits.max_header_bytes as u32)
+                // Each stream may hold a body up to the limit while it
+                // arrives: few streams, so one connection cannot hold
+                // hundreds of bodies (hyper's default is 200). Exporters
+                // send a handful of requests at once.
+                .max_concurrent_streams(H2_MAX_STREAMS)
                 .serve_connection(TokioIo::new(stream), service),
         ),
     };

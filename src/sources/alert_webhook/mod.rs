@@ -298,17 +298,22 @@ fn time(object: &Json, key: &str) -> Option<DateTime<Utc>> {
     (at.year() > 1).then(|| at.with_timezone(&Utc))
 }
 
-/// A stable id for an alert without a fingerprint (older senders): a hash
-/// of its sorted labels.
+/// A stable id for an alert without a fingerprint (older senders): the
+/// first 64 bits of a SHA-256 of its sorted labels. A cryptographic hash,
+/// so two alerts cannot be made to share a key (which would let one
+/// silence the other in a `dedupe`, or edit its message).
 fn label_hash(labels: &std::collections::BTreeMap<String, String>) -> String {
-    let mut bytes = Vec::new();
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
     for (k, v) in labels {
-        bytes.extend_from_slice(k.as_bytes());
-        bytes.push(0xff);
-        bytes.extend_from_slice(v.as_bytes());
-        bytes.push(0xfe);
+        // Lengths first: no two label sets give the same bytes.
+        hasher.update((k.len() as u64).to_le_bytes());
+        hasher.update(k.as_bytes());
+        hasher.update((v.len() as u64).to_le_bytes());
+        hasher.update(v.as_bytes());
     }
-    format!("{:08x}", crc32c::crc32c(&bytes))
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

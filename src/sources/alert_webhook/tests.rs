@@ -147,6 +147,11 @@ fn the_same_labels_give_the_same_key_without_a_fingerprint() {
     )
     .unwrap();
     assert_eq!(s(&a[0], "alert.key"), s(&b[0], "alert.key"));
+    assert_eq!(
+        s(&a[0], "alert.key").len(),
+        "X/".len() + 16,
+        "64 bits of SHA-256"
+    );
     assert_ne!(s(&a[0], "alert.key"), s(&c[0], "alert.key"));
     assert_eq!(s(&a[0], "alert.state"), "firing", "no status: firing");
 }
