@@ -272,6 +272,10 @@ impl Maker {
     /// The event for one message: parsed, or raw with `syslog_error`.
     fn event(&self, frame: &Frame, peer: Peer) -> Event {
         let text = String::from_utf8_lossy(&frame.bytes);
+        // RFC 5424 allows `-` (no time) where the parser wants a time: a
+        // stand-in time is parsed, and dropped again below.
+        let stand_in = nil_timestamp(&text);
+        let input: &str = stand_in.as_deref().unwrap_or(&text);
         let parsed = if frame.oversized {
             Err(format!(
                 "the message is longer than max_length ({} bytes) and was cut",
@@ -279,15 +283,18 @@ impl Maker {
             ))
         } else {
             syslog_loose::parse_message_with_year_exact(
-                &text,
+                input,
                 year_of,
                 syslog_loose::Variant::Either,
             )
             .map_err(|_| "the message is neither RFC 5424 nor RFC 3164 syslog".to_string())
         };
         let mut event = match parsed {
-            Ok(message) => {
-                let message = tag_without_hostname(message, &text);
+            Ok(mut message) => {
+                if stand_in.is_some() {
+                    message.timestamp = None;
+                }
+                let message = tag_without_hostname(message, input);
                 let text_bytes = bytes_of(&frame.bytes, message.msg);
                 self.parsed(message, text_bytes, peer)
             }
@@ -370,6 +377,14 @@ impl Maker {
         }
         event
     }
+}
+
+/// `<PRI>1 - rest` (RFC 5424 with no time) with a stand-in time in place of
+/// the `-`, for a parser that requires one; `None` for any other text.
+fn nil_timestamp(text: &str) -> Option<String> {
+    let close = text.strip_prefix('<')?.find('>')? + 1;
+    let rest = text[close + 1..].strip_prefix("1 - ")?;
+    Some(format!("{}1 1970-01-01T00:00:00Z {rest}", &text[..=close]))
 }
 
 /// The local form of RFC 3164 (`<13>Dec  6 05:34:35 app: text`, what

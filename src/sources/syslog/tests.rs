@@ -78,6 +78,23 @@ fn rfc3164_gives_host_app_pid_and_level() {
 }
 
 #[test]
+fn rfc5424_without_a_time_or_any_header_field_is_still_parsed() {
+    let before = Utc::now();
+    let e = event("<13>1 - - - - - - all fields nil");
+    assert!(e.get_field("syslog_error").is_none(), "{:?}", e.value());
+    assert_eq!(field(&e, "message"), "all fields nil");
+    assert_eq!(e.get_field("version"), Some(&Value::Integer(1)));
+    assert_eq!(field(&e, "host"), "192.0.2.7", "no hostname: the peer");
+    let Some(Value::Timestamp(at)) = e.get_field("timestamp") else {
+        panic!("no timestamp");
+    };
+    assert!(*at >= before, "no time in the message: the time it arrived");
+    let e = event("<13>1 - web-1 app 42 ID7 - with a host");
+    assert_eq!(field(&e, "host"), "web-1");
+    assert_eq!(field(&e, "msgid"), "ID7");
+}
+
+#[test]
 fn a_message_naming_no_host_gets_the_peer_and_local_ones_this_machine() {
     let e = event("<13>1 2024-01-02T03:04:05Z - app - - - hello");
     assert_eq!(field(&e, "host"), "192.0.2.7");
