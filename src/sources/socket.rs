@@ -227,8 +227,21 @@ impl StreamListener {
         decoder: impl Fn(Peer) -> D,
     ) {
         let slots = Arc::new(Semaphore::new(limit));
+        let idle = Idle::default();
         let mut connections = JoinSet::new();
         loop {
+            let accepted = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                accepted = self.accept() => accepted,
+            };
+            // At the limit, the connection that has waited longest for
+            // its next message makes room (as the HTTP sources do), so
+            // clients that connect and send nothing cannot lock others
+            // out. Only when every connection is busy does this one wait.
+            if slots.available_permits() == 0 {
+                idle.evict_longest();
+            }
             let slot = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
@@ -236,11 +249,6 @@ impl StreamListener {
                     Ok(slot) => slot,
                     Err(_) => break,
                 },
-            };
-            let accepted = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                accepted = self.accept() => accepted,
             };
             while connections.try_join_next().is_some() {}
             let (stream, peer) = match accepted {
@@ -257,6 +265,7 @@ impl StreamListener {
             };
             let (out, mut decoder) = (out.clone(), decoder(peer));
             let (shutdown, wait) = (shutdown.clone(), wait.clone());
+            let idle = idle.register();
             let tls = match &self {
                 Self::Tcp(_, tls) => tls.clone(),
                 Self::Unix(..) => None,
@@ -267,7 +276,9 @@ impl StreamListener {
                     (Accepted::Tcp(stream), Some(tls)) => {
                         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream));
                         match handshake.await {
-                            Ok(Ok(stream)) => read(stream, &mut decoder, out, shutdown, wait).await,
+                            Ok(Ok(stream)) => {
+                                read(stream, &mut decoder, out, shutdown, wait, idle).await
+                            }
                             Ok(Err(error)) => out.metrics().warn_limited(
                                 "tls_handshake_failed",
                                 &format_args!("TLS handshake with {peer:?} failed: {error}"),
@@ -279,10 +290,10 @@ impl StreamListener {
                         }
                     }
                     (Accepted::Tcp(stream), None) => {
-                        read(stream, &mut decoder, out, shutdown, wait).await
+                        read(stream, &mut decoder, out, shutdown, wait, idle).await
                     }
                     (Accepted::Unix(stream), _) => {
-                        read(stream, &mut decoder, out, shutdown, wait).await
+                        read(stream, &mut decoder, out, shutdown, wait, idle).await
                     }
                 }
             });
@@ -309,6 +320,79 @@ impl StreamListener {
     }
 }
 
+/// The stream connections waiting for their next message, and since when:
+/// the one waiting longest is closed when a new one needs its slot.
+#[derive(Clone, Default)]
+struct Idle {
+    connections: Arc<std::sync::Mutex<IdleState>>,
+}
+
+#[derive(Default)]
+struct IdleState {
+    next_id: u64,
+    /// Per connection: since when it waits between messages (`None` while
+    /// it is in the middle of one, or busy), and how to close it.
+    entries: std::collections::HashMap<u64, (Option<tokio::time::Instant>, CancellationToken)>,
+}
+
+impl Idle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleState> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self) -> IdleTicket {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        let evict = CancellationToken::new();
+        state.entries.insert(id, (None, evict.clone()));
+        IdleTicket {
+            idle: self.clone(),
+            id,
+            evict,
+        }
+    }
+
+    /// Closes the connection that has waited longest between messages, if
+    /// any waits.
+    fn evict_longest(&self) {
+        let state = self.lock();
+        let longest = state
+            .entries
+            .values()
+            .filter_map(|(since, evict)| since.map(|since| (since, evict)))
+            .min_by_key(|(since, _)| *since);
+        if let Some((_, evict)) = longest {
+            evict.cancel();
+        }
+    }
+}
+
+/// One connection's place in [`Idle`]; leaves it when dropped.
+struct IdleTicket {
+    idle: Idle,
+    id: u64,
+    evict: CancellationToken,
+}
+
+impl IdleTicket {
+    fn waiting(&self, between_messages: bool) {
+        if let Some(entry) = self.idle.lock().entries.get_mut(&self.id) {
+            entry.0 = between_messages.then(tokio::time::Instant::now);
+        }
+    }
+
+    async fn evicted(&self) {
+        self.evict.cancelled().await;
+    }
+}
+
+impl Drop for IdleTicket {
+    fn drop(&mut self) {
+        self.idle.lock().entries.remove(&self.id);
+    }
+}
+
 enum Accepted {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
@@ -323,6 +407,7 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     out: SourceSender,
     shutdown: CancellationToken,
     wait: AnswerWait,
+    idle: IdleTicket,
 ) {
     let metrics = Arc::clone(out.metrics());
     let mut out = Some(out);
@@ -331,11 +416,15 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
         if buf.capacity() - buf.len() < READ_BYTES / 4 {
             buf.reserve(READ_BYTES);
         }
+        // Between messages, the connection may be evicted to make room.
+        idle.waiting(buf.is_empty());
         let read = tokio::select! {
             biased;
             () = shutdown.cancelled() => return,
+            () = idle.evicted() => return,
             read = stream.read_buf(&mut buf) => read,
         };
+        idle.waiting(false);
         let (bytes, eof) = match read {
             Ok(0) => (0, true),
             Ok(n) => (n, false),

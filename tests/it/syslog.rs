@@ -356,3 +356,40 @@ pub fn make_certificates(dir: &Path) {
         assert!(status.success(), "openssl {args:?}");
     }
 }
+
+#[tokio::test]
+async fn clients_that_connect_and_send_nothing_cannot_lock_others_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _howl = start(
+        dir.path(),
+        &format!(
+            "[sources.tcp]\ntype = \"syslog\"\nmode = \"tcp\"\naddress = \"127.0.0.1:{port}\"\nconnection_limit = 2\n"
+        ),
+    )
+    .await;
+    // Two clients take every slot and say nothing.
+    let mut squatters = Vec::new();
+    for _ in 0..2 {
+        squatters.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let port = port.to_string();
+    logger(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tcp",
+        "-t",
+        "app",
+        "gets in",
+    ]);
+    let e = event_with(dir.path(), "gets in").await;
+    assert_eq!(e["appname"], "app");
+    drop(squatters);
+}

@@ -55,8 +55,9 @@ pub struct FluentConfig {
     /// limit is 8 MiB.
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: NonZeroUsize,
-    /// The most connections served at once; further ones wait in the
-    /// kernel's backlog until one closes.
+    /// The most connections served at once; at the limit, a new one takes
+    /// the place of the one waiting longest for its next message, and
+    /// waits only when every one is in the middle of one.
     #[serde(default = "default_connection_limit")]
     connection_limit: NonZeroUsize,
     /// How long a message that asks for an ack (`chunk`) waits for its

@@ -53,8 +53,9 @@ pub struct SyslogConfig {
     /// bounds the memory a connection can take.
     #[serde(default = "default_max_length")]
     max_length: NonZeroUsize,
-    /// The most TCP or Unix stream connections served at once; further
-    /// ones wait in the kernel's backlog until one closes.
+    /// The most TCP or Unix stream connections served at once; at the limit,
+    /// a new one takes the place of the one waiting longest for its next
+    /// message, and waits only when every one is in the middle of one.
     #[serde(default = "default_connection_limit")]
     connection_limit: NonZeroUsize,
     /// TLS for `tcp`: the server's certificate and key.
