@@ -235,7 +235,7 @@ pub fn open(
     let segment_size = options
         .segment_size
         .unwrap_or((options.max_size / 8).clamp(MIN_SEGMENT, MAX_SEGMENT));
-    let recovered = recover(&options.dir, segment_size, &metrics)?;
+    let recovered = recover(&options.dir, &metrics)?;
     let writer_segment = recovered.segments.back().map_or(0, |id| id + 1);
     let size: u64 = recovered.size;
     let (file, header) = create_segment(&options.dir, writer_segment, recovered.next_seq)?;
@@ -343,11 +343,7 @@ struct Recovered {
     lost_events: u64,
 }
 
-fn recover(
-    dir: &Path,
-    segment_size: u64,
-    metrics: &ComponentMetrics,
-) -> std::io::Result<Recovered> {
+fn recover(dir: &Path, metrics: &ComponentMetrics) -> std::io::Result<Recovered> {
     let mut ids: Vec<u64> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| format::segment_id(&entry.file_name().to_string_lossy()))
@@ -368,7 +364,6 @@ fn recover(
     // Records written with a larger `max_size` (bigger segments) must
     // still be read after it was lowered: reading accepts what any segment
     // size could hold.
-    let _ = segment_size;
     let max_payload = READ_MAX_PAYLOAD;
     let mut segments = VecDeque::new();
     let mut lost_events = 0;

@@ -139,12 +139,18 @@ fn decode(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Event>, String> {
         external_url: text(&notification, "externalURL"),
         group_status: text(&notification, "status"),
     };
+    // The notification's own fields, converted once: each alert's `.raw`
+    // is a copy of them plus the alert.
+    let shared: ObjectMap = notification
+        .into_iter()
+        .map(|(k, v)| (KeyString::from(k), Value::from(v)))
+        .collect();
     let mut events = Vec::with_capacity(alerts.len());
     for (index, alert) in alerts.into_iter().enumerate() {
         let serde_json::Value::Object(alert) = alert else {
             return Err(format!("alert {index} is not a JSON object"));
         };
-        events.push(envelope(&notification, alert, source, &group, now));
+        events.push(envelope(&shared, alert, source, &group, now));
     }
     Ok(events)
 }
@@ -158,7 +164,7 @@ struct Group {
 }
 
 fn envelope(
-    notification: &Json,
+    shared: &ObjectMap,
     alert: Json,
     source: &'static str,
     group: &Group,
@@ -236,10 +242,7 @@ fn envelope(
         }
     }
 
-    let mut raw: ObjectMap = notification
-        .iter()
-        .map(|(k, v)| (KeyString::from(k.as_str()), Value::from(v.clone())))
-        .collect();
+    let mut raw = shared.clone();
     raw.insert(
         KeyString::from("alert"),
         Value::from(serde_json::Value::Object(alert)),

@@ -221,19 +221,29 @@ impl Source for Syslog {
     }
 }
 
+/// Who sent a message, as the field values its events carry: made once
+/// per connection (or datagram), not once per message.
+struct Sender {
+    /// `source_ip`, for TCP and UDP.
+    ip: Option<Value>,
+    /// `host` when the message names none: the IP, or this machine.
+    host: Value,
+}
+
 /// One stream connection: its framer, and who is at the other end.
 struct Connection {
     maker: Maker,
-    peer: Peer,
+    sender: Sender,
     framer: Framer,
 }
 
 impl Connection {
     fn new(maker: Maker, peer: Peer) -> Self {
         let framer = Framer::new(maker.max_length);
+        let sender = maker.sender(peer);
         Self {
             maker,
-            peer,
+            sender,
             framer,
         }
     }
@@ -242,7 +252,7 @@ impl Connection {
 impl StreamDecoder for Connection {
     fn decode(&mut self, buf: &mut BytesMut, eof: bool, events: &mut Vec<Event>) {
         while let Some(frame) = self.framer.next(buf, eof) {
-            events.push(self.maker.event(&frame, self.peer));
+            events.push(self.maker.event(&frame, &self.sender));
         }
     }
 }
@@ -267,11 +277,27 @@ impl Maker {
             bytes: bytes::Bytes::copy_from_slice(kept),
             oversized,
         };
-        events.push(self.event(&frame, peer));
+        events.push(self.event(&frame, &self.sender(peer)));
+    }
+
+    fn sender(&self, peer: Peer) -> Sender {
+        match peer {
+            Peer::Ip(address) => {
+                let ip = Value::from(address.ip().to_string());
+                Sender {
+                    ip: Some(ip.clone()),
+                    host: ip,
+                }
+            }
+            Peer::Local => Sender {
+                ip: None,
+                host: self.local_host.clone(),
+            },
+        }
     }
 
     /// The event for one message: parsed, or raw with `syslog_error`.
-    fn event(&self, frame: &Frame, peer: Peer) -> Event {
+    fn event(&self, frame: &Frame, sender: &Sender) -> Event {
         let text = String::from_utf8_lossy(&frame.bytes);
         // RFC 5424 allows `-` (no time) where the parser wants a time: a
         // stand-in time is parsed, and dropped again below.
@@ -297,7 +323,7 @@ impl Maker {
                 }
                 let message = tag_without_hostname(message, input);
                 let text_bytes = bytes_of(&frame.bytes, message.msg);
-                self.parsed(message, text_bytes, peer)
+                self.parsed(message, text_bytes, sender)
             }
             Err(why) => {
                 self.metrics.error(
@@ -307,28 +333,21 @@ impl Maker {
                 );
                 let mut event = Event::log(frame.bytes.clone(), Utc::now(), "syslog");
                 event.insert_field("syslog_error", why);
-                event.insert_field(fields::HOST, self.peer_host(peer));
+                event.insert_field(fields::HOST, sender.host.clone());
                 event
             }
         };
-        if let Peer::Ip(address) = peer {
-            event.insert_field("source_ip", address.ip().to_string());
+        if let Some(ip) = &sender.ip {
+            event.insert_field("source_ip", ip.clone());
         }
         event.with_source_id(Arc::clone(&self.source_id))
-    }
-
-    fn peer_host(&self, peer: Peer) -> Value {
-        match peer {
-            Peer::Ip(address) => Value::from(address.ip().to_string()),
-            Peer::Local => self.local_host.clone(),
-        }
     }
 
     fn parsed(
         &self,
         message: syslog_loose::Message<&str>,
         text: bytes::Bytes,
-        peer: Peer,
+        sender: &Sender,
     ) -> Event {
         let timestamp = message
             .timestamp
@@ -339,7 +358,7 @@ impl Maker {
                 event.insert_field("hostname", hostname);
                 Value::from(hostname)
             }
-            None => self.peer_host(peer),
+            None => sender.host.clone(),
         };
         event.insert_field(fields::HOST, host);
         if let Some(appname) = message.appname {

@@ -25,7 +25,10 @@ fn event(text: &str) -> Event {
         bytes: bytes::Bytes::copy_from_slice(text.as_bytes()),
         oversized: false,
     };
-    maker(1000).event(&frame, peer())
+    {
+        let m = maker(1000);
+        m.event(&frame, &m.sender(peer()))
+    }
 }
 
 fn field(event: &Event, name: &str) -> String {
@@ -102,7 +105,8 @@ fn a_message_naming_no_host_gets_the_peer_and_local_ones_this_machine() {
         bytes: bytes::Bytes::from_static(b"<13>1 2024-01-02T03:04:05Z - app - - - hi"),
         oversized: false,
     };
-    let local = maker(100).event(&frame, Peer::Local);
+    let m = maker(100);
+    let local = m.event(&frame, &m.sender(Peer::Local));
     assert_eq!(field(&local, "host"), "here");
     assert!(local.get_field("source_ip").is_none());
 }
@@ -137,7 +141,8 @@ fn the_message_shares_the_received_bytes() {
         bytes: bytes::Bytes::from_static(b"<13>1 2024-01-02T03:04:05Z h app - - - shared text"),
         oversized: false,
     };
-    let e = maker(100).event(&frame, peer());
+    let m = maker(100);
+    let e = m.event(&frame, &m.sender(peer()));
     let Some(Value::Bytes(message)) = e.get_field("message") else {
         panic!("no message");
     };
@@ -179,7 +184,8 @@ fn the_local_form_without_a_hostname_reads_its_tag_as_the_app() {
         bytes: bytes::Bytes::from_static(b"<13>Dec  6 05:34:35 app4: unix stream"),
         oversized: false,
     };
-    let e = maker(100).event(&frame, Peer::Local);
+    let m = maker(100);
+    let e = m.event(&frame, &m.sender(Peer::Local));
     assert_eq!(field(&e, "appname"), "app4");
     assert_eq!(field(&e, "host"), "here");
     assert!(e.get_field("hostname").is_none());
