@@ -9,9 +9,11 @@
 //! 3. an operator suppressed the pattern: it is suppressed (`operator`);
 //! 4. `when` is set and does not match: it passes untouched (`when` limits
 //!    what may be sent to a classifier, not what an operator may suppress);
-//! 5. the pattern has a live verdict (`llm` or `builtin`): the verdict
+//! 5. `llm_allowed` is set and false: the built-in rules decide
+//!    (`builtin`), whatever a language model said of the pattern before;
+//! 6. the pattern has a live verdict (`llm` or `builtin`): the verdict
 //!    decides: noise at `min_confidence` or above is suppressed;
-//! 6. otherwise the classifier is asked, once for the pattern. The built-in
+//! 7. otherwise the classifier is asked, once for the pattern. The built-in
 //!    one answers at once; an LLM's answer is awaited while the pattern's
 //!    events are held (up to `decision_timeout_secs`, at most
 //!    `max_pending_events` in all), and other patterns keep flowing. No
@@ -98,6 +100,13 @@ pub struct LlmSuppressConfig {
     /// still applies to them).
     #[schemars(with = "Option<VrlCondition>")]
     when: Option<Spanned<String>>,
+    /// Rule-first: events for which this condition is false are never sent
+    /// to a language model (whatever `provider` says); the built-in rules
+    /// and operators decide them, e.g. `!includes(["host", "resource"],
+    /// .alert.labels.category)`. A condition that fails counts as false,
+    /// so nothing leaves howl by mistake.
+    #[schemars(with = "Option<VrlCondition>")]
+    llm_allowed: Option<Spanned<String>>,
     /// Events for which this condition is true are never suppressed, not
     /// even by an operator, e.g. `.pattern.level == "fatal"`.
     #[schemars(with = "Option<VrlCondition>")]
@@ -287,6 +296,7 @@ impl LlmSuppressConfig {
                 message: self.message_field.path().clone(),
             },
             when: condition(&self.when, "when")?,
+            llm_allowed: condition(&self.llm_allowed, "llm_allowed")?,
             always_alert: condition(&self.always_alert, "always_alert")?,
             masker: Masker::new(&redact).map_err(|e| BuildError::new(e).for_option("redact"))?,
             decision_timeout,

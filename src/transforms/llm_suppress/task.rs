@@ -57,6 +57,8 @@ pub struct Settings {
     pub fields: Fields,
     /// `when`.
     pub when: Option<Arc<Program>>,
+    /// `llm_allowed`.
+    pub llm_allowed: Option<Arc<Program>>,
     /// `always_alert`.
     pub always_alert: Option<Arc<Program>>,
     /// Secret masking for prompts.
@@ -107,6 +109,9 @@ enum Asker {
 
 /// How verdicts of the built-in classifier name their "model".
 const BUILTIN_MODEL: &str = "builtin";
+/// The most rule decisions kept in memory (`llm_allowed`); beyond it they
+/// are forgotten and made again, which costs only a few microseconds each.
+const MAX_RULE_DECISIONS: usize = 10_000;
 
 /// What a finished question hands back.
 type Asked = (String, Result<Answer, LlmError>, Duration);
@@ -135,6 +140,12 @@ struct Running {
     timed_out: Decision,
     shutdown: Decision,
     when: Option<VrlRunner>,
+    llm_allowed: Option<VrlRunner>,
+    /// Decisions of the built-in rules for events kept from language
+    /// models (`llm_allowed`), per pattern: the rules are deterministic, so
+    /// they are made once, kept in memory only, and never stored as
+    /// verdicts (a model's verdict for the pattern stays as it was).
+    by_rules: HashMap<String, Decision>,
     always_alert: Option<VrlRunner>,
     questions: JoinSet<Asked>,
     asking: HashMap<Id, String>,
@@ -187,6 +198,8 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         )),
         shutdown: settings.policy.error("howl is shutting down"),
         when: settings.when.clone().map(VrlRunner::new),
+        llm_allowed: settings.llm_allowed.clone().map(VrlRunner::new),
+        by_rules: HashMap::new(),
         always_alert: settings.always_alert.clone().map(VrlRunner::new),
         questions: JoinSet::new(),
         asking: HashMap::new(),
@@ -304,6 +317,18 @@ impl Running {
             out.push(event);
             return;
         }
+        if self.llm_allowed.is_some()
+            && !matches(
+                &mut self.llm_allowed,
+                &mut event,
+                &self.metrics,
+                "llm_allowed",
+            )
+        {
+            let decision = self.decide_by_rules(pattern, &event, wall);
+            decision.apply(event, out, self.suppressed, &self.metrics);
+            return;
+        }
         match self.verdicts.lookup(&pattern, wall, now) {
             Lookup::Known(decision) => {
                 *hits += 1;
@@ -354,6 +379,38 @@ impl Running {
             level: text(event, &fields.level).unwrap_or_else(|| "unknown".into()),
             samples: message.map(Arc::from).into_iter().collect(),
         }
+    }
+
+    /// The built-in rules' decision for an event kept from language models.
+    fn decide_by_rules(&mut self, pattern: String, event: &Event, wall: DateTime<Utc>) -> Decision {
+        if let Some(known) = self.by_rules.get(&pattern) {
+            return known.clone();
+        }
+        if self.by_rules.len() >= MAX_RULE_DECISIONS {
+            self.by_rules.clear();
+        }
+        let question = self.question(event);
+        let prompt = Prompt::new(
+            &question.template,
+            &question.level,
+            &question.samples,
+            &self.settings.masker,
+        );
+        let verdict = builtin::classify(&prompt);
+        self.metrics
+            .llm_verdict(verdict.label.as_str(), VerdictSource::Builtin.as_str());
+        let stored = StoredVerdict {
+            verdict: verdict.label,
+            confidence: verdict.confidence,
+            reason: format!("rules only (llm_allowed is false): {}", verdict.reason),
+            source: VerdictSource::Builtin,
+            model: BUILTIN_MODEL.into(),
+            decided_at: wall,
+            expires_at: DateTime::<Utc>::MAX_UTC,
+        };
+        let decision = self.settings.policy.verdict(&stored);
+        self.by_rules.insert(pattern, decision.clone());
+        decision
     }
 
     fn decide_builtin(&mut self, pattern: &str, event: &Event, wall: DateTime<Utc>) -> Decision {

@@ -435,6 +435,59 @@ async fn always_alert_bypasses_suppression_and_when_limits_what_is_asked() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn events_kept_from_models_are_decided_by_rules_and_operators_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"\n\
+         llm_allowed = '.category != \"host\"'",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    shared
+        .suppressions
+        .create(operator("noise-operator"))
+        .await
+        .unwrap();
+    let with_category = |pattern: &str, level: &str, category: &str| {
+        let mut event = event(pattern, level, &format!("{category} {pattern}"));
+        event.insert_field("category", Value::from(category));
+        event
+    };
+    // The model calls it noise and is asked once.
+    h.send(vec![with_category("noise-app", "error", "app")])
+        .await;
+    tokio::time::sleep(2 * SECOND).await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["llm"]);
+    assert_eq!(fake.calls(), 1);
+    // The same pattern, and others, from hosts: the rules decide, even
+    // where the model had a verdict; an operator's suppression still holds.
+    h.send(vec![
+        with_category("noise-app", "error", "host"),
+        with_category("noise-disk", "error", "host"),
+        with_category("noise-operator", "error", "host"),
+    ])
+    .await;
+    h.settle().await;
+    let passed = h.take(None);
+    assert_eq!(messages(&passed), ["host noise-app", "host noise-disk"]);
+    for event in &passed {
+        assert_eq!(triage(event, "source"), Value::from("builtin"));
+        assert!(
+            triage(event, "reason")
+                .to_string_lossy()
+                .starts_with("rules only (llm_allowed is false)"),
+            "{:?}",
+            triage(event, "reason")
+        );
+    }
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["operator"]);
+    assert_eq!(fake.calls(), 1, "nothing kept from models was sent to one");
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn over_budget_questions_fail_open_without_being_sent() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::by_template(SECOND);
