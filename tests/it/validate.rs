@@ -235,6 +235,24 @@ fn conditions_must_be_boolean() {
 }
 
 #[test]
+fn an_alert_mapping_with_a_vrl_error_points_into_the_config_file() {
+    check(
+        r#"[sources.in]
+type = "alert_webhook"
+address = "127.0.0.1:9095"
+mapping = '''
+.alert.name = "A"
+.alert.summary = parse_json(.text)
+'''
+[sinks.out]
+type = "console"
+inputs = ["in"]
+"#,
+        &["a.toml:6:", "sources.in: VRL error in `mapping`"],
+    );
+}
+
+#[test]
 fn toml_syntax_errors_have_positions() {
     check(
         "[sources.in\ntype = \"stdin\"\n",

@@ -21,6 +21,7 @@
 //! 200 only once the alerts are delivered, 503 otherwise, so Alertmanager
 //! (which retries 5xx) sends them again.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use toml::Spanned;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::http_receiver::{
@@ -40,6 +42,7 @@ use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::server::ConnectionsConfig;
 use crate::options::Seconds;
+use crate::vrl_program::{VrlOrigin, VrlSource, compile};
 
 /// Options of the `alert_webhook` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -70,6 +73,13 @@ pub struct AlertWebhookConfig {
     /// Limits on connections, against slow and abusive clients.
     #[serde(default)]
     connections: ConnectionsConfig,
+    /// For any other sender: a VRL program that maps one JSON payload
+    /// (`.`) to an alert in `.alert` (or several in `.alerts`), in the
+    /// envelope's field names; `.alert.name` is required. With it, the
+    /// built-in formats are not read. A body that is an array is one
+    /// payload per element.
+    #[schemars(with = "Option<VrlSource>")]
+    mapping: Option<Spanned<String>>,
 }
 
 fn default_path() -> String {
@@ -86,9 +96,20 @@ fn default_ack_timeout() -> Seconds {
 }
 
 impl SourceConfig for AlertWebhookConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
-        let decoder: Decoder = Arc::new(|body, _headers| Ok(decode(&body, Utc::now())?));
+        let decoder: Decoder = match &self.mapping {
+            Some(mapping) => {
+                let program = Arc::new(compile(
+                    mapping.get_ref(),
+                    VrlOrigin::Inline(mapping.span()),
+                    &cx.file,
+                    "mapping",
+                )?);
+                Arc::new(move |body, _headers| Ok(mapped::decode(&program, &body, Utc::now())?))
+            }
+            None => Arc::new(|body, _headers| Ok(decode(&body, Utc::now())?)),
+        };
         Ok(Box::new(Receiver {
             address: self.address,
             path: self.path.clone(),
@@ -150,7 +171,13 @@ fn decode(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Event>, String> {
         let serde_json::Value::Object(alert) = alert else {
             return Err(format!("alert {index} is not a JSON object"));
         };
-        events.push(envelope(&shared, alert, source, &group, now));
+        let read = from_notification(&alert, source, &group);
+        let mut raw = shared.clone();
+        raw.insert(
+            KeyString::from("alert"),
+            Value::from(serde_json::Value::Object(alert)),
+        );
+        events.push(envelope(read, Value::Object(raw), now));
     }
     Ok(events)
 }
@@ -163,103 +190,137 @@ struct Group {
     group_status: Option<String>,
 }
 
-fn envelope(
-    shared: &ObjectMap,
-    alert: Json,
-    source: &'static str,
-    group: &Group,
-    now: DateTime<Utc>,
-) -> Event {
+/// One alert, read from whatever sent it: what the envelope is made of.
+struct Alert {
+    name: String,
+    firing: bool,
+    severity: Option<String>,
+    /// The summary, when the sender gave one (else the name).
+    summary: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    fingerprint: Option<String>,
+    /// More text fields of `.alert` (links, the notification's receiver),
+    /// as `(envelope name, value)`, only when not empty.
+    extra: Vec<(&'static str, String)>,
+    /// Grafana's `values`.
+    values: Option<Value>,
+    source: String,
+}
+
+/// An alert of an Alertmanager (or SigNoz, or Grafana) notification.
+fn from_notification(alert: &Json, source: &'static str, group: &Group) -> Alert {
     let labels = strings(alert.get("labels"));
     let annotations = strings(alert.get("annotations"));
     let name = labels
         .get("alertname")
         .cloned()
         .unwrap_or_else(|| "alert".to_string());
-    let state = match text(&alert, "status")
-        .or_else(|| group.group_status.clone())
-        .as_deref()
-    {
-        Some("resolved") | Some("ok") => "resolved",
-        _ => "firing",
-    };
-    let starts_at = time(&alert, "startsAt");
-    let ends_at = time(&alert, "endsAt");
-    let fingerprint = text(&alert, "fingerprint").filter(|f| !f.is_empty());
+    let state = text(alert, "status").or_else(|| group.group_status.clone());
     let summary = ["summary", "description", "message", "title"]
         .iter()
         .find_map(|key| annotations.get(*key).filter(|v| !v.is_empty()))
-        .cloned()
-        .unwrap_or_else(|| name.clone());
-    let key = format!(
-        "{name}/{}",
-        fingerprint.clone().unwrap_or_else(|| label_hash(&labels))
-    );
-
-    let mut out = ObjectMap::new();
-    let mut put = |k: &str, v: Value| {
-        out.insert(KeyString::from(k), v);
-    };
-    put("name", Value::from(name.as_str()));
-    put("state", Value::from(state));
-    if let Some(severity) = labels.get("severity") {
-        put("severity", Value::from(severity.as_str()));
-    }
-    put("summary", Value::from(summary.as_str()));
-    put("key", Value::from(key.as_str()));
-    put("labels", string_map(&labels));
-    put("annotations", string_map(&annotations));
-    if let Some(at) = starts_at {
-        put("starts_at", Value::Timestamp(at));
-    }
-    if let Some(at) = ends_at {
-        put("ends_at", Value::Timestamp(at));
-    }
-    if let Some(fingerprint) = &fingerprint {
-        put("fingerprint", Value::from(fingerprint.as_str()));
-    }
+        .cloned();
+    let mut extra = Vec::new();
     for (from, to) in [
         ("generatorURL", "generator_url"),
         ("silenceURL", "silence_url"),
         ("dashboardURL", "dashboard_url"),
         ("panelURL", "panel_url"),
     ] {
-        if let Some(url) = text(&alert, from).filter(|u| !u.is_empty()) {
-            put(to, Value::from(url));
+        if let Some(url) = text(alert, from).filter(|u| !u.is_empty()) {
+            extra.push((to, url));
         }
     }
-    if let Some(values) = alert.get("values").filter(|v| v.is_object()) {
-        put("values", Value::from(values.clone()));
-    }
-    put("source", Value::from(source));
     for (value, to) in [
         (&group.receiver, "receiver"),
         (&group.group_key, "group_key"),
         (&group.external_url, "external_url"),
     ] {
         if let Some(value) = value {
-            put(to, Value::from(value.as_str()));
+            extra.push((to, value.clone()));
         }
     }
+    Alert {
+        name,
+        firing: !matches!(state.as_deref(), Some("resolved" | "ok")),
+        severity: labels.get("severity").cloned(),
+        summary,
+        starts_at: time(alert, "startsAt"),
+        ends_at: time(alert, "endsAt"),
+        fingerprint: text(alert, "fingerprint").filter(|f| !f.is_empty()),
+        extra,
+        values: alert
+            .get("values")
+            .filter(|v| v.is_object())
+            .map(|values| Value::from(values.clone())),
+        source: source.to_string(),
+        labels,
+        annotations,
+    }
+}
 
-    let mut raw = shared.clone();
-    raw.insert(
-        KeyString::from("alert"),
-        Value::from(serde_json::Value::Object(alert)),
+/// The event of one alert: the envelope, and `raw` as `.raw`.
+fn envelope(alert: Alert, raw: Value, now: DateTime<Utc>) -> Event {
+    let summary = alert.summary.unwrap_or_else(|| alert.name.clone());
+    let key = format!(
+        "{}/{}",
+        alert.name,
+        alert
+            .fingerprint
+            .clone()
+            .unwrap_or_else(|| label_hash(&alert.labels))
     );
+    let state = if alert.firing { "firing" } else { "resolved" };
+    let mut out = ObjectMap::new();
+    let mut put = |k: &str, v: Value| {
+        out.insert(KeyString::from(k), v);
+    };
+    put("name", Value::from(alert.name.as_str()));
+    put("state", Value::from(state));
+    if let Some(severity) = &alert.severity {
+        put("severity", Value::from(severity.as_str()));
+    }
+    put("summary", Value::from(summary.as_str()));
+    put("key", Value::from(key));
+    put("labels", string_map(&alert.labels));
+    put("annotations", string_map(&alert.annotations));
+    if let Some(at) = alert.starts_at {
+        put("starts_at", Value::Timestamp(at));
+    }
+    if let Some(at) = alert.ends_at {
+        put("ends_at", Value::Timestamp(at));
+    }
+    if let Some(fingerprint) = alert.fingerprint {
+        put("fingerprint", Value::from(fingerprint));
+    }
+    for (to, value) in alert.extra {
+        put(to, Value::from(value));
+    }
+    if let Some(values) = alert.values {
+        put("values", values);
+    }
+    put("source", Value::from(alert.source));
 
-    let at = match state {
-        "resolved" => ends_at.or(starts_at),
-        _ => starts_at,
+    let at = if alert.firing {
+        alert.starts_at
+    } else {
+        alert.ends_at.or(alert.starts_at)
     }
     .unwrap_or(now);
     let mut event = Event::from_value(Value::Object(ObjectMap::new()));
     event.insert_field("alert", Value::Object(out));
-    event.insert_field("raw", Value::Object(raw));
+    event.insert_field("raw", raw);
     event.insert_field(fields::MESSAGE, summary);
     event.insert_field(fields::TIMESTAMP, at);
     event.insert_field(fields::SOURCE_TYPE, "alert_webhook");
-    if let Some(host) = labels.get("host").or_else(|| labels.get("instance")) {
+    if let Some(host) = alert
+        .labels
+        .get("host")
+        .or_else(|| alert.labels.get("instance"))
+    {
         event.insert_field(fields::HOST, host.as_str());
     }
     event
@@ -271,7 +332,7 @@ fn text(object: &Json, key: &str) -> Option<String> {
 
 /// A string→string map (labels, annotations); other values are written
 /// as JSON text rather than dropped.
-fn strings(value: Option<&serde_json::Value>) -> std::collections::BTreeMap<String, String> {
+fn strings(value: Option<&serde_json::Value>) -> BTreeMap<String, String> {
     let Some(serde_json::Value::Object(map)) = value else {
         return Default::default();
     };
@@ -286,7 +347,7 @@ fn strings(value: Option<&serde_json::Value>) -> std::collections::BTreeMap<Stri
         .collect()
 }
 
-fn string_map(map: &std::collections::BTreeMap<String, String>) -> Value {
+fn string_map(map: &BTreeMap<String, String>) -> Value {
     Value::Object(
         map.iter()
             .map(|(k, v)| (KeyString::from(k.as_str()), Value::from(v.as_str())))
@@ -305,7 +366,7 @@ fn time(object: &Json, key: &str) -> Option<DateTime<Utc>> {
 /// first 64 bits of a SHA-256 of its sorted labels. A cryptographic hash,
 /// so two alerts cannot be made to share a key (which would let one
 /// silence the other in a `dedupe`, or edit its message).
-fn label_hash(labels: &std::collections::BTreeMap<String, String>) -> String {
+fn label_hash(labels: &BTreeMap<String, String>) -> String {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
     for (k, v) in labels {
@@ -319,5 +380,6 @@ fn label_hash(labels: &std::collections::BTreeMap<String, String>) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+mod mapped;
 #[cfg(test)]
 mod tests;

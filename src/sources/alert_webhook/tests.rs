@@ -169,3 +169,126 @@ fn what_is_not_a_notification_says_why() {
     }
     assert!(decode(br#"{"alerts": []}"#, Utc::now()).unwrap().is_empty());
 }
+
+/// A mapping compiled as the option would be.
+fn program(source: &str) -> Arc<vrl::compiler::Program> {
+    let file = crate::diagnostic::SourceFile::new("t.toml", String::new());
+    Arc::new(
+        compile(
+            source,
+            VrlOrigin::File(std::path::Path::new("mapping.vrl")),
+            &file,
+            "mapping",
+        )
+        .expect("the mapping compiles"),
+    )
+}
+
+const UPTIME_MAPPING: &str = r#"
+.alert.name = "SiteDown"
+.alert.state = if .check.up == true { "resolved" } else { "firing" }
+.alert.severity = "critical"
+.alert.summary = "down: " + string!(.check.url)
+.alert.labels = { "site": .check.url, "region": .check.region, "attempts": .check.attempts }
+.alert.starts_at = .since
+.alert.fingerprint = .id
+"#;
+
+#[test]
+fn a_mapped_payload_gives_the_same_envelope_and_keeps_the_original() {
+    let body = r#"{"id": "chk-42", "since": "2026-12-06T05:00:00+01:00",
+        "check": {"url": "https://shop.example", "up": false, "region": "eu", "attempts": 3}}"#;
+    let events = mapped::decode(&program(UPTIME_MAPPING), body.as_bytes(), Utc::now()).unwrap();
+    assert_eq!(events.len(), 1);
+    let alert = &events[0];
+    assert_eq!(s(alert, "alert.name"), "SiteDown");
+    assert_eq!(s(alert, "alert.state"), "firing");
+    assert_eq!(s(alert, "alert.severity"), "critical");
+    assert_eq!(s(alert, "alert.summary"), "down: https://shop.example");
+    assert_eq!(s(alert, "alert.key"), "SiteDown/chk-42");
+    assert_eq!(s(alert, "alert.labels.site"), "https://shop.example");
+    assert_eq!(
+        s(alert, "alert.labels.attempts"),
+        "3",
+        "non-text labels become text"
+    );
+    assert_eq!(s(alert, "alert.source"), "generic");
+    assert_eq!(s(alert, "alert.starts_at"), "2026-12-06T04:00:00Z");
+    assert_eq!(s(alert, "timestamp"), "2026-12-06T04:00:00Z");
+    assert_eq!(s(alert, "message"), "down: https://shop.example");
+    assert_eq!(s(alert, "raw.check.region"), "eu", "the payload as sent");
+    assert!(!has(alert, "raw.alert"), "not the mapping's output");
+
+    let resolved = r#"{"id": "chk-42", "check": {"url": "https://shop.example", "up": true}}"#;
+    let events = mapped::decode(&program(UPTIME_MAPPING), resolved.as_bytes(), Utc::now()).unwrap();
+    assert_eq!(s(&events[0], "alert.state"), "resolved");
+    assert_eq!(
+        s(&events[0], "alert.key"),
+        "SiteDown/chk-42",
+        "the same key, so the message is edited"
+    );
+}
+
+#[test]
+fn a_mapping_may_make_several_alerts_and_a_body_may_carry_several_payloads() {
+    let mapping = program(
+        r#".alerts = map_values(array!(.incidents)) -> |i| { { "name": i.title, "labels": { "team": .team } } }"#,
+    );
+    let body = r#"[{"team": "db", "incidents": [{"title": "Lag"}, {"title": "Full"}]},
+                   {"team": "web", "incidents": [{"title": "5xx"}]}]"#;
+    let events = mapped::decode(&mapping, body.as_bytes(), Utc::now()).unwrap();
+    let names: Vec<_> = events.iter().map(|e| s(e, "alert.name")).collect();
+    assert_eq!(names, ["Lag", "Full", "5xx"]);
+    assert_eq!(s(&events[2], "raw.team"), "web");
+    assert_ne!(
+        s(&events[0], "alert.key"),
+        s(&events[1], "alert.key"),
+        "keys from the labels differ with the name"
+    );
+}
+
+#[test]
+fn what_a_mapping_gets_wrong_is_refused_with_the_reason() {
+    let cases = [
+        (
+            r#".alert.severity = "high""#,
+            "{}",
+            "`.alert.name` is missing",
+        ),
+        (
+            r#".alert.name = "A"; .alert.state = "pending""#,
+            "{}",
+            "\"pending\"",
+        ),
+        (
+            r#".alert.name = "A"; .alert.starts_at = 5"#,
+            "{}",
+            "`.alert.starts_at` must be",
+        ),
+        (
+            r#".alert.name = "A"; .alert.starts_at = "yesterday""#,
+            "{}",
+            "not an RFC 3339 time",
+        ),
+        (
+            r#".alert.name = "A"; .alert.labels = "x""#,
+            "{}",
+            "`.alert.labels` must be an object",
+        ),
+        (r#".x = 1"#, "{}", "no `.alert`"),
+        (r#".alert = "A""#, "{}", "not an object"),
+        (
+            r#".alert.name = string!(.n)"#,
+            r#"{"n": 1}"#,
+            "`mapping` failed",
+        ),
+        (r#".alert.name = "A""#, "[{}, 7]", "payload 1"),
+        (r#".alert.name = "A""#, "\"text\"", "neither a JSON object"),
+        (r#".alert.name = "A""#, "{", "invalid JSON"),
+    ];
+    for (source, body, expected) in cases {
+        let error =
+            mapped::decode(&program(source), body.as_bytes(), Utc::now()).expect_err(source);
+        assert!(error.contains(expected), "{source} on {body}: {error}");
+    }
+}
