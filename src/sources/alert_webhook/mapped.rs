@@ -88,7 +88,7 @@ fn read(alert: Value) -> Result<Alert, String> {
     let mut text = |key: &str| -> Result<Option<String>, String> {
         match fields.remove(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) if value.is_bytes() => Ok(value.as_str().map(|text| text.into_owned())),
+            Some(value) if value.is_bytes() => Ok(value.to_str_lossy().map(|text| text.into_owned())),
             Some(other) => Err(format!(
                 "`.alert.{key}` must be a string, not {}",
                 other.kind_str()
@@ -148,7 +148,7 @@ fn string_map(value: Option<Value>, key: &str) -> Result<BTreeMap<String, String
         Some(Value::Object(map)) => Ok(map
             .into_iter()
             .map(|(k, v)| {
-                let v = match v.as_str() {
+                let v = match v.to_str_lossy() {
                     Some(text) => text.into_owned(),
                     None => serde_json::to_string(&v).unwrap_or_default(),
                 };
@@ -168,7 +168,7 @@ fn time(value: Option<Value>, key: &str) -> Result<Option<DateTime<Utc>>, String
         None | Some(Value::Null) => Ok(None),
         Some(Value::Timestamp(at)) => Ok(Some(at)),
         Some(value) if value.is_bytes() => {
-            let text = value.as_str().unwrap_or_default();
+            let text = value.to_str_lossy().unwrap_or_default();
             DateTime::parse_from_rfc3339(&text)
                 .map(|at| Some(at.with_timezone(&Utc)))
                 .map_err(|e| format!("`.alert.{key}` is not an RFC 3339 time ({text:?}): {e}"))
