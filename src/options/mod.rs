@@ -13,12 +13,14 @@
 //! - [`HttpUrl`]: an `http://` or `https://` URL with a host.
 //! - [`Regex`]: a regular expression, compiled once.
 //! - [`Fraction`]: a number from 0 to 1.
+//! - [`TlsConfig`]: a server's certificate and key, for listening sources.
 //!
 //! Whole numbers that must be at least 1 use the standard `NonZero*` types;
 //! templates (`template::Template`) and secrets
 //! (`secret::Secret`) parse themselves the same way.
 
 pub mod duration;
+pub mod tls;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -28,6 +30,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vrl::path::OwnedValuePath;
 
 pub use duration::{Millis, Seconds};
+pub use tls::TlsConfig;
 
 /// Implements an inline `JsonSchema` for a type written as a string, with
 /// the `format` that the generated option tables show as its type

@@ -40,8 +40,8 @@ use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::components::ComponentFuture;
 use crate::components::source::{Source, SourceContext, SourceSender};
+use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, notify_batch};
 use crate::http::bearer::{basic_matches, bearer_matches};
@@ -49,7 +49,7 @@ use crate::http::server::{self, ConnectionsConfig, SOURCE_MAX_CONNECTIONS, Serve
 
 pub use crate::http::server::Protocol;
 use crate::internal_events::{ErrorType, Stage};
-use crate::options::Seconds;
+use crate::options::{Seconds, TlsConfig};
 use crate::secret::Secret;
 
 /// Credentials a client must send.
@@ -133,7 +133,27 @@ impl Credentials {
 
 /// Turns a request body (and its headers) into events, or says why it
 /// cannot (answered 400, or the refusal's own status).
-pub type Decoder = Arc<dyn Fn(Bytes, &HeaderMap) -> Result<Vec<Event>, Refusal> + Send + Sync>;
+pub type Decoder = Arc<dyn Fn(Bytes, &HeaderMap) -> Result<Decoded, Refusal> + Send + Sync>;
+
+/// What a decoder made of a body.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The events, all of the body's records.
+    pub events: Vec<Event>,
+    /// What the client should know about how its records were taken in
+    /// (a value that could not be kept as sent), for a protocol whose
+    /// answers can say it (OTLP's partial success).
+    pub warning: Option<String>,
+}
+
+impl From<Vec<Event>> for Decoded {
+    fn from(events: Vec<Event>) -> Self {
+        Self {
+            events,
+            warning: None,
+        }
+    }
+}
 
 /// Why a decoder refused a body, and the status that says so.
 #[derive(Debug)]
@@ -157,8 +177,9 @@ impl From<String> for Refusal {
 /// How a source words the bodies of its answers. The status and the
 /// headers (`Retry-After`, `WWW-Authenticate`) stay the receiver's.
 pub trait Answers: Send + Sync {
-    /// The body of the 200 once the request's `count` events are delivered.
-    fn delivered(&self, count: usize, request: &HeaderMap) -> Response;
+    /// The body of the 200 once the request's `count` events are
+    /// delivered, with the decoder's warning, if any.
+    fn delivered(&self, count: usize, warning: Option<&str>, request: &HeaderMap) -> Response;
     /// The body of any other answer, for a request with these headers.
     fn refused(&self, status: StatusCode, message: &str, request: &HeaderMap) -> Response;
 }
@@ -168,7 +189,7 @@ pub trait Answers: Send + Sync {
 pub struct JsonAnswers;
 
 impl Answers for JsonAnswers {
-    fn delivered(&self, count: usize, _request: &HeaderMap) -> Response {
+    fn delivered(&self, count: usize, _warning: Option<&str>, _request: &HeaderMap) -> Response {
         (
             StatusCode::OK,
             axum::Json(serde_json::json!({ "accepted": count })),
@@ -195,24 +216,34 @@ pub struct Listening {
     pub ack_timeout: Duration,
     /// Limits on connections.
     pub limits: ServerLimits,
+    /// The server's TLS identity, when it serves HTTPS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Listening {
-    /// Checks the shared options; `prefix` is where they sit (`""`, or
+    /// Checks the shared options (reading the TLS files, relative to the
+    /// config file, now); `prefix` is where they sit (`""`, or
     /// `"http."` for a source that nests them), for error positions.
     pub fn new(
         max_body_bytes: NonZeroUsize,
         auth: Option<&AuthConfig>,
         ack_timeout_secs: &Seconds,
         connections: &ConnectionsConfig,
+        tls: Option<&TlsConfig>,
+        cx: &BuildContext,
         prefix: &str,
     ) -> Result<Self, BuildError> {
+        let at_prefix = |mut error: BuildError| {
+            error.option = error.option.map(|option| format!("{prefix}{option}"));
+            error
+        };
         let credentials = auth
-            .map(|auth| {
-                auth.credentials().map_err(|mut error| {
-                    error.option = error.option.map(|option| format!("{prefix}{option}"));
-                    error
-                })
+            .map(|auth| auth.credentials().map_err(at_prefix))
+            .transpose()?;
+        let tls = tls
+            .map(|tls| {
+                tls.server_config(|path| cx.resolve_path(path))
+                    .map_err(at_prefix)
             })
             .transpose()?;
         Ok(Self {
@@ -220,6 +251,7 @@ impl Listening {
             credentials,
             ack_timeout: ack_timeout_secs.positive(&format!("{prefix}ack_timeout_secs"))?,
             limits: connections.limits(SOURCE_MAX_CONNECTIONS),
+            tls,
         })
     }
 }
@@ -323,6 +355,7 @@ impl Receiver {
             &name,
             cx.shutdown.clone(),
             self.protocol,
+            self.listening.tls,
         )
         .await;
         Ok(())
@@ -404,11 +437,14 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
         () = shared.shutdown.cancelled() => return shutting_down(),
     };
     let body_len = body.len();
-    let mut events: Vec<Event> = match (shared.decoder)(body, &headers) {
-        Ok(events) => events
-            .into_iter()
-            .map(|event| event.with_source_id(Arc::clone(&shared.source_id)))
-            .collect(),
+    let (mut events, warning): (Vec<Event>, _) = match (shared.decoder)(body, &headers) {
+        Ok(Decoded { events, warning }) => (
+            events
+                .into_iter()
+                .map(|event| event.with_source_id(Arc::clone(&shared.source_id)))
+                .collect(),
+            warning,
+        ),
         Err(refusal) => {
             metrics.error(ErrorType::DecodeFailed, Stage::Receiving, &refusal.message);
             return refuse(refusal.status, &refusal.message);
@@ -436,7 +472,7 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
         () = shared.shutdown_limit.cancelled() => return shutting_down(),
     };
     match answer {
-        BatchStatus::Delivered => answers.delivered(count, &headers),
+        BatchStatus::Delivered => answers.delivered(count, warning.as_deref(), &headers),
         BatchStatus::Errored => retry_later(
             "a sink could not deliver the events (its retries ran out or its buffer was full); retry later",
         ),

@@ -23,7 +23,7 @@ use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::server::ConnectionsConfig;
-use crate::options::Seconds;
+use crate::options::{Seconds, TlsConfig};
 
 /// Options of the `http_server` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -60,6 +60,9 @@ pub struct HttpServerConfig {
     /// Limits on connections, against slow and abusive clients.
     #[serde(default)]
     connections: ConnectionsConfig,
+    /// Serve HTTPS with this certificate and key (PEM files), read when
+    /// howl starts; unset: plain HTTP.
+    tls: Option<TlsConfig>,
 }
 
 fn default_ack_timeout() -> Seconds {
@@ -89,7 +92,7 @@ enum Decoding {
 }
 
 impl SourceConfig for HttpServerConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
         let decoding = self.decoding;
         let path = Value::from(self.path.as_str());
@@ -110,7 +113,8 @@ impl SourceConfig for HttpServerConfig {
                     event.insert_field("path", path.clone());
                     event
                 })
-                .collect())
+                .collect::<Vec<_>>()
+                .into())
         });
         Ok(Box::new(Receiver {
             address: self.address,
@@ -121,6 +125,8 @@ impl SourceConfig for HttpServerConfig {
                 self.auth.as_ref(),
                 &self.ack_timeout_secs,
                 &self.connections,
+                self.tls.as_ref(),
+                cx,
                 "",
             )?,
             decoder,

@@ -21,72 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use schemars::JsonSchema;
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::components::source::SourceSender;
-use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, notify_batch};
 use crate::internal_events::{ErrorType, Stage};
-
-/// TLS for a TCP listener: howl's certificate and key, in PEM files.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The certificate chain (PEM), leaf first.
-    pub crt_file: PathBuf,
-    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub key_file: PathBuf,
-}
-
-impl TlsConfig {
-    /// Reads the files and builds the acceptor, at build time: a missing
-    /// or wrong file is a config error, not a failure at the first client.
-    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, BuildError> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = CertificateDer::pem_file_iter(&self.crt_file)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                BuildError::new(format!(
-                    "cannot read certificates from {}: {e}",
-                    self.crt_file.display()
-                ))
-                .for_option("tls.crt_file")
-            })?;
-        if certs.is_empty() {
-            return Err(BuildError::new(format!(
-                "{} holds no PEM certificate",
-                self.crt_file.display()
-            ))
-            .for_option("tls.crt_file"));
-        }
-        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|e| {
-            BuildError::new(format!(
-                "cannot read a private key from {}: {e}",
-                self.key_file.display()
-            ))
-            .for_option("tls.key_file")
-        })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| BuildError::new(format!("TLS: {e}")).for_option("tls"))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                BuildError::new(format!(
-                    "the certificate and key do not make a TLS identity: {e}"
-                ))
-                .for_option("tls")
-            })?;
-        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-    }
-}
 
 /// Who is at the other end of a connection or datagram.
 #[derive(Debug, Clone, Copy)]

@@ -214,3 +214,81 @@ async fn a_client_stalled_mid_body_does_not_hold_up_shutdown() {
     );
     drop(stalled);
 }
+
+/// Every HTTP source serves HTTPS from its `tls` cert and key files: a
+/// client trusting the CA delivers, one speaking plain HTTP to the port
+/// gets nothing in.
+#[tokio::test]
+async fn every_http_source_serves_https_from_its_certificate_files() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::syslog::make_certificates(dir.path());
+    let (api, http, loki, alerts) = (free_port(), free_port(), free_port(), free_port());
+    let tls = "tls.crt_file = \"crt.pem\"\ntls.key_file = \"key.pem\"";
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.http]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n{tls}\n\
+             [sources.loki]\ntype = \"loki\"\naddress = \"127.0.0.1:{loki}\"\n{tls}\n\
+             [sources.alerts]\ntype = \"alert_webhook\"\naddress = \"127.0.0.1:{alerts}\"\n{tls}\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"http\", \"loki\", \"alerts\"]\npath = \"out.log\"\n\
+             encoding = \"json\"\n"
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let _ = crate::common::client();
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let posts = [
+        (http, "/", "{\"message\": \"over https\"}".to_string(), 200),
+        (
+            loki,
+            "/loki/api/v1/push",
+            format!(
+                "{{\"streams\": [{{\"stream\": {{\"job\": \"j\"}}, \"values\": [[\"{}\", \"loki over https\"]]}}]}}",
+                1_700_000_000_000_000_000u64
+            ),
+            204,
+        ),
+        (
+            alerts,
+            "/",
+            "{\"alerts\": [{\"labels\": {\"alertname\": \"OverHttps\"}}]}".to_string(),
+            200,
+        ),
+    ];
+    for (port, path, body, status) in posts {
+        let url = format!("https://127.0.0.1:{port}{path}");
+        let answer = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+        assert_eq!(answer.status(), status, "{url}");
+        let plain = crate::common::client()
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .body(body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        assert!(plain.is_err(), "plain HTTP to a TLS port: {plain:?}");
+    }
+    let out = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    for expected in ["over https", "loki over https", "OverHttps"] {
+        assert!(out.contains(expected), "{expected} missing from {out}");
+    }
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let output = howl.terminate(Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TLS handshake with 127.0.0.1:") && stderr.contains("failed"),
+        "the plain-text clients are logged: {stderr}"
+    );
+}

@@ -14,15 +14,31 @@ use crate::common::{Running, free_port, wait_for, write};
 /// writing every event as JSON to `out.log`; gives the `/v1/logs` URL and
 /// the gRPC address.
 async fn start() -> (tempfile::TempDir, Running, String, String) {
+    start_with(false).await
+}
+
+/// [`start`], with both servers over TLS when `tls` (a certificate for
+/// 127.0.0.1 signed by the test CA, `ca.pem` in the directory).
+async fn start_with(tls: bool) -> (tempfile::TempDir, Running, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let (api, otlp, grpc) = (free_port(), free_port(), free_port());
+    let (tls_options, scheme) = if tls {
+        crate::syslog::make_certificates(dir.path());
+        (
+            "tls.crt_file = \"crt.pem\"\ntls.key_file = \"key.pem\"\n",
+            "https",
+        )
+    } else {
+        ("", "http")
+    };
     let config = write(
         dir.path(),
         "otel.toml",
         &format!(
             "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.otel]\ntype = \"opentelemetry\"\nhttp.address = \"127.0.0.1:{otlp}\"\n\
-             grpc.address = \"127.0.0.1:{grpc}\"\n\
+             [sources.otel]\ntype = \"opentelemetry\"\n\
+             [sources.otel.http]\naddress = \"127.0.0.1:{otlp}\"\n{tls_options}\
+             [sources.otel.grpc]\naddress = \"127.0.0.1:{grpc}\"\n{tls_options}\
              [sinks.out]\ntype = \"file\"\ninputs = [\"otel\"]\npath = \"out.log\"\nencoding = \"json\"\n"
         ),
     );
@@ -30,7 +46,7 @@ async fn start() -> (tempfile::TempDir, Running, String, String) {
     (
         dir,
         howl,
-        format!("http://127.0.0.1:{otlp}/v1/logs"),
+        format!("{scheme}://127.0.0.1:{otlp}/v1/logs"),
         format!("127.0.0.1:{grpc}"),
     )
 }
@@ -64,14 +80,22 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 provider = LoggerProvider(resource=Resource.create({"service.name": "checkout"}))
+ca = sys.argv[3] if len(sys.argv) > 3 else None
 if sys.argv[2] == "grpc":
-    from grpc import Compression
+    import grpc
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-    exporter = OTLPLogExporter(endpoint=sys.argv[1], insecure=True, compression=Compression.Gzip, timeout=10)
+    if ca:
+        credentials = grpc.ssl_channel_credentials(open(ca, "rb").read())
+        exporter = OTLPLogExporter(endpoint=sys.argv[1], insecure=False, credentials=credentials,
+                                   compression=grpc.Compression.Gzip, timeout=10)
+    else:
+        exporter = OTLPLogExporter(endpoint=sys.argv[1], insecure=True,
+                                   compression=grpc.Compression.Gzip, timeout=10)
 else:
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    exporter = OTLPLogExporter(endpoint=sys.argv[1], compression=Compression.Gzip, timeout=10)
+    exporter = OTLPLogExporter(endpoint=sys.argv[1], compression=Compression.Gzip, timeout=10,
+                               certificate_file=ca)
 provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
 log = logging.getLogger("app.payments")
 log.setLevel(logging.DEBUG)
@@ -89,33 +113,42 @@ sys.exit(0 if flushed else 3)
 
 #[tokio::test]
 async fn the_python_sdks_otlp_http_exporter_delivers_records_with_their_fields() {
-    exports_with_the_python_sdk("http").await;
+    exports_with_the_python_sdk("http", false).await;
 }
 
 #[tokio::test]
 async fn the_python_sdks_otlp_grpc_exporter_delivers_records_with_their_fields() {
-    exports_with_the_python_sdk("grpc").await;
+    exports_with_the_python_sdk("grpc", false).await;
 }
 
-/// The SDK's OTLP exporter (`http` or `grpc`, gzip) sends four `logging`
-/// records; each is one event with its fields.
-async fn exports_with_the_python_sdk(transport: &str) {
+#[tokio::test]
+async fn the_python_sdks_exporters_deliver_over_tls_with_howls_certificate() {
+    exports_with_the_python_sdk("http", true).await;
+    exports_with_the_python_sdk("grpc", true).await;
+}
+
+/// The SDK's OTLP exporter (`http` or `grpc`, gzip; over TLS, trusting the
+/// test CA, when `tls`) sends four `logging` records; each is one event
+/// with its fields.
+async fn exports_with_the_python_sdk(transport: &str, tls: bool) {
     let python = venv_python();
-    let (dir, mut howl, url, grpc) = start().await;
+    let (dir, mut howl, url, grpc) = start_with(tls).await;
     let script = write(dir.path(), "export.py", EXPORTER);
     let endpoint = if transport == "grpc" { grpc } else { url };
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(&endpoint)
-            .arg(transport)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the exporter finishes within 60 s")
-    .unwrap();
+    let mut command = tokio::process::Command::new(&python);
+    command.arg(&script).arg(&endpoint).arg(transport);
+    if tls {
+        // `requests` lets these variables override the exporter's own CA
+        // file (psf/requests#3829): without them, it trusts the test CA.
+        command
+            .arg(dir.path().join("ca.pem"))
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE");
+    }
+    let output = tokio::time::timeout(Duration::from_secs(60), command.kill_on_drop(true).output())
+        .await
+        .expect("the exporter finishes within 60 s")
+        .unwrap();
     assert!(
         output.status.success(),
         "the exporter failed: {}\nhowl: {}",

@@ -253,6 +253,32 @@ inputs = ["in"]
 }
 
 #[test]
+fn a_missing_tls_file_points_at_its_option() {
+    check(
+        r#"[sources.otel]
+type = "opentelemetry"
+http.address = "127.0.0.1:4318"
+http.tls = { crt_file = "nope.pem", key_file = "nope.key" }
+grpc.address = "127.0.0.1:4317"
+grpc.tls = { crt_file = "gone.pem", key_file = "gone.key" }
+[sources.hook]
+type = "alert_webhook"
+address = "127.0.0.1:9095"
+tls = { crt_file = "missing.pem", key_file = "missing.key" }
+[sinks.out]
+type = "console"
+inputs = ["otel", "hook"]
+"#,
+        &[
+            "a.toml:4:25: sources.otel: cannot read certificates from ",
+            "nope.pem",
+            "a.toml:10:20: sources.hook: cannot read certificates from ",
+            "missing.pem",
+        ],
+    );
+}
+
+#[test]
 fn toml_syntax_errors_have_positions() {
     check(
         "[sources.in\ntype = \"stdin\"\n",

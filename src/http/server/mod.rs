@@ -24,9 +24,12 @@
 //! `axum::serve` does none of this (it has no timeouts and no limit, and
 //! logs every failed accept), hence this loop around hyper's HTTP/1
 //! connection. HTTP/2 is served only where a protocol needs it (OTLP/gRPC,
-//! [`Protocol::H2c`]: cleartext HTTP/2 with prior knowledge, the streams
-//! of one connection counted as its requests); the other clients (log
-//! shippers, probes, Prometheus) speak HTTP/1.1.
+//! [`Protocol::H2c`]: HTTP/2 with prior knowledge, or by ALPN over TLS,
+//! the streams of one connection counted as its requests); the other
+//! clients (log shippers, probes, Prometheus) speak HTTP/1.1. With a TLS
+//! identity, the handshake is made in the connection's own task, within
+//! `header_read_timeout_secs`, so a client that stalls it holds a slot no
+//! longer than one that sends no request.
 
 mod connections;
 mod limits;
@@ -78,7 +81,16 @@ pub async fn serve(
     name: &str,
     shutdown: CancellationToken,
 ) {
-    serve_protocol(listener, router, limits, name, shutdown, Protocol::Http1).await;
+    serve_protocol(
+        listener,
+        router,
+        limits,
+        name,
+        shutdown,
+        Protocol::Http1,
+        None,
+    )
+    .await;
 }
 
 /// The HTTP version a server speaks.
@@ -86,12 +98,25 @@ pub async fn serve(
 pub enum Protocol {
     /// HTTP/1.1.
     Http1,
-    /// Cleartext HTTP/2 with prior knowledge (what gRPC clients send to an
+    /// HTTP/2: with prior knowledge in cleartext, or negotiated by ALPN
+    /// over TLS (what gRPC clients send to an
     /// `http://` endpoint).
     H2c,
 }
 
-/// [`serve`], in the given protocol.
+impl Protocol {
+    /// What the server offers in TLS's ALPN: gRPC clients refuse a server
+    /// that does not agree on `h2`.
+    fn alpn(self) -> Vec<Vec<u8>> {
+        match self {
+            Self::Http1 => vec![b"http/1.1".to_vec()],
+            Self::H2c => vec![b"h2".to_vec()],
+        }
+    }
+}
+
+/// [`serve`], in the given protocol, over TLS when `tls` is given (the
+/// server's identity; the ALPN offered follows the protocol).
 pub async fn serve_protocol(
     listener: TcpListener,
     router: Router,
@@ -99,8 +124,23 @@ pub async fn serve_protocol(
     name: &str,
     shutdown: CancellationToken,
     protocol: Protocol,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     warn_if_above_file_limit(name, limits.max_connections);
+    let tls = tls.map(|identity| {
+        let mut config = (*identity).clone();
+        config.alpn_protocols = protocol.alpn();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    let serving = Arc::new(Serving {
+        router,
+        limits,
+        shutdown: shutdown.clone(),
+        protocol,
+        tls,
+        name: name.to_string(),
+        failed_handshakes: std::sync::Mutex::new(Throttled::default()),
+    });
     let connections = Connections::new(limits.max_connections);
     let tasks = TaskTracker::new();
     let mut failures = AcceptFailures::default();
@@ -140,14 +180,7 @@ pub async fn serve_protocol(
                     // Bounded, though its task closes it as soon as it runs.
                     let _ = tokio::time::timeout(LONGEST_PAUSE, evicted.closed()).await;
                 }
-                tasks.spawn(serve_connection(
-                    stream,
-                    router.clone(),
-                    ticket,
-                    limits,
-                    shutdown.clone(),
-                    protocol,
-                ));
+                tasks.spawn(serve_connection(stream, ticket, Arc::clone(&serving)));
             }
             Admission::Full => {
                 if let Some(count) = refused.note() {
@@ -158,7 +191,11 @@ pub async fn serve_protocol(
                         limits.max_connections
                     );
                 }
-                refuse(&stream);
+                // Over TLS, a plain-text answer would be noise: closing
+                // says the same.
+                if serving.tls.is_none() {
+                    refuse(&stream);
+                }
             }
         }
     }
@@ -206,21 +243,76 @@ fn refused_response() -> Response {
     response
 }
 
-/// Serves requests on one connection until the client closes, a deadline
-/// passes, the connection is evicted, or shutdown (after the request in
-/// progress).
-async fn serve_connection(
-    stream: TcpStream,
+/// What every connection of one server shares.
+struct Serving {
     router: Router,
-    ticket: Ticket,
     limits: ServerLimits,
     shutdown: CancellationToken,
     protocol: Protocol,
-) {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The server's name in logs.
+    name: String,
+    /// Failed TLS handshakes, logged at most once a minute.
+    failed_handshakes: std::sync::Mutex<Throttled>,
+}
+
+impl Serving {
+    /// Logs a failed handshake (a client speaking plain HTTP to a TLS
+    /// port, or not trusting howl's certificate): at most once a minute,
+    /// as a client that retries would otherwise flood the log.
+    fn handshake_failed(&self, peer: Option<std::net::SocketAddr>, why: &str) {
+        let count = self
+            .failed_handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note();
+        if let Some(count) = count {
+            let peer = peer.map_or_else(|| "a client".to_string(), |p| p.to_string());
+            tracing::warn!(
+                "{}: TLS handshake with {peer} failed: {why} ({count} failed since the last \
+                 report; reported at most once a minute)",
+                self.name
+            );
+        }
+    }
+}
+
+/// Serves one connection: the TLS handshake first, when the server has
+/// one, within the time allowed for the first request head (so a client
+/// that never finishes it holds its slot no longer than a silent one).
+async fn serve_connection(stream: TcpStream, ticket: Ticket, serving: Arc<Serving>) {
     // Answers are small and written at once: no reason to hold them back.
     let _ = stream.set_nodelay(true);
+    let Some(acceptor) = &serving.tls else {
+        return serve_stream(stream, ticket, &serving).await;
+    };
+    let peer = stream.peer_addr().ok();
+    let mut phase = ticket.watch();
+    let handshake =
+        tokio::time::timeout(serving.limits.header_read_timeout, acceptor.accept(stream));
+    let outcome = tokio::select! {
+        outcome = handshake => outcome,
+        _ = phase.wait_for(|phase| *phase == Phase::Evicted) => return,
+        () = serving.shutdown.cancelled() => return,
+    };
+    match outcome {
+        Ok(Ok(stream)) => serve_stream(stream, ticket, &serving).await,
+        Ok(Err(error)) => serving.handshake_failed(peer, &error.to_string()),
+        Err(_) => serving.handshake_failed(peer, "it did not finish in time"),
+    }
+}
+
+/// Serves requests on one connection until the client closes, a deadline
+/// passes, the connection is evicted, or shutdown (after the request in
+/// progress).
+async fn serve_stream<S>(stream: S, ticket: Ticket, serving: &Serving)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (limits, protocol) = (serving.limits, serving.protocol);
     let mut phase = ticket.watch();
     let ticket = Arc::new(ticket);
+    let router = serving.router.clone();
     let served = Arc::new(AtomicUsize::new(0));
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let router = router.clone();
@@ -274,7 +366,7 @@ async fn serve_connection(
                 tracing::debug!("closed a connection whose next request did not arrive in time");
                 return;
             }
-            () = shutdown.cancelled(), if !shutting_down => {
+            () = serving.shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
                 if !is_busy(&phase) {
                     return;

@@ -88,7 +88,9 @@ fn read(alert: Value) -> Result<Alert, String> {
     let mut text = |key: &str| -> Result<Option<String>, String> {
         match fields.remove(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) if value.is_bytes() => Ok(value.to_str_lossy().map(|text| text.into_owned())),
+            Some(value) if value.is_bytes() => {
+                Ok(value.to_str_lossy().map(|text| text.into_owned()))
+            }
             Some(other) => Err(format!(
                 "`.alert.{key}` must be a string, not {}",
                 other.kind_str()

@@ -41,7 +41,7 @@ use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::server::ConnectionsConfig;
-use crate::options::Seconds;
+use crate::options::{Seconds, TlsConfig};
 use crate::vrl_program::{VrlOrigin, VrlSource, compile};
 
 /// Options of the `alert_webhook` source.
@@ -73,6 +73,9 @@ pub struct AlertWebhookConfig {
     /// Limits on connections, against slow and abusive clients.
     #[serde(default)]
     connections: ConnectionsConfig,
+    /// Serve HTTPS with this certificate and key (PEM files), read when
+    /// howl starts; unset: plain HTTP.
+    tls: Option<TlsConfig>,
     /// For any other sender: a VRL program that maps one JSON payload
     /// (`.`) to an alert in `.alert` (or several in `.alerts`), in the
     /// envelope's field names; `.alert.name` is required. With it, the
@@ -106,9 +109,11 @@ impl SourceConfig for AlertWebhookConfig {
                     &cx.file,
                     "mapping",
                 )?);
-                Arc::new(move |body, _headers| Ok(mapped::decode(&program, &body, Utc::now())?))
+                Arc::new(move |body, _headers| {
+                    Ok(mapped::decode(&program, &body, Utc::now())?.into())
+                })
             }
-            None => Arc::new(|body, _headers| Ok(decode(&body, Utc::now())?)),
+            None => Arc::new(|body, _headers| Ok(decode(&body, Utc::now())?.into())),
         };
         Ok(Box::new(Receiver {
             address: self.address,
@@ -119,6 +124,8 @@ impl SourceConfig for AlertWebhookConfig {
                 self.auth.as_ref(),
                 &self.ack_timeout_secs,
                 &self.connections,
+                self.tls.as_ref(),
+                cx,
                 "",
             )?,
             decoder,

@@ -26,11 +26,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
-use super::socket::{AnswerWait, AnsweringDecoder, Batch, Peer, StreamListener, TlsConfig};
+use super::socket::{AnswerWait, AnsweringDecoder, Batch, Peer, StreamListener};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::options::Seconds;
+use crate::options::TlsConfig;
 
 /// Options of the `fluent` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -99,7 +100,7 @@ fn default_ack_timeout() -> Seconds {
 const DEFAULT_ADDRESS: &str = "0.0.0.0:24224";
 
 impl SourceConfig for FluentConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         let endpoint = match (self.mode, &self.address, &self.path) {
             (Mode::Tcp, _, Some(_)) => {
                 return Err(BuildError::new(
@@ -126,7 +127,7 @@ impl SourceConfig for FluentConfig {
             }
         };
         let tls = match (&self.tls, self.mode) {
-            (Some(tls), Mode::Tcp) => Some(tls.acceptor()?),
+            (Some(tls), Mode::Tcp) => Some(tls.acceptor(|path| cx.resolve_path(path))?),
             (Some(_), Mode::Unix) => {
                 return Err(
                     BuildError::new("`tls` is for mode `tcp`, not `unix`").for_option("tls")

@@ -36,7 +36,7 @@ use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::server::ConnectionsConfig;
-use crate::options::Seconds;
+use crate::options::{Seconds, TlsConfig};
 
 /// Options of the `loki` source.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -65,6 +65,9 @@ pub struct LokiConfig {
     /// Limits on connections, against slow and abusive clients.
     #[serde(default)]
     connections: ConnectionsConfig,
+    /// Serve HTTPS with this certificate and key (PEM files), read when
+    /// howl starts; unset: plain HTTP.
+    tls: Option<TlsConfig>,
 }
 
 fn default_path() -> String {
@@ -84,11 +87,11 @@ fn default_ack_timeout() -> Seconds {
 const INFLATION: usize = 8;
 
 impl SourceConfig for LokiConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
         let limit = self.max_body_bytes.get().saturating_mul(INFLATION);
         let decoder: Decoder =
-            Arc::new(move |body, headers| decode(body, headers, limit, Utc::now()));
+            Arc::new(move |body, headers| Ok(decode(body, headers, limit, Utc::now())?.into()));
         Ok(Box::new(Receiver {
             address: self.address,
             path: self.path.clone(),
@@ -98,6 +101,8 @@ impl SourceConfig for LokiConfig {
                 self.auth.as_ref(),
                 &self.ack_timeout_secs,
                 &self.connections,
+                self.tls.as_ref(),
+                cx,
                 "",
             )?,
             decoder,
@@ -112,7 +117,12 @@ impl SourceConfig for LokiConfig {
 struct LokiAnswers;
 
 impl Answers for LokiAnswers {
-    fn delivered(&self, _count: usize, _request: &HeaderMap) -> axum::response::Response {
+    fn delivered(
+        &self,
+        _count: usize,
+        _warning: Option<&str>,
+        _request: &HeaderMap,
+    ) -> axum::response::Response {
         use axum::response::IntoResponse;
         axum::http::StatusCode::NO_CONTENT.into_response()
     }

@@ -17,15 +17,16 @@ use http_body_util::{BodyExt, Full};
 use prost::Message;
 
 use super::{gunzip, log, proto};
-use crate::event::Event;
-use crate::sources::http_receiver::{Answers, MAX_EVENTS_PER_REQUEST, Refusal, too_many_events};
+use crate::sources::http_receiver::{
+    Answers, Decoded, MAX_EVENTS_PER_REQUEST, Refusal, too_many_events,
+};
 
 /// The method's path.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 const GRPC: &str = "application/grpc";
 
 /// A gRPC request body → its events.
-pub fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Vec<Event>, Refusal> {
+pub fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Decoded, Refusal> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -45,7 +46,11 @@ pub fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Vec<Even
     if log::count(&request) > MAX_EVENTS_PER_REQUEST {
         return Err(too_many_events());
     }
-    Ok(log::events(request, Utc::now()))
+    let (events, odd) = log::events(request, Utc::now());
+    Ok(Decoded {
+        events,
+        warning: odd.warning(),
+    })
 }
 
 /// The one message of a unary call, decompressed.
@@ -86,8 +91,8 @@ fn unframe(body: &Bytes, headers: &HeaderMap, limit: usize) -> Result<Bytes, Ref
 pub struct GrpcAnswers;
 
 impl Answers for GrpcAnswers {
-    fn delivered(&self, _count: usize, _request: &HeaderMap) -> Response {
-        let message = proto::ExportLogsServiceResponse::default().encode_to_vec();
+    fn delivered(&self, _count: usize, warning: Option<&str>, _request: &HeaderMap) -> Response {
+        let message = super::export_response(warning).encode_to_vec();
         let mut framed = Vec::with_capacity(5 + message.len());
         framed.push(0);
         framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
@@ -178,12 +183,16 @@ mod tests {
             }],
         };
         let message = request.encode_to_vec();
-        let events = decode(frame(0, &message), &grpc_headers(None), 1 << 20).unwrap();
+        let events = decode(frame(0, &message), &grpc_headers(None), 1 << 20)
+            .unwrap()
+            .events;
         assert_eq!(events.len(), 1);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&message).unwrap();
         let zipped = gz.finish().unwrap();
-        let events = decode(frame(1, &zipped), &grpc_headers(Some("gzip")), 1 << 20).unwrap();
+        let events = decode(frame(1, &zipped), &grpc_headers(Some("gzip")), 1 << 20)
+            .unwrap()
+            .events;
         assert_eq!(events.len(), 1);
 
         let refused = decode(frame(1, &zipped), &grpc_headers(Some("snappy")), 1 << 20);

@@ -19,13 +19,49 @@ pub fn count(request: &ExportLogsServiceRequest) -> usize {
         .sum()
 }
 
-/// Every record of a request, in order.
-pub fn events(request: ExportLogsServiceRequest, now: DateTime<Utc>) -> Vec<Event> {
+/// What could not be kept as sent, counted over a request: the client is
+/// told in the answer's partial success (a warning: the records are
+/// accepted), so a misbehaving exporter is found without reading howl's
+/// logs.
+#[derive(Debug, Default, PartialEq)]
+pub struct Oddities {
+    /// Records whose `trace_id` or `span_id` had the wrong length (they
+    /// are 16 and 8 bytes), kept without the id.
+    pub bad_ids: usize,
+    /// Values that were a floating-point NaN, kept as null.
+    pub not_a_number: usize,
+}
+
+impl Oddities {
+    /// The partial success's `error_message`, when there is anything to
+    /// say.
+    pub fn warning(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.bad_ids > 0 {
+            parts.push(format!(
+                "{} record(s) had a trace_id or span_id of the wrong length (16 and 8 bytes); \
+                 they were accepted without it",
+                self.bad_ids
+            ));
+        }
+        if self.not_a_number > 0 {
+            parts.push(format!(
+                "{} value(s) were NaN; they were accepted as null",
+                self.not_a_number
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Every record of a request, in order, and what could not be kept.
+pub fn events(request: ExportLogsServiceRequest, now: DateTime<Utc>) -> (Vec<Event>, Oddities) {
+    let mut odd = Oddities::default();
     let mut events = Vec::new();
     for resource_logs in request.resource_logs {
         let resources = resource_logs
             .resource
-            .map(|r| object(r.attributes))
+            .map(|r| object(r.attributes, &mut odd))
             .filter(|r| !r.is_empty())
             .map(Value::Object);
         for scope_logs in resource_logs.scope_logs {
@@ -33,7 +69,7 @@ pub fn events(request: ExportLogsServiceRequest, now: DateTime<Utc>) -> Vec<Even
                 let mut out = ObjectMap::new();
                 put_text(&mut out, "name", scope.name);
                 put_text(&mut out, "version", scope.version);
-                let attributes = object(scope.attributes);
+                let attributes = object(scope.attributes, &mut odd);
                 if !attributes.is_empty() {
                     out.insert("attributes".into(), Value::Object(attributes));
                 }
@@ -47,7 +83,7 @@ pub fn events(request: ExportLogsServiceRequest, now: DateTime<Utc>) -> Vec<Even
             });
             let scope = scope.filter(|s| !s.is_empty()).map(Value::Object);
             for record in scope_logs.log_records {
-                let mut event = event(record, now);
+                let mut event = event(record, now, &mut odd);
                 if let Some(resources) = &resources {
                     event.insert_field("resources", resources.clone());
                 }
@@ -58,13 +94,13 @@ pub fn events(request: ExportLogsServiceRequest, now: DateTime<Utc>) -> Vec<Even
             }
         }
     }
-    events
+    (events, odd)
 }
 
-fn event(record: LogRecord, now: DateTime<Utc>) -> Event {
+fn event(record: LogRecord, now: DateTime<Utc>, odd: &mut Oddities) -> Event {
     let mut out = ObjectMap::new();
     if let Some(body) = record.body {
-        out.insert(fields::MESSAGE.into(), value(body));
+        out.insert(fields::MESSAGE.into(), value(body, odd));
     }
     let observed = time(record.observed_time_unix_nano).unwrap_or(now);
     let at = time(record.time_unix_nano).unwrap_or(observed);
@@ -81,14 +117,19 @@ fn event(record: LogRecord, now: DateTime<Utc>) -> Event {
             Value::from(i64::from(record.severity_number)),
         );
     }
-    let attributes = object(record.attributes);
+    let attributes = object(record.attributes, odd);
     if !attributes.is_empty() {
         out.insert("attributes".into(), Value::Object(attributes));
     }
-    if let Some(id) = id(&record.trace_id, 16) {
+    let trace_id = id(&record.trace_id, 16);
+    let span_id = id(&record.span_id, 8);
+    if trace_id.is_err() || span_id.is_err() {
+        odd.bad_ids += 1;
+    }
+    if let Ok(Some(id)) = trace_id {
         out.insert("trace_id".into(), Value::from(id));
     }
-    if let Some(id) = id(&record.span_id, 8) {
+    if let Ok(Some(id)) = span_id {
         out.insert("span_id".into(), Value::from(id));
     }
     // The low 8 bits are the W3C trace flags; the rest is reserved.
@@ -140,13 +181,19 @@ fn time(nanos: u64) -> Option<DateTime<Utc>> {
     Some(DateTime::from_timestamp_nanos(nanos))
 }
 
-/// A trace (16 bytes) or span (8 bytes) id as lower-case hex; another
-/// length, or all zeros, is no id.
-fn id(bytes: &[u8], len: usize) -> Option<String> {
-    if bytes.len() != len || bytes.iter().all(|b| *b == 0) {
-        return None;
+/// A trace (16 bytes) or span (8 bytes) id as lower-case hex; none when
+/// empty or all zeros (OTLP's "no id"); an error for another length.
+fn id(bytes: &[u8], len: usize) -> Result<Option<String>, ()> {
+    if bytes.is_empty() {
+        return Ok(None);
     }
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    if bytes.len() != len {
+        return Err(());
+    }
+    if bytes.iter().all(|b| *b == 0) {
+        return Ok(None);
+    }
+    Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 fn put_text(out: &mut ObjectMap, key: &str, text: String) {
@@ -156,11 +203,11 @@ fn put_text(out: &mut ObjectMap, key: &str, text: String) {
 }
 
 /// Attributes as an object; a repeated key keeps its last value.
-fn object(attributes: Vec<KeyValue>) -> ObjectMap {
+fn object(attributes: Vec<KeyValue>, odd: &mut Oddities) -> ObjectMap {
     attributes
         .into_iter()
         .map(|kv| {
-            let value = kv.value.map_or(Value::Null, value);
+            let value = kv.value.map_or(Value::Null, |any| value(any, odd));
             (KeyString::from(kv.key), value)
         })
         .collect()
@@ -168,18 +215,28 @@ fn object(attributes: Vec<KeyValue>) -> ObjectMap {
 
 /// An `AnyValue` as an event value: strings and bytes are bytes, maps are
 /// objects, and an empty value or a NaN is null.
-pub fn value(any: AnyValue) -> Value {
+pub fn value(any: AnyValue, odd: &mut Oddities) -> Value {
     use any_value::Value as V;
     match any.value {
         None => Value::Null,
         Some(V::StringValue(s)) => Value::from(s),
         Some(V::BoolValue(b)) => Value::Boolean(b),
         Some(V::IntValue(i)) => Value::Integer(i),
-        Some(V::DoubleValue(d)) => {
-            vrl::compiler::prelude::NotNan::new(d).map_or(Value::Null, Value::Float)
-        }
-        Some(V::ArrayValue(array)) => Value::Array(array.values.into_iter().map(value).collect()),
-        Some(V::KvlistValue(list)) => Value::Object(object(list.values)),
+        Some(V::DoubleValue(d)) => match vrl::compiler::prelude::NotNan::new(d) {
+            Ok(d) => Value::Float(d),
+            Err(_) => {
+                odd.not_a_number += 1;
+                Value::Null
+            }
+        },
+        Some(V::ArrayValue(array)) => Value::Array(
+            array
+                .values
+                .into_iter()
+                .map(|any| value(any, odd))
+                .collect(),
+        ),
+        Some(V::KvlistValue(list)) => Value::Object(object(list.values, odd)),
         Some(V::BytesValue(bytes)) => Value::Bytes(bytes.into()),
     }
 }

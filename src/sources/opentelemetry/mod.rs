@@ -35,15 +35,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::http_receiver::{
-    Answers, AuthConfig, Decoder, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver, Refusal,
-    too_many_events,
+    Answers, AuthConfig, Decoded, Decoder, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver,
+    Refusal, too_many_events,
 };
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
-use crate::event::Event;
 use crate::http::server::ConnectionsConfig;
-use crate::options::Seconds;
+use crate::options::{Seconds, TlsConfig};
 
 /// The path OTLP/HTTP exporters post logs to.
 const LOGS_PATH: &str = "/v1/logs";
@@ -56,8 +55,8 @@ const JSON: &str = "application/json";
 pub struct OpentelemetryConfig {
     /// OTLP/HTTP: logs posted to `/v1/logs`.
     http: HttpConfig,
-    /// OTLP/gRPC: the `LogsService/Export` call over cleartext HTTP/2
-    /// (no TLS), with `http`'s credentials, limits and timeouts.
+    /// OTLP/gRPC: the `LogsService/Export` call over HTTP/2, with `http`'s
+    /// credentials, limits and timeouts (and its own `tls`).
     grpc: Option<GrpcConfig>,
 }
 
@@ -88,6 +87,9 @@ struct HttpConfig {
     /// Limits on connections, against slow and abusive clients.
     #[serde(default)]
     connections: ConnectionsConfig,
+    /// Serve HTTPS with this certificate and key (PEM files), read when
+    /// howl starts; unset: plain HTTP.
+    tls: Option<TlsConfig>,
 }
 
 /// OTLP/gRPC.
@@ -95,9 +97,12 @@ struct HttpConfig {
 #[serde(deny_unknown_fields)]
 struct GrpcConfig {
     /// The address and port to listen on for OTLP/gRPC; its port is 4317,
-    /// e.g. `127.0.0.1:4317`. Exporters must use an insecure (plain-text)
-    /// connection: TLS is not built yet.
+    /// e.g. `127.0.0.1:4317`.
     address: SocketAddr,
+    /// Serve gRPC over TLS (HTTP/2 negotiated by ALPN) with this
+    /// certificate and key; unset: cleartext HTTP/2, for exporters set to
+    /// `insecure`.
+    tls: Option<TlsConfig>,
 }
 
 fn default_max_body_bytes() -> NonZeroUsize {
@@ -110,30 +115,49 @@ fn default_ack_timeout() -> Seconds {
 }
 
 impl SourceConfig for OpentelemetryConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         let http = &self.http;
         let listening = Listening::new(
             http.max_body_bytes,
             http.auth.as_ref(),
             &http.ack_timeout_secs,
             &http.connections,
+            http.tls.as_ref(),
+            cx,
             "http.",
         )?;
         let limit = listening.max_body_bytes;
         let decoder: Decoder = Arc::new(move |body, headers| decode(body, headers, limit));
-        let grpc = self.grpc.as_ref().map(|grpc| {
-            let decoder: Decoder =
-                Arc::new(move |body, headers| grpc::decode(body, headers, limit));
-            Receiver {
-                address: grpc.address,
-                path: grpc::EXPORT_PATH.to_string(),
-                methods: axum::routing::MethodFilter::POST,
-                listening: listening.clone(),
-                decoder,
-                answers: Arc::new(grpc::GrpcAnswers),
-                protocol: Protocol::H2c,
+        let grpc = match &self.grpc {
+            Some(grpc) => {
+                let decoder: Decoder =
+                    Arc::new(move |body, headers| grpc::decode(body, headers, limit));
+                let tls = grpc
+                    .tls
+                    .as_ref()
+                    .map(|tls| {
+                        tls.server_config(|path| cx.resolve_path(path))
+                            .map_err(|mut error| {
+                                error.option = error.option.map(|option| format!("grpc.{option}"));
+                                error
+                            })
+                    })
+                    .transpose()?;
+                Some(Receiver {
+                    address: grpc.address,
+                    path: grpc::EXPORT_PATH.to_string(),
+                    methods: axum::routing::MethodFilter::POST,
+                    listening: Listening {
+                        tls,
+                        ..listening.clone()
+                    },
+                    decoder,
+                    answers: Arc::new(grpc::GrpcAnswers),
+                    protocol: Protocol::H2c,
+                })
             }
-        });
+            None => None,
+        };
         Ok(Box::new(Opentelemetry {
             grpc,
             receiver: Receiver {
@@ -198,7 +222,7 @@ fn encoding(headers: &HeaderMap) -> Option<Encoding> {
 /// A request body → its events: 415 for an encoding or compression OTLP
 /// does not have, 413 when it decompresses past `limit`, 400 when it does
 /// not decode.
-fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Vec<Event>, Refusal> {
+fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Decoded, Refusal> {
     let unsupported = |message: String| Refusal {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
         message,
@@ -229,7 +253,11 @@ fn decode(body: Bytes, headers: &HeaderMap, limit: usize) -> Result<Vec<Event>, 
     if log::count(&request) > MAX_EVENTS_PER_REQUEST {
         return Err(too_many_events());
     }
-    Ok(log::events(request, Utc::now()))
+    let (events, odd) = log::events(request, Utc::now());
+    Ok(Decoded {
+        events,
+        warning: odd.warning(),
+    })
 }
 
 fn content_encoding(headers: &HeaderMap) -> Option<String> {
@@ -263,12 +291,35 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, Refusal> {
 /// encoding (JSON when the request's is neither).
 struct OtlpAnswers;
 
+/// The answer to a delivered export: empty, or a partial success that
+/// rejects nothing and carries a warning (what OTLP allows a server to
+/// say about data it accepted but changed).
+fn export_response(warning: Option<&str>) -> proto::ExportLogsServiceResponse {
+    proto::ExportLogsServiceResponse {
+        partial_success: warning.map(|warning| proto::ExportLogsPartialSuccess {
+            rejected_log_records: 0,
+            error_message: warning.to_string(),
+        }),
+    }
+}
+
 impl Answers for OtlpAnswers {
-    fn delivered(&self, _count: usize, request: &HeaderMap) -> Response {
-        let response = proto::ExportLogsServiceResponse::default();
+    fn delivered(&self, _count: usize, warning: Option<&str>, request: &HeaderMap) -> Response {
         match encoding(request) {
-            Some(Encoding::Protobuf) => encoded(StatusCode::OK, response.encode_to_vec()),
-            _ => json_answer(StatusCode::OK, serde_json::json!({})),
+            Some(Encoding::Protobuf) => {
+                encoded(StatusCode::OK, export_response(warning).encode_to_vec())
+            }
+            // OTLP/JSON: lowerCamelCase, and the zero `rejectedLogRecords`
+            // left out, as for every default value.
+            _ => json_answer(
+                StatusCode::OK,
+                match warning {
+                    Some(warning) => {
+                        serde_json::json!({ "partialSuccess": { "errorMessage": warning } })
+                    }
+                    None => serde_json::json!({}),
+                },
+            ),
         }
     }
 

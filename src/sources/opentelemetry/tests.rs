@@ -8,6 +8,7 @@ use super::proto::{
     LogRecord, Resource, ResourceLogs, ScopeLogs, any_value::Value as V,
 };
 use super::*;
+use crate::event::Event;
 
 const LIMIT: usize = 1 << 20;
 
@@ -186,7 +187,9 @@ fn assert_sample(events: &[Event]) {
 #[test]
 fn decodes_protobuf_records_with_vectors_field_names() {
     let body = sample_request().encode_to_vec();
-    let events = decode(body.into(), &headers(PROTOBUF, None), LIMIT).unwrap();
+    let events = decode(body.into(), &headers(PROTOBUF, None), LIMIT)
+        .unwrap()
+        .events;
     assert_sample(&events);
 }
 
@@ -197,7 +200,8 @@ fn decodes_otlp_json_with_hex_ids_and_string_integers() {
         &headers("application/json; charset=utf-8", None),
         LIMIT,
     )
-    .unwrap();
+    .unwrap()
+    .events;
     assert_sample(&events);
 }
 
@@ -206,7 +210,9 @@ fn decodes_gzip_bodies_and_refuses_one_that_inflates_past_the_limit() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&sample_request().encode_to_vec()).unwrap();
     let body = gz.finish().unwrap();
-    let events = decode(body.clone().into(), &headers(PROTOBUF, Some("gzip")), LIMIT).unwrap();
+    let events = decode(body.clone().into(), &headers(PROTOBUF, Some("gzip")), LIMIT)
+        .unwrap()
+        .events;
     assert_sample(&events);
 
     let too_large = decode(body.into(), &headers(PROTOBUF, Some("gzip")), 50).unwrap_err();
@@ -273,12 +279,16 @@ fn unknown_content_types_and_encodings_are_415_and_bad_bodies_400() {
 #[test]
 fn an_empty_request_is_no_events_and_empty_values_are_null() {
     for (body, content_type) in [("{}", JSON), ("", PROTOBUF)] {
-        let events = decode(body.into(), &headers(content_type, None), LIMIT).unwrap();
+        let events = decode(body.into(), &headers(content_type, None), LIMIT)
+            .unwrap()
+            .events;
         assert!(events.is_empty());
     }
     let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{},
         "attributes":[{"key":"nothing","value":{}},{"key":"nan","value":{"doubleValue":"NaN"}}]}]}]}]}"#;
-    let events = decode(body.into(), &headers(JSON, None), LIMIT).unwrap();
+    let events = decode(body.into(), &headers(JSON, None), LIMIT)
+        .unwrap()
+        .events;
     assert_eq!(events[0].get_field("message"), Some(&Value::Null));
     assert_eq!(
         text(&events[0], "attributes.nothing").as_deref(),
@@ -313,21 +323,86 @@ fn severity_numbers_map_to_howls_levels() {
     }
     // An unspecified number falls back to the text.
     let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityText":"Warning"}]}]}]}"#;
-    let events = decode(body.into(), &headers(JSON, None), LIMIT).unwrap();
+    let events = decode(body.into(), &headers(JSON, None), LIMIT)
+        .unwrap()
+        .events;
     assert_eq!(text(&events[0], "level").as_deref(), Some("warn"));
     assert_eq!(events[0].get_field("severity_number"), None);
 }
 
 #[test]
 fn answers_in_the_requests_encoding() {
-    let protobuf = OtlpAnswers.delivered(3, &headers(PROTOBUF, None));
+    let protobuf = OtlpAnswers.delivered(3, None, &headers(PROTOBUF, None));
     assert_eq!(protobuf.status(), StatusCode::OK);
     assert_eq!(protobuf.headers()[header::CONTENT_TYPE], PROTOBUF);
-    let json = OtlpAnswers.delivered(3, &headers(JSON, None));
+    let json = OtlpAnswers.delivered(3, None, &headers(JSON, None));
     assert_eq!(json.headers()[header::CONTENT_TYPE], JSON);
     let refused = OtlpAnswers.refused(StatusCode::BAD_REQUEST, "nope", &headers(PROTOBUF, None));
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(refused.headers()[header::CONTENT_TYPE], PROTOBUF);
+}
+
+#[tokio::test]
+async fn values_not_kept_as_sent_are_accepted_and_told_as_a_partial_success() {
+    let mut request = sample_request();
+    let record = &mut request.resource_logs[0].scope_logs[0].log_records[0];
+    record.trace_id = vec![1, 2, 3];
+    record.attributes.push(proto::KeyValue {
+        key: "ratio".into(),
+        value: Some(proto::AnyValue {
+            value: Some(proto::any_value::Value::DoubleValue(f64::NAN)),
+        }),
+    });
+    let decoded = decode(
+        request.encode_to_vec().into(),
+        &headers(PROTOBUF, None),
+        LIMIT,
+    )
+    .unwrap();
+    let warning = decoded.warning.expect("a warning");
+    assert!(
+        // The sample's second record has a 3-byte span id already.
+        warning.contains("2 record(s) had a trace_id or span_id of the wrong length"),
+        "{warning}"
+    );
+    assert!(warning.contains("1 value(s) were NaN"), "{warning}");
+    let first = &decoded.events[0];
+    assert_eq!(first.get_field("trace_id"), None, "the bad id is left out");
+    let ratio = vrl::path::parse_value_path("attributes.ratio").unwrap();
+    assert_eq!(first.get(&ratio), Some(&Value::Null));
+    let mut clean = sample_request();
+    clean.resource_logs[0].scope_logs[0].log_records[1].span_id = Vec::new();
+    let clean = decode(
+        clean.encode_to_vec().into(),
+        &headers(PROTOBUF, None),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(clean.warning, None);
+
+    // The answers carry it: protobuf's `partial_success`, rejecting
+    // nothing, and OTLP/JSON's `partialSuccess`.
+    let answer = OtlpAnswers.delivered(2, Some(&warning), &headers(PROTOBUF, None));
+    let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let response = proto::ExportLogsServiceResponse::decode(body).unwrap();
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_log_records, 0);
+    assert_eq!(partial.error_message, warning);
+    let answer = OtlpAnswers.delivered(2, Some("careful"), &headers(JSON, None));
+    let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"partialSuccess": {"errorMessage": "careful"}})
+    );
+    let answer = OtlpAnswers.delivered(2, None, &headers(JSON, None));
+    let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"{}");
 }
 
 #[test]

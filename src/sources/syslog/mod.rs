@@ -24,12 +24,13 @@ use serde::{Deserialize, Serialize};
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use self::framing::{Frame, Framer};
-use super::socket::{DatagramSocket, Peer, StreamDecoder, StreamListener, TlsConfig};
+use super::socket::{DatagramSocket, Peer, StreamDecoder, StreamListener};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::options::TlsConfig;
 use crate::patterns::Level;
 
 /// Options of the `syslog` source.
@@ -86,7 +87,7 @@ fn default_connection_limit() -> NonZeroUsize {
 }
 
 impl SourceConfig for SyslogConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         let network = matches!(self.mode, Mode::Tcp | Mode::Udp);
         let mode_name = serde_json::to_value(self.mode)
             .ok()
@@ -121,7 +122,7 @@ impl SourceConfig for SyslogConfig {
             }
         };
         let tls = match (&self.tls, self.mode) {
-            (Some(tls), Mode::Tcp) => Some(tls.acceptor()?),
+            (Some(tls), Mode::Tcp) => Some(tls.acceptor(|path| cx.resolve_path(path))?),
             (Some(_), _) => {
                 return Err(
                     BuildError::new(format!("`tls` is for mode `tcp`, not `{mode_name}`"))
