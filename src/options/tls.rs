@@ -40,15 +40,24 @@ impl TlsConfig {
         &self,
         resolve: impl Fn(&Path) -> PathBuf,
     ) -> Result<Arc<rustls::ServerConfig>, BuildError> {
-        let (crt_file, key_file) = (resolve(&self.crt_file), resolve(&self.key_file));
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        for (path, option) in [
+            (&self.crt_file, "tls.crt_file"),
+            (&self.key_file, "tls.key_file"),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(BuildError::new(format!("`{option}` is empty")).for_option(option));
+            }
+        }
+        let (crt_file, key_file) = (resolve(&self.crt_file), resolve(&self.key_file));
         let certs = CertificateDer::pem_file_iter(&crt_file)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|e| {
                 BuildError::new(format!(
-                    "cannot read certificates from {}: {e}",
-                    crt_file.display()
+                    "cannot read certificates from {}: {}",
+                    crt_file.display(),
+                    pem_problem(&e)
                 ))
                 .for_option("tls.crt_file")
             })?;
@@ -60,8 +69,24 @@ impl TlsConfig {
             .for_option("tls.crt_file"));
         }
         let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+            let problem = match e {
+                rustls::pki_types::pem::Error::NoItemsFound => {
+                    let encrypted = std::fs::read_to_string(&key_file)
+                        .is_ok_and(|text| text.contains("ENCRYPTED"));
+                    if encrypted {
+                        "the key is encrypted; howl needs it unencrypted (`openssl pkey -in KEY \
+                         -out PLAIN`), readable by howl only"
+                            .to_string()
+                    } else {
+                        "it holds no private key (a `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` \
+                         or `BEGIN EC PRIVATE KEY` section)"
+                            .to_string()
+                    }
+                }
+                other => pem_problem(&other),
+            };
             BuildError::new(format!(
-                "cannot read a private key from {}: {e}",
+                "cannot read a private key from {}: {problem}",
                 key_file.display()
             ))
             .for_option("tls.key_file")
@@ -79,5 +104,68 @@ impl TlsConfig {
                 .for_option("tls")
             })?;
         Ok(Arc::new(config))
+    }
+}
+
+/// A PEM reading error in words (the library's own shows byte arrays).
+fn pem_problem(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a PEM section has no `-----END {}-----` line (is the file cut short?)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "a malformed `-----BEGIN` line: {}",
+            String::from_utf8_lossy(line)
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(dir: &Path, crt: &str, key: &str) -> String {
+        let tls = TlsConfig {
+            crt_file: PathBuf::from(crt),
+            key_file: PathBuf::from(key),
+        };
+        match tls.server_config(|path| dir.join(path)) {
+            Ok(_) => panic!("{crt} and {key} made a TLS identity"),
+            Err(error) => format!("{}: {}", error.option.unwrap_or_default(), error.message),
+        }
+    }
+
+    #[test]
+    fn bad_files_are_named_and_the_problem_said_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("cut.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
+        write(
+            "crt.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        write(
+            "encrypted.key",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        );
+        let cases = [
+            ("", "k", "tls.crt_file: `tls.crt_file` is empty"),
+            ("crt.pem", "", "tls.key_file: `tls.key_file` is empty"),
+            (
+                "missing.pem",
+                "k",
+                "tls.crt_file: cannot read certificates from",
+            ),
+            ("cut.pem", "k", "has no `-----END CERTIFICATE-----` line"),
+            ("crt.pem", "crt.pem", "it holds no private key"),
+            ("crt.pem", "encrypted.key", "the key is encrypted"),
+        ];
+        for (crt, key, expected) in cases {
+            let message = error(dir.path(), crt, key);
+            assert!(message.contains(expected), "{crt}, {key}: {message}");
+        }
     }
 }

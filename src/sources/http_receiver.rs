@@ -299,6 +299,8 @@ impl Source for Receiver {
     }
 }
 
+/// Bodies larger than this are decoded on a blocking thread.
+const DECODE_ON_BLOCKING_THREAD: usize = 64 * 1024;
 /// How long a request waits for room in a full pipeline before 503.
 const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 /// How long a client may take to send its body: a stalled client must not
@@ -437,7 +439,23 @@ async fn accept(State(shared): State<Arc<Shared>>, request: Request) -> Response
         () = shared.shutdown.cancelled() => return shutting_down(),
     };
     let body_len = body.len();
-    let (mut events, warning): (Vec<Event>, _) = match (shared.decoder)(body, &headers) {
+    let decoded = if body_len > DECODE_ON_BLOCKING_THREAD {
+        // Decoding a large body (or one that inflates) takes milliseconds
+        // to seconds: not on the threads every other request and timer
+        // shares.
+        let (decoder, request_headers) = (Arc::clone(&shared.decoder), headers.clone());
+        tokio::task::spawn_blocking(move || decoder(body, &request_headers))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Refusal {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "decoding the body failed unexpectedly".to_string(),
+                })
+            })
+    } else {
+        (shared.decoder)(body, &headers)
+    };
+    let (mut events, warning): (Vec<Event>, _) = match decoded {
         Ok(Decoded { events, warning }) => (
             events
                 .into_iter()

@@ -292,3 +292,32 @@ async fn every_http_source_serves_https_from_its_certificate_files() {
         "the plain-text clients are logged: {stderr}"
     );
 }
+
+/// A large body is decoded off the async threads (over 64 KiB) and
+/// accepted whole, like a small one.
+#[tokio::test]
+async fn a_large_body_is_accepted_whole() {
+    let (dir, mut howl, url) = start(
+        "[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\n",
+        "decoding = \"ndjson\"",
+    )
+    .await;
+    let body: String = (0..5_000)
+        .map(|i| format!("{{\"message\": \"line {i} {}\"}}\n", "x".repeat(40)))
+        .collect();
+    assert!(body.len() > 128 * 1024);
+    let answer = crate::common::client()
+        .post(&url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"accepted": 5000})
+    );
+    let out = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    assert_eq!(out.lines().count(), 5000);
+    howl.terminate(Duration::from_secs(20));
+}

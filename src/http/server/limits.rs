@@ -19,7 +19,8 @@ pub struct ConnectionsConfig {
     /// connection takes the place of the one that has waited longest for a
     /// request (a connection in the middle of a request is never closed);
     /// when every one is in the middle of a request, the new one is
-    /// answered 503 with `Retry-After: 1` and closed. Each connection is a
+    /// answered 503 with `Retry-After: 1` and closed (over TLS or HTTP/2, only
+    /// closed: clients retry both). Each connection is a
     /// file descriptor: keep the sum over howl's servers well under the
     /// open-file limit (`ulimit -n`, systemd's `LimitNOFILE`); howl warns at
     /// start when one server's limit is above half of it.

@@ -186,14 +186,15 @@ pub async fn serve_protocol(
                 if let Some(count) = refused.note() {
                     tracing::warn!(
                         "{name}: `connections.max` ({}) reached, every connection handling a \
-                         request: refused {count} new connection(s) with 503 (counted since the \
-                         last report; reported at most once a minute)",
+                         request: refused {count} new connection(s) (503, or closed over TLS and \
+                         HTTP/2; counted since the last report; reported at most once a minute)",
                         limits.max_connections
                     );
                 }
-                // Over TLS, a plain-text answer would be noise: closing
-                // says the same.
-                if serving.tls.is_none() {
+                // Over TLS or HTTP/2, an HTTP/1.1 answer would be noise to
+                // the client: closing says the same (gRPC clients take it
+                // as UNAVAILABLE and retry).
+                if serving.tls.is_none() && protocol == Protocol::Http1 {
                     refuse(&stream);
                 }
             }
@@ -297,7 +298,13 @@ async fn serve_connection(stream: TcpStream, ticket: Ticket, serving: Arc<Servin
     };
     match outcome {
         Ok(Ok(stream)) => serve_stream(stream, ticket, &serving).await,
-        Ok(Err(error)) => serving.handshake_failed(peer, &error.to_string()),
+        Ok(Err(error)) => {
+            let mut why = error.to_string();
+            if why.contains("InvalidContentType") {
+                why.push_str(" (a client speaking plain HTTP to this TLS port?)");
+            }
+            serving.handshake_failed(peer, &why);
+        }
         Err(_) => serving.handshake_failed(peer, "it did not finish in time"),
     }
 }

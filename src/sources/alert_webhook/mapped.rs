@@ -29,6 +29,7 @@ pub fn decode(
         _ => return Err("the body is neither a JSON object nor an array of them".to_string()),
     };
     let mut runner = VrlRunner::new(Arc::clone(program));
+    // The built-in formats never copy a notification per alert either.
     let mut events = Vec::new();
     for (index, payload) in payloads.into_iter().enumerate() {
         let at = |message: String| {
@@ -46,28 +47,38 @@ pub fn decode(
         runner
             .run(&mut mapped)
             .map_err(|e| at(format!("`mapping` failed: {e}")))?;
-        let alerts = take_alerts(&mut mapped).map_err(at)?;
+        let (alerts, several) = take_alerts(&mut mapped).map_err(at)?;
         if events.len() + alerts.len() > MAX_EVENTS_PER_REQUEST {
             return Err(format!(
                 "more than {MAX_EVENTS_PER_REQUEST} alerts in one request"
             ));
         }
+        let mut raw = Some(raw);
         for (number, alert) in alerts.into_iter().enumerate() {
-            let alert = read(alert).map_err(|e| at(format!("alert {number}: {e}")))?;
-            events.push(envelope(alert, raw.clone(), now));
+            let (alert, own_raw) = read(alert).map_err(|e| at(format!("alert {number}: {e}")))?;
+            // One alert keeps the payload; several keep what the mapping
+            // gave each (`raw`), never a copy of the payload apiece: a
+            // payload of N alerts would otherwise cost N² in memory.
+            let raw = match own_raw {
+                Some(own) => own,
+                None if !several => raw.take().unwrap_or(Value::Null),
+                None => Value::Null,
+            };
+            events.push(envelope(alert, raw, now));
         }
     }
     Ok(events)
 }
 
-/// The alerts the mapping left: `.alert`, or the objects of `.alerts`.
-fn take_alerts(mapped: &mut Value) -> Result<Vec<Value>, String> {
+/// The alerts the mapping left: `.alert`, or the objects of `.alerts`
+/// (then `true`).
+fn take_alerts(mapped: &mut Value) -> Result<(Vec<Value>, bool), String> {
     let Value::Object(fields) = mapped else {
         return Err("`mapping` must leave an object with `.alert` or `.alerts`".to_string());
     };
     match (fields.remove("alert"), fields.remove("alerts")) {
-        (Some(alert @ Value::Object(_)), None) => Ok(vec![alert]),
-        (None, Some(Value::Array(alerts))) => Ok(alerts),
+        (Some(alert @ Value::Object(_)), None) => Ok((vec![alert], false)),
+        (None, Some(Value::Array(alerts))) => Ok((alerts, true)),
         (Some(_), Some(_)) => Err("`mapping` set both `.alert` and `.alerts`".to_string()),
         (Some(_), None) => Err("`mapping` left `.alert` that is not an object".to_string()),
         (None, Some(_)) => Err("`mapping` left `.alerts` that is not an array".to_string()),
@@ -77,11 +88,11 @@ fn take_alerts(mapped: &mut Value) -> Result<Vec<Value>, String> {
     }
 }
 
-/// Reads an alert in the envelope's field names; what is missing takes
-/// the same defaults as the built-in formats, what has the wrong type is
-/// refused (a mapping that writes a number where a time belongs is a bug
-/// to show, not to hide).
-fn read(alert: Value) -> Result<Alert, String> {
+/// Reads an alert in the envelope's field names, and its own `raw`, if
+/// the mapping gave one; what is missing takes the same defaults as the
+/// built-in formats, what has the wrong type is refused (a mapping that
+/// writes a number where a time belongs is a bug to show, not to hide).
+fn read(alert: Value) -> Result<(Alert, Option<Value>), String> {
     let Value::Object(mut fields) = alert else {
         return Err("not an object".to_string());
     };
@@ -126,7 +137,8 @@ fn read(alert: Value) -> Result<Alert, String> {
     let values = fields
         .remove("values")
         .filter(|v| !matches!(v, Value::Null));
-    Ok(Alert {
+    let raw = fields.remove("raw");
+    let alert = Alert {
         name,
         firing,
         severity,
@@ -139,7 +151,8 @@ fn read(alert: Value) -> Result<Alert, String> {
         extra,
         values,
         source,
-    })
+    };
+    Ok((alert, raw))
 }
 
 /// `.alert.labels` or `.alert.annotations`: an object whose values become

@@ -232,14 +232,19 @@ fn a_mapped_payload_gives_the_same_envelope_and_keeps_the_original() {
 #[test]
 fn a_mapping_may_make_several_alerts_and_a_body_may_carry_several_payloads() {
     let mapping = program(
-        r#".alerts = map_values(array!(.incidents)) -> |i| { { "name": i.title, "labels": { "team": .team } } }"#,
+        r#".alerts = map_values(array!(.incidents)) -> |i| { { "name": i.title, "labels": { "team": .team }, "raw": i } }"#,
     );
     let body = r#"[{"team": "db", "incidents": [{"title": "Lag"}, {"title": "Full"}]},
                    {"team": "web", "incidents": [{"title": "5xx"}]}]"#;
     let events = mapped::decode(&mapping, body.as_bytes(), Utc::now()).unwrap();
     let names: Vec<_> = events.iter().map(|e| s(e, "alert.name")).collect();
     assert_eq!(names, ["Lag", "Full", "5xx"]);
-    assert_eq!(s(&events[2], "raw.team"), "web");
+    assert_eq!(
+        s(&events[2], "raw.title"),
+        "5xx",
+        "each keeps the `raw` it was given"
+    );
+    assert!(!has(&events[2], "alert.raw"));
     assert_ne!(
         s(&events[0], "alert.key"),
         s(&events[1], "alert.key"),
@@ -291,4 +296,22 @@ fn what_a_mapping_gets_wrong_is_refused_with_the_reason() {
             mapped::decode(&program(source), body.as_bytes(), Utc::now()).expect_err(source);
         assert!(error.contains(expected), "{source} on {body}: {error}");
     }
+}
+
+#[test]
+fn a_payload_of_many_alerts_is_not_copied_per_alert() {
+    // 20,000 alerts from one payload: a copy of the payload per alert
+    // would be 20,000 copies of 20,000 items (gigabytes).
+    let items: Vec<String> = (0..20_000)
+        .map(|i| format!("{{\"name\": \"a{i}\"}}"))
+        .collect();
+    let body = format!("{{\"items\": [{}]}}", items.join(","));
+    let events = mapped::decode(&program(".alerts = .items"), body.as_bytes(), Utc::now()).unwrap();
+    assert_eq!(events.len(), 20_000);
+    assert_eq!(s(&events[19_999], "alert.name"), "a19999");
+    assert_eq!(
+        get(&events[0], "raw"),
+        &Value::Null,
+        "no `raw` given: none kept"
+    );
 }

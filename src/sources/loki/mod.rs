@@ -150,6 +150,18 @@ struct Entry {
     metadata: Vec<(String, String)>,
 }
 
+/// Whether a body starts with a zlib header (RFC 1950: DEFLATE, a window
+/// of at most 32 KiB, and a check that makes the two bytes a multiple of
+/// 31), rather than raw DEFLATE.
+fn is_zlib(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
 /// A push request's events, or why it cannot be read (answered 400).
 fn decode(
     body: Bytes,
@@ -168,7 +180,10 @@ fn decode(
     let body = match header(header::CONTENT_ENCODING).as_str() {
         "" | "identity" | "snappy" => body,
         "gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), limit)?,
-        "deflate" => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit)?,
+        // Loki reads raw DEFLATE here (Go's `flate`); HTTP's `deflate` is
+        // zlib-wrapped. Both are taken: a zlib header is unmistakable.
+        "deflate" if is_zlib(&body) => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit)?,
+        "deflate" => inflate(flate2::read::DeflateDecoder::new(&body[..]), limit)?,
         other => return Err(format!("unsupported Content-Encoding `{other}`").into()),
     };
     let streams = if content_type.starts_with("application/json") {

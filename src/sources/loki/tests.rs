@@ -79,6 +79,27 @@ fn gzipped_json_as_fluent_bit_sends_it() {
     assert_eq!(events.len(), 2);
 }
 
+#[test]
+fn deflate_is_raw_as_loki_reads_it_or_zlib_wrapped_as_http_says() {
+    let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    raw.write_all(JSON.as_bytes()).unwrap();
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    zlib.write_all(JSON.as_bytes()).unwrap();
+    for body in [raw.finish().unwrap(), zlib.finish().unwrap()] {
+        let events = decode(
+            Bytes::from(body),
+            &headers(&[
+                ("content-type", "application/json"),
+                ("content-encoding", "deflate"),
+            ]),
+            LIMIT,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(events.len(), 2);
+    }
+}
+
 fn protobuf(labels: &str) -> Vec<u8> {
     let request = PushRequest {
         streams: vec![StreamAdapter {
