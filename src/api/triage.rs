@@ -44,6 +44,9 @@ pub(super) struct CreateRequest {
     /// Who decided; absent: `api`.
     #[serde(default)]
     created_by: Option<String>,
+    /// `suppress` (the default) or `always_alert`.
+    #[serde(default)]
+    action: crate::suppressions::OperatorAction,
 }
 
 impl From<SuppressionError> for ApiError {
@@ -83,6 +86,7 @@ pub(super) async fn create_suppression(
         .shared
         .suppressions
         .create(NewSuppression {
+            action: request.action,
             pattern_id: request.pattern_id,
             reason: request.reason,
             ttl,
@@ -263,6 +267,7 @@ mod tests {
         shared
             .suppressions
             .create(crate::suppressions::NewSuppression {
+                action: crate::suppressions::OperatorAction::Suppress,
                 pattern_id: "feedfeedfeedfeed".into(),
                 reason: "known".into(),
                 ttl: None,

@@ -152,13 +152,38 @@ pub fn save_verdicts<'a>(
     store.write(VERDICTS, &put, &delete)
 }
 
-/// An operator's decision that a pattern is noise.
+/// What an operator decided about a pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAction {
+    /// It is noise: suppress its events (and mirror it as silences).
+    #[default]
+    Suppress,
+    /// It always matters: pass its events, whatever a classifier says.
+    AlwaysAlert,
+}
+
+impl OperatorAction {
+    /// Its name, as written in the API and in `.triage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Suppress => "suppress",
+            Self::AlwaysAlert => "always_alert",
+        }
+    }
+}
+
+/// An operator's decision about a pattern: that it is noise (a
+/// suppression, the usual case, hence the name) or that it always alerts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suppression {
     /// Its id (for `DELETE /api/v1/suppressions/{id}`).
     pub id: String,
-    /// The pattern it suppresses.
+    /// The pattern it is about.
     pub pattern_id: String,
+    /// What was decided (records written before it existed suppress).
+    #[serde(default)]
+    pub action: OperatorAction,
     /// Why, in the operator's words.
     pub reason: String,
     /// Who decided.
@@ -265,6 +290,7 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let suppression = Suppression {
+            action: OperatorAction::Suppress,
             id: "s1".into(),
             pattern_id: "0123456789abcdef".into(),
             reason: "known noise".into(),

@@ -48,6 +48,7 @@ use chrono::{DateTime, Utc};
 pub use silence::{MATCHER_LABEL, Silencer};
 
 use crate::diagnostic::escape_controls;
+pub use crate::state::triage::OperatorAction;
 use crate::state::triage::{SilenceRef, Suppression, load_suppressions, save_suppressions};
 use crate::state::{StateError, StateHandle};
 
@@ -102,11 +103,13 @@ pub enum SuppressionError {
     State(#[from] StateError),
 }
 
-/// A request to suppress a pattern.
+/// A request to suppress a pattern (or to have it always alert).
 #[derive(Debug, Clone)]
 pub struct NewSuppression {
     /// The pattern.
     pub pattern_id: String,
+    /// Suppress it, or have it always alert.
+    pub action: OperatorAction,
     /// Why.
     pub reason: String,
     /// How long; `None` = until deleted.
@@ -240,7 +243,10 @@ impl Suppressions {
         };
         let now = Utc::now();
         let mut errors = Vec::new();
-        for suppression in snapshot.values().filter(|s| s.is_live(now)) {
+        let silenced = snapshot
+            .values()
+            .filter(|s| s.is_live(now) && s.action == OperatorAction::Suppress);
+        for suppression in silenced {
             let mut silences = suppression.silences.clone();
             let mut replaced = Vec::new();
             for silencer in &silencers {
@@ -346,6 +352,7 @@ impl Suppressions {
             let suppression = Suppression {
                 id: previous.as_ref().map_or_else(new_id, |p| p.id.clone()),
                 pattern_id: pattern_id.clone(),
+                action: request.action,
                 reason: request.reason.trim().to_string(),
                 created_by: request.created_by,
                 created_at: now,
@@ -367,13 +374,22 @@ impl Suppressions {
             pattern_id = %escape_controls(&suppression.pattern_id),
             id = %suppression.id,
             created_by = %escape_controls(&suppression.created_by),
-            "pattern suppressed: {}", escape_controls(&suppression.reason)
+            "{}: {}",
+            match suppression.action {
+                OperatorAction::Suppress => "pattern suppressed",
+                OperatorAction::AlwaysAlert => "pattern set to always alert",
+            },
+            escape_controls(&suppression.reason)
         );
         let mut silence_errors = Vec::new();
         if let Some(previous) = &previous {
             silence_errors.extend(self.expire_silences(&previous.silences).await);
         }
-        let (silences, errors) = self.create_silences(&suppression).await;
+        let (silences, errors) = match suppression.action {
+            OperatorAction::Suppress => self.create_silences(&suppression).await,
+            // An alert that must always reach people is never silenced.
+            OperatorAction::AlwaysAlert => (Vec::new(), Vec::new()),
+        };
         silence_errors.extend(errors);
         if !silences.is_empty() {
             let attached = self.change(|map| match map.get_mut(&suppression.pattern_id) {
@@ -552,6 +568,7 @@ mod tests {
 
     fn request(pattern: &str, ttl: Option<Duration>) -> NewSuppression {
         NewSuppression {
+            action: OperatorAction::Suppress,
             pattern_id: pattern.into(),
             reason: "deploy noise".into(),
             ttl,

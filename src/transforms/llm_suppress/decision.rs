@@ -15,7 +15,7 @@ use crate::components::transform::{DropRoute, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
 use crate::state::triage::Label;
-use crate::state::triage::{StoredVerdict, Suppression};
+use crate::state::triage::{OperatorAction, StoredVerdict, Suppression};
 
 /// Whether verdicts suppress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -129,14 +129,18 @@ impl Policy {
         )
     }
 
-    /// An operator suppressed the pattern.
+    /// An operator suppressed the pattern, or set it to always alert.
     pub fn operator(&self, suppression: &Suppression) -> Decision {
+        let (label, suppress) = match suppression.action {
+            OperatorAction::Suppress => (Label::Noise, true),
+            OperatorAction::AlwaysAlert => (Label::Important, false),
+        };
         self.decide(
-            Label::Noise.as_str(),
+            label.as_str(),
             None,
             &suppression.reason,
             Source::Operator,
-            true,
+            suppress,
             Some(&suppression.id),
         )
     }

@@ -364,6 +364,7 @@ async fn shadow_mode_suppresses_nothing_but_says_what_it_would() {
 
 fn operator(pattern: &str) -> NewSuppression {
     NewSuppression {
+        action: crate::suppressions::OperatorAction::Suppress,
         pattern_id: pattern.into(),
         reason: "known deploy noise".into(),
         ttl: None,
@@ -484,6 +485,33 @@ async fn events_kept_from_models_are_decided_by_rules_and_operators_only() {
     }
     assert_eq!(sources(&h.take(Some("suppressed"))), ["operator"]);
     assert_eq!(fake.calls(), 1, "nothing kept from models was sent to one");
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operators_always_alert_passes_a_pattern_a_model_calls_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    let mut always = operator("noise-vip");
+    always.action = crate::suppressions::OperatorAction::AlwaysAlert;
+    always.reason = "the payments team reads every one".into();
+    shared.suppressions.create(always).await.unwrap();
+    h.send(vec![event("noise-vip", "info", "vip")]).await;
+    h.settle().await;
+    let passed = h.take(None);
+    assert_eq!(messages(&passed), ["vip"]);
+    assert_eq!(triage(&passed[0], "source"), Value::from("operator"));
+    assert_eq!(triage(&passed[0], "verdict"), Value::from("important"));
+    assert_eq!(
+        triage(&passed[0], "reason"),
+        Value::from("the payments team reads every one")
+    );
+    assert_eq!(fake.calls(), 0, "an operator's decision is not asked about");
     h.finish().await;
 }
 
