@@ -14,6 +14,7 @@ use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus, finalize_all};
 use crate::internal_events::ComponentMetrics;
 use crate::state::StateHandle;
+use crate::suppressions::Suppressions;
 
 /// The options of one sink type.
 pub trait SinkConfig: Debug + Send + Sync {
@@ -46,6 +47,9 @@ pub struct SinkContext {
     pub state: StateHandle,
     /// Cancel to stop the whole topology (e.g. stdout was closed).
     pub stop_topology: CancellationToken,
+    /// The operators' decisions, shared with the API and `llm_suppress`:
+    /// chat sinks whose buttons act on patterns change them.
+    pub suppressions: Suppressions,
 }
 
 /// A sink's input buffer, counting what it hands out.

@@ -11,6 +11,7 @@ mod fake_telegram;
 mod alert_webhook;
 mod alertmanager;
 mod chaos;
+mod chat_actions;
 mod config_tests;
 mod docs;
 mod file_source;

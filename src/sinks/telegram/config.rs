@@ -6,8 +6,9 @@ use std::num::NonZeroU64;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::TelegramApi;
+use super::actions::ActionsConfig;
 use super::message::{ParseMode, Renderer};
+use super::{TelegramApi, TelegramSink};
 use crate::components::BuildContext;
 use crate::components::registry::WithShared;
 use crate::components::sink::{Sink, SinkConfig};
@@ -66,6 +67,9 @@ pub struct TelegramConfig {
     /// The start-up check: `getMe`, which tells whether the token is valid.
     #[serde(default)]
     healthcheck: HealthcheckConfig,
+    /// Buttons under alert messages that suppress the alert's pattern or
+    /// have it always alert, from the chat (see "Buttons" below).
+    actions: Option<ActionsConfig>,
 }
 
 /// A chat: a numeric id or a public `@username`. A quoted number is an id
@@ -144,21 +148,30 @@ impl TelegramConfig {
             &delivery.rate_limit.or_num(MESSAGES_PER_SECOND),
             &self.healthcheck,
         )?;
+        let actions = self
+            .actions
+            .as_ref()
+            .map(|actions| actions.build().map(std::sync::Arc::new))
+            .transpose()?;
         let api = TelegramApi::new(
             format!("{base}/bot{token}/"),
             self.chat_id.clone(),
             self.message_thread_id,
             renderer,
+            actions.clone(),
         );
         let redactor = Redactor::default().secret(token);
         require_sequential(&settings)?;
-        Ok(Box::new(ChatSink::new(
-            api,
-            settings,
-            redactor,
-            self.key.clone(),
-            self.on_resolve,
-        )))
+        Ok(Box::new(TelegramSink {
+            chat: ChatSink::new(
+                api,
+                settings,
+                redactor.clone(),
+                self.key.clone(),
+                self.on_resolve,
+            ),
+            actions: actions.map(|actions| (format!("{base}/bot{token}/"), actions, redactor)),
+        }))
     }
 }
 

@@ -16,20 +16,60 @@
 //! The token is part of every URL, so the sink's redactor knows it and the
 //! delivery core never logs a URL; answers are redacted too.
 
+mod actions;
 mod config;
 mod message;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::sync::Arc;
+
+use actions::{Actions, Poller};
 use config::ChatId;
 pub use config::TelegramConfig;
 use message::Renderer;
 
 use crate::alert::AlertState;
+use crate::components::ComponentFuture;
+use crate::components::sink::{Sink, SinkContext};
 use crate::event::Event;
 use crate::http::{Classify, Delivery, Failure, Response, Verdict, classify_http};
-use crate::sinks::chat::{ChatApi, Edited};
+use crate::secret::Redactor;
+use crate::sinks::chat::{ChatApi, ChatSink, Edited};
+
+/// The sink: the chat flow, and, with `actions`, the poller that applies
+/// button presses while it runs.
+pub struct TelegramSink {
+    chat: ChatSink<TelegramApi>,
+    /// The Bot API base (a secret), the buttons, and the token's redactor.
+    actions: Option<(String, Arc<Actions>, Redactor)>,
+}
+
+impl Sink for TelegramSink {
+    fn run(self: Box<Self>, cx: SinkContext) -> ComponentFuture {
+        let poller = self.actions.map(|(base, actions, redactor)| {
+            tokio::spawn(
+                Poller {
+                    base,
+                    actions,
+                    suppressions: cx.suppressions.clone(),
+                    metrics: Arc::clone(&cx.metrics),
+                    redactor,
+                }
+                .run(),
+            )
+        });
+        let chat = Box::new(self.chat).run(cx);
+        Box::pin(async move {
+            let result = chat.await;
+            if let Some(poller) = poller {
+                poller.abort();
+            }
+            result
+        })
+    }
+}
 
 /// Talks to one chat through the Bot API.
 #[derive(Debug)]
@@ -39,6 +79,8 @@ pub struct TelegramApi {
     chat: ChatId,
     thread: Option<i64>,
     renderer: Renderer,
+    /// Buttons to put under firing alerts.
+    actions: Option<Arc<Actions>>,
 }
 
 /// A message the bot posted, as remembered for its alert.
@@ -51,12 +93,19 @@ pub struct SentMessage {
 }
 
 impl TelegramApi {
-    fn new(base: String, chat: ChatId, thread: Option<i64>, renderer: Renderer) -> Self {
+    fn new(
+        base: String,
+        chat: ChatId,
+        thread: Option<i64>,
+        renderer: Renderer,
+        actions: Option<Arc<Actions>>,
+    ) -> Self {
         Self {
             base,
             chat,
             thread,
             renderer,
+            actions,
         }
     }
 
@@ -123,6 +172,11 @@ impl ChatApi for TelegramApi {
     ) -> Result<Option<SentMessage>, Failure> {
         let mut params = self.text_params(delivery, event, state);
         params["chat_id"] = json!(self.chat);
+        if state == AlertState::Firing
+            && let Some(keyboard) = self.actions.as_ref().and_then(|a| a.keyboard(event))
+        {
+            params["reply_markup"] = keyboard;
+        }
         if let Some(thread) = self.thread {
             params["message_thread_id"] = json!(thread);
         }

@@ -42,6 +42,8 @@ pub struct Message {
     pub text: String,
     /// The text as sent (with its markup).
     pub raw: String,
+    /// Its inline keyboard (`reply_markup`), or null.
+    pub keyboard: Value,
 }
 
 /// A scripted answer: status, body, `Retry-After` header.
@@ -53,6 +55,11 @@ struct Inner {
     messages: BTreeMap<i64, Message>,
     next_id: i64,
     script: HashMap<String, VecDeque<Scripted>>,
+    /// Updates not yet confirmed by a `getUpdates` offset.
+    updates: VecDeque<Value>,
+    next_update: i64,
+    /// Callback queries not yet answered, by id.
+    unanswered: Vec<String>,
 }
 
 /// A running fake Bot API.
@@ -119,6 +126,40 @@ impl FakeTelegram {
         .await
     }
 
+    /// A user presses the button with `data` under message `message_id`
+    /// (which must exist), as `getUpdates` will report it.
+    pub fn press(&self, message_id: i64, user_id: i64, username: Option<&str>, data: &str) {
+        let mut inner = self.lock();
+        let message = inner
+            .messages
+            .get(&message_id)
+            .cloned()
+            .expect("a button under an existing message");
+        inner.next_update += 1;
+        let update_id = 1000 + inner.next_update;
+        let query_id = format!("cb-{update_id}");
+        inner.unanswered.push(query_id.clone());
+        let mut from = json!({"id": user_id, "is_bot": false, "first_name": "Op"});
+        if let Some(name) = username {
+            from["username"] = json!(name);
+        }
+        inner.updates.push_back(json!({
+            "update_id": update_id,
+            "callback_query": {
+                "id": query_id,
+                "from": from,
+                "message": message_json(message_id, &message),
+                "chat_instance": "42",
+                "data": data,
+            }
+        }));
+    }
+
+    /// Whether every press was answered (`answerCallbackQuery`).
+    pub fn all_answered(&self) -> bool {
+        self.lock().unanswered.is_empty()
+    }
+
     /// A message of the chat.
     pub fn message(&self, id: i64) -> Option<Message> {
         self.lock().messages.get(&id).cloned()
@@ -170,6 +211,9 @@ async fn handle(State(fake): State<FakeTelegram>, uri: Uri, body: Bytes) -> Resp
             Err(_) => return error(400, "Bad Request: invalid JSON"),
         }
     };
+    if method == "getupdates" {
+        return get_updates(&fake, token, &params).await;
+    }
     let mut inner = fake.lock();
     inner.requests.push(Request {
         at: Instant::now(),
@@ -200,8 +244,58 @@ async fn handle(State(fake): State<FakeTelegram>, uri: Uri, body: Bytes) -> Resp
         }
         "sendmessage" => send_message(&mut inner, &params),
         "editmessagetext" => edit_message(&mut inner, &params),
+        "answercallbackquery" => {
+            let id = params["callback_query_id"].as_str().unwrap_or_default();
+            match inner.unanswered.iter().position(|known| known == id) {
+                Some(at) => {
+                    inner.unanswered.remove(at);
+                    ok(json!(true))
+                }
+                None => error(
+                    400,
+                    "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                ),
+            }
+        }
         _ => error(404, "Not Found"),
     }
+}
+
+/// `getUpdates`: drops what `offset` confirms, answers the rest at once,
+/// or waits (at most a second here, whatever `timeout` asks) for one.
+async fn get_updates(fake: &FakeTelegram, token: &str, params: &Value) -> Response {
+    {
+        let mut inner = fake.lock();
+        inner.requests.push(Request {
+            at: Instant::now(),
+            token: token.to_string(),
+            method: "getupdates".into(),
+            params: params.clone(),
+        });
+        if token != &*fake.token {
+            return error(401, "Unauthorized");
+        }
+        if let Some((status, body, _)) = inner
+            .script
+            .get_mut("getupdates")
+            .and_then(VecDeque::pop_front)
+        {
+            return (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+        }
+        if let Some(offset) = params["offset"].as_i64() {
+            inner
+                .updates
+                .retain(|u| u["update_id"].as_i64().is_some_and(|id| id >= offset));
+        }
+    }
+    for _ in 0..20 {
+        let pending: Vec<Value> = fake.lock().updates.iter().cloned().collect();
+        if !pending.is_empty() {
+            return ok(Value::Array(pending));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ok(json!([]))
 }
 
 /// A refusal: the error code and description to answer with.
@@ -258,12 +352,16 @@ fn chat_and_text(params: &Value) -> Result<(i64, String, String), Refusal> {
 }
 
 fn message_json(id: i64, message: &Message) -> Value {
-    json!({
+    let mut json = json!({
         "message_id": id,
         "date": 1_763_800_000,
         "chat": {"id": message.chat_id, "type": "supergroup", "title": "alerts"},
         "text": message.text,
-    })
+    });
+    if !message.keyboard.is_null() {
+        json["reply_markup"] = message.keyboard.clone();
+    }
+    json
 }
 
 fn send_message(inner: &mut Inner, params: &Value) -> Response {
@@ -280,7 +378,12 @@ fn send_message(inner: &mut Inner, params: &Value) -> Response {
     }
     inner.next_id += 1;
     let id = inner.next_id;
-    let message = Message { chat_id, text, raw };
+    let message = Message {
+        chat_id,
+        text,
+        raw,
+        keyboard: params["reply_markup"].clone(),
+    };
     let answer = message_json(id, &message);
     inner.messages.insert(id, message);
     ok(answer)
@@ -297,7 +400,7 @@ fn edit_message(inner: &mut Inner, params: &Value) -> Response {
     let Some(message) = inner.messages.get_mut(&id).filter(|m| m.chat_id == chat_id) else {
         return error(400, "Bad Request: message to edit not found");
     };
-    if message.raw == raw {
+    if message.raw == raw && message.keyboard == params["reply_markup"] {
         return error(
             400,
             "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
@@ -305,6 +408,7 @@ fn edit_message(inner: &mut Inner, params: &Value) -> Response {
     }
     message.raw = raw;
     message.text = text;
+    message.keyboard = params["reply_markup"].clone();
     let answer = message_json(id, message);
     ok(answer)
 }
