@@ -42,10 +42,12 @@ pub struct ActionsConfig {
     /// Who may press them: Telegram user ids (numbers) or `@username`s.
     /// Anyone else is told "not allowed", and nothing changes.
     #[serde(default)]
+    #[schemars(extend("x-default" = "none"))]
     allowed_users: Vec<UserRef>,
     /// In which chats presses count (numeric chat ids). With both lists
     /// set, a press needs both; at least one must be set.
     #[serde(default)]
+    #[schemars(extend("x-default" = "none"))]
     allowed_chats: Vec<i64>,
     /// The field holding the pattern the buttons act on; messages of
     /// events without it get no buttons.
