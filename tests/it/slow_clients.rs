@@ -270,8 +270,7 @@ async fn beyond_the_limit_connections_are_refused_while_the_open_ones_still_work
 
     let stderr = howl.stderr();
     assert!(
-        stderr
-            .contains("every connection handling a request: refused 1 new connection(s) with 503"),
+        stderr.contains("every connection handling a request: refused 1 new connection(s) (503"),
         "{stderr}"
     );
 }
