@@ -27,6 +27,7 @@
 //! event statuses and the metrics are here, once. Events are delivered one
 //! at a time, in order, so an alert's resolution never overtakes its firing.
 
+pub mod actions;
 pub mod markup;
 #[cfg(test)]
 mod tests;

@@ -20,15 +20,14 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use vrl::path::OwnedValuePath;
 
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::options::FieldPath;
-use crate::options::duration::parse_duration;
 use crate::secret::Redactor;
-use crate::suppressions::{NewSuppression, OperatorAction, Suppressions};
+use crate::sinks::chat::actions::{self as chat_actions, Applied, ButtonSpec, Buttons, Presser};
+use crate::suppressions::Suppressions;
 
 /// The `actions` table of the `telegram` sink.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -36,7 +35,7 @@ use crate::suppressions::{NewSuppression, OperatorAction, Suppressions};
 pub struct ActionsConfig {
     /// The buttons under each alert message, in order: `suppress:DURATION`
     /// (e.g. `suppress:1d`, `suppress:12h`) and `always_alert`.
-    #[serde(default = "default_buttons")]
+    #[serde(default = "chat_actions::default_buttons")]
     #[schemars(with = "Vec<String>", extend("x-default" = r#"["suppress:1d", "suppress:7d", "always_alert"]"#))]
     buttons: Vec<ButtonSpec>,
     /// Who may press them: Telegram user ids (numbers) or `@username`s.
@@ -51,47 +50,8 @@ pub struct ActionsConfig {
     allowed_chats: Vec<i64>,
     /// The field holding the pattern the buttons act on; messages of
     /// events without it get no buttons.
-    #[serde(default = "default_pattern_field")]
+    #[serde(default = "chat_actions::default_pattern_field")]
     pattern_field: FieldPath,
-}
-
-fn default_buttons() -> Vec<ButtonSpec> {
-    vec![
-        ButtonSpec::Suppress(Duration::from_secs(86_400)),
-        ButtonSpec::Suppress(Duration::from_secs(7 * 86_400)),
-        ButtonSpec::AlwaysAlert,
-    ]
-}
-
-fn default_pattern_field() -> FieldPath {
-    FieldPath::parse("pattern.id").unwrap_or_else(|e| unreachable!("`pattern.id` is a path: {e}"))
-}
-
-/// One button, as written: `suppress:DURATION` or `always_alert`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum ButtonSpec {
-    Suppress(Duration),
-    AlwaysAlert,
-}
-
-impl<'de> Deserialize<'de> for ButtonSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let bad = |why: String| {
-            serde::de::Error::custom(format!(
-                "a button is `suppress:DURATION` (e.g. `suppress:7d`) or `always_alert`; `{text}` {why}"
-            ))
-        };
-        match text.split_once(':') {
-            None if text == "always_alert" => Ok(Self::AlwaysAlert),
-            Some(("suppress", duration)) => match parse_duration(duration.trim()) {
-                Ok(d) if !d.is_zero() => Ok(Self::Suppress(d)),
-                Ok(_) => Err(bad("suppresses for no time".to_string())),
-                Err(e) => Err(bad(format!("has no valid duration: {e}"))),
-            },
-            _ => Err(bad("is neither".to_string())),
-        }
-    }
 }
 
 /// A user allowed to act: an id, or an `@username` (quoted numbers are
@@ -139,17 +99,16 @@ impl ActionsConfig {
             )
             .for_option("actions"));
         }
-        if self.buttons.is_empty() {
-            return Err(BuildError::new(
+        let buttons = Buttons::new(&self.buttons, &self.pattern_field).ok_or_else(|| {
+            BuildError::new(
                 "`actions.buttons` is empty; remove `actions` to send messages without buttons",
             )
-            .for_option("actions.buttons"));
-        }
+            .for_option("actions.buttons")
+        })?;
         Ok(Actions {
-            buttons: self.buttons.clone(),
+            buttons,
             allowed_users: self.allowed_users.clone(),
             allowed_chats: self.allowed_chats.clone(),
-            pattern_field: self.pattern_field.path().clone(),
         })
     }
 }
@@ -157,43 +116,26 @@ impl ActionsConfig {
 /// The checked `actions`.
 #[derive(Debug)]
 pub struct Actions {
-    buttons: Vec<ButtonSpec>,
+    buttons: Buttons,
     allowed_users: Vec<UserRef>,
     allowed_chats: Vec<i64>,
-    pattern_field: OwnedValuePath,
 }
-
-/// Telegram's limit on `callback_data`.
-const MAX_CALLBACK_BYTES: usize = 64;
 
 impl Actions {
     /// The inline keyboard for `event`'s message (`reply_markup`), when it
     /// has a pattern short enough to fit in a button.
     pub fn keyboard(&self, event: &Event) -> Option<Value> {
-        let pattern = match event.get(&self.pattern_field)? {
-            vrl::value::Value::Null => return None,
-            value => value.to_string_lossy().into_owned(),
-        };
-        self.keyboard_for(&pattern)
+        self.keyboard_for(&self.buttons.pattern(event)?)
     }
 
     fn keyboard_for(&self, pattern: &str) -> Option<Value> {
-        let buttons: Option<Vec<Value>> = self
+        let row: Vec<Value> = self
             .buttons
-            .iter()
-            .map(|button| {
-                let (label, data) = match button {
-                    ButtonSpec::Suppress(d) => (
-                        format!("Suppress {}", human(*d)),
-                        format!("s:{}:{pattern}", d.as_secs()),
-                    ),
-                    ButtonSpec::AlwaysAlert => ("Always alert".to_string(), format!("a:{pattern}")),
-                };
-                (!pattern.is_empty() && data.len() <= MAX_CALLBACK_BYTES)
-                    .then(|| json!({"text": label, "callback_data": data}))
-            })
+            .for_pattern(pattern)?
+            .into_iter()
+            .map(|(label, data)| json!({"text": label, "callback_data": data}))
             .collect();
-        Some(json!({ "inline_keyboard": [buttons?] }))
+        Some(json!({ "inline_keyboard": [row] }))
     }
 
     fn allows(&self, user: &User, chat: Option<i64>) -> bool {
@@ -209,17 +151,6 @@ impl Actions {
             self.allowed_chats.is_empty() || chat.is_some_and(|c| self.allowed_chats.contains(&c));
         user_ok && chat_ok
     }
-}
-
-/// `7d`, `12h`, `30m`, `45s`: the largest unit that divides the duration.
-fn human(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= size && secs.is_multiple_of(size) {
-            return format!("{}{unit}", secs / size);
-        }
-    }
-    format!("{secs}s")
 }
 
 /// A Telegram user, as a callback names them.
@@ -377,11 +308,37 @@ impl Poller {
             tracing::info!(user = %who, user_id = query.from.id, "telegram: a button press by someone not allowed was ignored");
             ("You are not allowed to do this.".to_string(), None, None)
         } else {
-            match self
-                .act(query.data.as_deref().unwrap_or_default(), &query.from)
-                .await
+            let presser = Presser {
+                created_by: format!("telegram {who} (id {})", query.from.id),
+                shown: who,
+                platform: "Telegram",
+            };
+            match chat_actions::apply(
+                &self.suppressions,
+                query.data.as_deref().unwrap_or_default(),
+                &presser,
+            )
+            .await
             {
-                Ok(outcome) => outcome,
+                Ok(Applied::Decided {
+                    answer,
+                    status,
+                    undo,
+                }) => (
+                    answer,
+                    Some(status),
+                    Some(json!({"inline_keyboard": [[{"text": "Undo", "callback_data": undo}]]})),
+                ),
+                Ok(Applied::Undone { pattern }) => (
+                    "Undone.".to_string(),
+                    None,
+                    Some(
+                        self.actions
+                            .keyboard_for(&pattern)
+                            .unwrap_or_else(|| json!({"inline_keyboard": []})),
+                    ),
+                ),
+                Ok(Applied::Nothing { answer }) => (answer, None, None),
                 Err(error) => (format!("Failed: {error}"), None, None),
             }
         };
@@ -415,80 +372,6 @@ impl Poller {
         }
         if let Err(failure) = self.call(client, "editMessageText", &params).await {
             tracing::warn!("telegram actions: cannot update the message: {failure}");
-        }
-    }
-
-    /// What a press does: `(answer, status line, keyboard)`; the keyboard
-    /// is `None` when nothing changed.
-    async fn act(
-        &self,
-        data: &str,
-        user: &User,
-    ) -> Result<(String, Option<String>, Option<Value>), String> {
-        let who = user.name();
-        let created_by = format!("telegram {who} (id {})", user.id);
-        let undo = |id: &str| json!({"inline_keyboard": [[{"text": "Undo", "callback_data": format!("u:{id}")}]]});
-        let (kind, rest) = data.split_once(':').ok_or("unknown button")?;
-        match kind {
-            "s" => {
-                let (secs, pattern) = rest.split_once(':').ok_or("unknown button")?;
-                let ttl = Duration::from_secs(secs.parse().map_err(|_| "unknown button")?);
-                let changed = self
-                    .suppressions
-                    .create(NewSuppression {
-                        pattern_id: pattern.to_string(),
-                        action: OperatorAction::Suppress,
-                        reason: format!("suppressed for {} from Telegram by {who}", human(ttl)),
-                        ttl: Some(ttl),
-                        created_by,
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut answer = format!("Suppressed for {}.", human(ttl));
-                if let Some(error) = changed.silence_errors.first() {
-                    answer.push_str(&format!(" (The Alertmanager silence failed: {error}.)"));
-                }
-                Ok((
-                    answer,
-                    Some(format!("Suppressed for {} by {who}", human(ttl))),
-                    Some(undo(&changed.suppression.id)),
-                ))
-            }
-            "a" => {
-                let changed = self
-                    .suppressions
-                    .create(NewSuppression {
-                        pattern_id: rest.to_string(),
-                        action: OperatorAction::AlwaysAlert,
-                        reason: format!("set to always alert from Telegram by {who}"),
-                        ttl: None,
-                        created_by,
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((
-                    "It will always alert.".to_string(),
-                    Some(format!("Always alerts (set by {who})")),
-                    Some(undo(&changed.suppression.id)),
-                ))
-            }
-            "u" => match self
-                .suppressions
-                .remove(rest)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Some(changed) => {
-                    tracing::info!(user = %who, id = %changed.suppression.id, "telegram: a decision was undone");
-                    let keyboard = self
-                        .actions
-                        .keyboard_for(&changed.suppression.pattern_id)
-                        .unwrap_or_else(|| json!({"inline_keyboard": []}));
-                    Ok(("Undone.".to_string(), None, Some(keyboard)))
-                }
-                None => Ok(("Nothing to undo: it already ended.".to_string(), None, None)),
-            },
-            _ => Err("unknown button".to_string()),
         }
     }
 }

@@ -1,0 +1,334 @@
+//! What a button under an alert message does, the same in every chat
+//! (`telegram`, `slack`): the buttons a sink offers, what each carries as
+//! its data (`s:SECONDS:PATTERN`, `a:PATTERN`, `u:DECISION_ID`, within
+//! Telegram's 64 bytes), and applying a press to the process's operator
+//! decisions ([`Suppressions`], shared with the API and `llm_suppress`).
+//! Who may press, how presses arrive and how the message changes are each
+//! platform's.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use vrl::path::OwnedValuePath;
+
+use crate::event::Event;
+use crate::options::FieldPath;
+use crate::options::duration::parse_duration;
+use crate::suppressions::{NewSuppression, OperatorAction, Suppressions};
+
+/// One button, as written: `suppress:DURATION` or `always_alert`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ButtonSpec {
+    /// Suppress the pattern for this long.
+    Suppress(Duration),
+    /// Have the pattern always alert.
+    AlwaysAlert,
+}
+
+impl<'de> Deserialize<'de> for ButtonSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bad = |why: String| {
+            serde::de::Error::custom(format!(
+                "a button is `suppress:DURATION` (e.g. `suppress:7d`) or `always_alert`; `{text}` {why}"
+            ))
+        };
+        match text.split_once(':') {
+            None if text == "always_alert" => Ok(Self::AlwaysAlert),
+            Some(("suppress", duration)) => match parse_duration(duration.trim()) {
+                Ok(d) if !d.is_zero() => Ok(Self::Suppress(d)),
+                Ok(_) => Err(bad("suppresses for no time".to_string())),
+                Err(e) => Err(bad(format!("has no valid duration: {e}"))),
+            },
+            _ => Err(bad("is neither".to_string())),
+        }
+    }
+}
+
+/// The default buttons: suppress for a day, for a week, always alert.
+pub fn default_buttons() -> Vec<ButtonSpec> {
+    vec![
+        ButtonSpec::Suppress(Duration::from_secs(86_400)),
+        ButtonSpec::Suppress(Duration::from_secs(7 * 86_400)),
+        ButtonSpec::AlwaysAlert,
+    ]
+}
+
+/// The default field holding the pattern buttons act on.
+pub fn default_pattern_field() -> FieldPath {
+    FieldPath::parse("pattern.id").unwrap_or_else(|e| unreachable!("`pattern.id` is a path: {e}"))
+}
+
+/// The most bytes of data a button may carry (Telegram's limit; Slack's
+/// is larger).
+const MAX_DATA_BYTES: usize = 64;
+
+/// The buttons a sink offers, and where it finds their pattern.
+#[derive(Debug)]
+pub struct Buttons {
+    specs: Vec<ButtonSpec>,
+    pattern_field: OwnedValuePath,
+}
+
+impl Buttons {
+    /// Buttons from the options (`None` when `specs` is empty).
+    pub fn new(specs: &[ButtonSpec], pattern_field: &FieldPath) -> Option<Self> {
+        (!specs.is_empty()).then(|| Self {
+            specs: specs.to_vec(),
+            pattern_field: pattern_field.path().clone(),
+        })
+    }
+
+    /// The pattern an alert's buttons act on.
+    pub fn pattern(&self, event: &Event) -> Option<String> {
+        match event.get(&self.pattern_field)? {
+            vrl::value::Value::Null => None,
+            value => Some(value.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// The `(label, data)` of each button for `pattern`; `None` when the
+    /// pattern is empty or too long for a button's data.
+    pub fn for_pattern(&self, pattern: &str) -> Option<Vec<(String, String)>> {
+        self.specs
+            .iter()
+            .map(|spec| {
+                let (label, data) = match spec {
+                    ButtonSpec::Suppress(d) => (
+                        format!("Suppress {}", human(*d)),
+                        format!("s:{}:{pattern}", d.as_secs()),
+                    ),
+                    ButtonSpec::AlwaysAlert => ("Always alert".to_string(), format!("a:{pattern}")),
+                };
+                (!pattern.is_empty() && data.len() <= MAX_DATA_BYTES).then_some((label, data))
+            })
+            .collect()
+    }
+}
+
+/// The data of the Undo button of decision `id`.
+pub fn undo_data(id: &str) -> String {
+    format!("u:{id}")
+}
+
+/// `7d`, `12h`, `30m`, `45s`: the largest unit that divides the duration.
+pub fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= size && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Who pressed, for the record and the message.
+pub struct Presser {
+    /// How the message names them: `@alice`.
+    pub shown: String,
+    /// The decision's `created_by`: `telegram @alice (id 7)`.
+    pub created_by: String,
+    /// The chat they pressed in, for the reason: `Telegram`, `Slack`.
+    pub platform: &'static str,
+}
+
+/// What a press did.
+pub enum Applied {
+    /// A decision was made: the line the message gets, and the Undo data.
+    Decided {
+        /// The answer to the presser.
+        answer: String,
+        /// The line that says who did what.
+        status: String,
+        /// The data of the Undo button.
+        undo: String,
+    },
+    /// A decision was undone: the pattern's buttons come back.
+    Undone {
+        /// The pattern whose buttons to show again.
+        pattern: String,
+    },
+    /// Nothing changed (the decision to undo had already ended).
+    Nothing {
+        /// The answer to the presser.
+        answer: String,
+    },
+}
+
+/// Applies the press of a button with `data` by `presser`; an error says
+/// why nothing changed.
+pub async fn apply(
+    suppressions: &Suppressions,
+    data: &str,
+    presser: &Presser,
+) -> Result<Applied, String> {
+    const UNKNOWN: &str = "unknown button";
+    let who = &presser.shown;
+    let (kind, rest) = data.split_once(':').ok_or(UNKNOWN)?;
+    let decide = |action, ttl: Option<Duration>, reason: String| NewSuppression {
+        pattern_id: rest.to_string(),
+        action,
+        reason,
+        ttl,
+        created_by: presser.created_by.clone(),
+    };
+    match kind {
+        "s" => {
+            let (secs, pattern) = rest.split_once(':').ok_or(UNKNOWN)?;
+            let secs: u64 = secs.parse().map_err(|_| UNKNOWN)?;
+            if secs == 0 {
+                return Err(UNKNOWN.to_string());
+            }
+            let ttl = Duration::from_secs(secs);
+            let mut request = decide(
+                OperatorAction::Suppress,
+                Some(ttl),
+                format!(
+                    "suppressed for {} from {} by {who}",
+                    human(ttl),
+                    presser.platform
+                ),
+            );
+            request.pattern_id = pattern.to_string();
+            let changed = suppressions
+                .create(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut answer = format!("Suppressed for {}.", human(ttl));
+            if let Some(error) = changed.silence_errors.first() {
+                answer.push_str(&format!(" (The Alertmanager silence failed: {error}.)"));
+            }
+            Ok(Applied::Decided {
+                answer,
+                status: format!("Suppressed for {} by {who}", human(ttl)),
+                undo: undo_data(&changed.suppression.id),
+            })
+        }
+        "a" => {
+            let changed = suppressions
+                .create(decide(
+                    OperatorAction::AlwaysAlert,
+                    None,
+                    format!("set to always alert from {} by {who}", presser.platform),
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Applied::Decided {
+                answer: "It will always alert.".to_string(),
+                status: format!("Always alerts (set by {who})"),
+                undo: undo_data(&changed.suppression.id),
+            })
+        }
+        "u" => match suppressions.remove(rest).await.map_err(|e| e.to_string())? {
+            Some(changed) => {
+                tracing::info!(user = %who, id = %changed.suppression.id, "a decision was undone from {}", presser.platform);
+                Ok(Applied::Undone {
+                    pattern: changed.suppression.pattern_id,
+                })
+            }
+            None => Ok(Applied::Nothing {
+                answer: "Nothing to undo: it already ended.".to_string(),
+            }),
+        },
+        _ => Err(UNKNOWN.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buttons(specs: &str) -> Result<Buttons, String> {
+        #[derive(Deserialize)]
+        struct Options {
+            buttons: Vec<ButtonSpec>,
+        }
+        let options: Options =
+            toml::from_str(&format!("buttons = {specs}")).map_err(|e| e.message().to_string())?;
+        Buttons::new(&options.buttons, &default_pattern_field()).ok_or("no buttons".into())
+    }
+
+    #[test]
+    fn buttons_carry_their_action_within_64_bytes() {
+        let buttons = buttons("['suppress:1d', 'suppress:12h', 'always_alert']").unwrap();
+        assert_eq!(
+            buttons.for_pattern("3f9a0c1d2e4b5a69").unwrap(),
+            [
+                (
+                    "Suppress 1d".to_string(),
+                    "s:86400:3f9a0c1d2e4b5a69".to_string()
+                ),
+                (
+                    "Suppress 12h".to_string(),
+                    "s:43200:3f9a0c1d2e4b5a69".to_string()
+                ),
+                ("Always alert".to_string(), "a:3f9a0c1d2e4b5a69".to_string()),
+            ]
+        );
+        assert!(
+            buttons.for_pattern(&"x".repeat(60)).is_none(),
+            "over 64 bytes"
+        );
+        assert!(buttons.for_pattern("").is_none());
+    }
+
+    #[test]
+    fn buttons_that_make_no_sense_are_refused_while_reading() {
+        for (specs, expected) in [
+            ("['suppress:forever']", "no valid duration"),
+            ("['suppress:0s']", "suppresses for no time"),
+            ("['mute']", "is neither"),
+            ("[]", "no buttons"),
+        ] {
+            let error = buttons(specs).err().unwrap();
+            assert!(error.contains(expected), "{specs}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn presses_decide_undo_and_refuse_what_no_button_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let suppressions = Suppressions::new(crate::state::StateHandle::new(dir.path().into()));
+        let presser = Presser {
+            shown: "@alice".into(),
+            created_by: "telegram @alice (id 7)".into(),
+            platform: "Telegram",
+        };
+        let Applied::Decided { status, undo, .. } =
+            apply(&suppressions, "s:3600:p1", &presser).await.unwrap()
+        else {
+            panic!("a decision")
+        };
+        assert_eq!(status, "Suppressed for 1h by @alice");
+        let listed = suppressions.list().unwrap();
+        assert_eq!(
+            listed[0].reason,
+            "suppressed for 1h from Telegram by @alice"
+        );
+        assert_eq!(listed[0].created_by, "telegram @alice (id 7)");
+        assert!(matches!(
+            apply(&suppressions, &undo, &presser).await.unwrap(),
+            Applied::Undone { pattern } if pattern == "p1"
+        ));
+        assert!(matches!(
+            apply(&suppressions, &undo, &presser).await.unwrap(),
+            Applied::Nothing { .. }
+        ));
+        for forged in [
+            "",
+            "s:0:p",
+            "s:-5:p",
+            "s:99999999999999999999:p",
+            "x:p",
+            "s:60",
+            "a:with space",
+            "u:",
+        ] {
+            assert!(
+                apply(&suppressions, forged, &presser).await.is_err(),
+                "{forged:?} was applied"
+            );
+        }
+        assert!(suppressions.list().unwrap().is_empty());
+    }
+}
