@@ -9,7 +9,12 @@
 //! talk to each other only through events.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::secret::{Secret, constant_time_eq, hex, hmac_sha256};
 use crate::state::StateHandle;
 use crate::suppressions::Suppressions;
 
@@ -20,6 +25,106 @@ pub struct Shared {
     pub state: StateHandle,
     /// Operators' suppressions.
     pub suppressions: Suppressions,
+    /// Where the API hands Slack's button presses.
+    pub slack_actions: SlackActions,
+}
+
+/// Slack's interactivity requests (button presses), which arrive at the
+/// API (`POST /api/v1/slack/actions`) and belong to the `slack` sink that
+/// posted the message. Each such sink registers its app's signing secret
+/// here and gets the requests signed with it; the API checks the
+/// signature and hands them over, so a request nobody signed reaches no
+/// sink.
+#[derive(Clone, Debug, Default)]
+pub struct SlackActions {
+    receivers: Arc<Mutex<Vec<SlackReceiver>>>,
+}
+
+#[derive(Debug)]
+struct SlackReceiver {
+    signing_secret: Secret,
+    requests: mpsc::Sender<Bytes>,
+}
+
+/// How old a signed request may be (Slack's advice: 5 minutes), so a
+/// captured request cannot be replayed later.
+pub const SLACK_MAX_AGE_SECS: i64 = 300;
+
+/// What became of a request to the Slack actions endpoint.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlackDelivery {
+    /// No `slack` sink takes button presses.
+    NoReceivers,
+    /// The signature is missing or matches no sink's signing secret, or
+    /// the timestamp is missing or more than 5 minutes away.
+    Refused(&'static str),
+    /// Handed to the sink.
+    Accepted,
+    /// The sink has more presses waiting than it can hold.
+    Busy,
+}
+
+impl SlackActions {
+    /// Registers a sink with its app's signing secret; presses signed with
+    /// it arrive on the receiver (up to 64 waiting).
+    pub fn register(&self, signing_secret: Secret) -> mpsc::Receiver<Bytes> {
+        let (requests, receiver) = mpsc::channel(64);
+        let mut receivers = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
+        receivers.retain(|r| !r.requests.is_closed());
+        receivers.push(SlackReceiver {
+            signing_secret,
+            requests,
+        });
+        receiver
+    }
+
+    /// Checks a request's `X-Slack-Request-Timestamp` and
+    /// `X-Slack-Signature` (`v0=` and the hex HMAC-SHA256 of
+    /// `v0:{timestamp}:{body}` under the signing secret, compared in
+    /// constant time) at `now` (Unix seconds), and hands it to the sink
+    /// whose secret signed it.
+    pub fn deliver(
+        &self,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: Bytes,
+        now: i64,
+    ) -> SlackDelivery {
+        let receivers = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
+        if receivers.iter().all(|r| r.requests.is_closed()) {
+            return SlackDelivery::NoReceivers;
+        }
+        let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+            return SlackDelivery::Refused(
+                "missing X-Slack-Request-Timestamp or X-Slack-Signature",
+            );
+        };
+        match timestamp.trim().parse::<i64>() {
+            Ok(at) if (now - at).abs() <= SLACK_MAX_AGE_SECS => {}
+            _ => {
+                return SlackDelivery::Refused("the request timestamp is more than 5 minutes away");
+            }
+        }
+        let mut signed = Vec::with_capacity(body.len() + timestamp.len() + 4);
+        signed.extend_from_slice(b"v0:");
+        signed.extend_from_slice(timestamp.as_bytes());
+        signed.push(b':');
+        signed.extend_from_slice(&body);
+        let receiver = receivers.iter().find(|r| {
+            let expected = format!(
+                "v0={}",
+                hex(&hmac_sha256(r.signing_secret.expose().as_bytes(), &signed))
+            );
+            constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
+        });
+        match receiver {
+            None => SlackDelivery::Refused("the signature matches no signing secret"),
+            Some(receiver) => match receiver.requests.try_send(body) {
+                Ok(()) => SlackDelivery::Accepted,
+                Err(_) => SlackDelivery::Busy,
+            },
+        }
+    }
 }
 
 impl Shared {
@@ -33,7 +138,73 @@ impl Shared {
     pub fn with_state(state: StateHandle) -> Self {
         Self {
             suppressions: Suppressions::new(state.clone()),
+            slack_actions: SlackActions::default(),
             state,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &str, timestamp: &str, body: &str) -> String {
+        let message = format!("v0:{timestamp}:{body}");
+        format!(
+            "v0={}",
+            hex(&hmac_sha256(secret.as_bytes(), message.as_bytes()))
+        )
+    }
+
+    #[test]
+    fn only_requests_signed_recently_with_a_registered_secret_get_through() {
+        let actions = SlackActions::default();
+        let body = Bytes::from_static(b"payload=%7B%7D");
+        let now = 1_765_000_000;
+        assert_eq!(
+            actions.deliver(Some("1765000000"), Some("v0=00"), body.clone(), now),
+            SlackDelivery::NoReceivers
+        );
+        let mut first = actions.register(Secret::new("first-secret"));
+        let mut second = actions.register(Secret::new("second-secret"));
+        let good = sign("second-secret", "1765000000", "payload=%7B%7D");
+        assert_eq!(
+            actions.deliver(Some("1765000000"), Some(&good), body.clone(), now + 299),
+            SlackDelivery::Accepted
+        );
+        assert_eq!(second.try_recv().unwrap(), body);
+        assert!(
+            first.try_recv().is_err(),
+            "only the sink whose secret signed it"
+        );
+        for (timestamp, signature, at, why) in [
+            (
+                Some("1765000000"),
+                Some(good.as_str()),
+                now + 301,
+                "5 minutes",
+            ),
+            (
+                Some("1765000000"),
+                Some(good.as_str()),
+                now - 301,
+                "5 minutes",
+            ),
+            (Some("1765000001"), Some(good.as_str()), now, "matches no"),
+            (Some("1765000000"), Some("v0=beef"), now, "matches no"),
+            (None, Some(good.as_str()), now, "missing"),
+            (Some("1765000000"), None, now, "missing"),
+            (Some("soon"), Some(good.as_str()), now, "5 minutes"),
+        ] {
+            match actions.deliver(timestamp, signature, body.clone(), at) {
+                SlackDelivery::Refused(reason) => assert!(reason.contains(why), "{reason}"),
+                other => panic!("{timestamp:?} {signature:?} at {at}: {other:?}"),
+            }
+        }
+        let tampered = Bytes::from_static(b"payload=%7B%22x%22%7D");
+        assert!(matches!(
+            actions.deliver(Some("1765000000"), Some(&good), tampered, now),
+            SlackDelivery::Refused(_)
+        ));
     }
 }

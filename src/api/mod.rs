@@ -8,9 +8,12 @@
 //!
 //! Endpoints that change something (`POST`, `DELETE`) require
 //! `Authorization: Bearer <auth_token>` when `[api] auth_token` is set;
-//! reading is open, like `/metrics`. Errors are JSON `{"error": "..."}`
+//! reading is open, like `/metrics`. The exception is Slack's
+//! `POST /api/v1/slack/actions` ([`slack`]), which Slack signs with the
+//! app's signing secret instead. Errors are JSON `{"error": "..."}`
 //! with a status mapped in one place, [`ApiError`].
 
+mod slack;
 mod triage;
 
 use std::net::SocketAddr;
@@ -21,7 +24,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +78,7 @@ pub async fn serve(
             delete(triage::delete_suppression),
         )
         .route("/api/v1/patterns", get(triage::list_patterns))
+        .route("/api/v1/slack/actions", post(slack::actions))
         .with_state(ApiState {
             cx,
             auth_token: config.auth_token.clone(),
@@ -116,12 +120,19 @@ enum ApiError {
     Unauthorized,
     /// Nothing has that id.
     NotFound(String),
+    /// A signed request whose signature does not hold (401, without the
+    /// bearer challenge: a token would not help).
+    BadSignature(String),
+    /// Too busy now: retry (503).
+    Unavailable(String),
     /// howl failed (the state store).
     Internal(String),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let challenge = matches!(self, Self::Unauthorized);
+        let retry = matches!(self, Self::Unavailable(_));
         let (status, message) = match self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             Self::Unauthorized => (
@@ -129,6 +140,8 @@ impl IntoResponse for ApiError {
                 "this endpoint needs `Authorization: Bearer <[api] auth_token>`".to_string(),
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
+            Self::BadSignature(message) => (StatusCode::UNAUTHORIZED, message),
+            Self::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
             Self::Internal(message) => {
                 tracing::error!("API request failed: {}", escape_controls(&message));
                 (StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -136,11 +149,16 @@ impl IntoResponse for ApiError {
         };
         let mut response =
             (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         response
     }

@@ -13,8 +13,8 @@ use crate::component_key::ComponentKey;
 use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus, finalize_all};
 use crate::internal_events::ComponentMetrics;
+use crate::shared::Shared;
 use crate::state::StateHandle;
-use crate::suppressions::Suppressions;
 
 /// The options of one sink type.
 pub trait SinkConfig: Debug + Send + Sync {
@@ -47,9 +47,10 @@ pub struct SinkContext {
     pub state: StateHandle,
     /// Cancel to stop the whole topology (e.g. stdout was closed).
     pub stop_topology: CancellationToken,
-    /// The operators' decisions, shared with the API and `llm_suppress`:
-    /// chat sinks whose buttons act on patterns change them.
-    pub suppressions: Suppressions,
+    /// What the process shares with its API: chat sinks whose buttons act
+    /// on patterns change the operators' decisions, and take Slack's
+    /// presses from the API.
+    pub shared: Shared,
 }
 
 /// A sink's input buffer, counting what it hands out.

@@ -320,7 +320,7 @@ pub async fn run(
             metrics: Arc::clone(m),
             state: state.clone(),
             stop_topology: stop.clone(),
-            suppressions: shared.suppressions.clone(),
+            shared: shared.clone(),
         };
         spawn(&key, sink.run(cx));
     }

@@ -199,3 +199,194 @@ actions.allowed_users = [{ALICE}, "@bob"]
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains("SECRET"), "the token leaked: {stderr}");
 }
+
+const SLACK_TOKEN: &str = "xoxb-SECRET-slack";
+const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// A Slack interactivity request for a press of the button with `value`
+/// under message `ts`, by `user`, as Slack form-encodes it.
+fn slack_press(fake: &crate::fake_slack::FakeSlack, ts: &str, user: &str, value: &str) -> String {
+    let mut message = fake.message(ts).expect("the message exists");
+    message["ts"] = json!(ts);
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "team_id": "T0HOWL"},
+        "channel": {"id": crate::fake_slack::CHANNEL_ID, "name": "alerts"},
+        "container": {"type": "message", "message_ts": ts, "channel_id": crate::fake_slack::CHANNEL_ID},
+        "message": message,
+        "actions": [{"type": "button", "action_id": "howl_0", "block_id": "howl_actions", "value": value}],
+        "response_url": "https://hooks.slack.com/actions/T0/1/x",
+        "trigger_id": "1.2.3",
+    });
+    format!("payload={}", url_encode(&payload.to_string()))
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Posts `body` to howl's Slack endpoint signed with `secret` at `at`.
+async fn post_signed(api: u16, body: &str, secret: &str, at: i64) -> reqwest::Response {
+    let timestamp = at.to_string();
+    let signature = format!(
+        "v0={}",
+        howl::secret::hex(&howl::secret::hmac_sha256(
+            secret.as_bytes(),
+            format!("v0:{timestamp}:{body}").as_bytes()
+        ))
+    );
+    client()
+        .post(format!("http://127.0.0.1:{api}/api/v1/slack/actions"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", timestamp)
+        .header("x-slack-signature", signature)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn slack_presses_must_be_signed_recently_and_by_an_allowed_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = crate::fake_slack::FakeSlack::start(SLACK_TOKEN).await;
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            r#"
+[api]
+enabled = true
+address = "127.0.0.1:{api}"
+auth_token = "api-token"
+
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{http}"
+decoding = "json"
+
+[transforms.triage]
+type = "llm_suppress"
+inputs = ["in"]
+
+[sinks.slack]
+type = "slack"
+inputs = ["triage"]
+token = "{SLACK_TOKEN}"
+channel = "{channel}"
+api_base = "{url}/api"
+rate_limit.num = 1000
+actions.signing_secret = "{SIGNING_SECRET}"
+actions.allowed_users = ["U0ALICE"]
+"#,
+            channel = crate::fake_slack::CHANNEL_ID,
+            url = fake.url,
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    post_events(
+        &format!("http://127.0.0.1:{http}/"),
+        &event("disk full on db-1"),
+    )
+    .await;
+    let posted = fake.wait_calls("/api/chat.postMessage", 1).await;
+    let blocks = posted[0].body["attachments"][0]["blocks"]
+        .as_array()
+        .unwrap();
+    let buttons = blocks.last().unwrap();
+    assert_eq!(buttons["type"], "actions");
+    assert_eq!(
+        buttons["elements"][1]["value"],
+        format!("s:604800:{PATTERN}")
+    );
+    let ts = "1763800000.000001";
+    let now = chrono::Utc::now().timestamp();
+    let suppress = slack_press(&fake, ts, "U0ALICE", &format!("s:604800:{PATTERN}"));
+
+    // A bad signature, an old timestamp, or no signature: 401, no change.
+    for (secret, at) in [("wrong-secret", now), (SIGNING_SECRET, now - 301)] {
+        let answer = post_signed(api, &suppress, secret, at).await;
+        assert_eq!(answer.status(), 401);
+    }
+    let unsigned = client()
+        .post(format!("http://127.0.0.1:{api}/api/v1/slack/actions"))
+        .body(suppress.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(suppressions(api).await.is_empty());
+    assert!(fake.calls("/api/chat.update").is_empty());
+
+    // Signed, by someone not allowed: told privately, no change.
+    let mallory = slack_press(&fake, ts, "U0MALLORY", &format!("s:604800:{PATTERN}"));
+    assert_eq!(
+        post_signed(api, &mallory, SIGNING_SECRET, now)
+            .await
+            .status(),
+        200
+    );
+    let told = fake.wait_calls("/api/chat.postEphemeral", 1).await;
+    assert_eq!(told[0].body["user"], "U0MALLORY");
+    assert_eq!(told[0].body["text"], "You are not allowed to do this.");
+    assert!(suppressions(api).await.is_empty());
+
+    // Signed, by Alice: applied, and the message updated.
+    assert_eq!(
+        post_signed(api, &suppress, SIGNING_SECRET, now)
+            .await
+            .status(),
+        200
+    );
+    let listed = suppressions_until(api, "the suppression", |l| l.len() == 1).await;
+    assert_eq!(listed[0]["created_by"], "slack @u0alice (U0ALICE)");
+    fake.wait_calls("/api/chat.update", 1).await;
+    let updated = fake.message(ts).unwrap();
+    let blocks = updated["attachments"][0]["blocks"].as_array().unwrap();
+    let status = &blocks[blocks.len() - 2];
+    assert_eq!(
+        status["elements"][0]["text"],
+        "⚙ Suppressed for 7d by <@U0ALICE>"
+    );
+    let undo = &blocks[blocks.len() - 1]["elements"][0];
+    assert_eq!(undo["text"]["text"], "Undo");
+    assert_eq!(
+        blocks[0]["type"], "header",
+        "the rest of the message is kept"
+    );
+
+    // Undo puts the buttons back.
+    let undo_press = slack_press(&fake, ts, "U0ALICE", undo["value"].as_str().unwrap());
+    assert_eq!(
+        post_signed(api, &undo_press, SIGNING_SECRET, now)
+            .await
+            .status(),
+        200
+    );
+    suppressions_until(api, "the suppression to end", <[Value]>::is_empty).await;
+    fake.wait_calls("/api/chat.update", 2).await;
+    let restored = fake.message(ts).unwrap();
+    let blocks = restored["attachments"][0]["blocks"].as_array().unwrap();
+    assert_eq!(
+        blocks.last().unwrap()["elements"].as_array().unwrap().len(),
+        3
+    );
+
+    let output = howl.terminate(Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("SECRET") && !stderr.contains(SIGNING_SECRET),
+        "{stderr}"
+    );
+}

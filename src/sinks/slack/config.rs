@@ -6,7 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 use super::message::{DEFAULT_CONTEXT, DEFAULT_SEVERITY, DEFAULT_TEXT, DEFAULT_TITLE, Renderer};
-use super::{Mode, SlackApi};
+use std::sync::Arc;
+
+use super::actions::{ActionsConfig, Handler};
+use super::{Mode, SlackApi, SlackSink};
 use crate::components::BuildContext;
 use crate::components::registry::WithShared;
 use crate::components::sink::{Sink, SinkConfig};
@@ -77,6 +80,10 @@ pub struct SlackConfig {
     /// without posting to it).
     #[serde(default)]
     healthcheck: HealthcheckConfig,
+    /// Buttons under alert messages (with `token`) that suppress the
+    /// alert's pattern or have it always alert, from Slack (see "Buttons"
+    /// below).
+    actions: Option<ActionsConfig>,
 }
 
 /// Reads `webhook_url`, an empty value being unset: a config may offer both
@@ -146,13 +153,39 @@ impl SlackConfig {
             &self.healthcheck,
         )?;
         require_sequential(&settings)?;
-        Ok(Box::new(ChatSink::new(
-            SlackApi::new(mode, renderer),
-            settings,
-            redactor,
-            self.key.clone(),
-            self.on_resolve,
-        )))
+        let actions = match (&self.actions, &mode) {
+            (None, _) => None,
+            (Some(actions), Mode::WebApi { base, token, .. }) => {
+                let actions = Arc::new(actions.build()?);
+                Some(Handler {
+                    base: base.clone(),
+                    token: token.clone(),
+                    actions,
+                    redactor: redactor.clone(),
+                })
+            }
+            (Some(_), Mode::Webhook { .. }) => {
+                return Err(BuildError::new(
+                    "`actions` needs `token` + `channel`: an incoming webhook cannot update its \
+                     messages",
+                )
+                .for_option("actions"));
+            }
+        };
+        Ok(Box::new(SlackSink {
+            chat: ChatSink::new(
+                SlackApi::new(
+                    mode,
+                    renderer,
+                    actions.as_ref().map(|h| Arc::clone(&h.actions)),
+                ),
+                settings,
+                redactor,
+                self.key.clone(),
+                self.on_resolve,
+            ),
+            actions,
+        }))
     }
 
     /// Which API to use: exactly one of `webhook_url` or `token` +

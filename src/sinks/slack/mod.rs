@@ -21,6 +21,7 @@
 //!
 //! The webhook URL and the token are secrets: the redactor knows them.
 
+mod actions;
 mod config;
 mod message;
 
@@ -29,13 +30,45 @@ use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::sync::Arc;
+
+use actions::{Actions, Handler};
 pub use config::SlackConfig;
 use message::Renderer;
 
 use crate::alert::AlertState;
+use crate::components::ComponentFuture;
+use crate::components::sink::{Sink, SinkContext};
 use crate::event::Event;
 use crate::http::{Classify, Delivery, Failure, Response, Verdict, classify_http, retry_after};
-use crate::sinks::chat::{ChatApi, Edited};
+use crate::sinks::chat::{ChatApi, ChatSink, Edited};
+
+/// The sink: the chat flow, and, with `actions`, the handler of the
+/// button presses the API hands over while it runs.
+pub struct SlackSink {
+    chat: ChatSink<SlackApi>,
+    actions: Option<Handler>,
+}
+
+impl Sink for SlackSink {
+    fn run(self: Box<Self>, cx: SinkContext) -> ComponentFuture {
+        let handler = self.actions.map(|handler| {
+            let requests = cx
+                .shared
+                .slack_actions
+                .register(handler.actions.signing_secret.clone());
+            tokio::spawn(handler.run(cx.shared.suppressions.clone(), requests))
+        });
+        let chat = Box::new(self.chat).run(cx);
+        Box::pin(async move {
+            let result = chat.await;
+            if let Some(handler) = handler {
+                handler.abort();
+            }
+            result
+        })
+    }
+}
 
 /// How the sink reaches Slack.
 #[derive(Debug)]
@@ -55,6 +88,8 @@ enum Mode {
 pub struct SlackApi {
     mode: Mode,
     renderer: Renderer,
+    /// Buttons to put under firing alerts (Web API mode).
+    actions: Option<Arc<Actions>>,
 }
 
 /// A message the bot posted, as remembered for its alert.
@@ -84,8 +119,12 @@ const GONE_ERRORS: &[&str] = &[
 ];
 
 impl SlackApi {
-    fn new(mode: Mode, renderer: Renderer) -> Self {
-        Self { mode, renderer }
+    fn new(mode: Mode, renderer: Renderer, actions: Option<Arc<Actions>>) -> Self {
+        Self {
+            mode,
+            renderer,
+            actions,
+        }
     }
 
     /// Calls a Web API method with a JSON body and the bearer token.
@@ -154,6 +193,12 @@ impl ChatApi for SlackApi {
                 channel,
             } => {
                 body["channel"] = json!(channel);
+                if state == AlertState::Firing
+                    && let Some(block) = self.actions.as_ref().and_then(|a| a.block(event))
+                    && let Some(blocks) = body["attachments"][0]["blocks"].as_array_mut()
+                {
+                    blocks.push(block);
+                }
                 if let Some(first) = reply_to {
                     body["channel"] = json!(first.channel);
                     body["thread_ts"] = json!(first.ts);

@@ -53,7 +53,7 @@ impl Sink for TelegramSink {
                 Poller {
                     base,
                     actions,
-                    suppressions: cx.suppressions.clone(),
+                    suppressions: cx.shared.suppressions.clone(),
                     metrics: Arc::clone(&cx.metrics),
                     redactor,
                 }

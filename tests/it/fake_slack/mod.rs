@@ -259,6 +259,18 @@ async fn handle(
                 None => api_error("message_not_found"),
             }
         }
+        "chat.postEphemeral" => {
+            if body["channel"] != CHANNEL_ID {
+                return api_error("channel_not_found");
+            }
+            if body["user"].as_str().is_none_or(str::is_empty) {
+                return api_error("user_not_in_channel");
+            }
+            if body["text"].as_str().is_none_or(str::is_empty) {
+                return api_error("no_text");
+            }
+            api_ok(json!({"message_ts": "1763800000.999999"}))
+        }
         _ => api_error("unknown_method"),
     }
 }
@@ -289,6 +301,20 @@ fn check_message(message: &Value) -> Result<(), &'static str> {
             Some("context") => block["elements"].as_array().is_some_and(|e| {
                 e.iter()
                     .all(|e| length(&e["text"]).is_some_and(|n| (1..=3000).contains(&n)))
+            }),
+            // Buttons: 1-25, plain-text labels of at most 75 characters,
+            // action ids unique within the block, values of at most 2000.
+            Some("actions") => block["elements"].as_array().is_some_and(|e| {
+                let ids: std::collections::HashSet<_> =
+                    e.iter().map(|b| b["action_id"].to_string()).collect();
+                (1..=25).contains(&e.len())
+                    && ids.len() == e.len()
+                    && e.iter().all(|b| {
+                        b["type"] == "button"
+                            && b["text"]["type"] == "plain_text"
+                            && length(&b["text"]["text"]).is_some_and(|n| (1..=75).contains(&n))
+                            && length(&b["value"]).is_some_and(|n| n <= 2000)
+                    })
             }),
             _ => false,
         };
