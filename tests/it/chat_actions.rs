@@ -390,3 +390,97 @@ actions.allowed_users = ["U0ALICE"]
         "{stderr}"
     );
 }
+
+/// A topology of `http_server` → `llm_suppress` → `telegram` with
+/// buttons for Alice, in `dir`.
+fn telegram_topology(
+    dir: &std::path::Path,
+    fake: &FakeTelegram,
+    api: u16,
+    http: u16,
+) -> std::path::PathBuf {
+    write(
+        dir,
+        "topology.toml",
+        &format!(
+            r#"
+[api]
+enabled = true
+address = "127.0.0.1:{api}"
+
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{http}"
+decoding = "json"
+
+[transforms.triage]
+type = "llm_suppress"
+inputs = ["in"]
+
+[sinks.tg]
+type = "telegram"
+inputs = ["triage"]
+bot_token = "{TOKEN}"
+chat_id = {CHAT}
+api_base = "{url}"
+rate_limit.num = 1000
+actions.allowed_users = [{ALICE}]
+"#,
+            url = fake.url,
+        ),
+    )
+}
+
+#[tokio::test]
+async fn an_unreadable_update_is_skipped_and_a_restart_never_applies_a_press_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN).await;
+    let (api, http) = (free_port(), free_port());
+    let config = telegram_topology(dir.path(), &fake, api, http);
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    post_events(
+        &format!("http://127.0.0.1:{http}/"),
+        &event("disk full on db-1"),
+    )
+    .await;
+    fake.wait_calls("sendMessage", 1).await;
+
+    // A callback query without `from` (no real Telegram sends one), then
+    // a real press: the first is skipped, the second applied.
+    fake.push_update(
+        json!({"callback_query": {"id": "broken", "chat_instance": "1", "data": "a:x"}}),
+    );
+    fake.press(1, ALICE, Some("alice"), &format!("s:86400:{PATTERN}"));
+    suppressions_until(api, "the press after the unreadable update", |l| {
+        l.len() == 1
+    })
+    .await;
+    fake.wait_calls("answerCallbackQuery", 1).await;
+    let stderr = howl.stderr();
+    assert!(stderr.contains("was skipped"), "{stderr}");
+    let last_offset = fake
+        .wait_calls("getUpdates", 1)
+        .await
+        .iter()
+        .filter_map(|call| call.params["offset"].as_i64())
+        .max();
+    howl.terminate(Duration::from_secs(20));
+
+    // After a restart, the first poll starts past every update already
+    // taken, whatever the server still holds.
+    let before = fake.calls("getUpdates").len();
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let calls = fake.wait_calls("getUpdates", before + 1).await;
+    let first = &calls[before];
+    assert!(
+        first.params["offset"].as_i64() >= last_offset,
+        "{:?}",
+        first.params
+    );
+    assert_eq!(
+        first.params["offset"].as_i64(),
+        Some(1000 + 2 + 1),
+        "past both updates"
+    );
+    howl.terminate(Duration::from_secs(20));
+}

@@ -36,14 +36,23 @@ impl<'de> Deserialize<'de> for ButtonSpec {
         match text.split_once(':') {
             None if text == "always_alert" => Ok(Self::AlwaysAlert),
             Some(("suppress", duration)) => match parse_duration(duration.trim()) {
-                Ok(d) if !d.is_zero() => Ok(Self::Suppress(d)),
-                Ok(_) => Err(bad("suppresses for no time".to_string())),
+                Ok(d) if d.as_secs() == 0 => Err(bad("suppresses for less than a second".into())),
+                Ok(d) if d > MAX_SUPPRESSION => Err(bad(format!(
+                    "suppresses for longer than {} days; leave the pattern suppressed without a \
+                     ttl with `howl suppress` instead",
+                    MAX_SUPPRESSION.as_secs() / 86_400
+                ))),
+                // Whole seconds: what the button's data holds.
+                Ok(d) => Ok(Self::Suppress(Duration::from_secs(d.as_secs()))),
                 Err(e) => Err(bad(format!("has no valid duration: {e}"))),
             },
             _ => Err(bad("is neither".to_string())),
         }
     }
 }
+
+/// The longest suppression a button may make: ten years.
+const MAX_SUPPRESSION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// The default buttons: suppress for a day, for a week, always alert.
 pub fn default_buttons() -> Vec<ButtonSpec> {
@@ -71,12 +80,45 @@ pub struct Buttons {
 }
 
 impl Buttons {
-    /// Buttons from the options (`None` when `specs` is empty).
-    pub fn new(specs: &[ButtonSpec], pattern_field: &FieldPath) -> Option<Self> {
-        (!specs.is_empty()).then(|| Self {
+    /// Buttons from the options, or why they make no sense (none, or the
+    /// same button twice).
+    pub fn new(specs: &[ButtonSpec], pattern_field: &FieldPath) -> Result<Self, String> {
+        if specs.is_empty() {
+            return Err(
+                "`actions.buttons` is empty; remove `actions` to send messages without buttons"
+                    .into(),
+            );
+        }
+        if let Some(twice) = specs
+            .iter()
+            .enumerate()
+            .find(|(i, spec)| specs[..*i].contains(spec))
+        {
+            return Err(format!(
+                "`actions.buttons` has the same button twice ({:?})",
+                twice.1
+            ));
+        }
+        Ok(Self {
             specs: specs.to_vec(),
             pattern_field: pattern_field.path().clone(),
         })
+    }
+
+    /// Whether `data` is what one of these buttons sends (or an Undo):
+    /// a client that forges a press gets nothing the buttons do not offer
+    /// (another duration, a decision the sink has no button for).
+    pub fn permits(&self, data: &str) -> bool {
+        match data.split_once(':') {
+            Some(("s", rest)) => rest.split_once(':').is_some_and(|(secs, _)| {
+                self.specs.iter().any(|spec| {
+                    matches!(spec, ButtonSpec::Suppress(d) if d.as_secs().to_string() == secs)
+                })
+            }),
+            Some(("a", _)) => self.specs.contains(&ButtonSpec::AlwaysAlert),
+            Some(("u", id)) => id.starts_with(DECISION_ID_PREFIX),
+            _ => false,
+        }
     }
 
     /// The pattern an alert's buttons act on.
@@ -155,14 +197,22 @@ pub enum Applied {
     },
 }
 
-/// Applies the press of a button with `data` by `presser`; an error says
-/// why nothing changed.
+/// How decision ids start (`sup-`): Undo takes only these, never a
+/// pattern id, so it ends exactly the decision its button was made for.
+const DECISION_ID_PREFIX: &str = "sup-";
+
+/// Applies the press of one of `buttons` with `data` by `presser`; an
+/// error says why nothing changed.
 pub async fn apply(
     suppressions: &Suppressions,
+    buttons: &Buttons,
     data: &str,
     presser: &Presser,
 ) -> Result<Applied, String> {
     const UNKNOWN: &str = "unknown button";
+    if !buttons.permits(data) {
+        return Err(UNKNOWN.to_string());
+    }
     let who = &presser.shown;
     let (kind, rest) = data.split_once(':').ok_or(UNKNOWN)?;
     let decide = |action, ttl: Option<Duration>, reason: String| NewSuppression {
@@ -195,8 +245,8 @@ pub async fn apply(
                 .await
                 .map_err(|e| e.to_string())?;
             let mut answer = format!("Suppressed for {}.", human(ttl));
-            if let Some(error) = changed.silence_errors.first() {
-                answer.push_str(&format!(" (The Alertmanager silence failed: {error}.)"));
+            if !changed.silence_errors.is_empty() {
+                answer.push_str(" The Alertmanager silence failed; howl's log says why.");
             }
             Ok(Applied::Decided {
                 answer,
@@ -245,7 +295,7 @@ mod tests {
         }
         let options: Options =
             toml::from_str(&format!("buttons = {specs}")).map_err(|e| e.message().to_string())?;
-        Buttons::new(&options.buttons, &default_pattern_field()).ok_or("no buttons".into())
+        Buttons::new(&options.buttons, &default_pattern_field())
     }
 
     #[test]
@@ -276,9 +326,12 @@ mod tests {
     fn buttons_that_make_no_sense_are_refused_while_reading() {
         for (specs, expected) in [
             ("['suppress:forever']", "no valid duration"),
-            ("['suppress:0s']", "suppresses for no time"),
+            ("['suppress:0s']", "less than a second"),
+            ("['suppress:500ms']", "less than a second"),
+            ("['suppress:3651d']", "longer than 3650 days"),
             ("['mute']", "is neither"),
-            ("[]", "no buttons"),
+            ("[]", "is empty"),
+            ("['suppress:1d', 'suppress:24h']", "the same button twice"),
         ] {
             let error = buttons(specs).err().unwrap();
             assert!(error.contains(expected), "{specs}: {error}");
@@ -294,8 +347,11 @@ mod tests {
             created_by: "telegram @alice (id 7)".into(),
             platform: "Telegram",
         };
+        let buttons = buttons("['suppress:1h', 'always_alert']").unwrap();
         let Applied::Decided { status, undo, .. } =
-            apply(&suppressions, "s:3600:p1", &presser).await.unwrap()
+            apply(&suppressions, &buttons, "s:3600:p1", &presser)
+                .await
+                .unwrap()
         else {
             panic!("a decision")
         };
@@ -307,28 +363,48 @@ mod tests {
         );
         assert_eq!(listed[0].created_by, "telegram @alice (id 7)");
         assert!(matches!(
-            apply(&suppressions, &undo, &presser).await.unwrap(),
+            apply(&suppressions, &buttons, &undo, &presser).await.unwrap(),
             Applied::Undone { pattern } if pattern == "p1"
         ));
         assert!(matches!(
-            apply(&suppressions, &undo, &presser).await.unwrap(),
+            apply(&suppressions, &buttons, &undo, &presser)
+                .await
+                .unwrap(),
             Applied::Nothing { .. }
         ));
+        apply(&suppressions, &buttons, "s:3600:p2", &presser)
+            .await
+            .unwrap();
         for forged in [
             "",
             "s:0:p",
             "s:-5:p",
+            "s:+3600:p",
+            "s:03600:p",
+            "s:7200:p",
             "s:99999999999999999999:p",
             "x:p",
             "s:60",
             "a:with space",
             "u:",
+            "u:p2",
         ] {
             assert!(
-                apply(&suppressions, forged, &presser).await.is_err(),
+                apply(&suppressions, &buttons, forged, &presser)
+                    .await
+                    .is_err(),
                 "{forged:?} was applied"
             );
         }
-        assert!(suppressions.list().unwrap().is_empty());
+        let left = suppressions.list().unwrap();
+        assert_eq!(left.len(), 1, "only p2's suppression");
+        assert_eq!(left[0].pattern_id, "p2");
+        let only_suppress = super::tests::buttons("['suppress:1h']").unwrap();
+        assert!(
+            apply(&suppressions, &only_suppress, "a:p3", &presser)
+                .await
+                .is_err(),
+            "no always-alert button"
+        );
     }
 }

@@ -20,8 +20,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::diagnostic::BuildError;
+use crate::diagnostic::{BuildError, escape_controls};
 use crate::event::Event;
+use crate::internal_events::ComponentMetrics;
 use crate::options::FieldPath;
 use crate::secret::{Redactor, Secret};
 use crate::sinks::chat::actions::{self as chat_actions, Applied, ButtonSpec, Buttons, Presser};
@@ -73,12 +74,8 @@ impl ActionsConfig {
             )
             .for_option("actions"));
         }
-        let buttons = Buttons::new(&self.buttons, &self.pattern_field).ok_or_else(|| {
-            BuildError::new(
-                "`actions.buttons` is empty; remove `actions` to send messages without buttons",
-            )
-            .for_option("actions.buttons")
-        })?;
+        let buttons = Buttons::new(&self.buttons, &self.pattern_field)
+            .map_err(|e| BuildError::new(e).for_option("actions.buttons"))?;
         Ok(Actions {
             signing_secret: self.signing_secret.clone(),
             buttons,
@@ -189,10 +186,18 @@ pub struct Handler {
     pub redactor: Redactor,
 }
 
+/// What the handler works with while the sink runs.
+pub struct Running {
+    /// The registry presses change.
+    pub suppressions: Suppressions,
+    /// The sink's metrics.
+    pub metrics: Arc<ComponentMetrics>,
+}
+
 impl Handler {
     /// Handles presses, changing `suppressions`, until the API's side
     /// closes (the sink stops).
-    pub async fn run(self, suppressions: Suppressions, mut requests: mpsc::Receiver<Bytes>) {
+    pub async fn run(self, running: Running, mut requests: mpsc::Receiver<Bytes>) {
         let client = match crate::http::http_client(Duration::from_secs(10)) {
             Ok(client) => client,
             Err(error) => {
@@ -202,7 +207,7 @@ impl Handler {
         };
         while let Some(body) = requests.recv().await {
             match form_payload(&body) {
-                Ok(payload) => self.handle(&client, &suppressions, payload).await,
+                Ok(payload) => self.handle(&client, &running, payload).await,
                 Err(error) => {
                     tracing::warn!("slack actions: a signed request was unreadable: {error}")
                 }
@@ -210,22 +215,28 @@ impl Handler {
         }
     }
 
-    async fn handle(
-        &self,
-        client: &reqwest::Client,
-        suppressions: &Suppressions,
-        payload: Payload,
-    ) {
+    async fn handle(&self, client: &reqwest::Client, running: &Running, payload: Payload) {
         if payload.kind != "block_actions" {
             return;
         }
         let channel = payload.channel.as_ref().map(|c| c.id.clone());
-        let who = match &payload.user.username {
-            Some(name) => format!("@{name}"),
-            None => payload.user.id.clone(),
+        let who = match payload
+            .user
+            .username
+            .as_deref()
+            .map(|n| n.trim_start_matches('@'))
+        {
+            Some(name) if !name.is_empty() => format!("@{name}"),
+            _ => payload.user.id.clone(),
         };
         if !self.actions.allows(&payload.user.id, channel.as_deref()) {
-            tracing::info!(user = %payload.user.id, "slack: a button press by someone not allowed was ignored");
+            running.metrics.warn_limited(
+                "press_not_allowed",
+                &format_args!(
+                    "slack: a button press by {}, who is not allowed, was ignored",
+                    escape_controls(&payload.user.id)
+                ),
+            );
             self.tell(
                 client,
                 channel.as_deref(),
@@ -245,7 +256,14 @@ impl Handler {
             shown: format!("<@{}>", payload.user.id),
             platform: "Slack",
         };
-        let (status, buttons) = match chat_actions::apply(suppressions, &data, &presser).await {
+        let (status, buttons) = match chat_actions::apply(
+            &running.suppressions,
+            &self.actions.buttons,
+            &data,
+            &presser,
+        )
+        .await
+        {
             Ok(Applied::Decided { status, undo, .. }) => (
                 Some(status),
                 Some(actions_block(vec![("Undo".to_string(), undo)])),

@@ -57,7 +57,11 @@ impl Sink for SlackSink {
                 .shared
                 .slack_actions
                 .register(handler.actions.signing_secret.clone());
-            tokio::spawn(handler.run(cx.shared.suppressions.clone(), requests))
+            let running = actions::Running {
+                suppressions: cx.shared.suppressions.clone(),
+                metrics: Arc::clone(&cx.metrics),
+            };
+            tokio::spawn(handler.run(running, requests))
         });
         let chat = Box::new(self.chat).run(cx);
         Box::pin(async move {

@@ -21,12 +21,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use crate::diagnostic::BuildError;
+use crate::diagnostic::{BuildError, escape_controls};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::options::FieldPath;
 use crate::secret::Redactor;
 use crate::sinks::chat::actions::{self as chat_actions, Applied, ButtonSpec, Buttons, Presser};
+use crate::state::StateHandle;
 use crate::suppressions::Suppressions;
 
 /// The `actions` table of the `telegram` sink.
@@ -99,12 +100,8 @@ impl ActionsConfig {
             )
             .for_option("actions"));
         }
-        let buttons = Buttons::new(&self.buttons, &self.pattern_field).ok_or_else(|| {
-            BuildError::new(
-                "`actions.buttons` is empty; remove `actions` to send messages without buttons",
-            )
-            .for_option("actions.buttons")
-        })?;
+        let buttons = Buttons::new(&self.buttons, &self.pattern_field)
+            .map_err(|e| BuildError::new(e).for_option("actions.buttons"))?;
         Ok(Actions {
             buttons,
             allowed_users: self.allowed_users.clone(),
@@ -163,9 +160,9 @@ struct User {
 impl User {
     /// How decisions name them: `@alice`, or `user 123` without a name.
     fn name(&self) -> String {
-        match &self.username {
-            Some(name) => format!("@{name}"),
-            None => format!("user {}", self.id),
+        match self.username.as_deref().map(|n| n.trim_start_matches('@')) {
+            Some(name) if !name.is_empty() => format!("@{name}"),
+            _ => format!("user {}", self.id),
         }
     }
 }
@@ -194,9 +191,9 @@ struct CallbackQuery {
     data: Option<String>,
 }
 
+/// An update (its `update_id` is read before, so a bad one is skipped).
 #[derive(Debug, Deserialize)]
 struct Update {
-    update_id: i64,
     callback_query: Option<CallbackQuery>,
 }
 
@@ -204,8 +201,22 @@ struct Update {
 const LONG_POLL_SECS: u64 = 25;
 /// The longest pause after failed polls.
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
-/// Marks the line a press adds to a message, so Undo can take it away.
+/// Starts the line a press adds to a message, so Undo can take it away.
 const STATUS_MARK: &str = "\n\n⚙ ";
+/// Telegram's limit on a message's text, in UTF-16 code units.
+const MAX_TEXT_UNITS: usize = 4096;
+/// Where each sink keeps the offset of the next update it wants.
+const OFFSETS: &str = "telegram_offsets";
+
+/// A failed Bot API call.
+struct CallError {
+    /// What went wrong (redacted).
+    message: String,
+    /// How long Telegram asks to wait (a 429's `retry_after`).
+    retry_after: Option<Duration>,
+    /// "message is not modified": the edit is already shown.
+    not_modified: bool,
+}
 
 /// Polls for presses and applies them.
 pub struct Poller {
@@ -219,10 +230,19 @@ pub struct Poller {
     pub metrics: std::sync::Arc<ComponentMetrics>,
     /// Hides the token in anything logged.
     pub redactor: Redactor,
+    /// Where the offset is kept across restarts.
+    pub state: StateHandle,
+    /// The sink's id, the offset's key.
+    pub sink_id: String,
 }
 
 impl Poller {
     /// Polls until the task is dropped (the sink stops).
+    ///
+    /// Each update's offset is stored before the update is applied: a
+    /// restart never applies a press twice (at worst, a press being
+    /// applied when howl died is lost, and its presser sees no answer and
+    /// presses again).
     pub async fn run(self) {
         let client = match crate::http::http_client(Duration::from_secs(LONG_POLL_SECS + 10)) {
             Ok(client) => client,
@@ -231,7 +251,7 @@ impl Poller {
                 return;
             }
         };
-        let mut offset: Option<i64> = None;
+        let mut offset = self.stored_offset();
         let mut pause = Duration::from_secs(1);
         loop {
             let mut params = json!({
@@ -241,27 +261,94 @@ impl Poller {
             if let Some(offset) = offset {
                 params["offset"] = json!(offset);
             }
-            match self.call(&client, "getUpdates", &params).await {
-                Ok(result) => {
+            let asked = tokio::time::Instant::now();
+            let failure = match self.call(&client, "getUpdates", &params).await {
+                Ok(Value::Array(updates)) if !updates.is_empty() => {
                     pause = Duration::from_secs(1);
-                    let updates: Vec<Update> = serde_json::from_value(result).unwrap_or_default();
-                    for update in updates {
-                        offset = Some(update.update_id + 1);
-                        if let Some(query) = update.callback_query {
-                            self.handle(&client, query).await;
-                        }
-                    }
+                    self.apply_all(&client, updates, &mut offset).await;
+                    continue;
                 }
-                Err(failure) => {
-                    self.metrics.error(
-                        ErrorType::ReadFailed,
-                        Stage::Receiving,
-                        &format_args!("telegram actions: getUpdates failed: {failure}"),
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(LONGEST_PAUSE);
+                Ok(Value::Array(_)) => {
+                    // No press within the long poll. A server that answers
+                    // at once (not Telegram) must not make this spin.
+                    pause = Duration::from_secs(1);
+                    tokio::time::sleep_until(asked + Duration::from_secs(1)).await;
+                    continue;
                 }
+                Ok(other) => CallError {
+                    message: format!("getUpdates answered {} instead of a list", kind(&other)),
+                    retry_after: None,
+                    not_modified: false,
+                },
+                Err(error) => error,
+            };
+            self.failed(&format!("getUpdates failed: {}", failure.message));
+            tokio::time::sleep(failure.retry_after.unwrap_or(pause)).await;
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+    }
+
+    /// Applies a batch of updates in order, storing each one's offset
+    /// before applying it.
+    async fn apply_all(
+        &self,
+        client: &reqwest::Client,
+        updates: Vec<Value>,
+        offset: &mut Option<i64>,
+    ) {
+        for update in updates {
+            // The offset moves past every update, readable or not: one
+            // that cannot be read must not stop the ones after it.
+            let Some(id) = update["update_id"].as_i64() else {
+                self.failed("an update without an `update_id` was skipped");
+                continue;
+            };
+            *offset = Some(id + 1);
+            self.store_offset(id + 1);
+            match serde_json::from_value::<Update>(update) {
+                Ok(Update {
+                    callback_query: Some(query),
+                    ..
+                }) => self.handle(client, query).await,
+                Ok(_) => {}
+                Err(error) => self.failed(&format!("update {id} was skipped: {error}")),
             }
+        }
+    }
+
+    /// Logs a problem, at most once a minute, and counts it.
+    fn failed(&self, message: &str) {
+        self.metrics.error(
+            ErrorType::ReadFailed,
+            Stage::Receiving,
+            &format_args!("telegram actions: {message}"),
+        );
+    }
+
+    fn stored_offset(&self) -> Option<i64> {
+        let bytes = self
+            .state
+            .store()
+            .ok()?
+            .get(OFFSETS, &self.sink_id)
+            .ok()??;
+        std::str::from_utf8(&bytes).ok()?.parse().ok()
+    }
+
+    fn store_offset(&self, offset: i64) {
+        let stored = self.state.store().and_then(|store| {
+            store.write(
+                OFFSETS,
+                &[(self.sink_id.clone(), offset.to_string().into_bytes())],
+                &[],
+            )
+        });
+        if let Err(error) = stored {
+            self.metrics.error(
+                ErrorType::StateSaveFailed,
+                Stage::Receiving,
+                &format_args!("telegram actions: cannot store the update offset: {error}"),
+            );
         }
     }
 
@@ -271,33 +358,50 @@ impl Poller {
         client: &reqwest::Client,
         method: &str,
         params: &Value,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, CallError> {
+        let fail = |message: String| CallError {
+            message: self.redactor.redact(&message),
+            retry_after: None,
+            not_modified: false,
+        };
         let url = format!("{}{method}", self.base);
         let response = client
             .post(&url)
             .json(params)
             .send()
             .await
-            .map_err(|e| self.redactor.redact(&crate::http::error_chain(&e)))?;
+            .map_err(|e| fail(crate::http::error_chain(&e)))?;
         let status = response.status();
-        let answer: Value = response
-            .json()
+        let body = response
+            .bytes()
             .await
-            .map_err(|e| self.redactor.redact(&crate::http::error_chain(&e)))?;
+            .map_err(|e| fail(crate::http::error_chain(&e)))?;
+        let Ok(answer) = serde_json::from_slice::<Value>(&body) else {
+            let start: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+            return Err(fail(format!(
+                "HTTP {}: not a Bot API answer: {start}",
+                status.as_u16()
+            )));
+        };
         if status.is_success() && answer["ok"] == json!(true) {
             return Ok(answer["result"].clone());
         }
         let description = answer["description"].as_str().unwrap_or("no description");
-        let hint = if status.as_u16() == 409 {
-            ": another program polls this bot (another howl, or another `telegram` sink with \
-             `actions` and the same bot_token), or the bot has a webhook set \
-             (`deleteWebhook`); only one may receive its button presses"
-        } else {
-            ""
+        let hint = match status.as_u16() {
+            401 | 404 => ": is `bot_token` right?",
+            409 => {
+                ": another program polls this bot (another howl, or another `telegram` sink \
+                 with `actions` and the same bot_token), or the bot has a webhook set \
+                 (`deleteWebhook`); only one may receive its button presses"
+            }
+            _ => "",
         };
-        Err(self
-            .redactor
-            .redact(&format!("HTTP {}: {description}{hint}", status.as_u16())))
+        let mut error = fail(format!("HTTP {}: {description}{hint}", status.as_u16()));
+        error.retry_after = answer["parameters"]["retry_after"]
+            .as_f64()
+            .and_then(crate::http::wait_hint);
+        error.not_modified = description.contains("message is not modified");
+        Err(error)
     }
 
     /// Applies one press: checks who, acts, answers, and shows it.
@@ -305,7 +409,14 @@ impl Poller {
         let chat = query.message.as_ref().map(|m| m.chat.id);
         let who = query.from.name();
         let (answer, status, keyboard) = if !self.actions.allows(&query.from, chat) {
-            tracing::info!(user = %who, user_id = query.from.id, "telegram: a button press by someone not allowed was ignored");
+            self.metrics.warn_limited(
+                "press_not_allowed",
+                &format_args!(
+                    "telegram: a button press by {} (id {}), who is not allowed, was ignored",
+                    escape_controls(&who),
+                    query.from.id
+                ),
+            );
             ("You are not allowed to do this.".to_string(), None, None)
         } else {
             let presser = Presser {
@@ -315,6 +426,7 @@ impl Poller {
             };
             match chat_actions::apply(
                 &self.suppressions,
+                &self.actions.buttons,
                 query.data.as_deref().unwrap_or_default(),
                 &presser,
             )
@@ -346,8 +458,8 @@ impl Poller {
         if keyboard.is_none() {
             params["show_alert"] = json!(true);
         }
-        if let Err(failure) = self.call(client, "answerCallbackQuery", &params).await {
-            tracing::warn!("telegram actions: answerCallbackQuery failed: {failure}");
+        if let Err(error) = self.call(client, "answerCallbackQuery", &params).await {
+            self.failed(&format!("answerCallbackQuery failed: {}", error.message));
         }
         let (Some(message), Some(keyboard)) = (query.message, keyboard) else {
             return;
@@ -355,11 +467,7 @@ impl Poller {
         let Some(text) = message.text else {
             return;
         };
-        let base = text.split(STATUS_MARK).next().unwrap_or_default();
-        let text = match status {
-            Some(status) => format!("{base}{STATUS_MARK}{status}"),
-            None => base.to_string(),
-        };
+        let (text, entities) = with_status(&text, message.entities, status.as_deref());
         let mut params = json!({
             "chat_id": message.chat.id,
             "message_id": message.message_id,
@@ -367,12 +475,88 @@ impl Poller {
             "reply_markup": keyboard,
             "link_preview_options": {"is_disabled": true},
         });
-        if let Some(entities) = message.entities {
+        if let Some(entities) = entities {
             params["entities"] = entities;
         }
-        if let Err(failure) = self.call(client, "editMessageText", &params).await {
-            tracing::warn!("telegram actions: cannot update the message: {failure}");
+        match self.call(client, "editMessageText", &params).await {
+            Err(error) if !error.not_modified => {
+                self.failed(&format!("cannot update the message: {}", error.message));
+            }
+            _ => {}
         }
+    }
+}
+
+/// The text of a message after a press: its own text (without a status
+/// line a press added before) and the new status line, cut to Telegram's
+/// limit (the message's text gives way, with `…`, and its entities with
+/// it), with the entities that still fit.
+fn with_status(
+    text: &str,
+    entities: Option<Value>,
+    status: Option<&str>,
+) -> (String, Option<Value>) {
+    let base = match text.rfind(STATUS_MARK) {
+        Some(at) if is_status(&text[at + STATUS_MARK.len()..]) => &text[..at],
+        _ => text,
+    };
+    let tail = status
+        .map(|s| format!("{STATUS_MARK}{s}"))
+        .unwrap_or_default();
+    let room = MAX_TEXT_UNITS.saturating_sub(tail.encode_utf16().count());
+    let (base, units) = if base.encode_utf16().count() > room {
+        let mut kept = String::new();
+        let mut units = 0;
+        for c in base.chars() {
+            if units + c.len_utf16() + 1 > room {
+                break;
+            }
+            units += c.len_utf16();
+            kept.push(c);
+        }
+        kept.push('…');
+        (kept, units)
+    } else {
+        let units = base.encode_utf16().count();
+        (base.to_string(), units)
+    };
+    let entities = entities.map(|entities| {
+        let kept: Vec<Value> = entities
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entity| {
+                let offset = usize::try_from(entity["offset"].as_u64()?).ok()?;
+                let length = usize::try_from(entity["length"].as_u64()?).ok()?;
+                if offset >= units {
+                    return None;
+                }
+                let mut entity = entity.clone();
+                entity["length"] = json!(length.min(units - offset));
+                Some(entity)
+            })
+            .collect();
+        Value::Array(kept)
+    });
+    (format!("{base}{tail}"), entities)
+}
+
+/// Whether a line is one a press added (so Undo may take it away), not
+/// part of the alert that happens to look alike.
+fn is_status(line: &str) -> bool {
+    !line.contains('\n')
+        && (line.starts_with("Suppressed for ") || line.starts_with("Always alerts (set by "))
+}
+
+/// What a JSON value is, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -434,5 +618,34 @@ mod tests {
             .keyboard_for("p")
             .unwrap();
         assert_eq!(custom["inline_keyboard"][0][0]["text"], "Suppress 12h");
+    }
+
+    #[test]
+    fn the_status_line_fits_telegrams_limit_and_replaces_only_its_own_line() {
+        let entities = json!([{"type": "bold", "offset": 0, "length": 5}, {"type": "code", "offset": 4090, "length": 10}]);
+        let long = "x".repeat(5000);
+        let (text, kept) = with_status(&long, Some(entities), Some("Suppressed for 1d by @alice"));
+        assert_eq!(text.encode_utf16().count(), MAX_TEXT_UNITS);
+        assert!(
+            text.ends_with("…\n\n⚙ Suppressed for 1d by @alice"),
+            "{text}"
+        );
+        let kept = kept.unwrap();
+        assert_eq!(
+            kept.as_array().unwrap().len(),
+            1,
+            "the entity past the cut is dropped"
+        );
+
+        let (text, _) = with_status("alert\n\n⚙ Suppressed for 1d by @alice", None, None);
+        assert_eq!(text, "alert", "Undo takes the line away");
+        let lookalike = "line1\n\n⚙ not a status\nmore";
+        let (text, _) = with_status(lookalike, None, Some("Always alerts (set by @bob)"));
+        assert_eq!(
+            text,
+            format!("{lookalike}\n\n⚙ Always alerts (set by @bob)")
+        );
+        let (text, _) = with_status("é😀", None, Some("Suppressed for 1h by @a"));
+        assert_eq!(text, "é😀\n\n⚙ Suppressed for 1h by @a");
     }
 }

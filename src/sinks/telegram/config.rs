@@ -160,7 +160,12 @@ impl TelegramConfig {
             renderer,
             actions.clone(),
         );
-        let redactor = Redactor::default().secret(token);
+        // The part after the bot id is the secret; an answer that echoes
+        // only it must not show it either.
+        let mut redactor = Redactor::default().secret(token);
+        if let Some((_, secret)) = token.split_once(':').filter(|(_, s)| s.len() >= 8) {
+            redactor = redactor.secret(secret);
+        }
         require_sequential(&settings)?;
         Ok(Box::new(TelegramSink {
             chat: ChatSink::new(

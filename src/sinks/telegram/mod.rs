@@ -56,6 +56,8 @@ impl Sink for TelegramSink {
                     suppressions: cx.shared.suppressions.clone(),
                     metrics: Arc::clone(&cx.metrics),
                     redactor,
+                    state: cx.state.clone(),
+                    sink_id: cx.key.id().to_string(),
                 }
                 .run(),
             )

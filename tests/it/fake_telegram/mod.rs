@@ -155,6 +155,16 @@ impl FakeTelegram {
         }));
     }
 
+    /// Queues an update as given (malformed ones included); returns its id.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let mut inner = self.lock();
+        inner.next_update += 1;
+        let update_id = 1000 + inner.next_update;
+        update["update_id"] = json!(update_id);
+        inner.updates.push_back(update);
+        update_id
+    }
+
     /// Whether every press was answered (`answerCallbackQuery`).
     pub fn all_answered(&self) -> bool {
         self.lock().unanswered.is_empty()
