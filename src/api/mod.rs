@@ -1,5 +1,5 @@
 //! The built-in HTTP API: `/health`, `/metrics`, and the triage endpoints
-//! (suppressions and patterns, see [`triage`]).
+//! (suppressions, patterns and the audit trail, see [`triage`]).
 //!
 //! It is off by default, as Vector's is: a `cat log | howl run` step in CI
 //! should not take a port, and two howl processes on one machine should not
@@ -78,6 +78,7 @@ pub async fn serve(
             delete(triage::delete_suppression),
         )
         .route("/api/v1/patterns", get(triage::list_patterns))
+        .route("/api/v1/audit", get(triage::audit))
         .route("/api/v1/slack/actions", post(slack::actions))
         .with_state(ApiState {
             cx,

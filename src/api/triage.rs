@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,7 @@ pub(super) async fn create_suppression(
         .shared
         .suppressions
         .create(NewSuppression {
+            via: "api".into(),
             action: request.action,
             pattern_id: request.pattern_id,
             reason: request.reason,
@@ -116,13 +117,56 @@ pub(super) async fn list_suppressions(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// `GET /api/v1/audit`'s query.
+#[derive(Debug, Deserialize)]
+pub(super) struct AuditQuery {
+    /// At most this many records (default 100, at most 10,000).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Only about this pattern.
+    #[serde(default)]
+    pattern_id: Option<String>,
+}
+
+/// The audit trail, newest first.
+pub(super) async fn audit(
+    State(state): State<ApiState>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<crate::state::audit::AuditRecord>>, ApiError> {
+    let limit = query.limit.unwrap_or(100).min(10_000);
+    state
+        .cx
+        .shared
+        .suppressions
+        .audit()
+        .list(limit, query.pattern_id.as_deref())
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `DELETE /api/v1/suppressions/{id}`'s query: who asks (for the audit
+/// trail; `howl unsuppress` sends `$USER`).
+#[derive(Debug, Deserialize)]
+pub(super) struct DeleteQuery {
+    #[serde(default)]
+    by: Option<String>,
+}
+
 pub(super) async fn delete_suppression(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    match state.cx.shared.suppressions.remove(&id).await? {
+    let by = crate::suppressions::Actor {
+        who: query
+            .by
+            .filter(|by| !by.trim().is_empty())
+            .map_or_else(|| "api".to_string(), |by| by.chars().take(256).collect()),
+        via: "api".into(),
+    };
+    match state.cx.shared.suppressions.remove(&id, &by).await? {
         Some(changed) => Ok(Json(changed_json(changed))),
         None => Err(ApiError::NotFound(format!(
             "no suppression has the id or pattern id `{id}`"
@@ -267,6 +311,7 @@ mod tests {
         shared
             .suppressions
             .create(crate::suppressions::NewSuppression {
+                via: "test".into(),
                 action: crate::suppressions::OperatorAction::Suppress,
                 pattern_id: "feedfeedfeedfeed".into(),
                 reason: "known".into(),

@@ -70,6 +70,9 @@ enum Command {
     Unsuppress(suppress::UnsuppressArgs),
     /// List the suppressions of a running howl.
     Suppressions(suppress::SuppressionsArgs),
+    /// Show the decisions a running howl recorded: who suppressed, undid
+    /// or set what, the verdicts and the rules applied.
+    Audit(suppress::AuditArgs),
 }
 
 /// Config files, shared by the subcommands that read a topology.
@@ -99,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Suppress(args) => suppress::suppress(args),
         Command::Unsuppress(args) => suppress::unsuppress(args),
         Command::Suppressions(args) => suppress::suppressions(args),
+        Command::Audit(args) => suppress::audit(args),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `howl suppress`, `howl unsuppress`, `howl suppressions`: one-click
-//! suppression from a terminal, by talking to a running howl's API
+//! `howl suppress`, `howl unsuppress`, `howl suppressions`, `howl audit`:
+//! one-click suppression (and its record) from a terminal, by talking to a
+//! running howl's API
 //! (`--api`, default `http://127.0.0.1:8686`), so the decision takes effect
 //! at once in the running process and is kept in its state store.
 //!
@@ -52,6 +53,25 @@ pub struct SuppressArgs {
 pub struct UnsuppressArgs {
     /// The suppression's id (`sup-...`) or its pattern id.
     id: String,
+    /// Who decides (default: `$USER`), for the audit trail.
+    #[arg(long, env = "USER", hide_env_values = true)]
+    by: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// Arguments of `howl audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only decisions about this pattern.
+    #[arg(long)]
+    pattern: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -108,7 +128,10 @@ pub fn suppress(args: SuppressArgs) -> ExitCode {
 /// Runs `howl unsuppress`.
 pub fn unsuppress(args: UnsuppressArgs) -> ExitCode {
     // One path segment, whatever the id holds (`/`, `..`, `%`).
-    let path = format!("api/v1/suppressions/{}", percent_encode_segment(&args.id));
+    let mut path = format!("api/v1/suppressions/{}", percent_encode_segment(&args.id));
+    if let Some(by) = args.by.filter(|by| !by.is_empty()) {
+        path.push_str(&format!("?by={}", percent_encode_segment(&by)));
+    }
     finish(call(&args.api, Method::DELETE, &path, None).map(|answer| {
         println!(
             "unsuppressed pattern {} ({})",
@@ -131,6 +154,45 @@ pub fn suppressions(args: SuppressionsArgs) -> ExitCode {
                     serde_json::to_string_pretty(&answer).unwrap_or_default()
                 ),
                 Format::Table => print_table(&list),
+            }
+            Ok(())
+        }),
+    )
+}
+
+/// Runs `howl audit`.
+pub fn audit(args: AuditArgs) -> ExitCode {
+    let mut path = format!("api/v1/audit?limit={}", args.limit);
+    if let Some(pattern) = &args.pattern {
+        path.push_str(&format!("&pattern_id={}", percent_encode_segment(pattern)));
+    }
+    finish(
+        call(&args.api, Method::GET, &path, None).and_then(|answer| {
+            let records: Vec<crate::state::audit::AuditRecord> =
+                serde_json::from_value(answer.clone())
+                    .map_err(|e| format!("unexpected answer from the API: {e}"))?;
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                ),
+                Format::Table => {
+                    println!(
+                        "{:<20}  {:<13}  {:<16}  {:<24}  {:<10}  why",
+                        "at", "action", "pattern", "who", "via"
+                    );
+                    for r in records {
+                        println!(
+                            "{:<20}  {:<13}  {:<16}  {:<24}  {:<10}  {}",
+                            time(r.at),
+                            r.action,
+                            r.pattern_id,
+                            crate::diagnostic::escape_controls(&r.who),
+                            r.via,
+                            crate::diagnostic::escape_controls(&r.why)
+                        );
+                    }
+                }
             }
             Ok(())
         }),
@@ -186,7 +248,10 @@ fn finish(result: Result<(), String>) -> ExitCode {
 fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
     let base = reqwest::Url::parse(&api.api)
         .map_err(|e| format!("--api `{}` is not a URL: {e}", api.api))?;
-    let url = crate::http::api_url(&base, path);
+    // The query (already percent-encoded) goes as it is, not into the path.
+    let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+    let mut url = crate::http::api_url(&base, path);
+    url.set_query(query);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

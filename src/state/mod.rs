@@ -16,6 +16,7 @@
 //! serialize with serde (JSON), which keeps the store inspectable and lets
 //! formats evolve with `#[serde(default)]`.
 
+pub mod audit;
 pub mod patterns;
 pub mod triage;
 

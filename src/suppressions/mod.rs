@@ -48,6 +48,7 @@ use chrono::{DateTime, Utc};
 pub use silence::{MATCHER_LABEL, Silencer};
 
 use crate::diagnostic::escape_controls;
+use crate::state::audit::{Audit, AuditRecord};
 pub use crate::state::triage::OperatorAction;
 use crate::state::triage::{SilenceRef, Suppression, load_suppressions, save_suppressions};
 use crate::state::{StateError, StateHandle};
@@ -108,6 +109,9 @@ pub enum SuppressionError {
 pub struct NewSuppression {
     /// The pattern.
     pub pattern_id: String,
+    /// From where the request came, for the audit trail: `api`,
+    /// `telegram`, `slack`.
+    pub via: String,
     /// Suppress it, or have it always alert.
     pub action: OperatorAction,
     /// Why.
@@ -116,6 +120,15 @@ pub struct NewSuppression {
     pub ttl: Option<Duration>,
     /// Who asks.
     pub created_by: String,
+}
+
+/// Who ends a decision, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// Who: a person's name, `api`.
+    pub who: String,
+    /// From where: `api`, `telegram`, `slack`.
+    pub via: String,
 }
 
 /// What a change did.
@@ -137,6 +150,7 @@ pub struct Suppressions {
 
 struct Inner {
     state: StateHandle,
+    audit: Audit,
     /// `None` until first loaded from the store.
     table: Mutex<Option<Snapshot>>,
     generation: AtomicU64,
@@ -168,12 +182,25 @@ impl Suppressions {
     pub fn new(state: StateHandle) -> Self {
         Self {
             inner: Arc::new(Inner {
+                audit: Audit::new(state.clone()),
                 state,
                 table: Mutex::new(None),
                 generation: AtomicU64::new(0),
                 silencers: Mutex::new(Vec::new()),
                 maintaining: std::sync::atomic::AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// The audit trail of decisions (these, and those components record).
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
+    }
+
+    /// Records decisions; a failure is logged, never the decision's.
+    pub fn record(&self, records: &[AuditRecord]) {
+        if let Err(error) = self.inner.audit.record(records) {
+            tracing::error!("cannot record decisions in the audit trail: {error}");
         }
     }
 
@@ -345,6 +372,7 @@ impl Suppressions {
                     .ok_or_else(|| SuppressionError::Invalid("`ttl` is too long".into()))
             })
             .transpose()?;
+        let request_via = request.via.clone();
         let mut previous = None;
         let mut created = None;
         self.change(|map| {
@@ -381,6 +409,18 @@ impl Suppressions {
             },
             escape_controls(&suppression.reason)
         );
+        self.record(&[AuditRecord::now(
+            suppression.action.as_str(),
+            &suppression.pattern_id,
+            &suppression.created_by,
+            &suppression.reason,
+            &request_via,
+        )
+        .with_detail(serde_json::json!({
+            "id": suppression.id,
+            "expires_at": suppression.expires_at,
+            "replaced": previous.is_some(),
+        }))]);
         let mut silence_errors = Vec::new();
         if let Some(previous) = &previous {
             silence_errors.extend(self.expire_silences(&previous.silences).await);
@@ -415,7 +455,11 @@ impl Suppressions {
 
     /// Deletes the suppression with this id (or of this pattern) and
     /// expires its silences; `None` when there is none.
-    pub async fn remove(&self, id_or_pattern: &str) -> Result<Option<Changed>, SuppressionError> {
+    pub async fn remove(
+        &self,
+        id_or_pattern: &str,
+        by: &Actor,
+    ) -> Result<Option<Changed>, SuppressionError> {
         check_id("id", id_or_pattern)?;
         let mut removed = None;
         self.change(|map| {
@@ -436,8 +480,21 @@ impl Suppressions {
         tracing::info!(
             pattern_id = %escape_controls(&suppression.pattern_id),
             id = %suppression.id,
+            by = %escape_controls(&by.who),
             "suppression deleted"
         );
+        self.record(&[AuditRecord::now(
+            "unsuppress",
+            &suppression.pattern_id,
+            &by.who,
+            &format!(
+                "ended the {} decision {}",
+                suppression.action.as_str(),
+                suppression.id
+            ),
+            &by.via,
+        )
+        .with_detail(serde_json::json!({"id": suppression.id}))]);
         let silence_errors = self.expire_silences(&suppression.silences).await;
         Ok(Some(Changed {
             suppression,
@@ -566,9 +623,17 @@ impl Suppressions {
 mod tests {
     use super::*;
 
+    fn tester() -> Actor {
+        Actor {
+            who: "tester".into(),
+            via: "test".into(),
+        }
+    }
+
     fn request(pattern: &str, ttl: Option<Duration>) -> NewSuppression {
         NewSuppression {
             action: OperatorAction::Suppress,
+            via: "test".into(),
             pattern_id: pattern.into(),
             reason: "deploy noise".into(),
             ttl,
@@ -599,13 +664,13 @@ mod tests {
         drop(registry);
         assert_eq!(reopened.list().unwrap().len(), 1, "kept in the store");
         let removed = reopened
-            .remove(&created.suppression.id)
+            .remove(&created.suppression.id, &tester())
             .await
             .unwrap()
             .unwrap();
         assert_eq!(removed.suppression.pattern_id, "p1");
         assert!(reopened.list().unwrap().is_empty());
-        assert!(reopened.remove("p1").await.unwrap().is_none());
+        assert!(reopened.remove("p1", &tester()).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -638,7 +703,8 @@ mod tests {
                 panic!("{id:?} was accepted as a pattern id");
             };
             assert!(message.starts_with("`pattern_id` "), "{message}");
-            let Err(SuppressionError::Invalid(message)) = registry.remove(id).await else {
+            let Err(SuppressionError::Invalid(message)) = registry.remove(id, &tester()).await
+            else {
                 panic!("{id:?} was accepted as an id to remove");
             };
             assert!(message.starts_with("`id` "), "{message}");
@@ -656,7 +722,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
         registry.create(request("p9", None)).await.unwrap();
-        assert!(registry.remove("p9").await.unwrap().is_some());
+        assert!(registry.remove("p9", &tester()).await.unwrap().is_some());
         assert!(registry.snapshot().unwrap().is_empty());
     }
 }

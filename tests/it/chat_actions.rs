@@ -194,6 +194,67 @@ actions.allowed_users = [{ALICE}, "@bob"]
     fake.wait_calls("sendMessage", 2).await;
     assert!(fake.all_answered());
 
+    // The audit trail has every decision, newest first, with who and
+    // from where, over the API and from `howl audit`.
+    let trail: Vec<Value> = client()
+        .get(format!(
+            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={PATTERN}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let people: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .filter(|r| r["action"] != "verdict")
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["who"].as_str().unwrap(),
+                r["via"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        people,
+        [
+            ("always_alert", "telegram @Bob (id 1234)", "telegram"),
+            ("unsuppress", "telegram @alice (id 7)", "telegram"),
+            ("suppress", "telegram @alice (id 7)", "telegram"),
+        ]
+    );
+    let verdict = trail.iter().find(|r| r["action"] == "verdict").unwrap();
+    assert_eq!(verdict["via"], "transforms.triage");
+    assert_eq!(verdict["who"], "builtin");
+    let api_url = format!("http://127.0.0.1:{api}");
+    let cli_dir = dir.path().to_path_buf();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        crate::common::howl_in(
+            &cli_dir,
+            &[
+                "audit",
+                "--api",
+                &api_url,
+                "--pattern",
+                PATTERN,
+                "--limit",
+                "2",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two records: {stdout}");
+    assert!(
+        lines[1].contains("always_alert") && lines[1].contains("@Bob"),
+        "{stdout}"
+    );
+
     let output = howl.terminate(Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");

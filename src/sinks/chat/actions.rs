@@ -14,7 +14,7 @@ use vrl::path::OwnedValuePath;
 use crate::event::Event;
 use crate::options::FieldPath;
 use crate::options::duration::parse_duration;
-use crate::suppressions::{NewSuppression, OperatorAction, Suppressions};
+use crate::suppressions::{Actor, NewSuppression, OperatorAction, Suppressions};
 
 /// One button, as written: `suppress:DURATION` or `always_alert`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,6 +216,7 @@ pub async fn apply(
     let who = &presser.shown;
     let (kind, rest) = data.split_once(':').ok_or(UNKNOWN)?;
     let decide = |action, ttl: Option<Duration>, reason: String| NewSuppression {
+        via: presser.platform.to_ascii_lowercase(),
         pattern_id: rest.to_string(),
         action,
         reason,
@@ -269,7 +270,17 @@ pub async fn apply(
                 undo: undo_data(&changed.suppression.id),
             })
         }
-        "u" => match suppressions.remove(rest).await.map_err(|e| e.to_string())? {
+        "u" => match suppressions
+            .remove(
+                rest,
+                &Actor {
+                    who: presser.created_by.clone(),
+                    via: presser.platform.to_ascii_lowercase(),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Some(changed) => {
                 tracing::info!(user = %who, id = %changed.suppression.id, "a decision was undone from {}", presser.platform);
                 Ok(Applied::Undone {

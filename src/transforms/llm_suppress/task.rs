@@ -31,6 +31,7 @@ use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::llm::contract::MAX_SAMPLES;
 use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
 use crate::state::StateStore;
+use crate::state::audit::AuditRecord;
 use crate::state::triage::{StoredVerdict, VerdictSource};
 use crate::suppressions::{Silencer, Snapshot, Suppressions};
 use crate::vrl_program::VrlRunner;
@@ -146,6 +147,10 @@ struct Running {
     /// they are made once, kept in memory only, and never stored as
     /// verdicts (a model's verdict for the pattern stays as it was).
     by_rules: HashMap<String, Decision>,
+    /// Decisions to record in the audit trail with the next save.
+    audit: Vec<AuditRecord>,
+    /// `transforms.ID`, the records' `via`.
+    component: String,
     always_alert: Option<VrlRunner>,
     questions: JoinSet<Asked>,
     asking: HashMap<Id, String>,
@@ -200,6 +205,8 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         when: settings.when.clone().map(VrlRunner::new),
         llm_allowed: settings.llm_allowed.clone().map(VrlRunner::new),
         by_rules: HashMap::new(),
+        audit: Vec::new(),
+        component: cx.key.to_string(),
         always_alert: settings.always_alert.clone().map(VrlRunner::new),
         questions: JoinSet::new(),
         asking: HashMap::new(),
@@ -408,6 +415,7 @@ impl Running {
             decided_at: wall,
             expires_at: DateTime::<Utc>::MAX_UTC,
         };
+        self.audit.push(self.record("rule", &pattern, &stored));
         let decision = self.settings.policy.verdict(&stored);
         self.by_rules.insert(pattern, decision.clone());
         decision
@@ -425,7 +433,24 @@ impl Running {
         self.metrics
             .llm_verdict(verdict.label.as_str(), VerdictSource::Builtin.as_str());
         let stored = self.stored(verdict, VerdictSource::Builtin, BUILTIN_MODEL.into(), wall);
+        self.audit.push(self.record("verdict", pattern, &stored));
         self.verdicts.decided(pattern, stored)
+    }
+
+    /// The audit record of a verdict or a rule's decision.
+    fn record(&self, action: &str, pattern: &str, stored: &StoredVerdict) -> AuditRecord {
+        AuditRecord::now(
+            action,
+            pattern,
+            &stored.model,
+            &stored.reason,
+            &self.component,
+        )
+        .with_detail(serde_json::json!({
+            "verdict": stored.verdict.as_str(),
+            "confidence": stored.confidence,
+            "source": stored.source.as_str(),
+        }))
     }
 
     fn stored(
@@ -550,6 +575,7 @@ impl Running {
                     model.clone(),
                     Utc::now(),
                 );
+                self.audit.push(self.record("verdict", &pattern, &stored));
                 let verdict = self.verdicts.decided(&pattern, stored);
                 let decision = self.on_release(&pattern, &verdict);
                 for event in self.pending.take(&pattern) {
@@ -614,6 +640,9 @@ impl Running {
     }
 
     fn save(&mut self) {
+        if !self.audit.is_empty() {
+            self.suppressions.record(&std::mem::take(&mut self.audit));
+        }
         if let Err(error) = self.verdicts.save(&self.store) {
             self.metrics.error(
                 ErrorType::StateSaveFailed,

@@ -364,6 +364,7 @@ async fn shadow_mode_suppresses_nothing_but_says_what_it_would() {
 
 fn operator(pattern: &str) -> NewSuppression {
     NewSuppression {
+        via: "test".into(),
         action: crate::suppressions::OperatorAction::Suppress,
         pattern_id: pattern.into(),
         reason: "known deploy noise".into(),
@@ -395,7 +396,17 @@ async fn an_operators_suppression_applies_at_once_and_ends_at_once() {
         Value::from(created.suppression.id.as_str())
     );
     assert_eq!(fake.calls(), 0, "an operator's decision needs no question");
-    shared.suppressions.remove("disk").await.unwrap();
+    shared
+        .suppressions
+        .remove(
+            "disk",
+            &crate::suppressions::Actor {
+                who: "ops".into(),
+                via: "test".into(),
+            },
+        )
+        .await
+        .unwrap();
     h.send(vec![event("disk", "error", "d2")]).await;
     tokio::time::sleep(2 * SECOND).await;
     assert_eq!(sources(&h.take(None)), ["llm"]);
