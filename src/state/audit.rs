@@ -154,7 +154,7 @@ impl Audit {
             .collect();
         // Stable: records of one time keep their order of writing.
         records.reverse();
-        records.sort_by(|a, b| b.at.cmp(&a.at));
+        records.sort_by_key(|record| std::cmp::Reverse(record.at));
         records.truncate(limit);
         Ok(records)
     }
