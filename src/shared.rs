@@ -27,6 +27,78 @@ pub struct Shared {
     pub suppressions: Suppressions,
     /// Where the API hands Slack's button presses.
     pub slack_actions: SlackActions,
+    /// Signs and checks the suppression links alerts carry (`[api.links]`).
+    pub links: Option<Arc<LinkSigner>>,
+}
+
+/// Signed, expiring links to howl's API that suppress a pattern: one click
+/// from any channel that can show a link (email, PagerDuty, a webhook's
+/// receiver), routed there by Alertmanager or any sink. A link is
+/// `{base_url}/api/v1/links/suppress?p=PATTERN&e=EXPIRY&s=SIGNATURE`,
+/// where the signature is the HMAC-SHA256 of `suppress:PATTERN:EXPIRY`
+/// under the secret: it cannot be made for another pattern, or made to
+/// last longer, without the secret.
+#[derive(Debug)]
+pub struct LinkSigner {
+    secret: Secret,
+    base_url: String,
+    ttl_secs: i64,
+}
+
+impl LinkSigner {
+    /// A signer with `secret`, for links to `base_url` (howl's API as
+    /// people reach it) that last `ttl_secs`.
+    pub fn new(secret: Secret, base_url: &str, ttl_secs: i64) -> Self {
+        Self {
+            secret,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            ttl_secs,
+        }
+    }
+
+    /// How long a link lasts, in seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    fn signature(&self, pattern: &str, expires: i64) -> String {
+        let message = format!("suppress:{pattern}:{expires}");
+        hex(&hmac_sha256(
+            self.secret.expose().as_bytes(),
+            message.as_bytes(),
+        ))
+    }
+
+    /// The link that suppresses `pattern`, made at `now` (Unix seconds).
+    pub fn suppress_url(&self, pattern: &str, now: i64) -> String {
+        let expires = now.saturating_add(self.ttl_secs);
+        format!(
+            "{}/api/v1/links/suppress?p={}&e={expires}&s={}",
+            self.base_url,
+            form_urlencoded::byte_serialize(pattern.as_bytes()).collect::<String>(),
+            self.signature(pattern, expires)
+        )
+    }
+
+    /// Checks a link's parts at `now`: the signature must be the one made
+    /// for this pattern and expiry (compared in constant time), and the
+    /// expiry still ahead.
+    pub fn verify(
+        &self,
+        pattern: &str,
+        expires: i64,
+        signature: &str,
+        now: i64,
+    ) -> Result<(), &'static str> {
+        let expected = self.signature(pattern, expires);
+        if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+            return Err("this link is not one howl made (it was changed, or the secret was)");
+        }
+        if expires <= now {
+            return Err("this link has expired; use a newer alert's link");
+        }
+        Ok(())
+    }
 }
 
 /// Slack's interactivity requests (button presses), which arrive at the
@@ -139,14 +211,74 @@ impl Shared {
         Self {
             suppressions: Suppressions::new(state.clone()),
             slack_actions: SlackActions::default(),
+            links: None,
             state,
         }
+    }
+
+    /// With signed suppression links.
+    pub fn with_links(mut self, signer: LinkSigner) -> Self {
+        self.links = Some(Arc::new(signer));
+        self
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_hold_only_for_their_pattern_until_they_expire() {
+        let signer = LinkSigner::new(
+            Secret::new("a-long-random-secret"),
+            "https://howl.example/",
+            3600,
+        );
+        let url = signer.suppress_url("3f9a0c1d2e4b5a69", 1_000);
+        let query = url
+            .strip_prefix("https://howl.example/api/v1/links/suppress?")
+            .unwrap();
+        let parts: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(parts["p"], "3f9a0c1d2e4b5a69");
+        assert_eq!(parts["e"], "4600");
+        let signature = parts["s"].as_str();
+        assert_eq!(
+            signer.verify("3f9a0c1d2e4b5a69", 4600, signature, 4599),
+            Ok(())
+        );
+        assert!(
+            signer
+                .verify("3f9a0c1d2e4b5a69", 4600, signature, 4600)
+                .is_err(),
+            "expired"
+        );
+        assert!(
+            signer
+                .verify("another-pattern1", 4600, signature, 1_000)
+                .is_err()
+        );
+        assert!(
+            signer
+                .verify("3f9a0c1d2e4b5a69", 9999, signature, 1_000)
+                .is_err(),
+            "extended"
+        );
+        let other = LinkSigner::new(
+            Secret::new("another-secret-x"),
+            "https://howl.example",
+            3600,
+        );
+        assert!(
+            other
+                .verify("3f9a0c1d2e4b5a69", 4600, signature, 1_000)
+                .is_err()
+        );
+        let odd = signer.suppress_url("a b&c=d", 0);
+        assert!(odd.contains("p=a+b%26c%3Dd"), "{odd}");
+    }
 
     fn sign(secret: &str, timestamp: &str, body: &str) -> String {
         let message = format!("v0:{timestamp}:{body}");

@@ -8,11 +8,13 @@
 //!
 //! Endpoints that change something (`POST`, `DELETE`) require
 //! `Authorization: Bearer <auth_token>` when `[api] auth_token` is set;
-//! reading is open, like `/metrics`. The exception is Slack's
+//! reading is open, like `/metrics`. The exceptions are Slack's
 //! `POST /api/v1/slack/actions` ([`slack`]), which Slack signs with the
-//! app's signing secret instead. Errors are JSON `{"error": "..."}`
+//! app's signing secret instead, and the signed links' `POST
+//! /api/v1/links/suppress` ([`links`]), whose signature is its credential. Errors are JSON `{"error": "..."}`
 //! with a status mapped in one place, [`ApiError`].
 
+mod links;
 mod slack;
 mod triage;
 
@@ -79,6 +81,10 @@ pub async fn serve(
         )
         .route("/api/v1/patterns", get(triage::list_patterns))
         .route("/api/v1/audit", get(triage::audit))
+        .route(
+            "/api/v1/links/suppress",
+            get(links::page).post(links::apply),
+        )
         .route("/api/v1/slack/actions", post(slack::actions))
         .with_state(ApiState {
             cx,

@@ -211,6 +211,32 @@ pub(super) async fn list_patterns(
 
 /// Joins the pattern store, the verdicts and the suppressions by pattern id;
 /// the most seen patterns first.
+/// What a link's page shows of a pattern.
+pub(super) struct PatternSummary {
+    pub template: String,
+    pub level: String,
+    pub count: u64,
+    pub samples: Vec<String>,
+}
+
+/// A pattern as the pattern stores know it (the first store that has it).
+pub(super) fn pattern_summary(shared: &Shared, pattern_id: &str) -> Option<PatternSummary> {
+    let store = shared.state.store().ok()?;
+    let spaces = load_spaces(&store, None).ok()?;
+    spaces.iter().find_map(|space| {
+        space
+            .snapshot
+            .views()
+            .find(|view| view.id.to_string() == pattern_id)
+            .map(|view| PatternSummary {
+                template: view.template.to_string(),
+                level: view.level.as_str().to_string(),
+                count: view.count,
+                samples: view.samples.iter().take(3).cloned().collect(),
+            })
+    })
+}
+
 fn patterns(shared: &Shared) -> Result<Vec<PatternRow>, ApiError> {
     let internal = |e: crate::state::StateError| ApiError::Internal(e.to_string());
     let store = shared.state.store().map_err(internal)?;

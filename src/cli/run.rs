@@ -92,7 +92,16 @@ pub fn run(args: RunArgs) -> ExitCode {
         });
         // One state store and suppression registry for the topology and the
         // API, so an operator's suppression reaches running transforms.
-        let shared = Shared::new(config.data_dir.clone());
+        let mut shared = Shared::new(config.data_dir.clone());
+        if let Some(links) = &config.api.links {
+            match links.signer() {
+                Ok(signer) => shared = shared.with_links(signer),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let api_stop = CancellationToken::new();
         let api = if config.api.enabled {
             let cx = ApiContext {

@@ -249,7 +249,9 @@ fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Resul
     let base = reqwest::Url::parse(&api.api)
         .map_err(|e| format!("--api `{}` is not a URL: {e}", api.api))?;
     // The query (already percent-encoded) goes as it is, not into the path.
-    let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+    let (path, query) = path
+        .split_once('?')
+        .map_or((path, None), |(p, q)| (p, Some(q)));
     let mut url = crate::http::api_url(&base, path);
     url.set_query(query);
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -14,6 +14,7 @@ use crate::component_key::ComponentKey;
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
+use crate::shared::LinkSigner;
 use crate::state::StateHandle;
 use crate::suppressions::Suppressions;
 
@@ -61,6 +62,8 @@ pub struct TaskContext {
     /// The operators' suppressions, shared with the API (`llm_suppress`
     /// reads them per event; changes arrive without a restart).
     pub suppressions: Suppressions,
+    /// The signer of suppression links, when `[api.links]` is set.
+    pub links: Option<Arc<LinkSigner>>,
 }
 
 /// A transform's input buffer, counting what it hands out.

@@ -224,7 +224,18 @@ impl Loader {
                     .component("api"),
                 );
             }
-            Ok(api) => self.config.api = api,
+            Ok(api) => {
+                let links = api.links.as_ref().map(|links| links.signer());
+                if let Some(Err(problem)) = links {
+                    self.diagnostics.push(
+                        Diagnostic::error(problem)
+                            .at(file, Some(span))
+                            .component("api"),
+                    );
+                } else {
+                    self.config.api = api;
+                }
+            }
             Err(error) => self.diagnostics.push(
                 Diagnostic::error(option_message(&error))
                     .at(file, error.span())

@@ -355,6 +355,7 @@ pub async fn run(
                 state: state.clone(),
                 shutdown: stop.child_token(),
                 suppressions: shared.suppressions.clone(),
+                links: shared.links.clone(),
             }),
         };
         spawn(&key, future);

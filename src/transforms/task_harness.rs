@@ -150,6 +150,7 @@ impl Harness {
             state: shared.state,
             shutdown: CancellationToken::new(),
             suppressions: shared.suppressions,
+            links: shared.links,
         });
         Self {
             input: Some(input),

@@ -545,3 +545,183 @@ async fn an_unreadable_update_is_skipped_and_a_restart_never_applies_a_press_twi
     );
     howl.terminate(Duration::from_secs(20));
 }
+
+/// A signed link's parts, from its URL.
+fn link_parts(url: &str) -> std::collections::HashMap<String, String> {
+    let query = url.split_once('?').expect("a query").1;
+    query
+        .split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn signed_links_suppress_only_after_the_post_and_refuse_tampering_and_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            r#"
+[api]
+enabled = true
+address = "127.0.0.1:{api}"
+auth_token = "api-token"
+links.secret = "0123456789abcdef0123456789abcdef"
+links.base_url = "http://127.0.0.1:{api}"
+links.ttl = "1h"
+
+[sources.in]
+type = "http_server"
+address = "127.0.0.1:{http}"
+decoding = "json"
+
+[transforms.patterns]
+type = "pattern"
+inputs = ["in"]
+
+[transforms.triage]
+type = "llm_suppress"
+inputs = ["patterns"]
+
+[sinks.out]
+type = "file"
+inputs = ["triage"]
+path = "out.log"
+encoding = "json"
+"#
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    post_events(
+        &format!("http://127.0.0.1:{http}/"),
+        &json!([{"message": "ERROR payment <script>alert(1)</script> declined for order 42"}]),
+    )
+    .await;
+    let out = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    let event: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let url = event["suppress_url"]
+        .as_str()
+        .expect("a suppress_url")
+        .to_string();
+    let pattern = event["pattern"]["id"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!(
+            "http://127.0.0.1:{api}/api/v1/links/suppress?p={pattern}&e="
+        )),
+        "{url}"
+    );
+
+    // Opening it changes nothing; the page escapes what the log holds.
+    let page = client().get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&pattern), "{html}");
+    assert!(html.contains("name=\"d\" value=\"7d\""), "{html}");
+    assert!(!html.contains("<script>"), "escaped: {html}");
+    assert!(suppressions(api).await.is_empty(), "a GET changes nothing");
+
+    let parts = link_parts(&url);
+    let post = |p: &str, e: &str, s: &str, d: &str| {
+        client()
+            .post(format!("http://127.0.0.1:{api}/api/v1/links/suppress"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "p={}&e={}&s={}&d={}",
+                url_encode(p),
+                url_encode(e),
+                url_encode(s),
+                url_encode(d)
+            ))
+            .send()
+    };
+    // Tampered: another pattern, a later expiry, another signature.
+    for (p, e, s) in [
+        ("0000000000000000", parts["e"].as_str(), parts["s"].as_str()),
+        (pattern.as_str(), "99999999999", parts["s"].as_str()),
+        (pattern.as_str(), parts["e"].as_str(), "00"),
+    ] {
+        let answer = post(p, e, s, "7d").await.unwrap();
+        assert_eq!(answer.status(), 403, "{p} {e} {s}");
+    }
+    // Another duration than the page offers.
+    let answer = post(&pattern, &parts["e"], &parts["s"], "99d")
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(suppressions(api).await.is_empty());
+
+    // The page's own POST suppresses, and the trail says how.
+    let answer = post(&pattern, &parts["e"], &parts["s"], "7d")
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let listed = suppressions(api).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["pattern_id"], pattern.as_str());
+    let trail: Vec<Value> = client()
+        .get(format!(
+            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={pattern}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trail[0]["action"], "suppress");
+    assert_eq!(trail[0]["via"], "link");
+    howl.terminate(Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn an_expired_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             links = {{ secret = \"0123456789abcdef0123456789abcdef\", base_url = \"http://127.0.0.1:{api}\" }}\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n"
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    // Signed with the right secret, expired a second ago.
+    let expired = chrono::Utc::now().timestamp() - 1;
+    let signature = howl::secret::hex(&howl::secret::hmac_sha256(
+        b"0123456789abcdef0123456789abcdef",
+        format!("suppress:feedfacecafebeef:{expired}").as_bytes(),
+    ));
+    let page = client()
+        .get(format!(
+            "http://127.0.0.1:{api}/api/v1/links/suppress?p=feedfacecafebeef&e={expired}&s={signature}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    assert!(page.text().await.unwrap().contains("expired"));
+    howl.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn a_weak_link_secret_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        "[api]\nenabled = true\nlinks = { secret = \"short\", base_url = \"https://howl.example\" }\n\
+         [sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+    );
+    let (code, _, stderr) = crate::common::validate(dir.path(), &[std::path::Path::new("a.toml")]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
+}

@@ -35,6 +35,9 @@ pub const DEFAULT_ANNOTATIONS: &[(&str, &str)] = &[
         "{{ .alert.description ?? .pattern.template ?? \"\" }}",
     ),
     ("sample", "{{ .message ?? \"\" }}"),
+    // `llm_suppress` sets it when `[api.links]` is on: one click from
+    // whatever Alertmanager routes the alert to.
+    ("suppress_url", "{{ .suppress_url ?? \"\" }}"),
 ];
 
 /// How long a resolved alert keeps being re-sent (Alertmanager's docs ask

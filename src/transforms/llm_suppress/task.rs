@@ -30,6 +30,7 @@ use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::llm::contract::MAX_SAMPLES;
 use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
+use crate::shared::LinkSigner;
 use crate::state::StateStore;
 use crate::state::audit::AuditRecord;
 use crate::state::triage::{StoredVerdict, VerdictSource};
@@ -110,9 +111,12 @@ enum Asker {
 
 /// How verdicts of the built-in classifier name their "model".
 const BUILTIN_MODEL: &str = "builtin";
-/// The most rule decisions kept in memory (`llm_allowed`); beyond it they
-/// are forgotten and made again, which costs only a few microseconds each.
+/// The most rule decisions (`llm_allowed`), and links, kept in memory;
+/// beyond it they are forgotten and made again, which costs only a few
+/// microseconds each.
 const MAX_RULE_DECISIONS: usize = 10_000;
+/// Where events get their suppression link (`[api.links]`).
+const SUPPRESS_URL: &str = "suppress_url";
 
 /// What a finished question hands back.
 type Asked = (String, Result<Answer, LlmError>, Duration);
@@ -149,6 +153,11 @@ struct Running {
     by_rules: HashMap<String, Decision>,
     /// Decisions to record in the audit trail with the next save.
     audit: Vec<AuditRecord>,
+    /// Signs suppression links, when `[api.links]` is set.
+    links: Option<Arc<LinkSigner>>,
+    /// Each pattern's link and when it was made (a link is made anew when
+    /// half its life is gone, not per event).
+    link_cache: HashMap<String, (Value, i64)>,
     /// `transforms.ID`, the records' `via`.
     component: String,
     always_alert: Option<VrlRunner>,
@@ -206,6 +215,8 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         llm_allowed: settings.llm_allowed.clone().map(VrlRunner::new),
         by_rules: HashMap::new(),
         audit: Vec::new(),
+        links: cx.links.clone(),
+        link_cache: HashMap::new(),
         component: cx.key.to_string(),
         always_alert: settings.always_alert.clone().map(VrlRunner::new),
         questions: JoinSet::new(),
@@ -302,6 +313,9 @@ impl Running {
             out.push(event);
             return;
         };
+        if let Some(link) = self.link(&pattern, wall) {
+            event.insert_field(SUPPRESS_URL, link);
+        }
         if matches(
             &mut self.always_alert,
             &mut event,
@@ -435,6 +449,24 @@ impl Running {
         let stored = self.stored(verdict, VerdictSource::Builtin, BUILTIN_MODEL.into(), wall);
         self.audit.push(self.record("verdict", pattern, &stored));
         self.verdicts.decided(pattern, stored)
+    }
+
+    /// The signed link that suppresses `pattern`, when links are on.
+    fn link(&mut self, pattern: &str, wall: DateTime<Utc>) -> Option<Value> {
+        let signer = self.links.as_ref()?;
+        let now = wall.timestamp();
+        if let Some((link, made)) = self.link_cache.get(pattern)
+            && now - made < signer.ttl_secs() / 2
+        {
+            return Some(link.clone());
+        }
+        if self.link_cache.len() >= MAX_RULE_DECISIONS {
+            self.link_cache.clear();
+        }
+        let link = Value::from(signer.suppress_url(pattern, now));
+        self.link_cache
+            .insert(pattern.to_string(), (link.clone(), now));
+        Some(link)
     }
 
     /// The audit record of a verdict or a rule's decision.
