@@ -52,14 +52,17 @@ pub enum VerdictSource {
     Llm,
     /// The built-in heuristic classifier.
     Builtin,
+    /// Seen during the learning period (`learn_for`): routine.
+    Learned,
 }
 
 impl VerdictSource {
-    /// `llm` or `builtin`, as in `.triage.source`.
+    /// `llm`, `builtin` or `learned`, as in `.triage.source`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Llm => "llm",
             Self::Builtin => "builtin",
+            Self::Learned => "learned",
         }
     }
 }

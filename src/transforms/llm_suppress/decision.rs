@@ -51,6 +51,10 @@ pub enum Source {
     Builtin,
     /// `always_alert` matched.
     Rule,
+    /// Seen while learning (`learn_for`): routine.
+    Learned,
+    /// Inherited from a close pattern's decision.
+    Inherited,
     /// No verdict could be had.
     Error,
 }
@@ -63,6 +67,8 @@ impl Source {
             Self::Llm => "llm",
             Self::Builtin => "builtin",
             Self::Rule => "rule",
+            Self::Learned => "learned",
+            Self::Inherited => "inherited",
             Self::Error => "error",
         }
     }
@@ -99,7 +105,6 @@ impl Decision {
     }
 
     /// Whether it sends events to `ID.suppressed`.
-    #[cfg(test)]
     pub fn suppresses(&self) -> bool {
         self.suppress
     }
@@ -150,6 +155,7 @@ impl Policy {
         let source = match verdict.source {
             crate::state::triage::VerdictSource::Llm => Source::Llm,
             crate::state::triage::VerdictSource::Builtin => Source::Builtin,
+            crate::state::triage::VerdictSource::Learned => Source::Learned,
         };
         self.decide(
             verdict.verdict.as_str(),
@@ -157,6 +163,19 @@ impl Policy {
             &verdict.reason,
             source,
             verdict.verdict == Label::Noise && verdict.confidence >= self.min_confidence,
+            None,
+        )
+    }
+
+    /// Inherited from the close pattern `from`, whose decision says
+    /// `reason`: noise, as it was.
+    pub fn inherited(&self, from: &str, reason: &str) -> Decision {
+        self.decide(
+            Label::Noise.as_str(),
+            None,
+            &format!("inherited from pattern {from}: {reason}"),
+            Source::Inherited,
+            true,
             None,
         )
     }

@@ -32,6 +32,7 @@
 
 mod budget;
 mod decision;
+mod neighbours;
 mod pending;
 mod task;
 #[cfg(test)]
@@ -158,6 +159,11 @@ pub struct LlmSuppressConfig {
     verdict_ttl: Seconds,
     /// Mirror operators' suppressions as silences in an Alertmanager.
     alertmanager_silence: Option<SilenceConfig>,
+    /// A learning period from the transform's first start, e.g. `"1d"`:
+    /// every new pattern seen during it is recorded as routine (noise,
+    /// `.triage.source = "learned"`), never asked about, and new patterns
+    /// close to a routine one later inherit that.
+    learn_for: Option<Seconds>,
 }
 
 /// The `alertmanager_silence` table.
@@ -304,6 +310,14 @@ impl LlmSuppressConfig {
             max_pending: self.max_pending_events.get(),
             verdict_ttl,
             budget: (self.requests_per_minute, self.max_requests_per_hour),
+            learn_for: match &self.learn_for {
+                Some(period) => Some(
+                    chrono::Duration::from_std(period.positive("learn_for")?).map_err(|_| {
+                        BuildError::new("`learn_for` is too long").for_option("learn_for")
+                    })?,
+                ),
+                None => None,
+            },
             silence: match &self.alertmanager_silence {
                 Some(silence) => Some((
                     silence.url.as_str().to_string(),

@@ -21,6 +21,7 @@ use vrl::value::Value;
 
 use super::budget::Budget;
 use super::decision::{Decision, Policy};
+use super::neighbours::{Neighbours, Why};
 use super::pending::Pending;
 use super::verdicts::{Lookup, Verdicts};
 use super::{Engine, SUPPRESSED};
@@ -33,6 +34,7 @@ use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
 use crate::shared::LinkSigner;
 use crate::state::StateStore;
 use crate::state::audit::AuditRecord;
+use crate::state::triage::OperatorAction;
 use crate::state::triage::{StoredVerdict, VerdictSource};
 use crate::suppressions::{Silencer, Snapshot, Suppressions};
 use crate::vrl_program::VrlRunner;
@@ -79,6 +81,8 @@ pub struct Settings {
     pub budget: (u64, u64),
     /// `alertmanager_silence`: the URL and the duration.
     pub silence: Option<(String, Duration)>,
+    /// `learn_for`.
+    pub learn_for: Option<chrono::Duration>,
 }
 
 /// The transform, ready to run.
@@ -153,6 +157,12 @@ struct Running {
     by_rules: HashMap<String, Decision>,
     /// Decisions to record in the audit trail with the next save.
     audit: Vec<AuditRecord>,
+    /// Patterns decided as noise, which close new ones may inherit from.
+    neighbours: Neighbours,
+    /// New patterns' inherited decisions, with the pattern each came from.
+    inherited: HashMap<String, (Decision, String, Why)>,
+    /// The end of the learning period (`learn_for`), if it is set.
+    learning_until: Option<DateTime<Utc>>,
     /// Signs suppression links, when `[api.links]` is set.
     links: Option<Arc<LinkSigner>>,
     /// Each pattern's link and when it was made (a link is made anew when
@@ -215,6 +225,12 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         llm_allowed: settings.llm_allowed.clone().map(VrlRunner::new),
         by_rules: HashMap::new(),
         audit: Vec::new(),
+        neighbours: Neighbours::default(),
+        inherited: HashMap::new(),
+        learning_until: match settings.learn_for {
+            Some(period) => Some(learning_start(&store, cx.key.id())? + period),
+            None => None,
+        },
         links: cx.links.clone(),
         link_cache: HashMap::new(),
         component: cx.key.to_string(),
@@ -325,7 +341,11 @@ impl Running {
             self.rule.apply(event, out, self.suppressed, &self.metrics);
             return;
         }
-        if let Some(suppression) = self.snapshot.get(&pattern).filter(|s| s.is_live(wall)) {
+        let snapshot = Arc::clone(&self.snapshot);
+        if let Some(suppression) = snapshot.get(&pattern).filter(|s| s.is_live(wall)) {
+            if suppression.action == OperatorAction::Suppress {
+                self.note_neighbour(&pattern, &event, Why::Operator);
+            }
             let policy = self.settings.policy;
             let decision = self
                 .operator
@@ -350,10 +370,29 @@ impl Running {
             decision.apply(event, out, self.suppressed, &self.metrics);
             return;
         }
+        if matches!(self.verdicts.lookup(&pattern, wall, now), Lookup::Unknown) {
+            if self.learning(wall) {
+                let decision = self.learn(&pattern, &event, wall);
+                decision.apply(event, out, self.suppressed, &self.metrics);
+                return;
+            }
+            if self.inherit(&pattern, &event, wall, now).is_some()
+                && let Some((decision, _, _)) = self.inherited.get(&pattern)
+            {
+                decision.apply(event, out, self.suppressed, &self.metrics);
+                return;
+            }
+        }
         match self.verdicts.lookup(&pattern, wall, now) {
             Lookup::Known(decision) => {
                 *hits += 1;
-                decision.apply(event, out, self.suppressed, &self.metrics);
+                if decision.suppresses() && !self.neighbours.contains(&pattern) {
+                    let decision = decision.clone();
+                    self.note_neighbour(&pattern, &event, Why::Verdict);
+                    decision.apply(event, out, self.suppressed, &self.metrics);
+                } else {
+                    decision.apply(event, out, self.suppressed, &self.metrics);
+                }
             }
             Lookup::BackingOff(decision) => {
                 decision.apply(event, out, self.suppressed, &self.metrics);
@@ -449,6 +488,98 @@ impl Running {
         let stored = self.stored(verdict, VerdictSource::Builtin, BUILTIN_MODEL.into(), wall);
         self.audit.push(self.record("verdict", pattern, &stored));
         self.verdicts.decided(pattern, stored)
+    }
+
+    /// Remembers a pattern decided as noise, so close new ones may
+    /// inherit its decision.
+    fn note_neighbour(&mut self, pattern: &str, event: &Event, why: Why) {
+        if self.neighbours.contains(pattern) {
+            return;
+        }
+        let question = self.question(event);
+        self.neighbours
+            .note(pattern, &question.template, &question.level, why);
+    }
+
+    /// Whether the learning period (`learn_for`) is on.
+    fn learning(&self, wall: DateTime<Utc>) -> bool {
+        self.learning_until.is_some_and(|until| wall < until)
+    }
+
+    /// Records a new pattern seen while learning as routine: a noise
+    /// verdict that does not expire.
+    fn learn(&mut self, pattern: &str, event: &Event, wall: DateTime<Utc>) -> Decision {
+        let stored = StoredVerdict {
+            verdict: crate::state::triage::Label::Noise,
+            confidence: 1.0,
+            reason: "seen while learning (learn_for): routine".to_string(),
+            source: VerdictSource::Learned,
+            model: "learned".to_string(),
+            decided_at: wall,
+            expires_at: DateTime::<Utc>::MAX_UTC,
+        };
+        self.metrics
+            .llm_verdict(stored.verdict.as_str(), VerdictSource::Learned.as_str());
+        self.audit.push(self.record("verdict", pattern, &stored));
+        self.note_neighbour(pattern, event, Why::Routine);
+        self.verdicts.decided(pattern, stored)
+    }
+
+    /// The decision a new pattern inherits from a close neighbour whose
+    /// decision still holds (kept in `inherited`), if any.
+    fn inherit(
+        &mut self,
+        pattern: &str,
+        event: &Event,
+        wall: DateTime<Utc>,
+        now: Instant,
+    ) -> Option<()> {
+        let (snapshot, verdicts) = (&self.snapshot, &self.verdicts);
+        let live = |neighbour: &str, why: Why| match why {
+            Why::Operator => snapshot
+                .get(neighbour)
+                .is_some_and(|s| s.is_live(wall) && s.action == OperatorAction::Suppress),
+            Why::Verdict | Why::Routine => matches!(
+                verdicts.lookup(neighbour, wall, now),
+                Lookup::Known(decision) if decision.suppresses()
+            ),
+        };
+        if let Some((_, from, why)) = self.inherited.get(pattern) {
+            if live(from, *why) {
+                return Some(());
+            }
+            self.inherited.remove(pattern);
+        }
+        let question = self.question(event);
+        let found = self
+            .neighbours
+            .find(&question.template, &question.level, live)?;
+        let reason = match found.why {
+            Why::Operator => snapshot.get(&found.pattern).map_or_else(String::new, |s| {
+                format!("suppressed by {}: {}", s.created_by, s.reason)
+            }),
+            Why::Verdict => "a classifier called it noise".to_string(),
+            Why::Routine => "it was learnt as routine".to_string(),
+        };
+        let decision = self.settings.policy.inherited(&found.pattern, &reason);
+        self.audit.push(
+            AuditRecord::now(
+                "inherit",
+                pattern,
+                "rules",
+                &format!("inherited from pattern {}: {reason}", found.pattern),
+                &self.component,
+            )
+            .with_detail(
+                serde_json::json!({"from": found.pattern, "differences": found.differences}),
+            ),
+        );
+        if self.inherited.len() >= MAX_RULE_DECISIONS {
+            self.inherited.clear();
+        }
+        self.inherited
+            .insert(pattern.to_string(), (decision, found.pattern, found.why));
+        Some(())
     }
 
     /// The signed link that suppresses `pattern`, when links are on.
@@ -718,4 +849,27 @@ fn text(event: &Event, path: &OwnedValuePath) -> Option<String> {
         other => other.to_string_lossy().into_owned(),
     };
     (!text.is_empty()).then_some(text)
+}
+
+/// Where each transform keeps when its learning period began.
+const LEARNING: &str = "llm_suppress_learning";
+
+/// When the learning period of transform `component` began: stored at its
+/// first start, so a restart continues the period rather than starting it
+/// again.
+fn learning_start(store: &StateStore, component: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Some(bytes) = store.get(LEARNING, component)?
+        && let Some(start) = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+    {
+        return Ok(start.with_timezone(&Utc));
+    }
+    let start = Utc::now();
+    store.write(
+        LEARNING,
+        &[(component.to_string(), start.to_rfc3339().into_bytes())],
+        &[],
+    )?;
+    Ok(start)
 }

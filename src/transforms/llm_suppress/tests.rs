@@ -526,6 +526,137 @@ async fn an_operators_always_alert_passes_a_pattern_a_model_calls_noise() {
     h.finish().await;
 }
 
+fn templated(pattern: &str, level: &str, template: &str) -> Event {
+    Event::from_value(Value::from(serde_json::json!({
+        "message": template.replace("<NUM>", "42"),
+        "pattern": {"id": pattern, "template": template, "level": level},
+    })))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_pattern_close_to_a_suppressed_one_inherits_its_decision_unless_it_is_worse() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    let mut hourly = operator("hourly");
+    hourly.reason = "cron chatter".into();
+    shared.suppressions.create(hourly).await.unwrap();
+    h.send(vec![templated(
+        "hourly",
+        "info",
+        "cron[<NUM>]: (root) CMD (run-parts /etc/cron.hourly)",
+    )])
+    .await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["operator"]);
+
+    h.send(vec![
+        templated(
+            "daily",
+            "info",
+            "cron[<NUM>]: (root) CMD (run-parts /etc/cron.daily)",
+        ),
+        templated(
+            "daily",
+            "info",
+            "cron[<NUM>]: (root) CMD (run-parts /etc/cron.daily)",
+        ),
+    ])
+    .await;
+    h.settle().await;
+    let inherited = h.take(Some("suppressed"));
+    assert_eq!(sources(&inherited), ["inherited", "inherited"]);
+    let reason = triage(&inherited[0], "reason")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        reason.starts_with("inherited from pattern hourly: suppressed by ops: cron chatter"),
+        "{reason}"
+    );
+    assert_eq!(fake.calls(), 0, "an inherited decision is not asked about");
+
+    // Close, but an error with a failure word: asked, not inherited.
+    h.send(vec![templated(
+        "weekly-error",
+        "error",
+        "cron[<NUM>]: (root) ERROR (run-parts /etc/cron.weekly)",
+    )])
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(None)), ["llm"]);
+    assert_eq!(fake.calls(), 1);
+
+    // When the neighbour's suppression ends, so does the inheritance.
+    shared
+        .suppressions
+        .remove(
+            "hourly",
+            &crate::suppressions::Actor {
+                who: "ops".into(),
+                via: "test".into(),
+            },
+        )
+        .await
+        .unwrap();
+    h.send(vec![templated(
+        "daily",
+        "info",
+        "cron[<NUM>]: (root) CMD (run-parts /etc/cron.daily)",
+    )])
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(None)), ["llm"], "asked now");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(Duration::ZERO);
+    let (mut h, _shared) = start(
+        "provider = \"openai\"\nmodel = \"m\"\nlearn_for = \"1s\"",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    h.send(vec![templated(
+        "sync",
+        "info",
+        "sync of shard <NUM> done in <*>",
+    )])
+    .await;
+    h.settle().await;
+    let routine = h.take(Some("suppressed"));
+    assert_eq!(sources(&routine), ["learned"]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    h.send(vec![
+        templated("sync2", "info", "sync of index <NUM> done in <*>"),
+        templated("fresh", "info", "a brand new kind of line"),
+        templated("sync-failed", "info", "sync of shard <NUM> failed in <*>"),
+    ])
+    .await;
+    h.settle().await;
+    for _ in 0..50 {
+        if fake.calls() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.settle().await;
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["inherited"]);
+    assert_eq!(
+        sources(&h.take(None)),
+        ["llm", "llm"],
+        "asked after learning"
+    );
+    h.finish().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn over_budget_questions_fail_open_without_being_sent() {
     let dir = tempfile::tempdir().unwrap();
