@@ -37,6 +37,7 @@ pub mod internal_events;
 pub mod llm;
 pub mod options;
 pub mod patterns;
+pub mod review;
 pub mod secret;
 pub mod shared;
 pub mod sinks;
