@@ -115,6 +115,9 @@ pub struct SlackActions {
 #[derive(Debug)]
 struct SlackReceiver {
     signing_secret: Secret,
+    /// The channel the sink posts to: one Slack app (one signing secret)
+    /// may serve several sinks, each its own channel.
+    channel: String,
     requests: mpsc::Sender<Bytes>,
 }
 
@@ -136,15 +139,27 @@ pub enum SlackDelivery {
     Busy,
 }
 
+/// The channel id of a press (`payload` → `channel.id`), if it has one.
+fn press_channel(body: &[u8]) -> Option<String> {
+    let payload = form_urlencoded::parse(body)
+        .find(|(key, _)| key == "payload")?
+        .1;
+    let payload: serde_json::Value = serde_json::from_str(&payload).ok()?;
+    payload["channel"]["id"].as_str().map(str::to_string)
+}
+
 impl SlackActions {
-    /// Registers a sink with its app's signing secret; presses signed with
-    /// it arrive on the receiver (up to 64 waiting).
-    pub fn register(&self, signing_secret: Secret) -> mpsc::Receiver<Bytes> {
+    /// Registers a sink with its app's signing secret and its channel;
+    /// presses signed with it, from that channel (or, when no sink with
+    /// the secret has the press's channel, the first), arrive on the
+    /// receiver (up to 64 waiting).
+    pub fn register(&self, signing_secret: Secret, channel: &str) -> mpsc::Receiver<Bytes> {
         let (requests, receiver) = mpsc::channel(64);
         let mut receivers = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
         receivers.retain(|r| !r.requests.is_closed());
         receivers.push(SlackReceiver {
             signing_secret,
+            channel: channel.to_string(),
             requests,
         });
         receiver
@@ -172,7 +187,7 @@ impl SlackActions {
             );
         };
         match timestamp.trim().parse::<i64>() {
-            Ok(at) if (now - at).abs() <= SLACK_MAX_AGE_SECS => {}
+            Ok(at) if now.abs_diff(at) <= SLACK_MAX_AGE_SECS.unsigned_abs() => {}
             _ => {
                 return SlackDelivery::Refused("the request timestamp is more than 5 minutes away");
             }
@@ -182,13 +197,21 @@ impl SlackActions {
         signed.extend_from_slice(timestamp.as_bytes());
         signed.push(b':');
         signed.extend_from_slice(&body);
-        let receiver = receivers.iter().find(|r| {
-            let expected = format!(
-                "v0={}",
-                hex(&hmac_sha256(r.signing_secret.expose().as_bytes(), &signed))
-            );
-            constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
-        });
+        let signed_by: Vec<&SlackReceiver> = receivers
+            .iter()
+            .filter(|r| {
+                let expected = format!(
+                    "v0={}",
+                    hex(&hmac_sha256(r.signing_secret.expose().as_bytes(), &signed))
+                );
+                constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
+            })
+            .collect();
+        let channel = press_channel(&body);
+        let receiver = signed_by
+            .iter()
+            .find(|r| channel.as_deref() == Some(r.channel.as_str()))
+            .or(signed_by.first());
         match receiver {
             None => SlackDelivery::Refused("the signature matches no signing secret"),
             Some(receiver) => match receiver.requests.try_send(body) {
@@ -297,8 +320,8 @@ mod tests {
             actions.deliver(Some("1765000000"), Some("v0=00"), body.clone(), now),
             SlackDelivery::NoReceivers
         );
-        let mut first = actions.register(Secret::new("first-secret"));
-        let mut second = actions.register(Secret::new("second-secret"));
+        let mut first = actions.register(Secret::new("first-secret"), "C1");
+        let mut second = actions.register(Secret::new("second-secret"), "C2");
         let good = sign("second-secret", "1765000000", "payload=%7B%7D");
         assert_eq!(
             actions.deliver(Some("1765000000"), Some(&good), body.clone(), now + 299),

@@ -86,6 +86,16 @@ pub(super) async fn apply(State(state): State<ApiState>, Form(link): Form<Link>)
     if let Err(refusal) = check(&state, &link) {
         return *refusal;
     }
+    // A link suppresses a pattern nobody decided about yet: it never
+    // overrides an operator's decision (an always-alert, a longer
+    // suppression), and a replayed link changes nothing more.
+    if let Some(current) = current_decision(&state, &link.p) {
+        return html(
+            StatusCode::CONFLICT,
+            "Already decided",
+            &format!("<p>{}</p>", escape(&current)),
+        );
+    }
     let Some((label, secs)) = CHOICES
         .iter()
         .find(|(label, _)| link.d.as_deref() == Some(label))
@@ -125,6 +135,24 @@ pub(super) async fn apply(State(state): State<ApiState>, Form(link): Form<Link>)
             &format!("<p>{}</p>", escape(&error.to_string())),
         ),
     }
+}
+
+/// The live decision about `pattern`, in words, if there is one.
+fn current_decision(state: &ApiState, pattern: &str) -> Option<String> {
+    let now = chrono::Utc::now();
+    let snapshot = state.cx.shared.suppressions.snapshot().ok()?;
+    let current = snapshot.get(pattern).filter(|s| s.is_live(now))?;
+    let until = current.expires_at.map_or_else(
+        || "until it is ended".to_string(),
+        |at| format!("until {}", at.format("%Y-%m-%d %H:%M UTC")),
+    );
+    Some(format!(
+        "This pattern already has a decision: {} by {}, {until} ({}). Change it in howl \
+         (`howl suppressions`, the API, or a chat button), not with a link.",
+        current.action.as_str(),
+        current.created_by,
+        current.reason
+    ))
 }
 
 /// Checks the signature and the expiry; the page that refuses the link

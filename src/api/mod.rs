@@ -15,6 +15,7 @@
 //! with a status mapped in one place, [`ApiError`].
 
 mod links;
+mod review;
 mod slack;
 mod triage;
 
@@ -86,6 +87,9 @@ pub async fn serve(
             get(links::page).post(links::apply),
         )
         .route("/api/v1/slack/actions", post(slack::actions))
+        .route("/api/v1/review", get(review::preview).post(review::commit))
+        .route("/api/v1/rules", get(review::rules))
+        .route("/api/v1/rules/{id}/apply", post(review::apply))
         .with_state(ApiState {
             cx,
             auth_token: config.auth_token.clone(),

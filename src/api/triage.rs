@@ -134,12 +134,11 @@ pub(super) async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<crate::state::audit::AuditRecord>>, ApiError> {
     let limit = query.limit.unwrap_or(100).min(10_000);
-    state
-        .cx
-        .shared
-        .suppressions
-        .audit()
-        .list(limit, query.pattern_id.as_deref())
+    let audit = state.cx.shared.suppressions.audit().clone();
+    // Reading thousands of records is blocking work.
+    tokio::task::spawn_blocking(move || audit.list(limit, query.pattern_id.as_deref()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .map(Json)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -8,6 +8,7 @@
 mod graph;
 mod logging;
 mod patterns;
+mod review;
 mod run;
 mod suppress;
 mod test;
@@ -73,6 +74,11 @@ enum Command {
     /// Show the decisions a running howl recorded: who suppressed, undid
     /// or set what, the verdicts and the rules applied.
     Audit(suppress::AuditArgs),
+    /// What changed in the pattern stores since the last review (new, gone
+    /// quiet, spiking patterns, level shifts) and the rules it suggests.
+    Review(review::ReviewArgs),
+    /// List or apply the rules reviews suggested.
+    Rules(review::RulesArgs),
 }
 
 /// Config files, shared by the subcommands that read a topology.
@@ -103,6 +109,8 @@ pub fn main() -> ExitCode {
         Command::Unsuppress(args) => suppress::unsuppress(args),
         Command::Suppressions(args) => suppress::suppressions(args),
         Command::Audit(args) => suppress::audit(args),
+        Command::Review(args) => review::review(args),
+        Command::Rules(args) => review::rules(args),
     }
 }
 

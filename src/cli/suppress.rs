@@ -20,7 +20,7 @@ use crate::state::triage::Suppression;
 
 /// How to reach the running howl.
 #[derive(Debug, Args)]
-pub struct ApiArgs {
+pub(super) struct ApiArgs {
     /// The base URL of a running howl's API (`[api] address`).
     #[arg(long, env = "HOWL_API", default_value = "http://127.0.0.1:8686")]
     api: String,
@@ -233,7 +233,7 @@ fn report_silences(answer: &Value) {
     }
 }
 
-fn finish(result: Result<(), String>) -> ExitCode {
+pub(super) fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -245,7 +245,12 @@ fn finish(result: Result<(), String>) -> ExitCode {
 
 /// One request to the API; the answer's JSON, or a message saying what
 /// went wrong in the API's own words.
-fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+pub(super) fn call(
+    api: &ApiArgs,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let base = reqwest::Url::parse(&api.api)
         .map_err(|e| format!("--api `{}` is not a URL: {e}", api.api))?;
     // The query (already percent-encoded) goes as it is, not into the path.
@@ -292,7 +297,7 @@ fn call(api: &ApiArgs, method: Method, path: &str, body: Option<Value>) -> Resul
 
 /// Percent-encodes everything but unreserved characters (RFC 3986), so the
 /// text is one path segment.
-fn percent_encode_segment(text: &str) -> String {
+pub(super) fn percent_encode_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'~') {

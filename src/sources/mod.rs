@@ -27,6 +27,7 @@ mod loki;
 mod opentelemetry;
 pub mod polling;
 pub mod prometheus;
+mod review;
 mod socket;
 mod stdin;
 mod syslog;
@@ -48,6 +49,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("opentelemetry", opentelemetry::OpentelemetryConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
+    component_type!("review", review::ReviewConfig),
     component_type!("stdin", stdin::StdinConfig),
     component_type!("syslog", syslog::SyslogConfig),
 ];

@@ -23,6 +23,9 @@ const TABLE: &str = "audit";
 /// The most records kept.
 pub const MAX_RECORDS: u64 = 10_000;
 
+/// The most characters of one text of a record.
+pub const MAX_TEXT_CHARS: usize = 512;
+
 /// One decision, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -49,14 +52,17 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// A record made now.
+    /// Texts are cut to [`MAX_TEXT_CHARS`], so the trail stays bounded in
+    /// bytes as well as in records, whatever the data holds.
     pub fn now(action: &str, pattern_id: &str, who: &str, why: &str, via: &str) -> Self {
+        let cut = |text: &str| text.chars().take(MAX_TEXT_CHARS).collect();
         Self {
             at: Utc::now(),
-            action: action.to_string(),
-            pattern_id: pattern_id.to_string(),
-            who: who.to_string(),
-            why: why.to_string(),
-            via: via.to_string(),
+            action: cut(action),
+            pattern_id: cut(pattern_id),
+            who: cut(who),
+            why: cut(why),
+            via: cut(via),
             detail: serde_json::Value::Null,
         }
     }
@@ -139,21 +145,28 @@ impl Audit {
     }
 
     /// The newest records first (both kinds, by time), at most `limit`,
-    /// only about `pattern_id` when given.
+    /// only about `pattern_id` when given. Each kind is read from its
+    /// newest record back, stopping at `limit`.
     pub fn list(
         &self,
         limit: usize,
         pattern_id: Option<&str>,
     ) -> Result<Vec<AuditRecord>, StateError> {
         let store = self.state.store()?;
-        let mut records: Vec<AuditRecord> = store
-            .scan(TABLE, "")?
-            .into_iter()
-            .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok())
-            .filter(|record: &AuditRecord| pattern_id.is_none_or(|p| record.pattern_id == p))
-            .collect();
-        // Stable: records of one time keep their order of writing.
-        records.reverse();
+        let mut records: Vec<AuditRecord> = Vec::new();
+        for prefix in KINDS {
+            let entries = store.scan_rev(TABLE, prefix, limit, |bytes| {
+                pattern_id.is_none_or(|p| {
+                    serde_json::from_slice::<AuditRecord>(bytes).is_ok_and(|r| r.pattern_id == p)
+                })
+            })?;
+            records.extend(
+                entries
+                    .into_iter()
+                    .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok()),
+            );
+        }
+        // Stable: records of one time keep their order (newest first).
         records.sort_by_key(|record| std::cmp::Reverse(record.at));
         records.truncate(limit);
         Ok(records)

@@ -114,6 +114,38 @@ impl StateStore {
         Ok(entries)
     }
 
+    /// Reads the entries whose key starts with `prefix`, the last first, up
+    /// to `limit` of those `keep` accepts (reading stops there).
+    pub fn scan_rev(
+        &self,
+        table: &str,
+        prefix: &str,
+        limit: usize,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let definition: TableDefinition<&str, &[u8]> = TableDefinition::new(table);
+        let read = self.db.begin_read().map_err(storage)?;
+        let table = match read.open_table(definition) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut entries = Vec::new();
+        for entry in table.range(prefix..).map_err(storage)?.rev() {
+            let (key, value) = entry.map_err(storage)?;
+            if !key.value().starts_with(prefix) {
+                continue;
+            }
+            if keep(value.value()) {
+                entries.push((key.value().to_string(), value.value().to_vec()));
+                if entries.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
     /// Writes and deletes entries in one durable transaction: all of it is
     /// on disk when this returns, or none of it.
     pub fn write(

@@ -27,6 +27,7 @@ mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;
 mod pipeline;
+mod review;
 mod slack;
 mod slow_clients;
 mod syslog;

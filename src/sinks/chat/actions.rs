@@ -116,7 +116,9 @@ impl Buttons {
                 })
             }),
             Some(("a", _)) => self.specs.contains(&ButtonSpec::AlwaysAlert),
-            Some(("u", id)) => id.starts_with(DECISION_ID_PREFIX),
+            Some(("u", rest)) => rest.split_once(':').is_some_and(|(id, made)| {
+                id.starts_with(DECISION_ID_PREFIX) && made.parse::<i64>().is_ok()
+            }),
             _ => false,
         }
     }
@@ -148,9 +150,68 @@ impl Buttons {
     }
 }
 
-/// The data of the Undo button of decision `id`.
-pub fn undo_data(id: &str) -> String {
-    format!("u:{id}")
+impl Buttons {
+    /// The buttons of a review digest's suggestions (`.review`): one per
+    /// suggestion these buttons can apply (a suppression, with this
+    /// sink's first suppression duration; always alert, when the sink
+    /// has that button), labelled with the pattern's template. Throttles
+    /// are config changes: no button.
+    pub fn for_suggestions(&self, event: &Event) -> Vec<(String, String)> {
+        let Some(review) = event.get_field("review") else {
+            return Vec::new();
+        };
+        let Ok(review) = serde_json::to_value(review) else {
+            return Vec::new();
+        };
+        let suppress = self.specs.iter().find_map(|spec| match spec {
+            ButtonSpec::Suppress(d) => Some(*d),
+            ButtonSpec::AlwaysAlert => None,
+        });
+        let always = self.specs.contains(&ButtonSpec::AlwaysAlert);
+        let suggestions = review["spaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|space| space["suggestions"].as_array().into_iter().flatten());
+        let mut buttons = Vec::new();
+        for suggestion in suggestions {
+            let pattern = suggestion["pattern_id"].as_str().unwrap_or_default();
+            let short: String = suggestion["template"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(40)
+                .collect();
+            let button = match (suggestion["kind"].as_str(), suppress) {
+                (Some("suppress"), Some(d)) => Some((
+                    format!("Suppress {}: {short}", human(d)),
+                    format!("s:{}:{pattern}", d.as_secs()),
+                )),
+                (Some("always_alert"), _) if always => {
+                    Some((format!("Always alert: {short}"), format!("a:{pattern}")))
+                }
+                _ => None,
+            };
+            if let Some((label, data)) = button
+                && !pattern.is_empty()
+                && data.len() <= MAX_DATA_BYTES
+            {
+                buttons.push((label, data));
+            }
+        }
+        buttons
+    }
+}
+
+/// The data of the Undo button of a decision: its id and when it was
+/// made (a replaced decision keeps its id; Undo must end only the one its
+/// button was made for).
+pub fn undo_data(decision: &crate::state::triage::Suppression) -> String {
+    format!(
+        "u:{}:{}",
+        decision.id,
+        decision.created_at.timestamp_micros()
+    )
 }
 
 /// `7d`, `12h`, `30m`, `45s`: the largest unit that divides the duration.
@@ -252,7 +313,7 @@ pub async fn apply(
             Ok(Applied::Decided {
                 answer,
                 status: format!("Suppressed for {} by {who}", human(ttl)),
-                undo: undo_data(&changed.suppression.id),
+                undo: undo_data(&changed.suppression),
             })
         }
         "a" => {
@@ -267,31 +328,53 @@ pub async fn apply(
             Ok(Applied::Decided {
                 answer: "It will always alert.".to_string(),
                 status: format!("Always alerts (set by {who})"),
-                undo: undo_data(&changed.suppression.id),
+                undo: undo_data(&changed.suppression),
             })
         }
-        "u" => match suppressions
-            .remove(
-                rest,
-                &Actor {
-                    who: presser.created_by.clone(),
-                    via: presser.platform.to_ascii_lowercase(),
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(changed) => {
-                tracing::info!(user = %who, id = %changed.suppression.id, "a decision was undone from {}", presser.platform);
-                Ok(Applied::Undone {
-                    pattern: changed.suppression.pattern_id,
-                })
+        "u" => {
+            let (id, made) = rest.split_once(':').ok_or(UNKNOWN)?;
+            // The decision the button was made for, if it is still there
+            // and was not replaced since.
+            let current = suppressions
+                .list()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|s| s.id == id && s.created_at.timestamp_micros().to_string() == made);
+            if current.is_none() {
+                return Ok(Applied::Nothing {
+                    answer: "Nothing to undo: that decision ended or was replaced since."
+                        .to_string(),
+                });
             }
-            None => Ok(Applied::Nothing {
-                answer: "Nothing to undo: it already ended.".to_string(),
-            }),
-        },
+            undo(suppressions, id, presser).await
+        }
         _ => Err(UNKNOWN.to_string()),
+    }
+}
+
+/// Ends decision `id` for `presser`.
+async fn undo(suppressions: &Suppressions, id: &str, presser: &Presser) -> Result<Applied, String> {
+    let who = &presser.shown;
+    match suppressions
+        .remove(
+            id,
+            &Actor {
+                who: presser.created_by.clone(),
+                via: presser.platform.to_ascii_lowercase(),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(changed) => {
+            tracing::info!(user = %who, id = %changed.suppression.id, "a decision was undone from {}", presser.platform);
+            Ok(Applied::Undone {
+                pattern: changed.suppression.pattern_id,
+            })
+        }
+        None => Ok(Applied::Nothing {
+            answer: "Nothing to undo: it already ended.".to_string(),
+        }),
     }
 }
 
@@ -383,9 +466,36 @@ mod tests {
                 .unwrap(),
             Applied::Nothing { .. }
         ));
-        apply(&suppressions, &buttons, "s:3600:p2", &presser)
+        let Applied::Decided { undo: old_undo, .. } =
+            apply(&suppressions, &buttons, "s:3600:p2", &presser)
+                .await
+                .unwrap()
+        else {
+            panic!("a decision")
+        };
+        // Someone replaces the decision (it keeps its id): the old Undo
+        // must not end the new one.
+        suppressions
+            .create(NewSuppression {
+                pattern_id: "p2".into(),
+                via: "api".into(),
+                action: OperatorAction::AlwaysAlert,
+                reason: "must page".into(),
+                ttl: None,
+                created_by: "alice".into(),
+            })
             .await
             .unwrap();
+        assert!(matches!(
+            apply(&suppressions, &buttons, &old_undo, &presser)
+                .await
+                .unwrap(),
+            Applied::Nothing { .. }
+        ));
+        assert_eq!(
+            suppressions.list().unwrap()[0].action,
+            OperatorAction::AlwaysAlert
+        );
         for forged in [
             "",
             "s:0:p",

@@ -102,6 +102,12 @@ const STATUS_BLOCK: &str = "howl_status";
 impl Actions {
     /// The actions block for `event`'s message, when it has a pattern.
     pub fn block(&self, event: &Event) -> Option<Value> {
+        let mut suggestions = self.buttons.for_suggestions(event);
+        if !suggestions.is_empty() {
+            // A review digest: a button per suggestion (Slack allows 25).
+            suggestions.truncate(25);
+            return Some(actions_block(suggestions));
+        }
         self.block_for(&self.buttons.pattern(event)?)
     }
 
@@ -180,6 +186,8 @@ pub struct Handler {
     pub base: String,
     /// The bot token.
     pub token: String,
+    /// The channel the sink posts to.
+    pub channel: String,
     /// What buttons do and who may press them.
     pub actions: Arc<Actions>,
     /// Hides the token in anything logged.
@@ -256,7 +264,7 @@ impl Handler {
             shown: format!("<@{}>", payload.user.id),
             platform: "Slack",
         };
-        let (status, buttons) = match chat_actions::apply(
+        let (answer, status, buttons) = match chat_actions::apply(
             &running.suppressions,
             &self.actions.buttons,
             &data,
@@ -264,11 +272,20 @@ impl Handler {
         )
         .await
         {
-            Ok(Applied::Decided { status, undo, .. }) => (
+            Ok(Applied::Decided {
+                answer,
+                status,
+                undo,
+            }) => (
+                answer,
                 Some(status),
                 Some(actions_block(vec![("Undo".to_string(), undo)])),
             ),
-            Ok(Applied::Undone { pattern }) => (None, self.actions.block_for(&pattern)),
+            Ok(Applied::Undone { pattern }) => (
+                "Undone.".to_string(),
+                None,
+                self.actions.block_for(&pattern),
+            ),
             Ok(Applied::Nothing { answer }) => {
                 self.tell(client, channel.as_deref(), &payload.user.id, &answer)
                     .await;
@@ -291,14 +308,27 @@ impl Handler {
                 .as_ref()
                 .and_then(|m| m["ts"].as_str().map(str::to_string))
         });
-        let (Some(channel), Some(ts), Some(message)) = (channel, ts, payload.message) else {
+        let message = payload
+            .message
+            .filter(|m| m["attachments"][0]["blocks"].is_array());
+        let (Some(channel_id), Some(ts), Some(message)) = (channel.clone(), ts, message) else {
+            // Done, but the message cannot show it: say so to the presser.
+            self.tell(client, channel.as_deref(), &payload.user.id, &answer)
+                .await;
             return;
         };
         let mut update = updated(message, status, buttons);
-        update["channel"] = json!(channel);
+        update["channel"] = json!(channel_id);
         update["ts"] = json!(ts);
         if let Err(error) = self.call(client, "chat.update", &update).await {
             tracing::warn!("slack actions: cannot update the message: {error}");
+            self.tell(
+                client,
+                Some(&channel_id),
+                &payload.user.id,
+                &format!("{answer} (The message could not be updated: {error}.)"),
+            )
+            .await;
         }
     }
 

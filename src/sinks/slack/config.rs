@@ -155,11 +155,19 @@ impl SlackConfig {
         require_sequential(&settings)?;
         let actions = match (&self.actions, &mode) {
             (None, _) => None,
-            (Some(actions), Mode::WebApi { base, token, .. }) => {
+            (
+                Some(actions),
+                Mode::WebApi {
+                    base,
+                    token,
+                    channel,
+                },
+            ) => {
                 let actions = Arc::new(actions.build()?);
                 Some(Handler {
                     base: base.clone(),
                     token: token.clone(),
+                    channel: channel.clone(),
                     actions,
                     redactor: redactor.clone(),
                 })

@@ -56,7 +56,7 @@ impl Sink for SlackSink {
             let requests = cx
                 .shared
                 .slack_actions
-                .register(handler.actions.signing_secret.clone());
+                .register(handler.actions.signing_secret.clone(), &handler.channel);
             let running = actions::Running {
                 suppressions: cx.shared.suppressions.clone(),
                 metrics: Arc::clone(&cx.metrics),

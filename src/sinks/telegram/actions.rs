@@ -122,6 +122,15 @@ impl Actions {
     /// The inline keyboard for `event`'s message (`reply_markup`), when it
     /// has a pattern short enough to fit in a button.
     pub fn keyboard(&self, event: &Event) -> Option<Value> {
+        let suggestions = self.buttons.for_suggestions(event);
+        if !suggestions.is_empty() {
+            // A review digest: one row per suggestion.
+            let rows: Vec<Value> = suggestions
+                .into_iter()
+                .map(|(label, data)| json!([{"text": label, "callback_data": data}]))
+                .collect();
+            return Some(json!({ "inline_keyboard": rows }));
+        }
         self.keyboard_for(&self.buttons.pattern(event)?)
     }
 

@@ -585,6 +585,10 @@ impl Running {
     /// The signed link that suppresses `pattern`, when links are on.
     fn link(&mut self, pattern: &str, wall: DateTime<Utc>) -> Option<Value> {
         let signer = self.links.as_ref()?;
+        // An id a suppression would refuse gets no link that cannot work.
+        if pattern.len() > 256 || !pattern.chars().all(|c| c.is_ascii_graphic()) {
+            return None;
+        }
         let now = wall.timestamp();
         if let Some((link, made)) = self.link_cache.get(pattern)
             && now - made < signer.ttl_secs() / 2
