@@ -13,7 +13,10 @@
 //!   the interval before, and at least [`SPIKE_MIN`] lines;
 //! - **level shifts**: a level whose share of the interval's lines moved
 //!   by [`LEVEL_SHIFT`] percentage points or more;
-//! - the **noisiest** patterns of the interval.
+//! - the **noisiest** patterns of the interval;
+//! - **schema drift**: top-level fields of the events (noted on a sample
+//!   of them by the `pattern` transform) that appeared since, or were
+//!   seen in the interval before and not since.
 //!
 //! With it come **suggested rules**, each with its reason: suppress a new
 //! or noisy pattern that a classifier (a stored verdict, else the built-in
@@ -34,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::llm::{Masker, Prompt, builtin};
 use crate::patterns::Level;
-use crate::state::patterns::load_spaces;
+use crate::state::patterns::{load_fields, load_spaces};
 use crate::state::triage::{Label, load_verdicts};
 use crate::state::{StateError, StateStore};
 
@@ -65,6 +68,9 @@ struct Checkpoint {
     patterns: HashMap<String, (u64, u64)>,
     /// Lines per level over the interval before.
     levels: BTreeMap<String, u64>,
+    /// The top-level fields seen in the interval before.
+    #[serde(default)]
+    fields: std::collections::BTreeSet<String>,
 }
 
 /// One pattern in a digest.
@@ -148,6 +154,13 @@ pub struct SpaceDigest {
     pub level_shifts: Vec<LevelShift>,
     /// The noisiest patterns since the last review.
     pub noisiest: Vec<Item>,
+    /// Top-level fields of the events that appeared since the last review
+    /// (from a sample of the events).
+    #[serde(default)]
+    pub fields_appeared: Vec<String>,
+    /// Fields seen in the interval before and not since.
+    #[serde(default)]
+    pub fields_gone: Vec<String>,
     /// What to do about it.
     pub suggestions: Vec<Suggestion>,
 }
@@ -274,6 +287,24 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
                     });
                 }
             }
+        }
+        let fields = load_fields(store, &space.namespace, &space.scope)?;
+        let since_ms = previous.at.map(|at| at.timestamp_millis());
+        for (name, (first, last)) in &fields.fields {
+            if since_ms.is_none_or(|p| *last >= p) {
+                next.fields.insert(name.clone());
+            }
+            if since_ms.is_some_and(|p| *first >= p) {
+                digest.fields_appeared.push(name.clone());
+            }
+        }
+        if let Some(p) = since_ms {
+            digest.fields_gone = previous
+                .fields
+                .iter()
+                .filter(|name| fields.fields.get(*name).is_none_or(|(_, last)| *last < p))
+                .cloned()
+                .collect();
         }
         all.sort_by(|a, b| b.count.cmp(&a.count).then(a.pattern_id.cmp(&b.pattern_id)));
         digest.noisiest = all
@@ -455,6 +486,15 @@ pub fn render(digest: &Digest) -> String {
             ));
         }
         list(&mut out, "Noisiest", &space.noisiest);
+        if !space.fields_appeared.is_empty() {
+            out.push_str(&format!(
+                "Fields new: {}\n",
+                space.fields_appeared.join(", ")
+            ));
+        }
+        if !space.fields_gone.is_empty() {
+            out.push_str(&format!("Fields gone: {}\n", space.fields_gone.join(", ")));
+        }
         if !space.suggestions.is_empty() {
             out.push_str("Suggested:\n");
             for s in &space.suggestions {

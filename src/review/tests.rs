@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::patterns::{Miner, MinerConfig};
-use crate::state::patterns::save_spaces;
+use crate::state::patterns::{FieldsSeen, save_fields, save_spaces};
 
 fn lines(miner: &mut Miner, line: &str, n: usize) {
     for _ in 0..n {
@@ -120,4 +120,39 @@ fn a_review_lists_exactly_the_changes_and_suggests_what_to_do() {
         "{text}"
     );
     assert!(text.contains(&always.id), "{text}");
+}
+
+#[test]
+fn schema_drift_lists_the_fields_that_appeared_and_those_that_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    let mut miner = Miner::new(MinerConfig::default()).unwrap();
+    lines(&mut miner, "INFO request served", 10);
+    save_spaces(&store, "patterns", [("", &miner)]).unwrap();
+    let t0 = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let at = |hours: i64| (t0 + chrono::Duration::hours(hours)).timestamp_millis();
+    let mut fields = FieldsSeen::default();
+    fields.note(["message", "user", "host"].into_iter(), at(-1));
+    save_fields(&store, "patterns", [("", &fields)]).unwrap();
+    let first = review(&store, t0, true).unwrap();
+    assert!(first.spaces[0].fields_appeared.is_empty() && first.spaces[0].fields_gone.is_empty());
+
+    // A day on: `host` is gone, `trace_id` appeared.
+    fields.note(["message", "user"].into_iter(), at(1));
+    fields.note(["message", "trace_id"].into_iter(), at(2));
+    save_fields(&store, "patterns", [("", &fields)]).unwrap();
+    let second = review(&store, t0 + chrono::Duration::days(1), true).unwrap();
+    assert_eq!(second.spaces[0].fields_appeared, ["trace_id"]);
+    assert_eq!(second.spaces[0].fields_gone, ["host"]);
+    assert!(render(&second).contains("Fields new: trace_id\nFields gone: host\n"));
+
+    // Another day with only `message`: `trace_id` and `user` went too, and
+    // `host` is not reported again.
+    fields.note(["message"].into_iter(), at(25));
+    save_fields(&store, "patterns", [("", &fields)]).unwrap();
+    let third = review(&store, t0 + chrono::Duration::days(2), true).unwrap();
+    assert!(third.spaces[0].fields_appeared.is_empty());
+    assert_eq!(third.spaces[0].fields_gone, ["trace_id", "user"]);
 }

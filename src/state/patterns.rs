@@ -84,3 +84,63 @@ pub fn restore(config: &MinerConfig, saved: SavedSpace) -> Result<Miner, StateEr
         ))
     })
 }
+
+/// Where each space's top-level field names are kept.
+const FIELDS: &str = "pattern_fields";
+
+/// The most field names kept per space.
+pub const MAX_FIELDS: usize = 256;
+
+/// The top-level fields a space's events had, each with when it was first
+/// and last seen (Unix ms): what the review's schema drift compares.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldsSeen {
+    /// Field name → (first seen, last seen).
+    pub fields: std::collections::BTreeMap<String, (i64, i64)>,
+}
+
+impl FieldsSeen {
+    /// Notes the fields of one event at `now_ms` (new names beyond
+    /// [`MAX_FIELDS`] are not kept).
+    pub fn note<'a>(&mut self, names: impl Iterator<Item = &'a str>, now_ms: i64) {
+        for name in names {
+            let room = self.fields.len() < MAX_FIELDS;
+            match self.fields.get_mut(name) {
+                Some((_, last)) => *last = now_ms,
+                None if room => {
+                    self.fields.insert(name.to_string(), (now_ms, now_ms));
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Saves the fields of several spaces of `namespace`.
+pub fn save_fields<'a>(
+    store: &StateStore,
+    namespace: &str,
+    spaces: impl IntoIterator<Item = (&'a str, &'a FieldsSeen)>,
+) -> Result<(), StateError> {
+    let put = spaces
+        .into_iter()
+        .map(|(scope, fields)| {
+            let bytes =
+                serde_json::to_vec(fields).map_err(|e| StateError::Storage(e.to_string()))?;
+            Ok((key(namespace, scope), bytes))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    store.write(FIELDS, &put, &[])
+}
+
+/// The fields of the space `namespace/scope`, as last saved.
+pub fn load_fields(
+    store: &StateStore,
+    namespace: &str,
+    scope: &str,
+) -> Result<FieldsSeen, StateError> {
+    Ok(store
+        .get(FIELDS, &key(namespace, scope))?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default())
+}

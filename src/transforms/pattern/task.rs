@@ -17,7 +17,9 @@ use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::patterns::{Miner, MinerConfig};
 use crate::state::StateStore;
-use crate::state::patterns::{load_spaces, restore, save_spaces};
+use crate::state::patterns::{
+    FieldsSeen, load_fields, load_spaces, restore, save_fields, save_spaces,
+};
 use crate::template::Template;
 
 /// Everything the task needs from the options.
@@ -61,7 +63,17 @@ struct Space {
     miner: Miner,
     windows: Windows,
     dirty: bool,
+    /// The top-level field names of a sample of the events (for the
+    /// review's schema drift).
+    fields: FieldsSeen,
+    /// Events since the last sampled one.
+    unsampled: u32,
 }
+
+/// One event in this many has its field names noted: schema drift is
+/// about fields that stay or go, not single events, and noting every
+/// event's names would cost more than mining its line.
+const FIELD_SAMPLE: u32 = 16;
 
 struct State {
     settings: Settings,
@@ -81,12 +93,15 @@ impl TaskTransform for PatternTask {
             for saved in load_spaces(&store, Some(&self.settings.namespace))? {
                 let scope = saved.scope.clone();
                 let miner = restore(&self.settings.miner, saved)?;
+                let fields = load_fields(&store, &self.settings.namespace, &scope)?;
                 spaces.insert(
                     scope,
                     Space {
                         miner,
                         windows: Windows::default(),
                         dirty: false,
+                        fields,
+                        unsampled: 0,
                     },
                 );
             }
@@ -161,6 +176,13 @@ impl State {
                 .filter(|value| !value.is_null())
                 .map(value_text);
             let space = self.space(&scope);
+            space.unsampled += 1;
+            if space.unsampled >= FIELD_SAMPLE {
+                space.unsampled = 0;
+                if let Some(object) = event.value().as_object() {
+                    space.fields.note(object.keys().map(|k| k.as_str()), now_ms);
+                }
+            }
             let observation = space.miner.observe(&text, hint.as_deref(), now_ms);
             space.windows.record(observation.id, observation.is_new);
             space.dirty = true;
@@ -245,6 +267,8 @@ impl State {
                     .unwrap_or_else(|_| unreachable!("validated at build")),
                 windows: Windows::default(),
                 dirty: true,
+                fields: FieldsSeen::default(),
+                unsampled: FIELD_SAMPLE,
             })
     }
 
@@ -266,7 +290,15 @@ impl State {
         if dirty.is_empty() {
             return;
         }
-        match save_spaces(&self.store, &self.settings.namespace, dirty) {
+        let fields: Vec<(&str, &FieldsSeen)> = self
+            .spaces
+            .iter()
+            .filter(|(_, space)| space.dirty)
+            .map(|(scope, space)| (scope.as_str(), &space.fields))
+            .collect();
+        let saved = save_spaces(&self.store, &self.settings.namespace, dirty)
+            .and_then(|()| save_fields(&self.store, &self.settings.namespace, fields));
+        match saved {
             Ok(()) => {
                 for space in self.spaces.values_mut() {
                     space.dirty = false;
