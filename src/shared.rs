@@ -27,6 +27,9 @@ pub struct Shared {
     pub suppressions: Suppressions,
     /// Where the API hands Slack's button presses.
     pub slack_actions: SlackActions,
+    /// Where the API hands Telegram's updates, for `telegram` sinks that
+    /// take button presses through a webhook.
+    pub telegram_webhooks: TelegramWebhooks,
     /// Signs and checks the suppression links alerts carry (`[api.links]`).
     pub links: Option<Arc<LinkSigner>>,
 }
@@ -119,6 +122,58 @@ struct SlackReceiver {
     /// may serve several sinks, each its own channel.
     channel: String,
     requests: mpsc::Sender<Bytes>,
+}
+
+/// Telegram's updates for the `telegram` sinks that receive button
+/// presses through a webhook (`actions.updates = "webhook"`): Telegram
+/// posts each update to `/api/v1/telegram/{sink}/updates` with the
+/// `X-Telegram-Bot-Api-Secret-Token` header howl gave in `setWebhook`; the
+/// API checks it (constant time) and hands the update to that sink.
+#[derive(Clone, Debug, Default)]
+pub struct TelegramWebhooks {
+    sinks: Arc<Mutex<std::collections::HashMap<String, (Secret, mpsc::Sender<Bytes>)>>>,
+}
+
+/// What became of an update posted to a Telegram webhook.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WebhookDelivery {
+    /// No sink of that id takes updates through a webhook.
+    NoSink,
+    /// The secret token is missing or wrong.
+    Refused,
+    /// Handed to the sink.
+    Accepted,
+    /// The sink has more updates waiting than it can hold (Telegram
+    /// retries).
+    Busy,
+}
+
+impl TelegramWebhooks {
+    /// Registers sink `id` with its secret token; its updates arrive on
+    /// the receiver (up to 64 waiting).
+    pub fn register(&self, id: &str, secret: Secret) -> mpsc::Receiver<Bytes> {
+        let (sender, receiver) = mpsc::channel(64);
+        self.sinks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (secret, sender));
+        receiver
+    }
+
+    /// Hands an update to sink `id` when `token` is its secret.
+    pub fn deliver(&self, id: &str, token: Option<&str>, body: Bytes) -> WebhookDelivery {
+        let sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((secret, sender)) = sinks.get(id).filter(|(_, s)| !s.is_closed()) else {
+            return WebhookDelivery::NoSink;
+        };
+        if !token.is_some_and(|t| constant_time_eq(t.as_bytes(), secret.expose().as_bytes())) {
+            return WebhookDelivery::Refused;
+        }
+        match sender.try_send(body) {
+            Ok(()) => WebhookDelivery::Accepted,
+            Err(_) => WebhookDelivery::Busy,
+        }
+    }
 }
 
 /// How old a signed request may be (Slack's advice: 5 minutes), so a
@@ -234,6 +289,7 @@ impl Shared {
         Self {
             suppressions: Suppressions::new(state.clone()),
             slack_actions: SlackActions::default(),
+            telegram_webhooks: TelegramWebhooks::default(),
             links: None,
             state,
         }

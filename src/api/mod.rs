@@ -87,6 +87,10 @@ pub async fn serve(
             get(links::page).post(links::apply),
         )
         .route("/api/v1/slack/actions", post(slack::actions))
+        .route(
+            "/api/v1/telegram/{sink}/updates",
+            post(slack::telegram_updates),
+        )
         .route("/api/v1/review", get(review::preview).post(review::commit))
         .route("/api/v1/rules", get(review::rules))
         .route("/api/v1/rules/{id}/apply", post(review::apply))

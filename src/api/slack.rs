@@ -1,4 +1,4 @@
-//! `POST /api/v1/slack/actions`: the Request URL of a Slack app's
+//! Chat platforms' callbacks. `POST /api/v1/slack/actions`: the Request URL of a Slack app's
 //! interactivity. Slack posts a button press here, signed with the app's
 //! signing secret; the request is checked and handed to the `slack` sink
 //! whose secret signed it ([`crate::shared::SlackActions`]), which applies
@@ -35,6 +35,40 @@ pub(super) async fn actions(
         }
         SlackDelivery::Busy => Err(ApiError::Unavailable(
             "too many button presses waiting; retry".into(),
+        )),
+    }
+}
+
+/// `POST /api/v1/telegram/{sink}/updates`: Telegram's webhook for a
+/// `telegram` sink with `actions.updates = "webhook"`.
+pub(super) async fn telegram_updates(
+    State(state): State<ApiState>,
+    axum::extract::Path(sink): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    use crate::shared::WebhookDelivery;
+    let token = headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok());
+    match state
+        .cx
+        .shared
+        .telegram_webhooks
+        .deliver(&sink, token, body)
+    {
+        WebhookDelivery::Accepted => Ok(StatusCode::OK),
+        WebhookDelivery::NoSink => Err(ApiError::NotFound(
+            "no `telegram` sink of that id takes updates through a webhook".into(),
+        )),
+        WebhookDelivery::Refused => {
+            tracing::warn!("a Telegram webhook request without the right secret token was refused");
+            Err(ApiError::BadSignature(
+                "missing or wrong X-Telegram-Bot-Api-Secret-Token".into(),
+            ))
+        }
+        WebhookDelivery::Busy => Err(ApiError::Unavailable(
+            "too many updates waiting; retry".into(),
         )),
     }
 }

@@ -758,3 +758,54 @@ fn a_weak_link_secret_is_a_config_error() {
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("at least 16 characters"), "{stderr}");
 }
+
+#[tokio::test]
+async fn presses_can_arrive_through_a_webhook_with_its_secret_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN).await;
+    let (api, http) = (free_port(), free_port());
+    let config = telegram_topology(dir.path(), &fake, api, http);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "actions.updates = \"webhook\"\nactions.webhook_secret = \"s3cret_Token-1\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    post_events(
+        &format!("http://127.0.0.1:{http}/"),
+        &event("disk full on db-1"),
+    )
+    .await;
+    fake.wait_calls("sendMessage", 1).await;
+    let update = fake.press_update(1, ALICE, Some("alice"), &format!("s:86400:{PATTERN}"));
+    let post = |token: Option<&'static str>| {
+        let mut request = client()
+            .post(format!("http://127.0.0.1:{api}/api/v1/telegram/tg/updates"))
+            .json(&update);
+        if let Some(token) = token {
+            request = request.header("x-telegram-bot-api-secret-token", token);
+        }
+        request.send()
+    };
+    for wrong in [None, Some("s3cret_Token-2")] {
+        assert_eq!(post(wrong).await.unwrap().status(), 401);
+    }
+    let other = client()
+        .post(format!(
+            "http://127.0.0.1:{api}/api/v1/telegram/nope/updates"
+        ))
+        .header("x-telegram-bot-api-secret-token", "s3cret_Token-1")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(suppressions(api).await.is_empty());
+    assert_eq!(post(Some("s3cret_Token-1")).await.unwrap().status(), 200);
+    suppressions_until(api, "the press through the webhook", |l| l.len() == 1).await;
+    fake.wait_calls("answerCallbackQuery", 1).await;
+    assert!(
+        fake.calls("getUpdates").is_empty(),
+        "no polling with a webhook"
+    );
+    howl.terminate(Duration::from_secs(20));
+}

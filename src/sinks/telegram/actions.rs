@@ -25,7 +25,7 @@ use crate::diagnostic::{BuildError, escape_controls};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::options::FieldPath;
-use crate::secret::Redactor;
+use crate::secret::{Redactor, Secret};
 use crate::sinks::chat::actions::{self as chat_actions, Applied, ButtonSpec, Buttons, Presser};
 use crate::state::StateHandle;
 use crate::suppressions::Suppressions;
@@ -53,6 +53,26 @@ pub struct ActionsConfig {
     /// events without it get no buttons.
     #[serde(default = "chat_actions::default_pattern_field")]
     pattern_field: FieldPath,
+    /// How presses arrive: `polling` (`getUpdates`; no public URL needed)
+    /// or `webhook` (Telegram posts them to howl's API at
+    /// `/api/v1/telegram/ID/updates`; set it with `setWebhook`).
+    #[serde(default)]
+    updates: UpdatesMode,
+    /// With `updates = "webhook"`: the `secret_token` given to
+    /// `setWebhook` (1-256 of `A-Z a-z 0-9 _ -`), which Telegram sends
+    /// with every update and howl checks; as `${TELEGRAM_WEBHOOK_SECRET}`.
+    webhook_secret: Option<Secret>,
+}
+
+/// How button presses reach howl.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdatesMode {
+    /// `getUpdates` long polling.
+    #[default]
+    Polling,
+    /// Telegram's webhook, to howl's API.
+    Webhook,
 }
 
 /// A user allowed to act: an id, or an `@username` (quoted numbers are
@@ -102,10 +122,36 @@ impl ActionsConfig {
         }
         let buttons = Buttons::new(&self.buttons, &self.pattern_field)
             .map_err(|e| BuildError::new(e).for_option("actions.buttons"))?;
+        let webhook_secret = match (self.updates, &self.webhook_secret) {
+            (UpdatesMode::Polling, None) => None,
+            (UpdatesMode::Polling, Some(_)) => {
+                return Err(BuildError::new(
+                    "`actions.webhook_secret` is for `actions.updates = \"webhook\"`",
+                )
+                .for_option("actions.webhook_secret"));
+            }
+            (UpdatesMode::Webhook, secret) => {
+                let valid = secret.as_ref().is_some_and(|s| {
+                    let s = s.expose();
+                    (1..=256).contains(&s.len())
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                });
+                if !valid {
+                    return Err(BuildError::new(
+                        "`actions.updates = \"webhook\"` needs `actions.webhook_secret`: 1 to 256 \
+                         of A-Z, a-z, 0-9, `_` and `-` (what `setWebhook`'s `secret_token` takes)",
+                    )
+                    .for_option("actions.webhook_secret"));
+                }
+                secret.clone()
+            }
+        };
         Ok(Actions {
             buttons,
             allowed_users: self.allowed_users.clone(),
             allowed_chats: self.allowed_chats.clone(),
+            webhook_secret,
         })
     }
 }
@@ -116,6 +162,8 @@ pub struct Actions {
     buttons: Buttons,
     allowed_users: Vec<UserRef>,
     allowed_chats: Vec<i64>,
+    /// With webhook updates, the secret token Telegram sends.
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Actions {
@@ -294,6 +342,25 @@ impl Poller {
             self.failed(&format!("getUpdates failed: {}", failure.message));
             tokio::time::sleep(failure.retry_after.unwrap_or(pause)).await;
             pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+    }
+
+    /// Applies the updates the API hands over (webhook mode), until the
+    /// API's side closes.
+    pub async fn run_webhook(self, mut updates: tokio::sync::mpsc::Receiver<bytes::Bytes>) {
+        let client = match crate::http::http_client(Duration::from_secs(10)) {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!("telegram actions: {}", error.message);
+                return;
+            }
+        };
+        let mut offset = None;
+        while let Some(body) = updates.recv().await {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(update) => self.apply_all(&client, vec![update], &mut offset).await,
+                Err(error) => self.failed(&format!("a webhook update was unreadable: {error}")),
+            }
         }
     }
 

@@ -49,18 +49,23 @@ pub struct TelegramSink {
 impl Sink for TelegramSink {
     fn run(self: Box<Self>, cx: SinkContext) -> ComponentFuture {
         let poller = self.actions.map(|(base, actions, redactor)| {
-            tokio::spawn(
-                Poller {
-                    base,
-                    actions,
-                    suppressions: cx.shared.suppressions.clone(),
-                    metrics: Arc::clone(&cx.metrics),
-                    redactor,
-                    state: cx.state.clone(),
-                    sink_id: cx.key.id().to_string(),
-                }
-                .run(),
-            )
+            let webhook = actions
+                .webhook_secret
+                .clone()
+                .map(|secret| cx.shared.telegram_webhooks.register(cx.key.id(), secret));
+            let poller = Poller {
+                base,
+                actions,
+                suppressions: cx.shared.suppressions.clone(),
+                metrics: Arc::clone(&cx.metrics),
+                redactor,
+                state: cx.state.clone(),
+                sink_id: cx.key.id().to_string(),
+            };
+            match webhook {
+                Some(updates) => tokio::spawn(poller.run_webhook(updates)),
+                None => tokio::spawn(poller.run()),
+            }
         });
         let chat = Box::new(self.chat).run(cx);
         Box::pin(async move {

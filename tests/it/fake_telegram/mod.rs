@@ -129,6 +129,19 @@ impl FakeTelegram {
     /// A user presses the button with `data` under message `message_id`
     /// (which must exist), as `getUpdates` will report it.
     pub fn press(&self, message_id: i64, user_id: i64, username: Option<&str>, data: &str) {
+        let update = self.press_update(message_id, user_id, username, data);
+        self.lock().updates.push_back(update);
+    }
+
+    /// The update of a press, as Telegram would post it to a webhook
+    /// (not queued for `getUpdates`).
+    pub fn press_update(
+        &self,
+        message_id: i64,
+        user_id: i64,
+        username: Option<&str>,
+        data: &str,
+    ) -> Value {
         let mut inner = self.lock();
         let message = inner
             .messages
@@ -143,7 +156,7 @@ impl FakeTelegram {
         if let Some(name) = username {
             from["username"] = json!(name);
         }
-        inner.updates.push_back(json!({
+        json!({
             "update_id": update_id,
             "callback_query": {
                 "id": query_id,
@@ -152,7 +165,7 @@ impl FakeTelegram {
                 "chat_instance": "42",
                 "data": data,
             }
-        }));
+        })
     }
 
     /// Queues an update as given (malformed ones included); returns its id.
