@@ -131,8 +131,11 @@ struct SlackReceiver {
 /// API checks it (constant time) and hands the update to that sink.
 #[derive(Clone, Debug, Default)]
 pub struct TelegramWebhooks {
-    sinks: Arc<Mutex<std::collections::HashMap<String, (Secret, mpsc::Sender<Bytes>)>>>,
+    sinks: Arc<Mutex<std::collections::HashMap<String, WebhookSink>>>,
 }
+
+/// A sink's secret token, and where its updates go.
+type WebhookSink = (Secret, mpsc::Sender<Bytes>);
 
 /// What became of an update posted to a Telegram webhook.
 #[derive(Debug, PartialEq, Eq)]
