@@ -71,37 +71,15 @@ async fn buttons_suppress_undo_and_always_alert_for_allowed_users_only() {
     let fake = FakeTelegram::start(TOKEN).await;
     let am = Alertmanager::start(dir.path(), free_port()).await;
     let (api, http) = (free_port(), free_port());
-    let config = write(
+    let config = telegram_topology(
         dir.path(),
-        "topology.toml",
+        &fake,
+        (api, http),
         &format!(
-            r#"
-[api]
-enabled = true
-address = "127.0.0.1:{api}"
-
-[sources.in]
-type = "http_server"
-address = "127.0.0.1:{http}"
-decoding = "json"
-
-[transforms.triage]
-type = "llm_suppress"
-inputs = ["in"]
-alertmanager_silence = {{ url = "{am}", duration = "1h" }}
-
-[sinks.tg]
-type = "telegram"
-inputs = ["triage"]
-bot_token = "{TOKEN}"
-chat_id = {CHAT}
-api_base = "{url}"
-rate_limit.num = 1000
-actions.allowed_users = [{ALICE}, "@bob"]
-"#,
-            am = am.url,
-            url = fake.url,
+            "alertmanager_silence = {{ url = \"{}\", duration = \"1h\" }}",
+            am.url
         ),
+        &format!("{ALICE}, \"@bob\""),
     );
     let mut howl = Running::start(dir.path(), &config, api, &[]).await;
     let ingest = format!("http://127.0.0.1:{http}/");
@@ -455,13 +433,14 @@ actions.allowed_users = ["U0ALICE"]
     );
 }
 
-/// A topology of `http_server` → `llm_suppress` → `telegram` with
-/// buttons for Alice, in `dir`.
+/// A topology of `http_server` → `llm_suppress` (with `triage` options)
+/// → `telegram` with buttons for `allowed` users, in `dir`.
 fn telegram_topology(
     dir: &std::path::Path,
     fake: &FakeTelegram,
-    api: u16,
-    http: u16,
+    (api, http): (u16, u16),
+    triage: &str,
+    allowed: &str,
 ) -> std::path::PathBuf {
     write(
         dir,
@@ -480,6 +459,7 @@ decoding = "json"
 [transforms.triage]
 type = "llm_suppress"
 inputs = ["in"]
+{triage}
 
 [sinks.tg]
 type = "telegram"
@@ -488,7 +468,7 @@ bot_token = "{TOKEN}"
 chat_id = {CHAT}
 api_base = "{url}"
 rate_limit.num = 1000
-actions.allowed_users = [{ALICE}]
+actions.allowed_users = [{allowed}]
 "#,
             url = fake.url,
         ),
@@ -500,7 +480,7 @@ async fn an_unreadable_update_is_skipped_and_a_restart_never_applies_a_press_twi
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start(TOKEN).await;
     let (api, http) = (free_port(), free_port());
-    let config = telegram_topology(dir.path(), &fake, api, http);
+    let config = telegram_topology(dir.path(), &fake, (api, http), "", &ALICE.to_string());
     let mut howl = Running::start(dir.path(), &config, api, &[]).await;
     post_events(
         &format!("http://127.0.0.1:{http}/"),
@@ -764,7 +744,7 @@ async fn presses_can_arrive_through_a_webhook_with_its_secret_token() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start(TOKEN).await;
     let (api, http) = (free_port(), free_port());
-    let config = telegram_topology(dir.path(), &fake, api, http);
+    let config = telegram_topology(dir.path(), &fake, (api, http), "", &ALICE.to_string());
     let text = std::fs::read_to_string(&config).unwrap()
         + "actions.updates = \"webhook\"\nactions.webhook_secret = \"s3cret_Token-1\"\n";
     std::fs::write(&config, text).unwrap();
