@@ -3,19 +3,24 @@
 //! classifier's noise verdict, or a pattern learnt as routine) inherits
 //! that decision instead of alerting as new.
 //!
-//! **Close** means: the same number of tokens (whitespace-separated), and
-//! at most [`MAX_DIFFERENCES`] positions where they differ, a `<*>` (or
-//! any `<...>` placeholder) matching anything. `cron[<NUM>]: (root) CMD
-//! (run-parts /etc/cron.hourly)` and `... /etc/cron.daily)` are close (one
-//! word); a different message of the same length usually differs in more.
+//! **Close** means: the same number of tokens (whitespace-separated), at
+//! most [`MAX_DIFFERENCES`] positions where they differ and at most a
+//! quarter of them, and at least three the same, a `<*>` (or any `<...>`
+//! placeholder) matching anything. `cron[<NUM>]: (root) CMD (run-parts
+//! /etc/cron.hourly)` and `... /etc/cron.daily)` are close (one word of
+//! five); "heartbeat ok" and "ransomware detected" are not.
 //!
 //! A close neighbour's decision is **not** inherited when the new pattern
-//! is more severe than it (a higher level, or fatal at all), or carries a
-//! failure word (`error`, `failed`, `denied`, `timeout`, ...) that the
-//! neighbour lacks: "disk check ok" being noise says nothing about "disk
-//! check failed".
+//! is more severe than it (a higher level, an error next to a neighbour of
+//! no known level, or fatal at all), or carries a failure word (`error`,
+//! `failed`, `denied`, `timeout`, ...) that the neighbour lacks: "disk
+//! check ok" being noise says nothing about "disk check failed".
+//!
+//! Finding a neighbour costs a look-up of the new template's rarest tokens
+//! in an index (a close neighbour matches at least one of any three of
+//! its positions), not a comparison with every neighbour.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::patterns::Level;
 
@@ -69,15 +74,22 @@ pub enum Why {
 struct Neighbour {
     tokens: Vec<String>,
     level: Level,
-    failure: Vec<usize>,
+    failure: Vec<String>,
     why: Why,
 }
 
-/// The patterns decided as noise, by token count.
+/// The index key of a token: the template's length, the position, the
+/// token (`<*>` for any placeholder).
+type Posting = (usize, usize, String);
+
+/// The patterns decided as noise, indexed by their tokens.
 #[derive(Debug, Default)]
 pub struct Neighbours {
     by_pattern: HashMap<String, Neighbour>,
-    by_len: HashMap<usize, Vec<String>>,
+    /// Which neighbours have a token at a position, for a length.
+    postings: HashMap<Posting, HashSet<String>>,
+    /// Neighbours by length (for a template too vague to look up).
+    by_len: HashMap<usize, HashSet<String>>,
     order: std::collections::VecDeque<String>,
 }
 
@@ -103,19 +115,48 @@ fn is_placeholder(token: &str) -> bool {
     token.starts_with('<') && token.ends_with('>') && token.len() >= 3
 }
 
-/// The positions of failure words (a word, stripped of punctuation).
-fn failures(tokens: &[String]) -> Vec<usize> {
-    tokens
-        .iter()
-        .enumerate()
-        .filter(|(_, token)| {
-            token
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|word| FAILURE_WORDS.contains(&word))
-        })
-        .map(|(i, _)| i)
-        .collect()
+fn posting_token(token: &str) -> String {
+    if is_placeholder(token) {
+        "<*>".to_string()
+    } else {
+        token.to_string()
+    }
 }
+
+/// The failure words of a template (words, stripped of punctuation).
+fn failures(tokens: &[String]) -> Vec<String> {
+    let mut words: Vec<String> = tokens
+        .iter()
+        .flat_map(|token| token.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|word| FAILURE_WORDS.contains(word))
+        .map(str::to_string)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// Whether two templates of one length are close: at most
+/// [`MAX_DIFFERENCES`] positions differ, at most a quarter of them, and at
+/// least [`MIN_SAME`] are the same (a placeholder matches anything). Short
+/// templates are never close: "heartbeat ok" says nothing about
+/// "ransomware detected".
+fn closeness(a: &[String], b: &[String]) -> Option<usize> {
+    let differences = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x != y && !is_placeholder(x) && !is_placeholder(y))
+        .count();
+    let same = a.len() - differences;
+    (differences > 0
+        && differences <= MAX_DIFFERENCES
+        && differences * 4 <= a.len()
+        && same >= MIN_SAME)
+        .then_some(differences)
+}
+
+/// The fewest tokens that must be the same.
+const MIN_SAME: usize = 3;
 
 impl Neighbours {
     /// Whether `pattern` is known.
@@ -129,7 +170,7 @@ impl Neighbours {
             return;
         }
         let tokens = tokens(template);
-        if tokens.is_empty() {
+        if tokens.len() < MIN_SAME {
             return;
         }
         if self.order.len() >= MAX_NEIGHBOURS
@@ -138,6 +179,16 @@ impl Neighbours {
             self.forget(&oldest);
         }
         let len = tokens.len();
+        for (position, token) in tokens.iter().enumerate() {
+            self.postings
+                .entry((len, position, posting_token(token)))
+                .or_default()
+                .insert(pattern.to_string());
+        }
+        self.by_len
+            .entry(len)
+            .or_default()
+            .insert(pattern.to_string());
         let neighbour = Neighbour {
             failure: failures(&tokens),
             level: Level::parse_value(level).unwrap_or_default(),
@@ -145,20 +196,58 @@ impl Neighbours {
             why,
         };
         self.by_pattern.insert(pattern.to_string(), neighbour);
-        self.by_len
-            .entry(len)
-            .or_default()
-            .push(pattern.to_string());
         self.order.push_back(pattern.to_string());
     }
 
     /// Forgets a pattern (its decision ended).
     pub fn forget(&mut self, pattern: &str) {
-        if let Some(neighbour) = self.by_pattern.remove(pattern)
-            && let Some(list) = self.by_len.get_mut(&neighbour.tokens.len())
-        {
-            list.retain(|p| p != pattern);
+        let Some(neighbour) = self.by_pattern.remove(pattern) else {
+            return;
+        };
+        let len = neighbour.tokens.len();
+        for (position, token) in neighbour.tokens.iter().enumerate() {
+            let key = (len, position, posting_token(token));
+            if let Some(set) = self.postings.get_mut(&key) {
+                set.remove(pattern);
+                if set.is_empty() {
+                    self.postings.remove(&key);
+                }
+            }
         }
+        if let Some(set) = self.by_len.get_mut(&len) {
+            set.remove(pattern);
+        }
+    }
+
+    /// The neighbours that may be close to `tokens`: a close one differs
+    /// in at most [`MAX_DIFFERENCES`] positions, so among any
+    /// `MAX_DIFFERENCES + 1` concrete positions it matches at least one;
+    /// the rarest ones are looked up (with the neighbours that have a
+    /// placeholder there).
+    fn candidates(&self, tokens: &[String]) -> HashSet<&String> {
+        let len = tokens.len();
+        let mut lists: Vec<(usize, Vec<&HashSet<String>>)> = tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, token)| !is_placeholder(token))
+            .map(|(position, token)| {
+                let sets: Vec<&HashSet<String>> = [token.clone(), "<*>".to_string()]
+                    .into_iter()
+                    .filter_map(|t| self.postings.get(&(len, position, t)))
+                    .collect();
+                (sets.iter().map(|s| s.len()).sum(), sets)
+            })
+            .collect();
+        if lists.len() <= MAX_DIFFERENCES {
+            return self.by_len.get(&len).into_iter().flatten().collect();
+        }
+        lists.sort_by_key(|(size, _)| *size);
+        lists
+            .into_iter()
+            .take(MAX_DIFFERENCES + 1)
+            .flat_map(|(_, sets)| sets)
+            .flatten()
+            .collect()
     }
 
     /// The closest decided neighbour of a new pattern whose decision it
@@ -176,27 +265,29 @@ impl Neighbours {
         }
         let tokens = tokens(template);
         let failure = failures(&tokens);
-        let candidates = self.by_len.get(&tokens.len())?;
+        let mut candidates: Vec<&String> = self.candidates(&tokens).into_iter().collect();
+        candidates.sort();
         let mut best: Option<Found> = None;
         for pattern in candidates {
             let Some(neighbour) = self.by_pattern.get(pattern) else {
                 continue;
             };
-            if level > neighbour.level && neighbour.level != Level::Unknown {
+            // A neighbour of no known level counts as `info`: an error
+            // never inherits from it.
+            let theirs = match neighbour.level {
+                Level::Unknown => Level::Info,
+                known => known,
+            };
+            if level > theirs {
                 continue;
             }
-            // A failure word where the neighbour has none.
-            if failure.iter().any(|at| !neighbour.failure.contains(at)) {
+            // A failure word the neighbour lacks.
+            if failure.iter().any(|word| !neighbour.failure.contains(word)) {
                 continue;
             }
-            let differences = tokens
-                .iter()
-                .zip(&neighbour.tokens)
-                .filter(|(a, b)| a != b && !is_placeholder(a) && !is_placeholder(b))
-                .count();
-            if differences == 0 || differences > MAX_DIFFERENCES {
+            let Some(differences) = closeness(&tokens, &neighbour.tokens) else {
                 continue;
-            }
+            };
             if best.as_ref().is_some_and(|b| b.differences <= differences) {
                 continue;
             }
@@ -315,6 +406,70 @@ mod tests {
                     "info",
                     always
                 )
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn short_unrelated_or_worse_lines_never_inherit() {
+        let mut neighbours = Neighbours::default();
+        let always = |_: &str, _: Why| true;
+        neighbours.note("hb", "heartbeat ok", "", Why::Verdict);
+        assert!(
+            !neighbours.contains("hb"),
+            "too short to be anyone's neighbour"
+        );
+        neighbours.note("hb3", "INFO heartbeat ok", "info", Why::Verdict);
+        assert!(
+            neighbours
+                .find("INFO payments halted", "info", always)
+                .is_none()
+        );
+        neighbours.note("db", "healthcheck db <NUM> ok", "", Why::Verdict);
+        assert!(
+            neighbours
+                .find("replication db <NUM> stalled", "error", always)
+                .is_none(),
+            "an error never inherits from a neighbour of no known level"
+        );
+        neighbours.note(
+            "retry",
+            "WARN upstream timeout, retrying in <*>",
+            "warn",
+            Why::Verdict,
+        );
+        assert!(
+            neighbours
+                .find("WARN database corrupted, retrying in <*>", "warn", always)
+                .is_none()
+        );
+        neighbours.note("login", "INFO user <NUM> logged in", "info", Why::Verdict);
+        assert!(
+            neighbours
+                .find("INFO user <NUM> became admin", "info", always)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_index_finds_the_close_neighbour_among_thousands() {
+        let mut neighbours = Neighbours::default();
+        for i in 0..20_000 {
+            neighbours.note(
+                &format!("p{i}"),
+                &format!("job w{i} finished step s{i} on n{i} ok"),
+                "info",
+                Why::Routine,
+            );
+        }
+        let always = |_: &str, _: Why| true;
+        let found = neighbours
+            .find("job w7 finished step s7 on n8 ok", "info", always)
+            .unwrap();
+        assert_eq!(found.pattern, "p7");
+        assert!(
+            neighbours
+                .find("job x finished step y on z ok", "info", always)
                 .is_none()
         );
     }

@@ -245,6 +245,7 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         asker,
         verdicts,
     };
+    running.note_known_neighbours();
     let mut input_open = true;
     while input_open || !running.pending.is_empty() {
         let deadline = running.pending.next_deadline();
@@ -371,7 +372,7 @@ impl Running {
             return;
         }
         if matches!(self.verdicts.lookup(&pattern, wall, now), Lookup::Unknown) {
-            if self.learning(wall) {
+            if self.learning(wall) && !self.severe(&event) {
                 let decision = self.learn(&pattern, &event, wall);
                 decision.apply(event, out, self.suppressed, &self.metrics);
                 return;
@@ -487,7 +488,11 @@ impl Running {
             .llm_verdict(verdict.label.as_str(), VerdictSource::Builtin.as_str());
         let stored = self.stored(verdict, VerdictSource::Builtin, BUILTIN_MODEL.into(), wall);
         self.audit.push(self.record("verdict", pattern, &stored));
-        self.verdicts.decided(pattern, stored)
+        let decision = self.verdicts.decided(pattern, stored);
+        if decision.suppresses() {
+            self.note_neighbour(pattern, event, Why::Verdict);
+        }
+        decision
     }
 
     /// Remembers a pattern decided as noise, so close new ones may
@@ -499,6 +504,43 @@ impl Running {
         let question = self.question(event);
         self.neighbours
             .note(pattern, &question.template, &question.level, why);
+    }
+
+    /// Notes, at start, the patterns of the pattern stores that are
+    /// decided as noise (an operator's suppression, a stored noise verdict,
+    /// routine): with `patterns.new` as input, their events never come
+    /// back, and a new pattern must still find them.
+    fn note_known_neighbours(&mut self) {
+        let Ok(spaces) = crate::state::patterns::load_spaces(&self.store, None) else {
+            return;
+        };
+        let (wall, now) = (Utc::now(), Instant::now());
+        for space in &spaces {
+            for view in space.snapshot.views() {
+                let id = view.id.to_string();
+                let why = if self
+                    .snapshot
+                    .get(&id)
+                    .is_some_and(|s| s.is_live(wall) && s.action == OperatorAction::Suppress)
+                {
+                    Why::Operator
+                } else {
+                    match self.verdicts.lookup(&id, wall, now) {
+                        Lookup::Known(decision) if decision.suppresses() => Why::Verdict,
+                        _ => continue,
+                    }
+                };
+                self.neighbours
+                    .note(&id, view.template, view.level.as_str(), why);
+            }
+        }
+    }
+
+    /// Whether an event is an error or worse: never learnt as routine.
+    fn severe(&self, event: &Event) -> bool {
+        text(event, &self.settings.fields.level)
+            .and_then(|level| crate::patterns::Level::parse_value(&level))
+            .is_some_and(|level| level >= crate::patterns::Level::Error)
     }
 
     /// Whether the learning period (`learn_for`) is on.
@@ -745,7 +787,13 @@ impl Running {
                 self.audit.push(self.record("verdict", &pattern, &stored));
                 let verdict = self.verdicts.decided(&pattern, stored);
                 let decision = self.on_release(&pattern, &verdict);
-                for event in self.pending.take(&pattern) {
+                let held = self.pending.take(&pattern);
+                if verdict.suppresses()
+                    && let Some(first) = held.first()
+                {
+                    self.note_neighbour(&pattern, first, Why::Verdict);
+                }
+                for event in held {
                     decision.apply(event, out, self.suppressed, &self.metrics);
                 }
             }

@@ -615,6 +615,30 @@ async fn a_new_pattern_close_to_a_suppressed_one_inherits_its_decision_unless_it
     h.finish().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_verdict_makes_a_neighbour_at_once_for_patterns_seen_once() {
+    // As with `inputs = ["patterns.new"]`: one event per pattern.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _shared) = start("", None, dir.path());
+    h.send(vec![templated(
+        "hc1",
+        "info",
+        "GET /healthz on node <NUM> returned 200 OK",
+    )])
+    .await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["builtin"]);
+    h.send(vec![templated(
+        "hc2",
+        "info",
+        "GET /healthz on pod <NUM> returned 200 OK",
+    )])
+    .await;
+    h.settle().await;
+    assert_eq!(sources(&h.take(Some("suppressed"))), ["inherited"]);
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -642,7 +666,7 @@ async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_i
     .await;
     h.settle().await;
     for _ in 0..50 {
-        if fake.calls() >= 2 {
+        if fake.calls() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
