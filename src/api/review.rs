@@ -27,12 +27,19 @@ fn answer(digest: &review::Digest) -> Json<Value> {
     Json(json!({ "text": review::render(digest), "digest": digest }))
 }
 
-/// A dry run.
-pub(super) async fn preview(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let store = store(&state)?;
-    review::review(&store, chrono::Utc::now(), false)
+/// Reviews off the async threads (a review reads every pattern store).
+async fn run(state: &ApiState, commit: bool) -> Result<Json<Value>, ApiError> {
+    let store = store(state)?;
+    tokio::task::spawn_blocking(move || review::review(&store, chrono::Utc::now(), commit))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .map(|digest| answer(&digest))
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A dry run.
+pub(super) async fn preview(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    run(&state, false).await
 }
 
 /// A review that leaves its checkpoint and keeps its suggestions.
@@ -41,10 +48,7 @@ pub(super) async fn commit(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let store = store(&state)?;
-    review::review(&store, chrono::Utc::now(), true)
-        .map(|digest| answer(&digest))
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    run(&state, true).await
 }
 
 /// The suggestions waiting.
@@ -66,12 +70,12 @@ pub(super) async fn apply(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let store = store(&state)?;
-    let Some(rule) =
-        review::take_rule(&store, &id).map_err(|e| ApiError::Internal(e.to_string()))?
-    else {
-        return Err(ApiError::NotFound(format!(
-            "no suggestion `{id}` is waiting (applied already, or from an older review)"
-        )));
+    let waiting = review::rules(&store).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some(rule) = waiting.into_iter().find(|rule| rule.id == id) else {
+        // The id is the client's: not echoed (it may hold anything).
+        return Err(ApiError::NotFound(
+            "no such suggestion is waiting (applied already, or from an older review)".into(),
+        ));
     };
     let (action, ttl) = match rule.kind {
         RuleKind::Suppress => (
@@ -80,17 +84,36 @@ pub(super) async fn apply(
         ),
         RuleKind::AlwaysAlert => (OperatorAction::AlwaysAlert, None),
         RuleKind::Throttle => {
+            // A topology change: route the pattern's events through a
+            // throttle of their own; the suggestion stays until then.
+            let short: String = rule
+                .pattern_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(16)
+                .collect();
             return Ok(Json(json!({
                 "applied": false,
                 "rule": rule,
                 "config": format!(
-                    "[transforms.throttle_{short}]\ntype = \"throttle\"\ninputs = [\"...\"]\nkey_field = \"pattern.id\"\nthreshold = 10\nwindow_secs = \"1h\"\n",
-                    short = rule.pattern_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>()
+                    "[transforms.split_{short}]\ntype = \"route\"\ninputs = [\"YOUR_INPUT\"]\n\
+                     route.noisy = '.pattern.id == \"{short}\"'\n\n\
+                     [transforms.throttle_{short}]\ntype = \"throttle\"\ninputs = [\"split_{short}.noisy\"]\n\
+                     threshold = 10\nwindow_secs = \"1h\"\n\n\
+                     # then feed your sink from `throttle_{short}` and `split_{short}._unmatched`\n"
                 ),
-                "message": "a throttle is a change to the topology: add the `config` above before the sink",
+                "message": "a throttle is a change to the topology; add this to it:",
             })));
         }
     };
+    if review::take_rule(&store, &rule.id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(
+            "the suggestion was applied meanwhile".into(),
+        ));
+    }
     let changed = state
         .cx
         .shared

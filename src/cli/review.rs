@@ -22,10 +22,11 @@ pub struct ReviewArgs {
     /// running one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Show the review without leaving its checkpoint (the next review
-    /// compares with the same baseline) or keeping its suggestions.
+    /// Leave the review's checkpoint (the next review compares with now)
+    /// and keep its suggestions for `howl rules`. Without it, the review
+    /// only looks: a scheduled `review` source keeps its baseline.
     #[arg(long)]
-    dry_run: bool,
+    commit: bool,
     /// Print the digest as JSON.
     #[arg(long)]
     json: bool,
@@ -59,18 +60,23 @@ enum RulesCommand {
 /// Runs `howl review`.
 pub fn review(args: ReviewArgs) -> ExitCode {
     let digest = match &args.data_dir {
+        Some(dir) if !dir.join(crate::state::DB_FILE).is_file() => Err(format!(
+            "{} holds no howl state store ({}); is it howl's `data_dir`?",
+            dir.display(),
+            crate::state::DB_FILE
+        )),
         Some(dir) => StateStore::open(dir)
             .map_err(|e| format!("{e} (for a running howl, use --api)"))
             .and_then(|store| {
-                review::review(&store, chrono::Utc::now(), !args.dry_run).map_err(|e| e.to_string())
+                review::review(&store, chrono::Utc::now(), args.commit).map_err(|e| e.to_string())
             })
             .and_then(|digest| serde_json::to_value(&digest).map_err(|e| e.to_string()))
             .map(|digest| serde_json::json!({ "digest": digest })),
         None => {
-            let method = if args.dry_run {
-                Method::GET
-            } else {
+            let method = if args.commit {
                 Method::POST
+            } else {
+                Method::GET
             };
             call(&args.api, method, "api/v1/review", None)
         }
@@ -124,7 +130,7 @@ pub fn rules(args: RulesArgs) -> ExitCode {
                     );
                 } else {
                     println!(
-                        "{}\n{}",
+                        "{}\n\n{}",
                         answer["message"].as_str().unwrap_or_default(),
                         answer["config"].as_str().unwrap_or_default()
                     );

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::llm::{Masker, Prompt, builtin};
 use crate::patterns::Level;
 use crate::state::patterns::{load_fields, load_spaces};
-use crate::state::triage::{Label, load_verdicts};
+use crate::state::triage::{Label, load_suppressions, load_verdicts};
 use crate::state::{StateError, StateStore};
 
 /// Where checkpoints are kept, per space.
@@ -165,6 +165,33 @@ pub struct SpaceDigest {
     pub suggestions: Vec<Suggestion>,
 }
 
+impl SpaceDigest {
+    /// Whether there is nothing to say about the space.
+    pub fn is_quiet(&self) -> bool {
+        self.lines == 0
+            && self.new.is_empty()
+            && self.gone.is_empty()
+            && self.fields_gone.is_empty()
+            && self.suggestions.is_empty()
+    }
+}
+
+impl Digest {
+    /// Whether nothing changed anywhere: no new, gone or spiking pattern,
+    /// no shift, no drift, nothing to suggest.
+    pub fn is_empty(&self) -> bool {
+        self.spaces.iter().all(|s| {
+            s.new.is_empty()
+                && s.gone.is_empty()
+                && s.spiking.is_empty()
+                && s.level_shifts.is_empty()
+                && s.fields_appeared.is_empty()
+                && s.fields_gone.is_empty()
+                && s.suggestions.is_empty()
+        })
+    }
+}
+
 /// A review of every space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Digest {
@@ -205,6 +232,12 @@ fn judge(
 /// checkpoints and keeps the suggestions for `apply`.
 pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Digest, StateError> {
     let masker = Masker::new(&[]).map_err(StateError::Storage)?;
+    // Patterns someone already decided about get no suggestion.
+    let decided: std::collections::HashSet<String> = load_suppressions(store)?
+        .into_iter()
+        .filter(|s| s.is_live(now))
+        .map(|s| s.pattern_id)
+        .collect();
     let verdicts: HashMap<String, (Label, String)> = load_verdicts(store, None)?
         .into_iter()
         .map(|saved| {
@@ -240,7 +273,13 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
         for view in space.snapshot.views() {
             let id = view.id.to_string();
             let (then, grew_before) = previous.patterns.get(&id).copied().unwrap_or((0, 0));
-            let count = view.count.saturating_sub(then);
+            // A count below the checkpoint's restarted (the pattern was
+            // evicted and came back): all of it is new since.
+            let count = if view.count >= then {
+                view.count - then
+            } else {
+                view.count
+            };
             let item = Item {
                 pattern_id: id.clone(),
                 template: view.template.to_string(),
@@ -248,8 +287,9 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
                 count,
                 before: grew_before,
             };
-            digest.lines += count;
-            *next.levels.entry(item.level.clone()).or_default() += count;
+            digest.lines = digest.lines.saturating_add(count);
+            let level = next.levels.entry(item.level.clone()).or_default();
+            *level = level.saturating_add(count);
             next.patterns.insert(id.clone(), (view.count, count));
             if previous.at.is_some() && !previous.patterns.contains_key(&id) {
                 digest.new.push(item.clone());
@@ -267,7 +307,10 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
             // The first review has no baseline: everything is new.
             digest.new = all.clone();
         }
-        let before_total: u64 = previous.levels.values().sum();
+        let before_total: u64 = previous
+            .levels
+            .values()
+            .fold(0u64, |sum, n| sum.saturating_add(*n));
         if before_total > 0 && digest.lines > 0 {
             let levels: std::collections::BTreeSet<&String> =
                 previous.levels.keys().chain(next.levels.keys()).collect();
@@ -317,6 +360,9 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
             list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pattern_id.cmp(&b.pattern_id)));
         }
         digest.suggestions = suggest(&digest, &verdicts, &masker);
+        digest
+            .suggestions
+            .retain(|s| !decided.contains(&s.pattern_id));
         for list in [&mut digest.new, &mut digest.gone, &mut digest.spiking] {
             list.truncate(TOP);
         }
@@ -387,11 +433,15 @@ fn suggest(
                     ),
                 )
             }
-            Label::Important if severe => add(
-                RuleKind::AlwaysAlert,
-                item,
-                format!("a new {} pattern; {why}", item.level),
-            ),
+            Label::Important
+                if severe && digest.new.iter().any(|n| n.pattern_id == item.pattern_id) =>
+            {
+                add(
+                    RuleKind::AlwaysAlert,
+                    item,
+                    format!("a new {} pattern; {why}", item.level),
+                )
+            }
             Label::Important => {}
         }
     }
@@ -454,8 +504,13 @@ pub fn render(digest: &Digest) -> String {
     if digest.spaces.is_empty() {
         out.push_str("\nNo pattern store yet.\n");
     }
-    for space in &digest.spaces {
-        out.push_str(&format!("\n{}: {} lines\n", space.space, space.lines));
+    let quiet = digest.spaces.iter().filter(|s| s.is_quiet()).count();
+    for space in digest.spaces.iter().filter(|s| !s.is_quiet()) {
+        out.push_str(&format!(
+            "\n{}: {} lines\n",
+            shown(&space.space),
+            space.lines
+        ));
         let list = |out: &mut String, title: &str, items: &[Item]| {
             if items.is_empty() {
                 return;
@@ -464,9 +519,9 @@ pub fn render(digest: &Digest) -> String {
             for item in items {
                 out.push_str(&format!(
                     "  {} [{}] {} ({}{})\n",
-                    item.pattern_id,
-                    item.level,
-                    cut(&item.template, 80),
+                    shown(&item.pattern_id),
+                    shown(&item.level),
+                    shown(&cut(&item.template, 80)),
                     item.count,
                     if item.before > 0 {
                         format!(", {} before", item.before)
@@ -493,7 +548,10 @@ pub fn render(digest: &Digest) -> String {
             ));
         }
         if !space.fields_gone.is_empty() {
-            out.push_str(&format!("Fields gone: {}\n", space.fields_gone.join(", ")));
+            out.push_str(&format!(
+                "Fields gone: {}\n",
+                shown(&space.fields_gone.join(", "))
+            ));
         }
         if !space.suggestions.is_empty() {
             out.push_str("Suggested:\n");
@@ -502,13 +560,22 @@ pub fn render(digest: &Digest) -> String {
                     "  {} {} {}: {}\n",
                     s.id,
                     s.kind.as_str(),
-                    s.pattern_id,
-                    cut(&s.reason, 120)
+                    shown(&s.pattern_id),
+                    shown(&cut(&s.reason, 120))
                 ));
             }
         }
     }
+    if quiet > 0 {
+        out.push_str(&format!("\n({quiet} space(s) without changes)\n"));
+    }
     out
+}
+
+/// Text from the logs, shown in a digest: control characters (a newline
+/// that would forge a line, a terminal escape) written visibly.
+fn shown(text: &str) -> String {
+    crate::diagnostic::escape_controls(text).into_owned()
 }
 
 fn cut(text: &str, limit: usize) -> String {

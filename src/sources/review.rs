@@ -39,6 +39,11 @@ fn default_interval() -> Seconds {
 impl SourceConfig for ReviewConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         let interval = self.interval.positive("interval")?;
+        if interval < Duration::from_secs(1) {
+            return Err(
+                BuildError::new("`interval` must be at least a second").for_option("interval")
+            );
+        }
         Ok(Box::new(Review { interval }))
     }
 }
@@ -74,6 +79,10 @@ impl Source for Review {
                     }
                     Err(error) => return Err(anyhow::anyhow!("the review stopped: {error}")),
                 };
+                if digest.is_empty() {
+                    // Nothing changed: no message about nothing.
+                    continue;
+                }
                 let event = digest_event(&digest).with_source_id(source_id.clone());
                 cx.out.metrics().received(1, 0);
                 tokio::select! {
@@ -111,7 +120,7 @@ pub fn digest_event(digest: &crate::review::Digest) -> Event {
             "state": "firing",
             "severity": "info",
             "summary": summary,
-            "key": format!("review/{}", digest.at.timestamp()),
+            "key": format!("review/{}", digest.at.timestamp_micros()),
         })),
     );
     event

@@ -34,7 +34,11 @@ fn feed(dir: &Path, lines: &[(&str, usize)]) {
 }
 
 fn review_json(dir: &Path) -> Value {
-    let (code, stdout, stderr) = howl_in(dir, &["review", "--data-dir", "data", "--json"], &[]);
+    let (code, stdout, stderr) = howl_in(
+        dir,
+        &["review", "--data-dir", "data", "--json", "--commit"],
+        &[],
+    );
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
 }
@@ -78,12 +82,8 @@ async fn a_review_reports_exactly_what_changed_and_its_suggestions_apply() {
             ("ERROR payment service refused connection to 10.0.0.7", 3),
         ],
     );
-    // A dry run shows the changes and leaves the baseline.
-    let (code, text, _) = howl_in(
-        dir.path(),
-        &["review", "--data-dir", "data", "--dry-run"],
-        &[],
-    );
+    // Without --commit, a review only looks: the baseline stays.
+    let (code, text, _) = howl_in(dir.path(), &["review", "--data-dir", "data"], &[]);
     assert_eq!(code, 0);
     assert!(
         text.contains("Gone quiet:") && text.contains("Spiking:"),
