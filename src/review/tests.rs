@@ -156,3 +156,67 @@ fn schema_drift_lists_the_fields_that_appeared_and_those_that_went() {
     assert!(third.spaces[0].fields_appeared.is_empty());
     assert_eq!(third.spaces[0].fields_gone, ["trace_id", "user"]);
 }
+
+#[test]
+fn a_digest_shows_control_characters_visibly_and_skips_quiet_spaces() {
+    let digest = Digest {
+        at: Utc::now(),
+        since: None,
+        spaces: vec![
+            SpaceDigest {
+                space: "patterns/evil\nSuggested:".into(),
+                lines: 1,
+                new: vec![Item {
+                    pattern_id: "p".into(),
+                    template: "INFO \u{1b}[2J forged\n  rule-deadbeef suppress".into(),
+                    level: "info".into(),
+                    count: 1,
+                    before: 0,
+                }],
+                ..SpaceDigest::default()
+            },
+            SpaceDigest {
+                space: "patterns/quiet".into(),
+                ..SpaceDigest::default()
+            },
+        ],
+    };
+    let text = render(&digest);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("rule-"))
+            .count(),
+        0,
+        "no forged line: {text}"
+    );
+    assert!(!text.contains("patterns/quiet"), "{text}");
+    assert!(text.contains("(1 space(s) without changes)"), "{text}");
+}
+
+#[test]
+fn a_count_that_restarted_is_counted_not_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    let t0 = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut miner = Miner::new(MinerConfig::default()).unwrap();
+    lines(&mut miner, "INFO backup finished ok", 10);
+    save_spaces(&store, "patterns", [("", &miner)]).unwrap();
+    review(&store, t0, true).unwrap();
+    lines(&mut miner, "INFO backup finished ok", 10);
+    save_spaces(&store, "patterns", [("", &miner)]).unwrap();
+    review(&store, t0 + chrono::Duration::days(1), true).unwrap();
+    // The pattern was evicted and came back: its count starts again.
+    let mut fresh = Miner::new(MinerConfig::default()).unwrap();
+    lines(&mut fresh, "INFO backup finished ok", 3);
+    save_spaces(&store, "patterns", [("", &fresh)]).unwrap();
+    let digest = review(&store, t0 + chrono::Duration::days(2), true).unwrap();
+    assert!(
+        digest.spaces[0].gone.is_empty(),
+        "{:?}",
+        digest.spaces[0].gone
+    );
+    assert_eq!(digest.spaces[0].lines, 3);
+}
