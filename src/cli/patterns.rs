@@ -8,7 +8,7 @@
 //! - `list`: the patterns in a store (every pattern space of every
 //!   `pattern` transform, and `mine`'s).
 //! - `diff`: new, gone and spiking patterns between two stores; exit 1 when
-//!   something is new (a CI gate).
+//!   something is new (a CI gate), 2 on a usage or reading error.
 //!
 //! A pattern counts as known in `diff` when the baseline has its id *or*
 //! the baseline's miners classify its sample lines as a known pattern: ids
@@ -508,10 +508,15 @@ fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         .map_err(std::io::Error::from)
         .and_then(|()| writeln!(out)),
         ListFormat::Table => (|| {
+            // An empty list is its count line alone, not a table header.
             writeln!(out, "new patterns: {}", new.len())?;
-            write_table(&mut out, new.iter().cloned())?;
+            if !new.is_empty() {
+                write_table(&mut out, new.iter().cloned())?;
+            }
             writeln!(out, "\ngone patterns: {}", gone.len())?;
-            write_table(&mut out, gone.iter().cloned())?;
+            if !gone.is_empty() {
+                write_table(&mut out, gone.iter().cloned())?;
+            }
             writeln!(out, "\nspiking patterns: {}", spiking.len())?;
             for spike in &spiking {
                 writeln!(

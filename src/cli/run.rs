@@ -202,7 +202,8 @@ async fn watch_signals(stop: CancellationToken) {
         if received == 1 {
             tracing::info!(
                 signal = name,
-                "received signal; shutting down gracefully (send again to exit at once)"
+                "received signal; shutting down gracefully: sources stop, buffers drain. \
+                 Press Ctrl-C again (or send the signal again) to quit at once"
             );
             stop.cancel();
         } else {

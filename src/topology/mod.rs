@@ -39,6 +39,8 @@ pub static REGISTRY: Registry = Registry {
 /// How long sources get, once the graceful shutdown limit is reached, to
 /// save what was acknowledged before every task is stopped.
 const SAVE_GRACE: Duration = Duration::from_secs(1);
+/// How often a shutdown that takes its time says what it waits for.
+const SHUTDOWN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// Events that may wait in front of each transform (sinks configure theirs).
 const TRANSFORM_BUFFER_EVENTS: usize = 1000;
@@ -379,7 +381,15 @@ pub async fn run(
 
     let mut report = RunReport::default();
     let mut deadline: Option<tokio::time::Instant> = None;
+    // While draining: when to say which components are still busy.
+    let mut next_progress: Option<tokio::time::Instant> = None;
     loop {
+        let progress = async {
+            match next_progress {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let next = async {
             match deadline {
                 Some(at) => tokio::time::timeout_at(at, tasks.join_next()).await.ok(),
@@ -390,6 +400,19 @@ pub async fn run(
             _ = stop.cancelled(), if deadline.is_none() => {
                 tracing::info!(limit_secs = options.graceful_shutdown_limit.as_secs(), "shutting down: stopping sources and draining buffers");
                 deadline = Some(tokio::time::Instant::now() + options.graceful_shutdown_limit);
+                next_progress = Some(tokio::time::Instant::now() + SHUTDOWN_PROGRESS_EVERY);
+            }
+            () = progress => {
+                let mut busy: Vec<String> = lock(&running).iter().cloned().collect();
+                busy.sort();
+                let left = deadline.map_or(0, |at| at.saturating_duration_since(tokio::time::Instant::now()).as_secs());
+                tracing::warn!(
+                    "still shutting down: waiting for {} to finish (delivering, or retrying a \
+                     destination that is down); at most {left}s more. Press Ctrl-C again to \
+                     quit at once (what they hold is then lost, or kept by disk buffers)",
+                    busy.join(", ")
+                );
+                next_progress = Some(tokio::time::Instant::now() + SHUTDOWN_PROGRESS_EVERY);
             }
             joined = next => match joined {
                 None if !shutdown_limit.is_cancelled() => {

@@ -477,3 +477,39 @@ async fn a_listing_that_fails_for_want_of_file_descriptors_reads_nothing_again()
         "the listing did fail: {stderr}"
     );
 }
+
+/// A glob that matches nothing is said at once (and every minute), and
+/// each file followed is logged at info level: a typo or a missing log
+/// must not look like a quiet one.
+#[tokio::test]
+async fn a_glob_that_matches_nothing_is_said_and_files_followed_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &topology(api, "include = [\"logs/*.log\"]\npoll_interval_ms = 50\n"),
+    );
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    crate::common::wait_for("the warning", Duration::from_secs(10), || {
+        howl.stderr()
+            .contains("no file matches `include` (logs/*.log); nothing to read yet")
+            .then_some(())
+    })
+    .await;
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    append(&dir.path().join("logs/app.log"), "hello\n");
+    wait_for_lines(&dir.path().join("out.log"), 1).await;
+    let stderr = howl.stderr();
+    assert!(
+        stderr.contains("INFO")
+            && stderr.contains("following file")
+            && stderr.contains("logs/app.log"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("no file matches").count(),
+        1,
+        "not repeated within the minute: {stderr}"
+    );
+}

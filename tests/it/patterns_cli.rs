@@ -148,6 +148,10 @@ fn a_store_makes_replays_quiet_and_diff_gates_on_new_patterns() {
         &[],
     );
     assert_eq!(code, 0, "nothing new against itself: {stdout}");
+    assert_eq!(
+        stdout, "new patterns: 0\n\ngone patterns: 0\n\nspiking patterns: 0\n",
+        "an empty diff has no empty tables"
+    );
     assert!(stdout.starts_with("new patterns: 0"), "{stdout}");
 }
 

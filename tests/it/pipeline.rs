@@ -616,3 +616,47 @@ fn the_file_sink_waits_out_a_full_disk_and_then_writes_every_line() {
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.lines().count(), 100, "{log}");
 }
+
+/// A shutdown that waits for a sink whose destination is down says what it
+/// waits for, and that a second Ctrl-C quits at once; the second one does.
+#[tokio::test]
+async fn a_slow_shutdown_says_what_it_waits_for_and_a_second_ctrl_c_quits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http, dead) = (
+        crate::common::free_port(),
+        crate::common::free_port(),
+        crate::common::free_port(),
+    );
+    let config = crate::common::write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+             [sinks.out]\ntype = \"webhook\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:{dead}/\"\n\
+             retry.initial_backoff_secs = 0.2\nretry.max_duration_secs = 600.0\n\
+             healthcheck.enabled = false\n"
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    let url = format!("http://127.0.0.1:{http}/");
+    tokio::spawn(async move {
+        let _ = crate::common::client().post(url).body("stuck").send().await;
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let child = howl.child.take().unwrap();
+    crate::common::signal(&child, "INT");
+    crate::common::wait_for("the progress line", Duration::from_secs(15), || {
+        howl.stderr()
+            .contains("still shutting down: waiting for sinks.out")
+            .then_some(())
+    })
+    .await;
+    let stderr = howl.stderr();
+    assert!(stderr.contains("Press Ctrl-C again"), "{stderr}");
+    let started = Instant::now();
+    crate::common::signal(&child, "INT");
+    let output = crate::common::wait_with_limit(child, Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(5), "at once");
+}

@@ -666,3 +666,17 @@ fn the_vrl_program_limit_is_configurable_and_checked() {
         .unwrap();
     assert!(output.status.success(), "3 KiB is under the default limit");
 }
+
+#[test]
+fn without_a_config_validate_checks_the_demo_as_run_and_graph_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = crate::common::howl_in(dir.path(), &["validate"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("valid:") && stdout.contains("built-in demo"),
+        "{stdout}"
+    );
+    let (code, graph, _) = crate::common::howl_in(dir.path(), &["graph"], &[]);
+    assert_eq!(code, 0);
+    assert!(graph.contains("digraph"), "{graph}");
+}

@@ -367,9 +367,15 @@ impl Source for FileSource {
             let mut tracked: HashMap<PathBuf, Tracked> = HashMap::new();
             let mut first_scan = true;
             let mut last_checkpoint = Instant::now();
+            let mut warned_empty: Option<Instant> = None;
             loop {
                 let retired = self.scan(&mut tracked, &mut checkpoints, first_scan, &cx);
                 first_scan = false;
+                self.warn_while_empty(
+                    tracked.is_empty() && retired.is_empty(),
+                    &mut warned_empty,
+                    &cx,
+                );
                 let mut more = false;
                 // A file rotated away or deleted still has the lines written
                 // just before: read them (all of them), then let it go.
@@ -497,7 +503,31 @@ fn scan_failed(cx: &SourceContext, what: &dyn std::fmt::Display) {
     );
 }
 
+/// How often the warning that no file matches repeats.
+const EMPTY_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 impl FileSource {
+    /// Warns at the first scan that finds nothing to follow, and then once
+    /// a minute while nothing matches: a glob with a typo (or a fresh box
+    /// without the log yet) must not look like a quiet log.
+    fn warn_while_empty(&self, empty: bool, warned: &mut Option<Instant>, cx: &SourceContext) {
+        if !empty {
+            *warned = None;
+            return;
+        }
+        if warned.is_some_and(|at| at.elapsed() < EMPTY_WARNING_EVERY) {
+            return;
+        }
+        *warned = Some(Instant::now());
+        tracing::warn!(
+            component = %cx.key,
+            "no file matches `include` ({}); nothing to read yet. Looking again every {} ms; \
+             this repeats every minute while nothing matches",
+            self.include.join(", "),
+            self.poll_interval.as_millis()
+        );
+    }
+
     /// Finds matching files and opens new ones; follows renamed ones under
     /// their new name. Returns the files that left (renamed out of the
     /// globs, deleted, or replaced by a new file at their name), still open
@@ -675,7 +705,7 @@ impl FileSource {
             None => 0,
         };
         file.seek(SeekFrom::Start(start))?;
-        tracing::debug!(component = %cx.key, path = %path.display(), offset = start, "following file");
+        tracing::info!(component = %cx.key, path = %path.display(), offset = start, "following file");
         Ok(Some(Tracked::new(
             file,
             id,
