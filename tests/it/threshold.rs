@@ -272,3 +272,48 @@ async fn prometheus_topology_fires_and_resolves_in_a_real_alertmanager() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// With `-v`, each group's way to an alert is logged: ok → pending (and
+/// when it would fire) → firing → ok.
+#[tokio::test]
+async fn verbose_logs_each_groups_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding = \"json\"\n\
+             [transforms.hot]\ntype = \"threshold\"\ninputs = [\"in\"]\n\
+             [[transforms.hot.rules]]\nname = \"HighCpu\"\nmetric = \"cpu_usage_percent\"\n\
+             condition = \"value > 80\"\nfor_secs = 60\ngroup_by = [\"host\"]\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"hot\"]\n"
+        ),
+    );
+    let howl = Running::start(dir.path(), &config, api, &["-v"]).await;
+    let start = Utc::now() - chrono::Duration::hours(1);
+    let mut events = samples(start, "cpu_usage_percent", "web-1", 0, 90, 95.0);
+    events.extend(samples(start, "cpu_usage_percent", "web-1", 105, 105, 10.0));
+    post_events(&format!("http://127.0.0.1:{http}/"), &Value::Array(events)).await;
+    let log = crate::common::wait_for(
+        "the transitions",
+        std::time::Duration::from_secs(10),
+        || {
+            let log = howl.stderr();
+            log.contains("threshold: firing -> ok").then_some(log)
+        },
+    )
+    .await;
+    for expected in [
+        "threshold: ok -> pending (fires if it stays so for 60s)",
+        "threshold: pending -> firing",
+        "threshold: firing -> ok",
+    ] {
+        assert!(log.contains(expected), "{expected} missing:\n{log}");
+    }
+    assert!(
+        log.contains("rule=HighCpu") && log.contains("group=HighCpu/host=web-1"),
+        "{log}"
+    );
+}

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::alert::alert_event;
 use super::rule::Rule;
-use super::state::{AtCapacity, Group, Observation, Tracker, Transition};
+use super::state::{AtCapacity, Group, Observation, Phase, Tracker, Transition};
 use crate::alert::AlertStore;
 use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
@@ -198,6 +198,7 @@ impl Running {
                         continue;
                     }
                 };
+                let before = state.tracker.phase(&key);
                 let observed = state.tracker.observe(Observation {
                     key: &key,
                     tags: &tags,
@@ -209,6 +210,29 @@ impl Running {
                     series,
                 });
                 self.unsaved_samples = true;
+                let after = state.tracker.phase(&key);
+                if before != after {
+                    // `-v` shows each group's way to an alert, so a rule
+                    // that is pending (or never breaches) is not a mystery.
+                    let name = |phase: Option<Phase>| match phase {
+                        None => "ok",
+                        Some(Phase::Pending) => "pending",
+                        Some(Phase::Firing) => "firing",
+                    };
+                    tracing::debug!(
+                        rule = %state.rule.name,
+                        group = %key,
+                        value,
+                        "threshold: {} -> {}{}",
+                        name(before),
+                        name(after),
+                        if after == Some(Phase::Pending) {
+                            format!(" (fires if it stays so for {}s)", state.rule.for_secs)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
                 match observed {
                     Ok(transitions) => emit(&state.rule, &transitions, &self.metrics, out),
                     Err(AtCapacity) => self.metrics.warn_limited(

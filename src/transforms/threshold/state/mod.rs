@@ -320,6 +320,11 @@ impl Tracker {
 
     /// Whether a group started, fired or ended since the last call: the
     /// moments the state must be saved at once.
+    /// Where group `key` is: pending, firing, or `None` (ok).
+    pub fn phase(&self, key: &str) -> Option<Phase> {
+        self.groups.get(key).map(|group| group.phase)
+    }
+
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
     }
