@@ -166,11 +166,27 @@ pub fn validate(nodes: &[NodeDecl]) -> (Option<Graph>, Vec<Diagnostic>) {
     diagnostics.extend(find_cycles(nodes, &edges));
 
     for node in nodes {
+        let consumed = |name: &Option<String>| {
+            edges
+                .iter()
+                .any(|e| e.from.component == node.key.id() && e.from.output == *name)
+        };
+        // Taking a named output (`patterns.new`) is a choice of what to
+        // read from the component: its default output going unread then is
+        // no mistake to warn about.
+        let chose_named = node
+            .outputs
+            .iter()
+            .flatten()
+            .any(|output| output.name.is_some() && consumed(&output.name));
         for output in node.outputs.iter().flatten() {
             let id = OutputId {
                 component: node.key.id().to_string(),
                 output: output.name.clone(),
             };
+            if output.name.is_none() && chose_named {
+                continue;
+            }
             if output.warn_if_unconsumed && !edges.iter().any(|e| e.from == id) {
                 let what = match &output.name {
                     Some(name) => format!("output `{id}` (named output `{name}`)"),

@@ -680,3 +680,23 @@ fn without_a_config_validate_checks_the_demo_as_run_and_graph_use_it() {
     assert_eq!(code, 0);
     assert!(graph.contains("digraph"), "{graph}");
 }
+
+#[test]
+fn reading_one_output_of_a_component_is_a_choice_not_a_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let patterns = "[sources.in]\ntype = \"stdin\"\n[transforms.patterns]\ntype = \"pattern\"\ninputs = [\"in\"]\n";
+    for (sink_input, warned) in [("patterns.new", false), ("patterns", false), ("in", true)] {
+        write(
+            dir.path(),
+            "a.toml",
+            &format!("{patterns}[sinks.out]\ntype = \"console\"\ninputs = [\"{sink_input}\"]\n"),
+        );
+        let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            stderr.contains("is not consumed"),
+            warned,
+            "reading {sink_input}: {stderr}"
+        );
+    }
+}
