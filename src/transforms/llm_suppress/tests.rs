@@ -648,15 +648,14 @@ async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_i
         Some(Arc::clone(&fake)),
         dir.path(),
     );
-    h.send(vec![templated(
-        "sync",
-        "info",
-        "sync of shard <NUM> done in <*>",
-    )])
+    h.send(vec![
+        templated("sync", "info", "sync of shard <NUM> done in <*>"),
+        templated("panic", "fatal", "kernel panic - not syncing"),
+    ])
     .await;
     h.settle().await;
     let routine = h.take(Some("suppressed"));
-    assert_eq!(sources(&routine), ["learned"]);
+    assert_eq!(sources(&routine), ["learned"], "never a fatal line");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     h.send(vec![
         templated("sync2", "info", "sync of index <NUM> done in <*>"),
@@ -675,8 +674,8 @@ async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_i
     assert_eq!(sources(&h.take(Some("suppressed"))), ["inherited"]);
     assert_eq!(
         sources(&h.take(None)),
-        ["llm", "llm"],
-        "asked after learning"
+        ["llm", "llm", "llm"],
+        "the fatal line while learning, and the two after it: asked"
     );
     h.finish().await;
 }
