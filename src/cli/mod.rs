@@ -5,6 +5,7 @@
 //! (from `stdin`) did not deliver every line, 2 for a bad command line, 130
 //! for a second signal. The README lists them all.
 
+mod generate;
 mod graph;
 mod logging;
 mod patterns;
@@ -79,6 +80,8 @@ enum Command {
     Review(review::ReviewArgs),
     /// List or apply the rules reviews suggested.
     Rules(review::RulesArgs),
+    /// Shell completions and the man page, for packaging.
+    Generate(generate::GenerateArgs),
 }
 
 /// Config files, shared by the subcommands that read a topology.
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => suppress::audit(args),
         Command::Review(args) => review::review(args),
         Command::Rules(args) => review::rules(args),
+        Command::Generate(args) => generate::generate(args),
     }
 }
 

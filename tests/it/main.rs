@@ -23,6 +23,7 @@ mod llm_suppress;
 mod loki;
 mod metric_sources;
 mod opentelemetry;
+mod packaging;
 mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;
