@@ -644,7 +644,7 @@ async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_i
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::by_template(Duration::ZERO);
     let (mut h, _shared) = start(
-        "provider = \"openai\"\nmodel = \"m\"\nlearn_for = \"1s\"",
+        "provider = \"openai\"\nmodel = \"m\"\nlearn_for = \"3s\"",
         Some(Arc::clone(&fake)),
         dir.path(),
     );
@@ -656,24 +656,28 @@ async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_i
     h.settle().await;
     let routine = h.take(Some("suppressed"));
     assert_eq!(sources(&routine), ["learned"], "never a fatal line");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The learning period runs on the wall clock: wait it out.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     h.send(vec![
         templated("sync2", "info", "sync of index <NUM> done in <*>"),
         templated("fresh", "info", "a brand new kind of line"),
         templated("sync-failed", "info", "sync of shard <NUM> failed in <*>"),
     ])
     .await;
-    h.settle().await;
-    for _ in 0..50 {
-        if fake.calls() >= 3 {
+    // Questions are answered on other tasks: gather until all is out.
+    let (mut passed, mut suppressed) = (Vec::new(), Vec::new());
+    for _ in 0..250 {
+        h.settle().await;
+        passed.extend(h.take(None));
+        suppressed.extend(h.take(Some("suppressed")));
+        if passed.len() >= 3 && !suppressed.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    h.settle().await;
-    assert_eq!(sources(&h.take(Some("suppressed"))), ["inherited"]);
+    assert_eq!(sources(&suppressed), ["inherited"]);
     assert_eq!(
-        sources(&h.take(None)),
+        sources(&passed),
         ["llm", "llm", "llm"],
         "the fatal line while learning, and the two after it: asked"
     );
