@@ -349,7 +349,7 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
                 .cloned()
                 .collect();
         }
-        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.pattern_id.cmp(&b.pattern_id)));
+        all.sort_by(noisiest_first);
         digest.noisiest = all
             .iter()
             .filter(|i| i.count > 0)
@@ -357,7 +357,7 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
             .cloned()
             .collect();
         for list in [&mut digest.new, &mut digest.gone, &mut digest.spiking] {
-            list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pattern_id.cmp(&b.pattern_id)));
+            list.sort_by(noisiest_first);
         }
         digest.suggestions = suggest(&digest, &verdicts, &masker);
         digest
@@ -386,6 +386,13 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
         since,
         spaces,
     })
+}
+
+/// Most lines first; by id among equals, so digests are stable.
+fn noisiest_first(a: &Item, b: &Item) -> std::cmp::Ordering {
+    b.count
+        .cmp(&a.count)
+        .then_with(|| a.pattern_id.cmp(&b.pattern_id))
 }
 
 /// The suggestions of a space's review.

@@ -35,6 +35,20 @@ async fn suppressions(api: u16) -> Vec<Value> {
         .unwrap()
 }
 
+/// The audit trail of `pattern`, newest first.
+async fn audit(api: u16, pattern: &str) -> Vec<Value> {
+    client()
+        .get(format!(
+            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={pattern}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Polls the suppressions (bounded) until `check` holds.
 async fn suppressions_until(api: u16, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     for _ in 0..500 {
@@ -177,16 +191,7 @@ async fn buttons_suppress_undo_and_always_alert_for_allowed_users_only() {
 
     // The audit trail has every decision, newest first, with who and
     // from where, over the API and from `howl audit`.
-    let trail: Vec<Value> = client()
-        .get(format!(
-            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={PATTERN}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let trail: Vec<Value> = audit(api, PATTERN).await;
     let people: Vec<(&str, &str, &str)> = trail
         .iter()
         .filter(|r| r["action"] != "verdict")
@@ -653,16 +658,7 @@ encoding = "json"
     let listed = suppressions(api).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["pattern_id"], pattern.as_str());
-    let trail: Vec<Value> = client()
-        .get(format!(
-            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={pattern}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let trail: Vec<Value> = audit(api, &pattern).await;
     assert_eq!(trail[0]["action"], "suppress");
     assert_eq!(trail[0]["via"], "link");
 
@@ -678,16 +674,7 @@ encoding = "json"
             .unwrap()
             .contains("already has a decision")
     );
-    let again: Vec<Value> = client()
-        .get(format!(
-            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={pattern}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Vec<Value> = audit(api, &pattern).await;
     assert_eq!(again.len(), trail.len(), "no new record");
     howl.terminate(Duration::from_secs(20));
 }

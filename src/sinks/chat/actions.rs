@@ -276,9 +276,9 @@ pub async fn apply(
     }
     let who = &presser.shown;
     let (kind, rest) = data.split_once(':').ok_or(UNKNOWN)?;
-    let decide = |action, ttl: Option<Duration>, reason: String| NewSuppression {
+    let decide = |pattern: &str, action, ttl: Option<Duration>, reason: String| NewSuppression {
         via: presser.platform.to_ascii_lowercase(),
-        pattern_id: rest.to_string(),
+        pattern_id: pattern.to_string(),
         action,
         reason,
         ttl,
@@ -286,24 +286,20 @@ pub async fn apply(
     };
     match kind {
         "s" => {
+            // `permits` let through only a duration of a configured button.
             let (secs, pattern) = rest.split_once(':').ok_or(UNKNOWN)?;
-            let secs: u64 = secs.parse().map_err(|_| UNKNOWN)?;
-            if secs == 0 {
-                return Err(UNKNOWN.to_string());
-            }
-            let ttl = Duration::from_secs(secs);
-            let mut request = decide(
-                OperatorAction::Suppress,
-                Some(ttl),
-                format!(
-                    "suppressed for {} from {} by {who}",
-                    human(ttl),
-                    presser.platform
-                ),
-            );
-            request.pattern_id = pattern.to_string();
+            let ttl = Duration::from_secs(secs.parse().map_err(|_| UNKNOWN)?);
             let changed = suppressions
-                .create(request)
+                .create(decide(
+                    pattern,
+                    OperatorAction::Suppress,
+                    Some(ttl),
+                    format!(
+                        "suppressed for {} from {} by {who}",
+                        human(ttl),
+                        presser.platform
+                    ),
+                ))
                 .await
                 .map_err(|e| e.to_string())?;
             let mut answer = format!("Suppressed for {}.", human(ttl));
@@ -319,6 +315,7 @@ pub async fn apply(
         "a" => {
             let changed = suppressions
                 .create(decide(
+                    rest,
                     OperatorAction::AlwaysAlert,
                     None,
                     format!("set to always alert from {} by {who}", presser.platform),

@@ -265,6 +265,17 @@ const MAX_TEXT_UNITS: usize = 4096;
 /// Where each sink keeps the offset of the next update it wants.
 const OFFSETS: &str = "telegram_offsets";
 
+/// The client of the Bot API calls: its timeout outlasts a long poll.
+fn client() -> Option<reqwest::Client> {
+    match crate::http::http_client(Duration::from_secs(LONG_POLL_SECS + 10)) {
+        Ok(client) => Some(client),
+        Err(error) => {
+            tracing::error!("telegram actions: {}", error.message);
+            None
+        }
+    }
+}
+
 /// A failed Bot API call.
 struct CallError {
     /// What went wrong (redacted).
@@ -301,12 +312,8 @@ impl Poller {
     /// applied when howl died is lost, and its presser sees no answer and
     /// presses again).
     pub async fn run(self) {
-        let client = match crate::http::http_client(Duration::from_secs(LONG_POLL_SECS + 10)) {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::error!("telegram actions: {}", error.message);
-                return;
-            }
+        let Some(client) = client() else {
+            return;
         };
         let mut offset = self.stored_offset();
         let mut pause = Duration::from_secs(1);
@@ -348,17 +355,14 @@ impl Poller {
     /// Applies the updates the API hands over (webhook mode), until the
     /// API's side closes.
     pub async fn run_webhook(self, mut updates: tokio::sync::mpsc::Receiver<bytes::Bytes>) {
-        let client = match crate::http::http_client(Duration::from_secs(10)) {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::error!("telegram actions: {}", error.message);
-                return;
-            }
+        let Some(client) = client() else {
+            return;
         };
-        let mut offset = None;
+        // No offsets here: Telegram sends each update to a webhook once
+        // it is answered 200.
         while let Some(body) = updates.recv().await {
             match serde_json::from_slice::<Value>(&body) {
-                Ok(update) => self.apply_all(&client, vec![update], &mut offset).await,
+                Ok(update) => self.apply(&client, update).await,
                 Err(error) => self.failed(&format!("a webhook update was unreadable: {error}")),
             }
         }
@@ -389,6 +393,18 @@ impl Poller {
                 Ok(_) => {}
                 Err(error) => self.failed(&format!("update {id} was skipped: {error}")),
             }
+        }
+    }
+
+    /// Applies one update: a button press, when it is one; one that
+    /// cannot be read is skipped and counted.
+    async fn apply(&self, client: &reqwest::Client, update: Value) {
+        match serde_json::from_value::<Update>(update) {
+            Ok(Update {
+                callback_query: Some(query),
+            }) => self.handle(client, query).await,
+            Ok(_) => {}
+            Err(error) => self.failed(&format!("an update was skipped: {error}")),
         }
     }
 

@@ -162,7 +162,9 @@ struct Running {
     /// New patterns' inherited decisions, with the pattern each came from.
     inherited: HashMap<String, (Decision, String, Why)>,
     /// The end of the learning period (`learn_for`), if it is set.
-    learning_until: Option<DateTime<Utc>>,
+    /// (Started from the stored wall-clock start, counted on the
+    /// monotonic clock: a clock step does not end or stretch it.)
+    learning_until: Option<Instant>,
     /// Signs suppression links, when `[api.links]` is set.
     links: Option<Arc<LinkSigner>>,
     /// Each pattern's link and when it was made (a link is made anew when
@@ -228,7 +230,10 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         neighbours: Neighbours::default(),
         inherited: HashMap::new(),
         learning_until: match settings.learn_for {
-            Some(period) => Some(learning_start(&store, cx.key.id())? + period),
+            Some(period) => {
+                let left = learning_start(&store, cx.key.id())? + period - Utc::now();
+                Some(Instant::now() + left.to_std().unwrap_or_default())
+            }
             None => None,
         },
         links: cx.links.clone(),
@@ -372,7 +377,7 @@ impl Running {
             return;
         }
         if matches!(self.verdicts.lookup(&pattern, wall, now), Lookup::Unknown) {
-            if self.learning(wall) && !self.severe(&event) {
+            if self.learning(now) && !self.severe(&event) {
                 let decision = self.learn(&pattern, &event, wall);
                 decision.apply(event, out, self.suppressed, &self.metrics);
                 return;
@@ -544,8 +549,8 @@ impl Running {
     }
 
     /// Whether the learning period (`learn_for`) is on.
-    fn learning(&self, wall: DateTime<Utc>) -> bool {
-        self.learning_until.is_some_and(|until| wall < until)
+    fn learning(&self, now: Instant) -> bool {
+        self.learning_until.is_some_and(|until| now < until)
     }
 
     /// Records a new pattern seen while learning as routine: a noise

@@ -362,6 +362,14 @@ async fn shadow_mode_suppresses_nothing_but_says_what_it_would() {
     h.finish().await;
 }
 
+/// Who ends decisions in these tests.
+fn ops() -> crate::suppressions::Actor {
+    crate::suppressions::Actor {
+        who: "ops".into(),
+        via: "test".into(),
+    }
+}
+
 fn operator(pattern: &str) -> NewSuppression {
     NewSuppression {
         via: "test".into(),
@@ -396,17 +404,7 @@ async fn an_operators_suppression_applies_at_once_and_ends_at_once() {
         Value::from(created.suppression.id.as_str())
     );
     assert_eq!(fake.calls(), 0, "an operator's decision needs no question");
-    shared
-        .suppressions
-        .remove(
-            "disk",
-            &crate::suppressions::Actor {
-                who: "ops".into(),
-                via: "test".into(),
-            },
-        )
-        .await
-        .unwrap();
+    shared.suppressions.remove("disk", &ops()).await.unwrap();
     h.send(vec![event("disk", "error", "d2")]).await;
     tokio::time::sleep(2 * SECOND).await;
     assert_eq!(sources(&h.take(None)), ["llm"]);
@@ -592,17 +590,7 @@ async fn a_new_pattern_close_to_a_suppressed_one_inherits_its_decision_unless_it
     assert_eq!(fake.calls(), 1);
 
     // When the neighbour's suppression ends, so does the inheritance.
-    shared
-        .suppressions
-        .remove(
-            "hourly",
-            &crate::suppressions::Actor {
-                who: "ops".into(),
-                via: "test".into(),
-            },
-        )
-        .await
-        .unwrap();
+    shared.suppressions.remove("hourly", &ops()).await.unwrap();
     h.send(vec![templated(
         "daily",
         "info",
@@ -639,7 +627,7 @@ async fn a_verdict_makes_a_neighbour_at_once_for_patterns_seen_once() {
     h.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_it() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::by_template(Duration::ZERO);
@@ -656,7 +644,6 @@ async fn patterns_seen_while_learning_are_routine_and_close_ones_later_inherit_i
     h.settle().await;
     let routine = h.take(Some("suppressed"));
     assert_eq!(sources(&routine), ["learned"], "never a fatal line");
-    // The learning period runs on the wall clock: wait it out.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     h.send(vec![
         templated("sync2", "info", "sync of index <NUM> done in <*>"),
