@@ -29,6 +29,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,7 @@ use crate::http::bearer::bearer_matches;
 use crate::http::server::{self, API_MAX_CONNECTIONS};
 use crate::secret::Secret;
 use crate::shared::Shared;
+use crate::topology::reload::ReloadCall;
 
 /// What the API serves from.
 #[derive(Clone)]
@@ -48,6 +50,9 @@ pub struct ApiContext {
     pub shutting_down: Arc<AtomicBool>,
     /// The state and suppressions shared with the running topology.
     pub shared: Shared,
+    /// Where `POST /api/v1/reload` asks for a reload; `None` when this
+    /// process cannot reload (the built-in demo).
+    pub reload: Option<mpsc::Sender<ReloadCall>>,
 }
 
 /// What the handlers read.
@@ -94,6 +99,7 @@ pub async fn serve(
         .route("/api/v1/review", get(review::preview).post(review::commit))
         .route("/api/v1/rules", get(review::rules))
         .route("/api/v1/rules/{id}/apply", post(review::apply))
+        .route("/api/v1/reload", post(reload))
         .with_state(ApiState {
             cx,
             auth_token: config.auth_token.clone(),
@@ -124,6 +130,48 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.cx.prometheus.render(),
     )
+}
+
+/// `POST /api/v1/reload`: reads the config files again and applies them
+/// (see `howl run`'s reload). 200 with what changed; 400 with every reason
+/// when the new config was refused (the old one keeps running).
+async fn reload(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Some(calls) = &state.cx.reload else {
+        return Err(ApiError::BadRequest(
+            "this howl cannot reload: it runs the built-in demo (start it with -c FILE)".into(),
+        ));
+    };
+    let (reply, answer) = oneshot::channel();
+    let call = ReloadCall {
+        trigger: "api",
+        reply,
+    };
+    if calls.send(call).await.is_err() {
+        return Err(ApiError::Unavailable("howl is shutting down".into()));
+    }
+    match answer.await {
+        Ok(Ok(report)) => Ok(axum::Json(serde_json::json!({
+            "status": "reloaded",
+            "summary": report.to_string(),
+            "added": report.added,
+            "removed": report.removed,
+            "rebuilt": report.rebuilt,
+            "rewired": report.rewired,
+            "warnings": report.warnings,
+        }))
+        .into_response()),
+        Ok(Err(refused)) => Ok((
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({
+                "status": "refused",
+                "error": "the new config was not applied; the running one is kept",
+                "reasons": refused.0,
+            })),
+        )
+            .into_response()),
+        Err(_) => Err(ApiError::Unavailable("howl is shutting down".into())),
+    }
 }
 
 /// Why a request failed; the one place errors become status codes.

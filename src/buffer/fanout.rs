@@ -5,15 +5,57 @@
 //! turn, so one slow consumer on a `block` edge slows the producer, which is
 //! the point of backpressure; a `drop_newest` edge never makes it wait.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{BufferSender, Closed, Reservation};
 use crate::event::Event;
 
 /// The consumers of one output.
+///
+/// A running topology can change them while the producer runs (a reload
+/// that adds or removes a consumer): such a fanout is made with
+/// [`Fanout::rewirable`], and each copy of it (a source may hand copies to
+/// its connections) picks the new consumers up before its next batch. The
+/// check is one atomic load per batch.
 #[derive(Clone, Default)]
 pub struct Fanout {
     targets: Vec<(String, BufferSender)>,
+    wiring: Option<(Arc<Wiring>, u64)>,
+}
+
+/// The consumers of a rewirable fanout as the topology last set them.
+#[derive(Default)]
+struct Wiring {
+    version: AtomicU64,
+    targets: Mutex<Vec<(String, BufferSender)>>,
+}
+
+/// The topology's handle on a rewirable fanout: sets its consumers.
+#[derive(Clone)]
+pub struct Rewire(Arc<Wiring>);
+
+impl Rewire {
+    /// Replaces the consumers. Copies of the fanout send their next batch
+    /// to these; a batch already being sent finishes where it was going
+    /// (a consumer's buffer outlives its removal from a fanout until it has
+    /// drained, so that batch is not lost).
+    pub fn set(&self, targets: Vec<(String, BufferSender)>) {
+        *self.0.targets.lock().unwrap_or_else(|p| p.into_inner()) = targets;
+        self.0.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The ids of the consumers, as last set.
+    pub fn consumers(&self) -> Vec<String> {
+        self.0
+            .targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
 }
 
 /// Every consumer of a fanout stayed full for the whole wait.
@@ -21,6 +63,20 @@ pub struct Fanout {
 pub struct Backpressured;
 
 impl Fanout {
+    /// A fanout whose consumers the returned [`Rewire`] can change while
+    /// it runs.
+    pub fn rewirable(targets: Vec<(String, BufferSender)>) -> (Self, Rewire) {
+        let wiring = Arc::new(Wiring {
+            version: AtomicU64::new(0),
+            targets: Mutex::new(targets.clone()),
+        });
+        let fanout = Self {
+            targets,
+            wiring: Some((Arc::clone(&wiring), 0)),
+        };
+        (fanout, Rewire(wiring))
+    }
+
     /// Adds a consumer (its id, for logs).
     pub fn add(&mut self, consumer: impl Into<String>, sender: BufferSender) {
         self.targets.push((consumer.into(), sender));
@@ -28,12 +84,36 @@ impl Fanout {
 
     /// True when nothing consumes this output.
     pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
+        match &self.wiring {
+            Some((wiring, _)) => wiring
+                .targets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty(),
+            None => self.targets.is_empty(),
+        }
+    }
+
+    /// Takes up the consumers a reload set, if they changed.
+    fn refresh(&mut self) {
+        let Some((wiring, seen)) = &mut self.wiring else {
+            return;
+        };
+        let version = wiring.version.load(Ordering::Acquire);
+        if version != *seen {
+            self.targets = wiring
+                .targets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            *seen = version;
+        }
     }
 
     /// Sends a batch to every consumer, waiting on full `block` buffers.
     /// Consumers that have shut down are removed.
     pub async fn send(&mut self, events: Vec<Event>) {
+        self.refresh();
         if events.is_empty() || self.targets.is_empty() {
             return;
         }
@@ -62,6 +142,7 @@ impl Fanout {
         events: Vec<Event>,
         wait: Duration,
     ) -> Result<(), Backpressured> {
+        self.refresh();
         if events.is_empty() || self.targets.is_empty() {
             return Ok(());
         }

@@ -22,6 +22,7 @@
 
 pub mod disk;
 pub mod fanout;
+pub mod handover;
 mod memory;
 
 use std::num::{NonZeroU64, NonZeroUsize};

@@ -9,6 +9,7 @@ mod generate;
 mod graph;
 mod logging;
 mod patterns;
+mod reload;
 mod review;
 mod run;
 mod suppress;

@@ -10,7 +10,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::validate::sort_by_position;
-use super::{ConfigArgs, DEMO_NAME, EXIT_CONFIG, load, report};
+use super::{ConfigArgs, DEMO_NAME, EXIT_CONFIG, load, reload, report};
 use crate::api::ApiContext;
 use crate::internal_events::DURATION_BUCKETS_SECONDS;
 use crate::shared::Shared;
@@ -25,6 +25,11 @@ pub struct RunArgs {
     /// howl gives up, names the components still busy and exits 1.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     graceful_shutdown_limit: u64,
+    /// Reload the config when a config file changes (as on SIGHUP or
+    /// `POST /api/v1/reload`): what changed is rebuilt, the rest runs on
+    /// with its state; an invalid config is refused and the old one kept.
+    #[arg(long)]
+    watch_config: bool,
 }
 
 /// Runs the topology; see the module docs of `cli` for exit codes.
@@ -102,12 +107,33 @@ pub fn run(args: RunArgs) -> ExitCode {
                 }
             }
         }
+        // Reloads: the demo has no file to read again.
+        let (reload_requests, reloads) = tokio::sync::mpsc::channel(1);
+        let reload_calls = if args.config.config.is_empty() {
+            if args.watch_config {
+                tracing::warn!("--watch-config needs -c FILE: the built-in demo is not reloaded");
+            }
+            None
+        } else {
+            let fixed = reload::Fixed {
+                paths: args.config.config.clone(),
+                data_dir: config.data_dir.clone(),
+                api: config.api.clone(),
+            };
+            let calls = reload::coordinator(fixed, reload_requests);
+            tokio::spawn(reload::on_sighup(calls.clone()));
+            if args.watch_config {
+                tokio::spawn(reload::watch(args.config.config.clone(), calls.clone()));
+            }
+            Some(calls)
+        };
         let api_stop = CancellationToken::new();
         let api = if config.api.enabled {
             let cx = ApiContext {
                 prometheus,
                 shutting_down: Arc::clone(&shutting_down),
                 shared: shared.clone(),
+                reload: reload_calls.clone(),
             };
             match crate::api::serve(&config.api, cx, api_stop.clone()).await {
                 Ok((address, task)) => {
@@ -141,7 +167,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             graceful_shutdown_limit: Duration::from_secs(args.graceful_shutdown_limit),
             ..RunOptions::default()
         };
-        let outcome = topology::run(&config, &graph, built, options, shared, stop).await;
+        let outcome =
+            topology::run_reloadable(&config, &graph, built, options, shared, stop, reloads).await;
+        drop(reload_calls);
         shutting_down.store(true, Ordering::Release);
         api_stop.cancel();
         if let Some(api) = api {

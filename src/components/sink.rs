@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BuildContext, ComponentFuture};
-use crate::buffer::BufferReceiver;
+use crate::buffer::handover::Input;
 use crate::component_key::ComponentKey;
 use crate::diagnostic::BuildError;
 use crate::event::{Event, EventStatus, finalize_all};
@@ -55,7 +55,7 @@ pub struct SinkContext {
 
 /// A sink's input buffer, counting what it hands out.
 pub struct SinkInput {
-    buffer: BufferReceiver,
+    buffer: Input,
     metrics: Arc<ComponentMetrics>,
     acknowledgements: bool,
 }
@@ -65,12 +65,12 @@ impl SinkInput {
     /// their sources as soon as the sink takes them (see
     /// `config::AcknowledgementsConfig`).
     pub fn new(
-        buffer: BufferReceiver,
+        buffer: impl Into<Input>,
         metrics: Arc<ComponentMetrics>,
         acknowledgements: bool,
     ) -> Self {
         Self {
-            buffer,
+            buffer: buffer.into(),
             metrics,
             acknowledgements,
         }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BuildContext, ComponentFuture, OutputSpec};
-use crate::buffer::BufferReceiver;
 use crate::buffer::fanout::Fanout;
+use crate::buffer::handover::Input;
 use crate::component_key::ComponentKey;
 use crate::diagnostic::BuildError;
 use crate::event::Event;
@@ -68,14 +68,17 @@ pub struct TaskContext {
 
 /// A transform's input buffer, counting what it hands out.
 pub struct TransformInput {
-    buffer: BufferReceiver,
+    buffer: Input,
     metrics: Arc<ComponentMetrics>,
 }
 
 impl TransformInput {
-    /// Wraps a buffer.
-    pub fn new(buffer: BufferReceiver, metrics: Arc<ComponentMetrics>) -> Self {
-        Self { buffer, metrics }
+    /// Wraps a buffer (or a reload-detachable [`Input`]).
+    pub fn new(buffer: impl Into<Input>, metrics: Arc<ComponentMetrics>) -> Self {
+        Self {
+            buffer: buffer.into(),
+            metrics,
+        }
     }
 
     /// The next batch; `None` when every upstream is done.

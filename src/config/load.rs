@@ -360,6 +360,7 @@ impl Loader {
             }
         };
         let type_label = type_name.as_ref().map_or("?", |t| t.get_ref().as_str());
+        let fingerprint = fingerprint(file, type_label, &envelope.options);
         let mut option_spans = OptionSpans::default();
         record_spans(&envelope.options, "", &mut option_spans);
         let key = ComponentKey::new(kind, &id, type_label);
@@ -386,6 +387,7 @@ impl Loader {
                             file: Arc::clone(file),
                             span: id_span.clone(),
                             option_spans: option_spans.clone(),
+                            fingerprint: fingerprint.clone(),
                         });
                     }
                 }
@@ -401,6 +403,7 @@ impl Loader {
                             file: Arc::clone(file),
                             span: id_span.clone(),
                             option_spans: option_spans.clone(),
+                            fingerprint: fingerprint.clone(),
                         });
                     }
                 }
@@ -438,6 +441,7 @@ impl Loader {
                                 file: Arc::clone(file),
                                 span: id_span.clone(),
                                 option_spans: option_spans.clone(),
+                                fingerprint: fingerprint.clone(),
                             },
                             buffer,
                             acknowledgements,
@@ -789,6 +793,44 @@ impl Loader {
 
 /// Records where every option of a table is written, nested tables as
 /// `a.b` and array items as `a[0]`.
+/// A component's type, options and file in one canonical text: keys
+/// sorted, values as TOML writes them, so that only a change of meaning
+/// (not of layout, comments or key order) changes it. The file is part of
+/// it because relative paths in options are relative to the file.
+fn fingerprint(file: &SourceFile, type_name: &str, options: &DeTable<'_>) -> String {
+    fn canonical(value: &toml::Value, out: &mut String) {
+        match value {
+            toml::Value::Table(table) => {
+                let mut keys: Vec<&String> = table.keys().collect();
+                keys.sort();
+                out.push('{');
+                for key in keys {
+                    out.push_str(&toml::Value::String(key.clone()).to_string());
+                    out.push('=');
+                    canonical(&table[key], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            toml::Value::Array(items) => {
+                out.push('[');
+                for item in items {
+                    canonical(item, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let value = DeValue::Table(options.clone());
+    let options = toml::Value::deserialize(ValueDeserializer::from(Spanned::new(0..0, value)))
+        .unwrap_or_else(|error| toml::Value::String(format!("(unreadable: {error})")));
+    let mut out = format!("{}|{type_name}|", file.path().display());
+    canonical(&options, &mut out);
+    out
+}
+
 fn record_spans(table: &DeTable<'_>, prefix: &str, spans: &mut OptionSpans) {
     for (key, value) in table {
         let path = format!("{prefix}{}", key.get_ref());

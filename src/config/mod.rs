@@ -66,6 +66,10 @@ pub struct ComponentDef<C: ?Sized> {
     pub span: Range<usize>,
     /// Where each of its options is written, for errors found at build time.
     pub option_spans: OptionSpans,
+    /// Its type, options and file, written out in one canonical form: a
+    /// reload rebuilds a component only when this changes (however the
+    /// TOML was laid out), and rewires it when only its `inputs` change.
+    pub fingerprint: String,
 }
 
 /// A sink and the buffer in front of it.

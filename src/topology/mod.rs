@@ -8,25 +8,24 @@
 //! topology order and sinks flush last, by construction. The only timer is
 //! the graceful shutdown limit, which names whoever is still busy.
 
+pub mod reload;
+mod running;
 mod transform_task;
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::fanout::Fanout;
-use crate::buffer::{BufferConfig, BufferSender, WhenFull};
+use crate::buffer::BufferConfig;
 use crate::component_key::ComponentKey;
-use crate::components::sink::{Sink, SinkContext, SinkInput};
-use crate::components::source::{Source, SourceContext, SourceSender};
-use crate::components::transform::{TaskContext, Transform, TransformInput, TransformOutputs};
+use crate::components::sink::Sink;
+use crate::components::source::Source;
+use crate::components::transform::Transform;
 use crate::components::{BuildContext, OutputSpec, Registry};
-use crate::config::{Config, Graph, OutputId};
+use crate::config::{Config, Graph};
 use crate::diagnostic::{Diagnostic, SourceFile};
-use crate::internal_events::{ComponentMetrics, Undelivered};
+use crate::internal_events::Undelivered;
 use crate::shared::Shared;
 
 /// Every component type howl knows: what a config is parsed against.
@@ -231,237 +230,27 @@ pub async fn run(
     shared: Shared,
     stop: CancellationToken,
 ) -> RunReport {
-    let state = shared.state.clone();
-    debug_assert_eq!(state.data_dir(), config.data_dir.as_path());
-    let host = crate::components::source::hostname();
+    let (_no_reloads, reloads) = tokio::sync::mpsc::channel(1);
+    run_reloadable(config, graph, built, options, shared, stop, reloads).await
+}
 
-    // One input buffer per transform and sink.
-    let mut inputs: HashMap<String, BufferSender> = HashMap::new();
-    let mut receivers = HashMap::new();
-    let mut metrics: HashMap<String, Arc<ComponentMetrics>> = HashMap::new();
-    for (key, _) in &built.sources {
-        metrics.insert(
-            key.id().to_string(),
-            Arc::new(ComponentMetrics::new(key.clone())),
-        );
-    }
-    for (key, _, _) in &built.transforms {
-        let m = Arc::new(ComponentMetrics::new(key.clone()));
-        let (tx, rx) =
-            crate::buffer::channel(TRANSFORM_BUFFER_EVENTS, WhenFull::Block, Arc::clone(&m));
-        inputs.insert(key.id().to_string(), tx);
-        receivers.insert(key.id().to_string(), rx);
-        metrics.insert(key.id().to_string(), m);
-    }
+/// [`run`], applying the reloads that arrive on `reloads` (validated
+/// configs; see [`reload`]) while it runs.
+pub async fn run_reloadable(
+    config: &Config,
+    graph: &Graph,
+    built: Built,
+    options: RunOptions,
+    shared: Shared,
+    stop: CancellationToken,
+    reloads: tokio::sync::mpsc::Receiver<reload::ReloadRequest>,
+) -> RunReport {
+    debug_assert_eq!(shared.state.data_dir(), config.data_dir.as_path());
     warn_of_orphaned_disk_buffers(config, &built.sinks);
-    let mut sink_metrics = Vec::new();
-    for BuiltSink { key, buffer, .. } in &built.sinks {
-        let m = Arc::new(ComponentMetrics::new(key.clone()));
-        sink_metrics.push((key.clone(), Arc::clone(&m)));
-        let (tx, rx) = match crate::buffer::open(buffer, &config.data_dir, key.id(), Arc::clone(&m))
-        {
-            Ok(ends) => ends,
-            Err(error) => {
-                // Nothing has started yet: stop here, saying why.
-                tracing::error!(component = %key, "cannot open its buffer: {error}");
-                return RunReport {
-                    failed: vec![format!("{key} (cannot open its buffer: {error})")],
-                    ..RunReport::default()
-                };
-            }
-        };
-        inputs.insert(key.id().to_string(), tx);
-        receivers.insert(key.id().to_string(), rx);
-        metrics.insert(key.id().to_string(), m);
+    match running::Running::start(config, graph, built, options, shared, stop) {
+        Ok(running) => running.run(reloads).await,
+        Err(report) => report,
     }
-    let fanout_for = |component: &str, output: Option<&str>| {
-        let id = OutputId {
-            component: component.to_string(),
-            output: output.map(str::to_string),
-        };
-        let mut fanout = Fanout::default();
-        for consumer in graph.consumers(&id) {
-            if let Some(sender) = inputs.get(consumer) {
-                fanout.add(consumer, sender.clone());
-            }
-        }
-        fanout
-    };
-
-    let running = Arc::new(Mutex::new(BTreeSet::new()));
-    let mut tasks = JoinSet::new();
-    // Task ids to component names, so a panic can be reported by name.
-    let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut spawn = |key: &ComponentKey, future: crate::components::ComponentFuture| {
-        let name = key.to_string();
-        lock(&running).insert(name.clone());
-        let running = Arc::clone(&running);
-        let task_name = name.clone();
-        let handle = tasks.spawn(async move {
-            let result = future.await;
-            lock(&running).remove(&task_name);
-            (task_name, result)
-        });
-        names.insert(handle.id(), name);
-    };
-
-    for BuiltSink {
-        key,
-        sink,
-        acknowledgements,
-        ..
-    } in built.sinks
-    {
-        let id = key.id().to_string();
-        let (Some(rx), Some(m)) = (receivers.remove(&id), metrics.get(&id)) else {
-            continue;
-        };
-        let cx = SinkContext {
-            key: key.clone(),
-            input: SinkInput::new(rx, Arc::clone(m), acknowledgements),
-            metrics: Arc::clone(m),
-            state: state.clone(),
-            stop_topology: stop.clone(),
-            shared: shared.clone(),
-        };
-        spawn(&key, sink.run(cx));
-    }
-    for (key, transform, outputs) in built.transforms {
-        let id = key.id().to_string();
-        let (Some(rx), Some(m)) = (receivers.remove(&id), metrics.get(&id)) else {
-            continue;
-        };
-        let mut default = Fanout::default();
-        let mut named = Vec::new();
-        for output in &outputs {
-            match &output.name {
-                None => default = fanout_for(&id, None),
-                Some(name) => named.push((name.clone(), fanout_for(&id, Some(name)))),
-            }
-        }
-        let input = TransformInput::new(rx, Arc::clone(m));
-        let outputs = TransformOutputs::new(default, named, Arc::clone(m));
-        let future: crate::components::ComponentFuture = match transform {
-            Transform::Sync(transform) => Box::pin(transform_task::run_sync(
-                transform,
-                input,
-                outputs,
-                Arc::clone(m),
-                options.transform_concurrency,
-            )),
-            Transform::Task(transform) => transform.run(TaskContext {
-                key: key.clone(),
-                input,
-                outputs,
-                metrics: Arc::clone(m),
-                state: state.clone(),
-                shutdown: stop.child_token(),
-                suppressions: shared.suppressions.clone(),
-                links: shared.links.clone(),
-            }),
-        };
-        spawn(&key, future);
-    }
-    let shutdown_limit = CancellationToken::new();
-    for (key, source) in built.sources {
-        let id = key.id().to_string();
-        let Some(m) = metrics.get(&id) else { continue };
-        let cx = SourceContext {
-            key: key.clone(),
-            out: SourceSender::new(fanout_for(&id, None), Arc::clone(m)),
-            shutdown: stop.child_token(),
-            shutdown_limit: shutdown_limit.clone(),
-            state: state.clone(),
-            host: Arc::clone(&host),
-        };
-        spawn(&key, source.run(cx));
-    }
-    // Only the fanouts may hold senders now, or buffers would never close.
-    drop(inputs);
-
-    let mut report = RunReport::default();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    // While draining: when to say which components are still busy.
-    let mut next_progress: Option<tokio::time::Instant> = None;
-    loop {
-        let progress = async {
-            match next_progress {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let next = async {
-            match deadline {
-                Some(at) => tokio::time::timeout_at(at, tasks.join_next()).await.ok(),
-                None => Some(tasks.join_next().await),
-            }
-        };
-        tokio::select! {
-            _ = stop.cancelled(), if deadline.is_none() => {
-                tracing::info!(limit_secs = options.graceful_shutdown_limit.as_secs(), "shutting down: stopping sources and draining buffers");
-                deadline = Some(tokio::time::Instant::now() + options.graceful_shutdown_limit);
-                next_progress = Some(tokio::time::Instant::now() + SHUTDOWN_PROGRESS_EVERY);
-            }
-            () = progress => {
-                let mut busy: Vec<String> = lock(&running).iter().cloned().collect();
-                busy.sort();
-                let left = deadline.map_or(0, |at| at.saturating_duration_since(tokio::time::Instant::now()).as_secs());
-                tracing::warn!(
-                    "still shutting down: waiting for {} to finish (delivering, or retrying a \
-                     destination that is down); at most {left}s more. Press Ctrl-C again to \
-                     quit at once (what they hold is then lost, or kept by disk buffers)",
-                    busy.join(", ")
-                );
-                next_progress = Some(tokio::time::Instant::now() + SHUTDOWN_PROGRESS_EVERY);
-            }
-            joined = next => match joined {
-                None if !shutdown_limit.is_cancelled() => {
-                    // The limit: sources stop waiting for acknowledgements
-                    // and save what was acknowledged; give them a moment.
-                    shutdown_limit.cancel();
-                    deadline = Some(tokio::time::Instant::now() + SAVE_GRACE);
-                }
-                None => {
-                    report.still_running = lock(&running).iter().cloned().collect();
-                    tasks.abort_all();
-                    // Let the aborted tasks go (and their buffers count
-                    // what they held) before saying what was lost.
-                    while tasks.join_next().await.is_some() {}
-                    break;
-                }
-                Some(None) => break,
-                Some(Some(Ok((name, Ok(()))))) => tracing::debug!(component = %name, "finished"),
-                Some(Some(Ok((name, Err(error))))) => {
-                    tracing::error!(component = %name, "component failed: {error:#}");
-                    report.failed.push(name);
-                    stop.cancel();
-                    // What the failed component held never reached its
-                    // destination: sources must not wait for it, nor take
-                    // its loss for delivery. They save what was
-                    // acknowledged; the rest is read again next start.
-                    shutdown_limit.cancel();
-                }
-                Some(Some(Err(join_error))) => {
-                    let name = names
-                        .get(&join_error.id())
-                        .cloned()
-                        .unwrap_or_else(|| "(an unknown component)".to_string());
-                    lock(&running).remove(&name);
-                    tracing::error!(component = %name, "component panicked: {join_error}");
-                    report.failed.push(format!("{name} (panicked)"));
-                    stop.cancel();
-                    shutdown_limit.cancel();
-                }
-            }
-        }
-    }
-    for (key, m) in &sink_metrics {
-        let undelivered = m.undelivered();
-        if undelivered.lost() > 0 || undelivered.on_disk > 0 {
-            report.undelivered.push((key.to_string(), undelivered));
-        }
-    }
-    report
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -28,6 +28,7 @@ mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;
 mod pipeline;
+mod reload;
 mod review;
 mod slack;
 mod slow_clients;
