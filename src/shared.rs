@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::buffer::tap::Taps;
 use crate::secret::{Secret, constant_time_eq, hex, hmac_sha256};
 use crate::state::StateHandle;
 use crate::suppressions::Suppressions;
@@ -32,6 +33,8 @@ pub struct Shared {
     pub telegram_webhooks: TelegramWebhooks,
     /// Signs and checks the suppression links alerts carry (`[api.links]`).
     pub links: Option<Arc<LinkSigner>>,
+    /// The outputs `howl tap` can watch.
+    pub taps: Taps,
 }
 
 /// Signed, expiring links to howl's API that suppress a pattern: one click
@@ -294,6 +297,7 @@ impl Shared {
             slack_actions: SlackActions::default(),
             telegram_webhooks: TelegramWebhooks::default(),
             links: None,
+            taps: Taps::default(),
             state,
         }
     }

@@ -17,6 +17,7 @@
 mod links;
 mod review;
 mod slack;
+mod tap;
 mod triage;
 
 use std::net::SocketAddr;
@@ -100,6 +101,7 @@ pub async fn serve(
         .route("/api/v1/rules", get(review::rules))
         .route("/api/v1/rules/{id}/apply", post(review::apply))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/tap", get(tap::tap))
         .with_state(ApiState {
             cx,
             auth_token: config.auth_token.clone(),

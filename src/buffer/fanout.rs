@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::tap::TapPoint;
 use super::{BufferSender, Closed, Reservation};
 use crate::event::Event;
 
@@ -23,6 +24,7 @@ use crate::event::Event;
 pub struct Fanout {
     targets: Vec<(String, BufferSender)>,
     wiring: Option<(Arc<Wiring>, u64)>,
+    tap: Option<Arc<TapPoint>>,
 }
 
 /// The consumers of a rewirable fanout as the topology last set them.
@@ -73,8 +75,23 @@ impl Fanout {
         let fanout = Self {
             targets,
             wiring: Some((Arc::clone(&wiring), 0)),
+            tap: None,
         };
         (fanout, Rewire(wiring))
+    }
+
+    /// Offers every batch to the tappers of `point` (`howl tap`).
+    pub fn with_tap(mut self, point: Arc<TapPoint>) -> Self {
+        self.tap = Some(point);
+        self
+    }
+
+    fn offer_to_tap(&self, events: &[Event]) {
+        if let Some(tap) = &self.tap
+            && tap.is_tapped()
+        {
+            tap.offer(events);
+        }
     }
 
     /// Adds a consumer (its id, for logs).
@@ -114,6 +131,7 @@ impl Fanout {
     /// Consumers that have shut down are removed.
     pub async fn send(&mut self, events: Vec<Event>) {
         self.refresh();
+        self.offer_to_tap(&events);
         if events.is_empty() || self.targets.is_empty() {
             return;
         }
@@ -160,6 +178,7 @@ impl Fanout {
                 }
             }
         }
+        self.offer_to_tap(&events);
         let last = self.targets.len() - 1;
         let mut events = Some(events);
         for (index, ((_, target), reservation)) in self.targets.iter().zip(reservations).enumerate()

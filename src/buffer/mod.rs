@@ -24,6 +24,7 @@ pub mod disk;
 pub mod fanout;
 pub mod handover;
 mod memory;
+pub mod tap;
 
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::Path;

@@ -13,6 +13,7 @@ mod reload;
 mod review;
 mod run;
 mod suppress;
+mod tap;
 mod test;
 mod validate;
 
@@ -81,6 +82,9 @@ enum Command {
     Review(review::ReviewArgs),
     /// List or apply the rules reviews suggested.
     Rules(review::RulesArgs),
+    /// Print the events leaving a component of a running howl, as JSON
+    /// lines (through its API).
+    Tap(tap::TapArgs),
     /// Shell completions and the man page, for packaging.
     Generate(generate::GenerateArgs),
 }
@@ -115,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => suppress::audit(args),
         Command::Review(args) => review::review(args),
         Command::Rules(args) => review::rules(args),
+        Command::Tap(args) => tap::tap(args),
         Command::Generate(args) => generate::generate(args),
     }
 }

@@ -23,11 +23,11 @@ use crate::state::triage::Suppression;
 pub(super) struct ApiArgs {
     /// The base URL of a running howl's API (`[api] address`).
     #[arg(long, env = "HOWL_API", default_value = "http://127.0.0.1:8686")]
-    api: String,
+    pub(super) api: String,
     /// The API's `[api] auth_token`, needed to change suppressions when one
     /// is set.
     #[arg(long, env = "HOWL_API_TOKEN", hide_env_values = true, value_parser = secret)]
-    token: Option<Secret>,
+    pub(super) token: Option<Secret>,
 }
 
 /// Arguments of `howl suppress`.

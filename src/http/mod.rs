@@ -242,6 +242,17 @@ fn install_crypto_provider() {
     });
 }
 
+/// A client for streams that last as long as their reader wants (`howl
+/// tap`): a connect timeout, no overall one.
+pub fn streaming_client() -> Result<reqwest::Client, BuildError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("howl/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| BuildError::new(format!("cannot build the HTTP client: {e}")))
+}
+
 /// Builds the HTTP client every sink uses.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
     install_crypto_provider();

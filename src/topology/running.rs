@@ -220,9 +220,13 @@ impl Running {
             component: component.to_string(),
             output: output.map(str::to_string),
         };
+        let name = match output {
+            Some(output) => format!("{component}.{output}"),
+            None => component.to_string(),
+        };
         let (fanout, rewire) = Fanout::rewirable(self.targets(&id));
         self.rewires.insert(id, rewire);
-        fanout
+        fanout.with_tap(self.shared.taps.point(&name))
     }
 
     fn spawn(&mut self, key: &ComponentKey, future: ComponentFuture, source: bool) {
@@ -584,6 +588,9 @@ impl Running {
             .into_iter()
             .map(|s| (s.0.id().to_string(), s))
             .collect();
+        for id in &plan.removed {
+            self.shared.taps.remove_component(id);
+        }
         for id in plan.removed.iter().chain(plan.rebuilt.keys()) {
             self.handles.remove(id);
             self.source_stops.remove(id);

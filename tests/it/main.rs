@@ -33,6 +33,7 @@ mod review;
 mod slack;
 mod slow_clients;
 mod syslog;
+mod tap;
 mod telegram;
 mod threshold;
 mod throttle_dedupe;
