@@ -15,6 +15,7 @@ mod run;
 mod suppress;
 mod tap;
 mod test;
+mod top;
 mod validate;
 
 use std::path::PathBuf;
@@ -85,6 +86,9 @@ enum Command {
     /// Print the events leaving a component of a running howl, as JSON
     /// lines (through its API).
     Tap(tap::TapArgs),
+    /// What a running howl is doing, per component: events per second,
+    /// errors, discards, buffers, delivery latency (through its API).
+    Top(top::TopArgs),
     /// Shell completions and the man page, for packaging.
     Generate(generate::GenerateArgs),
 }
@@ -120,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Review(args) => review::review(args),
         Command::Rules(args) => review::rules(args),
         Command::Tap(args) => tap::tap(args),
+        Command::Top(args) => top::top(args),
         Command::Generate(args) => generate::generate(args),
     }
 }

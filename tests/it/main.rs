@@ -37,5 +37,6 @@ mod tap;
 mod telegram;
 mod threshold;
 mod throttle_dedupe;
+mod top;
 mod validate;
 mod webhook;
