@@ -11,6 +11,7 @@ mod logging;
 mod patterns;
 mod review;
 mod run;
+pub mod scaffold;
 mod suppress;
 mod test;
 mod validate;
@@ -80,7 +81,8 @@ enum Command {
     Review(review::ReviewArgs),
     /// List or apply the rules reviews suggested.
     Rules(review::RulesArgs),
-    /// Shell completions and the man page, for packaging.
+    /// A topology to start from (`howl generate topology stdin,pattern,console`),
+    /// shell completions and the man page.
     Generate(generate::GenerateArgs),
 }
 

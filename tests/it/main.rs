@@ -16,6 +16,7 @@ mod config_tests;
 mod docs;
 mod file_source;
 mod fluent;
+mod generate;
 mod http_server;
 mod interpolation;
 mod layers;
