@@ -9,6 +9,7 @@ mod generate;
 mod graph;
 mod logging;
 mod patterns;
+mod progress;
 mod review;
 mod run;
 pub mod scaffold;

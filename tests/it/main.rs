@@ -29,6 +29,7 @@ mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;
 mod pipeline;
+mod progress;
 mod review;
 mod slack;
 mod slow_clients;
