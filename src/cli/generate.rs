@@ -36,7 +36,8 @@ enum Generated {
     /// form works too: `stdin/pattern,llm_suppress/telegram`. Every option
     /// a component needs is set to a placeholder that validates (marked `#
     /// <- replace`), the others are listed commented out with their
-    /// default, each with its description.
+    /// default, each with its description. An unknown type is a usage
+    /// error (exit 2) that lists the known ones.
     Topology {
         /// Comma-separated component types, e.g. `stdin,pattern,console`.
         expression: String,
