@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use super::LogFormat;
+use super::progress::above_the_bar;
 
 /// Installs the global subscriber. `HOWL_LOG` (a tracing filter) wins over
 /// `-v`/`-q`.
@@ -34,16 +35,17 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) {
 
 /// stderr that never fails: when whoever read it went away (`howl run 2>&1
 /// | head -1`), logs are dropped instead of failing the write, which the
-/// subscriber would report with a panicking `eprintln!`.
+/// subscriber would report with a panicking `eprintln!`. A line is written
+/// above a progress bar on screen, not through it.
 struct LossyStderr;
 
 impl std::io::Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        Ok(std::io::stderr().write(buf).unwrap_or(buf.len()))
+        Ok(above_the_bar(|| std::io::stderr().write(buf)).unwrap_or(buf.len()))
     }
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        let _ = std::io::stderr().write_all(buf);
+        let _ = above_the_bar(|| std::io::stderr().write_all(buf));
         Ok(())
     }
 

@@ -9,9 +9,11 @@ mod generate;
 mod graph;
 mod logging;
 mod patterns;
+mod progress;
 mod reload;
 mod review;
 mod run;
+pub mod scaffold;
 mod suppress;
 mod tap;
 mod test;
@@ -89,7 +91,8 @@ enum Command {
     /// What a running howl is doing, per component: events per second,
     /// errors, discards, buffers, delivery latency (through its API).
     Top(top::TopArgs),
-    /// Shell completions and the man page, for packaging.
+    /// A topology to start from (`howl generate topology stdin,pattern,console`),
+    /// shell completions and the man page.
     Generate(generate::GenerateArgs),
 }
 

@@ -2,7 +2,9 @@
 //! into a running howl's pattern store.
 //!
 //! - `mine`: learn patterns from lines of a file or stdin; `--format jsonl`
-//!   prints one object per input line, `table` the patterns by count.
+//!   prints one object per input line, `table` the patterns by count. On a
+//!   terminal, stderr shows a progress bar (bytes, lines/s, ETA when the
+//!   size is known).
 //!   `--data-dir` starts from and saves to a store, so a CI job can mine a
 //!   build log on top of the store its main branch built.
 //! - `list`: the patterns in a store (every pattern space of every
@@ -16,7 +18,7 @@
 //! from different first lines can carry different ids in two stores.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::progress::{self, Progress};
 use crate::component_key::{ComponentKey, ComponentKind};
 use crate::components::registry::WithShared;
 use crate::components::schema::OptionsSchema;
@@ -187,14 +190,31 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
         },
         None => Miner::new(config.clone())?,
     };
-    let input: Box<dyn Read> = match args.input.as_deref() {
-        None => Box::new(std::io::stdin().lock()),
-        Some(path) if path == Path::new("-") => Box::new(std::io::stdin().lock()),
-        Some(path) => Box::new(
-            std::fs::File::open(path)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?,
-        ),
+    let (input, size): (Box<dyn Read>, Option<u64>) = match args.input.as_deref() {
+        None => (Box::new(std::io::stdin().lock()), stdin_size()),
+        Some(path) if path == Path::new("-") => (Box::new(std::io::stdin().lock()), stdin_size()),
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            (Box::new(file), size)
+        }
     };
+    // JSON lines streaming to the same terminal would tear the bar apart,
+    // and someone typing lines needs no bar.
+    let streaming_to_screen =
+        matches!(args.format, MineFormat::Jsonl) && std::io::stdout().is_terminal();
+    let typing =
+        args.input.as_deref().is_none_or(|p| p == Path::new("-")) && std::io::stdin().is_terminal();
+    let mut progress = Progress::bytes(
+        "mining",
+        size,
+        progress::stderr_is_terminal() && !streaming_to_screen && !typing,
+    );
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
@@ -208,6 +228,7 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
             break;
         }
         number += 1;
+        progress.line(line.len() as u64);
         if number.is_multiple_of(4096) {
             now_ms = Utc::now().timestamp_millis();
         }
@@ -230,6 +251,7 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    progress.finish();
     if let Some(store) = &store {
         save_spaces(store, CLI_NAMESPACE, [("", &miner)])?;
     }
@@ -251,6 +273,15 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
         return broken_pipe_is_fine(error);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The size of stdin when it is a file (`howl patterns mine < app.log`),
+/// for a bar with an ETA; `None` for a pipe or a terminal.
+fn stdin_size() -> Option<u64> {
+    std::fs::metadata("/dev/stdin")
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
 }
 
 fn trim_newline(line: &[u8]) -> &[u8] {

@@ -2,6 +2,8 @@
 //! what to do about it (see [`crate::review`]), from a running howl's API
 //! (`--api`, the default) or from a stopped howl's `--data-dir`.
 //!
+//! On a terminal, stderr shows a spinner while the review is made.
+//!
 //! Exit codes: 0 done, 1 the API or the store refused or could not be
 //! reached (the message says why).
 
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use reqwest::Method;
 
+use super::progress::{self, Progress};
 use super::suppress::{ApiArgs, call, finish, percent_encode_segment};
 use crate::review;
 use crate::state::StateStore;
@@ -59,6 +62,15 @@ enum RulesCommand {
 
 /// Runs `howl review`.
 pub fn review(args: ReviewArgs) -> ExitCode {
+    // A spinner, not a bar: the review reads the store (or waits for the
+    // API) in one step, with no count to show along the way.
+    let spinner = Progress::spinner(
+        match &args.data_dir {
+            Some(_) => "reviewing the pattern stores",
+            None => "asking howl's API for the review",
+        },
+        progress::stderr_is_terminal(),
+    );
     let digest = match &args.data_dir {
         Some(dir) if !dir.join(crate::state::DB_FILE).is_file() => Err(format!(
             "{} holds no howl state store ({}); is it howl's `data_dir`?",
@@ -81,6 +93,7 @@ pub fn review(args: ReviewArgs) -> ExitCode {
             call(&args.api, method, "api/v1/review", None)
         }
     };
+    spinner.finish();
     finish(digest.and_then(|answer| {
         if args.json {
             println!(

@@ -1,5 +1,6 @@
 //! `howl run`: load, build and run a topology until it finishes or is told
-//! to stop.
+//! to stop. Fed a file on stdin (`< build.log`), it shows how far it has
+//! read on a terminal's stderr.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::StdinReading;
 use super::validate::sort_by_position;
 use super::{ConfigArgs, DEMO_NAME, EXIT_CONFIG, load, reload, report};
 use crate::api::ApiContext;
@@ -88,6 +90,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         };
         let upkeep = prometheus.clone();
+        let readings = prometheus.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
@@ -167,9 +170,13 @@ pub fn run(args: RunArgs) -> ExitCode {
             graceful_shutdown_limit: Duration::from_secs(args.graceful_shutdown_limit),
             ..RunOptions::default()
         };
+        let reading = StdinReading::start(&config, readings);
         let outcome =
             topology::run_reloadable(&config, &graph, built, options, shared, stop, reloads).await;
         drop(reload_calls);
+        if let Some(reading) = reading {
+            reading.finish().await;
+        }
         shutting_down.store(true, Ordering::Release);
         api_stop.cancel();
         if let Some(api) = api {

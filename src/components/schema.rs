@@ -164,6 +164,167 @@ impl OptionsSchema {
         }
     }
 
+    /// One entry per option, in declaration order, for a scaffold (`howl
+    /// generate topology`): what to write for it and whether it must be
+    /// written. Nested tables are expanded (`buffer.max_events`); the items
+    /// of a list of tables are not (the list's value holds them).
+    pub fn scaffold(&self) -> Vec<ScaffoldOption> {
+        let mut options = Vec::new();
+        if let Some(node) = self.resolve(&self.root) {
+            self.scaffold_table(node, "", true, &mut options);
+        }
+        options
+    }
+
+    /// `needed`: whether this table itself must be written (the component
+    /// table, or a required table within a needed one).
+    fn scaffold_table(
+        &self,
+        node: &Value,
+        prefix: &str,
+        needed: bool,
+        out: &mut Vec<ScaffoldOption>,
+    ) {
+        let Some(properties) = node.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        let required: Vec<&str> = node
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (name, property) in properties {
+            let path = format!("{prefix}{name}");
+            let is_required = needed && required.contains(&name.as_str());
+            let target = self.unwrap_optional(property);
+            if let Some(nested) = self.resolve(target)
+                && nested.get("properties").is_some()
+            {
+                self.scaffold_table(nested, &format!("{path}."), is_required, out);
+                continue;
+            }
+            let placeholder = property.get(PLACEHOLDER).cloned();
+            let default_text = property.get("x-default").and_then(Value::as_str);
+            let default = property
+                .get("default")
+                .filter(|v| !v.is_null())
+                .cloned()
+                .or_else(|| default_text.and_then(literal_default));
+            let write = is_required || (needed && placeholder.is_some());
+            let example = property.pointer("/examples/0");
+            let value = match (&placeholder, &default, example) {
+                (Some(value), _, _) if write => value.clone(),
+                (_, Some(value), _) => value.clone(),
+                (Some(value), None, _) | (None, None, Some(value)) => value.clone(),
+                (None, None, None) => self.sample(target),
+            };
+            let default_text = default_text
+                .filter(|_| default.is_none())
+                .map(str::to_string);
+            out.push(ScaffoldOption {
+                path,
+                kind: self.kind(target),
+                description: description(property),
+                has_default: default.is_some() && !write,
+                write,
+                value,
+                default_text,
+            });
+        }
+    }
+
+    /// A value of the node's type that the loader accepts, for options
+    /// without a default or a placeholder of their own.
+    fn sample(&self, node: &Value) -> Value {
+        let node = self.unwrap_optional(node);
+        let Some(node) = self.resolve_ref(node) else {
+            return Value::from("PLACEHOLDER");
+        };
+        if let Some(hint) = node
+            .get(PLACEHOLDER)
+            .or_else(|| node.pointer("/examples/0"))
+        {
+            return hint.clone();
+        }
+        if let Some(first) = enum_values(node).and_then(|choices| choices.into_iter().next()) {
+            return Value::from(first);
+        }
+        if let Some(first) = node
+            .get("anyOf")
+            .or(node.get("oneOf"))
+            .and_then(Value::as_array)
+            .and_then(|options| {
+                options
+                    .iter()
+                    .find(|o| o.get("type") != Some(&Value::from("null")))
+            })
+        {
+            return self.sample(first);
+        }
+        let sample = match node.get("format").and_then(Value::as_str) {
+            Some("duration") => Some("1m"),
+            Some("field-path") => Some("message"),
+            Some("url") => Some("http://127.0.0.1:8080"),
+            Some("secret-url") => Some("https://example.com/PLACEHOLDER"),
+            Some("regex") => Some("error"),
+            Some("template") => Some("{{ .message }}"),
+            Some("secret") => Some("PLACEHOLDER"),
+            Some("vrl") => Some("."),
+            Some("vrl-condition") => Some("true"),
+            _ => None,
+        };
+        if let Some(sample) = sample {
+            return Value::from(sample);
+        }
+        let first_type = match node.get("type") {
+            Some(Value::String(t)) => t.as_str(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null")
+                .unwrap_or("null"),
+            _ => "string",
+        };
+        let at_least = |fallback: f64| {
+            node.get("minimum")
+                .and_then(Value::as_f64)
+                .map_or(fallback, |minimum| minimum.max(fallback))
+        };
+        match first_type {
+            "integer" => Value::from(at_least(1.0) as i64),
+            "number" => Value::from(at_least(1.0)),
+            "boolean" => Value::Bool(false),
+            "array" => match node.get("items") {
+                Some(items) => Value::Array(vec![self.sample(items)]),
+                None => Value::Array(Vec::new()),
+            },
+            "object" => {
+                let mut table = serde_json::Map::new();
+                if let Some(resolved) = self.resolve(node) {
+                    let required: Vec<&str> = resolved
+                        .get("required")
+                        .and_then(Value::as_array)
+                        .map(|r| r.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    if let Some(properties) = resolved.get("properties").and_then(Value::as_object)
+                    {
+                        for (name, property) in properties {
+                            if required.contains(&name.as_str()) {
+                                let value = property
+                                    .get(PLACEHOLDER)
+                                    .cloned()
+                                    .unwrap_or_else(|| self.sample(property));
+                                table.insert(name.clone(), value);
+                            }
+                        }
+                    }
+                }
+                Value::Object(table)
+            }
+            _ => Value::from("PLACEHOLDER"),
+        }
+    }
+
     /// `T` for an `Option<T>` (`anyOf: [T, null]`), else the node itself.
     fn unwrap_optional<'a>(&'a self, node: &'a Value) -> &'a Value {
         if let Some(options) = node.get("anyOf").and_then(Value::as_array) {
@@ -300,6 +461,51 @@ pub struct OptionDoc {
     pub default: String,
     /// The doc comment, on one line.
     pub description: String,
+}
+
+/// The schema keyword of the value `howl generate topology` writes for an
+/// option, set on a field with `#[schemars(extend("x-placeholder" =
+/// ...))]`: for a required option whose type alone does not give a valid
+/// value (a listen address, a rule), and for an option that is optional in
+/// the schema but of which one of a group must be set (`remap`'s `source`).
+/// Such an option is written even when it is optional.
+pub const PLACEHOLDER: &str = "x-placeholder";
+
+/// One option as a scaffold writes it (see [`OptionsSchema::scaffold`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaffoldOption {
+    /// The dotted path (`buffer.max_events`).
+    pub path: String,
+    /// What may be written, as the component page says.
+    pub kind: String,
+    /// The doc comment, on one line.
+    pub description: String,
+    /// Whether the option must be written for the component to validate
+    /// (it is required, or has a placeholder); the others are shown
+    /// commented out.
+    pub write: bool,
+    /// The value to write: the placeholder, else the default, else the
+    /// first of the field's `#[schemars(example = ...)]`, else a value of
+    /// the option's type.
+    pub value: Value,
+    /// The default in words when it depends on something else (`the
+    /// source's id`), from `x-default`.
+    pub default_text: Option<String>,
+    /// Whether `value` is the option's default (else it is a placeholder
+    /// or an example of an option that is unset by default).
+    pub has_default: bool,
+}
+
+/// The value of an `x-default` that is one TOML value in backticks,
+/// perhaps explained in parentheses (`` `268435456` (256 MiB) ``); `None`
+/// for a default in words.
+fn literal_default(text: &str) -> Option<Value> {
+    let (literal, rest) = text.strip_prefix('`')?.split_once('`')?;
+    if !(rest.is_empty() || rest.starts_with(" (")) {
+        return None;
+    }
+    let table: toml::Table = toml::from_str(&format!("value = {literal}")).ok()?;
+    serde_json::to_value(table.get("value")?).ok()
 }
 
 /// Renders rows as a markdown table.
@@ -450,6 +656,62 @@ mod tests {
         assert_eq!(schema.format_at(&["rules", "[]", "name"]), None);
         assert_eq!(schema.format_at(&["buffer", "max_events"]), Some("uint"));
         assert_eq!(schema.format_at(&["nope"]), None);
+    }
+
+    #[test]
+    fn reads_a_default_in_backticks_as_a_value() {
+        assert_eq!(literal_default("`500`"), Some(Value::from(500)));
+        assert_eq!(
+            literal_default("`268435456` (256 MiB)"),
+            Some(Value::from(268_435_456))
+        );
+        assert_eq!(literal_default("`\"7d\"`"), Some(Value::from("7d")));
+        assert_eq!(
+            literal_default("`true` for `alertmanager`; else `false`"),
+            None
+        );
+        assert_eq!(literal_default("the source's id"), None);
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Scaffolded {
+        /// Where to listen.
+        #[schemars(extend("x-placeholder" = "127.0.0.1:8080"))]
+        address: String,
+        /// A count.
+        #[serde(default)]
+        count: u32,
+        /// Set one of these.
+        #[schemars(extend("x-placeholder" = "."))]
+        program: Option<String>,
+        /// Optional, with an example.
+        #[schemars(example = "llama3.2")]
+        model: Option<String>,
+        buffer: Option<Inner>,
+    }
+
+    #[test]
+    fn a_scaffold_writes_required_and_placeholder_options_and_lists_the_rest() {
+        let schema = OptionsSchema::new(schemars::schema_for!(Scaffolded));
+        let options: Vec<(String, bool, Value)> = schema
+            .scaffold()
+            .into_iter()
+            .map(|o| (o.path, o.write, o.value))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                ("address".into(), true, Value::from("127.0.0.1:8080")),
+                ("count".into(), false, Value::from(0)),
+                ("program".into(), true, Value::from(".")),
+                ("model".into(), false, Value::from("llama3.2")),
+                // Required within an optional table: listed, not written.
+                ("buffer.max_events".into(), false, Value::from(1)),
+                ("buffer.when_full".into(), false, Value::from("PLACEHOLDER")),
+            ]
+        );
     }
 
     #[test]

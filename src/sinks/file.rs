@@ -35,6 +35,7 @@ pub struct FileSinkConfig {
     /// `%`). A relative path is relative to the working directory.
     #[serde(deserialize_with = "strftime_template")]
     #[schemars(with = "Template")]
+    #[schemars(extend("x-placeholder" = "logs/howl-%Y-%m-%d.log"))]
     path: Template,
     /// How each event is written, one per line: `json` (the whole event as
     /// one JSON object) or `text` (its `message` field as is; the whole

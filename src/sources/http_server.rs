@@ -31,6 +31,7 @@ use crate::options::{Seconds, TlsConfig};
 pub struct HttpServerConfig {
     /// The address and port to listen on, e.g. `127.0.0.1:8080` (or
     /// `0.0.0.0:8080` to accept connections from other machines).
+    #[schemars(extend("x-placeholder" = "127.0.0.1:8080"))]
     address: SocketAddr,
     /// The URL path that accepts POSTs; other paths answer 404. It is
     /// literal: it starts with `/` and has no `:param`, `*` or `{...}`.

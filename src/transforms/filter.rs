@@ -25,6 +25,7 @@ pub struct FilterConfig {
     /// A VRL expression returning a boolean; events for which it is `true`
     /// pass, the others are discarded.
     #[schemars(with = "VrlCondition")]
+    #[schemars(extend("x-placeholder" = "contains(string!(.message), \"ERROR\")"))]
     condition: Spanned<String>,
 }
 

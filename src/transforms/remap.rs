@@ -29,6 +29,7 @@ use crate::vrl_program::{VrlOrigin, VrlRunner, VrlSource, compile, read_program_
 pub struct RemapConfig {
     /// The VRL program, inline. Give exactly one of `source` and `file`.
     #[schemars(with = "Option<VrlSource>")]
+    #[schemars(extend("x-placeholder" = ".processed_at = now()"))]
     source: Option<Spanned<String>>,
     /// A file holding the VRL program; a relative path is resolved from the
     /// directory of the config file that names it.

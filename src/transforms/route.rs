@@ -31,6 +31,7 @@ pub struct RouteConfig {
     /// that matches). Names may not contain `.`, `*` or `?`, and
     /// `_unmatched` is reserved.
     #[schemars(with = "BTreeMap<String, VrlCondition>")]
+    #[schemars(extend("x-placeholder" = { "errors": "contains(string!(.message), \"ERROR\")" }))]
     route: BTreeMap<String, Spanned<String>>,
 }
 

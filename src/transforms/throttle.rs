@@ -66,6 +66,7 @@ use crate::template::Template;
 pub struct ThrottleConfig {
     /// How many events of one key pass per window, at least 1 (to drop
     /// every event, use a `filter`); the rest go to `ID.dropped`.
+    #[schemars(extend("x-placeholder" = 10))]
     threshold: NonZeroU64,
     /// The length of a window. A key's window opens with its first event;
     /// the first event after it closed opens the next one.

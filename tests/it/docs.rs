@@ -113,7 +113,7 @@ fn check_kind(dir: &str, types: Vec<(&'static str, OptionsSchema)>, envelope: Op
 }
 
 /// Loads and builds a topology; returns its errors (warnings are fine).
-fn validate_text(file: PathBuf, text: &str) -> Vec<String> {
+pub(crate) fn validate_text(file: PathBuf, text: &str) -> Vec<String> {
     let loaded = howl::config::load_texts(
         vec![(file, text.to_string())],
         |_| None,

@@ -57,6 +57,7 @@ pub struct AlertmanagerConfig {
     /// goes to each one (an HA pair gets every alert). A path prefix (a
     /// reverse proxy at `/alertmanager/`) is kept; a password in a URL
     /// (`http://user:password@host`) is kept out of logs.
+    #[schemars(extend("x-placeholder" = ["http://127.0.0.1:9093"]))]
     endpoints: Vec<HttpUrl>,
     /// Label templates, merged over the defaults. Labels are the alert's
     /// identity. A label that renders empty is left out; set a

@@ -32,6 +32,7 @@ pub struct SlackConfig {
     /// thread messages, so every occurrence and every resolution is a new
     /// message.
     #[serde(default, deserialize_with = "empty_is_unset")]
+    #[schemars(extend("x-placeholder" = "https://hooks.slack.com/services/T0000/B0000/REPLACE-ME"))]
     webhook_url: Option<SecretUrl>,
     /// A bot token (`xoxb-...`, scope `chat:write`) for the Web API, which
     /// threads repeats and edits messages on resolve. A secret: use

@@ -27,10 +27,12 @@ pub struct TelegramConfig {
     /// `${TELEGRAM_BOT_TOKEN}` rather than writing it in the file. It is
     /// part of every request URL; howl replaces it with `***` in logs and
     /// errors.
+    #[schemars(extend("x-placeholder" = "123456:REPLACE-WITH-THE-BOT-TOKEN"))]
     bot_token: Secret,
     /// The chat to post to: a numeric id (groups are negative; supergroups
     /// and channels start with `-100`; quoted numbers are ids too) or a
     /// public channel's `@username`.
+    #[schemars(extend("x-placeholder" = -1001234567890_i64))]
     chat_id: ChatId,
     /// The forum topic to post to, in a supergroup with topics.
     message_thread_id: Option<i64>,

@@ -22,6 +22,7 @@ pub struct WebhookConfig {
     /// Where to send: an `http://` or `https://` URL. A secret (webhook URLs
     /// often carry a token in their path or query): logs and errors show
     /// only `scheme://host/***`, and no piece of its path or query.
+    #[schemars(extend("x-placeholder" = "https://hooks.example.com/REPLACE-ME"))]
     pub(super) uri: SecretUrl,
     /// The HTTP method.
     #[serde(default)]

@@ -49,6 +49,7 @@ use crate::vrl_program::{VrlOrigin, VrlSource, compile};
 #[serde(deny_unknown_fields)]
 pub struct AlertWebhookConfig {
     /// The address and port to listen on, e.g. `127.0.0.1:9095`.
+    #[schemars(extend("x-placeholder" = "127.0.0.1:9095"))]
     address: SocketAddr,
     /// The URL path that accepts notifications (POST or PUT); other paths
     /// answer 404. It is literal: it starts with `/` and has no `:param`,

@@ -78,6 +78,7 @@ pub struct FileConfig {
     /// Glob patterns of the files to read, e.g. `/var/log/app/*.log`
     /// (`*` does not cross a `/`; `**` does). A relative pattern is relative
     /// to the directory howl runs in. At least one.
+    #[schemars(extend("x-placeholder" = ["/var/log/app/*.log"]))]
     include: Vec<Glob>,
     /// Glob patterns of files to skip even when `include` matches them,
     /// matched as `include` is: `*` does not cross a `/`, and a leading

@@ -44,6 +44,7 @@ use crate::options::{Seconds, TlsConfig};
 pub struct LokiConfig {
     /// The address and port to listen on, e.g. `127.0.0.1:3100` (Loki's
     /// own port, so shippers need only a new host).
+    #[schemars(extend("x-placeholder" = "127.0.0.1:3100"))]
     address: SocketAddr,
     /// The URL path that accepts pushes; other paths answer 404.
     #[serde(default = "default_path")]

@@ -68,6 +68,7 @@ struct HttpConfig {
     /// `127.0.0.1:4318` (or `0.0.0.0:4318` to accept connections from
     /// other machines). Logs are accepted at `/v1/logs`; other paths
     /// answer 404.
+    #[schemars(extend("x-placeholder" = "127.0.0.1:4318"))]
     address: SocketAddr,
     /// The largest body accepted, in bytes, both as sent and once
     /// decompressed (`Content-Encoding: gzip`); a larger one is answered
@@ -98,6 +99,7 @@ struct HttpConfig {
 struct GrpcConfig {
     /// The address and port to listen on for OTLP/gRPC; its port is 4317,
     /// e.g. `127.0.0.1:4317`.
+    #[schemars(extend("x-placeholder" = "127.0.0.1:4317"))]
     address: SocketAddr,
     /// Serve gRPC over TLS (HTTP/2 negotiated by ALPN) with this
     /// certificate and key; unset: cleartext HTTP/2, for exporters set to

@@ -39,10 +39,12 @@ pub struct PrometheusQueryConfig {
     /// The Prometheus server's base URL, e.g. `http://127.0.0.1:9090`; a
     /// path prefix (a server behind a proxy at `/prometheus/`) is kept, and
     /// `api/v1/query` is asked under it.
+    #[schemars(extend("x-placeholder" = "http://127.0.0.1:9090"))]
     endpoint: HttpUrl,
     /// The queries to run (at least one):
     /// `[{ name = "cpu_usage_percent", query = "..." }]`. Each sample of a
     /// query's result becomes a metric event named `name`.
+    #[schemars(extend("x-placeholder" = [{ "name": "up", "query": "up" }]))]
     queries: Vec<QueryConfig>,
     /// The time between two runs of the queries; a plain number is seconds.
     #[serde(default = "default_interval")]

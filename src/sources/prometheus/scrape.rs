@@ -41,6 +41,7 @@ use crate::sources::polling::{self, Poll, all_at_once};
 pub struct PrometheusScrapeConfig {
     /// The URLs to scrape (at least one), e.g.
     /// `http://10.0.0.5:9100/metrics`; each is scraped as written.
+    #[schemars(extend("x-placeholder" = ["http://127.0.0.1:9100/metrics"]))]
     endpoints: Vec<HttpUrl>,
     /// The time between two scrapes of each endpoint; a plain number is
     /// seconds.

@@ -43,6 +43,7 @@ pub struct SyslogConfig {
     /// The address and port to listen on, for `tcp` and `udp`, e.g.
     /// `0.0.0.0:514` (port 514 needs root or `CAP_NET_BIND_SERVICE`; 1514 or
     /// 6514 do not).
+    #[schemars(extend("x-placeholder" = "127.0.0.1:1514"))]
     address: Option<SocketAddr>,
     /// The socket file to listen on, for `unix` and `unix_datagram`. A
     /// stale socket left by a dead process is replaced; any other file

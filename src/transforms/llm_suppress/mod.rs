@@ -75,6 +75,7 @@ pub struct LlmSuppressConfig {
     endpoint: Option<HttpUrl>,
     /// The model to ask, e.g. `llama3.2`.
     #[schemars(extend("x-default" = "required for network providers"))]
+    #[schemars(example = "llama3.2")]
     model: Option<String>,
     /// The provider's API key, if it needs one; write it as `${ENV_VAR}`.
     /// Never logged.

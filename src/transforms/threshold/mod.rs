@@ -39,6 +39,7 @@ use state::Tracker;
 #[serde(deny_unknown_fields)]
 pub struct ThresholdConfig {
     /// The rules, as `[[transforms.ID.rules]]` tables; at least one.
+    #[schemars(extend("x-placeholder" = [{ "name": "high_cpu", "metric": "cpu_usage_percent", "condition": "value > 80" }]))]
     rules: Vec<RuleConfig>,
     /// A group that gets no sample for this long starts over: a pending
     /// breach is forgotten, a firing alert resolves (marked `stale`).
