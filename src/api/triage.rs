@@ -329,6 +329,7 @@ mod tests {
             reason: "health check".into(),
             source: VerdictSource::Builtin,
             model: "builtin".into(),
+            provider: None,
             decided_at: now,
             expires_at: now + chrono::Duration::days(7),
         };

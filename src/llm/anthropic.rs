@@ -53,7 +53,7 @@ impl Anthropic {
             headers.insert(name, value);
         }
         Ok(Self {
-            http: HttpProvider::new(settings, "v1/messages", headers, metrics)?,
+            http: HttpProvider::new(settings, "v1/messages", "v1/models", headers, metrics)?,
             model: model.to_string(),
             max_tokens,
         })
@@ -90,6 +90,10 @@ impl Classifier for Anthropic {
         prompt: &'a Prompt,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, LlmError>> + Send + 'a>> {
         Box::pin(self.ask(prompt))
+    }
+
+    fn health_check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(self.http.probe())
     }
 }
 

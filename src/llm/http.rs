@@ -47,6 +47,10 @@ pub struct HttpProvider {
     delivery: Delivery,
     url: reqwest::Url,
     headers: HeaderMap,
+    /// A cheap, token-free GET that says the provider answers (its list of
+    /// models), for the health checks of a provider chain.
+    health_url: reqwest::Url,
+    health_client: reqwest::Client,
 }
 
 impl HttpProvider {
@@ -55,6 +59,7 @@ impl HttpProvider {
     pub fn new(
         settings: &HttpSettings,
         path: &str,
+        health_path: &str,
         headers: HeaderMap,
         metrics: Arc<ComponentMetrics>,
     ) -> Result<Self, BuildError> {
@@ -84,7 +89,30 @@ impl HttpProvider {
             delivery,
             url: api_url(&settings.endpoint, path),
             headers,
+            health_url: api_url(&settings.endpoint, health_path),
+            health_client: crate::http::http_client(settings.timeout)?,
         })
+    }
+
+    /// One GET of the health URL, no retry: `Err` says why it failed
+    /// (redacted).
+    pub async fn probe(&self) -> Result<(), String> {
+        let response = self
+            .health_client
+            .get(self.health_url.clone())
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                self.delivery
+                    .redactor()
+                    .redact(&crate::http::error_chain(&e.without_url()))
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("health check answered HTTP {}", response.status()))
+        }
     }
 
     /// Posts `body` and returns the answer's JSON.

@@ -14,7 +14,9 @@
 //! means. This keeps every provider a small, testable wire adapter.
 
 pub mod anthropic;
+pub mod budget;
 pub mod builtin;
+pub mod chain;
 pub mod contract;
 pub mod http;
 pub mod ollama;
@@ -49,6 +51,12 @@ pub trait Classifier: Send + Sync {
         &'a self,
         prompt: &'a Prompt,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, LlmError>> + Send + 'a>>;
+
+    /// A cheap check that the provider answers (no tokens spent), used to
+    /// put a failed provider of a chain back in service. `Err` says why.
+    fn health_check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Which API to ask.

@@ -46,7 +46,7 @@ impl Ollama {
             headers.insert(name, value);
         }
         Ok(Self {
-            http: HttpProvider::new(settings, "api/chat", headers, metrics)?,
+            http: HttpProvider::new(settings, "api/chat", "api/tags", headers, metrics)?,
             model: model.to_string(),
             max_tokens,
         })
@@ -80,6 +80,10 @@ impl Classifier for Ollama {
         prompt: &'a Prompt,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, LlmError>> + Send + 'a>> {
         Box::pin(self.ask(prompt))
+    }
+
+    fn health_check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(self.http.probe())
     }
 }
 

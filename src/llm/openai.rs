@@ -67,7 +67,7 @@ impl OpenAi {
             headers.insert(name, value);
         }
         Ok(Self {
-            http: HttpProvider::new(settings, "chat/completions", headers, Arc::clone(&metrics))?,
+            http: HttpProvider::new(settings, "chat/completions", "models", headers, Arc::clone(&metrics))?,
             model: model.to_string(),
             max_tokens,
             structured: AtomicBool::new(true),
@@ -164,6 +164,10 @@ impl Classifier for OpenAi {
         prompt: &'a Prompt,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, LlmError>> + Send + 'a>> {
         Box::pin(self.ask(prompt))
+    }
+
+    fn health_check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(self.http.probe())
     }
 }
 

@@ -80,6 +80,11 @@ pub struct StoredVerdict {
     pub source: VerdictSource,
     /// The provider and model that answered (`openai/llama3.2`, `builtin`).
     pub model: String,
+    /// The name, in its transform's `providers` chain, of the provider
+    /// that answered (unset for verdicts of rules and of the learning
+    /// period, and for those stored before chains existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     /// When it was decided.
     pub decided_at: DateTime<Utc>,
     /// When it must be asked again.
@@ -261,6 +266,7 @@ mod tests {
             reason: "health check".into(),
             source: VerdictSource::Llm,
             model: "openai/llama3.2".into(),
+            provider: None,
             decided_at: now,
             expires_at: now + chrono::Duration::days(7),
         }

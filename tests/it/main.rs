@@ -21,6 +21,7 @@ mod http_server;
 mod interpolation;
 mod layers;
 mod llm_suppress;
+mod llm_failover;
 mod loki;
 mod metric_sources;
 mod opentelemetry;

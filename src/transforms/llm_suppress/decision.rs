@@ -157,14 +157,19 @@ impl Policy {
             crate::state::triage::VerdictSource::Builtin => Source::Builtin,
             crate::state::triage::VerdictSource::Learned => Source::Learned,
         };
-        self.decide(
+        let mut decision = self.decide(
             verdict.verdict.as_str(),
             Some(verdict.confidence),
             &verdict.reason,
             source,
             verdict.verdict == Label::Noise && verdict.confidence >= self.min_confidence,
             None,
-        )
+        );
+        if let (Some(provider), Value::Object(triage)) = (&verdict.provider, &mut decision.annotation) {
+            triage.insert(KeyString::from("provider"), Value::from(provider.as_str()));
+            triage.insert(KeyString::from("model"), Value::from(verdict.model.as_str()));
+        }
+        decision
     }
 
     /// Inherited from the close pattern `from`, whose decision says
@@ -250,6 +255,7 @@ mod tests {
             reason: "r".into(),
             source: VerdictSource::Llm,
             model: "m".into(),
+            provider: None,
             decided_at: Utc::now(),
             expires_at: Utc::now(),
         }

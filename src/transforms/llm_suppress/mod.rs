@@ -30,7 +30,6 @@
 //! (held events), [`budget`] (request limits), [`task`] (the run loop).
 //! Providers live in `crate::llm`, suppressions in `crate::suppressions`.
 
-mod budget;
 mod decision;
 mod neighbours;
 mod pending;
@@ -81,8 +80,30 @@ pub struct LlmSuppressConfig {
     /// Never logged.
     api_key: Option<Secret>,
     /// The longest answer, in tokens.
-    #[serde(default = "default_max_tokens")]
-    max_tokens: NonZeroU32,
+    #[schemars(extend("x-default" = "`200`"))]
+    max_tokens: Option<NonZeroU32>,
+    /// Several providers, asked in order: the first that may answer and
+    /// does answer decides (see "Provider chains"). Each entry takes
+    /// `name`, `provider`, `endpoint`, `model`, `api_key`, `local`,
+    /// `timeout_secs`, `max_tokens`, `max_concurrency`,
+    /// `requests_per_minute` and `max_requests_per_hour`, as the options of
+    /// the same names do for one provider (which must then not be set at
+    /// the top level).
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
+    /// Events for which this condition is true may only go to providers
+    /// marked `local = true`; when none of them is in service, `on_error`
+    /// decides, never a remote provider. A condition that fails counts as
+    /// true, so nothing leaves by mistake.
+    #[schemars(with = "Option<VrlCondition>")]
+    local_required: Option<Spanned<String>>,
+    /// How long a provider of the chain whose question failed (an outage,
+    /// timeouts, a refusal) stays out of service before its first health
+    /// check (a token-free GET of its list of models); the wait doubles
+    /// after each failed check, up to an hour. Meanwhile the next provider
+    /// answers.
+    #[serde(default = "default_provider_backoff")]
+    provider_backoff_secs: Seconds,
     /// The field holding the pattern id; events without it pass untouched.
     #[serde(default = "default_pattern_field")]
     pattern_field: FieldPath,
@@ -118,8 +139,8 @@ pub struct LlmSuppressConfig {
     #[serde(default)]
     on_error: OnError,
     /// Give up on one HTTP attempt after this long (it is then retried).
-    #[serde(default = "default_timeout")]
-    timeout_secs: Seconds,
+    #[schemars(extend("x-default" = "`10`"))]
+    timeout_secs: Option<Seconds>,
     /// Hold a pattern's events at most this long while its verdict is
     /// pending; then `on_error` decides them. Retries of a question also
     /// stop then.
@@ -130,19 +151,17 @@ pub struct LlmSuppressConfig {
     #[serde(default = "default_max_pending")]
     max_pending_events: NonZeroUsize,
     /// The most questions in flight at once; more wait for a slot.
-    #[serde(
-        default = "default_concurrency",
-        deserialize_with = "crate::options::count_at_most::<_, 1024>"
-    )]
+    #[serde(default, deserialize_with = "concurrency")]
     #[schemars(range(min = 1, max = 1024))]
-    max_concurrency: NonZeroUsize,
+    #[schemars(extend("x-default" = "`4`"))]
+    max_concurrency: Option<NonZeroUsize>,
     /// The most questions per minute (`0`: no limit); a question over the
     /// budget is not sent and counts as an error.
-    #[serde(default = "default_per_minute")]
-    requests_per_minute: u64,
+    #[schemars(extend("x-default" = "`60`"))]
+    requests_per_minute: Option<u64>,
     /// The most questions per hour (`0`: no limit).
-    #[serde(default = "default_per_hour")]
-    max_requests_per_hour: u64,
+    #[schemars(extend("x-default" = "`1000`"))]
+    max_requests_per_hour: Option<u64>,
     /// Extra regexes whose matches are masked (as `<REDACTED>`) before a
     /// prompt leaves howl, besides the built-in masks.
     #[serde(default)]
@@ -167,6 +186,55 @@ pub struct LlmSuppressConfig {
     learn_for: Option<Seconds>,
 }
 
+/// One provider of a chain (`providers`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ProviderConfig {
+    /// Its name: in metrics (`provider` label), verdicts and the audit
+    /// trail.
+    name: String,
+    /// `openai`, `ollama`, `anthropic` or `builtin` (the rules: a last
+    /// resort that always answers and never leaves howl).
+    provider: ProviderKind,
+    /// As `endpoint`.
+    #[schemars(extend("x-default" = "the provider's"))]
+    endpoint: Option<HttpUrl>,
+    /// As `model`.
+    #[schemars(extend("x-default" = "required for network providers"))]
+    model: Option<String>,
+    /// As `api_key`.
+    api_key: Option<Secret>,
+    /// Whether data that must stay local (`local_required`) may go to it.
+    #[serde(default)]
+    local: bool,
+    /// As `timeout_secs`.
+    #[schemars(extend("x-default" = "`10`"))]
+    timeout_secs: Option<Seconds>,
+    /// As `max_tokens`.
+    #[schemars(extend("x-default" = "`200`"))]
+    max_tokens: Option<NonZeroU32>,
+    /// As `max_concurrency`.
+    #[serde(default, deserialize_with = "concurrency")]
+    #[schemars(extend("x-default" = "`4`"))]
+    max_concurrency: Option<NonZeroUsize>,
+    /// As `requests_per_minute`: this provider's own budget.
+    #[schemars(extend("x-default" = "`60`"))]
+    requests_per_minute: Option<u64>,
+    /// As `max_requests_per_hour`.
+    #[schemars(extend("x-default" = "`1000`"))]
+    max_requests_per_hour: Option<u64>,
+}
+
+fn concurrency<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NonZeroUsize>, D::Error> {
+    crate::options::count_at_most::<_, 1024>(deserializer).map(Some)
+}
+
+fn default_provider_backoff() -> Seconds {
+    Seconds::from_secs(30)
+}
+
 /// The `alertmanager_silence` table.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -181,9 +249,19 @@ struct SilenceConfig {
     duration: Seconds,
 }
 
-fn default_max_tokens() -> NonZeroU32 {
-    const { NonZeroU32::new(200).unwrap() }
+/// The limits of one network provider.
+struct RemoteLimits {
+    timeout: Duration,
+    deadline: Duration,
+    max_tokens: NonZeroU32,
+    concurrency: NonZeroUsize,
 }
+
+const DEFAULT_MAX_TOKENS: NonZeroU32 = NonZeroU32::new(200).unwrap();
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONCURRENCY: NonZeroUsize = NonZeroUsize::new(4).unwrap();
+const DEFAULT_PER_MINUTE: u64 = 60;
+const DEFAULT_PER_HOUR: u64 = 1000;
 
 fn default_pattern_field() -> FieldPath {
     super::default_field_path("pattern.id")
@@ -201,9 +279,6 @@ fn default_message_field() -> FieldPath {
     super::default_field_path("message")
 }
 
-fn default_timeout() -> Seconds {
-    Seconds::from_secs(10)
-}
 
 fn default_decision_timeout() -> Seconds {
     Seconds::from_secs(15)
@@ -213,17 +288,8 @@ fn default_max_pending() -> NonZeroUsize {
     const { NonZeroUsize::new(10_000).unwrap() }
 }
 
-fn default_concurrency() -> NonZeroUsize {
-    const { NonZeroUsize::new(4).unwrap() }
-}
 
-fn default_per_minute() -> u64 {
-    60
-}
 
-fn default_per_hour() -> u64 {
-    1000
-}
 
 fn default_min_confidence() -> Fraction {
     Fraction::new(0.7).unwrap_or_else(|| unreachable!("0.7 is a fraction"))
@@ -241,13 +307,27 @@ const SUPPRESSED: usize = 0;
 
 /// Who answers questions.
 pub enum Engine {
-    /// The built-in classifier, answering at once.
+    /// The built-in classifier alone, answering at once.
     Builtin,
-    /// A network provider, connected when the transform starts.
-    Remote(RemoteSettings),
-    /// A classifier given by a test.
+    /// Providers asked in order (one, for the single-provider options),
+    /// connected when the transform starts.
+    Chain(Vec<MemberSettings>),
+    /// A classifier given by a test, with its budget (per minute, per
+    /// hour).
     #[cfg(test)]
-    Given(Arc<dyn crate::llm::Classifier>),
+    Given(Arc<dyn crate::llm::Classifier>, (u64, u64)),
+}
+
+/// One provider of the chain, checked.
+pub struct MemberSettings {
+    /// Its name.
+    pub name: String,
+    /// The network provider; `None` for the built-in rules.
+    pub remote: Option<RemoteSettings>,
+    /// `local`.
+    pub local: bool,
+    /// Its budget: per minute, per hour.
+    pub budget: (u64, u64),
 }
 
 impl TransformConfig for LlmSuppressConfig {
@@ -269,7 +349,15 @@ impl LlmSuppressConfig {
         let decision_timeout = self
             .decision_timeout_secs
             .positive("decision_timeout_secs")?;
-        let timeout = self.timeout_secs.positive("timeout_secs")?;
+        let engine = self.engine(decision_timeout)?;
+        let slowest = match &engine {
+            Engine::Chain(members) => members
+                .iter()
+                .filter_map(|m| m.remote.as_ref().map(|r| r.http.timeout))
+                .max()
+                .unwrap_or_default(),
+            _ => self.timeout_or_default("timeout_secs", self.timeout_secs.as_ref())?,
+        };
         let condition = |option: &Option<Spanned<String>>, name: &str| {
             option
                 .as_ref()
@@ -289,8 +377,19 @@ impl LlmSuppressConfig {
         // The masker compiles its patterns itself (they were checked while
         // the options were read, so this cannot fail for them).
         let redact: Vec<String> = self.redact.iter().map(|r| r.as_str().to_string()).collect();
+        if self.local_required.is_some()
+            && !self.providers.iter().any(|p| p.local)
+        {
+            return Err(BuildError::new(
+                "`local_required` needs at least one provider with `local = true` in `providers` \
+                 (for example the `builtin` rules, or a model on this machine)",
+            )
+            .for_option("local_required"));
+        }
         Ok(Settings {
-            engine: self.engine(decision_timeout, timeout)?,
+            engine,
+            local_required: condition(&self.local_required, "local_required")?,
+            provider_backoff: self.provider_backoff_secs.positive("provider_backoff_secs")?,
             policy: Policy {
                 mode: self.mode,
                 min_confidence: self.min_confidence.get(),
@@ -307,10 +406,9 @@ impl LlmSuppressConfig {
             always_alert: condition(&self.always_alert, "always_alert")?,
             masker: Masker::new(&redact).map_err(|e| BuildError::new(e).for_option("redact"))?,
             decision_timeout,
-            question_limit: decision_timeout + timeout,
+            question_limit: decision_timeout + slowest,
             max_pending: self.max_pending_events.get(),
             verdict_ttl,
-            budget: (self.requests_per_minute, self.max_requests_per_hour),
             learn_for: match &self.learn_for {
                 Some(period) => Some(
                     chrono::Duration::from_std(period.positive("learn_for")?).map_err(|_| {
@@ -329,50 +427,156 @@ impl LlmSuppressConfig {
         })
     }
 
-    /// The classifier the options describe.
-    fn engine(&self, decision_timeout: Duration, timeout: Duration) -> Result<Engine, BuildError> {
-        let Some(remote) = self.provider.remote() else {
+    /// `timeout_secs` (of the transform or of one provider), checked.
+    fn timeout_or_default(&self, option: &str, value: Option<&Seconds>) -> Result<Duration, BuildError> {
+        match value {
+            Some(seconds) => seconds.positive(option),
+            None => Ok(DEFAULT_TIMEOUT),
+        }
+    }
+
+    /// The classifiers the options describe.
+    fn engine(&self, decision_timeout: Duration) -> Result<Engine, BuildError> {
+        if self.providers.is_empty() {
+            return self.single_engine(decision_timeout);
+        }
+        let per_provider = [
+            ("provider", self.provider != ProviderKind::Builtin),
+            ("endpoint", self.endpoint.is_some()),
+            ("model", self.model.is_some()),
+            ("api_key", self.api_key.is_some()),
+            ("timeout_secs", self.timeout_secs.is_some()),
+            ("max_tokens", self.max_tokens.is_some()),
+            ("max_concurrency", self.max_concurrency.is_some()),
+            ("requests_per_minute", self.requests_per_minute.is_some()),
+            ("max_requests_per_hour", self.max_requests_per_hour.is_some()),
+        ];
+        if let Some((option, _)) = per_provider.into_iter().find(|(_, set)| *set) {
+            return Err(BuildError::new(format!(
+                "`{option}` is set per provider when `providers` is used; move it into the \
+                 providers' entries"
+            ))
+            .for_option(option));
+        }
+        let mut members = Vec::new();
+        for (index, provider) in self.providers.iter().enumerate() {
+            let at = |option: &str| format!("providers[{index}].{option}");
+            let name = provider.name.trim();
+            if name.is_empty() {
+                return Err(BuildError::new("a provider needs a `name`").for_option(&at("name")));
+            }
+            if members.iter().any(|m: &MemberSettings| m.name == name) {
+                return Err(BuildError::new(format!(
+                    "two providers are named `{name}`; names must be unique"
+                ))
+                .for_option(&at("name")));
+            }
+            let remote = self.remote(
+                provider.provider,
+                provider.endpoint.as_ref(),
+                provider.model.as_deref(),
+                provider.api_key.as_ref(),
+                RemoteLimits {
+                    timeout: self.timeout_or_default(&at("timeout_secs"), provider.timeout_secs.as_ref())?,
+                    // A chain moves on to the next provider: one provider's
+                    // retries stop after its own timeout, not the question's.
+                    deadline: decision_timeout
+                        .min(provider.timeout_secs.as_ref().map_or(DEFAULT_TIMEOUT, Seconds::get)),
+                    max_tokens: provider.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                    concurrency: provider.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                },
+                &|option| at(option),
+            )?;
+            members.push(MemberSettings {
+                name: name.to_string(),
+                local: provider.local || remote.is_none(),
+                remote,
+                budget: (
+                    provider.requests_per_minute.unwrap_or(DEFAULT_PER_MINUTE),
+                    provider.max_requests_per_hour.unwrap_or(DEFAULT_PER_HOUR),
+                ),
+            });
+        }
+        Ok(Engine::Chain(members))
+    }
+
+    /// The engine of the single-provider options: the rules, or a chain
+    /// of one.
+    fn single_engine(&self, decision_timeout: Duration) -> Result<Engine, BuildError> {
+        let remote = self.remote(
+            self.provider,
+            self.endpoint.as_ref(),
+            self.model.as_deref(),
+            self.api_key.as_ref(),
+            RemoteLimits {
+                timeout: self.timeout_or_default("timeout_secs", self.timeout_secs.as_ref())?,
+                deadline: decision_timeout,
+                max_tokens: self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                concurrency: self.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            },
+            &|option| option.to_string(),
+        )?;
+        let Some(remote) = remote else {
+            return Ok(Engine::Builtin);
+        };
+        Ok(Engine::Chain(vec![MemberSettings {
+            name: self.provider.as_str().to_string(),
+            remote: Some(remote),
+            local: false,
+            budget: (
+                self.requests_per_minute.unwrap_or(DEFAULT_PER_MINUTE),
+                self.max_requests_per_hour.unwrap_or(DEFAULT_PER_HOUR),
+            ),
+        }]))
+    }
+
+    /// One network provider's settings (`None` for the built-in rules),
+    /// with `at` naming an option in errors.
+    fn remote(
+        &self,
+        kind: ProviderKind,
+        endpoint: Option<&HttpUrl>,
+        model: Option<&str>,
+        api_key: Option<&Secret>,
+        limits: RemoteLimits,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<Option<RemoteSettings>, BuildError> {
+        let Some(remote) = kind.remote() else {
             let network_only = [
-                ("endpoint", self.endpoint.is_some()),
-                ("model", self.model.is_some()),
-                ("api_key", self.api_key.is_some()),
+                ("endpoint", endpoint.is_some()),
+                ("model", model.is_some()),
+                ("api_key", api_key.is_some()),
             ];
             if let Some((option, _)) = network_only.into_iter().find(|(_, set)| *set) {
                 return Err(BuildError::new(format!(
                     "`{option}` is for network providers; set `provider` (openai, ollama, \
                      anthropic) or remove it"
                 ))
-                .for_option(option));
+                .for_option(&at(option)));
             }
-            return Ok(Engine::Builtin);
+            return Ok(None);
         };
-        let model = self
-            .model
-            .as_deref()
-            .filter(|m| !m.trim().is_empty())
-            .ok_or_else(|| {
-                BuildError::new(format!(
-                    "`provider = \"{}\"` needs `model`",
-                    self.provider.as_str()
-                ))
-                .for_option("model")
-            })?;
-        let endpoint = match &self.endpoint {
+        let model = model.filter(|m| !m.trim().is_empty()).ok_or_else(|| {
+            BuildError::new(format!("`provider = \"{}\"` needs `model`", kind.as_str()))
+                .for_option(&at("model"))
+        })?;
+        let endpoint = match endpoint {
             Some(endpoint) => endpoint.clone(),
             None => HttpUrl::parse(remote.default_endpoint())
-                .map_err(|e| BuildError::new(e).for_option("endpoint"))?,
+                .map_err(|e| BuildError::new(e).for_option(&at("endpoint")))?,
         };
-        Ok(Engine::Remote(RemoteSettings {
+        Ok(Some(RemoteSettings {
             kind: remote,
             http: HttpSettings {
                 endpoint: endpoint.url().clone(),
-                api_key: self.api_key.clone(),
-                timeout,
-                deadline: decision_timeout,
-                concurrency: self.max_concurrency.get(),
+                api_key: api_key.cloned(),
+                timeout: limits.timeout,
+                deadline: limits.deadline,
+                concurrency: limits.concurrency.get(),
             },
             model: model.to_string(),
-            max_tokens: self.max_tokens.get(),
+            max_tokens: limits.max_tokens.get(),
         }))
     }
+
 }

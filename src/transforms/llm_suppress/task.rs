@@ -19,7 +19,8 @@ use vrl::compiler::Program;
 use vrl::path::OwnedValuePath;
 use vrl::value::Value;
 
-use super::budget::Budget;
+use crate::llm::budget::Budget;
+use crate::llm::chain::{Allowed, Answered, BuiltinClassifier, Chain, Member};
 use super::decision::{Decision, Policy};
 use super::neighbours::{Neighbours, Why};
 use super::pending::Pending;
@@ -30,7 +31,7 @@ use crate::components::transform::{DropRoute, TaskContext, TaskTransform, Transf
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::llm::contract::MAX_SAMPLES;
-use crate::llm::{Answer, Classifier, LlmError, Masker, Prompt, builtin};
+use crate::llm::{Classifier, LlmError, Masker, Prompt, builtin};
 use crate::shared::LinkSigner;
 use crate::state::StateStore;
 use crate::state::audit::AuditRecord;
@@ -65,6 +66,10 @@ pub struct Settings {
     pub llm_allowed: Option<Arc<Program>>,
     /// `always_alert`.
     pub always_alert: Option<Arc<Program>>,
+    /// `local_required`.
+    pub local_required: Option<Arc<Program>>,
+    /// `provider_backoff_secs`.
+    pub provider_backoff: Duration,
     /// Secret masking for prompts.
     pub masker: Masker,
     /// `decision_timeout_secs`.
@@ -77,8 +82,6 @@ pub struct Settings {
     pub max_pending: usize,
     /// `verdict_ttl`.
     pub verdict_ttl: chrono::Duration,
-    /// `requests_per_minute`, `max_requests_per_hour`.
-    pub budget: (u64, u64),
     /// `alertmanager_silence`: the URL and the duration.
     pub silence: Option<(String, Duration)>,
     /// `learn_for`.
@@ -106,11 +109,7 @@ impl TaskTransform for Triage {
 /// Who answers questions, connected.
 enum Asker {
     Builtin,
-    Remote {
-        classifier: Arc<dyn Classifier>,
-        /// `provider/model`, stored with verdicts.
-        model: String,
-    },
+    Chain(Arc<Chain>),
 }
 
 /// How verdicts of the built-in classifier name their "model".
@@ -123,7 +122,7 @@ const MAX_RULE_DECISIONS: usize = 10_000;
 const SUPPRESS_URL: &str = "suppress_url";
 
 /// What a finished question hands back.
-type Asked = (String, Result<Answer, LlmError>, Duration);
+type Asked = (String, Result<Answered, String>);
 
 /// What a new question says about its pattern: the first event's template
 /// and level, and samples gathered from the same batch (questions start
@@ -132,6 +131,8 @@ struct Question {
     template: String,
     level: String,
     samples: Vec<Arc<str>>,
+    /// `local_required` held for the first event.
+    local_only: bool,
 }
 
 struct Running {
@@ -139,7 +140,6 @@ struct Running {
     asker: Asker,
     verdicts: Verdicts,
     pending: Pending,
-    budget: Budget,
     suppressions: Suppressions,
     snapshot: Snapshot,
     generation: u64,
@@ -150,6 +150,7 @@ struct Running {
     shutdown: Decision,
     when: Option<VrlRunner>,
     llm_allowed: Option<VrlRunner>,
+    local_required: Option<VrlRunner>,
     /// Decisions of the built-in rules for events kept from language
     /// models (`llm_allowed`), per pattern: the rules are deterministic, so
     /// they are made once, kept in memory only, and never stored as
@@ -182,24 +183,57 @@ struct Running {
 }
 
 async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
-    let asker = match &settings.engine {
-        Engine::Builtin => Asker::Builtin,
-        Engine::Remote(remote) => Asker::Remote {
-            classifier: remote.connect(Arc::clone(&cx.metrics))?,
-            model: format!("{}/{}", remote.kind.as_str(), remote.model),
-        },
+    let members = match &settings.engine {
+        Engine::Builtin => Vec::new(),
+        Engine::Chain(members) => {
+            let mut connected = Vec::new();
+            for member in members {
+                let (classifier, model): (Arc<dyn Classifier>, String) = match &member.remote {
+                    Some(remote) => (
+                        remote.connect(Arc::clone(&cx.metrics))?,
+                        format!("{}/{}", remote.kind.as_str(), remote.model),
+                    ),
+                    None => (Arc::new(BuiltinClassifier), BUILTIN_MODEL.to_string()),
+                };
+                connected.push(Member {
+                    name: member.name.clone(),
+                    model,
+                    local: member.local,
+                    classifier,
+                    budget: Budget::new(member.budget.0, member.budget.1),
+                });
+            }
+            connected
+        }
         #[cfg(test)]
-        Engine::Given(classifier) => Asker::Remote {
-            classifier: Arc::clone(classifier),
+        Engine::Given(classifier, budget) => vec![Member {
+            name: classifier.provider().to_string(),
             model: format!("{}/test", classifier.provider()),
-        },
+            local: false,
+            classifier: Arc::clone(classifier),
+            budget: Budget::new(budget.0, budget.1),
+        }],
     };
-    let model = match &asker {
-        Asker::Builtin => BUILTIN_MODEL,
-        Asker::Remote { model, .. } => model.as_str(),
+    // Stops the health checks when the transform ends, however it ends.
+    let health = tokio_util::sync::CancellationToken::new();
+    let _stop_health = health.clone().drop_guard();
+    let asker = if members.is_empty() {
+        Asker::Builtin
+    } else {
+        let chain = Arc::new(Chain::new(
+            members,
+            settings.provider_backoff,
+            Arc::clone(&cx.metrics),
+        ));
+        tokio::spawn(Arc::clone(&chain).check_health(health));
+        Asker::Chain(chain)
+    };
+    let models = match &asker {
+        Asker::Builtin => vec![BUILTIN_MODEL.to_string()],
+        Asker::Chain(chain) => chain.models(),
     };
     let store = cx.state.store()?;
-    let verdicts = Verdicts::load(&store, cx.key.id(), model, settings.policy)?;
+    let verdicts = Verdicts::load(&store, cx.key.id(), &models, settings.policy)?;
     if verdicts.known() > 0 {
         tracing::info!(component = %cx.key, verdicts = verdicts.known(), "loaded stored verdicts");
     }
@@ -209,7 +243,6 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
     }
     let mut running = Running {
         pending: Pending::new(settings.max_pending, settings.decision_timeout),
-        budget: Budget::new(settings.budget.0, settings.budget.1),
         // Loads the suppressions now, so a store that cannot be read stops
         // the start; generation 0 (never current once loaded) makes the
         // first batch take a fresh snapshot.
@@ -225,6 +258,7 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         shutdown: settings.policy.error("howl is shutting down"),
         when: settings.when.clone().map(VrlRunner::new),
         llm_allowed: settings.llm_allowed.clone().map(VrlRunner::new),
+        local_required: settings.local_required.clone().map(VrlRunner::new),
         by_rules: HashMap::new(),
         audit: Vec::new(),
         neighbours: Neighbours::default(),
@@ -422,13 +456,19 @@ impl Running {
                     let decision = self.decide_builtin(&pattern, &event, wall);
                     decision.apply(event, out, self.suppressed, &self.metrics);
                 }
-                Asker::Remote { .. } if self.shutting_down => {
+                Asker::Chain(_) if self.shutting_down => {
                     self.shutdown
                         .apply(event, out, self.suppressed, &self.metrics);
                 }
-                Asker::Remote { .. } => {
+                Asker::Chain(_) => {
                     self.verdicts.asking(&pattern);
-                    questions.insert(pattern.clone(), self.question(&event));
+                    let mut question = self.question(&event);
+                    question.local_only = self.local_required.is_some()
+                        && !matches!(
+                            run_condition(&mut self.local_required, &mut event),
+                            Ok(false)
+                        );
+                    questions.insert(pattern.clone(), question);
                     self.hold(pattern, event, now, out);
                 }
             },
@@ -444,6 +484,7 @@ impl Running {
                 .unwrap_or_default(),
             level: text(event, &fields.level).unwrap_or_else(|| "unknown".into()),
             samples: message.map(Arc::from).into_iter().collect(),
+            local_only: false,
         }
     }
 
@@ -471,6 +512,7 @@ impl Running {
             reason: format!("rules only (llm_allowed is false): {}", verdict.reason),
             source: VerdictSource::Builtin,
             model: BUILTIN_MODEL.into(),
+            provider: None,
             decided_at: wall,
             expires_at: DateTime::<Utc>::MAX_UTC,
         };
@@ -561,6 +603,7 @@ impl Running {
             confidence: 1.0,
             reason: "seen while learning (learn_for): routine".to_string(),
             source: VerdictSource::Learned,
+            provider: None,
             model: "learned".to_string(),
             decided_at: wall,
             expires_at: DateTime::<Utc>::MAX_UTC,
@@ -680,6 +723,7 @@ impl Running {
             reason: verdict.reason,
             source,
             model,
+            provider: None,
             decided_at: wall,
             expires_at: wall
                 .checked_add_signed(self.settings.verdict_ttl)
@@ -703,46 +747,37 @@ impl Running {
         }
     }
 
-    /// Starts a question, unless the budget says no.
+    /// Starts a question down the chain of providers.
     fn ask(
         &mut self,
         pattern: String,
         question: Question,
-        now: Instant,
-        out: &mut TransformOutput,
+        _now: Instant,
+        _out: &mut TransformOutput,
     ) {
-        let Asker::Remote { classifier, .. } = &self.asker else {
+        let Asker::Chain(chain) = &self.asker else {
             return;
         };
-        let provider = classifier.provider();
-        if let Err(limit) = self.budget.try_take() {
-            self.metrics.llm_request(provider, "over_budget", None);
-            self.metrics.warn_limited(
-                "llm_over_budget",
-                &format_args!(
-                    "over the `{limit}` budget; deciding new patterns by on_error until it frees"
-                ),
-            );
-            self.fail(&pattern, &format!("over the {limit} budget"), now, out);
-            return;
-        }
         let prompt = Prompt::new(
             &question.template,
             &question.level,
             &question.samples,
             &self.settings.masker,
         );
-        let classifier = Arc::clone(classifier);
+        let allowed = Allowed {
+            local_only: question.local_only,
+            names: None,
+        };
+        let chain = Arc::clone(chain);
         // Also bounds a question that waits long for a concurrency slot.
         let limit = self.settings.question_limit;
         let name = pattern.clone();
         let handle = self.questions.spawn(async move {
-            let started = Instant::now();
-            let answer = match tokio::time::timeout(limit, classifier.classify(&prompt)).await {
+            let answer = match tokio::time::timeout(limit, chain.ask(&prompt, &allowed)).await {
                 Ok(answer) => answer,
-                Err(_) => Err(LlmError::Deadline(limit)),
+                Err(_) => Err(LlmError::Deadline(limit).to_string()),
             };
-            (name, answer, started.elapsed())
+            (name, answer)
         });
         self.asking.insert(handle.id(), pattern);
     }
@@ -753,7 +788,7 @@ impl Running {
         out: &mut TransformOutput,
     ) {
         let now = Instant::now();
-        let (pattern, answer, latency) = match joined {
+        let (pattern, answer) = match joined {
             Ok((id, asked)) => {
                 self.asking.remove(&id);
                 asked
@@ -762,33 +797,25 @@ impl Running {
                 let Some(pattern) = self.asking.remove(&error.id()) else {
                     return;
                 };
-                (
-                    pattern,
-                    Err(LlmError::InvalidAnswer(format!(
-                        "the question failed: {error}"
-                    ))),
-                    Duration::ZERO,
-                )
+                (pattern, Err(format!("the question failed: {error}")))
             }
         };
-        let Asker::Remote { classifier, model } = &self.asker else {
-            return;
-        };
-        let provider = classifier.provider();
         match answer {
-            Ok(answer) => {
-                self.metrics.llm_request(provider, "ok", Some(latency));
-                if let Some(usage) = answer.usage {
-                    self.metrics.llm_tokens(provider, usage.input, usage.output);
-                }
+            Ok(answered) => {
+                let source = if answered.model == BUILTIN_MODEL {
+                    VerdictSource::Builtin
+                } else {
+                    VerdictSource::Llm
+                };
                 self.metrics
-                    .llm_verdict(answer.verdict.label.as_str(), VerdictSource::Llm.as_str());
-                let stored = self.stored(
-                    answer.verdict,
-                    VerdictSource::Llm,
-                    model.clone(),
+                    .llm_verdict(answered.answer.verdict.label.as_str(), source.as_str());
+                let mut stored = self.stored(
+                    answered.answer.verdict,
+                    source,
+                    answered.model,
                     Utc::now(),
                 );
+                stored.provider = Some(answered.provider);
                 self.audit.push(self.record("verdict", &pattern, &stored));
                 let verdict = self.verdicts.decided(&pattern, stored);
                 let decision = self.on_release(&pattern, &verdict);
@@ -803,14 +830,12 @@ impl Running {
                 }
             }
             Err(error) => {
-                self.metrics
-                    .llm_request(provider, error.outcome(), Some(latency));
                 self.metrics.error(
                     ErrorType::LlmRequestFailed,
                     Stage::Processing,
-                    &format_args!("no verdict for pattern {pattern} from {provider}: {error}"),
+                    &format_args!("no verdict for pattern {pattern}: {error}"),
                 );
-                self.fail(&pattern, &format!("{provider}: {error}"), now, out);
+                self.fail(&pattern, &error, now, out);
             }
         }
     }
@@ -870,6 +895,18 @@ impl Running {
                 &format_args!("cannot save verdicts: {error}"),
             );
         }
+    }
+}
+
+/// Runs a condition: its boolean, or why it failed.
+fn run_condition(runner: &mut Option<VrlRunner>, event: &mut Event) -> Result<bool, String> {
+    let Some(runner) = runner else {
+        return Ok(false);
+    };
+    match runner.run(event.value_mut()) {
+        Ok(Value::Boolean(result)) => Ok(result),
+        Ok(other) => Err(format!("returned {other} instead of a boolean")),
+        Err(error) => Err(error.to_string()),
     }
 }
 

@@ -102,7 +102,13 @@ fn start(options: &str, fake: Option<Arc<Fake>>, dir: &std::path::Path) -> (Harn
     let config: LlmSuppressConfig = parse(options);
     let mut settings = config.settings(&context(options)).expect("options build");
     if let Some(fake) = fake {
-        settings.engine = Engine::Given(fake);
+        // The fake answers in place of the configured provider, within
+        // its budget.
+        let budget = match &settings.engine {
+            Engine::Chain(members) => members.first().map_or((0, 0), |m| m.budget),
+            _ => (0, 0),
+        };
+        settings.engine = Engine::Given(fake, budget);
     }
     let shared = Shared::new(dir.to_path_buf());
     let harness = Harness::run(

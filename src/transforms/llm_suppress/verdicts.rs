@@ -88,23 +88,26 @@ impl Verdicts {
     pub fn load(
         store: &StateStore,
         component: &str,
-        model: &str,
+        models: &[String],
         policy: Policy,
     ) -> Result<Self, StateError> {
-        Self::load_at_most(store, component, model, policy, MAX_ENTRIES)
+        Self::load_at_most(store, component, models, policy, MAX_ENTRIES)
     }
 
     fn load_at_most(
         store: &StateStore,
         component: &str,
-        model: &str,
+        models: &[String],
         policy: Policy,
         max_entries: usize,
     ) -> Result<Self, StateError> {
         let mut verdicts = Self::new(component, policy);
         verdicts.max_entries = max_entries;
         let saved = load_verdicts(store, Some(component))?;
-        for saved in saved.into_iter().filter(|s| s.verdict.model == model) {
+        for saved in saved
+            .into_iter()
+            .filter(|s| models.contains(&s.verdict.model))
+        {
             let decision = policy.verdict(&saved.verdict);
             verdicts.entries.insert(
                 saved.pattern_id,
@@ -290,6 +293,7 @@ mod tests {
             reason: "health check".into(),
             source: VerdictSource::Llm,
             model: "openai/m".into(),
+            provider: None,
             decided_at,
             expires_at: decided_at + ttl,
         }
@@ -384,7 +388,7 @@ mod tests {
         ));
 
         // Loading a store larger than the cache keeps the newest.
-        let loaded = Verdicts::load_at_most(&store, "t", "openai/m", policy(), 10).unwrap();
+        let loaded = Verdicts::load_at_most(&store, "t", &["openai/m".to_string()], policy(), 10).unwrap();
         assert!(loaded.entries.len() < 10);
         assert!(loaded.entries.contains_key("p17"));
         assert!(!loaded.entries.contains_key("p0"));
@@ -397,11 +401,11 @@ mod tests {
         let mut verdicts = Verdicts::new("t", policy());
         verdicts.decided("p", noise(Utc::now(), chrono::Duration::days(7)));
         verdicts.save(&store).unwrap();
-        let loaded = Verdicts::load(&store, "t", "openai/m", policy()).unwrap();
+        let loaded = Verdicts::load(&store, "t", &["openai/m".to_string()], policy()).unwrap();
         assert_eq!(loaded.known(), 1);
-        let other = Verdicts::load(&store, "other", "openai/m", policy()).unwrap();
+        let other = Verdicts::load(&store, "other", &["openai/m".to_string()], policy()).unwrap();
         assert_eq!(other.known(), 0, "another transform's verdicts are its own");
-        let switched = Verdicts::load(&store, "t", "anthropic/claude", policy()).unwrap();
+        let switched = Verdicts::load(&store, "t", &["anthropic/claude".to_string()], policy()).unwrap();
         assert_eq!(switched.known(), 0, "another model asks again");
     }
 }

@@ -2,14 +2,16 @@
 //! Ollama native (`/api/chat`) and Anthropic (`/v1/messages`) wire formats.
 //! It records every request and answers "noise" for prompts mentioning a
 //! health check (`healthz`), "important" otherwise; or 503 to everything
-//! while `down` is set.
+//! while `down` is set. `GET /v1/models` and `/api/tags` (what howl's
+//! health checks ask) answer 200, or 503 while `down`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::routing::get;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -24,6 +26,7 @@ pub struct Request {
 struct Shared {
     requests: Arc<Mutex<Vec<Request>>>,
     down: Arc<AtomicBool>,
+    health_checks: Arc<AtomicUsize>,
 }
 
 /// A running fake (stops with the test's runtime).
@@ -41,7 +44,12 @@ impl FakeLlm {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let router = Router::new().fallback(answer).with_state(shared.clone());
+        // The providers' model lists: what howl's health checks GET.
+        let router = Router::new()
+            .route("/v1/models", get(models))
+            .route("/api/tags", get(models))
+            .fallback(answer)
+            .with_state(shared.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         Self { base, shared }
     }
@@ -55,6 +63,21 @@ impl FakeLlm {
     pub fn set_down(&self, down: bool) {
         self.shared.down.store(down, Ordering::Release);
     }
+}
+
+/// Health checks seen so far.
+impl FakeLlm {
+    pub fn health_checks(&self) -> usize {
+        self.shared.health_checks.load(Ordering::Acquire)
+    }
+}
+
+async fn models(State(shared): State<Shared>) -> impl IntoResponse {
+    shared.health_checks.fetch_add(1, Ordering::AcqRel);
+    if shared.down.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "down"})));
+    }
+    (StatusCode::OK, Json(json!({"object": "list", "data": [{"id": "fake", "object": "model"}]})))
 }
 
 /// The text of every message of a request (system and user).

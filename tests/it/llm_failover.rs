@@ -1,0 +1,162 @@
+//! `llm_suppress` with a chain of providers, through the real binary and
+//! loopback servers speaking the providers' wire formats: a primary that
+//! goes down is skipped while the secondary answers, and used again once
+//! its health check passes; events that must stay local never reach a
+//! remote provider, even when every local one is down.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::fake_llm::FakeLlm;
+use crate::common::{Running, client, free_port, metric, wait_for, write};
+
+fn topology(api: u16, http: u16, triage: &str) -> String {
+    format!(
+        "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+         [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding = \"json\"\n\
+         [transforms.triage]\ntype = \"llm_suppress\"\ninputs = [\"in\"]\n{triage}\n\
+         [sinks.passed]\ntype = \"file\"\ninputs = [\"triage\"]\npath = \"passed.jsonl\"\n\
+         [sinks.suppressed]\ntype = \"file\"\ninputs = [\"triage.suppressed\"]\npath = \"suppressed.jsonl\"\n"
+    )
+}
+
+async fn post(http: u16, event: Value) {
+    let response = client()
+        .post(format!("http://127.0.0.1:{http}/"))
+        .json(&event)
+        .send()
+        .await
+        .expect("post event");
+    assert_eq!(response.status(), 200);
+}
+
+fn event(id: &str, message: &str, sensitive: bool) -> Value {
+    json!({
+        "message": message,
+        "sensitive": sensitive,
+        "pattern": {"id": id, "template": message, "level": "error"},
+    })
+}
+
+/// The passed event with `message`, once it is written.
+async fn passed(dir: &Path, message: &str) -> Value {
+    let path = dir.join("passed.jsonl");
+    wait_for(&format!("{message:?} passed"), Duration::from_secs(30), || {
+        std::fs::read_to_string(&path)
+            .ok()?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["message"] == message)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_goes_down_is_skipped_and_used_again_once_it_is_back() {
+    let (primary, secondary) = (FakeLlm::start().await, FakeLlm::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let triage = format!(
+        "providers = [\n\
+         {{ name = \"primary\", provider = \"openai\", endpoint = \"{}/v1\", model = \"m1\", timeout_secs = 1 }},\n\
+         {{ name = \"secondary\", provider = \"ollama\", endpoint = \"{}\", model = \"m2\" }},\n\
+         ]\nprovider_backoff_secs = 1\n",
+        primary.base, secondary.base
+    );
+    let config = write(dir.path(), "a.toml", &topology(api, http, &triage));
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+
+    post(http, event("p1", "disk full on db-1", false)).await;
+    let first = passed(dir.path(), "disk full on db-1").await;
+    assert_eq!(first["triage"]["provider"], "primary", "{first}");
+    assert_eq!(first["triage"]["model"], "openai/m1", "{first}");
+
+    primary.set_down(true);
+    post(http, event("p2", "queue stalled on worker-7", false)).await;
+    let second = passed(dir.path(), "queue stalled on worker-7").await;
+    assert_eq!(second["triage"]["provider"], "secondary", "{second}");
+    assert_eq!(second["triage"]["model"], "ollama/m2", "{second}");
+    assert_eq!(second["triage"]["source"], "llm", "{second}");
+    let asked_while_down = primary.requests().len();
+
+    // Down: not asked again, however many new patterns come.
+    post(http, event("p3", "cache evicted on node-3", false)).await;
+    let third = passed(dir.path(), "cache evicted on node-3").await;
+    assert_eq!(third["triage"]["provider"], "secondary", "{third}");
+    assert_eq!(primary.requests().len(), asked_while_down);
+
+    // Back: its health check passes and it answers again.
+    primary.set_down(false);
+    wait_for("a passing health check", Duration::from_secs(20), || {
+        (primary.health_checks() > 0).then_some(())
+    })
+    .await;
+    let mut answered_by = String::new();
+    for round in 0..50 {
+        let message = format!("certificate expiring on host-{round}");
+        post(http, event(&format!("p4-{round}"), &message, false)).await;
+        let event = passed(dir.path(), &message).await;
+        answered_by = event["triage"]["provider"].as_str().unwrap_or_default().to_string();
+        if answered_by == "primary" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(answered_by, "primary", "the primary is used again once it is back");
+
+    let metrics = howl.metrics().await;
+    for (provider, outcome) in [("primary", "ok"), ("primary", "failed"), ("secondary", "ok")] {
+        let labels = [
+            format!("provider=\"{provider}\""),
+            format!("outcome=\"{outcome}\""),
+        ];
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        assert!(
+            metric(&metrics, "llm_requests_total", &labels).is_some_and(|v| v >= 1.0),
+            "llm_requests_total{{{provider},{outcome}}}:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_that_must_stay_local_never_reach_a_remote_provider() {
+    let (cloud, local) = (FakeLlm::start().await, FakeLlm::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let triage = format!(
+        "providers = [\n\
+         {{ name = \"cloud\", provider = \"anthropic\", endpoint = \"{}\", model = \"c\" }},\n\
+         {{ name = \"local\", provider = \"openai\", endpoint = \"{}/v1\", model = \"l\", local = true, timeout_secs = 1 }},\n\
+         ]\nlocal_required = '.sensitive == true'\n",
+        cloud.base, local.base
+    );
+    let config = write(dir.path(), "a.toml", &topology(api, http, &triage));
+    let _howl = Running::start(dir.path(), &config, api, &[]).await;
+
+    post(http, event("s1", "payment card declined for account 42", true)).await;
+    let kept = passed(dir.path(), "payment card declined for account 42").await;
+    assert_eq!(kept["triage"]["provider"], "local", "{kept}");
+
+    // Every local provider down: on_error decides; the cloud is not asked.
+    local.set_down(true);
+    post(http, event("s2", "refund failed for account 43", true)).await;
+    let failed = passed(dir.path(), "refund failed for account 43").await;
+    assert_eq!(failed["triage"]["source"], "error", "{failed}");
+    assert!(
+        failed["triage"]["reason"].as_str().unwrap_or_default().contains("local"),
+        "{failed}"
+    );
+    assert!(cloud.requests().is_empty(), "a sensitive event reached the cloud");
+
+    // Other events may go to the cloud, first in the chain.
+    post(http, event("n1", "disk full on db-9", false)).await;
+    let open = passed(dir.path(), "disk full on db-9").await;
+    assert_eq!(open["triage"]["provider"], "cloud", "{open}");
+    assert_eq!(cloud.requests().len(), 1);
+    for request in cloud.requests() {
+        let text = request.body.to_string();
+        assert!(!text.contains("account"), "sensitive text reached the cloud: {text}");
+    }
+}
