@@ -176,6 +176,29 @@ pub fn read_program_file(path: &Path, option: &str) -> Result<String, BuildError
     })
 }
 
+/// The stack of a thread that compiles VRL off the main thread: the
+/// compiler recurses once per level of nesting, and a program that compiles
+/// at start-up (on the main thread's 8 MiB) must compile on a reload or in
+/// the API too, not overflow a 2 MiB worker stack and abort howl.
+const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Runs `work` (compiling VRL) on a thread with a large stack, and waits
+/// for it without blocking the async runtime.
+pub async fn on_large_stack<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("howl-vrl-compile".into())
+        .stack_size(COMPILE_STACK_BYTES)
+        .spawn(move || {
+            let _ = done.send(work());
+        })?;
+    result
+        .await
+        .map_err(|_| std::io::Error::other("the compiling thread stopped without an answer"))
+}
+
 /// Compiles a condition and checks that it can only produce a boolean.
 pub fn compile_condition(
     source: &str,

@@ -76,17 +76,11 @@ pub(super) async fn tap(
     if sample == 0 {
         return Err(ApiError::BadRequest("`sample` must be at least 1".into()));
     }
-    let filter = match &query.filter {
-        Some(source) => {
-            let file = SourceFile::new("<tap filter>", source.clone());
-            let program =
-                compile_condition(source, VrlOrigin::Inline(0..source.len()), &file, "filter")
-                    .map_err(|error| {
-                        let detail = error.detail.map(|d| format!(": {d}")).unwrap_or_default();
-                        ApiError::BadRequest(format!("filter: {}{detail}", error.message))
-                    })?;
-            Some(VrlRunner::new(Arc::new(program)))
-        }
+    if query.limit == Some(0) {
+        return Err(ApiError::BadRequest("`limit` must be at least 1".into()));
+    }
+    let filter = match query.filter.clone() {
+        Some(source) => Some(VrlRunner::new(Arc::new(compile_filter(source).await?))),
         None => None,
     };
     let taps = &state.cx.shared.taps;
@@ -108,6 +102,50 @@ pub(super) async fn tap(
         Body::new(ChannelBody(body)),
     )
         .into_response())
+}
+
+/// The deepest nesting of brackets a filter may have: the VRL compiler
+/// recurses once per level, and a client must not be able to exhaust a
+/// thread's stack with a few hundred parentheses.
+const MAX_FILTER_NESTING: usize = 64;
+
+/// Compiles a tap's filter on a thread of its own, with a large stack,
+/// after refusing absurd nesting.
+async fn compile_filter(source: String) -> Result<vrl::compiler::Program, ApiError> {
+    let mut depth: usize = 0;
+    let mut deepest = 0;
+    for c in source.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_FILTER_NESTING {
+        return Err(ApiError::BadRequest(format!(
+            "filter: brackets nested {deepest} deep; at most {MAX_FILTER_NESTING}"
+        )));
+    }
+    let compiled = crate::vrl_program::on_large_stack(move || {
+        let file = SourceFile::new("<tap filter>", source.clone());
+        compile_condition(&source, VrlOrigin::Inline(0..source.len()), &file, "filter").map_err(
+            |error| {
+                let detail = error.detail.map(|d| format!(": {d}")).unwrap_or_default();
+                format!("filter: {}{detail}", error.message)
+            },
+        )
+    })
+    .await;
+    match compiled {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(message)) => Err(ApiError::BadRequest(message)),
+        Err(error) => Err(ApiError::Internal(format!(
+            "cannot compile the filter: {error}"
+        ))),
+    }
 }
 
 /// Writes the tapped events to the client until the limit, or until the

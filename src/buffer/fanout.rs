@@ -60,6 +60,10 @@ impl Rewire {
     }
 }
 
+/// How many times a refused batch is offered to a replacement before it is
+/// given up (a replacement closed by yet another reload).
+const MAX_REDELIVERIES: usize = 3;
+
 /// Every consumer of a fanout stayed full for the whole wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backpressured;
@@ -135,20 +139,89 @@ impl Fanout {
         if events.is_empty() || self.targets.is_empty() {
             return;
         }
+        let before: Vec<String> = self.targets.iter().map(|(id, _)| id.clone()).collect();
         let mut closed = Vec::new();
+        let mut refused = Vec::new();
         let last = self.targets.len() - 1;
         let mut events = Some(events);
-        for (index, (_, target)) in self.targets.iter().enumerate() {
+        for (index, (consumer, target)) in self.targets.iter().enumerate() {
             let batch = if index == last {
                 events.take().unwrap_or_default()
             } else {
                 events.clone().unwrap_or_default()
             };
-            if target.send(batch).await == Err(Closed) {
+            if let Err(batch) = target.send_or_return(batch).await {
                 closed.push(index);
+                refused.push((consumer.clone(), batch));
             }
         }
         self.remove(closed);
+        self.redeliver(refused, &before).await;
+    }
+
+    /// Delivers batches that consumers refused because a reload closed
+    /// their buffers: to a consumer's replacement (the same id, with a new
+    /// buffer), or, when it was removed, to the consumers the reload added
+    /// to this output (a renamed component). A batch with nowhere to go
+    /// (the consumer was removed for good) is dropped; a static fanout's
+    /// refused batches are finalized as not delivered.
+    async fn redeliver(&mut self, refused: Vec<(String, Vec<Event>)>, before: &[String]) {
+        if refused.is_empty() {
+            return;
+        }
+        if self.wiring.is_none() {
+            for (_, batch) in refused {
+                let _ = super::memory::undeliverable(batch);
+            }
+            return;
+        }
+        let mut pending = refused;
+        for _ in 0..MAX_REDELIVERIES {
+            if pending.is_empty() {
+                return;
+            }
+            self.refresh();
+            let mut again = Vec::new();
+            for (consumer, batch) in pending {
+                let destinations: Vec<(String, BufferSender)> =
+                    match self.targets.iter().find(|(id, _)| *id == consumer) {
+                        Some(target) => vec![target.clone()],
+                        None => self
+                            .targets
+                            .iter()
+                            .filter(|(id, _)| !before.contains(id))
+                            .cloned()
+                            .collect(),
+                    };
+                if destinations.is_empty() {
+                    tracing::debug!(
+                        consumer,
+                        events = batch.len(),
+                        "consumer removed by a reload; its batch is dropped"
+                    );
+                    continue;
+                }
+                let last = destinations.len() - 1;
+                let mut batch = Some(batch);
+                for (index, (id, sender)) in destinations.into_iter().enumerate() {
+                    let copy = if index == last {
+                        batch.take().unwrap_or_default()
+                    } else {
+                        batch.clone().unwrap_or_default()
+                    };
+                    if let Err(back) = sender.send_or_return(copy).await {
+                        again.push((id, back));
+                    }
+                }
+            }
+            pending = again;
+            // The reload that closed a buffer rewired first; give a
+            // concurrent one a moment before the next try.
+            tokio::task::yield_now().await;
+        }
+        for (_, batch) in pending {
+            let _ = super::memory::undeliverable(batch);
+        }
     }
 
     /// Sends a batch to every consumer or to none: room is reserved on all
@@ -165,6 +238,7 @@ impl Fanout {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + wait;
+        let before: Vec<String> = self.targets.iter().map(|(id, _)| id.clone()).collect();
         let mut reservations: Vec<Option<Reservation>> = Vec::with_capacity(self.targets.len());
         let mut closed = Vec::new();
         for (index, (_, target)) in self.targets.iter().enumerate() {
@@ -179,25 +253,32 @@ impl Fanout {
             }
         }
         self.offer_to_tap(&events);
+        let mut refused = Vec::new();
         let last = self.targets.len() - 1;
         let mut events = Some(events);
-        for (index, ((_, target), reservation)) in self.targets.iter().zip(reservations).enumerate()
+        for (index, ((consumer, target), reservation)) in
+            self.targets.iter().zip(reservations).enumerate()
         {
-            let Some(reservation) = reservation else {
-                continue;
-            };
             let batch = if index == last {
                 events.take().unwrap_or_default()
             } else {
                 events.clone().unwrap_or_default()
             };
-            if target.send_reserved(batch, reservation).await == Err(Closed) {
+            let Some(reservation) = reservation else {
+                // Closed before room could be taken: its copy goes to the
+                // consumer's replacement, if a reload made one.
+                refused.push((consumer.clone(), batch));
+                continue;
+            };
+            if let Err(batch) = target.send_reserved(batch, reservation).await {
                 closed.push(index);
+                refused.push((consumer.clone(), batch));
             }
         }
         closed.sort_unstable();
         closed.dedup();
         self.remove(closed);
+        self.redeliver(refused, &before).await;
         Ok(())
     }
 

@@ -22,6 +22,8 @@ use crate::event::Event;
 pub struct Input {
     receiver: Option<BufferReceiver>,
     detach: Option<Detach>,
+    /// Whether a drain has closed the buffer to its senders.
+    draining: bool,
 }
 
 /// The topology's handle on a running component's input.
@@ -29,6 +31,8 @@ pub struct Input {
 pub struct Detach {
     hand_over: CancellationToken,
     drain: CancellationToken,
+    /// Cancelled once the receiver is in the slot.
+    handed: CancellationToken,
     slot: Arc<Mutex<Option<BufferReceiver>>>,
 }
 
@@ -38,6 +42,7 @@ impl Input {
         Self {
             receiver: Some(receiver),
             detach: None,
+            draining: false,
         }
     }
 
@@ -46,11 +51,13 @@ impl Input {
         let detach = Detach {
             hand_over: CancellationToken::new(),
             drain: CancellationToken::new(),
+            handed: CancellationToken::new(),
             slot: Arc::new(Mutex::new(None)),
         };
         let input = Self {
             receiver: Some(receiver),
             detach: Some(detach.clone()),
+            draining: false,
         };
         (input, detach)
     }
@@ -59,21 +66,39 @@ impl Input {
     /// reload detached this component (after what was queued, when it
     /// drains).
     pub async fn recv(&mut self) -> Option<Vec<Event>> {
-        let receiver = self.receiver.as_mut()?;
-        let Some(detach) = &self.detach else {
-            return receiver.recv().await;
+        let Some(detach) = self.detach.clone() else {
+            return self.receiver.as_mut()?.recv().await;
         };
-        if detach.hand_over.is_cancelled() {
-            return None;
-        }
-        if detach.drain.is_cancelled() {
-            return receiver.try_recv();
-        }
-        tokio::select! {
-            biased;
-            () = detach.hand_over.cancelled() => None,
-            () = detach.drain.cancelled() => receiver.try_recv(),
-            batch = receiver.recv() => batch,
+        loop {
+            if detach.hand_over.is_cancelled() {
+                // Stop reading now; the buffer goes to the replacement as
+                // soon as this returns, not when the component finishes, so
+                // the replacement can start while this one flushes.
+                if let Some(receiver) = self.receiver.take() {
+                    *lock(&detach.slot) = Some(receiver);
+                    detach.handed.cancel();
+                }
+                return None;
+            }
+            let receiver = self.receiver.as_mut()?;
+            if detach.drain.is_cancelled() && !self.draining {
+                self.draining = true;
+                if !receiver.close_to_senders() {
+                    // A disk buffer keeps its events for a sink of the same
+                    // id; nothing to drain here.
+                    return None;
+                }
+            }
+            if self.draining {
+                // Closed to senders: ends once what is queued is read.
+                return receiver.recv().await;
+            }
+            tokio::select! {
+                biased;
+                () = detach.hand_over.cancelled() => continue,
+                () = detach.drain.cancelled() => continue,
+                batch = receiver.recv() => return batch,
+            }
         }
     }
 }
@@ -89,9 +114,14 @@ impl Drop for Input {
         if let (Some(detach), Some(receiver)) = (&self.detach, self.receiver.take())
             && detach.hand_over.is_cancelled()
         {
-            *detach.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(receiver);
+            *lock(&detach.slot) = Some(receiver);
+            detach.handed.cancel();
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Detach {
@@ -106,10 +136,20 @@ impl Detach {
         self.drain.cancel();
     }
 
-    /// The buffer's receiving end, once the component handed it over and
-    /// finished.
+    /// The buffer's receiving end, once the component handed it over (it
+    /// stopped reading, or finished).
     pub fn take(&self) -> Option<BufferReceiver> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+        lock(&self.slot).take()
+    }
+
+    /// Whether the component has handed its buffer over.
+    pub fn is_handed(&self) -> bool {
+        self.handed.is_cancelled()
+    }
+
+    /// Waits until the component has handed its buffer over.
+    pub async fn handed(&self) {
+        self.handed.cancelled().await;
     }
 }
 
@@ -142,25 +182,45 @@ mod tests {
         assert_eq!(input.recv().await.map(|b| b.len()), Some(2));
         tx.send(events(3)).await.unwrap();
         detach.hand_over();
+        assert!(
+            detach.take().is_none(),
+            "not handed back before the reader stops"
+        );
         assert!(input.recv().await.is_none(), "the old reader stops at once");
-        assert!(detach.take().is_none(), "not yet handed back while read");
+        detach.handed().await;
+        let mut next = Input::fixed(detach.take().expect("handed back once it stops reading"));
         drop(input);
-        let mut next = Input::fixed(detach.take().expect("handed back on drop"));
         tx.send(events(1)).await.unwrap();
         assert_eq!(next.recv().await.map(|b| b.len()), Some(3));
         assert_eq!(next.recv().await.map(|b| b.len()), Some(1));
     }
 
     #[tokio::test]
-    async fn a_draining_input_reads_what_is_queued_then_ends() {
-        let (tx, rx) = channel(10, WhenFull::Block, metrics());
+    async fn a_draining_input_reads_what_is_queued_then_ends_and_gives_later_batches_back() {
+        let (tx, rx) = channel(3, WhenFull::Block, metrics());
         let (mut input, detach) = Input::detachable(rx);
         tx.send(events(2)).await.unwrap();
         tx.send(events(1)).await.unwrap();
+        // A producer blocked on the full buffer when the drain begins.
+        let blocked = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send_or_return(events(2)).await }
+        });
+        tokio::task::yield_now().await;
         detach.drain();
         assert_eq!(input.recv().await.map(|b| b.len()), Some(2));
         assert_eq!(input.recv().await.map(|b| b.len()), Some(1));
         assert!(input.recv().await.is_none());
+        let returned = blocked.await.unwrap().expect_err("refused, not taken");
+        assert_eq!(
+            returned.len(),
+            2,
+            "the batch comes back whole, for its new consumer"
+        );
+        assert_eq!(
+            tx.send_or_return(events(1)).await.map_err(|b| b.len()),
+            Err(1)
+        );
         drop(input);
         assert!(detach.take().is_none(), "a drained buffer is not kept");
     }

@@ -138,7 +138,14 @@ pub fn channel(
 impl MemorySender {
     /// Sends a batch, waiting for room (`block`) or dropping what does not
     /// fit (`drop_newest`).
-    pub async fn send(&self, mut events: Vec<Event>) -> Result<(), Closed> {
+    pub async fn send(&self, events: Vec<Event>) -> Result<(), Closed> {
+        self.send_or_return(events).await.map_err(undeliverable)
+    }
+
+    /// [`send`](Self::send), but a batch the buffer no longer takes (its
+    /// consumer went, or a reload closed it) comes back, not finalized, for
+    /// the caller to deliver elsewhere.
+    pub async fn send_or_return(&self, mut events: Vec<Event>) -> Result<(), Vec<Event>> {
         if events.is_empty() {
             return Ok(());
         }
@@ -149,7 +156,7 @@ impl MemorySender {
             .await
         {
             Ok(room) => room,
-            Err(Closed) => return Err(undeliverable(events)),
+            Err(Closed) => return Err(events),
         };
         let permit = match room {
             Room::All(permit) => permit,
@@ -163,7 +170,7 @@ impl MemorySender {
         };
         let bytes = match self.take_bytes(&mut events).await {
             Ok(bytes) => bytes,
-            Err(Closed) => return Err(undeliverable(events)),
+            Err(Closed) => return Err(events),
         };
         if events.is_empty() {
             return Ok(());
@@ -237,18 +244,18 @@ impl MemorySender {
         &self,
         events: Vec<Event>,
         reservation: Reservation,
-    ) -> Result<(), Closed> {
+    ) -> Result<(), Vec<Event>> {
         match reservation.permit {
             Some(permit) => {
                 // The reservation counted events; bytes are known now.
                 let mut events = events;
                 let bytes = match self.take_bytes(&mut events).await {
                     Ok(bytes) => bytes,
-                    Err(Closed) => return Err(undeliverable(events)),
+                    Err(Closed) => return Err(events),
                 };
                 self.push(events, Some(permit), bytes)
             }
-            None => self.send(events).await,
+            None => self.send_or_return(events).await,
         }
     }
 
@@ -257,14 +264,14 @@ impl MemorySender {
         events: Vec<Event>,
         permit: Option<OwnedSemaphorePermit>,
         bytes: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), Closed> {
+    ) -> Result<(), Vec<Event>> {
         let count = events.len();
         if let Err(returned) = self.tx.send(Batch {
             events,
             _permit: permit,
             _bytes: bytes,
         }) {
-            return Err(undeliverable(returned.0.events));
+            return Err(returned.0.events);
         }
         self.shared.gauge.increment(count as f64);
         Ok(())
@@ -272,7 +279,7 @@ impl MemorySender {
 }
 
 /// Finalizes events whose consumer has gone away as not delivered.
-fn undeliverable(mut events: Vec<Event>) -> Closed {
+pub(super) fn undeliverable(mut events: Vec<Event>) -> Closed {
     finalize_all(&mut events, EventStatus::Errored);
     Closed
 }
@@ -284,6 +291,17 @@ impl MemoryReceiver {
         let batch = self.rx.recv().await?;
         self.gauge.decrement(batch.events.len() as f64);
         Some(batch.events)
+    }
+
+    /// Refuses further batches (senders get theirs back, see
+    /// [`MemorySender::send_or_return`]) while what is queued can still be
+    /// read; [`recv`](Self::recv) then ends once it is read. How a reload
+    /// drains a buffer whose component goes away.
+    pub fn close_to_senders(&mut self) {
+        for permits in &self.permits {
+            permits.close();
+        }
+        self.rx.close();
     }
 
     /// The next batch if one is waiting, without waiting.

@@ -273,6 +273,19 @@ impl BufferSender {
         }
     }
 
+    /// [`send`](Self::send), but a batch the buffer no longer takes (its
+    /// consumer went, or a reload closed it) comes back, not finalized, so
+    /// a fanout can deliver it to the consumer's replacement.
+    pub async fn send_or_return(&self, events: Vec<Event>) -> Result<(), Vec<Event>> {
+        match &self.0 {
+            SenderKind::Memory(sender) => sender.send_or_return(events).await,
+            SenderKind::Disk(sender) => {
+                sender.send(events).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Takes room for `events` events, waiting at most `wait`. `Ok(None)`
     /// means the buffer stayed full: the caller should report backpressure
     /// (an HTTP source answers 503) rather than wait.
@@ -290,12 +303,14 @@ impl BufferSender {
         }
     }
 
-    /// Sends a batch into room taken with [`reserve`](Self::reserve).
+    /// Sends a batch into room taken with [`reserve`](Self::reserve); a
+    /// batch the buffer no longer takes comes back, as with
+    /// [`send_or_return`](Self::send_or_return).
     pub async fn send_reserved(
         &self,
         events: Vec<Event>,
         reservation: Reservation,
-    ) -> Result<(), Closed> {
+    ) -> Result<(), Vec<Event>> {
         match &self.0 {
             SenderKind::Memory(sender) => sender.send_reserved(events, reservation).await,
             SenderKind::Disk(sender) => {
@@ -313,6 +328,21 @@ impl BufferReceiver {
         match &mut self.0 {
             ReceiverKind::Memory(receiver) => receiver.recv().await,
             ReceiverKind::Disk(receiver) => receiver.recv().await,
+        }
+    }
+
+    /// Ends the buffer for a component a reload removes: a memory buffer
+    /// refuses further batches (their senders get them back) and
+    /// [`recv`](Self::recv) ends once what is queued is read; returns false
+    /// for a disk buffer, whose events stay on disk for a sink of the same
+    /// id (it cannot be drained while its producers may still write).
+    pub fn close_to_senders(&mut self) -> bool {
+        match &mut self.0 {
+            ReceiverKind::Memory(receiver) => {
+                receiver.close_to_senders();
+                true
+            }
+            ReceiverKind::Disk(_) => false,
         }
     }
 

@@ -64,10 +64,16 @@ impl Taps {
         Arc::clone(lock(&self.0).entry(output.to_string()).or_default())
     }
 
-    /// Forgets the outputs of a component that was removed.
+    /// Forgets the outputs of a component that was removed; their taps
+    /// end (their streams close).
     pub fn remove_component(&self, component: &str) {
-        lock(&self.0)
-            .retain(|name, _| name != component && !name.starts_with(&format!("{component}.")));
+        lock(&self.0).retain(|name, point| {
+            let keep = name != component && !name.starts_with(&format!("{component}."));
+            if !keep {
+                lock(&point.subscribers).clear();
+            }
+            keep
+        });
     }
 
     /// The outputs that can be tapped.
@@ -170,7 +176,12 @@ mod tests {
         taps.point("route");
         taps.point("router");
         assert!(taps.subscribe("nope", 1).is_none());
+        let tapping = taps.subscribe("route.errors", 1).expect("tappable");
         taps.remove_component("route");
         assert_eq!(taps.outputs(), vec!["router".to_string()]);
+        assert!(
+            tapping.batches.is_closed(),
+            "a tap on a removed component ends"
+        );
     }
 }

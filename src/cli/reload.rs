@@ -71,8 +71,10 @@ pub(super) fn coordinator(
 
 async fn reload_once(fixed: &Fixed, topology: &mpsc::Sender<ReloadRequest>) -> ReloadOutcome {
     let paths = fixed.paths.clone();
-    // Reading and building compiles VRL: off the async threads.
-    let checked = tokio::task::spawn_blocking(move || check(&paths)).await;
+    // Reading and building compiles VRL: off the async threads, on a stack
+    // as large as the main thread's, where the same config compiled at
+    // start-up.
+    let checked = crate::vrl_program::on_large_stack(move || check(&paths)).await;
     let (config, graph, built) = match checked {
         Ok(Ok(parts)) => parts,
         Ok(Err(reasons)) => return Err(ReloadRefused(reasons)),
@@ -125,16 +127,21 @@ fn check(paths: &[PathBuf]) -> Result<Checked, Vec<String>> {
             .map(ToString::to_string)
             .collect()
     };
-    if !loaded.is_ok() {
-        return Err(errors(&loaded.diagnostics));
+    // Every error at once, as `howl validate` reports them: those of
+    // loading and those of building what loaded.
+    let built = topology::build(&loaded.config);
+    if !loaded.is_ok() || built.is_err() {
+        let mut diagnostics = loaded.diagnostics.clone();
+        if let Err(mut more) = built {
+            diagnostics.append(&mut more);
+        }
+        super::validate::sort_by_position(&mut diagnostics);
+        return Err(errors(&diagnostics));
     }
-    let Some(graph) = loaded.graph else {
+    let (Some(graph), Ok(built)) = (loaded.graph, built) else {
         return Err(vec!["the config's inputs could not be resolved".into()]);
     };
-    match topology::build(&loaded.config) {
-        Ok(built) => Ok((loaded.config, graph, built)),
-        Err(diagnostics) => Err(errors(&diagnostics)),
-    }
+    Ok((loaded.config, graph, built))
 }
 
 /// Asks for a reload on every SIGHUP (systemd's `ExecReload`).

@@ -111,12 +111,18 @@ impl Chain {
 
     /// The providers' names, in order.
     pub fn names(&self) -> Vec<&str> {
-        self.members.iter().map(|s| s.member.name.as_str()).collect()
+        self.members
+            .iter()
+            .map(|s| s.member.name.as_str())
+            .collect()
     }
 
     /// The models whose stored verdicts this chain may reuse.
     pub fn models(&self) -> Vec<String> {
-        self.members.iter().map(|s| s.member.model.clone()).collect()
+        self.members
+            .iter()
+            .map(|s| s.member.model.clone())
+            .collect()
     }
 
     /// Whether the named provider is in service now.
@@ -137,12 +143,15 @@ impl Chain {
                 continue;
             }
             if let Some(names) = &allowed.names
-                && !names.iter().any(|n| *n == member.name)
+                && !names.contains(&member.name)
             {
                 continue;
             }
             if lock(&slot.health).check_at.is_some() {
-                why.push(format!("{}: down (waiting for its health check)", member.name));
+                why.push(format!(
+                    "{}: down (waiting for its health check)",
+                    member.name
+                ));
                 continue;
             }
             if let Err(limit) = member.budget.try_take() {
@@ -309,8 +318,9 @@ mod tests {
         fn classify<'a>(
             &'a self,
             _prompt: &'a Prompt,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, LlmError>> + Send + 'a>>
-        {
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Answer, LlmError>> + Send + 'a>,
+        > {
             self.asked.fetch_add(1, Ordering::SeqCst);
             let result = if self.down.load(Ordering::SeqCst) {
                 Err(LlmError::Http(Failure::GaveUp {
@@ -331,9 +341,16 @@ mod tests {
             Box::pin(std::future::ready(result))
         }
 
-        fn health_check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        fn health_check(
+            &self,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>
+        {
             let up = !self.down.load(Ordering::SeqCst);
-            Box::pin(std::future::ready(if up { Ok(()) } else { Err("down".into()) }))
+            Box::pin(std::future::ready(if up {
+                Ok(())
+            } else {
+                Err("down".into())
+            }))
         }
     }
 
@@ -374,14 +391,24 @@ mod tests {
         tokio::spawn(Arc::clone(&chain).check_health(stop.clone()));
         let all = Allowed::default();
 
-        assert_eq!(chain.ask(&prompt(), &all).await.unwrap().provider, "primary");
+        assert_eq!(
+            chain.ask(&prompt(), &all).await.unwrap().provider,
+            "primary"
+        );
         primary.down.store(true, Ordering::SeqCst);
         let answered = chain.ask(&prompt(), &all).await.unwrap();
-        assert_eq!((answered.provider.as_str(), answered.model.as_str()), ("secondary", "openai/secondary"));
+        assert_eq!(
+            (answered.provider.as_str(), answered.model.as_str()),
+            ("secondary", "openai/secondary")
+        );
         assert!(!chain.is_up("primary"));
         let asked = primary.asked.load(Ordering::SeqCst);
         chain.ask(&prompt(), &all).await.unwrap();
-        assert_eq!(primary.asked.load(Ordering::SeqCst), asked, "a provider that is down is not asked");
+        assert_eq!(
+            primary.asked.load(Ordering::SeqCst),
+            asked,
+            "a provider that is down is not asked"
+        );
 
         // Still down at the first check: the next one is later.
         tokio::time::sleep(Duration::from_secs(31)).await;
@@ -390,7 +417,10 @@ mod tests {
         // The second check, 60 s after the first.
         tokio::time::sleep(Duration::from_secs(70)).await;
         assert!(chain.is_up("primary"), "back once its health check passes");
-        assert_eq!(chain.ask(&prompt(), &all).await.unwrap().provider, "primary");
+        assert_eq!(
+            chain.ask(&prompt(), &all).await.unwrap().provider,
+            "primary"
+        );
         stop.cancel();
     }
 
@@ -398,7 +428,10 @@ mod tests {
     async fn local_only_questions_never_reach_a_remote_provider() {
         let (remote, local) = (Fake::new(Label::Noise), Fake::new(Label::Important));
         let chain = Chain::new(
-            vec![member("cloud", &remote, false, 0), member("local", &local, true, 0)],
+            vec![
+                member("cloud", &remote, false, 0),
+                member("local", &local, true, 0),
+            ],
             Duration::from_secs(30),
             metrics(),
         );
@@ -406,20 +439,30 @@ mod tests {
             local_only: true,
             names: None,
         };
-        assert_eq!(chain.ask(&prompt(), &local_only).await.unwrap().provider, "local");
+        assert_eq!(
+            chain.ask(&prompt(), &local_only).await.unwrap().provider,
+            "local"
+        );
         local.down.store(true, Ordering::SeqCst);
         let error = chain.ask(&prompt(), &local_only).await.unwrap_err();
         assert!(error.contains("local"), "{error}");
         let error = chain.ask(&prompt(), &local_only).await.unwrap_err();
         assert!(error.contains("local"), "{error}");
-        assert_eq!(remote.asked.load(Ordering::SeqCst), 0, "nothing went to the cloud");
+        assert_eq!(
+            remote.asked.load(Ordering::SeqCst),
+            0,
+            "nothing went to the cloud"
+        );
     }
 
     #[tokio::test]
     async fn an_over_budget_provider_is_skipped_and_a_policy_can_name_providers() {
         let (cheap, paid) = (Fake::new(Label::Noise), Fake::new(Label::Important));
         let chain = Chain::new(
-            vec![member("cheap", &cheap, false, 1), member("paid", &paid, false, 0)],
+            vec![
+                member("cheap", &cheap, false, 1),
+                member("paid", &paid, false, 0),
+            ],
             Duration::from_secs(30),
             metrics(),
         );
@@ -431,7 +474,10 @@ mod tests {
             names: Some(Arc::from(vec!["cheap".to_string()])),
         };
         let error = chain.ask(&prompt(), &only_cheap).await.unwrap_err();
-        assert!(error.contains("cheap: over its `requests_per_minute` budget"), "{error}");
+        assert!(
+            error.contains("cheap: over its `requests_per_minute` budget"),
+            "{error}"
+        );
         assert_eq!(paid.asked.load(Ordering::SeqCst), 1);
     }
 }

@@ -67,7 +67,13 @@ impl OpenAi {
             headers.insert(name, value);
         }
         Ok(Self {
-            http: HttpProvider::new(settings, "chat/completions", "models", headers, Arc::clone(&metrics))?,
+            http: HttpProvider::new(
+                settings,
+                "chat/completions",
+                "models",
+                headers,
+                Arc::clone(&metrics),
+            )?,
             model: model.to_string(),
             max_tokens,
             structured: AtomicBool::new(true),

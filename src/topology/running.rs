@@ -8,15 +8,16 @@
 //! [`super`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::reload::{
-    BufferChange, Node, Plan, ReloadOutcome, ReloadReport, ReloadRequest, nodes_of,
+    BufferChange, Node, Plan, ReloadOutcome, ReloadRefused, ReloadReport, ReloadRequest, nodes_of,
 };
 use super::{
     Built, BuiltSink, BuiltTransform, RunOptions, RunReport, SAVE_GRACE, SHUTDOWN_PROGRESS_EVERY,
@@ -36,6 +37,10 @@ use crate::shared::Shared;
 
 type TaskResult = (String, anyhow::Result<()>);
 
+/// How long a reload watches the sources it started, so that one that
+/// fails at once (a port taken) is named in its answer.
+const SOURCE_START_GRACE: Duration = Duration::from_millis(250);
+
 /// A source's two stop signals.
 struct SourceStop {
     shutdown: CancellationToken,
@@ -46,6 +51,8 @@ struct SourceStop {
 struct Handles {
     /// Cancelled when its task has ended, however it ended.
     done: CancellationToken,
+    /// Set when it ended with an error (before `done`).
+    failed: Arc<AtomicBool>,
     abort: AbortHandle,
 }
 
@@ -70,6 +77,15 @@ pub(super) struct Running {
     /// Every sink that ran, for the report of what was not delivered.
     sink_metrics: BTreeMap<String, (ComponentKey, Arc<ComponentMetrics>)>,
     live_sources: Arc<AtomicUsize>,
+    /// Set while a reload applies: what it starts is remembered in
+    /// `started_by_reload`.
+    in_reload: bool,
+    /// Components a reload started (by name): if one fails, howl runs on
+    /// without it (a reload must not take down what ran well before it).
+    started_by_reload: BTreeSet<String>,
+    /// A component a reload started has failed: howl waits for a reload
+    /// that fixes it, even with no source left.
+    awaiting_fix: bool,
     tasks: JoinSet<TaskResult>,
     names: HashMap<tokio::task::Id, String>,
     running: Arc<Mutex<BTreeSet<String>>>,
@@ -120,6 +136,9 @@ impl Running {
             metrics: HashMap::new(),
             sink_metrics: BTreeMap::new(),
             live_sources: Arc::new(AtomicUsize::new(0)),
+            in_reload: false,
+            started_by_reload: BTreeSet::new(),
+            awaiting_fix: false,
             tasks: JoinSet::new(),
             names: HashMap::new(),
             running: Arc::new(Mutex::new(BTreeSet::new())),
@@ -201,10 +220,15 @@ impl Running {
     /// The consumers of `output` of `component` in the current graph, with
     /// a sender to each.
     fn targets(&self, id: &OutputId) -> Vec<(String, BufferSender)> {
+        self.targets_in(&self.graph, id)
+    }
+
+    /// The consumers of `id` in `graph`, with a sender to each that runs.
+    fn targets_in(&self, graph: &Graph, id: &OutputId) -> Vec<(String, BufferSender)> {
         let Some(senders) = &self.senders else {
             return Vec::new();
         };
-        self.graph
+        graph
             .consumers(id)
             .filter_map(|consumer| {
                 senders
@@ -231,6 +255,9 @@ impl Running {
 
     fn spawn(&mut self, key: &ComponentKey, future: ComponentFuture, source: bool) {
         let name = key.to_string();
+        if self.in_reload {
+            self.started_by_reload.insert(name.clone());
+        }
         lock(&self.running).insert(name.clone());
         let running = Arc::clone(&self.running);
         let task_name = name.clone();
@@ -243,15 +270,24 @@ impl Running {
             done: done.clone(),
             live_sources,
         };
+        let failed = Arc::new(AtomicBool::new(false));
+        let failure = Arc::clone(&failed);
         let abort = self.tasks.spawn(async move {
             let _guard = guard;
             let result = future.await;
+            failure.store(result.is_err(), Ordering::Release);
             lock(&running).remove(&task_name);
             (task_name, result)
         });
         self.names.insert(abort.id(), name);
-        self.handles
-            .insert(key.id().to_string(), Handles { done, abort });
+        self.handles.insert(
+            key.id().to_string(),
+            Handles {
+                done,
+                failed,
+                abort,
+            },
+        );
     }
 
     fn spawn_sink(&mut self, sink: BuiltSink, (input, detach): (Input, Detach)) {
@@ -375,6 +411,7 @@ impl Running {
                 }
                 request = reloads.recv(), if reloads_open && deadline.is_none() => match request {
                     Some(request) => {
+                        self.awaiting_fix = false;
                         let outcome = self.reload(request.config, request.graph, request.built).await;
                         let _ = request.reply.send(outcome);
                     }
@@ -410,6 +447,19 @@ impl Running {
                         }
                         Some(None) => break,
                         Some(Some(Ok((name, Ok(()))))) => tracing::debug!(component = %name, "finished"),
+                        Some(Some(Ok((name, Err(error))))) if self.started_by_reload.contains(&name) => {
+                            tracing::error!(component = %name, "component failed: {error:#}; it was started by a reload, so howl runs on without it: fix the config and reload");
+                            // Even when it was the last source: wait for
+                            // the fix rather than drain and exit.
+                            self.awaiting_fix = true;
+                            report.failed.push(name);
+                        }
+                        Some(Some(Err(join_error))) if join_error.is_cancelled() => {
+                            // Stopped on purpose (a reload, past its limit).
+                            let name = self.names.get(&join_error.id()).cloned().unwrap_or_default();
+                            lock(&self.running).remove(&name);
+                            tracing::debug!(component = %name, "stopped");
+                        }
                         Some(Some(Ok((name, Err(error))))) => {
                             tracing::error!(component = %name, "component failed: {error:#}");
                             report.failed.push(name);
@@ -433,7 +483,10 @@ impl Running {
                             self.shutdown_limit.cancel();
                         }
                     }
-                    if self.live_sources.load(Ordering::Acquire) == 0 && self.senders.is_some() {
+                    if self.live_sources.load(Ordering::Acquire) == 0
+                        && self.senders.is_some()
+                        && !self.awaiting_fix
+                    {
                         // Every source has ended: the input is over, drain.
                         self.release();
                         reloads.close();
@@ -454,20 +507,35 @@ impl Running {
     /// flushing as at shutdown), rewires what stays, and starts what is new
     /// or changed. Unchanged components run on untouched, with their state
     /// and buffers; a rebuilt transform or sink keeps its buffer.
+    ///
+    /// The order matters for acknowledgements and state. Sources stop
+    /// first, while everything downstream still runs, so what they sent is
+    /// delivered (and acknowledged) before they save their checkpoints.
+    /// Then transforms and sinks are detached: a rebuilt one stops reading
+    /// at once and its buffer goes to its new instance (a sink's new
+    /// instance starts as soon as the old one stops reading; a transform's
+    /// once the old one has finished, so its saved state is the latest); a
+    /// removed one drains what is queued, its buffer refusing new batches
+    /// (which go to a replacement, if any). New sources start last.
     async fn reload(&mut self, config: Config, graph: Graph, built: Built) -> ReloadOutcome {
-        let new_nodes = nodes_of(&config);
+        self.in_reload = true;
+        let outcome = self.apply(config, graph, built).await;
+        self.in_reload = false;
+        outcome
+    }
+
+    async fn apply(&mut self, config: Config, graph: Graph, built: Built) -> ReloadOutcome {
+        let mut new_nodes = nodes_of(&config);
         let plan = Plan::new(&self.nodes, &new_nodes);
         let mut report = ReloadReport::default();
-
-        // Consumers whose producers change, for the report.
         let consumers_before = self.consumer_map();
 
         // New buffers first, so rewired fanouts have somewhere to send.
         let mut new_receivers: HashMap<String, BufferReceiver> = HashMap::new();
-        let built_sinks: HashMap<String, &BuiltSink> = built
+        let built_sink_buffers: HashMap<String, (ComponentKey, BufferConfig)> = built
             .sinks
             .iter()
-            .map(|s| (s.key.id().to_string(), s))
+            .map(|s| (s.key.id().to_string(), (s.key.clone(), s.buffer.clone())))
             .collect();
         for id in &plan.added {
             let Some(node) = new_nodes.get(id) else {
@@ -475,8 +543,8 @@ impl Running {
             };
             let opened = match node.key.kind() {
                 ComponentKind::Transform => Ok(self.open_transform_buffer(&node.key)),
-                ComponentKind::Sink => match built_sinks.get(id) {
-                    Some(sink) => self.open_sink_buffer(&sink.key, &sink.buffer),
+                ComponentKind::Sink => match built_sink_buffers.get(id) {
+                    Some((key, buffer)) => self.open_sink_buffer(key, buffer),
                     None => continue,
                 },
                 ComponentKind::Source => continue,
@@ -492,33 +560,60 @@ impl Running {
                             senders.remove(id);
                         }
                     }
-                    return Err(super::reload::ReloadRefused(vec![format!(
+                    return Err(ReloadRefused(vec![format!(
                         "{}: cannot open its buffer: {error}",
                         node.key
                     )]));
                 }
             }
         }
+        let mut switched: BTreeSet<String> = BTreeSet::new();
         for (id, change) in &plan.rebuilt {
-            let Some(sink) = built_sinks.get(id) else {
+            let Some((key, buffer)) = built_sink_buffers.get(id) else {
                 continue;
             };
             match change {
                 BufferChange::Keep => {}
-                BufferChange::AtRestart => report.warnings.push(format!(
-                    "{}: the new buffer options apply at the next restart (a disk buffer is \
-                     not switched while howl runs); it keeps its current buffer",
-                    sink.key
-                )),
-                BufferChange::Switch => match self.open_sink_buffer(&sink.key, &sink.buffer) {
+                BufferChange::AtRestart => {
+                    report.warnings.push(format!(
+                        "{key}: the new buffer options apply at the next restart (a disk buffer \
+                         is not switched while howl runs); it keeps its current buffer"
+                    ));
+                    // What runs is the old buffer: compare with it next time.
+                    if let (Some(old), Some(new)) = (self.nodes.get(id), new_nodes.get_mut(id))
+                        && let (Some((old_buffer, _)), Some((new_buffer, _))) =
+                            (&old.sink, &mut new.sink)
+                    {
+                        *new_buffer = old_buffer.clone();
+                    }
+                }
+                BufferChange::Switch => match self.open_sink_buffer(key, buffer) {
                     Ok(rx) => {
                         new_receivers.insert(id.clone(), rx);
+                        switched.insert(id.clone());
                     }
                     Err(error) => report.warnings.push(format!(
-                        "{}: cannot open the new buffer ({error}); it keeps its current one",
-                        sink.key
+                        "{key}: cannot open the new buffer ({error}); it keeps its current one"
                     )),
                 },
+            }
+        }
+        for id in &plan.added {
+            if let Some(removed) = plan.removed.iter().find(|r| {
+                self.nodes.get(*r).is_some_and(|old| {
+                    old.key.kind() == ComponentKind::Source
+                        && new_nodes.get(id).is_some_and(|new| {
+                            new.key.kind() == ComponentKind::Source
+                                && new.key.type_name() == old.key.type_name()
+                        })
+                })
+            }) && removed != id
+            {
+                report.warnings.push(format!(
+                    "source `{id}` replaces `{removed}`: checkpoints belong to a source's id, so \
+                     `{id}` starts without `{removed}`'s (a `file` source reads its files again \
+                     from `read_from`); keep the old id to go on where it was"
+                ));
             }
         }
         if let Some(senders) = &mut self.senders {
@@ -531,48 +626,76 @@ impl Running {
 
         // Rewire: every output that stays now feeds its new consumers. The
         // old instances of rebuilt components flush into these too.
-        self.graph = graph;
+        let old_graph = std::mem::replace(&mut self.graph, graph);
         let outputs: Vec<OutputId> = self.rewires.keys().cloned().collect();
         for output in outputs {
-            if plan.removed.contains(&output.component) {
-                continue;
-            }
-            let targets = self.targets(&output);
+            let targets = if plan.removed.contains(&output.component) {
+                // A removed component keeps its consumers (those that
+                // remain, with their current buffers) while it drains, so
+                // what it still emits reaches them.
+                self.targets_in(&old_graph, &output)
+            } else {
+                self.targets(&output)
+            };
             if let Some(rewire) = self.rewires.get(&output) {
                 rewire.set(targets);
             }
         }
 
-        // Stop what goes or changes: sources first, then the rest.
-        let mut stopping: Vec<(String, CancellationToken)> = Vec::new();
+        // 1. Sources that go or change stop, while all downstream runs.
+        let sources: Vec<(String, CancellationToken)> = self
+            .nodes
+            .iter()
+            .filter(|(id, node)| plan.stops(id) && node.key.kind() == ComponentKind::Source)
+            .filter_map(|(id, _)| {
+                let stop = self.source_stops.get(id)?;
+                stop.shutdown.cancel();
+                Some((id.clone(), self.handles.get(id)?.done.clone()))
+            })
+            .collect();
+        let interrupted = !self.await_sources(&sources).await;
+        if interrupted {
+            report
+                .warnings
+                .push("howl began shutting down during the reload; no source was started".into());
+        }
+
+        // 2. Transforms and sinks that go or change are detached.
+        let mut handing: Vec<(String, ComponentKind)> = Vec::new();
         for (id, node) in &self.nodes {
-            if !plan.stops(id) {
+            if !plan.stops(id) || node.key.kind() == ComponentKind::Source {
                 continue;
             }
-            let switched = new_receivers.contains_key(id) && plan.rebuilt.contains_key(id);
-            match node.key.kind() {
-                ComponentKind::Source => {
-                    if let Some(stop) = self.source_stops.get(id) {
-                        stop.shutdown.cancel();
-                    }
-                }
-                _ => {
-                    if let Some(detach) = self.detaches.get(id) {
-                        if plan.removed.contains(id) || switched {
-                            detach.drain();
-                        } else {
-                            detach.hand_over();
-                        }
-                    }
-                }
-            }
-            if let Some(handles) = self.handles.get(id) {
-                stopping.push((id.clone(), handles.done.clone()));
+            let Some(detach) = self.detaches.get(id) else {
+                continue;
+            };
+            if plan.removed.contains(id) || switched.contains(id) {
+                detach.drain();
+            } else {
+                detach.hand_over();
+                handing.push((id.clone(), node.key.kind()));
             }
         }
-        self.await_stopped(&stopping).await;
+        for id in plan.removed.iter().filter(|id| !plan.added.contains(*id)) {
+            self.shared.taps.remove_component(id);
+        }
+        let mut detaches: HashMap<String, Detach> = HashMap::new();
+        let mut old_done: HashMap<String, CancellationToken> = HashMap::new();
+        let mut old_abort: HashMap<String, AbortHandle> = HashMap::new();
+        for id in plan.removed.iter().chain(plan.rebuilt.keys()) {
+            if let Some(handles) = self.handles.remove(id) {
+                old_done.insert(id.clone(), handles.done);
+                old_abort.insert(id.clone(), handles.abort);
+            }
+            self.source_stops.remove(id);
+            self.outputs.remove(id);
+            self.rewires.retain(|output, _| &output.component != id);
+            if let Some(detach) = self.detaches.remove(id) {
+                detaches.insert(id.clone(), detach);
+            }
+        }
 
-        // Start what is new or changed, consumers before producers.
+        // 3. New instances, consumers before producers.
         let mut built_sinks: HashMap<String, BuiltSink> = built
             .sinks
             .into_iter()
@@ -588,48 +711,105 @@ impl Running {
             .into_iter()
             .map(|s| (s.0.id().to_string(), s))
             .collect();
-        for id in &plan.removed {
-            self.shared.taps.remove_component(id);
+        // Sinks and transforms with a buffer of their own start now.
+        let fresh: Vec<String> = new_receivers.keys().cloned().collect();
+        for id in fresh {
+            let Some(rx) = new_receivers.remove(&id) else {
+                continue;
+            };
+            if let Some(sink) = built_sinks.remove(&id) {
+                self.spawn_sink(sink, Input::detachable(rx));
+            } else if let Some(transform) = built_transforms.remove(&id) {
+                self.spawn_transform(transform, Input::detachable(rx));
+            }
         }
-        for id in plan.removed.iter().chain(plan.rebuilt.keys()) {
-            self.handles.remove(id);
-            self.source_stops.remove(id);
-            self.outputs.remove(id);
-            self.rewires.retain(|output, _| &output.component != id);
-            if let Some(detach) = self.detaches.remove(id) {
-                // A handed-over buffer goes to the new instance.
-                if !new_receivers.contains_key(id)
-                    && plan.rebuilt.contains_key(id)
-                    && let Some(rx) = detach.take()
-                {
-                    new_receivers.insert(id.clone(), rx);
+        // Those that take over a buffer start once it is handed over (a
+        // transform: once its old instance has finished).
+        let deadline = tokio::time::Instant::now() + self.options.graceful_shutdown_limit;
+        let mut waiting = handing;
+        loop {
+            let stopping = self.stop.is_cancelled();
+            let late = tokio::time::Instant::now() >= deadline;
+            let mut left = Vec::new();
+            for (id, kind) in waiting {
+                let (Some(detach), done) = (detaches.get(&id), old_done.get(&id)) else {
+                    continue;
+                };
+                let finished = done.is_none_or(CancellationToken::is_cancelled);
+                let ready = match kind {
+                    ComponentKind::Sink => true,
+                    _ => finished || late || stopping,
+                };
+                let receiver = if ready { detach.take() } else { None };
+                match receiver {
+                    Some(rx) => {
+                        if kind == ComponentKind::Transform && !finished {
+                            report.warnings.push(format!(
+                                "transforms.{id}: its old instance was still flushing after the \
+                                 graceful shutdown limit; the new one started beside it"
+                            ));
+                        }
+                        if let Some(sink) = built_sinks.remove(&id) {
+                            self.spawn_sink(sink, Input::detachable(rx));
+                        } else if let Some(transform) = built_transforms.remove(&id) {
+                            self.spawn_transform(transform, Input::detachable(rx));
+                        }
+                    }
+                    None if finished && !detach.is_handed() => {
+                        report.warnings.push(format!(
+                            "{id}: its buffer could not be taken over; not started"
+                        ));
+                    }
+                    None => left.push((id, kind)),
+                }
+            }
+            waiting = left;
+            if waiting.is_empty() {
+                break;
+            }
+            if late || stopping {
+                // Still reading after the limit: stop them (what they hold
+                // in hand is lost), so their buffers can be handed over.
+                for (id, _) in &waiting {
+                    if let Some(abort) = old_abort.remove(id) {
+                        tracing::error!(component = %id, "reload: still busy after the graceful shutdown limit; stopping it (what it held in hand is lost)");
+                        abort.abort();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // 4. New sources, last.
+        let mut started_sources = Vec::new();
+        if !self.stop.is_cancelled() {
+            for id in plan.added.iter().chain(plan.rebuilt.keys()) {
+                if let Some((key, source)) = built_sources.remove(id) {
+                    self.spawn_source(key, source);
+                    if let Some(handles) = self.handles.get(id) {
+                        started_sources.push((
+                            id.clone(),
+                            handles.done.clone(),
+                            Arc::clone(&handles.failed),
+                        ));
+                    }
                 }
             }
         }
-        let starting: Vec<&String> = plan.added.iter().chain(plan.rebuilt.keys()).collect();
-        for id in &starting {
-            if let Some(sink) = built_sinks.remove(*id) {
-                match new_receivers.remove(*id) {
-                    Some(rx) => self.spawn_sink(sink, Input::detachable(rx)),
-                    None => report
-                        .warnings
-                        .push(format!("{}: its buffer was lost; not started", sink.key)),
-                }
-            }
+        // A source that cannot start (a port taken) stops at once: say so
+        // in the answer, not only in the log.
+        if !started_sources.is_empty() {
+            tokio::time::sleep(SOURCE_START_GRACE).await;
         }
-        for id in &starting {
-            if let Some(transform) = built_transforms.remove(*id) {
-                match new_receivers.remove(*id) {
-                    Some(rx) => self.spawn_transform(transform, Input::detachable(rx)),
-                    None => report
-                        .warnings
-                        .push(format!("{}: its buffer was lost; not started", transform.0)),
-                }
-            }
-        }
-        for id in &starting {
-            if let Some((key, source)) = built_sources.remove(*id) {
-                self.spawn_source(key, source);
+        for (id, done, failed) in started_sources {
+            if done.is_cancelled() && failed.load(Ordering::Acquire) {
+                // Set now, not when its end is joined: the old instance's
+                // end, joined first, must not find no source and drain.
+                self.awaiting_fix = true;
+                report.warnings.push(format!(
+                    "sources.{id} stopped right after it started (see the log); howl runs on \
+                     without it: fix the config and reload"
+                ));
             }
         }
 
@@ -688,45 +868,44 @@ impl Running {
     /// shutdown limit; then sources save what was acknowledged, and what is
     /// still busy is aborted (a transform's or sink's buffer is kept for its
     /// new instance; only what it held in hand is lost, and said so).
-    async fn await_stopped(&mut self, stopping: &[(String, CancellationToken)]) {
+    /// Waits for sources stopped by a reload, at most the graceful
+    /// shutdown limit (then they save what was acknowledged); false when
+    /// shutdown began meanwhile.
+    async fn await_sources(&self, stopping: &[(String, CancellationToken)]) -> bool {
         let all = async {
             for (_, done) in stopping {
                 done.cancelled().await;
             }
         };
-        if tokio::time::timeout(self.options.graceful_shutdown_limit, all)
-            .await
-            .is_ok()
-        {
-            return;
+        tokio::select! {
+            () = self.stop.cancelled() => return false,
+            finished = tokio::time::timeout(self.options.graceful_shutdown_limit, all) => {
+                if finished.is_ok() {
+                    return true;
+                }
+            }
         }
         for (id, done) in stopping {
-            if done.is_cancelled() {
-                continue;
-            }
-            if let Some(stop) = self.source_stops.get(id) {
+            if !done.is_cancelled()
+                && let Some(stop) = self.source_stops.get(id)
+            {
                 stop.limit.cancel();
             }
         }
-        let sources = async {
+        let saved = async {
             for (_, done) in stopping {
                 done.cancelled().await;
             }
         };
-        let _ = tokio::time::timeout(SAVE_GRACE, sources).await;
+        let _ = tokio::time::timeout(SAVE_GRACE, saved).await;
         for (id, done) in stopping {
-            if done.is_cancelled() {
-                continue;
+            if !done.is_cancelled() {
+                tracing::error!(component = %id, "reload: source still busy after the graceful shutdown limit; stopping it");
+                if let Some(handles) = self.handles.get(id) {
+                    handles.abort.abort();
+                }
             }
-            tracing::error!(
-                component = %id,
-                limit_secs = self.options.graceful_shutdown_limit.as_secs(),
-                "reload: still busy after the graceful shutdown limit; stopping it (what it held in hand is lost)"
-            );
-            if let Some(handles) = self.handles.get(id) {
-                handles.abort.abort();
-            }
-            done.cancelled().await;
         }
+        !self.stop.is_cancelled()
     }
 }

@@ -43,13 +43,17 @@ fn event(id: &str, message: &str, sensitive: bool) -> Value {
 /// The passed event with `message`, once it is written.
 async fn passed(dir: &Path, message: &str) -> Value {
     let path = dir.join("passed.jsonl");
-    wait_for(&format!("{message:?} passed"), Duration::from_secs(30), || {
-        std::fs::read_to_string(&path)
-            .ok()?
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|e| e["message"] == message)
-    })
+    wait_for(
+        &format!("{message:?} passed"),
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&path)
+                .ok()?
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|e| e["message"] == message)
+        },
+    )
     .await
 }
 
@@ -98,16 +102,26 @@ async fn a_primary_that_goes_down_is_skipped_and_used_again_once_it_is_back() {
         let message = format!("certificate expiring on host-{round}");
         post(http, event(&format!("p4-{round}"), &message, false)).await;
         let event = passed(dir.path(), &message).await;
-        answered_by = event["triage"]["provider"].as_str().unwrap_or_default().to_string();
+        answered_by = event["triage"]["provider"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if answered_by == "primary" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(answered_by, "primary", "the primary is used again once it is back");
+    assert_eq!(
+        answered_by, "primary",
+        "the primary is used again once it is back"
+    );
 
     let metrics = howl.metrics().await;
-    for (provider, outcome) in [("primary", "ok"), ("primary", "failed"), ("secondary", "ok")] {
+    for (provider, outcome) in [
+        ("primary", "ok"),
+        ("primary", "failed"),
+        ("secondary", "ok"),
+    ] {
         let labels = [
             format!("provider=\"{provider}\""),
             format!("outcome=\"{outcome}\""),
@@ -135,7 +149,11 @@ async fn events_that_must_stay_local_never_reach_a_remote_provider() {
     let config = write(dir.path(), "a.toml", &topology(api, http, &triage));
     let _howl = Running::start(dir.path(), &config, api, &[]).await;
 
-    post(http, event("s1", "payment card declined for account 42", true)).await;
+    post(
+        http,
+        event("s1", "payment card declined for account 42", true),
+    )
+    .await;
     let kept = passed(dir.path(), "payment card declined for account 42").await;
     assert_eq!(kept["triage"]["provider"], "local", "{kept}");
 
@@ -145,10 +163,16 @@ async fn events_that_must_stay_local_never_reach_a_remote_provider() {
     let failed = passed(dir.path(), "refund failed for account 43").await;
     assert_eq!(failed["triage"]["source"], "error", "{failed}");
     assert!(
-        failed["triage"]["reason"].as_str().unwrap_or_default().contains("local"),
+        failed["triage"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("local"),
         "{failed}"
     );
-    assert!(cloud.requests().is_empty(), "a sensitive event reached the cloud");
+    assert!(
+        cloud.requests().is_empty(),
+        "a sensitive event reached the cloud"
+    );
 
     // Other events may go to the cloud, first in the chain.
     post(http, event("n1", "disk full on db-9", false)).await;
@@ -157,6 +181,9 @@ async fn events_that_must_stay_local_never_reach_a_remote_provider() {
     assert_eq!(cloud.requests().len(), 1);
     for request in cloud.requests() {
         let text = request.body.to_string();
-        assert!(!text.contains("account"), "sensitive text reached the cloud: {text}");
+        assert!(
+            !text.contains("account"),
+            "sensitive text reached the cloud: {text}"
+        );
     }
 }

@@ -294,3 +294,215 @@ async fn reload_refuses_a_new_data_dir_or_api_and_keeps_running() {
     let output = howl.terminate(Duration::from_secs(30));
     assert!(output.status.success());
 }
+
+/// A file → remap (`stage_id`) → file (`out`) topology with the given
+/// source poll interval, remap id and stage, and sink buffer size.
+fn flow_config(api: u16, poll_ms: u32, stage_id: &str, stage: &str, max_events: u32) -> String {
+    format!(
+        r#"data_dir = "state"
+
+[api]
+enabled = true
+address = "127.0.0.1:{api}"
+
+[sources.in]
+type = "file"
+include = ["in.log"]
+poll_interval_ms = {poll_ms}
+
+[transforms.{stage_id}]
+type = "remap"
+inputs = ["in"]
+source = '.stage = "{stage}"'
+
+[sinks.out]
+type = "file"
+inputs = ["{stage_id}"]
+path = "out.log"
+buffer.max_events = {max_events}
+"#
+    )
+}
+
+/// Checks that `out.log` holds each of `total` numbered lines once.
+fn assert_exactly_once(out: &Path, total: u64) {
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    for event in read_events(out) {
+        let number: u64 = event["message"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("n="))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("numbered line");
+        *seen.entry(number).or_default() += 1;
+    }
+    let missing: Vec<u64> = (0..total).filter(|n| !seen.contains_key(n)).collect();
+    let twice: Vec<(&u64, &u32)> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert!(twice.is_empty(), "{} lines delivered twice", twice.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_buffer_switches_and_source_with_transform_changes_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    // A backlog, so that reloads happen while buffers are full.
+    let total: u64 = 60_000;
+    let text: String = (0..total)
+        .map(|n| format!("n={n} {}\n", line(n, false)))
+        .collect();
+    std::fs::write(dir.path().join("in.log"), text).unwrap();
+    let path = write(dir.path(), "a.toml", &flow_config(api, 20, "s0", "a", 100));
+    let howl = Running::start(dir.path(), &path, api, &[]).await;
+
+    let steps = [
+        // Rename the transform (removed + added, rewired).
+        flow_config(api, 20, "s1", "b", 100),
+        // Switch the sink's memory buffer.
+        flow_config(api, 20, "s1", "b", 150),
+        flow_config(api, 20, "s1", "b", 100),
+        // Rename back, and switch the buffer in the same reload.
+        flow_config(api, 20, "s0", "c", 150),
+        // Change the source and the transform after it at once.
+        flow_config(api, 21, "s0", "d", 150),
+    ];
+    for step in steps {
+        write(dir.path(), "a.toml", &step);
+        let started = std::time::Instant::now();
+        let (status, body) = post_reload(&howl.api).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a reload took {:?}: {body}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let out = dir.path().join("out.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while (read_events(&out).len() as u64) < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {total} lines arrived; stderr:\n{}",
+            read_events(&out).len(),
+            howl.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing more trickles in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut howl = howl;
+    let output = howl.terminate(Duration::from_secs(30));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_exactly_once(&out, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_never_takes_howl_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, web, taken) = (free_port(), free_port(), free_port());
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+    let dead = free_port(); // nothing listens there
+    let config = |port: u16, timeout: u32, filter: &str| {
+        format!(
+            r#"data_dir = "state"
+[api]
+enabled = true
+address = "127.0.0.1:{api}"
+
+[sources.web]
+type = "http_server"
+address = "127.0.0.1:{port}"
+
+[transforms.keep]
+type = "filter"
+inputs = ["web"]
+condition = '{filter}'
+
+[sinks.hook]
+type = "webhook"
+inputs = ["keep"]
+uri = "http://127.0.0.1:{dead}/hook"
+request.timeout_secs = {timeout}
+"#
+        )
+    };
+    let path = write(dir.path(), "a.toml", &config(web, 5, "true"));
+    let howl = Running::start(dir.path(), &path, api, &["--graceful-shutdown-limit", "3"]).await;
+    // An event the sink cannot deliver (its destination is down).
+    let post = client()
+        .post(format!("http://127.0.0.1:{web}/"))
+        .body("hello")
+        .timeout(Duration::from_millis(500))
+        .send();
+    let _ = post.await;
+
+    // 1. The sink changes while it retries: the reload answers, howl runs.
+    write(dir.path(), "a.toml", &config(web, 6, "true"));
+    let (status, body) = post_reload(&howl.api).await;
+    assert_eq!(status, 200, "{body}");
+    // 2. The source moves to a port another process holds.
+    write(dir.path(), "a.toml", &config(taken, 6, "true"));
+    let (status, body) = post_reload(&howl.api).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["warnings"]
+            .to_string()
+            .contains("stopped right after it started"),
+        "{body}"
+    );
+    // 3. A condition nested deeper than a worker thread's stack allows.
+    let deep = format!("{}true{}", "(".repeat(300), ")".repeat(300));
+    write(dir.path(), "a.toml", &config(web, 6, &deep));
+    let (status, body) = post_reload(&howl.api).await;
+    assert!(status == 200 || status == 400, "{status} {body}");
+    // A tap with such a filter is refused, not a crash.
+    let mut url = reqwest::Url::parse(&format!("{}/api/v1/tap", howl.api)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("output", "keep")
+        .append_pair("filter", &deep);
+    let tap = client().get(url).send().await.unwrap();
+    assert_eq!(tap.status(), 400);
+
+    let health = client()
+        .get(format!("{}/health", howl.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "howl still runs");
+    let stderr = howl.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("shutting down"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tap_on_a_component_a_reload_removes_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    std::fs::write(dir.path().join("in.log"), "n=0 hello\n").unwrap();
+    let path = write(dir.path(), "a.toml", &flow_config(api, 20, "s0", "a", 100));
+    let howl = Running::start(dir.path(), &path, api, &[]).await;
+    let mut tap = client()
+        .get(format!("{}/api/v1/tap?output=s0", howl.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tap.status(), 200);
+    write(dir.path(), "a.toml", &flow_config(api, 20, "s1", "a", 100));
+    let (status, body) = post_reload(&howl.api).await;
+    assert_eq!(status, 200, "{body}");
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = tap.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the tap's stream ends with its component");
+}

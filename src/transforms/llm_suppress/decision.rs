@@ -165,9 +165,14 @@ impl Policy {
             verdict.verdict == Label::Noise && verdict.confidence >= self.min_confidence,
             None,
         );
-        if let (Some(provider), Value::Object(triage)) = (&verdict.provider, &mut decision.annotation) {
+        if let (Some(provider), Value::Object(triage)) =
+            (&verdict.provider, &mut decision.annotation)
+        {
             triage.insert(KeyString::from("provider"), Value::from(provider.as_str()));
-            triage.insert(KeyString::from("model"), Value::from(verdict.model.as_str()));
+            triage.insert(
+                KeyString::from("model"),
+                Value::from(verdict.model.as_str()),
+            );
         }
         decision
     }

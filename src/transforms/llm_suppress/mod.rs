@@ -279,7 +279,6 @@ fn default_message_field() -> FieldPath {
     super::default_field_path("message")
 }
 
-
 fn default_decision_timeout() -> Seconds {
     Seconds::from_secs(15)
 }
@@ -287,9 +286,6 @@ fn default_decision_timeout() -> Seconds {
 fn default_max_pending() -> NonZeroUsize {
     const { NonZeroUsize::new(10_000).unwrap() }
 }
-
-
-
 
 fn default_min_confidence() -> Fraction {
     Fraction::new(0.7).unwrap_or_else(|| unreachable!("0.7 is a fraction"))
@@ -377,9 +373,7 @@ impl LlmSuppressConfig {
         // The masker compiles its patterns itself (they were checked while
         // the options were read, so this cannot fail for them).
         let redact: Vec<String> = self.redact.iter().map(|r| r.as_str().to_string()).collect();
-        if self.local_required.is_some()
-            && !self.providers.iter().any(|p| p.local)
-        {
+        if self.local_required.is_some() && !self.providers.iter().any(|p| p.local) {
             return Err(BuildError::new(
                 "`local_required` needs at least one provider with `local = true` in `providers` \
                  (for example the `builtin` rules, or a model on this machine)",
@@ -389,7 +383,9 @@ impl LlmSuppressConfig {
         Ok(Settings {
             engine,
             local_required: condition(&self.local_required, "local_required")?,
-            provider_backoff: self.provider_backoff_secs.positive("provider_backoff_secs")?,
+            provider_backoff: self
+                .provider_backoff_secs
+                .positive("provider_backoff_secs")?,
             policy: Policy {
                 mode: self.mode,
                 min_confidence: self.min_confidence.get(),
@@ -428,7 +424,11 @@ impl LlmSuppressConfig {
     }
 
     /// `timeout_secs` (of the transform or of one provider), checked.
-    fn timeout_or_default(&self, option: &str, value: Option<&Seconds>) -> Result<Duration, BuildError> {
+    fn timeout_or_default(
+        &self,
+        option: &str,
+        value: Option<&Seconds>,
+    ) -> Result<Duration, BuildError> {
         match value {
             Some(seconds) => seconds.positive(option),
             None => Ok(DEFAULT_TIMEOUT),
@@ -449,7 +449,10 @@ impl LlmSuppressConfig {
             ("max_tokens", self.max_tokens.is_some()),
             ("max_concurrency", self.max_concurrency.is_some()),
             ("requests_per_minute", self.requests_per_minute.is_some()),
-            ("max_requests_per_hour", self.max_requests_per_hour.is_some()),
+            (
+                "max_requests_per_hour",
+                self.max_requests_per_hour.is_some(),
+            ),
         ];
         if let Some((option, _)) = per_provider.into_iter().find(|(_, set)| *set) {
             return Err(BuildError::new(format!(
@@ -463,13 +466,13 @@ impl LlmSuppressConfig {
             let at = |option: &str| format!("providers[{index}].{option}");
             let name = provider.name.trim();
             if name.is_empty() {
-                return Err(BuildError::new("a provider needs a `name`").for_option(&at("name")));
+                return Err(BuildError::new("a provider needs a `name`").for_option(at("name")));
             }
             if members.iter().any(|m: &MemberSettings| m.name == name) {
                 return Err(BuildError::new(format!(
                     "two providers are named `{name}`; names must be unique"
                 ))
-                .for_option(&at("name")));
+                .for_option(at("name")));
             }
             let remote = self.remote(
                 provider.provider,
@@ -477,11 +480,16 @@ impl LlmSuppressConfig {
                 provider.model.as_deref(),
                 provider.api_key.as_ref(),
                 RemoteLimits {
-                    timeout: self.timeout_or_default(&at("timeout_secs"), provider.timeout_secs.as_ref())?,
+                    timeout: self
+                        .timeout_or_default(&at("timeout_secs"), provider.timeout_secs.as_ref())?,
                     // A chain moves on to the next provider: one provider's
                     // retries stop after its own timeout, not the question's.
-                    deadline: decision_timeout
-                        .min(provider.timeout_secs.as_ref().map_or(DEFAULT_TIMEOUT, Seconds::get)),
+                    deadline: decision_timeout.min(
+                        provider
+                            .timeout_secs
+                            .as_ref()
+                            .map_or(DEFAULT_TIMEOUT, Seconds::get),
+                    ),
                     max_tokens: provider.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
                     concurrency: provider.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
                 },
@@ -552,18 +560,18 @@ impl LlmSuppressConfig {
                     "`{option}` is for network providers; set `provider` (openai, ollama, \
                      anthropic) or remove it"
                 ))
-                .for_option(&at(option)));
+                .for_option(at(option)));
             }
             return Ok(None);
         };
         let model = model.filter(|m| !m.trim().is_empty()).ok_or_else(|| {
             BuildError::new(format!("`provider = \"{}\"` needs `model`", kind.as_str()))
-                .for_option(&at("model"))
+                .for_option(at("model"))
         })?;
         let endpoint = match endpoint {
             Some(endpoint) => endpoint.clone(),
             None => HttpUrl::parse(remote.default_endpoint())
-                .map_err(|e| BuildError::new(e).for_option(&at("endpoint")))?,
+                .map_err(|e| BuildError::new(e).for_option(at("endpoint")))?,
         };
         Ok(Some(RemoteSettings {
             kind: remote,
@@ -578,5 +586,4 @@ impl LlmSuppressConfig {
             max_tokens: limits.max_tokens.get(),
         }))
     }
-
 }

@@ -19,8 +19,6 @@ use vrl::compiler::Program;
 use vrl::path::OwnedValuePath;
 use vrl::value::Value;
 
-use crate::llm::budget::Budget;
-use crate::llm::chain::{Allowed, Answered, BuiltinClassifier, Chain, Member};
 use super::decision::{Decision, Policy};
 use super::neighbours::{Neighbours, Why};
 use super::pending::Pending;
@@ -30,6 +28,8 @@ use crate::components::ComponentFuture;
 use crate::components::transform::{DropRoute, TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::llm::budget::Budget;
+use crate::llm::chain::{Allowed, Answered, BuiltinClassifier, Chain, Member};
 use crate::llm::contract::MAX_SAMPLES;
 use crate::llm::{Classifier, LlmError, Masker, Prompt, builtin};
 use crate::shared::LinkSigner;
@@ -809,12 +809,8 @@ impl Running {
                 };
                 self.metrics
                     .llm_verdict(answered.answer.verdict.label.as_str(), source.as_str());
-                let mut stored = self.stored(
-                    answered.answer.verdict,
-                    source,
-                    answered.model,
-                    Utc::now(),
-                );
+                let mut stored =
+                    self.stored(answered.answer.verdict, source, answered.model, Utc::now());
                 stored.provider = Some(answered.provider);
                 self.audit.push(self.record("verdict", &pattern, &stored));
                 let verdict = self.verdicts.decided(&pattern, stored);

@@ -388,7 +388,8 @@ mod tests {
         ));
 
         // Loading a store larger than the cache keeps the newest.
-        let loaded = Verdicts::load_at_most(&store, "t", &["openai/m".to_string()], policy(), 10).unwrap();
+        let loaded =
+            Verdicts::load_at_most(&store, "t", &["openai/m".to_string()], policy(), 10).unwrap();
         assert!(loaded.entries.len() < 10);
         assert!(loaded.entries.contains_key("p17"));
         assert!(!loaded.entries.contains_key("p0"));
@@ -405,7 +406,8 @@ mod tests {
         assert_eq!(loaded.known(), 1);
         let other = Verdicts::load(&store, "other", &["openai/m".to_string()], policy()).unwrap();
         assert_eq!(other.known(), 0, "another transform's verdicts are its own");
-        let switched = Verdicts::load(&store, "t", &["anthropic/claude".to_string()], policy()).unwrap();
+        let switched =
+            Verdicts::load(&store, "t", &["anthropic/claude".to_string()], policy()).unwrap();
         assert_eq!(switched.known(), 0, "another model asks again");
     }
 }

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
+use axum::routing::get;
 use serde_json::{Value, json};
 
 /// One request the server received.
@@ -75,9 +75,15 @@ impl FakeLlm {
 async fn models(State(shared): State<Shared>) -> impl IntoResponse {
     shared.health_checks.fetch_add(1, Ordering::AcqRel);
     if shared.down.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "down"})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "down"})),
+        );
     }
-    (StatusCode::OK, Json(json!({"object": "list", "data": [{"id": "fake", "object": "model"}]})))
+    (
+        StatusCode::OK,
+        Json(json!({"object": "list", "data": [{"id": "fake", "object": "model"}]})),
+    )
 }
 
 /// The text of every message of a request (system and user).
