@@ -27,6 +27,11 @@ pub enum Mode {
     /// Decide and annotate, suppress nothing: to watch what would be
     /// suppressed before turning it on.
     Shadow,
+    /// Enforce the classifiers' verdicts for `canary_percent` of the
+    /// patterns (always the same ones: chosen by a stable hash of the
+    /// pattern id), and run the rest in shadow; operators' suppressions and
+    /// `on_error` are enforced for all.
+    Canary,
 }
 
 /// What an error (outage, timeout, invalid answer, budget) means.
@@ -77,6 +82,89 @@ impl Source {
 /// The verdict of decisions without a classifier's answer.
 pub const UNKNOWN: &str = "unknown";
 
+/// How decisions are framed for a pattern when it differs from the
+/// transform's own policy: a `policy` rule (its name, its
+/// `min_confidence`, its `mode`), or the transform's canary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Framing {
+    /// The rule's name (`.triage.policy`); `None` for the transform's own.
+    pub name: Option<String>,
+    /// `min_confidence`.
+    pub min_confidence: f64,
+    /// `mode`.
+    pub mode: Mode,
+    /// `canary_percent`, 0 to 100.
+    pub canary_percent: f64,
+}
+
+/// Whether `pattern` is among the `percent` of patterns a canary enforces:
+/// a stable hash (FNV-1a) of its id, so the same patterns stay in the
+/// canary across restarts and instances.
+pub fn in_canary(pattern: &str, percent: f64) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in pattern.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Basis points: 0.01 % steps.
+    ((hash % 10_000) as f64) < percent * 100.0
+}
+
+impl Framing {
+    /// `base` (made by the transform's policy) as this framing decides it:
+    /// a classifier's verdict is judged against this `min_confidence`, the
+    /// mode says whether noise is suppressed, and the annotation names the
+    /// rule (`policy`) and the canary (`canary`: whether this pattern's
+    /// verdicts are enforced).
+    pub fn reframe(&self, base: &Decision, pattern: &str) -> Decision {
+        let Value::Object(mut triage) = base.annotation.clone() else {
+            return base.clone();
+        };
+        let text = |key: &str| {
+            triage
+                .get(key)
+                .map(|value| value.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let source = text("source");
+        // What a classifier decided, or inherited from what one decided:
+        // judged by this framing's confidence and canary.
+        let by_classifier = matches!(source.as_str(), "llm" | "builtin" | "learned" | "inherited");
+        let noise = if by_classifier && triage.contains_key("confidence") {
+            let confidence = match triage.get("confidence") {
+                Some(Value::Float(f)) => f.into_inner(),
+                Some(Value::Integer(i)) => *i as f64,
+                _ => 0.0,
+            };
+            text("verdict") == Label::Noise.as_str() && confidence >= self.min_confidence
+        } else {
+            text("action") != "pass"
+        };
+        let enforce = match self.mode {
+            Mode::Enforce => true,
+            Mode::Shadow => false,
+            Mode::Canary => {
+                let canary = in_canary(pattern, self.canary_percent);
+                triage.insert(KeyString::from("canary"), Value::from(canary));
+                canary || !by_classifier
+            }
+        };
+        let action = match (noise, enforce) {
+            (false, _) => "pass",
+            (true, true) => "suppress",
+            (true, false) => "would_suppress",
+        };
+        triage.insert(KeyString::from("action"), Value::from(action));
+        if let Some(name) = &self.name {
+            triage.insert(KeyString::from("policy"), Value::from(name.as_str()));
+        }
+        Decision {
+            annotation: Value::Object(triage),
+            suppress: noise && enforce,
+        }
+    }
+}
+
 /// A decision, ready to apply to every event of its pattern.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -102,6 +190,11 @@ impl Decision {
         } else {
             out.push(event);
         }
+    }
+
+    /// The `.triage` object it puts on events.
+    pub fn annotation(&self) -> &Value {
+        &self.annotation
     }
 
     /// Whether it sends events to `ID.suppressed`.
@@ -211,11 +304,23 @@ impl Policy {
         noise: bool,
         suppression_id: Option<&str>,
     ) -> Decision {
-        let suppress = noise && self.mode == Mode::Enforce;
-        let action = match (noise, self.mode) {
+        // A canary enforces operators, rules and `on_error` as usual; a
+        // classifier's noise waits for the canary's framing (`Framing`),
+        // which enforces it for the canary's share of patterns.
+        let by_classifier = matches!(
+            source,
+            Source::Llm | Source::Builtin | Source::Learned | Source::Inherited
+        );
+        let enforce = match self.mode {
+            Mode::Enforce => true,
+            Mode::Shadow => false,
+            Mode::Canary => !by_classifier,
+        };
+        let suppress = noise && enforce;
+        let action = match (noise, enforce) {
             (false, _) => "pass",
-            (true, Mode::Enforce) => "suppress",
-            (true, Mode::Shadow) => "would_suppress",
+            (true, true) => "suppress",
+            (true, false) => "would_suppress",
         };
         let mut triage = ObjectMap::new();
         triage.insert(KeyString::from("verdict"), Value::from(verdict));
@@ -305,5 +410,42 @@ mod tests {
                 .error("timeout")
                 .suppress
         );
+    }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::state::triage::VerdictSource;
+
+    #[test]
+    fn a_stricter_rule_lets_a_less_sure_noise_verdict_pass() {
+        let policy = Policy {
+            mode: Mode::Enforce,
+            min_confidence: 0.7,
+            on_error: OnError::Pass,
+        };
+        let stored = StoredVerdict {
+            verdict: Label::Noise,
+            confidence: 0.9,
+            reason: "r".into(),
+            source: VerdictSource::Llm,
+            model: "m".into(),
+            provider: None,
+            decided_at: Utc::now(),
+            expires_at: Utc::now(),
+        };
+        let base = policy.verdict(&stored);
+        assert!(base.suppresses());
+        let strict = Framing {
+            name: Some("strict".into()),
+            min_confidence: 0.95,
+            mode: Mode::Enforce,
+            canary_percent: 10.0,
+        };
+        let framed = strict.reframe(&base, "p");
+        assert!(!framed.suppresses(), "{:?}", framed.annotation());
     }
 }

@@ -33,6 +33,7 @@
 mod decision;
 mod neighbours;
 mod pending;
+mod policy;
 mod task;
 #[cfg(test)]
 mod tests;
@@ -46,7 +47,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use self::decision::{Mode, OnError, Policy};
+use self::decision::{Framing, Mode, OnError, Policy};
+use self::policy::RuleSettings;
 use self::task::{Fields, Settings, Triage};
 use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
@@ -169,10 +171,22 @@ pub struct LlmSuppressConfig {
     /// A noise verdict suppresses only with at least this confidence.
     #[serde(default = "default_min_confidence")]
     min_confidence: Fraction,
-    /// `enforce`, or `shadow`: decide and annotate, suppress nothing (not
-    /// even operators' suppressions).
+    /// `enforce`; `shadow`: decide and annotate, suppress nothing (not
+    /// even operators' suppressions); or `canary`: enforce the classifiers'
+    /// verdicts for `canary_percent` of the patterns (always the same
+    /// ones) and run the rest in shadow (see "Rolling out a new model").
     #[serde(default)]
     mode: Mode,
+    /// With `mode = "canary"`: the share of patterns, 0 to 100, whose
+    /// verdicts are enforced.
+    #[serde(default = "default_canary_percent")]
+    canary_percent: f64,
+    /// Per-category rules, tried in order on a pattern's first event; the
+    /// first whose `condition` holds decides, for the pattern, whether a
+    /// language model may be asked, which providers may answer, the
+    /// `min_confidence` and the `mode` (see "Per-category policy").
+    #[serde(default)]
+    policy: Vec<PolicyRuleConfig>,
     /// How long a verdict holds before the pattern is asked again, e.g.
     /// `"12h"`, `"30d"` (a plain number is seconds).
     #[serde(default = "default_verdict_ttl")]
@@ -184,6 +198,38 @@ pub struct LlmSuppressConfig {
     /// `.triage.source = "learned"`), never asked about, and new patterns
     /// close to a routine one later inherit that.
     learn_for: Option<Seconds>,
+}
+
+/// One `policy` rule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PolicyRuleConfig {
+    /// Its name, put in `.triage.policy` and the audit trail.
+    name: String,
+    /// The events of the category: a VRL condition, e.g.
+    /// `includes(["host", "resource"], .alert.labels.category)`.
+    #[schemars(with = "VrlCondition")]
+    condition: Spanned<String>,
+    /// `false`: the built-in rules and operators decide the category; no
+    /// language model is asked.
+    #[schemars(extend("x-default" = "`true`"))]
+    llm_allowed: Option<bool>,
+    /// The only providers (by name) that may answer for the category.
+    #[schemars(extend("x-default" = "every provider"))]
+    providers: Option<Vec<String>>,
+    /// As `min_confidence`, for the category.
+    #[schemars(extend("x-default" = "the transform's"))]
+    min_confidence: Option<Fraction>,
+    /// As `mode`, for the category.
+    #[schemars(extend("x-default" = "the transform's"))]
+    mode: Option<Mode>,
+    /// As `canary_percent`, for the category.
+    #[schemars(extend("x-default" = "the transform's"))]
+    canary_percent: Option<f64>,
+}
+
+fn default_canary_percent() -> f64 {
+    10.0
 }
 
 /// One provider of a chain (`providers`).
@@ -380,7 +426,10 @@ impl LlmSuppressConfig {
             )
             .for_option("local_required"));
         }
+        let (rules, framing) = self.policy_rules(cx, &engine)?;
         Ok(Settings {
+            rules,
+            framing,
             engine,
             local_required: condition(&self.local_required, "local_required")?,
             provider_backoff: self
@@ -421,6 +470,108 @@ impl LlmSuppressConfig {
                 None => None,
             },
         })
+    }
+
+    /// The `policy` rules, checked and compiled, and the transform's own
+    /// framing (`Some` for a canary).
+    fn policy_rules(
+        &self,
+        cx: &BuildContext,
+        engine: &Engine,
+    ) -> Result<(Vec<RuleSettings>, Option<Framing>), BuildError> {
+        let percent = |value: f64, option: &str| {
+            if (0.0..=100.0).contains(&value) {
+                Ok(value)
+            } else {
+                Err(BuildError::new(format!("`{option}` must be from 0 to 100")).for_option(option))
+            }
+        };
+        let canary_percent = percent(self.canary_percent, "canary_percent")?;
+        let own = Framing {
+            name: None,
+            min_confidence: self.min_confidence.get(),
+            mode: self.mode,
+            canary_percent,
+        };
+        let providers: Vec<String> = match engine {
+            Engine::Chain(members) => members.iter().map(|m| m.name.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let mut rules: Vec<RuleSettings> = Vec::new();
+        let mut catch_all: Option<&str> = None;
+        let mut conditions: Vec<(&str, String)> = Vec::new();
+        for (index, rule) in self.policy.iter().enumerate() {
+            let at = |option: &str| format!("policy[{index}].{option}");
+            let name = rule.name.trim();
+            if name.is_empty() {
+                return Err(BuildError::new("a policy rule needs a `name`").for_option(at("name")));
+            }
+            if self.policy[..index].iter().any(|r| r.name.trim() == name) {
+                return Err(BuildError::new(format!(
+                    "two policy rules are named `{name}`; names must be unique"
+                ))
+                .for_option(at("name")));
+            }
+            let text: String = rule.condition.get_ref().split_whitespace().collect();
+            if let Some(earlier) = catch_all {
+                return Err(BuildError::new(format!(
+                    "policy rule `{name}` can never match: rule `{earlier}` before it matches \
+                     every event (move it last, or narrow its condition)"
+                ))
+                .for_option(at("condition")));
+            }
+            if let Some((earlier, _)) = conditions.iter().find(|(_, c)| *c == text) {
+                return Err(BuildError::new(format!(
+                    "policy rule `{name}` can never match: rule `{earlier}` before it has the \
+                     same condition"
+                ))
+                .for_option(at("condition")));
+            }
+            if text == "true" {
+                catch_all = Some(name);
+            }
+            conditions.push((name, text));
+            if let Some(names) = &rule.providers {
+                if let Some(unknown) = names.iter().find(|n| !providers.contains(n)) {
+                    return Err(BuildError::new(format!(
+                        "policy rule `{name}` names provider `{unknown}`, which is not in the \
+                         chain (providers: {})",
+                        if providers.is_empty() {
+                            "none".to_string()
+                        } else {
+                            providers.join(", ")
+                        }
+                    ))
+                    .for_option(at("providers")));
+                }
+            }
+            let condition = compile_condition(
+                rule.condition.get_ref(),
+                VrlOrigin::Inline(rule.condition.span()),
+                &cx.file,
+                "condition",
+            )
+            .map_err(|e| e.for_option(at("condition")))?;
+            rules.push(RuleSettings {
+                condition: Arc::new(condition),
+                llm_allowed: rule.llm_allowed,
+                providers: rule.providers.as_ref().map(|n| Arc::from(n.clone())),
+                framing: Framing {
+                    name: Some(name.to_string()),
+                    min_confidence: rule
+                        .min_confidence
+                        .as_ref()
+                        .map_or(own.min_confidence, |f| f.get()),
+                    mode: rule.mode.unwrap_or(own.mode),
+                    canary_percent: match rule.canary_percent {
+                        Some(value) => percent(value, &at("canary_percent"))?,
+                        None => canary_percent,
+                    },
+                },
+            });
+        }
+        let framing = (self.mode == Mode::Canary).then_some(own);
+        Ok((rules, framing))
     }
 
     /// `timeout_secs` (of the transform or of one provider), checked.

@@ -19,9 +19,10 @@ use vrl::compiler::Program;
 use vrl::path::OwnedValuePath;
 use vrl::value::Value;
 
-use super::decision::{Decision, Policy};
+use super::decision::{Decision, Framing, Policy};
 use super::neighbours::{Neighbours, Why};
 use super::pending::Pending;
+use super::policy::{Framer, RuleSettings};
 use super::verdicts::{Lookup, Verdicts};
 use super::{Engine, SUPPRESSED};
 use crate::components::ComponentFuture;
@@ -68,6 +69,10 @@ pub struct Settings {
     pub always_alert: Option<Arc<Program>>,
     /// `local_required`.
     pub local_required: Option<Arc<Program>>,
+    /// `policy`.
+    pub rules: Vec<RuleSettings>,
+    /// The transform's own framing of decisions (a canary).
+    pub framing: Option<Framing>,
     /// `provider_backoff_secs`.
     pub provider_backoff: Duration,
     /// Secret masking for prompts.
@@ -133,6 +138,8 @@ struct Question {
     samples: Vec<Arc<str>>,
     /// `local_required` held for the first event.
     local_only: bool,
+    /// The providers its policy rule allows (`None`: any).
+    providers: Option<Arc<[String]>>,
 }
 
 struct Running {
@@ -151,6 +158,8 @@ struct Running {
     when: Option<VrlRunner>,
     llm_allowed: Option<VrlRunner>,
     local_required: Option<VrlRunner>,
+    /// `policy` rules and the canary: how decisions are framed per pattern.
+    framer: Framer,
     /// Decisions of the built-in rules for events kept from language
     /// models (`llm_allowed`), per pattern: the rules are deterministic, so
     /// they are made once, kept in memory only, and never stored as
@@ -182,7 +191,7 @@ struct Running {
     shutting_down: bool,
 }
 
-async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
+async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
     let members = match &settings.engine {
         Engine::Builtin => Vec::new(),
         Engine::Chain(members) => {
@@ -259,6 +268,10 @@ async fn run(settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
         when: settings.when.clone().map(VrlRunner::new),
         llm_allowed: settings.llm_allowed.clone().map(VrlRunner::new),
         local_required: settings.local_required.clone().map(VrlRunner::new),
+        framer: Framer::new(
+            std::mem::take(&mut settings.rules),
+            settings.framing.clone(),
+        ),
         by_rules: HashMap::new(),
         audit: Vec::new(),
         neighbours: Neighbours::default(),
@@ -398,28 +411,57 @@ impl Running {
             out.push(event);
             return;
         }
-        if self.llm_allowed.is_some()
-            && !matches(
-                &mut self.llm_allowed,
-                &mut event,
-                &self.metrics,
-                "llm_allowed",
-            )
+        // The pattern's policy rule, chosen on its first event.
+        let (rule_llm_allowed, rule_providers) = self
+            .framer
+            .rule_for(&pattern, &mut event, &self.metrics)
+            .map_or((None, None), |rule| {
+                (rule.llm_allowed, rule.providers.clone())
+            });
+        if rule_llm_allowed == Some(false)
+            || (self.llm_allowed.is_some()
+                && !matches(
+                    &mut self.llm_allowed,
+                    &mut event,
+                    &self.metrics,
+                    "llm_allowed",
+                ))
         {
-            let decision = self.decide_by_rules(pattern, &event, wall);
-            decision.apply(event, out, self.suppressed, &self.metrics);
+            let decision = self.decide_by_rules(pattern.clone(), &event, wall);
+            self.framer.apply(
+                &pattern,
+                &decision,
+                event,
+                out,
+                self.suppressed,
+                &self.metrics,
+            );
             return;
         }
         if matches!(self.verdicts.lookup(&pattern, wall, now), Lookup::Unknown) {
             if self.learning(now) && !self.severe(&event) {
                 let decision = self.learn(&pattern, &event, wall);
-                decision.apply(event, out, self.suppressed, &self.metrics);
+                self.framer.apply(
+                    &pattern,
+                    &decision,
+                    event,
+                    out,
+                    self.suppressed,
+                    &self.metrics,
+                );
                 return;
             }
             if self.inherit(&pattern, &event, wall, now).is_some()
                 && let Some((decision, _, _)) = self.inherited.get(&pattern)
             {
-                decision.apply(event, out, self.suppressed, &self.metrics);
+                self.framer.apply(
+                    &pattern,
+                    decision,
+                    event,
+                    out,
+                    self.suppressed,
+                    &self.metrics,
+                );
                 return;
             }
         }
@@ -429,17 +471,44 @@ impl Running {
                 if decision.suppresses() && !self.neighbours.contains(&pattern) {
                     let decision = decision.clone();
                     self.note_neighbour(&pattern, &event, Why::Verdict);
-                    decision.apply(event, out, self.suppressed, &self.metrics);
+                    self.framer.apply(
+                        &pattern,
+                        &decision,
+                        event,
+                        out,
+                        self.suppressed,
+                        &self.metrics,
+                    );
                 } else {
-                    decision.apply(event, out, self.suppressed, &self.metrics);
+                    self.framer.apply(
+                        &pattern,
+                        decision,
+                        event,
+                        out,
+                        self.suppressed,
+                        &self.metrics,
+                    );
                 }
             }
             Lookup::BackingOff(decision) => {
-                decision.apply(event, out, self.suppressed, &self.metrics);
+                self.framer.apply(
+                    &pattern,
+                    decision,
+                    event,
+                    out,
+                    self.suppressed,
+                    &self.metrics,
+                );
             }
             Lookup::Asking if self.shutting_down => {
-                self.shutdown
-                    .apply(event, out, self.suppressed, &self.metrics);
+                self.framer.apply(
+                    &pattern,
+                    &self.shutdown,
+                    event,
+                    out,
+                    self.suppressed,
+                    &self.metrics,
+                );
             }
             Lookup::Asking => {
                 if let Some(question) = questions.get_mut(&pattern)
@@ -454,15 +523,29 @@ impl Running {
             Lookup::Unknown => match &self.asker {
                 Asker::Builtin => {
                     let decision = self.decide_builtin(&pattern, &event, wall);
-                    decision.apply(event, out, self.suppressed, &self.metrics);
+                    self.framer.apply(
+                        &pattern,
+                        &decision,
+                        event,
+                        out,
+                        self.suppressed,
+                        &self.metrics,
+                    );
                 }
                 Asker::Chain(_) if self.shutting_down => {
-                    self.shutdown
-                        .apply(event, out, self.suppressed, &self.metrics);
+                    self.framer.apply(
+                        &pattern,
+                        &self.shutdown,
+                        event,
+                        out,
+                        self.suppressed,
+                        &self.metrics,
+                    );
                 }
                 Asker::Chain(_) => {
                     self.verdicts.asking(&pattern);
                     let mut question = self.question(&event);
+                    question.providers = rule_providers;
                     question.local_only = self.local_required.is_some()
                         && !matches!(
                             run_condition(&mut self.local_required, &mut event),
@@ -485,6 +568,7 @@ impl Running {
             level: text(event, &fields.level).unwrap_or_else(|| "unknown".into()),
             samples: message.map(Arc::from).into_iter().collect(),
             local_only: false,
+            providers: None,
         }
     }
 
@@ -707,6 +791,8 @@ impl Running {
             "verdict": stored.verdict.as_str(),
             "confidence": stored.confidence,
             "source": stored.source.as_str(),
+            "provider": stored.provider,
+            "policy": self.framer.policy_of(pattern),
         }))
     }
 
@@ -732,7 +818,7 @@ impl Running {
     }
 
     fn hold(&mut self, pattern: String, event: Event, now: Instant, out: &mut TransformOutput) {
-        if let Some((_, oldest)) = self.pending.hold(&pattern, event, now) {
+        if let Some((of, oldest)) = self.pending.hold(&pattern, event, now) {
             self.metrics.warn_limited(
                 "llm_pending_full",
                 &format_args!(
@@ -740,10 +826,12 @@ impl Running {
                     self.settings.max_pending
                 ),
             );
-            self.settings
+            let decision = self
+                .settings
                 .policy
-                .error("too many events waiting for verdicts (max_pending_events)")
-                .apply(oldest, out, self.suppressed, &self.metrics);
+                .error("too many events waiting for verdicts (max_pending_events)");
+            self.framer
+                .apply(&of, &decision, oldest, out, self.suppressed, &self.metrics);
         }
     }
 
@@ -766,7 +854,7 @@ impl Running {
         );
         let allowed = Allowed {
             local_only: question.local_only,
-            names: None,
+            names: question.providers.clone(),
         };
         let chain = Arc::clone(chain);
         // Also bounds a question that waits long for a concurrency slot.
@@ -822,7 +910,14 @@ impl Running {
                     self.note_neighbour(&pattern, first, Why::Verdict);
                 }
                 for event in held {
-                    decision.apply(event, out, self.suppressed, &self.metrics);
+                    self.framer.apply(
+                        &pattern,
+                        &decision,
+                        event,
+                        out,
+                        self.suppressed,
+                        &self.metrics,
+                    );
                 }
             }
             Err(error) => {
@@ -842,23 +937,44 @@ impl Running {
         let failed = self.verdicts.failed(pattern, reason, now);
         let decision = self.on_release(pattern, &failed);
         for event in self.pending.take(pattern) {
-            decision.apply(event, out, self.suppressed, &self.metrics);
+            self.framer.apply(
+                pattern,
+                &decision,
+                event,
+                out,
+                self.suppressed,
+                &self.metrics,
+            );
         }
     }
 
     fn release_expired(&mut self, out: &mut TransformOutput) {
         let timed_out = self.timed_out.clone();
         for (pattern, event) in self.pending.expired(Instant::now()) {
-            self.on_release(&pattern, &timed_out)
-                .apply(event, out, self.suppressed, &self.metrics);
+            let decision = self.on_release(&pattern, &timed_out);
+            self.framer.apply(
+                &pattern,
+                &decision,
+                event,
+                out,
+                self.suppressed,
+                &self.metrics,
+            );
         }
     }
 
     fn release_all(&mut self, out: &mut TransformOutput) {
         let shutdown = self.shutdown.clone();
         for (pattern, event) in self.pending.drain() {
-            self.on_release(&pattern, &shutdown)
-                .apply(event, out, self.suppressed, &self.metrics);
+            let decision = self.on_release(&pattern, &shutdown);
+            self.framer.apply(
+                &pattern,
+                &decision,
+                event,
+                out,
+                self.suppressed,
+                &self.metrics,
+            );
         }
     }
 

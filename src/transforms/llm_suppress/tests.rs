@@ -877,3 +877,127 @@ async fn a_suppression_made_while_a_question_is_pending_applies_to_the_held_even
     assert_eq!(fake.calls(), 1);
     h.finish().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn policy_rules_keep_a_category_from_models_and_set_its_own_confidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::by_template(SECOND);
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"\n\
+         policy = [\n\
+         { name = \"hosts\", condition = '.host_alert == true', llm_allowed = false },\n\
+         { name = \"strict\", condition = '.pattern.level == \"debug\"', min_confidence = 0.95 },\n\
+         ]",
+        Some(Arc::clone(&fake)),
+        dir.path(),
+    );
+    let mut host = templated("noise-host", "info", "disk noise on volume <*> of host <*>");
+    host.insert_field("message", "h");
+    host.insert_field("host_alert", true);
+    let mut debug = templated("noise-debug", "debug", "cache trace noise for key <*>");
+    debug.insert_field("message", "d");
+    let mut other = templated("noise-other", "info", "user <*> logged in noise from <*>");
+    other.insert_field("message", "o");
+    h.send(vec![host, debug, other]).await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(fake.calls(), 2, "the hosts category never reaches a model");
+    let passed = h.take(None);
+    let suppressed = h.take(Some("suppressed"));
+    let by_message = |events: &[Event], message: &str| {
+        events
+            .iter()
+            .find(|e| e.get_field("message") == Some(&Value::from(message)))
+            .cloned()
+    };
+    let host = by_message(&passed, "h")
+        .or_else(|| by_message(&suppressed, "h"))
+        .expect("the host event");
+    assert_eq!(triage(&host, "policy"), Value::from("hosts"));
+    assert_eq!(triage(&host, "source"), Value::from("builtin"));
+    // Noise at 0.9: under `strict` (0.95) it passes, elsewhere (0.7) not.
+    let debug = by_message(&passed, "d").unwrap_or_else(|| {
+        panic!(
+            "passes under its stricter rule: {:?}",
+            by_message(&suppressed, "d").and_then(|e| e.get_field("triage").cloned())
+        )
+    });
+    assert_eq!(triage(&debug, "policy"), Value::from("strict"));
+    assert_eq!(triage(&debug, "action"), Value::from("pass"));
+    let other = by_message(&suppressed, "o").expect("suppressed by the transform's own policy");
+    assert_eq!(triage(&other, "policy"), Value::Null);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_enforces_the_verdicts_of_its_share_of_patterns_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _) = start(
+        "provider = \"openai\"\nmodel = \"m\"\nmode = \"canary\"\ncanary_percent = 30\nmax_concurrency = 64\nrequests_per_minute = 0\nmax_requests_per_hour = 0",
+        Some(Fake::by_template(Duration::from_millis(10))),
+        dir.path(),
+    );
+    let ids: Vec<String> = (0..300).map(|i| format!("noise-{i}")).collect();
+    h.send(ids.iter().map(|id| event(id, "info", id)).collect())
+        .await;
+    tokio::time::sleep(2 * SECOND).await;
+    let suppressed = h.take(Some("suppressed"));
+    let passed = h.take(None);
+    assert_eq!(suppressed.len() + passed.len(), ids.len());
+    for event in &passed {
+        assert_eq!(triage(event, "action"), Value::from("would_suppress"));
+        assert_eq!(triage(event, "canary"), Value::from(false));
+    }
+    for event in &suppressed {
+        assert_eq!(
+            triage(event, "canary"),
+            Value::from(true),
+            "{:?}",
+            event.get_field("triage")
+        );
+    }
+    let enforced: std::collections::BTreeSet<String> = suppressed
+        .iter()
+        .map(|e| {
+            e.get_field("message")
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<String> = ids
+        .iter()
+        .filter(|id| super::decision::in_canary(id, 30.0))
+        .cloned()
+        .collect();
+    assert_eq!(enforced, expected, "the canary is the stable hash's share");
+    let share = enforced.len() as f64 / ids.len() as f64 * 100.0;
+    assert!((share - 30.0).abs() <= 6.0, "{share}% enforced");
+    h.finish().await;
+}
+
+#[test]
+fn a_policy_rule_that_can_never_match_is_a_config_error() {
+    let error = |options: &str| build_error::<LlmSuppressConfig>(options);
+    let shadowed = error(
+        "policy = [\n{ name = \"all\", condition = 'true' },\n{ name = \"hosts\", condition = '.host == \"a\"' },\n]",
+    );
+    assert!(shadowed.contains("`hosts` can never match"), "{shadowed}");
+    assert!(shadowed.contains("`all`"), "{shadowed}");
+    let twice = error(
+        "policy = [\n{ name = \"a\", condition = '.x == 1' },\n{ name = \"b\", condition = '.x  ==  1' },\n]",
+    );
+    assert!(twice.contains("same condition"), "{twice}");
+    let unknown = error(
+        "provider = \"openai\"\nmodel = \"m\"\npolicy = [{ name = \"a\", condition = 'true', providers = [\"nope\"] }]",
+    );
+    assert!(unknown.contains("provider `nope`"), "{unknown}");
+    assert!(error("canary_percent = 150").contains("from 0 to 100"));
+    assert!(
+        error("local_required = 'true'").contains("`local = true`"),
+        "local_required needs a local provider"
+    );
+    let both = error(
+        "model = \"m\"\nproviders = [{ name = \"a\", provider = \"openai\", model = \"m\" }]",
+    );
+    assert!(both.contains("set per provider"), "{both}");
+}
