@@ -531,19 +531,19 @@ impl LlmSuppressConfig {
                 catch_all = Some(name);
             }
             conditions.push((name, text));
-            if let Some(names) = &rule.providers {
-                if let Some(unknown) = names.iter().find(|n| !providers.contains(n)) {
-                    return Err(BuildError::new(format!(
-                        "policy rule `{name}` names provider `{unknown}`, which is not in the \
+            if let Some(names) = &rule.providers
+                && let Some(unknown) = names.iter().find(|n| !providers.contains(n))
+            {
+                return Err(BuildError::new(format!(
+                    "policy rule `{name}` names provider `{unknown}`, which is not in the \
                          chain (providers: {})",
-                        if providers.is_empty() {
-                            "none".to_string()
-                        } else {
-                            providers.join(", ")
-                        }
-                    ))
-                    .for_option(at("providers")));
-                }
+                    if providers.is_empty() {
+                        "none".to_string()
+                    } else {
+                        providers.join(", ")
+                    }
+                ))
+                .for_option(at("providers")));
             }
             let condition = compile_condition(
                 rule.condition.get_ref(),
