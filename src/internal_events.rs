@@ -450,6 +450,18 @@ impl ComponentMetrics {
         metrics::counter!("llm_verdicts_total", &labels).increment(1);
     }
 
+    /// Counts a compared provider's answer (`compare`): `agree`,
+    /// `disagree` with the deciding verdict, `failed` (no verdict), or
+    /// `undecided` (the deciding question failed).
+    pub fn llm_comparison(&self, provider: &str, result: &'static str) {
+        let labels = with(
+            &with(&labels(&self.key), "provider", provider),
+            "result",
+            result,
+        );
+        metrics::counter!("llm_comparisons_total", &labels).increment(1);
+    }
+
     /// Counts events decided by a stored verdict.
     pub fn llm_cache_hits(&self, events: u64) {
         if events > 0 {

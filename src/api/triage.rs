@@ -27,7 +27,9 @@ use super::{ApiError, ApiState, authorize};
 use crate::options::duration::parse_duration;
 use crate::shared::Shared;
 use crate::state::patterns::load_spaces;
-use crate::state::triage::{StoredVerdict, Suppression, load_verdicts};
+use crate::state::triage::{
+    Comparison, StoredVerdict, Suppression, load_comparisons, load_verdicts,
+};
 use crate::suppressions::{Changed, NewSuppression, SuppressionError};
 
 /// The body of `POST /api/v1/suppressions`.
@@ -186,7 +188,19 @@ pub(super) struct PatternRow {
     last_seen: Option<String>,
     /// Verdicts by `llm_suppress` transform.
     verdicts: BTreeMap<String, VerdictRow>,
+    /// What providers asked only to compare (`compare`) said.
+    comparisons: Vec<ComparisonRow>,
     suppression: Option<Suppression>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ComparisonRow {
+    /// The `llm_suppress` transform.
+    component: String,
+    #[serde(flatten)]
+    comparison: Comparison,
+    /// Whether it agrees with the verdict that decided.
+    agrees: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,6 +284,16 @@ fn patterns(shared: &Shared) -> Result<Vec<PatternRow>, ApiError> {
                 expired,
             },
         );
+    }
+    for saved in load_comparisons(&store, None).map_err(internal)? {
+        let agrees = saved.comparison.agrees();
+        row(&mut rows, &saved.pattern_id)
+            .comparisons
+            .push(ComparisonRow {
+                component: saved.component,
+                comparison: saved.comparison,
+                agrees,
+            });
     }
     for suppression in shared.suppressions.list().map_err(internal)? {
         let id = suppression.pattern_id.clone();

@@ -125,6 +125,18 @@ impl Chain {
             .collect()
     }
 
+    /// Whether any provider may answer a question with `allowed` (in
+    /// service or not).
+    pub fn may_answer(&self, allowed: &Allowed) -> bool {
+        self.members.iter().any(|slot| {
+            (!allowed.local_only || slot.member.local)
+                && allowed
+                    .names
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&slot.member.name))
+        })
+    }
+
     /// Whether the named provider is in service now.
     pub fn is_up(&self, name: &str) -> bool {
         self.members

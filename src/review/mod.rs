@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::llm::{Masker, Prompt, builtin};
 use crate::patterns::Level;
 use crate::state::patterns::{load_fields, load_spaces};
-use crate::state::triage::{Label, load_suppressions, load_verdicts};
+use crate::state::triage::{Label, load_comparisons, load_suppressions, load_verdicts};
 use crate::state::{StateError, StateStore};
 
 /// Where checkpoints are kept, per space.
@@ -201,6 +201,32 @@ pub struct Digest {
     pub since: Option<DateTime<Utc>>,
     /// Per space.
     pub spaces: Vec<SpaceDigest>,
+    /// Patterns on which a provider asked only to compare (`compare`)
+    /// disagrees with the verdict that decided.
+    #[serde(default)]
+    pub divergences: Vec<Divergence>,
+}
+
+/// A pattern where a compared provider and the deciding one disagree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The `llm_suppress` transform.
+    pub component: String,
+    /// The pattern.
+    pub pattern_id: String,
+    /// The compared provider, its verdict (`unknown`: it gave none) and its
+    /// reason.
+    pub provider: String,
+    /// Its verdict.
+    pub verdict: String,
+    /// Its reason.
+    pub reason: String,
+    /// Who decided, the verdict and the reason.
+    pub decided_by: String,
+    /// The deciding verdict.
+    pub decided: String,
+    /// Its reason.
+    pub decided_reason: String,
 }
 
 /// The id of a suggestion: stable for a kind and a pattern.
@@ -381,10 +407,28 @@ pub fn review(store: &StateStore, now: DateTime<Utc>, commit: bool) -> Result<Di
         store.write(CHECKPOINTS, &put, &[])?;
         keep(store, spaces.iter().flat_map(|s| &s.suggestions))?;
     }
+    let divergences = load_comparisons(store, None)?
+        .into_iter()
+        .filter(|saved| !saved.comparison.agrees())
+        .map(|saved| {
+            let c = saved.comparison;
+            Divergence {
+                component: saved.component,
+                pattern_id: saved.pattern_id,
+                provider: c.provider,
+                verdict: c.verdict.map_or("unknown", Label::as_str).to_string(),
+                reason: c.reason,
+                decided_by: c.decided_by.unwrap_or_else(|| "?".into()),
+                decided: c.decided.as_str().to_string(),
+                decided_reason: c.decided_reason,
+            }
+        })
+        .collect();
     Ok(Digest {
         at: now,
         since,
         spaces,
+        divergences,
     })
 }
 
@@ -575,6 +619,22 @@ pub fn render(digest: &Digest) -> String {
     }
     if quiet > 0 {
         out.push_str(&format!("\n({quiet} space(s) without changes)\n"));
+    }
+    if !digest.divergences.is_empty() {
+        out.push_str("\nWhere compared providers disagree with the verdict that decided:\n");
+        for d in &digest.divergences {
+            out.push_str(&format!(
+                "  {} ({}): {} says {} ({}); {} decided {} ({})\n",
+                shown(&d.pattern_id),
+                shown(&d.component),
+                shown(&d.provider),
+                d.verdict,
+                shown(&cut(&d.reason, 80)),
+                shown(&d.decided_by),
+                d.decided,
+                shown(&cut(&d.decided_reason, 80)),
+            ));
+        }
     }
     out
 }

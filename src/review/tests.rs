@@ -180,6 +180,7 @@ fn a_digest_shows_control_characters_visibly_and_skips_quiet_spaces() {
                 ..SpaceDigest::default()
             },
         ],
+        divergences: Vec::new(),
     };
     let text = render(&digest);
     assert!(!text.contains('\u{1b}'), "{text:?}");

@@ -138,6 +138,96 @@ pub fn load_verdicts(
     Ok(verdicts)
 }
 
+/// Where verdicts of providers asked only to compare (`compare`) are kept:
+/// `<component id>/<pattern id>/<provider>`.
+pub const COMPARISONS: &str = "verdict_comparisons";
+
+/// What a provider asked only to compare answered, beside the verdict that
+/// decided: for rolling out a model, never for deciding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The compared provider's name in the chain.
+    pub provider: String,
+    /// Its `kind/model`.
+    pub model: String,
+    /// Its verdict; `None` when it gave none (then `reason` says why).
+    pub verdict: Option<Label>,
+    /// Its confidence.
+    pub confidence: Option<f64>,
+    /// Its reason, or why it gave no verdict.
+    pub reason: String,
+    /// The deciding verdict.
+    pub decided: Label,
+    /// Who decided (the deciding provider's name).
+    pub decided_by: Option<String>,
+    /// The deciding verdict's reason.
+    pub decided_reason: String,
+    /// When the comparison was made.
+    pub at: DateTime<Utc>,
+}
+
+impl Comparison {
+    /// Whether both verdicts agree (`false` when the compared provider gave
+    /// none).
+    pub fn agrees(&self) -> bool {
+        self.verdict == Some(self.decided)
+    }
+}
+
+/// A comparison as saved, with its place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedComparison {
+    /// The `llm_suppress` transform.
+    pub component: String,
+    /// The pattern.
+    pub pattern_id: String,
+    /// What was compared.
+    pub comparison: Comparison,
+}
+
+/// Saves comparisons of `component` (`(pattern id, comparison)`), one
+/// transaction, replacing a provider's earlier one for the same pattern.
+pub fn save_comparisons(
+    store: &StateStore,
+    component: &str,
+    comparisons: &[(String, Comparison)],
+) -> Result<(), StateError> {
+    let mut put = Vec::with_capacity(comparisons.len());
+    for (pattern, comparison) in comparisons {
+        let bytes =
+            serde_json::to_vec(comparison).map_err(|e| StateError::Storage(e.to_string()))?;
+        put.push((
+            format!("{component}/{pattern}/{}", comparison.provider),
+            bytes,
+        ));
+    }
+    store.write(COMPARISONS, &put, &[])
+}
+
+/// The comparisons kept, of one transform or of all.
+pub fn load_comparisons(
+    store: &StateStore,
+    component: Option<&str>,
+) -> Result<Vec<SavedComparison>, StateError> {
+    let prefix = component.map(|c| format!("{c}/")).unwrap_or_default();
+    let mut saved = Vec::new();
+    for (key, bytes) in store.scan(COMPARISONS, &prefix)? {
+        let mut parts = key.splitn(3, '/');
+        let (Some(component), Some(pattern_id)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(comparison) => saved.push(SavedComparison {
+                component: component.to_string(),
+                pattern_id: pattern_id.to_string(),
+                comparison,
+            }),
+            Err(error) => tracing::warn!("skipping unreadable comparison `{key}`: {error}"),
+        }
+    }
+    Ok(saved)
+}
+
 /// Saves and deletes verdicts of `component` in one transaction.
 pub fn save_verdicts<'a>(
     store: &StateStore,

@@ -654,11 +654,6 @@ impl Running {
             })
             .collect();
         let interrupted = !self.await_sources(&sources).await;
-        if interrupted {
-            report
-                .warnings
-                .push("howl began shutting down during the reload; no source was started".into());
-        }
 
         // 2. Transforms and sinks that go or change are detached.
         let mut handing: Vec<(String, ComponentKind)> = Vec::new();
@@ -842,6 +837,15 @@ impl Running {
             .map(|(id, _)| id.clone())
             .collect();
         self.nodes = new_nodes;
+        if interrupted || self.stop.is_cancelled() {
+            // Not applied: what changed was stopped, and howl is stopping.
+            let mut reasons = vec![format!(
+                "howl began shutting down during the reload; it stopped what changed ({report}) \
+                 and started no source again"
+            )];
+            reasons.append(&mut report.warnings);
+            return Err(ReloadRefused(reasons));
+        }
         Ok(report)
     }
 

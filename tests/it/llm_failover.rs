@@ -149,6 +149,20 @@ async fn events_that_must_stay_local_never_reach_a_remote_provider() {
     let config = write(dir.path(), "a.toml", &topology(api, http, &triage));
     let _howl = Running::start(dir.path(), &config, api, &[]).await;
 
+    // Two events of one pattern in one batch, the second sensitive: its
+    // line would be a sample of the pattern's question, so the question
+    // stays local.
+    post(
+        http,
+        json!([
+            event("s0", "login ok for user bob", false),
+            event("s0", "login ok for user PATIENT-4711", true),
+        ]),
+    )
+    .await;
+    let first = passed(dir.path(), "login ok for user bob").await;
+    assert_eq!(first["triage"]["provider"], "local", "{first}");
+
     post(
         http,
         event("s1", "payment card declined for account 42", true),
@@ -186,4 +200,101 @@ async fn events_that_must_stay_local_never_reach_a_remote_provider() {
             "sensitive text reached the cloud: {text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compared_provider_never_decides_and_its_disagreements_are_listed() {
+    let (primary, candidate) = (FakeLlm::start().await, FakeLlm::start().await);
+    candidate.set_contrary(true);
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http, dead) = (free_port(), free_port(), free_port());
+    // First in the chain: a provider that refuses connections, with a long
+    // timeout. The chain must not wait it out.
+    let triage = format!(
+        "providers = [\n\
+         {{ name = \"gone\", provider = \"openai\", endpoint = \"http://127.0.0.1:{dead}/v1\", model = \"g\", timeout_secs = 10 }},\n\
+         {{ name = \"primary\", provider = \"openai\", endpoint = \"{}/v1\", model = \"m1\" }},\n\
+         {{ name = \"candidate\", provider = \"ollama\", endpoint = \"{}\", model = \"m2\" }},\n\
+         ]\ncompare = [\"candidate\"]\n",
+        primary.base, candidate.base
+    );
+    let config = write(dir.path(), "a.toml", &topology(api, http, &triage));
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+
+    let started = std::time::Instant::now();
+    post(http, event("c1", "GET /healthz 200", false)).await;
+    let suppressed_path = dir.path().join("suppressed.jsonl");
+    let noise = wait_for(
+        "the health check suppressed",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&suppressed_path)
+                .ok()?
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|e| e["message"] == "GET /healthz 200")
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refused connection must not cost its timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        noise["triage"]["provider"], "primary",
+        "the candidate never decides: {noise}"
+    );
+    post(http, event("c2", "disk full on db-1", false)).await;
+    passed(dir.path(), "disk full on db-1").await;
+
+    // Both disagreements are listed, with both verdicts and reasons.
+    let mut compared: Vec<Value> = Vec::new();
+    for _ in 0..200 {
+        let rows: Vec<Value> = client()
+            .get(format!("{}/api/v1/patterns", howl.api))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        compared = rows
+            .into_iter()
+            .filter(|r| r["comparisons"].as_array().is_some_and(|c| !c.is_empty()))
+            .collect();
+        if compared.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(compared.len(), 2, "{compared:?}");
+    for row in &compared {
+        let comparison = &row["comparisons"][0];
+        assert_eq!(comparison["provider"], "candidate", "{row}");
+        assert_eq!(comparison["decided_by"], "primary", "{row}");
+        assert_eq!(comparison["agrees"], false, "{row}");
+        assert_ne!(comparison["verdict"], comparison["decided"], "{row}");
+    }
+    let review: Value = client()
+        .get(format!("{}/api/v1/review", howl.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = review["text"].as_str().unwrap_or_default();
+    assert!(text.contains("compared providers disagree"), "{text}");
+    assert!(text.contains("candidate says"), "{text}");
+    let metrics = howl.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "llm_comparisons_total",
+            &["provider=\"candidate\"", "result=\"disagree\""]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
 }

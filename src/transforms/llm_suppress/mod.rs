@@ -93,6 +93,12 @@ pub struct LlmSuppressConfig {
     /// the top level).
     #[serde(default)]
     providers: Vec<ProviderConfig>,
+    /// Providers of `providers`, by name, asked every question only to
+    /// compare: their verdicts are kept beside the deciding one, with no
+    /// effect, and `howl review` and `GET /api/v1/patterns` show where they
+    /// differ (see "Rolling out a new model"). They never decide.
+    #[serde(default)]
+    compare: Vec<String>,
     /// Events for which this condition is true may only go to providers
     /// marked `local = true`; when none of them is in service, `on_error`
     /// decides, never a remote provider. A condition that fails counts as
@@ -303,6 +309,8 @@ struct RemoteLimits {
     concurrency: NonZeroUsize,
 }
 
+/// The most providers in a chain.
+const MAX_PROVIDERS: usize = 16;
 const DEFAULT_MAX_TOKENS: NonZeroU32 = NonZeroU32::new(200).unwrap();
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: NonZeroUsize = NonZeroUsize::new(4).unwrap();
@@ -370,6 +378,8 @@ pub struct MemberSettings {
     pub local: bool,
     /// Its budget: per minute, per hour.
     pub budget: (u64, u64),
+    /// Asked only to compare (`compare`), never to decide.
+    pub compare: bool,
 }
 
 impl TransformConfig for LlmSuppressConfig {
@@ -589,6 +599,12 @@ impl LlmSuppressConfig {
     /// The classifiers the options describe.
     fn engine(&self, decision_timeout: Duration) -> Result<Engine, BuildError> {
         if self.providers.is_empty() {
+            if !self.compare.is_empty() {
+                return Err(BuildError::new(
+                    "`compare` names providers of `providers`; list the providers there",
+                )
+                .for_option("compare"));
+            }
             return self.single_engine(decision_timeout);
         }
         let per_provider = [
@@ -612,12 +628,32 @@ impl LlmSuppressConfig {
             ))
             .for_option(option));
         }
+        if self.providers.len() > MAX_PROVIDERS {
+            return Err(BuildError::new(format!(
+                "{} providers: a chain takes at most {MAX_PROVIDERS} (each one down costs its \
+                 timeout before the next is asked)",
+                self.providers.len()
+            ))
+            .for_option("providers"));
+        }
         let mut members = Vec::new();
+        let last = self.providers.len() - 1;
         for (index, provider) in self.providers.iter().enumerate() {
             let at = |option: &str| format!("providers[{index}].{option}");
             let name = provider.name.trim();
             if name.is_empty() {
                 return Err(BuildError::new("a provider needs a `name`").for_option(at("name")));
+            }
+            if name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(BuildError::new(format!(
+                    "provider name {name:?}: use at most 64 letters, digits, `-`, `_` or `.` (it \
+                     names the provider in logs, metrics and the audit trail)"
+                ))
+                .for_option(at("name")));
             }
             if members.iter().any(|m: &MemberSettings| m.name == name) {
                 return Err(BuildError::new(format!(
@@ -633,20 +669,22 @@ impl LlmSuppressConfig {
                 RemoteLimits {
                     timeout: self
                         .timeout_or_default(&at("timeout_secs"), provider.timeout_secs.as_ref())?,
-                    // A chain moves on to the next provider: one provider's
-                    // retries stop after its own timeout, not the question's.
-                    deadline: decision_timeout.min(
-                        provider
-                            .timeout_secs
-                            .as_ref()
-                            .map_or(DEFAULT_TIMEOUT, Seconds::get),
-                    ),
+                    // A chain moves on to the next provider at once: each
+                    // but the last gets one attempt (a refused connection
+                    // or a 503 costs no retries); the last retries as a
+                    // single provider does, until the decision timeout.
+                    deadline: if index == last {
+                        decision_timeout
+                    } else {
+                        Duration::ZERO
+                    },
                     max_tokens: provider.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
                     concurrency: provider.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
                 },
                 &|option| at(option),
             )?;
             members.push(MemberSettings {
+                compare: self.compare.iter().any(|c| c == name),
                 name: name.to_string(),
                 local: provider.local || remote.is_none(),
                 remote,
@@ -655,6 +693,22 @@ impl LlmSuppressConfig {
                     provider.max_requests_per_hour.unwrap_or(DEFAULT_PER_HOUR),
                 ),
             });
+        }
+        if let Some(unknown) = self
+            .compare
+            .iter()
+            .find(|c| !members.iter().any(|m| m.name == **c))
+        {
+            return Err(BuildError::new(format!(
+                "`compare` names `{unknown}`, which is not in `providers`"
+            ))
+            .for_option("compare"));
+        }
+        if members.iter().all(|m| m.compare) {
+            return Err(BuildError::new(
+                "every provider is in `compare`: at least one must decide",
+            )
+            .for_option("compare"));
         }
         Ok(Engine::Chain(members))
     }
@@ -679,6 +733,7 @@ impl LlmSuppressConfig {
             return Ok(Engine::Builtin);
         };
         Ok(Engine::Chain(vec![MemberSettings {
+            compare: false,
             name: self.provider.as_str().to_string(),
             remote: Some(remote),
             local: false,

@@ -37,7 +37,7 @@ use crate::shared::LinkSigner;
 use crate::state::StateStore;
 use crate::state::audit::AuditRecord;
 use crate::state::triage::OperatorAction;
-use crate::state::triage::{StoredVerdict, VerdictSource};
+use crate::state::triage::{Comparison, StoredVerdict, VerdictSource, save_comparisons};
 use crate::suppressions::{Silencer, Snapshot, Suppressions};
 use crate::vrl_program::VrlRunner;
 
@@ -129,6 +129,10 @@ const SUPPRESS_URL: &str = "suppress_url";
 /// What a finished question hands back.
 type Asked = (String, Result<Answered, String>);
 
+/// What a provider asked only to compare answered: the pattern, the
+/// provider's name, and its answer.
+type Compared = (String, String, Result<Answered, String>);
+
 /// What a new question says about its pattern: the first event's template
 /// and level, and samples gathered from the same batch (questions start
 /// once the batch is handled, in the order their patterns appeared).
@@ -185,6 +189,14 @@ struct Running {
     always_alert: Option<VrlRunner>,
     questions: JoinSet<Asked>,
     asking: HashMap<Id, String>,
+    /// Providers asked only to compare (`compare`).
+    comparers: Vec<Arc<Chain>>,
+    /// Their questions in flight.
+    comparisons: JoinSet<Compared>,
+    /// Their answers for patterns whose deciding verdict is still awaited.
+    waiting_comparisons: HashMap<String, Vec<Compared>>,
+    /// Comparisons to save with the next save.
+    compared: Vec<(String, Comparison)>,
     store: Arc<StateStore>,
     metrics: Arc<ComponentMetrics>,
     suppressed: DropRoute,
@@ -192,6 +204,7 @@ struct Running {
 }
 
 async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
+    let mut comparing = Vec::new();
     let members = match &settings.engine {
         Engine::Builtin => Vec::new(),
         Engine::Chain(members) => {
@@ -204,13 +217,18 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
                     ),
                     None => (Arc::new(BuiltinClassifier), BUILTIN_MODEL.to_string()),
                 };
-                connected.push(Member {
+                let connected_member = Member {
                     name: member.name.clone(),
                     model,
                     local: member.local,
                     classifier,
                     budget: Budget::new(member.budget.0, member.budget.1),
-                });
+                };
+                if member.compare {
+                    comparing.push(connected_member);
+                } else {
+                    connected.push(connected_member);
+                }
             }
             connected
         }
@@ -234,9 +252,22 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
             settings.provider_backoff,
             Arc::clone(&cx.metrics),
         ));
-        tokio::spawn(Arc::clone(&chain).check_health(health));
+        tokio::spawn(Arc::clone(&chain).check_health(health.clone()));
         Asker::Chain(chain)
     };
+    // Providers asked only to compare: a chain of one each.
+    let comparers: Vec<Arc<Chain>> = comparing
+        .into_iter()
+        .map(|member| {
+            let chain = Arc::new(Chain::new(
+                vec![member],
+                settings.provider_backoff,
+                Arc::clone(&cx.metrics),
+            ));
+            tokio::spawn(Arc::clone(&chain).check_health(health.clone()));
+            chain
+        })
+        .collect();
     let models = match &asker {
         Asker::Builtin => vec![BUILTIN_MODEL.to_string()],
         Asker::Chain(chain) => chain.models(),
@@ -289,6 +320,10 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
         always_alert: settings.always_alert.clone().map(VrlRunner::new),
         questions: JoinSet::new(),
         asking: HashMap::new(),
+        comparers,
+        comparisons: JoinSet::new(),
+        waiting_comparisons: HashMap::new(),
+        compared: Vec::new(),
         store,
         metrics: Arc::clone(&cx.metrics),
         suppressed: DropRoute::new(&cx.outputs, SUPPRESSED),
@@ -317,6 +352,9 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
             Some(joined) = running.questions.join_next_with_id(), if !running.questions.is_empty() => {
                 running.answered(joined, &mut out);
             }
+            Some(Ok(compared)) = running.comparisons.join_next(), if !running.comparisons.is_empty() => {
+                running.compared(compared);
+            }
             () = expiry => running.release_expired(&mut out),
             batch = cx.input.recv(), if input_open => match batch {
                 Some(events) => running.handle_batch(events, &mut out),
@@ -328,6 +366,7 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
         cx.outputs.send(out).await;
     }
     running.questions.abort_all();
+    running.comparisons.abort_all();
     running.save();
     Ok(())
 }
@@ -511,12 +550,25 @@ impl Running {
                 );
             }
             Lookup::Asking => {
-                if let Some(question) = questions.get_mut(&pattern)
-                    && question.samples.len() < MAX_SAMPLES
-                    && let Some(sample) = text(&event, &self.settings.fields.message)
-                    && !question.samples.iter().any(|s| **s == *sample)
-                {
-                    question.samples.push(Arc::from(sample));
+                if let Some(question) = questions.get_mut(&pattern) {
+                    // This event's line may become a sample of a question
+                    // not sent yet: if it must stay local, so must the
+                    // question.
+                    if self.local_required.is_some()
+                        && !question.local_only
+                        && !matches!(
+                            run_condition(&mut self.local_required, &mut event),
+                            Ok(false)
+                        )
+                    {
+                        question.local_only = true;
+                    }
+                    if question.samples.len() < MAX_SAMPLES
+                        && let Some(sample) = text(&event, &self.settings.fields.message)
+                        && !question.samples.iter().any(|s| **s == *sample)
+                    {
+                        question.samples.push(Arc::from(sample));
+                    }
                 }
                 self.hold(pattern, event, now, out);
             }
@@ -859,6 +911,22 @@ impl Running {
         let chain = Arc::clone(chain);
         // Also bounds a question that waits long for a concurrency slot.
         let limit = self.settings.question_limit;
+        for comparer in &self.comparers {
+            if !comparer.may_answer(&allowed) {
+                continue;
+            }
+            let (comparer, prompt, allowed) =
+                (Arc::clone(comparer), prompt.clone(), allowed.clone());
+            let (pattern, name) = (pattern.clone(), comparer.names().join(","));
+            self.comparisons.spawn(async move {
+                let answer =
+                    match tokio::time::timeout(limit, comparer.ask(&prompt, &allowed)).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(LlmError::Deadline(limit).to_string()),
+                    };
+                (pattern, name, answer)
+            });
+        }
         let name = pattern.clone();
         let handle = self.questions.spawn(async move {
             let answer = match tokio::time::timeout(limit, chain.ask(&prompt, &allowed)).await {
@@ -900,6 +968,10 @@ impl Running {
                 let mut stored =
                     self.stored(answered.answer.verdict, source, answered.model, Utc::now());
                 stored.provider = Some(answered.provider);
+                let waiting = self
+                    .waiting_comparisons
+                    .remove(&pattern)
+                    .unwrap_or_default();
                 self.audit.push(self.record("verdict", &pattern, &stored));
                 let verdict = self.verdicts.decided(&pattern, stored);
                 let decision = self.on_release(&pattern, &verdict);
@@ -919,6 +991,9 @@ impl Running {
                         &self.metrics,
                     );
                 }
+                for compared in waiting {
+                    self.compared(compared);
+                }
             }
             Err(error) => {
                 self.metrics.error(
@@ -929,6 +1004,50 @@ impl Running {
                 self.fail(&pattern, &error, now, out);
             }
         }
+    }
+
+    /// A compared provider's answer: kept beside the deciding verdict (or
+    /// held until that arrives), counted as agreeing or not.
+    fn compared(&mut self, (pattern, provider, answer): Compared) {
+        let Some(decided) = self.verdicts.stored(&pattern).cloned() else {
+            if self.verdicts.is_asking(&pattern) {
+                self.waiting_comparisons
+                    .entry(pattern.clone())
+                    .or_default()
+                    .push((pattern, provider, answer));
+            } else {
+                // The deciding question failed: nothing to compare with.
+                self.metrics.llm_comparison(&provider, "undecided");
+            }
+            return;
+        };
+        let (model, verdict, confidence, reason) = match answer {
+            Ok(answered) => (
+                answered.model,
+                Some(answered.answer.verdict.label),
+                Some(answered.answer.verdict.confidence),
+                answered.answer.verdict.reason,
+            ),
+            Err(error) => (String::new(), None, None, error),
+        };
+        let comparison = Comparison {
+            provider,
+            model,
+            verdict,
+            confidence,
+            reason,
+            decided: decided.verdict,
+            decided_by: decided.provider.clone(),
+            decided_reason: decided.reason.clone(),
+            at: Utc::now(),
+        };
+        let result = match comparison.verdict {
+            None => "failed",
+            Some(_) if comparison.agrees() => "agree",
+            Some(_) => "disagree",
+        };
+        self.metrics.llm_comparison(&comparison.provider, result);
+        self.compared.push((pattern, comparison));
     }
 
     /// A question got no verdict: back off, release the pattern's events.
@@ -999,6 +1118,17 @@ impl Running {
     fn save(&mut self) {
         if !self.audit.is_empty() {
             self.suppressions.record(&std::mem::take(&mut self.audit));
+        }
+        if !self.compared.is_empty() {
+            let compared = std::mem::take(&mut self.compared);
+            let component = self.metrics.key().id().to_string();
+            if let Err(error) = save_comparisons(&self.store, &component, &compared) {
+                self.metrics.error(
+                    ErrorType::StateSaveFailed,
+                    Stage::Processing,
+                    &format_args!("cannot save comparisons: {error}"),
+                );
+            }
         }
         if let Err(error) = self.verdicts.save(&self.store) {
             self.metrics.error(

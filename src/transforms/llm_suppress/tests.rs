@@ -1000,4 +1000,16 @@ fn a_policy_rule_that_can_never_match_is_a_config_error() {
         "model = \"m\"\nproviders = [{ name = \"a\", provider = \"openai\", model = \"m\" }]",
     );
     assert!(both.contains("set per provider"), "{both}");
+    let compare =
+        error("providers = [{ name = \"a\", provider = \"builtin\" }]\ncompare = [\"b\"]");
+    assert!(compare.contains("`compare` names `b`"), "{compare}");
+    let only = error("providers = [{ name = \"a\", provider = \"builtin\" }]\ncompare = [\"a\"]");
+    assert!(only.contains("at least one must decide"), "{only}");
+    let injected = error("providers = [{ name = \"a\\nb\", provider = \"builtin\" }]");
+    assert!(injected.contains("letters, digits"), "{injected}");
+    let many: Vec<String> = (0..17)
+        .map(|i| format!("{{ name = \"p{i}\", provider = \"builtin\" }}"))
+        .collect();
+    let long = error(&format!("providers = [{}]", many.join(", ")));
+    assert!(long.contains("at most 16"), "{long}");
 }

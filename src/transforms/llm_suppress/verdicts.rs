@@ -123,6 +123,19 @@ impl Verdicts {
         Ok(verdicts)
     }
 
+    /// The live or stored verdict of `pattern`, if one is known.
+    pub fn stored(&self, pattern: &str) -> Option<&StoredVerdict> {
+        match self.entries.get(pattern)? {
+            Entry::Known { verdict, .. } => Some(verdict),
+            _ => None,
+        }
+    }
+
+    /// Whether a question about `pattern` is in flight.
+    pub fn is_asking(&self, pattern: &str) -> bool {
+        matches!(self.entries.get(pattern), Some(Entry::Asking { .. }))
+    }
+
     /// No verdicts yet.
     pub fn new(component: &str, policy: Policy) -> Self {
         Self {

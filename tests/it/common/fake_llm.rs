@@ -27,6 +27,7 @@ struct Shared {
     requests: Arc<Mutex<Vec<Request>>>,
     down: Arc<AtomicBool>,
     health_checks: Arc<AtomicUsize>,
+    contrary: Arc<AtomicBool>,
 }
 
 /// A running fake (stops with the test's runtime).
@@ -57,6 +58,11 @@ impl FakeLlm {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Makes it answer the opposite verdict (a model that disagrees).
+    pub fn set_contrary(&self, contrary: bool) {
+        self.shared.contrary.store(contrary, Ordering::Release);
     }
 
     /// Makes every answer a 503 (or normal again).
@@ -115,7 +121,7 @@ async fn answer(
             Json(json!({"error": "down"})),
         );
     }
-    let verdict = if user.contains("healthz") {
+    let verdict = if user.contains("healthz") != shared.contrary.load(Ordering::Acquire) {
         json!({"verdict": "noise", "confidence": 0.95, "reason": "a routine health check"})
     } else {
         json!({"verdict": "important", "confidence": 0.9, "reason": "looks like a real problem"})
