@@ -462,6 +462,13 @@ impl ComponentMetrics {
         metrics::counter!("llm_comparisons_total", &labels).increment(1);
     }
 
+    /// Counts a canary's verdict against the incumbent's (`agree` or
+    /// `disagree`).
+    pub fn llm_canary_comparison(&self, result: &'static str) {
+        let labels = with(&labels(&self.key), "result", result);
+        metrics::counter!("llm_canary_comparisons_total", &labels).increment(1);
+    }
+
     /// Counts events decided by a stored verdict.
     pub fn llm_cache_hits(&self, events: u64) {
         if events > 0 {

@@ -298,3 +298,77 @@ async fn a_compared_provider_never_decides_and_its_disagreements_are_listed() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_kept_from_models_never_reaches_one_and_a_canary_meets_its_incumbent() {
+    let llm = FakeLlm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    // The incumbent model decides two patterns.
+    let first = format!(
+        "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"old\"\n",
+        llm.base
+    );
+    let config = write(dir.path(), "a.toml", &topology(api, http, &first));
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    post(http, event("p1", "disk full on db-1", false)).await;
+    passed(dir.path(), "disk full on db-1").await;
+    post(http, event("p2", "GET /healthz 200", false)).await;
+    wait_for("two questions", Duration::from_secs(20), || {
+        (llm.requests().len() == 2).then_some(())
+    })
+    .await;
+    assert!(howl.terminate(Duration::from_secs(30)).status.success());
+
+    // A new model in canary, and hosts kept from models.
+    let second = format!(
+        "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"new\"\nmode = \"canary\"\ncanary_percent = 100\n\
+         policy = [{{ name = \"hosts\", condition = '.category == \"host\"', llm_allowed = false }}]\n",
+        llm.base
+    );
+    write(dir.path(), "a.toml", &topology(api, http, &second));
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    let mut host = event("h1", "cpu 99% on host web-3", false);
+    host["category"] = json!("host");
+    post(http, host).await;
+    let host = passed(dir.path(), "cpu 99% on host web-3").await;
+    assert_eq!(host["triage"]["policy"], "hosts", "{host}");
+    assert_eq!(host["triage"]["source"], "builtin", "{host}");
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "the host category reached no model"
+    );
+
+    // The new model is asked again about both patterns, and agrees.
+    post(http, event("p1", "disk full on db-2", false)).await;
+    post(http, event("p2", "GET /healthz 204", false)).await;
+    let metrics = wait_for_canary(&howl, 2.0).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "llm_canary_comparisons_total",
+            &["result=\"disagree\""]
+        ),
+        None,
+        "{metrics}"
+    );
+    let canary = passed(dir.path(), "disk full on db-2").await;
+    assert_eq!(canary["triage"]["canary"], true, "{canary}");
+}
+
+async fn wait_for_canary(howl: &Running, agree: f64) -> String {
+    for _ in 0..400 {
+        let metrics = howl.metrics().await;
+        if metric(
+            &metrics,
+            "llm_canary_comparisons_total",
+            &["result=\"agree\""],
+        ) == Some(agree)
+        {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the canary was not compared with its incumbent {agree} times");
+}

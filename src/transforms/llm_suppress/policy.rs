@@ -114,6 +114,17 @@ impl Framer {
         index.and_then(|i| self.rules.get(i)).map(|(_, rule)| rule)
     }
 
+    /// Whether `pattern`'s verdicts are judged by a canary (its rule's
+    /// mode, or the transform's).
+    pub fn is_canary(&self, pattern: &str) -> bool {
+        let index = self.chosen.get(pattern).copied().flatten();
+        let framing = match index.and_then(|i| self.rules.get(i)) {
+            Some((_, rule)) => Some(&rule.framing),
+            None => self.default.as_ref(),
+        };
+        framing.is_some_and(|f| f.mode == super::decision::Mode::Canary)
+    }
+
     /// The name of the rule `pattern` falls under, if any.
     pub fn policy_of(&self, pattern: &str) -> Option<&str> {
         let index = self.chosen.get(pattern).copied().flatten()?;

@@ -197,6 +197,9 @@ struct Running {
     waiting_comparisons: HashMap<String, Vec<Compared>>,
     /// Comparisons to save with the next save.
     compared: Vec<(String, Comparison)>,
+    /// The incumbent of a canary: each pattern's verdict by a model no
+    /// longer in the chain, as stored before this start.
+    incumbents: HashMap<String, crate::state::triage::Label>,
     store: Arc<StateStore>,
     metrics: Arc<ComponentMetrics>,
     suppressed: DropRoute,
@@ -320,6 +323,7 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
         always_alert: settings.always_alert.clone().map(VrlRunner::new),
         questions: JoinSet::new(),
         asking: HashMap::new(),
+        incumbents: incumbents(&store, cx.key.id(), &models),
         comparers,
         comparisons: JoinSet::new(),
         waiting_comparisons: HashMap::new(),
@@ -968,6 +972,16 @@ impl Running {
                 let mut stored =
                     self.stored(answered.answer.verdict, source, answered.model, Utc::now());
                 stored.provider = Some(answered.provider);
+                if self.framer.is_canary(&pattern)
+                    && let Some(incumbent) = self.incumbents.remove(&pattern)
+                {
+                    let result = if incumbent == stored.verdict {
+                        "agree"
+                    } else {
+                        "disagree"
+                    };
+                    self.metrics.llm_canary_comparison(result);
+                }
                 let waiting = self
                     .waiting_comparisons
                     .remove(&pattern)
@@ -1185,6 +1199,22 @@ fn text(event: &Event, path: &OwnedValuePath) -> Option<String> {
         other => other.to_string_lossy().into_owned(),
     };
     (!text.is_empty()).then_some(text)
+}
+
+/// Each pattern's stored verdict by a model not in `models` (the model a
+/// canary replaces): what the canary's verdicts are compared with.
+fn incumbents(
+    store: &StateStore,
+    component: &str,
+    models: &[String],
+) -> HashMap<String, crate::state::triage::Label> {
+    crate::state::triage::load_verdicts(store, Some(component))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|saved| !models.contains(&saved.verdict.model))
+        .take(super::verdicts::MAX_ENTRIES)
+        .map(|saved| (saved.pattern_id, saved.verdict.verdict))
+        .collect()
 }
 
 /// Where each transform keeps when its learning period began.
