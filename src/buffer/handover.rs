@@ -103,6 +103,25 @@ impl Input {
     }
 }
 
+impl Input {
+    /// Whether nothing waits in a memory buffer now (`false` for a disk
+    /// buffer, which cannot tell cheaply).
+    pub fn is_idle(&self) -> bool {
+        self.receiver.as_ref().is_some_and(BufferReceiver::is_idle)
+    }
+
+    /// A batch that is already waiting in a memory buffer, without waiting
+    /// (`None` also once a reload detached this input).
+    pub fn try_recv(&mut self) -> Option<Vec<Event>> {
+        if let Some(detach) = &self.detach
+            && (detach.hand_over.is_cancelled() || detach.drain.is_cancelled())
+        {
+            return None;
+        }
+        self.receiver.as_mut()?.try_recv()
+    }
+}
+
 impl From<BufferReceiver> for Input {
     fn from(receiver: BufferReceiver) -> Self {
         Self::fixed(receiver)

@@ -304,6 +304,11 @@ impl MemoryReceiver {
         self.rx.close();
     }
 
+    /// Whether nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// The next batch if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Vec<Event>> {
         let batch = self.rx.try_recv().ok()?;

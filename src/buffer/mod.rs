@@ -346,6 +346,15 @@ impl BufferReceiver {
         }
     }
 
+    /// Whether nothing waits in a memory buffer now (`false` for a disk
+    /// buffer).
+    pub fn is_idle(&self) -> bool {
+        match &self.0 {
+            ReceiverKind::Memory(receiver) => receiver.is_empty(),
+            ReceiverKind::Disk(_) => false,
+        }
+    }
+
     /// The next batch if one is waiting in memory, without waiting (a disk
     /// buffer answers only through [`recv`](Self::recv)).
     pub fn try_recv(&mut self) -> Option<Vec<Event>> {

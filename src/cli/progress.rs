@@ -196,7 +196,9 @@ impl StdinReading {
             .sources
             .iter()
             .any(|source| source.key.type_name() == "stdin");
-        if !reads_stdin || !stderr_is_terminal() {
+        // Not when the console sink writes on the same screen: the bar
+        // would draw over the events.
+        if !reads_stdin || !stderr_is_terminal() || std::io::stdout().is_terminal() {
             return None;
         }
         let size = std::fs::metadata("/dev/stdin")

@@ -68,7 +68,8 @@ pub enum ScaffoldError {
     /// A type named after one of a later kind.
     #[error(
         "`{name}` is a {kind} but comes after a {after}: name sources first, then \
-         transforms, then sinks (or say which kind is meant, e.g. `sink:{name}`)"
+         transforms, then sinks (a type of several kinds, like `file`, can be named \
+         `source:file` or `sink:file`)"
     )]
     OutOfOrder {
         /// The type name.
@@ -299,7 +300,38 @@ pub fn scaffold(expression: &str, registry: &Registry) -> Result<String, Scaffol
             ComponentKind::Sink => {}
         }
     }
-    Ok(out)
+    Ok(distinct_addresses(&out))
+}
+
+/// Gives every listener its own port: two sources of one type get the same
+/// placeholder address, which validates but cannot be bound twice.
+fn distinct_addresses(text: &str) -> String {
+    const LOOPBACK: &str = "\"127.0.0.1:";
+    let mut used: Vec<u32> = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let found = (!line.trim_start().starts_with('#'))
+            .then(|| line.find(LOOPBACK))
+            .flatten()
+            .and_then(|at| {
+                let start = at + LOOPBACK.len();
+                let end = start + line[start..].find('"')?;
+                Some((start, end, line[start..end].parse::<u32>().ok()?))
+            });
+        match found {
+            Some((start, end, mut port)) => {
+                while used.contains(&port) {
+                    port += 1;
+                }
+                used.push(port);
+                out.push_str(&line[..start]);
+                out.push_str(&port.to_string());
+                out.push_str(&line[end..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The comments at the top of a generated file.
@@ -612,6 +644,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn two_listeners_of_one_type_get_their_own_ports() {
+        let text = scaffold("http_server,http_server,syslog,syslog,console", &REGISTRY).unwrap();
+        for port in ["8080", "8081", "1514", "1515"] {
+            assert!(
+                text.contains(&format!("\"127.0.0.1:{port}\"")),
+                "{port} missing:\n{text}"
+            );
+        }
+        let loaded = crate::config::load_texts(
+            vec![(std::path::PathBuf::from("t.toml"), text)],
+            |_| None,
+            &REGISTRY,
+        );
+        assert!(loaded.is_ok(), "{:?}", loaded.diagnostics);
     }
 
     #[test]

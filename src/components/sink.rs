@@ -87,4 +87,22 @@ impl SinkInput {
         }
         Some(batch)
     }
+
+    /// Whether nothing waits in the buffer now (known for memory buffers;
+    /// a disk buffer never says it is idle, so its sink keeps batching by
+    /// `timeout`).
+    pub fn is_idle(&self) -> bool {
+        self.buffer.is_idle()
+    }
+
+    /// A batch that is already waiting, without waiting for one (memory
+    /// buffers; a disk buffer answers only through [`recv`](Self::recv)).
+    pub fn try_recv(&mut self) -> Option<Vec<Event>> {
+        let mut batch = self.buffer.try_recv()?;
+        self.metrics.received_events(batch.len());
+        if !self.acknowledgements {
+            finalize_all(&mut batch, EventStatus::Delivered);
+        }
+        Some(batch)
+    }
 }

@@ -226,12 +226,17 @@ fn read_text(path: &Path, what: &str) -> Result<String, Box<Diagnostic>> {
     })
 }
 
-/// The default `data_dir`: `/var/lib/howl` when started by systemd as a
-/// service (it sets `INVOCATION_ID`), else `./data`.
+/// The default `data_dir`: the service's state directory when systemd
+/// gives it one (`StateDirectory=`, which sets `STATE_DIRECTORY`; not
+/// `INVOCATION_ID`, which every process systemd starts inherits), else
+/// `./data`.
 pub fn default_data_dir() -> PathBuf {
-    if std::env::var_os("INVOCATION_ID").is_some() {
-        PathBuf::from("/var/lib/howl")
-    } else {
-        Path::new(".").join("data")
+    match std::env::var_os("STATE_DIRECTORY") {
+        // Several directories are separated by `:`; the first is ours.
+        Some(dirs) if !dirs.is_empty() => {
+            let dirs = dirs.to_string_lossy().into_owned();
+            PathBuf::from(dirs.split(':').next().unwrap_or_default())
+        }
+        _ => Path::new(".").join("data"),
     }
 }

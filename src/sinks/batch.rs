@@ -1,5 +1,14 @@
 //! Grouping a sink's input into requests of at most `max_events`, sent when
-//! full or when the oldest event has waited `timeout`.
+//! full or when the oldest event has waited `timeout`, or at once when
+//! nothing else is waiting.
+//!
+//! Flush on idle: a lone alert is not held for a batch that will never
+//! fill (with the default 1 s timeout, every quiet-time alert would wait a
+//! second). A batch starts lingering only when a second event arrives while
+//! it is open: what is already waiting in the buffer is taken at once, and
+//! when the buffer is then empty and this is a new batch, it goes out. Under
+//! load the buffer is rarely empty (events pile up while a request is in
+//! flight), so batches still fill.
 //!
 //! The batcher keeps collected events in itself, not in the future that
 //! waits for more, so a sink can `select!` between it and a timer (resends,
@@ -92,10 +101,22 @@ impl Batcher {
             };
             match received {
                 Some(events) => {
-                    if self.first_at.is_none() && !events.is_empty() {
+                    let opened = self.first_at.is_none() && !events.is_empty();
+                    if opened {
                         self.first_at = Some(Instant::now());
                     }
                     self.pending.extend(events);
+                    // Take what is already waiting, up to a full batch.
+                    while self.pending.len() < self.max_events {
+                        match input.try_recv() {
+                            Some(more) => self.pending.extend(more),
+                            None => break,
+                        }
+                    }
+                    if opened && self.pending.len() < self.max_events && input.is_idle() {
+                        // Nothing else waits: send now, do not linger.
+                        return Some(self.take());
+                    }
                 }
                 None => self.closed = true,
             }
@@ -148,6 +169,16 @@ mod tests {
             "the rest goes out on timeout"
         );
         assert!(Instant::now() - started >= Duration::from_secs(1));
+        // A lone event, nothing else waiting: out at once, no linger.
+        let started = Instant::now();
+        tx.send(events(1)).await.unwrap();
+        assert_eq!(batcher.next(&mut input).await.unwrap().len(), 1);
+        assert_eq!(Instant::now(), started, "a lone alert waits for nothing");
+        // Several already waiting: taken together, at once.
+        tx.send(events(1)).await.unwrap();
+        tx.send(events(1)).await.unwrap();
+        assert_eq!(batcher.next(&mut input).await.unwrap().len(), 2);
+        assert_eq!(Instant::now(), started);
         tx.send(events(2)).await.unwrap();
         drop(tx);
         assert_eq!(

@@ -161,16 +161,28 @@ fn a_progress_bar_when_stderr_is_a_terminal() {
     assert!(!table.contains("lines/s"), "{table}");
 
     let config = write(dir.path(), "ci.toml", CI);
+    let events = dir.path().join("events.out");
     let screen = on_a_terminal(&format!(
-        "'{howl}' -q run -c '{}' < '{}'",
+        "'{howl}' -q run -c '{}' < '{}' > '{}'",
         config.display(),
-        log.display()
+        log.display(),
+        events.display()
     ));
     assert!(
         screen.contains("stdin ["),
         "a bar of the run's stdin: {screen:?}"
     );
     assert!(screen.contains("lines/s"), "{screen:?}");
+    // With the events on the same screen, no bar draws over them.
+    let screen = on_a_terminal(&format!(
+        "'{howl}' -q run -c '{}' < '{}'",
+        config.display(),
+        log.display()
+    ));
+    assert!(
+        !screen.contains("stdin ["),
+        "no bar over the events: {screen:?}"
+    );
 
     let screen = on_a_terminal(&format!(
         "'{howl}' review --data-dir '{}' > /dev/null",

@@ -249,6 +249,18 @@ async fn prometheus_topology_fires_and_resolves_in_a_real_alertmanager() {
         "CPU 93% > 80% on node-b:9100 for 5m"
     );
 
+    // Alertmanager notifies a resolution only of an alert it notified as
+    // firing (after its group_wait): wait for that first, as the alert now
+    // arrives at once rather than after a batch timeout.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !am.notified().iter().any(|n| n["status"] == "firing") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no firing notification"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     // Back to normal: the sink resolves it; Alertmanager drops it from the
     // active alerts and notifies the resolution.
     post_events(&url, &Value::Array(instance_samples(375, 375, 12.0))).await;
