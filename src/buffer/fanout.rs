@@ -139,7 +139,6 @@ impl Fanout {
         if events.is_empty() || self.targets.is_empty() {
             return;
         }
-        let before: Vec<String> = self.targets.iter().map(|(id, _)| id.clone()).collect();
         let mut closed = Vec::new();
         let mut refused = Vec::new();
         let last = self.targets.len() - 1;
@@ -155,6 +154,18 @@ impl Fanout {
                 refused.push((consumer.clone(), batch));
             }
         }
+        self.settle(closed, refused).await;
+    }
+
+    /// After a send: drops the consumers that went away and delivers what
+    /// they refused. The consumers as they were are copied only when
+    /// something was refused (a reload), never on the common path.
+    async fn settle(&mut self, closed: Vec<usize>, refused: Vec<(String, Vec<Event>)>) {
+        if refused.is_empty() {
+            self.remove(closed);
+            return;
+        }
+        let before: Vec<String> = self.targets.iter().map(|(id, _)| id.clone()).collect();
         self.remove(closed);
         self.redeliver(refused, &before).await;
     }
@@ -238,7 +249,6 @@ impl Fanout {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + wait;
-        let before: Vec<String> = self.targets.iter().map(|(id, _)| id.clone()).collect();
         let mut reservations: Vec<Option<Reservation>> = Vec::with_capacity(self.targets.len());
         let mut closed = Vec::new();
         for (index, (_, target)) in self.targets.iter().enumerate() {
@@ -277,8 +287,7 @@ impl Fanout {
         }
         closed.sort_unstable();
         closed.dedup();
-        self.remove(closed);
-        self.redeliver(refused, &before).await;
+        self.settle(closed, refused).await;
         Ok(())
     }
 

@@ -66,30 +66,36 @@ impl Input {
     /// reload detached this component (after what was queued, when it
     /// drains).
     pub async fn recv(&mut self) -> Option<Vec<Event>> {
-        let Some(detach) = self.detach.clone() else {
-            return self.receiver.as_mut()?.recv().await;
+        // Disjoint borrows of the fields: no per-batch clone of the handle.
+        let Self {
+            receiver: slot,
+            detach,
+            draining,
+        } = self;
+        let Some(detach) = detach.as_ref() else {
+            return slot.as_mut()?.recv().await;
         };
         loop {
             if detach.hand_over.is_cancelled() {
                 // Stop reading now; the buffer goes to the replacement as
                 // soon as this returns, not when the component finishes, so
                 // the replacement can start while this one flushes.
-                if let Some(receiver) = self.receiver.take() {
+                if let Some(receiver) = slot.take() {
                     *lock(&detach.slot) = Some(receiver);
                     detach.handed.cancel();
                 }
                 return None;
             }
-            let receiver = self.receiver.as_mut()?;
-            if detach.drain.is_cancelled() && !self.draining {
-                self.draining = true;
+            let receiver = slot.as_mut()?;
+            if detach.drain.is_cancelled() && !*draining {
+                *draining = true;
                 if !receiver.close_to_senders() {
                     // A disk buffer keeps its events for a sink of the same
                     // id; nothing to drain here.
                     return None;
                 }
             }
-            if self.draining {
+            if *draining {
                 // Closed to senders: ends once what is queued is read.
                 return receiver.recv().await;
             }

@@ -11,25 +11,11 @@ use serde_json::{Value, json};
 
 use crate::common::fake_llm::FakeLlm;
 use crate::common::{Running, client, free_port, metric, wait_for, write};
+use crate::llm_suppress::{api_topology, event_in, post};
 
+/// The `llm_suppress` tests' topology: http_server → triage → files.
 fn topology(api: u16, http: u16, triage: &str) -> String {
-    format!(
-        "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-         [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding = \"json\"\n\
-         [transforms.triage]\ntype = \"llm_suppress\"\ninputs = [\"in\"]\n{triage}\n\
-         [sinks.passed]\ntype = \"file\"\ninputs = [\"triage\"]\npath = \"passed.jsonl\"\n\
-         [sinks.suppressed]\ntype = \"file\"\ninputs = [\"triage.suppressed\"]\npath = \"suppressed.jsonl\"\n"
-    )
-}
-
-async fn post(http: u16, event: Value) {
-    let response = client()
-        .post(format!("http://127.0.0.1:{http}/"))
-        .json(&event)
-        .send()
-        .await
-        .expect("post event");
-    assert_eq!(response.status(), 200);
+    api_topology(api, http, triage, "")
 }
 
 fn event(id: &str, message: &str, sensitive: bool) -> Value {
@@ -42,19 +28,7 @@ fn event(id: &str, message: &str, sensitive: bool) -> Value {
 
 /// The passed event with `message`, once it is written.
 async fn passed(dir: &Path, message: &str) -> Value {
-    let path = dir.join("passed.jsonl");
-    wait_for(
-        &format!("{message:?} passed"),
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(&path)
-                .ok()?
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|e| e["message"] == message)
-        },
-    )
-    .await
+    event_in(dir, "passed.jsonl", message).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

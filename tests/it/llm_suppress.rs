@@ -232,7 +232,7 @@ async fn an_outage_fails_open_and_every_alert_passes() {
 
 /// howl with the API, an http_server source and the triage transform,
 /// writing passing and suppressed events to files.
-fn api_topology(api: u16, http: u16, triage: &str, api_extra: &str) -> String {
+pub(super) fn api_topology(api: u16, http: u16, triage: &str, api_extra: &str) -> String {
     format!(
         "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n{api_extra}\n\
          [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding = \"json\"\n\
@@ -246,7 +246,7 @@ fn pattern_event(id: &str, message: &str) -> Value {
     json!({"message": message, "pattern": {"id": id, "template": message, "level": "error"}})
 }
 
-async fn post(http: u16, event: Value) {
+pub(super) async fn post(http: u16, event: Value) {
     let response = client()
         .post(format!("http://127.0.0.1:{http}/"))
         .json(&event)
@@ -258,7 +258,7 @@ async fn post(http: u16, event: Value) {
 
 /// Waits (bounded) until `file` in `dir` holds an event with `message`;
 /// returns it.
-async fn event_in(dir: &Path, file: &str, message: &str) -> Value {
+pub(super) async fn event_in(dir: &Path, file: &str, message: &str) -> Value {
     let path = dir.join(file);
     wait_for(
         &format!("{message:?} in {file}"),

@@ -47,13 +47,22 @@ pub struct Framer {
     chosen: HashMap<String, Option<usize>>,
     /// Reframed decisions: the base annotation they came from, and the
     /// result.
-    reframed: HashMap<(Option<usize>, String), (Value, Decision)>,
+    reframed: HashMap<String, (Value, Decision)>,
+    /// Where suppressed events go.
+    suppressed: DropRoute,
+    metrics: Arc<ComponentMetrics>,
 }
 
 impl Framer {
     /// A framer of `rules`, with the transform's own framing (`Some` for a
-    /// canary).
-    pub fn new(rules: Vec<RuleSettings>, default: Option<Framing>) -> Self {
+    /// canary), applying decisions through `suppressed` and counting in
+    /// `metrics`: every decision after the policy stage goes through it.
+    pub fn new(
+        rules: Vec<RuleSettings>,
+        default: Option<Framing>,
+        suppressed: DropRoute,
+        metrics: Arc<ComponentMetrics>,
+    ) -> Self {
         Self {
             rules: rules
                 .into_iter()
@@ -62,23 +71,15 @@ impl Framer {
             default,
             chosen: HashMap::new(),
             reframed: HashMap::new(),
+            suppressed,
+            metrics,
         }
-    }
-
-    /// Whether there is anything to frame at all.
-    fn idle(&self) -> bool {
-        self.rules.is_empty() && self.default.is_none()
     }
 
     /// The rule of `pattern`, chosen on its first event: the first whose
     /// condition holds (a condition that fails counts as false, and is
     /// counted as an error).
-    pub fn rule_for(
-        &mut self,
-        pattern: &str,
-        event: &mut Event,
-        metrics: &ComponentMetrics,
-    ) -> Option<&RuleSettings> {
+    pub fn rule_for(&mut self, pattern: &str, event: &mut Event) -> Option<&RuleSettings> {
         if self.rules.is_empty() {
             return None;
         }
@@ -93,7 +94,7 @@ impl Framer {
                             break;
                         }
                         Ok(_) => {}
-                        Err(error) => metrics.error(
+                        Err(error) => self.metrics.error(
                             ErrorType::ConditionFailed,
                             Stage::Processing,
                             &format_args!(
@@ -139,34 +140,38 @@ impl Framer {
         decision: &Decision,
         event: Event,
         out: &mut TransformOutput,
-        suppressed: DropRoute,
-        metrics: &ComponentMetrics,
     ) {
-        if self.idle() {
-            return decision.apply(event, out, suppressed, metrics);
-        }
-        let index = self.chosen.get(pattern).copied().flatten();
-        let framing = match index.and_then(|i| self.rules.get(i)) {
+        let Self {
+            rules,
+            default,
+            chosen,
+            reframed,
+            suppressed,
+            metrics,
+        } = self;
+        let index = chosen.get(pattern).copied().flatten();
+        let framing = match index.and_then(|i| rules.get(i)) {
             Some((_, rule)) => &rule.framing,
-            None => match &self.default {
-                Some(framing) => framing,
-                None => return decision.apply(event, out, suppressed, metrics),
+            None => match default {
+                Some(framing) => &*framing,
+                // No rule, no canary: the decision as it was made.
+                None => return decision.apply(event, out, *suppressed, metrics),
             },
         };
-        let key = (index, pattern.to_string());
-        let fresh = match self.reframed.get(&key) {
+        // A pattern's rule is fixed once chosen (both maps are cleared
+        // together), so the pattern alone keys its reframed decision.
+        let fresh = match reframed.get(pattern) {
             Some((base, framed)) if *base == *decision.annotation() => framed,
             _ => {
-                let framed = framing.reframe(decision, pattern);
-                if self.reframed.len() >= MAX_REMEMBERED {
-                    self.reframed.clear();
+                if reframed.len() >= MAX_REMEMBERED {
+                    reframed.clear();
                 }
-                self.reframed
-                    .insert(key.clone(), (decision.annotation().clone(), framed));
-                &self.reframed[&key].1
+                let framed = framing.reframe(decision, pattern);
+                reframed.insert(pattern.to_string(), (decision.annotation().clone(), framed));
+                &reframed[pattern].1
             }
         };
-        fresh.apply(event, out, suppressed, metrics);
+        fresh.apply(event, out, *suppressed, metrics);
     }
 }
 

@@ -305,6 +305,8 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
         framer: Framer::new(
             std::mem::take(&mut settings.rules),
             settings.framing.clone(),
+            DropRoute::new(&cx.outputs, SUPPRESSED),
+            Arc::clone(&cx.metrics),
         ),
         by_rules: HashMap::new(),
         audit: Vec::new(),
@@ -457,7 +459,7 @@ impl Running {
         // The pattern's policy rule, chosen on its first event.
         let (rule_llm_allowed, rule_providers) = self
             .framer
-            .rule_for(&pattern, &mut event, &self.metrics)
+            .rule_for(&pattern, &mut event)
             .map_or((None, None), |rule| {
                 (rule.llm_allowed, rule.providers.clone())
             });
@@ -471,40 +473,19 @@ impl Running {
                 ))
         {
             let decision = self.decide_by_rules(pattern.clone(), &event, wall);
-            self.framer.apply(
-                &pattern,
-                &decision,
-                event,
-                out,
-                self.suppressed,
-                &self.metrics,
-            );
+            self.framer.apply(&pattern, &decision, event, out);
             return;
         }
         if matches!(self.verdicts.lookup(&pattern, wall, now), Lookup::Unknown) {
             if self.learning(now) && !self.severe(&event) {
                 let decision = self.learn(&pattern, &event, wall);
-                self.framer.apply(
-                    &pattern,
-                    &decision,
-                    event,
-                    out,
-                    self.suppressed,
-                    &self.metrics,
-                );
+                self.framer.apply(&pattern, &decision, event, out);
                 return;
             }
             if self.inherit(&pattern, &event, wall, now).is_some()
                 && let Some((decision, _, _)) = self.inherited.get(&pattern)
             {
-                self.framer.apply(
-                    &pattern,
-                    decision,
-                    event,
-                    out,
-                    self.suppressed,
-                    &self.metrics,
-                );
+                self.framer.apply(&pattern, decision, event, out);
                 return;
             }
         }
@@ -514,44 +495,16 @@ impl Running {
                 if decision.suppresses() && !self.neighbours.contains(&pattern) {
                     let decision = decision.clone();
                     self.note_neighbour(&pattern, &event, Why::Verdict);
-                    self.framer.apply(
-                        &pattern,
-                        &decision,
-                        event,
-                        out,
-                        self.suppressed,
-                        &self.metrics,
-                    );
+                    self.framer.apply(&pattern, &decision, event, out);
                 } else {
-                    self.framer.apply(
-                        &pattern,
-                        decision,
-                        event,
-                        out,
-                        self.suppressed,
-                        &self.metrics,
-                    );
+                    self.framer.apply(&pattern, decision, event, out);
                 }
             }
             Lookup::BackingOff(decision) => {
-                self.framer.apply(
-                    &pattern,
-                    decision,
-                    event,
-                    out,
-                    self.suppressed,
-                    &self.metrics,
-                );
+                self.framer.apply(&pattern, decision, event, out);
             }
             Lookup::Asking if self.shutting_down => {
-                self.framer.apply(
-                    &pattern,
-                    &self.shutdown,
-                    event,
-                    out,
-                    self.suppressed,
-                    &self.metrics,
-                );
+                self.framer.apply(&pattern, &self.shutdown, event, out);
             }
             Lookup::Asking => {
                 if let Some(question) = questions.get_mut(&pattern) {
@@ -579,24 +532,10 @@ impl Running {
             Lookup::Unknown => match &self.asker {
                 Asker::Builtin => {
                     let decision = self.decide_builtin(&pattern, &event, wall);
-                    self.framer.apply(
-                        &pattern,
-                        &decision,
-                        event,
-                        out,
-                        self.suppressed,
-                        &self.metrics,
-                    );
+                    self.framer.apply(&pattern, &decision, event, out);
                 }
                 Asker::Chain(_) if self.shutting_down => {
-                    self.framer.apply(
-                        &pattern,
-                        &self.shutdown,
-                        event,
-                        out,
-                        self.suppressed,
-                        &self.metrics,
-                    );
+                    self.framer.apply(&pattern, &self.shutdown, event, out);
                 }
                 Asker::Chain(_) => {
                     self.verdicts.asking(&pattern);
@@ -886,8 +825,7 @@ impl Running {
                 .settings
                 .policy
                 .error("too many events waiting for verdicts (max_pending_events)");
-            self.framer
-                .apply(&of, &decision, oldest, out, self.suppressed, &self.metrics);
+            self.framer.apply(&of, &decision, oldest, out);
         }
     }
 
@@ -996,14 +934,7 @@ impl Running {
                     self.note_neighbour(&pattern, first, Why::Verdict);
                 }
                 for event in held {
-                    self.framer.apply(
-                        &pattern,
-                        &decision,
-                        event,
-                        out,
-                        self.suppressed,
-                        &self.metrics,
-                    );
+                    self.framer.apply(&pattern, &decision, event, out);
                 }
                 for compared in waiting {
                     self.compared(compared);
@@ -1070,14 +1001,7 @@ impl Running {
         let failed = self.verdicts.failed(pattern, reason, now);
         let decision = self.on_release(pattern, &failed);
         for event in self.pending.take(pattern) {
-            self.framer.apply(
-                pattern,
-                &decision,
-                event,
-                out,
-                self.suppressed,
-                &self.metrics,
-            );
+            self.framer.apply(pattern, &decision, event, out);
         }
     }
 
@@ -1085,14 +1009,7 @@ impl Running {
         let timed_out = self.timed_out.clone();
         for (pattern, event) in self.pending.expired(Instant::now()) {
             let decision = self.on_release(&pattern, &timed_out);
-            self.framer.apply(
-                &pattern,
-                &decision,
-                event,
-                out,
-                self.suppressed,
-                &self.metrics,
-            );
+            self.framer.apply(&pattern, &decision, event, out);
         }
     }
 
@@ -1100,14 +1017,7 @@ impl Running {
         let shutdown = self.shutdown.clone();
         for (pattern, event) in self.pending.drain() {
             let decision = self.on_release(&pattern, &shutdown);
-            self.framer.apply(
-                &pattern,
-                &decision,
-                event,
-                out,
-                self.suppressed,
-                &self.metrics,
-            );
+            self.framer.apply(&pattern, &decision, event, out);
         }
     }
 
