@@ -188,6 +188,8 @@ impl Template {
                     .iter()
                     .find_map(|path| event.get(path).filter(|value| !value.is_null()))
                 {
+                    // Text, the common case, needs no copy of its own.
+                    Some(Value::Bytes(bytes)) => escape(&String::from_utf8_lossy(bytes), &mut text),
                     Some(value) => {
                         let mut rendered = String::new();
                         render_value(value, &mut rendered);

@@ -1113,7 +1113,7 @@ _howl() {
             return 0
             ;;
         howl__subcmd__run)
-            opts="-c -v -q -h --config --graceful-shutdown-limit --watch-config --verbose --quiet --log-format --help"
+            opts="-c -v -q -h --config --graceful-shutdown-limit --watch-config --threads --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1128,6 +1128,10 @@ _howl() {
                     return 0
                     ;;
                 --graceful-shutdown-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -160,15 +160,19 @@ pub(crate) fn require_config(config: &ConfigArgs) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// The multi-threaded async runtime the topology runs on.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            eprintln!("error: cannot start the async runtime: {error}");
-            ExitCode::FAILURE
-        })
+/// The multi-threaded async runtime the topology runs on, with `threads`
+/// workers (unset: one per core).
+pub(crate) fn runtime(
+    threads: Option<std::num::NonZeroUsize>,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.get());
+    }
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("error: cannot start the async runtime: {error}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints diagnostics to stderr; returns true when none is an error.

@@ -2,6 +2,7 @@
 //! to stop. Fed a file on stdin (`< build.log`), it shows how far it has
 //! read on a terminal's stderr.
 
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,12 @@ pub struct RunArgs {
     /// with its state; an invalid config is refused and the old one kept.
     #[arg(long)]
     watch_config: bool,
+    /// Worker threads of the async runtime; unset: one per core. At the
+    /// edge, `--threads 1` costs the least CPU per line (nothing is handed
+    /// between cores, and no idle worker searches for work), at some
+    /// throughput.
+    #[arg(long, env = "HOWL_THREADS", value_name = "N")]
+    threads: Option<NonZeroUsize>,
 }
 
 /// Runs the topology; see the module docs of `cli` for exit codes.
@@ -70,7 +77,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
 
-    let runtime = match super::runtime() {
+    let runtime = match super::runtime(args.threads) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };

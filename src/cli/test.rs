@@ -51,7 +51,7 @@ pub fn test(args: TestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match super::runtime() {
+    let runtime = match super::runtime(None) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };

@@ -130,10 +130,23 @@ fn ids_stay_when_templates_generalise() {
         &events[4]["pattern"]["id"], generalised,
         "the id survives the template generalising"
     );
+    // Every event from the one that generalised the pattern on carries the
+    // new template (the `.pattern` object is cached per pattern, and must
+    // follow the template as it refines).
+    for event in &events[2..] {
+        assert_eq!(
+            event["pattern"]["template"], "user <*> logged in from the web console",
+            "{events:#?}"
+        );
+    }
+    // Bob's line created the pattern that Carol's generalised: the same id
+    // showed the older template first, and counts run on.
+    assert_eq!(&events[1]["pattern"]["id"], generalised);
     assert_eq!(
-        events[4]["pattern"]["template"],
-        "user <*> logged in from the web console"
+        events[1]["pattern"]["template"],
+        "user bob logged in from the web console"
     );
+    assert_eq!(events[4]["pattern"]["count"], 4, "{events:#?}");
 }
 
 #[test]

@@ -33,6 +33,42 @@ fn stdin_eof_processes_every_line_and_exits_zero() {
 }
 
 #[test]
+fn one_worker_thread_runs_the_same_pipeline_and_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.toml",
+        "[sources.in]\ntype = \"stdin\"\n[transforms.up]\ntype = \"remap\"\ninputs = [\"in\"]\n\
+         source = '.message = upcase!(.message)'\n[sinks.out]\ntype = \"console\"\ninputs = [\"up\"]\n\
+         encoding = \"text\"\n",
+    );
+    let input = lines(5_000);
+    let limit = Duration::from_secs(60);
+    for args in [
+        &["run", "--threads", "1", "-c", "t.toml"][..],
+        &["run", "-c", "t.toml"][..],
+    ] {
+        let output = crate::common::run_with_input(args, dir.path(), input.as_bytes(), limit);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 5_000, "{args:?}");
+        assert_eq!(
+            stdout.lines().last(),
+            Some("LINE 4999 INFO SOMETHING HAPPENED")
+        );
+    }
+    let output = crate::common::run_with_input(
+        &["run", "--threads", "0", "-c", "t.toml"],
+        dir.path(),
+        b"",
+        limit,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--threads"), "{stderr}");
+}
+
+#[test]
 fn long_lines_are_truncated_not_lost() {
     let input = format!("short\n{}\nafter\n", "x".repeat(1_000_000));
     let (_dir, stdout) = run_topology(

@@ -423,11 +423,14 @@ impl Running {
         hits: &mut u64,
         out: &mut TransformOutput,
     ) {
-        let Some(pattern) = text(&event, &self.settings.fields.pattern) else {
+        // A cheap handle on the id (no copy of its text per event), so that
+        // the event can move on while the id is used.
+        let Some(pattern) = PatternText::of(&event, &self.settings.fields.pattern) else {
             out.push(event);
             return;
         };
-        if let Some(link) = self.link(&pattern, wall) {
+        let pattern = pattern.as_str();
+        if let Some(link) = self.link(pattern, wall) {
             event.insert_field(SUPPRESS_URL, link);
         }
         if matches(
@@ -440,14 +443,14 @@ impl Running {
             return;
         }
         let snapshot = Arc::clone(&self.snapshot);
-        if let Some(suppression) = snapshot.get(&pattern).filter(|s| s.is_live(wall)) {
+        if let Some(suppression) = snapshot.get(pattern).filter(|s| s.is_live(wall)) {
             if suppression.action == OperatorAction::Suppress {
-                self.note_neighbour(&pattern, &event, Why::Operator);
+                self.note_neighbour(pattern, &event, Why::Operator);
             }
             let policy = self.settings.policy;
             let decision = self
                 .operator
-                .entry(pattern)
+                .entry(pattern.to_string())
                 .or_insert_with(|| policy.operator(suppression));
             decision.apply(event, out, self.suppressed, &self.metrics);
             return;
@@ -459,7 +462,7 @@ impl Running {
         // The pattern's policy rule, chosen on its first event.
         let (rule_llm_allowed, rule_providers) = self
             .framer
-            .rule_for(&pattern, &mut event)
+            .rule_for(pattern, &mut event)
             .map_or((None, None), |rule| {
                 (rule.llm_allowed, rule.providers.clone())
             });
@@ -472,42 +475,42 @@ impl Running {
                     "llm_allowed",
                 ))
         {
-            let decision = self.decide_by_rules(pattern.clone(), &event, wall);
-            self.framer.apply(&pattern, &decision, event, out);
+            let decision = self.decide_by_rules(pattern.to_string(), &event, wall);
+            self.framer.apply(pattern, &decision, event, out);
             return;
         }
-        if matches!(self.verdicts.lookup(&pattern, wall, now), Lookup::Unknown) {
+        if matches!(self.verdicts.lookup(pattern, wall, now), Lookup::Unknown) {
             if self.learning(now) && !self.severe(&event) {
-                let decision = self.learn(&pattern, &event, wall);
-                self.framer.apply(&pattern, &decision, event, out);
+                let decision = self.learn(pattern, &event, wall);
+                self.framer.apply(pattern, &decision, event, out);
                 return;
             }
-            if self.inherit(&pattern, &event, wall, now).is_some()
-                && let Some((decision, _, _)) = self.inherited.get(&pattern)
+            if self.inherit(pattern, &event, wall, now).is_some()
+                && let Some((decision, _, _)) = self.inherited.get(pattern)
             {
-                self.framer.apply(&pattern, decision, event, out);
+                self.framer.apply(pattern, decision, event, out);
                 return;
             }
         }
-        match self.verdicts.lookup(&pattern, wall, now) {
+        match self.verdicts.lookup(pattern, wall, now) {
             Lookup::Known(decision) => {
                 *hits += 1;
-                if decision.suppresses() && !self.neighbours.contains(&pattern) {
+                if decision.suppresses() && !self.neighbours.contains(pattern) {
                     let decision = decision.clone();
-                    self.note_neighbour(&pattern, &event, Why::Verdict);
-                    self.framer.apply(&pattern, &decision, event, out);
+                    self.note_neighbour(pattern, &event, Why::Verdict);
+                    self.framer.apply(pattern, &decision, event, out);
                 } else {
-                    self.framer.apply(&pattern, decision, event, out);
+                    self.framer.apply(pattern, decision, event, out);
                 }
             }
             Lookup::BackingOff(decision) => {
-                self.framer.apply(&pattern, decision, event, out);
+                self.framer.apply(pattern, decision, event, out);
             }
             Lookup::Asking if self.shutting_down => {
-                self.framer.apply(&pattern, &self.shutdown, event, out);
+                self.framer.apply(pattern, &self.shutdown, event, out);
             }
             Lookup::Asking => {
-                if let Some(question) = questions.get_mut(&pattern) {
+                if let Some(question) = questions.get_mut(pattern) {
                     // This event's line may become a sample of a question
                     // not sent yet: if it must stay local, so must the
                     // question.
@@ -527,18 +530,18 @@ impl Running {
                         question.samples.push(Arc::from(sample));
                     }
                 }
-                self.hold(pattern, event, now, out);
+                self.hold(pattern.to_string(), event, now, out);
             }
             Lookup::Unknown => match &self.asker {
                 Asker::Builtin => {
-                    let decision = self.decide_builtin(&pattern, &event, wall);
-                    self.framer.apply(&pattern, &decision, event, out);
+                    let decision = self.decide_builtin(pattern, &event, wall);
+                    self.framer.apply(pattern, &decision, event, out);
                 }
                 Asker::Chain(_) if self.shutting_down => {
-                    self.framer.apply(&pattern, &self.shutdown, event, out);
+                    self.framer.apply(pattern, &self.shutdown, event, out);
                 }
                 Asker::Chain(_) => {
-                    self.verdicts.asking(&pattern);
+                    self.verdicts.asking(pattern);
                     let mut question = self.question(&event);
                     question.providers = rule_providers;
                     question.local_only = self.local_required.is_some()
@@ -546,8 +549,8 @@ impl Running {
                             run_condition(&mut self.local_required, &mut event),
                             Ok(false)
                         );
-                    questions.insert(pattern.clone(), question);
-                    self.hold(pattern, event, now, out);
+                    questions.insert(pattern.to_string(), question);
+                    self.hold(pattern.to_string(), event, now, out);
                 }
             },
         }
@@ -1101,6 +1104,37 @@ fn matches(
 }
 
 /// A field as text (`None` when absent, null or empty).
+/// A field's text, borrowed from a cheap copy of its bytes when it is
+/// valid UTF-8 (the common case: no copy of the text per event).
+enum PatternText {
+    Shared(bytes::Bytes),
+    Owned(String),
+}
+
+impl PatternText {
+    /// The text of the field at `path`; none when it is missing, null or
+    /// empty.
+    fn of(event: &Event, path: &OwnedValuePath) -> Option<Self> {
+        let text = match event.get(path)? {
+            Value::Bytes(bytes) if std::str::from_utf8(bytes).is_ok() => {
+                Self::Shared(bytes.clone())
+            }
+            Value::Null => return None,
+            Value::Bytes(bytes) => Self::Owned(String::from_utf8_lossy(bytes).into_owned()),
+            other => Self::Owned(other.to_string_lossy().into_owned()),
+        };
+        (!text.as_str().is_empty()).then_some(text)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Checked in `of`.
+            Self::Shared(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            Self::Owned(text) => text,
+        }
+    }
+}
+
 fn text(event: &Event, path: &OwnedValuePath) -> Option<String> {
     let value = event.get(path)?;
     let text = match value {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use vrl::path::OwnedValuePath;
 use vrl::value::{KeyString, ObjectMap, Value};
@@ -15,7 +16,7 @@ use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::patterns::{Miner, MinerConfig};
+use crate::patterns::{Miner, MinerConfig, Observation, PatternId};
 use crate::state::StateStore;
 use crate::state::patterns::{
     FieldsSeen, load_fields, load_spaces, restore, save_fields, save_spaces,
@@ -68,6 +69,89 @@ struct Space {
     fields: FieldsSeen,
     /// Events since the last sampled one.
     unsampled: u32,
+    /// The `.pattern` objects of this space's patterns, made once.
+    objects: PatternObjects,
+}
+
+/// The `.pattern` object of each pattern, made once and copied onto its
+/// events: formatting the id and copying the template for every event
+/// cost more than mining the line. Only `new`, `count` and `level` change
+/// from event to event; the template is compared (a short `memcmp`) and
+/// remade when the pattern generalised.
+#[derive(Default)]
+struct PatternObjects {
+    by_id: HashMap<PatternId, PatternObject>,
+}
+
+struct PatternObject {
+    /// The template the object holds.
+    template: Bytes,
+    object: ObjectMap,
+}
+
+impl PatternObjects {
+    /// The `.pattern` object for an event of `observation`. The cache is
+    /// emptied when it holds `limit` objects (patterns the miner evicted
+    /// leave theirs behind), so memory stays bounded by the miner's.
+    fn object(
+        &mut self,
+        observation: &Observation<'_>,
+        scope: Option<&str>,
+        limit: usize,
+    ) -> ObjectMap {
+        let template = observation.template.as_bytes();
+        if !self.by_id.contains_key(&observation.id) && self.by_id.len() >= limit {
+            self.by_id.clear();
+        }
+        let cached = self
+            .by_id
+            .entry(observation.id)
+            .or_insert_with(|| PatternObject::new(observation, scope));
+        if cached.template.as_ref() != template {
+            cached.template = Bytes::copy_from_slice(template);
+            cached.object.insert(
+                KeyString::from("template"),
+                Value::Bytes(cached.template.clone()),
+            );
+        }
+        let mut object = cached.object.clone();
+        let count = Value::Integer(observation.count.min(i64::MAX as u64) as i64);
+        let level = Value::Bytes(Bytes::from_static(observation.level.as_str().as_bytes()));
+        for (key, value) in [
+            ("new", Value::Boolean(observation.is_new)),
+            ("count", count),
+            ("level", level),
+        ] {
+            if let Some(slot) = object.get_mut(key) {
+                *slot = value;
+            }
+        }
+        object
+    }
+}
+
+impl PatternObject {
+    fn new(observation: &Observation<'_>, scope: Option<&str>) -> Self {
+        let template = Bytes::copy_from_slice(observation.template.as_bytes());
+        let mut object = ObjectMap::new();
+        object.insert(
+            KeyString::from("id"),
+            Value::from(observation.id.to_string()),
+        );
+        object.insert(KeyString::from("template"), Value::Bytes(template.clone()));
+        // Filled in for each event.
+        object.insert(KeyString::from("new"), Value::Boolean(false));
+        object.insert(KeyString::from("count"), Value::Integer(0));
+        object.insert(KeyString::from("level"), Value::Null);
+        object.insert(
+            KeyString::from("first_seen"),
+            timestamp(observation.first_seen_ms),
+        );
+        if let Some(scope) = scope {
+            object.insert(KeyString::from("scope"), Value::from(scope));
+        }
+        Self { template, object }
+    }
 }
 
 /// One event in this many has its field names noted: schema drift is
@@ -102,6 +186,7 @@ impl TaskTransform for PatternTask {
                         dirty: false,
                         fields,
                         unsampled: 0,
+                        objects: PatternObjects::default(),
                     },
                 );
             }
@@ -156,6 +241,7 @@ impl State {
         let now_ms = now.timestamp_millis();
         let mut new_patterns = 0;
         let scoped = self.settings.scope.is_some();
+        let limit = self.settings.miner.max_patterns.saturating_mul(2);
         for mut event in events {
             let Some(text) = event
                 .get(&self.settings.field)
@@ -186,31 +272,10 @@ impl State {
             let observation = space.miner.observe(&text, hint.as_deref(), now_ms);
             space.windows.record(observation.id, observation.is_new);
             space.dirty = true;
-            let mut pattern = ObjectMap::new();
-            pattern.insert(
-                KeyString::from("id"),
-                Value::from(observation.id.to_string()),
-            );
-            pattern.insert(
-                KeyString::from("template"),
-                Value::from(observation.template),
-            );
-            pattern.insert(KeyString::from("new"), Value::Boolean(observation.is_new));
-            pattern.insert(
-                KeyString::from("count"),
-                Value::Integer(observation.count.min(i64::MAX as u64) as i64),
-            );
-            pattern.insert(
-                KeyString::from("level"),
-                Value::from(observation.level.as_str()),
-            );
-            pattern.insert(
-                KeyString::from("first_seen"),
-                timestamp(observation.first_seen_ms),
-            );
-            if scoped {
-                pattern.insert(KeyString::from("scope"), Value::from(scope.as_str()));
-            }
+            let pattern =
+                space
+                    .objects
+                    .object(&observation, scoped.then_some(scope.as_str()), limit);
             let is_new = observation.is_new;
             drop(text);
             event.insert_field("pattern", Value::Object(pattern));
@@ -247,6 +312,21 @@ impl State {
     }
 
     fn space(&mut self, scope: &str) -> &mut Space {
+        // Without `scope` there is one space, named "": found without a
+        // hash lookup. Comparing two empty strings calls `memcmp` on
+        // dangling pointers, which glibc's AVX-512 `memcmp` turns into a
+        // masked load that faults and is replayed by microcode: a tenth
+        // of the whole alert path's CPU went there.
+        if scope.is_empty()
+            && self.spaces.len() == 1
+            && self.spaces.keys().next().is_some_and(String::is_empty)
+        {
+            return self
+                .spaces
+                .values_mut()
+                .next()
+                .unwrap_or_else(|| unreachable!("checked just above"));
+        }
         let scope = if self.spaces.contains_key(scope)
             || self.spaces.len() < self.settings.max_scopes
         {
@@ -258,6 +338,13 @@ impl State {
             );
             OVERFLOW_SCOPE
         };
+        if self.spaces.contains_key(scope) {
+            // The common case: no new key to allocate.
+            return self
+                .spaces
+                .get_mut(scope)
+                .unwrap_or_else(|| unreachable!("checked just above"));
+        }
         let config = &self.settings.miner;
         self.spaces
             .entry(scope.to_string())
@@ -269,6 +356,7 @@ impl State {
                 dirty: true,
                 fields: FieldsSeen::default(),
                 unsampled: FIELD_SAMPLE,
+                objects: PatternObjects::default(),
             })
     }
 
@@ -413,5 +501,58 @@ fn timestamp(ms: i64) -> Value {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
         Some(at) => Value::Timestamp(at),
         None => Value::from(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patterns::Level;
+
+    fn observation(id: u64, template: &str, count: u64) -> Observation<'_> {
+        Observation {
+            id: PatternId::from_u64(id),
+            is_new: count == 1,
+            changed: false,
+            template,
+            count,
+            first_seen_ms: 1_700_000_000_000,
+            level: Level::Error,
+        }
+    }
+
+    fn text<'a>(object: &'a ObjectMap, key: &str) -> std::borrow::Cow<'a, str> {
+        object[key].to_string_lossy()
+    }
+
+    #[test]
+    fn pattern_objects_follow_the_template_and_the_event() {
+        let mut objects = PatternObjects::default();
+        let first = objects.object(&observation(7, "user bob logged in", 1), None, 10);
+        assert_eq!(text(&first, "id"), "0000000000000007");
+        assert_eq!(text(&first, "template"), "user bob logged in");
+        assert_eq!(first["new"], Value::Boolean(true));
+        assert_eq!(first["count"], Value::Integer(1));
+        assert_eq!(text(&first, "level"), "error");
+        assert!(matches!(first["first_seen"], Value::Timestamp(_)));
+        assert!(!first.contains_key("scope"));
+        // The pattern generalised: the same id carries the new template.
+        let later = objects.object(&observation(7, "user <*> logged in", 2), None, 10);
+        assert_eq!(text(&later, "template"), "user <*> logged in");
+        assert_eq!(later["new"], Value::Boolean(false));
+        assert_eq!(later["count"], Value::Integer(2));
+        // What was handed out before is the event's own copy.
+        assert_eq!(text(&first, "template"), "user bob logged in");
+        let scoped = objects.object(&observation(8, "disk full", 1), Some("db"), 10);
+        assert_eq!(text(&scoped, "scope"), "db");
+    }
+
+    #[test]
+    fn pattern_objects_stay_bounded() {
+        let mut objects = PatternObjects::default();
+        for id in 0..25 {
+            objects.object(&observation(id, "a line", 1), None, 10);
+            assert!(objects.by_id.len() <= 10, "{}", objects.by_id.len());
+        }
     }
 }
