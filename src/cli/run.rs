@@ -173,9 +173,13 @@ pub fn run(args: RunArgs) -> ExitCode {
             data_dir = %config.data_dir.display(),
             "howl started"
         );
+        let defaults = RunOptions::default();
         let options = RunOptions {
             graceful_shutdown_limit: Duration::from_secs(args.graceful_shutdown_limit),
-            ..RunOptions::default()
+            // No more copies of a transform at work than workers to run them.
+            transform_concurrency: args
+                .threads
+                .map_or(defaults.transform_concurrency, NonZeroUsize::get),
         };
         let reading = StdinReading::start(&config, readings);
         let outcome =
