@@ -54,7 +54,8 @@ pub struct DecodingConfig {
     /// `timestamp`, `source_type` and the source's own fields are added
     /// where the decoded data has none. A frame that does not decode is
     /// passed on as `bytes` makes it and counted in
-    /// `component_errors_total{error_type="decode_failed"}`.
+    /// `component_errors_total{error_type="decode_failed"}` (`http_server`
+    /// refuses its body with 400 instead).
     #[serde(default)]
     pub codec: Codec,
 }
