@@ -24,7 +24,7 @@ use vrl::value::Value;
 use super::decoding::{Codec, Decoder, DecodingConfig, Framing, FramingConfig, LINES};
 use super::http_receiver::{
     AuthConfig, Decoder as BodyDecoder, JsonAnswers, Listening, MAX_EVENTS_PER_REQUEST, Protocol,
-    Receiver, check_literal_path, too_many_events,
+    Receiver, Refusal, check_literal_path, too_many_events,
 };
 use super::lines::split_whole;
 use crate::components::BuildContext;
@@ -203,13 +203,8 @@ impl SourceConfig for HttpServerConfig {
         check_literal_path(&self.path)?;
         let (decoder, framing) = self.decoding()?;
         let extra = [("path", Value::from(self.path.as_str()))];
-        let body_decoder: BodyDecoder = Arc::new(move |body, _headers| {
-            let events = decode(&decoder, framing, body, &extra)?;
-            if events.len() > MAX_EVENTS_PER_REQUEST {
-                return Err(too_many_events());
-            }
-            Ok(events.into())
-        });
+        let body_decoder: BodyDecoder =
+            Arc::new(move |body, _headers| Ok(decode(&decoder, framing, body, &extra)?.into()));
         Ok(Box::new(Receiver {
             address: self.address,
             path: self.path.clone(),
@@ -231,21 +226,31 @@ impl SourceConfig for HttpServerConfig {
 }
 
 /// Decodes a whole body into its events, or says which frame does not
-/// decode (then no event of it is taken).
+/// decode (then no event of it is taken). Past [`MAX_EVENTS_PER_REQUEST`]
+/// events it stops (413), so a body of many tiny records never holds more
+/// events than that.
 fn decode(
     decoder: &Decoder,
     framing: Framing,
     body: Bytes,
     extra: &[(&'static str, Value)],
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, Refusal> {
     let now = Utc::now();
     let mut events = Vec::new();
+    let mut too_many = false;
+    let mut take = |event: Event| {
+        if events.len() < MAX_EVENTS_PER_REQUEST {
+            events.push(event);
+        } else {
+            too_many = true;
+        }
+    };
     match framing {
         Framing::Whole => {
             if !body.iter().all(u8::is_ascii_whitespace) {
                 decoder
-                    .try_decode(&body, now, extra, |event| events.push(event))
-                    .map_err(|error| error.to_string())?;
+                    .try_decode(&body, now, extra, &mut take)
+                    .map_err(|error| Refusal::from(error.to_string()))?;
             }
         }
         Framing::Delimited(delimiter) => {
@@ -254,9 +259,7 @@ fn decode(
                 if failed.is_some() {
                     return;
                 }
-                if let Err(error) =
-                    decoder.try_decode(&frame, now, extra, |event| events.push(event))
-                {
+                if let Err(error) = decoder.try_decode(&frame, now, extra, &mut take) {
                     let place = if delimiter == b'\n' {
                         format!("on line {number}")
                     } else {
@@ -266,9 +269,12 @@ fn decode(
                 }
             });
             if let Some(why) = failed {
-                return Err(why);
+                return Err(Refusal::from(why));
             }
         }
+    }
+    if too_many {
+        return Err(too_many_events());
     }
     Ok(events)
 }
@@ -315,9 +321,20 @@ mod tests {
         decode(
             &decoder,
             framing,
-            body.into(),
+            Bytes::from(body),
             &[("path", Value::from("/"))],
         )
+        .map_err(|refusal| refusal.message)
+    }
+
+    #[test]
+    fn a_body_of_too_many_records_is_refused_without_holding_them_all() {
+        let body: &'static str = "x\n".repeat(MAX_EVENTS_PER_REQUEST + 5).leak();
+        let error = decode_with("", body).unwrap_err();
+        assert!(error.contains("records in one request"), "{error}");
+        let array: &'static str = format!("[{}1]", "1,".repeat(MAX_EVENTS_PER_REQUEST)).leak();
+        let error = decode_with("decoding = \"json\"", array).unwrap_err();
+        assert!(error.contains("records in one request"), "{error}");
     }
 
     #[test]
