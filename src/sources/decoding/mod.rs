@@ -14,10 +14,11 @@
 //! it as `message` (zero-copy, the cost of a source without decoding);
 //! `json` gives an object's fields (an array gives one event per element; a
 //! value that is not an object becomes `message`); `syslog` the fields the
-//! `syslog` source gives; `logfmt` its pairs ([`logfmt`]). Then the
-//! standard fields are filled where the decoded data has none: `timestamp`
-//! (the time the frame was read), `source_type`, and the source's own
-//! (`host`, `file`, `path`, ...): what the data says wins.
+//! `syslog` source gives; `logfmt` its pairs ([`logfmt`]). Then, as
+//! Vector does, `timestamp` (the time the frame was read) and `host` are
+//! added where the decoded data has none (what the data says wins), while
+//! `source_type` and the source's own fields (`file`, `path`, `port`) are
+//! always the source's: they say how howl got the event.
 //!
 //! **A frame that does not decode is not lost**: it passes on as `bytes`
 //! makes it (its raw `message`), and is counted in
@@ -51,8 +52,9 @@ pub struct DecodingConfig {
     /// element; another value becomes `message`); `syslog` reads RFC 5424
     /// or RFC 3164 into the `syslog` source's fields; `logfmt` reads
     /// `key=value` pairs (`key="quoted \" value"`, a bare `key` is `true`).
-    /// `timestamp`, `source_type` and the source's own fields are added
-    /// where the decoded data has none. A frame that does not decode is
+    /// `timestamp` and `host` are added where the decoded data has none;
+    /// `source_type` and the source's own fields (`file`, `path`, `port`)
+    /// are always set. A frame that does not decode is
     /// passed on as `bytes` makes it and counted in
     /// `component_errors_total{error_type="decode_failed"}` (`http_server`
     /// refuses its body with 400 instead).
@@ -261,8 +263,8 @@ impl Decoder {
     }
 
     /// Decodes one frame, giving `emit` its events (none at all when it
-    /// does not decode), read at `now`, with the source's `fields` where
-    /// the decoded data has none.
+    /// does not decode), read at `now`, with the source's fields `extra`
+    /// (see [`Self::fill`]).
     pub fn try_decode(
         &self,
         frame: &Bytes,
@@ -298,20 +300,22 @@ impl Decoder {
         Ok(())
     }
 
-    /// Adds the standard fields the decoded data does not have.
+    /// Adds the standard fields, as Vector does: `timestamp` and `host`
+    /// only where the decoded data has none (it knows better when it
+    /// says); `source_type` and the source's other fields always, since
+    /// they say how howl got the event (a forwarded event's `source_type`
+    /// names the source that received it here).
     fn fill(&self, mut event: Event, now: DateTime<Utc>, extra: &[(&'static str, Value)]) -> Event {
         if let Some(map) = event.value_mut().as_object_mut() {
             if !map.contains_key(fields::TIMESTAMP) {
                 map.insert(KeyString::from(fields::TIMESTAMP), Value::Timestamp(now));
             }
-            if !map.contains_key(fields::SOURCE_TYPE) {
-                map.insert(
-                    KeyString::from(fields::SOURCE_TYPE),
-                    Value::Bytes(Bytes::from_static(self.source_type.as_bytes())),
-                );
-            }
+            map.insert(
+                KeyString::from(fields::SOURCE_TYPE),
+                Value::Bytes(Bytes::from_static(self.source_type.as_bytes())),
+            );
             for (name, value) in extra {
-                if !map.contains_key(*name) {
+                if *name != fields::HOST || !map.contains_key(fields::HOST) {
                     map.insert(KeyString::from(*name), value.clone());
                 }
             }

@@ -69,7 +69,7 @@ fn bytes_keeps_the_frame_as_message_with_the_standard_fields() {
 fn json_objects_give_their_fields_and_what_they_say_wins() {
     let events = decode(
         Codec::Json,
-        r#"{"level":"warn","msg":"disk","n":3,"timestamp":"2024-01-02T03:04:05Z","host":"web-1"}"#,
+        r#"{"level":"warn","msg":"disk","n":3,"timestamp":"2024-01-02T03:04:05Z","host":"web-1","source_type":"file"}"#,
     )
     .unwrap();
     let event = &events[0];
@@ -82,7 +82,11 @@ fn json_objects_give_their_fields_and_what_they_say_wins() {
         "the object's own timestamp is kept"
     );
     assert_eq!(field(event, "host"), Some(&Value::from("web-1")));
-    assert_eq!(field(event, "source_type"), Some(&Value::from("stdin")));
+    assert_eq!(
+        field(event, "source_type"),
+        Some(&Value::from("stdin")),
+        "always the source that got it"
+    );
 
     let events = decode(Codec::Json, r#"{"msg":"x"}"#).unwrap();
     assert!(matches!(
