@@ -107,7 +107,8 @@ error_types! {
     ReadFailed => "read_failed",
     /// Writing output failed (stdout, a file).
     WriteFailed => "write_failed",
-    /// A request body could not be decoded (bad JSON, bad encoding).
+    /// A request body or a frame could not be decoded (bad JSON, bad
+    /// encoding, a frame that is not what `decoding.codec` says).
     DecodeFailed => "decode_failed",
     /// An answer could not be parsed (a Prometheus exposition).
     ParseFailed => "parse_failed",

@@ -48,6 +48,33 @@ impl OptionsSchema {
             && self.keys_at(&item_path).is_some()
     }
 
+    /// True when the option at `path` may also be written as a plain value
+    /// instead of its table (`anyOf` a table and a string, like
+    /// `http_server`'s `decoding = "ndjson"` shorthand).
+    pub fn takes_a_value_for_its_table(&self, path: &[&str]) -> bool {
+        let Some((last, parent)) = path.split_last() else {
+            return false;
+        };
+        let Some(node) = self
+            .node_at(parent)
+            .and_then(|parent| parent.get("properties")?.get(*last))
+            .and_then(|node| self.resolve_ref(node))
+        else {
+            return false;
+        };
+        node.get("anyOf")
+            .or(node.get("oneOf"))
+            .and_then(Value::as_array)
+            .is_some_and(|options| {
+                options.iter().any(|option| {
+                    self.resolve_ref(option).is_some_and(|option| {
+                        option.get("properties").is_none()
+                            && option.get("type") != Some(&Value::from("null"))
+                    })
+                })
+            })
+    }
+
     /// The schema of the option at `path`; a `[]` segment steps into a
     /// list's items.
     fn node_at(&self, path: &[&str]) -> Option<&Value> {

@@ -710,7 +710,9 @@ impl Loader {
             let mut option = schema_path.clone();
             option.push(name.clone());
             let option_refs: Vec<&str> = option.iter().map(String::as_str).collect();
-            let expects_table = allowed.is_some() && schema.keys_at(&option_refs).is_some();
+            let expects_table = allowed.is_some()
+                && schema.keys_at(&option_refs).is_some()
+                && !schema.takes_a_value_for_its_table(&option_refs);
             let span = value.span();
             let value = match value.into_inner() {
                 DeValue::Table(nested) => {

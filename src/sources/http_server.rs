@@ -2,26 +2,35 @@
 //!
 //! What the answers mean, and how requests, credentials and backpressure
 //! are handled, is [`super::http_receiver`]'s, shared with the other HTTP
-//! sources; this module decodes bodies (text, JSON, NDJSON) into events.
+//! sources; this module cuts bodies into frames and decodes them as
+//! `framing` and `decoding` say ([`super::decoding`]). The older
+//! `decoding = "text" | "json" | "ndjson"` is read as a shorthand for a
+//! codec and a framing, so configs written for it keep working.
+//!
+//! Unlike the stream sources, a body with a frame that does not decode is
+//! refused whole (400, naming the line): the client still holds it, so
+//! nothing is lost, and it learns of its mistake at once.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vrl::value::Value;
 
+use super::decoding::{Codec, Decoder, DecodingConfig, Framing, FramingConfig, LINES};
 use super::http_receiver::{
-    AuthConfig, Decoder, JsonAnswers, Listening, MAX_EVENTS_PER_REQUEST, Protocol, Receiver,
-    check_literal_path, too_many_events,
+    AuthConfig, Decoder as BodyDecoder, JsonAnswers, Listening, MAX_EVENTS_PER_REQUEST, Protocol,
+    Receiver, Refusal, check_literal_path, too_many_events,
 };
-use super::lines::LineSplitter;
+use super::lines::split_whole;
 use crate::components::BuildContext;
 use crate::components::source::{Source, SourceConfig};
 use crate::diagnostic::BuildError;
-use crate::event::{Event, fields};
+use crate::event::Event;
 use crate::http::server::ConnectionsConfig;
 use crate::options::{Seconds, TlsConfig};
 
@@ -37,12 +46,15 @@ pub struct HttpServerConfig {
     /// literal: it starts with `/` and has no `:param`, `*` or `{...}`.
     #[serde(default = "default_path")]
     path: String,
-    /// How bodies are decoded: `text` gives one event per line (its
-    /// `message`); `json` one event per JSON object, and an array one per
-    /// element; `ndjson` one JSON object per line. A JSON value that is not
-    /// an object becomes the event's `message`.
+    /// How each frame becomes an event; also accepts the older shorthand
+    /// `decoding = "text"` (the `bytes` codec, one event per line),
+    /// `"json"` (`json`, one event per body, an array one per element) or
+    /// `"ndjson"` (`json`, one per line).
     #[serde(default)]
     decoding: Decoding,
+    /// How a body is cut into frames.
+    #[serde(default)]
+    framing: FramingConfig,
     /// The largest body accepted, in bytes; a larger one is refused with
     /// 413, whether its `Content-Length` says so or it turns out larger
     /// while it is read.
@@ -79,44 +91,120 @@ fn default_max_body_bytes() -> NonZeroUsize {
     TEN_MIB
 }
 
-/// How request bodies become events.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+/// How request bodies become events: the `decoding` table, or the older
+/// shorthand that names a codec and a framing at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decoding {
-    /// One event per line.
-    #[default]
+    /// `decoding.codec = ...`, framed as `framing` says.
+    Table(DecodingConfig),
+    /// `decoding = "text" | "json" | "ndjson"`.
+    Shorthand(Shorthand),
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Self::Table(DecodingConfig::default())
+    }
+}
+
+/// The values of the older `decoding` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Shorthand {
+    /// The `bytes` codec, one frame per line.
     Text,
-    /// One event per JSON object (per element of an array).
+    /// The `json` codec, the whole body one frame.
     Json,
-    /// One JSON object per line.
+    /// The `json` codec, one frame per line.
     Ndjson,
+}
+
+impl<'de> Deserialize<'de> for Decoding {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Decoding;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table such as `{ codec = \"json\" }`, or `\"text\"`, `\"json\"` or `\"ndjson\"`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Decoding, E> {
+                Shorthand::deserialize(serde::de::value::StrDeserializer::<E>::new(text))
+                    .map(Decoding::Shorthand)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Decoding, A::Error> {
+                DecodingConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Decoding::Table)
+            }
+        }
+
+        deserializer.deserialize_any(Either)
+    }
+}
+
+impl JsonSchema for Decoding {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HttpDecoding".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                generator.subschema_for::<DecodingConfig>(),
+                generator.subschema_for::<Shorthand>(),
+            ]
+        })
+    }
+}
+
+impl HttpServerConfig {
+    /// The codec and framing the options choose; a shorthand already
+    /// names its framing, so `framing` beside it is refused.
+    fn decoding(&self) -> Result<(Decoder, Framing), BuildError> {
+        let config = match self.decoding {
+            Decoding::Table(config) => config,
+            Decoding::Shorthand(shorthand) => {
+                if self.framing.method.is_some() || self.framing.character_delimited.is_some() {
+                    return Err(BuildError::new(
+                        "the `decoding` shorthand sets the framing too; write \
+                         `decoding.codec = ...` to choose a `framing` of your own",
+                    )
+                    .for_option("framing"));
+                }
+                let (codec, framing) = match shorthand {
+                    Shorthand::Text => (Codec::Bytes, LINES),
+                    Shorthand::Json => (Codec::Json, Framing::Whole),
+                    Shorthand::Ndjson => (Codec::Json, LINES),
+                };
+                return Ok((
+                    Decoder::new(DecodingConfig { codec }, "http_server"),
+                    framing,
+                ));
+            }
+        };
+        // A JSON body is one document (an array gives one event per
+        // element); anything else is read line by line, as before.
+        let default = match config.codec {
+            Codec::Json => Framing::Whole,
+            Codec::Bytes | Codec::Syslog | Codec::Logfmt => LINES,
+        };
+        Ok((
+            Decoder::new(config, "http_server"),
+            self.framing.resolve(default, true)?,
+        ))
+    }
 }
 
 impl SourceConfig for HttpServerConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         check_literal_path(&self.path)?;
-        let decoding = self.decoding;
-        let path = Value::from(self.path.as_str());
-        let decoder: Decoder = Arc::new(move |body, _headers| {
-            let now = Utc::now();
-            let values = decode(decoding, body)?;
-            if values.len() > MAX_EVENTS_PER_REQUEST {
-                return Err(too_many_events());
-            }
-            Ok(values
-                .into_iter()
-                .map(|value| {
-                    let mut event = Event::from_value(value);
-                    if event.get_field(fields::TIMESTAMP).is_none() {
-                        event.insert_field(fields::TIMESTAMP, now);
-                    }
-                    event.insert_field(fields::SOURCE_TYPE, "http_server");
-                    event.insert_field("path", path.clone());
-                    event
-                })
-                .collect::<Vec<_>>()
-                .into())
-        });
+        let (decoder, framing) = self.decoding()?;
+        let extra = [("path", Value::from(self.path.as_str()))];
+        let body_decoder: BodyDecoder =
+            Arc::new(move |body, _headers| Ok(decode(&decoder, framing, body, &extra)?.into()));
         Ok(Box::new(Receiver {
             address: self.address,
             path: self.path.clone(),
@@ -130,47 +218,65 @@ impl SourceConfig for HttpServerConfig {
                 cx,
                 "",
             )?,
-            decoder,
+            decoder: body_decoder,
             answers: Arc::new(JsonAnswers),
             protocol: Protocol::Http1,
         }))
     }
 }
 
-/// Decodes a whole body, or explains why it cannot be.
-fn decode(decoding: Decoding, body: bytes::Bytes) -> Result<Vec<Value>, String> {
-    match decoding {
-        Decoding::Text => {
-            let mut values = Vec::new();
-            let mut splitter = LineSplitter::new(NonZeroUsize::MAX);
-            splitter.push(body, |(line, _)| values.push(Value::Bytes(line)));
-            splitter.finish(|(line, _)| values.push(Value::Bytes(line)));
-            Ok(values)
+/// Decodes a whole body into its events, or says which frame does not
+/// decode (then no event of it is taken). Past [`MAX_EVENTS_PER_REQUEST`]
+/// events it stops (413), so a body of many tiny records never holds more
+/// events than that.
+fn decode(
+    decoder: &Decoder,
+    framing: Framing,
+    body: Bytes,
+    extra: &[(&'static str, Value)],
+) -> Result<Vec<Event>, Refusal> {
+    let now = Utc::now();
+    let mut events = Vec::new();
+    let mut too_many = false;
+    let mut take = |event: Event| {
+        if events.len() < MAX_EVENTS_PER_REQUEST {
+            events.push(event);
+        } else {
+            too_many = true;
         }
-        Decoding::Json => {
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Vec::new());
+    };
+    match framing {
+        Framing::Whole => {
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                decoder
+                    .try_decode(&body, now, extra, &mut take)
+                    .map_err(|error| Refusal::from(error.to_string()))?;
             }
-            let parsed: serde_json::Value =
-                serde_json::from_slice(&body).map_err(|e| format!("invalid JSON: {e}"))?;
-            Ok(match parsed {
-                serde_json::Value::Array(items) => items.into_iter().map(Value::from).collect(),
-                other => vec![Value::from(other)],
-            })
         }
-        Decoding::Ndjson => {
-            let mut values = Vec::new();
-            for (index, line) in body.split(|b| *b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
+        Framing::Delimited(delimiter) => {
+            let mut failed = None;
+            split_whole(&body, delimiter, usize::MAX, |number, (frame, _)| {
+                if failed.is_some() {
+                    return;
                 }
-                let parsed: serde_json::Value = serde_json::from_slice(line)
-                    .map_err(|e| format!("invalid JSON on line {}: {e}", index + 1))?;
-                values.push(Value::from(parsed));
+                if let Err(error) = decoder.try_decode(&frame, now, extra, &mut take) {
+                    let place = if delimiter == b'\n' {
+                        format!("on line {number}")
+                    } else {
+                        format!("in frame {number}")
+                    };
+                    failed = Some(error.at(&place));
+                }
+            });
+            if let Some(why) = failed {
+                return Err(Refusal::from(why));
             }
-            Ok(values)
         }
     }
+    if too_many {
+        return Err(too_many_events());
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -207,19 +313,111 @@ mod tests {
         assert_eq!(at, "0");
     }
 
-    #[test]
-    fn decodes_each_format() {
-        let text = decode(Decoding::Text, "a\nb\n".into()).unwrap();
-        assert_eq!(text.len(), 2);
-        let json = decode(Decoding::Json, r#"[{"a":1},{"a":2}]"#.into()).unwrap();
-        assert_eq!(json.len(), 2);
-        let ndjson = decode(Decoding::Ndjson, "{\"a\":1}\n\n{\"a\":2}\n".into()).unwrap();
-        assert_eq!(ndjson.len(), 2);
+    /// The events of `body` under the decoding options `options`.
+    fn decode_with(options: &str, body: &'static str) -> Result<Vec<Event>, String> {
+        let config: HttpServerConfig =
+            toml::from_str(&format!("address = \"127.0.0.1:1\"\n{options}")).unwrap();
+        let (decoder, framing) = config.decoding().unwrap();
+        decode(
+            &decoder,
+            framing,
+            Bytes::from(body),
+            &[("path", Value::from("/"))],
+        )
+        .map_err(|refusal| refusal.message)
     }
 
     #[test]
-    fn bad_ndjson_names_the_line() {
-        let error = decode(Decoding::Ndjson, "{\"a\":1}\n{oops\n".into()).unwrap_err();
-        assert!(error.contains("line 2"), "{error}");
+    fn a_body_of_too_many_records_is_refused_without_holding_them_all() {
+        let body: &'static str = "x\n".repeat(MAX_EVENTS_PER_REQUEST + 5).leak();
+        let error = decode_with("", body).unwrap_err();
+        assert!(error.contains("records in one request"), "{error}");
+        let array: &'static str = format!("[{}1]", "1,".repeat(MAX_EVENTS_PER_REQUEST)).leak();
+        let error = decode_with("decoding = \"json\"", array).unwrap_err();
+        assert!(error.contains("records in one request"), "{error}");
+    }
+
+    #[test]
+    fn the_shorthands_decode_as_they_always_did() {
+        let text = decode_with("decoding = \"text\"", "a\r\n\nb\n").unwrap();
+        assert_eq!(text.len(), 2);
+        assert_eq!(text[0].get_field("message"), Some(&Value::from("a")));
+        assert_eq!(text[0].get_field("path"), Some(&Value::from("/")));
+        let json = decode_with("decoding = \"json\"", r#"[{"a":1},{"a":2}]"#).unwrap();
+        assert_eq!(json.len(), 2);
+        assert!(
+            decode_with("decoding = \"json\"", " \n ")
+                .unwrap()
+                .is_empty()
+        );
+        let ndjson = decode_with("decoding = \"ndjson\"", "{\"a\":1}\n \n{\"a\":2}\n").unwrap();
+        assert_eq!(ndjson.len(), 2);
+        assert_eq!(ndjson[1].get_field("a"), Some(&Value::from(2)));
+        assert!(ndjson[1].get_field("timestamp").is_some());
+        assert_eq!(
+            ndjson[1].get_field("source_type"),
+            Some(&Value::from("http_server"))
+        );
+    }
+
+    #[test]
+    fn the_table_form_takes_a_codec_and_a_framing() {
+        let json = decode_with("decoding.codec = \"json\"", r#"{"a":1}"#).unwrap();
+        assert_eq!(json.len(), 1);
+        let lines = decode_with(
+            "decoding.codec = \"json\"\nframing.method = \"newline_delimited\"",
+            "{\"a\":1}\n{\"a\":2}",
+        )
+        .unwrap();
+        assert_eq!(lines.len(), 2);
+        let logfmt = decode_with(
+            "decoding.codec = \"logfmt\"\nframing.method = \"character_delimited\"\nframing.character_delimited.delimiter = \";\"",
+            "a=1;b=2 c",
+        )
+        .unwrap();
+        assert_eq!(logfmt.len(), 2);
+        assert_eq!(logfmt[1].get_field("c"), Some(&Value::Boolean(true)));
+        let whole = decode_with("framing.method = \"bytes\"", "one\ntwo").unwrap();
+        assert_eq!(
+            whole[0].get_field("message"),
+            Some(&Value::from("one\ntwo"))
+        );
+    }
+
+    #[test]
+    fn a_frame_that_does_not_decode_names_its_line_and_refuses_the_body() {
+        let error = decode_with("decoding = \"ndjson\"", "{\"a\":1}\n\n{oops\n").unwrap_err();
+        assert!(error.contains("invalid JSON on line 3"), "{error}");
+        let error = decode_with(
+            "decoding.codec = \"logfmt\"\nframing.method = \"character_delimited\"\nframing.character_delimited.delimiter = \",\"",
+            "a=1,just words",
+        )
+        .unwrap_err();
+        assert!(error.contains("invalid logfmt in frame 2"), "{error}");
+        let error = decode_with("decoding = \"json\"", "{oops").unwrap_err();
+        assert!(error.starts_with("invalid JSON: "), "{error}");
+    }
+
+    #[test]
+    fn a_shorthand_with_a_framing_and_bad_values_point_at_their_option() {
+        let error = build_failure::<HttpServerConfig>(
+            "address = \"127.0.0.1:1\"\ndecoding = \"ndjson\"\nframing.method = \"bytes\"",
+        );
+        assert!(
+            error.message.contains("shorthand sets the framing"),
+            "{error}"
+        );
+        assert_eq!(error.option.as_deref(), Some("framing"));
+        let (message, at) =
+            parse_error::<HttpServerConfig>("address = \"127.0.0.1:1\"\ndecoding = \"xml\"");
+        assert!(message.contains("unknown variant `xml`"), "{message}");
+        assert_eq!(at, "\"xml\"");
+        let (message, at) =
+            parse_error::<HttpServerConfig>("address = \"127.0.0.1:1\"\ndecoding.codec = \"xml\"");
+        assert!(message.contains("unknown variant `xml`"), "{message}");
+        assert_eq!(at, "\"xml\"");
+        let (message, _) =
+            parse_error::<HttpServerConfig>("address = \"127.0.0.1:1\"\ndecoding.kodec = \"json\"");
+        assert!(message.contains("unknown field `kodec`"), "{message}");
     }
 }

@@ -1,4 +1,6 @@
-//! Splitting a byte stream into lines, shared by every line-oriented source.
+//! Splitting a byte stream into lines (or frames ending at another
+//! delimiter byte: `framing.method = "character_delimited"`), shared by
+//! every line-oriented source.
 //!
 //! Lines that lie inside one read chunk are zero-copy slices of it (the
 //! events point into the chunk). A line that straddles chunks is assembled
@@ -6,8 +8,8 @@
 //! longer than `max_line_bytes` keeps its first `max_line_bytes` (cut at a
 //! UTF-8 boundary) and the rest is skipped up to the next newline, so a
 //! multi-gigabyte line without a newline costs `max_line_bytes`, not
-//! gigabytes. A trailing `\r` (CRLF files) is removed; empty lines are not
-//! events and are skipped.
+//! gigabytes. With the newline delimiter a trailing `\r` (CRLF files) is
+//! removed; empty frames are not events and are skipped.
 
 use std::num::NonZeroUsize;
 
@@ -20,6 +22,8 @@ pub const DEFAULT_MAX_LINE_BYTES: NonZeroUsize = NonZeroUsize::new(102_400).unwr
 #[derive(Debug)]
 pub struct LineSplitter {
     max_line_bytes: usize,
+    /// The byte that ends a frame (`\n` for lines).
+    delimiter: u8,
     carry: BytesMut,
     /// The carried line already exceeded the limit; skip to its newline.
     overflowed: bool,
@@ -32,14 +36,25 @@ pub struct LineSplitter {
 pub type Line = (Bytes, bool);
 
 impl LineSplitter {
-    /// A splitter cutting lines at `max_line_bytes`.
-    pub fn new(max_line_bytes: NonZeroUsize) -> Self {
+    /// A splitter of frames that end at `delimiter`, cut at
+    /// `max_line_bytes`. Only newline-delimited frames lose a trailing `\r`.
+    pub fn with_delimiter(max_line_bytes: NonZeroUsize, delimiter: u8) -> Self {
         Self {
             max_line_bytes: max_line_bytes.get(),
+            delimiter,
             carry: BytesMut::new(),
             overflowed: false,
             pending: 0,
         }
+    }
+
+    /// A splitter with the same limit and delimiter, and nothing carried:
+    /// for reading again from the start of a line.
+    pub fn fresh(&self) -> Self {
+        Self::with_delimiter(
+            NonZeroUsize::new(self.max_line_bytes).unwrap_or(NonZeroUsize::MIN),
+            self.delimiter,
+        )
     }
 
     /// Bytes read of a line not yet complete, including those skipped
@@ -51,7 +66,7 @@ impl LineSplitter {
     /// Feeds a chunk; calls `emit` for each complete line in it.
     pub fn push(&mut self, chunk: Bytes, mut emit: impl FnMut(Line)) {
         let mut start = 0;
-        for newline in memchr::memchr_iter(b'\n', &chunk) {
+        for newline in memchr::memchr_iter(self.delimiter, &chunk) {
             if start == 0 && (!self.carry.is_empty() || self.overflowed) {
                 self.extend_carry(&chunk[..newline]);
                 self.pending = 0;
@@ -91,20 +106,57 @@ impl LineSplitter {
         }
     }
 
-    fn emit_line(&self, mut line: Bytes, mut truncated: bool, emit: &mut impl FnMut(Line)) {
-        if line.last() == Some(&b'\r') {
-            line.truncate(line.len() - 1);
+    fn emit_line(&self, line: Bytes, truncated: bool, emit: &mut impl FnMut(Line)) {
+        if let Some(line) = trim_frame(line, truncated, self.delimiter, self.max_line_bytes) {
+            emit(line);
         }
-        if line.len() > self.max_line_bytes {
-            line.truncate(self.max_line_bytes);
-            truncated = true;
+    }
+}
+
+/// A frame as it is emitted: without the `\r` of a CRLF line, cut to
+/// `max_bytes` at a character boundary (`truncated` says whether it was, or
+/// already had been); `None` for an empty frame, which is no event.
+#[inline]
+pub fn trim_frame(
+    mut frame: Bytes,
+    mut truncated: bool,
+    delimiter: u8,
+    max_bytes: usize,
+) -> Option<Line> {
+    if delimiter == b'\n' && frame.last() == Some(&b'\r') {
+        frame.truncate(frame.len() - 1);
+    }
+    if frame.len() > max_bytes {
+        frame.truncate(max_bytes);
+        truncated = true;
+    }
+    if truncated {
+        frame.truncate(utf8_boundary(&frame));
+    }
+    (!frame.is_empty()).then_some((frame, truncated))
+}
+
+/// Splits a whole buffer (an HTTP body, a datagram) into frames ending at
+/// `delimiter`, the last one without it; `emit` gets each non-empty frame
+/// (as [`trim_frame`] leaves it) with its 1-based number among all the
+/// delimited records, empty ones included, so an error can name the line.
+pub fn split_whole(
+    buffer: &Bytes,
+    delimiter: u8,
+    max_bytes: usize,
+    mut emit: impl FnMut(usize, Line),
+) {
+    let mut start = 0;
+    let mut number = 0;
+    let ends = memchr::memchr_iter(delimiter, buffer).chain(std::iter::once(buffer.len()));
+    for end in ends {
+        number += 1;
+        if start <= end
+            && let Some(frame) = trim_frame(buffer.slice(start..end), false, delimiter, max_bytes)
+        {
+            emit(number, frame);
         }
-        if truncated {
-            line.truncate(utf8_boundary(&line));
-        }
-        if !line.is_empty() {
-            emit((line, truncated));
-        }
+        start = end + 1;
     }
 }
 
@@ -138,7 +190,7 @@ mod tests {
     use super::*;
 
     fn splitter(max: usize) -> LineSplitter {
-        LineSplitter::new(NonZeroUsize::new(max).unwrap())
+        LineSplitter::with_delimiter(NonZeroUsize::new(max).unwrap(), b'\n')
     }
 
     fn split(max: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
@@ -189,6 +241,43 @@ mod tests {
         // "é" is two bytes; a 2-byte limit after "a" would split it.
         let lines = split(2, &["aé\n".as_bytes()]);
         assert_eq!(lines, vec![("a".into(), true)]);
+    }
+
+    #[test]
+    fn another_delimiter_splits_across_chunks_and_keeps_carriage_returns() {
+        let mut splitter = LineSplitter::with_delimiter(NonZeroUsize::new(100).unwrap(), b'|');
+        let mut frames = Vec::new();
+        let mut take = |(frame, _): Line| frames.push(String::from_utf8_lossy(&frame).into_owned());
+        // The delimiter falls on a chunk boundary, then inside one.
+        splitter.push(Bytes::from_static(b"a\r|b"), &mut take);
+        splitter.push(Bytes::from_static(b"c|"), &mut take);
+        splitter.push(Bytes::from_static(b"|d\ne|"), &mut take);
+        splitter.push(Bytes::from_static(b"f"), &mut take);
+        splitter.finish(&mut take);
+        assert_eq!(frames, ["a\r", "bc", "d\ne", "f"]);
+    }
+
+    #[test]
+    fn a_whole_buffer_is_split_with_record_numbers_and_cut() {
+        let mut frames = Vec::new();
+        split_whole(
+            &Bytes::from_static(b"one\r\n\nthree-long\nfour"),
+            b'\n',
+            5,
+            |n, (f, cut)| frames.push((n, String::from_utf8_lossy(&f).into_owned(), cut)),
+        );
+        assert_eq!(
+            frames,
+            [
+                (1, "one".to_string(), false),
+                (3, "three".to_string(), true),
+                (4, "four".to_string(), false)
+            ]
+        );
+        let mut none = 0;
+        split_whole(&Bytes::new(), b'\n', 5, |_, _| none += 1);
+        split_whole(&Bytes::from_static(b"\n\n"), b'\n', 5, |_, _| none += 1);
+        assert_eq!(none, 0);
     }
 
     #[test]

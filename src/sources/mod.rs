@@ -1,8 +1,9 @@
 //! Sources: where events come from.
 //!
-//! Line sources (`stdin`, `file`, `http_server`, `demo_logs`),
-//! `syslog` and `fluent` (over [`socket`], the plumbing of listening
-//! sources), `loki`, `opentelemetry` and `alert_webhook` (over
+//! Line sources (`stdin`, `file`, `http_server`, `socket`, `demo_logs`;
+//! all but `demo_logs` cut and decode their input as their `framing` and
+//! `decoding` say, [`decoding`]), `syslog` and `fluent` (over [`socket`],
+//! the plumbing of listening sources), `loki`, `opentelemetry` and `alert_webhook` (over
 //! [`http_receiver`]) make log events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
 //! on a schedule ([`polling`]).
@@ -16,6 +17,7 @@
 //! without bound.
 
 mod alert_webhook;
+mod decoding;
 mod demo_logs;
 mod file;
 mod fluent;
@@ -50,6 +52,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("review", review::ReviewConfig),
+    component_type!("socket", socket::source::SocketConfig),
     component_type!("stdin", stdin::StdinConfig),
     component_type!("syslog", syslog::SyslogConfig),
 ];

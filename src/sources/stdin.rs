@@ -1,4 +1,5 @@
-//! `stdin`: one event per line of standard input.
+//! `stdin`: one event per line of standard input (or per frame, decoded,
+//! as `framing` and `decoding` say: [`super::decoding`]).
 //!
 //! This is how CI pipelines use howl (`cat build.log | howl run -c ci.toml`):
 //! the source ends at end of input, the topology drains, and howl exits 0.
@@ -29,12 +30,13 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use vrl::value::Value;
 
+use super::decoding::{Decoder, DecodingConfig, FramingConfig, SourceDecoder};
 use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::acks::{AckQueue, Completed};
-use crate::event::{Event, fields, notify_batch};
+use crate::event::{fields, notify_batch};
 use crate::internal_events::{ErrorType, Stage};
 
 /// Options of the `stdin` source.
@@ -47,6 +49,12 @@ pub struct StdinConfig {
     /// take, whatever the input.
     #[serde(default = "default_max_line_bytes")]
     max_line_bytes: NonZeroUsize,
+    /// How each line becomes an event.
+    #[serde(default)]
+    decoding: DecodingConfig,
+    /// How input is cut into frames.
+    #[serde(default)]
+    framing: FramingConfig,
 }
 
 fn default_max_line_bytes() -> NonZeroUsize {
@@ -60,12 +68,16 @@ impl SourceConfig for StdinConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         Ok(Box::new(Stdin {
             max_line_bytes: self.max_line_bytes,
+            delimiter: self.framing.stream_delimiter()?,
+            decoder: Decoder::new(self.decoding, "stdin"),
         }))
     }
 }
 
 struct Stdin {
     max_line_bytes: NonZeroUsize,
+    delimiter: u8,
+    decoder: Decoder,
 }
 
 impl Source for Stdin {
@@ -75,10 +87,10 @@ impl Source for Stdin {
             std::thread::Builder::new()
                 .name("howl-stdin".into())
                 .spawn(move || read_stdin(tx))?;
-            let mut splitter = LineSplitter::new(self.max_line_bytes);
-            let source_id = cx.key.shared_id();
-            let host = Value::from(cx.host.as_ref());
+            let mut splitter = LineSplitter::with_delimiter(self.max_line_bytes, self.delimiter);
             let metrics = cx.out.metrics().clone();
+            let decoder = SourceDecoder::new(self.decoder, cx.key.shared_id(), metrics.clone());
+            let host = [(fields::HOST, Value::from(cx.host.as_ref()))];
             // On shutdown, what was already read is still turned into events
             // (stdin cannot be read again): the queued chunks, then the
             // unfinished last line.
@@ -118,10 +130,7 @@ impl Source for Stdin {
                 let mut make = |(line, cut): (bytes::Bytes, bool)| {
                     bytes += line.len();
                     truncated += usize::from(cut);
-                    let mut event =
-                        Event::log(line, now, "stdin").with_source_id(source_id.clone());
-                    event.insert_field(fields::HOST, host.clone());
-                    events.push(event);
+                    decoder.decode(line, now, &host, &mut events);
                 };
                 match chunk {
                     Some(chunk) => splitter.push(chunk, &mut make),

@@ -13,6 +13,7 @@ mod alertmanager;
 mod chaos;
 mod chat_actions;
 mod config_tests;
+mod decoding;
 mod docs;
 mod file_source;
 mod fluent;

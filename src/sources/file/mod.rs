@@ -52,6 +52,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -62,12 +63,13 @@ use vrl::value::Value;
 
 use self::checkpoints::{Checkpoint, Checkpoints};
 use self::fingerprint::{Fingerprint, Head, Identity, Window, identity};
+use super::decoding::{Decoder, DecodingConfig, FramingConfig, SourceDecoder};
 use super::lines::{DEFAULT_MAX_LINE_BYTES, LineSplitter};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::acks::{AckQueue, Completed};
-use crate::event::{Event, fields, notify_batch};
+use crate::event::{fields, notify_batch};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::options::{Millis, parse_string};
 
@@ -98,6 +100,13 @@ pub struct FileConfig {
     /// character boundary) and counted in `source_lines_truncated_total`.
     #[serde(default = "default_max_line_bytes")]
     max_line_bytes: NonZeroUsize,
+    /// How each line becomes an event.
+    #[serde(default)]
+    decoding: DecodingConfig,
+    /// How a file is cut into frames (a checkpoint always lies at the end
+    /// of a frame).
+    #[serde(default)]
+    framing: FramingConfig,
     /// How often to check files for new lines and the globs for new files;
     /// a plain number is milliseconds. Each check costs one `stat` per
     /// file.
@@ -244,6 +253,8 @@ impl SourceConfig for FileConfig {
                 .collect(),
             read_from: self.read_from,
             max_line_bytes: self.max_line_bytes,
+            delimiter: self.framing.stream_delimiter()?,
+            decoder: Decoder::new(self.decoding, "file"),
             poll_interval: self.poll_interval_ms.positive("poll_interval_ms")?,
             window: Window {
                 ignored: self.fingerprint.ignored_header_bytes,
@@ -258,6 +269,9 @@ struct FileSource {
     exclude: Vec<glob::Pattern>,
     read_from: ReadFrom,
     max_line_bytes: NonZeroUsize,
+    /// Where frames end (`\n` for lines).
+    delimiter: u8,
+    decoder: Decoder,
     poll_interval: Duration,
     window: Window,
 }
@@ -282,14 +296,14 @@ impl Tracked {
         id: Identity,
         fingerprint: Fingerprint,
         start: u64,
-        max_line_bytes: NonZeroUsize,
+        splitter: LineSplitter,
     ) -> Self {
         Self {
             file,
             id,
             fingerprint,
             offset: start,
-            splitter: LineSplitter::new(max_line_bytes),
+            splitter,
             acks: AckQueue::new(start),
             left_behind: None,
         }
@@ -316,10 +330,10 @@ impl Tracked {
 
     /// Goes back to `offset` (the start of a line), forgetting what was
     /// read after it.
-    fn rewind(&mut self, offset: u64, max_line_bytes: NonZeroUsize) -> std::io::Result<()> {
+    fn rewind(&mut self, offset: u64) -> std::io::Result<()> {
         self.file.seek(SeekFrom::Start(offset))?;
         self.offset = offset;
-        self.splitter = LineSplitter::new(max_line_bytes);
+        self.splitter = self.splitter.fresh();
         Ok(())
     }
 
@@ -329,7 +343,7 @@ impl Tracked {
         // What was acknowledged up to now, for a copy of the old content.
         let completed = self.acks.poll();
         self.left_behind = Some((self.fingerprint, self.acks.acked()));
-        self.rewind(0, source.max_line_bytes)?;
+        self.rewind(0)?;
         self.acks.reset(0);
         self.fingerprint = head.fingerprint(source.window);
         Ok(completed)
@@ -712,15 +726,21 @@ impl FileSource {
             id,
             head.fingerprint(self.window),
             start,
-            self.max_line_bytes,
+            LineSplitter::with_delimiter(self.max_line_bytes, self.delimiter),
         )))
     }
 
     /// Reads everything new in one file and sends it downstream.
     async fn read_file(&self, path: &Path, file: &mut Tracked, cx: &mut SourceContext) -> Progress {
-        let path_value = Value::from(path.to_string_lossy().as_ref());
-        let host = Value::from(cx.host.as_ref());
-        let source_id = cx.key.shared_id();
+        let extra = [
+            (fields::HOST, Value::from(cx.host.as_ref())),
+            ("file", Value::from(path.to_string_lossy().as_ref())),
+        ];
+        let decoder = SourceDecoder::new(
+            self.decoder,
+            cx.key.shared_id(),
+            Arc::clone(cx.out.metrics()),
+        );
         for chunk in 0..CHUNKS_PER_TURN {
             // Truncated (shorter than what was read, or another head): the
             // head is looked at once a turn, the length before every read.
@@ -773,10 +793,7 @@ impl FileSource {
             file.splitter.push(buffer.freeze(), |(line, cut)| {
                 bytes += line.len();
                 truncated += usize::from(cut);
-                let mut event = Event::log(line, now, "file").with_source_id(source_id.clone());
-                event.insert_field(fields::HOST, host.clone());
-                event.insert_field("file", path_value.clone());
-                events.push(event);
+                decoder.decode(line, now, &extra, &mut events);
             });
             cx.out.metrics().received(events.len(), bytes);
             cx.out
@@ -792,7 +809,7 @@ impl FileSource {
                 _ = cx.shutdown.cancelled() => {
                     // Not handed over: the next run reads these lines again
                     // (their notifier is dropped unwaited for).
-                    return match file.rewind(before, self.max_line_bytes) {
+                    return match file.rewind(before) {
                         Ok(()) => Progress::Follow,
                         Err(_) => Progress::Failed,
                     };

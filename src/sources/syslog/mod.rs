@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use self::framing::{Frame, Framer};
-use super::socket::{DatagramSocket, Peer, StreamDecoder, StreamListener};
+use super::socket::{Listen, ListenOptions, Peer, StreamDecoder, Transport};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -89,70 +89,34 @@ fn default_connection_limit() -> NonZeroUsize {
 
 impl SourceConfig for SyslogConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
-        let network = matches!(self.mode, Mode::Tcp | Mode::Udp);
-        let mode_name = serde_json::to_value(self.mode)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let endpoint = match (network, &self.address, &self.path) {
-            (true, Some(address), None) => Endpoint::Address(*address),
-            (false, None, Some(path)) => Endpoint::Path(path.clone()),
-            (true, _, Some(_)) => {
-                return Err(BuildError::new(format!(
-                    "`path` is for the unix modes; mode `{mode_name}` listens on `address`"
-                ))
-                .for_option("path"));
-            }
-            (true, None, None) => {
-                return Err(BuildError::new(format!(
-                    "mode `{mode_name}` needs `address`, e.g. `address = \"0.0.0.0:1514\"`"
-                ))
-                .for_option("mode"));
-            }
-            (false, Some(_), _) => {
-                return Err(BuildError::new(format!(
-                    "`address` is for tcp and udp; mode `{mode_name}` listens on `path`"
-                ))
-                .for_option("address"));
-            }
-            (false, None, None) => {
-                return Err(BuildError::new(format!(
-                    "mode `{mode_name}` needs `path`, e.g. `path = \"/run/howl/syslog.sock\"`"
-                ))
-                .for_option("mode"));
-            }
+        let (transport, mode) = match self.mode {
+            Mode::Tcp => (Transport::Tcp, "tcp"),
+            Mode::Udp => (Transport::Udp, "udp"),
+            Mode::Unix => (Transport::UnixStream, "unix"),
+            Mode::UnixDatagram => (Transport::UnixDatagram, "unix_datagram"),
         };
-        let tls = match (&self.tls, self.mode) {
-            (Some(tls), Mode::Tcp) => Some(tls.acceptor(|path| cx.resolve_path(path))?),
-            (Some(_), _) => {
-                return Err(
-                    BuildError::new(format!("`tls` is for mode `tcp`, not `{mode_name}`"))
-                        .for_option("tls"),
-                );
-            }
-            (None, _) => None,
-        };
+        let listen = Listen::new(
+            ListenOptions {
+                transport,
+                mode,
+                address: self.address,
+                path: self.path.as_deref(),
+                tls: self.tls.as_ref(),
+                connection_limit: self.connection_limit.get(),
+            },
+            "syslog",
+            cx,
+        )?;
         Ok(Box::new(Syslog {
-            mode: self.mode,
-            endpoint,
+            listen,
             max_length: self.max_length.get(),
-            connection_limit: self.connection_limit.get(),
-            tls,
         }))
     }
 }
 
-enum Endpoint {
-    Address(SocketAddr),
-    Path(PathBuf),
-}
-
 struct Syslog {
-    mode: Mode,
-    endpoint: Endpoint,
+    listen: Listen,
     max_length: usize,
-    connection_limit: usize,
-    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// What every message of the source is made with.
@@ -175,50 +139,14 @@ impl Source for Syslog {
                 metrics: Arc::clone(cx.out.metrics()),
                 max_length: self.max_length,
             };
-            let where_ = match &self.endpoint {
-                Endpoint::Address(address) => address.to_string(),
-                Endpoint::Path(path) => path.display().to_string(),
-            };
-            match (self.mode, self.endpoint) {
-                (Mode::Tcp, Endpoint::Address(address)) => {
-                    let listener = StreamListener::tcp(address, self.tls).await?;
-                    tracing::info!(component = %cx.key, address = %where_, "listening for syslog (tcp)");
-                    listener
-                        .serve(cx.out, self.connection_limit, cx.shutdown, |peer| {
-                            Connection::new(maker.clone(), peer)
-                        })
-                        .await;
-                }
-                (Mode::Unix, Endpoint::Path(path)) => {
-                    let listener = StreamListener::unix(&path)?;
-                    tracing::info!(component = %cx.key, path = %where_, "listening for syslog (unix)");
-                    listener
-                        .serve(cx.out, self.connection_limit, cx.shutdown, |peer| {
-                            Connection::new(maker.clone(), peer)
-                        })
-                        .await;
-                }
-                (Mode::Udp, Endpoint::Address(address)) => {
-                    let socket = DatagramSocket::udp(address).await?;
-                    tracing::info!(component = %cx.key, address = %where_, "listening for syslog (udp)");
-                    socket
-                        .serve(cx.out, cx.shutdown, |datagram, peer, events| {
-                            maker.datagram(datagram, peer, events)
-                        })
-                        .await;
-                }
-                (Mode::UnixDatagram, Endpoint::Path(path)) => {
-                    let socket = DatagramSocket::unix(&path)?;
-                    tracing::info!(component = %cx.key, path = %where_, "listening for syslog (unix_datagram)");
-                    socket
-                        .serve(cx.out, cx.shutdown, |datagram, peer, events| {
-                            maker.datagram(datagram, peer, events)
-                        })
-                        .await;
-                }
-                _ => anyhow::bail!("the mode and its endpoint do not match"),
-            }
-            Ok(())
+            self.listen
+                .serve(
+                    cx,
+                    "syslog",
+                    |peer| Connection::new(maker.clone(), peer),
+                    |datagram, peer, events| maker.datagram(datagram, peer, events),
+                )
+                .await
         })
     }
 }
@@ -300,33 +228,16 @@ impl Maker {
 
     /// The event for one message: parsed, or raw with `syslog_error`.
     fn event(&self, frame: &Frame, sender: &Sender) -> Event {
-        let text = String::from_utf8_lossy(&frame.bytes);
-        // RFC 5424 allows `-` (no time) where the parser wants a time: a
-        // stand-in time is parsed, and dropped again below.
-        let stand_in = nil_timestamp(&text);
-        let input: &str = stand_in.as_deref().unwrap_or(&text);
         let parsed = if frame.oversized {
             Err(format!(
                 "the message is longer than max_length ({} bytes) and was cut",
                 self.max_length
             ))
         } else {
-            syslog_loose::parse_message_with_year_exact(
-                input,
-                year_of,
-                syslog_loose::Variant::Either,
-            )
-            .map_err(|_| "the message is neither RFC 5424 nor RFC 3164 syslog".to_string())
+            parse(&frame.bytes, "syslog", Some(&sender.host)).map_err(|error| error.to_string())
         };
         let mut event = match parsed {
-            Ok(mut message) => {
-                if stand_in.is_some() {
-                    message.timestamp = None;
-                }
-                let message = tag_without_hostname(message, input);
-                let text_bytes = bytes_of(&frame.bytes, message.msg);
-                self.parsed(message, text_bytes, sender)
-            }
+            Ok(event) => event,
             Err(why) => {
                 self.metrics.error(
                     ErrorType::ParseFailed,
@@ -344,61 +255,94 @@ impl Maker {
         }
         event.with_source_id(Arc::clone(&self.source_id))
     }
+}
 
-    fn parsed(
-        &self,
-        message: syslog_loose::Message<&str>,
-        text: bytes::Bytes,
-        sender: &Sender,
-    ) -> Event {
-        let timestamp = message
-            .timestamp
-            .map_or_else(Utc::now, |at| at.with_timezone(&Utc));
-        let mut event = Event::log(text, timestamp, "syslog");
-        let host = match message.hostname {
-            Some(hostname) => {
-                event.insert_field("hostname", hostname);
-                Value::from(hostname)
-            }
-            None => sender.host.clone(),
-        };
-        event.insert_field(fields::HOST, host);
-        if let Some(appname) = message.appname {
-            event.insert_field("appname", appname);
-        }
-        match message.procid {
-            Some(syslog_loose::ProcId::PID(pid)) => event.insert_field("procid", i64::from(pid)),
-            Some(syslog_loose::ProcId::Name(name)) => event.insert_field("procid", name),
-            None => {}
-        }
-        if let Some(msgid) = message.msgid {
-            event.insert_field("msgid", msgid);
-        }
-        if let Some(facility) = message.facility {
-            event.insert_field("facility", facility.as_str());
-        }
-        if let Some(severity) = message.severity {
-            event.insert_field("severity", severity.as_str());
-            let level = Level::parse_value(&(severity as u8).to_string()).unwrap_or_default();
-            event.insert_field("level", level.as_str());
-        }
-        if let syslog_loose::Protocol::RFC5424(version) = message.protocol {
-            event.insert_field("version", i64::from(version));
-        }
-        // Structured data: one object per element, at the root as Vector
-        // puts it; an element named like a field above never replaces it.
-        for element in &message.structured_data {
-            if event.get_field(element.id).is_some() {
-                continue;
-            }
-            let params: ObjectMap = element
-                .params()
-                .map(|(name, value): (&&str, String)| (KeyString::from(*name), Value::from(value)))
-                .collect();
-            event.insert_field(element.id, Value::Object(params));
-        }
-        event
+/// Why a message is not syslog.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the message is neither RFC 5424 nor RFC 3164 syslog")]
+pub struct NotSyslog;
+
+/// One syslog message (RFC 5424 or RFC 3164, told apart by the message) as
+/// an event with the `syslog` source's fields, its `message` a slice of
+/// `bytes` where it can be; `host` is the message's hostname, else `host`
+/// (who sent it), if known. Shared with the `syslog` codec of `decoding`, so a
+/// message read by any source has the same fields.
+pub(in crate::sources) fn parse(
+    bytes: &bytes::Bytes,
+    source_type: &'static str,
+    host: Option<&Value>,
+) -> Result<Event, NotSyslog> {
+    let text = String::from_utf8_lossy(bytes);
+    // RFC 5424 allows `-` (no time) where the parser wants a time: a
+    // stand-in time is parsed, and dropped again below.
+    let stand_in = nil_timestamp(&text);
+    let input: &str = stand_in.as_deref().unwrap_or(&text);
+    let mut message =
+        syslog_loose::parse_message_with_year_exact(input, year_of, syslog_loose::Variant::Either)
+            .map_err(|_| NotSyslog)?;
+    if stand_in.is_some() {
+        message.timestamp = None;
     }
+    let message = tag_without_hostname(message, input);
+    let text_bytes = bytes_of(bytes, message.msg);
+    Ok(parsed(message, text_bytes, source_type, host))
+}
+
+fn parsed(
+    message: syslog_loose::Message<&str>,
+    text: bytes::Bytes,
+    source_type: &'static str,
+    host: Option<&Value>,
+) -> Event {
+    let timestamp = message
+        .timestamp
+        .map_or_else(Utc::now, |at| at.with_timezone(&Utc));
+    let mut event = Event::log(text, timestamp, source_type);
+    let host = match message.hostname {
+        Some(hostname) => {
+            event.insert_field("hostname", hostname);
+            Some(Value::from(hostname))
+        }
+        None => host.cloned(),
+    };
+    if let Some(host) = host {
+        event.insert_field(fields::HOST, host);
+    }
+    if let Some(appname) = message.appname {
+        event.insert_field("appname", appname);
+    }
+    match message.procid {
+        Some(syslog_loose::ProcId::PID(pid)) => event.insert_field("procid", i64::from(pid)),
+        Some(syslog_loose::ProcId::Name(name)) => event.insert_field("procid", name),
+        None => {}
+    }
+    if let Some(msgid) = message.msgid {
+        event.insert_field("msgid", msgid);
+    }
+    if let Some(facility) = message.facility {
+        event.insert_field("facility", facility.as_str());
+    }
+    if let Some(severity) = message.severity {
+        event.insert_field("severity", severity.as_str());
+        let level = Level::parse_value(&(severity as u8).to_string()).unwrap_or_default();
+        event.insert_field("level", level.as_str());
+    }
+    if let syslog_loose::Protocol::RFC5424(version) = message.protocol {
+        event.insert_field("version", i64::from(version));
+    }
+    // Structured data: one object per element, at the root as Vector
+    // puts it; an element named like a field above never replaces it.
+    for element in &message.structured_data {
+        if event.get_field(element.id).is_some() {
+            continue;
+        }
+        let params: ObjectMap = element
+            .params()
+            .map(|(name, value): (&&str, String)| (KeyString::from(*name), Value::from(value)))
+            .collect();
+        event.insert_field(element.id, Value::Object(params));
+    }
+    event
 }
 
 /// `<PRI>1 - rest` (RFC 5424 with no time) with a stand-in time in place of

@@ -1,5 +1,10 @@
-//! The plumbing of sources that listen on sockets (`syslog`, `fluent`):
-//! TCP with optional TLS, Unix stream sockets, UDP and Unix datagrams.
+//! The plumbing of sources that listen on sockets (`syslog`, `fluent`,
+//! `socket`): TCP with optional TLS, Unix stream sockets, UDP and Unix
+//! datagrams. The generic `socket` source itself is in [`source`].
+//!
+//! [`Listen`] checks a source's `mode`, `address`, `path` and `tls`
+//! together while it is built, and binds and serves whichever transport
+//! they chose, so every listening source words its option errors alike.
 //!
 //! A source gives a *decoder* per connection (bytes → events) or one per
 //! datagram; this module accepts, reads, and sends. A protocol whose
@@ -15,6 +20,8 @@
 //! the kernel's backlog), and so is what each holds (its decoder bounds a
 //! message). Bad input never ends more than its own connection.
 
+pub mod source;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,9 +33,174 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::source::SourceSender;
+use crate::components::BuildContext;
+use crate::components::source::{SourceContext, SourceSender};
+use crate::diagnostic::BuildError;
 use crate::event::{BatchStatus, Event, notify_batch};
 use crate::internal_events::{ErrorType, Stage};
+use crate::options::TlsConfig;
+
+/// How a listening source is reached (its `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP, with optional TLS.
+    Tcp,
+    /// UDP: one datagram at a time.
+    Udp,
+    /// A Unix stream socket.
+    UnixStream,
+    /// A Unix datagram socket.
+    UnixDatagram,
+}
+
+impl Transport {
+    /// Whether messages come in datagrams (else in a byte stream).
+    pub fn is_datagram(self) -> bool {
+        matches!(self, Self::Udp | Self::UnixDatagram)
+    }
+
+    fn is_network(self) -> bool {
+        matches!(self, Self::Tcp | Self::Udp)
+    }
+}
+
+/// The options that say where a listening source listens, as written.
+pub struct ListenOptions<'a> {
+    /// The transport `mode` chose.
+    pub transport: Transport,
+    /// The `mode` as written, for messages.
+    pub mode: &'a str,
+    /// `address`, for the network modes.
+    pub address: Option<SocketAddr>,
+    /// `path`, for the Unix modes.
+    pub path: Option<&'a Path>,
+    /// `tls`, for `tcp` only.
+    pub tls: Option<&'a TlsConfig>,
+    /// The most stream connections served at once.
+    pub connection_limit: usize,
+}
+
+/// Where a source listens, checked against its mode (see [`Listen::new`]).
+enum Endpoint {
+    Address(SocketAddr),
+    Path(PathBuf),
+}
+
+/// A listening source's transport and endpoint, checked while it is built
+/// and bound when it runs.
+pub struct Listen {
+    transport: Transport,
+    endpoint: Endpoint,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    connection_limit: usize,
+}
+
+impl Listen {
+    /// Checks that the options fit together: `address` for `tcp` and
+    /// `udp`, `path` for the Unix modes, `tls` only for `tcp`; each error
+    /// names the option to change (`kind` names the source in an example
+    /// socket path).
+    pub fn new(
+        options: ListenOptions<'_>,
+        kind: &str,
+        cx: &BuildContext,
+    ) -> Result<Self, BuildError> {
+        let mode = options.mode;
+        let endpoint = match (
+            options.transport.is_network(),
+            options.address,
+            options.path,
+        ) {
+            (true, Some(address), None) => Endpoint::Address(address),
+            (false, None, Some(path)) => Endpoint::Path(path.to_path_buf()),
+            (true, _, Some(_)) => {
+                return Err(BuildError::new(format!(
+                    "`path` is for the unix modes; mode `{mode}` listens on `address`"
+                ))
+                .for_option("path"));
+            }
+            (true, None, None) => {
+                return Err(BuildError::new(format!(
+                    "mode `{mode}` needs `address`, e.g. `address = \"0.0.0.0:1514\"`"
+                ))
+                .for_option("mode"));
+            }
+            (false, Some(_), _) => {
+                return Err(BuildError::new(format!(
+                    "`address` is for tcp and udp; mode `{mode}` listens on `path`"
+                ))
+                .for_option("address"));
+            }
+            (false, None, None) => {
+                return Err(BuildError::new(format!(
+                    "mode `{mode}` needs `path`, e.g. `path = \"/run/howl/{kind}.sock\"`"
+                ))
+                .for_option("mode"));
+            }
+        };
+        let tls = match (options.tls, options.transport) {
+            (Some(tls), Transport::Tcp) => Some(tls.acceptor(|path| cx.resolve_path(path))?),
+            (Some(_), _) => {
+                return Err(
+                    BuildError::new(format!("`tls` is for mode `tcp`, not `{mode}`"))
+                        .for_option("tls"),
+                );
+            }
+            (None, _) => None,
+        };
+        Ok(Self {
+            transport: options.transport,
+            endpoint,
+            tls,
+            connection_limit: options.connection_limit,
+        })
+    }
+
+    /// Binds and serves until shutdown: each stream connection read by a
+    /// decoder from `stream`, each datagram turned into events by
+    /// `datagram`. `what` says what is listened for, in the log.
+    pub async fn serve<D: StreamDecoder>(
+        self,
+        cx: SourceContext,
+        what: &str,
+        stream: impl Fn(Peer) -> D,
+        datagram: impl FnMut(&[u8], Peer, &mut Vec<Event>),
+    ) -> anyhow::Result<()> {
+        let at = match &self.endpoint {
+            Endpoint::Address(address) => address.to_string(),
+            Endpoint::Path(path) => path.display().to_string(),
+        };
+        enum Bound {
+            Stream(StreamListener),
+            Datagram(DatagramSocket),
+        }
+        let bound = match (self.transport, self.endpoint) {
+            (Transport::Tcp, Endpoint::Address(address)) => {
+                Bound::Stream(StreamListener::tcp(address, self.tls).await?)
+            }
+            (Transport::UnixStream, Endpoint::Path(path)) => {
+                Bound::Stream(StreamListener::unix(&path)?)
+            }
+            (Transport::Udp, Endpoint::Address(address)) => {
+                Bound::Datagram(DatagramSocket::udp(address).await?)
+            }
+            (Transport::UnixDatagram, Endpoint::Path(path)) => {
+                Bound::Datagram(DatagramSocket::unix(&path)?)
+            }
+            _ => anyhow::bail!("the mode and its endpoint do not match"),
+        };
+        tracing::info!(component = %cx.key, at = %at, transport = ?self.transport, "listening for {what}");
+        match bound {
+            Bound::Stream(listener) => {
+                listener
+                    .serve(cx.out, self.connection_limit, cx.shutdown, stream)
+                    .await;
+            }
+            Bound::Datagram(socket) => socket.serve(cx.out, cx.shutdown, datagram).await,
+        }
+        Ok(())
+    }
+}
 
 /// Who is at the other end of a connection or datagram.
 #[derive(Debug, Clone, Copy)]
