@@ -59,7 +59,7 @@ pub struct FluentConfig {
     /// The most connections served at once; at the limit, a new one takes
     /// the place of the one waiting longest for its next message, and
     /// waits only when every one is in the middle of one.
-    #[serde(default = "default_connection_limit")]
+    #[serde(default = "crate::sources::socket::default_connection_limit")]
     connection_limit: NonZeroUsize,
     /// How long a message that asks for an ack (`chunk`) waits for its
     /// events' delivery; without it by then, the connection is closed
@@ -84,11 +84,6 @@ enum Mode {
 
 fn default_max_message_bytes() -> NonZeroUsize {
     const LIMIT: NonZeroUsize = NonZeroUsize::new(8 << 20).unwrap();
-    LIMIT
-}
-
-fn default_connection_limit() -> NonZeroUsize {
-    const LIMIT: NonZeroUsize = NonZeroUsize::new(512).unwrap();
     LIMIT
 }
 

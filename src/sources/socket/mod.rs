@@ -64,6 +64,13 @@ impl Transport {
     }
 }
 
+/// The default `connection_limit` of the listening sources: enough for a
+/// fleet of shippers, few enough to keep well under the open-file limit.
+pub fn default_connection_limit() -> std::num::NonZeroUsize {
+    const LIMIT: std::num::NonZeroUsize = std::num::NonZeroUsize::new(512).unwrap();
+    LIMIT
+}
+
 /// The options that say where a listening source listens, as written.
 pub struct ListenOptions<'a> {
     /// The transport `mode` chose.

@@ -52,7 +52,7 @@ pub struct SocketConfig {
     /// The most TCP or Unix stream connections served at once; at the
     /// limit, a new one takes the place of the one waiting longest for its
     /// next frame, and waits only when every one is busy.
-    #[serde(default = "default_connection_limit")]
+    #[serde(default = "super::default_connection_limit")]
     connection_limit: NonZeroUsize,
     /// TLS for `tcp`: the server's certificate and key.
     tls: Option<TlsConfig>,
@@ -80,11 +80,6 @@ enum Mode {
 
 fn default_max_line_bytes() -> NonZeroUsize {
     DEFAULT_MAX_LINE_BYTES
-}
-
-fn default_connection_limit() -> NonZeroUsize {
-    const LIMIT: NonZeroUsize = NonZeroUsize::new(512).unwrap();
-    LIMIT
 }
 
 impl SourceConfig for SocketConfig {
