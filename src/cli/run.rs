@@ -36,9 +36,28 @@ pub struct RunArgs {
     /// Worker threads of the async runtime; unset: one per core. At the
     /// edge, `--threads 1` costs the least CPU per line (nothing is handed
     /// between cores, and no idle worker searches for work), at some
-    /// throughput.
-    #[arg(long, env = "HOWL_THREADS", value_name = "N")]
+    /// throughput. At most 1024.
+    #[arg(long, env = "HOWL_THREADS", value_name = "N", value_parser = parse_threads)]
     threads: Option<NonZeroUsize>,
+}
+
+/// The most `--threads` takes: far beyond any core count, yet a count the
+/// OS grants at once. Unbounded, a typo such as `100000` had the runtime
+/// spawn threads for a minute and gigabytes, then abort in a storm of
+/// panics when the OS refused one.
+const MAX_THREADS: usize = 1024;
+
+/// `--threads`: from 1 to [`MAX_THREADS`].
+fn parse_threads(text: &str) -> Result<NonZeroUsize, String> {
+    let threads: NonZeroUsize = text
+        .parse()
+        .map_err(|error| format!("{error} (a number from 1 to {MAX_THREADS})"))?;
+    if threads.get() > MAX_THREADS {
+        return Err(format!(
+            "at most {MAX_THREADS} (one per core is the default)"
+        ));
+    }
+    Ok(threads)
 }
 
 /// Runs the topology; see the module docs of `cli` for exit codes.

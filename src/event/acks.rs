@@ -123,6 +123,18 @@ impl<P: Copy> AckQueue<P> {
         });
     }
 
+    /// Records that the input up to `end` holds nothing to deliver (blank
+    /// lines, a JSON `[]`): it is done once the batches before it are, so
+    /// it extends the last pending batch, or is acknowledged at once when
+    /// none is pending. Without it such input would never be acknowledged,
+    /// and would count against a source's backpressure for good.
+    pub fn skip_to(&mut self, end: P) {
+        match self.pending.back_mut() {
+            Some(last) => last.end = end,
+            None => self.acked = end,
+        }
+    }
+
     /// The position safe to commit: the end of the completed prefix.
     pub fn acked(&self) -> P {
         self.acked
@@ -222,6 +234,20 @@ mod tests {
         assert_eq!(queue.poll().batches, 2);
         assert_eq!(queue.acked(), 30);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn input_without_events_is_acknowledged_with_the_batch_before_it() {
+        let mut queue = AckQueue::new(0);
+        queue.skip_to(5);
+        assert_eq!(queue.acked(), 5, "nothing pending: at once");
+        let (mut first, rx) = batch();
+        queue.push(10, 1, rx);
+        queue.skip_to(15);
+        assert_eq!(queue.acked(), 5, "never past a batch in flight");
+        first.update_status(EventStatus::Delivered);
+        assert_eq!(queue.poll().batches, 1);
+        assert_eq!(queue.acked(), 15);
     }
 
     #[test]

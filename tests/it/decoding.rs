@@ -285,6 +285,41 @@ async fn socket_decodes_json_over_tcp_udp_and_a_unix_stream() {
     .await;
 }
 
+/// The kernel cuts a datagram longer than the buffer it is read into
+/// without a word; a Unix datagram may be longer than 64 KiB (a UDP one
+/// cannot), and must then be counted as cut, not shortened unseen.
+#[tokio::test]
+async fn a_unix_datagram_longer_than_the_buffer_is_counted_as_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.sock");
+    let howl = start(
+        dir.path(),
+        &format!(
+            "[sources.dgram]\ntype = \"socket\"\nmode = \"unix_datagram\"\npath = \"{}\"\n",
+            path.display()
+        ),
+    )
+    .await;
+    wait_for("the unix socket", Duration::from_secs(10), || {
+        path.exists().then_some(())
+    })
+    .await;
+    let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    // Larger than the default send buffer allows is refused by the
+    // sender's kernel: 90 KB fits it.
+    client.send_to(&vec![b'a'; 90_000], &path).unwrap();
+    client.send_to(b"small", &path).unwrap();
+    let events = wait_for_events(dir.path(), 2).await;
+    assert_eq!(events[0]["message"].as_str().map(str::len), Some(65_536));
+    assert_eq!(events[1]["message"], "small");
+    howl.wait_for_metric(
+        "source_lines_truncated_total",
+        &["component_id=\"dgram\""],
+        1.0,
+    )
+    .await;
+}
+
 #[test]
 fn bad_decoding_and_framing_options_are_reported_at_their_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -513,3 +513,56 @@ async fn a_glob_that_matches_nothing_is_said_and_files_followed_are_logged() {
         "not repeated within the minute: {stderr}"
     );
 }
+
+/// Reading pauses while 16 MiB read are unacknowledged (backpressure). A
+/// frame still unfinished, and frames that make no event (blank lines, a
+/// JSON `[]`), have nothing to be acknowledged by: were they counted, a
+/// line longer than that (a misconfigured delimiter makes the whole file
+/// one) or that many blank lines would stop the file for good.
+#[tokio::test]
+async fn a_line_or_blank_lines_past_the_unacknowledged_limit_do_not_stop_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let seventeen_mib = 17 * 1024 * 1024;
+    let mut long = "x".repeat(seventeen_mib);
+    long.push_str("\nafter the long line\n");
+    append(&logs.join("long.log"), &long);
+    let mut blank = "\n".repeat(seventeen_mib);
+    blank.push_str("after the blank lines\n");
+    append(&logs.join("blank.log"), &blank);
+    let mut empty_arrays = "[]|".repeat(seventeen_mib / 3);
+    empty_arrays.push_str("{\"message\":\"after the empty arrays\"}|");
+    append(&logs.join("arrays.rec"), &empty_arrays);
+    let api = free_port();
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "{}[sources.recs]\ntype = \"file\"\ninclude = [\"logs/*.rec\"]\npoll_interval_ms = 50\n\
+             decoding.codec = \"json\"\nframing.method = \"character_delimited\"\n\
+             framing.character_delimited.delimiter = \"|\"\n",
+            topology(api, "include = [\"logs/*.log\"]\npoll_interval_ms = 50\n")
+        )
+        .replace("inputs = [\"logs\"]", "inputs = [\"logs\", \"recs\"]"),
+    );
+    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let text = wait_for_lines(&dir.path().join("out.log"), 4).await;
+    stop(&mut howl);
+    let mut lines: Vec<&str> = text.lines().filter(|line| !line.starts_with('x')).collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "after the blank lines",
+            "after the empty arrays",
+            "after the long line"
+        ]
+    );
+    assert_eq!(
+        text.lines().filter(|line| line.starts_with('x')).count(),
+        1,
+        "the long line, cut: {} bytes",
+        text.len()
+    );
+}

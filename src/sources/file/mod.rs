@@ -323,9 +323,13 @@ impl Tracked {
         self.offset - self.splitter.pending() as u64
     }
 
-    /// Bytes read but not yet acknowledged.
+    /// Bytes of complete frames read but not yet acknowledged. Not the
+    /// unfinished frame: nothing can acknowledge it before its delimiter
+    /// comes (reading on is what finds it), and the splitter bounds what
+    /// it holds of it, so a frame longer than the limit must not stop the
+    /// file for good.
     fn unacknowledged(&self) -> u64 {
-        self.offset.saturating_sub(self.acks.acked())
+        self.line_start().saturating_sub(self.acks.acked())
     }
 
     /// Goes back to `offset` (the start of a line), forgetting what was
@@ -800,7 +804,10 @@ impl FileSource {
                 .metrics()
                 .truncated(truncated, self.max_line_bytes.get());
             if events.is_empty() {
-                continue; // only part of a line so far
+                // Part of a line so far, or frames that make no event
+                // (blank lines, a JSON `[]`): done once what came before is.
+                file.acks.skip_to(file.line_start());
+                continue;
             }
             let count = events.len();
             let status = notify_batch(&mut events);

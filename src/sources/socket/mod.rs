@@ -648,7 +648,9 @@ pub enum DatagramSocket {
     Unix(tokio::net::UnixDatagram, PathBuf),
 }
 
-/// The largest datagram read (a UDP payload is at most 65,507 bytes).
+/// The largest datagram kept (a UDP payload is at most 65,507 bytes; a
+/// Unix datagram may be larger, and is then cut, and counted as a cut
+/// line).
 const DATAGRAM_BYTES: usize = 65_536;
 /// Datagrams already waiting that are read into one batch.
 const DATAGRAMS_PER_BATCH: usize = 256;
@@ -678,7 +680,10 @@ impl DatagramSocket {
         shutdown: CancellationToken,
         mut decode: impl FnMut(&[u8], Peer, &mut Vec<Event>),
     ) {
-        let mut buf = vec![0u8; DATAGRAM_BYTES];
+        // One byte more than is kept: the kernel cuts a datagram longer
+        // than the buffer without a word, so a full buffer is how a cut
+        // one shows.
+        let mut buf = vec![0u8; DATAGRAM_BYTES + 1];
         loop {
             let first = tokio::select! {
                 biased;
@@ -692,7 +697,13 @@ impl DatagramSocket {
                 match next {
                     Ok((len, peer)) => {
                         bytes += len;
-                        decode(&buf[..len], peer, &mut events);
+                        let kept = if len > DATAGRAM_BYTES {
+                            out.metrics().truncated(1, DATAGRAM_BYTES);
+                            crate::sources::lines::utf8_boundary(&buf[..DATAGRAM_BYTES])
+                        } else {
+                            len
+                        };
+                        decode(&buf[..kept], peer, &mut events);
                     }
                     Err(error) => {
                         out.metrics().error(

@@ -1103,7 +1103,6 @@ fn matches(
     }
 }
 
-/// A field as text (`None` when absent, null or empty).
 /// A field's text, borrowed from a cheap copy of its bytes when it is
 /// valid UTF-8 (the common case: no copy of the text per event).
 enum PatternText {
@@ -1135,6 +1134,7 @@ impl PatternText {
     }
 }
 
+/// A field as text (`None` when absent, null or empty).
 fn text(event: &Event, path: &OwnedValuePath) -> Option<String> {
     let value = event.get(path)?;
     let text = match value {

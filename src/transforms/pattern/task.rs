@@ -86,6 +86,10 @@ struct PatternObjects {
 struct PatternObject {
     /// The template the object holds.
     template: Bytes,
+    /// When the pattern the object was made for was created: a pattern the
+    /// miner evicted and then made again from the same line has the same
+    /// id (it is a hash of that line) but a new `first_seen`.
+    first_seen_ms: i64,
     object: ObjectMap,
 }
 
@@ -107,6 +111,9 @@ impl PatternObjects {
             .by_id
             .entry(observation.id)
             .or_insert_with(|| PatternObject::new(observation, scope));
+        if cached.first_seen_ms != observation.first_seen_ms {
+            *cached = PatternObject::new(observation, scope);
+        }
         if cached.template.as_ref() != template {
             cached.template = Bytes::copy_from_slice(template);
             cached.object.insert(
@@ -150,7 +157,11 @@ impl PatternObject {
         if let Some(scope) = scope {
             object.insert(KeyString::from("scope"), Value::from(scope));
         }
-        Self { template, object }
+        Self {
+            template,
+            first_seen_ms: observation.first_seen_ms,
+            object,
+        }
     }
 }
 
@@ -545,6 +556,22 @@ mod tests {
         assert_eq!(text(&first, "template"), "user bob logged in");
         let scoped = objects.object(&observation(8, "disk full", 1), Some("db"), 10);
         assert_eq!(text(&scoped, "scope"), "db");
+    }
+
+    #[test]
+    fn a_pattern_made_again_after_its_eviction_has_its_new_first_seen() {
+        let mut objects = PatternObjects::default();
+        let old = objects.object(&observation(7, "disk full", 1), None, 10);
+        // Evicted by the miner, then created again from the same line: the
+        // same id, a later creation time, counted from 1.
+        let again = Observation {
+            first_seen_ms: 1_800_000_000_000,
+            ..observation(7, "disk full", 1)
+        };
+        let new = objects.object(&again, None, 10);
+        assert_ne!(old["first_seen"], new["first_seen"]);
+        assert_eq!(new["first_seen"], timestamp(1_800_000_000_000));
+        assert_eq!(new["count"], Value::Integer(1));
     }
 
     #[test]
