@@ -237,12 +237,13 @@ fn decode(
 ) -> Result<Vec<Event>, Refusal> {
     let now = Utc::now();
     let mut events = Vec::new();
-    let mut too_many = false;
+    // Read by the framing loop too, which stops decoding once it is set.
+    let too_many = std::cell::Cell::new(false);
     let mut take = |event: Event| {
         if events.len() < MAX_EVENTS_PER_REQUEST {
             events.push(event);
         } else {
-            too_many = true;
+            too_many.set(true);
         }
     };
     match framing {
@@ -256,7 +257,9 @@ fn decode(
         Framing::Delimited(delimiter) => {
             let mut failed = None;
             split_whole(&body, delimiter, usize::MAX, |number, (frame, _)| {
-                if failed.is_some() {
+                // Past the limit the answer is 413 whatever the rest holds:
+                // decoding it would only spend CPU.
+                if failed.is_some() || too_many.get() {
                     return;
                 }
                 if let Err(error) = decoder.try_decode(&frame, now, extra, &mut take) {
@@ -273,7 +276,7 @@ fn decode(
             }
         }
     }
-    if too_many {
+    if too_many.get() {
         return Err(too_many_events());
     }
     Ok(events)
@@ -334,6 +337,12 @@ mod tests {
         assert!(error.contains("records in one request"), "{error}");
         let array: &'static str = format!("[{}1]", "1,".repeat(MAX_EVENTS_PER_REQUEST)).leak();
         let error = decode_with("decoding = \"json\"", array).unwrap_err();
+        assert!(error.contains("records in one request"), "{error}");
+        // Past the limit nothing more is decoded: a bad line after it does
+        // not turn the 413 into a 400.
+        let lines: &'static str =
+            format!("{}{{oops\n", "{}\n".repeat(MAX_EVENTS_PER_REQUEST + 1)).leak();
+        let error = decode_with("decoding = \"ndjson\"", lines).unwrap_err();
         assert!(error.contains("records in one request"), "{error}");
     }
 
