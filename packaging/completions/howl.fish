@@ -47,7 +47,7 @@ complete -c howl -n "__fish_howl_needs_command" -f -a "generate" -d 'A topology 
 complete -c howl -n "__fish_howl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c howl -n "__fish_howl_using_subcommand run" -s c -l config -d 'A TOML config file; repeat (or separate with commas in `HOWL_CONFIG`) to merge several files into one topology' -r -F
 complete -c howl -n "__fish_howl_using_subcommand run" -l graceful-shutdown-limit -d 'Seconds shutdown may take (draining buffers, flushing sinks) before howl gives up, names the components still busy and exits 1' -r
-complete -c howl -n "__fish_howl_using_subcommand run" -l threads -d 'Worker threads of the async runtime; unset: one per core. At the edge, `--threads 1` costs the least CPU per line (nothing is handed between cores, and no idle worker searches for work), at some throughput' -r
+complete -c howl -n "__fish_howl_using_subcommand run" -l threads -d 'Worker threads of the async runtime; unset: one per core. At the edge, `--threads 1` costs the least CPU per line (nothing is handed between cores, and no idle worker searches for work), at some throughput. At most 1024' -r
 complete -c howl -n "__fish_howl_using_subcommand run" -l log-format -d 'Format of howl\'s own log lines (on stderr)' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c howl -n "__fish_howl_using_subcommand run" -l watch-config -d 'Reload the config when a config file changes (as on SIGHUP or `POST /api/v1/reload`): what changed is rebuilt, the rest runs on with its state; an invalid config is refused and the old one kept'
