@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::alertmanager::Alertmanager;
-use crate::common::{Running, client, free_port, post_events, write};
+use crate::common::{Running, client, free_port, get_json, post_events, write};
 use crate::fake_telegram::FakeTelegram;
 
 const TOKEN: &str = "123456:SECRET-token_ABC";
@@ -25,28 +25,15 @@ fn event(message: &str) -> Value {
 }
 
 async fn suppressions(api: u16) -> Vec<Value> {
-    client()
-        .get(format!("http://127.0.0.1:{api}/api/v1/suppressions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(format!("http://127.0.0.1:{api}/api/v1/suppressions")).await
 }
 
 /// The audit trail of `pattern`, newest first.
 async fn audit(api: u16, pattern: &str) -> Vec<Value> {
-    client()
-        .get(format!(
-            "http://127.0.0.1:{api}/api/v1/audit?pattern_id={pattern}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(format!(
+        "http://127.0.0.1:{api}/api/v1/audit?pattern_id={pattern}"
+    ))
+    .await
 }
 
 /// Polls the suppressions (bounded) until `check` holds.
@@ -66,14 +53,7 @@ async fn suppressions_until(api: u16, what: &str, check: impl Fn(&[Value]) -> bo
 
 /// Alertmanager's active silences of `PATTERN`.
 async fn active_silences(am: &Alertmanager) -> Vec<Value> {
-    let all: Vec<Value> = client()
-        .get(format!("{}/api/v2/silences", am.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Vec<Value> = get_json(format!("{}/api/v2/silences", am.url)).await;
     all.into_iter()
         .filter(|s| s["status"]["state"] == "active" && s["matchers"][0]["value"] == PATTERN)
         .collect()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::fake_llm::FakeLlm;
-use crate::common::{Running, client, free_port, metric, wait_for, write};
+use crate::common::{Running, free_port, get_json, metric, wait_for, write};
 use crate::llm_suppress::{api_topology, event_in, post};
 
 /// The `llm_suppress` tests' topology: http_server → triage → files.
@@ -225,14 +225,7 @@ async fn a_compared_provider_never_decides_and_its_disagreements_are_listed() {
     // Both disagreements are listed, with both verdicts and reasons.
     let mut compared: Vec<Value> = Vec::new();
     for _ in 0..200 {
-        let rows: Vec<Value> = client()
-            .get(format!("{}/api/v1/patterns", howl.api))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rows: Vec<Value> = get_json(format!("{}/api/v1/patterns", howl.api)).await;
         compared = rows
             .into_iter()
             .filter(|r| r["comparisons"].as_array().is_some_and(|c| !c.is_empty()))
@@ -250,14 +243,7 @@ async fn a_compared_provider_never_decides_and_its_disagreements_are_listed() {
         assert_eq!(comparison["agrees"], false, "{row}");
         assert_ne!(comparison["verdict"], comparison["decided"], "{row}");
     }
-    let review: Value = client()
-        .get(format!("{}/api/v1/review", howl.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let review: Value = get_json(format!("{}/api/v1/review", howl.api)).await;
     let text = review["text"].as_str().unwrap_or_default();
     assert!(text.contains("compared providers disagree"), "{text}");
     assert!(text.contains("candidate says"), "{text}");

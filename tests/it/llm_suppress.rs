@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crate::common::alertmanager::Alertmanager;
 use crate::common::fake_llm::{FakeLlm, prompt_text};
-use crate::common::{Running, client, free_port, howl_in, run_with_input, wait_for, write};
+use crate::common::{
+    Running, client, free_port, get_json, howl_in, run_with_input, wait_for, write,
+};
 use serde_json::{Value, json};
 
 /// stdin → pattern → llm_suppress → console (passing) and a file
@@ -327,14 +329,7 @@ async fn verdicts_and_suppressions_survive_a_restart_and_the_api_changes_them_li
     assert_eq!(suppressed["triage"]["source"], "operator");
     assert_eq!(suppressed["triage"]["suppression_id"], id.as_str());
 
-    let patterns: Vec<Value> = client()
-        .get(format!("{base}/api/v1/patterns"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let patterns: Vec<Value> = get_json(format!("{base}/api/v1/patterns")).await;
     let disk = patterns
         .iter()
         .find(|p| p["pattern_id"] == "bbbbbbbbbbbbbbbb")
@@ -393,14 +388,7 @@ async fn verdicts_and_suppressions_survive_a_restart_and_the_api_changes_them_li
 
 /// Alertmanager's silences (all states).
 async fn silences(am: &Alertmanager) -> Vec<Value> {
-    client()
-        .get(format!("{}/api/v2/silences", am.url))
-        .send()
-        .await
-        .expect("GET silences")
-        .json()
-        .await
-        .expect("silences JSON")
+    get_json(format!("{}/api/v2/silences", am.url)).await
 }
 
 /// Runs the `howl` command line off the test's runtime.
@@ -604,14 +592,7 @@ async fn silences_are_made_when_alertmanager_returns_and_renewed_before_they_end
         old["status"]["state"], "expired",
         "the replaced silence is expired"
     );
-    let listed: Vec<Value> = client()
-        .get(format!("{}/api/v1/suppressions", howl.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<Value> = get_json(format!("{}/api/v1/suppressions", howl.api)).await;
     let ids: Vec<&str> = listed[0]["silences"]
         .as_array()
         .unwrap()

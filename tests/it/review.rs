@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Running, free_port, howl_in, run_with_input, write};
+use crate::common::{Running, free_port, get_json, howl_in, run_with_input, write};
 use crate::fake_telegram::FakeTelegram;
 
 const STDIN_PATTERNS: &str = "data_dir = \"data\"\n[sources.in]\ntype = \"stdin\"\n\
@@ -149,14 +149,8 @@ async fn a_review_reports_exactly_what_changed_and_its_suggestions_apply() {
         apply.1
     );
     assert_eq!(again.0, 1, "applied once: {}", again.1);
-    let decisions: Vec<Value> = crate::common::client()
-        .get(format!("http://127.0.0.1:{api}/api/v1/suppressions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let decisions: Vec<Value> =
+        get_json(format!("http://127.0.0.1:{api}/api/v1/suppressions")).await;
     assert_eq!(decisions[0]["action"], "always_alert");
     assert_eq!(decisions[0]["pattern_id"], always["pattern_id"]);
     howl.terminate(Duration::from_secs(20));

@@ -104,7 +104,8 @@ impl PatternObjects {
         limit: usize,
     ) -> ObjectMap {
         let template = observation.template.as_bytes();
-        if !self.by_id.contains_key(&observation.id) && self.by_id.len() >= limit {
+        // The length first: the lookup is needed only when the cache is full.
+        if self.by_id.len() >= limit && !self.by_id.contains_key(&observation.id) {
             self.by_id.clear();
         }
         let cached = self

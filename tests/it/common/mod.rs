@@ -22,6 +22,20 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// GETs `url` and reads the answer as JSON: what most API checks do, in one
+/// call that names the URL when it fails.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: impl AsRef<str>) -> T {
+    let url = url.as_ref();
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not the JSON expected: {e}"))
+}
+
 /// The binary under test.
 pub fn howl() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_howl"));
