@@ -21,6 +21,27 @@ pub trait SourceConfig: Debug + Send + Sync {
     /// Checks the options and prepares the source, without touching the
     /// outside world (no sockets bound, no files opened).
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError>;
+
+    /// For `howl patterns train`: a source that reads the past `window`
+    /// once and ends, saving no cursor. `None` for sources that cannot go
+    /// back in time (those that listen, or follow files): train refuses
+    /// them by name.
+    fn build_window(
+        &self,
+        _cx: &BuildContext,
+        _window: TimeWindow,
+    ) -> Option<Result<Box<dyn Source>, BuildError>> {
+        None
+    }
+}
+
+/// A past time window to read (`howl patterns train --since --until`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The first instant read.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// Where reading stops (excluded).
+    pub until: chrono::DateTime<chrono::Utc>,
 }
 
 /// A built source, ready to run.

@@ -77,16 +77,21 @@ where
 
 /// When the next cycle of a polling source runs.
 #[derive(Debug)]
-struct Schedule {
+pub struct Schedule {
     interval: Interval,
 }
 
 impl Schedule {
     /// Cycles every `period`, the first one at once.
-    fn every(period: Duration) -> Self {
+    pub fn every(period: Duration) -> Self {
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self { interval }
+    }
+
+    /// Waits for the next cycle (cancel-safe).
+    pub async fn tick(&mut self) {
+        self.interval.tick().await;
     }
 
     /// Waits for the next cycle; `false` when shutdown came first.

@@ -2,15 +2,13 @@
 //! (the text exposition format), `prometheus_query` asks a Prometheus
 //! server PromQL questions. Both poll on the shared schedule
 //! ([`crate::sources::polling`]) and make their requests through the
-//! delivery core's retries ([`client`]).
+//! delivery core's retries ([`crate::sources::http_poll`]).
 //!
 //! - [`exposition`]: the text format parser (pure);
 //! - [`api`]: the query API's answers (pure);
-//! - [`client`]: the HTTP side both share;
 //! - `scrape`, `query`: the two sources.
 
 pub mod api;
-pub mod client;
 pub mod exposition;
 mod query;
 mod scrape;

@@ -21,7 +21,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::api::{self, QuerySample};
-use super::client::{GetError, HttpClient, HttpSettings};
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
@@ -30,6 +29,7 @@ use crate::event::metric::Metric;
 use crate::http::{AuthConfig, RetryConfig, api_url, classify_http};
 use crate::internal_events::{ErrorType, Stage};
 use crate::options::{HttpUrl, Seconds};
+use crate::sources::http_poll::{GetError, HttpClient, HttpSettings};
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_query` source.

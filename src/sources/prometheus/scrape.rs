@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::{GetError, HttpClient, HttpSettings};
 use super::exposition;
 use crate::components::source::{Source, SourceConfig, SourceContext};
 use crate::components::{BuildContext, ComponentFuture};
@@ -33,6 +32,7 @@ use crate::event::metric::Metric;
 use crate::http::{AuthConfig, RetryConfig, classify_http};
 use crate::internal_events::{ErrorType, Stage};
 use crate::options::{HttpUrl, Seconds};
+use crate::sources::http_poll::{GetError, HttpClient, HttpSettings};
 use crate::sources::polling::{self, Poll, all_at_once};
 
 /// Options of the `prometheus_scrape` source.

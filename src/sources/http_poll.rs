@@ -1,9 +1,10 @@
-//! The HTTP side of the Prometheus sources: their GETs go through the
-//! delivery core every HTTP sink uses (per-attempt timeout, retries with
-//! exponential backoff and full jitter, `Retry-After`, no retry on
-//! permanent 4xx, redacted logs, request metrics), so a Prometheus that
-//! is down is retried and logged, never a crash, and there is one retry
-//! loop in howl, not three.
+//! The HTTP side of polling sources (`prometheus_scrape`,
+//! `prometheus_query`, `loki_query`, `http_client`): their requests go
+//! through the delivery core every HTTP sink uses (per-attempt timeout,
+//! retries with exponential backoff and full jitter, `Retry-After`, no
+//! retry on permanent 4xx, redacted logs, request metrics), so an endpoint
+//! that is down is retried and logged, never a crash, and there is one
+//! retry loop in howl, not several.
 //!
 //! Retries stop at `retry.max_duration_secs` and never run past the
 //! source's interval: by then the next cycle asks again with fresh data,
@@ -12,7 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use crate::diagnostic::BuildError;
 use crate::http::{
@@ -22,7 +24,7 @@ use crate::http::{
 use crate::internal_events::{ComponentMetrics, Stage};
 use crate::secret::Redactor;
 
-/// The checked HTTP options of a Prometheus source (built without I/O).
+/// The checked HTTP options of a polling source (built without I/O).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     delivery: DeliverySettings,
@@ -83,7 +85,7 @@ impl HttpSettings {
     }
 }
 
-/// GETs with retries, for one running source.
+/// Requests with retries, for one running source.
 #[derive(Clone)]
 pub struct HttpClient {
     delivery: Delivery,
@@ -91,7 +93,20 @@ pub struct HttpClient {
     body_limit: usize,
 }
 
-/// Why a GET gave nothing usable.
+/// One request a source sends, the same on every attempt.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// GET, POST, ...
+    pub method: reqwest::Method,
+    /// Where.
+    pub url: &'a reqwest::Url,
+    /// Headers besides `Accept` and `Authorization`.
+    pub headers: &'a HeaderMap,
+    /// The body, if any.
+    pub body: Option<Bytes>,
+}
+
+/// Why a request gave nothing usable.
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
     /// Refused, or retries ran out (already counted and logged by the
@@ -112,17 +127,38 @@ impl HttpClient {
         accept: &'static str,
         classify: Classify,
     ) -> Result<Response, GetError> {
+        let request = Request {
+            method: reqwest::Method::GET,
+            url,
+            headers: &HeaderMap::new(),
+            body: None,
+        };
+        self.send(&request, accept, classify).await
+    }
+
+    /// Sends `request` (again on every retry) with `accept` as the
+    /// `Accept` header, judging answers with `classify`.
+    pub async fn send(
+        &self,
+        request: &Request<'_>,
+        accept: &'static str,
+        classify: Classify,
+    ) -> Result<Response, GetError> {
         let response = self
             .delivery
             .execute(
                 |client| {
-                    let mut request = client
-                        .get(url.clone())
-                        .header(reqwest::header::ACCEPT, accept);
+                    let mut builder = client
+                        .request(request.method.clone(), request.url.clone())
+                        .header(reqwest::header::ACCEPT, accept)
+                        .headers(request.headers.clone());
                     if let Some(auth) = &self.auth {
-                        request = request.header(AUTHORIZATION, auth.clone());
+                        builder = builder.header(AUTHORIZATION, auth.clone());
                     }
-                    request
+                    if let Some(body) = &request.body {
+                        builder = builder.body(body.clone());
+                    }
+                    builder
                 },
                 classify,
             )
