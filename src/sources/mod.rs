@@ -50,6 +50,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
     component_type!("http_server", http_server::HttpServerConfig),
     component_type!("loki", loki::LokiConfig),
+    component_type!("loki_query", loki::LokiQueryConfig),
     component_type!("opentelemetry", opentelemetry::OpentelemetryConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),

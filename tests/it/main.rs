@@ -24,6 +24,7 @@ mod layers;
 mod llm_failover;
 mod llm_suppress;
 mod loki;
+mod loki_query;
 mod metric_sources;
 mod opentelemetry;
 mod packaging;

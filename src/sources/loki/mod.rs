@@ -14,6 +14,9 @@
 
 mod labels;
 mod push;
+mod query;
+
+pub use query::LokiQueryConfig;
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod capture;
 pub mod fake_llm;
+pub mod fake_loki;
 pub mod prometheus;
 pub mod tcp;
 
