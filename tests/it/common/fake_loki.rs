@@ -134,20 +134,15 @@ async fn query_range(
             return (StatusCode::UNAUTHORIZED, "no org id\n").into_response();
         }
     }
-    let number = |name: &str| -> Result<i64, Response> {
-        params
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid parameter {name:?}"),
-                )
-            })
-    };
+    let number = |name: &str| params.get(name).and_then(|v| v.parse::<i64>().ok());
     let (start, end, limit) = match (number("start"), number("end"), number("limit")) {
-        (Ok(start), Ok(end), Ok(limit)) => (start, end, limit),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        (Some(start), Some(end), Some(limit)) => (start, end, limit),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid parameter: start, end or limit",
+            );
+        }
     };
     if params.get("direction").map(String::as_str) != Some("forward") {
         return error(
