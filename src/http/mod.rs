@@ -51,7 +51,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use tokio::sync::Semaphore;
 
-pub use auth::{AuthConfig, AuthStrategy};
+pub use auth::{AuthConfig, AuthStrategy, user_headers};
 pub use config::{
     DeliverySettings, HealthcheckConfig, HttpDelivery, RateLimitConfig, RequestConfig, RetryConfig,
     RetryPolicy, api_url, base_url,

@@ -72,6 +72,13 @@ impl HttpSettings {
         })
     }
 
+    /// Hides these secrets too (a secret URL, header values), besides
+    /// the `auth` ones.
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
     /// The client, for a running source reporting into `metrics`.
     pub fn client(&self, metrics: Arc<ComponentMetrics>) -> Result<HttpClient, BuildError> {
         let delivery = Delivery::new(self.delivery.clone(), metrics, self.redactor.clone())?

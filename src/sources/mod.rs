@@ -22,6 +22,7 @@ mod demo_logs;
 mod file;
 mod fluent;
 pub mod host_metrics;
+mod http_client;
 mod http_poll;
 mod http_receiver;
 mod http_server;
@@ -48,6 +49,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("file", file::FileConfig),
     component_type!("fluent", fluent::FluentConfig),
     component_type!("host_metrics", host_metrics::HostMetricsConfig),
+    component_type!("http_client", http_client::HttpClientConfig),
     component_type!("http_server", http_server::HttpServerConfig),
     component_type!("loki", loki::LokiConfig),
     component_type!("loki_query", loki::LokiQueryConfig),

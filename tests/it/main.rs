@@ -18,6 +18,7 @@ mod docs;
 mod file_source;
 mod fluent;
 mod generate;
+mod http_client;
 mod http_server;
 mod interpolation;
 mod layers;

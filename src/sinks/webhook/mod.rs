@@ -24,7 +24,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 pub use config::WebhookConfig;
 use encoder::{Encoder, WebhookEncoding};
@@ -138,30 +138,9 @@ impl WebhookConfig {
             headers.insert(AUTHORIZATION, value);
             redactor = auth.redact(redactor);
         }
-        for (written, value) in &self.headers {
-            let option = format!("headers.{written}");
-            let name = HeaderName::from_bytes(written.as_bytes()).map_err(|_| {
-                BuildError::new(format!(
-                    "`{option}`: `{written}` is not a valid header name"
-                ))
-                .for_option(&option)
-            })?;
-            if name == AUTHORIZATION && self.auth.is_some() {
-                return Err(BuildError::new(
-                    "set either `auth` or an `Authorization` header in `headers`, not both",
-                )
-                .for_option(option));
-            }
-            redactor = redactor.secret(value.expose());
-            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-                BuildError::new(format!(
-                    "`{option}`: the value contains characters not allowed in an HTTP header"
-                ))
-                .for_option(&option)
-            })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
+        let (user, redactor) =
+            crate::http::user_headers(&self.headers, self.auth.is_some(), redactor)?;
+        headers.extend(user);
         Ok((headers, redactor))
     }
 }
