@@ -131,6 +131,44 @@ impl AuthConfig {
     }
 }
 
+/// The user's `headers.*` options as request headers, each value added to
+/// the redactor as a secret (API keys travel in headers). Errors name the
+/// header, never its value. `has_auth`: an `auth` table is set too, so an
+/// `Authorization` header here would be a second, conflicting credential.
+pub fn user_headers(
+    written: &std::collections::BTreeMap<String, Secret>,
+    has_auth: bool,
+    mut redactor: Redactor,
+) -> Result<(reqwest::header::HeaderMap, Redactor), BuildError> {
+    use reqwest::header::{AUTHORIZATION, HeaderName};
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (written, value) in written {
+        let option = format!("headers.{written}");
+        let name = HeaderName::from_bytes(written.as_bytes()).map_err(|_| {
+            BuildError::new(format!(
+                "`{option}`: `{written}` is not a valid header name"
+            ))
+            .for_option(&option)
+        })?;
+        if name == AUTHORIZATION && has_auth {
+            return Err(BuildError::new(
+                "set either `auth` or an `Authorization` header in `headers`, not both",
+            )
+            .for_option(option));
+        }
+        redactor = redactor.secret(value.expose());
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
+            BuildError::new(format!(
+                "`{option}`: the value contains characters not allowed in an HTTP header"
+            ))
+            .for_option(&option)
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok((headers, redactor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,42 +223,4 @@ mod tests {
             "echo: *** / ***"
         );
     }
-}
-
-/// The user's `headers.*` options as request headers, each value added to
-/// the redactor as a secret (API keys travel in headers). Errors name the
-/// header, never its value. `has_auth`: an `auth` table is set too, so an
-/// `Authorization` header here would be a second, conflicting credential.
-pub fn user_headers(
-    written: &std::collections::BTreeMap<String, Secret>,
-    has_auth: bool,
-    mut redactor: Redactor,
-) -> Result<(reqwest::header::HeaderMap, Redactor), BuildError> {
-    use reqwest::header::{AUTHORIZATION, HeaderName};
-    let mut headers = reqwest::header::HeaderMap::new();
-    for (written, value) in written {
-        let option = format!("headers.{written}");
-        let name = HeaderName::from_bytes(written.as_bytes()).map_err(|_| {
-            BuildError::new(format!(
-                "`{option}`: `{written}` is not a valid header name"
-            ))
-            .for_option(&option)
-        })?;
-        if name == AUTHORIZATION && has_auth {
-            return Err(BuildError::new(
-                "set either `auth` or an `Authorization` header in `headers`, not both",
-            )
-            .for_option(option));
-        }
-        redactor = redactor.secret(value.expose());
-        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-            BuildError::new(format!(
-                "`{option}`: the value contains characters not allowed in an HTTP header"
-            ))
-            .for_option(&option)
-        })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
-    Ok((headers, redactor))
 }
