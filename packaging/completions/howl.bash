@@ -148,6 +148,9 @@ _howl() {
             howl__subcmd__help__subcmd__patterns,mine)
                 cmd="howl__subcmd__help__subcmd__patterns__subcmd__mine"
                 ;;
+            howl__subcmd__help__subcmd__patterns,train)
+                cmd="howl__subcmd__help__subcmd__patterns__subcmd__train"
+                ;;
             howl__subcmd__help__subcmd__rules,apply)
                 cmd="howl__subcmd__help__subcmd__rules__subcmd__apply"
                 ;;
@@ -166,6 +169,9 @@ _howl() {
             howl__subcmd__patterns,mine)
                 cmd="howl__subcmd__patterns__subcmd__mine"
                 ;;
+            howl__subcmd__patterns,train)
+                cmd="howl__subcmd__patterns__subcmd__train"
+                ;;
             howl__subcmd__patterns__subcmd__help,diff)
                 cmd="howl__subcmd__patterns__subcmd__help__subcmd__diff"
                 ;;
@@ -177,6 +183,9 @@ _howl() {
                 ;;
             howl__subcmd__patterns__subcmd__help,mine)
                 cmd="howl__subcmd__patterns__subcmd__help__subcmd__mine"
+                ;;
+            howl__subcmd__patterns__subcmd__help,train)
+                cmd="howl__subcmd__patterns__subcmd__help__subcmd__train"
                 ;;
             howl__subcmd__rules,apply)
                 cmd="howl__subcmd__rules__subcmd__apply"
@@ -543,7 +552,7 @@ _howl() {
             return 0
             ;;
         howl__subcmd__help__subcmd__patterns)
-            opts="mine list diff"
+            opts="mine list diff train"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,6 +594,20 @@ _howl() {
             return 0
             ;;
         howl__subcmd__help__subcmd__patterns__subcmd__mine)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        howl__subcmd__help__subcmd__patterns__subcmd__train)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -767,7 +790,7 @@ _howl() {
             return 0
             ;;
         howl__subcmd__patterns)
-            opts="-v -q -h --verbose --quiet --log-format --help mine list diff help"
+            opts="-v -q -h --verbose --quiet --log-format --help mine list diff train help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -827,7 +850,7 @@ _howl() {
             return 0
             ;;
         howl__subcmd__patterns__subcmd__help)
-            opts="mine list diff help"
+            opts="mine list diff train help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -896,6 +919,20 @@ _howl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        howl__subcmd__patterns__subcmd__help__subcmd__train)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         howl__subcmd__patterns__subcmd__list)
             opts="-v -q -h --data-dir --new-since --format --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -942,6 +979,44 @@ _howl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        howl__subcmd__patterns__subcmd__train)
+            opts="-c -v -q -h --config --since --until --top --verbose --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

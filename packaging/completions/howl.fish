@@ -74,15 +74,16 @@ json\t'One JSON object per line'"
 complete -c howl -n "__fish_howl_using_subcommand graph" -s v -l verbose -d 'More log output (`-v` debug, `-vv` trace). `HOWL_LOG` (a tracing filter such as `howl=debug`) overrides it'
 complete -c howl -n "__fish_howl_using_subcommand graph" -s q -l quiet -d 'Less log output (`-q` warnings and errors, `-qq` errors only)'
 complete -c howl -n "__fish_howl_using_subcommand graph" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -l log-format -d 'Format of howl\'s own log lines (on stderr)' -r -f -a "text\t'Human-readable lines'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -l log-format -d 'Format of howl\'s own log lines (on stderr)' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -s v -l verbose -d 'More log output (`-v` debug, `-vv` trace). `HOWL_LOG` (a tracing filter such as `howl=debug`) overrides it'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -s q -l quiet -d 'Less log output (`-q` warnings and errors, `-qq` errors only)'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -f -a "mine" -d 'Mine patterns from one message per line (a file, or stdin with `-`)'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -f -a "list" -d 'List the patterns in a store'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -f -a "diff" -d 'Compare two stores: new, gone and spiking patterns (exit 1 if any is new)'
-complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -s v -l verbose -d 'More log output (`-v` debug, `-vv` trace). `HOWL_LOG` (a tracing filter such as `howl=debug`) overrides it'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -s q -l quiet -d 'Less log output (`-q` warnings and errors, `-qq` errors only)'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -f -a "mine" -d 'Mine patterns from one message per line (a file, or stdin with `-`)'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -f -a "list" -d 'List the patterns in a store'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -f -a "diff" -d 'Compare two stores: new, gone and spiking patterns (exit 1 if any is new)'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -f -a "train" -d 'Learn the patterns of a past window from a config\'s query sources (`loki_query`, `sql`) into its data_dir, without sinks or alerts'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and not __fish_seen_subcommand_from mine list diff train help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from mine" -l format -d '`jsonl`: one `{"line","id","template","new"}` object per input line; `table`: the patterns by count, with a sample' -r -f -a "table\t''
 jsonl\t''"
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from mine" -l config -d 'Miner options in TOML: the options of the `pattern` transform (`masks`, `disable_builtin_masks`, `similarity`, ...)' -r -F
@@ -113,9 +114,19 @@ json\t'One JSON object per line'"
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from diff" -s v -l verbose -d 'More log output (`-v` debug, `-vv` trace). `HOWL_LOG` (a tracing filter such as `howl=debug`) overrides it'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Less log output (`-q` warnings and errors, `-qq` errors only)'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -s c -l config -d 'A TOML config file; repeat (or separate with commas in `HOWL_CONFIG`) to merge several files into one topology' -r -F
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -l since -d 'Where the window starts: this long ago, e.g. `24h`, `7d`' -r
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -l until -d 'Where it ends: this long ago (`1h`) or an RFC 3339 time; now when unset' -r
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -l top -d 'How many templates of each level the summary shows' -r
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -l log-format -d 'Format of howl\'s own log lines (on stderr)' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -s v -l verbose -d 'More log output (`-v` debug, `-vv` trace). `HOWL_LOG` (a tracing filter such as `howl=debug`) overrides it'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -s q -l quiet -d 'Less log output (`-q` warnings and errors, `-qq` errors only)'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from train" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from help" -f -a "mine" -d 'Mine patterns from one message per line (a file, or stdin with `-`)'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the patterns in a store'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Compare two stores: new, gone and spiking patterns (exit 1 if any is new)'
+complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from help" -f -a "train" -d 'Learn the patterns of a past window from a config\'s query sources (`loki_query`, `sql`) into its data_dir, without sinks or alerts'
 complete -c howl -n "__fish_howl_using_subcommand patterns; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c howl -n "__fish_howl_using_subcommand suppress" -l reason -d 'Why it is noise (kept as the audit trail)' -r
 complete -c howl -n "__fish_howl_using_subcommand suppress" -l ttl -d 'How long, e.g. `7d`, `12h`; without it, until `howl unsuppress`' -r
@@ -255,6 +266,7 @@ complete -c howl -n "__fish_howl_using_subcommand help; and not __fish_seen_subc
 complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from patterns" -f -a "mine" -d 'Mine patterns from one message per line (a file, or stdin with `-`)'
 complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from patterns" -f -a "list" -d 'List the patterns in a store'
 complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from patterns" -f -a "diff" -d 'Compare two stores: new, gone and spiking patterns (exit 1 if any is new)'
+complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from patterns" -f -a "train" -d 'Learn the patterns of a past window from a config\'s query sources (`loki_query`, `sql`) into its data_dir, without sinks or alerts'
 complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from rules" -f -a "list" -d 'The suggestions of the last reviews, waiting to be applied'
 complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from rules" -f -a "apply" -d 'Applies a suggestion by its id (`rule-...`)'
 complete -c howl -n "__fish_howl_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "topology" -d 'A topology to start from, on stdout, e.g. `howl generate topology stdin,pattern,llm_suppress,telegram > howl.toml`'

@@ -18,6 +18,7 @@ mod suppress;
 mod tap;
 mod test;
 mod top;
+mod train;
 mod validate;
 
 use std::path::PathBuf;

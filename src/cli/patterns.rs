@@ -11,6 +11,8 @@
 //!   `pattern` transform, and `mine`'s).
 //! - `diff`: new, gone and spiking patterns between two stores; exit 1 when
 //!   something is new (a CI gate), 2 on a usage or reading error.
+//! - `train`: learn a past window from a config's query sources (see
+//!   [`super::train`]).
 //!
 //! A pattern counts as known in `diff` when the baseline has its id *or*
 //! the baseline's miners classify its sample lines as a known pattern: ids
@@ -50,6 +52,9 @@ enum PatternsCommand {
     List(ListArgs),
     /// Compare two stores: new, gone and spiking patterns (exit 1 if any is new).
     Diff(DiffArgs),
+    /// Learn the patterns of a past window from a config's query sources
+    /// (`loki_query`, `sql`) into its data_dir, without sinks or alerts.
+    Train(super::train::TrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +122,7 @@ struct DiffArgs {
     spike_min_count: u64,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::options::duration::parse_duration(text)
 }
 
@@ -130,6 +135,7 @@ pub fn patterns(args: PatternsArgs) -> ExitCode {
         PatternsCommand::Mine(args) => mine(args),
         PatternsCommand::List(args) => list(args),
         PatternsCommand::Diff(args) => diff(args),
+        PatternsCommand::Train(args) => super::train::train(args),
     };
     match result {
         Ok(code) => code,

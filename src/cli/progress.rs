@@ -121,6 +121,13 @@ impl Progress {
         }
     }
 
+    /// Changes a spinner's message (a count only the caller knows).
+    pub fn message(&mut self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.to_string());
+        }
+    }
+
     /// Counts one line of `bytes` bytes (its newline included).
     pub fn line(&mut self, bytes: u64) {
         if self.bar.is_none() {

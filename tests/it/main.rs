@@ -32,6 +32,7 @@ mod packaging;
 mod pattern_accuracy;
 mod pattern_transform;
 mod patterns_cli;
+mod patterns_train;
 mod pipeline;
 mod progress;
 mod reload;
