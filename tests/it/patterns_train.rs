@@ -71,6 +71,10 @@ fn learns_the_window_only_and_reports_what_is_new() {
         "outside the window: {stdout}"
     );
     assert!(stderr.contains("left out: local (file)"), "{stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("\x1b["),
+        "no spinner when stderr is not a terminal: {stderr:?}"
+    );
     // The window was read forward in pages of 50, from --since.
     let requests = loki.requests();
     assert!(requests.len() >= 6, "{} requests", requests.len());
@@ -83,6 +87,25 @@ fn learns_the_window_only_and_reports_what_is_new() {
     );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("patterns: 3 in all, 0 new"), "{stdout}");
+
+    // On a terminal (a pseudo-terminal from util-linux's `script`), a
+    // spinner says what it does.
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "'{}' patterns train -c '{config}' --since 2h",
+                env!("CARGO_BIN_EXE_howl")
+            ),
+            "/dev/null",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux's `script` (the test script installs bsdutils)");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("training"), "{screen:?}");
 
     // What `howl run` will know: the store has them.
     let (code, stdout, _) = howl_in(
