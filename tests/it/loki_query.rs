@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 use crate::common::fake_loki::{Entry, FakeLoki};
 use crate::common::{Running, free_port, signal, write};
 
+/// The password of the basic credentials, from the environment.
+const PASSWORD: &str = "pw-7c1e0b4d";
+const ENV: [(&str, &str); 1] = [("LOKI_PASSWORD", PASSWORD)];
+
+/// What Loki's proxy expects: `Basic base64("howl:" + PASSWORD)`.
+fn authorization() -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("howl:{PASSWORD}"));
+    format!("Basic {encoded}")
+}
+
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap()
 }
@@ -35,6 +46,7 @@ fn topology(api: u16, loki: &str, limit: usize) -> String {
          [sources.loki]\ntype = \"loki_query\"\nendpoint = \"{loki}\"\n\
          query = '{{job=\"app\"}}'\nlimit = {limit}\nsince = \"1h\"\ndelay_secs = 0\n\
          interval_secs = 0.2\ntenant = \"team-a\"\n\
+         auth = {{ strategy = \"basic\", user = \"howl\", password = \"${{LOKI_PASSWORD}}\" }}\n\
          [sinks.out]\ntype = \"file\"\ninputs = [\"loki\"]\npath = \"out.log\"\nencoding = \"text\"\n"
     )
 }
@@ -68,6 +80,7 @@ async fn wait_for_distinct(path: &Path, distinct: usize) -> BTreeMap<usize, usiz
 async fn reads_each_line_once_across_a_graceful_restart_and_shared_nanoseconds() {
     let dir = tempfile::tempdir().unwrap();
     let loki = FakeLoki::start(Some("team-a"));
+    loki.require_authorization(&authorization());
     let base = now_ns() - 600_000_000_000;
     loki.push(numbered(1, 300, base));
     // The first answer: Loki rate limiting.
@@ -76,12 +89,16 @@ async fn reads_each_line_once_across_a_graceful_restart_and_shared_nanoseconds()
     let config = write(dir.path(), "loki.toml", &topology(api, &loki.url, 7));
     let out = dir.path().join("out.log");
 
-    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let mut howl = Running::start_with_env(dir.path(), &config, api, &ENV).await;
     let counts_before = wait_for_distinct(&out, 300).await;
     let output = tokio::task::block_in_place(|| howl.terminate(Duration::from_secs(20)));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(counts_before.len(), 300, "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD),
+        "the password was logged: {stderr}"
+    );
     let requests = loki.requests();
     assert!(
         requests.len() > 300 / 7,
@@ -101,7 +118,7 @@ async fn reads_each_line_once_across_a_graceful_restart_and_shared_nanoseconds()
 
     // Lines that arrive while howl is down.
     loki.push(numbered(301, 500, now_ns()));
-    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let mut howl = Running::start_with_env(dir.path(), &config, api, &ENV).await;
     wait_for_distinct(&out, 500).await;
     let output = tokio::task::block_in_place(|| howl.terminate(Duration::from_secs(20)));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -118,13 +135,14 @@ async fn reads_each_line_once_across_a_graceful_restart_and_shared_nanoseconds()
 async fn a_kill_9_repeats_at_most_what_was_in_flight_and_skips_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let loki = FakeLoki::start(Some("team-a"));
+    loki.require_authorization(&authorization());
     let total = 20_000;
     loki.push(numbered(1, total, now_ns() - 600_000_000_000));
     let api = free_port();
     let config = write(dir.path(), "loki.toml", &topology(api, &loki.url, 100));
     let out = dir.path().join("out.log");
 
-    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let mut howl = Running::start_with_env(dir.path(), &config, api, &ENV).await;
     wait_for_distinct(&out, 2_000).await;
     let child = howl.child.take().unwrap();
     signal(&child, "KILL");
@@ -132,7 +150,7 @@ async fn a_kill_9_repeats_at_most_what_was_in_flight_and_skips_nothing() {
     assert!(!killed.status.success());
     let at_kill = counts(&out).len();
 
-    let mut howl = Running::start(dir.path(), &config, api, &[]).await;
+    let mut howl = Running::start_with_env(dir.path(), &config, api, &ENV).await;
     let counts = wait_for_distinct(&out, total).await;
     let output = tokio::task::block_in_place(|| howl.terminate(Duration::from_secs(20)));
     assert!(output.status.success());

@@ -31,6 +31,8 @@ pub struct Entry {
 struct Inner {
     entries: Vec<Entry>,
     tenant: Option<String>,
+    /// The `Authorization` header required, if any.
+    authorization: Option<String>,
     /// Answers to give before the real ones: (status, Retry-After).
     script: VecDeque<(u16, Option<u64>)>,
     requests: Vec<(std::time::Instant, BTreeMap<String, String>)>,
@@ -85,6 +87,12 @@ impl FakeLoki {
             .sort_by(|a, b| (a.ns, &a.stream).cmp(&(b.ns, &b.stream)));
     }
 
+    /// Requires this `Authorization` header (a proxy in front of Loki, or
+    /// Grafana Cloud): other requests are answered 401.
+    pub fn require_authorization(&self, value: &str) {
+        self.inner.lock().unwrap().authorization = Some(value.to_string());
+    }
+
     /// Answers the next requests with these statuses first (a `Retry-After`
     /// in seconds with each, if given).
     pub fn script(&self, answers: &[(u16, Option<u64>)]) {
@@ -127,6 +135,12 @@ async fn query_range(
                 .insert("retry-after", seconds.to_string().parse().expect("header"));
         }
         return response;
+    }
+    if let Some(expected) = &inner.authorization {
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
+        }
     }
     if let Some(tenant) = &inner.tenant {
         let given = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok());
