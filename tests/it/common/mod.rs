@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod capture;
 pub mod fake_llm;
+pub mod postgres;
 pub mod prometheus;
 pub mod tcp;
 
