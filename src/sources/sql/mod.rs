@@ -619,6 +619,96 @@ mod tests {
         ));
     }
 
+    /// Runs a built source until it ends by itself (a window) and returns
+    /// the `id`s of its events.
+    async fn run_to_end(source: Box<dyn Source>, data_dir: &std::path::Path) -> Vec<i64> {
+        use crate::buffer::{WhenFull, channel, fanout::Fanout};
+        use crate::component_key::{ComponentKey, ComponentKind};
+        use crate::components::source::SourceSender;
+        let key = ComponentKey::new(ComponentKind::Source, "s", "sql");
+        let metrics = Arc::new(ComponentMetrics::new(key.clone()));
+        let (tx, mut rx) = channel(1000, WhenFull::Block, Arc::clone(&metrics));
+        let (fanout, rewire) = Fanout::rewirable(vec![("out".to_string(), tx)]);
+        // Only the source's output holds the buffer open.
+        drop(rewire);
+        let cx = SourceContext {
+            key,
+            out: SourceSender::new(fanout, metrics),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown_limit: tokio_util::sync::CancellationToken::new(),
+            state: crate::state::StateHandle::new(data_dir.to_path_buf()),
+            host: Arc::from("test"),
+        };
+        let running = tokio::spawn(source.run(cx));
+        let mut ids = Vec::new();
+        let collect = async {
+            while let Some(batch) = rx.recv().await {
+                for mut event in batch {
+                    ids.push(event.get_field("id").and_then(|v| v.as_integer()).unwrap());
+                    event.finalize(crate::event::EventStatus::Delivered);
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), collect)
+            .await
+            .expect("the window source ended");
+        running.await.unwrap().unwrap();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_window_reads_from_since_to_until_in_sqlite_and_saves_no_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::query("CREATE TABLE log (id INTEGER, ts TEXT, msg TEXT)")
+            .execute(&db)
+            .await
+            .unwrap();
+        // Rows 0..30, two a second, in SQLite's own text form.
+        for id in 0..30i64 {
+            sqlx::query("INSERT INTO log VALUES (?, ?, 'x')")
+                .bind(id)
+                .bind(format!("2026-03-01 00:00:{:02}", id / 2))
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+        let options = format!(
+            "url = \"{url}\"\nquery = \"SELECT id, ts, msg AS message FROM log WHERE \
+             julianday(ts) >= julianday($1) ORDER BY julianday(ts), id LIMIT 3\"\n\
+             cursor_column = \"ts\"\ncursor_start = \"2026-01-01T00:00:00Z\""
+        );
+        let config: SqlConfig = toml::from_str(&options).unwrap();
+        let at = |s: i64| DateTime::from_timestamp(1_772_323_200 + s, 0).unwrap();
+        assert_eq!(at(0).to_rfc3339(), "2026-03-01T00:00:00+00:00");
+        let window = TimeWindow {
+            since: at(5),
+            until: at(9),
+        };
+        let source = config
+            .build_window(&test_context(&options), window)
+            .unwrap()
+            .unwrap();
+        let state = dir.path().join("state");
+        let ids = run_to_end(source, &state).await;
+        assert_eq!(ids, (10..18).collect::<Vec<_>>());
+        // No cursor was saved: a follow run starts at cursor_start.
+        let saved = crate::state::StateHandle::new(state)
+            .store()
+            .unwrap()
+            .get("source_cursors", "s")
+            .unwrap();
+        assert_eq!(saved, None);
+    }
+
     #[test]
     fn reads_the_literal_limit_and_hides_url_passwords_in_every_form() {
         assert_eq!(

@@ -255,6 +255,7 @@ pub enum CursorError {
     Missing,
     Null,
     Unusable(&'static str),
+    NotATimestamp(String),
 }
 
 impl CursorError {
@@ -269,6 +270,11 @@ impl CursorError {
                 "a row's `{column}` (cursor_column) is NULL, so the next query cannot start \
                  after it: filter NULLs out (`WHERE {column} IS NOT NULL`)"
             ),
+            Self::NotATimestamp(text) => format!(
+                "a row's `{column}` (cursor_column) is the text {text:?}, which is not a \
+                 timestamp, but the cursor is one (`cursor_start` is a timestamp): select a \
+                 timestamp, RFC 3339 text or `YYYY-MM-DD HH:MM:SS`"
+            ),
             Self::Unusable(kind) => format!(
                 "a row's `{column}` (cursor_column) is {kind}, which cannot be a cursor: use an \
                  integer, text or timestamp column"
@@ -277,8 +283,19 @@ impl CursorError {
     }
 }
 
-/// The cursor column's value in a row. Text that reads as RFC 3339 is a
-/// timestamp when the cursor is one (SQLite stores timestamps as text).
+/// A timestamp written as text: RFC 3339, or SQLite's
+/// `YYYY-MM-DD HH:MM:SS[.fff]` (also with a `T`), taken as UTC.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    rfc3339::parse(text).or_else(|| {
+        ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+            .iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(text.trim(), format).ok())
+            .map(|at| at.and_utc())
+    })
+}
+
+/// The cursor column's value in a row. Text is a timestamp when the cursor
+/// is one (SQLite stores timestamps as text), and must then read as one.
 pub fn cursor_value(
     fields: &[(String, Value)],
     column: &str,
@@ -293,8 +310,11 @@ pub fn cursor_value(
         Value::Timestamp(at) => Ok(CursorValue::Timestamp(*at)),
         Value::Bytes(bytes) => {
             let text = String::from_utf8_lossy(bytes).into_owned();
-            match (current, rfc3339::parse(&text)) {
-                (CursorValue::Timestamp(_), Some(at)) => Ok(CursorValue::Timestamp(at)),
+            match current {
+                CursorValue::Timestamp(_) => match parse_timestamp(&text) {
+                    Some(at) => Ok(CursorValue::Timestamp(at)),
+                    None => Err(CursorError::NotATimestamp(text)),
+                },
                 _ => Ok(CursorValue::Text(text)),
             }
         }
@@ -330,7 +350,7 @@ pub fn to_event(
         match (name.as_str(), value) {
             ("timestamp", Value::Timestamp(at)) => timestamp = at,
             ("timestamp", Value::Bytes(text)) => {
-                match rfc3339::parse(&String::from_utf8_lossy(&text)) {
+                match parse_timestamp(&String::from_utf8_lossy(&text)) {
                     Some(at) => timestamp = at,
                     None => bad = Some(BadTimestamp),
                 }
