@@ -69,12 +69,57 @@ pub struct SqlConfig {
     interval_secs: Seconds,
 }
 
-/// `cursor_start`: an integer or a string.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+/// `cursor_start`: an integer or a string (a TOML date-time, unquoted, is
+/// taken as its text).
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 enum CursorStart {
     Integer(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for CursorStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CursorStart;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "an integer, a string, or an RFC 3339 timestamp (\"2026-01-01T00:00:00Z\")",
+                )
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<CursorStart, E> {
+                Ok(CursorStart::Integer(value))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<CursorStart, E> {
+                i64::try_from(value)
+                    .map(CursorStart::Integer)
+                    .map_err(|_| E::custom("the integer is too large for a 64-bit cursor"))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<CursorStart, E> {
+                Ok(CursorStart::Text(value.to_string()))
+            }
+
+            // An unquoted TOML date-time arrives as a one-entry table.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CursorStart, A::Error> {
+                let entry: Option<(String, String)> = map.next_entry()?;
+                match entry {
+                    Some((_, datetime)) => Ok(CursorStart::Text(datetime.to_string())),
+                    None => Err(serde::de::Error::custom("expected a date-time")),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 fn default_interval() -> Seconds {
@@ -586,6 +631,30 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(config.interval_secs.get(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn cursor_start_takes_integers_strings_and_toml_date_times() {
+        let start = |value: &str| {
+            let config: SqlConfig = toml::from_str(&format!(
+                "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = {value}"
+            ))
+            .unwrap();
+            config.checked().map(|checked| checked.start).unwrap()
+        };
+        assert_eq!(start("-5"), CursorValue::Integer(-5));
+        assert_eq!(start("\"abc\""), CursorValue::Text("abc".into()));
+        let new_year = CursorValue::Timestamp(DateTime::from_timestamp(1_767_225_600, 0).unwrap());
+        assert_eq!(start("\"2026-01-01T00:00:00Z\""), new_year);
+        assert_eq!(start("2026-01-01T01:00:00+01:00"), new_year);
+        let (message, at) = parse_error::<SqlConfig>(&format!(
+            "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 1.5"
+        ));
+        assert!(
+            message.contains("an integer, a string, or an RFC 3339 timestamp"),
+            "{message}"
+        );
+        assert_eq!(at, "1.5");
     }
 
     #[test]
