@@ -341,11 +341,17 @@ async fn sql_postgres_connection_dropped_mid_poll_loses_and_repeats_nothing() {
     let app = numbered_table(&pg).await;
     let dir = tempfile::tempdir().unwrap();
     let api = free_port();
-    let config = topology(api, NUMBERED);
+    // Each query takes 0.2 s (`pg_sleep`), so that terminating howl's
+    // connection while it reads hits a query in progress.
+    let config = topology(
+        api,
+        "query = \"SELECT id, level, msg AS message FROM app_log, pg_sleep(0.2) \
+         WHERE id > $1 ORDER BY id LIMIT 100\"\ncursor_column = \"id\"\ncursor_start = 0",
+    );
     let howl = start(dir.path(), &config, api, &pg.url()).await;
     let mut next = 1;
     let mut terminated = 0;
-    for _ in 0..15 {
+    for _ in 0..10 {
         insert_numbered(&app, next, next + 299).await;
         next += 300;
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -369,6 +375,10 @@ async fn sql_postgres_connection_dropped_mid_poll_loses_and_repeats_nothing() {
     assert_exactly_once(dir.path(), last);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains(PASSWORD), "{stderr}");
+    assert!(
+        stderr.contains("the query failed") && stderr.contains("administrator command"),
+        "no query was cut short: {stderr}"
+    );
 }
 
 #[tokio::test]
