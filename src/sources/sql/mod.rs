@@ -44,7 +44,9 @@ pub struct SqlConfig {
     /// `sqlite:///absolute/path.db`, `sqlite://relative/path.db` (relative
     /// to the working directory). It is a secret: write the password as
     /// `${ENV_VAR}`; it is never logged.
-    #[schemars(extend("x-placeholder" = "postgres://howl:${PGPASSWORD}@127.0.0.1:5432/app"))]
+    #[schemars(extend(
+        "x-placeholder" = "postgres://howl:${PGPASSWORD:-change-me}@127.0.0.1:5432/app"
+    ))]
     url: Secret,
     /// The query, with the cursor as its parameter: `$1` (PostgreSQL; also
     /// SQLite) or `?` (SQLite). It must order its rows by the cursor column
