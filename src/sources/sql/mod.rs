@@ -391,13 +391,20 @@ struct Poller {
 
 impl Poller {
     /// The connection, opened (again) when there is none or it no longer
-    /// answers.
-    async fn connection(&mut self) -> Result<&mut Connection, sqlx::Error> {
-        let alive = match &mut self.connection {
-            Some(Connection::Postgres(connection)) => connection.ping().await.is_ok(),
-            Some(Connection::Sqlite(connection)) => connection.ping().await.is_ok(),
-            None => false,
+    /// answers (within [`CONNECT_TIMEOUT`]: a connection whose peer
+    /// vanished without closing it would hang forever). The error says why,
+    /// secrets not yet hidden.
+    async fn connection(&mut self) -> Result<&mut Connection, String> {
+        let ping = async {
+            match &mut self.connection {
+                Some(Connection::Postgres(connection)) => connection.ping().await.is_ok(),
+                Some(Connection::Sqlite(connection)) => connection.ping().await.is_ok(),
+                None => false,
+            }
         };
+        let alive = tokio::time::timeout(CONNECT_TIMEOUT, ping)
+            .await
+            .unwrap_or(false);
         if !alive {
             self.connection = None;
             let connect = async {
@@ -406,12 +413,21 @@ impl Poller {
                     Database::Sqlite(options) => Connection::Sqlite(options.connect().await?),
                 })
             };
-            let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(error)) => return Err(format!("cannot connect to the database: {error}")),
+                Err(_) => {
+                    return Err(format!(
+                        "cannot connect to the database: no answer within {}s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ));
+                }
+            };
             self.connection = Some(connection);
         }
-        self.connection.as_mut().ok_or(sqlx::Error::PoolClosed)
+        self.connection
+            .as_mut()
+            .ok_or_else(|| "no connection to the database".to_string())
     }
 
     /// Runs the query from `cursor`: the decoded rows, or the error with
@@ -419,11 +435,7 @@ impl Poller {
     async fn fetch(&mut self, cursor: &CursorValue) -> anyhow::Result<Vec<rows::Decoded>> {
         let query = self.query.clone();
         let fetched = match self.connection().await {
-            Err(sqlx::Error::PoolTimedOut) => Err(format!(
-                "cannot connect to the database: no answer within {}s",
-                CONNECT_TIMEOUT.as_secs()
-            )),
-            Err(error) => Err(format!("cannot connect to the database: {error}")),
+            Err(message) => Err(message),
             Ok(Connection::Postgres(connection)) => {
                 let query = sqlx::query(&query);
                 let query = match cursor {
