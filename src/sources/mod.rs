@@ -6,7 +6,8 @@
 //! the plumbing of listening sources), `loki`, `opentelemetry` and `alert_webhook` (over
 //! [`http_receiver`]) make log events; polling sources (`host_metrics`, `prometheus_scrape`,
 //! `prometheus_query`) make metric events (see [`crate::event::metric`])
-//! on a schedule ([`polling`]).
+//! on a schedule ([`polling`]); query sources (`sql`) read what is new in
+//! a store since a cursor saved across restarts ([`pull`]).
 //!
 //! A source's options struct implements [`SourceConfig`] (the contract is in
 //! [`crate::components::source`]); building it (pure) gives a `Source`,
@@ -34,6 +35,7 @@ pub mod prometheus;
 pub mod pull;
 mod review;
 mod socket;
+mod sql;
 mod stdin;
 mod syslog;
 
@@ -58,6 +60,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),
     component_type!("review", review::ReviewConfig),
     component_type!("socket", socket::source::SocketConfig),
+    component_type!("sql", sql::SqlConfig),
     component_type!("stdin", stdin::StdinConfig),
     component_type!("syslog", syslog::SyslogConfig),
 ];

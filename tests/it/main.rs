@@ -39,6 +39,7 @@ mod reload;
 mod review;
 mod slack;
 mod slow_clients;
+mod sql;
 mod syslog;
 mod tap;
 mod telegram;

@@ -1,0 +1,282 @@
+//! The `sql` source's cursor: the last value of the cursor column, plus
+//! which rows at exactly that value were delivered already, so that a query
+//! written `WHERE ts >= $1` (timestamps are rarely unique) neither repeats
+//! nor skips rows sharing the last timestamp, across pages and restarts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// A value of the cursor column, as bound to `$1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorValue {
+    /// An integer column (bound as a 64-bit integer).
+    Integer(i64),
+    /// A text column.
+    Text(String),
+    /// A timestamp column (bound as `timestamptz` in PostgreSQL).
+    Timestamp(#[serde(with = "rfc3339")] DateTime<Utc>),
+}
+
+impl std::fmt::Display for CursorValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Integer(value) => write!(f, "{value}"),
+            Self::Text(value) => write!(f, "{value:?}"),
+            Self::Timestamp(value) => f.write_str(&rfc3339::format(value)),
+        }
+    }
+}
+
+/// Where the next query starts: `$1` is `value`, and rows at exactly
+/// `value` whose hash is in `seen` (as many times as counted) were
+/// delivered already. Saved as JSON in the state store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlCursor {
+    /// The cursor column's value in the last row delivered.
+    pub value: CursorValue,
+    /// Hashes of the rows delivered at exactly `value`, with how many rows
+    /// had each hash (identical rows are told apart by their number).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seen: BTreeMap<u64, u32>,
+}
+
+impl SqlCursor {
+    /// A cursor before any row at `value`.
+    pub fn at(value: CursorValue) -> Self {
+        Self {
+            value,
+            seen: BTreeMap::new(),
+        }
+    }
+}
+
+/// One row of an answer, decoded.
+pub struct Row {
+    pub event: Event,
+    /// Its cursor column's value.
+    pub cursor: CursorValue,
+    /// The stable hash of its column values.
+    pub hash: u64,
+}
+
+/// What one answer gives.
+pub struct Advance {
+    /// The rows not delivered before, in the answer's order.
+    pub events: Vec<Event>,
+    /// The cursor after them.
+    pub cursor: SqlCursor,
+    /// True when new rows were found (ask again at once).
+    pub more: bool,
+    /// True when the answer was as long as the query's `LIMIT` and every
+    /// row of it was at the cursor's value and delivered already: asking
+    /// again gives the same rows, never the ones after them.
+    pub stuck: bool,
+}
+
+/// Skips the rows of `rows` delivered already (at `cursor.value`, with a
+/// hash in `cursor.seen`) and moves the cursor over the others. With
+/// `until` (a time window), the answer ends at the first row whose cursor
+/// is at or past it. `limit` is the query's `LIMIT`, when it has a literal
+/// one.
+pub fn advance(
+    cursor: &SqlCursor,
+    rows: Vec<Row>,
+    until: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+) -> Advance {
+    let returned = rows.len();
+    let mut next = cursor.clone();
+    let mut to_skip = cursor.seen.clone();
+    let mut events = Vec::new();
+    let mut ended = false;
+    for row in rows {
+        if let (Some(until), CursorValue::Timestamp(at)) = (until, &row.cursor)
+            && *at >= until
+        {
+            ended = true;
+            break;
+        }
+        if row.cursor == cursor.value
+            && let Some(count) = to_skip.get_mut(&row.hash)
+            && *count > 0
+        {
+            *count -= 1;
+            continue;
+        }
+        if row.cursor != next.value {
+            next.value = row.cursor;
+            next.seen.clear();
+        }
+        *next.seen.entry(row.hash).or_default() += 1;
+        events.push(row.event);
+    }
+    let stuck = events.is_empty() && !ended && returned > 0 && limit.is_some_and(|l| returned >= l);
+    Advance {
+        more: !events.is_empty() && !ended,
+        events,
+        cursor: next,
+        stuck,
+    }
+}
+
+/// Timestamps saved as RFC 3339 text in UTC with nanoseconds (chrono's own
+/// serde support is not built).
+pub mod rfc3339 {
+    use super::*;
+
+    pub fn format(value: &DateTime<Utc>) -> String {
+        value.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(text.trim())
+            .ok()
+            .map(|at| at.with_timezone(&Utc))
+    }
+
+    pub fn serialize<S: serde::Serializer>(
+        value: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(value))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 timestamp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn row(id: i64, at: i64, hash: u64) -> Row {
+        Row {
+            event: Event::log(Bytes::from(id.to_string()), Utc::now(), "sql"),
+            cursor: CursorValue::Integer(at),
+            hash,
+        }
+    }
+
+    fn ids(advance: &Advance) -> Vec<String> {
+        advance
+            .events
+            .iter()
+            .map(|e| {
+                e.get_field("message")
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_sharing_the_cursor_value_are_neither_repeated_nor_skipped_across_pages() {
+        // Rows (id, ts): 1..=2 at ts 10, 3..=5 at ts 20, 6 at 30; pages of
+        // `ts >= $1 ORDER BY ts LIMIT 4` (the group at 20 straddles two).
+        let all = [(1, 10), (2, 10), (3, 20), (4, 20), (5, 20), (6, 30)];
+        let query = |cursor: &SqlCursor| -> Vec<Row> {
+            let from = match cursor.value {
+                CursorValue::Integer(v) => v,
+                _ => unreachable!(),
+            };
+            all.iter()
+                .filter(|(_, ts)| *ts >= from)
+                .take(4)
+                .map(|&(id, ts)| row(id, ts, id as u64 * 7919))
+                .collect()
+        };
+        let mut cursor = SqlCursor::at(CursorValue::Integer(0));
+        let mut delivered = Vec::new();
+        for _ in 0..20 {
+            let page = advance(&cursor, query(&cursor), None, Some(4));
+            assert!(!page.stuck);
+            delivered.extend(ids(&page));
+            cursor = page.cursor;
+            // A restart reads the cursor back from JSON.
+            cursor = serde_json::from_str(&serde_json::to_string(&cursor).unwrap()).unwrap();
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(delivered, ["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(cursor.value, CursorValue::Integer(30));
+        assert_eq!(cursor.seen.len(), 1);
+    }
+
+    #[test]
+    fn identical_rows_at_one_value_are_counted_and_a_full_page_of_seen_rows_is_stuck() {
+        let cursor = SqlCursor::at(CursorValue::Integer(0));
+        let page = advance(&cursor, vec![row(1, 5, 9), row(1, 5, 9)], None, Some(3));
+        assert_eq!(page.events.len(), 2);
+        assert_eq!(page.cursor.seen.get(&9), Some(&2));
+        // The same two again plus a third identical one: only the third.
+        let again = advance(
+            &page.cursor,
+            vec![row(1, 5, 9), row(1, 5, 9), row(1, 5, 9)],
+            None,
+            Some(3),
+        );
+        assert_eq!(again.events.len(), 1);
+        assert!(!again.stuck);
+        // Now the page is full of rows delivered already: stuck.
+        let stuck = advance(
+            &again.cursor,
+            vec![row(1, 5, 9), row(1, 5, 9), row(1, 5, 9)],
+            None,
+            Some(3),
+        );
+        assert!(stuck.stuck && !stuck.more && stuck.events.is_empty());
+        // A short page of rows seen is just nothing new.
+        let idle = advance(&again.cursor, vec![row(1, 5, 9)], None, Some(3));
+        assert!(!idle.stuck && !idle.more && idle.cursor == again.cursor);
+    }
+
+    #[test]
+    fn a_window_ends_at_its_first_row_at_or_past_until() {
+        let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let at = |id: i64, s: i64| Row {
+            event: Event::log(Bytes::from(id.to_string()), Utc::now(), "sql"),
+            cursor: CursorValue::Timestamp(t(s)),
+            hash: id as u64,
+        };
+        let cursor = SqlCursor::at(CursorValue::Timestamp(t(0)));
+        let page = advance(
+            &cursor,
+            vec![at(1, 5), at(2, 9), at(3, 10)],
+            Some(t(10)),
+            None,
+        );
+        assert_eq!(ids(&page), ["1", "2"]);
+        assert!(!page.more);
+        assert_eq!(page.cursor.value, CursorValue::Timestamp(t(9)));
+    }
+
+    #[test]
+    fn the_cursor_is_saved_as_readable_json() {
+        let mut cursor = SqlCursor::at(CursorValue::Timestamp(
+            DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ));
+        cursor.seen.insert(42, 1);
+        let json = serde_json::to_string(&cursor).unwrap();
+        assert_eq!(
+            json,
+            r#"{"value":{"timestamp":"2026-01-02T03:04:05.123456Z"},"seen":{"42":1}}"#
+        );
+        assert_eq!(serde_json::from_str::<SqlCursor>(&json).unwrap(), cursor);
+        let plain = serde_json::to_string(&SqlCursor::at(CursorValue::Integer(7))).unwrap();
+        assert_eq!(plain, r#"{"value":{"integer":7}}"#);
+    }
+}

@@ -1,0 +1,814 @@
+//! `sql`: polls a query with a cursor parameter (`$1`) against PostgreSQL
+//! or SQLite; every row is a log event, and the cursor column's last value
+//! delivered is the next `$1`.
+//!
+//! The loop, the acknowledgements and the cursor's persistence are
+//! [`super::pull`]'s; this module runs the query, decodes rows
+//! ([`rows`]) and moves the cursor over them ([`cursor`]), skipping rows
+//! delivered already at the cursor's value (queries on timestamps, which
+//! are not unique, are written `>= $1`).
+//!
+//! The connection URL may hold a password: it is a [`Secret`], and every
+//! error passes through a [`Redactor`] that knows the URL and its password
+//! before it is logged.
+
+mod cursor;
+mod rows;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection as _};
+
+use self::cursor::{CursorValue, Row, SqlCursor, advance, rfc3339};
+use crate::components::source::{Source, SourceConfig, SourceContext, TimeWindow};
+use crate::components::{BuildContext, ComponentFuture};
+use crate::diagnostic::BuildError;
+use crate::internal_events::ComponentMetrics;
+use crate::options::Seconds;
+use crate::secret::{Redactor, Secret};
+use crate::sources::pull::{self, Page, Pull};
+
+/// Options of the `sql` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// The database: `postgres://user:password@host:5432/db` (or
+    /// `postgresql://`; add `?sslmode=require` for TLS) or
+    /// `sqlite:///absolute/path.db`, `sqlite://relative/path.db` (relative
+    /// to the working directory). It is a secret: write the password as
+    /// `${ENV_VAR}`; it is never logged.
+    #[schemars(extend(
+        "x-placeholder" = "postgres://howl:${PGPASSWORD:-change-me}@127.0.0.1:5432/app"
+    ))]
+    url: Secret,
+    /// The query, with the cursor as its parameter: `$1` (PostgreSQL; also
+    /// SQLite) or `?` (SQLite). It must order its rows by the cursor column
+    /// and should have a `LIMIT`, e.g. `SELECT id, ts AS timestamp, msg AS
+    /// message FROM app_log WHERE id > $1 ORDER BY id LIMIT 1000`.
+    #[schemars(extend(
+        "x-placeholder" = "SELECT id, msg AS message FROM app_log WHERE id > $1 ORDER BY id LIMIT 1000"
+    ))]
+    query: String,
+    /// The column of the result whose value in the last row delivered is
+    /// the next `$1`: an integer, text or timestamp column.
+    #[schemars(extend("x-placeholder" = "id"))]
+    cursor_column: String,
+    /// The first `$1`, when no cursor was saved: an integer (`0`), a string,
+    /// or an RFC 3339 timestamp string (`"2026-01-01T00:00:00Z"`), which
+    /// makes the cursor a timestamp.
+    #[schemars(extend("x-placeholder" = 0))]
+    cursor_start: CursorStart,
+    /// The time between two polls when the last one found nothing new (a
+    /// poll that found rows asks again at once); a plain number is seconds.
+    #[serde(default = "default_interval")]
+    interval_secs: Seconds,
+}
+
+/// `cursor_start`: an integer or a string (a TOML date-time, unquoted, is
+/// taken as its text).
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+enum CursorStart {
+    Integer(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for CursorStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CursorStart;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "an integer, a string, or an RFC 3339 timestamp (\"2026-01-01T00:00:00Z\")",
+                )
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<CursorStart, E> {
+                Ok(CursorStart::Integer(value))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<CursorStart, E> {
+                i64::try_from(value)
+                    .map(CursorStart::Integer)
+                    .map_err(|_| E::custom("the integer is too large for a 64-bit cursor"))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<CursorStart, E> {
+                Ok(CursorStart::Text(value.to_string()))
+            }
+
+            // An unquoted TOML date-time arrives as a one-entry table.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CursorStart, A::Error> {
+                let entry: Option<(String, String)> = map.next_entry()?;
+                match entry {
+                    Some((_, datetime)) => Ok(CursorStart::Text(datetime.to_string())),
+                    None => Err(serde::de::Error::custom("expected a date-time")),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn default_interval() -> Seconds {
+    Seconds::from_secs(10)
+}
+
+/// The `source_type` of the events.
+const SOURCE_TYPE: &str = "sql";
+/// Give up on connecting after this long; the poll is then an error,
+/// tried again next interval.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which database, with its connection options (parsed, not connected).
+#[derive(Clone)]
+enum Database {
+    Postgres(PgConnectOptions),
+    Sqlite(SqliteConnectOptions),
+}
+
+impl Database {
+    /// Parses the URL; errors never repeat it.
+    fn parse(url: &str, redactor: &Redactor) -> Result<Self, BuildError> {
+        let hidden = "(the URL is not shown: it may hold a password)";
+        let refused = |error: sqlx::Error| {
+            BuildError::new(format!(
+                "`url` is not a valid connection URL: {} {hidden}",
+                redactor.redact(&error.to_string())
+            ))
+            .for_option("url")
+        };
+        let lower = url.trim_start().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(refused)?;
+            let options = match options.get_application_name() {
+                Some(_) => options,
+                None => options.application_name("howl"),
+            };
+            Ok(Self::Postgres(options))
+        } else if lower.starts_with("sqlite:") {
+            Ok(Self::Sqlite(
+                SqliteConnectOptions::from_str(url).map_err(refused)?,
+            ))
+        } else {
+            Err(BuildError::new(format!(
+                "`url` must start with `postgres://`, `postgresql://` or `sqlite:` {hidden}"
+            ))
+            .for_option("url"))
+        }
+    }
+}
+
+/// The secrets of a connection URL: the whole URL, and its password (in
+/// the user info or a `password=` parameter) as written and
+/// percent-decoded.
+fn url_redactor(url: &str) -> Redactor {
+    let mut redactor = Redactor::default().secret(url);
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        if let Some(password) = parsed.password() {
+            redactor = redactor
+                .credentials(parsed.username(), password)
+                .secret(&percent_decode(password));
+        }
+        for (key, value) in parsed.query_pairs() {
+            if key == "password" {
+                redactor = redactor.secret(&value);
+            }
+        }
+    }
+    redactor
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The literal `LIMIT n` that ends a query, if it has one: a page that
+/// long, all delivered already, is a cursor that cannot move.
+fn query_limit(query: &str) -> Option<usize> {
+    static LIMIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\blimit\s+(\d+)(\s+offset\s+\d+)?\s*;?\s*$").expect("a valid regex")
+    });
+    LIMIT
+        .captures(query)
+        .and_then(|c| c.get(1))
+        .and_then(|n| n.as_str().parse().ok())
+}
+
+impl SqlConfig {
+    /// Checks the options: the database, and the query with its cursor.
+    fn checked(&self) -> Result<Checked, BuildError> {
+        let interval = self.interval_secs.positive("interval_secs")?;
+        let redactor = url_redactor(self.url.expose());
+        let database = Database::parse(self.url.expose(), &redactor)?;
+        let query = self.query.trim();
+        if query.is_empty() {
+            return Err(BuildError::new(
+                "`query` is empty: give a query with the cursor as `$1`, e.g. `SELECT id, msg AS \
+                 message FROM app_log WHERE id > $1 ORDER BY id LIMIT 1000`",
+            )
+            .for_option("query"));
+        }
+        let dollar = regex::Regex::new(r"\$1\b").expect("a valid regex");
+        let has_placeholder = match database {
+            Database::Postgres(_) => dollar.is_match(query),
+            Database::Sqlite(_) => dollar.is_match(query) || query.contains('?'),
+        };
+        if !has_placeholder {
+            let written = match database {
+                Database::Postgres(_) => "`$1`",
+                Database::Sqlite(_) => "`?` or `$1`",
+            };
+            return Err(BuildError::new(format!(
+                "`query` has no cursor parameter: write {written} where the last `{}` \
+                 delivered goes, e.g. `WHERE {} > $1 ORDER BY {} LIMIT 1000`",
+                self.cursor_column, self.cursor_column, self.cursor_column
+            ))
+            .for_option("query"));
+        }
+        if self.cursor_column.trim().is_empty() {
+            return Err(BuildError::new(
+                "`cursor_column` is empty: name the column whose last value is the next `$1`",
+            )
+            .for_option("cursor_column"));
+        }
+        let start = match &self.cursor_start {
+            CursorStart::Integer(value) => CursorValue::Integer(*value),
+            CursorStart::Text(text) => match rfc3339::parse(text) {
+                Some(at) => CursorValue::Timestamp(at),
+                None => CursorValue::Text(text.clone()),
+            },
+        };
+        Ok(Checked {
+            database,
+            redactor,
+            interval,
+            start,
+        })
+    }
+
+    fn source(&self, checked: Checked, window: Option<TimeWindow>) -> Box<dyn Source> {
+        let (initial, until, mode) = match window {
+            Some(window) => (
+                CursorValue::Timestamp(window.since),
+                Some(window.until),
+                pull::Mode::Window,
+            ),
+            None => (checked.start, None, pull::Mode::Follow),
+        };
+        Box::new(Sql {
+            database: checked.database,
+            redactor: Arc::new(checked.redactor),
+            query: self.query.trim().to_string(),
+            column: self.cursor_column.trim().to_string(),
+            limit: query_limit(&self.query),
+            initial: SqlCursor::at(initial),
+            until,
+            mode,
+            interval: checked.interval,
+        })
+    }
+}
+
+struct Checked {
+    database: Database,
+    redactor: Redactor,
+    interval: Duration,
+    start: CursorValue,
+}
+
+impl SourceConfig for SqlConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        let checked = self.checked()?;
+        Ok(self.source(checked, None))
+    }
+
+    fn build_window(
+        &self,
+        _cx: &BuildContext,
+        window: TimeWindow,
+    ) -> Option<Result<Box<dyn Source>, BuildError>> {
+        let checked = match self.checked() {
+            Ok(checked) => checked,
+            Err(error) => return Some(Err(error)),
+        };
+        if !matches!(checked.start, CursorValue::Timestamp(_)) {
+            return Some(Err(BuildError::new(format!(
+                "this sql source cannot read a time window: its cursor `{}` is not a timestamp \
+                 (`cursor_start` is not an RFC 3339 timestamp such as \
+                 \"2026-01-01T00:00:00Z\"); only a source whose cursor is a timestamp column can \
+                 start at `--since`",
+                self.cursor_column.trim()
+            ))
+            .for_option("cursor_start")));
+        }
+        Some(Ok(self.source(checked, Some(window))))
+    }
+}
+
+struct Sql {
+    database: Database,
+    redactor: Arc<Redactor>,
+    query: String,
+    column: String,
+    limit: Option<usize>,
+    initial: SqlCursor,
+    until: Option<DateTime<Utc>>,
+    mode: pull::Mode,
+    interval: Duration,
+}
+
+impl Source for Sql {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            let this = *self;
+            let poller = Poller {
+                database: this.database,
+                connection: None,
+                redactor: this.redactor,
+                query: this.query,
+                column: this.column,
+                limit: this.limit,
+                until: this.until,
+                metrics: Arc::clone(cx.out.metrics()),
+            };
+            pull::run(poller, this.initial, this.interval, this.mode, cx).await
+        })
+    }
+}
+
+/// An open connection.
+enum Connection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+struct Poller {
+    database: Database,
+    /// One connection, opened at the first poll, checked (ping) before
+    /// each query, and opened again when it broke.
+    connection: Option<Connection>,
+    redactor: Arc<Redactor>,
+    query: String,
+    column: String,
+    limit: Option<usize>,
+    until: Option<DateTime<Utc>>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl Poller {
+    /// The connection, opened (again) when there is none or it no longer
+    /// answers (within [`CONNECT_TIMEOUT`]: a connection whose peer
+    /// vanished without closing it would hang forever). The error says why,
+    /// secrets not yet hidden.
+    async fn connection(&mut self) -> Result<&mut Connection, String> {
+        let ping = async {
+            match &mut self.connection {
+                Some(Connection::Postgres(connection)) => connection.ping().await.is_ok(),
+                Some(Connection::Sqlite(connection)) => connection.ping().await.is_ok(),
+                None => false,
+            }
+        };
+        let alive = tokio::time::timeout(CONNECT_TIMEOUT, ping)
+            .await
+            .unwrap_or(false);
+        if !alive {
+            self.connection = None;
+            let connect = async {
+                Ok::<_, sqlx::Error>(match &self.database {
+                    Database::Postgres(options) => Connection::Postgres(options.connect().await?),
+                    Database::Sqlite(options) => Connection::Sqlite(options.connect().await?),
+                })
+            };
+            let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(error)) => return Err(format!("cannot connect to the database: {error}")),
+                Err(_) => {
+                    return Err(format!(
+                        "cannot connect to the database: no answer within {}s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ));
+                }
+            };
+            self.connection = Some(connection);
+        }
+        self.connection
+            .as_mut()
+            .ok_or_else(|| "no connection to the database".to_string())
+    }
+
+    /// Runs the query from `cursor`: the decoded rows, or the error with
+    /// the URL's secrets hidden.
+    async fn fetch(&mut self, cursor: &CursorValue) -> anyhow::Result<Vec<rows::Decoded>> {
+        let query = self.query.clone();
+        let fetched = match self.connection().await {
+            Err(message) => Err(message),
+            Ok(Connection::Postgres(connection)) => {
+                let query = sqlx::query(&query);
+                let query = match cursor {
+                    CursorValue::Integer(value) => query.bind(*value),
+                    CursorValue::Text(value) => query.bind(value.clone()),
+                    CursorValue::Timestamp(at) => query.bind(*at),
+                };
+                query
+                    .fetch_all(connection)
+                    .await
+                    .map(|rows| rows.iter().map(rows::pg_row).collect())
+                    .map_err(|error| format!("the query failed (from `$1` = {cursor}): {error}"))
+            }
+            Ok(Connection::Sqlite(connection)) => {
+                // SQLite compares timestamps stored as text as text: bind
+                // them as RFC 3339 in UTC.
+                let query = sqlx::query(&query);
+                let query = match cursor {
+                    CursorValue::Integer(value) => query.bind(*value),
+                    CursorValue::Text(value) => query.bind(value.clone()),
+                    CursorValue::Timestamp(at) => query.bind(rfc3339::format(at)),
+                };
+                query
+                    .fetch_all(connection)
+                    .await
+                    .map(|rows| rows.iter().map(rows::sqlite_row).collect())
+                    .map_err(|error| format!("the query failed (from `$1` = {cursor}): {error}"))
+            }
+        };
+        fetched.map_err(|message| anyhow::anyhow!("{}", self.redactor.redact(&message)))
+    }
+}
+
+impl Pull for Poller {
+    type Cursor = SqlCursor;
+
+    async fn pull(&mut self, cursor: &SqlCursor) -> anyhow::Result<Page<SqlCursor>> {
+        let decoded = self.fetch(&cursor.value).await?;
+        let now = Utc::now();
+        let mut bytes = 0;
+        let mut page = Vec::with_capacity(decoded.len());
+        for row in decoded {
+            bytes += row.bytes;
+            for (column, type_name) in &row.unknown {
+                self.metrics.warn_limited(
+                    "sql_unknown_type",
+                    &format_args!(
+                        "column `{column}` is of type {type_name}, which has no mapping and is \
+                         not text: its field is null (cast it in the query, e.g. \
+                         `{column}::text`)"
+                    ),
+                );
+            }
+            let value = rows::cursor_value(&row.fields, &self.column, &cursor.value)
+                .map_err(|error| anyhow::anyhow!("{}", error.describe(&self.column)))?;
+            let hash = rows::hash_fields(&row.fields);
+            let (event, bad_timestamp) = rows::to_event(row.fields, now, SOURCE_TYPE);
+            if bad_timestamp.is_some() {
+                self.metrics.warn_limited(
+                    "sql_bad_timestamp",
+                    &format_args!(
+                        "column `timestamp` is neither a timestamp nor RFC 3339 text: the event \
+                         is stamped with the time it was read"
+                    ),
+                );
+            }
+            page.push(Row {
+                event,
+                cursor: value,
+                hash,
+            });
+        }
+        let advanced = advance(cursor, page, self.until, self.limit);
+        if advanced.stuck {
+            anyhow::bail!(
+                "no progress: all {} rows of the answer (its LIMIT) have `{}` = {} and were \
+                 delivered already, so the rows after them cannot be read; raise the query's \
+                 LIMIT above the number of rows that share one `{}` value",
+                self.limit.unwrap_or_default(),
+                self.column,
+                cursor.value,
+                self.column
+            );
+        }
+        Ok(Page {
+            events: advanced.events,
+            bytes,
+            cursor: advanced.cursor,
+            more: advanced.more,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{build_failure, parse_error, test_context};
+
+    const PG: &str = "url = \"postgres://howl:pw@127.0.0.1:5432/app\"\n";
+    const LITE: &str = "url = \"sqlite://log.db\"\n";
+
+    #[test]
+    fn refuses_bad_options_and_points_at_them() {
+        for (options, expected, option) in [
+            (
+                format!("{PG}query = \" \"\ncursor_column = \"id\"\ncursor_start = 0"),
+                "`query` is empty",
+                "query",
+            ),
+            (
+                format!(
+                    "{PG}query = \"SELECT id FROM t WHERE id > ? LIMIT 9\"\n\
+                     cursor_column = \"id\"\ncursor_start = 0"
+                ),
+                "`query` has no cursor parameter: write `$1`",
+                "query",
+            ),
+            (
+                format!(
+                    "{LITE}query = \"SELECT id FROM t WHERE id > 1\"\n\
+                     cursor_column = \"id\"\ncursor_start = 0"
+                ),
+                "write `?` or `$1`",
+                "query",
+            ),
+            (
+                format!(
+                    "{PG}query = \"SELECT id FROM t WHERE id > $10\"\n\
+                     cursor_column = \"id\"\ncursor_start = 0"
+                ),
+                "no cursor parameter",
+                "query",
+            ),
+            (
+                format!("{PG}query = \"SELECT $1\"\ncursor_column = \"\"\ncursor_start = 0"),
+                "`cursor_column` is empty",
+                "cursor_column",
+            ),
+            (
+                "url = \"mysql://howl:hunter2@db/app\"\nquery = \"SELECT $1\"\n\
+                 cursor_column = \"id\"\ncursor_start = 0"
+                    .to_string(),
+                "`url` must start with `postgres://`, `postgresql://` or `sqlite:`",
+                "url",
+            ),
+            (
+                format!(
+                    "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0\n\
+                     interval_secs = 0"
+                ),
+                "`interval_secs` must be more than 0",
+                "interval_secs",
+            ),
+        ] {
+            let error = build_failure::<SqlConfig>(&options);
+            assert!(error.message.contains(expected), "{options}: {error}");
+            assert_eq!(error.option.as_deref(), Some(option), "{options}");
+            assert!(!error.message.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_showing_it() {
+        let options = "url = \"postgres://howl:hunter2@[::1/app?sslmode=sometimes\"\n\
+                       query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0";
+        let error = build_failure::<SqlConfig>(options);
+        assert_eq!(error.option.as_deref(), Some("url"));
+        assert!(
+            error.message.contains("not a valid connection URL"),
+            "{error}"
+        );
+        assert!(!error.message.contains("hunter2"), "{error}");
+        // The debug form of the options hides it too.
+        let config: SqlConfig = toml::from_str(options).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let (message, _) = parse_error::<SqlConfig>(
+            "url = 5\nquery = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0",
+        );
+        assert!(message.contains("expected a string"), "{message}");
+    }
+
+    #[test]
+    fn builds_postgres_and_sqlite_sources_with_their_placeholders() {
+        for options in [
+            format!(
+                "{PG}query = \"SELECT id FROM t WHERE id > $1 ORDER BY id LIMIT 10\"\n\
+                 cursor_column = \"id\"\ncursor_start = 0\ninterval_secs = \"1m\""
+            ),
+            "url = \"postgresql://localhost/app?sslmode=require\"\n\
+             query = \"SELECT ts FROM t WHERE ts >= $1 ORDER BY ts\"\n\
+             cursor_column = \"ts\"\ncursor_start = \"2026-01-01T00:00:00Z\""
+                .to_string(),
+            format!(
+                "{LITE}query = \"SELECT id FROM t WHERE id > ? ORDER BY id\"\n\
+                 cursor_column = \"id\"\ncursor_start = 0"
+            ),
+            "url = \"sqlite:///var/lib/app/log.db\"\n\
+             query = \"SELECT id FROM t WHERE id > $1\"\ncursor_column = \"id\"\n\
+             cursor_start = \"a\""
+                .to_string(),
+        ] {
+            let config: SqlConfig = toml::from_str(&options).unwrap();
+            assert!(config.build(&test_context(&options)).is_ok(), "{options}");
+        }
+        let config: SqlConfig = toml::from_str(&format!(
+            "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0"
+        ))
+        .unwrap();
+        assert_eq!(config.interval_secs.get(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn cursor_start_takes_integers_strings_and_toml_date_times() {
+        let start = |value: &str| {
+            let config: SqlConfig = toml::from_str(&format!(
+                "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = {value}"
+            ))
+            .unwrap();
+            config.checked().map(|checked| checked.start).unwrap()
+        };
+        assert_eq!(start("-5"), CursorValue::Integer(-5));
+        assert_eq!(start("\"abc\""), CursorValue::Text("abc".into()));
+        let new_year = CursorValue::Timestamp(DateTime::from_timestamp(1_767_225_600, 0).unwrap());
+        assert_eq!(start("\"2026-01-01T00:00:00Z\""), new_year);
+        assert_eq!(start("2026-01-01T01:00:00+01:00"), new_year);
+        let (message, at) = parse_error::<SqlConfig>(&format!(
+            "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 1.5"
+        ));
+        assert!(
+            message.contains("an integer, a string, or an RFC 3339 timestamp"),
+            "{message}"
+        );
+        assert_eq!(at, "1.5");
+    }
+
+    #[test]
+    fn only_a_timestamp_cursor_reads_a_time_window() {
+        let window = TimeWindow {
+            since: DateTime::from_timestamp(0, 0).unwrap(),
+            until: DateTime::from_timestamp(60, 0).unwrap(),
+        };
+        let options = format!(
+            "{PG}query = \"SELECT id FROM t WHERE id > $1\"\ncursor_column = \"id\"\n\
+             cursor_start = 0"
+        );
+        let config: SqlConfig = toml::from_str(&options).unwrap();
+        let Some(Err(error)) = config.build_window(&test_context(&options), window) else {
+            panic!("an integer cursor read a window");
+        };
+        assert!(
+            error
+                .message
+                .contains("cannot read a time window: its cursor `id` is not a timestamp")
+        );
+        assert_eq!(error.option.as_deref(), Some("cursor_start"));
+        let options = format!(
+            "{PG}query = \"SELECT ts FROM t WHERE ts >= $1 ORDER BY ts\"\n\
+             cursor_column = \"ts\"\ncursor_start = \"2026-01-01T00:00:00+02:00\""
+        );
+        let config: SqlConfig = toml::from_str(&options).unwrap();
+        assert!(matches!(
+            config.build_window(&test_context(&options), window),
+            Some(Ok(_))
+        ));
+    }
+
+    /// Runs a built source until it ends by itself (a window) and returns
+    /// the `id`s of its events.
+    async fn run_to_end(source: Box<dyn Source>, data_dir: &std::path::Path) -> Vec<i64> {
+        use crate::buffer::{WhenFull, channel, fanout::Fanout};
+        use crate::component_key::{ComponentKey, ComponentKind};
+        use crate::components::source::SourceSender;
+        let key = ComponentKey::new(ComponentKind::Source, "s", "sql");
+        let metrics = Arc::new(ComponentMetrics::new(key.clone()));
+        let (tx, mut rx) = channel(1000, WhenFull::Block, Arc::clone(&metrics));
+        let (fanout, rewire) = Fanout::rewirable(vec![("out".to_string(), tx)]);
+        // Only the source's output holds the buffer open.
+        drop(rewire);
+        let cx = SourceContext {
+            key,
+            out: SourceSender::new(fanout, metrics),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown_limit: tokio_util::sync::CancellationToken::new(),
+            state: crate::state::StateHandle::new(data_dir.to_path_buf()),
+            host: Arc::from("test"),
+        };
+        let running = tokio::spawn(source.run(cx));
+        let mut ids = Vec::new();
+        let collect = async {
+            while let Some(batch) = rx.recv().await {
+                for mut event in batch {
+                    ids.push(event.get_field("id").and_then(|v| v.as_integer()).unwrap());
+                    event.finalize(crate::event::EventStatus::Delivered);
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), collect)
+            .await
+            .expect("the window source ended");
+        running.await.unwrap().unwrap();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_window_reads_from_since_to_until_in_sqlite_and_saves_no_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::query("CREATE TABLE log (id INTEGER, ts TEXT, msg TEXT)")
+            .execute(&db)
+            .await
+            .unwrap();
+        // Rows 0..30, two a second, in SQLite's own text form.
+        for id in 0..30i64 {
+            sqlx::query("INSERT INTO log VALUES (?, ?, 'x')")
+                .bind(id)
+                .bind(format!("2026-03-01 00:00:{:02}", id / 2))
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+        let options = format!(
+            "url = \"{url}\"\nquery = \"SELECT id, ts, msg AS message FROM log WHERE \
+             julianday(ts) >= julianday($1) ORDER BY julianday(ts), id LIMIT 3\"\n\
+             cursor_column = \"ts\"\ncursor_start = \"2026-01-01T00:00:00Z\""
+        );
+        let config: SqlConfig = toml::from_str(&options).unwrap();
+        let at = |s: i64| DateTime::from_timestamp(1_772_323_200 + s, 0).unwrap();
+        assert_eq!(at(0).to_rfc3339(), "2026-03-01T00:00:00+00:00");
+        let window = TimeWindow {
+            since: at(5),
+            until: at(9),
+        };
+        let source = config
+            .build_window(&test_context(&options), window)
+            .unwrap()
+            .unwrap();
+        let state = dir.path().join("state");
+        let ids = run_to_end(source, &state).await;
+        assert_eq!(ids, (10..18).collect::<Vec<_>>());
+        // No cursor was saved: a follow run starts at cursor_start.
+        let saved = crate::state::StateHandle::new(state)
+            .store()
+            .unwrap()
+            .get("source_cursors", "s")
+            .unwrap();
+        assert_eq!(saved, None);
+    }
+
+    #[test]
+    fn reads_the_literal_limit_and_hides_url_passwords_in_every_form() {
+        assert_eq!(
+            query_limit("SELECT 1 FROM t WHERE id > $1 ORDER BY id LIMIT 1000"),
+            Some(1000)
+        );
+        assert_eq!(query_limit("select 1 limit 5 offset 2"), Some(5));
+        assert_eq!(query_limit("SELECT (SELECT 1 LIMIT 1) LIMIT $2"), None);
+        assert_eq!(query_limit("SELECT 1 LIMIT 20;\n"), Some(20));
+        assert_eq!(query_limit("SELECT 1"), None);
+        let redactor = url_redactor("postgres://howl:p%40ss@db/app");
+        let shown = redactor.redact("failed for postgres://howl:p%40ss@db/app, p@ss, p%40ss");
+        assert!(
+            !shown.contains("p@ss") && !shown.contains("p%40ss"),
+            "{shown}"
+        );
+        let redactor = url_redactor("postgres://db/app?user=howl&password=hunter%232");
+        assert_eq!(redactor.redact("hunter#2"), "***");
+    }
+}
