@@ -193,3 +193,76 @@ fn refuses_configs_it_cannot_train_and_says_why() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("the window is empty"), "{stderr}");
 }
+
+#[tokio::test]
+async fn trains_on_a_sql_table_through_its_timestamp_cursor() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("app.db"))
+        .create_if_missing(true);
+    let db = SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("CREATE TABLE app_log (id INTEGER PRIMARY KEY, ts TEXT, msg TEXT)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let at = |ago_secs: i64| {
+        (now - chrono::Duration::seconds(ago_secs))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    // Outside the window: five hours ago. Inside: the last hour, two rows
+    // a second (timestamps shared across pages of 7).
+    sqlx::query("INSERT INTO app_log (ts, msg) VALUES (?, 'disk 7 replaced by operator')")
+        .bind(at(5 * 3600))
+        .execute(&db)
+        .await
+        .unwrap();
+    for i in 0..200i64 {
+        let msg = if i % 2 == 0 {
+            format!("worker {i} started")
+        } else {
+            format!("job {i} finished in {} ms", i * 3)
+        };
+        sqlx::query("INSERT INTO app_log (ts, msg) VALUES (?, ?)")
+            .bind(at(3000 - i / 2))
+            .bind(msg)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    db.close().await;
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        "data_dir = \"state\"\n[sources.db]\ntype = \"sql\"\nurl = \"sqlite://app.db\"\n\
+         query = \"SELECT id, ts, msg AS message FROM app_log \
+         WHERE julianday(ts) >= julianday($1) ORDER BY ts, id LIMIT 7\"\n\
+         cursor_column = \"ts\"\ncursor_start = \"2026-01-01T00:00:00Z\"\n\
+         [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"db\"]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n",
+    );
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("trained on 200 lines"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("patterns: 2 in all, 2 new"), "{stdout}");
+    assert!(
+        !stdout.contains("replaced by operator"),
+        "outside the window: {stdout}"
+    );
+}
