@@ -285,9 +285,13 @@ fn next_cursor(
     let result = program
         .run(answer)
         .map_err(|e| anyhow::anyhow!("`cursor` failed: {e}"))?;
+    // A JSON string arrives as `Value::String`, one VRL made as `Bytes`:
+    // both are strings.
+    if let Some(text) = result.to_str_lossy() {
+        return Ok(Some(text.into_owned()));
+    }
     Ok(match result {
         Value::Null => current.clone(),
-        Value::Bytes(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         Value::Integer(n) => Some(n.to_string()),
         Value::Float(f) => Some(f.to_string()),
         Value::Timestamp(t) => Some(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
@@ -382,6 +386,24 @@ mod tests {
             "{error}"
         );
         assert!(into_events(Value::Null).is_empty());
+    }
+
+    #[test]
+    fn a_string_cursor_from_the_answer_or_made_by_vrl_is_taken() {
+        let cx = test_context("");
+        for (expression, expected) in [
+            (".next", "abc"),
+            ("upcase(string!(.next))", "ABC"),
+            ("to_string!(.n)", "7"),
+        ] {
+            let program = compile(expression, VrlOrigin::Inline(0..0), &cx.file, "cursor")
+                .unwrap_or_else(|e| panic!("{expression}: {e}"));
+            let mut runner = VrlRunner::new(Arc::new(program));
+            let mut value = Value::from(serde_json::json!({"next": "abc", "n": 7}));
+            let next = next_cursor(&mut runner, &mut value, &None)
+                .unwrap_or_else(|e| panic!("{expression}: {e}"));
+            assert_eq!(next.as_deref(), Some(expected), "{expression}");
+        }
     }
 
     #[test]
