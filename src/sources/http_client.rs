@@ -113,6 +113,11 @@ fn default_max_body_bytes() -> usize {
 const SOURCE_TYPE: &str = "http_client";
 /// The placeholder replaced by the cursor.
 const CURSOR: &str = "{{ cursor }}";
+/// The most answers asked for at once, one after the other, before the
+/// source waits for the next interval: an API that ignores the cursor but
+/// gives a new one with every answer (a timestamp, a fresh token) would
+/// otherwise be asked in a loop, with the same events sent every time.
+const MAX_PAGES_AT_ONCE: u32 = 1000;
 
 impl SourceConfig for HttpClientConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
@@ -174,6 +179,7 @@ impl SourceConfig for HttpClientConfig {
                 body: self.body.clone(),
                 decode,
                 cursor,
+                pages_at_once: 0,
                 http: HttpSettings::new(
                     self.timeout_secs.positive("timeout_secs")?,
                     &self.retry,
@@ -214,6 +220,8 @@ struct Poller {
     body: Option<String>,
     decode: Option<VrlRunner>,
     cursor: Option<VrlRunner>,
+    /// Answers in a row that asked for the next one at once.
+    pages_at_once: u32,
     http: HttpSettings,
     client: Option<HttpClient>,
 }
@@ -265,7 +273,19 @@ impl Pull for Poller {
                 .map_err(|e| anyhow::anyhow!("`decode` failed: {e}"))?;
         }
         let events = into_events(value);
-        let more = self.cursor.is_some() && next != *cursor && !events.is_empty();
+        let mut more = self.cursor.is_some() && next != *cursor && !events.is_empty();
+        self.pages_at_once = if more { self.pages_at_once + 1 } else { 0 };
+        if self.pages_at_once >= MAX_PAGES_AT_ONCE {
+            client.metrics().warn_limited(
+                "pages_at_once",
+                &format_args!(
+                    "{MAX_PAGES_AT_ONCE} answers in a row brought events and a new cursor; \
+                     waiting for the next interval (does the API honour the cursor?)"
+                ),
+            );
+            self.pages_at_once = 0;
+            more = false;
+        }
         Ok(Page {
             events,
             bytes,
