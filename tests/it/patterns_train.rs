@@ -170,3 +170,83 @@ fn refuses_configs_it_cannot_train_and_says_why() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("the window is empty"), "{stderr}");
 }
+
+/// A config of one `loki_query` source into one `pattern` transform.
+fn loki_only(loki: &str, limit: u32) -> String {
+    format!(
+        "data_dir = \"state\"\n\
+         [sources.loki]\ntype = \"loki_query\"\nendpoint = \"{loki}\"\nquery = '{{service=~\".+\"}}'\n\
+         limit = {limit}\n\
+         [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"loki\"]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n"
+    )
+}
+
+#[test]
+fn a_nanosecond_too_crowded_to_read_does_not_end_the_window_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let crowded = now - 3_600_000_000_000;
+    // More entries at one nanosecond than a query may ask for (5,000),
+    // then the rest of the window.
+    let mut entries: Vec<Entry> = (0..5001)
+        .map(|i| entry(crowded, &format!("INFO batch {i} flushed")))
+        .collect();
+    entries.extend((0..3).map(|i| entry(crowded + 1_000 + i, &format!("WARN disk {i} full"))));
+    loki.push(entries);
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 1000));
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("the rest of them are skipped"), "{stderr}");
+    assert!(
+        stdout.contains("trained on 5003 lines"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("WARN disk <NUM> full"), "{stdout}");
+}
+
+#[test]
+fn a_loki_that_ignores_start_fails_the_training_instead_of_reading_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let hour = 3_600_000_000_000i64;
+    // Older than the window, but a broken Loki answers them anyway.
+    loki.push((0..20).map(|i| entry(now - 5 * hour + i, &format!("INFO old {i}"))));
+    loki.ignore_start();
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("does not honour the time range asked"),
+        "{stderr}"
+    );
+    assert!(
+        loki.requests().len() < 5,
+        "{} requests",
+        loki.requests().len()
+    );
+}

@@ -34,6 +34,8 @@ struct Inner {
     /// Answers to give before the real ones: (status, Retry-After).
     script: VecDeque<(u16, Option<u64>)>,
     requests: Vec<(std::time::Instant, BTreeMap<String, String>)>,
+    /// Broken on purpose: answers from the first entry whatever `start`.
+    ignore_start: bool,
 }
 
 /// The fake Loki; stopped when dropped (its thread ends with the process).
@@ -93,6 +95,12 @@ impl FakeLoki {
             .unwrap()
             .script
             .extend(answers.iter().copied());
+    }
+
+    /// Breaks it: from now on it ignores `start` (a proxy that drops the
+    /// parameter), answering the same first page for ever.
+    pub fn ignore_start(&self) {
+        self.inner.lock().unwrap().ignore_start = true;
     }
 
     /// Every request so far: when it came, its query parameters.
@@ -165,7 +173,7 @@ async fn query_range(
     let selected: Vec<&Entry> = inner
         .entries
         .iter()
-        .filter(|e| e.ns >= start && e.ns < end)
+        .filter(|e| (inner.ignore_start || e.ns >= start) && e.ns < end)
         .take(usize::try_from(limit).unwrap_or(0))
         .collect();
     let mut streams: BTreeMap<&BTreeMap<String, String>, Vec<serde_json::Value>> = BTreeMap::new();
