@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::fake_loki::{Entry, FakeLoki};
-use crate::common::{free_port, howl_in, write};
+use crate::common::{free_port, howl, howl_in, signal, write};
 
 fn entry(ns: i64, line: &str) -> Entry {
     Entry {
@@ -249,4 +249,41 @@ fn a_loki_that_ignores_start_fails_the_training_instead_of_reading_nothing() {
         "{} requests",
         loki.requests().len()
     );
+}
+
+#[test]
+fn an_interrupted_training_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    loki.push((0..20).map(|i| entry(now - 60_000_000_000 + i, &format!("INFO line {i}"))));
+    // Loki holds the training back: it is stopped while it waits.
+    loki.script(&[(429, Some(60))]);
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
+    let child = howl()
+        .current_dir(dir.path())
+        .args([
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while loki.requests().is_empty() && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(interrupted: not to the end)"), "{stdout}");
+    assert!(stderr.contains("training was interrupted"), "{stderr}");
 }
