@@ -287,3 +287,33 @@ fn an_interrupted_training_says_so_and_fails() {
     assert!(stdout.contains("(interrupted: not to the end)"), "{stdout}");
     assert!(stderr.contains("training was interrupted"), "{stderr}");
 }
+
+#[test]
+fn a_crowded_nanosecond_past_loki_s_own_limit_is_skipped_not_asked_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    loki.max_limit(10);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let crowded = now - 3_600_000_000_000;
+    let mut entries: Vec<Entry> = (0..15)
+        .map(|i| entry(crowded, &format!("INFO batch {i} flushed")))
+        .collect();
+    entries.extend((0..3).map(|i| entry(crowded + 1_000 + i, &format!("WARN disk {i} full"))));
+    loki.push(entries);
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("Loki refuses a larger `limit`"), "{stderr}");
+    assert!(stdout.contains("trained on 13 lines"), "{stdout}\n{stderr}");
+}

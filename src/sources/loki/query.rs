@@ -42,7 +42,7 @@ use crate::components::source::{Source, SourceConfig, SourceContext, TimeWindow}
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::http::{AuthConfig, RetryConfig, api_url, classify_http};
+use crate::http::{AuthConfig, Failure, RetryConfig, api_url, classify_http};
 use crate::options::{HttpUrl, Seconds};
 use crate::sources::http_poll::{GetError, HttpClient, HttpSettings, Request};
 use crate::sources::pull::{self, Mode, Page, Pull};
@@ -305,6 +305,30 @@ impl Pull for LokiPuller {
             .await
         {
             Ok(response) => response,
+            Err(GetError::Failed(Failure::Rejected {
+                status: Some(reqwest::StatusCode::BAD_REQUEST),
+                reason,
+                body,
+            })) if self.boost > 1 => {
+                // Loki caps `limit` lower than the larger one asked to get
+                // past a crowded nanosecond (`max_entries_limit_per_query`):
+                // asking again would be refused for ever.
+                client.metrics().warn_limited(
+                    "entries_skipped",
+                    &format_args!(
+                        "more than {} entries share the nanosecond {} and Loki refuses a larger \
+                         `limit` ({reason}: {body}): the rest of them are skipped",
+                        self.limit, cursor.ns
+                    ),
+                );
+                self.boost = 1;
+                return Ok(Page {
+                    events: Vec::new(),
+                    bytes: 0,
+                    cursor: Cursor::at_ns(cursor.ns.saturating_add(1)),
+                    more: true,
+                });
+            }
             Err(GetError::Failed(failure)) => anyhow::bail!("the query failed: {failure}"),
             Err(error @ GetError::TooLarge(_)) => {
                 anyhow::bail!("{error}: lower `limit`")

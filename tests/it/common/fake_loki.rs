@@ -36,6 +36,8 @@ struct Inner {
     requests: Vec<(std::time::Instant, BTreeMap<String, String>)>,
     /// Broken on purpose: answers from the first entry whatever `start`.
     ignore_start: bool,
+    /// `max_entries_limit_per_query`, when set.
+    max_limit: Option<i64>,
 }
 
 /// The fake Loki; stopped when dropped (its thread ends with the process).
@@ -103,6 +105,12 @@ impl FakeLoki {
         self.inner.lock().unwrap().ignore_start = true;
     }
 
+    /// Refuses a `limit` above this, as Loki's
+    /// `max_entries_limit_per_query` does.
+    pub fn max_limit(&self, max: i64) {
+        self.inner.lock().unwrap().max_limit = Some(max);
+    }
+
     /// Every request so far: when it came, its query parameters.
     pub fn requests(&self) -> Vec<(std::time::Instant, BTreeMap<String, String>)> {
         self.inner.lock().unwrap().requests.clone()
@@ -152,6 +160,16 @@ async fn query_range(
             );
         }
     };
+    if let Some(max) = inner.max_limit
+        && limit > max
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+            ),
+        );
+    }
     if params.get("direction").map(String::as_str) != Some("forward") {
         return error(
             StatusCode::BAD_REQUEST,
