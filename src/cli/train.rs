@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -222,9 +222,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let built = Built::from_parts(sources, transforms, sinks);
+    let interrupted = Arc::new(AtomicBool::new(false));
     let report = runtime.block_on(async {
         let stop = CancellationToken::new();
-        let signals = tokio::spawn(stop_on_signal(stop.clone()));
+        let signals = tokio::spawn(stop_on_signal(stop.clone(), Arc::clone(&interrupted)));
         let mut progress = Progress::spinner("training", stderr_is_terminal());
         let watched = Arc::clone(&seen);
         let counting = async {
@@ -260,7 +261,22 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let lines = seen.load(Ordering::Relaxed);
-    print_summary(&store, &kept_patterns, &before, lines, window, args.top)?;
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    print_summary(
+        &store,
+        &kept_patterns,
+        &before,
+        lines,
+        window,
+        interrupted,
+        args.top,
+    )?;
+    if interrupted {
+        // What was learnt is saved, but the window was not read to its
+        // end: a script must not take it for a finished training.
+        eprintln!("error: training was interrupted before the end of the window");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -320,6 +336,7 @@ fn print_summary(
     before: &HashSet<String>,
     lines: u64,
     window: TimeWindow,
+    interrupted: bool,
     top: usize,
 ) -> anyhow::Result<()> {
     let reading = MinerConfig {
@@ -347,13 +364,18 @@ fn print_summary(
         }
     }
     println!(
-        "trained on {lines} lines from {} to {}",
+        "trained on {lines} lines from {} to {}{}",
         window
             .since
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         window
             .until
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        if interrupted {
+            " (interrupted: not to the end)"
+        } else {
+            ""
+        }
     );
     println!("patterns: {total} in all, {new} new since the last training or run");
     for (level, mut rows) in by_level {
@@ -375,9 +397,9 @@ fn row(pattern: &PatternView<'_>, scope: &str) -> (u64, String, String) {
     (pattern.count, pattern.id.to_string(), template)
 }
 
-/// Stops the run on Ctrl-C or SIGTERM: the patterns learnt so far are
-/// saved.
-async fn stop_on_signal(stop: CancellationToken) {
+/// Stops the run on Ctrl-C or SIGTERM, and says so in `interrupted`: the
+/// patterns learnt so far are saved.
+async fn stop_on_signal(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
         return;
@@ -386,6 +408,7 @@ async fn stop_on_signal(stop: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    interrupted.store(true, Ordering::Relaxed);
     stop.cancel();
 }
 

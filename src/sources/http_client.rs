@@ -113,6 +113,11 @@ fn default_max_body_bytes() -> usize {
 const SOURCE_TYPE: &str = "http_client";
 /// The placeholder replaced by the cursor.
 const CURSOR: &str = "{{ cursor }}";
+/// The most answers asked for at once, one after the other, before the
+/// source waits for the next interval: an API that ignores the cursor but
+/// gives a new one with every answer (a timestamp, a fresh token) would
+/// otherwise be asked in a loop, with the same events sent every time.
+const MAX_PAGES_AT_ONCE: u32 = 1000;
 
 impl SourceConfig for HttpClientConfig {
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
@@ -174,6 +179,7 @@ impl SourceConfig for HttpClientConfig {
                 body: self.body.clone(),
                 decode,
                 cursor,
+                pages_at_once: 0,
                 http: HttpSettings::new(
                     self.timeout_secs.positive("timeout_secs")?,
                     &self.retry,
@@ -214,6 +220,8 @@ struct Poller {
     body: Option<String>,
     decode: Option<VrlRunner>,
     cursor: Option<VrlRunner>,
+    /// Answers in a row that asked for the next one at once.
+    pages_at_once: u32,
     http: HttpSettings,
     client: Option<HttpClient>,
 }
@@ -265,7 +273,19 @@ impl Pull for Poller {
                 .map_err(|e| anyhow::anyhow!("`decode` failed: {e}"))?;
         }
         let events = into_events(value);
-        let more = self.cursor.is_some() && next != *cursor && !events.is_empty();
+        let mut more = self.cursor.is_some() && next != *cursor && !events.is_empty();
+        self.pages_at_once = if more { self.pages_at_once + 1 } else { 0 };
+        if self.pages_at_once >= MAX_PAGES_AT_ONCE {
+            client.metrics().warn_limited(
+                "pages_at_once",
+                &format_args!(
+                    "{MAX_PAGES_AT_ONCE} answers in a row brought events and a new cursor; \
+                     waiting for the next interval (does the API honour the cursor?)"
+                ),
+            );
+            self.pages_at_once = 0;
+            more = false;
+        }
         Ok(Page {
             events,
             bytes,
@@ -285,9 +305,13 @@ fn next_cursor(
     let result = program
         .run(answer)
         .map_err(|e| anyhow::anyhow!("`cursor` failed: {e}"))?;
+    // A JSON string arrives as `Value::String`, one VRL made as `Bytes`:
+    // both are strings.
+    if let Some(text) = result.to_str_lossy() {
+        return Ok(Some(text.into_owned()));
+    }
     Ok(match result {
         Value::Null => current.clone(),
-        Value::Bytes(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         Value::Integer(n) => Some(n.to_string()),
         Value::Float(f) => Some(f.to_string()),
         Value::Timestamp(t) => Some(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
@@ -382,6 +406,24 @@ mod tests {
             "{error}"
         );
         assert!(into_events(Value::Null).is_empty());
+    }
+
+    #[test]
+    fn a_string_cursor_from_the_answer_or_made_by_vrl_is_taken() {
+        let cx = test_context("");
+        for (expression, expected) in [
+            (".next", "abc"),
+            ("upcase(string!(.next))", "ABC"),
+            ("to_string!(.n)", "7"),
+        ] {
+            let program = compile(expression, VrlOrigin::Inline(0..0), &cx.file, "cursor")
+                .unwrap_or_else(|e| panic!("{expression}: {e}"));
+            let mut runner = VrlRunner::new(Arc::new(program));
+            let mut value = Value::from(serde_json::json!({"next": "abc", "n": 7}));
+            let next = next_cursor(&mut runner, &mut value, &None)
+                .unwrap_or_else(|e| panic!("{expression}: {e}"));
+            assert_eq!(next.as_deref(), Some(expected), "{expression}");
+        }
     }
 
     #[test]

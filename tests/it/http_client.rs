@@ -50,6 +50,18 @@ async fn events(
     axum::Json(json!({"items": items, "next": next})).into_response()
 }
 
+/// An API that ignores the cursor: the same item every time, with a new
+/// `next`.
+async fn forever(
+    State(api): State<Arc<Mutex<Api>>>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Response {
+    let mut api = api.lock().unwrap();
+    api.requests.push(params);
+    let next = api.requests.len().to_string();
+    axum::Json(json!({"items": [{"message": "same"}], "next": next})).into_response()
+}
+
 /// Starts the API on its own thread's runtime; returns its state and URL.
 fn start_api() -> (Arc<Mutex<Api>>, String) {
     let api = Arc::new(Mutex::new(Api::default()));
@@ -66,6 +78,7 @@ fn start_api() -> (Arc<Mutex<Api>>, String) {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let app = Router::new()
                 .route("/events", axum::routing::get(events))
+                .route("/forever", axum::routing::get(forever))
                 .with_state(state);
             let _ = axum::serve(listener, app).await;
         });
@@ -152,5 +165,42 @@ async fn follows_the_cursor_across_pages_and_a_restart_without_repeating() {
         api.requests.iter().filter(|r| r["after"] == "95").count(),
         2,
         "the restart asked from the saved cursor, 95 (once before the stop, once after)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_ignores_the_cursor_is_not_asked_in_an_endless_loop() {
+    let (api, url) = start_api();
+    let url = url.replace("/events", "/forever");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write(
+        dir.path(),
+        "api.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{port}\"\n\
+             [sources.api]\ntype = \"http_client\"\nendpoint = \"{url}\"\n\
+             query = {{ after = \"{{{{ cursor }}}}\" }}\n\
+             decode = '. = .items'\ncursor = '.next'\ninterval_secs = 600\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"api\"]\n"
+        ),
+    );
+    let mut howl = Running::start(dir.path(), &config, port, &[]).await;
+    let requests = || api.lock().unwrap().requests.len();
+    let start = Instant::now();
+    while requests() < 1000 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = requests();
+    let output = tokio::task::block_in_place(|| howl.terminate(Duration::from_secs(20)));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(
+        asked, 1000,
+        "a poll stops after 1000 answers in a row: {stderr}"
+    );
+    assert!(
+        stderr.contains("does the API honour the cursor?"),
+        "{stderr}"
     );
 }

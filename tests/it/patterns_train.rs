@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::fake_loki::{Entry, FakeLoki};
-use crate::common::{free_port, howl_in, write};
+use crate::common::{free_port, howl, howl_in, signal, write};
 
 fn entry(ns: i64, line: &str) -> Entry {
     Entry {
@@ -265,4 +265,151 @@ async fn trains_on_a_sql_table_through_its_timestamp_cursor() {
         !stdout.contains("replaced by operator"),
         "outside the window: {stdout}"
     );
+}
+
+/// A config of one `loki_query` source into one `pattern` transform.
+fn loki_only(loki: &str, limit: u32) -> String {
+    format!(
+        "data_dir = \"state\"\n\
+         [sources.loki]\ntype = \"loki_query\"\nendpoint = \"{loki}\"\nquery = '{{service=~\".+\"}}'\n\
+         limit = {limit}\n\
+         [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"loki\"]\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n"
+    )
+}
+
+#[test]
+fn a_nanosecond_too_crowded_to_read_does_not_end_the_window_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let crowded = now - 3_600_000_000_000;
+    // More entries at one nanosecond than a query may ask for (5,000),
+    // then the rest of the window.
+    let mut entries: Vec<Entry> = (0..5001)
+        .map(|i| entry(crowded, &format!("INFO batch {i} flushed")))
+        .collect();
+    entries.extend((0..3).map(|i| entry(crowded + 1_000 + i, &format!("WARN disk {i} full"))));
+    loki.push(entries);
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 1000));
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("the rest of them are skipped"), "{stderr}");
+    assert!(
+        stdout.contains("trained on 5003 lines"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("WARN disk <NUM> full"), "{stdout}");
+}
+
+#[test]
+fn a_loki_that_ignores_start_fails_the_training_instead_of_reading_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let hour = 3_600_000_000_000i64;
+    // Older than the window, but a broken Loki answers them anyway.
+    loki.push((0..20).map(|i| entry(now - 5 * hour + i, &format!("INFO old {i}"))));
+    loki.ignore_start();
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("does not honour the time range asked"),
+        "{stderr}"
+    );
+    assert!(
+        loki.requests().len() < 5,
+        "{} requests",
+        loki.requests().len()
+    );
+}
+
+#[test]
+fn an_interrupted_training_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    loki.push((0..20).map(|i| entry(now - 60_000_000_000 + i, &format!("INFO line {i}"))));
+    // Loki holds the training back: it is stopped while it waits.
+    loki.script(&[(429, Some(60))]);
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
+    let child = howl()
+        .current_dir(dir.path())
+        .args([
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while loki.requests().is_empty() && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(interrupted: not to the end)"), "{stdout}");
+    assert!(stderr.contains("training was interrupted"), "{stderr}");
+}
+
+#[test]
+fn a_crowded_nanosecond_past_loki_s_own_limit_is_skipped_not_asked_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start(None);
+    loki.max_limit(10);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let crowded = now - 3_600_000_000_000;
+    let mut entries: Vec<Entry> = (0..15)
+        .map(|i| entry(crowded, &format!("INFO batch {i} flushed")))
+        .collect();
+    entries.extend((0..3).map(|i| entry(crowded + 1_000 + i, &format!("WARN disk {i} full"))));
+    loki.push(entries);
+    let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "train",
+            "-c",
+            config.to_str().unwrap(),
+            "--since",
+            "2h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("Loki refuses a larger `limit`"), "{stderr}");
+    assert!(stdout.contains("trained on 13 lines"), "{stdout}\n{stderr}");
 }

@@ -14,7 +14,7 @@
 //! by a page's `limit` without one being lost or repeated. A full page whose
 //! entries all sit at one nanosecond cannot move the cursor: the next query
 //! asks for twice as many, up to `MAX_LIMIT`, and past that the rest of that
-//! nanosecond is skipped with an error (a store holding more than 5,000
+//! nanosecond is skipped with a warning (a store holding more than 5,000
 //! entries at one nanosecond in one query's streams is broken).
 //!
 //! The cursor is saved by [`crate::sources::pull`] only past pages the sinks
@@ -42,7 +42,7 @@ use crate::components::source::{Source, SourceConfig, SourceContext, TimeWindow}
 use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::Event;
-use crate::http::{AuthConfig, RetryConfig, api_url, classify_http};
+use crate::http::{AuthConfig, Failure, RetryConfig, api_url, classify_http};
 use crate::options::{HttpUrl, Seconds};
 use crate::sources::http_poll::{GetError, HttpClient, HttpSettings, Request};
 use crate::sources::pull::{self, Mode, Page, Pull};
@@ -241,8 +241,14 @@ impl Cursor {
     }
 }
 
+/// `time` in nanoseconds, clamped to what they can say: no log line is
+/// older than 1970 (a `--since` of centuries starts there, not at the
+/// far end of the range, which would read nothing), and past 2262 is as
+/// late as it gets.
 fn nanos(time: DateTime<Utc>) -> i64 {
-    time.timestamp_nanos_opt().unwrap_or(i64::MAX)
+    time.max(DateTime::UNIX_EPOCH)
+        .timestamp_nanos_opt()
+        .unwrap_or(i64::MAX)
 }
 
 /// The querying side of the source.
@@ -299,12 +305,46 @@ impl Pull for LokiPuller {
             .await
         {
             Ok(response) => response,
+            Err(GetError::Failed(Failure::Rejected {
+                status: Some(reqwest::StatusCode::BAD_REQUEST),
+                reason,
+                body,
+            })) if self.boost > 1 => {
+                // Loki caps `limit` lower than the larger one asked to get
+                // past a crowded nanosecond (`max_entries_limit_per_query`):
+                // asking again would be refused for ever.
+                client.metrics().warn_limited(
+                    "entries_skipped",
+                    &format_args!(
+                        "more than {} entries share the nanosecond {} and Loki refuses a larger \
+                         `limit` ({reason}: {body}): the rest of them are skipped",
+                        self.limit, cursor.ns
+                    ),
+                );
+                self.boost = 1;
+                return Ok(Page {
+                    events: Vec::new(),
+                    bytes: 0,
+                    cursor: Cursor::at_ns(cursor.ns.saturating_add(1)),
+                    more: true,
+                });
+            }
             Err(GetError::Failed(failure)) => anyhow::bail!("the query failed: {failure}"),
             Err(error @ GetError::TooLarge(_)) => {
                 anyhow::bail!("{error}: lower `limit`")
             }
         };
         let entries = parse_answer(&response.body)?;
+        if entries.len() >= limit as usize && entries.iter().all(|e| e.ns < cursor.ns) {
+            // Nothing to learn from it, and the same answer would come
+            // again: a proxy or a fake that ignores `start`.
+            anyhow::bail!(
+                "Loki answered {} entries, all from before the query's start ({}): it does not \
+                 honour the time range asked",
+                entries.len(),
+                cursor.ns
+            );
+        }
         let mut page = next_page(cursor, entries, limit, end);
         self.boost = match page.outcome {
             Outcome::Moved => 1,
@@ -322,8 +362,11 @@ impl Pull for LokiPuller {
                         cursor.ns
                     ),
                 );
-                // Past the rest of that nanosecond.
+                // Past the rest of that nanosecond; a window (`patterns
+                // train`) goes on at once, as it ends when a poll has no
+                // more.
                 page.cursor = Cursor::at_ns(cursor.ns.saturating_add(1));
+                page.more = self.until.is_some();
                 1
             }
         };
@@ -414,7 +457,10 @@ struct NextPage {
 /// Cuts one answer (asked from `cursor` to `end` with `limit`) into the
 /// entries to send and the next cursor.
 fn next_page(cursor: &Cursor, mut entries: Vec<Entry>, limit: u32, end: i64) -> NextPage {
-    let full = entries.len() >= limit as usize;
+    // An answer that reaches `end` holds everything before it (forward
+    // order), full or not: a Loki whose `end` is inclusive, or one giving
+    // more than `limit`.
+    let full = entries.len() >= limit as usize && entries.iter().all(|e| e.ns < end);
     // Whether Loki's `end` is inclusive or not, an entry at `end` or after
     // belongs to the next window; one before the cursor to no window.
     entries.retain(|e| e.ns >= cursor.ns && e.ns < end);
@@ -680,6 +726,27 @@ mod tests {
         );
         assert_eq!(lines(&page), ["a"]);
         assert_eq!(page.cursor.ns, 80);
+        // Full, but reaching `end`: the window is read, the cursor at its
+        // end (not stuck at 50, asking for ever more).
+        let page = next_page(
+            &cursor,
+            vec![entry(80, "x", "b"), entry(80, "y", "c")],
+            2,
+            80,
+        );
+        assert!(page.entries.is_empty() && !page.more);
+        assert_eq!(page.outcome, Outcome::Moved);
+        assert_eq!(page.cursor.ns, 80);
+    }
+
+    #[test]
+    fn times_out_of_the_nanosecond_range_are_clamped_to_its_right_end() {
+        let ago = |days| Utc::now() - chrono::Duration::days(days);
+        assert_eq!(nanos(ago(200_000)), 0, "centuries ago: from the start");
+        assert_eq!(nanos(ago(30_000)), 0, "before 1970: from the start");
+        assert!(nanos(ago(1)) > 0);
+        let later = Utc::now() + chrono::Duration::days(200_000);
+        assert_eq!(nanos(later), i64::MAX);
     }
 
     #[test]

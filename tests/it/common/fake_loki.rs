@@ -36,6 +36,10 @@ struct Inner {
     /// Answers to give before the real ones: (status, Retry-After).
     script: VecDeque<(u16, Option<u64>)>,
     requests: Vec<(std::time::Instant, BTreeMap<String, String>)>,
+    /// Broken on purpose: answers from the first entry whatever `start`.
+    ignore_start: bool,
+    /// `max_entries_limit_per_query`, when set.
+    max_limit: Option<i64>,
 }
 
 /// The fake Loki; stopped when dropped (its thread ends with the process).
@@ -103,6 +107,18 @@ impl FakeLoki {
             .extend(answers.iter().copied());
     }
 
+    /// Breaks it: from now on it ignores `start` (a proxy that drops the
+    /// parameter), answering the same first page for ever.
+    pub fn ignore_start(&self) {
+        self.inner.lock().unwrap().ignore_start = true;
+    }
+
+    /// Refuses a `limit` above this, as Loki's
+    /// `max_entries_limit_per_query` does.
+    pub fn max_limit(&self, max: i64) {
+        self.inner.lock().unwrap().max_limit = Some(max);
+    }
+
     /// Every request so far: when it came, its query parameters.
     pub fn requests(&self) -> Vec<(std::time::Instant, BTreeMap<String, String>)> {
         self.inner.lock().unwrap().requests.clone()
@@ -158,6 +174,16 @@ async fn query_range(
             );
         }
     };
+    if let Some(max) = inner.max_limit
+        && limit > max
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+            ),
+        );
+    }
     if params.get("direction").map(String::as_str) != Some("forward") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -179,7 +205,7 @@ async fn query_range(
     let selected: Vec<&Entry> = inner
         .entries
         .iter()
-        .filter(|e| e.ns >= start && e.ns < end)
+        .filter(|e| (inner.ignore_start || e.ns >= start) && e.ns < end)
         .take(usize::try_from(limit).unwrap_or(0))
         .collect();
     let mut streams: BTreeMap<&BTreeMap<String, String>, Vec<serde_json::Value>> = BTreeMap::new();
