@@ -238,7 +238,7 @@ async fn trains_on_a_sql_table_through_its_timestamp_cursor() {
         "topology.toml",
         "data_dir = \"state\"\n[sources.db]\ntype = \"sql\"\nurl = \"sqlite://app.db\"\n\
          query = \"SELECT id, ts, msg AS message FROM app_log \
-         WHERE julianday(ts) >= julianday($1) ORDER BY ts, id LIMIT 7\"\n\
+         WHERE ts >= $1 ORDER BY ts, id LIMIT 7\"\n\
          cursor_column = \"ts\"\ncursor_start = \"2026-01-01T00:00:00Z\"\n\
          [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"db\"]\n\
          [sinks.out]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n",

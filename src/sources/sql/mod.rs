@@ -450,13 +450,17 @@ impl Poller {
                     .map_err(|error| format!("the query failed (from `$1` = {cursor}): {error}"))
             }
             Ok(Connection::Sqlite(connection)) => {
-                // SQLite compares timestamps stored as text as text: bind
-                // them as RFC 3339 in UTC.
+                // SQLite keeps timestamps as text and compares text as
+                // text: bind them in SQLite's own form, what
+                // `CURRENT_TIMESTAMP` and `datetime()` write, so that
+                // `ts >= $1` on such a column compares in time (and can use
+                // an index). That form sorts as time does, which RFC 3339
+                // with a varying fraction (`…00Z` after `…00.5Z`) does not.
                 let query = sqlx::query(&query);
                 let query = match cursor {
                     CursorValue::Integer(value) => query.bind(*value),
                     CursorValue::Text(value) => query.bind(value.clone()),
-                    CursorValue::Timestamp(at) => query.bind(rfc3339::format(at)),
+                    CursorValue::Timestamp(at) => query.bind(sqlite_text(at)),
                 };
                 query
                     .fetch_all(connection)
@@ -529,9 +533,39 @@ impl Pull for Poller {
     }
 }
 
+/// A timestamp in SQLite's text form, UTC: `2026-03-01 10:00:00`, with
+/// the fraction only when there is one (`2026-03-01 10:00:00.25`).
+fn sqlite_text(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_timestamps_are_sent_in_sqlite_s_text_form_which_sorts_as_time() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        assert_eq!(
+            sqlite_text(&at("2026-03-01T10:00:00Z")),
+            "2026-03-01 10:00:00"
+        );
+        let times = [
+            at("2026-03-01T10:00:00Z"),
+            at("2026-03-01T10:00:00.25Z"),
+            at("2026-03-01T10:00:00.5Z"),
+            at("2026-03-01T10:00:01Z"),
+        ];
+        let texts: Vec<String> = times.iter().map(sqlite_text).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(texts, sorted, "text order is time order");
+        assert_eq!(texts[1], "2026-03-01 10:00:00.250");
+    }
     use crate::sources::{build_failure, parse_error, test_context};
 
     const PG: &str = "url = \"postgres://howl:pw@127.0.0.1:5432/app\"\n";
