@@ -76,6 +76,24 @@ pub struct Advance {
     /// row of it was at the cursor's value and delivered already: asking
     /// again gives the same rows, never the ones after them.
     pub stuck: bool,
+    /// The first row whose cursor value is below the one before it (the
+    /// value before, the row's): the query does not order its rows by the
+    /// cursor column, and following it would move the cursor back. Then no
+    /// row is taken.
+    pub disordered: Option<(CursorValue, CursorValue)>,
+}
+
+impl CursorValue {
+    /// True when `self` certainly comes before `other`: integers and
+    /// timestamps. Text is never said to, as the database's collation,
+    /// not byte order, sorts it.
+    fn before(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Integer(a), Self::Integer(b)) => a < b,
+            (Self::Timestamp(a), Self::Timestamp(b)) => a < b,
+            _ => false,
+        }
+    }
 }
 
 /// Skips the rows of `rows` delivered already (at `cursor.value`, with a
@@ -90,6 +108,19 @@ pub fn advance(
     limit: Option<usize>,
 ) -> Advance {
     let returned = rows.len();
+    let mut previous = &cursor.value;
+    for row in &rows {
+        if row.cursor.before(previous) {
+            return Advance {
+                events: Vec::new(),
+                cursor: cursor.clone(),
+                more: false,
+                stuck: false,
+                disordered: Some((previous.clone(), row.cursor.clone())),
+            };
+        }
+        previous = &row.cursor;
+    }
     let mut next = cursor.clone();
     let mut to_skip = cursor.seen.clone();
     let mut events = Vec::new();
@@ -121,6 +152,7 @@ pub fn advance(
         events,
         cursor: next,
         stuck,
+        disordered: None,
     }
 }
 
@@ -240,6 +272,34 @@ mod tests {
         // A short page of rows seen is just nothing new.
         let idle = advance(&again.cursor, vec![row(1, 5, 9)], None, Some(3));
         assert!(!idle.stuck && !idle.more && idle.cursor == again.cursor);
+    }
+
+    #[test]
+    fn rows_out_of_the_cursor_order_are_refused_rather_than_moving_the_cursor_back() {
+        // `ORDER BY id DESC`: following it would read the same rows again
+        // and again (each page from a lower cursor) and skip older ones.
+        let cursor = SqlCursor::at(CursorValue::Integer(0));
+        let page = advance(&cursor, vec![row(1, 20, 1), row(2, 19, 2)], None, Some(2));
+        assert_eq!(
+            page.disordered,
+            Some((CursorValue::Integer(20), CursorValue::Integer(19)))
+        );
+        assert!(page.events.is_empty() && !page.more && page.cursor == cursor);
+        // A row below the cursor itself (a query that reads before `$1`).
+        let at_10 = SqlCursor::at(CursorValue::Integer(10));
+        let page = advance(&at_10, vec![row(1, 9, 1)], None, None);
+        assert!(page.disordered.is_some());
+        // Equal values (`>=` queries) and text (sorted by collation) pass.
+        let page = advance(&at_10, vec![row(1, 10, 1), row(2, 10, 2)], None, None);
+        assert!(page.disordered.is_none() && page.events.len() == 2);
+        let text = |id: i64, value: &str| Row {
+            event: Event::log(Bytes::from(id.to_string()), Utc::now(), "sql"),
+            cursor: CursorValue::Text(value.into()),
+            hash: id as u64,
+        };
+        let cursor = SqlCursor::at(CursorValue::Text(String::new()));
+        let page = advance(&cursor, vec![text(1, "b"), text(2, "B")], None, None);
+        assert!(page.disordered.is_none() && page.events.len() == 2);
     }
 
     #[test]
