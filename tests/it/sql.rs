@@ -688,3 +688,56 @@ async fn sql_postgres_errors_say_where_and_why_and_a_changed_column_type_does_no
     // Only `db` delivered, each row once: the reversed query none.
     assert_exactly_once(dir.path(), 20);
 }
+
+#[tokio::test]
+async fn sql_postgres_infinite_and_far_values_are_fields_not_a_crash() {
+    let pg = Postgres::start().await;
+    let app = pg.app().await;
+    for statement in [
+        "CREATE TABLE edge (id int, at timestamptz, naive timestamp, day date, num numeric, \
+         doc jsonb)",
+        "ALTER TABLE edge OWNER TO howl",
+        // sqlx's own decoding panics on `infinity` and on years past
+        // chrono's: the source died at every start.
+        "INSERT INTO edge VALUES (1, 'infinity', '-infinity', 'infinity', 'NaN', NULL), \
+         (2, '4713-01-01 00:00:00+00 BC', '294276-12-31 23:59:59', '-infinity', 1.5, \
+         (SELECT (repeat('[', 200) || repeat(']', 200))::jsonb)), \
+         (3, '2026-03-01 00:00:00+00', '2026-03-01 00:00:00', '2026-03-01', 2, '{\"a\": 1}')",
+    ] {
+        sqlx::query(statement).execute(&app).await.expect(statement);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = topology(
+        api,
+        "query = \"SELECT * FROM edge WHERE id > $1 ORDER BY id\"\ncursor_column = \"id\"\n\
+         cursor_start = 0",
+    );
+    let mut howl = start(dir.path(), &config, api, &pg.url()).await;
+    wait_for_ids(dir.path(), 3, &howl).await;
+    let output = howl.terminate(LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let events = delivered(dir.path());
+    let field = |id: usize, name: &str| events[id - 1][name].clone();
+    assert_eq!(field(1, "at"), "infinity");
+    assert_eq!(field(1, "naive"), "-infinity");
+    assert_eq!(field(1, "day"), "infinity");
+    assert_eq!(field(1, "num"), serde_json::Value::Null);
+    assert_eq!(field(2, "at"), "-4712-01-01T00:00:00Z");
+    // Past chrono's years: null, with a warning naming the column.
+    assert_eq!(field(2, "naive"), serde_json::Value::Null);
+    assert!(
+        stderr.contains("column `naive` is of type TIMESTAMP"),
+        "{stderr}"
+    );
+    assert_eq!(field(2, "day"), "-infinity");
+    // Deeper than serde_json reads: the JSON's text.
+    let doc = field(2, "doc");
+    assert!(doc.as_str().is_some_and(|d| d.starts_with("[[[[")), "{doc}");
+    assert_eq!(field(3, "at"), "2026-03-01T00:00:00Z");
+    assert_eq!(field(3, "naive"), "2026-03-01T00:00:00Z");
+    assert_eq!(field(3, "day"), "2026-03-01T00:00:00Z");
+    assert_eq!(field(3, "doc"), serde_json::json!({"a": 1}));
+}

@@ -616,9 +616,10 @@ impl Pull for Poller {
                 self.metrics.warn_limited(
                     "sql_unknown_type",
                     &format_args!(
-                        "column `{column}` is of type {type_name}, which has no mapping and is \
-                         not text: its field is null (cast it in the query, e.g. \
-                         `{column}::text`)"
+                        "column `{column}` is of type {type_name}, and its value could not be \
+                         read (a type with no mapping that is not text, or a value out of \
+                         range, such as a year past 262143): its field is null (cast it in the \
+                         query, e.g. `{column}::text`)"
                     ),
                 );
             }
