@@ -570,6 +570,10 @@ async fn sql_postgres_a_query_that_never_answers_times_out_and_sigterm_does_not_
     let output = howl.terminate(LIMIT);
     assert!(output.status.success());
     assert_exactly_once(dir.path(), 100);
+    // Only howl's error, naming the source: not sqlx's own "slow
+    // statement" warning, which named none.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("slow statement"), "{stderr}");
 
     // A query that would wait an hour: SIGTERM stops howl at once, and the
     // cursor saved is after the rows delivered.

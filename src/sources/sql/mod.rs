@@ -152,7 +152,9 @@ enum Database {
 }
 
 impl Database {
-    /// Parses the URL; errors never repeat it.
+    /// Parses the URL; errors never repeat it. sqlx's own statement logs
+    /// are off: its "slow statement" warning, after a second, named no
+    /// source and came before howl's own error for the same query.
     fn parse(url: &str, redactor: &Redactor) -> Result<Self, BuildError> {
         let hidden = "(the URL is not shown: it may hold a password)";
         let refused = |error: sqlx::Error| {
@@ -171,10 +173,12 @@ impl Database {
                 Some(_) => options,
                 None => options.application_name("howl"),
             };
-            Ok(Self::Postgres(options))
+            Ok(Self::Postgres(options.disable_statement_logging()))
         } else if lower.starts_with("sqlite:") {
             Ok(Self::Sqlite(
-                SqliteConnectOptions::from_str(url).map_err(refused)?,
+                SqliteConnectOptions::from_str(url)
+                    .map_err(refused)?
+                    .disable_statement_logging(),
             ))
         } else {
             Err(BuildError::new(format!(
@@ -246,16 +250,7 @@ impl SqlConfig {
         let interval = self.interval_secs.positive("interval_secs")?;
         let timeout = self.timeout_secs.positive("timeout_secs")?;
         let redactor = url_redactor(self.url.expose());
-        let database = match Database::parse(self.url.expose(), &redactor)? {
-            // The server cancels the query too, rather than going on with
-            // it (or waiting on its lock) once howl gave up. At least 1 ms:
-            // 0 would mean no limit.
-            Database::Postgres(options) => Database::Postgres(options.options([(
-                "statement_timeout",
-                format!("{}ms", timeout.as_millis().max(1)),
-            )])),
-            sqlite => sqlite,
-        };
+        let database = Database::parse(self.url.expose(), &redactor)?;
         let query = self.query.trim();
         if query.is_empty() {
             return Err(BuildError::new(
@@ -436,15 +431,40 @@ impl Poller {
             .unwrap_or(false);
         if !alive {
             self.connection = None;
+            let timeout = self.timeout;
             let connect = async {
                 Ok::<_, sqlx::Error>(match &self.database {
-                    Database::Postgres(options) => Connection::Postgres(options.connect().await?),
+                    Database::Postgres(options) => {
+                        Connection::Postgres(connect_postgres(options, timeout).await?)
+                    }
                     Database::Sqlite(options) => Connection::Sqlite(options.connect().await?),
                 })
             };
             let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(connection)) => connection,
-                Ok(Err(error)) => return Err(format!("cannot connect to the database: {error}")),
+                Ok(Err(error)) => {
+                    return Err(match &self.database {
+                        Database::Postgres(_) => {
+                            format!("cannot connect to the database: {error}")
+                        }
+                        // Which file, as the path may not be the one meant
+                        // (a relative one is from howl's working directory).
+                        Database::Sqlite(options) => {
+                            let path = options.get_filename();
+                            let from = match std::env::current_dir() {
+                                Ok(cwd) if path.is_relative() => {
+                                    format!(" (from the working directory {})", cwd.display())
+                                }
+                                _ => String::new(),
+                            };
+                            format!(
+                                "cannot open the SQLite database {}{from}: {error} (the file \
+                                 must exist)",
+                                path.display()
+                            )
+                        }
+                    });
+                }
                 Err(_) => {
                     return Err(format!(
                         "cannot connect to the database: no answer within {}s",
@@ -493,6 +513,24 @@ impl Poller {
         }
         fetched.map_err(|message| anyhow::anyhow!("{}", self.redactor.redact(&message)))
     }
+}
+
+/// Connects to PostgreSQL, and has the server cancel a query after
+/// `timeout` too, rather than go on with it (or wait on its lock) once howl
+/// gave up. Set by a statement, not a startup `options`, which PgBouncer
+/// refuses; where it fails (another server speaking PostgreSQL's protocol),
+/// howl's own limit still holds. At least 1 ms: 0 means none.
+async fn connect_postgres(
+    options: &PgConnectOptions,
+    timeout: Duration,
+) -> Result<PgConnection, sqlx::Error> {
+    use sqlx::Executor as _;
+    let mut connection = options.connect().await?;
+    let set = format!("SET statement_timeout = {}", timeout.as_millis().max(1));
+    if let Err(error) = connection.execute(set.as_str()).await {
+        tracing::debug!("cannot set statement_timeout: {error}");
+    }
+    Ok(connection)
 }
 
 /// The most rows of one answer read into memory: a query without a `LIMIT`
@@ -1079,6 +1117,27 @@ mod tests {
         let page = poller.pull(&cursor).await.unwrap();
         assert_eq!(page.events.len(), 2);
         assert_eq!(page.cursor.value, CursorValue::Integer(2));
+    }
+
+    #[tokio::test]
+    async fn a_missing_sqlite_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nowhere.db");
+        let url = format!("sqlite://{}", path.display());
+        let mut poller = poller(&url, "SELECT 1 AS id WHERE 1 > $1", 5.0);
+        let error = poller
+            .pull(&SqlCursor::at(CursorValue::Integer(0)))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "cannot open the SQLite database {}",
+                path.display()
+            )) && error.contains("unable to open database file"),
+            "{error}"
+        );
+        assert!(!path.exists(), "the file was created");
     }
 
     #[test]

@@ -622,6 +622,24 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_in_text_take_their_offset() {
+        let at = DateTime::from_timestamp(1_772_352_000, 0).unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-03-01T08:00:00+00:00");
+        for text in [
+            "2026-03-01T08:00:00Z",
+            "2026-03-01 08:00:00",
+            "2026-03-01T08:00:00",
+            "2026-03-01 10:00:00+02:00",
+            "2026-03-01T10:00:00+02:00",
+            "2026-03-01 03:00:00-05:00",
+            "2026-03-01 08:00:00Z",
+            "2026-03-01 08:00:00.000",
+        ] {
+            assert_eq!(parse_timestamp(text), Some(at), "{text}");
+        }
+    }
+
+    #[test]
     fn the_row_hash_is_stable_and_sees_every_column() {
         let row = vec![
             ("id".to_string(), Value::Integer(1)),
