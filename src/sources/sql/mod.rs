@@ -804,6 +804,20 @@ mod tests {
             "{error}"
         );
         assert!(!error.message.contains("hunter2"), "{error}");
+        // A password with a `/` and an `@`, not percent-encoded: the error
+        // says how to write it, and shows none of it.
+        let options = "url = \"postgres://howl:Secr3t/Pa@ss:word@127.0.0.1:5432/app\"\n\
+                       query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0";
+        let error = build_failure::<SqlConfig>(options);
+        assert!(
+            error
+                .message
+                .contains("must be percent-encoded (`%40`, `%3A`, `%2F`"),
+            "{error}"
+        );
+        for piece in ["Secr3t", "Pa@ss", "ss:word"] {
+            assert!(!error.message.contains(piece), "{error}");
+        }
         // The debug form of the options hides it too.
         let config: SqlConfig = toml::from_str(options).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
