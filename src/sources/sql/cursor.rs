@@ -81,6 +81,11 @@ pub struct Advance {
     /// cursor column, and following it would move the cursor back. Then no
     /// row is taken.
     pub disordered: Option<(CursorValue, CursorValue)>,
+    /// How many rows delivered at the cursor's value were not in a
+    /// complete answer any more (updated, deleted, or holding a column that
+    /// changes at every query, such as `now()`): forgotten, so that `seen`
+    /// stays the size of the rows at that value.
+    pub forgotten: u32,
 }
 
 impl CursorValue {
@@ -117,6 +122,7 @@ pub fn advance(
                 more: false,
                 stuck: false,
                 disordered: Some((previous.clone(), row.cursor.clone())),
+                forgotten: 0,
             };
         }
         previous = &row.cursor;
@@ -147,12 +153,37 @@ pub fn advance(
         events.push(row.event);
     }
     let stuck = events.is_empty() && !ended && returned > 0 && limit.is_some_and(|l| returned >= l);
+    // An answer shorter than its LIMIT holds every row at the cursor's
+    // value: those of `seen` it did not have are gone or changed. Were they
+    // kept, a row whose columns change at every query (`now() AS polled`)
+    // would add a hash at every poll, and, since it is new each time, be
+    // asked for again at once, forever: a loop at full speed.
+    let complete = limit.is_none_or(|l| returned < l);
+    // Asking again at once finds nothing when the answer was complete
+    // and the cursor did not move.
+    let settled = complete && next.value == cursor.value;
+    let mut forgotten = 0;
+    if settled {
+        for (hash, left) in to_skip {
+            if left == 0 {
+                continue;
+            }
+            forgotten += left;
+            if let Some(count) = next.seen.get_mut(&hash) {
+                *count = count.saturating_sub(left);
+                if *count == 0 {
+                    next.seen.remove(&hash);
+                }
+            }
+        }
+    }
     Advance {
-        more: !events.is_empty() && !ended,
+        more: !events.is_empty() && !ended && !settled,
         events,
         cursor: next,
         stuck,
         disordered: None,
+        forgotten,
     }
 }
 
@@ -270,8 +301,18 @@ mod tests {
         );
         assert!(stuck.stuck && !stuck.more && stuck.events.is_empty());
         // A short page of rows seen is just nothing new.
-        let idle = advance(&again.cursor, vec![row(1, 5, 9)], None, Some(3));
+        let idle = advance(
+            &again.cursor,
+            vec![row(1, 5, 9), row(1, 5, 9), row(1, 5, 9)],
+            None,
+            Some(4),
+        );
         assert!(!idle.stuck && !idle.more && idle.cursor == again.cursor);
+        assert_eq!(idle.forgotten, 0);
+        // Two of them deleted: forgotten, the third still known.
+        let fewer = advance(&again.cursor, vec![row(1, 5, 9)], None, Some(4));
+        assert!(fewer.events.is_empty() && !fewer.more && fewer.forgotten == 2);
+        assert_eq!(fewer.cursor.seen.get(&9), Some(&1));
     }
 
     #[test]
@@ -300,6 +341,30 @@ mod tests {
         let cursor = SqlCursor::at(CursorValue::Text(String::new()));
         let page = advance(&cursor, vec![text(1, "b"), text(2, "B")], None, None);
         assert!(page.disordered.is_none() && page.events.len() == 2);
+    }
+
+    #[test]
+    fn rows_that_change_at_every_query_neither_loop_nor_grow_the_cursor() {
+        // `SELECT id, ts, now() AS polled ... WHERE ts >= $1`: the one row
+        // at the cursor's value has a new hash at every query.
+        let mut cursor = SqlCursor::at(CursorValue::Integer(0));
+        for poll in 0..50u64 {
+            let page = advance(&cursor, vec![row(1, 5, 1000 + poll)], None, Some(10));
+            assert_eq!(page.events.len(), 1, "delivered again, as it changed");
+            assert_eq!(page.more, poll == 0, "poll {poll}: asked again at once");
+            assert_eq!(page.forgotten, u32::from(poll > 0));
+            cursor = page.cursor;
+            assert_eq!(cursor.seen.len(), 1, "poll {poll}: {:?}", cursor.seen);
+        }
+        // Rows inserted at the cursor's value keep the others' hashes.
+        let page = advance(&cursor, vec![row(1, 5, 1049), row(2, 5, 7)], None, Some(10));
+        assert_eq!((page.events.len(), page.forgotten), (1, 0));
+        assert_eq!(page.cursor.seen.len(), 2);
+        // A full answer may not hold every row at the value: nothing is
+        // forgotten then.
+        let full = advance(&page.cursor, vec![row(3, 5, 8)], None, Some(1));
+        assert_eq!(full.forgotten, 0);
+        assert_eq!(full.cursor.seen.len(), 3);
     }
 
     #[test]

@@ -683,6 +683,18 @@ impl Pull for Poller {
         // A page cut short is as full as one at the query's LIMIT.
         let limit = if cut { Some(returned) } else { self.limit };
         let advanced = advance(cursor, page, self.until, limit);
+        if advanced.forgotten > 0 {
+            self.metrics.warn_limited(
+                "sql_rows_changed",
+                &format_args!(
+                    "{} rows delivered at `{}` = {} are not in the answer any more as they were \
+                     (updated, deleted, or with a column that changes at every query, such as \
+                     `now()` or `random()`): rows at the cursor's value that change are \
+                     delivered again; select only stored columns",
+                    advanced.forgotten, self.column, cursor.value
+                ),
+            );
+        }
         if let Some((before, after)) = &advanced.disordered {
             anyhow::bail!(
                 "the rows are not in the order of `{column}` (cursor_column): a row with \
