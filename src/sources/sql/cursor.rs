@@ -105,7 +105,7 @@ impl CursorValue {
 /// hash in `cursor.seen`) and moves the cursor over the others. With
 /// `until` (a time window), the answer ends at the first row whose cursor
 /// is at or past it. `limit` is the query's `LIMIT`, when it has a literal
-/// one.
+/// one (`usize::MAX` when it has none).
 pub fn advance(
     cursor: &SqlCursor,
     rows: Vec<Row>,
@@ -158,7 +158,7 @@ pub fn advance(
     // kept, a row whose columns change at every query (`now() AS polled`)
     // would add a hash at every poll, and, since it is new each time, be
     // asked for again at once, forever: a loop at full speed.
-    let complete = limit.is_none_or(|l| returned < l);
+    let complete = limit.is_some_and(|l| returned < l);
     // Asking again at once finds nothing when the answer was complete
     // and the cursor did not move.
     let settled = complete && next.value == cursor.value;
@@ -365,6 +365,10 @@ mod tests {
         let full = advance(&page.cursor, vec![row(3, 5, 8)], None, Some(1));
         assert_eq!(full.forgotten, 0);
         assert_eq!(full.cursor.seen.len(), 3);
+        // Nor when the limit is not known (`LIMIT $2`, `FETCH FIRST`).
+        let unknown = advance(&page.cursor, vec![row(3, 5, 8)], None, None);
+        assert_eq!(unknown.forgotten, 0);
+        assert_eq!(unknown.cursor.seen.len(), 3);
     }
 
     #[test]

@@ -233,8 +233,16 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// The literal `LIMIT n` that ends a query, if it has one: a page that
-/// long, all delivered already, is a cursor that cannot move.
+/// long, all delivered already, is a cursor that cannot move. A query
+/// with no `LIMIT` (nor `FETCH FIRST`) at all is `usize::MAX`: its answer
+/// holds every row after the cursor. `None`: a limit of unknown size.
 fn query_limit(query: &str) -> Option<usize> {
+    static ANY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b(limit|fetch)\b").expect("a valid regex")
+    });
+    if !ANY.is_match(query) {
+        return Some(usize::MAX);
+    }
     static LIMIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"(?i)\blimit\s+(\d+)(\s+offset\s+\d+)?\s*;?\s*$").expect("a valid regex")
     });
@@ -1175,7 +1183,8 @@ mod tests {
         assert_eq!(query_limit("select 1 limit 5 offset 2"), Some(5));
         assert_eq!(query_limit("SELECT (SELECT 1 LIMIT 1) LIMIT $2"), None);
         assert_eq!(query_limit("SELECT 1 LIMIT 20;\n"), Some(20));
-        assert_eq!(query_limit("SELECT 1"), None);
+        assert_eq!(query_limit("SELECT 1"), Some(usize::MAX));
+        assert_eq!(query_limit("SELECT 1 FETCH FIRST 9 ROWS ONLY"), None);
         let redactor = url_redactor("postgres://howl:p%40ss@db/app");
         let shown = redactor.redact("failed for postgres://howl:p%40ss@db/app, p@ss, p%40ss");
         assert!(
