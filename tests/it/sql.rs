@@ -517,3 +517,231 @@ async fn sql_sqlite_numbered_rows_exactly_once_across_a_restart() {
     assert!(howl.terminate(LIMIT).status.success());
     assert_exactly_once(dir.path(), 500);
 }
+
+/// How many of howl's queries wait on a lock.
+async fn waiting_on_a_lock(app: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'howl' AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(app)
+    .await
+    .expect("pg_stat_activity")
+}
+
+#[tokio::test]
+async fn sql_postgres_a_query_that_never_answers_times_out_and_sigterm_does_not_wait_for_it() {
+    let pg = Postgres::start().await;
+    let app = numbered_table(&pg).await;
+    insert_numbered(&app, 1, 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = |timeout: &str| topology(api, &format!("{NUMBERED}\ntimeout_secs = {timeout}"));
+
+    // A lock held on the table: howl's query waits on it, and gives up
+    // after `timeout_secs`, naming the source; the rows written under the
+    // lock come once it is released, each once.
+    let mut howl = start(dir.path(), &config("1"), api, &pg.url()).await;
+    wait_for_ids(dir.path(), 50, &howl).await;
+    let mut lock = app.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE app_log IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    sqlx::query(
+        "INSERT INTO app_log (id, level, msg) SELECT i, 'info', 'line ' || i \
+         FROM generate_series(51, 100) AS i",
+    )
+    .execute(&mut *lock)
+    .await
+    .expect("insert under the lock");
+    wait_for("the timeout error", LIMIT, || {
+        howl.stderr()
+            .lines()
+            .any(|line| {
+                line.contains("component=sources.db")
+                    && (line.contains("no answer within 1s (timeout_secs")
+                        || line.contains("canceling statement due to statement timeout"))
+            })
+            .then_some(())
+    })
+    .await;
+    lock.commit().await.expect("commit");
+    wait_for_ids(dir.path(), 100, &howl).await;
+    let output = howl.terminate(LIMIT);
+    assert!(output.status.success());
+    assert_exactly_once(dir.path(), 100);
+    // Only howl's error, naming the source: not sqlx's own "slow
+    // statement" warning, which named none.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("slow statement"), "{stderr}");
+
+    // A query that would wait an hour: SIGTERM stops howl at once, and the
+    // cursor saved is after the rows delivered.
+    let mut howl = start(dir.path(), &config("3600"), api, &pg.url()).await;
+    let mut lock = app.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE app_log IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while waiting_on_a_lock(&app).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "howl's query never waited on the lock: {}",
+            howl.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = std::time::Instant::now();
+    let output = howl.terminate(LIMIT);
+    let took = stopping.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    lock.rollback().await.expect("rollback");
+    insert_numbered(&app, 101, 150).await;
+    let mut howl = start(dir.path(), &config("60"), api, &pg.url()).await;
+    wait_for_ids(dir.path(), 150, &howl).await;
+    assert!(howl.terminate(LIMIT).status.success());
+    assert_exactly_once(dir.path(), 150);
+}
+
+#[tokio::test]
+async fn sql_postgres_errors_say_where_and_why_and_a_changed_column_type_does_not_stick_the_polls()
+{
+    let pg = Postgres::start().await;
+    let app = numbered_table(&pg).await;
+    insert_numbered(&app, 1, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let source = |name: &str, options: &str| {
+        format!(
+            "[sources.{name}]\ntype = \"sql\"\nurl = \"${{DB_URL}}\"\ninterval_secs = 0.2\n\
+             {options}\n"
+        )
+    };
+    let config = format!(
+        "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n{}{}{}{}\
+         [sinks.out]\ntype = \"file\"\ninputs = [\"db\", \"typo\", \"text_start\", \"desc\"]\n\
+         path = \"out.jsonl\"\n",
+        source("db", NUMBERED),
+        source(
+            "typo",
+            "query = \"SELECT id FROM app_log WHERE id > $1 ORDR BY id LIMIT 9\"\n\
+             cursor_column = \"id\"\ncursor_start = 0"
+        ),
+        source(
+            "text_start",
+            "query = \"SELECT id FROM app_log WHERE id > $1 ORDER BY id LIMIT 9\"\n\
+             cursor_column = \"id\"\ncursor_start = \"abc\""
+        ),
+        source(
+            "desc",
+            "query = \"SELECT id FROM app_log WHERE id > $1 ORDER BY id DESC LIMIT 9\"\n\
+             cursor_column = \"id\"\ncursor_start = 0"
+        ),
+    );
+    let mut howl = start(dir.path(), &config, api, &pg.url()).await;
+    wait_for_ids(dir.path(), 10, &howl).await;
+    // The column's type changes under the running source: its next polls
+    // still work (a statement kept prepared would fail each of them with
+    // "cached plan must not change result type").
+    sqlx::query("ALTER TABLE app_log ALTER COLUMN msg TYPE varchar(200)")
+        .execute(&app)
+        .await
+        .expect("alter");
+    insert_numbered(&app, 11, 20).await;
+    wait_for_ids(dir.path(), 20, &howl).await;
+    let line_of = |stderr: &str, source: &str| {
+        stderr
+            .lines()
+            .find(|line| line.contains(&format!("component=sources.{source} ")))
+            .map(str::to_string)
+    };
+    let stderr = wait_for("an error of each broken source", LIMIT, || {
+        let stderr = howl.stderr();
+        ["typo", "text_start", "desc"]
+            .iter()
+            .all(|source| line_of(&stderr, source).is_some())
+            .then_some(stderr)
+    })
+    .await;
+    let output = howl.terminate(LIMIT);
+    assert!(output.status.success());
+    let typo = line_of(&stderr, "typo").unwrap();
+    assert!(
+        typo.contains("syntax error at or near \"ORDR\" (at character 38 of the query: `ORDR BY"),
+        "{typo}"
+    );
+    let text_start = line_of(&stderr, "text_start").unwrap();
+    assert!(
+        text_start.contains("operator does not exist: bigint > text")
+            && text_start.contains("`$1` is the cursor, sent as text"),
+        "{text_start}"
+    );
+    let desc = line_of(&stderr, "desc").unwrap();
+    assert!(
+        desc.contains(
+            "not in the order of `id` (cursor_column): a row with `id` = 9 came after 10"
+        ) || desc.contains("a row with `id` = 19 came after 20"),
+        "{desc}"
+    );
+    // Only `db` delivered, each row once: the reversed query none.
+    assert_exactly_once(dir.path(), 20);
+}
+
+#[tokio::test]
+async fn sql_postgres_infinite_and_far_values_are_fields_not_a_crash() {
+    let pg = Postgres::start().await;
+    let app = pg.app().await;
+    for statement in [
+        "CREATE TABLE edge (id int, at timestamptz, naive timestamp, day date, num numeric, \
+         doc jsonb)",
+        "ALTER TABLE edge OWNER TO howl",
+        // sqlx's own decoding panics on `infinity` and on years past
+        // chrono's: the source died at every start.
+        "INSERT INTO edge VALUES (1, 'infinity', '-infinity', 'infinity', 'NaN', NULL), \
+         (2, '4713-01-01 00:00:00+00 BC', '294276-12-31 23:59:59', '-infinity', 1.5, \
+         (SELECT (repeat('[', 200) || repeat(']', 200))::jsonb)), \
+         (3, '2026-03-01 00:00:00+00', '2026-03-01 00:00:00', '2026-03-01', 2, '{\"a\": 1}')",
+    ] {
+        sqlx::query(statement).execute(&app).await.expect(statement);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = topology(
+        api,
+        "query = \"SELECT * FROM edge WHERE id > $1 ORDER BY id\"\ncursor_column = \"id\"\n\
+         cursor_start = 0",
+    );
+    let mut howl = start(dir.path(), &config, api, &pg.url()).await;
+    wait_for_ids(dir.path(), 3, &howl).await;
+    let output = howl.terminate(LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let events = delivered(dir.path());
+    let field = |id: usize, name: &str| events[id - 1][name].clone();
+    assert_eq!(field(1, "at"), "infinity");
+    assert_eq!(field(1, "naive"), "-infinity");
+    assert_eq!(field(1, "day"), "infinity");
+    assert_eq!(field(1, "num"), serde_json::Value::Null);
+    assert_eq!(field(2, "at"), "-4712-01-01T00:00:00Z");
+    // Past chrono's years: null, with a warning naming the column.
+    assert_eq!(field(2, "naive"), serde_json::Value::Null);
+    assert!(
+        stderr.contains("column `naive` is of type TIMESTAMP"),
+        "{stderr}"
+    );
+    assert_eq!(field(2, "day"), "-infinity");
+    // Deeper than serde_json reads: the JSON's text.
+    let doc = field(2, "doc");
+    assert!(doc.as_str().is_some_and(|d| d.starts_with("[[[[")), "{doc}");
+    assert_eq!(field(3, "at"), "2026-03-01T00:00:00Z");
+    assert_eq!(field(3, "naive"), "2026-03-01T00:00:00Z");
+    assert_eq!(field(3, "day"), "2026-03-01T00:00:00Z");
+    assert_eq!(field(3, "doc"), serde_json::json!({"a": 1}));
+}

@@ -76,13 +76,36 @@ pub struct Advance {
     /// row of it was at the cursor's value and delivered already: asking
     /// again gives the same rows, never the ones after them.
     pub stuck: bool,
+    /// The first row whose cursor value is below the one before it (the
+    /// value before, the row's): the query does not order its rows by the
+    /// cursor column, and following it would move the cursor back. Then no
+    /// row is taken.
+    pub disordered: Option<(CursorValue, CursorValue)>,
+    /// How many rows delivered at the cursor's value were not in a
+    /// complete answer any more (updated, deleted, or holding a column that
+    /// changes at every query, such as `now()`): forgotten, so that `seen`
+    /// stays the size of the rows at that value.
+    pub forgotten: u32,
+}
+
+impl CursorValue {
+    /// True when `self` certainly comes before `other`: integers and
+    /// timestamps. Text is never said to, as the database's collation,
+    /// not byte order, sorts it.
+    fn before(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Integer(a), Self::Integer(b)) => a < b,
+            (Self::Timestamp(a), Self::Timestamp(b)) => a < b,
+            _ => false,
+        }
+    }
 }
 
 /// Skips the rows of `rows` delivered already (at `cursor.value`, with a
 /// hash in `cursor.seen`) and moves the cursor over the others. With
 /// `until` (a time window), the answer ends at the first row whose cursor
 /// is at or past it. `limit` is the query's `LIMIT`, when it has a literal
-/// one.
+/// one (`usize::MAX` when it has none).
 pub fn advance(
     cursor: &SqlCursor,
     rows: Vec<Row>,
@@ -90,6 +113,20 @@ pub fn advance(
     limit: Option<usize>,
 ) -> Advance {
     let returned = rows.len();
+    let mut previous = &cursor.value;
+    for row in &rows {
+        if row.cursor.before(previous) {
+            return Advance {
+                events: Vec::new(),
+                cursor: cursor.clone(),
+                more: false,
+                stuck: false,
+                disordered: Some((previous.clone(), row.cursor.clone())),
+                forgotten: 0,
+            };
+        }
+        previous = &row.cursor;
+    }
     let mut next = cursor.clone();
     let mut to_skip = cursor.seen.clone();
     let mut events = Vec::new();
@@ -116,11 +153,37 @@ pub fn advance(
         events.push(row.event);
     }
     let stuck = events.is_empty() && !ended && returned > 0 && limit.is_some_and(|l| returned >= l);
+    // An answer shorter than its LIMIT holds every row at the cursor's
+    // value: those of `seen` it did not have are gone or changed. Were they
+    // kept, a row whose columns change at every query (`now() AS polled`)
+    // would add a hash at every poll, and, since it is new each time, be
+    // asked for again at once, forever: a loop at full speed.
+    let complete = limit.is_some_and(|l| returned < l);
+    // Asking again at once finds nothing when the answer was complete
+    // and the cursor did not move.
+    let settled = complete && next.value == cursor.value;
+    let mut forgotten = 0;
+    if settled {
+        for (hash, left) in to_skip {
+            if left == 0 {
+                continue;
+            }
+            forgotten += left;
+            if let Some(count) = next.seen.get_mut(&hash) {
+                *count = count.saturating_sub(left);
+                if *count == 0 {
+                    next.seen.remove(&hash);
+                }
+            }
+        }
+    }
     Advance {
-        more: !events.is_empty() && !ended,
+        more: !events.is_empty() && !ended && !settled,
         events,
         cursor: next,
         stuck,
+        disordered: None,
+        forgotten,
     }
 }
 
@@ -238,8 +301,74 @@ mod tests {
         );
         assert!(stuck.stuck && !stuck.more && stuck.events.is_empty());
         // A short page of rows seen is just nothing new.
-        let idle = advance(&again.cursor, vec![row(1, 5, 9)], None, Some(3));
+        let idle = advance(
+            &again.cursor,
+            vec![row(1, 5, 9), row(1, 5, 9), row(1, 5, 9)],
+            None,
+            Some(4),
+        );
         assert!(!idle.stuck && !idle.more && idle.cursor == again.cursor);
+        assert_eq!(idle.forgotten, 0);
+        // Two of them deleted: forgotten, the third still known.
+        let fewer = advance(&again.cursor, vec![row(1, 5, 9)], None, Some(4));
+        assert!(fewer.events.is_empty() && !fewer.more && fewer.forgotten == 2);
+        assert_eq!(fewer.cursor.seen.get(&9), Some(&1));
+    }
+
+    #[test]
+    fn rows_out_of_the_cursor_order_are_refused_rather_than_moving_the_cursor_back() {
+        // `ORDER BY id DESC`: following it would read the same rows again
+        // and again (each page from a lower cursor) and skip older ones.
+        let cursor = SqlCursor::at(CursorValue::Integer(0));
+        let page = advance(&cursor, vec![row(1, 20, 1), row(2, 19, 2)], None, Some(2));
+        assert_eq!(
+            page.disordered,
+            Some((CursorValue::Integer(20), CursorValue::Integer(19)))
+        );
+        assert!(page.events.is_empty() && !page.more && page.cursor == cursor);
+        // A row below the cursor itself (a query that reads before `$1`).
+        let at_10 = SqlCursor::at(CursorValue::Integer(10));
+        let page = advance(&at_10, vec![row(1, 9, 1)], None, None);
+        assert!(page.disordered.is_some());
+        // Equal values (`>=` queries) and text (sorted by collation) pass.
+        let page = advance(&at_10, vec![row(1, 10, 1), row(2, 10, 2)], None, None);
+        assert!(page.disordered.is_none() && page.events.len() == 2);
+        let text = |id: i64, value: &str| Row {
+            event: Event::log(Bytes::from(id.to_string()), Utc::now(), "sql"),
+            cursor: CursorValue::Text(value.into()),
+            hash: id as u64,
+        };
+        let cursor = SqlCursor::at(CursorValue::Text(String::new()));
+        let page = advance(&cursor, vec![text(1, "b"), text(2, "B")], None, None);
+        assert!(page.disordered.is_none() && page.events.len() == 2);
+    }
+
+    #[test]
+    fn rows_that_change_at_every_query_neither_loop_nor_grow_the_cursor() {
+        // `SELECT id, ts, now() AS polled ... WHERE ts >= $1`: the one row
+        // at the cursor's value has a new hash at every query.
+        let mut cursor = SqlCursor::at(CursorValue::Integer(0));
+        for poll in 0..50u64 {
+            let page = advance(&cursor, vec![row(1, 5, 1000 + poll)], None, Some(10));
+            assert_eq!(page.events.len(), 1, "delivered again, as it changed");
+            assert_eq!(page.more, poll == 0, "poll {poll}: asked again at once");
+            assert_eq!(page.forgotten, u32::from(poll > 0));
+            cursor = page.cursor;
+            assert_eq!(cursor.seen.len(), 1, "poll {poll}: {:?}", cursor.seen);
+        }
+        // Rows inserted at the cursor's value keep the others' hashes.
+        let page = advance(&cursor, vec![row(1, 5, 1049), row(2, 5, 7)], None, Some(10));
+        assert_eq!((page.events.len(), page.forgotten), (1, 0));
+        assert_eq!(page.cursor.seen.len(), 2);
+        // A full answer may not hold every row at the value: nothing is
+        // forgotten then.
+        let full = advance(&page.cursor, vec![row(3, 5, 8)], None, Some(1));
+        assert_eq!(full.forgotten, 0);
+        assert_eq!(full.cursor.seen.len(), 3);
+        // Nor when the limit is not known (`LIMIT $2`, `FETCH FIRST`).
+        let unknown = advance(&page.cursor, vec![row(3, 5, 8)], None, None);
+        assert_eq!(unknown.forgotten, 0);
+        assert_eq!(unknown.cursor.seen.len(), 3);
     }
 
     #[test]

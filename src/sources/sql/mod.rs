@@ -69,6 +69,12 @@ pub struct SqlConfig {
     /// poll that found rows asks again at once); a plain number is seconds.
     #[serde(default = "default_interval")]
     interval_secs: Seconds,
+    /// Give up on a query after this long: the poll is an error, the
+    /// connection is closed (PostgreSQL is also told to cancel it, as its
+    /// `statement_timeout`), and the same cursor is asked again at the next
+    /// interval; a plain number is seconds.
+    #[serde(default = "default_timeout")]
+    timeout_secs: Seconds,
 }
 
 /// `cursor_start`: an integer or a string (a TOML date-time, unquoted, is
@@ -128,6 +134,10 @@ fn default_interval() -> Seconds {
     Seconds::from_secs(10)
 }
 
+fn default_timeout() -> Seconds {
+    Seconds::from_secs(60)
+}
+
 /// The `source_type` of the events.
 const SOURCE_TYPE: &str = "sql";
 /// Give up on connecting after this long; the poll is then an error,
@@ -142,12 +152,16 @@ enum Database {
 }
 
 impl Database {
-    /// Parses the URL; errors never repeat it.
+    /// Parses the URL; errors never repeat it. sqlx's own statement logs
+    /// are off: its "slow statement" warning, after a second, named no
+    /// source and came before howl's own error for the same query.
     fn parse(url: &str, redactor: &Redactor) -> Result<Self, BuildError> {
         let hidden = "(the URL is not shown: it may hold a password)";
         let refused = |error: sqlx::Error| {
             BuildError::new(format!(
-                "`url` is not a valid connection URL: {} {hidden}",
+                "`url` is not a valid connection URL: {}; a password holding `@`, `:`, `/`, \
+                 `?`, `#` or `%` must be percent-encoded (`%40`, `%3A`, `%2F`, `%3F`, `%23`, \
+                 `%25`) {hidden}",
                 redactor.redact(&error.to_string())
             ))
             .for_option("url")
@@ -159,10 +173,12 @@ impl Database {
                 Some(_) => options,
                 None => options.application_name("howl"),
             };
-            Ok(Self::Postgres(options))
+            Ok(Self::Postgres(options.disable_statement_logging()))
         } else if lower.starts_with("sqlite:") {
             Ok(Self::Sqlite(
-                SqliteConnectOptions::from_str(url).map_err(refused)?,
+                SqliteConnectOptions::from_str(url)
+                    .map_err(refused)?
+                    .disable_statement_logging(),
             ))
         } else {
             Err(BuildError::new(format!(
@@ -217,8 +233,16 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// The literal `LIMIT n` that ends a query, if it has one: a page that
-/// long, all delivered already, is a cursor that cannot move.
+/// long, all delivered already, is a cursor that cannot move. A query
+/// with no `LIMIT` (nor `FETCH FIRST`) at all is `usize::MAX`: its answer
+/// holds every row after the cursor. `None`: a limit of unknown size.
 fn query_limit(query: &str) -> Option<usize> {
+    static ANY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b(limit|fetch)\b").expect("a valid regex")
+    });
+    if !ANY.is_match(query) {
+        return Some(usize::MAX);
+    }
     static LIMIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"(?i)\blimit\s+(\d+)(\s+offset\s+\d+)?\s*;?\s*$").expect("a valid regex")
     });
@@ -232,6 +256,7 @@ impl SqlConfig {
     /// Checks the options: the database, and the query with its cursor.
     fn checked(&self) -> Result<Checked, BuildError> {
         let interval = self.interval_secs.positive("interval_secs")?;
+        let timeout = self.timeout_secs.positive("timeout_secs")?;
         let redactor = url_redactor(self.url.expose());
         let database = Database::parse(self.url.expose(), &redactor)?;
         let query = self.query.trim();
@@ -276,6 +301,7 @@ impl SqlConfig {
             database,
             redactor,
             interval,
+            timeout,
             start,
         })
     }
@@ -299,6 +325,7 @@ impl SqlConfig {
             until,
             mode,
             interval: checked.interval,
+            timeout: checked.timeout,
         })
     }
 }
@@ -307,6 +334,7 @@ struct Checked {
     database: Database,
     redactor: Redactor,
     interval: Duration,
+    timeout: Duration,
     start: CursorValue,
 }
 
@@ -349,6 +377,7 @@ struct Sql {
     until: Option<DateTime<Utc>>,
     mode: pull::Mode,
     interval: Duration,
+    timeout: Duration,
 }
 
 impl Source for Sql {
@@ -363,6 +392,7 @@ impl Source for Sql {
                 column: this.column,
                 limit: this.limit,
                 until: this.until,
+                timeout: this.timeout,
                 metrics: Arc::clone(cx.out.metrics()),
             };
             pull::run(poller, this.initial, this.interval, this.mode, cx).await
@@ -386,6 +416,8 @@ struct Poller {
     column: String,
     limit: Option<usize>,
     until: Option<DateTime<Utc>>,
+    /// The longest wait for a query's rows (`timeout_secs`).
+    timeout: Duration,
     metrics: Arc<ComponentMetrics>,
 }
 
@@ -407,15 +439,40 @@ impl Poller {
             .unwrap_or(false);
         if !alive {
             self.connection = None;
+            let timeout = self.timeout;
             let connect = async {
                 Ok::<_, sqlx::Error>(match &self.database {
-                    Database::Postgres(options) => Connection::Postgres(options.connect().await?),
+                    Database::Postgres(options) => {
+                        Connection::Postgres(connect_postgres(options, timeout).await?)
+                    }
                     Database::Sqlite(options) => Connection::Sqlite(options.connect().await?),
                 })
             };
             let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(connection)) => connection,
-                Ok(Err(error)) => return Err(format!("cannot connect to the database: {error}")),
+                Ok(Err(error)) => {
+                    return Err(match &self.database {
+                        Database::Postgres(_) => {
+                            format!("cannot connect to the database: {error}")
+                        }
+                        // Which file, as the path may not be the one meant
+                        // (a relative one is from howl's working directory).
+                        Database::Sqlite(options) => {
+                            let path = options.get_filename();
+                            let from = match std::env::current_dir() {
+                                Ok(cwd) if path.is_relative() => {
+                                    format!(" (from the working directory {})", cwd.display())
+                                }
+                                _ => String::new(),
+                            };
+                            format!(
+                                "cannot open the SQLite database {}{from}: {error} (the file \
+                                 must exist)",
+                                path.display()
+                            )
+                        }
+                    });
+                }
                 Err(_) => {
                     return Err(format!(
                         "cannot connect to the database: no answer within {}s",
@@ -430,66 +487,189 @@ impl Poller {
             .ok_or_else(|| "no connection to the database".to_string())
     }
 
-    /// Runs the query from `cursor`: the decoded rows, or the error with
-    /// the URL's secrets hidden.
-    async fn fetch(&mut self, cursor: &CursorValue) -> anyhow::Result<Vec<rows::Decoded>> {
+    /// Runs the query from `cursor`: the decoded rows (cut short at
+    /// [`MAX_PAGE_ROWS`] or [`MAX_PAGE_BYTES`]), or the error with the URL's
+    /// secrets hidden. Waits at most `timeout` for the rows.
+    async fn fetch(&mut self, cursor: &CursorValue) -> anyhow::Result<Fetched> {
+        let timeout = self.timeout;
         let query = self.query.clone();
         let fetched = match self.connection().await {
             Err(message) => Err(message),
-            Ok(Connection::Postgres(connection)) => {
-                let query = sqlx::query(&query);
-                let query = match cursor {
-                    CursorValue::Integer(value) => query.bind(*value),
-                    CursorValue::Text(value) => query.bind(value.clone()),
-                    CursorValue::Timestamp(at) => query.bind(*at),
-                };
-                query
-                    .fetch_all(connection)
-                    .await
-                    .map(|rows| rows.iter().map(rows::pg_row).collect())
-                    .map_err(|error| format!("the query failed (from `$1` = {cursor}): {error}"))
-            }
-            Ok(Connection::Sqlite(connection)) => {
-                // SQLite keeps timestamps as text and compares text as
-                // text: bind them in SQLite's own form, what
-                // `CURRENT_TIMESTAMP` and `datetime()` write, so that
-                // `ts >= $1` on such a column compares in time (and can use
-                // an index). That form sorts as time does, which RFC 3339
-                // with a varying fraction (`…00Z` after `…00.5Z`) does not.
-                let query = sqlx::query(&query);
-                let query = match cursor {
-                    CursorValue::Integer(value) => query.bind(*value),
-                    CursorValue::Text(value) => query.bind(value.clone()),
-                    CursorValue::Timestamp(at) => query.bind(sqlite_text(at)),
-                };
-                query
-                    .fetch_all(connection)
-                    .await
-                    .map(|rows| rows.iter().map(rows::sqlite_row).collect())
-                    .map_err(|error| format!("the query failed (from `$1` = {cursor}): {error}"))
+            Ok(connection) => {
+                match tokio::time::timeout(timeout, read_page(connection, &query, cursor)).await {
+                    Ok(Ok(fetched)) => Ok(fetched),
+                    Ok(Err(error)) => Err(format!(
+                        "the query failed (from `$1` = {cursor}): {}",
+                        describe_error(&error, &query, cursor)
+                    )),
+                    Err(_) => Err(format!(
+                        "the query gave no answer within {}s (timeout_secs; from `$1` = \
+                         {cursor}): the connection is closed and opened again at the next poll",
+                        timeout.as_secs_f64()
+                    )),
+                }
             }
         };
+        // A query given up on, or whose rows were not all read, leaves the
+        // connection in the middle of an answer: closing it stops the
+        // server (rather than reading the rest of the answer at the next
+        // poll, or waiting for a query that does not end). After a failed
+        // query the next poll starts afresh too, with nothing of the
+        // session's state that may have caused it.
+        if !matches!(fetched, Ok(Fetched { cut: false, .. })) {
+            self.connection = None;
+        }
         fetched.map_err(|message| anyhow::anyhow!("{}", self.redactor.redact(&message)))
     }
+}
+
+/// Connects to PostgreSQL, and has the server cancel a query after
+/// `timeout` too, rather than go on with it (or wait on its lock) once howl
+/// gave up. Set by a statement, not a startup `options`, which PgBouncer
+/// refuses; where it fails (another server speaking PostgreSQL's protocol),
+/// howl's own limit still holds. At least 1 ms: 0 means none.
+async fn connect_postgres(
+    options: &PgConnectOptions,
+    timeout: Duration,
+) -> Result<PgConnection, sqlx::Error> {
+    use sqlx::Executor as _;
+    let mut connection = options.connect().await?;
+    let set = format!("SET statement_timeout = {}", timeout.as_millis().max(1));
+    if let Err(error) = connection.execute(set.as_str()).await {
+        tracing::debug!("cannot set statement_timeout: {error}");
+    }
+    Ok(connection)
+}
+
+/// The most rows of one answer read into memory: a query without a `LIMIT`
+/// (or with a huge one) is read a page of this many rows at a time.
+const MAX_PAGE_ROWS: usize = 100_000;
+/// The most bytes of one answer read into memory (at least one row is):
+/// a page of wide rows (50 MB texts) stops at the row that passes this.
+const MAX_PAGE_BYTES: usize = 16 << 20;
+
+/// The rows of one answer, decoded.
+struct Fetched {
+    rows: Vec<rows::Decoded>,
+    /// True when the answer was cut at [`MAX_PAGE_ROWS`] or
+    /// [`MAX_PAGE_BYTES`]: more rows may follow.
+    cut: bool,
+}
+
+/// Runs `query` from `cursor` on `connection` and decodes its rows, until
+/// the answer ends or reaches a page's bounds. The statement is not kept
+/// prepared on the connection: PostgreSQL refuses to run a prepared
+/// statement whose result types changed (`cached plan must not change
+/// result type`, after an `ALTER TABLE`), which would fail every poll
+/// until the connection closed.
+async fn read_page(
+    connection: &mut Connection,
+    query: &str,
+    cursor: &CursorValue,
+) -> Result<Fetched, sqlx::Error> {
+    match connection {
+        Connection::Postgres(connection) => {
+            let query = sqlx::query(query).persistent(false);
+            let query = match cursor {
+                CursorValue::Integer(value) => query.bind(*value),
+                CursorValue::Text(value) => query.bind(value.clone()),
+                CursorValue::Timestamp(at) => query.bind(*at),
+            };
+            collect(query.fetch(connection), rows::pg_row).await
+        }
+        Connection::Sqlite(connection) => {
+            // SQLite keeps timestamps as text and compares text as text:
+            // bind them in SQLite's own form, what `CURRENT_TIMESTAMP` and
+            // `datetime()` write, so that `ts >= $1` on such a column
+            // compares in time (and can use an index). That form sorts as
+            // time does, which RFC 3339 with a varying fraction (`…00Z`
+            // after `…00.5Z`) does not.
+            let query = sqlx::query(query).persistent(false);
+            let query = match cursor {
+                CursorValue::Integer(value) => query.bind(*value),
+                CursorValue::Text(value) => query.bind(value.clone()),
+                CursorValue::Timestamp(at) => query.bind(sqlite_text(at)),
+            };
+            collect(query.fetch(connection), rows::sqlite_row).await
+        }
+    }
+}
+
+async fn collect<R>(
+    mut stream: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    decode: fn(&R) -> rows::Decoded,
+) -> Result<Fetched, sqlx::Error> {
+    use futures_util::TryStreamExt as _;
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    while let Some(row) = stream.try_next().await? {
+        let decoded = decode(&row);
+        bytes += decoded.bytes;
+        rows.push(decoded);
+        if rows.len() >= MAX_PAGE_ROWS || bytes >= MAX_PAGE_BYTES {
+            return Ok(Fetched { rows, cut: true });
+        }
+    }
+    Ok(Fetched { rows, cut: false })
+}
+
+/// A failed query's error, with what PostgreSQL adds to it: where in the
+/// query (a syntax error), its detail and hint, and, when the error is
+/// about types, what `$1` was sent as.
+fn describe_error(error: &sqlx::Error, query: &str, cursor: &CursorValue) -> String {
+    use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
+    let mut text = error.to_string();
+    let Some(pg) = error
+        .as_database_error()
+        .and_then(|error| error.try_downcast_ref::<PgDatabaseError>())
+    else {
+        return text;
+    };
+    if let Some(PgErrorPosition::Original(at)) = pg.position() {
+        let near: String = query.chars().skip(at.saturating_sub(1)).take(40).collect();
+        text.push_str(&format!(" (at character {at} of the query: `{near}`)"));
+    }
+    if let Some(detail) = pg.detail() {
+        text.push_str(&format!("; {detail}"));
+    }
+    if let Some(hint) = pg.hint() {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    // undefined_function (no operator for these types), datatype_mismatch,
+    // invalid_text_representation, invalid_datetime_format.
+    if matches!(pg.code(), "42883" | "42804" | "22P02" | "22007") {
+        let sent = match cursor {
+            CursorValue::Integer(_) => "a bigint",
+            CursorValue::Text(_) => "text",
+            CursorValue::Timestamp(_) => "a timestamptz",
+        };
+        text.push_str(&format!(
+            "; `$1` is the cursor, sent as {sent}: `cursor_start` (or the cursor saved) must \
+             be of the type of the cursor column"
+        ));
+    }
+    text
 }
 
 impl Pull for Poller {
     type Cursor = SqlCursor;
 
     async fn pull(&mut self, cursor: &SqlCursor) -> anyhow::Result<Page<SqlCursor>> {
-        let decoded = self.fetch(&cursor.value).await?;
+        let Fetched { rows: decoded, cut } = self.fetch(&cursor.value).await?;
         let now = Utc::now();
         let mut bytes = 0;
-        let mut page = Vec::with_capacity(decoded.len());
+        let returned = decoded.len();
+        let mut page = Vec::with_capacity(returned);
         for row in decoded {
             bytes += row.bytes;
             for (column, type_name) in &row.unknown {
                 self.metrics.warn_limited(
                     "sql_unknown_type",
                     &format_args!(
-                        "column `{column}` is of type {type_name}, which has no mapping and is \
-                         not text: its field is null (cast it in the query, e.g. \
-                         `{column}::text`)"
+                        "column `{column}` is of type {type_name}, and its value could not be \
+                         read (a type with no mapping that is not text, or a value out of \
+                         range, such as a year past 262143): its field is null (cast it in the \
+                         query, e.g. `{column}::text`)"
                     ),
                 );
             }
@@ -512,13 +692,41 @@ impl Pull for Poller {
                 hash,
             });
         }
-        let advanced = advance(cursor, page, self.until, self.limit);
-        if advanced.stuck {
+        // A page cut short is as full as one at the query's LIMIT.
+        let limit = if cut { Some(returned) } else { self.limit };
+        let advanced = advance(cursor, page, self.until, limit);
+        if advanced.forgotten > 0 {
+            self.metrics.warn_limited(
+                "sql_rows_changed",
+                &format_args!(
+                    "{} rows delivered at `{}` = {} are not in the answer any more as they were \
+                     (updated, deleted, or with a column that changes at every query, such as \
+                     `now()` or `random()`): rows at the cursor's value that change are \
+                     delivered again; select only stored columns",
+                    advanced.forgotten, self.column, cursor.value
+                ),
+            );
+        }
+        if let Some((before, after)) = &advanced.disordered {
             anyhow::bail!(
-                "no progress: all {} rows of the answer (its LIMIT) have `{}` = {} and were \
-                 delivered already, so the rows after them cannot be read; raise the query's \
-                 LIMIT above the number of rows that share one `{}` value",
-                self.limit.unwrap_or_default(),
+                "the rows are not in the order of `{column}` (cursor_column): a row with \
+                 `{column}` = {after} came after {before}, so the cursor would go back and rows \
+                 be read again or skipped; end the query with `ORDER BY {column}` (ascending)",
+                column = self.column,
+            );
+        }
+        if advanced.stuck {
+            let bound = if cut {
+                format!(
+                    "the most howl reads at once: {MAX_PAGE_ROWS} rows or {MAX_PAGE_BYTES} bytes"
+                )
+            } else {
+                "its LIMIT".to_string()
+            };
+            anyhow::bail!(
+                "no progress: all {returned} rows of the answer ({bound}) have `{}` = {} and \
+                 were delivered already, so the rows after them cannot be read; raise the \
+                 query's LIMIT above the number of rows that share one `{}` value",
                 self.column,
                 cursor.value,
                 self.column
@@ -623,6 +831,14 @@ mod tests {
                 "`interval_secs` must be more than 0",
                 "interval_secs",
             ),
+            (
+                format!(
+                    "{PG}query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0\n\
+                     timeout_secs = 0"
+                ),
+                "`timeout_secs` must be more than 0",
+                "timeout_secs",
+            ),
         ] {
             let error = build_failure::<SqlConfig>(&options);
             assert!(error.message.contains(expected), "{options}: {error}");
@@ -642,6 +858,20 @@ mod tests {
             "{error}"
         );
         assert!(!error.message.contains("hunter2"), "{error}");
+        // A password with a `/` and an `@`, not percent-encoded: the error
+        // says how to write it, and shows none of it.
+        let options = "url = \"postgres://howl:Secr3t/Pa@ss:word@127.0.0.1:5432/app\"\n\
+                       query = \"SELECT $1\"\ncursor_column = \"id\"\ncursor_start = 0";
+        let error = build_failure::<SqlConfig>(options);
+        assert!(
+            error
+                .message
+                .contains("must be percent-encoded (`%40`, `%3A`, `%2F`"),
+            "{error}"
+        );
+        for piece in ["Secr3t", "Pa@ss", "ss:word"] {
+            assert!(!error.message.contains(piece), "{error}");
+        }
         // The debug form of the options hides it too.
         let config: SqlConfig = toml::from_str(options).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
@@ -826,6 +1056,158 @@ mod tests {
         assert_eq!(saved, None);
     }
 
+    /// A poller of `query` (cursor column `id`, from 0) on `url`.
+    fn poller(url: &str, query: &str, timeout_secs: f64) -> Poller {
+        use crate::component_key::{ComponentKey, ComponentKind};
+        let options = format!(
+            "url = \"{url}\"\nquery = \"{query}\"\ncursor_column = \"id\"\n\
+             cursor_start = 0\ntimeout_secs = {timeout_secs}"
+        );
+        let config: SqlConfig = toml::from_str(&options).unwrap();
+        let checked = config.checked().unwrap();
+        Poller {
+            database: checked.database,
+            connection: None,
+            redactor: Arc::new(checked.redactor),
+            query: config.query.trim().to_string(),
+            column: "id".to_string(),
+            limit: query_limit(&config.query),
+            until: None,
+            timeout: checked.timeout,
+            metrics: Arc::new(ComponentMetrics::new(ComponentKey::new(
+                ComponentKind::Source,
+                "s",
+                "sql",
+            ))),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_limit_is_read_a_bounded_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("wide.db").display());
+        let mut db = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        // Ten rows of 3 MiB each: 16 MiB are passed at the sixth.
+        sqlx::query(
+            "CREATE TABLE wide AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 \
+             FROM n WHERE id < 10) SELECT id, replace(hex(zeroblob(1572864)), '0', 'x') AS body \
+             FROM n",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+        let mut wide = poller(
+            &url,
+            "SELECT id, body FROM wide WHERE id > $1 ORDER BY id",
+            60.0,
+        );
+        let mut cursor = SqlCursor::at(CursorValue::Integer(0));
+        let mut pages = Vec::new();
+        for _ in 0..5 {
+            let page = wide.pull(&cursor).await.unwrap();
+            pages.push((page.events.len(), page.more));
+            cursor = page.cursor;
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(pages, [(6, true), (4, true), (0, false)]);
+        assert_eq!(cursor.value, CursorValue::Integer(10));
+        // Endless rows (a recursive query with no end): a page of the most
+        // rows, not all memory.
+        let mut endless = poller(
+            &url,
+            "WITH RECURSIVE c(id) AS (SELECT $1 + 1 UNION ALL SELECT id + 1 FROM c) \
+             SELECT id FROM c",
+            60.0,
+        );
+        let page = tokio::time::timeout(
+            Duration::from_secs(60),
+            endless.pull(&SqlCursor::at(CursorValue::Integer(0))),
+        )
+        .await
+        .expect("a page of an endless answer")
+        .unwrap();
+        assert_eq!(page.events.len(), MAX_PAGE_ROWS);
+        assert!(page.more);
+        assert_eq!(
+            page.cursor.value,
+            CursorValue::Integer(MAX_PAGE_ROWS as i64)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_query_waiting_on_a_lock_times_out_and_the_next_poll_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("locked.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let mut writer = options.connect().await.unwrap();
+        for statement in [
+            "CREATE TABLE log (id INTEGER PRIMARY KEY, msg TEXT)",
+            "INSERT INTO log VALUES (1, 'a')",
+            // A writer holding the database (journal mode `delete`, not
+            // WAL): readers wait on it, up to SQLite's busy timeout (5 s).
+            "BEGIN EXCLUSIVE",
+            "INSERT INTO log VALUES (2, 'b')",
+        ] {
+            sqlx::query(statement).execute(&mut writer).await.unwrap();
+        }
+        let mut poller = poller(
+            &url,
+            "SELECT id, msg AS message FROM log WHERE id > $1 ORDER BY id LIMIT 10",
+            0.5,
+        );
+        let cursor = SqlCursor::at(CursorValue::Integer(0));
+        let started = std::time::Instant::now();
+        let error = tokio::time::timeout(Duration::from_secs(10), poller.pull(&cursor))
+            .await
+            .expect("the poll ended")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.contains("no answer within 0.5s (timeout_secs; from `$1` = 0)"),
+            "{error}"
+        );
+        assert!(poller.connection.is_none(), "the connection was closed");
+        sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+        let page = poller.pull(&cursor).await.unwrap();
+        assert_eq!(page.events.len(), 2);
+        assert_eq!(page.cursor.value, CursorValue::Integer(2));
+    }
+
+    #[tokio::test]
+    async fn a_missing_sqlite_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nowhere.db");
+        let url = format!("sqlite://{}", path.display());
+        let mut poller = poller(&url, "SELECT 1 AS id WHERE 1 > $1", 5.0);
+        let error = poller
+            .pull(&SqlCursor::at(CursorValue::Integer(0)))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "cannot open the SQLite database {}",
+                path.display()
+            )) && error.contains("unable to open database file"),
+            "{error}"
+        );
+        assert!(!path.exists(), "the file was created");
+    }
+
     #[test]
     fn reads_the_literal_limit_and_hides_url_passwords_in_every_form() {
         assert_eq!(
@@ -835,7 +1217,8 @@ mod tests {
         assert_eq!(query_limit("select 1 limit 5 offset 2"), Some(5));
         assert_eq!(query_limit("SELECT (SELECT 1 LIMIT 1) LIMIT $2"), None);
         assert_eq!(query_limit("SELECT 1 LIMIT 20;\n"), Some(20));
-        assert_eq!(query_limit("SELECT 1"), None);
+        assert_eq!(query_limit("SELECT 1"), Some(usize::MAX));
+        assert_eq!(query_limit("SELECT 1 FETCH FIRST 9 ROWS ONLY"), None);
         let redactor = url_redactor("postgres://howl:p%40ss@db/app");
         let shown = redactor.redact("failed for postgres://howl:p%40ss@db/app, p@ss, p%40ss");
         assert!(

@@ -76,15 +76,14 @@ fn pg_value(row: &PgRow, index: usize, type_name: &str, raw: PgValueRef<'_>) -> 
             Value::Bytes(Bytes::from(get::<String>(row, index)?))
         }
         "BYTEA" => Value::Bytes(Bytes::from(get::<Vec<u8>>(row, index)?)),
-        "TIMESTAMPTZ" => Value::Timestamp(get::<DateTime<Utc>>(row, index)?),
-        "TIMESTAMP" => Value::Timestamp(get::<NaiveDateTime>(row, index)?.and_utc()),
-        "DATE" => Value::Timestamp(
-            get::<NaiveDate>(row, index)?
-                .and_time(NaiveTime::MIN)
-                .and_utc(),
-        ),
+        "TIMESTAMPTZ" | "TIMESTAMP" => pg_timestamp(raw)?,
+        "DATE" => pg_date(raw)?,
         "TIME" => Value::Bytes(Bytes::from(get::<NaiveTime>(row, index)?.to_string())),
-        "JSON" | "JSONB" => Value::from(get::<sqlx::types::Json<serde_json::Value>>(row, index)?.0),
+        // JSON that serde_json refuses (nested deeper than 128) is its text.
+        "JSON" | "JSONB" => match get::<sqlx::types::Json<serde_json::Value>>(row, index) {
+            Some(json) => Value::from(json.0),
+            None => Value::Bytes(Bytes::from(json_text(raw)?)),
+        },
         "UUID" => Value::Bytes(Bytes::from(uuid_text(raw.as_bytes().ok()?)?)),
         "OID" => {
             let bytes: [u8; 4] = raw.as_bytes().ok()?.try_into().ok()?;
@@ -116,6 +115,75 @@ fn pg_value(row: &PgRow, index: usize, type_name: &str, raw: PgValueRef<'_>) -> 
         })?)),
     };
     Some(value)
+}
+
+/// PostgreSQL's epoch, 2000-01-01T00:00:00Z, in Unix seconds.
+const PG_EPOCH: i64 = 946_684_800;
+
+/// A `timestamptz` or `timestamp` (taken as UTC): microseconds since
+/// [`PG_EPOCH`], decoded here rather than by sqlx, whose decoding panics on
+/// `infinity` and on years past chrono's (262 143; PostgreSQL goes to
+/// 294 276), which would take the source down at every start. `infinity`
+/// and `-infinity` are their text; a time past chrono's range is `None`.
+fn pg_timestamp(raw: PgValueRef<'_>) -> Option<Value> {
+    let text = match raw.format() {
+        PgValueFormat::Binary => {
+            let micros = i64::from_be_bytes(raw.as_bytes().ok()?.try_into().ok()?);
+            return match micros {
+                i64::MAX => Some(Value::from("infinity")),
+                i64::MIN => Some(Value::from("-infinity")),
+                _ => DateTime::from_timestamp_micros(micros.checked_add(PG_EPOCH * 1_000_000)?)
+                    .map(Value::Timestamp),
+            };
+        }
+        PgValueFormat::Text => raw.as_str().ok()?,
+    };
+    Some(match parse_timestamp(text) {
+        Some(at) => Value::Timestamp(at),
+        None => Value::Bytes(Bytes::from(text.to_string())),
+    })
+}
+
+/// A `date`: days since [`PG_EPOCH`], at midnight UTC; as for
+/// [`pg_timestamp`], `infinity` is its text and a date past chrono's range
+/// `None`.
+fn pg_date(raw: PgValueRef<'_>) -> Option<Value> {
+    let text = match raw.format() {
+        PgValueFormat::Binary => {
+            let days = i32::from_be_bytes(raw.as_bytes().ok()?.try_into().ok()?);
+            return match days {
+                i32::MAX => Some(Value::from("infinity")),
+                i32::MIN => Some(Value::from("-infinity")),
+                _ => {
+                    let seconds = i64::from(days).checked_mul(86_400)?.checked_add(PG_EPOCH)?;
+                    DateTime::from_timestamp(seconds, 0).map(Value::Timestamp)
+                }
+            };
+        }
+        PgValueFormat::Text => raw.as_str().ok()?,
+    };
+    Some(match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(day) => Value::Timestamp(day.and_time(NaiveTime::MIN).and_utc()),
+        Err(_) => Value::Bytes(Bytes::from(text.to_string())),
+    })
+}
+
+/// The text of a `json` or `jsonb` value (binary `jsonb` is a version
+/// byte, 1, then the text).
+fn json_text(raw: PgValueRef<'_>) -> Option<String> {
+    let text = match raw.format() {
+        PgValueFormat::Text => raw.as_str().ok()?,
+        PgValueFormat::Binary => {
+            let bytes = raw.as_bytes().ok()?;
+            let bytes = match (raw.type_info().name(), bytes.split_first()) {
+                ("JSONB", Some((1, rest))) => rest,
+                ("JSONB", _) => return None,
+                _ => bytes,
+            };
+            std::str::from_utf8(bytes).ok()?
+        }
+    };
+    Some(text.to_string())
 }
 
 /// Text that is not a binary value read as text: no control characters
@@ -551,6 +619,24 @@ mod tests {
             cursor_value(&fields, "f", &int),
             Err(CursorError::Unusable("a float"))
         );
+    }
+
+    #[test]
+    fn timestamps_in_text_take_their_offset() {
+        let at = DateTime::from_timestamp(1_772_352_000, 0).unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-03-01T08:00:00+00:00");
+        for text in [
+            "2026-03-01T08:00:00Z",
+            "2026-03-01 08:00:00",
+            "2026-03-01T08:00:00",
+            "2026-03-01 10:00:00+02:00",
+            "2026-03-01T10:00:00+02:00",
+            "2026-03-01 03:00:00-05:00",
+            "2026-03-01 08:00:00Z",
+            "2026-03-01 08:00:00.000",
+        ] {
+            assert_eq!(parse_timestamp(text), Some(at), "{text}");
+        }
     }
 
     #[test]
