@@ -389,3 +389,80 @@ source = 'assert!(!exists(.pattern), "a null was mined")'
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
 }
+
+/// `i` in letters (digits would be masked, so every line is its own pattern).
+fn letters(mut i: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (i % 26) as u8);
+        i /= 26;
+        if i == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_storm_of_new_patterns_is_one_event_on_the_storm_output() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        r#"
+data_dir = "state"
+
+[sources.in]
+type = "stdin"
+
+[transforms.patterns]
+type = "pattern"
+inputs = ["in"]
+
+[sinks.all]
+type = "console"
+inputs = ["patterns"]
+
+[sinks.new]
+type = "file"
+inputs = ["patterns.new"]
+path = "new.log"
+
+[sinks.storm]
+type = "file"
+inputs = ["patterns.storm"]
+path = "storm.log"
+"#,
+    );
+    let mut input: String = (0..50)
+        .map(|i| {
+            let x = letters(i);
+            format!("INFO {x}alpha {x}beta {x}gamma {x}delta\n")
+        })
+        .collect();
+    input.push_str("ERROR database zyxw is corrupt\n");
+    let all = run(dir.path(), &input);
+    assert_eq!(all.len(), 51);
+    assert!(all.iter().all(|e| e["pattern"]["new"] == true));
+    let read = |name: &str| events(&std::fs::read_to_string(dir.path().join(name)).unwrap());
+    let new = read("new.log");
+    assert_eq!(new.len(), 11, "the first 10 and the error: {new:#?}");
+    assert_eq!(new[10]["pattern"]["level"], "error");
+    // The window had not ended: the input's end flushed the storm.
+    let storm = read("storm.log");
+    assert_eq!(storm.len(), 1, "{storm:#?}");
+    let storm = &storm[0];
+    assert_eq!(storm["storm"]["count"], 40);
+    assert_eq!(storm["storm"]["pattern_ids"].as_array().unwrap().len(), 40);
+    assert_eq!(storm["storm"]["top"].as_array().unwrap().len(), 5);
+    assert_eq!(storm["alert"]["name"], "HowlPatternStorm");
+    assert_eq!(storm["alert"]["key"], "patterns.storm");
+    assert!(
+        storm["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("storm: 40 new patterns in "),
+        "{storm}"
+    );
+}
