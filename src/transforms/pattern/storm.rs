@@ -397,6 +397,26 @@ mod tests {
             crate::alert::AlertState::of(&event),
             crate::alert::AlertState::Firing
         );
+        // What the alert sinks render by default.
+        let render = |text: &str| {
+            crate::template::Template::parse(text)
+                .unwrap()
+                .render(&event)
+                .text
+        };
+        assert_eq!(render(crate::alert::DEFAULT_KEY), "patterns.storm/checkout");
+        assert_eq!(
+            render("{{ .alert.summary ?? .pattern.template ?? .message }}"),
+            "storm: 1010 new patterns in 60s from checkout"
+        );
+        assert_eq!(
+            render("{{ .alert.name ?? \"HowlNewPattern\" }}"),
+            ALERT_NAME
+        );
+        assert_eq!(
+            render("{{ .alert.severity ?? .pattern.level ?? \"\" }}"),
+            "warning"
+        );
     }
 
     /// `i` in letters: `a`, `b`, ..., `z`, `ba`, ... (digits would be masked).
