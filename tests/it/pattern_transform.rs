@@ -466,3 +466,64 @@ path = "storm.log"
         "{storm}"
     );
 }
+
+#[tokio::test]
+async fn a_storm_window_closes_on_its_timer_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+             [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"in\"]\n\
+             storm_threshold = 2\nstorm_window_secs = 1\n\
+             [sinks.all]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n\
+             [sinks.storm]\ntype = \"file\"\ninputs = [\"patterns.storm\"]\npath = \"storm.log\"\n"
+        ),
+    );
+    let _howl = Running::start(dir.path(), &config, api, &[]).await;
+    let body: String = (0..7)
+        .map(|i| {
+            let x = letters(i);
+            format!("{x}alpha {x}beta {x}gamma {x}delta\n")
+        })
+        .collect();
+    let response = client()
+        .post(format!("http://127.0.0.1:{http}/"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // No more lines arrive: the window still ends, on its timer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let storm = loop {
+        let text = std::fs::read_to_string(dir.path().join("storm.log")).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no storm event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(storm["storm"]["count"], 5);
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.contains(name) && l.contains("component_id=\"patterns\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .to_string()
+    };
+    assert_eq!(value("pattern_storms_total"), "1");
+    assert_eq!(value("pattern_storm_grouped_total"), "5");
+}
