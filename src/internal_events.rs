@@ -419,6 +419,14 @@ impl ComponentMetrics {
         metrics::counter!("pattern_evictions_total", &labels).absolute(evictions);
     }
 
+    /// Counts one storm of the `pattern` transform, which grouped `grouped`
+    /// new patterns.
+    pub fn pattern_storm(&self, grouped: u64) {
+        let labels = labels(&self.key);
+        metrics::counter!("pattern_storms_total", &labels).increment(1);
+        metrics::counter!("pattern_storm_grouped_total", &labels).increment(grouped);
+    }
+
     /// Counts one question to an LLM provider by outcome, with its latency
     /// when it was sent.
     pub fn llm_request(&self, provider: &str, outcome: &'static str, latency: Option<Duration>) {

@@ -389,3 +389,141 @@ source = 'assert!(!exists(.pattern), "a null was mined")'
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
 }
+
+/// `i` in letters (digits would be masked, so every line is its own pattern).
+fn letters(mut i: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (i % 26) as u8);
+        i /= 26;
+        if i == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_storm_of_new_patterns_is_one_event_on_the_storm_output() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        r#"
+data_dir = "state"
+
+[sources.in]
+type = "stdin"
+
+[transforms.patterns]
+type = "pattern"
+inputs = ["in"]
+
+[sinks.all]
+type = "console"
+inputs = ["patterns"]
+
+[sinks.new]
+type = "file"
+inputs = ["patterns.new"]
+path = "new.log"
+
+[sinks.storm]
+type = "file"
+inputs = ["patterns.storm"]
+path = "storm.log"
+"#,
+    );
+    let mut input: String = (0..50)
+        .map(|i| {
+            let x = letters(i);
+            format!("INFO {x}alpha {x}beta {x}gamma {x}delta\n")
+        })
+        .collect();
+    input.push_str("ERROR database zyxw is corrupt\n");
+    let all = run(dir.path(), &input);
+    assert_eq!(all.len(), 51);
+    assert!(all.iter().all(|e| e["pattern"]["new"] == true));
+    let read = |name: &str| events(&std::fs::read_to_string(dir.path().join(name)).unwrap());
+    let new = read("new.log");
+    assert_eq!(new.len(), 11, "the first 10 and the error: {new:#?}");
+    assert_eq!(new[10]["pattern"]["level"], "error");
+    // The window had not ended: the input's end flushed the storm.
+    let storm = read("storm.log");
+    assert_eq!(storm.len(), 1, "{storm:#?}");
+    let storm = &storm[0];
+    assert_eq!(storm["storm"]["count"], 40);
+    assert_eq!(storm["storm"]["pattern_ids"].as_array().unwrap().len(), 40);
+    assert_eq!(storm["storm"]["top"].as_array().unwrap().len(), 5);
+    assert_eq!(storm["alert"]["name"], "HowlPatternStorm");
+    assert_eq!(storm["alert"]["key"], "patterns.storm");
+    assert!(
+        storm["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("storm: 40 new patterns in "),
+        "{storm}"
+    );
+}
+
+#[tokio::test]
+async fn a_storm_window_closes_on_its_timer_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "data_dir = \"state\"\n[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\n\
+             [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"in\"]\n\
+             storm_threshold = 2\nstorm_window_secs = 1\n\
+             [sinks.all]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n\
+             [sinks.storm]\ntype = \"file\"\ninputs = [\"patterns.storm\"]\npath = \"storm.log\"\n"
+        ),
+    );
+    let _howl = Running::start(dir.path(), &config, api, &[]).await;
+    let body: String = (0..7)
+        .map(|i| {
+            let x = letters(i);
+            format!("{x}alpha {x}beta {x}gamma {x}delta\n")
+        })
+        .collect();
+    let response = client()
+        .post(format!("http://127.0.0.1:{http}/"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // No more lines arrive: the window still ends, on its timer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let storm = loop {
+        let text = std::fs::read_to_string(dir.path().join("storm.log")).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no storm event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(storm["storm"]["count"], 5);
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.contains(name) && l.contains("component_id=\"patterns\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .to_string()
+    };
+    assert_eq!(value("pattern_storms_total"), "1");
+    assert_eq!(value("pattern_storm_grouped_total"), "5");
+}

@@ -3,11 +3,14 @@
 //!
 //! Every event gets a `.pattern` object (`id`, `template`, `new`, `count`,
 //! `level`, `first_seen`, and `scope` with `scope`). The stable `id` is what
-//! suppressions, verdicts and Alertmanager silences key on. Three outputs:
+//! suppressions, verdicts and Alertmanager silences key on. Four outputs:
 //!
 //! - `ID`: every event, annotated;
 //! - `ID.new`: only the events that created their pattern (the "new kind of
-//!   log line" signal);
+//!   log line" signal), thinned during a storm;
+//! - `ID.storm`: one alert event per scope and `storm_window_secs` in which
+//!   more than `storm_threshold` new patterns appeared, grouping those that
+//!   were held off `ID.new` (see [`storm`]);
 //! - `ID.changes`: every `report_interval_secs`, one event per change in the
 //!   window: `new` patterns, `gone` ones (seen in the previous window, not
 //!   in this one) and `spike`s (at least `spike_factor` times the previous
@@ -24,6 +27,7 @@
 //! ordered state. It costs well under a microsecond per line.
 
 mod report;
+mod storm;
 mod task;
 
 use std::num::NonZeroUsize;
@@ -36,7 +40,7 @@ use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::options::{FieldPath, Seconds};
-use crate::patterns::{Miner, MinerConfig};
+use crate::patterns::{Level, Miner, MinerConfig};
 use crate::template::Template;
 
 /// Options of the `pattern` transform besides the miner's, which are a
@@ -70,6 +74,21 @@ pub struct PatternConfig {
     /// ... and at least this many lines.
     #[serde(default = "default_spike_min_count")]
     spike_min_count: u64,
+    /// Storms: once this many new patterns went to `ID.new` from one scope
+    /// within `storm_window_secs`, the window's further new patterns are
+    /// held off `ID.new` and announced together as one event on
+    /// `ID.storm` when the window ends; `0` turns grouping off.
+    #[serde(default = "default_storm_threshold")]
+    storm_threshold: u64,
+    /// The window in which new patterns are counted per scope for
+    /// `storm_threshold`.
+    #[serde(default = "default_storm_window")]
+    storm_window_secs: Seconds,
+    /// New patterns of this level or above are never held in a storm:
+    /// they go to `ID.new` at once (`fatal`, `error`, `warn`, `info`,
+    /// `debug`; `none` holds every level).
+    #[serde(default = "default_storm_exempt_level")]
+    storm_exempt_level: String,
 }
 
 fn default_field() -> FieldPath {
@@ -92,13 +111,42 @@ fn default_spike_min_count() -> u64 {
     20
 }
 
+fn default_storm_threshold() -> u64 {
+    10
+}
+
+fn default_storm_window() -> Seconds {
+    Seconds::from_secs(60)
+}
+
+fn default_storm_exempt_level() -> String {
+    "error".to_string()
+}
+
+/// The level of `storm_exempt_level`: `None` for `none`.
+fn exempt_level(text: &str) -> Result<Option<Level>, BuildError> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match Level::parse_value(text) {
+        Some(level) if level != Level::Unknown => Ok(Some(level)),
+        _ => Err(BuildError::new(format!(
+            "`storm_exempt_level` must be `fatal`, `error`, `warn`, `info`, `debug` or `none`, not `{text}`"
+        ))
+        .for_option("storm_exempt_level")),
+    }
+}
+
 /// The output that gets only events of new patterns.
 const NEW: &str = "new";
 /// The output of change reports.
 const CHANGES: &str = "changes";
+/// The output of storm events.
+const STORM: &str = "storm";
 /// Their positions among the named outputs (the order of `outputs()`).
 const NEW_OUTPUT: usize = 0;
 const CHANGES_OUTPUT: usize = 1;
+const STORM_OUTPUT: usize = 2;
 
 impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
     fn outputs(&self) -> Vec<OutputSpec> {
@@ -108,6 +156,9 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
             OutputSpec::default_output(),
             OutputSpec::named(NEW, false),
             OutputSpec::named(CHANGES, false),
+            // Not warned about: most topologies read only the default
+            // output, and would be warned about `storm` for nothing.
+            OutputSpec::named(STORM, false),
         ]
     }
 
@@ -120,12 +171,22 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
             report_interval_secs,
             spike_factor,
             spike_min_count,
+            storm_threshold,
+            storm_window_secs,
+            storm_exempt_level,
         } = &self.own;
         if !(spike_factor.is_finite() && *spike_factor >= 1.0) {
             return Err(
                 BuildError::new("`spike_factor` must be a number, 1 or more")
                     .for_option("spike_factor"),
             );
+        }
+        let exempt = exempt_level(storm_exempt_level)?;
+        if *storm_threshold > 0 && storm_window_secs.get().is_zero() {
+            return Err(BuildError::new(
+                "`storm_window_secs` must be more than 0 (set `storm_threshold = 0` to turn storms off)",
+            )
+            .for_option("storm_window_secs"));
         }
         // The settings were checked while they were read; building a miner
         // here keeps the task's promise that every scope's miner builds.
@@ -143,6 +204,11 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
                     interval: report_interval_secs.get(),
                     spike_factor: *spike_factor,
                     spike_min_count: *spike_min_count,
+                },
+                storm: storm::StormSettings {
+                    threshold: *storm_threshold,
+                    window: storm_window_secs.get(),
+                    exempt,
                 },
             },
         ))))
@@ -193,10 +259,32 @@ mod tests {
                 "'hourly'",
             ),
             ("level_field = 'a..b'", "invalid field path", "'a..b'"),
+            ("storm_threshold = -1", "invalid value", "-1"),
         ] {
             let (message, span) = read(text).expect_err(text);
             assert!(message.contains(expected), "{text}: {message}");
             assert_eq!(span, at, "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn storm_options_are_checked_at_build() {
+        for (text, option) in [
+            ("storm_exempt_level = 'loud'", "storm_exempt_level"),
+            ("storm_exempt_level = 'unknown'", "storm_exempt_level"),
+            ("storm_window_secs = 0", "storm_window_secs"),
+        ] {
+            let Err(error) = read(text).unwrap().build(&context("")) else {
+                panic!("{text} builds")
+            };
+            assert_eq!(error.option.as_deref(), Some(option), "{text}");
+        }
+        for text in [
+            "storm_exempt_level = 'none'",
+            "storm_exempt_level = 'WARN'",
+            "storm_threshold = 0\nstorm_window_secs = 0",
+        ] {
+            assert!(read(text).unwrap().build(&context("")).is_ok(), "{text}");
         }
     }
 

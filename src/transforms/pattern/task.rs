@@ -11,7 +11,8 @@ use vrl::path::OwnedValuePath;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::report::{Change, ReportSettings, Windows};
-use super::{CHANGES_OUTPUT, NEW_OUTPUT};
+use super::storm::{StormScope, StormSettings, StormWindow, storm_event};
+use super::{CHANGES_OUTPUT, NEW_OUTPUT, STORM_OUTPUT};
 use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
@@ -39,6 +40,8 @@ pub struct Settings {
     pub max_scopes: usize,
     /// Change reports.
     pub report: ReportSettings,
+    /// Storm grouping.
+    pub storm: StormSettings,
 }
 
 /// The scope that takes scope values beyond `max_scopes`.
@@ -71,6 +74,8 @@ struct Space {
     unsampled: u32,
     /// The `.pattern` objects of this space's patterns, made once.
     objects: PatternObjects,
+    /// New patterns in the current storm window.
+    storm: StormWindow,
 }
 
 /// The `.pattern` object of each pattern, made once and copied onto its
@@ -178,6 +183,7 @@ struct State {
     new_since_save: bool,
     last_save: Instant,
     window_start: DateTime<Utc>,
+    storm_window_start: DateTime<Utc>,
     metrics: Arc<ComponentMetrics>,
 }
 
@@ -199,6 +205,7 @@ impl TaskTransform for PatternTask {
                         fields,
                         unsampled: 0,
                         objects: PatternObjects::default(),
+                        storm: StormWindow::default(),
                     },
                 );
             }
@@ -214,6 +221,7 @@ impl TaskTransform for PatternTask {
                 new_since_save: false,
                 last_save: Instant::now(),
                 window_start: Utc::now(),
+                storm_window_start: Utc::now(),
                 metrics: Arc::clone(&cx.metrics),
             };
             let mut save_tick = tokio::time::interval(SAVE_NEW_AFTER);
@@ -223,6 +231,13 @@ impl TaskTransform for PatternTask {
                 report_interval
             });
             report_tick.tick().await;
+            let storms = state.settings.storm.enabled();
+            let mut storm_tick = tokio::time::interval(if storms {
+                state.settings.storm.window
+            } else {
+                Duration::from_secs(3600)
+            });
+            storm_tick.tick().await;
             loop {
                 tokio::select! {
                     batch = cx.input.recv() => match batch {
@@ -239,7 +254,18 @@ impl TaskTransform for PatternTask {
                         state.report(&mut out);
                         cx.outputs.send(out).await;
                     }
+                    _ = storm_tick.tick(), if storms => {
+                        let mut out = cx.outputs.collector(0);
+                        state.storms(&mut out);
+                        cx.outputs.send(out).await;
+                    }
                 }
+            }
+            // Held patterns are announced, not lost, when the input ends.
+            if storms {
+                let mut out = cx.outputs.collector(0);
+                state.storms(&mut out);
+                cx.outputs.send(out).await;
             }
             state.save();
             Ok(())
@@ -254,6 +280,7 @@ impl State {
         let mut new_patterns = 0;
         let scoped = self.settings.scope.is_some();
         let limit = self.settings.miner.max_patterns.saturating_mul(2);
+        let storm = self.settings.storm;
         for mut event in events {
             let Some(text) = event
                 .get(&self.settings.field)
@@ -289,10 +316,19 @@ impl State {
                     .objects
                     .object(&observation, scoped.then_some(scope.as_str()), limit);
             let is_new = observation.is_new;
+            let to_new = is_new
+                && space.storm.admit(
+                    &storm,
+                    observation.id,
+                    observation.template,
+                    observation.level,
+                );
             drop(text);
             event.insert_field("pattern", Value::Object(pattern));
             if is_new {
                 new_patterns += 1;
+            }
+            if to_new {
                 out.push_named(NEW_OUTPUT, event.clone());
             }
             out.push(event);
@@ -369,6 +405,7 @@ impl State {
                 fields: FieldsSeen::default(),
                 unsampled: FIELD_SAMPLE,
                 objects: PatternObjects::default(),
+                storm: StormWindow::default(),
             })
     }
 
@@ -434,6 +471,39 @@ impl State {
                 );
                 out.push_named(CHANGES_OUTPUT, event);
             }
+        }
+    }
+}
+
+impl State {
+    /// Ends the storm window: one event per scope that held patterns.
+    fn storms(&mut self, out: &mut TransformOutput) {
+        let now = Utc::now();
+        let start = std::mem::replace(&mut self.storm_window_start, now);
+        let scoped = self.settings.scope.is_some();
+        let mut scopes: Vec<&String> = self.spaces.keys().collect();
+        scopes.sort();
+        let scopes: Vec<String> = scopes.into_iter().cloned().collect();
+        for scope in scopes {
+            let Some(space) = self.spaces.get_mut(&scope) else {
+                continue;
+            };
+            let Some(storm) = space.storm.roll(&space.miner) else {
+                continue;
+            };
+            self.metrics.pattern_storm(storm.count);
+            out.push_named(
+                STORM_OUTPUT,
+                storm_event(
+                    &storm,
+                    &StormScope {
+                        component: &self.settings.namespace,
+                        scope: scoped.then_some(scope.as_str()),
+                        start,
+                        end: now,
+                    },
+                ),
+            );
         }
     }
 }
@@ -581,6 +651,180 @@ mod tests {
         for id in 0..25 {
             objects.object(&observation(id, "a line", 1), None, 10);
             assert!(objects.by_id.len() <= 10, "{}", objects.by_id.len());
+        }
+    }
+
+    mod storms {
+        use crate::components::registry::WithShared;
+        use crate::components::transform::{Transform, TransformConfig};
+        use crate::event::Event;
+        use crate::patterns::MinerConfig;
+        use crate::shared::Shared;
+        use crate::state::StateHandle;
+        use crate::transforms::pattern::PatternConfig;
+        use crate::transforms::task_harness::{Harness, context};
+        use std::time::Duration;
+        use vrl::value::Value;
+
+        fn start(options: &str, dir: &tempfile::TempDir) -> Harness {
+            let config = WithShared::<PatternConfig, MinerConfig>::from_toml(options).unwrap();
+            let Transform::Task(task) = config.build(&context(options)).unwrap() else {
+                panic!("a task transform")
+            };
+            Harness::run(
+                task,
+                config.outputs(),
+                &["new", "storm"],
+                Shared::with_state(StateHandle::new(dir.path().to_path_buf())),
+            )
+        }
+
+        /// `i` in letters (digits would be masked).
+        fn letters(mut i: usize) -> String {
+            let mut out = Vec::new();
+            loop {
+                out.push(b'a' + (i % 26) as u8);
+                i /= 26;
+                if i == 0 {
+                    break;
+                }
+            }
+            out.reverse();
+            String::from_utf8(out).unwrap()
+        }
+
+        /// A line of a pattern of its own (`i`-th), in `service` at `level`.
+        fn line(i: usize, service: &str, level: &str) -> Event {
+            let x = letters(i);
+            Event::from_value(vrl::value!({
+                "message": (format!("{x}alpha {x}beta {x}gamma {x}delta")),
+                "service": service,
+                "level": level,
+            }))
+        }
+
+        fn get(event: &Event, path: &str) -> Value {
+            event
+                .get(&vrl::path::parse_value_path(path).unwrap())
+                .cloned()
+                .unwrap_or_else(|| panic!("no {path} in {event:?}"))
+        }
+
+        const OPTIONS: &str = "scope = '{{ .service }}'\nlevel_field = '.level'\n";
+
+        #[tokio::test(start_paused = true)]
+        async fn a_storm_is_one_event_and_other_scopes_and_errors_are_unaffected() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut h = start(OPTIONS, &dir);
+            let mut batch: Vec<Event> = (0..150).map(|i| line(i, "checkout", "info")).collect();
+            // The most frequent of the held ones.
+            batch.extend((0..3).map(|_| line(20, "checkout", "info")));
+            // A warning among them: first in the top.
+            batch.push(line(1000, "checkout", "warn"));
+            // Errors are exempt, before and after the threshold.
+            batch.push(line(2000, "checkout", "error"));
+            batch.extend((0..5).map(|i| line(3000 + i, "search", "info")));
+            h.send(batch).await;
+            h.settle().await;
+            let new = h.take(Some("new"));
+            let scope_of = |e: &Event| get(e, "pattern.scope").to_string_lossy().into_owned();
+            let checkout: Vec<&Event> = new.iter().filter(|e| scope_of(e) == "checkout").collect();
+            assert_eq!(checkout.len(), 11, "10 and the error");
+            assert!(
+                checkout
+                    .iter()
+                    .any(|e| get(e, "pattern.level") == Value::from("error"))
+            );
+            assert_eq!(new.len() - checkout.len(), 5, "another scope is unaffected");
+            assert!(
+                h.take(Some("storm")).is_empty(),
+                "held until the window ends"
+            );
+            // Every line still goes on, marked new.
+            let all = h.take(None);
+            assert_eq!(all.len(), 160);
+            assert_eq!(
+                all.iter()
+                    .filter(|e| get(e, "pattern.new") == Value::Boolean(true))
+                    .count(),
+                157
+            );
+
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let storms = h.next(Some("storm")).await;
+            assert_eq!(storms.len(), 1, "one storm, in one scope");
+            let storm = &storms[0];
+            assert_eq!(get(storm, "storm.count"), Value::Integer(141));
+            assert_eq!(get(storm, "storm.scope"), Value::from("checkout"));
+            let Value::Array(ids) = get(storm, "storm.pattern_ids") else {
+                panic!("ids")
+            };
+            assert_eq!(ids.len(), 141);
+            let text = |value: Value| value.to_string_lossy().into_owned();
+            let held: std::collections::HashSet<String> = ids.into_iter().map(text).collect();
+            assert_eq!(held.len(), 141);
+            assert!(
+                checkout
+                    .iter()
+                    .all(|e| !held.contains(&text(get(e, "pattern.id")))),
+                "a pattern is held or passed, not both"
+            );
+            assert_eq!(get(storm, "storm.truncated"), Value::Boolean(false));
+            assert_eq!(get(storm, "storm.top[0].level"), Value::from("warn"));
+            assert_eq!(get(storm, "storm.top[1].count"), Value::Integer(4));
+            assert_eq!(
+                get(storm, "storm.top[1].template"),
+                Value::from("ualpha ubeta ugamma udelta")
+            );
+            let Value::Array(top) = get(storm, "storm.top") else {
+                panic!("top")
+            };
+            assert_eq!(top.len(), 5);
+            let message = get(storm, "message").to_string_lossy().into_owned();
+            assert!(
+                message.starts_with("storm: 141 new patterns in ")
+                    && message.contains(" from checkout; top: [warn] "),
+                "{message}"
+            );
+            assert_eq!(get(storm, "alert.name"), Value::from("HowlPatternStorm"));
+            assert_eq!(get(storm, "alert.key"), Value::from("t.storm/checkout"));
+
+            // A new window starts fresh: 10 pass again, the rest are held.
+            h.send((200..215).map(|i| line(i, "checkout", "info")).collect())
+                .await;
+            h.settle().await;
+            assert_eq!(h.take(Some("new")).len(), 10);
+            // A window with no storm says nothing; the input's end flushes
+            // what is held.
+            let out = h.finish().await;
+            let storms = &out.named["storm"];
+            assert_eq!(storms.len(), 1);
+            assert_eq!(get(&storms[0], "storm.count"), Value::Integer(5));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn storms_can_be_turned_off_and_exemptions_too() {
+            let dir = tempfile::tempdir().unwrap();
+            let h = start(&format!("{OPTIONS}storm_threshold = 0\n"), &dir);
+            h.send((0..30).map(|i| line(i, "a", "info")).collect())
+                .await;
+            let out = h.finish().await;
+            assert_eq!(out.named["new"].len(), 30);
+            assert!(out.named["storm"].is_empty());
+
+            let dir = tempfile::tempdir().unwrap();
+            let h = start(
+                &format!("{OPTIONS}storm_threshold = 2\nstorm_exempt_level = 'none'\n"),
+                &dir,
+            );
+            h.send((0..5).map(|i| line(i, "a", "fatal")).collect())
+                .await;
+            let out = h.finish().await;
+            assert_eq!(out.named["new"].len(), 2);
+            assert_eq!(
+                get(&out.named["storm"][0], "storm.count"),
+                Value::Integer(3)
+            );
         }
     }
 }
