@@ -15,6 +15,14 @@ fn entry(ns: i64, line: &str) -> Entry {
     }
 }
 
+/// Runs `howl patterns train -c CONFIG ARGS...` in `dir`: (exit code,
+/// stdout, stderr).
+fn train(dir: &std::path::Path, config: &str, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["patterns", "train", "-c", config];
+    all.extend_from_slice(args);
+    howl_in(dir, &all, &[])
+}
+
 fn config(loki: &str, alertmanager_port: u16) -> String {
     format!(
         "data_dir = \"state\"\n\
@@ -53,11 +61,7 @@ fn learns_the_window_only_and_reports_what_is_new() {
     let config = write(dir.path(), "topology.toml", &config(&loki.url, free_port()));
     let config = config.to_str().unwrap();
 
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &["patterns", "train", "-c", config, "--since", "2h"],
-        &[],
-    );
+    let (code, stdout, stderr) = train(dir.path(), config, &["--since", "2h"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("trained on 300 lines"), "{stdout}");
     assert!(stdout.contains("patterns: 3 in all, 3 new"), "{stdout}");
@@ -80,11 +84,7 @@ fn learns_the_window_only_and_reports_what_is_new() {
     assert!(requests.len() >= 6, "{} requests", requests.len());
 
     // Again: nothing new.
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &["patterns", "train", "-c", config, "--since", "2h"],
-        &[],
-    );
+    let (code, stdout, stderr) = train(dir.path(), config, &["--since", "2h"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("patterns: 3 in all, 0 new"), "{stdout}");
 
@@ -135,18 +135,7 @@ fn refuses_configs_it_cannot_train_and_says_why() {
          [transforms.p]\ntype = \"pattern\"\ninputs = [\"f\"]\n\
          [sinks.out]\ntype = \"blackhole\"\ninputs = [\"p\"]\n",
     );
-    let (code, _, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            only_files.to_str().unwrap(),
-            "--since",
-            "1h",
-        ],
-        &[],
-    );
+    let (code, _, stderr) = train(dir.path(), only_files.to_str().unwrap(), &["--since", "1h"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("no source of the config can read a past window")
@@ -159,36 +148,16 @@ fn refuses_configs_it_cannot_train_and_says_why() {
         "[sources.l]\ntype = \"loki_query\"\nendpoint = \"http://127.0.0.1:1\"\nquery = '{a=\"b\"}'\n\
          [sinks.out]\ntype = \"blackhole\"\ninputs = [\"l\"]\n",
     );
-    let (code, _, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            no_pattern.to_str().unwrap(),
-            "--since",
-            "1h",
-        ],
-        &[],
-    );
+    let (code, _, stderr) = train(dir.path(), no_pattern.to_str().unwrap(), &["--since", "1h"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("no `pattern` transform reads from"),
         "{stderr}"
     );
-    let (code, _, stderr) = howl_in(
+    let (code, _, stderr) = train(
         dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            no_pattern.to_str().unwrap(),
-            "--since",
-            "1h",
-            "--until",
-            "2h",
-        ],
-        &[],
+        no_pattern.to_str().unwrap(),
+        &["--since", "1h", "--until", "2h"],
     );
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("the window is empty"), "{stderr}");
@@ -243,18 +212,7 @@ async fn trains_on_a_sql_table_through_its_timestamp_cursor() {
          [transforms.patterns]\ntype = \"pattern\"\ninputs = [\"db\"]\n\
          [sinks.out]\ntype = \"blackhole\"\ninputs = [\"patterns\"]\n",
     );
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            config.to_str().unwrap(),
-            "--since",
-            "2h",
-        ],
-        &[],
-    );
+    let (code, stdout, stderr) = train(dir.path(), config.to_str().unwrap(), &["--since", "2h"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("trained on 200 lines"),
@@ -292,18 +250,7 @@ fn a_nanosecond_too_crowded_to_read_does_not_end_the_window_early() {
     entries.extend((0..3).map(|i| entry(crowded + 1_000 + i, &format!("WARN disk {i} full"))));
     loki.push(entries);
     let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 1000));
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            config.to_str().unwrap(),
-            "--since",
-            "2h",
-        ],
-        &[],
-    );
+    let (code, stdout, stderr) = train(dir.path(), config.to_str().unwrap(), &["--since", "2h"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stderr.contains("the rest of them are skipped"), "{stderr}");
     assert!(
@@ -323,18 +270,7 @@ fn a_loki_that_ignores_start_fails_the_training_instead_of_reading_nothing() {
     loki.push((0..20).map(|i| entry(now - 5 * hour + i, &format!("INFO old {i}"))));
     loki.ignore_start();
     let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            config.to_str().unwrap(),
-            "--since",
-            "2h",
-        ],
-        &[],
-    );
+    let (code, stdout, stderr) = train(dir.path(), config.to_str().unwrap(), &["--since", "2h"]);
     assert_ne!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stderr.contains("does not honour the time range asked"),
@@ -397,18 +333,7 @@ fn a_crowded_nanosecond_past_loki_s_own_limit_is_skipped_not_asked_for_ever() {
     entries.extend((0..3).map(|i| entry(crowded + 1_000 + i, &format!("WARN disk {i} full"))));
     loki.push(entries);
     let config = write(dir.path(), "topology.toml", &loki_only(&loki.url, 10));
-    let (code, stdout, stderr) = howl_in(
-        dir.path(),
-        &[
-            "patterns",
-            "train",
-            "-c",
-            config.to_str().unwrap(),
-            "--since",
-            "2h",
-        ],
-        &[],
-    );
+    let (code, stdout, stderr) = train(dir.path(), config.to_str().unwrap(), &["--since", "2h"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stderr.contains("Loki refuses a larger `limit`"), "{stderr}");
     assert!(stdout.contains("trained on 13 lines"), "{stdout}\n{stderr}");
