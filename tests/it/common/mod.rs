@@ -319,25 +319,32 @@ pub async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() ->
 /// POSTs `events` as a JSON array to an `http_server` source and checks
 /// that all were delivered (the source answers once its sinks are done).
 pub async fn post_events(url: &str, events: &serde_json::Value) {
-    let response = client()
-        .post(url)
-        .json(events)
-        .send()
-        .await
-        .expect("POST events");
+    let response = post_when_listening(url, events).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+/// POSTs `events`, trying again (for up to 5 s) while the connection is
+/// refused: howl's API answers `/health` as soon as it is up, which on a
+/// loaded machine can be before the source has bound its port.
+async fn post_when_listening(url: &str, events: &serde_json::Value) -> reqwest::Response {
+    let mut attempts = 0;
+    loop {
+        match client().post(url).json(events).send().await {
+            Ok(response) => return response,
+            Err(error) if error.is_connect() && attempts < 250 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("POST events: {error:?}"),
+        }
+    }
 }
 
 /// POSTs `events` and checks that they entered the pipeline, whatever a
 /// sink then made of them: 200, or the 503 that says a sink could not
 /// deliver them (for tests of failing destinations).
 pub async fn post_events_accepted(url: &str, events: &serde_json::Value) {
-    let response = client()
-        .post(url)
-        .json(events)
-        .send()
-        .await
-        .expect("POST events");
+    let response = post_when_listening(url, events).await;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     let undelivered = status == 503 && (text.contains("a sink") || text.contains("not delivered"));
