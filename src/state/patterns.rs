@@ -122,15 +122,7 @@ pub fn save_fields<'a>(
     namespace: &str,
     spaces: impl IntoIterator<Item = (&'a str, &'a FieldsSeen)>,
 ) -> Result<(), StateError> {
-    let put = spaces
-        .into_iter()
-        .map(|(scope, fields)| {
-            let bytes =
-                serde_json::to_vec(fields).map_err(|e| StateError::Storage(e.to_string()))?;
-            Ok((key(namespace, scope), bytes))
-        })
-        .collect::<Result<Vec<_>, StateError>>()?;
-    store.write(FIELDS, &put, &[])
+    save_per_space(store, FIELDS, namespace, spaces)
 }
 
 /// The fields of the space `namespace/scope`, as last saved.
@@ -139,8 +131,60 @@ pub fn load_fields(
     namespace: &str,
     scope: &str,
 ) -> Result<FieldsSeen, StateError> {
+    load_per_space(store, FIELDS, namespace, scope)
+}
+
+/// Where each space's storm window is kept (the `pattern` transform's
+/// held new patterns).
+const STORMS: &str = "pattern_storms";
+
+/// Saves the storm windows of several spaces in one durable transaction.
+pub fn save_storms<'a, T: serde::Serialize + 'a>(
+    store: &StateStore,
+    namespace: &str,
+    spaces: impl IntoIterator<Item = (&'a str, &'a T)>,
+) -> Result<(), StateError> {
+    save_per_space(store, STORMS, namespace, spaces)
+}
+
+/// The storm window of the space `namespace/scope`, as last saved (empty
+/// when none was, or it cannot be read).
+pub fn load_storm<T: serde::de::DeserializeOwned + Default>(
+    store: &StateStore,
+    namespace: &str,
+    scope: &str,
+) -> Result<T, StateError> {
+    load_per_space(store, STORMS, namespace, scope)
+}
+
+/// Saves one JSON value per space in `table`, in one transaction.
+fn save_per_space<'a, T: serde::Serialize + 'a>(
+    store: &StateStore,
+    table: &str,
+    namespace: &str,
+    spaces: impl IntoIterator<Item = (&'a str, &'a T)>,
+) -> Result<(), StateError> {
+    let put = spaces
+        .into_iter()
+        .map(|(scope, value)| {
+            let bytes =
+                serde_json::to_vec(value).map_err(|e| StateError::Storage(e.to_string()))?;
+            Ok((key(namespace, scope), bytes))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    store.write(table, &put, &[])
+}
+
+/// A space's value in `table`; the default when there is none or it does
+/// not read (these values are advisory: losing one loses no pattern).
+fn load_per_space<T: serde::de::DeserializeOwned + Default>(
+    store: &StateStore,
+    table: &str,
+    namespace: &str,
+    scope: &str,
+) -> Result<T, StateError> {
     Ok(store
-        .get(FIELDS, &key(namespace, scope))?
+        .get(table, &key(namespace, scope))?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default())
 }

@@ -54,8 +54,11 @@ impl StormSettings {
     }
 }
 
-/// One scope's current window.
-#[derive(Debug, Default)]
+/// One scope's current window. Saved with its pattern space, so that
+/// patterns held when howl crashes still come out in a storm after the
+/// restart: they are known by then, and would otherwise never be
+/// announced.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct StormWindow {
     /// New patterns let through to `ID.new` in this window (exempt ones
     /// not counted).
@@ -66,8 +69,9 @@ pub struct StormWindow {
     held: Vec<Held>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Held {
+    #[serde(with = "raw_id")]
     id: PatternId,
     template: String,
     level: Level,
@@ -101,7 +105,26 @@ pub struct Top {
     pub count: u64,
 }
 
+/// Pattern ids saved as their raw `u64`.
+mod raw_id {
+    use crate::patterns::PatternId;
+
+    pub fn serialize<S: serde::Serializer>(id: &PatternId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(id.as_u64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PatternId, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(PatternId::from_u64)
+    }
+}
+
 impl StormWindow {
+    /// True when nothing passed or was held in this window (nothing to
+    /// save, nothing to send).
+    pub fn is_empty(&self) -> bool {
+        self.passed == 0 && self.grouped == 0
+    }
+
     /// Decides about one new pattern: `true` sends it to `ID.new`, `false`
     /// holds it for this window's storm.
     pub fn admit(

@@ -20,7 +20,8 @@ use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::patterns::{Miner, MinerConfig, Observation, PatternId};
 use crate::state::StateStore;
 use crate::state::patterns::{
-    FieldsSeen, load_fields, load_spaces, restore, save_fields, save_spaces,
+    FieldsSeen, load_fields, load_spaces, load_storm, restore, save_fields, save_spaces,
+    save_storms,
 };
 use crate::template::Template;
 
@@ -196,6 +197,9 @@ impl TaskTransform for PatternTask {
                 let scope = saved.scope.clone();
                 let miner = restore(&self.settings.miner, saved)?;
                 let fields = load_fields(&store, &self.settings.namespace, &scope)?;
+                // Patterns held when howl stopped without flushing (a
+                // crash) come out in this run's first storm.
+                let storm: StormWindow = load_storm(&store, &self.settings.namespace, &scope)?;
                 spaces.insert(
                     scope,
                     Space {
@@ -205,7 +209,7 @@ impl TaskTransform for PatternTask {
                         fields,
                         unsampled: 0,
                         objects: PatternObjects::default(),
-                        storm: StormWindow::default(),
+                        storm,
                     },
                 );
             }
@@ -433,7 +437,16 @@ impl State {
             .filter(|(_, space)| space.dirty)
             .map(|(scope, space)| (scope.as_str(), &space.fields))
             .collect();
-        let saved = save_spaces(&self.store, &self.settings.namespace, dirty)
+        let storms: Vec<(&str, &StormWindow)> = self
+            .spaces
+            .iter()
+            .filter(|(_, space)| space.dirty)
+            .map(|(scope, space)| (scope.as_str(), &space.storm))
+            .collect();
+        // Held patterns before the patterns themselves: a crash between the
+        // two may announce a pattern twice, never not at all.
+        let saved = save_storms(&self.store, &self.settings.namespace, storms)
+            .and_then(|()| save_spaces(&self.store, &self.settings.namespace, dirty))
             .and_then(|()| save_fields(&self.store, &self.settings.namespace, fields));
         match saved {
             Ok(()) => {
@@ -488,6 +501,12 @@ impl State {
             let Some(space) = self.spaces.get_mut(&scope) else {
                 continue;
             };
+            // The emptied window is saved too, or a restart would send
+            // this storm again.
+            if !space.storm.is_empty() {
+                space.dirty = true;
+                self.new_since_save = true;
+            }
             let Some(storm) = space.storm.roll(&space.miner) else {
                 continue;
             };
@@ -711,6 +730,40 @@ mod tests {
         }
 
         const OPTIONS: &str = "scope = '{{ .service }}'\nlevel_field = '.level'\n";
+
+        /// On the wall clock: saves are timed with `std::time::Instant`.
+        #[tokio::test]
+        async fn patterns_held_at_a_crash_come_out_in_the_next_run_s_storm_once() {
+            let dir = tempfile::tempdir().unwrap();
+            let options = format!("{OPTIONS}storm_threshold = 2\nstorm_window_secs = 3\n");
+            let wait = |ms| tokio::time::sleep(Duration::from_millis(ms));
+            let mut h = start(&options, &dir);
+            h.send((0..5).map(|i| line(i, "checkout", "info")).collect())
+                .await;
+            wait(300).await;
+            assert_eq!(h.take(Some("new")).len(), 2);
+            // Past the save interval (1 s), then a `kill -9` before the
+            // window ends (3 s): nothing was flushed.
+            wait(1600).await;
+            assert!(h.take(Some("storm")).is_empty());
+            h.crash().await;
+
+            let mut h = start(&options, &dir);
+            wait(3600).await;
+            let storms = h.take(Some("storm"));
+            assert_eq!(storms.len(), 1, "the held patterns come out");
+            assert_eq!(get(&storms[0], "storm.count"), Value::Integer(3));
+            // Sent once: once saved, a restart has nothing held.
+            wait(1600).await;
+            h.crash().await;
+            let h = start(&options, &dir);
+            wait(3600).await;
+            let out = h.finish().await;
+            assert!(
+                out.named.get("storm").is_none_or(|s| s.is_empty()),
+                "the storm was not sent again"
+            );
+        }
 
         #[tokio::test(start_paused = true)]
         async fn a_storm_is_one_event_and_other_scopes_and_errors_are_unaffected() {
