@@ -414,7 +414,7 @@ fn spaces(dir: &Path, config: &MinerConfig) -> anyhow::Result<Vec<(String, Miner
 /// The settings to read a saved store with: the user's (or default) ones,
 /// but never evicting, so a store saved with a larger `max_patterns` is
 /// read whole.
-fn reading(config: MinerConfig) -> MinerConfig {
+pub(super) fn reading(config: MinerConfig) -> MinerConfig {
     MinerConfig {
         max_patterns: usize::MAX,
         ..config

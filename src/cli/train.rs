@@ -32,7 +32,7 @@ use crate::components::sink::{Sink, SinkContext};
 use crate::components::source::{Source, TimeWindow};
 use crate::components::{BuildContext, ComponentFuture};
 use crate::config::{Edge, Graph, OutputId};
-use crate::patterns::{MinerConfig, PatternView};
+use crate::patterns::{Miner, MinerConfig, PatternView};
 use crate::shared::Shared;
 use crate::state::StateStore;
 use crate::state::patterns::{load_spaces, restore};
@@ -309,25 +309,33 @@ fn on_paths(graph: &Graph, from: &HashSet<&str>, to: &HashSet<&str>) -> HashSet<
         .collect()
 }
 
-/// Every pattern id the store holds for these transforms.
-fn pattern_ids(store: &StateStore, namespaces: &[String]) -> anyhow::Result<HashSet<String>> {
-    let reading = MinerConfig {
-        max_patterns: usize::MAX,
-        ..MinerConfig::default()
-    };
-    let mut ids = HashSet::new();
+/// The pattern spaces of these transforms in the store: (namespace,
+/// scope, miner).
+fn learnt(
+    store: &StateStore,
+    namespaces: &[String],
+) -> anyhow::Result<Vec<(String, String, Miner)>> {
+    let reading = super::patterns::reading(MinerConfig::default());
+    let mut spaces = Vec::new();
     for namespace in namespaces {
         for saved in load_spaces(store, Some(namespace))? {
             let scope = saved.scope.clone();
-            let miner = restore(&reading, saved)?;
-            ids.extend(
-                miner
-                    .patterns()
-                    .map(|p| format!("{namespace}/{scope}/{}", p.id)),
-            );
+            spaces.push((namespace.clone(), scope, restore(&reading, saved)?));
         }
     }
-    Ok(ids)
+    Ok(spaces)
+}
+
+/// Every pattern id the store holds for these transforms.
+fn pattern_ids(store: &StateStore, namespaces: &[String]) -> anyhow::Result<HashSet<String>> {
+    Ok(learnt(store, namespaces)?
+        .iter()
+        .flat_map(|(namespace, scope, miner)| {
+            miner
+                .patterns()
+                .map(move |p| format!("{namespace}/{scope}/{}", p.id))
+        })
+        .collect())
 }
 
 fn print_summary(
@@ -339,28 +347,19 @@ fn print_summary(
     interrupted: bool,
     top: usize,
 ) -> anyhow::Result<()> {
-    let reading = MinerConfig {
-        max_patterns: usize::MAX,
-        ..MinerConfig::default()
-    };
     let mut total = 0;
     let mut new = 0;
     let mut by_level: BTreeMap<String, Vec<(u64, String, String)>> = BTreeMap::new();
-    for namespace in namespaces {
-        for saved in load_spaces(store, Some(namespace))? {
-            let scope = saved.scope.clone();
-            let miner = restore(&reading, saved)?;
-            for pattern in miner.patterns() {
-                total += 1;
-                let key = format!("{namespace}/{scope}/{}", pattern.id);
-                if !before.contains(&key) {
-                    new += 1;
-                }
-                by_level
-                    .entry(pattern.level.to_string())
-                    .or_default()
-                    .push(row(&pattern, &scope));
+    for (namespace, scope, miner) in learnt(store, namespaces)? {
+        for pattern in miner.patterns() {
+            total += 1;
+            if !before.contains(&format!("{namespace}/{scope}/{}", pattern.id)) {
+                new += 1;
             }
+            by_level
+                .entry(pattern.level.to_string())
+                .or_default()
+                .push(row(&pattern, &scope));
         }
     }
     println!(

@@ -134,7 +134,7 @@ pub async fn run<P: Pull>(
                     metrics.error(
                         ErrorType::QueryFailed,
                         Stage::Receiving,
-                        &format_args!("{error:#}; asking again in {}", Seconds(interval)),
+                        &format_args!("{error:#}; asking again in {interval:?}"),
                     );
                     break;
                 }
@@ -299,15 +299,6 @@ impl<C: Clone + PartialEq + Serialize + DeserializeOwned> Cursors<C> {
         store.write(TABLE, &[(id.clone(), value)], &[])?;
         self.saved = self.delivered.clone();
         Ok(())
-    }
-}
-
-/// A duration as the logs say it ("15s", "1.5s").
-struct Seconds(Duration);
-
-impl std::fmt::Display for Seconds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}s", self.0.as_secs_f64())
     }
 }
 

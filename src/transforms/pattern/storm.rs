@@ -296,7 +296,7 @@ pub fn storm_event(storm: &Storm, at: &StormScope<'_>) -> Event {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::patterns::MinerConfig;
 

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -681,6 +683,7 @@ mod tests {
         use crate::shared::Shared;
         use crate::state::StateHandle;
         use crate::transforms::pattern::PatternConfig;
+        use crate::transforms::pattern::storm::tests::letters;
         use crate::transforms::task_harness::{Harness, context};
         use std::time::Duration;
         use vrl::value::Value;
@@ -696,20 +699,6 @@ mod tests {
                 &["new", "storm"],
                 Shared::with_state(StateHandle::new(dir.path().to_path_buf())),
             )
-        }
-
-        /// `i` in letters (digits would be masked).
-        fn letters(mut i: usize) -> String {
-            let mut out = Vec::new();
-            loop {
-                out.push(b'a' + (i % 26) as u8);
-                i /= 26;
-                if i == 0 {
-                    break;
-                }
-            }
-            out.reverse();
-            String::from_utf8(out).unwrap()
         }
 
         /// A line of a pattern of its own (`i`-th), in `service` at `level`.
@@ -731,8 +720,7 @@ mod tests {
 
         const OPTIONS: &str = "scope = '{{ .service }}'\nlevel_field = '.level'\n";
 
-        /// On the wall clock: saves are timed with `std::time::Instant`.
-        #[tokio::test]
+        #[tokio::test(start_paused = true)]
         async fn patterns_held_at_a_crash_come_out_in_the_next_run_s_storm_once() {
             let dir = tempfile::tempdir().unwrap();
             let options = format!("{OPTIONS}storm_threshold = 2\nstorm_window_secs = 3\n");
