@@ -36,6 +36,12 @@ pub struct OutputSpec {
     /// Whether validation warns when nothing consumes it. Outputs the user
     /// asked for warn; implicit ones (`route`'s `_unmatched`) do not.
     pub warn_if_unconsumed: bool,
+    /// The name of a sibling output whose reader also needs this one: the
+    /// component holds events back from that output and sends them here
+    /// instead (`pattern` announces new patterns grouped into a storm on
+    /// `storm`, not on `new`). Validation warns when the sibling is read
+    /// and this output is not, since those events would reach no one.
+    pub complements: Option<String>,
 }
 
 impl OutputSpec {
@@ -44,6 +50,7 @@ impl OutputSpec {
         Self {
             name: None,
             warn_if_unconsumed: true,
+            complements: None,
         }
     }
 
@@ -52,7 +59,15 @@ impl OutputSpec {
         Self {
             name: Some(name.into()),
             warn_if_unconsumed,
+            complements: None,
         }
+    }
+
+    /// Marks this output as carrying what the sibling output `sibling`
+    /// held back (see [`OutputSpec::complements`]).
+    pub fn complementing(mut self, sibling: impl Into<String>) -> Self {
+        self.complements = Some(sibling.into());
+        self
     }
 }
 

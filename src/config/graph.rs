@@ -187,19 +187,35 @@ pub fn validate(nodes: &[NodeDecl]) -> (Option<Graph>, Vec<Diagnostic>) {
             if output.name.is_none() && chose_named {
                 continue;
             }
-            if output.warn_if_unconsumed && !edges.iter().any(|e| e.from == id) {
+            if consumed(&output.name) {
+                continue;
+            }
+            let message = if output.warn_if_unconsumed {
                 let what = match &output.name {
                     Some(name) => format!("output `{id}` (named output `{name}`)"),
                     None => format!("output `{id}`"),
                 };
-                diagnostics.push(
-                    Diagnostic::warning(format!(
-                        "{what} is not consumed by any component; its events are dropped"
-                    ))
+                format!("{what} is not consumed by any component; its events are dropped")
+            } else if let Some(sibling) = output
+                .complements
+                .as_ref()
+                .filter(|sibling| consumed(&Some(sibling.to_string())))
+            {
+                let component = node.key.id();
+                format!(
+                    "output `{id}` is not consumed, but `{component}.{sibling}` is: events \
+                     held back from `{component}.{sibling}` are sent on `{id}` instead, so \
+                     they reach no one; add `{id}` to the inputs that read \
+                     `{component}.{sibling}`"
+                )
+            } else {
+                continue;
+            };
+            diagnostics.push(
+                Diagnostic::warning(message)
                     .at(&node.file, Some(node.span.clone()))
                     .component(&node.key),
-                );
-            }
+            );
         }
     }
 

@@ -685,18 +685,51 @@ fn without_a_config_validate_checks_the_demo_as_run_and_graph_use_it() {
 fn reading_one_output_of_a_component_is_a_choice_not_a_mistake() {
     let dir = tempfile::tempdir().unwrap();
     let patterns = "[sources.in]\ntype = \"stdin\"\n[transforms.patterns]\ntype = \"pattern\"\ninputs = [\"in\"]\n";
-    for (sink_input, warned) in [("patterns.new", false), ("patterns", false), ("in", true)] {
+    for (sink_inputs, warned) in [
+        (r#""patterns.new", "patterns.storm""#, false),
+        (r#""patterns""#, false),
+        (r#""in""#, true),
+    ] {
         write(
             dir.path(),
             "a.toml",
-            &format!("{patterns}[sinks.out]\ntype = \"console\"\ninputs = [\"{sink_input}\"]\n"),
+            &format!("{patterns}[sinks.out]\ntype = \"console\"\ninputs = [{sink_inputs}]\n"),
         );
         let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(
             stderr.contains("is not consumed"),
             warned,
-            "reading {sink_input}: {stderr}"
+            "reading {sink_inputs}: {stderr}"
         );
+    }
+}
+
+/// Storms hold new patterns back from `new` and announce them on `storm`:
+/// reading `new` alone would lose them without a word.
+#[test]
+fn reading_new_patterns_without_their_storms_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    for (storm_threshold, warned) in [("", true), ("storm_threshold = 0\n", false)] {
+        write(
+            dir.path(),
+            "a.toml",
+            &format!(
+                "[sources.in]\ntype = \"stdin\"\n[transforms.patterns]\ntype = \"pattern\"\n\
+                 inputs = [\"in\"]\n{storm_threshold}[sinks.out]\ntype = \"console\"\n\
+                 inputs = [\"patterns.new\"]\n"
+            ),
+        );
+        let (code, _, stderr) = validate(dir.path(), &[Path::new("a.toml")]);
+        assert_eq!(code, 0, "{stderr}");
+        let warning = "output `patterns.storm` is not consumed, but `patterns.new` is";
+        assert_eq!(
+            stderr.contains(warning),
+            warned,
+            "{storm_threshold}: {stderr}"
+        );
+        if warned {
+            assert!(stderr.contains("a.toml:3:"), "names where: {stderr}");
+        }
     }
 }

@@ -152,13 +152,18 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
     fn outputs(&self) -> Vec<OutputSpec> {
         // `new` is a copy of some of the default output's events: reading
         // only the default output loses nothing, so no warning for it.
+        let mut storm = OutputSpec::named(STORM, false);
+        if self.own.storm_threshold > 0 {
+            // Most topologies read only the default output and need no
+            // warning about `storm`; but reading `new` without `storm`
+            // loses every new pattern a storm held back.
+            storm = storm.complementing(NEW);
+        }
         vec![
             OutputSpec::default_output(),
             OutputSpec::named(NEW, false),
             OutputSpec::named(CHANGES, false),
-            // Not warned about: most topologies read only the default
-            // output, and would be warned about `storm` for nothing.
-            OutputSpec::named(STORM, false),
+            storm,
         ]
     }
 
