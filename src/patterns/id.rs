@@ -104,10 +104,26 @@ pub(crate) fn fnv1a64_continue(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-/// Derives the id for a pattern created by a line whose masked text is `masked`, skipping ids for which
-/// `taken` returns true. The rule is deterministic so replicas agree.
-pub(crate) fn derive_id(masked: &[u8], mut taken: impl FnMut(u64) -> bool) -> PatternId {
-    let base = fnv1a64(masked);
+/// The seed of a pattern space's ids ([`derive_id`]).
+///
+/// Why: suppressions and verdicts key on the id alone, so the same line in
+/// two scopes (two services) must get two ids, or silencing it in one would
+/// silence it in the other. The unscoped space (`""`) keeps the plain hash,
+/// so its ids are those it always had; a scope's seed also hashes the scope.
+/// Deterministic, so two instances (or a restart) agree.
+pub(crate) fn space_seed(scope: &str) -> u64 {
+    if scope.is_empty() {
+        FNV_OFFSET
+    } else {
+        fnv1a64_continue(fnv1a64(scope.as_bytes()), b"\0")
+    }
+}
+
+/// Derives the id for a pattern created in the space seeded `seed` (see
+/// [`space_seed`]) by a line whose masked text is `masked`, skipping ids for
+/// which `taken` returns true. The rule is deterministic so replicas agree.
+pub(crate) fn derive_id(seed: u64, masked: &[u8], mut taken: impl FnMut(u64) -> bool) -> PatternId {
+    let base = fnv1a64_continue(seed, masked);
     if !taken(base) {
         return PatternId(base);
     }
@@ -206,9 +222,9 @@ mod tests {
 
     #[test]
     fn colliding_ids_are_rehashed_deterministically() {
-        let first = derive_id(b"x <NUM>", |_| false);
-        let second = derive_id(b"x <NUM>", |h| h == first.0);
+        let first = derive_id(FNV_OFFSET, b"x <NUM>", |_| false);
+        let second = derive_id(FNV_OFFSET, b"x <NUM>", |h| h == first.0);
         assert_ne!(first, second);
-        assert_eq!(second, derive_id(b"x <NUM>", |h| h == first.0));
+        assert_eq!(second, derive_id(FNV_OFFSET, b"x <NUM>", |h| h == first.0));
     }
 }

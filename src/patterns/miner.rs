@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::config::{ConfigError, MinerConfig};
-use super::id::{PatternId, combine, derive_id};
+use super::id::{PatternId, combine, derive_id, space_seed};
 use super::level::Level;
 use super::mask::Masker;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
@@ -186,6 +186,8 @@ pub struct Miner {
     pub(crate) evictions: u64,
     exact_cap: usize,
     pub(crate) next_seq: u64,
+    /// Seeds the ids of new patterns (see [`Miner::in_scope`]).
+    id_seed: u64,
 }
 
 impl Miner {
@@ -212,7 +214,18 @@ impl Miner {
             evictions: 0,
             exact_cap,
             next_seq: 0,
+            id_seed: space_seed(""),
         })
+    }
+
+    /// Makes this the miner of scope `scope` (a pattern space of the
+    /// `pattern` transform): its new patterns get ids that no other scope
+    /// mints for the same line, so a suppression or verdict made for a
+    /// pattern of one service does not apply to another service's. The
+    /// empty scope keeps the ids of an unscoped miner.
+    pub fn in_scope(mut self, scope: &str) -> Miner {
+        self.id_seed = space_seed(scope);
+        self
     }
 
     /// Whether key=value masking is on (changes how `=` tokens compare).
@@ -516,7 +529,7 @@ impl Miner {
     fn create_pattern(&mut self, lb: &LineBuf) -> u32 {
         lb.joined(&mut self.tmp);
         let ids = &self.ids;
-        let id = derive_id(&self.tmp, |h| ids.contains_key(&h));
+        let id = derive_id(self.id_seed, &self.tmp, |h| ids.contains_key(&h));
         let toks: Vec<TTok> = lb.toks.iter().map(|t| TTok::from_line(lb, t)).collect();
         let p = self.alloc_pattern(id);
         let si = self.alloc_shape(p, toks, line_route(&lb.toks));

@@ -73,6 +73,39 @@ fn two_instances_fed_the_same_first_line_agree_on_the_id() {
 }
 
 #[test]
+fn scopes_mint_their_own_ids_and_the_unscoped_space_keeps_the_old_ones() {
+    let line = "INFO cache stats hits=1";
+    let plain = miner().observe(line, None, 0).id;
+    // Ids of unscoped spaces are what they were before scopes had seeds
+    // (this one was read from a build without seeds), so stored
+    // suppressions and silences still match.
+    assert_eq!(plain.to_string(), "83e545f75e4f5e77");
+    assert_eq!(miner().in_scope("").observe(line, None, 0).id, plain);
+    let a = miner().in_scope("a").observe(line, None, 0).id;
+    let b = miner().in_scope("b").observe(line, None, 0).id;
+    assert_ne!(a, b, "one line in two scopes gets two ids");
+    assert_ne!(a, plain);
+    assert_eq!(
+        a,
+        miner().in_scope("a").observe(line, None, 9).id,
+        "deterministic"
+    );
+
+    // A restored space mints with its scope's seed, and keeps the ids it had.
+    let mut scoped = miner().in_scope("a");
+    scoped.observe(line, None, 0);
+    let mut restored = Miner::restore(MinerConfig::default(), scoped.snapshot())
+        .unwrap()
+        .in_scope("a");
+    assert_eq!(restored.observe(line, None, 1).id, a);
+    let other = "disk full on volume data";
+    assert_eq!(
+        restored.observe(other, None, 2).id,
+        miner().in_scope("a").observe(other, None, 0).id
+    );
+}
+
+#[test]
 fn a_masked_token_meeting_a_wildcard_is_a_match() {
     // Drain's pitfall: heavily masked lines never reaching the threshold against their own template.
     let mut m = miner();

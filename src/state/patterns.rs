@@ -77,7 +77,10 @@ pub fn save_spaces<'a>(
 /// Restores a saved space with `config`, explaining a failure in terms a
 /// user can act on.
 pub fn restore(config: &MinerConfig, saved: SavedSpace) -> Result<Miner, StateError> {
-    Miner::restore(config.clone(), saved.snapshot).map_err(|e| {
+    let scope = saved.scope.clone();
+    Miner::restore(config.clone(), saved.snapshot)
+        .map(|miner| miner.in_scope(&scope))
+        .map_err(|e| {
         StateError::Storage(format!(
             "pattern space `{}` cannot be restored: {e} (move the data_dir's howl.redb aside to start afresh)",
             key(&saved.namespace, &saved.scope)

@@ -193,6 +193,12 @@ inputs = ["patterns"]
     assert_eq!(p(0)["level"], "warn", "from the level field, normalised");
     assert_eq!(p(1)["new"], false);
     assert_eq!(p(2)["new"], true, "another scope is another pattern space");
+    assert_ne!(
+        p(2)["id"],
+        p(0)["id"],
+        "one line in two scopes is two patterns with two ids: a suppression of one must not \
+         silence the other"
+    );
     assert_eq!(p(2)["scope"], "billing");
     assert_eq!(p(2)["level"], "error");
     assert!(

@@ -405,7 +405,8 @@ impl State {
             .or_insert_with(|| Space {
                 // The config was validated at build time.
                 miner: Miner::new(config.clone())
-                    .unwrap_or_else(|_| unreachable!("validated at build")),
+                    .unwrap_or_else(|_| unreachable!("validated at build"))
+                    .in_scope(scope),
                 windows: Windows::default(),
                 dirty: true,
                 fields: FieldsSeen::default(),
