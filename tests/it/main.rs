@@ -8,6 +8,7 @@ mod common;
 mod fake_slack;
 mod fake_telegram;
 
+mod alert_scenario;
 mod alert_webhook;
 mod alertmanager;
 mod chaos;
