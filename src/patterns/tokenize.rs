@@ -70,6 +70,12 @@ pub(crate) struct Tok {
     pub kv: bool,
     /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`): an enumerated constant, see [`is_caps_word`].
     pub caps: bool,
+    /// For a `key=word` token whose value is masked but has no digit (`user=root`): hash of the
+    /// unmasked text, so a value that held over many lines can stay part of the template (see
+    /// `Miner::frozen`); 0 otherwise.
+    pub word: u64,
+    /// Where that unmasked text is in the line buffer (offset, length), when `word` is set.
+    pub word_at: (u32, u32),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,8 +93,11 @@ pub(crate) struct LineBuf {
     pub masked: Vec<u8>,
     pub toks: Vec<Tok>,
     raw: Vec<Raw>,
-    /// Hash of the whole masked token sequence.
+    /// Hash of the whole masked token sequence (and of its `key=word` values): the exact-repeat
+    /// cache key.
     pub hash: u64,
+    /// Some token carries a `key=word` value (`Tok::word`).
+    pub words: bool,
     skel_buf: Vec<u8>,
     kv_on: bool,
     /// Spans and byte classes of the first raw tokens, reused by level detection.
@@ -98,6 +107,13 @@ pub(crate) struct LineBuf {
 }
 
 impl LineBuf {
+    /// Unmasked text of a `key=word` token (see `Tok::word`); empty for other tokens.
+    #[inline]
+    pub(crate) fn word_text(&self, t: &Tok) -> &[u8] {
+        let (off, len) = t.word_at;
+        &self.masked[off as usize..(off + len) as usize]
+    }
+
     /// Masked text of token `t`.
     #[inline]
     pub(crate) fn text(&self, t: &Tok) -> &[u8] {
@@ -122,6 +138,7 @@ impl LineBuf {
         self.raw.clear();
         self.toks.clear();
         self.heads.clear();
+        self.words = false;
         let text = masker.apply_user(line);
         self.user_changed = matches!(text, std::borrow::Cow::Owned(_));
         let s = text.as_bytes();
@@ -189,6 +206,12 @@ impl LineBuf {
         for t in &self.toks {
             h = combine(h, t.hash);
         }
+        if self.words {
+            // `user=root` and `user=guest` may belong to different patterns (see `Tok::word`).
+            for t in self.toks.iter().filter(|t| t.word != 0) {
+                h = combine(h, t.word);
+            }
+        }
         self.hash = combine(h, self.toks.len() as u64);
     }
 
@@ -245,6 +268,17 @@ impl LineBuf {
                 continue;
             }
             self.push_tok(r.off, r.len, hash, r.info);
+            if r.info.eq && r.info.masked && !r.info.var {
+                let text = &src[r.src_start as usize..r.src_end as usize];
+                if !text.iter().any(u8::is_ascii_digit)
+                    && let Some(last) = self.toks.last_mut()
+                    && last.kv
+                {
+                    last.word = word_hash(text);
+                    last.word_at = (r.src_start, r.src_end - r.src_start);
+                    self.words = true;
+                }
+            }
         }
     }
 
@@ -426,6 +460,8 @@ impl LineBuf {
             skel,
             kv,
             caps,
+            word: 0,
+            word_at: (0, 0),
         });
     }
 }
@@ -451,6 +487,11 @@ pub(crate) fn is_caps_word(t: &[u8]) -> bool {
         && core
             .iter()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// Hash of an unmasked `key=word` token (see `Tok::word`); never 0.
+pub(crate) fn word_hash(text: &[u8]) -> u64 {
+    fast_hash(text) | 1
 }
 
 /// Whether a masked token has a digit outside its placeholders (user placeholder names may contain
