@@ -5,7 +5,9 @@
 //! 1. User masks (regex, only if configured) rewrite the line, turning matches into `<NAME>`.
 //! 2. Split on ASCII whitespace; runs of whitespace collapse (the benchmark labels and Drain do the same).
 //!    A `key="quoted value"` whose quote closes in a later token is kept as one token, so a value with
-//!    spaces (`tag="View Lock"`) does not change the token count. The line is copied once into the
+//!    spaces (`tag="View Lock"`) does not change the token count; a quoted value with spaces on its
+//!    own (`"Microsoft Word"`) becomes one variable token `"<*>"`, and an escaped space
+//!    (`Application\ Support`) does not end a token. The line is copied once into the
 //!    token buffer; unmasked tokens point into that copy, masked tokens are appended after it.
 //! 3. Mask each token ([`mask_token`]).
 //! 4. Join multi-token variables into one placeholder token, because a variable that is sometimes one
@@ -13,7 +15,10 @@
 //!    * number + unit token: `<1 sec` and `00:02`, `(1.16 KB)`;
 //!    * date/time runs: `Fri Jun 17 07:07:00 2005`, `2015-07-29 17:41:44,747` become one `<TIME>`;
 //!    * a run of one repeated variable (`blk_<NUM> blk_<NUM> ...`, `<NUM> <NUM> <NUM>`) is a list
-//!      parameter of varying length and keeps a single token.
+//!      parameter of varying length and keeps a single token; so is a run of a repeated group of
+//!      up to four tokens holding a variable (`node-<NUM> <HEX> ok node-<NUM> <HEX> ok`);
+//!    * a path cut by spaces (`/Library/Application Support/x`, `C:\Program Files\x`): the words
+//!      that go on with `/` or `\` join the path.
 //! 5. Hash every token and the whole token sequence (exact-repeat cache key), and note per token what
 //!    the comparison needs: variable or literal, digits in the literal text, the *skeleton* hash (the
 //!    text with every placeholder as `<*>`, so `Alarm{<HEX>` and `Alarm{<NUM>` are one token that
@@ -47,6 +52,9 @@ pub(crate) fn cut_line(line: &str) -> &str {
     }
     &line[..end]
 }
+
+/// Longest group of tokens [`LineBuf::drop_repeated_group`] looks for.
+const MAX_GROUP: usize = 4;
 
 /// How far ahead a `key="...` token may look for its closing quote.
 const MAX_QUOTE: usize = 256;
@@ -164,10 +172,48 @@ impl LineBuf {
             while i < n {
                 let c = CLASS[s[i] as usize];
                 if c & class::WS != 0 {
+                    // `Application\ Support`: an escaped space does not end the token.
+                    if s[i] == b' ' && s[i - 1] == b'\\' {
+                        acc |= class::PUNCT;
+                        i += 1;
+                        continue;
+                    }
                     break;
                 }
                 acc |= c;
                 i += 1;
+            }
+            if acc & class::QUOTE != 0
+                && let Some((end, pre, rest)) = quoted_span(s, start, i)
+            {
+                // A quoted value with spaces (`"Microsoft Word"`): one token, `"<*>"`.
+                if self.heads.len() < HEADER_TOKENS {
+                    self.heads
+                        .push((start as u32, end as u32, class_of(&s[start..end])));
+                }
+                let off = self.masked.len();
+                self.masked.extend_from_slice(&s[start..start + pre + 1]);
+                self.masked
+                    .extend_from_slice(Kind::Value.placeholder().as_bytes());
+                self.masked.extend_from_slice(&s[end - rest - 1..end]);
+                self.raw.push(Raw {
+                    off: off as u32,
+                    len: (self.masked.len() - off) as u32,
+                    src_start: start as u32,
+                    src_end: end as u32,
+                    info: TokInfo {
+                        var: true,
+                        masked: true,
+                        single: Some(Single {
+                            kind: Kind::Value,
+                            pre: pre as u32 + 1,
+                            suf: rest as u32 + 1,
+                        }),
+                        ..TokInfo::default()
+                    },
+                });
+                i = end;
+                continue;
             }
             if kv
                 && acc & class::QUOTE != 0
@@ -249,6 +295,24 @@ impl LineBuf {
                 continue;
             }
             if let Some(Single {
+                kind: Kind::Path,
+                suf: 0,
+                ..
+            }) = r.info.single
+                && b.has(bits::PATH)
+                && k + 1 < nraw
+                && self.continues_path(src, k + 1)
+            {
+                // `/Library/Application Support/x`: a path with spaces stays one token.
+                let mut end = k + 2;
+                while end < nraw && self.continues_path(src, end) {
+                    end += 1;
+                }
+                self.push_joined(k, end - 1, Kind::Path);
+                k = end;
+                continue;
+            }
+            if let Some(Single {
                 kind: Kind::Num,
                 suf: 0,
                 ..
@@ -279,7 +343,33 @@ impl LineBuf {
                     self.words = true;
                 }
             }
+            self.drop_repeated_group();
         }
+    }
+
+    /// A list of repeated groups (`node-<NUM> <HEX> ok node-<NUM> <HEX> ok ...`) is one list
+    /// parameter of varying length, like a run of one repeated variable: when the last group of
+    /// two to [`MAX_GROUP`] tokens, holding a variable, repeats the one before it, it is dropped.
+    fn drop_repeated_group(&mut self) {
+        let n = self.toks.len();
+        for p in 2..=MAX_GROUP.min(n / 2) {
+            let (a, b) = (&self.toks[n - 2 * p..n - p], &self.toks[n - p..]);
+            if a.iter().zip(b).all(|(x, y)| x.hash == y.hash) && b.iter().any(|t| t.var) {
+                self.toks.truncate(n - p);
+                return;
+            }
+        }
+    }
+
+    /// Whether raw token `k` continues a path cut at a space: a word that goes on with `/` or `\`
+    /// (`Support/CrashReporter`, `Files\App`), not a `key=value` or a URL.
+    fn continues_path(&self, src: &[u8], k: usize) -> bool {
+        let r = &self.raw[k];
+        let t = &src[r.src_start as usize..r.src_end as usize];
+        t.first().is_some_and(u8::is_ascii_alphanumeric)
+            && !r.info.eq
+            && t.iter().any(|c| matches!(c, b'/' | b'\\'))
+            && !t.windows(3).any(|w| w == b"://")
     }
 
     /// If raw token `k` is a unit word (`KB)`, `sec`), the kind the number before it becomes.
@@ -554,6 +644,36 @@ pub(crate) fn skeleton_hash(t: &[u8], buf: &mut Vec<u8>) -> u64 {
     fast_hash(buf)
 }
 
+/// A quoted value that spans several whitespace tokens: `"Microsoft Word",` starting at `start`,
+/// whose first token ends at `first_end`. Returns the end of the span, the number of opening
+/// brackets before the quote and the number of punctuation bytes after the closing quote. The
+/// opening quote must start the token (after brackets) and not close inside it, and the closing
+/// one must end a word (`don't` is no quote); a value must close within [`MAX_QUOTE`] bytes.
+fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize, usize)> {
+    let tok = &s[start..first_end];
+    let pre = tok
+        .iter()
+        .take_while(|c| matches!(c, b'(' | b'[' | b'{'))
+        .count();
+    let q = *tok.get(pre)?;
+    if !matches!(q, b'"' | b'\'') || tok[pre + 1..].contains(&q) {
+        return None;
+    }
+    let close = first_end
+        + s[first_end..]
+            .iter()
+            .take(MAX_QUOTE)
+            .position(|&c| c == q)?;
+    let mut end = close + 1;
+    while end < s.len() && !s[end].is_ascii_whitespace() {
+        if is_word(s[end]) {
+            return None;
+        }
+        end += 1;
+    }
+    Some((end, pre, end - close - 1))
+}
+
 /// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
 fn open_quote(tok: &[u8]) -> Option<u8> {
     let p = tok
@@ -627,6 +747,56 @@ mod tests {
         for w in ["A", "Running", "KB2928120", "R02-M1", "http", "12", "X1"] {
             assert!(!is_caps_word(w.as_bytes()), "{w}");
         }
+    }
+
+    #[test]
+    fn quoted_values_with_spaces_are_one_variable_token() {
+        assert_eq!(
+            toks("launch \"Microsoft Word\" failed"),
+            ["launch", "\"<*>\"", "failed"]
+        );
+        assert_eq!(toks("open ('a b c'), done"), ["open", "('<*>'),", "done"]);
+        // One-word quotes keep their text; apostrophes open nothing.
+        assert_eq!(
+            toks("state \"RUNNING\" now"),
+            ["state", "\"RUNNING\"", "now"]
+        );
+        assert_eq!(toks("don't 'stop me now"), ["don't", "'stop", "me", "now"]);
+        assert_eq!(toks("it's Bob's car"), ["it's", "Bob's", "car"]);
+    }
+
+    #[test]
+    fn paths_with_spaces_stay_one_token() {
+        assert_eq!(
+            toks("read /Library/Application Support/CrashReporter/x.plist ok"),
+            ["read", "<PATH>", "ok"]
+        );
+        assert_eq!(
+            toks("read /Library/Application\\ Support/x.plist ok"),
+            ["read", "<PATH>", "ok"]
+        );
+        assert_eq!(
+            toks("load C:\\Program Files\\App\\app.dll failed"),
+            ["load", "<PATH>", "failed"]
+        );
+        assert_eq!(toks("in src/main/App.java:12"), ["in", "<PATH>:<NUM>"]);
+        // A word after a path is not part of it; one slash is no relative path.
+        assert_eq!(
+            toks("/var/log ok and/or TCP/IP"),
+            ["<PATH>", "ok", "and/or", "TCP/IP"]
+        );
+    }
+
+    #[test]
+    fn repeated_groups_are_one_list() {
+        let short = toks("sets node-1 ab12cd ok node-2 ef34ab ok");
+        assert_eq!(short, ["sets", "node-<NUM>", "<HEX>", "ok"]);
+        assert_eq!(
+            toks("sets node-1 ab12cd ok node-2 ef34ab ok node-3 aa11bb ok end"),
+            ["sets", "node-<NUM>", "<HEX>", "ok", "end"]
+        );
+        // Repeated words without a variable are text, not a list.
+        assert_eq!(toks("go on go on"), ["go", "on", "go", "on"]);
     }
 
     #[test]

@@ -485,6 +485,29 @@ pub(super) fn m_winpath(s: &[u8], i: usize) -> Option<usize> {
     Some(trim_trailing(s, i + 2, j))
 }
 
+/// Relative paths of three or more segments: `src/main/App.java`, `Library/Caches/com.x`. One slash
+/// (`read/write`, `TCP/IP`, `HTTP/1.1`) is too often a word pair or a version to be a path.
+pub(super) fn m_relpath(s: &[u8], i: usize) -> Option<usize> {
+    let seg = |j: usize| {
+        s.get(j..).map_or(0, |r| {
+            r.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+                .count()
+        })
+    };
+    let mut j = i + seg(i);
+    let mut slashes = 0;
+    while at(s, j) == b'/' {
+        let l = seg(j + 1);
+        if l == 0 {
+            break;
+        }
+        slashes += 1;
+        j += 1 + l;
+    }
+    (slashes >= 2 && boundary(s, j)).then(|| trim_trailing(s, i, j))
+}
+
 /// Unix-style paths: `/a/b`, `/name`, `~/x`, `./x`, `../x`. A single segment starting with a digit
 /// (`/10.0.0.1:80`, `/24`) is not a path, so IPs and ratios keep their own classes.
 pub(super) fn m_path(s: &[u8], i: usize) -> Option<usize> {
