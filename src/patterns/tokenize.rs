@@ -53,6 +53,10 @@ pub(crate) fn cut_line(line: &str) -> &str {
     &line[..end]
 }
 
+fn at_or_zero(t: &[u8], i: usize) -> u8 {
+    t.get(i).copied().unwrap_or(0)
+}
+
 /// Longest group of tokens [`LineBuf::drop_repeated_group`] looks for.
 const MAX_GROUP: usize = 4;
 
@@ -366,9 +370,14 @@ impl LineBuf {
     fn continues_path(&self, src: &[u8], k: usize) -> bool {
         let r = &self.raw[k];
         let t = &src[r.src_start as usize..r.src_end as usize];
+        // What follows the first separator: `HTTP/1.1` or `1/2` is a version or a ratio.
+        let after = t
+            .iter()
+            .position(|c| matches!(c, b'/' | b'\\'))
+            .map(|p| at_or_zero(t, p + 1));
         t.first().is_some_and(u8::is_ascii_alphanumeric)
             && !r.info.eq
-            && t.iter().any(|c| matches!(c, b'/' | b'\\'))
+            && after.is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'_' | b'.'))
             && !t.windows(3).any(|w| w == b"://")
     }
 
@@ -500,8 +509,12 @@ impl LineBuf {
         let suf_len = match z.info.single {
             Some(s) => s.suf,
             None => {
+                // Trailing punctuation, not the end of a placeholder (`x<PATH>,` has one byte).
                 let t = self.raw_text(&z);
-                t.iter().rev().take_while(|c| !is_word(**c)).count() as u32
+                t.iter()
+                    .rev()
+                    .take_while(|c| !is_word(**c) && **c != b'>')
+                    .count() as u32
             }
         };
         let off = self.masked.len();
@@ -659,6 +672,11 @@ fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize
     if !matches!(q, b'"' | b'\'') || tok[pre + 1..].contains(&q) {
         return None;
     }
+    // `"GET /x HTTP/1.1"`, `"SELECT ..."`: a request or command line, whose words are structure
+    // (the UPPER-CASE rule keeps `GET` and `POST` apart); only free text is one value.
+    if is_caps_word(&tok[pre + 1..]) {
+        return None;
+    }
     let close = first_end
         + s[first_end..]
             .iter()
@@ -756,6 +774,11 @@ mod tests {
             ["launch", "\"<*>\"", "failed"]
         );
         assert_eq!(toks("open ('a b c'), done"), ["open", "('<*>'),", "done"]);
+        // Request and command lines keep their words.
+        assert_eq!(
+            toks("req \"GET /a/b HTTP/1.1\" 200"),
+            ["req", "\"GET", "<PATH>", "HTTP/<NUM>\"", "<NUM>"]
+        );
         // One-word quotes keep their text; apostrophes open nothing.
         assert_eq!(
             toks("state \"RUNNING\" now"),
@@ -780,6 +803,10 @@ mod tests {
             ["load", "<PATH>", "failed"]
         );
         assert_eq!(toks("in src/main/App.java:12"), ["in", "<PATH>:<NUM>"]);
+        assert_eq!(
+            toks("read /Library/Application Support/x.plist, ok"),
+            ["read", "<PATH>,", "ok"]
+        );
         // A word after a path is not part of it; one slash is no relative path.
         assert_eq!(
             toks("/var/log ok and/or TCP/IP"),

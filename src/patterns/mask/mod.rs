@@ -248,6 +248,8 @@ struct Flags {
     colon_digit: bool,
     /// At least two `.` (dotted names need them).
     dots: bool,
+    /// A `.` and an `=` (a dotted key, `java.home=x`, is a name too).
+    key_path: bool,
     at: bool,
     eq: bool,
     /// A `/` somewhere (relative paths need one).
@@ -277,6 +279,7 @@ impl Flags {
                     .windows(2)
                     .any(|w| w[0] == b':' && w[1].is_ascii_digit());
         }
+        f.key_path = f.eq && acc & class::DOT != 0;
         if acc & class::DOT != 0 {
             f.dots = tok
                 .iter()
@@ -538,7 +541,7 @@ impl Lexer<'_> {
                 .or_else(|| run(fl.colon, bits::PATH, Kind::Path, m_winpath))
                 .or_else(|| run(fl.slash, bits::PATH, Kind::Path, m_relpath))
                 .or_else(|| run(tf, bits::BOOL, Kind::Bool, m_bool))
-                .or_else(|| run(fl.dots, bits::NAME, Kind::Name, m_name));
+                .or_else(|| run(fl.dots || fl.key_path, bits::NAME, Kind::Name, m_name));
         }
         match c {
             b'/' | b'~' | b'.' => run(true, bits::PATH, Kind::Path, m_path),

@@ -439,7 +439,8 @@ pub(super) fn m_email(s: &[u8], i: usize) -> Option<usize> {
 
 /// Dotted names with at least three parts: Java packages and classes (`com.example.app.Main`), host
 /// names (`ns1.example.com`), Android intents. Two-part names (`NameSystem.addStoredBlock`,
-/// `mice.c`) are usually the event or a file and stay literal.
+/// `mice.c`) are usually the event or a file and stay literal, except as the key of a key=value
+/// (`java.home=...`): a key path in a settings dump.
 pub(super) fn m_name(s: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
     let mut dots = 0;
@@ -460,7 +461,8 @@ pub(super) fn m_name(s: &[u8], i: usize) -> Option<usize> {
         }
         break;
     }
-    (dots >= 2 && boundary(s, j)).then_some(j)
+    // `java.home=...`: a dotted key is a key path, as variable as a longer name.
+    (boundary(s, j) && (dots >= 2 || (dots == 1 && at(s, j) == b'='))).then_some(j)
 }
 
 pub(super) fn m_bool(s: &[u8], i: usize) -> Option<usize> {

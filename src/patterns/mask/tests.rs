@@ -164,3 +164,17 @@ fn relative_paths_need_three_segments() {
     assert_eq!(text("TCP/IP"), "TCP/IP");
     assert_eq!(text("HTTP/1.1"), "HTTP/<NUM>");
 }
+
+#[test]
+fn dotted_keys_are_key_paths() {
+    assert_eq!(m("java.home=/usr/lib/jvm"), ("<FQN>=<*>".into(), true));
+    assert_eq!(
+        m("environment:os.name=Linux"),
+        ("environment:<FQN>=<*>".into(), false)
+    );
+    assert_eq!(
+        text("NameSystem.addStoredBlock:"),
+        "NameSystem.addStoredBlock:"
+    );
+    assert_eq!(text("mice.c"), "mice.c");
+}
