@@ -32,7 +32,7 @@ use super::progress::{self, Progress};
 use crate::component_key::{ComponentKey, ComponentKind};
 use crate::components::registry::WithShared;
 use crate::components::schema::OptionsSchema;
-use crate::patterns::{Miner, MinerConfig, PatternView};
+use crate::patterns::{Miner, MinerConfig, Observation, PatternView};
 use crate::state::StateStore;
 use crate::state::patterns::{CLI_NAMESPACE, SavedSpace, load_spaces, restore, save_spaces};
 use crate::transforms::PatternConfig;
@@ -242,13 +242,7 @@ fn mine(args: MineArgs) -> anyhow::Result<ExitCode> {
         let text = String::from_utf8_lossy(text);
         let observation = miner.observe(&text, None, now_ms);
         if let (MineFormat::Jsonl, false) = (args.format, output_closed) {
-            let written = write_jsonl(
-                &mut out,
-                number,
-                &observation.id.to_string(),
-                observation.template,
-                observation.is_new,
-            );
+            let written = write_jsonl(&mut out, number, &observation);
             if let Err(error) = written {
                 // Nobody reads any more: finish mining (the store must hold
                 // every line) without printing.
@@ -303,16 +297,20 @@ fn broken_pipe_is_fine(error: std::io::Error) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// One line's result; `parent` only for a pattern split off another.
 fn write_jsonl(
     out: &mut impl Write,
     line: u64,
-    id: &str,
-    template: &str,
-    new: bool,
+    observation: &Observation<'_>,
 ) -> std::io::Result<()> {
+    let id = observation.id;
     write!(out, "{{\"line\":{line},\"id\":\"{id}\",\"template\":")?;
-    serde_json::to_writer(&mut *out, template)?;
-    writeln!(out, ",\"new\":{new}}}")
+    serde_json::to_writer(&mut *out, observation.template)?;
+    write!(out, ",\"new\":{}", observation.is_new)?;
+    if let Some(parent) = observation.parent {
+        write!(out, ",\"parent\":\"{parent}\"")?;
+    }
+    writeln!(out, "}}")
 }
 
 /// One pattern, for tables and JSON.
@@ -327,6 +325,9 @@ struct Row {
     last_seen: String,
     template: String,
     samples: Vec<String>,
+    /// The pattern this one split off from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
 }
 
 impl Row {
@@ -340,6 +341,7 @@ impl Row {
             last_seen: time(view.last_seen_ms),
             template: view.template.to_string(),
             samples: view.samples.to_vec(),
+            parent: view.parent.map(|p| p.to_string()),
         }
     }
 }
@@ -367,6 +369,13 @@ fn write_table(out: &mut impl Write, rows: impl Iterator<Item = Row>) -> std::io
             "{:>9}  {:<16}  {:<7}  {space}{}",
             row.count, row.id, row.level, row.template
         )?;
+        if let Some(parent) = &row.parent {
+            writeln!(
+                out,
+                "{:>9}  {:<16}  {:<7}    split from {parent}",
+                "", "", ""
+            )?;
+        }
         if let Some(sample) = row.samples.first() {
             writeln!(
                 out,

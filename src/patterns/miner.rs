@@ -58,6 +58,13 @@ const MAX_ALIGN_CANDIDATES: usize = 64;
 /// Shapes a line must resemble before a differing second token counts as a
 /// variable (see `Miner::variable_second_token`).
 const MIN_SIBLINGS: usize = 2;
+/// Lines a constant word must have held before a line differing there starts a pattern of its own
+/// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
+/// value eight times in a row once in 128 runs.
+const FREEZE_AFTER: u64 = 64;
+/// Patterns that may split off one pattern before its frozen words generalise after all: a position
+/// that showed this many values besides the first is a variable.
+const MAX_SPLITS: u32 = 4;
 
 /// Keys in our maps are already well-mixed 64-bit hashes; re-hashing them would only cost time.
 #[derive(Default, Clone, Copy)]
@@ -91,6 +98,8 @@ pub(crate) struct Shape {
     /// Creation order: leaves keep their shapes in this order (it breaks ties), so a restore rebuilds
     /// them in the same order.
     pub seq: u64,
+    /// Lines that joined this shape: how long its constant words have held (see `Miner::frozen`).
+    pub count: u64,
 }
 
 #[derive(Debug)]
@@ -104,6 +113,10 @@ pub(crate) struct Pat {
     pub last_seen: i64,
     pub samples: Vec<String>,
     pub level: Level,
+    /// The pattern this one split off from (see `frozen`), if any.
+    pub parent: Option<PatternId>,
+    /// Patterns split off this one so far (see `frozen`).
+    pub splits: u32,
     prev: u32,
     next: u32,
 }
@@ -133,6 +146,10 @@ pub struct Observation<'a> {
     pub first_seen_ms: i64,
     /// Level of this line (hint, else detected from its header).
     pub level: Level,
+    /// The pattern this one split off from, if it did: a line differed from that pattern only in
+    /// words that had held over many lines, so it became a pattern of its own (see "How patterns
+    /// refine" on the `pattern` page). The parent keeps its id and template.
+    pub parent: Option<PatternId>,
 }
 
 /// Read-only view of one pattern, for listing and persistence by the pipeline.
@@ -152,6 +169,8 @@ pub struct PatternView<'a> {
     pub samples: &'a [String],
     /// Most severe level seen among the pattern's lines.
     pub level: Level,
+    /// The pattern this one split off from (see [`Observation::parent`]).
+    pub parent: Option<PatternId>,
 }
 
 enum Found {
@@ -159,7 +178,9 @@ enum Found {
     Shape(u32, bool),
     /// Aligned with a shape of another length: add a new shape to that shape's pattern.
     Align(u32),
-    None,
+    /// No pattern fits; `Some(p)` when pattern slot `p` would have, but its constant words had held
+    /// too long to generalise (the new pattern is split off from it).
+    None(Option<u32>),
 }
 
 /// Streaming log-template miner. See the module docs for the algorithm.
@@ -280,7 +301,17 @@ impl Miner {
                 let changed = self.rerender(p);
                 (si, false, changed)
             }
-            Found::None => (self.create_pattern(&lb), true, false),
+            Found::None(parent) => {
+                let parent = parent.map(|p| {
+                    let pat = &mut self.pats[p as usize];
+                    pat.splits += 1;
+                    pat.id
+                });
+                let si = self.create_pattern(&lb);
+                let p = self.shapes[si as usize].pat;
+                self.pats[p as usize].parent = parent;
+                (si, true, false)
+            }
         };
         if self.exact.len() >= self.exact_cap {
             self.exact.clear();
@@ -288,6 +319,7 @@ impl Miner {
         let generation = self.shapes[si as usize].generation;
         self.exact.insert(lb.hash, (si, generation));
         self.lb = lb;
+        self.shapes[si as usize].count += 1;
         let p = self.shapes[si as usize].pat;
         self.touch(p);
         let max_samples = self.cfg.max_samples;
@@ -316,6 +348,7 @@ impl Miner {
             count: pat.count,
             first_seen_ms: pat.first_seen,
             level,
+            parent: pat.parent,
         }
     }
 
@@ -328,7 +361,7 @@ impl Miner {
         self.lb = lb;
         let si = match found {
             Found::Shape(si, _) | Found::Align(si) => si,
-            Found::None => return None,
+            Found::None(_) => return None,
         };
         let p = self.shapes[si as usize].pat;
         Some(self.view(p))
@@ -358,13 +391,18 @@ impl Miner {
             last_seen_ms: pat.last_seen,
             samples: &pat.samples,
             level: pat.level,
+            parent: pat.parent,
         }
     }
 
     fn find(&self, lb: &LineBuf) -> Found {
         if let Some(&(si, generation)) = self.exact.get(&lb.hash) {
             let s = &self.shapes[si as usize];
-            if s.alive && s.generation == generation && s.toks.len() == lb.toks.len() {
+            if s.alive
+                && s.generation == generation
+                && s.toks.len() == lb.toks.len()
+                && !(lb.words && template::words_differ(&s.toks, &lb.toks))
+            {
                 return Found::Shape(si, false);
             }
         }
@@ -373,6 +411,7 @@ impl Miner {
         let threshold = self.cfg.similarity;
         let max_mism = ((1.0 - threshold) * n as f64 + 1e-9).floor() as u32;
         let mut best: Option<(u32, Score)> = None;
+        let mut blocked: Option<u32> = None;
         let route = line_route(toks);
         // The line's own leaf first; then the leaves where shapes whose
         // leading tokens generalised to `<*>` now live (see `reroute`).
@@ -393,6 +432,10 @@ impl Miner {
                         && score.accepts(threshold)
                         && best.is_none_or(|(_, b)| score.rank() > b.rank())
                     {
+                        if (score.mism > 0 || lb.words) && self.frozen(s, toks) {
+                            blocked.get_or_insert(s.pat);
+                            continue;
+                        }
                         best = Some((si, score));
                     }
                 }
@@ -402,7 +445,13 @@ impl Miner {
             }
         }
         if best.is_none() {
-            best = self.variable_second_token(&route, toks, max_mism, threshold);
+            best = self.variable_second_token(
+                &route,
+                toks,
+                (max_mism, threshold),
+                lb.words,
+                &mut blocked,
+            );
         }
         if let Some((si, score)) = best {
             let s = &self.shapes[si as usize];
@@ -410,7 +459,7 @@ impl Miner {
             return Found::Shape(si, differs);
         }
         if n == 0 {
-            return Found::None;
+            return Found::None(blocked);
         }
         let lens = (n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS).filter(|&l| l != n);
         let cands = lens.filter_map(|l| self.by_first.get(&first_key(route.anchor, l)));
@@ -432,7 +481,7 @@ impl Miner {
         }
         match best {
             Some((si, _)) => Found::Align(si),
-            None => Found::None,
+            None => Found::None(blocked),
         }
     }
 
@@ -450,8 +499,9 @@ impl Miner {
         &self,
         route: &Route,
         toks: &[Tok],
-        max_mism: u32,
-        threshold: f64,
+        (max_mism, threshold): (u32, f64),
+        words: bool,
+        blocked: &mut Option<u32>,
     ) -> Option<(u32, Score)> {
         let group = self.by_first.get(&first_key(route.anchor, toks.len()))?;
         let mut siblings = 0;
@@ -462,12 +512,20 @@ impl Miner {
                 && score.accepts(threshold)
             {
                 siblings += 1;
+                if (score.mism > 0 || words) && self.frozen(s, toks) {
+                    blocked.get_or_insert(s.pat);
+                    continue;
+                }
                 if best.is_none_or(|(_, b)| score.rank() > b.rank()) {
                     best = Some((si, score));
                 }
             }
         }
         best.filter(|_| siblings >= MIN_SIBLINGS)
+    }
+
+    fn frozen(&self, s: &Shape, line: &[Tok]) -> bool {
+        frozen(s, self.pats[s.pat as usize].splits, line)
     }
 
     fn merge_into(&mut self, si: u32, lb: &LineBuf) -> bool {
@@ -556,6 +614,8 @@ impl Miner {
             last_seen: 0,
             samples: Vec::new(),
             level: Level::Unknown,
+            parent: None,
+            splits: 0,
             prev: NIL,
             next: NIL,
         };
@@ -590,6 +650,7 @@ impl Miner {
                 s.leaf = leaf;
                 s.first = first;
                 s.seq = seq;
+                s.count = 0;
                 si
             }
             None => {
@@ -602,6 +663,7 @@ impl Miner {
                     leaf,
                     first,
                     seq,
+                    count: 0,
                 });
                 (self.shapes.len() - 1) as u32
             }
@@ -703,6 +765,25 @@ impl Miner {
         pat.prev = NIL;
         pat.next = NIL;
     }
+}
+
+/// Whether shape `s` would have to give up a constant word that has held over
+/// [`FREEZE_AFTER`] lines to take `line`: frequency is evidence that the
+/// word is part of the event, so a line differing there is another event
+/// (and starts a pattern of its own). Once [`MAX_SPLITS`] patterns have
+/// split off a pattern, the position has shown enough distinct values to be
+/// a variable after all, and the pattern generalises as before.
+fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
+    s.count >= FREEZE_AFTER
+        && splits < MAX_SPLITS
+        && s.toks.iter().zip(line).any(|(t, l)| {
+            t.slot == Slot::Const
+                && if t.skel == l.skel {
+                    t.word != 0 && l.word != 0 && t.word != l.word
+                } else {
+                    !l.var && !l.digit && !literal_has_digit(t.text.as_bytes())
+                }
+        })
 }
 
 fn remove_from(map: &mut FastMap<Vec<u32>>, key: u64, si: u32) {

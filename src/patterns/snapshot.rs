@@ -45,6 +45,16 @@ struct PatternSnapshot {
     last_seen_ms: i64,
     samples: Vec<String>,
     level: Level,
+    /// The pattern this one split off from (absent in stores written before splits existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent: Option<PatternId>,
+    /// Patterns split off this one so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    splits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +62,10 @@ struct ShapeSnapshot {
     /// Creation order among all shapes (ties in matching are broken by it).
     seq: u64,
     tokens: Vec<SnapToken>,
+    /// Lines that joined the shape: how long its words have held. Older stores lack it; their
+    /// shapes start from 0, so they generalise as before until they have held again.
+    #[serde(default)]
+    count: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +73,9 @@ struct ShapeSnapshot {
 enum SnapToken {
     /// Literal token.
     C(String),
+    /// `key=value` token whose value has been one word so far: the masked text and that word's
+    /// token (`["user=<*>", "user=root"]`), see `Miner::frozen`.
+    K(String, String),
     /// Variable token (placeholders and punctuation).
     V(String),
     /// Generalised position.
@@ -93,6 +110,7 @@ impl MinerSnapshot {
             last_seen_ms: p.last_seen_ms,
             samples: &p.samples,
             level: p.level,
+            parent: p.parent,
         })
     }
 }
@@ -156,11 +174,17 @@ impl Miner {
                             let shape = &self.shapes[si as usize];
                             ShapeSnapshot {
                                 seq: shape.seq,
+                                count: shape.count,
                                 tokens: shape
                                     .toks
                                     .iter()
                                     .map(|t| match t.slot {
-                                        Slot::Const => SnapToken::C(t.text.to_string()),
+                                        Slot::Const => match &t.word_text {
+                                            Some(word) => {
+                                                SnapToken::K(t.text.to_string(), word.to_string())
+                                            }
+                                            None => SnapToken::C(t.text.to_string()),
+                                        },
                                         Slot::Var => SnapToken::V(t.text.to_string()),
                                         Slot::Wild => SnapToken::W,
                                     })
@@ -173,6 +197,8 @@ impl Miner {
                     last_seen_ms: pat.last_seen,
                     samples: pat.samples.clone(),
                     level: pat.level,
+                    parent: pat.parent,
+                    splits: pat.splits,
                 }
             })
             .collect();
@@ -218,19 +244,22 @@ impl Miner {
             pat.last_seen = ps.last_seen_ms;
             pat.samples = ps.samples;
             pat.level = ps.level;
-            shapes.extend(ps.shapes.into_iter().map(|s| (s.seq, p, s.tokens)));
+            pat.parent = ps.parent;
+            pat.splits = ps.splits;
+            shapes.extend(ps.shapes.into_iter().map(|s| (s.seq, p, s.tokens, s.count)));
         }
-        shapes.sort_by_key(|(seq, _, _)| *seq);
+        shapes.sort_by_key(|(seq, _, _, _)| *seq);
         if shapes.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(RestoreError::Corrupt(
                 "duplicate shape sequence number".into(),
             ));
         }
-        for (seq, p, tokens) in shapes {
+        for (seq, p, tokens, count) in shapes {
             let toks: Vec<TTok> = tokens
                 .into_iter()
                 .map(|t| match t {
                     SnapToken::C(s) => TTok::from_text(s, Slot::Const, kv_on),
+                    SnapToken::K(s, word) => TTok::from_text(s, Slot::Const, kv_on).with_word(word),
                     SnapToken::V(s) => TTok::from_text(s, Slot::Var, kv_on),
                     SnapToken::W => TTok::wild(),
                 })
@@ -238,6 +267,7 @@ impl Miner {
             let route = template_route(&toks);
             m.next_seq = seq;
             let si = m.alloc_shape(p, toks, route);
+            m.shapes[si as usize].count = count;
             m.pats[p as usize].shapes.push(si);
         }
         m.next_seq = m.next_seq.max(snap.next_seq);

@@ -38,7 +38,9 @@
 //! at most [`MAX_GAPS`] of them, and every literal must agree.
 
 use super::id::fast_hash;
-use super::tokenize::{LineBuf, Tok, has_placeholder, is_caps_word, skeleton, skeleton_hash};
+use super::tokenize::{
+    LineBuf, Tok, has_placeholder, is_caps_word, skeleton, skeleton_hash, word_hash,
+};
 
 /// Most tokens an alignment may skip (on both sides together).
 pub(crate) const MAX_GAPS: usize = 3;
@@ -62,6 +64,11 @@ pub(crate) struct TTok {
     pub caps: bool,
     pub slot: Slot,
     pub text: Box<str>,
+    /// The one unmasked `key=word` value every member line had here (see `Tok::word`), 0 once
+    /// members differed or when there is none.
+    pub word: u64,
+    /// The text behind `word` (`user=root`), kept for snapshots.
+    pub word_text: Option<Box<str>>,
 }
 
 pub(crate) const WILD_TEXT: &str = "<*>";
@@ -75,7 +82,16 @@ impl TTok {
             caps: t.caps,
             slot: if t.var { Slot::Var } else { Slot::Const },
             text: String::from_utf8_lossy(lb.text(t)).into(),
+            word: t.word,
+            word_text: (t.word != 0).then(|| String::from_utf8_lossy(lb.word_text(t)).into()),
         }
+    }
+
+    /// Rebuilds a stored `key=value` token whose value has held one word (`user=root`).
+    pub(crate) fn with_word(mut self, word: String) -> TTok {
+        self.word = word_hash(word.as_bytes());
+        self.word_text = Some(word.into());
+        self
     }
 
     /// Rebuilds a stored token (snapshot restore): hashes are recomputed from the text.
@@ -97,6 +113,8 @@ impl TTok {
             caps: slot == Slot::Const && plain && is_caps_word(text.as_bytes()),
             slot,
             text: text.into(),
+            word: 0,
+            word_text: None,
         }
     }
 
@@ -108,6 +126,8 @@ impl TTok {
             caps: false,
             slot: Slot::Wild,
             text: WILD_TEXT.into(),
+            word: 0,
+            word_text: None,
         }
     }
 }
@@ -121,6 +141,9 @@ pub(crate) struct Score {
     pub mism: u32,
     /// Tokens skipped by an alignment (0 for equal lengths).
     pub gaps: u32,
+    /// `key=word` values that differ from the one value the template has held (see `TTok::word`):
+    /// not a mismatch, but a template that agrees on them is the better match.
+    pub words: u32,
 }
 
 impl Score {
@@ -132,14 +155,18 @@ impl Score {
         kept > 0 && f64::from(kept) >= threshold * f64::from(self.counted) - 1e-9
     }
 
-    /// Larger is better: similarity first, then fewer gaps.
-    pub(crate) fn rank(&self) -> (u64, u32) {
+    /// Larger is better: similarity first, then fewer differing `key=word` values, then fewer gaps.
+    pub(crate) fn rank(&self) -> (u64, u32, u32) {
         let sim = if self.counted == 0 {
             1.0
         } else {
             f64::from(self.counted - self.mism) / f64::from(self.counted)
         };
-        ((sim * 1e9) as u64, u32::MAX - self.gaps)
+        (
+            (sim * 1e9) as u64,
+            u32::MAX - self.words,
+            u32::MAX - self.gaps,
+        )
     }
 }
 
@@ -182,6 +209,7 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         counted: 0,
         mism: 0,
         gaps: 0,
+        words: 0,
     };
     let mut prev = 0;
     for (a, b) in t.iter().zip(line) {
@@ -192,6 +220,7 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         prev = m;
         s.counted += c;
         s.mism += m;
+        s.words += u32::from(a.word != 0 && a.word != b.word);
         if s.mism > max_mism {
             return None;
         }
@@ -199,10 +228,17 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
     Some(s)
 }
 
+/// Whether some `key=word` value of `line` differs from the one value `t` has held there.
+pub(crate) fn words_differ(t: &[TTok], line: &[Tok]) -> bool {
+    t.iter()
+        .zip(line)
+        .any(|(a, b)| a.word != 0 && a.word != b.word)
+}
+
 /// Whether merging `line` into `t` would change `t`.
 pub(crate) fn needs_merge(t: &[TTok], line: &[Tok]) -> bool {
     t.iter().zip(line).any(|(a, b)| match a.slot {
-        Slot::Const => const_differs(a, b),
+        Slot::Const => const_differs(a, b) || (a.word != 0 && a.word != b.word),
         Slot::Var => !b.var || a.hash != b.hash,
         Slot::Wild => false,
     })
@@ -221,6 +257,11 @@ pub(crate) fn merge(t: &mut [TTok], line: &[Tok]) -> bool {
     let mut buf = Vec::new();
     for (a, b) in t.iter_mut().zip(line) {
         match a.slot {
+            Slot::Const if a.word != 0 && a.word != b.word && !const_differs(a, b) => {
+                // Same key, another value: the value is no longer one word.
+                a.word = 0;
+                a.word_text = None;
+            }
             Slot::Const if const_differs(a, b) => {
                 if a.skel == b.skel {
                     // Same token up to placeholder types: keep it, with untyped placeholders.
@@ -335,6 +376,7 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
         counted: end.counted,
         mism: end.mism,
         gaps: end.gaps,
+        words: 0,
     })
 }
 

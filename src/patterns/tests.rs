@@ -387,7 +387,8 @@ fn assert_restore_is_transparent(cfg: &MinerConfig, lines: &[String], what: &str
                 q.first_seen_ms,
                 q.last_seen_ms,
                 q.samples,
-                q.level
+                q.level,
+                q.parent
             ),
             (
                 p.template,
@@ -395,15 +396,30 @@ fn assert_restore_is_transparent(cfg: &MinerConfig, lines: &[String], what: &str
                 p.first_seen_ms,
                 p.last_seen_ms,
                 p.samples,
-                p.level
+                p.level,
+                p.parent
             )
         );
     }
     for (i, l) in lines.iter().enumerate() {
         let (o1, o2) = (m.observe(l, None, i as i64), r.observe(l, None, i as i64));
         assert_eq!(
-            (o1.id, o1.is_new, o1.changed, o1.count, o1.template),
-            (o2.id, o2.is_new, o2.changed, o2.count, o2.template),
+            (
+                o1.id,
+                o1.is_new,
+                o1.changed,
+                o1.count,
+                o1.template,
+                o1.parent
+            ),
+            (
+                o2.id,
+                o2.is_new,
+                o2.changed,
+                o2.count,
+                o2.template,
+                o2.parent
+            ),
             "{what}: line {i}: {l}"
         );
         // (With evictions a pattern can legitimately be new again, identically in both.)
@@ -829,4 +845,132 @@ fn two_alternatives_in_second_position_stay_two_patterns() {
             none.0
         );
     }
+}
+
+/// `n` lines of one event whose last word held, then what the miner says about `other`.
+fn after_held_word(m: &mut Miner, n: usize, line: impl Fn(usize) -> String) -> PatternId {
+    let first = m.observe(&line(0), None, 0).id;
+    for i in 1..n {
+        assert_eq!(m.observe(&line(i), None, 0).id, first);
+    }
+    first
+}
+
+#[test]
+fn a_word_that_held_over_many_lines_splits_off_a_new_pattern() {
+    let mut m = miner();
+    let line = |i: usize, client: &str| format!("Session {i}_77 initialized by client {client}");
+    let alpha = after_held_word(&mut m, 100, |i| line(i, "alpha"));
+    let beta = m.observe(&line(5, "beta"), None, 0);
+    assert!(
+        beta.is_new,
+        "a rare different word after 100 lines is another event"
+    );
+    assert_eq!(beta.parent, Some(alpha));
+    assert_eq!(
+        beta.template,
+        "Session <NUM>_<NUM> initialized by client beta"
+    );
+    let beta = beta.id;
+    // Both keep their ids and templates; each value finds its own pattern.
+    let again = m.observe(&line(6, "beta"), None, 0);
+    assert_eq!((again.id, again.is_new), (beta, false));
+    let more = m.observe(&line(7, "alpha"), None, 0);
+    assert_eq!((more.id, more.parent), (alpha, None));
+    assert_eq!(
+        more.template,
+        "Session <NUM>_<NUM> initialized by client alpha"
+    );
+    assert_eq!(m.get(beta).and_then(|p| p.parent), Some(alpha));
+}
+
+#[test]
+fn a_young_pattern_still_generalises_a_differing_word() {
+    let mut m = miner();
+    let line = |i: usize, client: &str| format!("Session {i}_77 initialized by client {client}");
+    let alpha = after_held_word(&mut m, 5, |i| line(i, "alpha"));
+    let beta = m.observe(&line(5, "beta"), None, 0);
+    assert_eq!((beta.id, beta.is_new, beta.parent), (alpha, false, None));
+    assert_eq!(
+        beta.template,
+        "Session <NUM>_<NUM> initialized by client <*>"
+    );
+}
+
+#[test]
+fn a_key_value_word_that_held_splits_off_but_varying_values_generalise() {
+    let mut m = miner();
+    let ok = after_held_word(&mut m, 100, |i| format!("job {i} done status=ok"));
+    let failed = m.observe("job 7 done status=failed", None, 0);
+    assert!(failed.is_new);
+    assert_eq!(failed.parent, Some(ok));
+    let failed = failed.id;
+    assert_eq!(m.observe("job 8 done status=ok", None, 0).id, ok);
+    assert_eq!(m.observe("job 9 done status=failed", None, 0).id, failed);
+    // A value that varied from the start is a variable.
+    let user = m.observe("login user=alice from web", None, 0).id;
+    for name in ["bob", "carol", "dave"] {
+        let o = m.observe(&format!("login user={name} from web"), None, 0);
+        assert_eq!((o.id, o.is_new), (user, false));
+    }
+}
+
+#[test]
+fn a_word_that_split_off_many_values_becomes_a_variable() {
+    let mut m = miner();
+    let line = |client: &str| format!("request served for client {client} in pool");
+    let first = after_held_word(&mut m, 100, |_| line("alpha"));
+    // While a split-off pattern is young, other values join it (it generalises).
+    let beta = m.observe(&line("beta"), None, 0).id;
+    let gamma = m.observe(&line("gamma"), None, 0);
+    assert_eq!(
+        (gamma.id, gamma.template),
+        (beta, "request served for client <*> in pool")
+    );
+    let mut m = miner();
+    let first_again = after_held_word(&mut m, 100, |_| line("alpha"));
+    assert_eq!(first_again, first);
+    // Each value holds in turn: every one is an event of its own...
+    let mut children = Vec::new();
+    for client in ["beta", "gamma", "delta", "epsilon"] {
+        let o = m.observe(&line(client), None, 0);
+        assert!(o.is_new, "{client}");
+        assert_eq!(o.parent, Some(first));
+        let id = o.id;
+        children.push(id);
+        for _ in 0..100 {
+            assert_eq!(m.observe(&line(client), None, 0).id, id);
+        }
+    }
+    // ... until the fifth: the position is a variable after all; the pattern
+    // that held generalises, keeping its id, and the split-off ones stay.
+    let o = m.observe(&line("zeta"), None, 0);
+    assert_eq!((o.id, o.is_new, o.changed), (first, false, true));
+    assert_eq!(o.template, "request served for client <*> in pool");
+    assert_eq!(m.observe(&line("beta"), None, 0).id, children[0]);
+}
+
+#[test]
+fn splits_survive_a_snapshot() {
+    // 100 lines in which two words held, then 100 in which they sometimes
+    // differ. The helper snapshots after the first half, so the held word
+    // and the counts must come back for the restored miner to split alike.
+    let mut lines: Vec<String> = (0..100)
+        .map(|i| format!("job {i} done status=ok by worker alpha"))
+        .collect();
+    lines.extend((0..100).map(|i| match i % 3 {
+        0 => format!("job {i} done status=failed by worker alpha"),
+        1 => format!("job {i} done status=ok by worker beta"),
+        _ => format!("job {i} done status=ok by worker alpha"),
+    }));
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "splits");
+    let mut m = miner();
+    let children = lines
+        .iter()
+        .filter(|l| m.observe(l, None, 0).parent.is_some())
+        .count();
+    // The first differing line split off; the young split-off pattern then
+    // took the other differing lines (generalising), the held ones stayed.
+    assert_eq!(children, 67, "every line with a differing word split off");
+    assert_eq!(m.len(), 2);
 }

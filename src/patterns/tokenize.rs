@@ -5,7 +5,9 @@
 //! 1. User masks (regex, only if configured) rewrite the line, turning matches into `<NAME>`.
 //! 2. Split on ASCII whitespace; runs of whitespace collapse (the benchmark labels and Drain do the same).
 //!    A `key="quoted value"` whose quote closes in a later token is kept as one token, so a value with
-//!    spaces (`tag="View Lock"`) does not change the token count. The line is copied once into the
+//!    spaces (`tag="View Lock"`) does not change the token count; a quoted value with spaces on its
+//!    own (`"Microsoft Word"`) becomes one variable token `"<*>"`, and an escaped space
+//!    (`Application\ Support`) does not end a token. The line is copied once into the
 //!    token buffer; unmasked tokens point into that copy, masked tokens are appended after it.
 //! 3. Mask each token ([`mask_token`]).
 //! 4. Join multi-token variables into one placeholder token, because a variable that is sometimes one
@@ -13,7 +15,10 @@
 //!    * number + unit token: `<1 sec` and `00:02`, `(1.16 KB)`;
 //!    * date/time runs: `Fri Jun 17 07:07:00 2005`, `2015-07-29 17:41:44,747` become one `<TIME>`;
 //!    * a run of one repeated variable (`blk_<NUM> blk_<NUM> ...`, `<NUM> <NUM> <NUM>`) is a list
-//!      parameter of varying length and keeps a single token.
+//!      parameter of varying length and keeps a single token; so is a run of a repeated group of
+//!      up to four tokens holding a variable (`node-<NUM> <HEX> ok node-<NUM> <HEX> ok`);
+//!    * a path cut by spaces (`/Library/Application Support/x`, `C:\Program Files\x`): the words
+//!      that go on with `/` or `\` join the path.
 //! 5. Hash every token and the whole token sequence (exact-repeat cache key), and note per token what
 //!    the comparison needs: variable or literal, digits in the literal text, the *skeleton* hash (the
 //!    text with every placeholder as `<*>`, so `Alarm{<HEX>` and `Alarm{<NUM>` are one token that
@@ -48,6 +53,13 @@ pub(crate) fn cut_line(line: &str) -> &str {
     &line[..end]
 }
 
+fn at_or_zero(t: &[u8], i: usize) -> u8 {
+    t.get(i).copied().unwrap_or(0)
+}
+
+/// Longest group of tokens [`LineBuf::drop_repeated_group`] looks for.
+const MAX_GROUP: usize = 4;
+
 /// How far ahead a `key="...` token may look for its closing quote.
 const MAX_QUOTE: usize = 256;
 
@@ -70,6 +82,12 @@ pub(crate) struct Tok {
     pub kv: bool,
     /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`): an enumerated constant, see [`is_caps_word`].
     pub caps: bool,
+    /// For a `key=word` token whose value is masked but has no digit (`user=root`): hash of the
+    /// unmasked text, so a value that held over many lines can stay part of the template (see
+    /// `Miner::frozen`); 0 otherwise.
+    pub word: u64,
+    /// Where that unmasked text is in the line buffer (offset, length), when `word` is set.
+    pub word_at: (u32, u32),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,8 +105,11 @@ pub(crate) struct LineBuf {
     pub masked: Vec<u8>,
     pub toks: Vec<Tok>,
     raw: Vec<Raw>,
-    /// Hash of the whole masked token sequence.
+    /// Hash of the whole masked token sequence (and of its `key=word` values): the exact-repeat
+    /// cache key.
     pub hash: u64,
+    /// Some token carries a `key=word` value (`Tok::word`).
+    pub words: bool,
     skel_buf: Vec<u8>,
     kv_on: bool,
     /// Spans and byte classes of the first raw tokens, reused by level detection.
@@ -98,6 +119,13 @@ pub(crate) struct LineBuf {
 }
 
 impl LineBuf {
+    /// Unmasked text of a `key=word` token (see `Tok::word`); empty for other tokens.
+    #[inline]
+    pub(crate) fn word_text(&self, t: &Tok) -> &[u8] {
+        let (off, len) = t.word_at;
+        &self.masked[off as usize..(off + len) as usize]
+    }
+
     /// Masked text of token `t`.
     #[inline]
     pub(crate) fn text(&self, t: &Tok) -> &[u8] {
@@ -122,6 +150,7 @@ impl LineBuf {
         self.raw.clear();
         self.toks.clear();
         self.heads.clear();
+        self.words = false;
         let text = masker.apply_user(line);
         self.user_changed = matches!(text, std::borrow::Cow::Owned(_));
         let s = text.as_bytes();
@@ -147,10 +176,48 @@ impl LineBuf {
             while i < n {
                 let c = CLASS[s[i] as usize];
                 if c & class::WS != 0 {
+                    // `Application\ Support`: an escaped space does not end the token.
+                    if s[i] == b' ' && s[i - 1] == b'\\' {
+                        acc |= class::PUNCT;
+                        i += 1;
+                        continue;
+                    }
                     break;
                 }
                 acc |= c;
                 i += 1;
+            }
+            if acc & class::QUOTE != 0
+                && let Some((end, pre, rest)) = quoted_span(s, start, i)
+            {
+                // A quoted value with spaces (`"Microsoft Word"`): one token, `"<*>"`.
+                if self.heads.len() < HEADER_TOKENS {
+                    self.heads
+                        .push((start as u32, end as u32, class_of(&s[start..end])));
+                }
+                let off = self.masked.len();
+                self.masked.extend_from_slice(&s[start..start + pre + 1]);
+                self.masked
+                    .extend_from_slice(Kind::Value.placeholder().as_bytes());
+                self.masked.extend_from_slice(&s[end - rest - 1..end]);
+                self.raw.push(Raw {
+                    off: off as u32,
+                    len: (self.masked.len() - off) as u32,
+                    src_start: start as u32,
+                    src_end: end as u32,
+                    info: TokInfo {
+                        var: true,
+                        masked: true,
+                        single: Some(Single {
+                            kind: Kind::Value,
+                            pre: pre as u32 + 1,
+                            suf: rest as u32 + 1,
+                        }),
+                        ..TokInfo::default()
+                    },
+                });
+                i = end;
+                continue;
             }
             if kv
                 && acc & class::QUOTE != 0
@@ -189,6 +256,12 @@ impl LineBuf {
         for t in &self.toks {
             h = combine(h, t.hash);
         }
+        if self.words {
+            // `user=root` and `user=guest` may belong to different patterns (see `Tok::word`).
+            for t in self.toks.iter().filter(|t| t.word != 0) {
+                h = combine(h, t.word);
+            }
+        }
         self.hash = combine(h, self.toks.len() as u64);
     }
 
@@ -226,6 +299,24 @@ impl LineBuf {
                 continue;
             }
             if let Some(Single {
+                kind: Kind::Path,
+                suf: 0,
+                ..
+            }) = r.info.single
+                && b.has(bits::PATH)
+                && k + 1 < nraw
+                && self.continues_path(src, k + 1)
+            {
+                // `/Library/Application Support/x`: a path with spaces stays one token.
+                let mut end = k + 2;
+                while end < nraw && self.continues_path(src, end) {
+                    end += 1;
+                }
+                self.push_joined(k, end - 1, Kind::Path);
+                k = end;
+                continue;
+            }
+            if let Some(Single {
                 kind: Kind::Num,
                 suf: 0,
                 ..
@@ -245,7 +336,49 @@ impl LineBuf {
                 continue;
             }
             self.push_tok(r.off, r.len, hash, r.info);
+            if r.info.eq && r.info.masked && !r.info.var {
+                let text = &src[r.src_start as usize..r.src_end as usize];
+                if !text.iter().any(u8::is_ascii_digit)
+                    && let Some(last) = self.toks.last_mut()
+                    && last.kv
+                {
+                    last.word = word_hash(text);
+                    last.word_at = (r.src_start, r.src_end - r.src_start);
+                    self.words = true;
+                }
+            }
+            self.drop_repeated_group();
         }
+    }
+
+    /// A list of repeated groups (`node-<NUM> <HEX> ok node-<NUM> <HEX> ok ...`) is one list
+    /// parameter of varying length, like a run of one repeated variable: when the last group of
+    /// two to [`MAX_GROUP`] tokens, holding a variable, repeats the one before it, it is dropped.
+    fn drop_repeated_group(&mut self) {
+        let n = self.toks.len();
+        for p in 2..=MAX_GROUP.min(n / 2) {
+            let (a, b) = (&self.toks[n - 2 * p..n - p], &self.toks[n - p..]);
+            if a.iter().zip(b).all(|(x, y)| x.hash == y.hash) && b.iter().any(|t| t.var) {
+                self.toks.truncate(n - p);
+                return;
+            }
+        }
+    }
+
+    /// Whether raw token `k` continues a path cut at a space: a word that goes on with `/` or `\`
+    /// (`Support/CrashReporter`, `Files\App`), not a `key=value` or a URL.
+    fn continues_path(&self, src: &[u8], k: usize) -> bool {
+        let r = &self.raw[k];
+        let t = &src[r.src_start as usize..r.src_end as usize];
+        // What follows the first separator: `HTTP/1.1` or `1/2` is a version or a ratio.
+        let after = t
+            .iter()
+            .position(|c| matches!(c, b'/' | b'\\'))
+            .map(|p| at_or_zero(t, p + 1));
+        t.first().is_some_and(u8::is_ascii_alphanumeric)
+            && !r.info.eq
+            && after.is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'_' | b'.'))
+            && !t.windows(3).any(|w| w == b"://")
     }
 
     /// If raw token `k` is a unit word (`KB)`, `sec`), the kind the number before it becomes.
@@ -376,8 +509,12 @@ impl LineBuf {
         let suf_len = match z.info.single {
             Some(s) => s.suf,
             None => {
+                // Trailing punctuation, not the end of a placeholder (`x<PATH>,` has one byte).
                 let t = self.raw_text(&z);
-                t.iter().rev().take_while(|c| !is_word(**c)).count() as u32
+                t.iter()
+                    .rev()
+                    .take_while(|c| !is_word(**c) && **c != b'>')
+                    .count() as u32
             }
         };
         let off = self.masked.len();
@@ -426,6 +563,8 @@ impl LineBuf {
             skel,
             kv,
             caps,
+            word: 0,
+            word_at: (0, 0),
         });
     }
 }
@@ -451,6 +590,11 @@ pub(crate) fn is_caps_word(t: &[u8]) -> bool {
         && core
             .iter()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// Hash of an unmasked `key=word` token (see `Tok::word`); never 0.
+pub(crate) fn word_hash(text: &[u8]) -> u64 {
+    fast_hash(text) | 1
 }
 
 /// Whether a masked token has a digit outside its placeholders (user placeholder names may contain
@@ -511,6 +655,41 @@ pub(crate) fn skeleton(t: &[u8], out: &mut Vec<u8>) {
 pub(crate) fn skeleton_hash(t: &[u8], buf: &mut Vec<u8>) -> u64 {
     skeleton(t, buf);
     fast_hash(buf)
+}
+
+/// A quoted value that spans several whitespace tokens: `"Microsoft Word",` starting at `start`,
+/// whose first token ends at `first_end`. Returns the end of the span, the number of opening
+/// brackets before the quote and the number of punctuation bytes after the closing quote. The
+/// opening quote must start the token (after brackets) and not close inside it, and the closing
+/// one must end a word (`don't` is no quote); a value must close within [`MAX_QUOTE`] bytes.
+fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize, usize)> {
+    let tok = &s[start..first_end];
+    let pre = tok
+        .iter()
+        .take_while(|c| matches!(c, b'(' | b'[' | b'{'))
+        .count();
+    let q = *tok.get(pre)?;
+    if !matches!(q, b'"' | b'\'') || tok[pre + 1..].contains(&q) {
+        return None;
+    }
+    // `"GET /x HTTP/1.1"`, `"SELECT ..."`: a request or command line, whose words are structure
+    // (the UPPER-CASE rule keeps `GET` and `POST` apart); only free text is one value.
+    if is_caps_word(&tok[pre + 1..]) {
+        return None;
+    }
+    let close = first_end
+        + s[first_end..]
+            .iter()
+            .take(MAX_QUOTE)
+            .position(|&c| c == q)?;
+    let mut end = close + 1;
+    while end < s.len() && !s[end].is_ascii_whitespace() {
+        if is_word(s[end]) {
+            return None;
+        }
+        end += 1;
+    }
+    Some((end, pre, end - close - 1))
 }
 
 /// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
@@ -586,6 +765,65 @@ mod tests {
         for w in ["A", "Running", "KB2928120", "R02-M1", "http", "12", "X1"] {
             assert!(!is_caps_word(w.as_bytes()), "{w}");
         }
+    }
+
+    #[test]
+    fn quoted_values_with_spaces_are_one_variable_token() {
+        assert_eq!(
+            toks("launch \"Microsoft Word\" failed"),
+            ["launch", "\"<*>\"", "failed"]
+        );
+        assert_eq!(toks("open ('a b c'), done"), ["open", "('<*>'),", "done"]);
+        // Request and command lines keep their words.
+        assert_eq!(
+            toks("req \"GET /a/b HTTP/1.1\" 200"),
+            ["req", "\"GET", "<PATH>", "HTTP/<NUM>\"", "<NUM>"]
+        );
+        // One-word quotes keep their text; apostrophes open nothing.
+        assert_eq!(
+            toks("state \"RUNNING\" now"),
+            ["state", "\"RUNNING\"", "now"]
+        );
+        assert_eq!(toks("don't 'stop me now"), ["don't", "'stop", "me", "now"]);
+        assert_eq!(toks("it's Bob's car"), ["it's", "Bob's", "car"]);
+    }
+
+    #[test]
+    fn paths_with_spaces_stay_one_token() {
+        assert_eq!(
+            toks("read /Library/Application Support/CrashReporter/x.plist ok"),
+            ["read", "<PATH>", "ok"]
+        );
+        assert_eq!(
+            toks("read /Library/Application\\ Support/x.plist ok"),
+            ["read", "<PATH>", "ok"]
+        );
+        assert_eq!(
+            toks("load C:\\Program Files\\App\\app.dll failed"),
+            ["load", "<PATH>", "failed"]
+        );
+        assert_eq!(toks("in src/main/App.java:12"), ["in", "<PATH>:<NUM>"]);
+        assert_eq!(
+            toks("read /Library/Application Support/x.plist, ok"),
+            ["read", "<PATH>,", "ok"]
+        );
+        // A word after a path is not part of it; one slash is no relative path.
+        assert_eq!(
+            toks("/var/log ok and/or TCP/IP"),
+            ["<PATH>", "ok", "and/or", "TCP/IP"]
+        );
+    }
+
+    #[test]
+    fn repeated_groups_are_one_list() {
+        let short = toks("sets node-1 ab12cd ok node-2 ef34ab ok");
+        assert_eq!(short, ["sets", "node-<NUM>", "<HEX>", "ok"]);
+        assert_eq!(
+            toks("sets node-1 ab12cd ok node-2 ef34ab ok node-3 aa11bb ok end"),
+            ["sets", "node-<NUM>", "<HEX>", "ok", "end"]
+        );
+        // Repeated words without a variable are text, not a list.
+        assert_eq!(toks("go on go on"), ["go", "on", "go", "on"]);
     }
 
     #[test]

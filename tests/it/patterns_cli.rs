@@ -434,3 +434,52 @@ fn the_command_line_never_writes_into_a_transform_named_mine() {
         "the command line keeps its own space: {listed:?}"
     );
 }
+
+#[test]
+fn a_pattern_split_off_another_names_its_parent_in_mine_and_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input: String = (0..70)
+        .map(|i| format!("Session {i}_1 initialized by client alpha\n"))
+        .collect();
+    input.push_str("Session 99_1 initialized by client beta\n");
+    write(dir.path(), "in.log", &input);
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &[
+            "patterns",
+            "mine",
+            "in.log",
+            "--format",
+            "jsonl",
+            "--data-dir",
+            "d",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0].get("parent").is_none());
+    let last = &lines[70];
+    assert_eq!(last["new"], true);
+    assert_eq!(last["parent"], lines[0]["id"]);
+    let (code, stdout, stderr) = howl_in(
+        dir.path(),
+        &["patterns", "list", "--data-dir", "d", "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let child = listed
+        .iter()
+        .find(|p| p["id"] == last["id"])
+        .expect("the split-off pattern is stored");
+    assert_eq!(child["parent"], lines[0]["id"]);
+    let (_, table, _) = howl_in(dir.path(), &["patterns", "list", "--data-dir", "d"], &[]);
+    assert!(
+        table.contains(&format!("split from {}", lines[0]["id"].as_str().unwrap())),
+        "{table}"
+    );
+}

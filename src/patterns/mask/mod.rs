@@ -11,7 +11,8 @@
 //!   the classifiers in a fixed order, compound shapes first so that `00:11:22:33:44:55` becomes one
 //!   `<MAC>` rather than six numbers: UUID, MAC, dates, times, IPv4 with optional port, IPv6, `0x` hex, long hex
 //!   ids, numbers (int, float, signed, versions, with units such as `12ms` or `4KB`), host:port, URLs,
-//!   e-mails, paths, booleans, dotted names. The first byte and the flags rule most classifiers out
+//!   e-mails, paths (absolute, Windows, and relative ones of three or more segments), booleans,
+//!   dotted names. The first byte and the flags rule most classifiers out
 //!   with one comparison (a digit run ended by plain punctuation can only be a number). A classifier
 //!   only matches a span that ends on a word boundary, so `jk2_init` or `ssh2` stay literal while
 //!   `blk_-123` becomes `blk_<NUM>` and `node-12` becomes `node-<NUM>`.
@@ -247,8 +248,12 @@ struct Flags {
     colon_digit: bool,
     /// At least two `.` (dotted names need them).
     dots: bool,
+    /// A `.` and an `=` (a dotted key, `java.home=x`, is a name too).
+    key_path: bool,
     at: bool,
     eq: bool,
+    /// A `/` somewhere (relative paths need one).
+    slash: bool,
     trigger: bool,
 }
 
@@ -264,6 +269,7 @@ impl Flags {
         if acc & class::TRIG != 0 {
             f.at = tok.contains(&b'@');
             f.eq = tok.contains(&b'=');
+            f.slash = tok.contains(&b'/');
             f.trigger = true;
         }
         if acc & class::COLON != 0 && n > 1 {
@@ -273,6 +279,7 @@ impl Flags {
                     .windows(2)
                     .any(|w| w[0] == b':' && w[1].is_ascii_digit());
         }
+        f.key_path = f.eq && acc & class::DOT != 0;
         if acc & class::DOT != 0 {
             f.dots = tok
                 .iter()
@@ -532,8 +539,9 @@ impl Lexer<'_> {
                 .or_else(|| run(hexy, bits::HEX, Kind::Hex, m_hexid))
                 .or_else(|| run(fl.colon_digit, bits::HOSTPORT, Kind::HostPort, m_hostport))
                 .or_else(|| run(fl.colon, bits::PATH, Kind::Path, m_winpath))
+                .or_else(|| run(fl.slash, bits::PATH, Kind::Path, m_relpath))
                 .or_else(|| run(tf, bits::BOOL, Kind::Bool, m_bool))
-                .or_else(|| run(fl.dots, bits::NAME, Kind::Name, m_name));
+                .or_else(|| run(fl.dots || fl.key_path, bits::NAME, Kind::Name, m_name));
         }
         match c {
             b'/' | b'~' | b'.' => run(true, bits::PATH, Kind::Path, m_path),

@@ -439,7 +439,8 @@ pub(super) fn m_email(s: &[u8], i: usize) -> Option<usize> {
 
 /// Dotted names with at least three parts: Java packages and classes (`com.example.app.Main`), host
 /// names (`ns1.example.com`), Android intents. Two-part names (`NameSystem.addStoredBlock`,
-/// `mice.c`) are usually the event or a file and stay literal.
+/// `mice.c`) are usually the event or a file and stay literal, except as the key of a key=value
+/// (`java.home=...`): a key path in a settings dump.
 pub(super) fn m_name(s: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
     let mut dots = 0;
@@ -460,7 +461,8 @@ pub(super) fn m_name(s: &[u8], i: usize) -> Option<usize> {
         }
         break;
     }
-    (dots >= 2 && boundary(s, j)).then_some(j)
+    // `java.home=...`: a dotted key is a key path, as variable as a longer name.
+    (boundary(s, j) && (dots >= 2 || (dots == 1 && at(s, j) == b'='))).then_some(j)
 }
 
 pub(super) fn m_bool(s: &[u8], i: usize) -> Option<usize> {
@@ -483,6 +485,29 @@ pub(super) fn m_winpath(s: &[u8], i: usize) -> Option<usize> {
         j += 1;
     }
     Some(trim_trailing(s, i + 2, j))
+}
+
+/// Relative paths of three or more segments: `src/main/App.java`, `Library/Caches/com.x`. One slash
+/// (`read/write`, `TCP/IP`, `HTTP/1.1`) is too often a word pair or a version to be a path.
+pub(super) fn m_relpath(s: &[u8], i: usize) -> Option<usize> {
+    let seg = |j: usize| {
+        s.get(j..).map_or(0, |r| {
+            r.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+                .count()
+        })
+    };
+    let mut j = i + seg(i);
+    let mut slashes = 0;
+    while at(s, j) == b'/' {
+        let l = seg(j + 1);
+        if l == 0 {
+            break;
+        }
+        slashes += 1;
+        j += 1 + l;
+    }
+    (slashes >= 2 && boundary(s, j)).then(|| trim_trailing(s, i, j))
 }
 
 /// Unix-style paths: `/a/b`, `/name`, `~/x`, `./x`, `../x`. A single segment starting with a digit

@@ -155,3 +155,26 @@ fn very_long_tokens_become_long() {
     let t = "x".repeat(100_000);
     assert_eq!(m(&t), ("<LONG>".into(), true));
 }
+
+#[test]
+fn relative_paths_need_three_segments() {
+    assert_eq!(m("src/main/App.java"), ("<PATH>".into(), true));
+    assert_eq!(text("Library/Caches/com.apple.x,"), "<PATH>,");
+    assert_eq!(text("read/write"), "read/write");
+    assert_eq!(text("TCP/IP"), "TCP/IP");
+    assert_eq!(text("HTTP/1.1"), "HTTP/<NUM>");
+}
+
+#[test]
+fn dotted_keys_are_key_paths() {
+    assert_eq!(m("java.home=/usr/lib/jvm"), ("<FQN>=<*>".into(), true));
+    assert_eq!(
+        m("environment:os.name=Linux"),
+        ("environment:<FQN>=<*>".into(), false)
+    );
+    assert_eq!(
+        text("NameSystem.addStoredBlock:"),
+        "NameSystem.addStoredBlock:"
+    );
+    assert_eq!(text("mice.c"), "mice.c");
+}

@@ -166,6 +166,9 @@ impl PatternObject {
         if let Some(scope) = scope {
             object.insert(KeyString::from("scope"), Value::from(scope));
         }
+        if let Some(parent) = observation.parent {
+            object.insert(KeyString::from("parent"), Value::from(parent.to_string()));
+        }
         Self {
             template,
             first_seen_ms: observation.first_seen_ms,
@@ -622,6 +625,7 @@ mod tests {
             count,
             first_seen_ms: 1_700_000_000_000,
             level: Level::Error,
+            parent: None,
         }
     }
 
@@ -649,6 +653,14 @@ mod tests {
         assert_eq!(text(&first, "template"), "user bob logged in");
         let scoped = objects.object(&observation(8, "disk full", 1), Some("db"), 10);
         assert_eq!(text(&scoped, "scope"), "db");
+        assert!(!scoped.contains_key("parent"));
+        // A pattern split off another names it.
+        let split = Observation {
+            parent: Some(PatternId::from_u64(7)),
+            ..observation(9, "session started by client beta", 1)
+        };
+        let split = objects.object(&split, None, 10);
+        assert_eq!(text(&split, "parent"), "0000000000000007");
     }
 
     #[test]
