@@ -133,6 +133,12 @@ pub struct Observation<'a> {
     pub first_seen_ms: i64,
     /// Level of this line (hint, else detected from its header).
     pub level: Level,
+    /// The pattern's index among the miner's live patterns, below
+    /// [`Miner::slots`]: callers keeping per-pattern state (rates) index a
+    /// `Vec` with it instead of hashing the id for every line. A slot is
+    /// reused after its pattern is evicted, so such state keeps the id to
+    /// notice (see [`Miner::id_at`]).
+    pub slot: u32,
 }
 
 /// Read-only view of one pattern, for listing and persistence by the pipeline.
@@ -303,6 +309,7 @@ impl Miner {
             count: pat.count,
             first_seen_ms: pat.first_seen,
             level,
+            slot: p,
         }
     }
 
@@ -328,6 +335,24 @@ impl Miner {
             .enumerate()
             .filter(|(_, p)| p.alive)
             .map(|(i, _)| self.view(i as u32))
+    }
+
+    /// The id of the live pattern in `slot` (see [`Observation::slot`]).
+    pub fn id_at(&self, slot: u32) -> Option<PatternId> {
+        self.pats
+            .get(slot as usize)
+            .filter(|pat| pat.alive)
+            .map(|pat| pat.id)
+    }
+
+    /// The slot of a live pattern (see [`Observation::slot`]).
+    pub fn slot_of(&self, id: PatternId) -> Option<u32> {
+        self.ids.get(&id.as_u64()).copied()
+    }
+
+    /// The number of slots: every [`Observation::slot`] is below it.
+    pub fn slots(&self) -> usize {
+        self.pats.len()
     }
 
     /// One pattern by id.
