@@ -428,4 +428,48 @@ mod tests {
         };
         assert_eq!(error.option.as_deref(), Some("spike_factor"));
     }
+
+    #[test]
+    fn anomaly_options_are_checked_at_build() {
+        for (text, option) in [
+            ("rate_window_secs = 0", "rate_window_secs"),
+            ("baseline_half_life_secs = 0", "baseline_half_life_secs"),
+            ("[[expect]]\nevery = '10m'", "expect"),
+            (
+                "[[expect]]\nid = '00000000deadbeef'\ntemplate = 'a*'\nevery = '10m'",
+                "expect",
+            ),
+            ("[[expect]]\nid = 'heartbeat'\nevery = '10m'", "id"),
+            ("[[expect]]\ntemplate = ' '\nevery = '10m'", "template"),
+            ("[[expect]]\ntemplate = 'a*'\nevery = 0", "every"),
+            ("[[expect]]\ntemplate = 'a*'\nscope = 'db'\nevery = 5", "scope"),
+            (
+                "[[expect]]\ntemplate = 'a*'\nevery = 5\n[[expect]]\ntemplate = 'a*'\nevery = 9",
+                "expect",
+            ),
+        ] {
+            let Err(error) = read(text).unwrap().build(&context("")) else {
+                panic!("{text} builds")
+            };
+            assert_eq!(error.option.as_deref(), Some(option), "{text}: {error:?}");
+        }
+        let options = read(
+            "scope = '{{ .service }}'\nrate_window_secs = '5m'\n\
+             [[expect]]\ntemplate = 'backup * finished'\nscope = 'db'\nevery = '1h'\n\
+             [[expect]]\nid = '00000000deadbeef'\nevery = '10m'\nseverity = 'critical'",
+        )
+        .unwrap();
+        let settings = options.settings(&context("")).unwrap();
+        assert_eq!(settings.rates.window, std::time::Duration::from_secs(300));
+        assert_eq!(settings.expects.0.len(), 2);
+        assert_eq!(
+            settings.expects.0[0].label,
+            "template = \"backup * finished\", scope = \"db\""
+        );
+        assert_eq!(settings.expects.0[1].severity, "critical");
+        assert_eq!(
+            settings.expects.0[1].every,
+            std::time::Duration::from_secs(600)
+        );
+    }
 }
