@@ -43,7 +43,11 @@ fn scenario(am_url: &str, api: u16, http: u16) -> String {
 }
 
 fn lines(text: &str, n: usize) -> Value {
-    Value::Array((0..n).map(|i| json!({ "message": format!("{text} {i}") })).collect())
+    Value::Array(
+        (0..n)
+            .map(|i| json!({ "message": format!("{text} {i}") }))
+            .collect(),
+    )
 }
 
 /// The alerts named `name`.
@@ -105,7 +109,10 @@ async fn a_spike_fires_and_resolves_in_a_real_alertmanager() {
         summary.starts_with("log pattern spiking: 60 lines in 1s (baseline "),
         "{summary}"
     );
-    assert!(summary.ends_with(": job cleanup finished, items <NUM>"), "{summary}");
+    assert!(
+        summary.ends_with(": job cleanup finished, items <NUM>"),
+        "{summary}"
+    );
     notified(&am, "HowlPatternSpike", "firing").await;
     assert_eq!(
         howl.wait_for_metric(

@@ -535,14 +535,16 @@ impl Silences {
         let watches = expects
             .0
             .iter()
-            .map(|expect| match saved.iter().position(|w| w.label == expect.label) {
-                Some(at) => saved.swap_remove(at),
-                None => Watch {
-                    label: expect.label.clone(),
-                    since_ms: now_ms,
-                    ..Watch::default()
+            .map(
+                |expect| match saved.iter().position(|w| w.label == expect.label) {
+                    Some(at) => saved.swap_remove(at),
+                    None => Watch {
+                        label: expect.label.clone(),
+                        since_ms: now_ms,
+                        ..Watch::default()
+                    },
                 },
-            })
+            )
             .collect();
         Self {
             watches,
@@ -630,12 +632,7 @@ impl Silences {
     /// What is saved.
     pub fn saved(&self) -> SavedSilences {
         SavedSilences {
-            watches: self
-                .watches
-                .iter()
-                .chain(&self.orphans)
-                .cloned()
-                .collect(),
+            watches: self.watches.iter().chain(&self.orphans).cloned().collect(),
         }
     }
 }
@@ -687,7 +684,10 @@ pub fn spike_event(
     let mut details = ObjectMap::new();
     details.insert("count".into(), int(change.count));
     details.insert("baseline".into(), Value::from_f64_or_zero(baseline));
-    details.insert("factor".into(), Value::from_f64_or_zero(settings.rule.factor));
+    details.insert(
+        "factor".into(),
+        Value::from_f64_or_zero(settings.rule.factor),
+    );
     details.insert("min_count".into(), int(settings.rule.min_count));
     details.insert(
         "threshold".into(),

@@ -142,14 +142,10 @@ fn default_half_life() -> Seconds {
 const MAX_EXPECTS: usize = 1000;
 
 /// The expectations, checked.
-fn expects(
-    configs: &[ExpectConfig],
-    scoped: bool,
-) -> Result<anomaly::Expects, BuildError> {
+fn expects(configs: &[ExpectConfig], scoped: bool) -> Result<anomaly::Expects, BuildError> {
     if configs.len() > MAX_EXPECTS {
         return Err(
-            BuildError::new(format!("at most {MAX_EXPECTS} `expect` entries"))
-                .for_option("expect"),
+            BuildError::new(format!("at most {MAX_EXPECTS} `expect` entries")).for_option("expect"),
         );
     }
     let mut expects = Vec::with_capacity(configs.len());
@@ -186,8 +182,9 @@ fn expects(
             None => what,
         };
         if expects.iter().any(|e: &anomaly::Expect| e.label == label) {
-            return Err(BuildError::new(format!("`expect` {label} is listed twice"))
-                .for_option("expect"));
+            return Err(
+                BuildError::new(format!("`expect` {label} is listed twice")).for_option("expect")
+            );
         }
         expects.push(anomaly::Expect {
             label,
@@ -327,23 +324,23 @@ impl WithShared<PatternConfig, MinerConfig> {
         Miner::new(self.shared.clone())
             .map_err(|e| BuildError::new(e.to_string()).for_option(e.option()))?;
         Ok(task::Settings {
-                namespace: cx.key.id().to_string(),
-                field: field.path().clone(),
-                level_field: level_field.as_ref().map(|f| f.path().clone()),
-                scope: scope.clone(),
-                miner: self.shared.clone(),
-                max_scopes: max_scopes.get(),
-                report: report::ReportSettings {
-                    interval: report_interval_secs.get(),
-                },
-                storm: storm::StormSettings {
-                    threshold: *storm_threshold,
-                    window: storm_window_secs.get(),
-                    exempt,
-                },
-                rates,
-                expects: std::sync::Arc::new(expects),
-                clock_start: None,
+            namespace: cx.key.id().to_string(),
+            field: field.path().clone(),
+            level_field: level_field.as_ref().map(|f| f.path().clone()),
+            scope: scope.clone(),
+            miner: self.shared.clone(),
+            max_scopes: max_scopes.get(),
+            report: report::ReportSettings {
+                interval: report_interval_secs.get(),
+            },
+            storm: storm::StormSettings {
+                threshold: *storm_threshold,
+                window: storm_window_secs.get(),
+                exempt,
+            },
+            rates,
+            expects: std::sync::Arc::new(expects),
+            clock_start: None,
         })
     }
 }
@@ -442,7 +439,10 @@ mod tests {
             ("[[expect]]\nid = 'heartbeat'\nevery = '10m'", "id"),
             ("[[expect]]\ntemplate = ' '\nevery = '10m'", "template"),
             ("[[expect]]\ntemplate = 'a*'\nevery = 0", "every"),
-            ("[[expect]]\ntemplate = 'a*'\nscope = 'db'\nevery = 5", "scope"),
+            (
+                "[[expect]]\ntemplate = 'a*'\nscope = 'db'\nevery = 5",
+                "scope",
+            ),
             (
                 "[[expect]]\ntemplate = 'a*'\nevery = 5\n[[expect]]\ntemplate = 'a*'\nevery = 9",
                 "expect",

@@ -13,8 +13,8 @@ use vrl::path::OwnedValuePath;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::anomaly::{
-    Expects, RateSettings, Rates, SavedRates, SavedSilences, SilenceChange, Silences, silence_event,
-    spike_event,
+    Expects, RateSettings, Rates, SavedRates, SavedSilences, SilenceChange, Silences,
+    silence_event, spike_event,
 };
 use super::report::{Change, ReportSettings, Windows};
 use super::storm::{StormScope, StormSettings, StormWindow, storm_event};
@@ -659,10 +659,8 @@ impl State {
         let events: Vec<Event> = changes
             .iter()
             .map(|change: &SilenceChange| {
-                self.metrics.pattern_anomaly(
-                    "silence",
-                    if change.firing { "firing" } else { "resolved" },
-                );
+                self.metrics
+                    .pattern_anomaly("silence", if change.firing { "firing" } else { "resolved" });
                 let about = change.last.as_ref().and_then(|(scope, id)| {
                     let view = self.spaces.get(scope)?.miner.get(*id)?;
                     Some((view.template, view.level))

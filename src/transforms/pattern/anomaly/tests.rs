@@ -73,7 +73,11 @@ fn the_half_life_sets_the_weight_of_a_bucket() {
         baseline.add(count, settings.alpha);
     }
     // Bias-corrected: a young baseline is about the mean of its buckets.
-    assert!((baseline.value() - 5.0).abs() < 0.02, "{}", baseline.value());
+    assert!(
+        (baseline.value() - 5.0).abs() < 0.02,
+        "{}",
+        baseline.value()
+    );
     assert!(!baseline.warm());
 }
 
@@ -126,7 +130,10 @@ fn a_spike_fires_once_keeps_its_baseline_and_resolves_with_hysteresis() {
     assert_eq!(resolved.len(), 1);
     assert!(!resolved[0].firing);
     assert_eq!(resolved[0].count, 5);
-    assert_eq!(resolved[0].spike.baseline, baseline, "the baseline it fired over");
+    assert_eq!(
+        resolved[0].spike.baseline, baseline,
+        "the baseline it fired over"
+    );
     // The report has the spike, once.
     let reported = space.rates.take_reported();
     assert_eq!(
@@ -327,7 +334,11 @@ fn silences_continue_after_a_restart_and_removed_ones_resolve() {
     let start = 1_800_000_000_000;
     let mut silences = Silences::restore(SavedSilences::default(), &expects, start);
     silences.seen(0, "", PatternId::from_u64(1), start + 1_000);
-    assert_eq!(silences.check(&expects, start + 60_000).len(), 1, "the heartbeat");
+    assert_eq!(
+        silences.check(&expects, start + 60_000).len(),
+        1,
+        "the heartbeat"
+    );
     let saved = serde_json::to_vec(&silences.saved()).unwrap();
 
     // Down for ten minutes: the backup is overdue at once, the heartbeat
@@ -382,7 +393,10 @@ fn events_have_the_alert_shape_the_sinks_read() {
     assert_eq!(field(&event, "pattern.scope"), Value::from("checkout"));
     assert_eq!(field(&event, "pattern.level"), Value::from("info"));
     assert_eq!(field(&event, "rate.count"), Value::Integer(60));
-    assert_eq!(field(&event, "rate.window_secs"), Value::from_f64_or_zero(60.0));
+    assert_eq!(
+        field(&event, "rate.window_secs"),
+        Value::from_f64_or_zero(60.0)
+    );
     assert_eq!(
         crate::alert::AlertState::declared(&event),
         Some(crate::alert::AlertState::Firing)
@@ -398,7 +412,10 @@ fn events_have_the_alert_shape_the_sinks_read() {
         "spike:checkout:0000000000001234"
     );
     assert_eq!(
-        render(&event, "{{ .alert.summary ?? .pattern.template ?? .message }}"),
+        render(
+            &event,
+            "{{ .alert.summary ?? .pattern.template ?? .message }}"
+        ),
         "log pattern spiking in checkout: 60 lines in 60s (baseline 4 per 60s): payment accepted for order <NUM>"
     );
 
@@ -558,7 +575,10 @@ mod transform {
         let resolved = h.take(Some("anomalies"));
         assert_eq!(resolved.len(), 1, "{resolved:?}");
         assert_eq!(text(&resolved[0], "alert.state"), "resolved");
-        assert_eq!(text(&resolved[0], "alert.key"), format!("spike:checkout:{id}"));
+        assert_eq!(
+            text(&resolved[0], "alert.key"),
+            format!("spike:checkout:{id}")
+        );
         // The change report names the same spike.
         at(origin, 100.5).await;
         let changes = h.take(Some("changes"));
@@ -623,10 +643,7 @@ mod transform {
         at(origin, 21.5).await;
         let fired = h.take(Some("anomalies"));
         assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_eq!(
-            text(&fired[0], "alert.key"),
-            "silence:db:00000000deadbeef"
-        );
+        assert_eq!(text(&fired[0], "alert.key"), "silence:db:00000000deadbeef");
         assert_eq!(get(&fired[0], "silence.last_seen"), Value::Null);
         // The backup: overdue 30 s after its line.
         at(origin, 34.0).await;
