@@ -638,8 +638,12 @@ impl State {
             let changes = space
                 .rates
                 .roll(&space.miner, &self.settings.rates, now_ms, report);
-            // Baselines moved: saved with the next regular save.
-            space.dirty = true;
+            // Baselines are saved with the space's next save (after its
+            // next line): an idle pipeline does not rewrite its store every
+            // bucket for baselines that only decayed.
+            if !changes.is_empty() {
+                space.dirty = true;
+            }
             for change in changes {
                 self.metrics
                     .pattern_anomaly("spike", if change.firing { "firing" } else { "resolved" });
@@ -686,20 +690,29 @@ impl State {
 /// Warns of expectations that match no known pattern: a typo in an id or a
 /// glob would otherwise show only as a silence alert after `every`.
 fn warn_unmatched(expects: &Expects, spaces: &HashMap<String, Space>, component: &str) {
-    for (index, expect) in expects.0.iter().enumerate() {
-        let matched = spaces.iter().any(|(scope, space)| {
-            space.miner.patterns().any(|view| {
-                expects.find(view.id, view.template, scope) == u16::try_from(index).ok()
-            })
-        });
-        if !matched {
-            tracing::warn!(
-                component,
-                expectation = %expect.label,
-                "`expect` matches no known pattern yet; unless a matching line comes, its silence alert fires after {}s",
-                expect.every.as_secs()
-            );
+    if expects.is_empty() {
+        return;
+    }
+    let mut matched = vec![false; expects.0.len()];
+    for (scope, space) in spaces {
+        for view in space.miner.patterns() {
+            if let Some(index) = expects.find(view.id, view.template, scope) {
+                matched[usize::from(index)] = true;
+            }
         }
+    }
+    for (expect, _) in expects
+        .0
+        .iter()
+        .zip(matched)
+        .filter(|(_, matched)| !matched)
+    {
+        tracing::warn!(
+            component,
+            expectation = %expect.label,
+            "`expect` matches no known pattern yet; unless a matching line comes, its silence alert fires after {}s",
+            expect.every.as_secs()
+        );
     }
 }
 
