@@ -1,5 +1,5 @@
 //! The running `pattern` transform: one miner per scope, persisted, with
-//! periodic change reports.
+//! periodic change reports, storms, and spike and silence alerts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -312,14 +312,14 @@ impl TaskTransform for PatternTask {
                         // resolution.
                         if expects {
                             let mut out = cx.outputs.collector(0);
-                            state.silences(&mut out);
+                            state.check_silences(&mut out);
                             cx.outputs.send(out).await;
                         }
                         state.save_if_due();
                     }
                     _ = rate_tick.tick() => {
                         let mut out = cx.outputs.collector(0);
-                        state.spikes(&mut out);
+                        state.roll_rates(&mut out);
                         cx.outputs.send(out).await;
                     }
                     _ = report_tick.tick(), if !report_interval.is_zero() => {
@@ -629,7 +629,7 @@ impl State {
     /// Ends the rate bucket: the spikes that fire or resolve, saved before
     /// they are sent (a crash then loses at most an event, never the
     /// knowledge that a spike fires).
-    fn spikes(&mut self, out: &mut TransformOutput) {
+    fn roll_rates(&mut self, out: &mut TransformOutput) {
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let report = !self.settings.report.interval.is_zero();
@@ -655,7 +655,7 @@ impl State {
 
     /// Checks the expectations: the silences that fire or resolve, saved
     /// before they are sent.
-    fn silences(&mut self, out: &mut TransformOutput) {
+    fn check_silences(&mut self, out: &mut TransformOutput) {
         let now = self.clock.now();
         let changes = self
             .silences
