@@ -427,6 +427,15 @@ impl ComponentMetrics {
         metrics::counter!("pattern_storm_grouped_total", &labels).increment(grouped);
     }
 
+    /// Counts one spike or silence alert event of the `pattern` transform
+    /// (`kind` is `spike` or `silence`, `state` `firing` or `resolved`).
+    pub fn pattern_anomaly(&self, kind: &'static str, state: &'static str) {
+        let mut labels = labels(&self.key);
+        labels.push(("kind", kind.to_string()));
+        labels.push(("state", state.to_string()));
+        metrics::counter!("pattern_anomalies_total", &labels).increment(1);
+    }
+
     /// Counts one question to an LLM provider by outcome, with its latency
     /// when it was sent.
     pub fn llm_request(&self, provider: &str, outcome: &'static str, latency: Option<Duration>) {

@@ -150,6 +150,12 @@ pub struct Observation<'a> {
     /// words that had held over many lines, so it became a pattern of its own (see "How patterns
     /// refine" on the `pattern` page). The parent keeps its id and template.
     pub parent: Option<PatternId>,
+    /// The pattern's index among the miner's live patterns, below
+    /// [`Miner::slots`]: callers keeping per-pattern state (rates) index a
+    /// `Vec` with it instead of hashing the id for every line. A slot is
+    /// reused after its pattern is evicted, so such state keeps the id to
+    /// notice (see [`Miner::id_at`]).
+    pub slot: u32,
 }
 
 /// Read-only view of one pattern, for listing and persistence by the pipeline.
@@ -349,6 +355,7 @@ impl Miner {
             first_seen_ms: pat.first_seen,
             level,
             parent: pat.parent,
+            slot: p,
         }
     }
 
@@ -374,6 +381,24 @@ impl Miner {
             .enumerate()
             .filter(|(_, p)| p.alive)
             .map(|(i, _)| self.view(i as u32))
+    }
+
+    /// The id of the live pattern in `slot` (see [`Observation::slot`]).
+    pub fn id_at(&self, slot: u32) -> Option<PatternId> {
+        self.pats
+            .get(slot as usize)
+            .filter(|pat| pat.alive)
+            .map(|pat| pat.id)
+    }
+
+    /// The slot of a live pattern (see [`Observation::slot`]).
+    pub fn slot_of(&self, id: PatternId) -> Option<u32> {
+        self.ids.get(&id.as_u64()).copied()
+    }
+
+    /// The number of slots: every [`Observation::slot`] is below it.
+    pub fn slots(&self) -> usize {
+        self.pats.len()
     }
 
     /// One pattern by id.

@@ -160,6 +160,50 @@ pub fn load_storm<T: serde::de::DeserializeOwned + Default>(
     load_per_space(store, STORMS, namespace, scope)
 }
 
+/// Where each space's pattern rates are kept (baselines and firing
+/// spikes of the `pattern` transform's anomalies).
+const RATES: &str = "pattern_rates";
+
+/// Saves the rates of several spaces in one durable transaction.
+pub fn save_rates<'a, T: serde::Serialize + 'a>(
+    store: &StateStore,
+    namespace: &str,
+    spaces: impl IntoIterator<Item = (&'a str, &'a T)>,
+) -> Result<(), StateError> {
+    save_per_space(store, RATES, namespace, spaces)
+}
+
+/// The rates of the space `namespace/scope`, as last saved (empty when
+/// none were, or they cannot be read).
+pub fn load_rates<T: serde::de::DeserializeOwned + Default>(
+    store: &StateStore,
+    namespace: &str,
+    scope: &str,
+) -> Result<T, StateError> {
+    load_per_space(store, RATES, namespace, scope)
+}
+
+/// Where a `pattern` transform's expectations are watched (last seen
+/// times, firing silences): one value per transform.
+const SILENCES: &str = "pattern_silences";
+
+/// Saves the watches of expectations of `namespace`.
+pub fn save_silences<T: serde::Serialize>(
+    store: &StateStore,
+    namespace: &str,
+    value: &T,
+) -> Result<(), StateError> {
+    save_per_space(store, SILENCES, namespace, [("", value)])
+}
+
+/// The watches of `namespace`, as last saved (empty when none were).
+pub fn load_silences<T: serde::de::DeserializeOwned + Default>(
+    store: &StateStore,
+    namespace: &str,
+) -> Result<T, StateError> {
+    load_per_space(store, SILENCES, namespace, "")
+}
+
 /// Saves one JSON value per space in `table`, in one transaction.
 fn save_per_space<'a, T: serde::Serialize + 'a>(
     store: &StateStore,

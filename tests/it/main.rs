@@ -31,6 +31,7 @@ mod metric_sources;
 mod opentelemetry;
 mod packaging;
 mod pattern_accuracy;
+mod pattern_anomalies;
 mod pattern_transform;
 mod patterns_cli;
 mod patterns_train;

@@ -13,8 +13,10 @@
 //!   were held off `ID.new` (see [`storm`]);
 //! - `ID.changes`: every `report_interval_secs`, one event per change in the
 //!   window: `new` patterns, `gone` ones (seen in the previous window, not
-//!   in this one) and `spike`s (at least `spike_factor` times the previous
-//!   window's count, and at least `spike_min_count`).
+//!   in this one) and `spike`s (the spike alerts fired in the window);
+//! - `ID.anomalies`: stateful alerts (firing, then resolved) when a known
+//!   pattern spikes over its baseline rate or an expected one goes silent
+//!   (see [`anomaly`]).
 //!
 //! The miner's state (patterns, counts, first/last seen, samples) is kept in
 //! the state store and loaded at start, so a restart does not re-announce
@@ -26,6 +28,7 @@
 //! This is a task transform, not a parallel one: the miner is one shared,
 //! ordered state. It costs well under a microsecond per line.
 
+mod anomaly;
 mod report;
 mod storm;
 mod task;
@@ -40,7 +43,7 @@ use crate::components::transform::{Transform, TransformConfig};
 use crate::components::{BuildContext, OutputSpec};
 use crate::diagnostic::BuildError;
 use crate::options::{FieldPath, Seconds};
-use crate::patterns::{Level, Miner, MinerConfig};
+use crate::patterns::{Level, Miner, MinerConfig, PatternId};
 use crate::template::Template;
 
 /// Options of the `pattern` transform besides the miner's, which are a
@@ -67,13 +70,25 @@ pub struct PatternConfig {
     /// window since the last one; `0` turns reports off.
     #[serde(default = "default_report_interval")]
     report_interval_secs: Seconds,
-    /// A pattern spikes when its count in a report window is at least this
-    /// many times its count in the previous window (1 or more).
+    /// A pattern spikes when its lines in one `rate_window_secs` are at
+    /// least this many times its baseline (1 or more): a spike alert on
+    /// `ID.anomalies`, and a `spike` in the change report.
     #[serde(default = "default_spike_factor")]
     spike_factor: f64,
     /// ... and at least this many lines.
     #[serde(default = "default_spike_min_count")]
     spike_min_count: u64,
+    /// The bucket in which each pattern's lines are counted for spikes.
+    #[serde(default = "default_rate_window")]
+    rate_window_secs: Seconds,
+    /// How fast a baseline forgets: a bucket's weight halves every this
+    /// long (an exponentially weighted moving average of the buckets).
+    #[serde(default = "default_half_life")]
+    baseline_half_life_secs: Seconds,
+    /// Patterns expected regularly (a heartbeat, `backup finished`): a
+    /// silence alert on `ID.anomalies` when none came for `every`.
+    #[serde(default)]
+    expect: Vec<ExpectConfig>,
     /// Storms: once this many new patterns went to `ID.new` from one scope
     /// within `storm_window_secs`, the window's further new patterns are
     /// held off `ID.new` and announced together as one event on
@@ -89,6 +104,97 @@ pub struct PatternConfig {
     /// `debug`; `none` holds every level).
     #[serde(default = "default_storm_exempt_level")]
     storm_exempt_level: String,
+}
+
+/// One `[[transforms.ID.expect]]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectConfig {
+    /// The expected pattern's id (16 hex digits, as in `.pattern.id`).
+    id: Option<String>,
+    /// Or a glob over templates: `*` matches any run of characters (spaces
+    /// included), every other character itself, e.g. `backup * finished*`.
+    template: Option<String>,
+    /// Only lines of this scope count (needs the transform's `scope`);
+    /// unset: lines of any scope.
+    scope: Option<String>,
+    /// The longest gap between two matching lines before the silence
+    /// alert fires, e.g. `"10m"`.
+    every: Seconds,
+    /// The silence alert's `.alert.severity`.
+    #[serde(default = "default_severity")]
+    severity: String,
+}
+
+fn default_severity() -> String {
+    "warning".to_string()
+}
+
+fn default_rate_window() -> Seconds {
+    Seconds::from_secs(60)
+}
+
+fn default_half_life() -> Seconds {
+    Seconds::from_secs(3600)
+}
+
+/// The most expectations (their index is kept per pattern in 16 bits).
+const MAX_EXPECTS: usize = 1000;
+
+/// The expectations, checked.
+fn expects(configs: &[ExpectConfig], scoped: bool) -> Result<anomaly::Expects, BuildError> {
+    if configs.len() > MAX_EXPECTS {
+        return Err(
+            BuildError::new(format!("at most {MAX_EXPECTS} `expect` entries")).for_option("expect"),
+        );
+    }
+    let mut expects = Vec::with_capacity(configs.len());
+    for config in configs {
+        let (matcher, what) = match (&config.id, &config.template) {
+            (Some(id), None) => {
+                let parsed = id.parse::<PatternId>().map_err(|e| {
+                    BuildError::new(format!("`expect[].id` `{id}`: {e}")).for_option("id")
+                })?;
+                (anomaly::Matcher::Id(parsed), format!("id = {id:?}"))
+            }
+            (None, Some(glob)) if !glob.trim().is_empty() => (
+                anomaly::Matcher::Template(glob.clone()),
+                format!("template = {glob:?}"),
+            ),
+            (None, Some(_)) => {
+                return Err(BuildError::new("`expect[].template` is empty").for_option("template"));
+            }
+            _ => {
+                return Err(BuildError::new(
+                    "each `expect` needs exactly one of `id` and `template`",
+                )
+                .for_option("expect"));
+            }
+        };
+        if config.scope.is_some() && !scoped {
+            return Err(BuildError::new(
+                "`expect[].scope` needs the transform's `scope` option (without it there is one space)",
+            )
+            .for_option("scope"));
+        }
+        let label = match &config.scope {
+            Some(scope) => format!("{what}, scope = {scope:?}"),
+            None => what,
+        };
+        if expects.iter().any(|e: &anomaly::Expect| e.label == label) {
+            return Err(
+                BuildError::new(format!("`expect` {label} is listed twice")).for_option("expect")
+            );
+        }
+        expects.push(anomaly::Expect {
+            label,
+            matcher,
+            scope: config.scope.clone(),
+            every: config.every.positive("every")?,
+            severity: config.severity.clone(),
+        });
+    }
+    Ok(anomaly::Expects(expects))
 }
 
 fn default_field() -> FieldPath {
@@ -143,10 +249,13 @@ const NEW: &str = "new";
 const CHANGES: &str = "changes";
 /// The output of storm events.
 const STORM: &str = "storm";
+/// The output of spike and silence alerts.
+const ANOMALIES: &str = "anomalies";
 /// Their positions among the named outputs (the order of `outputs()`).
 const NEW_OUTPUT: usize = 0;
 const CHANGES_OUTPUT: usize = 1;
 const STORM_OUTPUT: usize = 2;
+const ANOMALIES_OUTPUT: usize = 3;
 
 impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
     fn outputs(&self) -> Vec<OutputSpec> {
@@ -164,10 +273,20 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
             OutputSpec::named(NEW, false),
             OutputSpec::named(CHANGES, false),
             storm,
+            OutputSpec::named(ANOMALIES, false),
         ]
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Transform, BuildError> {
+        Ok(Transform::Task(Box::new(task::PatternTask::new(
+            self.settings(cx)?,
+        ))))
+    }
+}
+
+impl WithShared<PatternConfig, MinerConfig> {
+    /// The running transform's settings, checked.
+    fn settings(&self, cx: &BuildContext) -> Result<task::Settings, BuildError> {
         let PatternConfig {
             field,
             scope,
@@ -176,6 +295,9 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
             report_interval_secs,
             spike_factor,
             spike_min_count,
+            rate_window_secs,
+            baseline_half_life_secs,
+            expect,
             storm_threshold,
             storm_window_secs,
             storm_exempt_level,
@@ -186,6 +308,15 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
                     .for_option("spike_factor"),
             );
         }
+        let rates = anomaly::RateSettings::new(
+            rate_window_secs.positive("rate_window_secs")?,
+            anomaly::SpikeRule {
+                factor: *spike_factor,
+                min_count: *spike_min_count,
+            },
+            baseline_half_life_secs.positive("baseline_half_life_secs")?,
+        );
+        let expects = expects(expect, scope.is_some())?;
         let exempt = exempt_level(storm_exempt_level)?;
         if *storm_threshold > 0 && storm_window_secs.get().is_zero() {
             return Err(BuildError::new(
@@ -197,26 +328,25 @@ impl TransformConfig for WithShared<PatternConfig, MinerConfig> {
         // here keeps the task's promise that every scope's miner builds.
         Miner::new(self.shared.clone())
             .map_err(|e| BuildError::new(e.to_string()).for_option(e.option()))?;
-        Ok(Transform::Task(Box::new(task::PatternTask::new(
-            task::Settings {
-                namespace: cx.key.id().to_string(),
-                field: field.path().clone(),
-                level_field: level_field.as_ref().map(|f| f.path().clone()),
-                scope: scope.clone(),
-                miner: self.shared.clone(),
-                max_scopes: max_scopes.get(),
-                report: report::ReportSettings {
-                    interval: report_interval_secs.get(),
-                    spike_factor: *spike_factor,
-                    spike_min_count: *spike_min_count,
-                },
-                storm: storm::StormSettings {
-                    threshold: *storm_threshold,
-                    window: storm_window_secs.get(),
-                    exempt,
-                },
+        Ok(task::Settings {
+            namespace: cx.key.id().to_string(),
+            field: field.path().clone(),
+            level_field: level_field.as_ref().map(|f| f.path().clone()),
+            scope: scope.clone(),
+            miner: self.shared.clone(),
+            max_scopes: max_scopes.get(),
+            report: report::ReportSettings {
+                interval: report_interval_secs.get(),
             },
-        ))))
+            storm: storm::StormSettings {
+                threshold: *storm_threshold,
+                window: storm_window_secs.get(),
+                exempt,
+            },
+            rates,
+            expects: std::sync::Arc::new(expects),
+            clock_start: None,
+        })
     }
 }
 
@@ -299,5 +429,52 @@ mod tests {
             panic!("a spike factor below 1 builds")
         };
         assert_eq!(error.option.as_deref(), Some("spike_factor"));
+    }
+
+    #[test]
+    fn anomaly_options_are_checked_at_build() {
+        for (text, option) in [
+            ("rate_window_secs = 0", "rate_window_secs"),
+            ("baseline_half_life_secs = 0", "baseline_half_life_secs"),
+            ("[[expect]]\nevery = '10m'", "expect"),
+            (
+                "[[expect]]\nid = '00000000deadbeef'\ntemplate = 'a*'\nevery = '10m'",
+                "expect",
+            ),
+            ("[[expect]]\nid = 'heartbeat'\nevery = '10m'", "id"),
+            ("[[expect]]\ntemplate = ' '\nevery = '10m'", "template"),
+            ("[[expect]]\ntemplate = 'a*'\nevery = 0", "every"),
+            (
+                "[[expect]]\ntemplate = 'a*'\nscope = 'db'\nevery = 5",
+                "scope",
+            ),
+            (
+                "[[expect]]\ntemplate = 'a*'\nevery = 5\n[[expect]]\ntemplate = 'a*'\nevery = 9",
+                "expect",
+            ),
+        ] {
+            let Err(error) = read(text).unwrap().build(&context("")) else {
+                panic!("{text} builds")
+            };
+            assert_eq!(error.option.as_deref(), Some(option), "{text}: {error:?}");
+        }
+        let options = read(
+            "scope = '{{ .service }}'\nrate_window_secs = '5m'\n\
+             [[expect]]\ntemplate = 'backup * finished'\nscope = 'db'\nevery = '1h'\n\
+             [[expect]]\nid = '00000000deadbeef'\nevery = '10m'\nseverity = 'critical'",
+        )
+        .unwrap();
+        let settings = options.settings(&context("")).unwrap();
+        assert_eq!(settings.rates.window, std::time::Duration::from_secs(300));
+        assert_eq!(settings.expects.0.len(), 2);
+        assert_eq!(
+            settings.expects.0[0].label,
+            "template = \"backup * finished\", scope = \"db\""
+        );
+        assert_eq!(settings.expects.0[1].severity, "critical");
+        assert_eq!(
+            settings.expects.0[1].every,
+            std::time::Duration::from_secs(600)
+        );
     }
 }

@@ -3,26 +3,23 @@
 //! Counts are kept for the current and the previous window only, per
 //! pattern seen in either, so the cost is bounded by `max_patterns`. A
 //! report compares the two: patterns created in the window are `new`;
-//! patterns seen in the previous window but not in this one are `gone`;
-//! patterns counted at least `spike_factor` times their previous count (and
-//! at least `spike_min_count` times) `spike`. Then the window rolls over.
-//! After a restart the first window has no baseline, so it reports only
-//! `new` patterns.
+//! patterns seen in the previous window but not in this one are `gone`.
+//! Its `spike`s are the spike alerts fired in the window (see
+//! [`super::anomaly`]): one definition of a spike, so the report and the
+//! alerts agree. Then the window rolls over. After a restart the first
+//! window has no previous one, so it reports no `gone` patterns.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::anomaly::Spiked;
 use crate::patterns::{Miner, PatternId};
 
-/// When and how to report.
+/// When to report.
 #[derive(Debug, Clone)]
 pub struct ReportSettings {
     /// Window length; zero turns reports off.
     pub interval: Duration,
-    /// Spike threshold, relative to the previous window.
-    pub spike_factor: f64,
-    /// Spike threshold, absolute.
-    pub spike_min_count: u64,
 }
 
 /// The kinds of change.
@@ -32,7 +29,7 @@ pub enum Kind {
     New,
     /// Seen in the previous window, not in this one.
     Gone,
-    /// Much more frequent than in the previous window.
+    /// Fired a spike alert in this window.
     Spike,
 }
 
@@ -58,9 +55,10 @@ pub struct Change {
     pub template: String,
     /// Its level.
     pub level: &'static str,
-    /// Lines in this window.
+    /// Lines in this window (a spike: in the rate window that fired it).
     pub count: u64,
-    /// Lines in the previous window.
+    /// Lines in the previous window (a spike: its baseline per rate
+    /// window, rounded).
     pub baseline: u64,
 }
 
@@ -81,8 +79,9 @@ impl Windows {
         }
     }
 
-    /// The changes of the window that ends now, then starts the next one.
-    pub fn roll(&mut self, miner: &Miner, settings: &ReportSettings) -> Vec<Change> {
+    /// The changes of the window that ends now, then starts the next one;
+    /// `spikes` are those fired in the window.
+    pub fn roll(&mut self, miner: &Miner, spikes: Vec<Spiked>) -> Vec<Change> {
         let describe = |kind, id: PatternId, count, baseline| {
             let (template, level) = miner.get(id).map_or((String::new(), "unknown"), |p| {
                 (p.template.to_string(), p.level.as_str())
@@ -115,23 +114,12 @@ impl Windows {
             gone.into_iter()
                 .map(|(id, baseline)| describe(Kind::Gone, *id, 0, *baseline)),
         );
-        let mut spikes: Vec<(&PatternId, &u64)> = self
-            .current
-            .iter()
-            .filter(|(id, count)| {
-                let baseline = self.previous.get(id).copied().unwrap_or(0);
-                baseline > 0
-                    && **count >= settings.spike_min_count
-                    && **count as f64 >= settings.spike_factor * baseline as f64
-            })
-            .collect();
-        spikes.sort();
-        changes.extend(spikes.into_iter().map(|(id, count)| {
+        changes.extend(spikes.into_iter().map(|spike| {
             describe(
                 Kind::Spike,
-                *id,
-                *count,
-                self.previous.get(id).copied().unwrap_or(0),
+                spike.id,
+                spike.count,
+                spike.baseline.round() as u64,
             )
         }));
         self.previous = std::mem::take(&mut self.current);
@@ -144,16 +132,8 @@ mod tests {
     use super::*;
     use crate::patterns::MinerConfig;
 
-    fn settings() -> ReportSettings {
-        ReportSettings {
-            interval: Duration::from_secs(60),
-            spike_factor: 5.0,
-            spike_min_count: 10,
-        }
-    }
-
     #[test]
-    fn reports_new_gone_and_spiking_patterns() {
+    fn reports_new_gone_and_the_spikes_fired_in_the_window() {
         let mut miner = Miner::new(MinerConfig::default()).unwrap();
         let mut windows = Windows::default();
         let feed = |windows: &mut Windows, miner: &mut Miner, line: &str, times: usize| {
@@ -167,11 +147,11 @@ mod tests {
         };
         let steady = feed(&mut windows, &mut miner, "job cleanup finished in 12 ms", 4);
         let fading = feed(&mut windows, &mut miner, "cache warmed with 100 keys", 3);
-        let first = windows.roll(&miner, &settings());
+        let first = windows.roll(&miner, Vec::new());
         assert_eq!(first.iter().filter(|c| c.kind == Kind::New).count(), 2);
         assert!(
             first.iter().all(|c| c.kind == Kind::New),
-            "no baseline yet: {first:?}"
+            "no previous window yet: {first:?}"
         );
 
         feed(
@@ -181,7 +161,12 @@ mod tests {
             40,
         );
         let brand_new = feed(&mut windows, &mut miner, "disk /var is 97 percent full", 1);
-        let second = windows.roll(&miner, &settings());
+        let spiked = Spiked {
+            id: steady,
+            count: 40,
+            baseline: 3.6,
+        };
+        let second = windows.roll(&miner, vec![spiked]);
         let kinds: Vec<(Kind, PatternId, u64, u64)> = second
             .iter()
             .map(|c| (c.kind, c.id, c.count, c.baseline))

@@ -106,8 +106,27 @@ pub struct Top {
 }
 
 /// Pattern ids saved as their raw `u64`.
-mod raw_id {
+pub(super) mod raw_id {
     use crate::patterns::PatternId;
+
+    /// An optional id, saved as an optional raw `u64`.
+    pub mod option {
+        use crate::patterns::PatternId;
+
+        pub fn serialize<S: serde::Serializer>(
+            id: &Option<PatternId>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            serde::Serialize::serialize(&id.map(PatternId::as_u64), s)
+        }
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<PatternId>, D::Error> {
+            <Option<u64> as serde::Deserialize>::deserialize(d)
+                .map(|id| id.map(PatternId::from_u64))
+        }
+    }
 
     pub fn serialize<S: serde::Serializer>(id: &PatternId, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(id.as_u64())

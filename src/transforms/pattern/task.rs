@@ -1,5 +1,5 @@
 //! The running `pattern` transform: one miner per scope, persisted, with
-//! periodic change reports.
+//! periodic change reports, storms, and spike and silence alerts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +12,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use vrl::path::OwnedValuePath;
 use vrl::value::{KeyString, ObjectMap, Value};
 
+use super::anomaly::{
+    Expects, RateSettings, Rates, SavedRates, SavedSilences, SilenceChange, Silences,
+    silence_event, spike_event,
+};
 use super::report::{Change, ReportSettings, Windows};
 use super::storm::{StormScope, StormSettings, StormWindow, storm_event};
-use super::{CHANGES_OUTPUT, NEW_OUTPUT, STORM_OUTPUT};
+use super::{ANOMALIES_OUTPUT, CHANGES_OUTPUT, NEW_OUTPUT, STORM_OUTPUT};
 use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
@@ -22,8 +26,8 @@ use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::patterns::{Miner, MinerConfig, Observation, PatternId};
 use crate::state::StateStore;
 use crate::state::patterns::{
-    FieldsSeen, load_fields, load_spaces, load_storm, restore, save_fields, save_spaces,
-    save_storms,
+    FieldsSeen, load_fields, load_rates, load_silences, load_spaces, load_storm, restore,
+    save_fields, save_rates, save_silences, save_spaces, save_storms,
 };
 use crate::template::Template;
 
@@ -45,6 +49,39 @@ pub struct Settings {
     pub report: ReportSettings,
     /// Storm grouping.
     pub storm: StormSettings,
+    /// Spike detection.
+    pub rates: RateSettings,
+    /// Expected patterns.
+    pub expects: Arc<Expects>,
+    /// The wall-clock time at start; `None`: now. (Tests set it to start a
+    /// run later than the last, on a paused clock.)
+    pub clock_start: Option<DateTime<Utc>>,
+}
+
+/// Wall-clock time measured on tokio's clock from the start: anomalies
+/// are timed like the rest of the task (tests pause it), and saved as wall
+/// times so that they mean something to the next run.
+struct WallClock {
+    start_ms: i64,
+    at: Instant,
+}
+
+impl WallClock {
+    fn new(start: Option<DateTime<Utc>>) -> Self {
+        Self {
+            start_ms: start.unwrap_or_else(Utc::now).timestamp_millis(),
+            at: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.start_ms.saturating_add(elapsed)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(self.now_ms()).unwrap_or_else(Utc::now)
+    }
 }
 
 /// The scope that takes scope values beyond `max_scopes`.
@@ -79,6 +116,8 @@ struct Space {
     objects: PatternObjects,
     /// New patterns in the current storm window.
     storm: StormWindow,
+    /// Rates and spikes.
+    rates: Rates,
 }
 
 /// The `.pattern` object of each pattern, made once and copied onto its
@@ -191,6 +230,8 @@ struct State {
     window_start: DateTime<Utc>,
     storm_window_start: DateTime<Utc>,
     metrics: Arc<ComponentMetrics>,
+    silences: Silences,
+    clock: WallClock,
 }
 
 impl TaskTransform for PatternTask {
@@ -205,6 +246,8 @@ impl TaskTransform for PatternTask {
                 // Patterns held when howl stopped without flushing (a
                 // crash) come out in this run's first storm.
                 let storm: StormWindow = load_storm(&store, &self.settings.namespace, &scope)?;
+                let rates: SavedRates = load_rates(&store, &self.settings.namespace, &scope)?;
+                let rates = Rates::restore(rates, &miner, &self.settings.expects, &scope);
                 spaces.insert(
                     scope,
                     Space {
@@ -215,6 +258,7 @@ impl TaskTransform for PatternTask {
                         unsampled: 0,
                         objects: PatternObjects::default(),
                         storm,
+                        rates,
                     },
                 );
             }
@@ -222,6 +266,10 @@ impl TaskTransform for PatternTask {
             if known > 0 {
                 tracing::info!(component = %cx.key, patterns = known, scopes = spaces.len(), "loaded known patterns");
             }
+            let clock = WallClock::new(self.settings.clock_start);
+            let saved: SavedSilences = load_silences(&store, &self.settings.namespace)?;
+            let silences = Silences::restore(saved, &self.settings.expects, clock.now_ms());
+            warn_unmatched(&self.settings.expects, &spaces, &cx.key.to_string());
             let report_interval = self.settings.report.interval;
             let mut state = State {
                 settings: self.settings,
@@ -232,6 +280,8 @@ impl TaskTransform for PatternTask {
                 window_start: Utc::now(),
                 storm_window_start: Utc::now(),
                 metrics: Arc::clone(&cx.metrics),
+                silences,
+                clock,
             };
             let mut save_tick = tokio::time::interval(SAVE_NEW_AFTER);
             let mut report_tick = tokio::time::interval(if report_interval.is_zero() {
@@ -247,6 +297,9 @@ impl TaskTransform for PatternTask {
                 Duration::from_secs(3600)
             });
             storm_tick.tick().await;
+            let mut rate_tick = tokio::time::interval(state.settings.rates.window);
+            rate_tick.tick().await;
+            let expects = !state.settings.expects.is_empty();
             loop {
                 tokio::select! {
                     batch = cx.input.recv() => match batch {
@@ -257,7 +310,21 @@ impl TaskTransform for PatternTask {
                         }
                         None => break,
                     },
-                    _ = save_tick.tick() => state.save_if_due(),
+                    _ = save_tick.tick() => {
+                        // Silences are checked every second: that is their
+                        // resolution.
+                        if expects {
+                            let mut out = cx.outputs.collector(0);
+                            state.check_silences(&mut out);
+                            cx.outputs.send(out).await;
+                        }
+                        state.save_if_due();
+                    }
+                    _ = rate_tick.tick() => {
+                        let mut out = cx.outputs.collector(0);
+                        state.roll_rates(&mut out);
+                        cx.outputs.send(out).await;
+                    }
                     _ = report_tick.tick(), if !report_interval.is_zero() => {
                         let mut out = cx.outputs.collector(0);
                         state.report(&mut out);
@@ -290,6 +357,8 @@ impl State {
         let scoped = self.settings.scope.is_some();
         let limit = self.settings.miner.max_patterns.saturating_mul(2);
         let storm = self.settings.storm;
+        let expects = Arc::clone(&self.settings.expects);
+        let seen_ms = self.clock.now_ms();
         for mut event in events {
             let Some(text) = event
                 .get(&self.settings.field)
@@ -319,6 +388,7 @@ impl State {
             }
             let observation = space.miner.observe(&text, hint.as_deref(), now_ms);
             space.windows.record(observation.id, observation.is_new);
+            let expected = space.rates.record(&observation, &expects, &scope);
             space.dirty = true;
             let pattern =
                 space
@@ -332,7 +402,11 @@ impl State {
                     observation.template,
                     observation.level,
                 );
+            let id = observation.id;
             drop(text);
+            if let Some(index) = expected {
+                self.silences.seen(index, &scope, id, seen_ms);
+            }
             event.insert_field("pattern", Value::Object(pattern));
             if is_new {
                 new_patterns += 1;
@@ -416,12 +490,13 @@ impl State {
                 unsampled: FIELD_SAMPLE,
                 objects: PatternObjects::default(),
                 storm: StormWindow::default(),
+                rates: Rates::default(),
             })
     }
 
     fn save_if_due(&mut self) {
         let since = self.last_save.elapsed();
-        let dirty = self.spaces.values().any(|s| s.dirty);
+        let dirty = self.spaces.values().any(|s| s.dirty) || self.silences.dirty;
         if dirty && ((self.new_since_save && since >= SAVE_NEW_AFTER) || since >= SAVE_EVERY) {
             self.save();
         }
@@ -434,7 +509,7 @@ impl State {
             .filter(|(_, space)| space.dirty)
             .map(|(scope, space)| (scope.as_str(), &space.miner))
             .collect();
-        if dirty.is_empty() {
+        if dirty.is_empty() && !self.silences.dirty {
             return;
         }
         let fields: Vec<(&str, &FieldsSeen)> = self
@@ -449,16 +524,36 @@ impl State {
             .filter(|(_, space)| space.dirty)
             .map(|(scope, space)| (scope.as_str(), &space.storm))
             .collect();
+        let rates: Vec<(&str, SavedRates)> = self
+            .spaces
+            .iter()
+            .filter(|(_, space)| space.dirty)
+            .map(|(scope, space)| (scope.as_str(), space.rates.saved()))
+            .collect();
+        let silences = self.silences.dirty.then(|| self.silences.saved());
+        let namespace = &self.settings.namespace;
         // Held patterns before the patterns themselves: a crash between the
         // two may announce a pattern twice, never not at all.
-        let saved = save_storms(&self.store, &self.settings.namespace, storms)
-            .and_then(|()| save_spaces(&self.store, &self.settings.namespace, dirty))
-            .and_then(|()| save_fields(&self.store, &self.settings.namespace, fields));
+        let saved = save_storms(&self.store, namespace, storms)
+            .and_then(|()| save_spaces(&self.store, namespace, dirty))
+            .and_then(|()| save_fields(&self.store, namespace, fields))
+            .and_then(|()| {
+                save_rates(
+                    &self.store,
+                    namespace,
+                    rates.iter().map(|(scope, rates)| (*scope, rates)),
+                )
+            })
+            .and_then(|()| match &silences {
+                Some(silences) => save_silences(&self.store, namespace, silences),
+                None => Ok(()),
+            });
         match saved {
             Ok(()) => {
                 for space in self.spaces.values_mut() {
                     space.dirty = false;
                 }
+                self.silences.dirty = false;
                 self.new_since_save = false;
             }
             Err(error) => self.metrics.error(
@@ -480,7 +575,8 @@ impl State {
             let Some(space) = self.spaces.get_mut(&scope) else {
                 continue;
             };
-            for change in space.windows.roll(&space.miner, &self.settings.report) {
+            let spikes = space.rates.take_reported();
+            for change in space.windows.roll(&space.miner, spikes) {
                 let event = change_event(
                     &change,
                     &scope,
@@ -530,6 +626,97 @@ impl State {
                 ),
             );
         }
+    }
+}
+
+impl State {
+    /// Ends the rate bucket: the spikes that fire or resolve, saved before
+    /// they are sent (a crash then loses at most an event, never the
+    /// knowledge that a spike fires).
+    fn roll_rates(&mut self, out: &mut TransformOutput) {
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let report = !self.settings.report.interval.is_zero();
+        let mut events = Vec::new();
+        for (scope, space) in &mut self.spaces {
+            let changes = space
+                .rates
+                .roll(&space.miner, &self.settings.rates, now_ms, report);
+            // Baselines are saved with the space's next save (after its
+            // next line): an idle pipeline does not rewrite its store every
+            // bucket for baselines that only decayed.
+            if !changes.is_empty() {
+                space.dirty = true;
+            }
+            for change in changes {
+                self.metrics
+                    .pattern_anomaly("spike", if change.firing { "firing" } else { "resolved" });
+                events.push(spike_event(&change, scope, &self.settings.rates, now));
+            }
+        }
+        self.send_saved(events, out);
+    }
+
+    /// Checks the expectations: the silences that fire or resolve, saved
+    /// before they are sent.
+    fn check_silences(&mut self, out: &mut TransformOutput) {
+        let now = self.clock.now();
+        let changes = self
+            .silences
+            .check(&self.settings.expects, now.timestamp_millis());
+        let events: Vec<Event> = changes
+            .iter()
+            .map(|change: &SilenceChange| {
+                self.metrics
+                    .pattern_anomaly("silence", if change.firing { "firing" } else { "resolved" });
+                let about = change.last.as_ref().and_then(|(scope, id)| {
+                    let view = self.spaces.get(scope)?.miner.get(*id)?;
+                    Some((view.template, view.level))
+                });
+                silence_event(change, about, now)
+            })
+            .collect();
+        self.send_saved(events, out);
+    }
+
+    /// Saves, then sends `events` on `ID.anomalies`.
+    fn send_saved(&mut self, events: Vec<Event>, out: &mut TransformOutput) {
+        if events.is_empty() {
+            return;
+        }
+        self.save();
+        for event in events {
+            out.push_named(ANOMALIES_OUTPUT, event);
+        }
+    }
+}
+
+/// Warns of expectations that match no known pattern: a typo in an id or a
+/// glob would otherwise show only as a silence alert after `every`.
+fn warn_unmatched(expects: &Expects, spaces: &HashMap<String, Space>, component: &str) {
+    if expects.is_empty() {
+        return;
+    }
+    let mut matched = vec![false; expects.0.len()];
+    for (scope, space) in spaces {
+        for view in space.miner.patterns() {
+            if let Some(index) = expects.find(view.id, view.template, scope) {
+                matched[usize::from(index)] = true;
+            }
+        }
+    }
+    for (expect, _) in expects
+        .0
+        .iter()
+        .zip(matched)
+        .filter(|(_, matched)| !matched)
+    {
+        tracing::warn!(
+            component,
+            expectation = %expect.label,
+            "`expect` matches no known pattern yet; unless a matching line comes, its silence alert fires after {}s",
+            expect.every.as_secs()
+        );
     }
 }
 
@@ -626,6 +813,7 @@ mod tests {
             first_seen_ms: 1_700_000_000_000,
             level: Level::Error,
             parent: None,
+            slot: 0,
         }
     }
 

@@ -14,6 +14,10 @@
 //! - [`task`]: the running transform, with persistence.
 
 mod alert;
+
+/// How alert values read (`93.12`, `80`, `1.5e-4`): the `pattern`
+/// transform's spike alerts write their numbers the same way.
+pub(super) use alert::number as alert_number;
 mod rule;
 mod state;
 mod task;
