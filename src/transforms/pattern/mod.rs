@@ -96,7 +96,7 @@ pub struct PatternConfig {
     #[serde(default = "default_storm_threshold")]
     storm_threshold: u64,
     /// The window in which new patterns are counted per scope for
-    /// `storm_threshold`.
+    /// `storm_threshold`; it opens with the scope's first new pattern.
     #[serde(default = "default_storm_window")]
     storm_window_secs: Seconds,
     /// New patterns of this level or above are never held in a storm:

@@ -2,10 +2,14 @@
 //! new version logging differently) are announced as one alert instead of
 //! one per pattern.
 //!
-//! Per scope and per window (`storm_window_secs`, on the wall clock), the
-//! first `storm_threshold` new patterns pass to `ID.new` as usual. The
-//! following ones are *held*: kept off `ID.new` and, when the window ends
-//! (or the input does), announced together as one event on `ID.storm`.
+//! Each scope has its own window: it opens with the scope's first new
+//! pattern (one that counts: not exempt) and lasts `storm_window_secs`.
+//! Within it the first `storm_threshold` new patterns pass to `ID.new` as
+//! usual. The following ones are *held*: kept off `ID.new` and, when the
+//! window ends (or the input does), announced together as one event on
+//! `ID.storm`. Why windows open with a pattern rather than on a fixed
+//! beat: a deploy then starts a window instead of straddling two, which
+//! would let twice `storm_threshold` patterns through and split its storm.
 //! Patterns at or above `storm_exempt_level` are never held and do not
 //! count toward the threshold, so a crash inside a deploy still alerts on
 //! its own. Held patterns are known like any other (the miner learnt them)
@@ -67,6 +71,10 @@ pub struct StormWindow {
     grouped: u64,
     /// The first [`MAX_IDS`] of them.
     held: Vec<Held>,
+    /// When the window opened (Unix ms); `None` while none is open. (Saved
+    /// windows from before this field roll at the first check.)
+    #[serde(default)]
+    opened_ms: Option<i64>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -144,18 +152,21 @@ impl StormWindow {
         self.passed == 0 && self.grouped == 0
     }
 
-    /// Decides about one new pattern: `true` sends it to `ID.new`, `false`
-    /// holds it for this window's storm.
+    /// Decides about one new pattern seen at `now_ms`: `true` sends it to
+    /// `ID.new`, `false` holds it for this window's storm. The first that
+    /// counts opens the window.
     pub fn admit(
         &mut self,
         settings: &StormSettings,
         id: PatternId,
         template: &str,
         level: Level,
+        now_ms: i64,
     ) -> bool {
         if !settings.enabled() || settings.exempt.is_some_and(|exempt| level >= exempt) {
             return true;
         }
+        self.opened_ms.get_or_insert(now_ms);
         if self.passed < settings.threshold {
             self.passed += 1;
             return true;
@@ -169,6 +180,20 @@ impl StormWindow {
             });
         }
         false
+    }
+
+    /// When the open window opened (Unix ms).
+    pub fn opened_ms(&self) -> Option<i64> {
+        self.opened_ms
+    }
+
+    /// Whether the window has lasted `window` at `now_ms` and should roll.
+    pub fn is_due(&self, window: Duration, now_ms: i64) -> bool {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        match self.opened_ms {
+            Some(opened) => now_ms.saturating_sub(opened) >= window_ms,
+            None => !self.is_empty(),
+        }
     }
 
     /// Ends the window: the storm it held, if any. The next window starts
@@ -332,13 +357,13 @@ pub(super) mod tests {
         let settings = settings(3, Some(Level::Error));
         let mut window = StormWindow::default();
         let passed: Vec<bool> = (0..5)
-            .map(|i| window.admit(&settings, PatternId::from_u64(i), "t", Level::Info))
+            .map(|i| window.admit(&settings, PatternId::from_u64(i), "t", Level::Info, 0))
             .collect();
         assert_eq!(passed, [true, true, true, false, false]);
         // Exempt levels pass even during a storm and count for nothing.
-        assert!(window.admit(&settings, PatternId::from_u64(9), "crash", Level::Fatal));
-        assert!(window.admit(&settings, PatternId::from_u64(8), "e", Level::Error));
-        assert!(!window.admit(&settings, PatternId::from_u64(7), "w", Level::Warn));
+        assert!(window.admit(&settings, PatternId::from_u64(9), "crash", Level::Fatal, 0));
+        assert!(window.admit(&settings, PatternId::from_u64(8), "e", Level::Error, 0));
+        assert!(!window.admit(&settings, PatternId::from_u64(7), "w", Level::Warn, 0));
         let miner = Miner::new(MinerConfig::default()).unwrap();
         let storm = window.roll(&miner).unwrap();
         assert_eq!(storm.count, 3);
@@ -352,18 +377,18 @@ pub(super) mod tests {
         assert_eq!(storm.level, Level::Warn);
         // The next window starts fresh.
         assert!(window.roll(&miner).is_none());
-        assert!(window.admit(&settings, PatternId::from_u64(10), "t", Level::Info));
+        assert!(window.admit(&settings, PatternId::from_u64(10), "t", Level::Info, 0));
     }
 
     #[test]
     fn no_exemption_and_off() {
         let mut window = StormWindow::default();
         let none = settings(1, None);
-        assert!(window.admit(&none, PatternId::from_u64(1), "a", Level::Fatal));
-        assert!(!window.admit(&none, PatternId::from_u64(2), "b", Level::Fatal));
+        assert!(window.admit(&none, PatternId::from_u64(1), "a", Level::Fatal, 0));
+        assert!(!window.admit(&none, PatternId::from_u64(2), "b", Level::Fatal, 0));
         let off = settings(0, None);
         let mut window = StormWindow::default();
-        assert!((0..50).all(|i| window.admit(&off, PatternId::from_u64(i), "a", Level::Info)));
+        assert!((0..50).all(|i| window.admit(&off, PatternId::from_u64(i), "a", Level::Info, 0)));
     }
 
     #[test]
@@ -383,6 +408,7 @@ pub(super) mod tests {
                 observation.id,
                 observation.template,
                 observation.level,
+                0,
             );
         }
         // The pattern held fifth has more lines than the others.

@@ -228,7 +228,6 @@ struct State {
     new_since_save: bool,
     last_save: Instant,
     window_start: DateTime<Utc>,
-    storm_window_start: DateTime<Utc>,
     metrics: Arc<ComponentMetrics>,
     silences: Silences,
     clock: WallClock,
@@ -278,7 +277,6 @@ impl TaskTransform for PatternTask {
                 new_since_save: false,
                 last_save: Instant::now(),
                 window_start: Utc::now(),
-                storm_window_start: Utc::now(),
                 metrics: Arc::clone(&cx.metrics),
                 silences,
                 clock,
@@ -291,8 +289,12 @@ impl TaskTransform for PatternTask {
             });
             report_tick.tick().await;
             let storms = state.settings.storm.enabled();
+            // Each scope's window ends on its own: check a tenth of a
+            // window at a time (100 ms to 1 s), so a storm comes out at most
+            // that late.
             let mut storm_tick = tokio::time::interval(if storms {
-                state.settings.storm.window
+                (state.settings.storm.window / 10)
+                    .clamp(Duration::from_millis(100), Duration::from_secs(1))
             } else {
                 Duration::from_secs(3600)
             });
@@ -332,7 +334,7 @@ impl TaskTransform for PatternTask {
                     }
                     _ = storm_tick.tick(), if storms => {
                         let mut out = cx.outputs.collector(0);
-                        state.storms(&mut out);
+                        state.storms(&mut out, false);
                         cx.outputs.send(out).await;
                     }
                 }
@@ -340,7 +342,7 @@ impl TaskTransform for PatternTask {
             // Held patterns are announced, not lost, when the input ends.
             if storms {
                 let mut out = cx.outputs.collector(0);
-                state.storms(&mut out);
+                state.storms(&mut out, true);
                 cx.outputs.send(out).await;
             }
             state.save();
@@ -401,6 +403,7 @@ impl State {
                     observation.id,
                     observation.template,
                     observation.level,
+                    seen_ms,
                 );
             let id = observation.id;
             drop(text);
@@ -591,10 +594,13 @@ impl State {
 }
 
 impl State {
-    /// Ends the storm window: one event per scope that held patterns.
-    fn storms(&mut self, out: &mut TransformOutput) {
-        let now = Utc::now();
-        let start = std::mem::replace(&mut self.storm_window_start, now);
+    /// Ends the storm windows that have lasted their time (`all`: every
+    /// open one, as the input ends): one event per scope that held
+    /// patterns.
+    fn storms(&mut self, out: &mut TransformOutput, all: bool) {
+        let now_ms = self.clock.now_ms();
+        let now = self.clock.now();
+        let window = self.settings.storm.window;
         let scoped = self.settings.scope.is_some();
         let mut scopes: Vec<&String> = self.spaces.keys().collect();
         scopes.sort();
@@ -603,6 +609,14 @@ impl State {
             let Some(space) = self.spaces.get_mut(&scope) else {
                 continue;
             };
+            if !all && !space.storm.is_due(window, now_ms) {
+                continue;
+            }
+            let start = space
+                .storm
+                .opened_ms()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .unwrap_or(now);
             // The emptied window is saved too, or a restart would send
             // this storm again.
             if !space.storm.is_empty() {
@@ -952,6 +966,47 @@ mod tests {
                 out.named.get("storm").is_none_or(|s| s.is_empty()),
                 "the storm was not sent again"
             );
+        }
+
+        /// A deploy that began 8 s into a run with 10 s windows: with
+        /// windows on a fixed beat it straddled two, let twice the
+        /// threshold through and split into two storms.
+        #[tokio::test(start_paused = true)]
+        async fn a_window_opens_with_the_scope_s_first_new_pattern() {
+            let dir = tempfile::tempdir().unwrap();
+            let options = format!("{OPTIONS}storm_threshold = 3\nstorm_window_secs = 10\n");
+            let wait = |secs| tokio::time::sleep(Duration::from_secs(secs));
+            let mut h = start(&options, &dir);
+            wait(8).await;
+            h.send((0..4).map(|i| line(i, "checkout", "info")).collect())
+                .await;
+            wait(4).await;
+            h.send((4..8).map(|i| line(i, "checkout", "info")).collect())
+                .await;
+            h.settle().await;
+            assert_eq!(h.take(Some("new")).len(), 3, "one window, one threshold");
+            assert!(h.take(Some("storm")).is_empty(), "the window opened at 8 s");
+            wait(5).await;
+            assert!(h.take(Some("storm")).is_empty(), "17 s: still open");
+            wait(3).await;
+            let storms = h.take(Some("storm"));
+            assert_eq!(storms.len(), 1, "one storm, 10 s after the first pattern");
+            assert_eq!(get(&storms[0], "storm.count"), Value::Integer(5));
+            // Checked each second: it ends within one of its time.
+            let secs = get(&storms[0], "storm.window_secs");
+            assert!(
+                secs == Value::Integer(10) || secs == Value::Integer(11),
+                "{secs:?}"
+            );
+            // The next new pattern opens a window of its own.
+            h.send((8..12).map(|i| line(i, "checkout", "info")).collect())
+                .await;
+            h.settle().await;
+            assert_eq!(h.take(Some("new")).len(), 3);
+            let out = h.finish().await;
+            let storms = out.named.get("storm").cloned().unwrap_or_default();
+            assert_eq!(storms.len(), 1, "the input's end rolls the open window");
+            assert_eq!(get(&storms[0], "storm.count"), Value::Integer(1));
         }
 
         #[tokio::test(start_paused = true)]
