@@ -193,7 +193,7 @@ async fn a_publishing_howl_loses_nothing_while_the_server_is_away() {
     );
     let howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
     server
-        .wait_for_messages("LOGS", 1, Duration::from_secs(20))
+        .wait_for_stream("LOGS", "some", Duration::from_secs(20), |n| n >= 1)
         .await;
     server.stop();
     let mut file = std::fs::OpenOptions::new()
@@ -207,7 +207,7 @@ async fn a_publishing_howl_loses_nothing_while_the_server_is_away() {
     file.write_all(numbered_lines(4000..6000).as_bytes())
         .expect("append after");
     server
-        .wait_for_messages("LOGS", 6000, Duration::from_secs(40))
+        .wait_for_stream("LOGS", "6000", Duration::from_secs(40), |n| n >= 6000)
         .await;
     let counts = count_lines(
         server
@@ -232,5 +232,246 @@ async fn a_publishing_howl_loses_nothing_while_the_server_is_away() {
     assert!(
         stderr.contains("not acknowledged") && stderr.contains("NATS connection (re)established"),
         "the outage and the return are logged:\n{stderr}"
+    );
+}
+
+/// Publishes `line 0` .. `line n-1` through a howl (stdin → `nats` sink)
+/// onto a work-queue stream `LOGS` over `logs.>`, which the sink creates.
+fn publish_numbered(server: &NatsServer, n: usize) {
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"logs.app\"\nmsg_id = \"{{ .message }}\"\nbatch.max_events = 500\n\
+         stream = { name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }",
+    )
+    .replace("decoding.codec = \"json\"\n", "");
+    let output = run_stdin(&config, &numbered_lines(0..n));
+    assert!(
+        output.status.success(),
+        "publishing failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A consuming howl: the `nats` source (durable consumer `workers` on
+/// `LOGS`, with `options`) → a `file` sink writing each `message` to
+/// `path` (relative to `dir`), acknowledgements on.
+async fn start_consumer(
+    server: &NatsServer,
+    dir: &std::path::Path,
+    path: &str,
+    options: &str,
+) -> crate::common::Running {
+    let api = crate::common::free_port();
+    let config = write(
+        dir,
+        "consumer.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             ack_wait_secs = 2\nnak_delay_secs = 0.2\n{options}\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{path}\"\nencoding = \"text\"\n\
+             acknowledgements.enabled = true\n",
+            server.url()
+        ),
+    );
+    crate::common::Running::start(dir, &config, api, &[]).await
+}
+
+/// The numbered lines in `path` so far.
+fn lines_in(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (bounded) until `path` holds every line `0..n` at least once;
+/// returns how often each is there.
+async fn wait_for_all_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut counts = vec![0u32; n];
+        for line in lines_in(path) {
+            let index: usize = line
+                .strip_prefix("line ")
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| panic!("not a numbered line: {line:?}"));
+            counts[index] += 1;
+        }
+        let missing = counts.iter().filter(|c| **c == 0).count();
+        if missing == 0 {
+            return counts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} of {n} lines still missing after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn lines_go_round_trip_through_the_broker_exactly_once() {
+    let server = NatsServer::start().await;
+    publish_numbered(&server, 1000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", "").await;
+    let counts =
+        wait_for_all_lines(&dir.path().join("out.log"), 1000, Duration::from_secs(30)).await;
+    assert!(counts.iter().all(|c| *c == 1), "every line exactly once");
+    // Acknowledged: the work queue empties.
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
+        .await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_stream_loses_nothing_and_duplicates_are_bounded() {
+    const LINES: usize = 20_000;
+    const MAX_ACK_PENDING: u32 = 500;
+    let server = NatsServer::start().await;
+    publish_numbered(&server, LINES);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.log");
+    let options = format!("max_ack_pending = {MAX_ACK_PENDING}");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", &options).await;
+    crate::common::wait_for(
+        "a few thousand lines written",
+        Duration::from_secs(30),
+        || (lines_in(&out).len() >= 3000).then_some(()),
+    )
+    .await;
+    let mut child = howl.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let written = lines_in(&out).len();
+    assert!(written < LINES, "killed mid-stream, not after the end");
+    // A write torn by the kill leaves a partial last line; its messages
+    // were not acknowledged, so they come again after the restart.
+    let text = std::fs::read(&out).expect("read out.log");
+    let whole = text
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |at| at + 1);
+    std::fs::write(&out, &text[..whole]).expect("cut a torn line");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", &options).await;
+    let counts = wait_for_all_lines(&out, LINES, Duration::from_secs(60)).await;
+    let duplicates: u32 = counts.iter().map(|c| c - 1).sum();
+    eprintln!("killed after {written} lines; {duplicates} duplicates after the restart");
+    assert!(
+        duplicates <= MAX_ACK_PENDING,
+        "{duplicates} duplicates, more than max_ack_pending"
+    );
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
+        .await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn messages_a_sink_failed_are_nakked_and_delivered_later() {
+    let server = NatsServer::start().await;
+    publish_numbered(&server, 50);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // `blocked` is a file, so `blocked/out.log` cannot be written: the
+    // sink fails the events, the source naks their messages.
+    std::fs::write(dir.path().join("blocked"), "").expect("write blocker");
+    let mut howl = start_consumer(&server, dir.path(), "blocked/out.log", "").await;
+    crate::common::wait_for("a message nak'ed", Duration::from_secs(20), || {
+        howl.stderr().contains("nak'ed, redelivered").then_some(())
+    })
+    .await;
+    assert_eq!(
+        server
+            .wait_for_stream("LOGS", "all 50 kept", Duration::from_secs(5), |n| n == 50)
+            .await,
+        50,
+        "nothing acknowledged while the sink fails"
+    );
+    std::fs::remove_file(dir.path().join("blocked")).expect("unblock");
+    let counts = wait_for_all_lines(
+        &dir.path().join("blocked/out.log"),
+        50,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(counts.iter().all(|c| *c >= 1));
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
+        .await;
+    let stderr = howl.stderr();
+    assert!(
+        stderr.contains("component=sources.in") && stderr.contains("(delivery "),
+        "{stderr}"
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn core_nats_messages_are_received_in_a_queue_group() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let config = write(
+        dir.path(),
+        "core.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{}\"\njetstream = false\nsubject = \"core.>\"\n\
+             queue = \"workers\"\ndecoding.codec = \"bytes\"\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\n",
+            server.url()
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    let client = server.client().await;
+    // At most once: what is published before the subscription exists is
+    // lost, so publish until something arrives.
+    let out = dir.path().join("out.log");
+    let mut sent = 0;
+    let first = loop {
+        client
+            .publish("core.app", format!("hello {sent}").into())
+            .await
+            .expect("publish");
+        client.flush().await.expect("flush");
+        sent += 1;
+        if let Some(line) = lines_in(&out).first() {
+            break line.clone();
+        }
+        assert!(sent < 100, "nothing received:\n{}", howl.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let event: serde_json::Value = serde_json::from_str(&first).expect("JSON line");
+    assert_eq!(event["subject"], "core.app");
+    assert_eq!(event["source_type"], "nats");
+    assert!(
+        event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("hello ")),
+        "{event}"
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

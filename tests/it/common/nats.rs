@@ -141,24 +141,30 @@ impl NatsServer {
             .expect("create stream")
     }
 
-    /// Waits (bounded) until stream `name` holds at least `at_least`
-    /// messages; returns how many it holds.
-    pub async fn wait_for_messages(&self, name: &str, at_least: u64, limit: Duration) -> u64 {
+    /// Waits (bounded) until the number of messages stream `name` holds
+    /// satisfies `check` (`what` describes it); returns that number.
+    pub async fn wait_for_stream(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(u64) -> bool,
+    ) -> u64 {
         let deadline = std::time::Instant::now() + limit;
-        let mut last = 0;
+        let mut last = None;
         loop {
             if let Ok(client) = async_nats::connect(self.url()).await
                 && let Ok(mut stream) = jetstream::new(client).get_stream(name).await
                 && let Ok(info) = stream.info().await
             {
-                last = info.state.messages;
+                last = Some(info.state.messages);
             }
-            if last >= at_least {
-                return last;
+            if let Some(count) = last.filter(|count| check(*count)) {
+                return count;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "stream {name} holds {last} messages after {limit:?}, not {at_least}"
+                "stream {name} holds {last:?} messages after {limit:?}, not {what}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
