@@ -452,7 +452,19 @@ mod tests {
 
     fn connector(options: &str) -> Result<Connector, BuildError> {
         let connection: NatsConnection = toml::from_str(options).expect("options parse");
-        connection.connector(&crate::sources::test_context(options))
+        let cx = BuildContext {
+            key: crate::component_key::ComponentKey::new(
+                crate::component_key::ComponentKind::Sink,
+                "out",
+                "nats",
+            ),
+            file: std::sync::Arc::new(crate::diagnostic::SourceFile::new(
+                std::path::PathBuf::from("t.toml"),
+                options.to_string(),
+            )),
+            data_dir: std::env::temp_dir(),
+        };
+        connection.connector(&cx)
     }
 
     #[test]
