@@ -19,7 +19,7 @@ pub mod stream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectOptions, ServerAddr};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, ServerAddr};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -147,6 +147,19 @@ pub enum ConnectFailure {
     /// The server could not be reached or refused us; worth retrying.
     #[error("{component}: cannot connect to NATS at {servers}: {cause}")]
     Unreachable {
+        /// The component.
+        component: String,
+        /// The servers tried.
+        servers: String,
+        /// Why.
+        cause: String,
+    },
+    /// The server refused our credentials, or TLS could not be set up:
+    /// trying again with the same settings cannot help.
+    #[error(
+        "{component}: cannot connect to NATS at {servers}, and trying again cannot help: {cause}"
+    )]
+    Refused {
         /// The component.
         component: String,
         /// The servers tried.
@@ -362,10 +375,27 @@ impl Connector {
         let client = options
             .connect(self.servers.as_slice())
             .await
-            .map_err(|error| ConnectFailure::Unreachable {
-                component: self.component.clone(),
-                servers: self.shown.clone(),
-                cause: crate::http::error_chain(&error),
+            .map_err(|error| {
+                let (component, servers) = (self.component.clone(), self.shown.clone());
+                let cause = crate::http::error_chain(&error);
+                let refused = matches!(
+                    error.kind(),
+                    ConnectErrorKind::AuthorizationViolation
+                        | ConnectErrorKind::Authentication
+                        | ConnectErrorKind::Tls
+                ) || certificate_refused(&error);
+                match refused {
+                    true => ConnectFailure::Refused {
+                        component,
+                        servers,
+                        cause,
+                    },
+                    false => ConnectFailure::Unreachable {
+                        component,
+                        servers,
+                        cause,
+                    },
+                }
             })?;
         let info = client.server_info();
         if !version_supported(&info.version) {
@@ -387,8 +417,8 @@ impl Connector {
 
     /// Connects, retrying unreachable servers with the backoff of `retry`
     /// (without giving up: a component without its server can do nothing
-    /// else) until `stop` is cancelled (`None` then). A server that is too
-    /// old is an error at once.
+    /// else) until `stop` is cancelled (`None` then). Refused credentials,
+    /// a failed TLS setup and a server that is too old are errors at once.
     pub async fn connect_retrying(
         &self,
         retry: &RetryPolicy,
@@ -414,6 +444,31 @@ impl Connector {
             }
         }
     }
+}
+
+/// Whether TLS failed on a certificate (the server's is not trusted, or
+/// ours was refused): the client reports it as an I/O error, with rustls'
+/// error inside.
+fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+            error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::AlertReceived(_)
+            );
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Whether a server version (`2.9.10`, `2.10.0-beta.1`) is at least

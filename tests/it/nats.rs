@@ -475,3 +475,110 @@ async fn core_nats_messages_are_received_in_a_queue_group() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs stdin → `nats` sink (creating stream `LOGS`) with `connection`
+/// options against `url`; returns the output.
+fn publish_with(url: &str, connection: &str) -> std::process::Output {
+    let config = stdin_to_nats(
+        url,
+        &format!(
+            "subject = \"logs.{{{{ .service }}}}\"\n\
+             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"] }}\n{connection}"
+        ),
+    );
+    run_stdin(&config, &numbered_json(0..3))
+}
+
+#[tokio::test]
+async fn user_password_token_and_nkey_authenticate_and_stay_out_of_logs() {
+    // User and password; a wrong password fails at once, unprinted.
+    let server = NatsServer::start_with(&["--user", "howl", "--pass", "s3cret-Pw"]).await;
+    let good = publish_with(
+        &server.url(),
+        "auth = { strategy = \"user_password\", user = \"howl\", password = \"s3cret-Pw\" }",
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = publish_with(
+        &server.url(),
+        "auth = { strategy = \"user_password\", user = \"howl\", password = \"wr0ng-Pw\" }",
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        stderr.contains("sinks.out: cannot connect to NATS at")
+            && stderr.contains("trying again cannot help")
+            && stderr.contains("authorization violation"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wr0ng-Pw") && !stderr.contains("s3cret-Pw"),
+        "{stderr}"
+    );
+    drop(server);
+
+    let server = NatsServer::start_with(&["--auth", "t0ken-Xyz"]).await;
+    let token = publish_with(
+        &server.url(),
+        "auth = { strategy = \"token\", token = \"t0ken-Xyz\" }",
+    );
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&token.stderr).contains("t0ken-Xyz"));
+    drop(server);
+
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().expect("seed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        dir.path(),
+        "nkey.conf",
+        &format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n",
+            user.public_key()
+        ),
+    );
+    let server = NatsServer::start_with(&["-c", config.to_str().expect("utf-8 path")]).await;
+    let nkey = publish_with(
+        &server.url(),
+        &format!("auth = {{ strategy = \"nkey\", nkey_seed = \"{seed}\" }}"),
+    );
+    assert!(
+        nkey.status.success(),
+        "{}",
+        String::from_utf8_lossy(&nkey.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&nkey.stderr).contains(&seed));
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    crate::syslog::make_certificates(certs.path());
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let (crt, key) = (file("crt.pem"), file("key.pem"));
+    let server = NatsServer::start_with(&["--tls", "--tlscert", &crt, "--tlskey", &key]).await;
+    let trusted = publish_with(
+        &server.url(),
+        &format!("tls.ca_file = \"{}\"", file("ca.pem")),
+    );
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    // Without the CA the server's certificate is not trusted: refused.
+    let untrusted = publish_with(&server.url().replace("nats://", "tls://"), "");
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr.contains("trying again cannot help") && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+}

@@ -17,6 +17,8 @@ pub struct NatsServer {
     pub port: u16,
     monitor: u16,
     dir: tempfile::TempDir,
+    /// Arguments beside the ports and store (auth, TLS, a config file).
+    extra: Vec<String>,
 }
 
 /// Debian installs the server in /usr/sbin, not on every user's PATH.
@@ -40,11 +42,17 @@ fn binary() -> PathBuf {
 impl NatsServer {
     /// Starts a server with JetStream on free loopback ports.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Self::start`] with more arguments (`--user`, `--tls`, `-c file`).
+    pub async fn start_with(extra: &[&str]) -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
             monitor: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
         };
         server.spawn().await;
         server
@@ -69,6 +77,7 @@ impl NatsServer {
             .arg(self.monitor.to_string())
             .arg("-sd")
             .arg(self.dir.path().join("store"))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
