@@ -319,7 +319,10 @@ pub(super) const BATCH_EVENTS: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
 impl MessageDecoder {
     /// Appends the events of a message on `subject` to `events`; returns
-    /// how many it made.
+    /// how many it made. A `timestamp` that JSON carried as RFC 3339 text
+    /// (the `nats` sink's envelope) becomes a timestamp again, so that
+    /// what reads it downstream (windows, strftime paths) sees the time
+    /// the event had before it crossed the broker.
     pub(super) fn decode(
         &self,
         subject: &str,
@@ -332,6 +335,17 @@ impl MessageDecoder {
             ("subject", Value::from(subject)),
         ];
         self.decoder.decode(payload, Utc::now(), &extra, events);
+        for event in &mut events[before..] {
+            let parsed = match event.get_field(fields::TIMESTAMP) {
+                Some(Value::Bytes(text)) => std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok()),
+                _ => None,
+            };
+            if let Some(at) = parsed {
+                event.insert_field(fields::TIMESTAMP, Value::Timestamp(at.with_timezone(&Utc)));
+            }
+        }
         events.len() - before
     }
 }
@@ -347,6 +361,48 @@ mod tests {
         match config.build(&test_context(options)) {
             Ok(_) => panic!("builds: {options}"),
             Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn the_sinks_envelope_gives_the_event_back() {
+        use crate::component_key::{ComponentKey, ComponentKind};
+        let metrics = Arc::new(crate::internal_events::ComponentMetrics::new(
+            ComponentKey::new(ComponentKind::Source, "in", "nats"),
+        ));
+        let decode = MessageDecoder {
+            decoder: SourceDecoder::new(
+                Decoder::new(DecodingConfig { codec: Codec::Json }, "nats"),
+                Arc::from("in"),
+                metrics,
+            ),
+            host: Value::from("worker-1"),
+        };
+        let mut original = Event::log(
+            bytes::Bytes::from_static(b"disk full"),
+            "2026-12-06T10:00:00.123Z".parse().unwrap(),
+            "file",
+        );
+        original.insert_field("host", "edge-7");
+        original.insert_field("service", "api");
+        let mut payload = Vec::new();
+        crate::sinks::encoding::Encoding::Json.encode(&original, &mut payload);
+        let mut events = Vec::new();
+        assert_eq!(decode.decode("logs.api", payload.into(), &mut events), 1);
+        let event = &events[0];
+        assert_eq!(
+            event.get_field("timestamp"),
+            original.get_field("timestamp"),
+            "a timestamp again, not text"
+        );
+        for (field, value) in [
+            ("message", "disk full"),
+            ("host", "edge-7"),
+            ("service", "api"),
+            ("subject", "logs.api"),
+            ("source_type", "nats"),
+        ] {
+            assert_eq!(event.get_field(field), Some(&Value::from(value)), "{field}");
         }
     }
 
