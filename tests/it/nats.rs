@@ -582,3 +582,35 @@ async fn tls_with_a_private_ca() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_message_over_the_servers_max_payload_is_rejected_not_retried() {
+    let server = NatsServer::start().await;
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"logs.{{ .service }}\"\nstream = { name = \"LOGS\", subjects = [\"logs.>\"] }",
+    )
+    .replace(
+        "decoding.codec = \"json\"\n",
+        "decoding.codec = \"json\"\nmax_line_bytes = 4000000\n",
+    );
+    let big = "x".repeat(2 * 1024 * 1024);
+    let input = format!(
+        "{{\"service\":\"a\",\"message\":\"small\"}}\n{{\"service\":\"a\",\"message\":\"{big}\"}}\n"
+    );
+    let started = std::time::Instant::now();
+    let output = run_stdin(&config, &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "stdin counts the refused line");
+    assert!(
+        stderr.contains("the server refused a message to `logs.a`"),
+        "{}",
+        &stderr[..stderr.len().min(4000)]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "refused at once, not retried for retry.max_duration_secs"
+    );
+    let stored = server.stored("LOGS").await;
+    assert_eq!(stored.len(), 1, "the small line is stored");
+}
