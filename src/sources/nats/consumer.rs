@@ -105,27 +105,35 @@ pub(super) async fn run(
             let first = match next {
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
-                    // Missed heartbeats and pull errors: the stream goes on
-                    // (and re-pulls) by itself; say so once in a while.
-                    metrics.warn_limited(
-                        "pull",
-                        &format_args!(
-                            "pulling from consumer `{}`: {}",
-                            spec.name,
-                            error_chain(&error)
-                        ),
-                    );
+                    pull_trouble(&metrics, &spec, &error);
                     continue;
                 }
-                None => continue 'pulling,
+                None => {
+                    // The pull stream gave up (its consumer deleted, the
+                    // connection gone for long): pull again, backing off.
+                    attempt += 1;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'pulling,
+                        _ = tokio::time::sleep(retry.backoff(attempt)) => continue 'pulling,
+                    }
+                }
             };
             attempt = 0;
             // Messages already here go downstream together.
             let mut batch = vec![first];
+            let mut ended = false;
             while batch.len() < BATCH_EVENTS.get() {
                 match messages.next().now_or_never() {
                     Some(Some(Ok(message))) => batch.push(message),
-                    _ => break,
+                    Some(Some(Err(error))) => {
+                        pull_trouble(&metrics, &spec, &error);
+                        break;
+                    }
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break,
                 }
             }
             let mut events = Vec::with_capacity(batch.len());
@@ -161,6 +169,9 @@ pub(super) async fn run(
                 // has nothing to wait for.
                 let _ = answers.send((message, status));
             }
+            if ended {
+                continue 'pulling;
+            }
         }
     }
     // Let the pipeline drain, and answer what completes meanwhile.
@@ -172,6 +183,23 @@ pub(super) async fn run(
         _ = shutdown_limit.cancelled() => abort.abort(),
     }
     Ok(())
+}
+
+/// Logs (rate limited) a missed heartbeat or a failed pull: the pull
+/// stream goes on, and pulls again, by itself.
+fn pull_trouble(
+    metrics: &ComponentMetrics,
+    spec: &ConsumerSpec,
+    error: &(dyn std::error::Error + 'static),
+) {
+    metrics.warn_limited(
+        "pull",
+        &format_args!(
+            "pulling from consumer `{}`: {}",
+            spec.name,
+            error_chain(error)
+        ),
+    );
 }
 
 /// Looks the stream up and opens (or creates) the durable consumer,
