@@ -268,7 +268,7 @@ async fn start_consumer(
         &format!(
             "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
              [sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
-             ack_wait_secs = 2\nnak_delay_secs = 0.2\n{options}\n\
+             nak_delay_secs = 0.2\n{options}\n\
              [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{path}\"\nencoding = \"text\"\n\
              acknowledgements.enabled = true\n",
             server.url()
@@ -340,7 +340,8 @@ async fn a_consumer_killed_mid_stream_loses_nothing_and_duplicates_are_bounded()
     publish_numbered(&server, LINES);
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.log");
-    let options = format!("max_ack_pending = {MAX_ACK_PENDING}");
+    // A short ack_wait: what the killed instance held comes back soon.
+    let options = format!("max_ack_pending = {MAX_ACK_PENDING}\nack_wait_secs = 2");
     let mut howl = start_consumer(&server, dir.path(), "out.log", &options).await;
     crate::common::wait_for(
         "a few thousand lines written",
@@ -613,4 +614,44 @@ async fn a_message_over_the_servers_max_payload_is_rejected_not_retried() {
     );
     let stored = server.stored("LOGS").await;
     assert_eq!(stored.len(), 1, "the small line is stored");
+}
+
+#[tokio::test]
+async fn two_instances_on_one_durable_consumer_split_the_work() {
+    const LINES: usize = 4000;
+    let server = NatsServer::start().await;
+    publish_numbered(&server, LINES);
+    let (first, second) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    // Small pulls, so that neither instance takes the whole stream at once.
+    let options = "max_ack_pending = 50";
+    let mut a = start_consumer(&server, first.path(), "out.log", options).await;
+    let mut b = start_consumer(&server, second.path(), "out.log", options).await;
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(60), |n| n == 0)
+        .await;
+    for howl in [&mut a, &mut b] {
+        let output = howl.terminate(Duration::from_secs(20));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let (lines_a, lines_b) = (
+        lines_in(&first.path().join("out.log")),
+        lines_in(&second.path().join("out.log")),
+    );
+    eprintln!("split {} / {}", lines_a.len(), lines_b.len());
+    assert!(
+        !lines_a.is_empty() && !lines_b.is_empty(),
+        "both took a share"
+    );
+    let mut all: Vec<&String> = lines_a.iter().chain(&lines_b).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), LINES, "every line, once across both");
+    assert_eq!(lines_a.len() + lines_b.len(), LINES, "no line twice");
 }
