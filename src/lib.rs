@@ -35,6 +35,7 @@ pub mod event;
 pub mod http;
 pub mod internal_events;
 pub mod llm;
+pub mod nats;
 pub mod options;
 pub mod patterns;
 pub mod review;

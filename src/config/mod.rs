@@ -163,9 +163,9 @@ pub struct SinkEnvelope {
 pub struct AcknowledgementsConfig {
     /// Make sources wait for this sink's deliveries. On by default for the
     /// sinks that alert (`alertmanager`, `telegram`, `slack`) and for
-    /// `webhook`; off for `console`, `file` and `blackhole`, which write
-    /// locally at once.
-    #[schemars(extend("x-default" = "`true` for `alertmanager`, `telegram`, `slack` and `webhook`; else `false`"))]
+    /// `webhook` and `nats`; off for `console`, `file` and `blackhole`,
+    /// which write locally at once.
+    #[schemars(extend("x-default" = "`true` for `alertmanager`, `telegram`, `slack`, `webhook` and `nats`; else `false`"))]
     pub enabled: Option<bool>,
 }
 

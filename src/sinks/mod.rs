@@ -12,6 +12,7 @@ pub mod chat;
 mod console;
 pub mod encoding;
 mod file;
+mod nats;
 mod slack;
 mod telegram;
 mod webhook;
@@ -26,6 +27,7 @@ pub static TYPES: &[ComponentType<dyn SinkConfig>] = &[
     component_type!("blackhole", blackhole::BlackholeConfig),
     component_type!("console", console::ConsoleConfig),
     component_type!("file", file::FileSinkConfig),
+    component_type!("nats", nats::NatsSinkConfig, shared: crate::nats::NatsConnection),
     component_type!("slack", slack::SlackConfig, shared: HttpDelivery),
     component_type!("telegram", telegram::TelegramConfig, shared: HttpDelivery),
     component_type!("webhook", webhook::WebhookConfig, shared: HttpDelivery),

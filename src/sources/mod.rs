@@ -29,6 +29,7 @@ mod http_receiver;
 mod http_server;
 mod lines;
 mod loki;
+mod nats;
 mod opentelemetry;
 pub mod polling;
 pub mod prometheus;
@@ -55,6 +56,7 @@ pub static TYPES: &[ComponentType<dyn SourceConfig>] = &[
     component_type!("http_server", http_server::HttpServerConfig),
     component_type!("loki", loki::LokiConfig),
     component_type!("loki_query", loki::LokiQueryConfig),
+    component_type!("nats", nats::NatsSourceConfig, shared: crate::nats::NatsConnection),
     component_type!("opentelemetry", opentelemetry::OpentelemetryConfig),
     component_type!("prometheus_query", prometheus::PrometheusQueryConfig),
     component_type!("prometheus_scrape", prometheus::PrometheusScrapeConfig),

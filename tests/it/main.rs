@@ -28,6 +28,7 @@ mod llm_suppress;
 mod loki;
 mod loki_query;
 mod metric_sources;
+mod nats;
 mod opentelemetry;
 mod packaging;
 mod pattern_accuracy;

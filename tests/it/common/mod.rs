@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod capture;
 pub mod fake_llm;
 pub mod fake_loki;
+pub mod nats;
 pub mod postgres;
 pub mod prometheus;
 pub mod tcp;

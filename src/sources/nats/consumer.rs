@@ -1,0 +1,363 @@
+//! The JetStream mode: pull from a durable consumer, send each message's
+//! events downstream with a notifier of their own, and answer the server
+//! once the pipeline has: ack (delivered), nak with a delay (a sink gave
+//! up), term (a destination refused them for good).
+//!
+//! Messages are acknowledged one by one, in whatever order their events
+//! complete: the server keeps no position that would need the completed
+//! prefix (`AckQueue`) a file checkpoint needs. The answers are sent by a
+//! task of their own ([`Acker`]), so a message whose events are slow does
+//! not hold up reading, and reading waiting for room downstream
+//! (backpressure) does not hold up answers. What is unanswered is bounded
+//! by the consumer's `max_ack_pending`: the server stops delivering there.
+//!
+//! At shutdown the source stops pulling, lets the pipeline drain, and
+//! answers what completes until the graceful shutdown limit; what is still
+//! unanswered then is redelivered by the server after `ack_wait`.
+
+use std::time::Duration;
+
+use async_nats::Client;
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{BATCH_EVENTS, ConsumerSpec, MessageDecoder};
+use crate::components::source::SourceContext;
+use crate::event::{BatchStatus, BatchStatusReceiver, notify_batch};
+use crate::http::{RetryPolicy, error_chain};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+
+/// How long one pull request waits for messages, and the heartbeat the
+/// server sends meanwhile (a missed one means the connection is gone).
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+const PULL_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Runs the consumer until shutdown.
+pub(super) async fn run(
+    client: Client,
+    spec: ConsumerSpec,
+    decode: MessageDecoder,
+    retry: RetryPolicy,
+    cx: SourceContext,
+) -> anyhow::Result<()> {
+    let SourceContext {
+        mut out,
+        shutdown,
+        shutdown_limit,
+        ..
+    } = cx;
+    let metrics = std::sync::Arc::clone(out.metrics());
+    let js = jetstream::new(client);
+    let Some(consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {
+        return Ok(());
+    };
+    let (answers, to_answer) = mpsc::unbounded_channel();
+    let acker = tokio::spawn(
+        Acker {
+            nak_delay: spec.nak_delay,
+            metrics: std::sync::Arc::clone(&metrics),
+        }
+        .run(to_answer),
+    );
+    // Messages per pull request: what may be unanswered, capped.
+    let per_pull = (spec.max_ack_pending.get() as usize).clamp(1, 256);
+    let mut attempt = 0;
+    'pulling: loop {
+        let messages = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            messages = consumer
+                .stream()
+                .max_messages_per_batch(per_pull)
+                .expires(PULL_EXPIRES)
+                .heartbeat(PULL_HEARTBEAT)
+                .messages() => messages,
+        };
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(error) => {
+                attempt += 1;
+                let wait = retry.backoff(attempt);
+                metrics.error(
+                    ErrorType::ReadFailed,
+                    Stage::Receiving,
+                    &format_args!(
+                        "cannot pull from consumer `{}` of stream `{}`: {}; retrying in {:.1}s",
+                        spec.name,
+                        spec.stream,
+                        error_chain(&error),
+                        wait.as_secs_f64()
+                    ),
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break 'pulling,
+                next = messages.next() => next,
+            };
+            let first = match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    pull_trouble(&metrics, &spec, &error);
+                    continue;
+                }
+                None => {
+                    // The pull stream gave up (its consumer deleted, the
+                    // connection gone for long): pull again, backing off.
+                    attempt += 1;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'pulling,
+                        _ = tokio::time::sleep(retry.backoff(attempt)) => continue 'pulling,
+                    }
+                }
+            };
+            attempt = 0;
+            // Messages already here go downstream together.
+            let mut batch = vec![first];
+            let mut ended = false;
+            while batch.len() < BATCH_EVENTS.get() {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(Some(Err(error))) => {
+                        pull_trouble(&metrics, &spec, &error);
+                        break;
+                    }
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let mut events = Vec::with_capacity(batch.len());
+            let mut statuses = Vec::with_capacity(batch.len());
+            let mut bytes = 0;
+            for message in &batch {
+                bytes += message.payload.len();
+                let start = events.len();
+                let made = decode.decode(
+                    message.subject.as_str(),
+                    message.payload.clone(),
+                    &mut events,
+                );
+                statuses.push((made > 0).then(|| notify_batch(&mut events[start..])));
+            }
+            metrics.received(events.len(), bytes);
+            if !events.is_empty() {
+                let sent = tokio::select! {
+                    _ = shutdown.cancelled() => false,
+                    _ = out.send(events) => true,
+                };
+                if !sent {
+                    // Never reached the pipeline: give them back now, for
+                    // another instance (or the next start) to take.
+                    for message in batch {
+                        let _ = message.ack_with(AckKind::Nak(None)).await;
+                    }
+                    break 'pulling;
+                }
+            }
+            for (message, status) in batch.into_iter().zip(statuses) {
+                // A message without events (blank, an empty JSON array)
+                // has nothing to wait for.
+                let _ = answers.send((message, status));
+            }
+            if ended {
+                continue 'pulling;
+            }
+        }
+    }
+    // Let the pipeline drain, and answer what completes meanwhile.
+    drop(out);
+    drop(answers);
+    let abort = acker.abort_handle();
+    tokio::select! {
+        _ = acker => {}
+        _ = shutdown_limit.cancelled() => abort.abort(),
+    }
+    Ok(())
+}
+
+/// Logs (rate limited) a missed heartbeat or a failed pull: the pull
+/// stream goes on, and pulls again, by itself.
+fn pull_trouble(
+    metrics: &ComponentMetrics,
+    spec: &ConsumerSpec,
+    error: &(dyn std::error::Error + 'static),
+) {
+    metrics.warn_limited(
+        "pull",
+        &format_args!(
+            "pulling from consumer `{}`: {}",
+            spec.name,
+            error_chain(error)
+        ),
+    );
+}
+
+/// Looks the stream up and opens (or creates) the durable consumer,
+/// retrying while the server cannot answer; `None` on shutdown. A
+/// consumer that exists with another filter is an error: its messages are
+/// not the ones asked for.
+async fn open(
+    js: &jetstream::Context,
+    spec: &ConsumerSpec,
+    retry: &RetryPolicy,
+    metrics: &ComponentMetrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<jetstream::consumer::Consumer<pull::Config>>> {
+    let wanted = pull::Config {
+        durable_name: Some(spec.name.clone()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: spec.ack_wait,
+        max_ack_pending: i64::from(spec.max_ack_pending.get()),
+        max_deliver: spec.max_deliver.map_or(-1, |n| i64::from(n.get())),
+        filter_subject: spec.filter_subject.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let opened = match js.get_stream(&spec.stream).await {
+            Ok(stream) => stream
+                .get_or_create_consumer(&spec.name, wanted.clone())
+                .await
+                .map_err(|error| {
+                    format!(
+                        "cannot open consumer `{}` on stream `{}`: {}",
+                        spec.name,
+                        spec.stream,
+                        error_chain(&error)
+                    )
+                }),
+            Err(error) => Err(format!(
+                "cannot find stream `{}` ({}): it must exist, created by an operator or \
+                 by the `nats` sink's `stream` option",
+                spec.stream,
+                error_chain(&error)
+            )),
+        };
+        match opened {
+            Ok(consumer) => {
+                let found = &consumer.cached_info().config;
+                if found.filter_subject != wanted.filter_subject {
+                    anyhow::bail!(
+                        "{}: consumer `{}` on stream `{}` exists with filter_subject {:?}, \
+                         but `filter_subject` asks for {:?}; use another consumer name, or \
+                         delete the consumer",
+                        metrics.key(),
+                        spec.name,
+                        spec.stream,
+                        found.filter_subject,
+                        wanted.filter_subject
+                    );
+                }
+                if found.ack_wait != wanted.ack_wait
+                    || found.max_ack_pending != wanted.max_ack_pending
+                {
+                    tracing::warn!(
+                        component = %metrics.key(),
+                        "consumer `{}` exists with ack_wait {:?} and max_ack_pending {}, \
+                         which differ from the options; the server's settings apply",
+                        spec.name,
+                        found.ack_wait,
+                        found.max_ack_pending
+                    );
+                }
+                tracing::info!(
+                    component = %metrics.key(),
+                    stream = %spec.stream,
+                    consumer = %spec.name,
+                    "consuming"
+                );
+                return Ok(Some(consumer));
+            }
+            Err(cause) => {
+                let wait = retry.backoff(attempt).max(Duration::from_millis(100));
+                metrics.error(
+                    ErrorType::ReadFailed,
+                    Stage::Receiving,
+                    &format_args!("{cause}; retrying in {:.1}s", wait.as_secs_f64()),
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Answers the server for each message once its events completed.
+struct Acker {
+    nak_delay: Duration,
+    metrics: std::sync::Arc<ComponentMetrics>,
+}
+
+type Answer = (jetstream::Message, Option<BatchStatusReceiver>);
+
+impl Acker {
+    async fn run(self, mut messages: mpsc::UnboundedReceiver<Answer>) {
+        let mut pending = FuturesUnordered::new();
+        let mut open = true;
+        while open || !pending.is_empty() {
+            tokio::select! {
+                received = messages.recv(), if open => match received {
+                    Some((message, status)) => pending.push(async move {
+                        let status = match status {
+                            Some(status) => status.await.unwrap_or(BatchStatus::Errored),
+                            None => BatchStatus::Delivered,
+                        };
+                        (message, status)
+                    }),
+                    None => open = false,
+                },
+                Some((message, status)) = pending.next(), if !pending.is_empty() => {
+                    self.answer(message, status).await;
+                }
+            }
+        }
+    }
+
+    async fn answer(&self, message: jetstream::Message, status: BatchStatus) {
+        let (kind, what) = match status {
+            BatchStatus::Delivered => (AckKind::Ack, None),
+            BatchStatus::Errored => (
+                AckKind::Nak(Some(self.nak_delay)),
+                Some("not delivered (a sink's retries ran out); nak'ed, redelivered"),
+            ),
+            BatchStatus::Rejected => (
+                AckKind::Term,
+                Some("refused for good by a destination; terminated, never redelivered"),
+            ),
+        };
+        if let Some(what) = what {
+            let deliveries = message.info().map_or(0, |info| info.delivered);
+            self.metrics.warn_limited(
+                "undelivered",
+                &format_args!(
+                    "a message on `{}` (delivery {deliveries}) was {what}",
+                    message.subject
+                ),
+            );
+        }
+        if let Err(error) = message.ack_with(kind).await {
+            self.metrics.error(
+                ErrorType::WriteFailed,
+                Stage::Receiving,
+                &format_args!(
+                    "cannot acknowledge a message on `{}` ({}); the server redelivers it after ack_wait",
+                    message.subject,
+                    error_chain(&*error)
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! A real NATS server with JetStream (Debian's `nats-server`, installed by
+//! `scripts/test`): loopback ports of its own, a temporary store
+//! directory, stopped when dropped. Never the system's instance on 4222.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+use super::{client, free_port};
+
+/// A running `nats-server -js`.
+pub struct NatsServer {
+    child: Option<Child>,
+    /// Its client port.
+    pub port: u16,
+    monitor: u16,
+    dir: tempfile::TempDir,
+    /// Arguments beside the ports and store (auth, TLS, a config file).
+    extra: Vec<String>,
+}
+
+/// Debian installs the server in /usr/sbin, not on every user's PATH.
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("nats-server");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let debian = PathBuf::from("/usr/sbin/nats-server");
+    assert!(
+        debian.is_file(),
+        "nats-server is not installed: `apt-get install nats-server` (scripts/test does it)"
+    );
+    debian
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on free loopback ports.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Self::start`] with more arguments (`--user`, `--tls`, `-c file`).
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            monitor: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .expect("nats.log");
+        let child = Command::new(binary())
+            .args(["-js", "-a", "127.0.0.1"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-m")
+            .arg(self.monitor.to_string())
+            .arg("-sd")
+            .arg(self.dir.path().join("store"))
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let health = format!(
+            "http://127.0.0.1:{}/healthz?js-enabled-only=true",
+            self.monitor
+        );
+        for _ in 0..200 {
+            if let Ok(response) = client().get(&health).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("nats-server did not become ready:\n{}", self.log());
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL past 5 s); its store stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill has no memory preconditions; the pid is our child's.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and store.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    /// A client of this server (for setting up and inspecting streams).
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url())
+            .await
+            .expect("test client connects to nats-server")
+    }
+
+    /// A JetStream context of a fresh client.
+    pub async fn jetstream(&self) -> jetstream::Context {
+        jetstream::new(self.client().await)
+    }
+
+    /// Creates a stream `name` over `subjects`.
+    pub async fn create_stream(&self, name: &str, subjects: &[&str]) -> jetstream::stream::Stream {
+        self.jetstream()
+            .await
+            .create_stream(jetstream::stream::Config {
+                name: name.to_string(),
+                subjects: subjects.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+            .await
+            .expect("create stream")
+    }
+
+    /// Waits (bounded) until the number of messages stream `name` holds
+    /// satisfies `check` (`what` describes it); returns that number.
+    pub async fn wait_for_stream(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(u64) -> bool,
+    ) -> u64 {
+        let deadline = std::time::Instant::now() + limit;
+        let mut last = None;
+        loop {
+            if let Ok(client) = async_nats::connect(self.url()).await
+                && let Ok(mut stream) = jetstream::new(client).get_stream(name).await
+                && let Ok(info) = stream.info().await
+            {
+                last = Some(info.state.messages);
+            }
+            if let Some(count) = last.filter(|count| check(*count)) {
+                return count;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stream {name} holds {last:?} messages after {limit:?}, not {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every message stored in stream `name`, in stream order, as
+    /// (subject, headers' `Nats-Msg-Id`, payload).
+    pub async fn stored(&self, name: &str) -> Vec<(String, Option<String>, Vec<u8>)> {
+        let js = self.jetstream().await;
+        let mut stream = js.get_stream(name).await.expect("stream exists");
+        let info = stream.info().await.expect("stream info").state.clone();
+        let mut out = Vec::new();
+        for seq in info.first_sequence..=info.last_sequence {
+            if info.messages == 0 {
+                break;
+            }
+            let Ok(message) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|value| value.to_string());
+            out.push((message.subject.to_string(), id, message.payload.to_vec()));
+        }
+        out
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
