@@ -125,6 +125,15 @@ impl Baseline {
     pub fn warm(&self) -> bool {
         self.buckets >= WARMUP_BUCKETS
     }
+
+    /// The baseline in buckets `ratio` times as long: `rate_window_secs`
+    /// changed between two runs.
+    fn rescaled(self, ratio: f64) -> Self {
+        Self {
+            sum: self.sum * ratio,
+            ..self
+        }
+    }
 }
 
 /// A firing spike: what its resolution compares with and says.
@@ -193,10 +202,13 @@ pub struct Rates {
 }
 
 /// The rates as saved: baselines and firing spikes by pattern id (slots
-/// do not survive a restart).
+/// do not survive a restart), and the bucket length they count lines in
+/// (absent in stores of the first version: taken as unchanged).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SavedRates {
     tracks: Vec<SavedTrack>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -337,8 +349,9 @@ impl Rates {
         std::mem::take(&mut self.reported)
     }
 
-    /// What is saved: baselines that saw a bucket and firing spikes.
-    pub fn saved(&self) -> SavedRates {
+    /// What is saved: baselines that saw a bucket and firing spikes,
+    /// counted in buckets of `settings.window`.
+    pub fn saved(&self, settings: &RateSettings) -> SavedRates {
         let tracks = self
             .tracks
             .iter()
@@ -356,25 +369,48 @@ impl Rates {
                 spike: Some(spike.clone()),
             }))
             .collect();
-        SavedRates { tracks }
+        SavedRates {
+            tracks,
+            window_ms: u64::try_from(settings.window.as_millis()).ok(),
+        }
     }
 
     /// The rates saved by an earlier run, put back in the slots `miner`
     /// (restored from the same save) gives their patterns. Firing spikes of
     /// patterns it no longer has resolve at the first bucket's end.
-    pub fn restore(saved: SavedRates, miner: &Miner, expects: &Expects, scope: &str) -> Self {
+    /// Baselines counted in buckets of another length (`rate_window_secs`
+    /// changed) are scaled to `settings.window`: lines per 60 s compared
+    /// with a 10-minute bucket would make every pattern spike.
+    pub fn restore(
+        saved: SavedRates,
+        miner: &Miner,
+        expects: &Expects,
+        scope: &str,
+        settings: &RateSettings,
+    ) -> Self {
         let mut rates = Rates {
             tracks: vec![Track::default(); miner.slots()],
             ..Rates::default()
         };
-        for saved in saved.tracks {
+        let ratio = match saved.window_ms {
+            Some(ms) if ms > 0 => settings.window.as_secs_f64() * 1000.0 / ms as f64,
+            _ => 1.0,
+        };
+        for mut saved in saved.tracks {
+            saved.baseline = saved.baseline.rescaled(ratio);
+            if let Some(spike) = &mut saved.spike {
+                spike.baseline *= ratio;
+            }
             match miner.slot_of(saved.id) {
                 Some(slot) if (slot as usize) < rates.tracks.len() => {
                     let template = miner.get(saved.id).map(|view| view.template);
                     rates.tracks[slot as usize] = Track {
                         id: Some(saved.id),
                         count: 0,
-                        partial: false,
+                        // The bucket howl starts in is not compared: a
+                        // source catching up on the lines written while
+                        // howl was down would make every busy pattern spike.
+                        partial: true,
                         baseline: saved.baseline,
                         spike: saved.spike,
                         expect: template.and_then(|t| expects.find(saved.id, t, scope)),
@@ -514,6 +550,8 @@ pub struct SilenceChange {
 /// The watches of every expectation.
 #[derive(Debug, Default)]
 pub struct Silences {
+    /// The `pattern` transform's id, in the alert keys.
+    component: String,
     watches: Vec<Watch>,
     /// Firing silences of expectations no longer configured.
     orphans: Vec<Watch>,
@@ -528,9 +566,9 @@ pub struct SavedSilences {
 }
 
 impl Silences {
-    /// The watches of `expects`, continuing those saved (matched by
-    /// label); new ones are watched from `now_ms`.
-    pub fn restore(saved: SavedSilences, expects: &Expects, now_ms: i64) -> Self {
+    /// The watches of `expects` of transform `component`, continuing those
+    /// saved (matched by label); new ones are watched from `now_ms`.
+    pub fn restore(saved: SavedSilences, expects: &Expects, component: &str, now_ms: i64) -> Self {
         let mut saved = saved.watches;
         let watches = expects
             .0
@@ -547,6 +585,7 @@ impl Silences {
             )
             .collect();
         Self {
+            component: component.to_string(),
             watches,
             orphans: saved.into_iter().filter(|w| w.firing.is_some()).collect(),
             dirty: true,
@@ -600,7 +639,7 @@ impl Silences {
                         (Matcher::Template(_), None) => label_id(&expect.label).to_string(),
                     };
                     let silent = Silent {
-                        key: format!("silence:{scope}:{id}"),
+                        key: alert_key(Kind::Silence, &self.component, &scope, &id),
                         fired_at_ms: now_ms,
                         scope,
                         id,
@@ -657,9 +696,18 @@ pub struct About<'a> {
     pub level: Level,
 }
 
-/// The event of a spike firing or resolving.
+/// The `.alert.key` of an anomaly: `KIND:COMPONENT:SCOPE:ID`. The
+/// component keeps two `pattern` transforms apart: the same line has the
+/// same id in both (ids are seeded by scope only), and one's resolution
+/// must not resolve the other's alert in a sink both feed.
+pub fn alert_key(kind: Kind, component: &str, scope: &str, id: &str) -> String {
+    format!("{}:{component}:{scope}:{id}", kind.as_str())
+}
+
+/// The event of a spike firing or resolving in transform `component`.
 pub fn spike_event(
     change: &SpikeChange,
+    component: &str,
     scope: &str,
     settings: &RateSettings,
     now: DateTime<Utc>,
@@ -704,7 +752,7 @@ pub fn spike_event(
             level: change.spike.level,
         },
         Alert {
-            key: format!("spike:{scope}:{id}"),
+            key: alert_key(Kind::Spike, component, scope, &id),
             severity: "warning",
             summary,
             fired_at_ms: change.spike.fired_at_ms,
