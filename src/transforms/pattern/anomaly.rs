@@ -139,6 +139,12 @@ impl Baseline {
 /// A firing spike: what its resolution compares with and says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spike {
+    /// Its `.alert.key`, kept so that its resolution has the same (a sink
+    /// keeps a declared firing alert until a resolution with its key and
+    /// labels). Empty in stores of the first version: see
+    /// [`Rates::restore`].
+    #[serde(default)]
+    pub key: String,
     /// When it fired (Unix ms).
     pub fired_at_ms: i64,
     /// The baseline it fired over (frozen while it fires).
@@ -192,6 +198,9 @@ pub struct Spiked {
 /// The rates of one pattern space.
 #[derive(Debug, Default)]
 pub struct Rates {
+    /// The transform's id and the space's scope, for the alert keys.
+    component: String,
+    scope: String,
     /// By miner slot.
     tracks: Vec<Track>,
     /// Spikes fired since the last report.
@@ -221,6 +230,15 @@ struct SavedTrack {
 }
 
 impl Rates {
+    /// The rates of scope `scope` of transform `component`, none counted.
+    pub fn new(component: &str, scope: &str) -> Self {
+        Self {
+            component: component.to_string(),
+            scope: scope.to_string(),
+            ..Self::default()
+        }
+    }
+
     /// Counts one line; returns the expectation it satisfies. The hot
     /// path: an index, a compare and an increment, unless the pattern is
     /// new to its slot or its template changed.
@@ -317,6 +335,7 @@ impl Rates {
                         .map(|view| (view.template.to_string(), view.level))
                         .unwrap_or_default();
                     let spike = Spike {
+                        key: alert_key(Kind::Spike, &self.component, &self.scope, &id.to_string()),
                         fired_at_ms: now_ms,
                         baseline: track.baseline.value(),
                         count,
@@ -381,16 +400,19 @@ impl Rates {
     /// Baselines counted in buckets of another length (`rate_window_secs`
     /// changed) are scaled to `settings.window`: lines per 60 s compared
     /// with a 10-minute bucket would make every pattern spike.
+    /// A spike fired by the first version has no key saved: it is given
+    /// the key that version sent (`spike:SCOPE:ID`), or it would never
+    /// resolve in the sinks.
     pub fn restore(
         saved: SavedRates,
         miner: &Miner,
         expects: &Expects,
-        scope: &str,
+        (component, scope): (&str, &str),
         settings: &RateSettings,
     ) -> Self {
         let mut rates = Rates {
             tracks: vec![Track::default(); miner.slots()],
-            ..Rates::default()
+            ..Rates::new(component, scope)
         };
         let ratio = match saved.window_ms {
             Some(ms) if ms > 0 => settings.window.as_secs_f64() * 1000.0 / ms as f64,
@@ -400,6 +422,9 @@ impl Rates {
             saved.baseline = saved.baseline.rescaled(ratio);
             if let Some(spike) = &mut saved.spike {
                 spike.baseline *= ratio;
+                if spike.key.is_empty() {
+                    spike.key = format!("spike:{scope}:{}", saved.id);
+                }
             }
             match miner.slot_of(saved.id) {
                 Some(slot) if (slot as usize) < rates.tracks.len() => {
@@ -511,6 +536,11 @@ pub struct Silent {
     pub scope: String,
     /// The pattern in its key (the last seen, or the expected id).
     pub id: String,
+    /// Its `.alert.severity` (a label in Alertmanager: a resolution with
+    /// another would not resolve it); `None` in stores of the first
+    /// version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
 }
 
 /// One expectation's watch.
@@ -614,11 +644,14 @@ impl Silences {
                 let silent = watch.firing?;
                 Some(SilenceChange {
                     firing: false,
-                    silent,
                     every: None,
                     last_seen_ms: watch.last_seen_ms,
                     last: watch.last_id.map(|id| (watch.last_scope, id)),
-                    severity: "warning".to_string(),
+                    severity: silent
+                        .severity
+                        .clone()
+                        .unwrap_or_else(|| "warning".to_string()),
+                    silent,
                     label: watch.label,
                 })
             })
@@ -643,6 +676,7 @@ impl Silences {
                         fired_at_ms: now_ms,
                         scope,
                         id,
+                        severity: Some(expect.severity.clone()),
                     };
                     watch.firing = Some(silent.clone());
                     Some((true, silent))
@@ -653,11 +687,15 @@ impl Silences {
             if let Some((firing, silent)) = silent {
                 changes.push(SilenceChange {
                     firing,
-                    silent,
                     every: Some(expect.every),
                     last_seen_ms: watch.last_seen_ms,
                     last: watch.last_id.map(|id| (watch.last_scope.clone(), id)),
-                    severity: expect.severity.clone(),
+                    // What it fired with, though `severity` changed since.
+                    severity: silent
+                        .severity
+                        .clone()
+                        .unwrap_or_else(|| expect.severity.clone()),
+                    silent,
                     label: expect.label.clone(),
                 });
             }
@@ -700,14 +738,13 @@ pub struct About<'a> {
 /// component keeps two `pattern` transforms apart: the same line has the
 /// same id in both (ids are seeded by scope only), and one's resolution
 /// must not resolve the other's alert in a sink both feed.
-pub fn alert_key(kind: Kind, component: &str, scope: &str, id: &str) -> String {
+fn alert_key(kind: Kind, component: &str, scope: &str, id: &str) -> String {
     format!("{}:{component}:{scope}:{id}", kind.as_str())
 }
 
-/// The event of a spike firing or resolving in transform `component`.
+/// The event of a spike firing or resolving.
 pub fn spike_event(
     change: &SpikeChange,
-    component: &str,
     scope: &str,
     settings: &RateSettings,
     now: DateTime<Utc>,
@@ -752,7 +789,7 @@ pub fn spike_event(
             level: change.spike.level,
         },
         Alert {
-            key: alert_key(Kind::Spike, component, scope, &id),
+            key: change.spike.key.clone(),
             severity: "warning",
             summary,
             fired_at_ms: change.spike.fired_at_ms,

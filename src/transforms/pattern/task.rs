@@ -250,7 +250,7 @@ impl TaskTransform for PatternTask {
                     rates,
                     &miner,
                     &self.settings.expects,
-                    &scope,
+                    (&self.settings.namespace, &scope),
                     &self.settings.rates,
                 );
                 spaces.insert(
@@ -499,6 +499,7 @@ impl State {
                 .unwrap_or_else(|| unreachable!("checked just above"));
         }
         let config = &self.settings.miner;
+        let component = &self.settings.namespace;
         self.spaces
             .entry(scope.to_string())
             .or_insert_with(|| Space {
@@ -512,7 +513,7 @@ impl State {
                 unsampled: FIELD_SAMPLE,
                 objects: PatternObjects::default(),
                 storm: StormWindow::default(),
-                rates: Rates::default(),
+                rates: Rates::new(component, scope),
             })
     }
 
@@ -684,13 +685,7 @@ impl State {
             for change in changes {
                 self.metrics
                     .pattern_anomaly("spike", if change.firing { "firing" } else { "resolved" });
-                events.push(spike_event(
-                    &change,
-                    &self.settings.namespace,
-                    scope,
-                    &self.settings.rates,
-                    now,
-                ));
+                events.push(spike_event(&change, scope, &self.settings.rates, now));
             }
         }
         self.send_saved(events, out);

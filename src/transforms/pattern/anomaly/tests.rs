@@ -192,7 +192,14 @@ fn an_evicted_pattern_drops_its_state_and_resolves_its_spike() {
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert!(!changes[0].firing);
     assert_eq!(changes[0].id, id);
-    assert!(space.rates.saved(&settings).tracks.iter().all(|t| t.id != id));
+    assert!(
+        space
+            .rates
+            .saved(&settings)
+            .tracks
+            .iter()
+            .all(|t| t.id != id)
+    );
 }
 
 #[test]
@@ -214,7 +221,7 @@ fn rates_are_restored_by_id_with_their_firing_spikes() {
     let miner = Miner::restore(MinerConfig::default(), snapshot).unwrap();
     let saved: SavedRates = serde_json::from_slice(&saved).unwrap();
     let mut restored = Space {
-        rates: Rates::restore(saved, &miner, &Expects::default(), "", &settings),
+        rates: Rates::restore(saved, &miner, &Expects::default(), ("t", ""), &settings),
         miner,
         expects: Expects::default(),
     };
@@ -241,7 +248,7 @@ fn rates_are_restored_by_id_with_their_firing_spikes() {
         space.rates.saved(&settings),
         &empty,
         &Expects::default(),
-        "",
+        ("t", ""),
         &settings,
     );
     let resolved = rates.roll(&empty, &settings, 0, false);
@@ -363,6 +370,10 @@ fn silences_continue_after_a_restart_and_removed_ones_resolve() {
     assert_eq!(resolved.len(), 1, "{resolved:?}");
     assert!(!resolved[0].firing);
     assert_eq!(resolved[0].label, expects.0[1].label);
+    assert_eq!(
+        resolved[0].severity, "critical",
+        "the severity it fired with: another is another alert in Alertmanager"
+    );
     assert!(fewer_silences.check(&fewer, start + 800_000).is_empty());
 }
 
@@ -372,36 +383,97 @@ fn silences_continue_after_a_restart_and_removed_ones_resolve() {
 #[test]
 fn two_transforms_alerts_have_keys_of_their_own() {
     let settings = settings(5.0, 20);
-    let now = DateTime::from_timestamp(1_800_000_100, 0).unwrap();
-    let change = SpikeChange {
-        id: PatternId::from_u64(0x1234),
-        firing: true,
-        count: 60,
-        spike: Spike {
-            fired_at_ms: 1_800_000_040_000,
-            baseline: 4.0,
-            count: 60,
-            template: "payment accepted".into(),
-            level: Level::Info,
-        },
+    let spike = |component: &str| {
+        let mut space = Space {
+            rates: Rates::new(component, ""),
+            ..Space::new()
+        };
+        space.feed(LINE, 1);
+        space.roll(&settings);
+        for _ in 0..WARMUP_BUCKETS {
+            space.feed(LINE, 2);
+            space.roll(&settings);
+        }
+        space.feed(LINE, 40);
+        let fired = space.roll(&settings);
+        assert!(fired[0].firing);
+        fired[0].spike.key.clone()
     };
-    let key = |event: Event| {
-        event
-            .get(&vrl::path::parse_value_path("alert.key").unwrap())
-            .cloned()
-    };
-    assert_ne!(
-        key(spike_event(&change, "prod", "", &settings, now)),
-        key(spike_event(&change, "staging", "", &settings, now))
-    );
+    assert_ne!(spike("prod"), spike("staging"));
     let expects = Expects(vec![expect(Matcher::Template("backup *".into()), None, 60)]);
     let start = 1_800_000_000_000;
     let fired = |component: &str| {
         let mut silences = Silences::restore(SavedSilences::default(), &expects, component, start);
         silences.seen(0, "", PatternId::from_u64(9), start);
-        silences.check(&expects, start + 60_000)[0].silent.key.clone()
+        silences.check(&expects, start + 60_000)[0]
+            .silent
+            .key
+            .clone()
     };
     assert_ne!(fired("prod"), fired("staging"));
+}
+
+/// `severity` changed while a silence fired: its resolution keeps the
+/// severity it fired with (a label in Alertmanager, where another would be
+/// another alert and leave this one firing).
+#[test]
+fn a_silence_resolves_with_the_severity_it_fired_with() {
+    let expects = Expects(vec![expect(Matcher::Template("backup *".into()), None, 60)]);
+    let start = 1_800_000_000_000;
+    let mut silences = Silences::restore(SavedSilences::default(), &expects, "t", start);
+    assert_eq!(silences.check(&expects, start + 60_000).len(), 1);
+    let mut milder = expects.clone();
+    milder.0[0].severity = "info".into();
+    let mut again = Silences::restore(
+        serde_json::from_slice(&serde_json::to_vec(&silences.saved()).unwrap()).unwrap(),
+        &milder,
+        "t",
+        start + 70_000,
+    );
+    again.seen(0, "", PatternId::from_u64(3), start + 70_000);
+    let resolved = again.check(&milder, start + 71_000);
+    assert_eq!(resolved.len(), 1);
+    assert!(!resolved[0].firing);
+    assert_eq!(resolved[0].severity, "critical");
+}
+
+/// A spike fired before keys named the transform was sent as
+/// `spike:SCOPE:ID`: restored, it resolves with that key.
+#[test]
+fn a_spike_saved_without_its_key_resolves_with_the_old_one() {
+    let settings = settings(5.0, 20);
+    let mut space = Space::new();
+    let id = space.feed(LINE, 1);
+    space.roll(&settings);
+    for _ in 0..WARMUP_BUCKETS {
+        space.feed(LINE, 2);
+        space.roll(&settings);
+    }
+    space.feed(LINE, 40);
+    space.roll(&settings);
+    let mut saved = serde_json::to_value(space.rates.saved(&settings)).unwrap();
+    for track in saved["tracks"].as_array_mut().unwrap() {
+        if let Some(spike) = track["spike"].as_object_mut() {
+            spike.remove("key");
+        }
+    }
+    let mut restored = Space {
+        rates: Rates::restore(
+            serde_json::from_value(saved).unwrap(),
+            &space.miner,
+            &Expects::default(),
+            ("t", "checkout"),
+            &settings,
+        ),
+        ..Space::new()
+    };
+    restored.miner = space.miner;
+    restored.roll(&settings);
+    restored.feed(LINE, 1);
+    let resolved = restored.roll(&settings);
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert!(!resolved[0].firing);
+    assert_eq!(resolved[0].spike.key, format!("spike:checkout:{id}"));
 }
 
 #[test]
@@ -413,6 +485,7 @@ fn events_have_the_alert_shape_the_sinks_read() {
         firing: true,
         count: 60,
         spike: Spike {
+            key: "spike:t:checkout:0000000000001234".into(),
             fired_at_ms: 1_800_000_040_000,
             baseline: 4.0,
             count: 60,
@@ -420,7 +493,7 @@ fn events_have_the_alert_shape_the_sinks_read() {
             level: Level::Info,
         },
     };
-    let event = spike_event(&change, "t", "checkout", &settings, now);
+    let event = spike_event(&change, "checkout", &settings, now);
     let field = |event: &Event, path: &str| {
         event
             .get(&vrl::path::parse_value_path(path).unwrap())
@@ -469,7 +542,6 @@ fn events_have_the_alert_shape_the_sinks_read() {
             count: 3,
             ..change
         },
-        "t",
         "",
         &settings,
         now,
@@ -477,7 +549,8 @@ fn events_have_the_alert_shape_the_sinks_read() {
     assert_eq!(field(&resolved, "alert.state"), Value::from("resolved"));
     assert_eq!(
         field(&resolved, "alert.key"),
-        Value::from("spike:t::0000000000001234")
+        Value::from("spike:t:checkout:0000000000001234"),
+        "a resolution has its firing's key"
     );
     assert!(matches!(
         field(&resolved, "alert.resolved_at"),
@@ -492,10 +565,11 @@ fn events_have_the_alert_shape_the_sinks_read() {
         &SilenceChange {
             firing: true,
             silent: Silent {
-                key: "silence:db:0000000000000007".into(),
+                key: "silence:t:db:0000000000000007".into(),
                 fired_at_ms: 1_800_000_100_000,
                 scope: "db".into(),
                 id: "0000000000000007".into(),
+                severity: Some("critical".into()),
             },
             every: Some(Duration::from_secs(600)),
             last_seen_ms: Some(1_800_000_000_000 - 500_000),
@@ -756,7 +830,10 @@ mod transform {
         at(origin, 21.5).await;
         let fired = h.take(Some("anomalies"));
         assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_eq!(text(&fired[0], "alert.key"), "silence:t:db:00000000deadbeef");
+        assert_eq!(
+            text(&fired[0], "alert.key"),
+            "silence:t:db:00000000deadbeef"
+        );
         assert_eq!(get(&fired[0], "silence.last_seen"), Value::Null);
         // The backup: overdue 30 s after its line.
         at(origin, 34.0).await;
@@ -782,7 +859,10 @@ mod transform {
         let resolved = h.take(Some("anomalies"));
         assert_eq!(resolved.len(), 1, "{resolved:?}");
         assert_eq!(text(&resolved[0], "alert.state"), "resolved");
-        assert_eq!(text(&resolved[0], "alert.key"), format!("silence:t:db:{id}"));
+        assert_eq!(
+            text(&resolved[0], "alert.key"),
+            format!("silence:t:db:{id}")
+        );
         h.finish().await;
     }
 
