@@ -597,9 +597,15 @@ pub struct SavedSilences {
 
 impl Silences {
     /// The watches of `expects` of transform `component`, continuing those
-    /// saved (matched by label); new ones are watched from `now_ms`.
+    /// saved (matched by label); new ones are watched from `now_ms`. Times
+    /// after `now_ms` (saved by a run whose clock was ahead) count as
+    /// `now_ms`, or a silence would wait for the clock to catch up.
     pub fn restore(saved: SavedSilences, expects: &Expects, component: &str, now_ms: i64) -> Self {
         let mut saved = saved.watches;
+        for watch in &mut saved {
+            watch.since_ms = watch.since_ms.min(now_ms);
+            watch.last_seen_ms = watch.last_seen_ms.map(|last| last.min(now_ms));
+        }
         let watches = expects
             .0
             .iter()

@@ -476,6 +476,24 @@ fn a_spike_saved_without_its_key_resolves_with_the_old_one() {
     assert_eq!(resolved[0].spike.key, format!("spike:checkout:{id}"));
 }
 
+/// The last run's clock was a year ahead (fixed since): its times are
+/// taken as now, so a silence fires `every` after the restart, not a year
+/// later.
+#[test]
+fn a_silence_saved_by_a_clock_that_was_ahead_still_fires() {
+    let expects = Expects(vec![expect(Matcher::Template("backup *".into()), None, 60)]);
+    let ahead = 1_900_000_000_000;
+    let mut silences = Silences::restore(SavedSilences::default(), &expects, "t", ahead);
+    silences.seen(0, "", PatternId::from_u64(3), ahead + 1_000);
+    let saved = serde_json::to_vec(&silences.saved()).unwrap();
+    let now = ahead - 365 * 86_400_000;
+    let mut again = Silences::restore(serde_json::from_slice(&saved).unwrap(), &expects, "t", now);
+    assert!(again.check(&expects, now + 59_000).is_empty());
+    let fired = again.check(&expects, now + 60_000);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(fired[0].firing);
+}
+
 #[test]
 fn events_have_the_alert_shape_the_sinks_read() {
     let settings = settings(5.0, 20);
