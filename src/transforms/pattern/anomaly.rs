@@ -21,10 +21,12 @@
 //! watched), and resolves when a line comes back.
 //!
 //! Both are stateful alerts (`.alert.state` = `firing` / `resolved`, one
-//! `.alert.key` per kind, scope and pattern), saved in the state store
-//! before their events are sent: a crash may lose an event but never the
-//! knowledge that an alert fires, so it still resolves, and a restart does
-//! not fire it again.
+//! `.alert.key` per kind, transform, scope and pattern), saved in the state
+//! store before their events are sent: a crash may lose an event but never
+//! the knowledge that an alert fires, so it still resolves, and a restart
+//! does not fire it again. A resolution repeats its firing's key and
+//! severity as saved, though the configuration changed since: a sink knows
+//! an alert by them.
 
 use std::time::Duration;
 
