@@ -168,7 +168,9 @@ struct Track {
     /// Created in the current bucket: its count is not a full bucket's.
     partial: bool,
     baseline: Baseline,
-    spike: Option<Spike>,
+    /// Boxed: one track per pattern slot (up to `max_patterns` × the
+    /// scopes), and few fire; inline it would more than double a track.
+    spike: Option<Box<Spike>>,
     /// The expectation its lines satisfy.
     expect: Option<u16>,
 }
@@ -260,7 +262,7 @@ impl Rates {
             let old = std::mem::take(track);
             if let (Some(id), Some(spike)) = (old.id, old.spike) {
                 // The slot's pattern was evicted before the bucket ended.
-                self.orphans.push((id, spike));
+                self.orphans.push((id, *spike));
             }
             track.id = Some(observation.id);
             track.partial = true;
@@ -300,7 +302,7 @@ impl Rates {
                         id,
                         firing: false,
                         count: 0,
-                        spike,
+                        spike: *spike,
                     });
                 }
                 *track = Track::default();
@@ -357,7 +359,7 @@ impl Rates {
                         count,
                         spike: spike.clone(),
                     });
-                    track.spike = Some(spike);
+                    track.spike = Some(Box::new(spike));
                 }
                 None => track.baseline.add(count, settings.alpha),
             }
@@ -381,7 +383,7 @@ impl Rates {
                 (track.baseline.buckets > 0 || track.spike.is_some()).then(|| SavedTrack {
                     id,
                     baseline: track.baseline,
-                    spike: track.spike.clone(),
+                    spike: track.spike.as_deref().cloned(),
                 })
             })
             .chain(self.orphans.iter().map(|(id, spike)| SavedTrack {
@@ -439,7 +441,7 @@ impl Rates {
                         // howl was down would make every busy pattern spike.
                         partial: true,
                         baseline: saved.baseline,
-                        spike: saved.spike,
+                        spike: saved.spike.map(Box::new),
                         expect: template.and_then(|t| expects.find(saved.id, t, scope)),
                     };
                 }
