@@ -16,7 +16,7 @@
 //! | 5 | retry and backoff notices (`retrying`, `backing off`, `will retry`, `attempt 2 of 5`, ...) below level `error` | noise | 0.8 |
 //! | 6 | connection resets (`connection reset by peer`, `broken pipe`, `ECONNRESET`, `upstream prematurely closed`, ...) below level `error`, as seen during deploys | noise | 0.75 |
 //! | 7 | level `error`, or failure words (`error`, `exception`, `panic`, `failed`, `refused`, `timeout`, `out of memory`, ...) | important | 0.8 |
-//! | 8 | level `info` with no trouble words (`degraded`, `unavailable`, `lost`, `dropped`, `rejected`, `unable`, `cannot`, `exhausted`, `shutting down`, `failover`, ...) | noise | 0.7 |
+//! | 8 | level `info` with no trouble words (`degraded`, `unavailable`, `lost`, `dropped`, `rejected`, `unable`, `cannot`, `exhausted`, `exceeded`, `expires`, `shutting down`, `failover`, ...) | noise | 0.7 |
 //! | 9 | anything else (`warn`, an unknown level, trouble words) | important | 0.5 |
 //!
 //! With the default `min_confidence` of 0.7 every noise rule suppresses;
@@ -77,7 +77,7 @@ static FAILURE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static TROUBLE: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"(?i)(degraded|unavailable|\blost\b|\bdropp(ed|ing)\b|reject|\bunable\b|\bcannot\b|can't|could not|exhausted|\bfull\b|shutting down|shut ?down|terminat|\bkill|failover|fail(ing)? over|read-only|overload|throttl|\bevict|\bexpired?\b|\binvalid\b|\bmissing\b|not found|\bstuck\b|\bslow\b|\blag\b|\brestart|\bwarn)",
+        r"(?i)(degraded|unavailable|\blost\b|\bdropp(ed|ing)\b|reject|\bunable\b|\bcannot\b|can't|could not|exhausted|\bfull\b|shutting down|shut ?down|terminat|\bkill|failover|fail(ing)? over|read-only|overload|throttl|\bevict|\bexpir|exceed|\binvalid\b|\bmissing\b|not found|\bstuck\b|\bslow\b|\blag\b|\brestart|\bwarn)",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {
@@ -253,6 +253,30 @@ mod tests {
             0.5,
             "unknown lines are kept with low confidence"
         );
+    }
+
+    /// Info-level lines that announce trouble ahead are kept: a
+    /// certificate about to expire or a quota exceeded is logged at `info`
+    /// by many services, and rule 8 must not call it routine.
+    #[test]
+    fn an_info_notice_of_trouble_ahead_is_kept() {
+        for (template, sample) in [
+            (
+                "certificate for <*> expires in <NUM> days",
+                "certificate for api.example.com expires in 3 days",
+            ),
+            (
+                "license expiring on <DATE>",
+                "license expiring on 2027-01-01",
+            ),
+            (
+                "quota exceeded for tenant <*>",
+                "quota exceeded for tenant acme",
+            ),
+        ] {
+            let (label, _) = verdict(template, "info", sample);
+            assert_eq!(label, Label::Important, "{template}");
+        }
     }
 
     #[test]

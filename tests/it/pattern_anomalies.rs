@@ -118,7 +118,10 @@ async fn a_spike_fires_and_resolves_in_a_real_alertmanager() {
     let spike = spike.expect("the spike reached Alertmanager");
     let id = spike["labels"]["pattern_id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 16, "{spike:#}");
-    assert_eq!(spike["labels"]["alert_key"], format!("spike::{id}"));
+    assert_eq!(
+        spike["labels"]["alert_key"],
+        format!("spike:patterns::{id}")
+    );
     let summary = spike["annotations"]["summary"].as_str().unwrap();
     // The bucket of the 60 lines (and maybe a few more of either side).
     let count: u64 = summary
@@ -189,7 +192,10 @@ async fn a_heartbeat_silent_while_howl_was_down_fires_after_the_restart() {
         .await;
     let silence = named(&alerts, "HowlPatternSilence")[0];
     let id = silence["labels"]["pattern_id"].as_str().unwrap();
-    assert_eq!(silence["labels"]["alert_key"], format!("silence::{id}"));
+    assert_eq!(
+        silence["labels"]["alert_key"],
+        format!("silence:patterns::{id}")
+    );
     assert_eq!(silence["labels"]["level"], "critical");
     let summary = silence["annotations"]["summary"].as_str().unwrap();
     assert!(

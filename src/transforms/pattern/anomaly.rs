@@ -21,10 +21,12 @@
 //! watched), and resolves when a line comes back.
 //!
 //! Both are stateful alerts (`.alert.state` = `firing` / `resolved`, one
-//! `.alert.key` per kind, scope and pattern), saved in the state store
-//! before their events are sent: a crash may lose an event but never the
-//! knowledge that an alert fires, so it still resolves, and a restart does
-//! not fire it again.
+//! `.alert.key` per kind, transform, scope and pattern), saved in the state
+//! store before their events are sent: a crash may lose an event but never
+//! the knowledge that an alert fires, so it still resolves, and a restart
+//! does not fire it again. A resolution repeats its firing's key and
+//! severity as saved, though the configuration changed since: a sink knows
+//! an alert by them.
 
 use std::time::Duration;
 
@@ -125,11 +127,26 @@ impl Baseline {
     pub fn warm(&self) -> bool {
         self.buckets >= WARMUP_BUCKETS
     }
+
+    /// The baseline in buckets `ratio` times as long: `rate_window_secs`
+    /// changed between two runs.
+    fn rescaled(self, ratio: f64) -> Self {
+        Self {
+            sum: self.sum * ratio,
+            ..self
+        }
+    }
 }
 
 /// A firing spike: what its resolution compares with and says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spike {
+    /// Its `.alert.key`, kept so that its resolution has the same (a sink
+    /// keeps a declared firing alert until a resolution with its key and
+    /// labels). Empty in stores of the first version: see
+    /// [`Rates::restore`].
+    #[serde(default)]
+    pub key: String,
     /// When it fired (Unix ms).
     pub fired_at_ms: i64,
     /// The baseline it fired over (frozen while it fires).
@@ -151,7 +168,9 @@ struct Track {
     /// Created in the current bucket: its count is not a full bucket's.
     partial: bool,
     baseline: Baseline,
-    spike: Option<Spike>,
+    /// Boxed: one track per pattern slot (up to `max_patterns` × the
+    /// scopes), and few fire; inline it would more than double a track.
+    spike: Option<Box<Spike>>,
     /// The expectation its lines satisfy.
     expect: Option<u16>,
 }
@@ -183,6 +202,9 @@ pub struct Spiked {
 /// The rates of one pattern space.
 #[derive(Debug, Default)]
 pub struct Rates {
+    /// The transform's id and the space's scope, for the alert keys.
+    component: String,
+    scope: String,
     /// By miner slot.
     tracks: Vec<Track>,
     /// Spikes fired since the last report.
@@ -193,10 +215,13 @@ pub struct Rates {
 }
 
 /// The rates as saved: baselines and firing spikes by pattern id (slots
-/// do not survive a restart).
+/// do not survive a restart), and the bucket length they count lines in
+/// (absent in stores of the first version: taken as unchanged).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SavedRates {
     tracks: Vec<SavedTrack>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -209,6 +234,15 @@ struct SavedTrack {
 }
 
 impl Rates {
+    /// The rates of scope `scope` of transform `component`, none counted.
+    pub fn new(component: &str, scope: &str) -> Self {
+        Self {
+            component: component.to_string(),
+            scope: scope.to_string(),
+            ..Self::default()
+        }
+    }
+
     /// Counts one line; returns the expectation it satisfies. The hot
     /// path: an index, a compare and an increment, unless the pattern is
     /// new to its slot or its template changed.
@@ -228,7 +262,7 @@ impl Rates {
             let old = std::mem::take(track);
             if let (Some(id), Some(spike)) = (old.id, old.spike) {
                 // The slot's pattern was evicted before the bucket ended.
-                self.orphans.push((id, spike));
+                self.orphans.push((id, *spike));
             }
             track.id = Some(observation.id);
             track.partial = true;
@@ -268,7 +302,7 @@ impl Rates {
                         id,
                         firing: false,
                         count: 0,
-                        spike,
+                        spike: *spike,
                     });
                 }
                 *track = Track::default();
@@ -305,6 +339,7 @@ impl Rates {
                         .map(|view| (view.template.to_string(), view.level))
                         .unwrap_or_default();
                     let spike = Spike {
+                        key: alert_key(Kind::Spike, &self.component, &self.scope, &id.to_string()),
                         fired_at_ms: now_ms,
                         baseline: track.baseline.value(),
                         count,
@@ -324,7 +359,7 @@ impl Rates {
                         count,
                         spike: spike.clone(),
                     });
-                    track.spike = Some(spike);
+                    track.spike = Some(Box::new(spike));
                 }
                 None => track.baseline.add(count, settings.alpha),
             }
@@ -337,8 +372,9 @@ impl Rates {
         std::mem::take(&mut self.reported)
     }
 
-    /// What is saved: baselines that saw a bucket and firing spikes.
-    pub fn saved(&self) -> SavedRates {
+    /// What is saved: baselines that saw a bucket and firing spikes,
+    /// counted in buckets of `settings.window`.
+    pub fn saved(&self, settings: &RateSettings) -> SavedRates {
         let tracks = self
             .tracks
             .iter()
@@ -347,7 +383,7 @@ impl Rates {
                 (track.baseline.buckets > 0 || track.spike.is_some()).then(|| SavedTrack {
                     id,
                     baseline: track.baseline,
-                    spike: track.spike.clone(),
+                    spike: track.spike.as_deref().cloned(),
                 })
             })
             .chain(self.orphans.iter().map(|(id, spike)| SavedTrack {
@@ -356,27 +392,56 @@ impl Rates {
                 spike: Some(spike.clone()),
             }))
             .collect();
-        SavedRates { tracks }
+        SavedRates {
+            tracks,
+            window_ms: u64::try_from(settings.window.as_millis()).ok(),
+        }
     }
 
     /// The rates saved by an earlier run, put back in the slots `miner`
     /// (restored from the same save) gives their patterns. Firing spikes of
     /// patterns it no longer has resolve at the first bucket's end.
-    pub fn restore(saved: SavedRates, miner: &Miner, expects: &Expects, scope: &str) -> Self {
+    /// Baselines counted in buckets of another length (`rate_window_secs`
+    /// changed) are scaled to `settings.window`: lines per 60 s compared
+    /// with a 10-minute bucket would make every pattern spike.
+    /// A spike fired by the first version has no key saved: it is given
+    /// the key that version sent (`spike:SCOPE:ID`), or it would never
+    /// resolve in the sinks.
+    pub fn restore(
+        saved: SavedRates,
+        miner: &Miner,
+        expects: &Expects,
+        (component, scope): (&str, &str),
+        settings: &RateSettings,
+    ) -> Self {
         let mut rates = Rates {
             tracks: vec![Track::default(); miner.slots()],
-            ..Rates::default()
+            ..Rates::new(component, scope)
         };
-        for saved in saved.tracks {
+        let ratio = match saved.window_ms {
+            Some(ms) if ms > 0 => settings.window.as_secs_f64() * 1000.0 / ms as f64,
+            _ => 1.0,
+        };
+        for mut saved in saved.tracks {
+            saved.baseline = saved.baseline.rescaled(ratio);
+            if let Some(spike) = &mut saved.spike {
+                spike.baseline *= ratio;
+                if spike.key.is_empty() {
+                    spike.key = format!("spike:{scope}:{}", saved.id);
+                }
+            }
             match miner.slot_of(saved.id) {
                 Some(slot) if (slot as usize) < rates.tracks.len() => {
                     let template = miner.get(saved.id).map(|view| view.template);
                     rates.tracks[slot as usize] = Track {
                         id: Some(saved.id),
                         count: 0,
-                        partial: false,
+                        // The bucket howl starts in is not compared: a
+                        // source catching up on the lines written while
+                        // howl was down would make every busy pattern spike.
+                        partial: true,
                         baseline: saved.baseline,
-                        spike: saved.spike,
+                        spike: saved.spike.map(Box::new),
                         expect: template.and_then(|t| expects.find(saved.id, t, scope)),
                     };
                 }
@@ -475,6 +540,11 @@ pub struct Silent {
     pub scope: String,
     /// The pattern in its key (the last seen, or the expected id).
     pub id: String,
+    /// Its `.alert.severity` (a label in Alertmanager: a resolution with
+    /// another would not resolve it); `None` in stores of the first
+    /// version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
 }
 
 /// One expectation's watch.
@@ -514,6 +584,8 @@ pub struct SilenceChange {
 /// The watches of every expectation.
 #[derive(Debug, Default)]
 pub struct Silences {
+    /// The `pattern` transform's id, in the alert keys.
+    component: String,
     watches: Vec<Watch>,
     /// Firing silences of expectations no longer configured.
     orphans: Vec<Watch>,
@@ -528,10 +600,16 @@ pub struct SavedSilences {
 }
 
 impl Silences {
-    /// The watches of `expects`, continuing those saved (matched by
-    /// label); new ones are watched from `now_ms`.
-    pub fn restore(saved: SavedSilences, expects: &Expects, now_ms: i64) -> Self {
+    /// The watches of `expects` of transform `component`, continuing those
+    /// saved (matched by label); new ones are watched from `now_ms`. Times
+    /// after `now_ms` (saved by a run whose clock was ahead) count as
+    /// `now_ms`, or a silence would wait for the clock to catch up.
+    pub fn restore(saved: SavedSilences, expects: &Expects, component: &str, now_ms: i64) -> Self {
         let mut saved = saved.watches;
+        for watch in &mut saved {
+            watch.since_ms = watch.since_ms.min(now_ms);
+            watch.last_seen_ms = watch.last_seen_ms.map(|last| last.min(now_ms));
+        }
         let watches = expects
             .0
             .iter()
@@ -547,6 +625,7 @@ impl Silences {
             )
             .collect();
         Self {
+            component: component.to_string(),
             watches,
             orphans: saved.into_iter().filter(|w| w.firing.is_some()).collect(),
             dirty: true,
@@ -575,11 +654,14 @@ impl Silences {
                 let silent = watch.firing?;
                 Some(SilenceChange {
                     firing: false,
-                    silent,
                     every: None,
                     last_seen_ms: watch.last_seen_ms,
                     last: watch.last_id.map(|id| (watch.last_scope, id)),
-                    severity: "warning".to_string(),
+                    severity: silent
+                        .severity
+                        .clone()
+                        .unwrap_or_else(|| "warning".to_string()),
+                    silent,
                     label: watch.label,
                 })
             })
@@ -600,10 +682,11 @@ impl Silences {
                         (Matcher::Template(_), None) => label_id(&expect.label).to_string(),
                     };
                     let silent = Silent {
-                        key: format!("silence:{scope}:{id}"),
+                        key: alert_key(Kind::Silence, &self.component, &scope, &id),
                         fired_at_ms: now_ms,
                         scope,
                         id,
+                        severity: Some(expect.severity.clone()),
                     };
                     watch.firing = Some(silent.clone());
                     Some((true, silent))
@@ -614,11 +697,15 @@ impl Silences {
             if let Some((firing, silent)) = silent {
                 changes.push(SilenceChange {
                     firing,
-                    silent,
                     every: Some(expect.every),
                     last_seen_ms: watch.last_seen_ms,
                     last: watch.last_id.map(|id| (watch.last_scope.clone(), id)),
-                    severity: expect.severity.clone(),
+                    // What it fired with, though `severity` changed since.
+                    severity: silent
+                        .severity
+                        .clone()
+                        .unwrap_or_else(|| expect.severity.clone()),
+                    silent,
                     label: expect.label.clone(),
                 });
             }
@@ -655,6 +742,14 @@ pub struct About<'a> {
     pub scope: &'a str,
     /// Its level.
     pub level: Level,
+}
+
+/// The `.alert.key` of an anomaly: `KIND:COMPONENT:SCOPE:ID`. The
+/// component keeps two `pattern` transforms apart: the same line has the
+/// same id in both (ids are seeded by scope only), and one's resolution
+/// must not resolve the other's alert in a sink both feed.
+fn alert_key(kind: Kind, component: &str, scope: &str, id: &str) -> String {
+    format!("{}:{component}:{scope}:{id}", kind.as_str())
 }
 
 /// The event of a spike firing or resolving.
@@ -704,7 +799,7 @@ pub fn spike_event(
             level: change.spike.level,
         },
         Alert {
-            key: format!("spike:{scope}:{id}"),
+            key: change.spike.key.clone(),
             severity: "warning",
             summary,
             fired_at_ms: change.spike.fired_at_ms,

@@ -78,7 +78,8 @@ pub struct PatternConfig {
     /// ... and at least this many lines.
     #[serde(default = "default_spike_min_count")]
     spike_min_count: u64,
-    /// The bucket in which each pattern's lines are counted for spikes.
+    /// The bucket in which each pattern's lines are counted for spikes (at
+    /// least 1 s).
     #[serde(default = "default_rate_window")]
     rate_window_secs: Seconds,
     /// How fast a baseline forgets: a bucket's weight halves every this
@@ -308,8 +309,14 @@ impl WithShared<PatternConfig, MinerConfig> {
                     .for_option("spike_factor"),
             );
         }
+        // Every bucket's end visits every pattern's counter: a bucket of a
+        // millisecond would spin on that instead of mining lines.
+        if rate_window_secs.get() < std::time::Duration::from_secs(1) {
+            return Err(BuildError::new("`rate_window_secs` must be at least 1s")
+                .for_option("rate_window_secs"));
+        }
         let rates = anomaly::RateSettings::new(
-            rate_window_secs.positive("rate_window_secs")?,
+            rate_window_secs.get(),
             anomaly::SpikeRule {
                 factor: *spike_factor,
                 min_count: *spike_min_count,
@@ -435,6 +442,8 @@ mod tests {
     fn anomaly_options_are_checked_at_build() {
         for (text, option) in [
             ("rate_window_secs = 0", "rate_window_secs"),
+            ("rate_window_secs = 0.001", "rate_window_secs"),
+            ("rate_window_secs = '999ms'", "rate_window_secs"),
             ("baseline_half_life_secs = 0", "baseline_half_life_secs"),
             ("[[expect]]\nevery = '10m'", "expect"),
             (

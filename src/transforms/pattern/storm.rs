@@ -188,10 +188,13 @@ impl StormWindow {
     }
 
     /// Whether the window has lasted `window` at `now_ms` and should roll.
+    /// A window that opened after `now_ms` was saved by a run whose clock
+    /// was ahead (fixed since): it is due, or its held patterns would wait
+    /// until the clock caught up.
     pub fn is_due(&self, window: Duration, now_ms: i64) -> bool {
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         match self.opened_ms {
-            Some(opened) => now_ms.saturating_sub(opened) >= window_ms,
+            Some(opened) => opened > now_ms || now_ms.saturating_sub(opened) >= window_ms,
             None => !self.is_empty(),
         }
     }
@@ -378,6 +381,27 @@ pub(super) mod tests {
         // The next window starts fresh.
         assert!(window.roll(&miner).is_none());
         assert!(window.admit(&settings, PatternId::from_u64(10), "t", Level::Info, 0));
+    }
+
+    #[test]
+    fn a_window_saved_by_a_clock_that_was_ahead_is_due() {
+        let mut window = StormWindow::default();
+        let year_ms = 365 * 86_400_000;
+        let saved_at = 1_900_000_000_000;
+        window.admit(
+            &settings(1, None),
+            PatternId::from_u64(1),
+            "a",
+            Level::Info,
+            saved_at,
+        );
+        let minute = Duration::from_secs(60);
+        assert!(!window.is_due(minute, saved_at + 1_000));
+        assert!(window.is_due(minute, saved_at + 60_000));
+        assert!(
+            window.is_due(minute, saved_at - year_ms),
+            "the clock went back"
+        );
     }
 
     #[test]

@@ -246,7 +246,13 @@ impl TaskTransform for PatternTask {
                 // crash) come out in this run's first storm.
                 let storm: StormWindow = load_storm(&store, &self.settings.namespace, &scope)?;
                 let rates: SavedRates = load_rates(&store, &self.settings.namespace, &scope)?;
-                let rates = Rates::restore(rates, &miner, &self.settings.expects, &scope);
+                let rates = Rates::restore(
+                    rates,
+                    &miner,
+                    &self.settings.expects,
+                    (&self.settings.namespace, &scope),
+                    &self.settings.rates,
+                );
                 spaces.insert(
                     scope,
                     Space {
@@ -267,7 +273,12 @@ impl TaskTransform for PatternTask {
             }
             let clock = WallClock::new(self.settings.clock_start);
             let saved: SavedSilences = load_silences(&store, &self.settings.namespace)?;
-            let silences = Silences::restore(saved, &self.settings.expects, clock.now_ms());
+            let silences = Silences::restore(
+                saved,
+                &self.settings.expects,
+                &self.settings.namespace,
+                clock.now_ms(),
+            );
             warn_unmatched(&self.settings.expects, &spaces, &cx.key.to_string());
             let report_interval = self.settings.report.interval;
             let mut state = State {
@@ -299,6 +310,14 @@ impl TaskTransform for PatternTask {
                 Duration::from_secs(3600)
             });
             storm_tick.tick().await;
+            if !storms {
+                // Patterns held by an earlier run that grouped storms and
+                // crashed inside a window are known by now: this is their
+                // only announcement.
+                let mut out = cx.outputs.collector(0);
+                state.storms(&mut out, true);
+                cx.outputs.send(out).await;
+            }
             let mut rate_tick = tokio::time::interval(state.settings.rates.window);
             rate_tick.tick().await;
             let expects = !state.settings.expects.is_empty();
@@ -480,6 +499,7 @@ impl State {
                 .unwrap_or_else(|| unreachable!("checked just above"));
         }
         let config = &self.settings.miner;
+        let component = &self.settings.namespace;
         self.spaces
             .entry(scope.to_string())
             .or_insert_with(|| Space {
@@ -493,7 +513,7 @@ impl State {
                 unsampled: FIELD_SAMPLE,
                 objects: PatternObjects::default(),
                 storm: StormWindow::default(),
-                rates: Rates::default(),
+                rates: Rates::new(component, scope),
             })
     }
 
@@ -531,7 +551,7 @@ impl State {
             .spaces
             .iter()
             .filter(|(_, space)| space.dirty)
-            .map(|(scope, space)| (scope.as_str(), space.rates.saved()))
+            .map(|(scope, space)| (scope.as_str(), space.rates.saved(&self.settings.rates)))
             .collect();
         let silences = self.silences.dirty.then(|| self.silences.saved());
         let namespace = &self.settings.namespace;
@@ -961,6 +981,37 @@ mod tests {
             h.crash().await;
             let h = start(&options, &dir);
             wait(3600).await;
+            let out = h.finish().await;
+            assert!(
+                out.named.get("storm").is_none_or(|s| s.is_empty()),
+                "the storm was not sent again"
+            );
+        }
+
+        /// Grouping turned off (`storm_threshold = 0`) after a crash that
+        /// held patterns: the held ones are known, so they would never be
+        /// announced unless the restart sends their storm.
+        #[tokio::test(start_paused = true)]
+        async fn patterns_held_at_a_crash_come_out_when_storms_are_then_off() {
+            let dir = tempfile::tempdir().unwrap();
+            let options = format!("{OPTIONS}storm_threshold = 2\nstorm_window_secs = 3\n");
+            let wait = |ms| tokio::time::sleep(Duration::from_millis(ms));
+            let mut h = start(&options, &dir);
+            h.send((0..5).map(|i| line(i, "checkout", "info")).collect())
+                .await;
+            wait(1600).await;
+            assert_eq!(h.take(Some("new")).len(), 2);
+            h.crash().await;
+
+            let mut h = start(&format!("{OPTIONS}storm_threshold = 0\n"), &dir);
+            wait(1600).await;
+            let storms = h.take(Some("storm"));
+            assert_eq!(storms.len(), 1, "the held patterns come out at start");
+            assert_eq!(get(&storms[0], "storm.count"), Value::Integer(3));
+            wait(1600).await;
+            h.crash().await;
+            let h = start(&format!("{OPTIONS}storm_threshold = 0\n"), &dir);
+            wait(1600).await;
             let out = h.finish().await;
             assert!(
                 out.named.get("storm").is_none_or(|s| s.is_empty()),

@@ -192,7 +192,14 @@ fn an_evicted_pattern_drops_its_state_and_resolves_its_spike() {
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert!(!changes[0].firing);
     assert_eq!(changes[0].id, id);
-    assert!(space.rates.saved().tracks.iter().all(|t| t.id != id));
+    assert!(
+        space
+            .rates
+            .saved(&settings)
+            .tracks
+            .iter()
+            .all(|t| t.id != id)
+    );
 }
 
 #[test]
@@ -208,13 +215,13 @@ fn rates_are_restored_by_id_with_their_firing_spikes() {
     }
     space.feed(LINE, 40);
     assert_eq!(space.roll(&settings).len(), 1);
-    let saved = serde_json::to_vec(&space.rates.saved()).unwrap();
+    let saved = serde_json::to_vec(&space.rates.saved(&settings)).unwrap();
     let snapshot = space.miner.snapshot();
 
     let miner = Miner::restore(MinerConfig::default(), snapshot).unwrap();
     let saved: SavedRates = serde_json::from_slice(&saved).unwrap();
     let mut restored = Space {
-        rates: Rates::restore(saved, &miner, &Expects::default(), ""),
+        rates: Rates::restore(saved, &miner, &Expects::default(), ("t", ""), &settings),
         miner,
         expects: Expects::default(),
     };
@@ -237,7 +244,13 @@ fn rates_are_restored_by_id_with_their_firing_spikes() {
     space.feed(LINE, 40);
     space.roll(&settings);
     let empty = Miner::new(MinerConfig::default()).unwrap();
-    let mut rates = Rates::restore(space.rates.saved(), &empty, &Expects::default(), "");
+    let mut rates = Rates::restore(
+        space.rates.saved(&settings),
+        &empty,
+        &Expects::default(),
+        ("t", ""),
+        &settings,
+    );
     let resolved = rates.roll(&empty, &settings, 0, false);
     assert_eq!(resolved.len(), 1);
     assert_eq!((resolved[0].id, resolved[0].firing), (id, false));
@@ -298,7 +311,7 @@ fn a_silence_fires_when_overdue_and_resolves_when_a_line_comes() {
         expect(Matcher::Id(id), Some("db"), 30),
     ]);
     let start = 1_800_000_000_000;
-    let mut silences = Silences::restore(SavedSilences::default(), &expects, start);
+    let mut silences = Silences::restore(SavedSilences::default(), &expects, "t", start);
     let seen = PatternId::from_u64(0xabc);
     silences.seen(0, "db", seen, start + 10_000);
     assert!(silences.check(&expects, start + 29_999).is_empty());
@@ -306,14 +319,14 @@ fn a_silence_fires_when_overdue_and_resolves_when_a_line_comes() {
     let fired = silences.check(&expects, start + 30_000);
     assert_eq!(fired.len(), 1);
     assert!(fired[0].firing);
-    assert_eq!(fired[0].silent.key, format!("silence:db:{id}"));
+    assert_eq!(fired[0].silent.key, format!("silence:t:db:{id}"));
     assert_eq!(fired[0].severity, "critical");
     assert!(fired[0].last_seen_ms.is_none());
     // Seen 10 s after start, every 60 s: overdue at 70 s, once.
     assert!(silences.check(&expects, start + 69_999).is_empty());
     let fired = silences.check(&expects, start + 70_000);
     assert_eq!(fired.len(), 1);
-    assert_eq!(fired[0].silent.key, format!("silence:db:{seen}"));
+    assert_eq!(fired[0].silent.key, format!("silence:t:db:{seen}"));
     assert_eq!(fired[0].last, Some(("db".to_string(), seen)));
     assert!(silences.check(&expects, start + 200_000).is_empty());
     // Back: resolved with the key it fired with.
@@ -321,7 +334,7 @@ fn a_silence_fires_when_overdue_and_resolves_when_a_line_comes() {
     let resolved = silences.check(&expects, start + 201_500);
     assert_eq!(resolved.len(), 1);
     assert!(!resolved[0].firing);
-    assert_eq!(resolved[0].silent.key, format!("silence:db:{seen}"));
+    assert_eq!(resolved[0].silent.key, format!("silence:t:db:{seen}"));
     assert_eq!(resolved[0].silent.fired_at_ms, start + 70_000);
 }
 
@@ -332,7 +345,7 @@ fn silences_continue_after_a_restart_and_removed_ones_resolve() {
         expect(Matcher::Template("heartbeat *".into()), None, 60),
     ]);
     let start = 1_800_000_000_000;
-    let mut silences = Silences::restore(SavedSilences::default(), &expects, start);
+    let mut silences = Silences::restore(SavedSilences::default(), &expects, "t", start);
     silences.seen(0, "", PatternId::from_u64(1), start + 1_000);
     assert_eq!(
         silences.check(&expects, start + 60_000).len(),
@@ -344,7 +357,7 @@ fn silences_continue_after_a_restart_and_removed_ones_resolve() {
     // Down for ten minutes: the backup is overdue at once, the heartbeat
     // still fires (not again).
     let saved: SavedSilences = serde_json::from_slice(&saved).unwrap();
-    let mut again = Silences::restore(saved, &expects, start + 600_000);
+    let mut again = Silences::restore(saved, &expects, "t", start + 600_000);
     let fired = again.check(&expects, start + 600_000);
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert_eq!(fired[0].label, expects.0[0].label);
@@ -352,12 +365,133 @@ fn silences_continue_after_a_restart_and_removed_ones_resolve() {
 
     // The heartbeat's expectation is removed: its silence resolves.
     let fewer = Expects(vec![expects.0[0].clone()]);
-    let mut fewer_silences = Silences::restore(again.saved(), &fewer, start + 700_000);
+    let mut fewer_silences = Silences::restore(again.saved(), &fewer, "t", start + 700_000);
     let resolved = fewer_silences.check(&fewer, start + 700_000);
     assert_eq!(resolved.len(), 1, "{resolved:?}");
     assert!(!resolved[0].firing);
     assert_eq!(resolved[0].label, expects.0[1].label);
+    assert_eq!(
+        resolved[0].severity, "critical",
+        "the severity it fired with: another is another alert in Alertmanager"
+    );
     assert!(fewer_silences.check(&fewer, start + 800_000).is_empty());
+}
+
+/// Two `pattern` transforms in one topology see the same line: its id is
+/// the same in both (seeded by scope only). Their alerts must not share a
+/// key, or one's resolution resolves the other's alert in a shared sink.
+#[test]
+fn two_transforms_alerts_have_keys_of_their_own() {
+    let settings = settings(5.0, 20);
+    let spike = |component: &str| {
+        let mut space = Space {
+            rates: Rates::new(component, ""),
+            ..Space::new()
+        };
+        space.feed(LINE, 1);
+        space.roll(&settings);
+        for _ in 0..WARMUP_BUCKETS {
+            space.feed(LINE, 2);
+            space.roll(&settings);
+        }
+        space.feed(LINE, 40);
+        let fired = space.roll(&settings);
+        assert!(fired[0].firing);
+        fired[0].spike.key.clone()
+    };
+    assert_ne!(spike("prod"), spike("staging"));
+    let expects = Expects(vec![expect(Matcher::Template("backup *".into()), None, 60)]);
+    let start = 1_800_000_000_000;
+    let fired = |component: &str| {
+        let mut silences = Silences::restore(SavedSilences::default(), &expects, component, start);
+        silences.seen(0, "", PatternId::from_u64(9), start);
+        silences.check(&expects, start + 60_000)[0]
+            .silent
+            .key
+            .clone()
+    };
+    assert_ne!(fired("prod"), fired("staging"));
+}
+
+/// `severity` changed while a silence fired: its resolution keeps the
+/// severity it fired with (a label in Alertmanager, where another would be
+/// another alert and leave this one firing).
+#[test]
+fn a_silence_resolves_with_the_severity_it_fired_with() {
+    let expects = Expects(vec![expect(Matcher::Template("backup *".into()), None, 60)]);
+    let start = 1_800_000_000_000;
+    let mut silences = Silences::restore(SavedSilences::default(), &expects, "t", start);
+    assert_eq!(silences.check(&expects, start + 60_000).len(), 1);
+    let mut milder = expects.clone();
+    milder.0[0].severity = "info".into();
+    let mut again = Silences::restore(
+        serde_json::from_slice(&serde_json::to_vec(&silences.saved()).unwrap()).unwrap(),
+        &milder,
+        "t",
+        start + 70_000,
+    );
+    again.seen(0, "", PatternId::from_u64(3), start + 70_000);
+    let resolved = again.check(&milder, start + 71_000);
+    assert_eq!(resolved.len(), 1);
+    assert!(!resolved[0].firing);
+    assert_eq!(resolved[0].severity, "critical");
+}
+
+/// A spike fired before keys named the transform was sent as
+/// `spike:SCOPE:ID`: restored, it resolves with that key.
+#[test]
+fn a_spike_saved_without_its_key_resolves_with_the_old_one() {
+    let settings = settings(5.0, 20);
+    let mut space = Space::new();
+    let id = space.feed(LINE, 1);
+    space.roll(&settings);
+    for _ in 0..WARMUP_BUCKETS {
+        space.feed(LINE, 2);
+        space.roll(&settings);
+    }
+    space.feed(LINE, 40);
+    space.roll(&settings);
+    let mut saved = serde_json::to_value(space.rates.saved(&settings)).unwrap();
+    for track in saved["tracks"].as_array_mut().unwrap() {
+        if let Some(spike) = track["spike"].as_object_mut() {
+            spike.remove("key");
+        }
+    }
+    let mut restored = Space {
+        rates: Rates::restore(
+            serde_json::from_value(saved).unwrap(),
+            &space.miner,
+            &Expects::default(),
+            ("t", "checkout"),
+            &settings,
+        ),
+        ..Space::new()
+    };
+    restored.miner = space.miner;
+    restored.roll(&settings);
+    restored.feed(LINE, 1);
+    let resolved = restored.roll(&settings);
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert!(!resolved[0].firing);
+    assert_eq!(resolved[0].spike.key, format!("spike:checkout:{id}"));
+}
+
+/// The last run's clock was a year ahead (fixed since): its times are
+/// taken as now, so a silence fires `every` after the restart, not a year
+/// later.
+#[test]
+fn a_silence_saved_by_a_clock_that_was_ahead_still_fires() {
+    let expects = Expects(vec![expect(Matcher::Template("backup *".into()), None, 60)]);
+    let ahead = 1_900_000_000_000;
+    let mut silences = Silences::restore(SavedSilences::default(), &expects, "t", ahead);
+    silences.seen(0, "", PatternId::from_u64(3), ahead + 1_000);
+    let saved = serde_json::to_vec(&silences.saved()).unwrap();
+    let now = ahead - 365 * 86_400_000;
+    let mut again = Silences::restore(serde_json::from_slice(&saved).unwrap(), &expects, "t", now);
+    assert!(again.check(&expects, now + 59_000).is_empty());
+    let fired = again.check(&expects, now + 60_000);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(fired[0].firing);
 }
 
 #[test]
@@ -369,6 +503,7 @@ fn events_have_the_alert_shape_the_sinks_read() {
         firing: true,
         count: 60,
         spike: Spike {
+            key: "spike:t:checkout:0000000000001234".into(),
             fired_at_ms: 1_800_000_040_000,
             baseline: 4.0,
             count: 60,
@@ -387,7 +522,7 @@ fn events_have_the_alert_shape_the_sinks_read() {
     assert_eq!(field(&event, "alert.state"), Value::from("firing"));
     assert_eq!(
         field(&event, "alert.key"),
-        Value::from("spike:checkout:0000000000001234")
+        Value::from("spike:t:checkout:0000000000001234")
     );
     assert_eq!(field(&event, "alert.name"), Value::from(SPIKE_ALERT));
     assert_eq!(field(&event, "pattern.scope"), Value::from("checkout"));
@@ -409,7 +544,7 @@ fn events_have_the_alert_shape_the_sinks_read() {
     };
     assert_eq!(
         render(&event, crate::alert::DEFAULT_KEY),
-        "spike:checkout:0000000000001234"
+        "spike:t:checkout:0000000000001234"
     );
     assert_eq!(
         render(
@@ -432,7 +567,8 @@ fn events_have_the_alert_shape_the_sinks_read() {
     assert_eq!(field(&resolved, "alert.state"), Value::from("resolved"));
     assert_eq!(
         field(&resolved, "alert.key"),
-        Value::from("spike::0000000000001234")
+        Value::from("spike:t:checkout:0000000000001234"),
+        "a resolution has its firing's key"
     );
     assert!(matches!(
         field(&resolved, "alert.resolved_at"),
@@ -447,10 +583,11 @@ fn events_have_the_alert_shape_the_sinks_read() {
         &SilenceChange {
             firing: true,
             silent: Silent {
-                key: "silence:db:0000000000000007".into(),
+                key: "silence:t:db:0000000000000007".into(),
                 fired_at_ms: 1_800_000_100_000,
                 scope: "db".into(),
                 id: "0000000000000007".into(),
+                severity: Some("critical".into()),
             },
             every: Some(Duration::from_secs(600)),
             last_seen_ms: Some(1_800_000_000_000 - 500_000),
@@ -562,7 +699,7 @@ mod transform {
         let id = text(fired, "pattern.id");
         assert_eq!(text(fired, "alert.state"), "firing");
         assert_eq!(text(fired, "alert.kind"), "spike");
-        assert_eq!(text(fired, "alert.key"), format!("spike:checkout:{id}"));
+        assert_eq!(text(fired, "alert.key"), format!("spike:t:checkout:{id}"));
         assert_eq!(get(fired, "rate.count"), Value::Integer(50));
         assert_eq!(get(fired, "rate.baseline"), Value::from_f64_or_zero(4.0));
         assert_eq!(text(fired, "pattern.scope"), "checkout");
@@ -577,7 +714,7 @@ mod transform {
         assert_eq!(text(&resolved[0], "alert.state"), "resolved");
         assert_eq!(
             text(&resolved[0], "alert.key"),
-            format!("spike:checkout:{id}")
+            format!("spike:t:checkout:{id}")
         );
         // The change report names the same spike.
         at(origin, 100.5).await;
@@ -628,6 +765,74 @@ mod transform {
         h.finish().await;
     }
 
+    /// `rate_window_secs` raised from 10 s to 60 s between two runs: the
+    /// baselines saved in lines per 10 s are lines per 60 s now, so a
+    /// pattern keeping its rate does not spike (4 per 10 s was compared
+    /// with 24 per minute: every busy pattern fired after the restart).
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_rate_window_rescales_the_baselines() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = Instant::now();
+        let h = start(SPIKY, &dir, None);
+        warm_up(&h, origin).await;
+        at(origin, 61.0).await;
+        h.finish().await;
+
+        let longer = SPIKY.replace("rate_window_secs = 10", "rate_window_secs = 60");
+        let origin = Instant::now();
+        let mut h = start(&longer, &dir, None);
+        // Two minutes at the same rate (the first bucket, howl's start,
+        // is not compared).
+        for step in 0..12 {
+            at(origin, f64::from(step) * 10.0 + 1.0).await;
+            h.send(lines(LINE, "checkout", 4)).await;
+        }
+        at(origin, 120.5).await;
+        let anomalies = h.take(Some("anomalies"));
+        assert!(anomalies.is_empty(), "the same rate spiked: {anomalies:?}");
+        // Five times the rate still spikes, over the rescaled baseline.
+        h.send(lines(LINE, "checkout", 120)).await;
+        at(origin, 180.5).await;
+        let fired = h.take(Some("anomalies"));
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let Value::Float(baseline) = get(&fired[0], "rate.baseline") else {
+            panic!("a baseline")
+        };
+        assert!((baseline.into_inner() - 24.0).abs() < 1e-6, "{baseline}");
+        h.finish().await;
+    }
+
+    /// Down for a while, then a file source catches up: the lines written
+    /// meanwhile all arrive in the first bucket. That is no spike; the next
+    /// buckets are compared as before.
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_caught_up_after_a_restart_does_not_spike() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = Instant::now();
+        let h = start(SPIKY, &dir, None);
+        warm_up(&h, origin).await;
+        at(origin, 61.0).await;
+        h.finish().await;
+
+        let origin = Instant::now();
+        let mut h = start(SPIKY, &dir, None);
+        at(origin, 1.0).await;
+        // Two and a half minutes of lines at 4 per 10 s.
+        h.send(lines(LINE, "checkout", 60)).await;
+        at(origin, 10.5).await;
+        let anomalies = h.take(Some("anomalies"));
+        assert!(anomalies.is_empty(), "the backlog spiked: {anomalies:?}");
+        at(origin, 11.0).await;
+        h.send(lines(LINE, "checkout", 4)).await;
+        at(origin, 21.0).await;
+        h.send(lines(LINE, "checkout", 50)).await;
+        at(origin, 30.5).await;
+        let fired = h.take(Some("anomalies"));
+        assert_eq!(fired.len(), 1, "a spike after it still fires: {fired:?}");
+        assert_eq!(get(&fired[0], "rate.count"), Value::Integer(50));
+        h.finish().await;
+    }
+
     const EXPECTING: &str = "scope = '{{ .service }}'\n\
         [[expect]]\ntemplate = 'backup * finished'\nevery = '30s'\nseverity = 'critical'\n\
         [[expect]]\nid = '00000000deadbeef'\nscope = 'db'\nevery = 20\n";
@@ -643,7 +848,10 @@ mod transform {
         at(origin, 21.5).await;
         let fired = h.take(Some("anomalies"));
         assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_eq!(text(&fired[0], "alert.key"), "silence:db:00000000deadbeef");
+        assert_eq!(
+            text(&fired[0], "alert.key"),
+            "silence:t:db:00000000deadbeef"
+        );
         assert_eq!(get(&fired[0], "silence.last_seen"), Value::Null);
         // The backup: overdue 30 s after its line.
         at(origin, 34.0).await;
@@ -653,7 +861,7 @@ mod transform {
         assert_eq!(fired.len(), 1, "{fired:?}");
         let backup = &fired[0];
         let id = text(backup, "pattern.id");
-        assert_eq!(text(backup, "alert.key"), format!("silence:db:{id}"));
+        assert_eq!(text(backup, "alert.key"), format!("silence:t:db:{id}"));
         assert_eq!(text(backup, "alert.kind"), "silence");
         assert_eq!(text(backup, "alert.severity"), "critical");
         assert_eq!(text(backup, "pattern.template"), "backup nightly finished");
@@ -669,7 +877,10 @@ mod transform {
         let resolved = h.take(Some("anomalies"));
         assert_eq!(resolved.len(), 1, "{resolved:?}");
         assert_eq!(text(&resolved[0], "alert.state"), "resolved");
-        assert_eq!(text(&resolved[0], "alert.key"), format!("silence:db:{id}"));
+        assert_eq!(
+            text(&resolved[0], "alert.key"),
+            format!("silence:t:db:{id}")
+        );
         h.finish().await;
     }
 
