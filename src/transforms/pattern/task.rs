@@ -955,8 +955,11 @@ mod tests {
 
         const OPTIONS: &str = "scope = '{{ .service }}'\nlevel_field = '.level'\n";
 
-        #[tokio::test(start_paused = true)]
-        async fn patterns_held_at_a_crash_come_out_in_the_next_run_s_storm_once() {
+        /// Five new patterns with `storm_threshold = 2`, then a `kill -9`
+        /// before the window ends: three were held and nothing flushed.
+        /// Restarted with `after`, the held ones come out in one storm
+        /// within `within_ms`, and once saved, never again.
+        async fn held_at_a_crash_come_out_once(after: &str, within_ms: u64) {
             let dir = tempfile::tempdir().unwrap();
             let options = format!("{OPTIONS}storm_threshold = 2\nstorm_window_secs = 3\n");
             let wait = |ms| tokio::time::sleep(Duration::from_millis(ms));
@@ -965,22 +968,22 @@ mod tests {
                 .await;
             wait(300).await;
             assert_eq!(h.take(Some("new")).len(), 2);
-            // Past the save interval (1 s), then a `kill -9` before the
-            // window ends (3 s): nothing was flushed.
+            // Past the save interval (1 s), before the window's end (3 s).
             wait(1600).await;
             assert!(h.take(Some("storm")).is_empty());
             h.crash().await;
 
-            let mut h = start(&options, &dir);
-            wait(3600).await;
+            let after = format!("{OPTIONS}{after}");
+            let mut h = start(&after, &dir);
+            wait(within_ms).await;
             let storms = h.take(Some("storm"));
             assert_eq!(storms.len(), 1, "the held patterns come out");
             assert_eq!(get(&storms[0], "storm.count"), Value::Integer(3));
             // Sent once: once saved, a restart has nothing held.
             wait(1600).await;
             h.crash().await;
-            let h = start(&options, &dir);
-            wait(3600).await;
+            let h = start(&after, &dir);
+            wait(within_ms).await;
             let out = h.finish().await;
             assert!(
                 out.named.get("storm").is_none_or(|s| s.is_empty()),
@@ -988,35 +991,18 @@ mod tests {
             );
         }
 
-        /// Grouping turned off (`storm_threshold = 0`) after a crash that
-        /// held patterns: the held ones are known, so they would never be
-        /// announced unless the restart sends their storm.
+        #[tokio::test(start_paused = true)]
+        async fn patterns_held_at_a_crash_come_out_in_the_next_run_s_storm_once() {
+            held_at_a_crash_come_out_once("storm_threshold = 2\nstorm_window_secs = 3\n", 3600)
+                .await;
+        }
+
+        /// Grouping turned off (`storm_threshold = 0`) after such a crash:
+        /// the held patterns are known, so they would never be announced
+        /// unless the restart sends their storm, at start.
         #[tokio::test(start_paused = true)]
         async fn patterns_held_at_a_crash_come_out_when_storms_are_then_off() {
-            let dir = tempfile::tempdir().unwrap();
-            let options = format!("{OPTIONS}storm_threshold = 2\nstorm_window_secs = 3\n");
-            let wait = |ms| tokio::time::sleep(Duration::from_millis(ms));
-            let mut h = start(&options, &dir);
-            h.send((0..5).map(|i| line(i, "checkout", "info")).collect())
-                .await;
-            wait(1600).await;
-            assert_eq!(h.take(Some("new")).len(), 2);
-            h.crash().await;
-
-            let mut h = start(&format!("{OPTIONS}storm_threshold = 0\n"), &dir);
-            wait(1600).await;
-            let storms = h.take(Some("storm"));
-            assert_eq!(storms.len(), 1, "the held patterns come out at start");
-            assert_eq!(get(&storms[0], "storm.count"), Value::Integer(3));
-            wait(1600).await;
-            h.crash().await;
-            let h = start(&format!("{OPTIONS}storm_threshold = 0\n"), &dir);
-            wait(1600).await;
-            let out = h.finish().await;
-            assert!(
-                out.named.get("storm").is_none_or(|s| s.is_empty()),
-                "the storm was not sent again"
-            );
+            held_at_a_crash_come_out_once("storm_threshold = 0\n", 1600).await;
         }
 
         /// A deploy that began 8 s into a run with 10 s windows: with
