@@ -655,3 +655,99 @@ async fn two_instances_on_one_durable_consumer_split_the_work() {
     assert_eq!(all.len(), LINES, "every line, once across both");
     assert_eq!(lines_a.len() + lines_b.len(), LINES, "no line twice");
 }
+
+#[tokio::test]
+async fn a_consumer_deleted_under_a_running_source_is_created_again() {
+    let server = NatsServer::start().await;
+    publish_numbered(&server, 100);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.log");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", "").await;
+    wait_for_all_lines(&out, 100, Duration::from_secs(30)).await;
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
+        .await;
+    server
+        .jetstream()
+        .await
+        .get_stream("LOGS")
+        .await
+        .expect("stream")
+        .delete_consumer("workers")
+        .await
+        .expect("delete the consumer");
+    // Ids 0..100 are deduplicated: lines 100..200 are stored.
+    publish_numbered(&server, 200);
+    let counts = wait_for_all_lines(&out, 200, Duration::from_secs(30)).await;
+    assert!(
+        counts.iter().all(|c| *c == 1),
+        "every line once: {counts:?}\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_server_restarted_without_its_store_gets_its_stream_and_consumer_back() {
+    use std::io::Write;
+    let mut server = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, numbered_lines(0..100)).expect("write log");
+    // One howl publishes the file to a work queue and consumes it back.
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{url}\"\nsubject = \"logs.app\"\n\
+             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n\
+             ack_timeout_secs = 1\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 1\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{url}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             [sinks.copy]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\nencoding = \"text\"\n\
+             acknowledgements.enabled = true\n",
+            log.display(),
+            url = server.url()
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    let out = dir.path().join("out.log");
+    wait_for_all_lines(&out, 100, Duration::from_secs(30)).await;
+    server.kill_and_restart_empty().await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open log")
+        .write_all(numbered_lines(100..200).as_bytes())
+        .expect("append after the restart");
+    let limit = Duration::from_secs(40);
+    let deadline = std::time::Instant::now() + limit;
+    let missing = loop {
+        let lines = lines_in(&out);
+        let missing: Vec<usize> = (100..200)
+            .filter(|i| !lines.contains(&format!("line {i}")))
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "lines {missing:?} not back after {limit:?}:\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -65,6 +65,9 @@ enum Publisher {
 struct Failed {
     /// Publishing it again will not help.
     permanent: bool,
+    /// No stream covers its subject (for `stream.*`: the stream is gone,
+    /// e.g. the server lost its store, and is created again).
+    no_stream: bool,
     /// The cause, for logs.
     cause: String,
 }
@@ -166,6 +169,7 @@ impl NatsSink {
             let results = publisher.publish_all(&outgoing).await;
             let (mut delivered, mut bytes, mut retry) = (Vec::new(), 0, Vec::new());
             let mut last_cause = None;
+            let mut no_stream = false;
             for (message, result) in outgoing.into_iter().zip(results) {
                 match result {
                     Ok(()) => {
@@ -175,6 +179,7 @@ impl NatsSink {
                     Err(Failed {
                         permanent: true,
                         cause,
+                        ..
                     }) => {
                         metrics.error(
                             ErrorType::RequestRejected,
@@ -188,8 +193,9 @@ impl NatsSink {
                         let mut event = message.event;
                         event.finalize(EventStatus::Rejected);
                     }
-                    Err(Failed { cause, .. }) => {
-                        last_cause = Some(cause);
+                    Err(failed) => {
+                        no_stream |= failed.no_stream;
+                        last_cause = Some(failed.cause);
                         retry.push(message);
                     }
                 }
@@ -206,6 +212,22 @@ impl NatsSink {
             if elapsed.saturating_add(wait) > self.retry.max_duration {
                 self.give_up(metrics, &mut outgoing, attempt, started, &cause);
                 return;
+            }
+            if no_stream
+                && let (Some(stream), Publisher::JetStream(context)) = (&self.stream, publisher)
+            {
+                // Created at start, gone since: create it again (a
+                // transient failure here is the next attempt's business).
+                match stream.ensure(context).await {
+                    Ok(()) => tracing::warn!(
+                        component = %metrics.key(),
+                        "JetStream stream `{}` was gone; created it again",
+                        stream.name
+                    ),
+                    Err(failure) => {
+                        metrics.warn_limited("stream", &format_args!("{failure}"));
+                    }
+                }
             }
             metrics.warn_limited(
                 "retrying",
@@ -347,6 +369,7 @@ impl Publisher {
                         .publish(message.subject.clone(), message.payload.clone())
                         .await;
                     results.push(sent.map_err(|error| Failed {
+                        no_stream: false,
                         permanent: matches!(
                             error.kind(),
                             async_nats::client::PublishErrorKind::MaxPayloadExceeded
@@ -361,6 +384,7 @@ impl Publisher {
                         if result.is_ok() {
                             *result = Err(Failed {
                                 permanent: false,
+                                no_stream: false,
                                 cause: cause.clone(),
                             });
                         }
@@ -392,5 +416,9 @@ fn judge(error: &PublishError, subject: &str) -> Failed {
         | PublishErrorKind::WrongLastSequence => (true, error_chain(error)),
         _ => (false, error_chain(error)),
     };
-    Failed { permanent, cause }
+    Failed {
+        permanent,
+        no_stream: error.kind() == PublishErrorKind::StreamNotFound,
+        cause,
+    }
 }

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use async_nats::Client;
+use async_nats::jetstream::consumer::pull::{MessagesError, MessagesErrorKind};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -51,7 +52,7 @@ pub(super) async fn run(
     } = cx;
     let metrics = std::sync::Arc::clone(out.metrics());
     let js = jetstream::new(client);
-    let Some(consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {
+    let Some(mut consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {
         return Ok(());
     };
     let (answers, to_answer) = mpsc::unbounded_channel();
@@ -65,7 +66,23 @@ pub(super) async fn run(
     // Messages per pull request: what may be unanswered, capped.
     let per_pull = (spec.max_ack_pending.get() as usize).clamp(1, 256);
     let mut attempt = 0;
+    // Each way back to the top of this loop means the consumer may be
+    // gone (deleted, or the server lost its store): pulling from the old
+    // handle would wait forever, so it is looked up, or created, again.
+    let mut reopen = false;
     'pulling: loop {
+        if reopen {
+            attempt += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(retry.backoff(attempt)) => {}
+            }
+            consumer = match open(&js, &spec, &retry, &metrics, &shutdown).await? {
+                Some(consumer) => consumer,
+                None => break,
+            };
+        }
+        reopen = true;
         let messages = tokio::select! {
             _ = shutdown.cancelled() => break,
             messages = consumer
@@ -78,23 +95,17 @@ pub(super) async fn run(
         let mut messages = match messages {
             Ok(messages) => messages,
             Err(error) => {
-                attempt += 1;
-                let wait = retry.backoff(attempt);
                 metrics.error(
                     ErrorType::ReadFailed,
                     Stage::Receiving,
                     &format_args!(
-                        "cannot pull from consumer `{}` of stream `{}`: {}; retrying in {:.1}s",
+                        "cannot pull from consumer `{}` of stream `{}`: {}; opening it again",
                         spec.name,
                         spec.stream,
                         error_chain(&error),
-                        wait.as_secs_f64()
                     ),
                 );
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => continue,
-                }
+                continue;
             }
         };
         loop {
@@ -106,16 +117,15 @@ pub(super) async fn run(
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
                     pull_trouble(&metrics, &spec, &error);
+                    if consumer_gone(&error) {
+                        continue 'pulling;
+                    }
                     continue;
                 }
                 None => {
                     // The pull stream gave up (its consumer deleted, the
-                    // connection gone for long): pull again, backing off.
-                    attempt += 1;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'pulling,
-                        _ = tokio::time::sleep(retry.backoff(attempt)) => continue 'pulling,
-                    }
+                    // connection gone for long): open the consumer again.
+                    continue 'pulling;
                 }
             };
             attempt = 0;
@@ -127,6 +137,7 @@ pub(super) async fn run(
                     Some(Some(Ok(message))) => batch.push(message),
                     Some(Some(Err(error))) => {
                         pull_trouble(&metrics, &spec, &error);
+                        ended = consumer_gone(&error);
                         break;
                     }
                     Some(None) => {
@@ -200,6 +211,18 @@ fn pull_trouble(
             error_chain(error)
         ),
     );
+}
+
+/// Whether a pull error means the consumer is no longer there (deleted,
+/// its stream gone, nobody answering for it): pulling again from the same
+/// handle cannot help, opening it again can.
+fn consumer_gone(error: &MessagesError) -> bool {
+    matches!(
+        error.kind(),
+        MessagesErrorKind::ConsumerDeleted
+            | MessagesErrorKind::NoResponders
+            | MessagesErrorKind::Pull
+    )
 }
 
 /// Looks the stream up and opens (or creates) the durable consumer,
