@@ -751,3 +751,57 @@ async fn a_server_restarted_without_its_store_gets_its_stream_and_consumer_back(
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_sink_slower_than_ack_wait_causes_no_redelivery() {
+    use crate::common::capture::{Capture, Reply};
+    const LINES: usize = 20;
+    let server = NatsServer::start().await;
+    publish_numbered(&server, LINES);
+    // The first request takes 3.5 s, far beyond the 1 s ack_wait.
+    let receiver =
+        Capture::start(vec![Reply::status(200).delay(Duration::from_millis(3500))]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let config = write(
+        dir.path(),
+        "consumer.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             ack_wait_secs = 1\n\
+             [sinks.hook]\ntype = \"webhook\"\ninputs = [\"in\"]\nuri = \"{}/in\"\n\
+             encoding = \"ndjson\"\nbatch.timeout_secs = 0.1\nacknowledgements.enabled = true\n",
+            server.url(),
+            receiver.base
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(20), |n| n == 0)
+        .await;
+    // Room for a redelivery to show up, were there one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let counts = count_lines(
+        receiver.requests().iter().flat_map(|request| {
+            request
+                .body
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        }),
+        LINES,
+    );
+    assert!(
+        counts.iter().all(|c| *c == 1),
+        "each line once, none redelivered while in flight: {counts:?}\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

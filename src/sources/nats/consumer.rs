@@ -11,10 +11,16 @@
 //! (backpressure) does not hold up answers. What is unanswered is bounded
 //! by the consumer's `max_ack_pending`: the server stops delivering there.
 //!
+//! While a message's events are on their way the source tells the server
+//! it is still working on it, every half `ack_wait`: a slow or retrying
+//! sink does not make the server deliver the message again meanwhile;
+//! only a howl that stopped answering has its messages redelivered.
+//!
 //! At shutdown the source stops pulling, lets the pipeline drain, and
 //! answers what completes until the graceful shutdown limit; what is still
 //! unanswered then is redelivered by the server after `ack_wait`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::Client;
@@ -59,6 +65,9 @@ pub(super) async fn run(
     let acker = tokio::spawn(
         Acker {
             nak_delay: spec.nak_delay,
+            // The server's ack_wait: an existing consumer keeps its own.
+            progress_every: (consumer.cached_info().config.ack_wait / 2)
+                .max(Duration::from_millis(100)),
             metrics: std::sync::Arc::clone(&metrics),
         }
         .run(to_answer),
@@ -318,9 +327,17 @@ async fn open(
     }
 }
 
-/// Answers the server for each message once its events completed.
+/// Answers the server for each message once its events completed, and
+/// meanwhile tells it that howl is still working on it.
 struct Acker {
     nak_delay: Duration,
+    /// How often a message still on its way is reported in progress
+    /// (`+WPI`, which restarts its `ack_wait`): half the consumer's
+    /// `ack_wait`, so that a sink slower than `ack_wait` (retrying, or just
+    /// slow) does not make the server deliver its messages again, to this
+    /// instance or another, while they are in the pipeline. Only a howl
+    /// that stopped answering has its messages redelivered.
+    progress_every: Duration,
     metrics: std::sync::Arc<ComponentMetrics>,
 }
 
@@ -328,22 +345,45 @@ type Answer = (jetstream::Message, Option<BatchStatusReceiver>);
 
 impl Acker {
     async fn run(self, mut messages: mpsc::UnboundedReceiver<Answer>) {
+        // The messages waiting for their events, by a number of their own;
+        // `pending` completes with that number and the events' status.
+        let mut waiting = HashMap::new();
         let mut pending = FuturesUnordered::new();
+        let mut next_key: u64 = 0;
+        let mut progress = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.progress_every,
+            self.progress_every,
+        );
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut open = true;
         while open || !pending.is_empty() {
             tokio::select! {
                 received = messages.recv(), if open => match received {
-                    Some((message, status)) => pending.push(async move {
-                        let status = match status {
-                            Some(status) => status.await.unwrap_or(BatchStatus::Errored),
-                            None => BatchStatus::Delivered,
-                        };
-                        (message, status)
-                    }),
+                    Some((message, status)) => {
+                        let key = next_key;
+                        next_key += 1;
+                        waiting.insert(key, message);
+                        pending.push(async move {
+                            let status = match status {
+                                Some(status) => status.await.unwrap_or(BatchStatus::Errored),
+                                None => BatchStatus::Delivered,
+                            };
+                            (key, status)
+                        });
+                    }
                     None => open = false,
                 },
-                Some((message, status)) = pending.next(), if !pending.is_empty() => {
-                    self.answer(message, status).await;
+                Some((key, status)) = pending.next(), if !pending.is_empty() => {
+                    if let Some(message) = waiting.remove(&key) {
+                        self.answer(message, status).await;
+                    }
+                }
+                _ = progress.tick(), if !waiting.is_empty() => {
+                    for message in waiting.values() {
+                        // Lost with the connection at worst: the message
+                        // is then redelivered, as without this.
+                        let _ = message.ack_with(AckKind::Progress).await;
+                    }
                 }
             }
         }
