@@ -805,3 +805,47 @@ async fn a_sink_slower_than_ack_wait_causes_no_redelivery() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_message_over_the_streams_max_msg_size_is_rejected_not_retried() {
+    let server = NatsServer::start().await;
+    server
+        .jetstream()
+        .await
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "LOGS".to_string(),
+            subjects: vec!["logs.>".to_string()],
+            max_message_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"logs.{{ .service }}\"\nretry.initial_backoff_secs = 0.1\n\
+         retry.max_backoff_secs = 0.5\nretry.max_duration_secs = 20",
+    );
+    let big = "x".repeat(2000);
+    let input = format!(
+        "{{\"service\":\"a\",\"message\":\"small\"}}\n{{\"service\":\"a\",\"message\":\"{big}\"}}\n"
+    );
+    let started = std::time::Instant::now();
+    let output = run_stdin(&config, &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "stdin counts the refused line");
+    assert!(
+        stderr.contains("the server refused a message to `logs.a`")
+            && stderr.contains("message size exceeds maximum allowed"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once, not retried for retry.max_duration_secs ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.stored("LOGS").await.len(),
+        1,
+        "the small line is stored"
+    );
+}

@@ -13,6 +13,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::{Client, jetstream};
@@ -396,6 +397,13 @@ impl Publisher {
     }
 }
 
+/// The JetStream error code the server answered a publish with, if any.
+fn server_code(error: &PublishError) -> Option<ErrorCode> {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .map(jetstream::Error::error_code)
+}
+
 /// Whether publishing again may help, and why it failed, naming the
 /// subject where the cause is about it.
 fn judge(error: &PublishError, subject: &str) -> Failed {
@@ -414,6 +422,13 @@ fn judge(error: &PublishError, subject: &str) -> Failed {
         PublishErrorKind::MaxPayloadExceeded
         | PublishErrorKind::WrongLastMessageId
         | PublishErrorKind::WrongLastSequence => (true, error_chain(error)),
+        // Over the stream's `max_msg_size` (below the server's
+        // `max_payload`): the same message is refused every time.
+        PublishErrorKind::Other
+            if server_code(error) == Some(ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM) =>
+        {
+            (true, error_chain(error))
+        }
         _ => (false, error_chain(error)),
     };
     Failed {
