@@ -849,3 +849,76 @@ async fn a_message_over_the_streams_max_msg_size_is_rejected_not_retried() {
         "the small line is stored"
     );
 }
+
+#[tokio::test]
+async fn a_stalled_server_is_probed_with_one_message_not_sent_every_retry() {
+    use std::io::Write;
+    let server = NatsServer::start().await;
+    server.create_stream("LOGS", &["logs.>"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, numbered_lines(0..10)).expect("write log");
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs.app\"\n\
+             ack_timeout_secs = 0.5\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 0.5\n",
+            log.display(),
+            server.url()
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    server
+        .wait_for_stream("LOGS", "10", Duration::from_secs(20), |n| n >= 10)
+        .await;
+    // Frozen, not gone: the connection stays up, acknowledgements stop.
+    server.signal("STOP");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open log")
+        .write_all(numbered_lines(10..60).as_bytes())
+        .expect("append while the server is frozen");
+    // Long enough for several acknowledgement timeouts and retries.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.signal("CONT");
+    assert!(
+        howl.stderr().contains("no acknowledgement in time"),
+        "{}",
+        howl.stderr()
+    );
+    server
+        .wait_for_stream("LOGS", "60", Duration::from_secs(20), |n| n >= 60)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = count_lines(
+        server
+            .stored("LOGS")
+            .await
+            .into_iter()
+            .map(|(_, _, payload)| payload),
+        60,
+    );
+    // One message probes the frozen server at each attempt; every other
+    // one is published again only once the probe is acknowledged.
+    let more_than_twice = counts.iter().filter(|c| **c > 2).count();
+    eprintln!(
+        "copies stored per line after the freeze: {:?}",
+        &counts[10..]
+    );
+    assert!(
+        counts.iter().all(|c| *c >= 1) && more_than_twice <= 1,
+        "each line stored once, or twice when its acknowledgement was late: {counts:?}\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -69,6 +69,9 @@ struct Failed {
     /// No stream covers its subject (for `stream.*`: the stream is gone,
     /// e.g. the server lost its store, and is created again).
     no_stream: bool,
+    /// Its acknowledgement did not come in time (the server may be
+    /// stalled, with the message queued: see [`NatsSink::deliver`]).
+    timed_out: bool,
     /// The cause, for logs.
     cause: String,
 }
@@ -157,6 +160,13 @@ impl NatsSink {
         let started = Instant::now();
         let deadline = started + self.retry.max_duration;
         let mut attempt: u32 = 0;
+        // After acknowledgements timed out, the server may be stalled (busy,
+        // frozen) with the messages queued on the connection, which stays
+        // up: publishing them all again at each attempt would store one more
+        // copy of each per attempt once it wakes up. So the next attempt
+        // publishes one message, and the rest only once that one is
+        // acknowledged: each other message is stored at most twice.
+        let mut probing = false;
         while !outgoing.is_empty() {
             attempt += 1;
             // While disconnected the client queues what is published and
@@ -167,10 +177,11 @@ impl NatsSink {
                 self.give_up(metrics, &mut outgoing, attempt - 1, started, &cause);
                 return;
             }
+            let held = outgoing.split_off(if probing { 1 } else { outgoing.len() });
             let results = publisher.publish_all(&outgoing).await;
             let (mut delivered, mut bytes, mut retry) = (Vec::new(), 0, Vec::new());
             let mut last_cause = None;
-            let mut no_stream = false;
+            let (mut no_stream, mut timed_out) = (false, false);
             for (message, result) in outgoing.into_iter().zip(results) {
                 match result {
                     Ok(()) => {
@@ -196,6 +207,7 @@ impl NatsSink {
                     }
                     Err(failed) => {
                         no_stream |= failed.no_stream;
+                        timed_out |= failed.timed_out;
                         last_cause = Some(failed.cause);
                         retry.push(message);
                     }
@@ -206,8 +218,13 @@ impl NatsSink {
                 metrics.sent_bytes(bytes);
                 finalize_all(&mut delivered, EventStatus::Delivered);
             }
+            retry.extend(held);
             outgoing = retry;
-            let Some(cause) = last_cause else { break };
+            probing = timed_out;
+            let Some(cause) = last_cause else {
+                // Every message answered; after a probe, the rest goes now.
+                continue;
+            };
             let wait = self.retry.backoff(attempt);
             let elapsed = started.elapsed();
             if elapsed.saturating_add(wait) > self.retry.max_duration {
@@ -371,6 +388,7 @@ impl Publisher {
                         .await;
                     results.push(sent.map_err(|error| Failed {
                         no_stream: false,
+                        timed_out: false,
                         permanent: matches!(
                             error.kind(),
                             async_nats::client::PublishErrorKind::MaxPayloadExceeded
@@ -386,6 +404,7 @@ impl Publisher {
                             *result = Err(Failed {
                                 permanent: false,
                                 no_stream: false,
+                                timed_out: false,
                                 cause: cause.clone(),
                             });
                         }
@@ -434,6 +453,7 @@ fn judge(error: &PublishError, subject: &str) -> Failed {
     Failed {
         permanent,
         no_stream: error.kind() == PublishErrorKind::StreamNotFound,
+        timed_out: error.kind() == PublishErrorKind::TimedOut,
         cause,
     }
 }

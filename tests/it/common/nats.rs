@@ -125,6 +125,11 @@ impl NatsServer {
         self.spawn().await;
     }
 
+    /// Sends it `signal` (`STOP` freezes it, `CONT` wakes it up).
+    pub fn signal(&self, signal: &str) {
+        crate::common::signal(self.child.as_ref().expect("running"), signal);
+    }
+
     /// Kills it (SIGKILL: no clean shutdown), throws its store away and
     /// starts it again on the same ports: every stream and consumer gone.
     pub async fn kill_and_restart_empty(&mut self) {
