@@ -922,3 +922,49 @@ async fn a_stalled_server_is_probed_with_one_message_not_sent_every_retry() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_event_cannot_steer_the_subject_into_the_servers_api_or_a_wildcard() {
+    let server = NatsServer::start().await;
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"{{ .target }}\"\nstream = { name = \"LOGS\", subjects = [\"logs.>\"] }\n\
+         encoding = \"text\"\nretry.initial_backoff_secs = 0.1\nretry.max_duration_secs = 1",
+    );
+    // An empty message is the empty request the server's API takes.
+    let input = "{\"target\":\"logs.a\",\"message\":\"fine\"}\n\
+                 {\"target\":\"$JS.API.STREAM.DELETE.LOGS\",\"message\":\"\"}\n\
+                 {\"target\":\"logs.>\",\"message\":\"wildcard\"}\n\
+                 {\"target\":\"logs.*\",\"message\":\"wildcard\"}\n\
+                 {\"target\":\"logs.a b\",\"message\":\"space\"}\n\
+                 {\"message\":\"no target\"}\n";
+    let output = run_stdin(&config, input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the hostile lines are not delivered"
+    );
+    assert!(
+        stderr.contains(
+            "`subject` rendered \"$JS.API.STREAM.DELETE.LOGS\", which is a subject reserved"
+        ),
+        "{stderr}"
+    );
+    for rendered in [
+        "logs.>",
+        "logs.*",
+        "logs.a b",
+        "\" (missing field(s) .target)",
+    ] {
+        assert!(
+            stderr.contains(&format!("rendered \"{rendered}")),
+            "{rendered}: {stderr}"
+        );
+    }
+    let stored = server.stored("LOGS").await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "the stream is still there, its message kept"
+    );
+}

@@ -291,12 +291,20 @@ impl NatsSink {
         let mut outgoing = Vec::with_capacity(events.len());
         for mut event in events {
             let subject = self.subject.render(&event);
-            if !valid_subject(&subject.text, false) {
+            // `$JS.API.STREAM.DELETE.<name>` and the like are the server's
+            // API: only a subject the operator wrote may start with `$`,
+            // never one an event's fields made so.
+            let reserved = subject.text.starts_with('$') && !self.subject.as_str().starts_with('$');
+            if reserved || !valid_subject(&subject.text, false) {
+                let what = match reserved {
+                    true => "a subject reserved for the server (its API, system events)",
+                    false => "not a NATS subject",
+                };
                 metrics.error(
                     ErrorType::TemplateFailed,
                     Stage::Processing,
                     &format_args!(
-                        "`subject` rendered {:?}{}, which is not a NATS subject; the event is dropped",
+                        "`subject` rendered {:?}{}, which is {what}; the event is dropped",
                         subject.text,
                         missing_note(&subject.missing)
                     ),
