@@ -968,3 +968,43 @@ async fn an_event_cannot_steer_the_subject_into_the_servers_api_or_a_wildcard() 
         "the stream is still there, its message kept"
     );
 }
+
+#[tokio::test]
+async fn sigterm_mid_stream_loses_nothing_and_writes_nothing_twice() {
+    const LINES: usize = 5000;
+    let server = NatsServer::start().await;
+    publish_numbered(&server, LINES);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.log");
+    // A short ack_wait: messages the server handed to a pull request the
+    // stopping instance no longer reads come back after it.
+    let options = "ack_wait_secs = 3";
+    let mut howl = start_consumer(&server, dir.path(), "out.log", options).await;
+    crate::common::wait_for("a thousand lines written", Duration::from_secs(30), || {
+        (lines_in(&out).len() >= 1000).then_some(())
+    })
+    .await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = lines_in(&out).len();
+    assert!(written < LINES, "stopped mid-stream, not after the end");
+    let started = std::time::Instant::now();
+    let mut howl = start_consumer(&server, dir.path(), "out.log", options).await;
+    let counts = wait_for_all_lines(&out, LINES, Duration::from_secs(15)).await;
+    let duplicates: u32 = counts.iter().map(|c| c - 1).sum();
+    eprintln!(
+        "stopped after {written} lines; the restart finished in {:?} with {duplicates} duplicates",
+        started.elapsed()
+    );
+    assert_eq!(duplicates, 0, "a graceful stop acknowledged what it wrote");
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

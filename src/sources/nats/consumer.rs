@@ -57,7 +57,7 @@ pub(super) async fn run(
         ..
     } = cx;
     let metrics = std::sync::Arc::clone(out.metrics());
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let Some(mut consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {
         return Ok(());
     };
@@ -201,6 +201,23 @@ pub(super) async fn run(
     tokio::select! {
         _ = acker => {}
         _ = shutdown_limit.cancelled() => abort.abort(),
+    }
+    // The answers are queued on the connection, not yet written: without
+    // this the process may exit first, and messages already delivered
+    // downstream are delivered again after ack_wait.
+    tokio::select! {
+        flushed = client.flush() => if let Err(error) = flushed {
+            metrics.error(
+                ErrorType::WriteFailed,
+                Stage::Receiving,
+                &format_args!(
+                    "cannot send the last acknowledgements at shutdown ({}); the server \
+                     redelivers those messages after ack_wait",
+                    error_chain(&error)
+                ),
+            );
+        },
+        _ = shutdown_limit.cancelled() => {}
     }
     Ok(())
 }
