@@ -1008,3 +1008,82 @@ async fn sigterm_mid_stream_loses_nothing_and_writes_nothing_twice() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn malformed_payloads_become_events_and_are_acknowledged() {
+    let server = NatsServer::start().await;
+    let stream = server
+        .jetstream()
+        .await
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "LOGS".to_string(),
+            subjects: vec!["logs.>".to_string()],
+            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    drop(stream);
+    let js = server.jetstream().await;
+    let huge = format!("{{\"message\":\"{}\"}}", "y".repeat(900 * 1024));
+    let payloads: Vec<Vec<u8>> = vec![
+        b"not json at all".to_vec(),
+        b"42".to_vec(),
+        b"\"a string\"".to_vec(),
+        b"[1, {\"message\":\"in an array\"}]".to_vec(),
+        b"{\"message\":".to_vec(),
+        b"[]".to_vec(),
+        Vec::new(),
+        vec![0xff, 0xfe, 0x00, b'{'],
+        huge.into_bytes(),
+    ];
+    for payload in &payloads {
+        js.publish("logs.x", payload.clone().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    server
+        .wait_for_stream("LOGS", "all kept", Duration::from_secs(5), |n| {
+            n == payloads.len() as u64
+        })
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", "").await;
+    // Every message answered: none left for a redelivery loop.
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(20), |n| n == 0)
+        .await;
+    // Not UTF-8 throughout: one payload is not.
+    let written =
+        String::from_utf8_lossy(&std::fs::read(dir.path().join("out.log")).unwrap_or_default())
+            .into_owned();
+    for expected in [
+        "not json at all",
+        "in an array",
+        "a string",
+        "{\"message\":",
+    ] {
+        assert!(
+            written.contains(expected),
+            "{expected:?} missing:\n{}",
+            &written[..written.len().min(2000)]
+        );
+    }
+    assert!(
+        written.contains(&"y".repeat(1000)),
+        "the large message is written"
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("decode"),
+        "decode failures are reported:\n{stderr}"
+    );
+}
