@@ -727,7 +727,9 @@ async fn a_server_restarted_without_its_store_gets_its_stream_and_consumer_back(
         .expect("open log")
         .write_all(numbered_lines(100..200).as_bytes())
         .expect("append after the restart");
-    let limit = Duration::from_secs(40);
+    // The source notices the lost pull request by its missed heartbeats
+    // (about 20 s), then opens the consumer again.
+    let limit = Duration::from_secs(60);
     let deadline = std::time::Instant::now() + limit;
     let missing = loop {
         let lines = lines_in(&out);
