@@ -206,7 +206,8 @@ impl NatsConnection {
             let server: ServerAddr = part.parse().map_err(|error| {
                 BuildError::new(format!("`url` is not a NATS URL ({error})")).for_option("url")
             })?;
-            if server.has_user_pass() {
+            // `nats://:secret@host` has no user but a password all the same.
+            if server.has_user_pass() || server.password().is_some() {
                 return Err(BuildError::new(
                     "`url` holds credentials: put them in `auth.*`, which are kept out of logs",
                 )
@@ -527,6 +528,10 @@ mod tests {
         let in_url = connector("url = \"nats://me:s3cret@127.0.0.1:4222\"").unwrap_err();
         assert_eq!(in_url.option.as_deref(), Some("url"));
         assert!(!in_url.message.contains("s3cret"), "{}", in_url.message);
+        let password_only = connector("url = \"nats://:s3cret@127.0.0.1:4222\"").unwrap_err();
+        assert_eq!(password_only.option.as_deref(), Some("url"));
+        let token_as_user = connector("url = \"nats://s3cret@127.0.0.1:4222\"").unwrap_err();
+        assert_eq!(token_as_user.option.as_deref(), Some("url"));
         let missing = connector(
             "url = \"nats://h:4222\"\nauth = { strategy = \"user_password\", user = \"u\" }",
         )

@@ -655,3 +655,437 @@ async fn two_instances_on_one_durable_consumer_split_the_work() {
     assert_eq!(all.len(), LINES, "every line, once across both");
     assert_eq!(lines_a.len() + lines_b.len(), LINES, "no line twice");
 }
+
+#[tokio::test]
+async fn a_consumer_deleted_under_a_running_source_is_created_again() {
+    let server = NatsServer::start().await;
+    publish_numbered(&server, 100);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.log");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", "").await;
+    wait_for_all_lines(&out, 100, Duration::from_secs(30)).await;
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
+        .await;
+    server
+        .jetstream()
+        .await
+        .get_stream("LOGS")
+        .await
+        .expect("stream")
+        .delete_consumer("workers")
+        .await
+        .expect("delete the consumer");
+    // Ids 0..100 are deduplicated: lines 100..200 are stored.
+    publish_numbered(&server, 200);
+    let counts = wait_for_all_lines(&out, 200, Duration::from_secs(30)).await;
+    assert!(
+        counts.iter().all(|c| *c == 1),
+        "every line once: {counts:?}\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_server_restarted_without_its_store_gets_its_stream_and_consumer_back() {
+    use std::io::Write;
+    let mut server = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, numbered_lines(0..100)).expect("write log");
+    // One howl publishes the file to a work queue and consumes it back.
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{url}\"\nsubject = \"logs.app\"\n\
+             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n\
+             ack_timeout_secs = 1\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 1\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{url}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             [sinks.copy]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\nencoding = \"text\"\n\
+             acknowledgements.enabled = true\n",
+            log.display(),
+            url = server.url()
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    let out = dir.path().join("out.log");
+    wait_for_all_lines(&out, 100, Duration::from_secs(30)).await;
+    server.kill_and_restart_empty().await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open log")
+        .write_all(numbered_lines(100..200).as_bytes())
+        .expect("append after the restart");
+    // The source notices the lost pull request by its missed heartbeats
+    // (about 20 s), then opens the consumer again.
+    let limit = Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + limit;
+    let missing = loop {
+        let lines = lines_in(&out);
+        let missing: Vec<usize> = (100..200)
+            .filter(|i| !lines.contains(&format!("line {i}")))
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "lines {missing:?} not back after {limit:?}:\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_sink_slower_than_ack_wait_causes_no_redelivery() {
+    use crate::common::capture::{Capture, Reply};
+    const LINES: usize = 20;
+    let server = NatsServer::start().await;
+    publish_numbered(&server, LINES);
+    // The first request takes 3.5 s, far beyond the 1 s ack_wait.
+    let receiver =
+        Capture::start(vec![Reply::status(200).delay(Duration::from_millis(3500))]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let config = write(
+        dir.path(),
+        "consumer.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             ack_wait_secs = 1\n\
+             [sinks.hook]\ntype = \"webhook\"\ninputs = [\"in\"]\nuri = \"{}/in\"\n\
+             encoding = \"ndjson\"\nbatch.timeout_secs = 0.1\nacknowledgements.enabled = true\n",
+            server.url(),
+            receiver.base
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(20), |n| n == 0)
+        .await;
+    // Room for a redelivery to show up, were there one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let counts = count_lines(
+        receiver.requests().iter().flat_map(|request| {
+            request
+                .body
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        }),
+        LINES,
+    );
+    assert!(
+        counts.iter().all(|c| *c == 1),
+        "each line once, none redelivered while in flight: {counts:?}\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_the_streams_max_msg_size_is_rejected_not_retried() {
+    let server = NatsServer::start().await;
+    server
+        .jetstream()
+        .await
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "LOGS".to_string(),
+            subjects: vec!["logs.>".to_string()],
+            max_message_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"logs.{{ .service }}\"\nretry.initial_backoff_secs = 0.1\n\
+         retry.max_backoff_secs = 0.5\nretry.max_duration_secs = 20",
+    );
+    let big = "x".repeat(2000);
+    let input = format!(
+        "{{\"service\":\"a\",\"message\":\"small\"}}\n{{\"service\":\"a\",\"message\":\"{big}\"}}\n"
+    );
+    let started = std::time::Instant::now();
+    let output = run_stdin(&config, &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "stdin counts the refused line");
+    assert!(
+        stderr.contains("the server refused a message to `logs.a`")
+            && stderr.contains("message size exceeds maximum allowed"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once, not retried for retry.max_duration_secs ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.stored("LOGS").await.len(),
+        1,
+        "the small line is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_server_is_probed_with_one_message_not_sent_every_retry() {
+    use std::io::Write;
+    let server = NatsServer::start().await;
+    server.create_stream("LOGS", &["logs.>"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::common::free_port();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, numbered_lines(0..10)).expect("write log");
+    let config = write(
+        dir.path(),
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs.app\"\n\
+             ack_timeout_secs = 0.5\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 0.5\n",
+            log.display(),
+            server.url()
+        ),
+    );
+    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    server
+        .wait_for_stream("LOGS", "10", Duration::from_secs(20), |n| n >= 10)
+        .await;
+    // Frozen, not gone: the connection stays up, acknowledgements stop.
+    server.signal("STOP");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open log")
+        .write_all(numbered_lines(10..60).as_bytes())
+        .expect("append while the server is frozen");
+    // Long enough for several acknowledgement timeouts and retries.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.signal("CONT");
+    assert!(
+        howl.stderr().contains("no acknowledgement in time"),
+        "{}",
+        howl.stderr()
+    );
+    server
+        .wait_for_stream("LOGS", "60", Duration::from_secs(20), |n| n >= 60)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = count_lines(
+        server
+            .stored("LOGS")
+            .await
+            .into_iter()
+            .map(|(_, _, payload)| payload),
+        60,
+    );
+    // One message probes the frozen server at each attempt; every other
+    // one is published again only once the probe is acknowledged.
+    let more_than_twice = counts.iter().filter(|c| **c > 2).count();
+    eprintln!(
+        "copies stored per line after the freeze: {:?}",
+        &counts[10..]
+    );
+    assert!(
+        counts.iter().all(|c| *c >= 1) && more_than_twice <= 1,
+        "each line stored once, or twice when its acknowledgement was late: {counts:?}\n{}",
+        howl.stderr()
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_event_cannot_steer_the_subject_into_the_servers_api_or_a_wildcard() {
+    let server = NatsServer::start().await;
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"{{ .target }}\"\nstream = { name = \"LOGS\", subjects = [\"logs.>\"] }\n\
+         encoding = \"text\"\nretry.initial_backoff_secs = 0.1\nretry.max_duration_secs = 1",
+    );
+    // An empty message is the empty request the server's API takes.
+    let input = "{\"target\":\"logs.a\",\"message\":\"fine\"}\n\
+                 {\"target\":\"$JS.API.STREAM.DELETE.LOGS\",\"message\":\"\"}\n\
+                 {\"target\":\"logs.>\",\"message\":\"wildcard\"}\n\
+                 {\"target\":\"logs.*\",\"message\":\"wildcard\"}\n\
+                 {\"target\":\"logs.a b\",\"message\":\"space\"}\n\
+                 {\"message\":\"no target\"}\n";
+    let output = run_stdin(&config, input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the hostile lines are not delivered"
+    );
+    assert!(
+        stderr.contains(
+            "`subject` rendered \"$JS.API.STREAM.DELETE.LOGS\", which is a subject reserved"
+        ),
+        "{stderr}"
+    );
+    for rendered in [
+        "logs.>",
+        "logs.*",
+        "logs.a b",
+        "\" (missing field(s) .target)",
+    ] {
+        assert!(
+            stderr.contains(&format!("rendered \"{rendered}")),
+            "{rendered}: {stderr}"
+        );
+    }
+    let stored = server.stored("LOGS").await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "the stream is still there, its message kept"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_mid_stream_loses_nothing_and_writes_nothing_twice() {
+    const LINES: usize = 5000;
+    let server = NatsServer::start().await;
+    publish_numbered(&server, LINES);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.log");
+    // A short ack_wait: messages the server handed to a pull request the
+    // stopping instance no longer reads come back after it.
+    let options = "ack_wait_secs = 3";
+    let mut howl = start_consumer(&server, dir.path(), "out.log", options).await;
+    crate::common::wait_for("a thousand lines written", Duration::from_secs(30), || {
+        (lines_in(&out).len() >= 1000).then_some(())
+    })
+    .await;
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = lines_in(&out).len();
+    assert!(written < LINES, "stopped mid-stream, not after the end");
+    let started = std::time::Instant::now();
+    let mut howl = start_consumer(&server, dir.path(), "out.log", options).await;
+    let counts = wait_for_all_lines(&out, LINES, Duration::from_secs(15)).await;
+    let duplicates: u32 = counts.iter().map(|c| c - 1).sum();
+    eprintln!(
+        "stopped after {written} lines; the restart finished in {:?} with {duplicates} duplicates",
+        started.elapsed()
+    );
+    assert_eq!(duplicates, 0, "a graceful stop acknowledged what it wrote");
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn malformed_payloads_become_events_and_are_acknowledged() {
+    let server = NatsServer::start().await;
+    let stream = server
+        .jetstream()
+        .await
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "LOGS".to_string(),
+            subjects: vec!["logs.>".to_string()],
+            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    drop(stream);
+    let js = server.jetstream().await;
+    let huge = format!("{{\"message\":\"{}\"}}", "y".repeat(900 * 1024));
+    let payloads: Vec<Vec<u8>> = vec![
+        b"not json at all".to_vec(),
+        b"42".to_vec(),
+        b"\"a string\"".to_vec(),
+        b"[1, {\"message\":\"in an array\"}]".to_vec(),
+        b"{\"message\":".to_vec(),
+        b"[]".to_vec(),
+        Vec::new(),
+        vec![0xff, 0xfe, 0x00, b'{'],
+        huge.into_bytes(),
+    ];
+    for payload in &payloads {
+        js.publish("logs.x", payload.clone().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    server
+        .wait_for_stream("LOGS", "all kept", Duration::from_secs(5), |n| {
+            n == payloads.len() as u64
+        })
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", "").await;
+    // Every message answered: none left for a redelivery loop.
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(20), |n| n == 0)
+        .await;
+    // Not UTF-8 throughout: one payload is not.
+    let written =
+        String::from_utf8_lossy(&std::fs::read(dir.path().join("out.log")).unwrap_or_default())
+            .into_owned();
+    for expected in [
+        "not json at all",
+        "in an array",
+        "a string",
+        "{\"message\":",
+    ] {
+        assert!(
+            written.contains(expected),
+            "{expected:?} missing:\n{}",
+            &written[..written.len().min(2000)]
+        );
+    }
+    assert!(
+        written.contains(&"y".repeat(1000)),
+        "the large message is written"
+    );
+    let output = howl.terminate(Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("decode"),
+        "decode failures are reported:\n{stderr}"
+    );
+}

@@ -45,7 +45,9 @@ use crate::template::Template;
 pub struct NatsSinkConfig {
     /// The subject of each event's message, a template such as
     /// `logs.{{ .service }}`. With JetStream a stream must cover it
-    /// (see `stream`).
+    /// (see `stream`). An event whose fields render it into a subject that
+    /// is not one (spaces, wildcards, empty tokens) or that starts with `$`
+    /// (the server's API) when the template does not is dropped.
     #[schemars(extend("x-placeholder" = "logs.{{ .service }}"))]
     subject: Template,
     /// A template for the `Nats-Msg-Id` header, e.g. `{{ .host }}-{{

@@ -13,6 +13,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::{Client, jetstream};
@@ -65,6 +66,12 @@ enum Publisher {
 struct Failed {
     /// Publishing it again will not help.
     permanent: bool,
+    /// No stream covers its subject (for `stream.*`: the stream is gone,
+    /// e.g. the server lost its store, and is created again).
+    no_stream: bool,
+    /// Its acknowledgement did not come in time (the server may be
+    /// stalled, with the message queued: see [`NatsSink::deliver`]).
+    timed_out: bool,
     /// The cause, for logs.
     cause: String,
 }
@@ -153,6 +160,13 @@ impl NatsSink {
         let started = Instant::now();
         let deadline = started + self.retry.max_duration;
         let mut attempt: u32 = 0;
+        // After acknowledgements timed out, the server may be stalled (busy,
+        // frozen) with the messages queued on the connection, which stays
+        // up: publishing them all again at each attempt would store one more
+        // copy of each per attempt once it wakes up. So the next attempt
+        // publishes one message, and the rest only once that one is
+        // acknowledged: each other message is stored at most twice.
+        let mut probing = false;
         while !outgoing.is_empty() {
             attempt += 1;
             // While disconnected the client queues what is published and
@@ -163,9 +177,11 @@ impl NatsSink {
                 self.give_up(metrics, &mut outgoing, attempt - 1, started, &cause);
                 return;
             }
+            let held = outgoing.split_off(if probing { 1 } else { outgoing.len() });
             let results = publisher.publish_all(&outgoing).await;
             let (mut delivered, mut bytes, mut retry) = (Vec::new(), 0, Vec::new());
             let mut last_cause = None;
+            let (mut no_stream, mut timed_out) = (false, false);
             for (message, result) in outgoing.into_iter().zip(results) {
                 match result {
                     Ok(()) => {
@@ -175,6 +191,7 @@ impl NatsSink {
                     Err(Failed {
                         permanent: true,
                         cause,
+                        ..
                     }) => {
                         metrics.error(
                             ErrorType::RequestRejected,
@@ -188,8 +205,10 @@ impl NatsSink {
                         let mut event = message.event;
                         event.finalize(EventStatus::Rejected);
                     }
-                    Err(Failed { cause, .. }) => {
-                        last_cause = Some(cause);
+                    Err(failed) => {
+                        no_stream |= failed.no_stream;
+                        timed_out |= failed.timed_out;
+                        last_cause = Some(failed.cause);
                         retry.push(message);
                     }
                 }
@@ -199,13 +218,34 @@ impl NatsSink {
                 metrics.sent_bytes(bytes);
                 finalize_all(&mut delivered, EventStatus::Delivered);
             }
+            retry.extend(held);
             outgoing = retry;
-            let Some(cause) = last_cause else { break };
+            probing = timed_out;
+            let Some(cause) = last_cause else {
+                // Every message answered; after a probe, the rest goes now.
+                continue;
+            };
             let wait = self.retry.backoff(attempt);
             let elapsed = started.elapsed();
             if elapsed.saturating_add(wait) > self.retry.max_duration {
                 self.give_up(metrics, &mut outgoing, attempt, started, &cause);
                 return;
+            }
+            if no_stream
+                && let (Some(stream), Publisher::JetStream(context)) = (&self.stream, publisher)
+            {
+                // Created at start, gone since: create it again (a
+                // transient failure here is the next attempt's business).
+                match stream.ensure(context).await {
+                    Ok(()) => tracing::warn!(
+                        component = %metrics.key(),
+                        "JetStream stream `{}` was gone; created it again",
+                        stream.name
+                    ),
+                    Err(failure) => {
+                        metrics.warn_limited("stream", &format_args!("{failure}"));
+                    }
+                }
             }
             metrics.warn_limited(
                 "retrying",
@@ -251,12 +291,20 @@ impl NatsSink {
         let mut outgoing = Vec::with_capacity(events.len());
         for mut event in events {
             let subject = self.subject.render(&event);
-            if !valid_subject(&subject.text, false) {
+            // `$JS.API.STREAM.DELETE.<name>` and the like are the server's
+            // API: only a subject the operator wrote may start with `$`,
+            // never one an event's fields made so.
+            let reserved = subject.text.starts_with('$') && !self.subject.as_str().starts_with('$');
+            if reserved || !valid_subject(&subject.text, false) {
+                let what = match reserved {
+                    true => "a subject reserved for the server (its API, system events)",
+                    false => "not a NATS subject",
+                };
                 metrics.error(
                     ErrorType::TemplateFailed,
                     Stage::Processing,
                     &format_args!(
-                        "`subject` rendered {:?}{}, which is not a NATS subject; the event is dropped",
+                        "`subject` rendered {:?}{}, which is {what}; the event is dropped",
                         subject.text,
                         missing_note(&subject.missing)
                     ),
@@ -347,6 +395,8 @@ impl Publisher {
                         .publish(message.subject.clone(), message.payload.clone())
                         .await;
                     results.push(sent.map_err(|error| Failed {
+                        no_stream: false,
+                        timed_out: false,
                         permanent: matches!(
                             error.kind(),
                             async_nats::client::PublishErrorKind::MaxPayloadExceeded
@@ -361,6 +411,8 @@ impl Publisher {
                         if result.is_ok() {
                             *result = Err(Failed {
                                 permanent: false,
+                                no_stream: false,
+                                timed_out: false,
                                 cause: cause.clone(),
                             });
                         }
@@ -370,6 +422,13 @@ impl Publisher {
             }
         }
     }
+}
+
+/// The JetStream error code the server answered a publish with, if any.
+fn server_code(error: &PublishError) -> Option<ErrorCode> {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .map(jetstream::Error::error_code)
 }
 
 /// Whether publishing again may help, and why it failed, naming the
@@ -390,7 +449,19 @@ fn judge(error: &PublishError, subject: &str) -> Failed {
         PublishErrorKind::MaxPayloadExceeded
         | PublishErrorKind::WrongLastMessageId
         | PublishErrorKind::WrongLastSequence => (true, error_chain(error)),
+        // Over the stream's `max_msg_size` (below the server's
+        // `max_payload`): the same message is refused every time.
+        PublishErrorKind::Other
+            if server_code(error) == Some(ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM) =>
+        {
+            (true, error_chain(error))
+        }
         _ => (false, error_chain(error)),
     };
-    Failed { permanent, cause }
+    Failed {
+        permanent,
+        no_stream: error.kind() == PublishErrorKind::StreamNotFound,
+        timed_out: error.kind() == PublishErrorKind::TimedOut,
+        cause,
+    }
 }

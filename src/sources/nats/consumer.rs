@@ -11,13 +11,20 @@
 //! (backpressure) does not hold up answers. What is unanswered is bounded
 //! by the consumer's `max_ack_pending`: the server stops delivering there.
 //!
+//! While a message's events are on their way the source tells the server
+//! it is still working on it, every half `ack_wait`: a slow or retrying
+//! sink does not make the server deliver the message again meanwhile;
+//! only a howl that stopped answering has its messages redelivered.
+//!
 //! At shutdown the source stops pulling, lets the pipeline drain, and
 //! answers what completes until the graceful shutdown limit; what is still
 //! unanswered then is redelivered by the server after `ack_wait`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::Client;
+use async_nats::jetstream::consumer::pull::{MessagesError, MessagesErrorKind};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -50,14 +57,17 @@ pub(super) async fn run(
         ..
     } = cx;
     let metrics = std::sync::Arc::clone(out.metrics());
-    let js = jetstream::new(client);
-    let Some(consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {
+    let js = jetstream::new(client.clone());
+    let Some(mut consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {
         return Ok(());
     };
     let (answers, to_answer) = mpsc::unbounded_channel();
     let acker = tokio::spawn(
         Acker {
             nak_delay: spec.nak_delay,
+            // The server's ack_wait: an existing consumer keeps its own.
+            progress_every: (consumer.cached_info().config.ack_wait / 2)
+                .max(Duration::from_millis(100)),
             metrics: std::sync::Arc::clone(&metrics),
         }
         .run(to_answer),
@@ -65,7 +75,23 @@ pub(super) async fn run(
     // Messages per pull request: what may be unanswered, capped.
     let per_pull = (spec.max_ack_pending.get() as usize).clamp(1, 256);
     let mut attempt = 0;
+    // Each way back to the top of this loop means the consumer may be
+    // gone (deleted, or the server lost its store): pulling from the old
+    // handle would wait forever, so it is looked up, or created, again.
+    let mut reopen = false;
     'pulling: loop {
+        if reopen {
+            attempt += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(retry.backoff(attempt)) => {}
+            }
+            consumer = match open(&js, &spec, &retry, &metrics, &shutdown).await? {
+                Some(consumer) => consumer,
+                None => break,
+            };
+        }
+        reopen = true;
         let messages = tokio::select! {
             _ = shutdown.cancelled() => break,
             messages = consumer
@@ -78,23 +104,17 @@ pub(super) async fn run(
         let mut messages = match messages {
             Ok(messages) => messages,
             Err(error) => {
-                attempt += 1;
-                let wait = retry.backoff(attempt);
                 metrics.error(
                     ErrorType::ReadFailed,
                     Stage::Receiving,
                     &format_args!(
-                        "cannot pull from consumer `{}` of stream `{}`: {}; retrying in {:.1}s",
+                        "cannot pull from consumer `{}` of stream `{}`: {}; opening it again",
                         spec.name,
                         spec.stream,
                         error_chain(&error),
-                        wait.as_secs_f64()
                     ),
                 );
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => continue,
-                }
+                continue;
             }
         };
         loop {
@@ -106,16 +126,15 @@ pub(super) async fn run(
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
                     pull_trouble(&metrics, &spec, &error);
+                    if consumer_gone(&error) {
+                        continue 'pulling;
+                    }
                     continue;
                 }
                 None => {
                     // The pull stream gave up (its consumer deleted, the
-                    // connection gone for long): pull again, backing off.
-                    attempt += 1;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'pulling,
-                        _ = tokio::time::sleep(retry.backoff(attempt)) => continue 'pulling,
-                    }
+                    // connection gone for long): open the consumer again.
+                    continue 'pulling;
                 }
             };
             attempt = 0;
@@ -127,6 +146,7 @@ pub(super) async fn run(
                     Some(Some(Ok(message))) => batch.push(message),
                     Some(Some(Err(error))) => {
                         pull_trouble(&metrics, &spec, &error);
+                        ended = consumer_gone(&error);
                         break;
                     }
                     Some(None) => {
@@ -182,6 +202,23 @@ pub(super) async fn run(
         _ = acker => {}
         _ = shutdown_limit.cancelled() => abort.abort(),
     }
+    // The answers are queued on the connection, not yet written: without
+    // this the process may exit first, and messages already delivered
+    // downstream are delivered again after ack_wait.
+    tokio::select! {
+        flushed = client.flush() => if let Err(error) = flushed {
+            metrics.error(
+                ErrorType::WriteFailed,
+                Stage::Receiving,
+                &format_args!(
+                    "cannot send the last acknowledgements at shutdown ({}); the server \
+                     redelivers those messages after ack_wait",
+                    error_chain(&error)
+                ),
+            );
+        },
+        _ = shutdown_limit.cancelled() => {}
+    }
     Ok(())
 }
 
@@ -200,6 +237,18 @@ fn pull_trouble(
             error_chain(error)
         ),
     );
+}
+
+/// Whether a pull error means the consumer is no longer there (deleted,
+/// its stream gone, nobody answering for it): pulling again from the same
+/// handle cannot help, opening it again can.
+fn consumer_gone(error: &MessagesError) -> bool {
+    matches!(
+        error.kind(),
+        MessagesErrorKind::ConsumerDeleted
+            | MessagesErrorKind::NoResponders
+            | MessagesErrorKind::Pull
+    )
 }
 
 /// Looks the stream up and opens (or creates) the durable consumer,
@@ -295,9 +344,17 @@ async fn open(
     }
 }
 
-/// Answers the server for each message once its events completed.
+/// Answers the server for each message once its events completed, and
+/// meanwhile tells it that howl is still working on it.
 struct Acker {
     nak_delay: Duration,
+    /// How often a message still on its way is reported in progress
+    /// (`+WPI`, which restarts its `ack_wait`): half the consumer's
+    /// `ack_wait`, so that a sink slower than `ack_wait` (retrying, or just
+    /// slow) does not make the server deliver its messages again, to this
+    /// instance or another, while they are in the pipeline. Only a howl
+    /// that stopped answering has its messages redelivered.
+    progress_every: Duration,
     metrics: std::sync::Arc<ComponentMetrics>,
 }
 
@@ -305,22 +362,45 @@ type Answer = (jetstream::Message, Option<BatchStatusReceiver>);
 
 impl Acker {
     async fn run(self, mut messages: mpsc::UnboundedReceiver<Answer>) {
+        // The messages waiting for their events, by a number of their own;
+        // `pending` completes with that number and the events' status.
+        let mut waiting = HashMap::new();
         let mut pending = FuturesUnordered::new();
+        let mut next_key: u64 = 0;
+        let mut progress = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.progress_every,
+            self.progress_every,
+        );
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut open = true;
         while open || !pending.is_empty() {
             tokio::select! {
                 received = messages.recv(), if open => match received {
-                    Some((message, status)) => pending.push(async move {
-                        let status = match status {
-                            Some(status) => status.await.unwrap_or(BatchStatus::Errored),
-                            None => BatchStatus::Delivered,
-                        };
-                        (message, status)
-                    }),
+                    Some((message, status)) => {
+                        let key = next_key;
+                        next_key += 1;
+                        waiting.insert(key, message);
+                        pending.push(async move {
+                            let status = match status {
+                                Some(status) => status.await.unwrap_or(BatchStatus::Errored),
+                                None => BatchStatus::Delivered,
+                            };
+                            (key, status)
+                        });
+                    }
                     None => open = false,
                 },
-                Some((message, status)) = pending.next(), if !pending.is_empty() => {
-                    self.answer(message, status).await;
+                Some((key, status)) = pending.next(), if !pending.is_empty() => {
+                    if let Some(message) = waiting.remove(&key) {
+                        self.answer(message, status).await;
+                    }
+                }
+                _ = progress.tick(), if !waiting.is_empty() => {
+                    for message in waiting.values() {
+                        // Lost with the connection at worst: the message
+                        // is then redelivered, as without this.
+                        let _ = message.ack_with(AckKind::Progress).await;
+                    }
                 }
             }
         }

@@ -9,8 +9,10 @@
 //! acknowledgements, [`crate::event::finalization`]); when a sink gave up
 //! (`Errored`) it is nak'ed with `nak_delay_secs` and redelivered, to this
 //! instance or another; when a destination refused it for good
-//! (`Rejected`) it is terminated, never redelivered. A message howl never
-//! answers (howl died) is redelivered after `ack_wait_secs`. So delivery is
+//! (`Rejected`) it is terminated, never redelivered. While its events are
+//! on their way, the message is reported in progress, so a slow sink does
+//! not cause a redelivery; a message howl never answers (howl died) is
+//! redelivered after `ack_wait_secs`. So delivery is
 //! at least once, and the duplicates a crash causes are bounded by
 //! `max_ack_pending`, the most messages unacknowledged at once across all
 //! instances.
@@ -76,9 +78,11 @@ pub struct NatsSourceConfig {
     /// limit. Bounds what a crash redelivers, hence the duplicates.
     #[serde(default = "default_max_ack_pending")]
     max_ack_pending: NonZeroU32,
-    /// JetStream: a message not acknowledged this long after delivery (its
-    /// howl died, or its events are still on their way) is delivered
-    /// again. Longer than the slowest sink's delivery, retries included.
+    /// JetStream: a message not acknowledged this long after delivery is
+    /// delivered again. While its events are on their way (a slow or
+    /// retrying sink) howl reports it in progress every half `ack_wait`,
+    /// so this bounds how long the messages of a howl that died (or lost
+    /// its connection) wait before another instance gets them.
     #[serde(default = "default_ack_wait")]
     ack_wait_secs: Seconds,
     /// JetStream: a message whose delivery failed (a sink's retries ran

@@ -125,6 +125,22 @@ impl NatsServer {
         self.spawn().await;
     }
 
+    /// Sends it `signal` (`STOP` freezes it, `CONT` wakes it up).
+    pub fn signal(&self, signal: &str) {
+        crate::common::signal(self.child.as_ref().expect("running"), signal);
+    }
+
+    /// Kills it (SIGKILL: no clean shutdown), throws its store away and
+    /// starts it again on the same ports: every stream and consumer gone.
+    pub async fn kill_and_restart_empty(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(self.dir.path().join("store"));
+        self.spawn().await;
+    }
+
     /// A client of this server (for setting up and inspecting streams).
     pub async fn client(&self) -> async_nats::Client {
         async_nats::connect(self.url())
