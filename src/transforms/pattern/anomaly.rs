@@ -482,6 +482,26 @@ pub struct Expect {
     pub severity: String,
 }
 
+/// Why an expectation gets no line from the patterns known so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unheard {
+    /// It matches none of them.
+    NoMatch,
+    /// It matches some, but an earlier expectation takes each of them.
+    Shadowed,
+}
+
+impl Expect {
+    /// Whether lines of this pattern, in this scope, are what it expects.
+    fn matches(&self, id: PatternId, template: &str, scope: &str) -> bool {
+        self.scope.as_deref().is_none_or(|s| s == scope)
+            && match &self.matcher {
+                Matcher::Id(wanted) => *wanted == id,
+                Matcher::Template(glob) => glob_matches(glob, template),
+            }
+    }
+}
+
 /// Every expectation, in configuration order (the first that matches a
 /// pattern takes its lines).
 #[derive(Debug, Clone, Default)]
@@ -492,14 +512,37 @@ impl Expects {
     pub fn find(&self, id: PatternId, template: &str, scope: &str) -> Option<u16> {
         self.0
             .iter()
-            .position(|expect| {
-                expect.scope.as_deref().is_none_or(|s| s == scope)
-                    && match &expect.matcher {
-                        Matcher::Id(wanted) => *wanted == id,
-                        Matcher::Template(glob) => glob_matches(glob, template),
-                    }
-            })
+            .position(|expect| expect.matches(id, template, scope))
             .and_then(|index| u16::try_from(index).ok())
+    }
+
+    /// The expectations that no known pattern (`(id, template, scope)`)
+    /// will feed, each with why: a typo in an id or a glob, or an earlier
+    /// expectation taking the same patterns, would otherwise show only as
+    /// a silence alert after `every`.
+    pub fn unheard<'a>(
+        &self,
+        patterns: impl IntoIterator<Item = (PatternId, &'a str, &'a str)>,
+    ) -> Vec<(usize, Unheard)> {
+        let mut matched = vec![false; self.0.len()];
+        let mut taken = vec![false; self.0.len()];
+        for (id, template, scope) in patterns {
+            let mut first = true;
+            for (index, expect) in self.0.iter().enumerate() {
+                if expect.matches(id, template, scope) {
+                    matched[index] = true;
+                    taken[index] |= first;
+                    first = false;
+                }
+            }
+        }
+        (0..self.0.len())
+            .filter_map(|index| match (matched[index], taken[index]) {
+                (false, _) => Some((index, Unheard::NoMatch)),
+                (true, false) => Some((index, Unheard::Shadowed)),
+                (true, true) => None,
+            })
+            .collect()
     }
 
     /// Whether there are none.

@@ -13,7 +13,7 @@ use vrl::path::OwnedValuePath;
 use vrl::value::{KeyString, ObjectMap, Value};
 
 use super::anomaly::{
-    Expects, RateSettings, Rates, SavedRates, SavedSilences, SilenceChange, Silences,
+    Expects, RateSettings, Rates, SavedRates, SavedSilences, SilenceChange, Silences, Unheard,
     silence_event, spike_event,
 };
 use super::report::{Change, ReportSettings, Windows};
@@ -279,7 +279,7 @@ impl TaskTransform for PatternTask {
                 &self.settings.namespace,
                 clock.now_ms(),
             );
-            warn_unmatched(&self.settings.expects, &spaces, &cx.key.to_string());
+            warn_unheard(&self.settings.expects, &spaces, &cx.key.to_string());
             let report_interval = self.settings.report.interval;
             let mut state = State {
                 settings: self.settings,
@@ -725,32 +725,33 @@ impl State {
     }
 }
 
-/// Warns of expectations that match no known pattern: a typo in an id or a
-/// glob would otherwise show only as a silence alert after `every`.
-fn warn_unmatched(expects: &Expects, spaces: &HashMap<String, Space>, component: &str) {
+/// Warns of expectations that no known pattern feeds (see
+/// [`Expects::unheard`]).
+fn warn_unheard(expects: &Expects, spaces: &HashMap<String, Space>, component: &str) {
     if expects.is_empty() {
         return;
     }
-    let mut matched = vec![false; expects.0.len()];
-    for (scope, space) in spaces {
-        for view in space.miner.patterns() {
-            if let Some(index) = expects.find(view.id, view.template, scope) {
-                matched[usize::from(index)] = true;
-            }
+    let patterns = spaces.iter().flat_map(|(scope, space)| {
+        space
+            .miner
+            .patterns()
+            .map(move |view| (view.id, view.template, scope.as_str()))
+    });
+    for (index, why) in expects.unheard(patterns) {
+        let expect = &expects.0[index];
+        let every = expect.every.as_secs();
+        match why {
+            Unheard::NoMatch => tracing::warn!(
+                component,
+                expectation = %expect.label,
+                "`expect` matches no known pattern yet; unless a matching line comes, its silence alert fires after {every}s",
+            ),
+            Unheard::Shadowed => tracing::warn!(
+                component,
+                expectation = %expect.label,
+                "`expect` matches only patterns that an earlier `expect` takes (the first that matches a pattern gets its lines); its silence alert fires after {every}s; put the narrower one first",
+            ),
         }
-    }
-    for (expect, _) in expects
-        .0
-        .iter()
-        .zip(matched)
-        .filter(|(_, matched)| !matched)
-    {
-        tracing::warn!(
-            component,
-            expectation = %expect.label,
-            "`expect` matches no known pattern yet; unless a matching line comes, its silence alert fires after {}s",
-            expect.every.as_secs()
-        );
     }
 }
 

@@ -285,6 +285,39 @@ fn expect(matcher: Matcher, scope: Option<&str>, every_secs: u64) -> Expect {
 }
 
 #[test]
+fn expectations_no_known_pattern_feeds_are_named_with_why() {
+    let backup = PatternId::from_u64(7);
+    let expects = Expects(vec![
+        expect(Matcher::Template("backup *".into()), None, 60),
+        // Narrower, but after the broader one: never gets a line.
+        expect(Matcher::Template("backup nightly *".into()), None, 60),
+        expect(Matcher::Template("heartbaet *".into()), None, 60),
+        // Only the `db` scope's lines: another scope's pattern is no match.
+        expect(Matcher::Id(backup), Some("db"), 60),
+        expect(Matcher::Template("gc pause *".into()), None, 60),
+    ]);
+    let patterns = [
+        (backup, "backup nightly finished", "web"),
+        (PatternId::from_u64(8), "gc pause <DUR>", "web"),
+    ];
+    assert_eq!(
+        expects.unheard(patterns),
+        vec![
+            (1, Unheard::Shadowed),
+            (2, Unheard::NoMatch),
+            (3, Unheard::NoMatch)
+        ]
+    );
+    // In its scope, the id expectation matches, but the broad glob
+    // listed first takes the pattern.
+    assert!(
+        expects
+            .unheard([(backup, "backup nightly finished", "db")])
+            .contains(&(3, Unheard::Shadowed))
+    );
+}
+
+#[test]
 fn expectations_match_by_id_or_template_in_their_scope_first_one_wins() {
     let id = PatternId::from_u64(7);
     let expects = Expects(vec![
