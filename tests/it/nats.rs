@@ -156,6 +156,45 @@ fn numbered_lines(range: std::ops::Range<usize>) -> String {
 
 /// How many times each line number `0..n` is in `messages` (JSON payloads
 /// whose `message` is `line <i>`); panics on anything else.
+/// A howl that publishes `app.log` in `dir` (written with `lines`) to
+/// `logs.app` on `url`: the `file` → `nats` topology of these tests, with
+/// `sink_options` appended to the sink's table and `more` TOML after it.
+async fn start_file_publisher(
+    dir: &std::path::Path,
+    url: &str,
+    lines: std::ops::Range<usize>,
+    sink_options: &str,
+    more: &str,
+) -> (crate::common::Running, std::path::PathBuf) {
+    let api = crate::common::free_port();
+    let log = dir.join("app.log");
+    std::fs::write(&log, numbered_lines(lines)).expect("write log");
+    let config = write(
+        dir,
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{url}\"\nsubject = \"logs.app\"\n\
+             {sink_options}{more}",
+            log.display(),
+        ),
+    );
+    let howl = crate::common::Running::start(dir, &config, api, &[]).await;
+    (howl, log)
+}
+
+/// Appends numbered lines to a log a running howl follows.
+fn append_lines(log: &std::path::Path, lines: std::ops::Range<usize>) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .expect("open log")
+        .write_all(numbered_lines(lines).as_bytes())
+        .expect("append to the log");
+}
+
 fn count_lines(payloads: impl Iterator<Item = Vec<u8>>, n: usize) -> Vec<u32> {
     let mut counts = vec![0u32; n];
     for payload in payloads {
@@ -172,40 +211,25 @@ fn count_lines(payloads: impl Iterator<Item = Vec<u8>>, n: usize) -> Vec<u32> {
 
 #[tokio::test]
 async fn a_publishing_howl_loses_nothing_while_the_server_is_away() {
-    use std::io::Write;
     let mut server = NatsServer::start().await;
     server.create_stream("LOGS", &["logs.>"]).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let api = crate::common::free_port();
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, numbered_lines(0..2000)).expect("write log");
-    let config = write(
+    let (howl, log) = start_file_publisher(
         dir.path(),
-        "topology.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
-             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs.app\"\n\
-             ack_timeout_secs = 1\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 1\n",
-            log.display(),
-            server.url()
-        ),
-    );
-    let howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+        &server.url(),
+        0..2000,
+        "ack_timeout_secs = 1\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 1\n",
+        "",
+    )
+    .await;
     server
         .wait_for_stream("LOGS", "some", Duration::from_secs(20), |n| n >= 1)
         .await;
     server.stop();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .expect("open log");
-    file.write_all(numbered_lines(2000..4000).as_bytes())
-        .expect("append while the server is away");
+    append_lines(&log, 2000..4000);
     tokio::time::sleep(Duration::from_secs(3)).await;
     server.restart().await;
-    file.write_all(numbered_lines(4000..6000).as_bytes())
-        .expect("append after");
+    append_lines(&log, 4000..6000);
     server
         .wait_for_stream("LOGS", "6000", Duration::from_secs(40), |n| n >= 6000)
         .await;
@@ -694,39 +718,27 @@ async fn a_consumer_deleted_under_a_running_source_is_created_again() {
 
 #[tokio::test]
 async fn a_server_restarted_without_its_store_gets_its_stream_and_consumer_back() {
-    use std::io::Write;
     let mut server = NatsServer::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let api = crate::common::free_port();
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, numbered_lines(0..100)).expect("write log");
+    let url = server.url();
     // One howl publishes the file to a work queue and consumes it back.
-    let config = write(
+    let (mut howl, log) = start_file_publisher(
         dir.path(),
-        "topology.toml",
+        &url,
+        0..100,
+        "stream = { name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }\n\
+         ack_timeout_secs = 1\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 1\n",
         &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
-             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{url}\"\nsubject = \"logs.app\"\n\
-             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n\
-             ack_timeout_secs = 1\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 1\n\
-             [sources.in]\ntype = \"nats\"\nurl = \"{url}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+            "[sources.in]\ntype = \"nats\"\nurl = \"{url}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
              [sinks.copy]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.log\"\nencoding = \"text\"\n\
-             acknowledgements.enabled = true\n",
-            log.display(),
-            url = server.url()
+             acknowledgements.enabled = true\n"
         ),
-    );
-    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+    )
+    .await;
     let out = dir.path().join("out.log");
     wait_for_all_lines(&out, 100, Duration::from_secs(30)).await;
     server.kill_and_restart_empty().await;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .expect("open log")
-        .write_all(numbered_lines(100..200).as_bytes())
-        .expect("append after the restart");
+    append_lines(&log, 100..200);
     // The source notices the lost pull request by its missed heartbeats
     // (about 20 s), then opens the consumer again.
     let limit = Duration::from_secs(60);
@@ -854,37 +866,23 @@ async fn a_message_over_the_streams_max_msg_size_is_rejected_not_retried() {
 
 #[tokio::test]
 async fn a_stalled_server_is_probed_with_one_message_not_sent_every_retry() {
-    use std::io::Write;
     let server = NatsServer::start().await;
     server.create_stream("LOGS", &["logs.>"]).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let api = crate::common::free_port();
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, numbered_lines(0..10)).expect("write log");
-    let config = write(
+    let (mut howl, log) = start_file_publisher(
         dir.path(),
-        "topology.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
-             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs.app\"\n\
-             ack_timeout_secs = 0.5\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 0.5\n",
-            log.display(),
-            server.url()
-        ),
-    );
-    let mut howl = crate::common::Running::start(dir.path(), &config, api, &[]).await;
+        &server.url(),
+        0..10,
+        "ack_timeout_secs = 0.5\nretry.initial_backoff_secs = 0.2\nretry.max_backoff_secs = 0.5\n",
+        "",
+    )
+    .await;
     server
         .wait_for_stream("LOGS", "10", Duration::from_secs(20), |n| n >= 10)
         .await;
     // Frozen, not gone: the connection stays up, acknowledgements stop.
     server.signal("STOP");
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .expect("open log")
-        .write_all(numbered_lines(10..60).as_bytes())
-        .expect("append while the server is frozen");
+    append_lines(&log, 10..60);
     // Long enough for several acknowledgement timeouts and retries.
     tokio::time::sleep(Duration::from_secs(4)).await;
     server.signal("CONT");
