@@ -21,6 +21,7 @@ use super::AcknowledgementsConfig;
 use super::api::ApiConfig;
 use super::graph::{self, NodeDecl};
 use super::interpolate::interpolate_mapped;
+use super::state::StateConfig;
 use super::unit_test::{UnitTestConfig, UnitTestDef};
 use super::vrl_env::references_in_vrl;
 use super::{ComponentDef, Config, InputRef, Loaded, SinkDef, default_data_dir};
@@ -33,9 +34,10 @@ use crate::components::schema::OptionsSchema;
 use crate::diagnostic::{Diagnostic, OptionSpans, SourceFile};
 use crate::diagnostic::{did_you_mean, name_list};
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
     "data_dir",
     "api",
+    "state",
     "vrl_max_program_bytes",
     "sources",
     "transforms",
@@ -80,6 +82,8 @@ struct Loader {
     config: Config,
     data_dir: Option<(PathBuf, String)>,
     api: Option<String>,
+    /// Where `[state]` is defined, once it is.
+    state: Option<String>,
     nodes: Vec<NodeDecl>,
     ids: HashMap<String, String>,
     /// Kinds the files declare, even components skipped for other errors,
@@ -97,6 +101,7 @@ impl Loader {
             config: Config::default(),
             data_dir: None,
             api: None,
+            state: None,
             nodes: Vec::new(),
             ids: HashMap::new(),
             kinds_declared: Vec::new(),
@@ -133,6 +138,7 @@ impl Loader {
             match key.get_ref().as_ref() {
                 "data_dir" => self.parse_data_dir(file, value),
                 "api" => self.parse_api(file, value),
+                "state" => self.parse_state(file, value),
                 "vrl_max_program_bytes" => self.parse_vrl_limit(file, value),
                 "sources" => self.parse_section(file, ComponentKind::Source, value),
                 "transforms" => self.parse_section(file, ComponentKind::Transform, value),
@@ -241,6 +247,51 @@ impl Loader {
                     .at(file, error.span())
                     .component("api"),
             ),
+        }
+    }
+
+    fn parse_state(&mut self, file: &SourceFile, value: Spanned<DeValue<'_>>) {
+        let span = value.span();
+        if let Some(at) = &self.state {
+            self.diagnostics.push(
+                Diagnostic::error(format!("`[state]` is defined twice; the first is at {at}"))
+                    .at(file, Some(span)),
+            );
+            return;
+        }
+        self.state = Some(location(file, &span));
+        let mut option_spans = OptionSpans::default();
+        if let DeValue::Table(table) = value.get_ref() {
+            record_spans(table, "", &mut option_spans);
+        }
+        let state = match StateConfig::deserialize(ValueDeserializer::from(value)) {
+            Ok(state) => state,
+            Err(error) => {
+                self.diagnostics.push(
+                    Diagnostic::error(option_message(&error))
+                        .at(file, error.span())
+                        .component("state"),
+                );
+                return;
+            }
+        };
+        let Some(shared) = state.shared else {
+            return;
+        };
+        match shared.nats.check(file.path().parent()) {
+            Ok(checked) => self.config.shared_state = Some(checked),
+            Err(error) => {
+                let at = error
+                    .option
+                    .as_deref()
+                    .and_then(|option| option_spans.get(&format!("shared.nats.{option}")))
+                    .unwrap_or(span);
+                self.diagnostics.push(
+                    Diagnostic::error(error.to_string())
+                        .at(file, Some(at))
+                        .component("state.shared.nats"),
+                );
+            }
         }
     }
 

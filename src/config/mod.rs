@@ -10,6 +10,7 @@ pub mod api;
 pub mod graph;
 pub mod interpolate;
 mod load;
+pub mod state;
 pub mod unit_test;
 mod vrl_env;
 
@@ -39,6 +40,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The built-in API.
     pub api: ApiConfig,
+    /// State shared by a fleet (`[state.shared.nats]`), checked; `None`
+    /// keeps all state local.
+    pub shared_state: Option<state::SharedNats>,
     /// Sources, in file order.
     pub sources: Vec<ComponentDef<dyn SourceConfig>>,
     /// Transforms, in file order.

@@ -14,9 +14,10 @@
 //! Credentials are [`Secret`]s (never printed) and are never part of a
 //! URL: a URL with `user:password@` is refused, since URLs appear in logs.
 
+pub mod kv;
 pub mod stream;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, ServerAddr};
@@ -195,6 +196,17 @@ impl NatsConnection {
     /// Checks the options: URLs, the auth strategy's keys, TLS files
     /// (their paths resolved against the config file).
     pub fn connector(&self, cx: &BuildContext) -> Result<Connector, BuildError> {
+        self.connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))
+    }
+
+    /// [`Self::connector`] for what is not a component (the shared state
+    /// of `[state.shared.nats]`): `owner` names it in logs and errors, and
+    /// `resolve` turns a relative file path into one howl can open.
+    pub fn connector_for(
+        &self,
+        owner: &str,
+        resolve: impl Fn(&Path) -> PathBuf,
+    ) -> Result<Connector, BuildError> {
         let mut servers = Vec::new();
         for part in self.url.split(',').map(str::trim) {
             if part.is_empty() {
@@ -217,13 +229,13 @@ impl NatsConnection {
         }
         let credentials = match &self.auth {
             None => Credentials::None,
-            Some(auth) => auth.credentials(cx)?,
+            Some(auth) => auth.credentials(&resolve)?,
         };
         let tls = match &self.tls {
             None => None,
             Some(tls) => {
                 let client = match (&tls.crt_file, &tls.key_file) {
-                    (Some(crt), Some(key)) => Some((cx.resolve_path(crt), cx.resolve_path(key))),
+                    (Some(crt), Some(key)) => Some((resolve(crt), resolve(key))),
                     (None, None) => None,
                     (Some(_), None) => {
                         return Err(BuildError::new(
@@ -238,7 +250,7 @@ impl NatsConnection {
                         .for_option("tls.crt_file"));
                     }
                 };
-                let ca = tls.ca_file.as_deref().map(|path| cx.resolve_path(path));
+                let ca = tls.ca_file.as_deref().map(&resolve);
                 for path in ca.iter().chain(client.iter().flat_map(|(c, k)| [c, k])) {
                     if !path.is_file() {
                         return Err(BuildError::new(format!(
@@ -252,7 +264,7 @@ impl NatsConnection {
             }
         };
         Ok(Connector {
-            component: cx.key.to_string(),
+            component: owner.to_string(),
             servers,
             shown: self.url.clone(),
             credentials,
@@ -262,7 +274,7 @@ impl NatsConnection {
 }
 
 impl NatsAuth {
-    fn credentials(&self, cx: &BuildContext) -> Result<Credentials, BuildError> {
+    fn credentials(&self, resolve: impl Fn(&Path) -> PathBuf) -> Result<Credentials, BuildError> {
         let wanted: &[&str] = match self.strategy {
             NatsAuthStrategy::UserPassword => &["user", "password"],
             NatsAuthStrategy::Token => &["token"],
@@ -306,7 +318,7 @@ impl NatsAuth {
                 }
                 (_, _, Some(token), _, _) => Credentials::Token(token.clone()),
                 (_, _, _, Some(seed), _) => Credentials::Nkey(seed.clone()),
-                (_, _, _, _, Some(path)) => Credentials::File(cx.resolve_path(path)),
+                (_, _, _, _, Some(path)) => Credentials::File(resolve(path)),
                 _ => Credentials::None,
             },
         )

@@ -733,3 +733,25 @@ fn reading_new_patterns_without_their_storms_is_warned() {
         }
     }
 }
+
+#[test]
+fn shared_state_options_are_checked_at_load() {
+    let pipeline =
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n";
+    check(
+        &format!(
+            "[state.shared.nats]\nurl = \"nats://127.0.0.1:4222\"\nbucket = \"howl.state\"\n{pipeline}"
+        ),
+        &["a.toml:3:10: state.shared.nats: `bucket` \"howl.state\" is not a bucket name"],
+    );
+    check(
+        &format!("[state.shared.nats]\nurl = \"nats://me:secret@127.0.0.1:4222\"\n{pipeline}"),
+        &["a.toml:2:7: state.shared.nats: `url` holds credentials"],
+    );
+    check(
+        &format!(
+            "[state.shared.nats]\nurl = \"nats://127.0.0.1:4222\"\nbuckets = \"x\"\n{pipeline}"
+        ),
+        &["a.toml:3:1: state: unknown option `buckets`"],
+    );
+}
