@@ -28,6 +28,8 @@
 //! | `llm_pending_events` | events held while their pattern's verdict is pending (gauge) |
 //! | `threshold_alerts{rule,state}` | groups of a `threshold` rule that are `pending` or `firing` (gauge) |
 //! | `threshold_stale_resets_total{rule}` | groups a rule forgot because their samples stopped |
+//! | `nats_partitions_owned` | partitions a `nats` source with `partitions.*` consumes now (gauge) |
+//! | `nats_partition_lease_changes_total{change}` | its partition leases `taken`, `released` (given up gracefully) or `lost` (not renewed in time, or taken over) |
 //!
 //! Handles are registered once per component, so the hot path is an atomic
 //! add. Error logs are rate limited per error type: a poison event repeated a
@@ -142,6 +144,12 @@ error_types! {
     InvalidAlert => "invalid_alert",
     /// A sink's own delivery task stopped unexpectedly.
     DeliveryTaskFailed => "delivery_task_failed",
+    /// A lease (a `nats` source's partition) was not renewed in time: the
+    /// holder stopped consuming what it covered.
+    LeaseLost => "lease_lost",
+    /// Instances of a fleet disagree on a setting they must share (a
+    /// `nats` partition count).
+    ConfigMismatch => "config_mismatch",
 }
 
 /// How often a repeated error is logged at most.
@@ -425,6 +433,18 @@ impl ComponentMetrics {
         let labels = labels(&self.key);
         metrics::counter!("pattern_storms_total", &labels).increment(1);
         metrics::counter!("pattern_storm_grouped_total", &labels).increment(grouped);
+    }
+
+    /// Sets how many partitions a partitioned `nats` source consumes.
+    pub fn partitions_owned(&self, owned: usize) {
+        metrics::gauge!("nats_partitions_owned", &labels(&self.key)).set(owned as f64);
+    }
+
+    /// Counts one change of a partition lease: `taken`, `released` or
+    /// `lost`.
+    pub fn partition_lease_change(&self, change: &'static str) {
+        let labels = with(&labels(&self.key), "change", change);
+        metrics::counter!("nats_partition_lease_changes_total", &labels).increment(1);
     }
 
     /// Counts one spike or silence alert event of the `pattern` transform

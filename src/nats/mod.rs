@@ -15,6 +15,7 @@
 //! URL: a URL with `user:password@` is refused, since URLs appear in logs.
 
 pub mod kv;
+pub mod partition;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,7 @@ mod loki;
 mod loki_query;
 mod metric_sources;
 mod nats;
+mod nats_partitions;
 mod opentelemetry;
 mod packaging;
 mod pattern_accuracy;

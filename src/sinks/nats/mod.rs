@@ -20,8 +20,14 @@
 //! retried the sink takes no more input, so upstream waits
 //! (backpressure) rather than piling events up in memory.
 //!
-//! The module reads: the options (here) → [`sink`] (the run loop).
+//! With `partition.*` each event's subject gets a last token, its
+//! partition (`logs` → `logs.7`), so that workers sharing the partitions
+//! see each key at one worker at a time ([`partition`]).
+//!
+//! The module reads: the options (here) → [`partition`] (routing by key)
+//! → [`sink`] (the run loop).
 
+mod partition;
 mod sink;
 
 use schemars::JsonSchema;
@@ -38,6 +44,7 @@ use crate::options::Seconds;
 use crate::sinks::batch::BatchConfig;
 use crate::sinks::encoding::Encoding;
 use crate::template::Template;
+use partition::PartitionConfig;
 
 /// Options of the `nats` sink.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -79,6 +86,11 @@ pub struct NatsSinkConfig {
     /// How messages the server did not acknowledge are retried.
     #[serde(default)]
     retry: RetryConfig,
+    /// Route each event to one of `count` partitions by `key`: its subject
+    /// gets the partition index as a last token (`logs` → `logs.7`), for
+    /// workers whose `nats` source has `partitions.*` (one worker per
+    /// partition at a time). Unset: the subject as rendered.
+    partition: Option<PartitionConfig>,
 }
 
 fn default_true() -> bool {
@@ -139,6 +151,11 @@ impl NatsSinkConfig {
             retry: RetryPolicy::new(&self.retry)?,
             batch_events: self.batch.max_events,
             batch_timeout: self.batch.timeout_secs.get(),
+            partition: self
+                .partition
+                .as_ref()
+                .map(PartitionConfig::build)
+                .transpose()?,
         }))
     }
 }

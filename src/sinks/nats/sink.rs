@@ -32,6 +32,8 @@ use crate::sinks::batch::Batcher;
 use crate::sinks::encoding::Encoding;
 use crate::template::Template;
 
+use super::partition::Partitioner;
+
 /// A built `nats` sink.
 pub(super) struct NatsSink {
     pub(super) connector: Connector,
@@ -44,6 +46,8 @@ pub(super) struct NatsSink {
     pub(super) retry: RetryPolicy,
     pub(super) batch_events: NonZeroUsize,
     pub(super) batch_timeout: Duration,
+    /// `partition.*`: the partition index is the subject's last token.
+    pub(super) partition: Option<Partitioner>,
 }
 
 /// One event on its way out.
@@ -290,7 +294,10 @@ impl NatsSink {
     fn prepare(&self, metrics: &ComponentMetrics, events: Vec<Event>) -> Vec<Outgoing> {
         let mut outgoing = Vec::with_capacity(events.len());
         for mut event in events {
-            let subject = self.subject.render(&event);
+            let mut subject = self.subject.render(&event);
+            if let Some(partition) = &self.partition {
+                subject.text = partition.subject(&subject.text, &event, metrics);
+            }
             // `$JS.API.STREAM.DELETE.<name>` and the like are the server's
             // API: only a subject the operator wrote may start with `$`,
             // never one an event's fields made so.

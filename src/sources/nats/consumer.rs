@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BATCH_EVENTS, ConsumerSpec, MessageDecoder};
-use crate::components::source::SourceContext;
+use crate::components::source::{SourceContext, SourceSender};
 use crate::event::{BatchStatus, BatchStatusReceiver, notify_batch};
 use crate::http::{RetryPolicy, error_chain};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
@@ -50,12 +50,36 @@ pub(super) async fn run(
     retry: RetryPolicy,
     cx: SourceContext,
 ) -> anyhow::Result<()> {
-    let SourceContext {
-        mut out,
-        shutdown,
-        shutdown_limit,
-        ..
-    } = cx;
+    let stop = Stop {
+        fetching: cx.shutdown,
+        waiting: cx.shutdown_limit,
+    };
+    consume(client, spec, &decode, retry, cx.out, stop).await
+}
+
+/// When [`consume`] stops: `fetching` ends the pulls (what was pulled and
+/// not yet sent downstream is nak'ed), then the answers still due are
+/// awaited until `waiting`. Howl's shutdown for a whole source; a
+/// partition's own tokens for one partition ([`super::partitions`]).
+pub(super) struct Stop {
+    pub(super) fetching: CancellationToken,
+    pub(super) waiting: CancellationToken,
+}
+
+/// Consumes `spec` into `out` until `stop.fetching`, then answers what
+/// completes until `stop.waiting`.
+pub(super) async fn consume(
+    client: Client,
+    spec: ConsumerSpec,
+    decode: &MessageDecoder,
+    retry: RetryPolicy,
+    mut out: SourceSender,
+    stop: Stop,
+) -> anyhow::Result<()> {
+    let Stop {
+        fetching: shutdown,
+        waiting: shutdown_limit,
+    } = stop;
     let metrics = std::sync::Arc::clone(out.metrics());
     let js = jetstream::new(client.clone());
     let Some(mut consumer) = open(&js, &spec, &retry, &metrics, &shutdown).await? else {

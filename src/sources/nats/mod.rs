@@ -26,10 +26,17 @@
 //! is acknowledged, and what arrives while howl is down or busy elsewhere
 //! is lost: **at most once**.
 //!
+//! With `partitions.*` the source consumes a partitioned stream (the
+//! `nats` sink's `partition.*`): one durable consumer per partition, each
+//! partition consumed by one instance at a time, held through a lease
+//! ([`partitions`]).
+//!
 //! The module reads: the options (here) → [`consumer`] (the JetStream
-//! loop and its acknowledgements) → [`subscribe`] (core NATS).
+//! loop and its acknowledgements) → [`partitions`] (leases, one consumer
+//! per partition held) → [`subscribe`] (core NATS).
 
 mod consumer;
+mod partitions;
 mod subscribe;
 
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -72,6 +79,8 @@ pub struct NatsSourceConfig {
     /// JetStream: only messages on subjects this matches (wildcards
     /// allowed); unset: the whole stream. Fixed when the consumer is
     /// created: an existing consumer with another filter is an error.
+    /// With `partitions`, required: the subject prefix the edges publish
+    /// under (`logs` for `logs.0` … `logs.15`), without wildcards.
     filter_subject: Option<String>,
     /// JetStream: the most messages delivered and not yet acknowledged,
     /// across every instance sharing the consumer; delivery pauses at the
@@ -102,6 +111,13 @@ pub struct NatsSourceConfig {
     /// How each message becomes events.
     #[serde(default)]
     decoding: NatsDecoding,
+    /// JetStream: consume a partitioned stream (the `nats` sink's
+    /// `partition.*`) with each partition consumed by one instance at a
+    /// time: partition `i` through the durable consumer `<consumer>-<i>`,
+    /// filtered on `<filter_subject>.<i>`, by the instance holding its
+    /// lease. Instances split the partitions evenly and take over those of
+    /// an instance that died. Unset: all instances share one consumer.
+    partitions: Option<partitions::PartitionsConfig>,
 }
 
 fn default_true() -> bool {
@@ -176,6 +192,7 @@ struct NatsSource {
 
 enum Mode {
     JetStream(ConsumerSpec),
+    Partitioned(ConsumerSpec, partitions::Plan),
     Core(Subscription),
 }
 
@@ -230,7 +247,7 @@ impl NatsSourceConfig {
                 ))
                 .for_option("filter_subject"));
             }
-            Mode::JetStream(ConsumerSpec {
+            let spec = ConsumerSpec {
                 stream,
                 name,
                 filter_subject: self.filter_subject.clone(),
@@ -238,13 +255,32 @@ impl NatsSourceConfig {
                 ack_wait: self.ack_wait_secs.positive("ack_wait_secs")?,
                 nak_delay: self.nak_delay_secs.get(),
                 max_deliver: self.max_deliver,
-            })
+            };
+            match &self.partitions {
+                None => Mode::JetStream(spec),
+                Some(partitions) => {
+                    let plan = partitions.build()?;
+                    match &spec.filter_subject {
+                        Some(prefix) if valid_subject(prefix, false) => {}
+                        _ => {
+                            return Err(BuildError::new(
+                                "`partitions` needs `filter_subject`: the subject prefix the \
+                                 edges publish under (`logs` for `logs.0`, `logs.1`, …), \
+                                 without wildcards",
+                            )
+                            .for_option("filter_subject"));
+                        }
+                    }
+                    Mode::Partitioned(spec, plan)
+                }
+            }
         } else {
             for (set, option) in [
                 (self.stream.is_some(), "stream"),
                 (self.consumer.is_some(), "consumer"),
                 (self.filter_subject.is_some(), "filter_subject"),
                 (self.max_deliver.is_some(), "max_deliver"),
+                (self.partitions.is_some(), "partitions"),
             ] {
                 if set {
                     return Err(BuildError::new(format!(
@@ -305,6 +341,9 @@ impl Source for NatsSource {
             };
             match self.mode {
                 Mode::JetStream(spec) => consumer::run(client, spec, decode, self.retry, cx).await,
+                Mode::Partitioned(spec, plan) => {
+                    partitions::run(client, spec, plan, decode, self.retry, cx).await
+                }
                 Mode::Core(subscription) => subscribe::run(client, subscription, decode, cx).await,
             }
         })

@@ -1,0 +1,764 @@
+//! `partitions.*`: one owner per partition across a fleet of workers.
+//!
+//! Edges (the `nats` sink with `partition.*`) publish each event on
+//! `<prefix>.<index>`, the index a stable hash of its scope (a service).
+//! Every worker names the same `consumer` and `filter_subject` (the
+//! prefix, `logs`): partition `i` is consumed through the durable pull
+//! consumer `<consumer>-<i>` filtered on `<prefix>.<i>`, and at any time by
+//! **one** worker, the holder of its lease. So a scope's events meet one
+//! pattern space at a time, and the ids it mints stay consistent.
+//!
+//! # Leases
+//!
+//! Leases live in their own key-value bucket (`lease_bucket`) whose
+//! `max_age` is the lease TTL: nats-server 2.9 has no per-key TTL, so a
+//! key that is not rewritten within the TTL is removed by the bucket's age
+//! limit, silently (no watch event). Keys, for consumer `workers`:
+//!
+//! - `workers.lease.<i>`: who holds partition `i` (`{"member", "count"}`);
+//!   taken with `create` (only if absent: first writer wins), renewed with
+//!   `update(revision)` (compare-and-swap: a renewal after someone else
+//!   took it fails, and the old holder learns it lost the partition);
+//! - `workers.member.<id>`: each worker's announcement, rewritten at every
+//!   renewal; the live members are the keys present.
+//!
+//! A worker renews every TTL/3. Contenders poll `entry()` of the leases
+//! they lack at the same pace (there is no expiry event to wait for).
+//!
+//! # Fencing, by time
+//!
+//! A holder that could not renew a lease for TTL/2, counted from when it
+//! *sent* its last successful renewal, stops fetching that partition by
+//! itself, whatever the reason (server away, process stalled, network
+//! cut): a timer per partition does it, independent of the renewals. The
+//! server removes the lease no earlier than TTL after that renewal was
+//! stored, later than it was sent; only then can another worker `create`
+//! it. So two workers never fetch one partition at once, with a margin of
+//! TTL/2 for clock drift between the two (a rate, not an offset: the
+//! server's and the worker's clocks are never compared) and for a pull
+//! stopped mid-flight. What was fetched before the stop but not yet handed
+//! downstream is nak'ed at once; what is downstream finishes and is
+//! acknowledged as usual. A killed holder's partitions move after at most
+//! TTL (its leases expire) plus one poll (TTL/3).
+//!
+//! # Balance
+//!
+//! The members, sorted by id, split `count` exactly: each aims at
+//! `count / members`, and the first `count % members` one more (16 among 3:
+//! 6, 5, 5). A worker holding more than its aim releases the extras
+//! gracefully: it stops fetching, lets what is downstream finish (at most
+//! the lease TTL, renewing the lease meanwhile so nobody starts on the
+//! partition before its events are through), then deletes the lease. One
+//! holding fewer takes free leases. A newcomer therefore gets partitions
+//! within a few polls; a departed member's share is taken once its member
+//! key and leases expired. At shutdown a worker releases everything the
+//! same way, so a graceful restart hands partitions over at once, not
+//! after the TTL.
+//!
+//! # What must agree
+//!
+//! Every edge and worker of a fleet must use the same `count`. Workers
+//! write theirs in their member key and leases: a worker that finds a live
+//! member or lease with another count refuses to start (and a running one
+//! reports it as an error). Edges cannot be checked: an edge with a larger
+//! count publishes to partitions nobody consumes (the stream keeps them).
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::Client;
+use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKind};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::consumer::{Stop, consume};
+use super::{ConsumerSpec, MessageDecoder};
+use crate::components::source::{SourceContext, SourceSender};
+use crate::diagnostic::BuildError;
+use crate::http::{RetryPolicy, error_chain};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::nats::kv::{BucketSpec, key_token, open_bucket, valid_bucket_name};
+use crate::nats::partition::check_count;
+use crate::nats::stream::API_TIMEOUT;
+use crate::options::Seconds;
+
+/// The `partitions` table of the `nats` source.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartitionsConfig {
+    /// How many partitions (1 to 1024): the edges' `partition.count`,
+    /// the same on every edge and worker. More partitions than workers
+    /// balance better (16 over 3 workers: 6/5/5) and move in smaller
+    /// pieces when a worker dies; each costs a durable consumer and a
+    /// lease renewal every `lease_ttl_secs / 3`.
+    count: u32,
+    /// The key-value bucket holding the leases, created (its `max_age` the
+    /// lease TTL) when missing. Not the shared-state bucket: its age limit
+    /// would expire everything in it.
+    #[serde(default = "default_bucket")]
+    lease_bucket: String,
+    /// How long a lease lasts without renewal: a dead worker's partitions
+    /// move after at most this (plus a third of it); a holder that cannot
+    /// renew stops fetching after half of it. Shorter moves faster but
+    /// makes a worker give up its partitions on a shorter server hiccup.
+    #[serde(default = "default_ttl")]
+    lease_ttl_secs: Seconds,
+}
+
+fn default_bucket() -> String {
+    "howl_leases".to_string()
+}
+
+fn default_ttl() -> Seconds {
+    Seconds::from_secs(10)
+}
+
+/// A checked `partitions` table.
+#[derive(Debug, Clone)]
+pub(super) struct Plan {
+    count: NonZeroU32,
+    bucket: String,
+    ttl: Duration,
+}
+
+impl PartitionsConfig {
+    /// Checks the options.
+    pub(super) fn build(&self) -> Result<Plan, BuildError> {
+        let count = check_count(self.count, "partitions.count")?;
+        if !valid_bucket_name(&self.lease_bucket) {
+            return Err(BuildError::new(format!(
+                "`partitions.lease_bucket` {:?} is not a bucket name: letters, digits, `_` and `-`",
+                self.lease_bucket
+            ))
+            .for_option("partitions.lease_bucket"));
+        }
+        let ttl = self.lease_ttl_secs.get();
+        if ttl < Duration::from_secs(1) {
+            return Err(BuildError::new(
+                "`partitions.lease_ttl_secs` must be at least 1 (leases are renewed every third of it)",
+            )
+            .for_option("partitions.lease_ttl_secs"));
+        }
+        Ok(Plan {
+            count,
+            bucket: self.lease_bucket.clone(),
+            ttl,
+        })
+    }
+}
+
+/// What a member key and a lease hold.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claim {
+    member: String,
+    count: u32,
+}
+
+/// The partitions a member aims at: `count` split exactly among
+/// `members`, the first `count % members` (by rank) taking one more.
+fn aim(count: u32, members: usize, rank: usize) -> usize {
+    let count = count as usize;
+    let members = members.max(1);
+    count / members + usize::from(rank < count % members)
+}
+
+/// Runs the partitioned source until shutdown.
+pub(super) async fn run(
+    client: Client,
+    spec: ConsumerSpec,
+    plan: Plan,
+    decode: MessageDecoder,
+    retry: RetryPolicy,
+    cx: SourceContext,
+) -> anyhow::Result<()> {
+    let metrics = Arc::clone(cx.out.metrics());
+    let js = async_nats::jetstream::new(client.clone());
+    let bucket = BucketSpec {
+        name: plan.bucket.clone(),
+        history: 1,
+        max_age: plan.ttl,
+    };
+    let kv = match open_bucket(&js, &bucket).await {
+        Ok(kv) => kv,
+        Err(failure) => anyhow::bail!("{}: `partitions.lease_bucket`: {failure}", metrics.key()),
+    };
+    let found = kv
+        .status()
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "{}: cannot read the lease bucket's settings: {}",
+                metrics.key(),
+                error_chain(&error)
+            )
+        })?
+        .max_age();
+    if found != plan.ttl {
+        anyhow::bail!(
+            "{}: the lease bucket `{}` expires entries after {found:?}, but \
+             `partitions.lease_ttl_secs` is {:?}: leases expire by the bucket's age limit, so \
+             they must agree (use another bucket, or the bucket's TTL on every worker)",
+            metrics.key(),
+            plan.bucket,
+            plan.ttl
+        );
+    }
+    let group = key_token(&spec.name);
+    let me = key_token(&format!(
+        "{}-{}-{:04x}",
+        cx.host,
+        std::process::id(),
+        fastrand::u16(..)
+    ));
+    let claim = serde_json::to_vec(&Claim {
+        member: me.clone(),
+        count: plan.count.get(),
+    })
+    .map(Bytes::from)?;
+    tracing::info!(
+        component = %metrics.key(),
+        member = %me,
+        count = plan.count.get(),
+        bucket = %plan.bucket,
+        "joining the partitioned consumer `{}`",
+        spec.name
+    );
+    let keeper = Keeper {
+        js,
+        kv,
+        bucket,
+        unannounced_since: None,
+        plan,
+        group,
+        me,
+        claim,
+        held: BTreeMap::new(),
+        tasks: JoinSet::new(),
+        client,
+        spec,
+        decode: Arc::new(decode),
+        retry,
+        out: cx.out,
+        shutdown: cx.shutdown,
+        shutdown_limit: cx.shutdown_limit,
+        metrics,
+    };
+    keeper.run().await
+}
+
+/// A partition this member holds the lease of.
+struct Held {
+    /// The lease's revision, for the next compare-and-swap renewal.
+    revision: u64,
+    state: HeldState,
+    /// Cancelled to stop fetching (release, fence, shutdown).
+    fetching: CancellationToken,
+    /// Cancelled to stop waiting for what is downstream.
+    waiting: CancellationToken,
+    /// The fence: fetching stops by itself at this instant unless a
+    /// renewal pushes it further.
+    fence: watch::Sender<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeldState {
+    /// Fetching.
+    Active,
+    /// Released on purpose: draining, lease still renewed.
+    Releasing,
+    /// Fenced or taken over: draining, lease no longer ours to renew.
+    Lost,
+}
+
+/// Holds this member's leases and runs a consumer per held partition.
+struct Keeper {
+    js: async_nats::jetstream::Context,
+    kv: Store,
+    bucket: BucketSpec,
+    /// Since when this member could not announce itself: after a TTL of
+    /// that, the bucket is opened again (created again if it was lost,
+    /// with the server's store or by an operator).
+    unannounced_since: Option<Instant>,
+    plan: Plan,
+    /// The key prefix of this consumer's fleet (its name as a token).
+    group: String,
+    /// This member's id.
+    me: String,
+    /// The value of this member's key and leases.
+    claim: Bytes,
+    held: BTreeMap<u32, Held>,
+    /// The partitions' consumers; each ends with its index.
+    tasks: JoinSet<(u32, anyhow::Result<()>)>,
+    client: Client,
+    spec: ConsumerSpec,
+    decode: Arc<MessageDecoder>,
+    retry: RetryPolicy,
+    out: SourceSender,
+    shutdown: CancellationToken,
+    shutdown_limit: CancellationToken,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl Keeper {
+    fn lease_key(&self, index: u32) -> String {
+        format!("{}.lease.{index}", self.group)
+    }
+
+    fn member_prefix(&self) -> String {
+        format!("{}.member.", self.group)
+    }
+
+    async fn run(mut self) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(self.plan.ttl / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    self.ended(joined).await?;
+                }
+                _ = tick.tick() => {
+                    self.renew().await;
+                    self.balance(first).await?;
+                    first = false;
+                }
+            }
+        }
+        // Shutdown: every consumer stops fetching (their tokens are the
+        // shutdown's children) and drains; the leases are renewed
+        // meanwhile and deleted as each partition is through.
+        for held in self.held.values_mut() {
+            if held.state == HeldState::Active {
+                held.state = HeldState::Releasing;
+            }
+        }
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                Some(joined) = self.tasks.join_next() => { self.ended(joined).await?; }
+                _ = tick.tick() => self.renew().await,
+            }
+        }
+        let member = format!("{}{}", self.member_prefix(), self.me);
+        let _ = tokio::time::timeout(API_TIMEOUT, self.kv.delete(member)).await;
+        Ok(())
+    }
+
+    /// Announces this member and renews every lease it still holds.
+    async fn renew(&mut self) {
+        let member = format!("{}{}", self.member_prefix(), self.me);
+        let announced = match tokio::time::timeout(
+            API_TIMEOUT,
+            self.kv.put(member, self.claim.clone()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error_chain(&error)),
+            Err(_) => Err("no answer in time".to_string()),
+        };
+        match announced {
+            Ok(()) => self.unannounced_since = None,
+            Err(cause) => {
+                self.trouble(&format_args!("cannot announce this member: {cause}"));
+                let since = *self.unannounced_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.plan.ttl {
+                    match open_bucket(&self.js, &self.bucket).await {
+                        Ok(kv) => self.kv = kv,
+                        Err(failure) => self.trouble(&format_args!("{failure}")),
+                    }
+                }
+            }
+        }
+        let indexes: Vec<u32> = self.held.keys().copied().collect();
+        for index in indexes {
+            let Some(held) = self.held.get(&index) else {
+                continue;
+            };
+            if held.state == HeldState::Lost {
+                continue;
+            }
+            if held.state == HeldState::Active && held.fetching.is_cancelled() {
+                // The fence fired (it logged why): no renewal can undo it.
+                self.lose(index, "fenced");
+                continue;
+            }
+            let sent = Instant::now();
+            let key = self.lease_key(index);
+            let renewed = tokio::time::timeout(
+                self.plan.ttl / 4,
+                self.kv.update(&key, self.claim.clone(), held.revision),
+            )
+            .await;
+            match renewed {
+                Ok(Ok(revision)) => {
+                    let half = self.plan.ttl / 2;
+                    if let Some(held) = self.held.get_mut(&index) {
+                        held.revision = revision;
+                        let _ = held.fence.send(sent + half);
+                    }
+                }
+                Ok(Err(error)) if error.kind() == UpdateErrorKind::WrongLastRevision => {
+                    tracing::info!(
+                        component = %self.metrics.key(),
+                        partition = index,
+                        "lost partition {index}: its lease expired and was taken, or changed \
+                         under this worker; stopped fetching it"
+                    );
+                    self.lose(index, "taken over");
+                }
+                Ok(Err(error)) => {
+                    self.trouble(&format_args!(
+                        "cannot renew the lease of partition {index}: {}",
+                        error_chain(&error)
+                    ));
+                }
+                Err(_) => {
+                    self.trouble(&format_args!(
+                        "cannot renew the lease of partition {index}: no answer in time"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Stops fetching `index` and forgets its lease (it drains, then ends).
+    fn lose(&mut self, index: u32, why: &'static str) {
+        if let Some(held) = self.held.get_mut(&index)
+            && held.state != HeldState::Lost
+        {
+            held.fetching.cancel();
+            held.state = HeldState::Lost;
+            self.metrics.partition_lease_change("lost");
+            tracing::debug!(component = %self.metrics.key(), partition = index, why, "lease lost");
+            self.report_owned();
+        }
+    }
+
+    /// Looks at the members, releases what is over this member's aim and
+    /// takes free partitions up to it. On the `first` round, a member or
+    /// lease with another `count` is fatal (this worker is the odd one).
+    async fn balance(&mut self, first: bool) -> anyhow::Result<()> {
+        let members = match self.members().await {
+            Ok(members) => members,
+            Err(cause) => {
+                self.trouble(&format_args!("cannot list the members: {cause}"));
+                return Ok(());
+            }
+        };
+        let count = self.plan.count.get();
+        let mut ids = vec![self.me.clone()];
+        for (id, theirs) in &members {
+            if *theirs != count {
+                let message = format!(
+                    "member `{id}` of consumer `{}` runs with partitions.count = {theirs}, this \
+                     worker with {count}: every edge and worker of a fleet must use the same count",
+                    self.spec.name
+                );
+                if first {
+                    anyhow::bail!("{}: {message}; not starting", self.metrics.key());
+                }
+                self.metrics
+                    .error(ErrorType::ConfigMismatch, Stage::Receiving, &message);
+            }
+            ids.push(id.clone());
+        }
+        ids.sort();
+        ids.dedup();
+        let rank = ids.iter().position(|id| *id == self.me).unwrap_or(0);
+        let target = aim(count, ids.len(), rank);
+        let active: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.state == HeldState::Active)
+            .map(|(index, _)| *index)
+            .collect();
+        if active.len() > target {
+            for index in active.iter().rev().take(active.len() - target) {
+                self.release(*index, target);
+            }
+            return Ok(());
+        }
+        let mut holding = active.len();
+        // Start looking where this member's share would begin, so that
+        // members do not all contend for partition 0 first.
+        let start = (rank * count as usize / ids.len()) as u32;
+        for offset in 0..count {
+            if holding >= target || self.shutdown.is_cancelled() {
+                break;
+            }
+            let index = (start + offset) % count;
+            if self.held.contains_key(&index) {
+                continue;
+            }
+            let key = self.lease_key(index);
+            let entry = match tokio::time::timeout(API_TIMEOUT, self.kv.entry(key.clone())).await {
+                Ok(Ok(entry)) => entry,
+                Ok(Err(error)) => {
+                    self.trouble(&format_args!(
+                        "cannot read the lease of partition {index}: {}",
+                        error_chain(&error)
+                    ));
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if let Some(entry) = &entry
+                && entry.operation == Operation::Put
+            {
+                if let Ok(claim) = serde_json::from_slice::<Claim>(&entry.value)
+                    && claim.count != count
+                    && first
+                {
+                    anyhow::bail!(
+                        "{}: partition {index} is leased by `{}` with partitions.count = {}, \
+                         this worker has {count}: every edge and worker of a fleet must use the \
+                         same count; not starting",
+                        self.metrics.key(),
+                        claim.member,
+                        claim.count
+                    );
+                }
+                continue;
+            }
+            let sent = Instant::now();
+            match tokio::time::timeout(API_TIMEOUT, self.kv.create(&key, self.claim.clone())).await
+            {
+                Ok(Ok(revision)) => {
+                    self.start(index, revision, sent);
+                    holding += 1;
+                    tracing::info!(
+                        component = %self.metrics.key(),
+                        partition = index,
+                        "took partition {index} (consumer `{}-{index}`); holding {holding}, \
+                         aiming at {target} of {count} among {} member(s)",
+                        self.spec.name,
+                        ids.len()
+                    );
+                }
+                Ok(Err(error)) if error.kind() == CreateErrorKind::AlreadyExists => {}
+                Ok(Err(error)) => {
+                    self.trouble(&format_args!(
+                        "cannot take the lease of partition {index}: {}",
+                        error_chain(&error)
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The other live members and their counts.
+    async fn members(&self) -> Result<Vec<(String, u32)>, String> {
+        let prefix = self.member_prefix();
+        let listing = async {
+            let mut keys = self.kv.keys().await.map_err(|error| error.to_string())?;
+            let mut members = Vec::new();
+            while let Some(key) = keys.next().await {
+                let key = key.map_err(|error| error.to_string())?;
+                let Some(id) = key.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if id == self.me {
+                    continue;
+                }
+                let count = match self.kv.get(key.clone()).await {
+                    Ok(Some(value)) => serde_json::from_slice::<Claim>(&value)
+                        .map(|claim| claim.count)
+                        .unwrap_or(0),
+                    // Expired or deleted since the listing.
+                    Ok(None) => continue,
+                    Err(error) => return Err(error.to_string()),
+                };
+                members.push((id.to_string(), count));
+            }
+            Ok(members)
+        };
+        tokio::time::timeout(API_TIMEOUT, listing)
+            .await
+            .map_err(|_| "no answer in time".to_string())?
+    }
+
+    /// Starts consuming partition `index`, whose lease (at `revision`) was
+    /// written by a request sent at `sent`.
+    fn start(&mut self, index: u32, revision: u64, sent: Instant) {
+        let fetching = self.shutdown.child_token();
+        let waiting = self.shutdown_limit.child_token();
+        let (fence, deadline) = watch::channel(sent + self.plan.ttl / 2);
+        tokio::spawn(fence_partition(
+            index,
+            fetching.clone(),
+            deadline,
+            self.plan.ttl / 2,
+            Arc::clone(&self.metrics),
+        ));
+        let mut spec = self.spec.clone();
+        spec.name = format!("{}-{index}", self.spec.name);
+        spec.filter_subject = self
+            .spec
+            .filter_subject
+            .as_ref()
+            .map(|prefix| format!("{prefix}.{index}"));
+        let (client, decode, retry, out) = (
+            self.client.clone(),
+            Arc::clone(&self.decode),
+            self.retry,
+            self.out.clone(),
+        );
+        let stop = Stop {
+            fetching: fetching.clone(),
+            waiting: waiting.clone(),
+        };
+        self.tasks.spawn(async move {
+            let result = consume(client, spec, &decode, retry, out, stop).await;
+            (index, result)
+        });
+        self.held.insert(
+            index,
+            Held {
+                revision,
+                state: HeldState::Active,
+                fetching,
+                waiting,
+                fence,
+            },
+        );
+        self.metrics.partition_lease_change("taken");
+        self.report_owned();
+    }
+
+    /// Stops fetching `index` to give it up: what is downstream gets the
+    /// lease TTL to finish; the lease is deleted when the consumer ended.
+    fn release(&mut self, index: u32, target: usize) {
+        let Some(held) = self.held.get_mut(&index) else {
+            return;
+        };
+        held.state = HeldState::Releasing;
+        held.fetching.cancel();
+        let waiting = held.waiting.clone();
+        let drain = self.plan.ttl;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = waiting.cancelled() => {}
+                _ = tokio::time::sleep(drain) => waiting.cancel(),
+            }
+        });
+        tracing::info!(
+            component = %self.metrics.key(),
+            partition = index,
+            "releasing partition {index} (aiming at {target}): stopped fetching, finishing \
+             what is downstream"
+        );
+        self.report_owned();
+    }
+
+    /// A partition's consumer ended: delete its lease if still ours.
+    async fn ended(
+        &mut self,
+        joined: Result<(u32, anyhow::Result<()>), tokio::task::JoinError>,
+    ) -> anyhow::Result<()> {
+        let (index, result) = joined?;
+        let Some(held) = self.held.remove(&index) else {
+            return result;
+        };
+        held.waiting.cancel();
+        // Only our own revision: a lease someone else took stays theirs.
+        let key = self.lease_key(index);
+        let _ = tokio::time::timeout(
+            API_TIMEOUT,
+            self.kv.delete_expect_revision(&key, Some(held.revision)),
+        )
+        .await;
+        if held.state != HeldState::Lost {
+            self.metrics.partition_lease_change("released");
+            tracing::info!(
+                component = %self.metrics.key(),
+                partition = index,
+                "released partition {index}"
+            );
+        }
+        self.report_owned();
+        result
+    }
+
+    fn report_owned(&self) {
+        let active = self
+            .held
+            .values()
+            .filter(|held| held.state == HeldState::Active)
+            .count();
+        self.metrics.partitions_owned(active);
+    }
+
+    fn trouble(&self, message: &dyn std::fmt::Display) {
+        self.metrics.warn_limited("lease", message);
+    }
+}
+
+/// Stops fetching partition `index` when its fence passes without a
+/// renewal having pushed it further; also when the keeper is gone.
+async fn fence_partition(
+    index: u32,
+    fetching: CancellationToken,
+    mut deadline: watch::Receiver<Instant>,
+    half: Duration,
+    metrics: Arc<ComponentMetrics>,
+) {
+    loop {
+        let at = *deadline.borrow_and_update();
+        tokio::select! {
+            _ = fetching.cancelled() => return,
+            changed = deadline.changed() => if changed.is_err() {
+                fetching.cancel();
+                return;
+            },
+            _ = tokio::time::sleep_until(at) => {
+                if *deadline.borrow() <= Instant::now() {
+                    fetching.cancel();
+                    metrics.error(
+                        ErrorType::LeaseLost,
+                        Stage::Receiving,
+                        &format_args!(
+                            "stopped fetching partition {index}: its lease was not renewed for \
+                             {half:?} (half the lease TTL), so another worker may take it"
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_split_the_partitions_exactly() {
+        assert_eq!(
+            (0..3).map(|rank| aim(16, 3, rank)).collect::<Vec<_>>(),
+            [6, 5, 5]
+        );
+        assert_eq!((0..2).map(|rank| aim(16, 2, rank)).sum::<usize>(), 16);
+        assert_eq!(aim(16, 1, 0), 16);
+        // More members than partitions: some hold none.
+        assert_eq!(
+            (0..5).map(|rank| aim(3, 5, rank)).collect::<Vec<_>>(),
+            [1, 1, 1, 0, 0]
+        );
+        for members in 1..40 {
+            let total: usize = (0..members).map(|rank| aim(1024, members, rank)).sum();
+            assert_eq!(total, 1024, "{members} members");
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! Partitioned routing and partition leases against a real
+//! `nats-server -js`, through howl binaries: the sink's `partition.*`
+//! subjects, three workers sharing 16 partitions (balance, a `kill -9`
+//! taken over within the lease TTL, a restart rebalanced, no partition
+//! consumed by two workers at once, nothing lost), and the errors of a
+//! fleet that disagrees on its count or of a lease bucket that is not one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::nats::NatsServer;
+use crate::common::{Running, free_port, run_with_input, write};
+
+const COUNT: u32 = 16;
+/// Short, so that the test sees leases expire; the default is 10 s.
+const TTL_SECS: u64 = 4;
+const MAX_ACK_PENDING: u32 = 100;
+
+#[tokio::test]
+async fn the_sink_publishes_each_key_on_its_partition_subject() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "edge.toml",
+        &format!(
+            "[sources.in]\ntype = \"stdin\"\ndecoding.codec = \"json\"\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"in\"]\nurl = \"{}\"\nsubject = \"logs\"\n\
+             partition = {{ key = \"{{{{ .service }}}}\", count = 16 }}\n\
+             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"] }}\n",
+            server.url()
+        ),
+    );
+    // The partitions are the values pinned in `nats::partition`'s tests:
+    // api 3, auth 8, billing 3, the empty key 6.
+    let input = "{\"service\":\"api\",\"message\":\"a\"}\n\
+                 {\"service\":\"auth\",\"message\":\"b\"}\n\
+                 {\"service\":\"billing\",\"message\":\"c\"}\n\
+                 {\"message\":\"no service\"}\n\
+                 {\"service\":\"\",\"message\":\"empty service\"}\n";
+    let output = run_with_input(
+        &["run", "-c", "edge.toml"],
+        dir.path(),
+        input.as_bytes(),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "howl failed:\n{stderr}");
+    let stored: Vec<(String, String)> = server
+        .stored("LOGS")
+        .await
+        .into_iter()
+        .map(|(subject, _, payload)| {
+            let event: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+            (
+                subject,
+                event["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("logs.3", "a"),
+        ("logs.8", "b"),
+        ("logs.3", "c"),
+        ("logs.6", "no service"),
+        ("logs.6", "empty service"),
+    ];
+    assert_eq!(
+        stored,
+        expected.map(|(s, m)| (s.to_string(), m.to_string())),
+        "each event on its partition's subject, none dropped"
+    );
+    assert!(
+        stderr.contains("`partition.key` refers to missing field(s) .service"),
+        "the event without the key's field is reported:\n{stderr}"
+    );
+}
+
+/// A worker's topology: the `nats` source with `partitions.*` → a `remap`
+/// stamping when it handled each event (microseconds) → a JSON `file`
+/// sink; `api` is TOML before it (the `[api]` table).
+fn worker_config(server: &NatsServer, count: u32, api: &str) -> String {
+    format!(
+        "{api}[sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             filter_subject = \"logs\"\nack_wait_secs = 3\nnak_delay_secs = 0.2\n\
+             max_ack_pending = {MAX_ACK_PENDING}\n\
+             partitions = {{ count = {count}, lease_ttl_secs = {TTL_SECS} }}\n\
+             [transforms.stamp]\ntype = \"remap\"\ninputs = [\"in\"]\n\
+             source = '.at = to_unix_timestamp(now(), unit: \"microseconds\")'\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"stamp\"]\npath = \"out.log\"\nencoding = \"json\"\n\
+             acknowledgements.enabled = true\n",
+        server.url()
+    )
+}
+
+/// A running worker.
+async fn start_worker(server: &NatsServer, dir: &Path, count: u32) -> Running {
+    let api = free_port();
+    let table = format!("[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n");
+    let config = write(dir, "worker.toml", &worker_config(server, count, &table));
+    Running::start(dir, &config, api, &[]).await
+}
+
+/// Runs a worker `config` in `dir` until it exits (bounded).
+fn run_until_exit(config: &str, dir: &Path) -> std::process::Output {
+    write(dir, "worker.toml", config);
+    run_with_input(
+        &["run", "-c", "worker.toml"],
+        dir,
+        b"",
+        Duration::from_secs(30),
+    )
+}
+
+/// The edge: a followed file of JSON lines → the `nats` sink on `logs`,
+/// partitioned by service, onto the work-queue stream `LOGS`.
+async fn start_edge(server: &NatsServer, dir: &Path) -> (Running, std::path::PathBuf) {
+    let api = free_port();
+    let log = dir.join("app.log");
+    std::fs::write(&log, "").expect("create log");
+    let config = write(
+        dir,
+        "edge.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\ndecoding.codec = \"json\"\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs\"\n\
+             msg_id = \"{{{{ .seq }}}}\"\nbatch.max_events = 200\n\
+             partition = {{ key = \"{{{{ .service }}}}\", count = {COUNT} }}\n\
+             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n",
+            log.display(),
+            server.url()
+        ),
+    );
+    (Running::start(dir, &config, api, &[]).await, log)
+}
+
+/// Appends lines `from..to`: `{"service": "svc-<seq % 48>", "seq": seq}`.
+fn append(log: &Path, lines: std::ops::Range<usize>) {
+    use std::io::Write;
+    let text: String = lines
+        .map(|seq| {
+            format!(
+                "{{\"service\":\"svc-{}\",\"seq\":{seq},\"message\":\"line {seq}\"}}\n",
+                seq % 48
+            )
+        })
+        .collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .expect("open log")
+        .write_all(text.as_bytes())
+        .expect("append");
+}
+
+/// Who holds each partition's lease now: the pid in the holder's member
+/// id (`<host>-<pid>-<random>`), by partition.
+async fn holders(server: &NatsServer) -> BTreeMap<u32, u32> {
+    let js = server.jetstream().await;
+    let mut found = BTreeMap::new();
+    let Ok(kv) = js.get_key_value("howl_leases").await else {
+        return found;
+    };
+    for index in 0..COUNT {
+        if let Ok(Some(value)) = kv.get(format!("workers.lease.{index}")).await {
+            let claim: serde_json::Value = serde_json::from_slice(&value).expect("lease JSON");
+            let member = claim["member"].as_str().expect("member").to_string();
+            let pid = member
+                .rsplit('-')
+                .nth(1)
+                .and_then(|pid| pid.parse().ok())
+                .expect("a pid in the member id");
+            found.insert(index, pid);
+        }
+    }
+    found
+}
+
+/// Waits (bounded) until every partition is leased, only by `pids`, each
+/// holding `fair` partitions (a range); returns the time it took and the
+/// share of each pid.
+async fn wait_for_holders(
+    server: &NatsServer,
+    pids: &[u32],
+    fair: std::ops::RangeInclusive<usize>,
+    limit: Duration,
+) -> (Duration, HashMap<u32, usize>) {
+    let started = Instant::now();
+    loop {
+        let held = holders(server).await;
+        let mut share: HashMap<u32, usize> = pids.iter().map(|pid| (*pid, 0)).collect();
+        let mut foreign = false;
+        for pid in held.values() {
+            match share.get_mut(pid) {
+                Some(n) => *n += 1,
+                None => foreign = true,
+            }
+        }
+        if held.len() == COUNT as usize && !foreign && share.values().all(|n| fair.contains(n)) {
+            return (started.elapsed(), share);
+        }
+        assert!(
+            started.elapsed() < limit,
+            "after {limit:?} the leases are {held:?}, wanted only {pids:?}, each {fair:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The worker's `nats_partitions_owned` gauge.
+async fn owned(worker: &Running) -> Option<f64> {
+    crate::common::metric(&worker.metrics().await, "nats_partitions_owned", &[])
+}
+
+/// One delivered line: its partition, seq, and when (µs) which worker
+/// handled it.
+struct Handled {
+    partition: u32,
+    seq: usize,
+    at: i64,
+    worker: usize,
+}
+
+fn handled(dir: &Path, worker: usize) -> Vec<Handled> {
+    std::fs::read_to_string(dir.join("out.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            Handled {
+                partition: event["subject"]
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("logs."))
+                    .and_then(|p| p.parse().ok())
+                    .expect("a partition subject"),
+                seq: event["seq"].as_u64().expect("seq") as usize,
+                at: event["at"].as_i64().expect("at"),
+                worker,
+            }
+        })
+        .collect()
+}
+
+/// The edge, fed ~1,000 lines a second until [`Feed::stop`].
+struct Feed {
+    edge: Running,
+    written: Arc<AtomicUsize>,
+    stop: tokio_util::sync::CancellationToken,
+    appender: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Feed {
+    /// Starts the edge with 1,000 lines, waits for the stream, and keeps
+    /// appending.
+    async fn start(server: &NatsServer) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (edge, log) = start_edge(server, dir.path()).await;
+        append(&log, 0..1000);
+        server
+            .wait_for_stream("LOGS", "some", Duration::from_secs(30), |n| n > 0)
+            .await;
+        let written = Arc::new(AtomicUsize::new(1000));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let appender = tokio::spawn({
+            let (written, stop) = (Arc::clone(&written), stop.clone());
+            async move {
+                while !stop.is_cancelled() {
+                    let from = written.load(Ordering::SeqCst);
+                    append(&log, from..from + 20);
+                    written.store(from + 20, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+        Self {
+            edge,
+            written,
+            stop,
+            appender,
+            _dir: dir,
+        }
+    }
+
+    /// Stops appending; returns how many lines were written, and the edge.
+    async fn stop(self) -> (usize, Running) {
+        self.stop.cancel();
+        self.appender.await.expect("appender");
+        (self.written.load(Ordering::SeqCst), self.edge)
+    }
+}
+
+/// Waits (bounded) until the workers in `dirs` handled every line
+/// `0..total` at least once; returns every line handled.
+async fn wait_for_every_line(dirs: &[tempfile::TempDir], total: usize) -> Vec<Handled> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all: Vec<Handled> = dirs
+            .iter()
+            .enumerate()
+            .flat_map(|(worker, dir)| handled(dir.path(), worker))
+            .collect();
+        let mut seen = vec![false; total];
+        for line in &all {
+            seen[line.seq] = true;
+        }
+        let missing = seen.iter().filter(|s| !**s).count();
+        if missing == 0 {
+            return all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {total} lines never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Microseconds since the epoch, as the workers' `now()` stamps.
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// How many times each partition was taken, over the workers' logs.
+fn takes(dirs: &[&Path]) -> HashMap<u32, usize> {
+    let mut takes = HashMap::new();
+    for dir in dirs {
+        let log = std::fs::read_to_string(dir.join("howl.stderr")).unwrap_or_default();
+        for line in log.lines() {
+            if let Some(rest) = line.split("took partition ").nth(1)
+                && let Some(index) = rest.split(' ').next().and_then(|i| i.parse().ok())
+            {
+                *takes.entry(index).or_insert(0) += 1;
+            }
+        }
+    }
+    takes
+}
+
+#[tokio::test]
+async fn three_workers_share_partitions_and_take_over_from_a_killed_one() {
+    let server = NatsServer::start().await;
+    let feed = Feed::start(&server).await;
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut a = start_worker(&server, dirs[0].path(), COUNT).await;
+    let mut b = start_worker(&server, dirs[1].path(), COUNT).await;
+    let mut c = start_worker(&server, dirs[2].path(), COUNT).await;
+    let pid = |w: &Running| w.child.as_ref().expect("running").id();
+    let (pa, pb, pc) = (pid(&a), pid(&b), pid(&c));
+    let (took, share) =
+        wait_for_holders(&server, &[pa, pb, pc], 5..=6, Duration::from_secs(60)).await;
+    eprintln!("three workers balanced after {took:?}: {share:?}");
+    // Each worker's gauge agrees with the bucket (bounded wait: the gauge
+    // moves when a release has drained).
+    for (worker, pid) in [(&a, pa), (&b, pb), (&c, pc)] {
+        let want = share[&pid] as f64;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while owned(worker).await != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "worker {pid}: nats_partitions_owned is {:?}, its leases {want}",
+                owned(worker).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // kill -9: its leases expire, the others take them.
+    let mut child = c.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let ttl = Duration::from_secs(TTL_SECS);
+    let (moved, share) = wait_for_holders(&server, &[pa, pb], 8..=8, ttl * 3).await;
+    eprintln!("a killed worker's partitions moved after {moved:?} (TTL {ttl:?}): {share:?}");
+    assert!(
+        moved <= ttl + ttl * 2 / 3 + Duration::from_secs(2),
+        "partitions moved after {moved:?}, more than TTL + two polls + 2 s"
+    );
+
+    // Started again: it gets its share back.
+    let mut c2 = start_worker(&server, dirs[3].path(), COUNT).await;
+    let pc2 = pid(&c2);
+    let (back, share) =
+        wait_for_holders(&server, &[pa, pb, pc2], 5..=6, Duration::from_secs(60)).await;
+    eprintln!("rebalanced {back:?} after the restart: {share:?}");
+
+    let (total, mut edge) = feed.stop().await;
+    let all = wait_for_every_line(&dirs, total).await;
+    let duplicates = all.len() - total;
+    let per_worker: Vec<usize> = (0..4)
+        .map(|w| all.iter().filter(|l| l.worker == w).count())
+        .collect();
+    eprintln!(
+        "{total} lines, {duplicates} duplicates; handled per worker (a, b, c killed, c again): \
+         {per_worker:?}"
+    );
+    // What the killed worker had in flight comes again: at most
+    // max_ack_pending per partition it held.
+    assert!(
+        duplicates <= 6 * MAX_ACK_PENDING as usize,
+        "{duplicates} duplicates, more than the killed worker could hold unacknowledged"
+    );
+
+    // No partition consumed by two workers at once: sorted by when they
+    // were handled, a partition's lines change hands only at a take.
+    let takes = takes(&dirs.iter().map(|d| d.path()).collect::<Vec<_>>());
+    let mut by_partition: BTreeMap<u32, Vec<&Handled>> = BTreeMap::new();
+    for line in &all {
+        by_partition.entry(line.partition).or_default().push(line);
+    }
+    let mut handovers = 0;
+    for (partition, lines) in &mut by_partition {
+        lines.sort_by_key(|line| line.at);
+        let changes = lines
+            .windows(2)
+            .filter(|w| w[0].worker != w[1].worker)
+            .count();
+        let taken = takes.get(partition).copied().unwrap_or(0);
+        assert!(
+            changes < taken.max(1),
+            "partition {partition}: handled by changing workers {changes} times, but taken only \
+             {taken} times"
+        );
+        handovers += changes;
+        // Between handovers one worker handles a partition in order;
+        // redelivered lines (after a kill or a release) are the exceptions.
+        let out_of_order = lines.windows(2).filter(|w| w[1].seq < w[0].seq).count();
+        assert!(out_of_order <= duplicates + 2 * MAX_ACK_PENDING as usize);
+    }
+    eprintln!("{handovers} handovers seen in the output; takes {takes:?}");
+
+    for worker in [&mut a, &mut b, &mut c2, &mut edge] {
+        let output = worker.terminate(Duration::from_secs(30));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_worker_with_another_count_refuses_to_start() {
+    let server = NatsServer::start().await;
+    server.create_stream("LOGS", &["logs.>"]).await;
+    let (first, second) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut a = start_worker(&server, first.path(), COUNT).await;
+    let pa = a.child.as_ref().expect("running").id();
+    wait_for_holders(&server, &[pa], 16..=16, Duration::from_secs(30)).await;
+    let output = run_until_exit(&worker_config(&server, 8, ""), second.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started with another count:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("runs with partitions.count = 16, this worker with 8")
+            && stderr.contains("not starting"),
+        "the mismatch is named:\n{stderr}"
+    );
+    // The first worker keeps its partitions.
+    assert_eq!(holders(&server).await.len(), COUNT as usize);
+    let output = a.terminate(Duration::from_secs(30));
+    assert!(output.status.success());
+    // A graceful stop deletes the leases: nobody waits for them to expire.
+    assert!(holders(&server).await.is_empty(), "leases left behind");
+}
+
+#[tokio::test]
+async fn a_lease_bucket_that_is_not_one_or_has_another_ttl_is_refused() {
+    let server = NatsServer::start().await;
+    server.create_stream("LOGS", &["logs.>"]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    // A stream where the bucket's would be, over other subjects.
+    server.create_stream("KV_not_leases", &["other.>"]).await;
+    let output = run_until_exit(
+        &worker_config(&server, COUNT, "").replace(
+            &format!("lease_ttl_secs = {TTL_SECS}"),
+            &format!("lease_ttl_secs = {TTL_SECS}, lease_bucket = \"not_leases\""),
+        ),
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("`partitions.lease_bucket`")
+            && stderr.contains("KV_not_leases` exists but is not a key-value bucket"),
+        "{stderr}"
+    );
+    // A bucket made for another TTL (here: a first worker's 4 s).
+    let mut a = start_worker(&server, dir.path(), COUNT).await;
+    let other = tempfile::tempdir().expect("dir");
+    let output = run_until_exit(
+        &worker_config(&server, COUNT, "").replace(
+            &format!("lease_ttl_secs = {TTL_SECS}"),
+            "lease_ttl_secs = 9",
+        ),
+        other.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("expires entries after 4s, but `partitions.lease_ttl_secs` is 9s"),
+        "{stderr}"
+    );
+    a.terminate(Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn workers_that_cannot_renew_stop_fetching_within_half_the_ttl() {
+    let server = NatsServer::start().await;
+    let feed = Feed::start(&server).await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut a = start_worker(&server, dirs[0].path(), COUNT).await;
+    let mut b = start_worker(&server, dirs[1].path(), COUNT).await;
+    let pids = [&a, &b].map(|w| w.child.as_ref().expect("running").id());
+    wait_for_holders(&server, &pids, 8..=8, Duration::from_secs(60)).await;
+    // The lease bucket vanishes: renewals fail, while fetching still works.
+    let deleted = Instant::now();
+    let deleted_at = now_micros();
+    server
+        .jetstream()
+        .await
+        .delete_stream("KV_howl_leases")
+        .await
+        .expect("delete the lease bucket");
+    let ttl = Duration::from_secs(TTL_SECS);
+    for worker in [&a, &b] {
+        while owned(worker).await != Some(0.0) {
+            assert!(
+                deleted.elapsed() < ttl,
+                "still consuming {:?} partitions {:?} after the bucket went",
+                owned(worker).await,
+                deleted.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let fenced = deleted.elapsed();
+    let fenced_at = now_micros();
+    eprintln!("both workers stopped fetching {fenced:?} after the lease bucket was deleted");
+    assert!(
+        fenced <= ttl / 2 + Duration::from_millis(500),
+        "stopped after {fenced:?}, more than half the TTL"
+    );
+    for worker in [&a, &b] {
+        let errors = crate::common::metric(
+            &worker.metrics().await,
+            "component_errors_total",
+            &["error_type=\"lease_lost\""],
+        );
+        assert!(errors >= Some(1.0), "the fence is reported: {errors:?}");
+    }
+    // They recreate the bucket after a TTL of failures, and take the
+    // partitions again: nothing is lost.
+    wait_for_holders(&server, &pids, 8..=8, ttl * 4).await;
+    let (total, mut edge) = feed.stop().await;
+    let all = wait_for_every_line(&dirs, total).await;
+    // Between the fence (plus what was already downstream) and the
+    // retake, nobody handled anything, though the edge kept publishing.
+    let retaken = all
+        .iter()
+        .filter(|line| line.at > deleted_at)
+        .map(|line| line.at)
+        .filter(|at| *at > fenced_at + 200_000)
+        .min()
+        .expect("lines handled after the retake");
+    let quiet = Duration::from_micros((retaken - fenced_at).max(0) as u64);
+    eprintln!("no line handled for {quiet:?} after the fence, until the partitions were retaken");
+    assert!(quiet >= ttl / 4, "handled lines {quiet:?} after the fence");
+    for worker in [&mut a, &mut b, &mut edge] {
+        let output = worker.terminate(Duration::from_secs(30));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
