@@ -199,5 +199,11 @@ mod tests {
             "{url}subject = \"logs\"\njetstream = false\nstream = {{ name = \"L\", subjects = [\"logs\"] }}"
         ));
         assert_eq!(core_stream.option.as_deref(), Some("stream"));
+        for count in [0, 1025] {
+            let partition = error(&format!(
+                "{url}subject = \"logs\"\npartition = {{ key = \"{{{{ .service }}}}\", count = {count} }}"
+            ));
+            assert_eq!(partition.option.as_deref(), Some("partition.count"));
+        }
     }
 }

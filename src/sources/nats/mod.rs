@@ -450,6 +450,42 @@ mod tests {
     }
 
     #[test]
+    fn partitions_need_a_prefix_a_count_in_range_and_a_lease_ttl() {
+        let base = "url = \"nats://127.0.0.1:4222\"\nstream = \"LOGS\"\nconsumer = \"w\"\n";
+        for (options, option) in [
+            ("partitions = { count = 16 }", "filter_subject"),
+            (
+                "filter_subject = \"logs.>\"\npartitions = { count = 16 }",
+                "filter_subject",
+            ),
+            (
+                "filter_subject = \"logs\"\npartitions = { count = 0 }",
+                "partitions.count",
+            ),
+            (
+                "filter_subject = \"logs\"\npartitions = { count = 1025 }",
+                "partitions.count",
+            ),
+            (
+                "filter_subject = \"logs\"\npartitions = { count = 4, lease_ttl_secs = 0.5 }",
+                "partitions.lease_ttl_secs",
+            ),
+            (
+                "filter_subject = \"logs\"\npartitions = { count = 4, lease_bucket = \"a.b\" }",
+                "partitions.lease_bucket",
+            ),
+        ] {
+            let error = error(&format!("{base}{options}"));
+            assert_eq!(error.option.as_deref(), Some(option), "{options}");
+        }
+        let core = error(
+            "url = \"nats://127.0.0.1:4222\"\njetstream = false\nsubject = \"x\"\n\
+             partitions = { count = 4 }",
+        );
+        assert_eq!(core.option.as_deref(), Some("partitions"));
+    }
+
+    #[test]
     fn each_mode_takes_its_own_options() {
         let url = "url = \"nats://127.0.0.1:4222\"\n";
         assert_eq!(
