@@ -533,8 +533,9 @@ impl Keeper {
             match tokio::time::timeout(API_TIMEOUT, self.kv.create(&key, self.claim.clone())).await
             {
                 Ok(Ok(revision)) => {
-                    self.start(index, revision, sent);
                     holding += 1;
+                    // Logged before the consumer starts: nothing of the
+                    // partition is handled before this line.
                     tracing::info!(
                         component = %self.metrics.key(),
                         partition = index,
@@ -543,6 +544,7 @@ impl Keeper {
                         self.spec.name,
                         ids.len()
                     );
+                    self.start(index, revision, sent);
                 }
                 Ok(Err(error)) if error.kind() == CreateErrorKind::AlreadyExists => {}
                 Ok(Err(error)) => {
@@ -678,7 +680,15 @@ impl Keeper {
             self.kv.delete_expect_revision(&key, Some(held.revision)),
         )
         .await;
-        if held.state != HeldState::Lost {
+        // Logged once the consumer ended: nothing of the partition is
+        // handled here after this line.
+        if held.state == HeldState::Lost {
+            tracing::info!(
+                component = %self.metrics.key(),
+                partition = index,
+                "gave up partition {index} (its lease was lost); what was downstream is through"
+            );
+        } else {
             self.metrics.partition_lease_change("released");
             tracing::info!(
                 component = %self.metrics.key(),
