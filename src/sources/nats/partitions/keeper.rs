@@ -1,70 +1,9 @@
-//! `partitions.*`: one owner per partition across a fleet of workers.
-//!
-//! Edges (the `nats` sink with `partition.*`) publish each event on
-//! `<prefix>.<index>`, the index a stable hash of its scope (a service).
-//! Every worker names the same `consumer` and `filter_subject` (the
-//! prefix, `logs`): partition `i` is consumed through the durable pull
-//! consumer `<consumer>-<i>` filtered on `<prefix>.<i>`, and at any time by
-//! **one** worker, the holder of its lease. So a scope's events meet one
-//! pattern space at a time, and the ids it mints stay consistent.
-//!
-//! # Leases
-//!
-//! Leases live in their own key-value bucket (`lease_bucket`) whose
-//! `max_age` is the lease TTL: nats-server 2.9 has no per-key TTL, so a
-//! key that is not rewritten within the TTL is removed by the bucket's age
-//! limit, silently (no watch event). Keys, for consumer `workers`:
-//!
-//! - `workers.lease.<i>`: who holds partition `i` (`{"member", "count"}`);
-//!   taken with `create` (only if absent: first writer wins), renewed with
-//!   `update(revision)` (compare-and-swap: a renewal after someone else
-//!   took it fails, and the old holder learns it lost the partition);
-//! - `workers.member.<id>`: each worker's announcement, rewritten at every
-//!   renewal; the live members are the keys present.
-//!
-//! A worker renews every TTL/3. Contenders poll `entry()` of the leases
-//! they lack at the same pace (there is no expiry event to wait for).
-//!
-//! # Fencing, by time
-//!
-//! A holder that could not renew a lease for TTL/2, counted from when it
-//! *sent* its last successful renewal, stops fetching that partition by
-//! itself, whatever the reason (server away, process stalled, network
-//! cut): a timer per partition does it, independent of the renewals. The
-//! server removes the lease no earlier than TTL after that renewal was
-//! stored, later than it was sent; only then can another worker `create`
-//! it. So two workers never fetch one partition at once, with a margin of
-//! TTL/2 for clock drift between the two (a rate, not an offset: the
-//! server's and the worker's clocks are never compared) and for a pull
-//! stopped mid-flight. What was fetched before the stop but not yet handed
-//! downstream is nak'ed at once; what is downstream finishes and is
-//! acknowledged as usual. A killed holder's partitions move after at most
-//! TTL (its leases expire) plus one poll (TTL/3).
-//!
-//! # Balance
-//!
-//! The members, sorted by id, split `count` exactly: each aims at
-//! `count / members`, and the first `count % members` one more (16 among 3:
-//! 6, 5, 5). A worker holding more than its aim releases the extras
-//! gracefully: it stops fetching, lets what is downstream finish (at most
-//! the lease TTL, renewing the lease meanwhile so nobody starts on the
-//! partition before its events are through), then deletes the lease. One
-//! holding fewer takes free leases. A newcomer therefore gets partitions
-//! within a few polls; a departed member's share is taken once its member
-//! key and leases expired. At shutdown a worker releases everything the
-//! same way, so a graceful restart hands partitions over at once, not
-//! after the TTL.
-//!
-//! # What must agree
-//!
-//! Every edge and worker of a fleet must use the same `count`. Workers
-//! write theirs in their member key and leases: a worker that finds a live
-//! member or lease with another count refuses to start (and a running one
-//! reports it as an error). Edges cannot be checked: an edge with a larger
-//! count publishes to partitions nobody consumes (the stream keeps them).
+//! The keeper of a worker's partition leases: it announces the worker,
+//! renews the leases it holds, balances against the other members, runs
+//! one consumer per partition held, and fences each partition by time (see
+//! the parent module for the protocol).
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,187 +11,19 @@ use async_nats::Client;
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::consumer::{Stop, consume};
-use super::{ConsumerSpec, MessageDecoder};
+use super::super::consumer::{Stop, consume};
+use super::super::{ConsumerSpec, MessageDecoder};
+use super::{Claim, Plan, aim};
 use crate::components::source::{SourceContext, SourceSender};
-use crate::diagnostic::BuildError;
 use crate::http::{RetryPolicy, error_chain};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
-use crate::nats::kv::{BucketSpec, key_token, open_bucket, valid_bucket_name};
-use crate::nats::partition::check_count;
+use crate::nats::kv::{BucketSpec, key_token, open_bucket};
 use crate::nats::stream::API_TIMEOUT;
-use crate::options::Seconds;
-
-/// The `partitions` table of the `nats` source.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PartitionsConfig {
-    /// How many partitions (1 to 1024): the edges' `partition.count`,
-    /// the same on every edge and worker. More partitions than workers
-    /// balance better (16 over 3 workers: 6/5/5) and move in smaller
-    /// pieces when a worker dies; each costs a durable consumer and a
-    /// lease renewal every `lease_ttl_secs / 3`.
-    count: u32,
-    /// The key-value bucket holding the leases, created (its `max_age` the
-    /// lease TTL) when missing. Not the shared-state bucket: its age limit
-    /// would expire everything in it.
-    #[serde(default = "default_bucket")]
-    lease_bucket: String,
-    /// How long a lease lasts without renewal: a dead worker's partitions
-    /// move after at most this (plus a third of it); a holder that cannot
-    /// renew stops fetching after half of it. Shorter moves faster but
-    /// makes a worker give up its partitions on a shorter server hiccup.
-    #[serde(default = "default_ttl")]
-    lease_ttl_secs: Seconds,
-}
-
-fn default_bucket() -> String {
-    "howl_leases".to_string()
-}
-
-fn default_ttl() -> Seconds {
-    Seconds::from_secs(10)
-}
-
-/// A checked `partitions` table.
-#[derive(Debug, Clone)]
-pub(super) struct Plan {
-    count: NonZeroU32,
-    bucket: String,
-    ttl: Duration,
-}
-
-impl PartitionsConfig {
-    /// Checks the options.
-    pub(super) fn build(&self) -> Result<Plan, BuildError> {
-        let count = check_count(self.count, "partitions.count")?;
-        if !valid_bucket_name(&self.lease_bucket) {
-            return Err(BuildError::new(format!(
-                "`partitions.lease_bucket` {:?} is not a bucket name: letters, digits, `_` and `-`",
-                self.lease_bucket
-            ))
-            .for_option("partitions.lease_bucket"));
-        }
-        let ttl = self.lease_ttl_secs.get();
-        if ttl < Duration::from_secs(1) {
-            return Err(BuildError::new(
-                "`partitions.lease_ttl_secs` must be at least 1 (leases are renewed every third of it)",
-            )
-            .for_option("partitions.lease_ttl_secs"));
-        }
-        Ok(Plan {
-            count,
-            bucket: self.lease_bucket.clone(),
-            ttl,
-        })
-    }
-}
-
-/// What a member key and a lease hold.
-#[derive(Debug, Serialize, Deserialize)]
-struct Claim {
-    member: String,
-    count: u32,
-}
-
-/// The partitions a member aims at: `count` split exactly among
-/// `members`, the first `count % members` (by rank) taking one more.
-fn aim(count: u32, members: usize, rank: usize) -> usize {
-    let count = count as usize;
-    let members = members.max(1);
-    count / members + usize::from(rank < count % members)
-}
-
-/// Runs the partitioned source until shutdown.
-pub(super) async fn run(
-    client: Client,
-    spec: ConsumerSpec,
-    plan: Plan,
-    decode: MessageDecoder,
-    retry: RetryPolicy,
-    cx: SourceContext,
-) -> anyhow::Result<()> {
-    let metrics = Arc::clone(cx.out.metrics());
-    let js = async_nats::jetstream::new(client.clone());
-    let bucket = BucketSpec {
-        name: plan.bucket.clone(),
-        history: 1,
-        max_age: plan.ttl,
-    };
-    let kv = match open_bucket(&js, &bucket).await {
-        Ok(kv) => kv,
-        Err(failure) => anyhow::bail!("{}: `partitions.lease_bucket`: {failure}", metrics.key()),
-    };
-    let found = kv
-        .status()
-        .await
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "{}: cannot read the lease bucket's settings: {}",
-                metrics.key(),
-                error_chain(&error)
-            )
-        })?
-        .max_age();
-    if found != plan.ttl {
-        anyhow::bail!(
-            "{}: the lease bucket `{}` expires entries after {found:?}, but \
-             `partitions.lease_ttl_secs` is {:?}: leases expire by the bucket's age limit, so \
-             they must agree (use another bucket, or the bucket's TTL on every worker)",
-            metrics.key(),
-            plan.bucket,
-            plan.ttl
-        );
-    }
-    let group = key_token(&spec.name);
-    let me = key_token(&format!(
-        "{}-{}-{:04x}",
-        cx.host,
-        std::process::id(),
-        fastrand::u16(..)
-    ));
-    let claim = serde_json::to_vec(&Claim {
-        member: me.clone(),
-        count: plan.count.get(),
-    })
-    .map(Bytes::from)?;
-    tracing::info!(
-        component = %metrics.key(),
-        member = %me,
-        count = plan.count.get(),
-        bucket = %plan.bucket,
-        "joining the partitioned consumer `{}`",
-        spec.name
-    );
-    let keeper = Keeper {
-        js,
-        kv,
-        bucket,
-        unannounced_since: None,
-        plan,
-        group,
-        me,
-        claim,
-        held: BTreeMap::new(),
-        tasks: JoinSet::new(),
-        client,
-        spec,
-        decode: Arc::new(decode),
-        retry,
-        out: cx.out,
-        shutdown: cx.shutdown,
-        shutdown_limit: cx.shutdown_limit,
-        metrics,
-    };
-    keeper.run().await
-}
 
 /// A partition this member holds the lease of.
 struct Held {
@@ -279,7 +50,7 @@ enum HeldState {
 }
 
 /// Holds this member's leases and runs a consumer per held partition.
-struct Keeper {
+pub(super) struct Keeper {
     js: async_nats::jetstream::Context,
     kv: Store,
     bucket: BucketSpec,
@@ -308,6 +79,60 @@ struct Keeper {
 }
 
 impl Keeper {
+    /// A keeper for the member this process is, with the lease bucket
+    /// `kv` opened.
+    pub(super) fn new(
+        client: Client,
+        spec: ConsumerSpec,
+        plan: Plan,
+        decode: MessageDecoder,
+        retry: RetryPolicy,
+        cx: SourceContext,
+        kv: Store,
+    ) -> anyhow::Result<Self> {
+        let metrics = Arc::clone(cx.out.metrics());
+        // Unique among the members, and telling where it runs.
+        let me = key_token(&format!(
+            "{}-{}-{:04x}",
+            cx.host,
+            std::process::id(),
+            fastrand::u16(..)
+        ));
+        let claim = serde_json::to_vec(&Claim {
+            member: me.clone(),
+            count: plan.count.get(),
+        })
+        .map(Bytes::from)?;
+        tracing::info!(
+            component = %metrics.key(),
+            member = %me,
+            count = plan.count.get(),
+            bucket = %plan.bucket,
+            "joining the partitioned consumer `{}`",
+            spec.name
+        );
+        Ok(Self {
+            js: async_nats::jetstream::new(client.clone()),
+            kv,
+            bucket: plan.bucket_spec(),
+            unannounced_since: None,
+            group: key_token(&spec.name),
+            plan,
+            me,
+            claim,
+            held: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            client,
+            spec,
+            decode: Arc::new(decode),
+            retry,
+            out: cx.out,
+            shutdown: cx.shutdown,
+            shutdown_limit: cx.shutdown_limit,
+            metrics,
+        })
+    }
+
     fn lease_key(&self, index: u32) -> String {
         format!("{}.lease.{index}", self.group)
     }
@@ -316,7 +141,7 @@ impl Keeper {
         format!("{}.member.", self.group)
     }
 
-    async fn run(mut self) -> anyhow::Result<()> {
+    pub(super) async fn run(mut self) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(self.plan.ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut first = true;
@@ -355,16 +180,14 @@ impl Keeper {
     /// Announces this member and renews every lease it still holds.
     async fn renew(&mut self) {
         let member = format!("{}{}", self.member_prefix(), self.me);
-        let announced = match tokio::time::timeout(
-            API_TIMEOUT,
-            self.kv.put(member, self.claim.clone()),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(error_chain(&error)),
-            Err(_) => Err("no answer in time".to_string()),
-        };
+        let announced =
+            match tokio::time::timeout(self.call_limit(), self.kv.put(member, self.claim.clone()))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(error_chain(&error)),
+                Err(_) => Err("no answer in time".to_string()),
+            };
         match announced {
             Ok(()) => self.unannounced_since = None,
             Err(cause) => {
@@ -378,26 +201,33 @@ impl Keeper {
                 }
             }
         }
-        let indexes: Vec<u32> = self.held.keys().copied().collect();
-        for index in indexes {
-            let Some(held) = self.held.get(&index) else {
-                continue;
-            };
-            if held.state == HeldState::Lost {
-                continue;
-            }
-            if held.state == HeldState::Active && held.fetching.is_cancelled() {
+        // Every renewal at once: one slow answer must not hold the others
+        // back past their fences.
+        let mut due = Vec::new();
+        let held: Vec<(u32, HeldState, bool, u64)> = self
+            .held
+            .iter()
+            .map(|(i, h)| (*i, h.state, h.fetching.is_cancelled(), h.revision))
+            .collect();
+        for (index, state, stopped, revision) in held {
+            match state {
+                HeldState::Lost => {}
                 // The fence fired (it logged why): no renewal can undo it.
-                self.lose(index, "fenced");
-                continue;
+                HeldState::Active if stopped => self.lose(index, "fenced"),
+                _ => due.push((index, revision)),
             }
-            let sent = Instant::now();
-            let key = self.lease_key(index);
-            let renewed = tokio::time::timeout(
-                self.plan.ttl / 4,
-                self.kv.update(&key, self.claim.clone(), held.revision),
-            )
-            .await;
+        }
+        let limit = self.call_limit();
+        let renewals = due.iter().map(|(index, revision)| {
+            let key = self.lease_key(*index);
+            let (kv, claim) = (&self.kv, self.claim.clone());
+            async move {
+                let sent = Instant::now();
+                let renewed = tokio::time::timeout(limit, kv.update(&key, claim, *revision)).await;
+                (*index, sent, renewed)
+            }
+        });
+        for (index, sent, renewed) in futures_util::future::join_all(renewals).await {
             match renewed {
                 Ok(Ok(revision)) => {
                     let half = self.plan.ttl / 2;
@@ -428,6 +258,13 @@ impl Keeper {
                 }
             }
         }
+    }
+
+    /// The longest wait for one call to the bucket: a quarter of the TTL
+    /// (at most the usual API timeout), so that a slow server cannot delay
+    /// the renewals of a round past the fences.
+    fn call_limit(&self) -> Duration {
+        API_TIMEOUT.min(self.plan.ttl / 4)
     }
 
     /// Stops fetching `index` and forgets its lease (it drains, then ends).
@@ -500,17 +337,18 @@ impl Keeper {
                 continue;
             }
             let key = self.lease_key(index);
-            let entry = match tokio::time::timeout(API_TIMEOUT, self.kv.entry(key.clone())).await {
-                Ok(Ok(entry)) => entry,
-                Ok(Err(error)) => {
-                    self.trouble(&format_args!(
-                        "cannot read the lease of partition {index}: {}",
-                        error_chain(&error)
-                    ));
-                    continue;
-                }
-                Err(_) => continue,
-            };
+            let entry =
+                match tokio::time::timeout(self.call_limit(), self.kv.entry(key.clone())).await {
+                    Ok(Ok(entry)) => entry,
+                    Ok(Err(error)) => {
+                        self.trouble(&format_args!(
+                            "cannot read the lease of partition {index}: {}",
+                            error_chain(&error)
+                        ));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
             if let Some(entry) = &entry
                 && entry.operation == Operation::Put
             {
@@ -530,7 +368,8 @@ impl Keeper {
                 continue;
             }
             let sent = Instant::now();
-            match tokio::time::timeout(API_TIMEOUT, self.kv.create(&key, self.claim.clone())).await
+            match tokio::time::timeout(self.call_limit(), self.kv.create(&key, self.claim.clone()))
+                .await
             {
                 Ok(Ok(revision)) => {
                     holding += 1;
@@ -585,7 +424,7 @@ impl Keeper {
             }
             Ok(members)
         };
-        tokio::time::timeout(API_TIMEOUT, listing)
+        tokio::time::timeout(self.call_limit(), listing)
             .await
             .map_err(|_| "no answer in time".to_string())?
     }
@@ -745,30 +584,6 @@ async fn fence_partition(
                     return;
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn members_split_the_partitions_exactly() {
-        assert_eq!(
-            (0..3).map(|rank| aim(16, 3, rank)).collect::<Vec<_>>(),
-            [6, 5, 5]
-        );
-        assert_eq!((0..2).map(|rank| aim(16, 2, rank)).sum::<usize>(), 16);
-        assert_eq!(aim(16, 1, 0), 16);
-        // More members than partitions: some hold none.
-        assert_eq!(
-            (0..5).map(|rank| aim(3, 5, rank)).collect::<Vec<_>>(),
-            [1, 1, 1, 0, 0]
-        );
-        for members in 1..40 {
-            let total: usize = (0..members).map(|rank| aim(1024, members, rank)).sum();
-            assert_eq!(total, 1024, "{members} members");
         }
     }
 }
