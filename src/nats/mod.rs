@@ -25,7 +25,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::BuildContext;
 use crate::diagnostic::BuildError;
 use crate::http::RetryPolicy;
 use crate::secret::Secret;
@@ -193,15 +192,14 @@ pub enum ConnectFailure {
 }
 
 impl NatsConnection {
-    /// Checks the options: URLs, the auth strategy's keys, TLS files
-    /// (their paths resolved against the config file).
-    pub fn connector(&self, cx: &BuildContext) -> Result<Connector, BuildError> {
-        self.connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))
-    }
-
-    /// [`Self::connector`] for what is not a component (the shared state
-    /// of `[state.shared.nats]`): `owner` names it in logs and errors, and
-    /// `resolve` turns a relative file path into one howl can open.
+    /// Checks the options: URLs, the auth strategy's keys, TLS files.
+    /// `owner` (a component's key, or `state.shared.nats`) names the
+    /// connection in logs and errors, and `resolve` turns a relative file
+    /// path into one howl can open (a component passes
+    /// `BuildContext::resolve_path`). It takes a closure, not the build
+    /// context, so that this module does not depend on `components`: the
+    /// state store and the process-wide handles, which components use,
+    /// can then hold a connector.
     pub fn connector_for(
         &self,
         owner: &str,
@@ -501,6 +499,7 @@ fn version_supported(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::BuildContext;
 
     #[test]
     fn server_versions_from_2_9_are_supported() {
@@ -532,7 +531,7 @@ mod tests {
             )),
             data_dir: std::env::temp_dir(),
         };
-        connection.connector(&cx)
+        connection.connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))
     }
 
     #[test]

@@ -18,12 +18,15 @@
 
 pub mod audit;
 pub mod patterns;
+pub mod shared_spaces;
 pub mod triage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, TableDefinition};
+
+use crate::nats::kv::SharedNats;
 
 /// A state operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -171,11 +174,13 @@ impl StateStore {
     }
 }
 
-/// A lazily opened store shared by the components of one topology.
+/// A lazily opened store shared by the components of one topology, and
+/// the fleet's shared bucket when `[state.shared.nats]` is set.
 #[derive(Clone, Debug)]
 pub struct StateHandle {
     data_dir: PathBuf,
     store: Arc<Mutex<Option<Arc<StateStore>>>>,
+    shared: Option<Arc<SharedNats>>,
 }
 
 impl StateHandle {
@@ -184,7 +189,21 @@ impl StateHandle {
         Self {
             data_dir,
             store: Arc::new(Mutex::new(None)),
+            shared: None,
         }
+    }
+
+    /// With the fleet's shared state (`[state.shared.nats]`): components
+    /// that share what they learn (the `pattern` transform's spaces) find
+    /// it here, beside the local store, which stays their fallback.
+    pub fn with_shared(mut self, shared: Option<SharedNats>) -> Self {
+        self.shared = shared.map(Arc::new);
+        self
+    }
+
+    /// The fleet's shared state, when configured.
+    pub fn shared(&self) -> Option<&SharedNats> {
+        self.shared.as_deref()
     }
 
     /// The `data_dir` this handle opens.

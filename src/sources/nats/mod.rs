@@ -270,7 +270,8 @@ impl NatsSourceConfig {
             })
         };
         Ok(Box::new(NatsSource {
-            connector: connection.connector(cx)?,
+            connector: connection
+                .connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))?,
             mode,
             decoder: Decoder::new(
                 DecodingConfig {
