@@ -127,7 +127,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         // One state store and suppression registry for the topology and the
         // API, so an operator's suppression reaches running transforms.
         let state = crate::state::StateHandle::new(config.data_dir.clone())
-            .with_shared(config.shared_state.clone());
+            .with_fleet(config.shared_state.clone());
         let mut shared = Shared::with_state(state);
         if let Some(links) = &config.api.links {
             match links.signer() {

@@ -2,7 +2,8 @@
 //! options every NATS component takes in its own table (`url`, `auth.*`,
 //! `tls.*`, see [`NatsConnection`]), connecting with the server-version
 //! check, and the optional stream a component creates or checks
-//! ([`stream`]).
+//! ([`stream`]); the key-value buckets of a fleet's shared state ([`kv`]),
+//! and the `pattern` transform's spaces kept in one ([`pattern_spaces`]).
 //!
 //! howl speaks to NATS through async-nats 0.52, and is tested against
 //! Debian's nats-server 2.9.10. Some of the client's calls assume a newer
@@ -15,6 +16,7 @@
 //! URL: a URL with `user:password@` is refused, since URLs appear in logs.
 
 pub mod kv;
+pub mod pattern_spaces;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::components::BuildContext;
 use crate::diagnostic::BuildError;
 use crate::http::RetryPolicy;
 use crate::secret::Secret;
@@ -192,14 +195,15 @@ pub enum ConnectFailure {
 }
 
 impl NatsConnection {
-    /// Checks the options: URLs, the auth strategy's keys, TLS files.
-    /// `owner` (a component's key, or `state.shared.nats`) names the
-    /// connection in logs and errors, and `resolve` turns a relative file
-    /// path into one howl can open (a component passes
-    /// `BuildContext::resolve_path`). It takes a closure, not the build
-    /// context, so that this module does not depend on `components`: the
-    /// state store and the process-wide handles, which components use,
-    /// can then hold a connector.
+    /// Checks the options: URLs, the auth strategy's keys, TLS files
+    /// (their paths resolved against the config file).
+    pub fn connector(&self, cx: &BuildContext) -> Result<Connector, BuildError> {
+        self.connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))
+    }
+
+    /// [`Self::connector`] for what is not a component (the shared state
+    /// of `[state.shared.nats]`): `owner` names it in logs and errors, and
+    /// `resolve` turns a relative file path into one howl can open.
     pub fn connector_for(
         &self,
         owner: &str,
@@ -499,7 +503,6 @@ fn version_supported(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::BuildContext;
 
     #[test]
     fn server_versions_from_2_9_are_supported() {
@@ -531,7 +534,7 @@ mod tests {
             )),
             data_dir: std::env::temp_dir(),
         };
-        connection.connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))
+        connection.connector(&cx)
     }
 
     #[test]

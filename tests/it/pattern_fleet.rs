@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use howl::nats::kv::SharedNats;
+use howl::nats::pattern_spaces::{Save, SpaceBucket, SpaceError, SpaceLink, Update};
 use howl::nats::{NatsConnection, kv::key_token};
 use howl::patterns::{Miner, MinerConfig, MinerSnapshot};
-use howl::state::shared_spaces::{Save, SpaceBucket, SpaceError, SpaceLink, Update};
 
 use crate::common::nats::NatsServer;
 use crate::common::{Running, free_port, write};

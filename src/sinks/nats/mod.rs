@@ -129,8 +129,7 @@ impl NatsSinkConfig {
             .for_option("msg_id"));
         }
         Ok(Box::new(sink::NatsSink {
-            connector: connection
-                .connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))?,
+            connector: connection.connector(cx)?,
             subject: self.subject.clone(),
             msg_id: self.msg_id.clone(),
             jetstream: self.jetstream,

@@ -270,8 +270,7 @@ impl NatsSourceConfig {
             })
         };
         Ok(Box::new(NatsSource {
-            connector: connection
-                .connector_for(&cx.key.to_string(), |path| cx.resolve_path(path))?,
+            connector: connection.connector(cx)?,
             mode,
             decoder: Decoder::new(
                 DecodingConfig {

@@ -23,6 +23,8 @@ use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::nats::kv::SharedNats;
+use crate::nats::pattern_spaces::{Save, SpaceLink};
 use crate::patterns::{Miner, MinerConfig, Observation, PatternId};
 use crate::state::StateStore;
 use crate::state::patterns::{
@@ -30,7 +32,6 @@ use crate::state::patterns::{
     save_fields, save_rates, save_saved_at, save_silences, save_snapshots, save_storms,
     snapshot_bytes,
 };
-use crate::state::shared_spaces::{Save, SpaceLink};
 use crate::template::Template;
 
 mod fleet;
@@ -330,7 +331,7 @@ impl TaskTransform for PatternTask {
                 clock,
                 fleet: None,
             };
-            if let Some(shared) = cx.state.shared() {
+            if let Some(shared) = cx.state.fleet::<SharedNats>() {
                 state.join_fleet(shared).await?;
             }
             let mut save_tick = tokio::time::interval(SAVE_NEW_AFTER);

@@ -1,5 +1,5 @@
 //! The transform's side of the fleet's shared pattern spaces (see
-//! [`crate::state::shared_spaces`]): start the link and wait (bounded)
+//! [`crate::nats::pattern_spaces`]): start the link and wait (bounded)
 //! for its first look at the bucket, and apply what it hands over between
 //! batches, never per line.
 
@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use super::{PatternObjects, Space, State};
 use crate::nats::kv::SharedNats;
+use crate::nats::pattern_spaces::{SpaceLink, Update};
 use crate::patterns::{Miner, MinerSnapshot};
 use crate::state::StateError;
 use crate::state::patterns::load_saved_at;
-use crate::state::shared_spaces::{SpaceLink, Update};
 use crate::transforms::pattern::anomaly::Rates;
 
 /// How long the transform waits at start for the fleet's spaces before it
