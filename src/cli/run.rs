@@ -126,7 +126,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         });
         // One state store and suppression registry for the topology and the
         // API, so an operator's suppression reaches running transforms.
-        let mut shared = Shared::new(config.data_dir.clone());
+        let state = crate::state::StateHandle::new(config.data_dir.clone())
+            .with_fleet(config.shared_state.clone());
+        let mut shared = Shared::with_state(state);
         if let Some(links) = &config.api.links {
             match links.signer() {
                 Ok(signer) => shared = shared.with_links(signer),

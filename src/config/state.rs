@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::diagnostic::BuildError;
 use crate::nats::kv::valid_bucket_name;
-use crate::nats::{Connector, NatsAuth, NatsConnection, NatsTls};
+use crate::nats::{NatsAuth, NatsConnection, NatsTls};
 
 /// The `[state]` table.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -48,7 +48,9 @@ pub struct SharedNatsConfig {
     /// TLS towards the server (as a `nats` component's `tls.*`).
     pub tls: Option<NatsTls>,
     /// The bucket (`[A-Za-z0-9_-]+`), created when missing. Every instance
-    /// of one fleet names the same bucket.
+    /// of one fleet names the same bucket. The `pattern` transforms' spaces
+    /// go to a second bucket, `<bucket>_patterns`, also created when
+    /// missing.
     #[serde(default = "default_bucket")]
     pub bucket: String,
 }
@@ -57,14 +59,9 @@ fn default_bucket() -> String {
     "howl".into()
 }
 
-/// A checked `[state.shared.nats]`, ready to connect.
-#[derive(Debug, Clone)]
-pub struct SharedNats {
-    /// The bucket.
-    pub bucket: String,
-    /// The server and credentials.
-    pub connector: Connector,
-}
+/// A checked `[state.shared.nats]`, ready to connect (defined beside the
+/// buckets, so the state store can hold it without depending on `config`).
+pub use crate::nats::kv::SharedNats;
 
 impl SharedNatsConfig {
     /// Checks the options and prepares the connection; relative file paths

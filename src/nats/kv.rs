@@ -24,6 +24,16 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 
 use super::stream::API_TIMEOUT;
 
+/// The fleet's shared state (`[state.shared.nats]`, checked): the server
+/// and the bucket every instance of one fleet names.
+#[derive(Debug, Clone)]
+pub struct SharedNats {
+    /// The bucket.
+    pub bucket: String,
+    /// The server and credentials.
+    pub connector: super::Connector,
+}
+
 /// A bucket to open, creating it when missing.
 #[derive(Debug, Clone)]
 pub struct BucketSpec {

@@ -2,7 +2,8 @@
 //! options every NATS component takes in its own table (`url`, `auth.*`,
 //! `tls.*`, see [`NatsConnection`]), connecting with the server-version
 //! check, and the optional stream a component creates or checks
-//! ([`stream`]).
+//! ([`stream`]); the key-value buckets of a fleet's shared state ([`kv`]),
+//! and the `pattern` transform's spaces kept in one ([`pattern_spaces`]).
 //!
 //! howl speaks to NATS through async-nats 0.52, and is tested against
 //! Debian's nats-server 2.9.10. Some of the client's calls assume a newer
@@ -16,6 +17,7 @@
 
 pub mod kv;
 pub mod partition;
+pub mod pattern_spaces;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

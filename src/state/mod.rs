@@ -20,6 +20,7 @@ pub mod audit;
 pub mod patterns;
 pub mod triage;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -171,11 +172,22 @@ impl StateStore {
     }
 }
 
-/// A lazily opened store shared by the components of one topology.
-#[derive(Clone, Debug)]
+/// A lazily opened store shared by the components of one topology, and
+/// the fleet's shared state when `[state.shared.nats]` is set.
+#[derive(Clone)]
 pub struct StateHandle {
     data_dir: PathBuf,
     store: Arc<Mutex<Option<Arc<StateStore>>>>,
+    fleet: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StateHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateHandle")
+            .field("data_dir", &self.data_dir)
+            .field("fleet", &self.fleet.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl StateHandle {
@@ -184,7 +196,24 @@ impl StateHandle {
         Self {
             data_dir,
             store: Arc::new(Mutex::new(None)),
+            fleet: None,
         }
+    }
+
+    /// With the fleet's shared state (the checked `[state.shared.nats]`):
+    /// components that share what they learn (the `pattern` transform's
+    /// spaces) find it here, beside the local store, which stays their
+    /// fallback. It is opaque at this layer: its type belongs to `nats`,
+    /// which sits above the store; its users ask for it by type
+    /// ([`Self::fleet`]).
+    pub fn with_fleet<T: Any + Send + Sync>(mut self, fleet: Option<T>) -> Self {
+        self.fleet = fleet.map(|fleet| Arc::new(fleet) as Arc<dyn Any + Send + Sync>);
+        self
+    }
+
+    /// The fleet's shared state, when it was set and is a `T`.
+    pub fn fleet<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.fleet.as_deref()?.downcast_ref()
     }
 
     /// The `data_dir` this handle opens.

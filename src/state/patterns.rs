@@ -63,15 +63,56 @@ pub fn save_spaces<'a>(
     namespace: &str,
     spaces: impl IntoIterator<Item = (&'a str, &'a Miner)>,
 ) -> Result<(), StateError> {
-    let put = spaces
+    let snapshots = spaces
         .into_iter()
-        .map(|(scope, miner)| {
-            let bytes = serde_json::to_vec(&miner.snapshot())
-                .map_err(|e| StateError::Storage(e.to_string()))?;
-            Ok((key(namespace, scope), bytes))
-        })
+        .map(|(scope, miner)| Ok((scope, snapshot_bytes(miner)?)))
         .collect::<Result<Vec<_>, StateError>>()?;
+    save_snapshots(
+        store,
+        namespace,
+        snapshots
+            .iter()
+            .map(|(scope, bytes)| (*scope, bytes.as_slice())),
+    )
+}
+
+/// A miner's snapshot as saved (JSON): made once when a space goes both
+/// to the local store and to the fleet's bucket.
+pub fn snapshot_bytes(miner: &Miner) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(&miner.snapshot()).map_err(|e| StateError::Storage(e.to_string()))
+}
+
+/// Saves several spaces, serialized by [`snapshot_bytes`], in one durable
+/// transaction.
+pub fn save_snapshots<'a>(
+    store: &StateStore,
+    namespace: &str,
+    spaces: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<(), StateError> {
+    let put: Vec<(String, Vec<u8>)> = spaces
+        .into_iter()
+        .map(|(scope, bytes)| (key(namespace, scope), bytes.to_vec()))
+        .collect();
     store.write(TABLE, &put, &[])
+}
+
+/// Where each space's save time is kept when the spaces are shared with a
+/// fleet: at start, the later of the local and the shared copy wins.
+const SAVED_AT: &str = "pattern_saved_at";
+
+/// Saves when each of several spaces was saved (Unix ms).
+pub fn save_saved_at<'a>(
+    store: &StateStore,
+    namespace: &str,
+    spaces: impl IntoIterator<Item = (&'a str, &'a i64)>,
+) -> Result<(), StateError> {
+    save_per_space(store, SAVED_AT, namespace, spaces)
+}
+
+/// When the space `namespace/scope` was last saved (Unix ms; 0 when not
+/// known).
+pub fn load_saved_at(store: &StateStore, namespace: &str, scope: &str) -> Result<i64, StateError> {
+    load_per_space(store, SAVED_AT, namespace, scope)
 }
 
 /// Restores a saved space with `config`, explaining a failure in terms a

@@ -34,6 +34,7 @@ mod opentelemetry;
 mod packaging;
 mod pattern_accuracy;
 mod pattern_anomalies;
+mod pattern_fleet;
 mod pattern_transform;
 mod patterns_cli;
 mod patterns_train;

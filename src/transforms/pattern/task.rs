@@ -23,13 +23,18 @@ use crate::components::ComponentFuture;
 use crate::components::transform::{TaskContext, TaskTransform, TransformOutput};
 use crate::event::Event;
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::nats::kv::SharedNats;
+use crate::nats::pattern_spaces::{Save, SpaceLink};
 use crate::patterns::{Miner, MinerConfig, Observation, PatternId};
 use crate::state::StateStore;
 use crate::state::patterns::{
     FieldsSeen, load_fields, load_rates, load_silences, load_spaces, load_storm, restore,
-    save_fields, save_rates, save_silences, save_spaces, save_storms,
+    save_fields, save_rates, save_saved_at, save_silences, save_snapshots, save_storms,
+    snapshot_bytes,
 };
 use crate::template::Template;
+
+mod fleet;
 
 /// Everything the task needs from the options.
 pub struct Settings {
@@ -118,6 +123,34 @@ struct Space {
     storm: StormWindow,
     /// Rates and spikes.
     rates: Rates,
+    /// The revision of the fleet's copy this space continues from (`None`:
+    /// started here, or no fleet).
+    base: Option<u64>,
+    /// When this space was last saved, here or (when it was loaded from
+    /// the fleet) by the instance that saved it (Unix ms).
+    saved_at_ms: i64,
+    /// Loaded from the fleet since the last save: the local store should
+    /// have it, the fleet has it already.
+    reloaded: bool,
+}
+
+impl Space {
+    /// A space of `miner` with nothing seen yet beside it.
+    fn fresh(miner: Miner, rates: Rates) -> Self {
+        Self {
+            miner,
+            windows: Windows::default(),
+            dirty: true,
+            fields: FieldsSeen::default(),
+            unsampled: FIELD_SAMPLE,
+            objects: PatternObjects::default(),
+            storm: StormWindow::default(),
+            rates,
+            base: None,
+            saved_at_ms: 0,
+            reloaded: false,
+        }
+    }
 }
 
 /// The `.pattern` object of each pattern, made once and copied onto its
@@ -231,6 +264,8 @@ struct State {
     metrics: Arc<ComponentMetrics>,
     silences: Silences,
     clock: WallClock,
+    /// The link to the fleet's shared spaces, with `[state.shared]`.
+    fleet: Option<SpaceLink>,
 }
 
 impl TaskTransform for PatternTask {
@@ -264,6 +299,9 @@ impl TaskTransform for PatternTask {
                         objects: PatternObjects::default(),
                         storm,
                         rates,
+                        base: None,
+                        saved_at_ms: 0,
+                        reloaded: false,
                     },
                 );
             }
@@ -291,7 +329,11 @@ impl TaskTransform for PatternTask {
                 metrics: Arc::clone(&cx.metrics),
                 silences,
                 clock,
+                fleet: None,
             };
+            if let Some(shared) = cx.state.fleet::<SharedNats>() {
+                state.join_fleet(shared).await?;
+            }
             let mut save_tick = tokio::time::interval(SAVE_NEW_AFTER);
             let mut report_tick = tokio::time::interval(if report_interval.is_zero() {
                 Duration::from_secs(3600)
@@ -325,6 +367,9 @@ impl TaskTransform for PatternTask {
                 tokio::select! {
                     batch = cx.input.recv() => match batch {
                         Some(events) => {
+                            // Another instance's saves, before mining more
+                            // lines of their scopes.
+                            state.take_fleet_updates();
                             let mut out = cx.outputs.collector(events.len());
                             state.mine(events, &mut out);
                             cx.outputs.send(out).await;
@@ -339,6 +384,7 @@ impl TaskTransform for PatternTask {
                             state.check_silences(&mut out);
                             cx.outputs.send(out).await;
                         }
+                        state.take_fleet_updates();
                         state.save_if_due();
                     }
                     _ = rate_tick.tick() => {
@@ -365,6 +411,9 @@ impl TaskTransform for PatternTask {
                 cx.outputs.send(out).await;
             }
             state.save();
+            if let Some(link) = state.fleet.take() {
+                link.finish(fleet::FINISH_LIMIT).await;
+            }
             Ok(())
         })
     }
@@ -500,65 +549,82 @@ impl State {
         }
         let config = &self.settings.miner;
         let component = &self.settings.namespace;
-        self.spaces
-            .entry(scope.to_string())
-            .or_insert_with(|| Space {
+        self.spaces.entry(scope.to_string()).or_insert_with(|| {
+            Space::fresh(
                 // The config was validated at build time.
-                miner: Miner::new(config.clone())
+                Miner::new(config.clone())
                     .unwrap_or_else(|_| unreachable!("validated at build"))
                     .in_scope(scope),
-                windows: Windows::default(),
-                dirty: true,
-                fields: FieldsSeen::default(),
-                unsampled: FIELD_SAMPLE,
-                objects: PatternObjects::default(),
-                storm: StormWindow::default(),
-                rates: Rates::new(component, scope),
-            })
+                Rates::new(component, scope),
+            )
+        })
     }
 
     fn save_if_due(&mut self) {
         let since = self.last_save.elapsed();
-        let dirty = self.spaces.values().any(|s| s.dirty) || self.silences.dirty;
+        let dirty = self.spaces.values().any(|s| s.dirty || s.reloaded) || self.silences.dirty;
         if dirty && ((self.new_since_save && since >= SAVE_NEW_AFTER) || since >= SAVE_EVERY) {
             self.save();
         }
     }
 
     fn save(&mut self) {
-        let dirty: Vec<(&str, &Miner)> = self
-            .spaces
-            .iter()
-            .filter(|(_, space)| space.dirty)
-            .map(|(scope, space)| (scope.as_str(), &space.miner))
-            .collect();
-        if dirty.is_empty() && !self.silences.dirty {
+        let now_ms = Utc::now().timestamp_millis();
+        for space in self.spaces.values_mut().filter(|space| space.dirty) {
+            space.saved_at_ms = now_ms;
+        }
+        // Spaces mined here, and spaces loaded from the fleet.
+        let changed = |space: &&Space| space.dirty || space.reloaded;
+        let mut snapshots: Vec<(&str, Vec<u8>)> = Vec::new();
+        for (scope, space) in self.spaces.iter().filter(|(_, space)| changed(space)) {
+            match snapshot_bytes(&space.miner) {
+                Ok(bytes) => snapshots.push((scope.as_str(), bytes)),
+                Err(error) => self.metrics.error(
+                    ErrorType::StateSaveFailed,
+                    Stage::Processing,
+                    &format_args!("cannot save the pattern space `{scope}`: {error}"),
+                ),
+            }
+        }
+        if snapshots.is_empty() && !self.silences.dirty {
             return;
         }
+        let dirty = snapshots
+            .iter()
+            .map(|(scope, bytes)| (*scope, bytes.as_slice()));
         let fields: Vec<(&str, &FieldsSeen)> = self
             .spaces
             .iter()
-            .filter(|(_, space)| space.dirty)
+            .filter(|(_, space)| changed(space))
             .map(|(scope, space)| (scope.as_str(), &space.fields))
             .collect();
         let storms: Vec<(&str, &StormWindow)> = self
             .spaces
             .iter()
-            .filter(|(_, space)| space.dirty)
+            .filter(|(_, space)| changed(space))
             .map(|(scope, space)| (scope.as_str(), &space.storm))
             .collect();
         let rates: Vec<(&str, SavedRates)> = self
             .spaces
             .iter()
-            .filter(|(_, space)| space.dirty)
+            .filter(|(_, space)| changed(space))
             .map(|(scope, space)| (scope.as_str(), space.rates.saved(&self.settings.rates)))
             .collect();
+        let saved_at: Vec<(&str, &i64)> = match self.fleet {
+            Some(_) => self
+                .spaces
+                .iter()
+                .filter(|(_, space)| changed(space))
+                .map(|(scope, space)| (scope.as_str(), &space.saved_at_ms))
+                .collect(),
+            None => Vec::new(),
+        };
         let silences = self.silences.dirty.then(|| self.silences.saved());
         let namespace = &self.settings.namespace;
         // Held patterns before the patterns themselves: a crash between the
         // two may announce a pattern twice, never not at all.
         let saved = save_storms(&self.store, namespace, storms)
-            .and_then(|()| save_spaces(&self.store, namespace, dirty))
+            .and_then(|()| save_snapshots(&self.store, namespace, dirty))
             .and_then(|()| save_fields(&self.store, namespace, fields))
             .and_then(|()| {
                 save_rates(
@@ -570,11 +636,31 @@ impl State {
             .and_then(|()| match &silences {
                 Some(silences) => save_silences(&self.store, namespace, silences),
                 None => Ok(()),
+            })
+            .and_then(|()| match saved_at.is_empty() {
+                true => Ok(()),
+                false => save_saved_at(&self.store, namespace, saved_at),
             });
+        // The fleet gets what was mined here, whether or not the local
+        // store took it.
+        if let Some(link) = &self.fleet {
+            for (scope, bytes) in snapshots {
+                let Some(space) = self.spaces.get(scope).filter(|space| space.dirty) else {
+                    continue;
+                };
+                link.save(Save {
+                    scope: scope.to_string(),
+                    base: space.base,
+                    saved_at_ms: space.saved_at_ms,
+                    snapshot: bytes,
+                });
+            }
+        }
         match saved {
             Ok(()) => {
                 for space in self.spaces.values_mut() {
                     space.dirty = false;
+                    space.reloaded = false;
                 }
                 self.silences.dirty = false;
                 self.new_since_save = false;
