@@ -186,7 +186,7 @@ async fn online(
     said_down: &mut bool,
 ) -> Result<(), Lost> {
     fleet.set_online(Some(state.clone()));
-    let waiting = fleet.outbox.len().unwrap_or_default();
+    let waiting = fleet.outbox.count().unwrap_or_default();
     tracing::info!(
         bucket = %fleet.bucket,
         instance = %fleet.origin,
@@ -397,7 +397,7 @@ async fn push(fleet: &Fleet, state: &Store, audit: &Store) -> Result<(), Lost> {
         }
     }
     metrics::gauge!("shared_state_outbox_changes")
-        .set(fleet.outbox.len().unwrap_or_default() as f64);
+        .set(fleet.outbox.count().unwrap_or_default() as f64);
     Ok(())
 }
 

@@ -106,7 +106,7 @@ impl Outbox {
     }
 
     /// How many changes wait.
-    pub fn len(&self) -> Result<usize, StateError> {
+    pub fn count(&self) -> Result<usize, StateError> {
         Ok(self.state.store()?.scan(TABLE, "")?.len())
     }
 }
@@ -135,6 +135,6 @@ mod tests {
         outbox.done(&first).unwrap();
         assert_eq!(outbox.waiting("supp.p").unwrap(), Some(b"2".to_vec()));
         outbox.done(&second).unwrap();
-        assert_eq!(outbox.len().unwrap(), 0);
+        assert_eq!(outbox.count().unwrap(), 0);
     }
 }

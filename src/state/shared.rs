@@ -4,7 +4,7 @@
 //! With `[state.shared.nats]`, the decisions kept in this store
 //! (operators' suppressions, classifier verdicts, the audit trail) are also
 //! kept in a JetStream key-value bucket that every instance of a fleet
-//! reads and writes. The code that talks to NATS (`crate::fleet`) sits in a
+//! reads and writes. The code that talks to NATS (the `fleet` module) sits in a
 //! higher layer than the registries that must tell it about changes
 //! (`suppressions`, the `llm_suppress` transform), so they meet here, at
 //! the store's layer, through the [`SharedState`] trait: the registries
@@ -43,7 +43,7 @@ pub enum Claim {
     Alone,
 }
 
-/// The fleet's shared triage state (implemented by `crate::fleet`).
+/// The fleet's shared triage state (implemented by the `fleet` module).
 pub trait SharedState: Send + Sync + std::fmt::Debug {
     /// An operator's decision about `pattern_id` changed here, at `at`:
     /// `Some` is the decision now in force, `None` its deletion. Queued for
