@@ -19,7 +19,8 @@
 //!    topology and the API share);
 //! 7. [`components`]: the contracts every component fulfils, and the
 //!    registry of types;
-//! 8. the components: [`sources`], [`transforms`], [`sinks`];
+//! 8. the components: [`sources`], [`transforms`], [`sinks`], and [`nats`]
+//!    and [`fleet`] (triage state shared through NATS);
 //! 9. [`config`]: TOML → validated definitions, handed a registry;
 //! 10. [`topology`]: build, wire, run, shut down;
 //! 11. the front: [`api`], [`unit_test`], [`cli`].
@@ -32,6 +33,7 @@ pub mod components;
 pub mod config;
 pub mod diagnostic;
 pub mod event;
+pub mod fleet;
 pub mod http;
 pub mod internal_events;
 pub mod llm;

@@ -32,6 +32,19 @@ pub(super) struct Fixed {
     pub data_dir: PathBuf,
     /// `[api]`, as started.
     pub api: ApiConfig,
+    /// `[state.shared.nats]` as started: its bucket and servers.
+    pub shared_state: Option<(String, String)>,
+}
+
+/// What of `[state.shared.nats]` a reload compares (credentials are not
+/// shown by the connector, so a change of them alone goes unnoticed).
+pub(super) fn shared_state_of(config: &crate::config::Config) -> Option<(String, String)> {
+    config.shared_state.as_ref().map(|shared| {
+        (
+            shared.bucket.clone(),
+            shared.connector.servers().to_string(),
+        )
+    })
 }
 
 /// Starts the coordinator; the returned sender asks it for a reload.
@@ -91,6 +104,13 @@ async fn reload_once(fixed: &Fixed, topology: &mpsc::Sender<ReloadRequest>) -> R
     if config.api != fixed.api {
         reasons.push(
             "`[api]` changed: the API is set up only at start; restart howl to apply it".into(),
+        );
+    }
+    if shared_state_of(&config) != fixed.shared_state {
+        reasons.push(
+            "`[state.shared.nats]` changed: the shared state is connected only at start; \
+             restart howl to apply it"
+                .into(),
         );
     }
     if !reasons.is_empty() {

@@ -138,6 +138,22 @@ pub fn run(args: RunArgs) -> ExitCode {
                 }
             }
         }
+        // A fleet's shared triage state: started in the background, so a
+        // NATS server out of reach never delays the start; it runs until
+        // the topology has drained (its last verdicts are queued then).
+        let fleet_stop = CancellationToken::new();
+        if let Some(shared_nats) = &config.shared_state
+            && let Err(error) = crate::fleet::Fleet::start(
+                &shared_nats.bucket,
+                shared_nats.connector.clone(),
+                shared.state.clone(),
+                shared.suppressions.clone(),
+                fleet_stop.clone(),
+            )
+        {
+            eprintln!("error: state.shared.nats: {error}");
+            return ExitCode::FAILURE;
+        }
         // Reloads: the demo has no file to read again.
         let (reload_requests, reloads) = tokio::sync::mpsc::channel(1);
         let reload_calls = if args.config.config.is_empty() {
@@ -150,6 +166,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                 paths: args.config.config.clone(),
                 data_dir: config.data_dir.clone(),
                 api: config.api.clone(),
+                shared_state: reload::shared_state_of(&config),
             };
             let calls = reload::coordinator(fixed, reload_requests);
             tokio::spawn(reload::on_sighup(calls.clone()));
@@ -211,6 +228,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
         shutting_down.store(true, Ordering::Release);
         api_stop.cancel();
+        fleet_stop.cancel();
         if let Some(api) = api {
             let _ = api.await;
         }

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod patterns;
+pub mod shared;
 pub mod triage;
 
 use std::any::Any;

@@ -290,9 +290,18 @@ pub struct Suppression {
     pub created_at: DateTime<Utc>,
     /// When it ends by itself; `None` = until deleted.
     pub expires_at: Option<DateTime<Utc>>,
-    /// The Alertmanager silences that mirror it.
+    /// The Alertmanager silences that mirror it (made by this instance).
     #[serde(default)]
     pub silences: Vec<SilenceRef>,
+    /// Made on another instance of the fleet and applied from the shared
+    /// bucket (`[state.shared.nats]`): its silences are that instance's to
+    /// keep, not this one's.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl Suppression {
@@ -401,6 +410,7 @@ mod tests {
                 id: "abc".into(),
                 ends_at: Some(now + chrono::Duration::hours(1)),
             }],
+            remote: false,
         };
         save_suppressions(&store, &[&suppression], &[]).unwrap();
         let loaded = load_suppressions(&store).unwrap();

@@ -35,12 +35,21 @@
 //! `duration` while its suppression goes on (a suppression without a ttl,
 //! or one longer than `duration`) is replaced by a fresh one, and a missing
 //! silence (its Alertmanager was down) is created.
+//!
+//! A fleet (`[state.shared.nats]`): every change made here is also handed to
+//! the fleet's [`SharedState`] ([`Suppressions::share_with`]), and changes
+//! made on other instances arrive through [`Suppressions::apply_remote`],
+//! which applies the later one by timestamp and bumps the generation like a
+//! local change. Silences stay with the instance that made the change: the
+//! others neither create, renew nor expire them (their copy is marked
+//! `remote`); the maker expires its silences when a later change from
+//! anywhere replaces or deletes its suppression.
 
 mod silence;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -49,6 +58,7 @@ pub use silence::{MATCHER_LABEL, Silencer};
 
 use crate::diagnostic::escape_controls;
 use crate::state::audit::{Audit, AuditRecord};
+use crate::state::shared::SharedState;
 pub use crate::state::triage::OperatorAction;
 use crate::state::triage::{SilenceRef, Suppression, load_suppressions, save_suppressions};
 use crate::state::{StateError, StateHandle};
@@ -157,6 +167,8 @@ struct Inner {
     silencers: Mutex<Vec<Arc<Silencer>>>,
     /// Whether the silence maintenance task runs.
     maintaining: std::sync::atomic::AtomicBool,
+    /// The fleet's shared state, with `[state.shared.nats]`.
+    shared: OnceLock<Arc<dyn SharedState>>,
 }
 
 impl std::fmt::Debug for Suppressions {
@@ -188,6 +200,7 @@ impl Suppressions {
                 generation: AtomicU64::new(0),
                 silencers: Mutex::new(Vec::new()),
                 maintaining: std::sync::atomic::AtomicBool::new(false),
+                shared: OnceLock::new(),
             }),
         }
     }
@@ -197,11 +210,27 @@ impl Suppressions {
         &self.inner.audit
     }
 
-    /// Records decisions; a failure is logged, never the decision's.
+    /// Records decisions (and hands them to the fleet); a failure is
+    /// logged, never the decision's.
     pub fn record(&self, records: &[AuditRecord]) {
         if let Err(error) = self.inner.audit.record(records) {
             tracing::error!("cannot record decisions in the audit trail: {error}");
         }
+        if let Some(shared) = self.shared_state() {
+            shared.audit_recorded(records);
+        }
+    }
+
+    /// Shares changes with a fleet from now on (once per process; a second
+    /// call is ignored).
+    pub fn share_with(&self, shared: Arc<dyn SharedState>) {
+        let _ = self.inner.shared.set(shared);
+    }
+
+    /// The fleet's shared state, when there is one: the `llm_suppress`
+    /// transforms share their verdicts through it.
+    pub fn shared_state(&self) -> Option<Arc<dyn SharedState>> {
+        self.inner.shared.get().cloned()
     }
 
     /// A number that changes with every change of the suppressions.
@@ -270,9 +299,10 @@ impl Suppressions {
         };
         let now = Utc::now();
         let mut errors = Vec::new();
+        // Another instance's suppression is mirrored by that instance.
         let silenced = snapshot
             .values()
-            .filter(|s| s.is_live(now) && s.action == OperatorAction::Suppress);
+            .filter(|s| s.is_live(now) && s.action == OperatorAction::Suppress && !s.remote);
         for suppression in silenced {
             let mut silences = suppression.silences.clone();
             let mut replaced = Vec::new();
@@ -386,6 +416,7 @@ impl Suppressions {
                 created_at: now,
                 expires_at,
                 silences: Vec::new(),
+                remote: false,
             };
             map.insert(pattern_id.clone(), suppression.clone());
             created = Some(suppression.clone());
@@ -394,6 +425,9 @@ impl Suppressions {
         let Some(mut suppression) = created else {
             return Err(StateError::Storage("the suppression was not recorded".into()).into());
         };
+        if let Some(shared) = self.shared_state() {
+            shared.suppression_changed(&pattern_id, Some(&suppression), now);
+        }
         // The free text is the client's: escaped, so that a newline in it
         // cannot start a log line of its own (in the text format, which
         // writes values as they are, and in JSON, whose readers would show
@@ -477,6 +511,9 @@ impl Suppressions {
         let Some(suppression) = removed else {
             return Ok(None);
         };
+        if let Some(shared) = self.shared_state() {
+            shared.suppression_changed(&suppression.pattern_id, None, Utc::now());
+        }
         tracing::info!(
             pattern_id = %escape_controls(&suppression.pattern_id),
             id = %suppression.id,
@@ -501,6 +538,65 @@ impl Suppressions {
             replaced: false,
             silence_errors,
         }))
+    }
+
+    /// Applies a change made on another instance at `at` (`None`: the
+    /// suppression of `pattern_id` was deleted), unless this instance's
+    /// own decision about the pattern is later: the last write wins, by
+    /// timestamp (`wins_tie` settles an equal one). Silences this instance
+    /// made for the decision it replaces are expired. Returns whether
+    /// anything changed. Nothing is recorded in the audit trail: the
+    /// instance that made the change recorded it, and records travel too.
+    pub async fn apply_remote(
+        &self,
+        pattern_id: &str,
+        incoming: Option<Suppression>,
+        at: DateTime<Utc>,
+        wins_tie: bool,
+    ) -> Result<bool, SuppressionError> {
+        let mut replaced = None;
+        let changed = self.change(|map| {
+            if let Some(local) = map.get(pattern_id) {
+                // The same change seen again (a watch after a restart).
+                let same = incoming
+                    .as_ref()
+                    .is_some_and(|s| s.id == local.id && local.created_at == at);
+                if same || local.created_at > at || (local.created_at == at && !wins_tie) {
+                    return Ok((Vec::new(), Vec::new()));
+                }
+            }
+            replaced = map.remove(pattern_id);
+            let mut delete: Vec<String> = replaced.iter().map(|s| s.id.clone()).collect();
+            match incoming {
+                Some(mut suppression) => {
+                    suppression.pattern_id = pattern_id.to_string();
+                    suppression.remote = true;
+                    suppression.silences = Vec::new();
+                    delete.retain(|id| *id != suppression.id);
+                    map.insert(pattern_id.to_string(), suppression.clone());
+                    Ok((vec![suppression], delete))
+                }
+                None => Ok((Vec::new(), delete)),
+            }
+        })?;
+        if changed {
+            tracing::info!(
+                pattern_id = %escape_controls(pattern_id),
+                "suppression {} on another instance of the fleet",
+                if self.snapshot()?.contains_key(pattern_id) { "changed" } else { "deleted" }
+            );
+        }
+        if let Some(replaced) = replaced
+            && !replaced.silences.is_empty()
+        {
+            // Alertmanager may be slow: the caller (the fleet's watch) must
+            // not wait for it.
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.expire_silences(&replaced.silences).await;
+            });
+        }
+        Ok(changed)
     }
 
     /// The loaded table, reading the store the first time.
@@ -715,6 +811,70 @@ mod tests {
             registry.create(essay).await,
             Err(SuppressionError::Invalid(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn another_instances_change_applies_only_when_it_is_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
+        let local = registry
+            .create(request("p1", None))
+            .await
+            .unwrap()
+            .suppression;
+        let at = local.created_at;
+        let remote = |reason: &str, at: DateTime<Utc>| Suppression {
+            id: "sup-remote".into(),
+            reason: reason.into(),
+            created_at: at,
+            ..local.clone()
+        };
+        let earlier = at - chrono::Duration::seconds(1);
+        let later = at + chrono::Duration::seconds(1);
+        assert!(
+            !registry
+                .apply_remote("p1", Some(remote("older", earlier)), earlier, true)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !registry
+                .apply_remote("p1", None, earlier, true)
+                .await
+                .unwrap(),
+            "an older deletion loses"
+        );
+        assert_eq!(registry.snapshot().unwrap()["p1"].reason, local.reason);
+
+        let generation = registry.generation();
+        assert!(
+            registry
+                .apply_remote("p1", Some(remote("newer", later)), later, false)
+                .await
+                .unwrap()
+        );
+        assert!(registry.generation() > generation, "transforms pick it up");
+        let applied = registry.snapshot().unwrap()["p1"].clone();
+        assert_eq!((applied.reason.as_str(), applied.remote), ("newer", true));
+        assert!(
+            !registry
+                .apply_remote("p1", Some(remote("newer", later)), later, true)
+                .await
+                .unwrap(),
+            "seen again: no change"
+        );
+        // Kept in the store like a local one.
+        let reopened = Suppressions::new(StateHandle::new(dir.path().to_path_buf()));
+        drop(registry);
+        assert_eq!(reopened.list().unwrap()[0].id, "sup-remote");
+        let deleted_at = later + chrono::Duration::seconds(1);
+        assert!(
+            reopened
+                .apply_remote("p1", None, deleted_at, false)
+                .await
+                .unwrap()
+        );
+        assert!(reopened.list().unwrap().is_empty());
     }
 
     #[tokio::test]

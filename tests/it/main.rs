@@ -42,6 +42,7 @@ mod pipeline;
 mod progress;
 mod reload;
 mod review;
+mod shared_state;
 mod slack;
 mod slow_clients;
 mod sql;

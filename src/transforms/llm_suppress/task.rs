@@ -36,6 +36,7 @@ use crate::llm::{Classifier, LlmError, Masker, Prompt, builtin};
 use crate::shared::LinkSigner;
 use crate::state::StateStore;
 use crate::state::audit::AuditRecord;
+use crate::state::shared::{Claim, SharedState};
 use crate::state::triage::OperatorAction;
 use crate::state::triage::{Comparison, StoredVerdict, VerdictSource, save_comparisons};
 use crate::suppressions::{Silencer, Snapshot, Suppressions};
@@ -127,7 +128,16 @@ const MAX_RULE_DECISIONS: usize = 10_000;
 const SUPPRESS_URL: &str = "suppress_url";
 
 /// What a finished question hands back.
-type Asked = (String, Result<Answered, String>);
+type Asked = (String, Result<Reply, String>);
+
+/// A question's answer: its own, or the fleet's (`[state.shared.nats]`:
+/// another instance held the claim and shared its verdict).
+enum Reply {
+    /// A provider of the chain answered.
+    Answered(Answered),
+    /// Another instance's verdict.
+    Shared(StoredVerdict),
+}
 
 /// What a provider asked only to compare answered: the pattern, the
 /// provider's name, and its answer.
@@ -204,6 +214,11 @@ struct Running {
     metrics: Arc<ComponentMetrics>,
     suppressed: DropRoute,
     shutting_down: bool,
+    /// The fleet's shared state (`[state.shared.nats]`): verdicts of other
+    /// instances are used, and one instance asks per pattern.
+    shared: Option<Arc<dyn SharedState>>,
+    /// The models whose verdicts this transform uses.
+    models: Vec<String>,
 }
 
 async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> {
@@ -334,6 +349,8 @@ async fn run(mut settings: Settings, mut cx: TaskContext) -> anyhow::Result<()> 
         metrics: Arc::clone(&cx.metrics),
         suppressed: DropRoute::new(&cx.outputs, SUPPRESSED),
         shutting_down: false,
+        shared: cx.suppressions.shared_state(),
+        models,
         settings,
         asker,
         verdicts,
@@ -478,6 +495,9 @@ impl Running {
             let decision = self.decide_by_rules(pattern.to_string(), &event, wall);
             self.framer.apply(pattern, &decision, event, out);
             return;
+        }
+        if matches!(self.verdicts.lookup(pattern, wall, now), Lookup::Unknown) {
+            self.adopt_shared(pattern, wall);
         }
         if matches!(self.verdicts.lookup(pattern, wall, now), Lookup::Unknown) {
             if self.learning(now) && !self.severe(&event) {
@@ -873,9 +893,19 @@ impl Running {
             });
         }
         let name = pattern.clone();
+        let fleet = self.shared.clone().map(|shared| Fleet {
+            shared,
+            component: self.metrics.key().id().to_string(),
+            models: self.models.clone(),
+        });
         let handle = self.questions.spawn(async move {
+            if let Some(fleet) = fleet
+                && let Some(verdict) = fleet.wait_for_asker(&name, limit).await
+            {
+                return (name, Ok(Reply::Shared(verdict)));
+            }
             let answer = match tokio::time::timeout(limit, chain.ask(&prompt, &allowed)).await {
-                Ok(answer) => answer,
+                Ok(answer) => answer.map(Reply::Answered),
                 Err(_) => Err(LlmError::Deadline(limit).to_string()),
             };
             (name, answer)
@@ -902,7 +932,11 @@ impl Running {
             }
         };
         match answer {
-            Ok(answered) => {
+            Ok(Reply::Shared(verdict)) => {
+                let verdict = self.verdicts.decided(&pattern, verdict);
+                self.release(&pattern, &verdict, out);
+            }
+            Ok(Reply::Answered(answered)) => {
                 let source = if answered.model == BUILTIN_MODEL {
                     VerdictSource::Builtin
                 } else {
@@ -928,17 +962,11 @@ impl Running {
                     .remove(&pattern)
                     .unwrap_or_default();
                 self.audit.push(self.record("verdict", &pattern, &stored));
+                if let Some(shared) = &self.shared {
+                    shared.verdict_decided(self.metrics.key().id(), &pattern, &stored);
+                }
                 let verdict = self.verdicts.decided(&pattern, stored);
-                let decision = self.on_release(&pattern, &verdict);
-                let held = self.pending.take(&pattern);
-                if verdict.suppresses()
-                    && let Some(first) = held.first()
-                {
-                    self.note_neighbour(&pattern, first, Why::Verdict);
-                }
-                for event in held {
-                    self.framer.apply(&pattern, &decision, event, out);
-                }
+                self.release(&pattern, &verdict, out);
                 for compared in waiting {
                     self.compared(compared);
                 }
@@ -951,6 +979,34 @@ impl Running {
                 );
                 self.fail(&pattern, &error, now, out);
             }
+        }
+    }
+
+    /// Releases the events held for `pattern` with its verdict's decision.
+    fn release(&mut self, pattern: &str, verdict: &Decision, out: &mut TransformOutput) {
+        let decision = self.on_release(pattern, verdict);
+        let held = self.pending.take(pattern);
+        if verdict.suppresses()
+            && let Some(first) = held.first()
+        {
+            self.note_neighbour(pattern, first, Why::Verdict);
+        }
+        for event in held {
+            self.framer.apply(pattern, &decision, event, out);
+        }
+    }
+
+    /// Takes the fleet's live verdict on `pattern` (by one of this
+    /// transform's models), when another instance already asked.
+    fn adopt_shared(&mut self, pattern: &str, wall: DateTime<Utc>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if let Some(verdict) = shared
+            .verdict(self.metrics.key().id(), pattern)
+            .filter(|v| v.is_live(wall) && self.models.contains(&v.model))
+        {
+            self.verdicts.decided(pattern, verdict);
         }
     }
 
@@ -1063,6 +1119,45 @@ impl Running {
                 Stage::Processing,
                 &format_args!("cannot save verdicts: {error}"),
             );
+        }
+    }
+}
+
+/// What a question needs to share its pattern with a fleet.
+struct Fleet {
+    shared: Arc<dyn SharedState>,
+    component: String,
+    models: Vec<String>,
+}
+
+impl Fleet {
+    /// Claims the fleet's question about `pattern`. Returns `None` when
+    /// this instance is to ask (it holds the claim, or the bucket is out of
+    /// reach), or the verdict another instance shared while this one
+    /// waited. A claim that runs out without a verdict (its owner died, or
+    /// its question failed) is claimed again, so one instance takes over.
+    async fn wait_for_asker(&self, pattern: &str, limit: Duration) -> Option<StoredVerdict> {
+        let mut changes = self.shared.changes();
+        // Each round waits for one claim to run out: bounded by the fleet's
+        // size, and by the transform's end (it aborts its questions).
+        loop {
+            let until = match self.shared.claim(&self.component, pattern, limit).await {
+                Claim::Asker | Claim::Alone => return None,
+                Claim::Waiter { until } => until,
+            };
+            loop {
+                if let Some(verdict) = self
+                    .shared
+                    .verdict(&self.component, pattern)
+                    .filter(|v| v.is_live(Utc::now()) && self.models.contains(&v.model))
+                {
+                    return Some(verdict);
+                }
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return None },
+                    () = tokio::time::sleep_until(until) => break,
+                }
+            }
         }
     }
 }

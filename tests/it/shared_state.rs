@@ -1,0 +1,330 @@
+//! A fleet's shared triage state (`[state.shared.nats]`): real howl
+//! processes, each with its own `data_dir` and API, sharing one bucket on a
+//! real `nats-server -js`, with the loopback LLM server counting questions.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::common::fake_llm::FakeLlm;
+use crate::common::nats::NatsServer;
+use crate::common::{Running, client, free_port, get_json, metric, write};
+use crate::llm_suppress::{api_topology, post};
+
+/// One instance of the fleet: its directory (keep it alive), process and
+/// source port.
+struct Instance {
+    dir: tempfile::TempDir,
+    howl: Running,
+    http: u16,
+}
+
+impl Instance {
+    /// Starts howl with the triage topology of `llm_suppress`'s tests and
+    /// the shared state in `bucket` on `nats`.
+    async fn start(nats: &NatsServer, llm: &FakeLlm) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, http) = (free_port(), free_port());
+        let triage = format!(
+            "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\ndecision_timeout_secs = 20",
+            llm.base
+        );
+        let shared = format!(
+            "[state.shared.nats]\nurl = \"{}\"\nbucket = \"fleet\"\n",
+            nats.url()
+        );
+        let config = write(
+            dir.path(),
+            "fleet.toml",
+            &api_topology(api, http, &triage, &shared),
+        );
+        let howl = Running::start(dir.path(), &config, api, &[]).await;
+        Self { dir, howl, http }
+    }
+
+    /// Waits (bounded) until `shared_state_connected` is `connected`.
+    async fn wait_connected(&self, connected: bool, limit: Duration) {
+        let want = if connected { 1.0 } else { 0.0 };
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.howl.metrics().await;
+            if metric(&text, "shared_state_connected", &[]) == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shared_state_connected never became {want} within {limit:?}; stderr:\n{}",
+                self.howl.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The suppressions this instance lists.
+    async fn suppressions(&self) -> Vec<Value> {
+        get_json(format!("{}/api/v1/suppressions", self.howl.api)).await
+    }
+
+    /// This instance's suppression of `pattern`, if it lists one.
+    async fn suppression_of(&self, pattern: &str) -> Option<Value> {
+        self.suppressions()
+            .await
+            .into_iter()
+            .find(|s| s["pattern_id"] == pattern)
+    }
+
+    async fn suppress(&self, pattern: &str, reason: &str) -> Value {
+        let response = client()
+            .post(format!("{}/api/v1/suppressions", self.howl.api))
+            .json(&json!({"pattern_id": pattern, "reason": reason, "created_by": "alice"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "suppressing {pattern}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    async fn unsuppress(&self, pattern: &str) {
+        let response = client()
+            .delete(format!("{}/api/v1/suppressions/{pattern}", self.howl.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "unsuppressing {pattern}");
+    }
+}
+
+fn pattern_event(id: &str, message: &str) -> Value {
+    json!({"message": message, "pattern": {"id": id, "template": message, "level": "error"}})
+}
+
+/// The event with `message`, once `dir`'s passed or suppressed file holds
+/// it, with the file's name.
+async fn decided(dir: &Path, message: &str) -> (&'static str, Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for file in ["passed.jsonl", "suppressed.jsonl"] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if let Some(event) = text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|event| event["message"] == message)
+            {
+                return (file, event);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{message:?} was never decided in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`; fails after `limit`.
+async fn until<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_fleet_of_three_shares_suppressions_verdicts_and_the_audit_trail() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let fleet = join_all((0..3).map(|_| Instance::start(&nats, &llm))).await;
+    for instance in &fleet {
+        instance.wait_connected(true, Duration::from_secs(15)).await;
+    }
+
+    // The same new patterns reach all three at once: one question each for
+    // the whole fleet, and every instance decides by its verdict.
+    let patterns = [
+        ("1111111111111111", "GET /healthz 200"),
+        ("2222222222222222", "disk /var is full"),
+        ("3333333333333333", "db connection refused"),
+    ];
+    join_all(fleet.iter().enumerate().flat_map(|(i, instance)| {
+        patterns.iter().map(move |(id, message)| {
+            post(instance.http, pattern_event(id, &format!("{message} #{i}")))
+        })
+    }))
+    .await;
+    for (i, instance) in fleet.iter().enumerate() {
+        for (id, message) in patterns {
+            let (file, event) = decided(instance.dir.path(), &format!("{message} #{i}")).await;
+            assert_eq!(
+                event["triage"]["source"], "llm",
+                "instance {i}, {id}: {event}"
+            );
+            let expected = if id.starts_with('1') {
+                "suppressed.jsonl"
+            } else {
+                "passed.jsonl"
+            };
+            assert_eq!(file, expected, "instance {i}, {id}: {event}");
+        }
+    }
+    assert_eq!(
+        llm.requests().len(),
+        patterns.len(),
+        "one question per pattern across the fleet"
+    );
+
+    // A suppression made through A's API is in force on B and C within 1 s.
+    let (a, b, c) = (&fleet[0], &fleet[1], &fleet[2]);
+    let disk = patterns[1].0;
+    let started = Instant::now();
+    let created = a.suppress(disk, "known, ticket OPS-1").await;
+    for other in [b, c] {
+        until(
+            "B and C list A's suppression",
+            Duration::from_secs(5),
+            || other.suppression_of(disk),
+        )
+        .await;
+    }
+    let took = started.elapsed();
+    println!("suppression in force on B and C after {took:?}");
+    assert!(took <= Duration::from_secs(1), "took {took:?}");
+    for (i, other) in [(1, b), (2, c)] {
+        let message = format!("disk /var is full again #{i}");
+        post(other.http, pattern_event(disk, &message)).await;
+        let (file, event) = decided(other.dir.path(), &message).await;
+        assert_eq!(file, "suppressed.jsonl", "{event}");
+        assert_eq!(event["triage"]["source"], "operator");
+        assert_eq!(event["triage"]["suppression_id"], created["id"]);
+    }
+
+    // The decision is in every instance's audit trail.
+    for other in [b, c] {
+        until(
+            "A's decision in the others' audit trails",
+            Duration::from_secs(5),
+            || async {
+                let records: Vec<Value> =
+                    get_json(format!("{}/api/v1/audit?pattern_id={disk}", other.howl.api)).await;
+                records
+                    .into_iter()
+                    .find(|r| r["action"] == "suppress" && r["who"] == "alice")
+            },
+        )
+        .await;
+    }
+
+    // Deleted on C: gone everywhere (a tombstone, not a missing key).
+    let started = Instant::now();
+    c.unsuppress(disk).await;
+    for other in [a, b] {
+        until(
+            "the deletion on A and B",
+            Duration::from_secs(5),
+            || async { other.suppression_of(disk).await.is_none().then_some(()) },
+        )
+        .await;
+    }
+    assert!(
+        started.elapsed() <= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let message = "disk /var is full once more #0";
+    post(a.http, pattern_event(disk, message)).await;
+    assert_eq!(decided(a.dir.path(), message).await.0, "passed.jsonl");
+    assert_eq!(
+        llm.requests().len(),
+        patterns.len(),
+        "still nothing asked twice"
+    );
+}
+
+#[tokio::test]
+async fn instances_keep_working_through_a_nats_outage_and_reconcile_after_it() {
+    let mut nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let (a, b) = (
+        Instance::start(&nats, &llm).await,
+        Instance::start(&nats, &llm).await,
+    );
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    // Suppressed everywhere before the outage, deleted on B during it.
+    let (old, fresh) = ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb");
+    a.suppress(old, "noise").await;
+    until("B gets the suppression", Duration::from_secs(5), || {
+        b.suppression_of(old)
+    })
+    .await;
+
+    nats.stop();
+    a.wait_connected(false, Duration::from_secs(10)).await;
+    b.wait_connected(false, Duration::from_secs(10)).await;
+    // Triage goes on: a new pattern is asked locally and decided.
+    post(
+        a.http,
+        pattern_event("cccccccccccccccc", "GET /healthz 503"),
+    )
+    .await;
+    assert_eq!(
+        decided(a.dir.path(), "GET /healthz 503").await.0,
+        "suppressed.jsonl"
+    );
+    // Two decisions about one pattern, the later on B; a deletion on B.
+    a.suppress(fresh, "first, on A").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    b.suppress(fresh, "second, on B").await;
+    b.unsuppress(old).await;
+    assert!(
+        a.suppression_of(old).await.is_some(),
+        "nothing reaches A while NATS is down"
+    );
+
+    nats.restart().await;
+    for instance in [&a, &b] {
+        instance.wait_connected(true, Duration::from_secs(15)).await;
+    }
+    for (name, instance) in [("A", &a), ("B", &b)] {
+        let reason = until(
+            &format!("{name} settles on the later decision"),
+            Duration::from_secs(10),
+            || async {
+                let reason = instance.suppression_of(fresh).await?["reason"].clone();
+                (reason == "second, on B").then_some(reason)
+            },
+        )
+        .await;
+        assert_eq!(reason, "second, on B");
+        until(
+            &format!("{name} has B's deletion"),
+            Duration::from_secs(10),
+            || async { instance.suppression_of(old).await.is_none().then_some(()) },
+        )
+        .await;
+    }
+    // Events of the pattern are suppressed on A by B's decision.
+    post(a.http, pattern_event(fresh, "after the outage")).await;
+    let (file, event) = decided(a.dir.path(), "after the outage").await;
+    assert_eq!(file, "suppressed.jsonl");
+    assert_eq!(event["triage"]["reason"], "second, on B", "{event}");
+    assert!(
+        a.howl.stderr().contains("out of reach"),
+        "the outage is logged:\n{}",
+        a.howl.stderr()
+    );
+}
