@@ -32,6 +32,8 @@ use crate::sinks::batch::Batcher;
 use crate::sinks::encoding::Encoding;
 use crate::template::Template;
 
+use super::pack::Packing;
+
 /// A built `nats` sink.
 pub(super) struct NatsSink {
     pub(super) connector: Connector,
@@ -44,14 +46,18 @@ pub(super) struct NatsSink {
     pub(super) retry: RetryPolicy,
     pub(super) batch_events: NonZeroUsize,
     pub(super) batch_timeout: Duration,
+    /// Events per message; its byte budget is set from the server's
+    /// `max_payload` once connected.
+    pub(super) events_per_message: NonZeroUsize,
 }
 
-/// One event on its way out.
-struct Outgoing {
-    subject: String,
-    id: Option<String>,
-    payload: Bytes,
-    event: Event,
+/// One message on its way out: one event, or several packed
+/// ([`super::pack`]).
+pub(super) struct Outgoing {
+    pub(super) subject: String,
+    pub(super) id: Option<String>,
+    pub(super) payload: Bytes,
+    pub(super) events: Vec<Event>,
 }
 
 /// Where messages go.
@@ -105,9 +111,16 @@ impl NatsSink {
         } else {
             Publisher::Core(client.clone())
         };
+        let packing = Packing {
+            events: self.events_per_message.get(),
+            // Well inside what the server takes, headers included.
+            bytes: client.server_info().max_payload / 2,
+        };
         let mut batcher = Batcher::new(self.batch_events, self.batch_timeout);
         while let Some(events) = batcher.next(&mut cx.input).await {
-            self.deliver(&client, &publisher, &cx.metrics, events).await;
+            let outgoing = packing.pack(self.prepare(&cx.metrics, events));
+            self.deliver(&client, &publisher, &cx.metrics, outgoing)
+                .await;
         }
         if let Err(error) = client.flush().await {
             cx.metrics.error(
@@ -154,9 +167,8 @@ impl NatsSink {
         client: &Client,
         publisher: &Publisher,
         metrics: &ComponentMetrics,
-        events: Vec<Event>,
+        mut outgoing: Vec<Outgoing>,
     ) {
-        let mut outgoing = self.prepare(metrics, events);
         let started = Instant::now();
         let deadline = started + self.retry.max_duration;
         let mut attempt: u32 = 0;
@@ -186,7 +198,7 @@ impl NatsSink {
                 match result {
                     Ok(()) => {
                         bytes += message.payload.len();
-                        delivered.push(message.event);
+                        delivered.extend(message.events);
                     }
                     Err(Failed {
                         permanent: true,
@@ -201,9 +213,9 @@ impl NatsSink {
                                 message.subject
                             ),
                         );
-                        metrics.discarded_on_error(1, &"the server refused it");
-                        let mut event = message.event;
-                        event.finalize(EventStatus::Rejected);
+                        metrics.discarded_on_error(message.events.len(), &"the server refused it");
+                        let mut events = message.events;
+                        finalize_all(&mut events, EventStatus::Rejected);
                     }
                     Err(failed) => {
                         no_stream |= failed.no_stream;
@@ -278,9 +290,10 @@ impl NatsSink {
                 started.elapsed()
             ),
         );
-        metrics.discarded_on_error(outgoing.len(), &"retries ran out");
+        let events = outgoing.iter().map(|message| message.events.len()).sum();
+        metrics.discarded_on_error(events, &"retries ran out");
         for message in outgoing {
-            message.event.finalize(EventStatus::Errored);
+            finalize_all(&mut message.events, EventStatus::Errored);
         }
     }
 
@@ -334,7 +347,7 @@ impl NatsSink {
                 subject: subject.text,
                 id: id.filter(|id| !id.is_empty()),
                 payload: Bytes::from(payload),
-                event,
+                events: vec![event],
             });
         }
         outgoing
