@@ -69,10 +69,10 @@ async fn two_edges_three_workers_a_worker_killed_and_restarted_every_line_arrive
     for dir in &dirs {
         workers.push(start_consumer(&server, dir.path(), "out.log", &worker_options).await);
     }
-    // Two edges, half of the lines each. `msg_id` makes a publish retried
-    // after a lost acknowledgement stored once, so every duplicate below
-    // is the workers' doing.
-    let edge_options = "msg_id = \"{{ .message }}\"\nbatch.max_events = 500\n";
+    // Two edges, half of the lines each, two batches in flight each.
+    // `msg_id` makes a publish retried after a lost acknowledgement stored
+    // once, so every duplicate below is the workers' doing.
+    let edge_options = "msg_id = \"{{ .message }}\"\nbatch.max_events = 500\nconcurrency = 2\n";
     let edge_dirs = [
         tempfile::tempdir().expect("temp dir"),
         tempfile::tempdir().expect("temp dir"),

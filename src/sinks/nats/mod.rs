@@ -3,7 +3,8 @@
 //! Each event becomes one message on the subject its `subject` template
 //! renders (`logs.{{ .service }}`), its payload the event as JSON (the
 //! sinks' [`encoding`](crate::sinks::encoding), every field kept) or its
-//! `message`. With JetStream (the default) an event counts as delivered
+//! `message`; or, with `events_per_message`, the events of a batch that
+//! share a subject go out together as a JSON array ([`pack`]). With JetStream (the default) an event counts as delivered
 //! only once the server acknowledged that a stream stored it; `msg_id`
 //! sets `Nats-Msg-Id`, so a message published again within the stream's
 //! duplicate window (a retry after a lost acknowledgement, a replay after
@@ -20,7 +21,8 @@
 //! retried the sink takes no more input, so upstream waits
 //! (backpressure) rather than piling events up in memory.
 //!
-//! The module reads: the options (here) → [`sink`] (the run loop).
+//! The module reads: the options (here) → [`sink`] (the run loop) →
+//! [`pack`] (several events per message).
 
 mod pack;
 mod sink;
@@ -84,6 +86,19 @@ pub struct NatsSinkConfig {
     /// events' ids (`first..last`). Needs `encoding = "json"`.
     #[serde(default = "one")]
     events_per_message: NonZeroUsize,
+    /// How many batches may be published at once, each awaiting its
+    /// acknowledgements and retried on its own. `1` (the default) publishes
+    /// batches one after the other, in order. More overlaps one batch's
+    /// round trip to the server with the next batch: more throughput,
+    /// especially with one event per message; batches then reach the stream
+    /// in any order, and a server lost mid-flight may store up to
+    /// `concurrency` batches twice (without `msg_id`).
+    #[serde(
+        default = "one",
+        deserialize_with = "crate::options::count_at_most::<_, 64>"
+    )]
+    #[schemars(range(min = 1, max = 64))]
+    concurrency: NonZeroUsize,
     /// The longest wait for the server's acknowledgement of one message;
     /// an unacknowledged message is published again (see `retry`).
     #[serde(default = "default_ack_timeout")]
@@ -167,6 +182,7 @@ impl NatsSinkConfig {
             batch_events: self.batch.max_events,
             batch_timeout: self.batch.timeout_secs.get(),
             events_per_message: self.events_per_message,
+            concurrency: self.concurrency,
         }))
     }
 }

@@ -18,7 +18,9 @@ use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::{Client, jetstream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::components::ComponentFuture;
@@ -49,6 +51,8 @@ pub(super) struct NatsSink {
     /// Events per message; its byte budget is set from the server's
     /// `max_payload` once connected.
     pub(super) events_per_message: NonZeroUsize,
+    /// Batches published at once.
+    pub(super) concurrency: NonZeroUsize,
 }
 
 /// One message on its way out: one event, or several packed
@@ -100,8 +104,14 @@ impl NatsSink {
         let publisher = if self.jetstream {
             let context = jetstream::ContextBuilder::new()
                 .timeout(self.ack_timeout)
-                // Never the client's cap: one batch is in flight at a time.
-                .max_ack_inflight(self.batch_events.get().saturating_mul(2))
+                // Never the client's cap: `concurrency` batches are in
+                // flight at a time.
+                .max_ack_inflight(
+                    self.batch_events
+                        .get()
+                        .saturating_mul(self.concurrency.get())
+                        .saturating_mul(2),
+                )
                 .backpressure_on_inflight(true)
                 .build(client.clone());
             if let Some(stream) = &self.stream {
@@ -117,10 +127,24 @@ impl NatsSink {
             bytes: client.server_info().max_payload / 2,
         };
         let mut batcher = Batcher::new(self.batch_events, self.batch_timeout);
-        while let Some(events) = batcher.next(&mut cx.input).await {
-            let outgoing = packing.pack(self.prepare(&cx.metrics, events));
-            self.deliver(&client, &publisher, &cx.metrics, outgoing)
-                .await;
+        // Up to `concurrency` batches are published at once, each retried
+        // on its own; input is taken only while one more fits, so a server
+        // away still holds everything upstream.
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                batch = batcher.next(&mut cx.input), if open && in_flight.len() < self.concurrency.get() => {
+                    match batch {
+                        Some(events) => {
+                            let outgoing = packing.pack(self.prepare(&cx.metrics, events));
+                            in_flight.push(self.deliver(&client, &publisher, &cx.metrics, outgoing));
+                        }
+                        None => open = false,
+                    }
+                }
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            }
         }
         if let Err(error) = client.flush().await {
             cx.metrics.error(
