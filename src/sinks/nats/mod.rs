@@ -78,8 +78,8 @@ pub struct NatsSinkConfig {
     /// together as a JSON array (up to this many, and up to half the
     /// server's `max_payload` in bytes), which the `nats` source reads as
     /// one event per element. The broker's work is per message, so this is
-    /// what takes a fleet past ~50,000 lines/s; but everything past the
-    /// broker counts messages too: a worker acknowledges, and redelivers
+    /// what takes a fleet past some 50,000 lines/s (README, "Running a
+    /// fleet"); but everything past the broker counts messages too: a worker acknowledges, and redelivers
     /// after a crash or a failed delivery, a whole message, so
     /// `max_ack_pending` then bounds messages (up to this many events each),
     /// and `msg_id` deduplicates a message whose id is its first and last
