@@ -17,6 +17,7 @@ mod config_tests;
 mod decoding;
 mod docs;
 mod file_source;
+mod fleet;
 mod fluent;
 mod generate;
 mod http_client;

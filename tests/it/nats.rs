@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::common::nats::NatsServer;
+use crate::common::nats::{
+    NatsServer, append_lines, lines_in, numbered_lines, start_consumer, start_file_publisher,
+    wait_for_all_lines,
+};
 use crate::common::{run_with_input, write};
 
 /// `n` JSON lines `{"id": i, "service": "a"|"b", "message": "line i"}`.
@@ -149,52 +152,8 @@ async fn core_nats_publishes_without_a_stream() {
     assert_eq!(got[4], ("core.b".to_string(), "line 3".to_string()));
 }
 
-/// Numbered plain lines `line <i>` for `range`.
-fn numbered_lines(range: std::ops::Range<usize>) -> String {
-    range.map(|i| format!("line {i}\n")).collect()
-}
-
 /// How many times each line number `0..n` is in `messages` (JSON payloads
 /// whose `message` is `line <i>`); panics on anything else.
-/// A howl that publishes `app.log` in `dir` (written with `lines`) to
-/// `logs.app` on `url`: the `file` → `nats` topology of these tests, with
-/// `sink_options` appended to the sink's table and `more` TOML after it.
-async fn start_file_publisher(
-    dir: &std::path::Path,
-    url: &str,
-    lines: std::ops::Range<usize>,
-    sink_options: &str,
-    more: &str,
-) -> (crate::common::Running, std::path::PathBuf) {
-    let api = crate::common::free_port();
-    let log = dir.join("app.log");
-    std::fs::write(&log, numbered_lines(lines)).expect("write log");
-    let config = write(
-        dir,
-        "topology.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
-             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{url}\"\nsubject = \"logs.app\"\n\
-             {sink_options}{more}",
-            log.display(),
-        ),
-    );
-    let howl = crate::common::Running::start(dir, &config, api, &[]).await;
-    (howl, log)
-}
-
-/// Appends numbered lines to a log a running howl follows.
-fn append_lines(log: &std::path::Path, lines: std::ops::Range<usize>) {
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(log)
-        .expect("open log")
-        .write_all(numbered_lines(lines).as_bytes())
-        .expect("append to the log");
-}
-
 fn count_lines(payloads: impl Iterator<Item = Vec<u8>>, n: usize) -> Vec<u32> {
     let mut counts = vec![0u32; n];
     for payload in payloads {
@@ -274,65 +233,6 @@ fn publish_numbered(server: &NatsServer, n: usize) {
         "publishing failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// A consuming howl: the `nats` source (durable consumer `workers` on
-/// `LOGS`, with `options`) → a `file` sink writing each `message` to
-/// `path` (relative to `dir`), acknowledgements on.
-async fn start_consumer(
-    server: &NatsServer,
-    dir: &std::path::Path,
-    path: &str,
-    options: &str,
-) -> crate::common::Running {
-    let api = crate::common::free_port();
-    let config = write(
-        dir,
-        "consumer.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
-             nak_delay_secs = 0.2\n{options}\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{path}\"\nencoding = \"text\"\n\
-             acknowledgements.enabled = true\n",
-            server.url()
-        ),
-    );
-    crate::common::Running::start(dir, &config, api, &[]).await
-}
-
-/// The numbered lines in `path` so far.
-fn lines_in(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// Waits (bounded) until `path` holds every line `0..n` at least once;
-/// returns how often each is there.
-async fn wait_for_all_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<u32> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let mut counts = vec![0u32; n];
-        for line in lines_in(path) {
-            let index: usize = line
-                .strip_prefix("line ")
-                .and_then(|i| i.parse().ok())
-                .unwrap_or_else(|| panic!("not a numbered line: {line:?}"));
-            counts[index] += 1;
-        }
-        let missing = counts.iter().filter(|c| **c == 0).count();
-        if missing == 0 {
-            return counts;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{missing} of {n} lines still missing after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

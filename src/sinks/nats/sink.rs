@@ -18,7 +18,9 @@ use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::{Client, jetstream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::components::ComponentFuture;
@@ -33,6 +35,7 @@ use crate::sinks::encoding::Encoding;
 use crate::template::Template;
 
 use super::partition::Partitioner;
+use super::pack::Packing;
 
 /// A built `nats` sink.
 pub(super) struct NatsSink {
@@ -48,14 +51,20 @@ pub(super) struct NatsSink {
     pub(super) batch_timeout: Duration,
     /// `partition.*`: the partition index is the subject's last token.
     pub(super) partition: Option<Partitioner>,
+    /// Events per message; its byte budget is set from the server's
+    /// `max_payload` once connected.
+    pub(super) events_per_message: NonZeroUsize,
+    /// Batches published at once.
+    pub(super) concurrency: NonZeroUsize,
 }
 
-/// One event on its way out.
-struct Outgoing {
-    subject: String,
-    id: Option<String>,
-    payload: Bytes,
-    event: Event,
+/// One message on its way out: one event, or several packed
+/// ([`super::pack`]).
+pub(super) struct Outgoing {
+    pub(super) subject: String,
+    pub(super) id: Option<String>,
+    pub(super) payload: Bytes,
+    pub(super) events: Vec<Event>,
 }
 
 /// Where messages go.
@@ -98,8 +107,14 @@ impl NatsSink {
         let publisher = if self.jetstream {
             let context = jetstream::ContextBuilder::new()
                 .timeout(self.ack_timeout)
-                // Never the client's cap: one batch is in flight at a time.
-                .max_ack_inflight(self.batch_events.get().saturating_mul(2))
+                // Never the client's cap: `concurrency` batches are in
+                // flight at a time.
+                .max_ack_inflight(
+                    self.batch_events
+                        .get()
+                        .saturating_mul(self.concurrency.get())
+                        .saturating_mul(2),
+                )
                 .backpressure_on_inflight(true)
                 .build(client.clone());
             if let Some(stream) = &self.stream {
@@ -109,9 +124,30 @@ impl NatsSink {
         } else {
             Publisher::Core(client.clone())
         };
+        let packing = Packing {
+            events: self.events_per_message.get(),
+            // Well inside what the server takes, headers included.
+            bytes: client.server_info().max_payload / 2,
+        };
         let mut batcher = Batcher::new(self.batch_events, self.batch_timeout);
-        while let Some(events) = batcher.next(&mut cx.input).await {
-            self.deliver(&client, &publisher, &cx.metrics, events).await;
+        // Up to `concurrency` batches are published at once, each retried
+        // on its own; input is taken only while one more fits, so a server
+        // away still holds everything upstream.
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                batch = batcher.next(&mut cx.input), if open && in_flight.len() < self.concurrency.get() => {
+                    match batch {
+                        Some(events) => {
+                            let outgoing = packing.pack(self.prepare(&cx.metrics, events));
+                            in_flight.push(self.deliver(&client, &publisher, &cx.metrics, outgoing));
+                        }
+                        None => open = false,
+                    }
+                }
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            }
         }
         if let Err(error) = client.flush().await {
             cx.metrics.error(
@@ -158,9 +194,8 @@ impl NatsSink {
         client: &Client,
         publisher: &Publisher,
         metrics: &ComponentMetrics,
-        events: Vec<Event>,
+        mut outgoing: Vec<Outgoing>,
     ) {
-        let mut outgoing = self.prepare(metrics, events);
         let started = Instant::now();
         let deadline = started + self.retry.max_duration;
         let mut attempt: u32 = 0;
@@ -190,7 +225,7 @@ impl NatsSink {
                 match result {
                     Ok(()) => {
                         bytes += message.payload.len();
-                        delivered.push(message.event);
+                        delivered.extend(message.events);
                     }
                     Err(Failed {
                         permanent: true,
@@ -205,9 +240,9 @@ impl NatsSink {
                                 message.subject
                             ),
                         );
-                        metrics.discarded_on_error(1, &"the server refused it");
-                        let mut event = message.event;
-                        event.finalize(EventStatus::Rejected);
+                        metrics.discarded_on_error(message.events.len(), &"the server refused it");
+                        let mut events = message.events;
+                        finalize_all(&mut events, EventStatus::Rejected);
                     }
                     Err(failed) => {
                         no_stream |= failed.no_stream;
@@ -282,9 +317,10 @@ impl NatsSink {
                 started.elapsed()
             ),
         );
-        metrics.discarded_on_error(outgoing.len(), &"retries ran out");
+        let events = outgoing.iter().map(|message| message.events.len()).sum();
+        metrics.discarded_on_error(events, &"retries ran out");
         for message in outgoing {
-            message.event.finalize(EventStatus::Errored);
+            finalize_all(&mut message.events, EventStatus::Errored);
         }
     }
 
@@ -341,7 +377,7 @@ impl NatsSink {
                 subject: subject.text,
                 id: id.filter(|id| !id.is_empty()),
                 payload: Bytes::from(payload),
-                event,
+                events: vec![event],
             });
         }
         outgoing

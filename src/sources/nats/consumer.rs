@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::Client;
+use async_nats::connection::State;
 use async_nats::jetstream::consumer::pull::{MessagesError, MessagesErrorKind};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::stream::FuturesUnordered;
@@ -41,6 +42,8 @@ use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 /// server sends meanwhile (a missed one means the connection is gone).
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 const PULL_HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often the connection is looked at, to pull again once it is back.
+const CONNECTION_CHECK: Duration = Duration::from_millis(250);
 
 /// Runs the consumer until shutdown.
 pub(super) async fn run(
@@ -141,10 +144,31 @@ pub(super) async fn consume(
                 continue;
             }
         };
+        let mut connection = tokio::time::interval(CONNECTION_CHECK);
+        let mut lost = false;
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => break 'pulling,
                 next = messages.next() => next,
+                _ = connection.tick() => {
+                    // A pull request dies with the connection (a server
+                    // restart forgets it); the pull stream would notice
+                    // only after two missed heartbeats. Pull afresh as
+                    // soon as the connection is back.
+                    match client.connection_state() {
+                        State::Connected if lost => {
+                            tracing::info!(
+                                component = %metrics.key(),
+                                consumer = %spec.name,
+                                "connection back; pulling again"
+                            );
+                            continue 'pulling;
+                        }
+                        State::Connected => {}
+                        _ => lost = true,
+                    }
+                    continue;
+                }
             };
             let first = match next {
                 Some(Ok(message)) => message,
@@ -162,28 +186,16 @@ pub(super) async fn consume(
                 }
             };
             attempt = 0;
-            // Messages already here go downstream together.
-            let mut batch = vec![first];
-            let mut ended = false;
-            while batch.len() < BATCH_EVENTS.get() {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    Some(Some(Err(error))) => {
-                        pull_trouble(&metrics, &spec, &error);
-                        ended = consumer_gone(&error);
-                        break;
-                    }
-                    Some(None) => {
-                        ended = true;
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            let mut events = Vec::with_capacity(batch.len());
-            let mut statuses = Vec::with_capacity(batch.len());
+            // Messages already here go downstream together, up to
+            // BATCH_EVENTS events (a message packing several events, see
+            // the sink's `events_per_message`, counts them all).
+            let mut batch = Vec::new();
+            let mut events = Vec::new();
+            let mut statuses = Vec::new();
             let mut bytes = 0;
-            for message in &batch {
+            let mut next = Some(first);
+            let mut ended = false;
+            while let Some(message) = next.take() {
                 bytes += message.payload.len();
                 let start = events.len();
                 let made = decode.decode(
@@ -192,6 +204,19 @@ pub(super) async fn consume(
                     &mut events,
                 );
                 statuses.push((made > 0).then(|| notify_batch(&mut events[start..])));
+                batch.push(message);
+                if events.len() >= BATCH_EVENTS.get() {
+                    break;
+                }
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => next = Some(message),
+                    Some(Some(Err(error))) => {
+                        pull_trouble(&metrics, &spec, &error);
+                        ended = consumer_gone(&error);
+                    }
+                    Some(None) => ended = true,
+                    None => {}
+                }
             }
             metrics.received(events.len(), bytes);
             if !events.is_empty() {

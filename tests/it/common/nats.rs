@@ -1,6 +1,9 @@
 //! A real NATS server with JetStream (Debian's `nats-server`, installed by
 //! `scripts/test`): loopback ports of its own, a temporary store
 //! directory, stopped when dropped. Never the system's instance on 4222.
+//! Also the howls around it that the NATS and fleet tests share: a `file`
+//! → `nats` publisher of numbered lines, a `nats` → `file` worker, and
+//! waiting for every numbered line to arrive.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -222,5 +225,127 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Numbered plain lines `line <i>` for `range`.
+pub fn numbered_lines(range: std::ops::Range<usize>) -> String {
+    range.map(|i| format!("line {i}\n")).collect()
+}
+
+/// A howl that publishes `app.log` in `dir` (written with `lines`) to
+/// `logs.app` on `url`: the `file` → `nats` topology of these tests, with
+/// `sink_options` appended to the sink's table and `more` TOML after it.
+pub async fn start_file_publisher(
+    dir: &std::path::Path,
+    url: &str,
+    lines: std::ops::Range<usize>,
+    sink_options: &str,
+    more: &str,
+) -> (crate::common::Running, std::path::PathBuf) {
+    let api = crate::common::free_port();
+    let log = dir.join("app.log");
+    std::fs::write(&log, numbered_lines(lines)).expect("write log");
+    let config = crate::common::write(
+        dir,
+        "topology.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{url}\"\nsubject = \"logs.app\"\n\
+             {sink_options}{more}",
+            log.display(),
+        ),
+    );
+    let howl = crate::common::Running::start(dir, &config, api, &[]).await;
+    (howl, log)
+}
+
+/// Appends numbered lines to a log a running howl follows.
+pub fn append_lines(log: &std::path::Path, lines: std::ops::Range<usize>) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .expect("open log")
+        .write_all(numbered_lines(lines).as_bytes())
+        .expect("append to the log");
+}
+
+/// A consuming howl: the `nats` source (durable consumer `workers` on
+/// `LOGS`, with `options`) → a `file` sink writing each `message` to
+/// `path` (relative to `dir`), acknowledgements on.
+pub async fn start_consumer(
+    server: &NatsServer,
+    dir: &std::path::Path,
+    path: &str,
+    options: &str,
+) -> crate::common::Running {
+    let api = crate::common::free_port();
+    let config = crate::common::write(
+        dir,
+        "consumer.toml",
+        &format!(
+            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.in]\ntype = \"nats\"\nurl = \"{}\"\nstream = \"LOGS\"\nconsumer = \"workers\"\n\
+             nak_delay_secs = 0.2\n{options}\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{path}\"\nencoding = \"text\"\n\
+             acknowledgements.enabled = true\n",
+            server.url()
+        ),
+    );
+    crate::common::Running::start(dir, &config, api, &[]).await
+}
+
+/// The numbered lines in `path` so far.
+pub fn lines_in(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (bounded) until `path` holds every line `0..n` at least once;
+/// returns how often each is there.
+pub async fn wait_for_all_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<u32> {
+    wait_for_all_lines_in(&[path], n, limit).await
+}
+
+/// How often each numbered line `0..n` is in the files `paths` together.
+pub fn count_numbered(paths: &[&std::path::Path], n: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; n];
+    for path in paths {
+        for line in lines_in(path) {
+            let index: usize = line
+                .strip_prefix("line ")
+                .and_then(|i| i.parse().ok())
+                .filter(|i| *i < n)
+                .unwrap_or_else(|| panic!("not a numbered line below {n}: {line:?}"));
+            counts[index] += 1;
+        }
+    }
+    counts
+}
+
+/// [`wait_for_all_lines`] over several files (the sinks of several
+/// workers): every line in one of them at least once.
+pub async fn wait_for_all_lines_in(
+    paths: &[&std::path::Path],
+    n: usize,
+    limit: Duration,
+) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let counts = count_numbered(paths, n);
+        let missing = counts.iter().filter(|c| **c == 0).count();
+        if missing == 0 {
+            return counts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} of {n} lines still missing after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
