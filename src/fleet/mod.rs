@@ -9,11 +9,11 @@
 //! change.
 //!
 //! How: the decisions and verdicts live in a JetStream key-value bucket
-//! (history 5; keys in [`wire`]), the audit records in a second bucket
+//! (history 5; keys in `wire`), the audit records in a second bucket
 //! `<bucket>_audit`, bounded by age ([`AUDIT_MAX_AGE`]). Each instance:
 //!
 //! - writes every local change to its own store first (as without a fleet)
-//!   and queues it in the [`outbox`]; a background task ([`link`]) pushes
+//!   and queues it in the `outbox`; a background task (`link`) pushes
 //!   queued changes to the bucket;
 //! - watches the bucket (`watch_with_history`), keeps an in-memory mirror
 //!   of it, and applies the changes of other instances to its own
@@ -39,8 +39,8 @@
 //! bucket is in reach.
 
 mod link;
-pub mod outbox;
-pub mod wire;
+mod outbox;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
