@@ -18,6 +18,7 @@ mod decoding;
 mod docs;
 mod file_source;
 mod fleet;
+mod fleet_ids;
 mod fluent;
 mod generate;
 mod http_client;

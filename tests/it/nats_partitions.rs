@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use crate::common::nats::NatsServer;
 use crate::common::{Running, free_port, run_with_input, write};
 
-const COUNT: u32 = 16;
+pub(crate) const COUNT: u32 = 16;
 /// Short, so that the test sees leases expire; the default is 10 s.
-const TTL_SECS: u64 = 4;
+pub(crate) const TTL_SECS: u64 = 4;
 const MAX_ACK_PENDING: u32 = 100;
 
 #[tokio::test]
@@ -159,7 +159,7 @@ fn append(log: &Path, lines: std::ops::Range<usize>) {
 
 /// Who holds each partition's lease now: the pid in the holder's member
 /// id (`<host>-<pid>-<random>`), by partition.
-async fn holders(server: &NatsServer) -> BTreeMap<u32, u32> {
+pub(crate) async fn holders(server: &NatsServer) -> BTreeMap<u32, u32> {
     let js = server.jetstream().await;
     let mut found = BTreeMap::new();
     let Ok(kv) = js.get_key_value("howl_leases").await else {
@@ -183,7 +183,7 @@ async fn holders(server: &NatsServer) -> BTreeMap<u32, u32> {
 /// Waits (bounded) until every partition is leased, only by `pids`, each
 /// holding `fair` partitions (a range); returns the time it took and the
 /// share of each pid.
-async fn wait_for_holders(
+pub(crate) async fn wait_for_holders(
     server: &NatsServer,
     pids: &[u32],
     fair: std::ops::RangeInclusive<usize>,

@@ -432,7 +432,7 @@ impl Instance {
 }
 
 /// The lines of four kinds, one user each, in the order of `users`.
-fn lines(users: &[&str], kinds: &[usize]) -> Vec<String> {
+pub(crate) fn lines(users: &[&str], kinds: &[usize]) -> Vec<String> {
     let mut lines = Vec::new();
     for (n, &kind) in kinds.iter().enumerate() {
         for (i, user) in users.iter().enumerate() {
@@ -465,7 +465,7 @@ fn kind(message: &str) -> &'static str {
 }
 
 /// Each kind's one id, asserting there is one.
-fn ids_by_kind(
+pub(crate) fn ids_by_kind(
     outcomes: &HashMap<String, (String, bool)>,
     messages: &[String],
 ) -> BTreeMap<&'static str, String> {
@@ -483,7 +483,7 @@ fn ids_by_kind(
 
 /// Waits (bounded) until the bucket holds a save of scope `sshd` made at
 /// or after `after_ms`.
-async fn wait_for_shared_save(server: &NatsServer, after_ms: i64) {
+pub(crate) async fn wait_for_shared_save(server: &NatsServer, after_ms: i64) {
     let bucket = bucket(server, "patterns").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -500,7 +500,7 @@ async fn wait_for_shared_save(server: &NatsServer, after_ms: i64) {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
