@@ -14,22 +14,6 @@ use crate::common::nats::{
 };
 use crate::common::{Running, metric, wait_for};
 
-/// Creates the work-queue stream `LOGS` over `logs.>` the edges publish to
-/// (a message leaves it once a worker acknowledged it).
-async fn work_queue(server: &NatsServer) {
-    server
-        .jetstream()
-        .await
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "LOGS".to_string(),
-            subjects: vec!["logs.>".to_string()],
-            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-            ..Default::default()
-        })
-        .await
-        .expect("create the work-queue stream");
-}
-
 /// Cuts a line torn by a SIGKILL off the end of `path`: its message was
 /// not acknowledged, so it comes again, whole.
 fn cut_torn_line(path: &Path) {
@@ -57,7 +41,7 @@ async fn two_edges_three_workers_a_worker_killed_and_restarted_every_line_arrive
     const MAX_ACK_PENDING: u32 = 1000;
     let started = Instant::now();
     let server = NatsServer::start().await;
-    work_queue(&server).await;
+    server.create_work_queue().await;
     // Three workers on one durable consumer; a short ack_wait, so that what
     // the killed worker held goes to the others soon.
     let worker_options = format!("max_ack_pending = {MAX_ACK_PENDING}\nack_wait_secs = 2");
@@ -154,7 +138,7 @@ async fn an_edge_holds_its_lines_through_a_30_s_outage_and_the_worker_resumes() 
     const PER_MESSAGE: usize = 20;
     const MAX_ACK_PENDING: u32 = 10;
     let mut server = NatsServer::start().await;
-    work_queue(&server).await;
+    server.create_work_queue().await;
     let worker_dir = tempfile::tempdir().expect("temp dir");
     let out = worker_dir.path().join("out.log");
     let mut worker = start_consumer(
@@ -229,7 +213,7 @@ async fn an_edge_holds_its_lines_through_a_30_s_outage_and_the_worker_resumes() 
 #[tokio::test]
 async fn a_retry_budget_shorter_than_the_outage_discards_and_counts_what_it_gave_up() {
     let mut server = NatsServer::start().await;
-    work_queue(&server).await;
+    server.create_work_queue().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut edge, log) = start_file_publisher(
         dir.path(),

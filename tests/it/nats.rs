@@ -912,18 +912,7 @@ async fn sigterm_mid_stream_loses_nothing_and_writes_nothing_twice() {
 #[tokio::test]
 async fn malformed_payloads_become_events_and_are_acknowledged() {
     let server = NatsServer::start().await;
-    let stream = server
-        .jetstream()
-        .await
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "LOGS".to_string(),
-            subjects: vec!["logs.>".to_string()],
-            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-            ..Default::default()
-        })
-        .await
-        .expect("create stream");
-    drop(stream);
+    server.create_work_queue().await;
     let js = server.jetstream().await;
     let huge = format!("{{\"message\":\"{}\"}}", "y".repeat(900 * 1024));
     let payloads: Vec<Vec<u8>> = vec![

@@ -43,6 +43,21 @@ fn binary() -> PathBuf {
 }
 
 impl NatsServer {
+    /// Creates the work-queue stream `LOGS` over `logs.>` that edges
+    /// publish to (a message leaves it once a worker acknowledged it).
+    pub async fn create_work_queue(&self) {
+        self.jetstream()
+            .await
+            .create_stream(jetstream::stream::Config {
+                name: "LOGS".to_string(),
+                subjects: vec!["logs.>".to_string()],
+                retention: jetstream::stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .expect("create the work-queue stream");
+    }
+
     /// Starts a server with JetStream on free loopback ports.
     pub async fn start() -> Self {
         Self::start_with(&[]).await
