@@ -312,13 +312,12 @@ pub async fn start_consumer(
     crate::common::Running::start(dir, &config, api, &[]).await
 }
 
-/// The numbered lines in `path` so far.
+/// The complete lines in `path` so far: a sink may be writing the last
+/// one while it is read, so a line without its newline is not counted yet.
 pub fn lines_in(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(str::to_string).collect()
 }
 
 /// Waits (bounded) until `path` holds every line `0..n` at least once;
