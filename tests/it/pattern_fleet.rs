@@ -656,3 +656,23 @@ async fn saves_made_while_the_bucket_is_away_are_reconciled_when_it_is_back() {
         newer
     );
 }
+
+/// A head written by someone else with absurd sizes (garbage, or a hostile
+/// writer) is refused as unreadable: the reader must not try to allocate
+/// what it claims (an allocation of a petabyte aborts the process).
+#[tokio::test]
+async fn a_head_claiming_absurd_sizes_is_refused_without_allocating_them() {
+    let server = NatsServer::start().await;
+    let bucket = bucket(&server, "patterns").await;
+    bucket.write("sshd", b"{}", None, "a", 1).await.unwrap();
+    let forged = r#"{"generation":1,"chunks":1,"bytes":1000000000000000,"checksum":0,"writer":"x","saved_at_ms":1}"#;
+    bucket
+        .store()
+        .put(bucket.head_key("sshd"), forged.into())
+        .await
+        .unwrap();
+    match bucket.read("sshd").await {
+        Err(SpaceError::Broken { cause, .. }) => assert!(cause.contains("bytes"), "{cause}"),
+        other => panic!("a head claiming a petabyte was not refused: {other:?}"),
+    }
+}

@@ -268,7 +268,18 @@ impl SpaceBucket {
 
     /// Reads a head's value.
     pub fn parse_head(&self, value: &[u8]) -> Result<Head, SpaceError> {
-        serde_json::from_slice(value).map_err(|e| self.broken(format!("a head does not read: {e}")))
+        let head: Head = serde_json::from_slice(value)
+            .map_err(|e| self.broken(format!("a head does not read: {e}")))?;
+        // No howl writes chunks larger than this: a head claiming more
+        // bytes than its chunks can hold was not written by howl.
+        let most = u64::from(head.chunks) * CHUNK_BYTES.max(self.chunk_bytes) as u64;
+        if head.bytes > most {
+            return Err(self.broken(format!(
+                "a head claims {} bytes in {} chunks (at most {most}): not written by howl",
+                head.bytes, head.chunks
+            )));
+        }
+        Ok(head)
     }
 
     /// Reads `scope` as its current head says; `None` when it was never
@@ -305,7 +316,10 @@ impl SpaceBucket {
         scope: &str,
         head: &Head,
     ) -> Result<Result<Vec<u8>, String>, SpaceError> {
-        let mut compressed = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0));
+        // The head's size is only a hint (the checksum is what is
+        // trusted): a reservation bounded by a few chunks.
+        let hint = usize::try_from(head.bytes).unwrap_or(0);
+        let mut compressed = Vec::with_capacity(hint.min(8 * CHUNK_BYTES));
         for index in 0..head.chunks {
             let key = self.chunk_key(scope, head.generation, index);
             let value = timed(self.store.get(key.as_str()))
