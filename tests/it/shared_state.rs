@@ -328,3 +328,49 @@ async fn instances_keep_working_through_a_nats_outage_and_reconcile_after_it() {
         a.howl.stderr()
     );
 }
+
+/// The fleet's bucket as another writer sees it (the instances create it).
+async fn bucket(nats: &NatsServer) -> async_nats::jetstream::kv::Store {
+    nats.jetstream()
+        .await
+        .get_key_value("fleet")
+        .await
+        .expect("the fleet's bucket")
+}
+
+/// A value stamped far in the future (a hostile writer, or an instance
+/// whose clock is years off) must not win every later change: here a
+/// tombstone from 2099 sits on a pattern's key; an operator's suppression
+/// made afterwards on A still reaches B.
+#[tokio::test]
+async fn a_change_stamped_in_the_future_does_not_outrank_every_later_one() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let (a, b) = (
+        Instance::start(&nats, &llm).await,
+        Instance::start(&nats, &llm).await,
+    );
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    let pattern = "dddddddddddddddd";
+    bucket(&nats)
+        .await
+        .put(
+            format!("supp.{pattern}"),
+            r#"{"at":"2099-01-01T00:00:00Z","origin":"ffffffffffffffff","value":null}"#.into(),
+        )
+        .await
+        .unwrap();
+    a.suppress(pattern, "made after the bogus tombstone").await;
+    until(
+        "B gets A's suppression despite the tombstone from 2099",
+        Duration::from_secs(10),
+        || b.suppression_of(pattern),
+    )
+    .await;
+    assert!(
+        a.howl.stderr().contains("in the future"),
+        "the bogus stamp is logged:\n{}",
+        a.howl.stderr()
+    );
+}
