@@ -374,3 +374,49 @@ async fn a_change_stamped_in_the_future_does_not_outrank_every_later_one() {
         a.howl.stderr()
     );
 }
+
+/// A claim on a question whose deadline lies far in the future (a hostile
+/// value, or a claimant whose clock is far ahead that then died) must not
+/// keep the fleet from ever asking about the pattern.
+#[tokio::test]
+async fn a_claim_that_never_runs_out_does_not_block_the_question_forever() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let triage = format!(
+        "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\ndecision_timeout_secs = 1\ntimeout_secs = 2",
+        llm.base
+    );
+    let shared = format!(
+        "[state.shared.nats]\nurl = \"{}\"\nbucket = \"fleet\"\n",
+        nats.url()
+    );
+    let config = write(
+        dir.path(),
+        "fleet.toml",
+        &api_topology(api, http, &triage, &shared),
+    );
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    until("connected", Duration::from_secs(15), || async {
+        (metric(&howl.metrics().await, "shared_state_connected", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
+    let pattern = "eeeeeeeeeeeeeeee";
+    bucket(&nats)
+        .await
+        .put(
+            format!("ask.triage.{pattern}"),
+            r#"{"owner":"ffffffffffffffff","deadline":"2099-01-01T00:00:00Z"}"#.into(),
+        )
+        .await
+        .unwrap();
+    let asked_before = llm.requests().len();
+    post(http, pattern_event(pattern, "never asked?")).await;
+    until(
+        "the classifier is asked about the pattern despite the endless claim",
+        Duration::from_secs(30),
+        || async { (llm.requests().len() > asked_before).then_some(()) },
+    )
+    .await;
+}
