@@ -676,3 +676,40 @@ async fn a_head_claiming_absurd_sizes_is_refused_without_allocating_them() {
         other => panic!("a head claiming a petabyte was not refused: {other:?}"),
     }
 }
+
+/// One head someone else wrote as garbage must not stop the sharing of
+/// every other space of the transform (each session used to end at it, so
+/// no save ever reached the bucket again); a save of that scope replaces
+/// the garbage.
+#[tokio::test]
+async fn one_unreadable_head_does_not_stop_the_other_spaces() {
+    let server = NatsServer::start().await;
+    let shared = shared(&server);
+    let bucket = bucket(&server, "patterns").await;
+    bucket
+        .store()
+        .put(bucket.head_key("junk"), "not a head".into())
+        .await
+        .unwrap();
+    let mut link = SpaceLink::start_with(&shared, "patterns", HashMap::new(), 256);
+    until_ready(&mut link).await;
+    for scope in ["db", "junk"] {
+        let (_, snapshot) = mined(&["disk sda1 full"]);
+        link.save(Save {
+            scope: scope.into(),
+            base: None,
+            saved_at_ms: 1,
+            snapshot,
+        });
+        let update = next(&mut link).await;
+        assert!(
+            matches!(&update, Update::Based { scope: s, revision: Some(_), .. } if s == scope),
+            "{scope} is saved: {update:?}"
+        );
+        let read = bucket.read(scope).await.unwrap().expect("in the bucket");
+        assert_eq!(
+            templates(serde_json::from_slice(&read.snapshot).unwrap()),
+            ["disk sda1 full"]
+        );
+    }
+}

@@ -255,15 +255,24 @@ impl SpaceBucket {
 
     /// `scope`'s head and its revision, if it was ever saved.
     pub async fn head(&self, scope: &str) -> Result<Option<(Head, u64)>, SpaceError> {
+        match self.head_entry(scope).await? {
+            None => Ok(None),
+            Some((head, revision)) => Ok(Some((head?, revision))),
+        }
+    }
+
+    /// `scope`'s head, read or not, and its revision.
+    async fn head_entry(
+        &self,
+        scope: &str,
+    ) -> Result<Option<(Result<Head, SpaceError>, u64)>, SpaceError> {
         let entry = timed(self.store.entry(self.head_key(scope)))
             .await
             .map_err(|e| self.unavailable(&e))?
             .map_err(|e| self.unavailable(&e))?;
-        let Some(entry) = entry.filter(|e| !e.value.is_empty()) else {
-            return Ok(None);
-        };
-        let head = self.parse_head(&entry.value)?;
-        Ok(Some((head, entry.revision)))
+        Ok(entry
+            .filter(|e| !e.value.is_empty())
+            .map(|entry| (self.parse_head(&entry.value), entry.revision)))
     }
 
     /// Reads a head's value.
@@ -354,11 +363,21 @@ impl SpaceBucket {
         writer: &str,
         saved_at_ms: i64,
     ) -> Result<u64, SpaceError> {
-        let current = self.head(scope).await?;
+        let current = self.head_entry(scope).await?;
         let generation = match (&current, base) {
             (None, None) => 1,
-            (Some((head, revision)), Some(base)) if *revision == base => head.generation + 1,
-            (Some((head, revision)), _) => {
+            // A head that does not read (not written by howl) is replaced:
+            // there is no space to lose in it.
+            (Some((Err(unreadable), _)), _) => {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    scope,
+                    "replacing an unreadable head of a pattern space: {unreadable}"
+                );
+                1
+            }
+            (Some((Ok(head), revision)), Some(base)) if *revision == base => head.generation + 1,
+            (Some((Ok(head), revision)), _) => {
                 return Err(SpaceError::Conflict {
                     scope: scope.to_string(),
                     revision: *revision,

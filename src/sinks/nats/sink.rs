@@ -34,8 +34,8 @@ use crate::sinks::batch::Batcher;
 use crate::sinks::encoding::Encoding;
 use crate::template::Template;
 
-use super::partition::Partitioner;
 use super::pack::Packing;
+use super::partition::Partitioner;
 
 /// A built `nats` sink.
 pub(super) struct NatsSink {
