@@ -116,8 +116,9 @@ async fn chunks_without_their_head_are_never_read() {
     kv.put(bucket.chunk_key("sshd", 1, 3), stranger.into())
         .await
         .unwrap();
+    // (The head stays put: corrupt, not overtaken.)
     match bucket.read("sshd").await {
-        Err(SpaceError::Unavailable { cause, .. }) => {
+        Err(SpaceError::Broken { cause, .. }) => {
             assert!(cause.contains("another generation"), "{cause}")
         }
         other => panic!("a torn space was read: {other:?}"),
@@ -129,7 +130,7 @@ async fn chunks_without_their_head_are_never_read() {
         .await
         .unwrap();
     match bucket.read("sshd").await {
-        Err(SpaceError::Unavailable { cause, .. }) => {
+        Err(SpaceError::Broken { cause, .. }) => {
             assert!(cause.contains("checksum"), "{cause}")
         }
         other => panic!("a torn space was read: {other:?}"),
@@ -710,6 +711,52 @@ async fn one_unreadable_head_does_not_stop_the_other_spaces() {
         assert_eq!(
             templates(serde_json::from_slice(&read.snapshot).unwrap()),
             ["disk sda1 full"]
+        );
+    }
+}
+
+/// A space whose chunks are corrupt for good (the head stays, its bytes
+/// never match its checksum) must not stop the sharing of the other
+/// spaces: it used to end every session at the start, so no save reached
+/// the bucket again. A save of that scope replaces it.
+#[tokio::test]
+async fn one_corrupt_space_does_not_stop_the_other_spaces() {
+    let server = NatsServer::start().await;
+    let shared = shared(&server);
+    let bucket = bucket(&server, "patterns").await.with_chunk_bytes(64);
+    let (_, old) = mined(&["disk sda1 full", "user bob logged in"]);
+    bucket.write("bad", &old, None, "x", 1).await.unwrap();
+    let mut forged = 1u64.to_le_bytes().to_vec();
+    forged.extend_from_slice(&[0xCD; 64]);
+    bucket
+        .store()
+        .put(bucket.chunk_key("bad", 1, 0), forged.into())
+        .await
+        .unwrap();
+    let mut link = SpaceLink::start_with(&shared, "patterns", HashMap::new(), 256);
+    until_ready(&mut link).await;
+    for scope in ["db", "bad"] {
+        let (_, snapshot) = mined(&["cache miss for key 7"]);
+        let base = bucket
+            .head(scope)
+            .await
+            .unwrap()
+            .map(|(_, revision)| revision);
+        link.save(Save {
+            scope: scope.into(),
+            base,
+            saved_at_ms: 2,
+            snapshot,
+        });
+        let update = next(&mut link).await;
+        assert!(
+            matches!(&update, Update::Based { scope: s, revision: Some(_), .. } if s == scope),
+            "{scope} is saved: {update:?}"
+        );
+        let read = bucket.read(scope).await.unwrap().expect("in the bucket");
+        assert_eq!(
+            templates(serde_json::from_slice(&read.snapshot).unwrap()),
+            ["cache miss for key <NUM>"]
         );
     }
 }

@@ -293,13 +293,16 @@ impl SpaceBucket {
 
     /// Reads `scope` as its current head says; `None` when it was never
     /// saved. Overtaken by saves (the head moved on while its chunks were
-    /// read), it reads again, a few times.
+    /// read), it reads again, a few times. A space whose chunks never
+    /// match while its head stays put is corrupt, not busy: `Broken`.
     pub async fn read(&self, scope: &str) -> Result<Option<Fetched>, SpaceError> {
         let mut why = String::new();
+        let mut revisions = Vec::new();
         for _ in 0..5 {
             let Some((head, revision)) = self.head(scope).await? else {
                 return Ok(None);
             };
+            revisions.push(revision);
             match self.read_chunks(scope, &head).await? {
                 Ok(compressed) => {
                     let snapshot = decompress(&compressed)
@@ -312,6 +315,11 @@ impl SpaceBucket {
                 }
                 Err(torn) => why = torn,
             }
+        }
+        if revisions.windows(2).all(|pair| pair[0] == pair[1]) {
+            return Err(self.broken(format!(
+                "space `{scope}` does not read ({why}) though its head did not change"
+            )));
         }
         Err(self.unavailable(&std::io::Error::other(format!(
             "space `{scope}` kept changing while it was read ({why})"

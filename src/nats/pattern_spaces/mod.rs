@@ -441,8 +441,20 @@ impl Link {
 
     /// Fetches `scope` and hands it to the transform.
     async fn load(&mut self, bucket: &SpaceBucket, scope: &str) -> Result<(), Ended> {
-        let Some(fetched) = bucket.read(scope).await? else {
-            return Ok(());
+        let fetched = match bucket.read(scope).await {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => return Ok(()),
+            // One corrupt space must not stop the others: this instance
+            // keeps its own, and its next save replaces the bucket's.
+            Err(error @ SpaceError::Broken { .. }) => {
+                tracing::warn!(
+                    namespace = %self.namespace,
+                    scope = %crate::diagnostic::escape_controls(scope),
+                    "{error}; keeping this instance's"
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
         };
         self.known.insert(scope.to_string(), fetched.revision);
         match serde_json::from_slice::<MinerSnapshot>(&fetched.snapshot) {
