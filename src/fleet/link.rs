@@ -110,6 +110,21 @@ async fn session(
         ),
     )
     .await?;
+    // An age limit would remove decisions and verdicts from the bucket
+    // silently (2.9 sends no watch event): instances started later would
+    // never see them. Such a bucket (pre-created, or another bucket's
+    // name reused) is refused rather than used.
+    let age = within("reading the bucket's status", state.status())
+        .await?
+        .max_age();
+    if !age.is_zero() {
+        return Err(Lost(format!(
+            "the bucket `{}` removes entries after {age:?}: decisions and verdicts would \
+             vanish from it; [state.shared.nats] needs a bucket without an age limit \
+             (delete the bucket or name another)",
+            fleet.bucket
+        )));
+    }
     let audit = within(
         "opening the audit bucket",
         open_bucket(
@@ -279,7 +294,19 @@ async fn apply(fleet: &Fleet, entry: Entry) {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(entry: &Entry) -> Option<Envelope<T>> {
-    match serde_json::from_slice(&entry.value) {
+    match serde_json::from_slice::<Envelope<T>>(&entry.value) {
+        Ok(envelope) if wire::from_the_future(&envelope.stamp, Utc::now()) => {
+            tracing::warn!(
+                key = %entry.key,
+                origin = %crate::diagnostic::escape_controls(&envelope.stamp.origin),
+                "shared state: skipping a change stamped {} in the future (more than {} ahead \
+                 of this clock: a clock far off, or a value not written by howl); the next \
+                 change of the key replaces it",
+                envelope.stamp.at,
+                wire::MAX_CLOCK_SKEW
+            );
+            None
+        }
         Ok(envelope) => Some(envelope),
         Err(error) => {
             tracing::warn!(
@@ -422,7 +449,11 @@ async fn push_state(state: &Store, change: &Pending) -> Result<(), Lost> {
         let written = match current.filter(|e| e.operation == Operation::Put) {
             Some(entry) => {
                 let theirs = serde_json::from_slice::<Envelope<serde_json::Value>>(&entry.value);
-                if theirs.is_ok_and(|theirs| !wire::wins(&mine.stamp, &theirs.stamp)) {
+                // (A stamp from the future is not believed: see `parse`.)
+                if theirs.is_ok_and(|theirs| {
+                    !wire::wins(&mine.stamp, &theirs.stamp)
+                        && !wire::from_the_future(&theirs.stamp, Utc::now())
+                }) {
                     // A later (or the same) change is there: ours is moot.
                     return Ok(());
                 }

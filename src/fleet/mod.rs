@@ -329,10 +329,20 @@ async fn claim(store: &Store, key: &str, owner: String, limit: Duration) -> Opti
             continue;
         };
         let theirs: Option<ClaimValue> = serde_json::from_slice(&entry.value).ok();
+        // A claim holds for at most twice this instance's own limit after
+        // the server stored it, whatever deadline it names: a claimant
+        // whose clock is far ahead (or a value written by hand) must not
+        // hold the question forever if that claimant never answers.
+        let stored = i64::try_from(entry.created.unix_timestamp_nanos())
+            .map(DateTime::from_timestamp_nanos)
+            .unwrap_or_else(|_| Utc::now());
+        let longest = stored + chrono::Duration::from_std(limit.saturating_mul(2)).ok()?;
         match theirs {
             Some(theirs) if theirs.owner == owner => return Some(Claim::Asker),
-            Some(theirs) if theirs.deadline > Utc::now() => {
-                let left = (theirs.deadline - Utc::now()).to_std().unwrap_or_default();
+            Some(theirs) if theirs.deadline.min(longest) > Utc::now() => {
+                let left = (theirs.deadline.min(longest) - Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
                 return Some(Claim::Waiter {
                     until: Instant::now() + left,
                 });

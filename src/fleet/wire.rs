@@ -66,6 +66,19 @@ pub fn wins(incoming: &Stamp, current: &Stamp) -> bool {
     incoming > current
 }
 
+/// How far ahead of this instance's clock a stamp may be and still be
+/// believed: clocks of a fleet drift by seconds, not by an hour. A stamp
+/// further ahead (a clock set years off, or a value written by hand) would
+/// otherwise outrank every change made until then.
+pub const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Whether `stamp` is too far in the future to be believed at `now`
+/// ([`MAX_CLOCK_SKEW`]): such a change is not applied, and is overwritten
+/// by the next change of its key.
+pub fn from_the_future(stamp: &Stamp, now: DateTime<Utc>) -> bool {
+    stamp.at > now + MAX_CLOCK_SKEW
+}
+
 /// The key of an operator's decision about `pattern_id`.
 pub fn suppression_key(pattern_id: &str) -> String {
     format!("{SUPPRESSION}.{}", key_token(pattern_id))
@@ -178,6 +191,13 @@ mod tests {
         assert_eq!(parse_key("supp.a.b"), None);
         assert_eq!(parse_key("other.a"), None);
         let id = audit_id(Utc::now());
+        let now = Utc::now();
+        let later = |by: chrono::TimeDelta| Stamp {
+            at: now + by,
+            origin: "a".into(),
+        };
+        assert!(!from_the_future(&later(chrono::TimeDelta::minutes(5)), now));
+        assert!(from_the_future(&later(chrono::TimeDelta::days(365)), now));
         assert!(audit_id_millis(&id).is_some_and(|ms| ms > 0), "{id}");
     }
 }

@@ -116,8 +116,9 @@ async fn chunks_without_their_head_are_never_read() {
     kv.put(bucket.chunk_key("sshd", 1, 3), stranger.into())
         .await
         .unwrap();
+    // (The head stays put: corrupt, not overtaken.)
     match bucket.read("sshd").await {
-        Err(SpaceError::Unavailable { cause, .. }) => {
+        Err(SpaceError::Broken { cause, .. }) => {
             assert!(cause.contains("another generation"), "{cause}")
         }
         other => panic!("a torn space was read: {other:?}"),
@@ -129,7 +130,7 @@ async fn chunks_without_their_head_are_never_read() {
         .await
         .unwrap();
     match bucket.read("sshd").await {
-        Err(SpaceError::Unavailable { cause, .. }) => {
+        Err(SpaceError::Broken { cause, .. }) => {
             assert!(cause.contains("checksum"), "{cause}")
         }
         other => panic!("a torn space was read: {other:?}"),
@@ -655,4 +656,107 @@ async fn saves_made_while_the_bucket_is_away_are_reconciled_when_it_is_back() {
         bucket.read("theirs").await.unwrap().unwrap().revision,
         newer
     );
+}
+
+/// A head written by someone else with absurd sizes (garbage, or a hostile
+/// writer) is refused as unreadable: the reader must not try to allocate
+/// what it claims (an allocation of a petabyte aborts the process).
+#[tokio::test]
+async fn a_head_claiming_absurd_sizes_is_refused_without_allocating_them() {
+    let server = NatsServer::start().await;
+    let bucket = bucket(&server, "patterns").await;
+    bucket.write("sshd", b"{}", None, "a", 1).await.unwrap();
+    let forged = r#"{"generation":1,"chunks":1,"bytes":1000000000000000,"checksum":0,"writer":"x","saved_at_ms":1}"#;
+    bucket
+        .store()
+        .put(bucket.head_key("sshd"), forged.into())
+        .await
+        .unwrap();
+    match bucket.read("sshd").await {
+        Err(SpaceError::Broken { cause, .. }) => assert!(cause.contains("bytes"), "{cause}"),
+        other => panic!("a head claiming a petabyte was not refused: {other:?}"),
+    }
+}
+
+/// One head someone else wrote as garbage must not stop the sharing of
+/// every other space of the transform (each session used to end at it, so
+/// no save ever reached the bucket again); a save of that scope replaces
+/// the garbage.
+#[tokio::test]
+async fn one_unreadable_head_does_not_stop_the_other_spaces() {
+    let server = NatsServer::start().await;
+    let shared = shared(&server);
+    let bucket = bucket(&server, "patterns").await;
+    bucket
+        .store()
+        .put(bucket.head_key("junk"), "not a head".into())
+        .await
+        .unwrap();
+    let mut link = SpaceLink::start_with(&shared, "patterns", HashMap::new(), 256);
+    until_ready(&mut link).await;
+    for scope in ["db", "junk"] {
+        let (_, snapshot) = mined(&["disk sda1 full"]);
+        link.save(Save {
+            scope: scope.into(),
+            base: None,
+            saved_at_ms: 1,
+            snapshot,
+        });
+        let update = next(&mut link).await;
+        assert!(
+            matches!(&update, Update::Based { scope: s, revision: Some(_), .. } if s == scope),
+            "{scope} is saved: {update:?}"
+        );
+        let read = bucket.read(scope).await.unwrap().expect("in the bucket");
+        assert_eq!(
+            templates(serde_json::from_slice(&read.snapshot).unwrap()),
+            ["disk sda1 full"]
+        );
+    }
+}
+
+/// A space whose chunks are corrupt for good (the head stays, its bytes
+/// never match its checksum) must not stop the sharing of the other
+/// spaces: it used to end every session at the start, so no save reached
+/// the bucket again. A save of that scope replaces it.
+#[tokio::test]
+async fn one_corrupt_space_does_not_stop_the_other_spaces() {
+    let server = NatsServer::start().await;
+    let shared = shared(&server);
+    let bucket = bucket(&server, "patterns").await.with_chunk_bytes(64);
+    let (_, old) = mined(&["disk sda1 full", "user bob logged in"]);
+    bucket.write("bad", &old, None, "x", 1).await.unwrap();
+    let mut forged = 1u64.to_le_bytes().to_vec();
+    forged.extend_from_slice(&[0xCD; 64]);
+    bucket
+        .store()
+        .put(bucket.chunk_key("bad", 1, 0), forged.into())
+        .await
+        .unwrap();
+    let mut link = SpaceLink::start_with(&shared, "patterns", HashMap::new(), 256);
+    until_ready(&mut link).await;
+    for scope in ["db", "bad"] {
+        let (_, snapshot) = mined(&["cache miss for key 7"]);
+        let base = bucket
+            .head(scope)
+            .await
+            .unwrap()
+            .map(|(_, revision)| revision);
+        link.save(Save {
+            scope: scope.into(),
+            base,
+            saved_at_ms: 2,
+            snapshot,
+        });
+        let update = next(&mut link).await;
+        assert!(
+            matches!(&update, Update::Based { scope: s, revision: Some(_), .. } if s == scope),
+            "{scope} is saved: {update:?}"
+        );
+        let read = bucket.read(scope).await.unwrap().expect("in the bucket");
+        assert_eq!(
+            templates(serde_json::from_slice(&read.snapshot).unwrap()),
+            ["cache miss for key <NUM>"]
+        );
+    }
 }

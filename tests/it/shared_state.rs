@@ -328,3 +328,133 @@ async fn instances_keep_working_through_a_nats_outage_and_reconcile_after_it() {
         a.howl.stderr()
     );
 }
+
+/// The fleet's bucket as another writer sees it (the instances create it).
+async fn bucket(nats: &NatsServer) -> async_nats::jetstream::kv::Store {
+    nats.jetstream()
+        .await
+        .get_key_value("fleet")
+        .await
+        .expect("the fleet's bucket")
+}
+
+/// A value stamped far in the future (a hostile writer, or an instance
+/// whose clock is years off) must not win every later change: here a
+/// tombstone from 2099 sits on a pattern's key; an operator's suppression
+/// made afterwards on A still reaches B.
+#[tokio::test]
+async fn a_change_stamped_in_the_future_does_not_outrank_every_later_one() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let (a, b) = (
+        Instance::start(&nats, &llm).await,
+        Instance::start(&nats, &llm).await,
+    );
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    let pattern = "dddddddddddddddd";
+    bucket(&nats)
+        .await
+        .put(
+            format!("supp.{pattern}"),
+            r#"{"at":"2099-01-01T00:00:00Z","origin":"ffffffffffffffff","value":null}"#.into(),
+        )
+        .await
+        .unwrap();
+    a.suppress(pattern, "made after the bogus tombstone").await;
+    until(
+        "B gets A's suppression despite the tombstone from 2099",
+        Duration::from_secs(10),
+        || b.suppression_of(pattern),
+    )
+    .await;
+    assert!(
+        a.howl.stderr().contains("in the future"),
+        "the bogus stamp is logged:\n{}",
+        a.howl.stderr()
+    );
+}
+
+/// A claim on a question whose deadline lies far in the future (a hostile
+/// value, or a claimant whose clock is far ahead that then died) must not
+/// keep the fleet from ever asking about the pattern.
+#[tokio::test]
+async fn a_claim_that_never_runs_out_does_not_block_the_question_forever() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let triage = format!(
+        "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\ndecision_timeout_secs = 1\ntimeout_secs = 2",
+        llm.base
+    );
+    let shared = format!(
+        "[state.shared.nats]\nurl = \"{}\"\nbucket = \"fleet\"\n",
+        nats.url()
+    );
+    let config = write(
+        dir.path(),
+        "fleet.toml",
+        &api_topology(api, http, &triage, &shared),
+    );
+    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    until("connected", Duration::from_secs(15), || async {
+        (metric(&howl.metrics().await, "shared_state_connected", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
+    let pattern = "eeeeeeeeeeeeeeee";
+    bucket(&nats)
+        .await
+        .put(
+            format!("ask.triage.{pattern}"),
+            r#"{"owner":"ffffffffffffffff","deadline":"2099-01-01T00:00:00Z"}"#.into(),
+        )
+        .await
+        .unwrap();
+    let asked_before = llm.requests().len();
+    post(http, pattern_event(pattern, "never asked?")).await;
+    until(
+        "the classifier is asked about the pattern despite the endless claim",
+        Duration::from_secs(30),
+        || async { (llm.requests().len() > asked_before).then_some(()) },
+    )
+    .await;
+}
+
+/// A bucket pre-created with an age limit (by an operator, or another
+/// bucket's name reused, such as a lease bucket) would drop decisions
+/// silently: it is refused, and the refusal names the bucket and why.
+#[tokio::test]
+async fn a_bucket_with_an_age_limit_is_refused() {
+    use async_nats::jetstream::stream::Config;
+    let nats = NatsServer::start().await;
+    nats.jetstream()
+        .await
+        .create_stream(Config {
+            name: "KV_fleet".into(),
+            subjects: vec!["$KV.fleet.>".into()],
+            max_messages_per_subject: 5,
+            max_age: Duration::from_secs(60),
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let llm = FakeLlm::start().await;
+    let a = Instance::start(&nats, &llm).await;
+    until("the refusal is logged", Duration::from_secs(15), || async {
+        a.howl
+            .stderr()
+            .contains("`fleet` removes entries after 60s")
+            .then_some(())
+    })
+    .await;
+    let text = a.howl.metrics().await;
+    assert_eq!(
+        metric(&text, "shared_state_connected", &[]),
+        Some(0.0),
+        "not connected to a bucket that drops decisions"
+    );
+}

@@ -255,31 +255,54 @@ impl SpaceBucket {
 
     /// `scope`'s head and its revision, if it was ever saved.
     pub async fn head(&self, scope: &str) -> Result<Option<(Head, u64)>, SpaceError> {
+        match self.head_entry(scope).await? {
+            None => Ok(None),
+            Some((head, revision)) => Ok(Some((head?, revision))),
+        }
+    }
+
+    /// `scope`'s head, read or not, and its revision.
+    async fn head_entry(
+        &self,
+        scope: &str,
+    ) -> Result<Option<(Result<Head, SpaceError>, u64)>, SpaceError> {
         let entry = timed(self.store.entry(self.head_key(scope)))
             .await
             .map_err(|e| self.unavailable(&e))?
             .map_err(|e| self.unavailable(&e))?;
-        let Some(entry) = entry.filter(|e| !e.value.is_empty()) else {
-            return Ok(None);
-        };
-        let head = self.parse_head(&entry.value)?;
-        Ok(Some((head, entry.revision)))
+        Ok(entry
+            .filter(|e| !e.value.is_empty())
+            .map(|entry| (self.parse_head(&entry.value), entry.revision)))
     }
 
     /// Reads a head's value.
     pub fn parse_head(&self, value: &[u8]) -> Result<Head, SpaceError> {
-        serde_json::from_slice(value).map_err(|e| self.broken(format!("a head does not read: {e}")))
+        let head: Head = serde_json::from_slice(value)
+            .map_err(|e| self.broken(format!("a head does not read: {e}")))?;
+        // No howl writes chunks larger than this: a head claiming more
+        // bytes than its chunks can hold was not written by howl.
+        let most = u64::from(head.chunks) * CHUNK_BYTES.max(self.chunk_bytes) as u64;
+        if head.bytes > most {
+            return Err(self.broken(format!(
+                "a head claims {} bytes in {} chunks (at most {most}): not written by howl",
+                head.bytes, head.chunks
+            )));
+        }
+        Ok(head)
     }
 
     /// Reads `scope` as its current head says; `None` when it was never
     /// saved. Overtaken by saves (the head moved on while its chunks were
-    /// read), it reads again, a few times.
+    /// read), it reads again, a few times. A space whose chunks never
+    /// match while its head stays put is corrupt, not busy: `Broken`.
     pub async fn read(&self, scope: &str) -> Result<Option<Fetched>, SpaceError> {
         let mut why = String::new();
+        let mut revisions = Vec::new();
         for _ in 0..5 {
             let Some((head, revision)) = self.head(scope).await? else {
                 return Ok(None);
             };
+            revisions.push(revision);
             match self.read_chunks(scope, &head).await? {
                 Ok(compressed) => {
                     let snapshot = decompress(&compressed)
@@ -293,6 +316,11 @@ impl SpaceBucket {
                 Err(torn) => why = torn,
             }
         }
+        if revisions.windows(2).all(|pair| pair[0] == pair[1]) {
+            return Err(self.broken(format!(
+                "space `{scope}` does not read ({why}) though its head did not change"
+            )));
+        }
         Err(self.unavailable(&std::io::Error::other(format!(
             "space `{scope}` kept changing while it was read ({why})"
         ))))
@@ -305,7 +333,10 @@ impl SpaceBucket {
         scope: &str,
         head: &Head,
     ) -> Result<Result<Vec<u8>, String>, SpaceError> {
-        let mut compressed = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0));
+        // The head's size is only a hint (the checksum is what is
+        // trusted): a reservation bounded by a few chunks.
+        let hint = usize::try_from(head.bytes).unwrap_or(0);
+        let mut compressed = Vec::with_capacity(hint.min(8 * CHUNK_BYTES));
         for index in 0..head.chunks {
             let key = self.chunk_key(scope, head.generation, index);
             let value = timed(self.store.get(key.as_str()))
@@ -340,11 +371,21 @@ impl SpaceBucket {
         writer: &str,
         saved_at_ms: i64,
     ) -> Result<u64, SpaceError> {
-        let current = self.head(scope).await?;
+        let current = self.head_entry(scope).await?;
         let generation = match (&current, base) {
             (None, None) => 1,
-            (Some((head, revision)), Some(base)) if *revision == base => head.generation + 1,
-            (Some((head, revision)), _) => {
+            // A head that does not read (not written by howl) is replaced:
+            // there is no space to lose in it.
+            (Some((Err(unreadable), _)), _) => {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    scope,
+                    "replacing an unreadable head of a pattern space: {unreadable}"
+                );
+                1
+            }
+            (Some((Ok(head), revision)), Some(base)) if *revision == base => head.generation + 1,
+            (Some((Ok(head), revision)), _) => {
                 return Err(SpaceError::Conflict {
                     scope: scope.to_string(),
                     revision: *revision,

@@ -327,9 +327,9 @@ impl Link {
                 None => return Err(unavailable(&bucket, "the watch of heads ended").into()),
             };
             if let Some(scope) = bucket.scope_of_head(&entry.key)
-                && !entry.value.is_empty()
+                && let Some(head) = self.readable(&bucket, &scope, &entry.value)
             {
-                heads.push((scope, bucket.parse_head(&entry.value)?, entry.revision));
+                heads.push((scope, head, entry.revision));
             }
             if entry.seen_current {
                 break;
@@ -361,9 +361,8 @@ impl Link {
                 entry = watch.next() => match entry {
                     Some(Ok(entry)) => {
                         if let Some(scope) = bucket.scope_of_head(&entry.key)
-                            && !entry.value.is_empty()
+                            && let Some(head) = self.readable(&bucket, &scope, &entry.value)
                         {
-                            let head = bucket.parse_head(&entry.value)?;
                             self.on_head(&bucket, &scope, &head, entry.revision).await?;
                         }
                     }
@@ -372,6 +371,26 @@ impl Link {
                     Some(Err(error)) => tracing::debug!(namespace = %self.namespace, "watch of pattern heads: {error}"),
                     None => return Err(unavailable(&bucket, "the watch of heads ended").into()),
                 },
+            }
+        }
+    }
+
+    /// A head's value, if it is one. One that does not read (written by
+    /// something else than howl) is skipped, logged: it must not stop the
+    /// sharing of the other spaces; the scope's next save replaces it.
+    fn readable(&self, bucket: &SpaceBucket, scope: &str, value: &[u8]) -> Option<Head> {
+        if value.is_empty() {
+            return None;
+        }
+        match bucket.parse_head(value) {
+            Ok(head) => Some(head),
+            Err(error) => {
+                tracing::warn!(
+                    namespace = %self.namespace,
+                    scope = %crate::diagnostic::escape_controls(scope),
+                    "skipping a pattern space: {error}"
+                );
+                None
             }
         }
     }
@@ -422,8 +441,20 @@ impl Link {
 
     /// Fetches `scope` and hands it to the transform.
     async fn load(&mut self, bucket: &SpaceBucket, scope: &str) -> Result<(), Ended> {
-        let Some(fetched) = bucket.read(scope).await? else {
-            return Ok(());
+        let fetched = match bucket.read(scope).await {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => return Ok(()),
+            // One corrupt space must not stop the others: this instance
+            // keeps its own, and its next save replaces the bucket's.
+            Err(error @ SpaceError::Broken { .. }) => {
+                tracing::warn!(
+                    namespace = %self.namespace,
+                    scope = %crate::diagnostic::escape_controls(scope),
+                    "{error}; keeping this instance's"
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
         };
         self.known.insert(scope.to_string(), fetched.revision);
         match serde_json::from_slice::<MinerSnapshot>(&fetched.snapshot) {
