@@ -248,12 +248,7 @@ async fn lines_go_round_trip_through_the_broker_exactly_once() {
     server
         .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
         .await;
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -297,12 +292,7 @@ async fn a_consumer_killed_mid_stream_loses_nothing_and_duplicates_are_bounded()
     server
         .wait_for_stream("LOGS", "empty", Duration::from_secs(10), |n| n == 0)
         .await;
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -341,12 +331,7 @@ async fn messages_a_sink_failed_are_nakked_and_delivered_later() {
         stderr.contains("component=sources.in") && stderr.contains("(delivery "),
         "{stderr}"
     );
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -393,12 +378,7 @@ async fn core_nats_messages_are_received_in_a_queue_group() {
             .is_some_and(|m| m.starts_with("hello ")),
         "{event}"
     );
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 /// Runs stdin → `nats` sink (creating stream `LOGS`) with `connection`
@@ -557,12 +537,7 @@ async fn two_instances_on_one_durable_consumer_split_the_work() {
         .wait_for_stream("LOGS", "empty", Duration::from_secs(60), |n| n == 0)
         .await;
     for howl in [&mut a, &mut b] {
-        let output = howl.terminate(Duration::from_secs(20));
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        howl.terminate_cleanly(Duration::from_secs(20));
     }
     let (lines_a, lines_b) = (
         lines_in(&first.path().join("out.log")),
@@ -608,12 +583,7 @@ async fn a_consumer_deleted_under_a_running_source_is_created_again() {
         "every line once: {counts:?}\n{}",
         howl.stderr()
     );
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -658,12 +628,7 @@ async fn a_server_restarted_without_its_store_gets_its_stream_and_consumer_back(
         "lines {missing:?} not back after {limit:?}:\n{}",
         howl.stderr()
     );
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -712,12 +677,7 @@ async fn a_sink_slower_than_ack_wait_causes_no_redelivery() {
         "each line once, none redelivered while in flight: {counts:?}\n{}",
         howl.stderr()
     );
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -815,12 +775,7 @@ async fn a_stalled_server_is_probed_with_one_message_not_sent_every_retry() {
         "each line stored once, or twice when its acknowledgement was late: {counts:?}\n{}",
         howl.stderr()
     );
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -884,12 +839,7 @@ async fn sigterm_mid_stream_loses_nothing_and_writes_nothing_twice() {
         (lines_in(&out).len() >= 1000).then_some(())
     })
     .await;
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
     let written = lines_in(&out).len();
     assert!(written < LINES, "stopped mid-stream, not after the end");
     let started = std::time::Instant::now();
@@ -901,12 +851,7 @@ async fn sigterm_mid_stream_loses_nothing_and_writes_nothing_twice() {
         started.elapsed()
     );
     assert_eq!(duplicates, 0, "a graceful stop acknowledged what it wrote");
-    let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -965,12 +910,8 @@ async fn malformed_payloads_become_events_and_are_acknowledged() {
         "the large message is written"
     );
     let output = howl.terminate(Duration::from_secs(20));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
     assert!(
         stderr.contains("decode"),
         "decode failures are reported:\n{stderr}"

@@ -474,12 +474,7 @@ async fn three_workers_share_partitions_and_take_over_from_a_killed_one() {
     eprintln!("{takes} leases taken; the output changes worker {handovers} times");
 
     for worker in [&mut a, &mut b, &mut c2, &mut edge] {
-        let output = worker.terminate(Duration::from_secs(30));
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        worker.terminate_cleanly(Duration::from_secs(30));
     }
 }
 
@@ -621,11 +616,6 @@ async fn workers_that_cannot_renew_stop_fetching_within_half_the_ttl() {
     eprintln!("no line handled for {quiet:?} after the fence, until the partitions were retaken");
     assert!(quiet >= ttl / 4, "handled lines {quiet:?} after the fence");
     for worker in [&mut a, &mut b, &mut edge] {
-        let output = worker.terminate(Duration::from_secs(30));
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        worker.terminate_cleanly(Duration::from_secs(30));
     }
 }

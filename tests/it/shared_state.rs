@@ -25,10 +25,15 @@ impl Instance {
     /// Starts howl with the triage topology of `llm_suppress`'s tests and
     /// the shared state in `bucket` on `nats`.
     async fn start(nats: &NatsServer, llm: &FakeLlm) -> Self {
+        Self::start_with(nats, llm, "decision_timeout_secs = 20").await
+    }
+
+    /// [`Self::start`] with `timeouts` (TOML) in the `llm_suppress` table.
+    async fn start_with(nats: &NatsServer, llm: &FakeLlm, timeouts: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (api, http) = (free_port(), free_port());
         let triage = format!(
-            "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\ndecision_timeout_secs = 20",
+            "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\n{timeouts}",
             llm.base
         );
         let shared = format!(
@@ -382,22 +387,9 @@ async fn a_change_stamped_in_the_future_does_not_outrank_every_later_one() {
 async fn a_claim_that_never_runs_out_does_not_block_the_question_forever() {
     let nats = NatsServer::start().await;
     let llm = FakeLlm::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (api, http) = (free_port(), free_port());
-    let triage = format!(
-        "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\ndecision_timeout_secs = 1\ntimeout_secs = 2",
-        llm.base
-    );
-    let shared = format!(
-        "[state.shared.nats]\nurl = \"{}\"\nbucket = \"fleet\"\n",
-        nats.url()
-    );
-    let config = write(
-        dir.path(),
-        "fleet.toml",
-        &api_topology(api, http, &triage, &shared),
-    );
-    let howl = Running::start(dir.path(), &config, api, &[]).await;
+    let instance =
+        Instance::start_with(&nats, &llm, "decision_timeout_secs = 1\ntimeout_secs = 2").await;
+    let (howl, http) = (&instance.howl, instance.http);
     until("connected", Duration::from_secs(15), || async {
         (metric(&howl.metrics().await, "shared_state_connected", &[]) == Some(1.0)).then_some(())
     })

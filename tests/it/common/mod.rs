@@ -282,6 +282,17 @@ impl Running {
         self.finish(child, limit)
     }
 
+    /// [`Self::terminate`], asserting that howl exited successfully (its
+    /// stderr in the failure message).
+    pub fn terminate_cleanly(&mut self, limit: Duration) {
+        let output = self.terminate(limit);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Waits (bounded) for a child taken out of `self`; its stderr (written
     /// to a file, so a chatty howl never blocks on a full pipe) is returned
     /// in the output.
