@@ -110,21 +110,6 @@ async fn session(
         ),
     )
     .await?;
-    // An age limit would remove decisions and verdicts from the bucket
-    // silently (2.9 sends no watch event): instances started later would
-    // never see them. Such a bucket (pre-created, or another bucket's
-    // name reused) is refused rather than used.
-    let age = within("reading the bucket's status", state.status())
-        .await?
-        .max_age();
-    if !age.is_zero() {
-        return Err(Lost(format!(
-            "the bucket `{}` removes entries after {age:?}: decisions and verdicts would \
-             vanish from it; [state.shared.nats] needs a bucket without an age limit \
-             (delete the bucket or name another)",
-            fleet.bucket
-        )));
-    }
     let audit = within(
         "opening the audit bucket",
         open_bucket(

@@ -70,6 +70,20 @@ pub enum BucketFailure {
         /// What is wrong with it.
         why: String,
     },
+    /// The bucket exists with an age limit where howl keeps entries for
+    /// good: the server would remove them silently (2.9 sends no watch
+    /// event for it), so instances started later would never see them.
+    #[error(
+        "the bucket `{name}` removes entries after {age:?}: what howl keeps there would \
+         vanish from it; it needs a bucket without an age limit (delete the bucket or name \
+         another)"
+    )]
+    AgeLimited {
+        /// The bucket.
+        name: String,
+        /// Its age limit.
+        age: Duration,
+    },
 }
 
 impl BucketFailure {
@@ -87,7 +101,9 @@ pub fn valid_bucket_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Creates the bucket when it is missing, then opens it.
+/// Creates the bucket when it is missing, then opens it. An existing one
+/// is refused when it is not a bucket, or when it has an age limit and
+/// `spec` keeps entries for good (`max_age` zero).
 pub async fn open_bucket(
     js: &jetstream::Context,
     spec: &BucketSpec,
@@ -127,6 +143,12 @@ pub async fn open_bucket(
         return Err(BucketFailure::NotABucket {
             name: spec.name.clone(),
             why: "it keeps no per-key history limit".into(),
+        });
+    }
+    if spec.max_age.is_zero() && !found.max_age.is_zero() {
+        return Err(BucketFailure::AgeLimited {
+            name: spec.name.clone(),
+            age: found.max_age,
         });
     }
     tokio::time::timeout(API_TIMEOUT, js.get_key_value(&spec.name))

@@ -2,7 +2,7 @@
 //! options every NATS component takes in its own table (`url`, `auth.*`,
 //! `tls.*`, see [`NatsConnection`]), connecting with the server-version
 //! check, and the optional stream a component creates or checks
-//! ([`stream`]); the key-value buckets of a fleet's shared state ([`kv`]),
+//! ([`stream`]) and compressed payloads ([`compression`]); the key-value buckets of a fleet's shared state ([`kv`]),
 //! and the `pattern` transform's spaces kept in one ([`pattern_spaces`]).
 //!
 //! howl speaks to NATS through async-nats 0.52, and is tested against
@@ -15,6 +15,7 @@
 //! Credentials are [`Secret`]s (never printed) and are never part of a
 //! URL: a URL with `user:password@` is refused, since URLs appear in logs.
 
+pub mod compression;
 pub mod kv;
 pub mod partition;
 pub mod pattern_spaces;

@@ -202,17 +202,22 @@ impl StreamSpec {
 /// without whitespace; with `wildcards`, a token may be `*` and the last
 /// may be `>`.
 pub fn valid_subject(subject: &str, wildcards: bool) -> bool {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let last = tokens.len() - 1;
-    tokens.iter().enumerate().all(|(index, token)| {
-        !token.is_empty()
+    // Called for every event a sink publishes: no allocation.
+    let mut tokens = subject.split('.').peekable();
+    while let Some(token) = tokens.next() {
+        let last = tokens.peek().is_none();
+        let valid = !token.is_empty()
             && !token.contains(char::is_whitespace)
-            && match *token {
+            && match token {
                 "*" => wildcards,
-                ">" => wildcards && index == last,
+                ">" => wildcards && last,
                 _ => !token.contains(['*', '>']),
-            }
-    })
+            };
+        if !valid {
+            return false;
+        }
+    }
+    true
 }
 
 /// The default wait for a JetStream answer (a publish acknowledgement, an

@@ -12,7 +12,7 @@ use crate::common::nats::{
     NatsServer, append_lines, lines_in, numbered_lines, start_consumer, start_file_publisher,
     wait_for_all_lines,
 };
-use crate::common::{run_with_input, write};
+use crate::common::{metric, run_with_input, write};
 
 /// `n` JSON lines `{"id": i, "service": "a"|"b", "message": "line i"}`.
 fn numbered_json(range: std::ops::Range<usize>) -> String {
@@ -916,4 +916,91 @@ async fn malformed_payloads_become_events_and_are_acknowledged() {
         stderr.contains("decode"),
         "decode failures are reported:\n{stderr}"
     );
+}
+
+#[tokio::test]
+async fn compressed_packs_go_round_trip_and_a_bad_frame_is_passed_on_not_lost() {
+    let server = NatsServer::start().await;
+    let config = stdin_to_nats(
+        &server.url(),
+        "subject = \"logs.app\"\nevents_per_message = 100\ncompression = \"zstd\"\n\
+         batch.max_events = 500\n\
+         stream = { name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }",
+    )
+    .replace("decoding.codec = \"json\"\n", "");
+    let output = run_stdin(&config, &numbered_lines(0..1000));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Stored compressed, and marked so.
+    let js = server.jetstream().await;
+    let mut stream = js.get_stream("LOGS").await.expect("stream");
+    let first = stream.get_raw_message(1).await.expect("first message");
+    assert_eq!(
+        first.headers.get("Content-Encoding").map(|v| v.as_str()),
+        Some("zstd")
+    );
+    assert_eq!(
+        &first.payload[..4],
+        &[0x28, 0xB5, 0x2F, 0xFD],
+        "a zstd frame"
+    );
+    let stored = stream.info().await.expect("info").state.clone();
+    assert_eq!(stored.messages, 10, "1000 events in packs of 100");
+    // Marked zstd but not zstd; a frame claiming to expand to 1 TiB; an
+    // encoding howl does not know. Each is passed on as it came.
+    let mut bomb = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+    bomb.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    bomb.extend_from_slice(&[0; 8]);
+    for (encoding, payload) in [
+        (
+            "zstd",
+            b"{\"message\":\"plain despite the header\"}".to_vec(),
+        ),
+        ("zstd", bomb),
+        ("br", b"{\"message\":\"an unknown encoding\"}".to_vec()),
+    ] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Content-Encoding", encoding);
+        js.publish_with_headers("logs.odd", headers, payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut howl = start_consumer(&server, dir.path(), "out.log", "").await;
+    server
+        .wait_for_stream("LOGS", "empty", Duration::from_secs(30), |n| n == 0)
+        .await;
+    // The bomb's bytes are not UTF-8: read leniently.
+    let written =
+        String::from_utf8_lossy(&std::fs::read(dir.path().join("out.log")).unwrap_or_default())
+            .into_owned();
+    let mut counts = vec![0u32; 1000];
+    for line in written.lines() {
+        if let Some(i) = line
+            .strip_prefix("line ")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            counts[i] += 1;
+        }
+    }
+    assert!(counts.iter().all(|c| *c == 1), "every line exactly once");
+    for expected in ["plain despite the header", "an unknown encoding"] {
+        assert!(written.contains(expected), "{expected:?} passed on");
+    }
+    let metrics = howl.metrics().await;
+    let decode_failed = metric(
+        &metrics,
+        "component_errors_total",
+        &["error_type=\"decode_failed\"", "component_id=\"in\""],
+    );
+    assert!(
+        decode_failed >= Some(3.0),
+        "each bad frame counted: {decode_failed:?}"
+    );
+    howl.terminate_cleanly(Duration::from_secs(20));
 }

@@ -43,6 +43,41 @@ async fn keys(bucket: &SpaceBucket, prefix: &str) -> Vec<String> {
     keys
 }
 
+/// A patterns bucket pre-created with an age limit would drop spaces
+/// silently (a scope that moves would mint new ids): it is refused as
+/// broken, naming the bucket and the limit.
+#[tokio::test]
+async fn a_patterns_bucket_with_an_age_limit_is_refused() {
+    use async_nats::jetstream::stream::Config;
+    let server = NatsServer::start().await;
+    server
+        .jetstream()
+        .await
+        .create_stream(Config {
+            name: "KV_fleet_patterns".into(),
+            subjects: vec!["$KV.fleet_patterns.>".into()],
+            max_messages_per_subject: 1,
+            max_age: Duration::from_secs(60),
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create the stream");
+    match SpaceBucket::open(&server.jetstream().await, "fleet", "p").await {
+        Err(error @ SpaceError::Broken { .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("fleet_patterns") && text.contains("60s"),
+                "{text}"
+            );
+        }
+        Err(other) => panic!("refused, but not as broken: {other}"),
+        Ok(_) => panic!("a bucket that drops spaces was opened"),
+    }
+}
+
 #[tokio::test]
 async fn a_space_larger_than_one_value_round_trips_through_chunks() {
     let server = NatsServer::start().await;

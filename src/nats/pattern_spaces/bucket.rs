@@ -161,10 +161,12 @@ impl SpaceBucket {
                 bucket: name.clone(),
                 cause: e.to_string(),
             },
-            BucketFailure::NotABucket { .. } => SpaceError::Broken {
-                bucket: name.clone(),
-                cause: e.to_string(),
-            },
+            BucketFailure::NotABucket { .. } | BucketFailure::AgeLimited { .. } => {
+                SpaceError::Broken {
+                    bucket: name.clone(),
+                    cause: e.to_string(),
+                }
+            }
         })?;
         let bucket = Self {
             store,

@@ -29,6 +29,7 @@ use crate::event::{Event, EventStatus, finalize_all};
 use crate::http::{RetryPolicy, error_chain};
 use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
 use crate::nats::Connector;
+use crate::nats::compression::{self, Compression};
 use crate::nats::stream::{StreamSpec, valid_subject};
 use crate::sinks::batch::Batcher;
 use crate::sinks::encoding::Encoding;
@@ -56,6 +57,8 @@ pub(super) struct NatsSink {
     pub(super) events_per_message: NonZeroUsize,
     /// Batches published at once.
     pub(super) concurrency: NonZeroUsize,
+    /// How payloads are compressed, after packing.
+    pub(super) compression: Compression,
 }
 
 /// One message on its way out: one event, or several packed
@@ -140,7 +143,10 @@ impl NatsSink {
                 batch = batcher.next(&mut cx.input), if open && in_flight.len() < self.concurrency.get() => {
                     match batch {
                         Some(events) => {
-                            let outgoing = packing.pack(self.prepare(&cx.metrics, events));
+                            let mut outgoing = packing.pack(self.prepare(&cx.metrics, events));
+                            for message in &mut outgoing {
+                                message.payload = self.compression.compress(std::mem::take(&mut message.payload));
+                            }
                             in_flight.push(self.deliver(&client, &publisher, &cx.metrics, outgoing));
                         }
                         None => open = false,
@@ -217,7 +223,9 @@ impl NatsSink {
                 return;
             }
             let held = outgoing.split_off(if probing { 1 } else { outgoing.len() });
-            let results = publisher.publish_all(&outgoing).await;
+            let results = publisher
+                .publish_all(&outgoing, self.compression.header_value())
+                .await;
             let (mut delivered, mut bytes, mut retry) = (Vec::new(), 0, Vec::new());
             let mut last_cause = None;
             let (mut no_stream, mut timed_out) = (false, false);
@@ -405,8 +413,12 @@ fn missing_note(missing: &[String]) -> String {
 
 impl Publisher {
     /// Publishes every message back to back, then collects each one's
-    /// outcome, in order.
-    async fn publish_all(&self, messages: &[Outgoing]) -> Vec<Result<(), Failed>> {
+    /// outcome, in order; `encoding` is the payloads' `Content-Encoding`.
+    async fn publish_all(
+        &self,
+        messages: &[Outgoing],
+        encoding: Option<&'static str>,
+    ) -> Vec<Result<(), Failed>> {
         match self {
             Publisher::JetStream(context) => {
                 let mut pending = Vec::with_capacity(messages.len());
@@ -414,6 +426,9 @@ impl Publisher {
                     let mut publish = PublishMessage::build().payload(message.payload.clone());
                     if let Some(id) = &message.id {
                         publish = publish.message_id(id);
+                    }
+                    if let Some(encoding) = encoding {
+                        publish = publish.header(compression::HEADER, encoding);
                     }
                     pending.push(context.send_publish(message.subject.clone(), publish).await);
                 }
@@ -434,9 +449,16 @@ impl Publisher {
             Publisher::Core(client) => {
                 let mut results = Vec::with_capacity(messages.len());
                 for message in messages {
-                    let sent = client
-                        .publish(message.subject.clone(), message.payload.clone())
-                        .await;
+                    let subject = message.subject.clone();
+                    let payload = message.payload.clone();
+                    let sent = match encoding {
+                        Some(encoding) => {
+                            let mut headers = async_nats::HeaderMap::new();
+                            headers.insert(compression::HEADER, encoding);
+                            client.publish_with_headers(subject, headers, payload).await
+                        }
+                        None => client.publish(subject, payload).await,
+                    };
                     results.push(sent.map_err(|error| Failed {
                         no_stream: false,
                         timed_out: false,

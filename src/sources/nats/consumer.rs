@@ -200,6 +200,7 @@ pub(super) async fn consume(
                 let start = events.len();
                 let made = decode.decode(
                     message.subject.as_str(),
+                    message.headers.as_ref(),
                     message.payload.clone(),
                     &mut events,
                 );

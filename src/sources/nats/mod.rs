@@ -54,6 +54,8 @@ use crate::components::{BuildContext, ComponentFuture};
 use crate::diagnostic::BuildError;
 use crate::event::{Event, fields};
 use crate::http::{RetryConfig, RetryPolicy};
+use crate::internal_events::{ComponentMetrics, ErrorType, Stage};
+use crate::nats::compression;
 use crate::nats::stream::valid_subject;
 use crate::nats::{Connector, NatsConnection};
 use crate::options::Seconds;
@@ -338,6 +340,7 @@ impl Source for NatsSource {
                     Arc::clone(cx.out.metrics()),
                 ),
                 host: Value::from(cx.host.as_ref()),
+                metrics: Arc::clone(cx.out.metrics()),
             };
             match self.mode {
                 Mode::JetStream(spec) => consumer::run(client, spec, decode, self.retry, cx).await,
@@ -354,6 +357,7 @@ impl Source for NatsSource {
 pub(super) struct MessageDecoder {
     decoder: SourceDecoder,
     host: Value,
+    metrics: Arc<ComponentMetrics>,
 }
 
 /// The most events sent downstream in one batch (messages ready together
@@ -362,17 +366,38 @@ pub(super) const BATCH_EVENTS: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
 impl MessageDecoder {
     /// Appends the events of a message on `subject` to `events`; returns
-    /// how many it made. A `timestamp` that JSON carried as RFC 3339 text
+    /// how many it made. A payload with `Content-Encoding` (the sink's
+    /// `compression`) is decompressed first; one that does not decompress
+    /// is counted and decoded as it came, like any frame that does not
+    /// decode: passed on, not dropped. A `timestamp` that JSON carried as RFC 3339 text
     /// (the `nats` sink's envelope) becomes a timestamp again, so that
     /// what reads it downstream (windows, strftime paths) sees the time
     /// the event had before it crossed the broker.
     pub(super) fn decode(
         &self,
         subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
         payload: bytes::Bytes,
         events: &mut Vec<Event>,
     ) -> usize {
         let before = events.len();
+        let encoding = headers
+            .and_then(|headers| headers.get(compression::HEADER))
+            .map(|value| value.as_str());
+        let payload = match compression::decompress(encoding, payload.clone()) {
+            Ok(payload) => payload,
+            Err(error) => {
+                self.metrics.error(
+                    ErrorType::DecodeFailed,
+                    Stage::Receiving,
+                    &format_args!(
+                        "a message on `{subject}` does not decompress ({error}); \
+                         its payload is passed on as it came"
+                    ),
+                );
+                payload
+            }
+        };
         let extra = [
             (fields::HOST, self.host.clone()),
             ("subject", Value::from(subject)),
@@ -407,20 +432,54 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_sinks_envelope_gives_the_event_back() {
+    /// A JSON decoder as a running source has it.
+    fn json_decoder() -> MessageDecoder {
         use crate::component_key::{ComponentKey, ComponentKind};
-        let metrics = Arc::new(crate::internal_events::ComponentMetrics::new(
-            ComponentKey::new(ComponentKind::Source, "in", "nats"),
-        ));
-        let decode = MessageDecoder {
+        let metrics = Arc::new(ComponentMetrics::new(ComponentKey::new(
+            ComponentKind::Source,
+            "in",
+            "nats",
+        )));
+        MessageDecoder {
             decoder: SourceDecoder::new(
                 Decoder::new(DecodingConfig { codec: Codec::Json }, "nats"),
                 Arc::from("in"),
-                metrics,
+                Arc::clone(&metrics),
             ),
             host: Value::from("worker-1"),
-        };
+            metrics,
+        }
+    }
+
+    #[test]
+    fn a_compressed_pack_decodes_and_a_corrupt_one_is_passed_on() {
+        let decode = json_decoder();
+        let pack = bytes::Bytes::from_static(br#"[{"message":"a"},{"message":"b"}]"#);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(compression::HEADER, "zstd");
+        let compressed = compression::Compression::Zstd.compress(pack.clone());
+        let mut events = Vec::new();
+        assert_eq!(
+            decode.decode("logs.0", Some(&headers), compressed, &mut events),
+            2
+        );
+        let messages: Vec<_> = events
+            .iter()
+            .map(|event| event.get_field("message").cloned())
+            .collect();
+        assert_eq!(messages, [Some(Value::from("a")), Some(Value::from("b"))]);
+        // Marked compressed but not: decoded as it came (JSON here), not
+        // dropped (the error count is asserted by tests/it/nats.rs).
+        events.clear();
+        assert_eq!(
+            decode.decode("logs.0", Some(&headers), pack, &mut events),
+            2
+        );
+    }
+
+    #[test]
+    fn the_sinks_envelope_gives_the_event_back() {
+        let decode = json_decoder();
         let mut original = Event::log(
             bytes::Bytes::from_static(b"disk full"),
             "2026-12-06T10:00:00.123Z".parse().unwrap(),
@@ -431,7 +490,10 @@ mod tests {
         let mut payload = Vec::new();
         crate::sinks::encoding::Encoding::Json.encode(&original, &mut payload);
         let mut events = Vec::new();
-        assert_eq!(decode.decode("logs.api", payload.into(), &mut events), 1);
+        assert_eq!(
+            decode.decode("logs.api", None, payload.into(), &mut events),
+            1
+        );
         let event = &events[0];
         assert_eq!(
             event.get_field("timestamp"),

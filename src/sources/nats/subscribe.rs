@@ -40,12 +40,22 @@ pub(super) async fn run(
         };
         let mut events = Vec::new();
         let mut bytes = first.payload.len();
-        decode.decode(first.subject.as_str(), first.payload, &mut events);
+        decode.decode(
+            first.subject.as_str(),
+            first.headers.as_ref(),
+            first.payload,
+            &mut events,
+        );
         while events.len() < BATCH_EVENTS.get() {
             match messages.next().now_or_never() {
                 Some(Some(message)) => {
                     bytes += message.payload.len();
-                    decode.decode(message.subject.as_str(), message.payload, &mut events);
+                    decode.decode(
+                        message.subject.as_str(),
+                        message.headers.as_ref(),
+                        message.payload,
+                        &mut events,
+                    );
                 }
                 _ => break,
             }
