@@ -172,6 +172,7 @@ fn shared(server: &NatsServer) -> SharedNats {
         connector: connection
             .connector_for("state.shared.nats", Path::to_path_buf)
             .unwrap(),
+        defined_at: "test".to_string(),
     }
 }
 
