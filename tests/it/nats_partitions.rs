@@ -688,3 +688,69 @@ async fn workers_that_cannot_renew_stop_fetching_within_half_the_ttl() {
         worker.terminate_cleanly(Duration::from_secs(30));
     }
 }
+
+#[tokio::test]
+async fn a_consumer_the_work_queue_refuses_is_reported_and_retried_until_fixed() {
+    let server = NatsServer::start().await;
+    server.create_work_queue().await;
+    // Another application's unfiltered consumer on the work queue: the
+    // server refuses every partition's filtered consumer (error 10100).
+    let stream = server.jetstream().await.get_stream("LOGS").await.unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("other".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut worker = start_worker(&server, dir.path(), COUNT).await;
+    let refused = "cannot open consumer `workers-";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !worker.stderr().contains(refused) {
+        assert!(
+            Instant::now() < deadline,
+            "never reported:\n{}",
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stderr = worker.stderr();
+    assert!(
+        stderr.contains("filtered consumer not unique on workqueue stream"),
+        "the server's reason is not in the report:\n{stderr}"
+    );
+    // Retried, not given up: an operator who removes the other consumer
+    // gets the worker consuming without a restart.
+    server
+        .jetstream()
+        .await
+        .get_stream("LOGS")
+        .await
+        .unwrap()
+        .delete_consumer("other")
+        .await
+        .expect("delete the other consumer");
+    let client = server.client().await;
+    for index in 0..COUNT {
+        client
+            .publish(
+                format!("logs.{index}"),
+                format!("{{\"seq\":{index}}}").into(),
+            )
+            .await
+            .expect("publish");
+    }
+    client.flush().await.expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handled(dir.path(), 0).len() < COUNT as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {COUNT} partitions consumed after the other consumer left:\n{}",
+            handled(dir.path(), 0).len(),
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.terminate_cleanly(Duration::from_secs(30));
+}
