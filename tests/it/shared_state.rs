@@ -560,3 +560,57 @@ async fn a_reload_that_changes_the_shared_state_is_refused_naming_the_file_and_o
     .await;
     instance.howl.terminate_cleanly(Duration::from_secs(30));
 }
+
+/// An instance killed (`kill -9`) after claiming a question and before
+/// sharing its verdict: its claim runs out, and another instance asks by
+/// itself then and decides its events, not holding them any longer.
+#[tokio::test]
+async fn a_claimant_killed_before_its_verdict_is_taken_over_after_its_claim_runs_out() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let timeouts = "decision_timeout_secs = 30\ntimeout_secs = 3";
+    let started = Instant::now();
+    let mut a = Instance::start_with(&nats, &llm, timeouts).await;
+    let b = Instance::start_with(&nats, &llm, timeouts).await;
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    eprintln!("both connected {:?} after the start", started.elapsed());
+    // The classifier fails while `a` asks: `a` holds the claim, no verdict.
+    llm.set_down(true);
+    let pattern = "abababababababab";
+    post(a.http, pattern_event(pattern, "first, on a")).await;
+    let kv = bucket(&nats).await;
+    let claim = until("a claims the question", Duration::from_secs(15), || async {
+        kv.entry(format!("ask.triage.{pattern}")).await.ok()?
+    })
+    .await;
+    eprintln!("a claimed {:?} after the start", started.elapsed());
+    let mut child = a.howl.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let killed = Instant::now();
+    llm.set_down(false);
+    let asked = llm.requests().len();
+    post(b.http, pattern_event(pattern, "then, on b")).await;
+    let (file, _) = decided(b.dir.path(), "then, on b").await;
+    let waited = killed.elapsed();
+    eprintln!(
+        "b decided ({file}) {waited:?} after the claimant was killed; claim: {}",
+        String::from_utf8_lossy(&claim.value)
+    );
+    assert!(llm.requests().len() > asked, "b never asked by itself");
+    // At most the claimant's limit (3 s) after it claimed, plus slack;
+    // well before decision_timeout_secs would release the event unjudged.
+    assert!(
+        waited < Duration::from_secs(10),
+        "b held its event {waited:?}"
+    );
+    let verdict = bucket(&nats)
+        .await
+        .get(format!("verdict.triage.{pattern}"))
+        .await
+        .expect("read the verdict");
+    let verdict = verdict.expect("b's verdict is shared");
+    eprintln!("b's verdict: {}", String::from_utf8_lossy(&verdict));
+    eprintln!("test body done after {:?} since the kill", killed.elapsed());
+}
