@@ -456,6 +456,62 @@ async fn a_frozen_server_fences_every_worker_and_they_recover_when_it_wakes() {
 }
 
 #[tokio::test]
+async fn a_worker_killed_while_releasing_partitions_to_a_newcomer_loses_nothing() {
+    let server = NatsServer::start().await;
+    let feed = Feed::start(&server).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut workers = vec![
+        start_worker(&server, dirs[0].path(), COUNT).await,
+        start_worker(&server, dirs[1].path(), COUNT).await,
+    ];
+    let pid = |w: &Running| w.child.as_ref().expect("running").id();
+    let pids: Vec<u32> = workers.iter().map(pid).collect();
+    wait_for_holders(&server, &pids, 8..=8, Duration::from_secs(60)).await;
+    // A third joins: the first of the two to start releasing partitions
+    // to it is killed (kill -9) in the middle of the release.
+    workers.push(start_worker(&server, dirs[2].path(), COUNT).await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(victim) = (0..2).find(|w| workers[*w].stderr().contains("releasing partition"))
+        {
+            break victim;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody released a partition to the newcomer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut child = workers[victim].child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let killed_at = now_micros();
+    let survivors: Vec<u32> = [1 - victim, 2].iter().map(|w| pid(&workers[*w])).collect();
+    let ttl = Duration::from_secs(TTL_SECS);
+    let (moved, share) = wait_for_holders(&server, &survivors, 8..=8, ttl * 4).await;
+    eprintln!(
+        "worker {victim} killed mid-release; its partitions moved after {moved:?}: {share:?}"
+    );
+    let (total, mut edge) = feed.stop().await;
+    let all = wait_for_every_line(&dirs, total).await;
+    eprintln!("{total} lines, {} duplicates", all.len() - total);
+    assert!(
+        all.len() - total <= 8 * MAX_ACK_PENDING as usize,
+        "more duplicates than the killed worker could hold unacknowledged"
+    );
+    let held: Vec<Tenures> = dirs
+        .iter()
+        .enumerate()
+        .map(|(w, dir)| tenures(dir.path(), if w == victim { killed_at } else { i64::MAX }))
+        .collect();
+    assert_one_worker_at_a_time(&held, &all);
+    for w in [1 - victim, 2] {
+        workers[w].terminate_cleanly(Duration::from_secs(30));
+    }
+    edge.terminate_cleanly(Duration::from_secs(30));
+}
+
+#[tokio::test]
 async fn three_workers_share_partitions_and_take_over_from_a_killed_one() {
     let server = NatsServer::start().await;
     let feed = Feed::start(&server).await;
