@@ -32,19 +32,54 @@ pub(super) struct Fixed {
     pub data_dir: PathBuf,
     /// `[api]`, as started.
     pub api: ApiConfig,
-    /// `[state.shared.nats]` as started: its bucket and servers.
-    pub shared_state: Option<(String, String)>,
+    /// `[state.shared.nats]` as started.
+    pub shared_state: Option<crate::nats::kv::SharedNats>,
 }
 
-/// What of `[state.shared.nats]` a reload compares (credentials are not
-/// shown by the connector, so a change of them alone goes unnoticed).
-pub(super) fn shared_state_of(config: &crate::config::Config) -> Option<(String, String)> {
-    config.shared_state.as_ref().map(|shared| {
-        (
-            shared.bucket.clone(),
-            shared.connector.servers().to_string(),
-        )
-    })
+/// Why a reload may not apply `new` in place of the `[state.shared.nats]`
+/// howl started with (`started`): one reason per option that changed,
+/// with where `[state]` is written; none when it is the same. The shared
+/// state is connected once, at start, so "reloaded" would be untrue.
+pub(super) fn shared_state_changes(
+    started: Option<&crate::nats::kv::SharedNats>,
+    new: Option<&crate::nats::kv::SharedNats>,
+) -> Vec<String> {
+    const RESTART: &str = "the shared state is connected only at start; restart howl to apply it";
+    match (started, new) {
+        (None, None) => Vec::new(),
+        (None, Some(new)) => vec![format!(
+            "{}: `[state.shared.nats]` was added: {RESTART}",
+            new.defined_at
+        )],
+        (Some(started), None) => vec![format!(
+            "`[state.shared.nats]` was removed (it was at {} at start): {RESTART}",
+            started.defined_at
+        )],
+        (Some(started), Some(new)) => {
+            let mut reasons = Vec::new();
+            if started.bucket != new.bucket {
+                reasons.push(format!(
+                    "{}: `state.shared.nats.bucket` changed from `{}` to `{}`: {RESTART}",
+                    new.defined_at, started.bucket, new.bucket
+                ));
+            }
+            for option in started.connector.changed_options(&new.connector) {
+                let what = match option {
+                    "url" => format!(
+                        " from `{}` to `{}`",
+                        started.connector.servers(),
+                        new.connector.servers()
+                    ),
+                    _ => String::new(),
+                };
+                reasons.push(format!(
+                    "{}: `state.shared.nats.{option}` changed{what}: {RESTART}",
+                    new.defined_at
+                ));
+            }
+            reasons
+        }
+    }
 }
 
 /// Starts the coordinator; the returned sender asks it for a reload.
@@ -106,13 +141,10 @@ async fn reload_once(fixed: &Fixed, topology: &mpsc::Sender<ReloadRequest>) -> R
             "`[api]` changed: the API is set up only at start; restart howl to apply it".into(),
         );
     }
-    if shared_state_of(&config) != fixed.shared_state {
-        reasons.push(
-            "`[state.shared.nats]` changed: the shared state is connected only at start; \
-             restart howl to apply it"
-                .into(),
-        );
-    }
+    reasons.extend(shared_state_changes(
+        fixed.shared_state.as_ref(),
+        config.shared_state.as_ref(),
+    ));
     if !reasons.is_empty() {
         return Err(ReloadRefused(reasons));
     }

@@ -166,7 +166,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                 paths: args.config.config.clone(),
                 data_dir: config.data_dir.clone(),
                 api: config.api.clone(),
-                shared_state: reload::shared_state_of(&config),
+                shared_state: config.shared_state.clone(),
             };
             let calls = reload::coordinator(fixed, reload_requests);
             tokio::spawn(reload::on_sighup(calls.clone()));

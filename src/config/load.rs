@@ -259,7 +259,8 @@ impl Loader {
             );
             return;
         }
-        self.state = Some(location(file, &span));
+        let at = location(file, &span);
+        self.state = Some(at.clone());
         let mut option_spans = OptionSpans::default();
         if let DeValue::Table(table) = value.get_ref() {
             record_spans(table, "", &mut option_spans);
@@ -278,7 +279,7 @@ impl Loader {
         let Some(shared) = state.shared else {
             return;
         };
-        match shared.nats.check(file.path().parent()) {
+        match shared.nats.check(file.path().parent(), at) {
             Ok(checked) => self.config.shared_state = Some(checked),
             Err(error) => {
                 let at = error

@@ -67,7 +67,12 @@ impl SharedNatsConfig {
     /// Checks the options and prepares the connection; relative file paths
     /// are resolved against `config_dir`, the directory of the file that
     /// sets them.
-    pub fn check(&self, config_dir: Option<&Path>) -> Result<SharedNats, BuildError> {
+    /// `defined_at` says where (`file:line:column`), for messages.
+    pub fn check(
+        &self,
+        config_dir: Option<&Path>,
+        defined_at: String,
+    ) -> Result<SharedNats, BuildError> {
         if !valid_bucket_name(&self.bucket) {
             return Err(BuildError::new(format!(
                 "`bucket` {:?} is not a bucket name: letters, digits, `_` and `-` only",
@@ -87,6 +92,7 @@ impl SharedNatsConfig {
         Ok(SharedNats {
             bucket: self.bucket.clone(),
             connector,
+            defined_at,
         })
     }
 }

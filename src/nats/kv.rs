@@ -32,6 +32,9 @@ pub struct SharedNats {
     pub bucket: String,
     /// The server and credentials.
     pub connector: super::Connector,
+    /// Where `[state]` is written (`file:line:column`), for the messages
+    /// of a reload that would change it.
+    pub defined_at: String,
 }
 
 /// A bucket to open, creating it when missing.

@@ -118,6 +118,24 @@ enum Credentials {
     File(PathBuf),
 }
 
+impl Credentials {
+    /// Whether both authenticate alike (`Secret` has no `==`, so that
+    /// comparing one is never done by accident).
+    fn same_as(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::None, Self::None) => true,
+            (Self::UserPassword(user, password), Self::UserPassword(user2, password2)) => {
+                user == user2 && password.expose() == password2.expose()
+            }
+            (Self::Token(a), Self::Token(b)) | (Self::Nkey(a), Self::Nkey(b)) => {
+                a.expose() == b.expose()
+            }
+            (Self::File(a), Self::File(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// A checked connection, ready to connect (built without any I/O).
 #[derive(Clone)]
 pub struct Connector {
@@ -132,7 +150,7 @@ pub struct Connector {
 
 /// TLS files with their paths resolved: the CA, and a client certificate
 /// with its key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 struct TlsFiles {
     ca: Option<PathBuf>,
     client: Option<(PathBuf, PathBuf)>,
@@ -344,6 +362,24 @@ impl Connector {
     /// The servers, as written in `url`.
     pub fn servers(&self) -> &str {
         &self.shown
+    }
+
+    /// The options (`url`, `auth`, `tls`) by which `other` connects
+    /// differently: a reload cannot change a connection made at start, and
+    /// must say so rather than report a new password as applied. Secrets
+    /// are compared, never shown.
+    pub fn changed_options(&self, other: &Connector) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.shown != other.shown {
+            changed.push("url");
+        }
+        if !self.credentials.same_as(&other.credentials) {
+            changed.push("auth");
+        }
+        if self.tls != other.tls {
+            changed.push("tls");
+        }
+        changed
     }
 
     /// Connects once, checks the server's version and logs it. The client

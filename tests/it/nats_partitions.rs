@@ -359,6 +359,158 @@ fn tenures(dir: &Path, died: i64) -> Tenures {
     tenures
 }
 
+/// Each line was handled while its worker held the lease of its
+/// partition (by `held`, each worker's tenures), and while no other worker
+/// did: no partition consumed by two workers at once.
+fn assert_one_worker_at_a_time(held: &[Tenures], all: &[Handled]) {
+    let within = |worker: usize, line: &Handled| {
+        held[worker].get(&line.partition).is_some_and(|spans| {
+            spans
+                .iter()
+                .any(|(from, to)| (*from..=*to).contains(&line.at))
+        })
+    };
+    for line in all {
+        assert!(
+            within(line.worker, line),
+            "worker {} handled line {} of partition {} outside its leases {:?}",
+            line.worker,
+            line.seq,
+            line.partition,
+            held[line.worker].get(&line.partition)
+        );
+        for other in (0..held.len()).filter(|w| *w != line.worker) {
+            assert!(
+                !within(other, line),
+                "worker {} handled line {} of partition {} at {} while worker {other} held it \
+                 ({:?}; its own: {:?})",
+                line.worker,
+                line.seq,
+                line.partition,
+                line.at,
+                held[other].get(&line.partition),
+                held[line.worker].get(&line.partition)
+            );
+        }
+    }
+}
+
+/// CPU time (user + system) a process used so far, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // Fields after the command (in parentheses): utime and stime are the
+    // 12th and 13th, in clock ticks.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no memory preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+#[tokio::test]
+async fn a_frozen_server_fences_every_worker_and_they_recover_when_it_wakes() {
+    let server = NatsServer::start().await;
+    let feed = Feed::start(&server).await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut a = start_worker(&server, dirs[0].path(), COUNT).await;
+    let mut b = start_worker(&server, dirs[1].path(), COUNT).await;
+    let pids = [&a, &b].map(|w| w.child.as_ref().expect("running").id());
+    wait_for_holders(&server, &pids, 8..=8, Duration::from_secs(60)).await;
+    // Frozen for three lease TTLs (and four ack_waits): every lease and
+    // every unacknowledged message expires on the server's clock the
+    // moment it wakes.
+    let ttl = Duration::from_secs(TTL_SECS);
+    let frozen = ttl * 3;
+    let cpu_before = pids.map(cpu_time);
+    server.signal("STOP");
+    tokio::time::sleep(frozen).await;
+    let cpu_frozen = [0, 1].map(|w| cpu_time(pids[w]) - cpu_before[w]);
+    server.signal("CONT");
+    let woke = Instant::now();
+    eprintln!("CPU used by each worker while the server was frozen {frozen:?}: {cpu_frozen:?}");
+    for used in cpu_frozen {
+        assert!(
+            used < frozen / 4,
+            "a worker spun while the server was frozen: {used:?} of CPU"
+        );
+    }
+    let (back, share) = wait_for_holders(&server, &pids, 8..=8, ttl * 6).await;
+    eprintln!("partitions held again {back:?} after the server woke: {share:?}");
+    let (total, mut edge) = feed.stop().await;
+    let all = wait_for_every_line(&dirs, total).await;
+    eprintln!(
+        "{total} lines, {} duplicates, all delivered {:?} after the server woke",
+        all.len() - total,
+        woke.elapsed()
+    );
+    let held: Vec<Tenures> = dirs
+        .iter()
+        .map(|dir| tenures(dir.path(), i64::MAX))
+        .collect();
+    assert_one_worker_at_a_time(&held, &all);
+    for worker in [&mut a, &mut b, &mut edge] {
+        worker.terminate_cleanly(Duration::from_secs(30));
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_releasing_partitions_to_a_newcomer_loses_nothing() {
+    let server = NatsServer::start().await;
+    let feed = Feed::start(&server).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut workers = vec![
+        start_worker(&server, dirs[0].path(), COUNT).await,
+        start_worker(&server, dirs[1].path(), COUNT).await,
+    ];
+    let pid = |w: &Running| w.child.as_ref().expect("running").id();
+    let pids: Vec<u32> = workers.iter().map(pid).collect();
+    wait_for_holders(&server, &pids, 8..=8, Duration::from_secs(60)).await;
+    // A third joins: the first of the two to start releasing partitions
+    // to it is killed (kill -9) in the middle of the release.
+    workers.push(start_worker(&server, dirs[2].path(), COUNT).await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(victim) = (0..2).find(|w| workers[*w].stderr().contains("releasing partition"))
+        {
+            break victim;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody released a partition to the newcomer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut child = workers[victim].child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let killed_at = now_micros();
+    let survivors: Vec<u32> = [1 - victim, 2].iter().map(|w| pid(&workers[*w])).collect();
+    let ttl = Duration::from_secs(TTL_SECS);
+    let (moved, share) = wait_for_holders(&server, &survivors, 8..=8, ttl * 4).await;
+    eprintln!(
+        "worker {victim} killed mid-release; its partitions moved after {moved:?}: {share:?}"
+    );
+    let (total, mut edge) = feed.stop().await;
+    let all = wait_for_every_line(&dirs, total).await;
+    eprintln!("{total} lines, {} duplicates", all.len() - total);
+    assert!(
+        all.len() - total <= 8 * MAX_ACK_PENDING as usize,
+        "more duplicates than the killed worker could hold unacknowledged"
+    );
+    let held: Vec<Tenures> = dirs
+        .iter()
+        .enumerate()
+        .map(|(w, dir)| tenures(dir.path(), if w == victim { killed_at } else { i64::MAX }))
+        .collect();
+    assert_one_worker_at_a_time(&held, &all);
+    for w in [1 - victim, 2] {
+        workers[w].terminate_cleanly(Duration::from_secs(30));
+    }
+    edge.terminate_cleanly(Duration::from_secs(30));
+}
+
 #[tokio::test]
 async fn three_workers_share_partitions_and_take_over_from_a_killed_one() {
     let server = NatsServer::start().await;
@@ -424,40 +576,13 @@ async fn three_workers_share_partitions_and_take_over_from_a_killed_one() {
         "{duplicates} duplicates, more than the killed worker could hold unacknowledged"
     );
 
-    // No partition consumed by two workers at once: each line was
-    // handled while its worker held the lease of its partition, and while
-    // no other worker did.
+    // No partition consumed by two workers at once.
     let held: Vec<Tenures> = dirs
         .iter()
         .enumerate()
         .map(|(worker, dir)| tenures(dir.path(), if worker == 2 { killed_at } else { i64::MAX }))
         .collect();
-    let within = |worker: usize, line: &Handled| {
-        held[worker].get(&line.partition).is_some_and(|spans| {
-            spans
-                .iter()
-                .any(|(from, to)| (*from..=*to).contains(&line.at))
-        })
-    };
-    for line in &all {
-        assert!(
-            within(line.worker, line),
-            "worker {} handled line {} of partition {} outside its leases {:?}",
-            line.worker,
-            line.seq,
-            line.partition,
-            held[line.worker].get(&line.partition)
-        );
-        for other in (0..held.len()).filter(|w| *w != line.worker) {
-            assert!(
-                !within(other, line),
-                "worker {} handled line {} of partition {} while worker {other} held it",
-                line.worker,
-                line.seq,
-                line.partition
-            );
-        }
-    }
+    assert_one_worker_at_a_time(&held, &all);
     let takes: usize = held.iter().flat_map(|t| t.values()).map(Vec::len).sum();
     let mut by_partition: BTreeMap<u32, Vec<&Handled>> = BTreeMap::new();
     for line in &all {
@@ -618,4 +743,70 @@ async fn workers_that_cannot_renew_stop_fetching_within_half_the_ttl() {
     for worker in [&mut a, &mut b, &mut edge] {
         worker.terminate_cleanly(Duration::from_secs(30));
     }
+}
+
+#[tokio::test]
+async fn a_consumer_the_work_queue_refuses_is_reported_and_retried_until_fixed() {
+    let server = NatsServer::start().await;
+    server.create_work_queue().await;
+    // Another application's unfiltered consumer on the work queue: the
+    // server refuses every partition's filtered consumer (error 10100).
+    let stream = server.jetstream().await.get_stream("LOGS").await.unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("other".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut worker = start_worker(&server, dir.path(), COUNT).await;
+    let refused = "cannot open consumer `workers-";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !worker.stderr().contains(refused) {
+        assert!(
+            Instant::now() < deadline,
+            "never reported:\n{}",
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stderr = worker.stderr();
+    assert!(
+        stderr.contains("filtered consumer not unique on workqueue stream"),
+        "the server's reason is not in the report:\n{stderr}"
+    );
+    // Retried, not given up: an operator who removes the other consumer
+    // gets the worker consuming without a restart.
+    server
+        .jetstream()
+        .await
+        .get_stream("LOGS")
+        .await
+        .unwrap()
+        .delete_consumer("other")
+        .await
+        .expect("delete the other consumer");
+    let client = server.client().await;
+    for index in 0..COUNT {
+        client
+            .publish(
+                format!("logs.{index}"),
+                format!("{{\"seq\":{index}}}").into(),
+            )
+            .await
+            .expect("publish");
+    }
+    client.flush().await.expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handled(dir.path(), 0).len() < COUNT as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {COUNT} partitions consumed after the other consumer left:\n{}",
+            handled(dir.path(), 0).len(),
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.terminate_cleanly(Duration::from_secs(30));
 }

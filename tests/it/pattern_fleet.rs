@@ -89,7 +89,7 @@ async fn a_space_larger_than_one_value_round_trips_through_chunks() {
         .write("sshd", &big, None, "test", 1)
         .await
         .expect("write");
-    let chunks = keys(&bucket, "chunk.patterns.sshd.1.").await;
+    let chunks = keys(&bucket, "chunk.patterns.sshd.test.1.").await;
     assert!(chunks.len() >= 3, "cut into chunks: {chunks:?}");
     let fetched = bucket.read("sshd").await.expect("read").expect("saved");
     assert_eq!(fetched.revision, revision);
@@ -107,7 +107,7 @@ async fn a_space_larger_than_one_value_round_trips_through_chunks() {
         .write("sshd", &small, Some(revision), "test", 3)
         .await
         .expect("write 3");
-    assert_eq!(keys(&bucket, "chunk.patterns.sshd.1.").await.len(), 1);
+    assert_eq!(keys(&bucket, "chunk.patterns.sshd.test.1.").await.len(), 1);
     let fetched = bucket.read("sshd").await.unwrap().unwrap();
     assert_eq!(fetched.snapshot, small);
     assert_eq!(fetched.head.generation, 3);
@@ -136,7 +136,7 @@ async fn chunks_without_their_head_are_never_read() {
     for index in 0..20u32 {
         let mut value = 2u64.to_le_bytes().to_vec();
         value.extend_from_slice(&[0xAB; 64]);
-        kv.put(bucket.chunk_key("sshd", 2, index), value.into())
+        kv.put(bucket.chunk_key("sshd", Some("a"), 2, index), value.into())
             .await
             .unwrap();
     }
@@ -148,7 +148,7 @@ async fn chunks_without_their_head_are_never_read() {
     // saves): the generation check refuses it rather than mixing spaces.
     let mut stranger = 3u64.to_le_bytes().to_vec();
     stranger.extend_from_slice(&[0xCD; 64]);
-    kv.put(bucket.chunk_key("sshd", 1, 3), stranger.into())
+    kv.put(bucket.chunk_key("sshd", Some("a"), 1, 3), stranger.into())
         .await
         .unwrap();
     // (The head stays put: corrupt, not overtaken.)
@@ -161,7 +161,7 @@ async fn chunks_without_their_head_are_never_read() {
     // And a chunk of the right generation with other bytes: the checksum.
     let mut forged = 1u64.to_le_bytes().to_vec();
     forged.extend_from_slice(&[0xCD; 64]);
-    kv.put(bucket.chunk_key("sshd", 1, 3), forged.into())
+    kv.put(bucket.chunk_key("sshd", Some("a"), 1, 3), forged.into())
         .await
         .unwrap();
     match bucket.read("sshd").await {
@@ -170,6 +170,106 @@ async fn chunks_without_their_head_are_never_read() {
         }
         other => panic!("a torn space was read: {other:?}"),
     }
+}
+
+/// Two instances saving one space at once, both from the same revision (a
+/// hand-over: the old owner's last save meets the new owner's first):
+/// one wins, the other gets a conflict, and the space the head names
+/// still reads, whole; the loser's chunks never overwrite the winner's.
+#[tokio::test]
+async fn two_saves_racing_from_one_revision_leave_a_space_that_reads() {
+    let server = NatsServer::start().await;
+    // Two connections, as two instances have: their writes interleave.
+    let a = bucket(&server, "patterns").await.with_chunk_bytes(64);
+    let b = bucket(&server, "patterns").await.with_chunk_bytes(64);
+    let mut base = Some(a.write("sshd", &noise(3000), None, "a", 1).await.unwrap());
+    let mut broken = Vec::new();
+    for round in 0..20u8 {
+        let (mine, theirs) = (vec![round; 2000], vec![round.wrapping_add(100); 2000]);
+        let (left, right) = tokio::join!(
+            a.write("sshd", &mine, base, "a", 10),
+            b.write("sshd", &theirs, base, "b", 10),
+        );
+        let wins = usize::from(left.is_ok()) + usize::from(right.is_ok());
+        assert!(wins <= 1, "round {round}: both saves went through");
+        match a.read("sshd").await {
+            Ok(Some(fetched)) => {
+                assert!(
+                    fetched.snapshot == mine || fetched.snapshot == theirs || wins == 0,
+                    "round {round}: the space read is neither save"
+                );
+                base = Some(fetched.revision);
+            }
+            other => {
+                broken.push(format!("round {round}: {other:?}"));
+                base = a.head("sshd").await.unwrap().map(|(_, revision)| revision);
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "{} of 20 races left a space that does not read: {broken:?}",
+        broken.len()
+    );
+    // No chunk outlives its use: the head's, and at most the other slot
+    // of each writer's set (2000 bytes that do not compress much, in 64).
+    let fetched = a.read("sshd").await.unwrap().unwrap();
+    let left = keys(&a, "chunk.patterns.sshd.").await;
+    assert!(
+        left.len() <= 3 * fetched.head.chunks as usize,
+        "{} chunks left for a space of {}: {left:?}",
+        left.len(),
+        fetched.head.chunks
+    );
+}
+
+/// A head written before chunk sets existed names none: its chunks are read
+/// from the shared slots, and the next save (into its writer's set) purges
+/// them.
+#[tokio::test]
+async fn a_space_saved_before_chunk_sets_still_reads_and_moves_to_a_set() {
+    let server = NatsServer::start().await;
+    let bucket = bucket(&server, "patterns").await.with_chunk_bytes(64);
+    let old = noise(500);
+    bucket.write("sshd", &old, None, "w", 1).await.unwrap();
+    // Rewrite it as the previous layout had it.
+    let kv = bucket.store();
+    let (head, _) = bucket.head("sshd").await.unwrap().unwrap();
+    for index in 0..head.chunks {
+        let value = kv
+            .get(bucket.chunk_key("sshd", Some("w"), 1, index))
+            .await
+            .unwrap()
+            .unwrap();
+        kv.put(bucket.chunk_key("sshd", None, 1, index), value)
+            .await
+            .unwrap();
+        kv.purge(bucket.chunk_key("sshd", Some("w"), 1, index))
+            .await
+            .unwrap();
+    }
+    let mut legacy = serde_json::to_value(&head).unwrap();
+    legacy.as_object_mut().unwrap().remove("set");
+    kv.put(
+        bucket.head_key("sshd"),
+        serde_json::to_vec(&legacy).unwrap().into(),
+    )
+    .await
+    .unwrap();
+    let fetched = bucket.read("sshd").await.unwrap().unwrap();
+    assert_eq!(fetched.head.set, None);
+    assert!(fetched.snapshot == old, "the old layout reads");
+    let new = noise(700);
+    bucket
+        .write("sshd", &new, Some(fetched.revision), "v", 2)
+        .await
+        .unwrap();
+    assert!(bucket.read("sshd").await.unwrap().unwrap().snapshot == new);
+    assert_eq!(
+        keys(&bucket, "chunk.patterns.sshd.1.").await,
+        Vec::<String>::new(),
+        "the old layout's chunks are purged once the head moved on"
+    );
 }
 
 #[tokio::test]
@@ -207,6 +307,7 @@ fn shared(server: &NatsServer) -> SharedNats {
         connector: connection
             .connector_for("state.shared.nats", Path::to_path_buf)
             .unwrap(),
+        defined_at: "test".to_string(),
     }
 }
 
@@ -765,7 +866,7 @@ async fn one_corrupt_space_does_not_stop_the_other_spaces() {
     forged.extend_from_slice(&[0xCD; 64]);
     bucket
         .store()
-        .put(bucket.chunk_key("bad", 1, 0), forged.into())
+        .put(bucket.chunk_key("bad", Some("x"), 1, 0), forged.into())
         .await
         .unwrap();
     let mut link = SpaceLink::start_with(&shared, "patterns", HashMap::new(), 256);

@@ -450,3 +450,167 @@ async fn a_bucket_with_an_age_limit_is_refused() {
         "not connected to a bucket that drops decisions"
     );
 }
+
+/// POSTs a reload to `howl`: the status and the JSON answer.
+async fn post_reload(howl: &Running) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}/api/v1/reload", howl.api))
+        .send()
+        .await
+        .expect("POST /api/v1/reload");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON answer"))
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_shared_state_is_refused_naming_the_file_and_option() {
+    let nats = NatsServer::start_with(&["--user", "howl", "--pass", "first-Pw"]).await;
+    let llm = FakeLlm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (api, http) = (free_port(), free_port());
+    let triage = format!(
+        "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\n",
+        llm.base
+    );
+    let shared = |bucket: &str, password: &str| {
+        format!(
+            "[state.shared.nats]\nurl = \"{}\"\nbucket = \"{bucket}\"\n\
+             auth = {{ strategy = \"user_password\", user = \"howl\", password = \"{password}\" }}\n",
+            nats.url()
+        )
+    };
+    let config =
+        |bucket: &str, password: &str| api_topology(api, http, &triage, &shared(bucket, password));
+    let path = write(dir.path(), "fleet.toml", &config("fleet", "first-Pw"));
+    let howl = Running::start(dir.path(), &path, api, &[]).await;
+    let mut instance = Instance { dir, howl, http };
+    instance.wait_connected(true, Duration::from_secs(15)).await;
+
+    // Unchanged: applied, nothing to do.
+    let (status, body) = post_reload(&instance.howl).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The password alone changed (rotated): the running connection still
+    // uses the old one, so "reloaded" would be a lie.
+    write(
+        instance.dir.path(),
+        "fleet.toml",
+        &config("fleet", "second-Pw"),
+    );
+    let (status, body) = post_reload(&instance.howl).await;
+    assert_eq!(status, 400, "a new password was taken as applied: {body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("fleet.toml"), "no file named: {body}");
+    assert!(
+        reasons.contains("state.shared.nats.auth"),
+        "no option named: {body}"
+    );
+    assert!(
+        !reasons.contains("second-Pw"),
+        "the secret is shown: {body}"
+    );
+
+    // Another bucket: refused, naming the option and both names.
+    write(
+        instance.dir.path(),
+        "fleet.toml",
+        &config("other", "first-Pw"),
+    );
+    let (status, body) = post_reload(&instance.howl).await;
+    assert_eq!(status, 400, "{body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("fleet.toml"), "no file named: {body}");
+    assert!(
+        reasons.contains("state.shared.nats.bucket") && reasons.contains("`other`"),
+        "the option is not named: {body}"
+    );
+
+    // Back as started: nothing wedged, still connected, and it still works.
+    write(
+        instance.dir.path(),
+        "fleet.toml",
+        &config("fleet", "first-Pw"),
+    );
+    let (status, body) = post_reload(&instance.howl).await;
+    assert_eq!(status, 200, "{body}");
+    instance.wait_connected(true, Duration::from_secs(5)).await;
+    instance.suppress("p-reload", "after the reloads").await;
+    let client =
+        async_nats::ConnectOptions::with_user_and_password("howl".into(), "first-Pw".into())
+            .connect(nats.url())
+            .await
+            .expect("connect as howl");
+    let bucket = async_nats::jetstream::new(client)
+        .get_key_value("fleet")
+        .await
+        .expect("the bucket");
+    until(
+        "the suppression reaches the bucket",
+        Duration::from_secs(15),
+        || async {
+            let mut keys = bucket.keys().await.ok()?;
+            while let Some(Ok(key)) = futures_util::StreamExt::next(&mut keys).await {
+                if key.contains("p-reload") {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await;
+    instance.howl.terminate_cleanly(Duration::from_secs(30));
+}
+
+/// An instance killed (`kill -9`) after claiming a question and before
+/// sharing its verdict: its claim runs out, and another instance asks by
+/// itself then and decides its events, not holding them any longer.
+#[tokio::test]
+async fn a_claimant_killed_before_its_verdict_is_taken_over_after_its_claim_runs_out() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let timeouts = "decision_timeout_secs = 30\ntimeout_secs = 3";
+    let started = Instant::now();
+    let mut a = Instance::start_with(&nats, &llm, timeouts).await;
+    let b = Instance::start_with(&nats, &llm, timeouts).await;
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    eprintln!("both connected {:?} after the start", started.elapsed());
+    // The classifier fails while `a` asks: `a` holds the claim, no verdict.
+    llm.set_down(true);
+    let pattern = "abababababababab";
+    post(a.http, pattern_event(pattern, "first, on a")).await;
+    let kv = bucket(&nats).await;
+    let claim = until("a claims the question", Duration::from_secs(15), || async {
+        kv.entry(format!("ask.triage.{pattern}")).await.ok()?
+    })
+    .await;
+    eprintln!("a claimed {:?} after the start", started.elapsed());
+    let mut child = a.howl.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let killed = Instant::now();
+    llm.set_down(false);
+    let asked = llm.requests().len();
+    post(b.http, pattern_event(pattern, "then, on b")).await;
+    let (file, _) = decided(b.dir.path(), "then, on b").await;
+    let waited = killed.elapsed();
+    eprintln!(
+        "b decided ({file}) {waited:?} after the claimant was killed; claim: {}",
+        String::from_utf8_lossy(&claim.value)
+    );
+    assert!(llm.requests().len() > asked, "b never asked by itself");
+    // At most the claimant's limit (3 s) after it claimed, plus slack;
+    // well before decision_timeout_secs would release the event unjudged.
+    assert!(
+        waited < Duration::from_secs(10),
+        "b held its event {waited:?}"
+    );
+    let verdict = bucket(&nats)
+        .await
+        .get(format!("verdict.triage.{pattern}"))
+        .await
+        .expect("read the verdict");
+    let verdict = verdict.expect("b's verdict is shared");
+    eprintln!("b's verdict: {}", String::from_utf8_lossy(&verdict));
+    eprintln!("test body done after {:?} since the kill", killed.elapsed());
+}

@@ -7,13 +7,21 @@
 //!
 //! - `head.<namespace>.<scope>` → JSON [`Head`]: generation, chunk count,
 //!   length and CRC-32C of the compressed bytes, writer, save time;
-//! - `chunk.<namespace>.<scope>.<slot>.<i>` → the generation (8 bytes,
-//!   little endian) and the `i`-th piece, where `slot` is the generation's
-//!   parity.
+//! - `chunk.<namespace>.<scope>.<set>.<slot>.<i>` → the generation (8
+//!   bytes, little endian) and the `i`-th piece, where `set` is the
+//!   writer's own (its name as a token, [`Head::set`]) and `slot` the
+//!   generation's parity. Heads written before sets existed name none:
+//!   their chunks are `chunk.<namespace>.<scope>.<slot>.<i>`.
 //!
-//! A writer writes the chunks of generation `g + 1` into the slot the
-//! current head (generation `g`) does not use, then swaps the head by
-//! compare-and-swap on its revision. A reader reads the head, then its
+//! A writer writes the chunks of generation `g + 1` into the slot of its
+//! own set that the current head (generation `g`) does not use, then swaps
+//! the head by compare-and-swap on its revision. Each writer having its
+//! own set, two instances saving one space at once (a hand-over, both from
+//! one revision) never overwrite each other's chunks: the loser's swap
+//! fails, and the winner's chunks are whole. Once the head moved away from
+//! another writer's chunks, the new writer purges them (each only if it
+//! still holds that generation, compared by revision, so that a chunk the
+//! other writes meanwhile stays). A reader reads the head, then its
 //! chunks, and checks each chunk's generation and the whole checksum:
 //! chunks without a head (a writer killed mid-save) are never read, the
 //! head still names the other slot; a reader overtaken by two saves sees
@@ -64,6 +72,10 @@ pub struct Head {
     /// When it was saved (Unix ms, the writer's clock): the later of two
     /// saves made while the bucket was out of reach wins.
     pub saved_at_ms: i64,
+    /// The writer's chunk set (a key token): its chunks are apart from
+    /// every other writer's. `None` for heads written before sets existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
 }
 
 /// A space as read from the bucket.
@@ -223,10 +235,12 @@ impl SpaceBucket {
         self.head_key_token(&key_token(scope))
     }
 
-    /// The key of chunk `index` in `slot` of `scope`.
-    pub fn chunk_key(&self, scope: &str, slot: u64, index: u32) -> String {
+    /// The key of chunk `index` in `slot` of `scope`'s chunk `set` (`None`:
+    /// the slots of heads written before sets existed).
+    pub fn chunk_key(&self, scope: &str, set: Option<&str>, slot: u64, index: u32) -> String {
+        let set = set.map(|set| format!("{set}.")).unwrap_or_default();
         format!(
-            "chunk.{}.{}.{}.{index}",
+            "chunk.{}.{}.{set}{}.{index}",
             self.namespace,
             key_token(scope),
             slot % 2
@@ -340,7 +354,7 @@ impl SpaceBucket {
         let hint = usize::try_from(head.bytes).unwrap_or(0);
         let mut compressed = Vec::with_capacity(hint.min(8 * CHUNK_BYTES));
         for index in 0..head.chunks {
-            let key = self.chunk_key(scope, head.generation, index);
+            let key = self.chunk_key(scope, head.set.as_deref(), head.generation, index);
             let value = timed(self.store.get(key.as_str()))
                 .await
                 .map_err(|e| self.unavailable(&e))?
@@ -397,6 +411,7 @@ impl SpaceBucket {
             // The head was purged by hand; start again.
             (None, Some(_)) => 1,
         };
+        let set = key_token(writer);
         let compressed = compress(snapshot).map_err(|e| self.unavailable(&e))?;
         let pieces: Vec<&[u8]> = compressed.chunks(self.chunk_bytes).collect();
         let chunks = u32::try_from(pieces.len())
@@ -405,7 +420,7 @@ impl SpaceBucket {
             let mut value = Vec::with_capacity(8 + piece.len());
             value.extend_from_slice(&generation.to_le_bytes());
             value.extend_from_slice(piece);
-            let key = self.chunk_key(scope, generation, index as u32);
+            let key = self.chunk_key(scope, Some(&set), generation, index as u32);
             timed(self.store.put(key, value.into()))
                 .await
                 .map_err(|e| self.unavailable(&e))?
@@ -418,6 +433,7 @@ impl SpaceBucket {
             checksum: crc32c::crc32c(&compressed),
             writer: writer.to_string(),
             saved_at_ms,
+            set: Some(set.clone()),
         };
         let value: Bytes = serde_json::to_vec(&head)
             .map_err(|e| self.broken(e.to_string()))?
@@ -443,7 +459,10 @@ impl SpaceBucket {
             Ok(revision) => revision,
             Err(Some(error)) => return Err(error),
             Err(None) => {
-                // Lost the race between reading the head and swapping it.
+                // Lost the race between reading the head and swapping it:
+                // the chunks just written are named by no head.
+                self.purge_from(scope, Some(&set), generation, 0, Some(generation))
+                    .await;
                 let (head, revision) = self
                     .head(scope)
                     .await?
@@ -455,23 +474,54 @@ impl SpaceBucket {
                 });
             }
         };
-        self.purge_beyond(scope, generation, chunks).await;
+        self.purge_from(scope, Some(&set), generation, chunks, None)
+            .await;
+        // The chunks the head named before, when they are not of this
+        // writer's set (another writer's, or of a head without a set).
+        if let Some((Ok(previous), _)) = &current
+            && previous.set.as_deref() != Some(set.as_str())
+        {
+            self.purge_from(
+                scope,
+                previous.set.as_deref(),
+                previous.generation,
+                0,
+                Some(previous.generation),
+            )
+            .await;
+        }
         Ok(revision)
     }
 
-    /// Purges the chunks of `generation`'s slot from `count` on: what an
-    /// older, larger generation left there. Best effort: a leftover chunk
-    /// is never read (the head names the count).
-    async fn purge_beyond(&self, scope: &str, generation: u64, count: u32) {
-        for index in count.. {
-            let key = self.chunk_key(scope, generation, index);
-            match timed(self.store.entry(key.as_str())).await {
-                Ok(Ok(Some(entry))) if !entry.value.is_empty() => {
-                    if !matches!(timed(self.store.purge(&key)).await, Ok(Ok(()))) {
-                        return;
-                    }
-                }
+    /// Purges the chunks of `generation`'s slot in `set` from index `from`
+    /// on: what an older, larger generation left there, or (with `only`)
+    /// the chunks of generation `only` that the head no longer names, each
+    /// by revision, so that a chunk rewritten meanwhile stays. Best effort:
+    /// a leftover chunk is never read (the head names its set and count).
+    async fn purge_from(
+        &self,
+        scope: &str,
+        set: Option<&str>,
+        generation: u64,
+        from: u32,
+        only: Option<u64>,
+    ) {
+        for index in from.. {
+            let key = self.chunk_key(scope, set, generation, index);
+            let entry = match timed(self.store.entry(key.as_str())).await {
+                Ok(Ok(Some(entry))) if !entry.value.is_empty() => entry,
                 _ => return,
+            };
+            let stamp = entry
+                .value
+                .first_chunk::<8>()
+                .map(|g| u64::from_le_bytes(*g));
+            if only.is_some() && stamp != only {
+                return;
+            }
+            let purged = timed(self.store.purge_expect_revision(&key, Some(entry.revision))).await;
+            if !matches!(purged, Ok(Ok(()))) {
+                return;
             }
         }
     }

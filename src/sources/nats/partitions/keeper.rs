@@ -68,6 +68,9 @@ pub(super) struct Keeper {
     held: BTreeMap<u32, Held>,
     /// The partitions' consumers; each ends with its index.
     tasks: JoinSet<(u32, anyhow::Result<()>)>,
+    /// The deletions of leases whose consumer ended: apart from the loop,
+    /// so that a slow server holds no renewal back past its fence.
+    deleting: JoinSet<()>,
     client: Client,
     spec: ConsumerSpec,
     decode: Arc<MessageDecoder>,
@@ -122,6 +125,7 @@ impl Keeper {
             claim,
             held: BTreeMap::new(),
             tasks: JoinSet::new(),
+            deleting: JoinSet::new(),
             client,
             spec,
             decode: Arc::new(decode),
@@ -149,7 +153,7 @@ impl Keeper {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    self.ended(joined).await?;
+                    self.ended(joined)?;
                 }
                 _ = tick.tick() => {
                     self.renew().await;
@@ -168,10 +172,11 @@ impl Keeper {
         }
         while !self.tasks.is_empty() {
             tokio::select! {
-                Some(joined) = self.tasks.join_next() => { self.ended(joined).await?; }
+                Some(joined) = self.tasks.join_next() => { self.ended(joined)?; }
                 _ = tick.tick() => self.renew().await,
             }
         }
+        while self.deleting.join_next().await.is_some() {}
         let member = format!("{}{}", self.member_prefix(), self.me);
         let _ = tokio::time::timeout(API_TIMEOUT, self.kv.delete(member)).await;
         Ok(())
@@ -503,7 +508,7 @@ impl Keeper {
     }
 
     /// A partition's consumer ended: delete its lease if still ours.
-    async fn ended(
+    fn ended(
         &mut self,
         joined: Result<(u32, anyhow::Result<()>), tokio::task::JoinError>,
     ) -> anyhow::Result<()> {
@@ -513,12 +518,16 @@ impl Keeper {
         };
         held.waiting.cancel();
         // Only our own revision: a lease someone else took stays theirs.
+        // Not awaited here: waiting for a server that does not answer
+        // would hold every other lease's renewal back past its fence (the
+        // lease then expires by itself instead).
         let key = self.lease_key(index);
-        let _ = tokio::time::timeout(
-            API_TIMEOUT,
-            self.kv.delete_expect_revision(&key, Some(held.revision)),
-        )
-        .await;
+        let (kv, revision, limit) = (self.kv.clone(), held.revision, self.call_limit());
+        self.deleting.spawn(async move {
+            let _ =
+                tokio::time::timeout(limit, kv.delete_expect_revision(&key, Some(revision))).await;
+        });
+        while self.deleting.try_join_next().is_some() {}
         // Logged once the consumer ended: nothing of the partition is
         // handled here after this line.
         if held.state == HeldState::Lost {
