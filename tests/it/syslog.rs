@@ -373,11 +373,7 @@ async fn clients_that_connect_and_send_nothing_cannot_lock_others_out() {
     // Two clients take every slot and say nothing.
     let mut squatters = Vec::new();
     for _ in 0..2 {
-        squatters.push(
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .unwrap(),
-        );
+        squatters.push(crate::common::tcp::connect(&format!("127.0.0.1:{port}")).await);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let port = port.to_string();

@@ -19,9 +19,28 @@ pub fn authority(url: &str) -> String {
         .to_string()
 }
 
-/// Opens a connection to `address` and writes `bytes` on it.
+/// Connects to `address`. A refused connection is tried again for up to
+/// 10 s: a howl whose API already answers `/health` may not have bound its
+/// sources' ports yet.
+pub async fn connect(address: &str) -> TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return stream,
+            Err(error)
+                if error.kind() == std::io::ErrorKind::ConnectionRefused
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("connect to {address}: {error}"),
+        }
+    }
+}
+
+/// Opens a connection to `address` ([`connect`]) and writes `bytes` on it.
 pub async fn send(address: &str, bytes: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let mut stream = connect(address).await;
     stream.write_all(bytes).await.expect("write");
     stream
 }
