@@ -434,15 +434,44 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second)
 }
 
+/// Two workers on a fed stream, once each holds half the partitions.
+struct TwoWorkers {
+    feed: Feed,
+    dirs: Vec<tempfile::TempDir>,
+    a: Running,
+    b: Running,
+    pids: [u32; 2],
+}
+
+impl TwoWorkers {
+    async fn holding_half(server: &NatsServer) -> Self {
+        let feed = Feed::start(server).await;
+        let dirs: Vec<tempfile::TempDir> =
+            (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+        let a = start_worker(server, dirs[0].path(), COUNT).await;
+        let b = start_worker(server, dirs[1].path(), COUNT).await;
+        let pids = [&a, &b].map(|w| w.child.as_ref().expect("running").id());
+        wait_for_holders(server, &pids, 8..=8, Duration::from_secs(60)).await;
+        Self {
+            feed,
+            dirs,
+            a,
+            b,
+            pids,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_frozen_server_fences_every_worker_and_they_recover_when_it_wakes() {
     let server = NatsServer::start().await;
-    let feed = Feed::start(&server).await;
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let mut a = start_worker(&server, dirs[0].path(), COUNT).await;
-    let mut b = start_worker(&server, dirs[1].path(), COUNT).await;
-    let pids = [&a, &b].map(|w| w.child.as_ref().expect("running").id());
-    wait_for_holders(&server, &pids, 8..=8, Duration::from_secs(60)).await;
+    let TwoWorkers {
+        feed,
+        dirs,
+        mut a,
+        mut b,
+        pids,
+    } = TwoWorkers::holding_half(&server).await;
     // Frozen for three lease TTLs (and four ack_waits): every lease and
     // every unacknowledged message expires on the server's clock the
     // moment it wakes.
@@ -701,12 +730,13 @@ async fn a_lease_bucket_that_is_not_one_or_has_another_ttl_is_refused() {
 #[tokio::test]
 async fn workers_that_cannot_renew_stop_fetching_within_half_the_ttl() {
     let server = NatsServer::start().await;
-    let feed = Feed::start(&server).await;
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let mut a = start_worker(&server, dirs[0].path(), COUNT).await;
-    let mut b = start_worker(&server, dirs[1].path(), COUNT).await;
-    let pids = [&a, &b].map(|w| w.child.as_ref().expect("running").id());
-    wait_for_holders(&server, &pids, 8..=8, Duration::from_secs(60)).await;
+    let TwoWorkers {
+        feed,
+        dirs,
+        mut a,
+        mut b,
+        pids,
+    } = TwoWorkers::holding_half(&server).await;
     // The lease bucket vanishes: renewals fail, while fetching still works.
     let deleted = Instant::now();
     let deleted_at = now_micros();

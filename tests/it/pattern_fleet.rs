@@ -48,23 +48,10 @@ async fn keys(bucket: &SpaceBucket, prefix: &str) -> Vec<String> {
 /// broken, naming the bucket and the limit.
 #[tokio::test]
 async fn a_patterns_bucket_with_an_age_limit_is_refused() {
-    use async_nats::jetstream::stream::Config;
     let server = NatsServer::start().await;
     server
-        .jetstream()
-        .await
-        .create_stream(Config {
-            name: "KV_fleet_patterns".into(),
-            subjects: vec!["$KV.fleet_patterns.>".into()],
-            max_messages_per_subject: 1,
-            max_age: Duration::from_secs(60),
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await
-        .expect("create the stream");
+        .create_aged_bucket("fleet_patterns", 1, Duration::from_secs(60))
+        .await;
     match SpaceBucket::open(&server.jetstream().await, "fleet", "p").await {
         Err(error @ SpaceError::Broken { .. }) => {
             let text = error.to_string();

@@ -418,22 +418,9 @@ async fn a_claim_that_never_runs_out_does_not_block_the_question_forever() {
 /// silently: it is refused, and the refusal names the bucket and why.
 #[tokio::test]
 async fn a_bucket_with_an_age_limit_is_refused() {
-    use async_nats::jetstream::stream::Config;
     let nats = NatsServer::start().await;
-    nats.jetstream()
-        .await
-        .create_stream(Config {
-            name: "KV_fleet".into(),
-            subjects: vec!["$KV.fleet.>".into()],
-            max_messages_per_subject: 5,
-            max_age: Duration::from_secs(60),
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    nats.create_aged_bucket("fleet", 5, Duration::from_secs(60))
+        .await;
     let llm = FakeLlm::start().await;
     let a = Instance::start(&nats, &llm).await;
     until("the refusal is logged", Duration::from_secs(15), || async {

@@ -213,6 +213,26 @@ impl NatsServer {
         }
     }
 
+    /// Creates bucket `bucket`'s stream by hand, as an operator might,
+    /// with an age limit (which howl refuses where it keeps entries for
+    /// good).
+    pub async fn create_aged_bucket(&self, bucket: &str, history: i64, max_age: Duration) {
+        self.jetstream()
+            .await
+            .create_stream(jetstream::stream::Config {
+                name: format!("KV_{bucket}"),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                max_messages_per_subject: history,
+                max_age,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .expect("create the bucket's stream");
+    }
+
     /// Every message stored in stream `name`, in stream order, as
     /// (subject, headers' `Nats-Msg-Id`, payload).
     pub async fn stored(&self, name: &str) -> Vec<(String, Option<String>, Vec<u8>)> {
