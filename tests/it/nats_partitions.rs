@@ -865,3 +865,84 @@ async fn a_consumer_the_work_queue_refuses_is_reported_and_retried_until_fixed()
     }
     worker.terminate_cleanly(Duration::from_secs(30));
 }
+
+/// A partition's consumer that exists with another filter (an operator's
+/// leftover) is reported and skipped, not fatal: the worker consumes its
+/// other partitions meanwhile (before, it exited, and so did every worker
+/// that took the partition after it), and consumes that one too once the
+/// consumer is deleted.
+#[tokio::test]
+async fn a_partition_consumer_with_another_filter_is_reported_while_the_others_go_on() {
+    let server = NatsServer::start().await;
+    server.create_work_queue().await;
+    let stream = server.jetstream().await.get_stream("LOGS").await.unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("workers-3".into()),
+            filter_subject: "logs.elsewhere".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create the stray consumer");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut worker = start_worker(&server, dir.path(), COUNT).await;
+    // The JSON log escapes the filters' quotes: the parts between them.
+    let reported = [
+        "consumer `workers-3` on stream `LOGS` exists with filter_subject",
+        "logs.elsewhere",
+        "but `filter_subject` asks for",
+        "delete the consumer",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reported.iter().all(|part| worker.stderr().contains(part)) {
+        assert!(
+            Instant::now() < deadline,
+            "never reported:\n{}",
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = server.client().await;
+    for index in 0..COUNT {
+        client
+            .publish(
+                format!("logs.{index}"),
+                format!("{{\"seq\":{index}}}").into(),
+            )
+            .await
+            .expect("publish");
+    }
+    client.flush().await.expect("flush");
+    let partitions_handled = || {
+        let mut seen: Vec<u32> = handled(dir.path(), 0).iter().map(|h| h.partition).collect();
+        seen.sort_unstable();
+        seen
+    };
+    let others: Vec<u32> = (0..COUNT).filter(|i| *i != 3).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while partitions_handled() != others {
+        assert!(
+            Instant::now() < deadline,
+            "the other partitions were not consumed: {:?}\n{}",
+            partitions_handled(),
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stream
+        .delete_consumer("workers-3")
+        .await
+        .expect("delete the stray consumer");
+    let all: Vec<u32> = (0..COUNT).collect();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while partitions_handled() != all {
+        assert!(
+            Instant::now() < deadline,
+            "partition 3 not consumed after its stray consumer went: {:?}\n{}",
+            partitions_handled(),
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.terminate_cleanly(Duration::from_secs(30));
+}

@@ -302,9 +302,8 @@ fn consumer_gone(error: &MessagesError) -> bool {
 }
 
 /// Looks the stream up and opens (or creates) the durable consumer,
-/// retrying while the server cannot answer; `None` on shutdown. A
-/// consumer that exists with another filter is an error: its messages are
-/// not the ones asked for.
+/// retrying while the server cannot answer, and while the consumer exists
+/// with another filter (reported each time); `None` on shutdown.
 async fn open(
     js: &jetstream::Context,
     spec: &ConsumerSpec,
@@ -343,21 +342,27 @@ async fn open(
                 error_chain(&error)
             )),
         };
+        // A consumer that exists with another filter would hand over
+        // other messages than the ones asked for: not used, but reported
+        // and tried again like a server that cannot answer, so that an
+        // operator can delete it without restarting howl, and so that one
+        // misconfigured partition does not stop a worker's others.
+        let opened = opened.and_then(|consumer| {
+            let found = &consumer.cached_info().config.filter_subject;
+            if *found == wanted.filter_subject {
+                Ok(consumer)
+            } else {
+                Err(format!(
+                    "consumer `{}` on stream `{}` exists with filter_subject {found:?}, but \
+                     `filter_subject` asks for {:?}: it is not used; delete the consumer (or \
+                     name another `consumer`)",
+                    spec.name, spec.stream, wanted.filter_subject
+                ))
+            }
+        });
         match opened {
             Ok(consumer) => {
                 let found = &consumer.cached_info().config;
-                if found.filter_subject != wanted.filter_subject {
-                    anyhow::bail!(
-                        "{}: consumer `{}` on stream `{}` exists with filter_subject {:?}, \
-                         but `filter_subject` asks for {:?}; use another consumer name, or \
-                         delete the consumer",
-                        metrics.key(),
-                        spec.name,
-                        spec.stream,
-                        found.filter_subject,
-                        wanted.filter_subject
-                    );
-                }
                 if found.ack_wait != wanted.ack_wait
                     || found.max_ack_pending != wanted.max_ack_pending
                 {

@@ -80,7 +80,10 @@ pub struct NatsSourceConfig {
     consumer: Option<String>,
     /// JetStream: only messages on subjects this matches (wildcards
     /// allowed); unset: the whole stream. Fixed when the consumer is
-    /// created: an existing consumer with another filter is an error.
+    /// created: an existing consumer with another filter is not used, but
+    /// reported (an error) and looked at again with backoff until an
+    /// operator deletes it; with `partitions`, the other partitions go on
+    /// meanwhile.
     /// With `partitions`, required: the subject prefix the edges publish
     /// under (`logs` for `logs.0` … `logs.15`), without wildcards.
     filter_subject: Option<String>,
