@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::common::nats::NatsServer;
+use crate::common::nats::{NatsServer, start_partitioned_edge};
 use crate::common::{Running, free_port, write};
 use crate::nats_partitions::{COUNT, TTL_SECS, holders, wait_for_holders};
 use crate::pattern_fleet::{ids_by_kind, lines, now_ms, wait_for_shared_save};
@@ -35,29 +35,6 @@ async fn start_worker(server: &NatsServer, dir: &Path) -> Running {
         ),
     );
     Running::start(dir, &config, api, &[]).await
-}
-
-/// The edge: a followed file of JSON lines → `logs.<partition of .service>`.
-async fn start_edge(server: &NatsServer, dir: &Path) -> (Running, PathBuf) {
-    let api = free_port();
-    let log = dir.join("app.log");
-    std::fs::write(&log, "").expect("create log");
-    let config = write(
-        dir,
-        "edge.toml",
-        &format!(
-            "data_dir = \"state\"\n\
-             [api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\ndecoding.codec = \"json\"\n\
-             poll_interval_ms = 50\n\
-             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs\"\n\
-             partition = {{ key = \"{{{{ .service }}}}\", count = {COUNT} }}\n\
-             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n",
-            log.display(),
-            server.url()
-        ),
-    );
-    (Running::start(dir, &config, api, &[]).await, log)
 }
 
 /// Appends `messages` of service `sshd` to the edge's log.
@@ -108,7 +85,7 @@ async fn wait_for(dir: &Path, messages: &[String]) -> HashMap<String, (String, b
 async fn a_partition_that_moves_keeps_its_pattern_ids() {
     let server = NatsServer::start().await;
     let root = tempfile::tempdir().expect("temp dir");
-    let (_edge, log) = start_edge(&server, root.path()).await;
+    let (_edge, log) = start_partitioned_edge(&server, root.path(), COUNT, "").await;
     let dirs = [root.path().join("w1"), root.path().join("w2")];
     let mut workers = Vec::new();
     for dir in &dirs {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::nats::NatsServer;
+use crate::common::nats::{NatsServer, start_partitioned_edge};
 use crate::common::{Running, free_port, run_with_input, write};
 
 pub(crate) const COUNT: u32 = 16;
@@ -113,29 +113,6 @@ fn run_until_exit(config: &str, dir: &Path) -> std::process::Output {
         b"",
         Duration::from_secs(30),
     )
-}
-
-/// The edge: a followed file of JSON lines → the `nats` sink on `logs`,
-/// partitioned by service, onto the work-queue stream `LOGS`.
-async fn start_edge(server: &NatsServer, dir: &Path) -> (Running, std::path::PathBuf) {
-    let api = free_port();
-    let log = dir.join("app.log");
-    std::fs::write(&log, "").expect("create log");
-    let config = write(
-        dir,
-        "edge.toml",
-        &format!(
-            "[api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
-             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\ndecoding.codec = \"json\"\n\
-             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs\"\n\
-             msg_id = \"{{{{ .seq }}}}\"\nbatch.max_events = 200\n\
-             partition = {{ key = \"{{{{ .service }}}}\", count = {COUNT} }}\n\
-             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n",
-            log.display(),
-            server.url()
-        ),
-    );
-    (Running::start(dir, &config, api, &[]).await, log)
 }
 
 /// Appends lines `from..to`: `{"service": "svc-<seq % 48>", "seq": seq}`.
@@ -259,7 +236,13 @@ impl Feed {
     /// appending.
     async fn start(server: &NatsServer) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (edge, log) = start_edge(server, dir.path()).await;
+        let (edge, log) = start_partitioned_edge(
+            server,
+            dir.path(),
+            COUNT,
+            "msg_id = \"{{ .seq }}\"\nbatch.max_events = 200\n",
+        )
+        .await;
         append(&log, 0..1000);
         server
             .wait_for_stream("LOGS", "some", Duration::from_secs(30), |n| n > 0)
@@ -800,6 +783,34 @@ async fn workers_that_cannot_renew_stop_fetching_within_half_the_ttl() {
     }
 }
 
+/// Waits (bounded) until the worker's log holds every one of `parts`.
+async fn wait_for_report(worker: &Running, parts: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !parts.iter().all(|part| worker.stderr().contains(part)) {
+        assert!(
+            Instant::now() < deadline,
+            "never reported {parts:?}:\n{}",
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes `{"seq": i}` to each partition `logs.<i>`.
+async fn publish_one_per_partition(server: &NatsServer) {
+    let client = server.client().await;
+    for index in 0..COUNT {
+        client
+            .publish(
+                format!("logs.{index}"),
+                format!("{{\"seq\":{index}}}").into(),
+            )
+            .await
+            .expect("publish");
+    }
+    client.flush().await.expect("flush");
+}
+
 #[tokio::test]
 async fn a_consumer_the_work_queue_refuses_is_reported_and_retried_until_fixed() {
     let server = NatsServer::start().await;
@@ -816,16 +827,7 @@ async fn a_consumer_the_work_queue_refuses_is_reported_and_retried_until_fixed()
         .unwrap();
     let dir = tempfile::tempdir().expect("dir");
     let mut worker = start_worker(&server, dir.path(), COUNT).await;
-    let refused = "cannot open consumer `workers-";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !worker.stderr().contains(refused) {
-        assert!(
-            Instant::now() < deadline,
-            "never reported:\n{}",
-            worker.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_report(&worker, &["cannot open consumer `workers-"]).await;
     let stderr = worker.stderr();
     assert!(
         stderr.contains("filtered consumer not unique on workqueue stream"),
@@ -842,17 +844,7 @@ async fn a_consumer_the_work_queue_refuses_is_reported_and_retried_until_fixed()
         .delete_consumer("other")
         .await
         .expect("delete the other consumer");
-    let client = server.client().await;
-    for index in 0..COUNT {
-        client
-            .publish(
-                format!("logs.{index}"),
-                format!("{{\"seq\":{index}}}").into(),
-            )
-            .await
-            .expect("publish");
-    }
-    client.flush().await.expect("flush");
+    publish_one_per_partition(&server).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while handled(dir.path(), 0).len() < COUNT as usize {
         assert!(
@@ -893,26 +885,8 @@ async fn a_partition_consumer_with_another_filter_is_reported_while_the_others_g
         "but `filter_subject` asks for",
         "delete the consumer",
     ];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !reported.iter().all(|part| worker.stderr().contains(part)) {
-        assert!(
-            Instant::now() < deadline,
-            "never reported:\n{}",
-            worker.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = server.client().await;
-    for index in 0..COUNT {
-        client
-            .publish(
-                format!("logs.{index}"),
-                format!("{{\"seq\":{index}}}").into(),
-            )
-            .await
-            .expect("publish");
-    }
-    client.flush().await.expect("flush");
+    wait_for_report(&worker, &reported).await;
+    publish_one_per_partition(&server).await;
     let partitions_handled = || {
         let mut seen: Vec<u32> = handled(dir.path(), 0).iter().map(|h| h.partition).collect();
         seen.sort_unstable();

@@ -439,6 +439,13 @@ async fn a_bucket_with_an_age_limit_is_refused() {
 }
 
 /// POSTs a reload to `howl`: the status and the JSON answer.
+/// Writes `config` as the instance's `fleet.toml` and asks for a reload:
+/// the answer's status and body.
+async fn reload_with(instance: &Instance, config: &str) -> (u16, Value) {
+    write(instance.dir.path(), "fleet.toml", config);
+    post_reload(&instance.howl).await
+}
+
 async fn post_reload(howl: &Running) -> (u16, Value) {
     let response = client()
         .post(format!("{}/api/v1/reload", howl.api))
@@ -479,12 +486,7 @@ async fn a_reload_that_changes_the_shared_state_is_refused_naming_the_file_and_o
 
     // The password alone changed (rotated): the running connection still
     // uses the old one, so "reloaded" would be a lie.
-    write(
-        instance.dir.path(),
-        "fleet.toml",
-        &config("fleet", "second-Pw"),
-    );
-    let (status, body) = post_reload(&instance.howl).await;
+    let (status, body) = reload_with(&instance, &config("fleet", "second-Pw")).await;
     assert_eq!(status, 400, "a new password was taken as applied: {body}");
     let reasons = body["reasons"].to_string();
     assert!(reasons.contains("fleet.toml"), "no file named: {body}");
@@ -498,12 +500,7 @@ async fn a_reload_that_changes_the_shared_state_is_refused_naming_the_file_and_o
     );
 
     // Another bucket: refused, naming the option and both names.
-    write(
-        instance.dir.path(),
-        "fleet.toml",
-        &config("other", "first-Pw"),
-    );
-    let (status, body) = post_reload(&instance.howl).await;
+    let (status, body) = reload_with(&instance, &config("other", "first-Pw")).await;
     assert_eq!(status, 400, "{body}");
     let reasons = body["reasons"].to_string();
     assert!(reasons.contains("fleet.toml"), "no file named: {body}");
@@ -513,12 +510,7 @@ async fn a_reload_that_changes_the_shared_state_is_refused_naming_the_file_and_o
     );
 
     // Back as started: nothing wedged, still connected, and it still works.
-    write(
-        instance.dir.path(),
-        "fleet.toml",
-        &config("fleet", "first-Pw"),
-    );
-    let (status, body) = post_reload(&instance.howl).await;
+    let (status, body) = reload_with(&instance, &config("fleet", "first-Pw")).await;
     assert_eq!(status, 200, "{body}");
     instance.wait_connected(true, Duration::from_secs(5)).await;
     instance.suppress("p-reload", "after the reloads").await;

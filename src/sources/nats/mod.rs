@@ -372,8 +372,8 @@ impl MessageDecoder {
     /// how many it made. A payload with `Content-Encoding` (the sink's
     /// `compression`) is decompressed first; one that does not decompress
     /// is counted and decoded as it came, like any frame that does not
-    /// decode: passed on, not dropped. A `timestamp` that JSON carried as RFC 3339 text
-    /// (the `nats` sink's envelope) becomes a timestamp again, so that
+    /// decode: passed on, not dropped. A `timestamp` that JSON carried as
+    /// RFC 3339 text (the `nats` sink's envelope) becomes a timestamp again, so that
     /// what reads it downstream (windows, strftime paths) sees the time
     /// the event had before it crossed the broker.
     pub(super) fn decode(

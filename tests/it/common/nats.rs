@@ -296,6 +296,42 @@ pub async fn start_file_publisher(
     (howl, log)
 }
 
+/// A partitioned edge: a followed file of JSON lines (`app.log` in
+/// `dir`, created empty) → the `nats` sink on `logs`, partitioned by
+/// `.service` into `count` partitions, onto the work-queue stream `LOGS`;
+/// `sink_options` are added to the sink's table. Returns the log to append
+/// to.
+pub async fn start_partitioned_edge(
+    server: &NatsServer,
+    dir: &std::path::Path,
+    count: u32,
+    sink_options: &str,
+) -> (crate::common::Running, std::path::PathBuf) {
+    let api = free_port();
+    let log = dir.join("app.log");
+    std::fs::write(&log, "").expect("create log");
+    let config = crate::common::write(
+        dir,
+        "edge.toml",
+        &format!(
+            "data_dir = \"state\"\n\
+             [api]\nenabled = true\naddress = \"127.0.0.1:{api}\"\n\
+             [sources.app]\ntype = \"file\"\ninclude = [\"{}\"]\ndecoding.codec = \"json\"\n\
+             poll_interval_ms = 50\n\
+             [sinks.out]\ntype = \"nats\"\ninputs = [\"app\"]\nurl = \"{}\"\nsubject = \"logs\"\n\
+             partition = {{ key = \"{{{{ .service }}}}\", count = {count} }}\n\
+             stream = {{ name = \"LOGS\", subjects = [\"logs.>\"], retention = \"work_queue\" }}\n\
+             {sink_options}",
+            log.display(),
+            server.url()
+        ),
+    );
+    (
+        crate::common::Running::start(dir, &config, api, &[]).await,
+        log,
+    )
+}
+
 /// Appends numbered lines to a log a running howl follows.
 pub fn append_lines(log: &std::path::Path, lines: std::ops::Range<usize>) {
     use std::io::Write;
