@@ -42,7 +42,7 @@ use super::id::{PatternId, combine, derive_id, space_seed};
 use super::level::Level;
 use super::mask::Masker;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
-use super::tokenize::{LineBuf, NONE_KEY, Tok, literal_has_digit};
+use super::tokenize::{LineBuf, NONE_KEY, Tok, is_anchor_text, literal_has_digit};
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
 pub(crate) const MAX_SHAPES: usize = 16;
@@ -881,10 +881,7 @@ pub(crate) fn route(n: usize, mut anchors: impl Iterator<Item = (bool, u64)>) ->
 
 /// Route of a line.
 pub(crate) fn line_route(toks: &[Tok]) -> Route {
-    route(
-        toks.len(),
-        toks.iter().map(|t| (!t.var && !t.digit, t.hash)),
-    )
+    route(toks.len(), toks.iter().map(|t| (t.anchor, t.hash)))
 }
 
 /// Route of a stored template (snapshot restore). Equals the route of the line that created it: see
@@ -894,7 +891,7 @@ pub(crate) fn template_route(toks: &[TTok]) -> Route {
         toks.len(),
         toks.iter().map(|t| {
             (
-                t.slot == Slot::Const && !literal_has_digit(t.text.as_bytes()),
+                t.slot == Slot::Const && is_anchor_text(t.text.as_bytes()),
                 t.hash,
             )
         }),

@@ -39,7 +39,7 @@
 
 use super::id::fast_hash;
 use super::tokenize::{
-    LineBuf, Tok, has_placeholder, is_caps_word, skeleton, skeleton_hash, word_hash,
+    LineBuf, Tok, has_placeholder, is_blank, is_caps_word, skeleton, skeleton_hash, word_hash,
 };
 
 /// Most tokens an alignment may skip (on both sides together).
@@ -62,6 +62,10 @@ pub(crate) struct TTok {
     pub skel: u64,
     pub kv: bool,
     pub caps: bool,
+    /// A lone dash (`-`, `"-"`, `[-]`): the conventional "no value" of access logs and
+    /// key-value formats, so a value showing up there later is that field filled in, not
+    /// another event (see `pair`).
+    pub blank: bool,
     pub slot: Slot,
     pub text: Box<str>,
     /// The one unmasked `key=word` value every member line had here (see `Tok::word`), 0 once
@@ -80,6 +84,7 @@ impl TTok {
             skel: t.skel,
             kv: t.kv,
             caps: t.caps,
+            blank: is_blank(lb.text(t)),
             slot: if t.var { Slot::Var } else { Slot::Const },
             text: String::from_utf8_lossy(lb.text(t)).into(),
             word: t.word,
@@ -111,6 +116,7 @@ impl TTok {
             skel,
             kv: kv_on && slot == Slot::Const && text.contains('='),
             caps: slot == Slot::Const && plain && is_caps_word(text.as_bytes()),
+            blank: is_blank(text.as_bytes()),
             slot,
             text: text.into(),
             word: 0,
@@ -124,6 +130,7 @@ impl TTok {
             skel: 0,
             kv: false,
             caps: false,
+            blank: false,
             slot: Slot::Wild,
             text: WILD_TEXT.into(),
             word: 0,
@@ -171,7 +178,8 @@ impl Score {
 }
 
 /// Compares one template position with one line token: `(counted, mismatched)`, or `None` for a
-/// structural difference that rules the template out:
+/// structural difference that rules the template out. A lone dash on either side (see
+/// `TTok::blank`) is an empty value, so it agrees with any value. Structural differences:
 /// * two differing key=value tokens: their values are masked, so they differ in their keys;
 /// * two differing UPPER-CASE words (`LOOKING`/`LEADING`, `HTTPS`/`SOCKS5`): enumerated constants.
 #[inline]
@@ -182,12 +190,14 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
                 (1, 0)
             } else if t.kv || l.kv || (t.caps && l.caps) {
                 return None;
+            } else if t.blank {
+                (0, 0)
             } else {
                 (1, 1)
             }
         }
         Slot::Var => {
-            if l.var {
+            if l.var || l.blank {
                 (0, 0)
             } else {
                 (1, 1)
@@ -212,8 +222,10 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         words: 0,
     };
     let mut prev = 0;
+    let mut filled = false;
     for (a, b) in t.iter().zip(line) {
         let (c, m) = pair(a, b)?;
+        filled |= fills_blank(a, b);
         if m + prev > 1 {
             return None;
         }
@@ -225,7 +237,21 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
             return None;
         }
     }
+    // Empty values filled in are no evidence of their own: some word must still agree
+    // (`- - -` is not the template of every three-word line).
+    if filled && s.counted == s.mism {
+        return None;
+    }
     Some(s)
+}
+
+/// Whether comparing `a` with `b` fills in an empty value (see `TTok::blank`).
+fn fills_blank(a: &TTok, b: &Tok) -> bool {
+    match a.slot {
+        Slot::Const => a.blank && a.skel != b.skel,
+        Slot::Var => b.blank,
+        Slot::Wild => false,
+    }
 }
 
 /// Whether some `key=word` value of `line` differs from the one value `t` has held there.

@@ -974,3 +974,55 @@ fn splits_survive_a_snapshot() {
     assert_eq!(children, 67, "every line with a differing word split off");
     assert_eq!(m.len(), 2);
 }
+
+#[test]
+fn a_value_filling_in_a_dash_is_the_same_event() {
+    let mut m = miner();
+    let line = |user: &str, method: &str, referer: &str| {
+        format!(
+            "10.0.0.{} - {user} [06/Dec/2026:08:00:04 +0000] \"{method} /api/v2/items HTTP/1.1\" 200 512 \"{referer}\" \"curl/8.5.0\"",
+            user.len()
+        )
+    };
+    // Many lines with no user and no referer: the dashes held, but they are empty values.
+    let first = after_held_word(&mut m, 100, |i| line("-", ["GET", "POST"][i % 2], "-"));
+    for (user, method, referer) in [
+        ("alice", "PUT", "https://shop.example.com/"),
+        ("bob", "DELETE", "-"),
+        ("-", "PATCH", "https://www.example.org/x"),
+    ] {
+        let o = m.observe(&line(user, method, referer), None, 0);
+        assert_eq!(
+            (o.id, o.is_new),
+            (first, false),
+            "{user} {method} {referer}"
+        );
+    }
+    assert_eq!(
+        m.get(first).map(|p| p.template.to_string()).as_deref(),
+        Some("<IP> - <*> [<TIME> <NUM>] \"<*>\" <NUM> <*> \"curl/<NUM>\"")
+    );
+    // A line of dashes is no template for every line of words.
+    let dashes = m.observe("node7 - - - -", None, 0).id;
+    let (words, new_words, _, _) = observe(&mut m, "node8 disk full on sda");
+    assert!(new_words && words != dashes);
+}
+
+#[test]
+fn a_dotted_subject_is_a_variable_but_a_dotted_call_site_is_not() {
+    let mut m = miner();
+    let (a, new_a, _, _) = observe(&mut m, "nginx.service: Deactivated successfully.");
+    let (b, new_b, _, _) = observe(&mut m, "apt-daily.service: Deactivated successfully.");
+    let (c, new_c, _, t) = observe(
+        &mut m,
+        "postgresql@16-main.service: Deactivated successfully.",
+    );
+    assert!(new_a && !new_b && !new_c);
+    assert_eq!((a, b), (c, c));
+    assert_eq!(t, "<*> Deactivated successfully.");
+    // Without the colon two dotted names may be two call sites (`tickTime set to 2000` and
+    // `autopurge.purgeInterval set to 0` are two settings): they are not compared.
+    let (_, new_x, _, _) = observe(&mut m, "autopurge.snapRetainCount set to 3");
+    let (_, new_y, _, _) = observe(&mut m, "autopurge.purgeInterval set to 0");
+    assert!(new_x && new_y);
+}

@@ -6,7 +6,8 @@
 //! 2. Split on ASCII whitespace; runs of whitespace collapse (the benchmark labels and Drain do the same).
 //!    A `key="quoted value"` whose quote closes in a later token is kept as one token, so a value with
 //!    spaces (`tag="View Lock"`) does not change the token count; a quoted value with spaces on its
-//!    own (`"Microsoft Word"`) becomes one variable token `"<*>"`, and an escaped space
+//!    own (`"Microsoft Word"`, and a request line such as `"GET /x HTTP/1.1"`, whose method is a
+//!    value of one access-log event) becomes one variable token `"<*>"`, and an escaped space
 //!    (`Application\ Support`) does not end a token. The line is copied once into the
 //!    token buffer; unmasked tokens point into that copy, masked tokens are appended after it.
 //! 3. Mask each token ([`mask_token`]).
@@ -82,6 +83,10 @@ pub(crate) struct Tok {
     pub kv: bool,
     /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`): an enumerated constant, see [`is_caps_word`].
     pub caps: bool,
+    /// A lone dash: an empty value, see [`is_blank`].
+    pub blank: bool,
+    /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
+    pub anchor: bool,
     /// For a `key=word` token whose value is masked but has no digit (`user=root`): hash of the
     /// unmasked text, so a value that held over many lines can stay part of the template (see
     /// `Miner::frozen`); 0 otherwise.
@@ -553,7 +558,10 @@ impl LineBuf {
         } else {
             hash
         };
-        let caps = !info.masked && is_caps_word(&self.masked[off as usize..(off + len) as usize]);
+        let text = &self.masked[off as usize..(off + len) as usize];
+        let caps = !info.masked && is_caps_word(text);
+        let blank = !info.masked && is_blank(text);
+        let anchor = !var && !info.digit && !is_dotted_subject(text);
         self.toks.push(Tok {
             off,
             len,
@@ -563,10 +571,39 @@ impl LineBuf {
             skel,
             kv,
             caps,
+            blank,
+            anchor,
             word: 0,
             word_at: (0, 0),
         });
     }
+}
+
+/// Whether a template word may route lines (see `miner::route`). A literal with a digit (`node-12`,
+/// `ee0`) names one thing among many, the way a variable does, and so does a dotted name that is
+/// the subject of the message (`nginx.service: Deactivated`, `worker.py: started`): lines must not
+/// be kept apart by such a word before they are compared. A dotted name without the colon
+/// (`tickTime set to`, `rpc.statd startup succeeded`) is often a call site of its own, so it stays
+/// an anchor.
+pub(crate) fn is_anchor_text(t: &[u8]) -> bool {
+    !literal_has_digit(t) && !is_dotted_subject(t)
+}
+
+/// `name.ext:` (a dot between two letters or digits, and a colon at the end).
+fn is_dotted_subject(t: &[u8]) -> bool {
+    t.last() == Some(&b':')
+        && t.windows(3)
+            .any(|w| w[1] == b'.' && w[0].is_ascii_alphanumeric() && w[2].is_ascii_alphanumeric())
+}
+
+/// A lone dash, bare or in quotes, brackets or parentheses (`-`, `"-"`, `[-]`): the conventional
+/// "no value" of access logs and key-value formats. A value showing up where a dash was (a user
+/// name after `- -`) is that field filled in, not another event.
+pub(crate) fn is_blank(text: &[u8]) -> bool {
+    let mut core = text
+        .iter()
+        .filter(|c| !matches!(c, b'"' | b'\'' | b'[' | b']' | b'(' | b')' | b','));
+    core.next() == Some(&b'-') && core.next().is_none()
 }
 
 /// An UPPER-CASE word, possibly with a few digits and `_` and surrounded by punctuation (`RUNNING`,
@@ -672,11 +709,6 @@ fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize
     if !matches!(q, b'"' | b'\'') || tok[pre + 1..].contains(&q) {
         return None;
     }
-    // `"GET /x HTTP/1.1"`, `"SELECT ..."`: a request or command line, whose words are structure
-    // (the UPPER-CASE rule keeps `GET` and `POST` apart); only free text is one value.
-    if is_caps_word(&tok[pre + 1..]) {
-        return None;
-    }
     let close = first_end
         + s[first_end..]
             .iter()
@@ -774,10 +806,10 @@ mod tests {
             ["launch", "\"<*>\"", "failed"]
         );
         assert_eq!(toks("open ('a b c'), done"), ["open", "('<*>'),", "done"]);
-        // Request and command lines keep their words.
+        // So is a request or command line: its method is a value of the one event.
         assert_eq!(
             toks("req \"GET /a/b HTTP/1.1\" 200"),
-            ["req", "\"GET", "<PATH>", "HTTP/<NUM>\"", "<NUM>"]
+            ["req", "\"<*>\"", "<NUM>"]
         );
         // One-word quotes keep their text; apostrophes open nothing.
         assert_eq!(
@@ -786,6 +818,24 @@ mod tests {
         );
         assert_eq!(toks("don't 'stop me now"), ["don't", "'stop", "me", "now"]);
         assert_eq!(toks("it's Bob's car"), ["it's", "Bob's", "car"]);
+    }
+
+    #[test]
+    fn a_lone_dash_is_blank_and_a_dotted_subject_routes_as_any() {
+        for t in ["-", "\"-\"", "[-]", "(-),", "'-'"] {
+            assert!(is_blank(t.as_bytes()), "{t}");
+        }
+        for t in ["--", "-1", "a-b", "\"\"", "-x", ""] {
+            assert!(!is_blank(t.as_bytes()), "{t}");
+        }
+        for t in ["nginx.service:", "worker.py:", "a.b:"] {
+            assert!(!is_anchor_text(t.as_bytes()), "{t}");
+        }
+        // Without the colon a dotted name may be a call site of its own; a plain word anchors.
+        for t in ["rpc.statd", "tickTime", "error:", "Started", "...:"] {
+            assert!(is_anchor_text(t.as_bytes()), "{t}");
+        }
+        assert!(!is_anchor_text(b"node-12"));
     }
 
     #[test]
