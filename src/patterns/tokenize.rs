@@ -7,7 +7,8 @@
 //!    A `key="quoted value"` whose quote closes in a later token is kept as one token, so a value with
 //!    spaces (`tag="View Lock"`) does not change the token count; a quoted value with spaces on its
 //!    own (`"Microsoft Word"`, and a request line such as `"GET /x HTTP/1.1"`, whose method is a
-//!    value of one access-log event) becomes one variable token `"<*>"`, and an escaped space
+//!    value of one access-log event) becomes one variable token `"<*>"`, and so does a bracketed
+//!    one (`(2: No such file or directory)` becomes `(<*>)`), and an escaped space
 //!    (`Application\ Support`) does not end a token. The line is copied once into the
 //!    token buffer; unmasked tokens point into that copy, masked tokens are appended after it.
 //! 3. Mask each token ([`mask_token`]).
@@ -192,10 +193,13 @@ impl LineBuf {
                 acc |= c;
                 i += 1;
             }
-            if acc & class::QUOTE != 0
-                && let Some((end, pre, rest)) = quoted_span(s, start, i)
+            if let Some((end, pre, rest)) = (acc & class::QUOTE != 0)
+                .then(|| quoted_span(s, start, i))
+                .flatten()
+                .or_else(|| bracket_span(s, start, i))
             {
-                // A quoted value with spaces (`"Microsoft Word"`): one token, `"<*>"`.
+                // A quoted or bracketed value with spaces (`"Microsoft Word"`, `(2: No such
+                // file or directory)`): one token, `"<*>"` or `(<*>)`.
                 if self.heads.len() < HEADER_TOKENS {
                     self.heads
                         .push((start as u32, end as u32, class_of(&s[start..end])));
@@ -724,6 +728,57 @@ fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize
     Some((end, pre, end - close - 1))
 }
 
+/// A bracketed value of three words or more, `(2: No such file or directory),` or
+/// `[Request processing failed: x]`,
+/// starting at `start`, whose first token ends at `first_end`: like [`quoted_span`], it returns
+/// the end of the span, 0 opening bytes before the bracket, and the punctuation bytes after the
+/// closing one. The bracket must open the token and have text after it (a lone `(` opens a list
+/// of values, `( 3552 3534 )`, whose words stay tokens), brackets of its kind nest, and the
+/// closing one must end a word within [`MAX_QUOTE`] bytes. Free text in brackets is one value the
+/// way free text in quotes is, so an error text of several words does not change the token count.
+fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize, usize)> {
+    let open = s[start];
+    if first_end - start < 2 {
+        return None;
+    }
+    let close = match open {
+        b'(' => b')',
+        b'[' => b']',
+        _ => return None,
+    };
+    let mut depth = 0i32;
+    let mut at = None;
+    for (k, &c) in s[start..].iter().enumerate().take(MAX_QUOTE) {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                at = Some(start + k);
+                break;
+            }
+        }
+    }
+    let close_at = at.filter(|&at| at >= first_end)?;
+    // Three words at least: `(1.16 KB)`, `(bus 00)` or `[06/Dec/2026:08:00:04 +0000]` are one
+    // value and a unit, a label or a time, which the later steps type.
+    let gaps = s[first_end..close_at]
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+        .count();
+    if gaps < 2 {
+        return None;
+    }
+    let mut end = close_at + 1;
+    while end < s.len() && !s[end].is_ascii_whitespace() {
+        if is_word(s[end]) {
+            return None;
+        }
+        end += 1;
+    }
+    Some((end, 0, end - close_at - 1))
+}
+
 /// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
 fn open_quote(tok: &[u8]) -> Option<u8> {
     let p = tok
@@ -811,6 +866,28 @@ mod tests {
             toks("req \"GET /a/b HTTP/1.1\" 200"),
             ["req", "\"<*>\"", "<NUM>"]
         );
+        // Bracketed free text too; brackets nest, a lone `(` opens a list whose words stay,
+        // and a bracket closed inside its token or followed by a word is no span.
+        assert_eq!(
+            toks("failed (2: No such file or directory), client: x"),
+            ["failed", "(<*>),", "client:", "x"]
+        );
+        assert_eq!(
+            toks("threw [Failed: f(a b) c] with"),
+            ["threw", "[<*>]", "with"]
+        );
+        assert_eq!(
+            toks("Fan speeds ( 3552 3534 )"),
+            ["Fan", "speeds", "(", "<NUM>", ")"]
+        );
+        assert_eq!(toks("by (uid=0) ok"), ["by", "(uid=<*>)", "ok"]);
+        assert_eq!(
+            toks("Key (sku, tenant)=(a, 3) exists"),
+            ["Key", "(sku,", "tenant)=<*>", "<NUM>)", "exists"]
+        );
+        // A bracket that closes inside its own token opens no span (this once sliced backwards).
+        assert_eq!(toks("x (a) b c) d"), ["x", "(a)", "b", "c)", "d"]);
+        assert_eq!(toks("x ((a) b c d"), ["x", "((a)", "b", "c", "d"]);
         // One-word quotes keep their text; apostrophes open nothing.
         assert_eq!(
             toks("state \"RUNNING\" now"),
