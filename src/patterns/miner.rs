@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::config::{ConfigError, MinerConfig};
-use super::id::{PatternId, combine, derive_id, space_seed};
+use super::id::{PatternId, combine, derive_id, fast_hash, space_seed};
 use super::level::Level;
 use super::mask::Masker;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
@@ -58,6 +58,11 @@ const MAX_ALIGN_CANDIDATES: usize = 64;
 /// Shapes a line must resemble before a differing second token counts as a
 /// variable (see `Miner::variable_second_token`).
 const MIN_SIBLINGS: usize = 2;
+/// Version of the built-in rules that turn a line into tokens (tokenising, masking, joining).
+/// Raise it whenever a change makes some line tokenise differently: a store written under other
+/// rules has its patterns refitted on restore (see [`Miner::refit_to_samples`]), so they keep
+/// their ids instead of every line of theirs starting a new pattern.
+pub(crate) const TOKEN_RULES: u64 = 2;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.
@@ -253,6 +258,89 @@ impl Miner {
     pub fn in_scope(mut self, scope: &str) -> Miner {
         self.id_seed = space_seed(scope);
         self
+    }
+
+    /// What turns a line into tokens here: [`TOKEN_RULES`], the built-in masks in use, the user's
+    /// masks and the token cap. Stored with a snapshot; a restore under another fingerprint
+    /// refits the stored patterns (see [`Miner::refit_to_samples`]).
+    pub(crate) fn tokenizer_fingerprint(&self) -> u64 {
+        let mut h = combine(TOKEN_RULES, u64::from(self.masker.builtins.bits()));
+        h = combine(h, self.cfg.max_tokens as u64);
+        for mask in &self.cfg.masks {
+            h = combine(h, fast_hash(mask.name.as_bytes()));
+            h = combine(h, fast_hash(mask.pattern.as_bytes()));
+        }
+        h
+    }
+
+    /// Rebuilds the shapes of every pattern whose samples no longer fit them, from those samples,
+    /// keeping its id, counters and samples. Why: a store written under other tokenising rules
+    /// (an upgrade of howl, a mask added or removed) holds templates whose tokens lines no longer
+    /// produce; without this, every line of such a pattern would start a new pattern, announced as
+    /// new, with a new id, and its silences and suppressions would stop applying. Samples cut at
+    /// their size limit are not used (their tail would be missing), and a pattern without a usable
+    /// sample keeps its old shapes. Refitted shapes start young (their words have held for 0
+    /// lines), so they generalise again as lines arrive. Two old patterns whose samples now give
+    /// one template stay two patterns; lines go to the older one.
+    pub(crate) fn refit_to_samples(&mut self) -> usize {
+        let mut refitted = 0;
+        let slots: Vec<u32> = (0..self.pats.len() as u32)
+            .filter(|&p| self.pats[p as usize].alive)
+            .collect();
+        let mut lb = std::mem::take(&mut self.lb);
+        for p in slots {
+            let samples: Vec<String> = self.pats[p as usize]
+                .samples
+                .iter()
+                .filter(|s| s.len() < SAMPLE_BYTES)
+                .cloned()
+                .collect();
+            if samples.is_empty() || samples.iter().all(|s| self.fits(p, s, &mut lb)) {
+                continue;
+            }
+            for si in std::mem::take(&mut self.pats[p as usize].shapes) {
+                self.free_shape(si);
+            }
+            for sample in &samples {
+                lb.fill(sample, &self.masker, self.cfg.max_tokens);
+                let own = self.pats[p as usize].shapes.clone();
+                let same_length = own
+                    .into_iter()
+                    .find(|&si| self.shapes[si as usize].toks.len() == lb.toks.len());
+                match same_length {
+                    Some(si) => {
+                        template::merge(&mut self.shapes[si as usize].toks, &lb.toks);
+                        let s = &mut self.shapes[si as usize];
+                        s.consts = template::consts(&s.toks);
+                        self.reroute(si);
+                    }
+                    None if self.pats[p as usize].shapes.len() < MAX_SHAPES => {
+                        self.add_shape(p, &lb);
+                    }
+                    None => {}
+                }
+            }
+            self.rerender(p);
+            refitted += 1;
+        }
+        self.lb = lb;
+        refitted
+    }
+
+    /// Whether `sample` still matches one of pattern `p`'s shapes under the current rules.
+    fn fits(&self, p: u32, sample: &str, lb: &mut LineBuf) -> bool {
+        lb.fill(sample, &self.masker, self.cfg.max_tokens);
+        let n = lb.toks.len();
+        let max_mism = ((1.0 - self.cfg.similarity) * n as f64 + 1e-9).floor() as u32;
+        self.pats[p as usize].shapes.iter().any(|&si| {
+            let toks = &self.shapes[si as usize].toks;
+            if toks.len() == n {
+                template::compare(toks, &lb.toks, max_mism)
+                    .is_some_and(|score| score.accepts(self.cfg.similarity))
+            } else {
+                template::align(toks, &lb.toks).is_some_and(|score| score.mism == 0)
+            }
+        })
     }
 
     /// Whether key=value masking is on (changes how `=` tokens compare).
@@ -711,16 +799,7 @@ impl Miner {
         self.unlink(p);
         let shapes = std::mem::take(&mut self.pats[p as usize].shapes);
         for si in shapes {
-            let (leaf, first) = {
-                let s = &mut self.shapes[si as usize];
-                s.alive = false;
-                s.generation = s.generation.wrapping_add(1);
-                s.toks = Vec::new();
-                (s.leaf, s.first)
-            };
-            remove_from(&mut self.leaves, leaf, si);
-            remove_from(&mut self.by_first, first, si);
-            self.free_shapes.push(si);
+            self.free_shape(si);
         }
         let pat = &mut self.pats[p as usize];
         pat.alive = false;
@@ -730,6 +809,20 @@ impl Miner {
         self.ids.remove(&id);
         self.free_pats.push(p);
         self.live -= 1;
+    }
+
+    /// Takes a shape out of the indexes and frees its slot (the pattern's list is the caller's).
+    fn free_shape(&mut self, si: u32) {
+        let (leaf, first) = {
+            let s = &mut self.shapes[si as usize];
+            s.alive = false;
+            s.generation = s.generation.wrapping_add(1);
+            s.toks = Vec::new();
+            (s.leaf, s.first)
+        };
+        remove_from(&mut self.leaves, leaf, si);
+        remove_from(&mut self.by_first, first, si);
+        self.free_shapes.push(si);
     }
 
     /// Pattern slots from least to most recently seen.

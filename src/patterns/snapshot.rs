@@ -7,8 +7,10 @@
 //! routing keys are a pure function of the stored templates).
 //!
 //! The format is versioned ([`SNAPSHOT_VERSION`]); [`Miner::restore`] refuses versions it does not know
-//! rather than guessing. The configuration is *not* part of the snapshot (as in Drain3): restore with the
-//! same masks, or templates learned under the old masks simply stop matching and new ones are learned.
+//! rather than guessing. The configuration is *not* part of the snapshot (as in Drain3), but a
+//! fingerprint of what tokenised its templates is (howl's built-in rules, the masks, the token cap):
+//! restored under another one (an upgrade, a mask added), the patterns whose samples no longer fit
+//! their templates are refitted from those samples and keep their ids (`Miner::refit_to_samples`).
 
 use std::fmt;
 
@@ -27,6 +29,10 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MinerSnapshot {
     version: u32,
+    /// What tokenised the stored templates (see `Miner::tokenizer_fingerprint`); 0 in stores
+    /// written before it was kept, which are checked as if the rules had changed.
+    #[serde(default)]
+    tokenizer: u64,
     evictions: u64,
     /// Next shape sequence number.
     next_seq: u64,
@@ -204,6 +210,7 @@ impl Miner {
             .collect();
         MinerSnapshot {
             version: SNAPSHOT_VERSION,
+            tokenizer: self.tokenizer_fingerprint(),
             evictions: self.evictions,
             next_seq: self.next_seq,
             patterns,
@@ -219,6 +226,7 @@ impl Miner {
         }
         let mut m = Miner::new(cfg)?;
         let kv_on = m.kv_masking();
+        let tokenized_otherwise = snap.tokenizer != m.tokenizer_fingerprint();
         m.evictions = snap.evictions;
         // Patterns first (least recently seen first, which rebuilds the LRU list), then all shapes in
         // creation order, which rebuilds every leaf in its original order.
@@ -276,6 +284,9 @@ impl Miner {
             .collect();
         for p in slots {
             m.rerender(p);
+        }
+        if tokenized_otherwise {
+            m.refit_to_samples();
         }
         m.evict_over_capacity();
         Ok(m)

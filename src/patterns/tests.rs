@@ -451,6 +451,72 @@ fn snapshot_restore_keeps_ids_and_does_not_reannounce() {
 }
 
 #[test]
+fn patterns_stored_under_other_rules_are_refitted_and_keep_their_ids() {
+    // A store written before a quoted request line was one value: its template has the request's
+    // three tokens, which lines no longer produce.
+    let lines = [
+        r#"10.0.0.1 - - [06/Dec/2026:08:00:04 +0000] "GET /a/b HTTP/1.1" 200 51 "-" "curl/8""#,
+        r#"10.0.0.2 - - [06/Dec/2026:08:00:05 +0000] "GET /c HTTP/1.1" 404 7 "-" "curl/8""#,
+    ];
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION,
+        "evictions": 0,
+        "next_seq": 1,
+        "patterns": [{
+            "id": "00000000000000aa",
+            "template": "old",
+            "shapes": [{"seq": 0, "count": 500, "tokens": [
+                {"v": "<IP>"}, {"c": "-"}, {"c": "-"}, {"v": "[<TIME>"}, {"v": "<NUM>]"},
+                {"c": "\"GET"}, {"w": null}, {"c": "HTTP/<NUM>\""}, {"v": "<NUM>"},
+                {"c": "\"-\""}, {"c": "\"curl/<NUM>\""}
+            ]}],
+            "count": 500, "first_seen_ms": 1, "last_seen_ms": 2,
+            "samples": lines, "level": "unknown"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000aa".parse::<PatternId>().expect("id");
+    let o = m.observe(
+        r#"10.0.0.9 - - [06/Dec/2026:09:00:00 +0000] "POST /x HTTP/2.0" 201 3 "-" "curl/8""#,
+        None,
+        3,
+    );
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+    assert_eq!(m.get(id).map(|p| p.count), Some(501));
+    // Saved again, the store names the current rules: nothing is refitted the next time.
+    let again = m.snapshot();
+    let r = Miner::restore(MinerConfig::default(), again.clone()).expect("restore");
+    assert_eq!(r.snapshot(), again);
+}
+
+#[test]
+fn a_mask_added_later_keeps_the_ids_of_the_patterns_it_changes() {
+    let line = |n: u32, who: &str| format!("shipped order {n} to {who} via courier");
+    let mut m = miner();
+    let id = m.observe(&line(1, "alice"), None, 0).id;
+    m.observe(&line(2, "bob"), None, 0);
+    let other = m.observe("courier van 7 is late", None, 0).id;
+    let with_mask = MinerConfig {
+        masks: vec![UserMask {
+            name: "order".into(),
+            pattern: r"order \d+".into(),
+        }],
+        ..MinerConfig::default()
+    };
+    let mut r = Miner::restore(with_mask, m.snapshot()).expect("restore");
+    let o = r.observe(&line(3, "carol"), None, 1);
+    assert_eq!((o.id, o.is_new), (id, false));
+    assert_eq!(o.template, "shipped <ORDER> to <*> via courier");
+    // A pattern the mask does not touch keeps its template as it was.
+    let o = r.observe("courier van 9 is late", None, 1);
+    assert_eq!(
+        (o.id, o.is_new, o.template),
+        (other, false, "courier van <NUM> is late")
+    );
+}
+
+#[test]
 fn restore_rejects_unknown_versions_and_evicts_to_the_new_limit() {
     let mut m = miner();
     for w in ["a", "b", "c", "d"] {

@@ -156,6 +156,11 @@ impl Builtins {
     pub(crate) fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
     }
+
+    /// The set as bits, to fingerprint what tokenises lines (see `Miner::tokenizer_fingerprint`).
+    pub(crate) fn bits(self) -> u16 {
+        self.0
+    }
 }
 
 /// A token that is exactly one placeholder wrapped in punctuation (`(<NUM>)`): kind and the number of
