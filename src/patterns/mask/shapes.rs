@@ -309,11 +309,46 @@ pub(super) fn m_number(s: &[u8], i: usize) -> Option<(usize, Kind)> {
         .take_while(|c| c.is_ascii_alphabetic() || **c == b'%')
         .count();
     if u > 0 {
+        if let Some(e) = compound_duration(s, j, u) {
+            return Some((e, Kind::Dur));
+        }
         let kind = unit_kind(&s[j..j + u])?;
         let e = j + u;
         return boundary(s, e).then_some((e, kind));
     }
     boundary(s, j).then_some((j, Kind::Num))
+}
+
+/// A duration of several parts, as Go and Kubernetes print them (`1m21.567s`, `2h3m4s`, `3m0s`):
+/// the first part's unit is at `j` (`u` bytes); returns the end when at least one more
+/// `number unit` part follows, every unit is one of time, and the last ends the token.
+fn compound_duration(s: &[u8], mut j: usize, mut u: usize) -> Option<usize> {
+    const PARTS: &[&[u8]] = &[b"h", b"m", b"s", b"ms", b"us", b"ns"];
+    let is_part = |unit: &[u8]| PARTS.contains(&unit);
+    let mut parts = 1;
+    loop {
+        if !is_part(&s[j..j + u]) {
+            return None;
+        }
+        j += u;
+        let d = digits(s, j);
+        if d == 0 {
+            break;
+        }
+        j += d;
+        if at(s, j) == b'.' && at(s, j + 1).is_ascii_digit() {
+            j += 1 + digits(s, j + 1);
+        }
+        u = s[j..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        if u == 0 {
+            return None;
+        }
+        parts += 1;
+    }
+    (parts > 1 && boundary(s, j)).then_some(j)
 }
 
 /// Units that may follow a number, glued (`12ms`) or as the next token (`1.16 KB`). Time units make a

@@ -31,6 +31,13 @@ fn numbers_in_all_shapes_are_masked() {
     assert_eq!(text("4KB"), "<NUM>");
     assert_eq!(text("50%"), "<NUM>");
     assert_eq!(text("12ms"), "<DUR>");
+    // Durations of several parts, as Go prints them, are one duration.
+    for d in ["1m21.567s", "2h3m4s", "3m0s", "1h0m0.5s", "5m30s,"] {
+        assert_eq!(text(d).trim_end_matches(','), "<DUR>", "{d}");
+    }
+    // Not every letter run after a number is a part: these stay as they were.
+    assert_eq!(text("1m21x"), "1m21x");
+    assert_eq!(text("1h2"), "1h2");
     assert_eq!(text("<1"), "<NUM>");
     assert_eq!(text("2809)"), "<NUM>)");
     assert_eq!(text("1e-5"), "<NUM>");
