@@ -39,7 +39,8 @@
 
 use super::id::fast_hash;
 use super::tokenize::{
-    LineBuf, Tok, has_placeholder, is_blank, is_caps_word, skeleton, skeleton_hash, word_hash,
+    LineBuf, Tok, has_placeholder, is_blank, is_caps_word, is_keyed, skeleton, skeleton_hash,
+    word_hash,
 };
 
 /// Most tokens an alignment may skip (on both sides together).
@@ -114,7 +115,7 @@ impl TTok {
         TTok {
             hash,
             skel,
-            kv: kv_on && slot == Slot::Const && text.contains('='),
+            kv: kv_on && slot == Slot::Const && text.contains('=') && is_keyed(text.as_bytes()),
             caps: slot == Slot::Const && plain && is_caps_word(text.as_bytes()),
             blank: is_blank(text.as_bytes()),
             slot,

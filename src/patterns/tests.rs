@@ -280,13 +280,8 @@ fn different_wording_is_a_different_event() {
 #[test]
 fn key_value_tokens_with_different_keys_never_match() {
     let mut m = miner();
-    let a = m
-        .observe("session opened for user alice by (uid=0)", None, 0)
-        .id;
-    let b = m
-        .observe("session opened for user bob by LOGIN(uid=0)", None, 0)
-        .id;
-    assert_ne!(a, b);
+    // (`LOGIN(uid=0)` and `(uid=0)` are no key=value tokens: one PAM field, `%s(uid=%d)`, with
+    // and without a name; see a_word_with_another_argument_...)
     let c = m
         .observe(
             "authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4",
@@ -1091,4 +1086,32 @@ fn a_dotted_subject_is_a_variable_but_a_dotted_call_site_is_not() {
     let (_, new_x, _, _) = observe(&mut m, "autopurge.snapRetainCount set to 3");
     let (_, new_y, _, _) = observe(&mut m, "autopurge.purgeInterval set to 0");
     assert!(new_x && new_y);
+}
+
+#[test]
+fn a_word_with_another_argument_or_a_value_holding_an_equals_sign_is_the_same_event() {
+    let mut m = miner();
+    let opened = |svc: &str, user: &str, uid: u32| {
+        format!("pam_unix({svc}:session): session opened for user {user}(uid={uid}) by (uid=0)")
+    };
+    let (a, new_a, _, _) = observe(&mut m, &opened("sshd", "root", 0));
+    let (b, new_b, _, _) = observe(&mut m, &opened("login", "alice", 1000));
+    let (c, new_c, _, t) = observe(&mut m, &opened("cron", "deploy", 1002));
+    assert!(new_a && !new_b && !new_c);
+    assert_eq!((a, b), (c, c));
+    assert_eq!(t, "<*> session opened for user <*> by (uid=<*>)");
+    // A quoted key with `=` in it is a value, not a key that differs.
+    let (x, _, _, _) = observe(&mut m, "Cache miss for key 'product:SKU-416'");
+    let (y, new_y, _, _) = observe(
+        &mut m,
+        "Cache miss for key 'orders::page::34::status=PENDING'",
+    );
+    assert_eq!((y, new_y), (x, false));
+    let (l1, _, _, _) = observe(&mut m, "session opened for user alice by (uid=0)");
+    let (l2, new_l2, _, _) = observe(&mut m, "session opened for user bob by LOGIN(uid=0)");
+    assert_eq!((l2, new_l2), (l1, false));
+    // Real keys that differ still keep two events apart.
+    let (k1, _, _, _) = observe(&mut m, "job done status=ok");
+    let (k2, new_k2, _, _) = observe(&mut m, "job done reason=late");
+    assert!(new_k2 && k1 != k2);
 }

@@ -553,7 +553,8 @@ impl LineBuf {
         } else {
             info.eq
         };
-        let kv = self.kv_on && !var && eq;
+        let kv =
+            self.kv_on && !var && eq && is_keyed(&self.masked[off as usize..(off + len) as usize]);
         let skel = if info.masked && !var {
             skeleton_hash(
                 &self.masked[off as usize..(off + len) as usize],
@@ -565,7 +566,7 @@ impl LineBuf {
         let text = &self.masked[off as usize..(off + len) as usize];
         let caps = !info.masked && is_caps_word(text);
         let blank = !info.masked && is_blank(text);
-        let anchor = !var && !info.digit && !is_dotted_subject(text);
+        let anchor = !var && !info.digit && is_anchor_text(text);
         self.toks.push(Tok {
             off,
             len,
@@ -585,12 +586,30 @@ impl LineBuf {
 
 /// Whether a template word may route lines (see `miner::route`). A literal with a digit (`node-12`,
 /// `ee0`) names one thing among many, the way a variable does, and so does a dotted name that is
-/// the subject of the message (`nginx.service: Deactivated`, `worker.py: started`): lines must not
-/// be kept apart by such a word before they are compared. A dotted name without the colon
+/// the subject of the message (`nginx.service: Deactivated`, `worker.py: started`) or a word with
+/// an argument (`pam_unix(sshd:session):`): lines must not be kept apart by such a word before
+/// they are compared. A dotted name without the colon
 /// (`tickTime set to`, `rpc.statd startup succeeded`) is often a call site of its own, so it stays
 /// an anchor.
 pub(crate) fn is_anchor_text(t: &[u8]) -> bool {
-    !literal_has_digit(t) && !is_dotted_subject(t)
+    !literal_has_digit(t) && !is_dotted_subject(t) && !has_arguments(t)
+}
+
+/// `name(arg…)`, a word with something in brackets (`pam_unix(sshd:session):`): the argument
+/// names one thing among many, as a dotted subject does, so such a word does not route lines.
+fn has_arguments(t: &[u8]) -> bool {
+    t.windows(2)
+        .any(|w| w[0] == b'(' && w[1].is_ascii_alphanumeric())
+}
+
+/// Whether a token with `=` is a `key=value` token: the key runs from the token's start and is
+/// one name (`user=`, `db.pool-size=`). A value with `=` in it (`'status=PENDING'`,
+/// `root(uid=0)`) makes no key=value token, so it is compared as any other word is, not as a key
+/// that differs (see `template::pair`).
+pub(crate) fn is_keyed(t: &[u8]) -> bool {
+    t.iter()
+        .take_while(|c| **c != b'=')
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// `name.ext:` (a dot between two letters or digits, and a colon at the end).
@@ -898,7 +917,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_dash_is_blank_and_a_dotted_subject_routes_as_any() {
+    fn blanks_and_which_words_route() {
         for t in ["-", "\"-\"", "[-]", "(-),", "'-'"] {
             assert!(is_blank(t.as_bytes()), "{t}");
         }
@@ -913,6 +932,23 @@ mod tests {
             assert!(is_anchor_text(t.as_bytes()), "{t}");
         }
         assert!(!is_anchor_text(b"node-12"));
+        // A word with an argument names one thing among many; empty brackets are a call site.
+        for t in ["pam_unix(sshd:session):", "root(uid=0)", "f(x)"] {
+            assert!(!is_anchor_text(t.as_bytes()), "{t}");
+        }
+        for t in ["open()", "connect()", "(", "()"] {
+            assert!(is_anchor_text(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn only_a_name_before_the_equals_sign_makes_a_key() {
+        for t in ["user=<*>", "db.pool-size=<*>", "a_b=", "x=y=z"] {
+            assert!(is_keyed(t.as_bytes()), "{t}");
+        }
+        for t in ["'status=<*>'", "root(uid=<*>)", "(protocol=<*>,", "{a=<*>}"] {
+            assert!(!is_keyed(t.as_bytes()), "{t}");
+        }
     }
 
     #[test]
