@@ -566,7 +566,7 @@ impl LineBuf {
         let text = &self.masked[off as usize..(off + len) as usize];
         let caps = !info.masked && is_caps_word(text);
         let blank = !info.masked && is_blank(text);
-        let anchor = !var && !info.digit && is_anchor_text(text);
+        let anchor = !var && !info.digit && !is_dotted_subject(text) && !has_arguments(text);
         self.toks.push(Tok {
             off,
             len,
@@ -598,8 +598,11 @@ pub(crate) fn is_anchor_text(t: &[u8]) -> bool {
 /// `name(arg…)`, a word with something in brackets (`pam_unix(sshd:session):`): the argument
 /// names one thing among many, as a dotted subject does, so such a word does not route lines.
 fn has_arguments(t: &[u8]) -> bool {
-    t.windows(2)
-        .any(|w| w[0] == b'(' && w[1].is_ascii_alphanumeric())
+    t.iter().position(|&c| c == b'(').is_some_and(|p| {
+        t[p..]
+            .windows(2)
+            .any(|w| w[0] == b'(' && w[1].is_ascii_alphanumeric())
+    })
 }
 
 /// Whether a token with `=` is a `key=value` token: the key runs from the token's start and is
