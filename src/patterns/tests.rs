@@ -1115,3 +1115,35 @@ fn a_word_with_another_argument_or_a_value_holding_an_equals_sign_is_the_same_ev
     let (k2, new_k2, _, _) = observe(&mut m, "job done reason=late");
     assert!(new_k2 && k1 != k2);
 }
+
+#[test]
+fn a_few_lines_of_dashes_do_not_take_lines_of_words() {
+    // Two lines of dashes in two leaves (`-` and `"-"` are two words) are two siblings that
+    // accept any line of the same length and first word: a line of words must not join them
+    // (it made `user <*> <*> <*> <*>` of every later line).
+    let mut m = miner();
+    let (d1, _, _, _) = observe(&mut m, "user - - - -");
+    let (d2, _, _, _) = observe(&mut m, "user \"-\" - - -");
+    let mut ids = vec![d1, d2];
+    for line in [
+        "user alice deleted file report.pdf",
+        "user bob created folder x",
+        "user root dropped database prod",
+    ] {
+        let (id, new, _, t) = observe(&mut m, line);
+        assert!(new && !ids.contains(&id), "{line} joined {t}");
+        ids.push(id);
+    }
+    // Nor through a length-varying match: one line of dashes took every longer line.
+    let mut m = miner();
+    let (dashes, _, _, _) = observe(&mut m, "user - - - -");
+    let (id, new, _, t) = observe(&mut m, "user alice deleted file report.pdf 42");
+    assert!(new && id != dashes, "joined {t}");
+    // So two different events never share an id through such lines.
+    let mut m = miner();
+    observe(&mut m, "sshd: - - - - - -");
+    observe(&mut m, "sshd: \"-\" - - - - -");
+    let (ok, _, _, _) = observe(&mut m, "sshd: Accepted password for root from 10.0.0.1");
+    let (failed, _, _, _) = observe(&mut m, "sshd: Failed password for root from 10.0.0.2");
+    assert_ne!(ok, failed);
+}
