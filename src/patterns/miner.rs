@@ -281,12 +281,19 @@ impl Miner {
     /// their size limit are not used (their tail would be missing), and a pattern without a usable
     /// sample keeps its old shapes. Refitted shapes start young (their words have held for 0
     /// lines), so they generalise again as lines arrive. Two old patterns whose samples now give
-    /// one template stay two patterns; lines go to the older one.
+    /// one template stay two patterns; lines go to the older one: patterns are refitted in the
+    /// order they were created (slots are in least-recently-seen order after a restore, which
+    /// gave the lines to the rarest one).
     pub(crate) fn refit_to_samples(&mut self) -> usize {
         let mut refitted = 0;
-        let slots: Vec<u32> = (0..self.pats.len() as u32)
+        let mut slots: Vec<u32> = (0..self.pats.len() as u32)
             .filter(|&p| self.pats[p as usize].alive)
             .collect();
+        let created = |p: u32| {
+            let shapes = &self.pats[p as usize].shapes;
+            shapes.iter().map(|&si| self.shapes[si as usize].seq).min()
+        };
+        slots.sort_by_key(|&p| created(p));
         let mut lb = std::mem::take(&mut self.lb);
         for p in slots {
             let samples: Vec<String> = self.pats[p as usize]

@@ -1147,3 +1147,45 @@ fn a_few_lines_of_dashes_do_not_take_lines_of_words() {
     let (failed, _, _, _) = observe(&mut m, "sshd: Failed password for root from 10.0.0.2");
     assert_ne!(ok, failed);
 }
+
+#[test]
+fn patterns_refitted_into_one_template_give_lines_to_the_oldest() {
+    // Written before a request line was one value: `GET` and `OPTIONS` lines were two patterns.
+    // Refitted, both have one template; the lines go to the older, busy GET pattern, not to the
+    // rare OPTIONS one that happens to have been seen least recently (a silence of that rare
+    // event must not start to silence every request).
+    let line = |method: &str, n: u32| {
+        format!(
+            r#"10.0.0.{n} - - [06/Dec/2026:08:00:04 +0000] "{method} /a/{n} HTTP/1.1" 200 51 "-" "curl/8""#
+        )
+    };
+    let shape = |seq: u32, method: &str| {
+        serde_json::json!({"seq": seq, "count": 100, "tokens": [
+            {"v": "<IP>"}, {"c": "-"}, {"c": "-"}, {"v": "[<TIME>"}, {"v": "<NUM>]"},
+            {"c": format!("\"{method}")}, {"w": null}, {"c": "HTTP/<NUM>\""}, {"v": "<NUM>"},
+            {"v": "<NUM>"}, {"c": "\"-\""}, {"c": "\"curl/<NUM>\""}
+        ]})
+    };
+    let pattern = |id: &str, seq: u32, method: &str, count: u32, last: i64| {
+        serde_json::json!({
+            "id": id, "template": "old", "shapes": [shape(seq, method)],
+            "count": count, "first_seen_ms": seq, "last_seen_ms": last,
+            "samples": [line(method, 1), line(method, 2)], "level": "unknown"
+        })
+    };
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 2,
+        // Least recently seen first.
+        "patterns": [
+            pattern("00000000000000bb", 1, "OPTIONS", 5, 10),
+            pattern("00000000000000aa", 0, "GET", 500, 20),
+        ]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let get = "00000000000000aa".parse::<PatternId>().expect("id");
+    for method in ["GET", "OPTIONS", "POST"] {
+        let o = m.observe(&line(method, 9), None, 30);
+        assert_eq!((o.id, o.is_new), (get, false), "{method}: {}", o.template);
+    }
+}
