@@ -1217,3 +1217,77 @@ fn a_store_written_before_durations_of_several_parts_is_refitted() {
         o.template
     );
 }
+
+/// Lines of the token kinds added for access logs and service logs: dashes filled in or not,
+/// quoted request lines, bracketed free text, durations of several parts, words with an
+/// argument, dotted subjects, values holding `=`, and lines of dashes. Dashes, the argument and
+/// the dotted subject vary only in the second half, so that a restored miner meets them on
+/// templates it rebuilt from a snapshot.
+fn lines_with_empty_values_and_spans() -> Vec<String> {
+    let users = ["alice", "\"-\"", "bob", "-"];
+    let methods = ["GET", "POST", "OPTIONS"];
+    let errnos = [
+        "(2: No such file or directory)",
+        "(13: Permission denied)",
+        "[Request processing failed: (a b) c]",
+        "((nested (twice) here) and more)",
+    ];
+    let durations = ["1m21.567s", "2h3m4s", "3m0s", "12ms", "1h1m1s1h1m1s1h"];
+    let n = 600;
+    (0..n)
+        .map(|i| {
+            let late = i >= n / 2;
+            let pick = |early: &'static str, all: &[&'static str]| {
+                if late { all[i % all.len()] } else { early }
+            };
+            let (user, referer) = (pick("-", &users), pick("-", &["https://x.example/", "[-]"]));
+            match i % 8 {
+                0 | 1 => format!(
+                    "10.0.{}.{} - {user} [06/Dec/2026:08:00:{:02} +0000] \"{} /a/{i} HTTP/1.1\" {} {i} \"{referer}\" \"curl/8.{}\"",
+                    i % 7,
+                    i % 250,
+                    i % 60,
+                    methods[i % 3],
+                    [200, 404, 500][i % 3],
+                    i % 4
+                ),
+                2 => format!("open() \"/srv/{i}\" failed {}, client: 10.0.0.{}", errnos[i % 4], i % 9),
+                3 => format!("Back-off {} restarting failed container web-{}", durations[i % 5], i % 6),
+                4 => format!(
+                    "pam_unix({}:session): session opened for user {}(uid={i}) by (uid=0)",
+                    pick("sshd", &["login", "cron"]),
+                    pick("root", &users)
+                ),
+                5 => format!("{}.service: Deactivated successfully.", pick("nginx", &["apt-daily", "foo"])),
+                6 => format!("Cache miss for key 'orders::page::{i}::status={}'", ["PENDING", "DONE"][i % 2]),
+                _ if i % 16 == 7 => format!("session closed by {user}"),
+                _ => format!("user {} {user} - -", ["-", "\"-\"", "x"][i % 3]),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn restore_is_transparent_on_empty_values_and_spans() {
+    let lines = lines_with_empty_values_and_spans();
+    for (what, cfg) in [
+        ("default", MinerConfig::default()),
+        (
+            "similarity 0.9",
+            MinerConfig {
+                similarity: 0.9,
+                ..MinerConfig::default()
+            },
+        ),
+        (
+            "8 patterns, no samples",
+            MinerConfig {
+                max_patterns: 8,
+                max_samples: 0,
+                ..MinerConfig::default()
+            },
+        ),
+    ] {
+        assert_restore_is_transparent(&cfg, &lines, what);
+    }
+}
