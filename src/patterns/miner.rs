@@ -61,8 +61,9 @@ const MIN_SIBLINGS: usize = 2;
 /// Version of the built-in rules that turn a line into tokens (tokenising, masking, joining).
 /// Raise it whenever a change makes some line tokenise differently: a store written under other
 /// rules has its patterns refitted on restore (see [`Miner::refit_to_samples`]), so they keep
-/// their ids instead of every line of theirs starting a new pattern.
-pub(crate) const TOKEN_RULES: u64 = 2;
+/// their ids instead of every line of theirs starting a new pattern. 3: a duration of several
+/// parts (`1m21.567s`) is one `<DUR>`.
+pub(crate) const TOKEN_RULES: u64 = 3;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.
@@ -264,7 +265,12 @@ impl Miner {
     /// masks and the token cap. Stored with a snapshot; a restore under another fingerprint
     /// refits the stored patterns (see [`Miner::refit_to_samples`]).
     pub(crate) fn tokenizer_fingerprint(&self) -> u64 {
-        let mut h = combine(TOKEN_RULES, u64::from(self.masker.builtins.bits()));
+        self.fingerprint_under(TOKEN_RULES)
+    }
+
+    /// [`Miner::tokenizer_fingerprint`] under built-in rules of version `rules`.
+    pub(crate) fn fingerprint_under(&self, rules: u64) -> u64 {
+        let mut h = combine(rules, u64::from(self.masker.builtins.bits()));
         h = combine(h, self.cfg.max_tokens as u64);
         for mask in &self.cfg.masks {
             h = combine(h, fast_hash(mask.name.as_bytes()));
@@ -281,12 +287,19 @@ impl Miner {
     /// their size limit are not used (their tail would be missing), and a pattern without a usable
     /// sample keeps its old shapes. Refitted shapes start young (their words have held for 0
     /// lines), so they generalise again as lines arrive. Two old patterns whose samples now give
-    /// one template stay two patterns; lines go to the older one.
+    /// one template stay two patterns; lines go to the older one: patterns are refitted in the
+    /// order they were created (slots are in least-recently-seen order after a restore, which
+    /// gave the lines to the rarest one).
     pub(crate) fn refit_to_samples(&mut self) -> usize {
         let mut refitted = 0;
-        let slots: Vec<u32> = (0..self.pats.len() as u32)
+        let mut slots: Vec<u32> = (0..self.pats.len() as u32)
             .filter(|&p| self.pats[p as usize].alive)
             .collect();
+        let created = |p: u32| {
+            let shapes = &self.pats[p as usize].shapes;
+            shapes.iter().map(|&si| self.shapes[si as usize].seq).min()
+        };
+        slots.sort_by_key(|&p| created(p));
         let mut lb = std::mem::take(&mut self.lb);
         for p in slots {
             let samples: Vec<String> = self.pats[p as usize]

@@ -223,10 +223,12 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         words: 0,
     };
     let mut prev = 0;
-    let mut filled = false;
+    let mut filled = 0;
+    let mut agreed = 0;
     for (a, b) in t.iter().zip(line) {
         let (c, m) = pair(a, b)?;
-        filled |= fills_blank(a, b);
+        filled += u32::from(fills_blank(a, b));
+        agreed += u32::from(agrees(a, b));
         if m + prev > 1 {
             return None;
         }
@@ -238,12 +240,29 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
             return None;
         }
     }
-    // Empty values filled in are no evidence of their own: some word must still agree
-    // (`- - -` is not the template of every three-word line).
-    if filled && s.counted == s.mism {
+    if weak_evidence(filled, agreed, s.counted - s.mism) {
         return None;
     }
     Some(s)
+}
+
+/// Empty values filled in are no evidence of their own: some word must still agree (`- - -` is
+/// not the template of every three-word line), and more positions must agree than were filled
+/// in. Without the second rule `user - - - -` took every five-token line starting with `user`
+/// (only the routing word agreed), so two crafted lines of dashes could give different events
+/// one id.
+fn weak_evidence(filled: u32, agreed: u32, kept: u32) -> bool {
+    filled > 0 && (kept == 0 || filled > agreed)
+}
+
+/// Whether `b` agrees with `a` on its own (not by filling in an empty value): the same word, or
+/// a variable where the template has one.
+fn agrees(a: &TTok, b: &Tok) -> bool {
+    match a.slot {
+        Slot::Const => a.skel == b.skel,
+        Slot::Var => b.var,
+        Slot::Wild => false,
+    }
 }
 
 /// Whether comparing `a` with `b` fills in an empty value (see `TTok::blank`).
@@ -321,6 +340,9 @@ struct Cell {
     counted: u32,
     mism: u32,
     gaps: u32,
+    /// Empty values filled in and positions that agreed on their own (see `weak_evidence`).
+    filled: u32,
+    agreed: u32,
 }
 
 const INF: u32 = u32::MAX;
@@ -332,21 +354,16 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
         return None;
     }
     let w = n + 1;
-    let mut dp = vec![
-        Cell {
-            cost: INF,
-            counted: 0,
-            mism: 0,
-            gaps: 0
-        };
-        (m + 1) * w
-    ];
-    dp[0] = Cell {
+    let empty = Cell {
         cost: 0,
         counted: 0,
         mism: 0,
         gaps: 0,
+        filled: 0,
+        agreed: 0,
     };
+    let mut dp = vec![Cell { cost: INF, ..empty }; (m + 1) * w];
+    dp[0] = empty;
     for i in 0..=m {
         for j in 0..=n {
             let cur = dp[i * w + j];
@@ -371,6 +388,8 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
                         counted: cur.counted + c,
                         mism: cur.mism + mm,
                         gaps: cur.gaps,
+                        filled: cur.filled + u32::from(fills_blank(&t[i], &line[j])),
+                        agreed: cur.agreed + u32::from(agrees(&t[i], &line[j])),
                     },
                 );
             }
@@ -399,7 +418,10 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
         }
     }
     let end = dp[m * w + n];
-    (end.cost != INF && end.gaps as usize <= MAX_GAPS).then_some(Score {
+    (end.cost != INF
+        && end.gaps as usize <= MAX_GAPS
+        && !weak_evidence(end.filled, end.agreed, end.counted - end.mism))
+    .then_some(Score {
         counted: end.counted,
         mism: end.mism,
         gaps: end.gaps,

@@ -321,13 +321,15 @@ pub(super) fn m_number(s: &[u8], i: usize) -> Option<(usize, Kind)> {
 
 /// A duration of several parts, as Go and Kubernetes print them (`1m21.567s`, `2h3m4s`, `3m0s`):
 /// the first part's unit is at `j` (`u` bytes); returns the end when at least one more
-/// `number unit` part follows, every unit is one of time, and the last ends the token.
+/// `number unit` part follows, every unit is one of time, and the last ends the token. A
+/// duration has at most one part per unit: a longer chain is none, which also bounds the scan
+/// (every word start in a chain such as `1h1.1h1.…` would scan the rest of it again).
 fn compound_duration(s: &[u8], mut j: usize, mut u: usize) -> Option<usize> {
     const PARTS: &[&[u8]] = &[b"h", b"m", b"s", b"ms", b"us", b"ns"];
     let is_part = |unit: &[u8]| PARTS.contains(&unit);
     let mut parts = 1;
     loop {
-        if !is_part(&s[j..j + u]) {
+        if !is_part(&s[j..j + u]) || parts > PARTS.len() {
             return None;
         }
         j += u;
