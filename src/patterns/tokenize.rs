@@ -565,8 +565,11 @@ impl LineBuf {
         };
         let text = &self.masked[off as usize..(off + len) as usize];
         let caps = !info.masked && is_caps_word(text);
-        let blank = !info.masked && is_blank(text);
-        let anchor = !var && !info.digit && !is_dotted_subject(text) && !has_arguments(text);
+        // A plain word has none of the punctuation these look for.
+        let punct = info.punct || info.masked;
+        let blank = punct && !info.masked && is_blank(text);
+        let anchor =
+            !var && !info.digit && !(punct && (is_dotted_subject(text) || has_arguments(text)));
         self.toks.push(Tok {
             off,
             len,

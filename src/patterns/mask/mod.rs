@@ -183,6 +183,9 @@ pub(crate) struct TokInfo {
     pub digit: bool,
     /// Contains `=`.
     pub eq: bool,
+    /// Contains a byte that is neither a letter, a digit nor non-ASCII (set by the tokenizer
+    /// from the bytes' classes, so plain words skip the checks that need punctuation).
+    pub punct: bool,
     /// Set when the token is a single placeholder plus punctuation.
     pub single: Option<Single>,
 }
@@ -374,6 +377,7 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
             masked: true,
             digit: false,
             eq: false,
+            punct: acc & class::PUNCT != 0,
             single: Some(Single {
                 kind: Kind::Long,
                 pre: 0,
@@ -383,7 +387,10 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
     }
     let fl = Flags::of(tok, acc);
     if !fl.trigger {
-        return TokInfo::default();
+        return TokInfo {
+            punct: acc & class::PUNCT != 0,
+            ..TokInfo::default()
+        };
     }
     let base = out.len();
     let mut lx = Lexer {
@@ -404,6 +411,7 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
         return TokInfo {
             digit: lit_digit,
             eq: fl.eq,
+            punct: acc & class::PUNCT != 0,
             ..TokInfo::default()
         };
     }
@@ -421,6 +429,7 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
         masked: n_ph > 0,
         digit: lit_digit,
         eq: fl.eq,
+        punct: acc & class::PUNCT != 0,
         single,
     }
 }
