@@ -290,8 +290,7 @@ impl Miner {
     /// one template stay two patterns; lines go to the older one: patterns are refitted in the
     /// order they were created (slots are in least-recently-seen order after a restore, which
     /// gave the lines to the rarest one).
-    pub(crate) fn refit_to_samples(&mut self) -> usize {
-        let mut refitted = 0;
+    pub(crate) fn refit_to_samples(&mut self) {
         let mut slots: Vec<u32> = (0..self.pats.len() as u32)
             .filter(|&p| self.pats[p as usize].alive)
             .collect();
@@ -334,10 +333,8 @@ impl Miner {
                 }
             }
             self.rerender(p);
-            refitted += 1;
         }
         self.lb = lb;
-        refitted
     }
 
     /// Whether `sample` still matches one of pattern `p`'s shapes under the current rules.

@@ -591,9 +591,8 @@ impl LineBuf {
 /// `ee0`) names one thing among many, the way a variable does, and so does a dotted name that is
 /// the subject of the message (`nginx.service: Deactivated`, `worker.py: started`) or a word with
 /// an argument (`pam_unix(sshd:session):`): lines must not be kept apart by such a word before
-/// they are compared. A dotted name without the colon
-/// (`tickTime set to`, `rpc.statd startup succeeded`) is often a call site of its own, so it stays
-/// an anchor.
+/// they are compared. A dotted name without the colon (`tickTime set to`, `rpc.statd startup
+/// succeeded`) is often a call site of its own, so it stays an anchor.
 pub(crate) fn is_anchor_text(t: &[u8]) -> bool {
     !literal_has_digit(t) && !is_dotted_subject(t) && !has_arguments(t)
 }
@@ -753,11 +752,10 @@ fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize
     Some((end, pre, end - close - 1))
 }
 
-/// A bracketed value of three words or more, `(2: No such file or directory),` or
-/// `[Request processing failed: x]`,
-/// starting at `start`, whose first token ends at `first_end`: like [`quoted_span`], it returns
-/// the end of the span, 0 opening bytes before the bracket, and the punctuation bytes after the
-/// closing one. The bracket must open the token and have text after it (a lone `(` opens a list
+/// A bracketed value of three words or more, `(2: No such file or directory),` or `[Request
+/// processing failed: x]`, starting at `start`, whose first token ends at `first_end`: like
+/// [`quoted_span`], it returns the end of the span, 0 opening bytes before the bracket, and the
+/// punctuation bytes after the closing one. The bracket must open the token and have text after it (a lone `(` opens a list
 /// of values, `( 3552 3534 )`, whose words stay tokens), brackets of its kind nest, and the
 /// closing one must end a word within [`MAX_QUOTE`] bytes. Free text in brackets is one value the
 /// way free text in quotes is, so an error text of several words does not change the token count.
@@ -787,11 +785,11 @@ fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usiz
     let close_at = at.filter(|&at| at >= first_end)?;
     // Three words at least: `(1.16 KB)`, `(bus 00)` or `[06/Dec/2026:08:00:04 +0000]` are one
     // value and a unit, a label or a time, which the later steps type.
-    let gaps = s[first_end..close_at]
+    let words_after_first = s[first_end..close_at]
         .split(u8::is_ascii_whitespace)
         .filter(|w| !w.is_empty())
         .count();
-    if gaps < 2 {
+    if words_after_first < 2 {
         return None;
     }
     let mut end = close_at + 1;
