@@ -245,7 +245,8 @@ impl LineBuf {
                 self.heads.push((start as u32, i as u32, acc));
             }
             let off = self.masked.len();
-            let info = mask_token(&s[start..i], acc, b, &mut self.masked);
+            let mut info = mask_token(&s[start..i], acc, b, &mut self.masked);
+            info.punct = acc & class::PUNCT != 0;
             // Nothing masked: the text is the source text, already at the start of the buffer.
             let (off, len) = if info.masked {
                 (off, self.masked.len() - off)

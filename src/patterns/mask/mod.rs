@@ -183,8 +183,9 @@ pub(crate) struct TokInfo {
     pub digit: bool,
     /// Contains `=`.
     pub eq: bool,
-    /// Contains a byte that is neither a letter, a digit nor non-ASCII (set by the tokenizer
-    /// from the bytes' classes, so plain words skip the checks that need punctuation).
+    /// Contains a byte that is neither a letter, a digit nor non-ASCII. Set by the tokenizer,
+    /// which knows the token's byte classes, so plain words skip the checks that need
+    /// punctuation.
     pub punct: bool,
     /// Set when the token is a single placeholder plus punctuation.
     pub single: Option<Single>,
@@ -377,7 +378,7 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
             masked: true,
             digit: false,
             eq: false,
-            punct: acc & class::PUNCT != 0,
+            punct: false,
             single: Some(Single {
                 kind: Kind::Long,
                 pre: 0,
@@ -387,10 +388,7 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
     }
     let fl = Flags::of(tok, acc);
     if !fl.trigger {
-        return TokInfo {
-            punct: acc & class::PUNCT != 0,
-            ..TokInfo::default()
-        };
+        return TokInfo::default();
     }
     let base = out.len();
     let mut lx = Lexer {
@@ -411,7 +409,6 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
         return TokInfo {
             digit: lit_digit,
             eq: fl.eq,
-            punct: acc & class::PUNCT != 0,
             ..TokInfo::default()
         };
     }
@@ -429,7 +426,7 @@ pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) ->
         masked: n_ph > 0,
         digit: lit_digit,
         eq: fl.eq,
-        punct: acc & class::PUNCT != 0,
+        punct: false,
         single,
     }
 }
