@@ -1291,3 +1291,92 @@ fn restore_is_transparent_on_empty_values_and_spans() {
         assert_restore_is_transparent(&cfg, &lines, what);
     }
 }
+
+/// Lines whose values span several words (error texts, exception lines, stack frames, methods
+/// before paths), logfmt messages and IPv6 addresses with ports, in rotation.
+fn lines_with_error_texts_and_frames() -> Vec<String> {
+    let reasons = [
+        "EOF",
+        "connection reset by peer",
+        "manifest unknown: manifest unknown",
+        "Get \"https://r.example/v2/\": http: server gave HTTP response to HTTPS client",
+    ];
+    let exceptions = [
+        "java.io.IOException: Broken pipe",
+        "java.lang.IllegalStateException: Order 9f1c2e already in state SHIPPED",
+        "KeyError: 'shipping_address'",
+        "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='x', port=443): Max retries",
+    ];
+    let frames = [
+        "at com.acme.orders.OrderService.ship(OrderService.java:{i}) ~[classes/:na]",
+        "at org.springframework.aop.Cglib.proceed(Cglib.java:{i}) ~[spring-aop-6.1.1.jar:6.1.1]",
+        "at java.base/java.lang.Thread.run(Thread.java:{i}) ~[na:na]",
+    ];
+    let methods = ["GET", "POST", "DELETE"];
+    (0..480)
+        .map(|i| match i % 8 {
+            0 => format!(
+                "Handler for POST /v1/containers/{i}/start returned error: {}",
+                reasons[i % 4]
+            ),
+            1 => exceptions[i % 4].to_string(),
+            2 | 3 => frames[i % 3].replace("{i}", &(i % 97).to_string()),
+            4 => "at jdk.internal.reflect.Native.invoke0(Native Method) ~[na:na]".to_string(),
+            5 => format!(
+                "Unhandled exception on {} /api/orders/{i}/ (request_id=r{i})",
+                methods[i % 3]
+            ),
+            6 => format!(
+                "msg=\"{}\" id={i:x} namespace=moby",
+                ["shim disconnected", "cleaning up after shim disconnected"][i / 8 % 2]
+            ),
+            _ => format!("Accepted 2001:db8:{:x}::{:x}:{}", i % 5, i, 40000 + i),
+        })
+        .collect()
+}
+
+#[test]
+fn error_texts_exceptions_frames_and_methods_group_by_event() {
+    let lines = lines_with_error_texts_and_frames();
+    let mut m = miner();
+    let mut ids_of: std::collections::HashMap<usize, std::collections::HashSet<PatternId>> =
+        Default::default();
+    let mut msg_ids = std::collections::HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let id = m.observe(line, None, 0).id;
+        let kind = match i % 8 {
+            3 => 2, // both frame rows are one event
+            6 => {
+                msg_ids.insert(i / 8 % 2 == 0, id);
+                6
+            }
+            k => k,
+        };
+        ids_of.entry(kind).or_default().insert(id);
+    }
+    for (kind, what) in [
+        (0, "error texts of 1 to 12 words"),
+        (1, "exception lines of four classes"),
+        (2, "stack frames from three jars"),
+        (4, "native frames"),
+        (5, "requests of three methods"),
+        (7, "IPv6 addresses with ports"),
+    ] {
+        assert_eq!(ids_of[&kind].len(), 1, "{what}: {:?}", ids_of[&kind]);
+    }
+    // Two logfmt messages are two events (each one pattern), and a native frame is not a
+    // frame with a file and line.
+    assert_eq!(ids_of[&6].len(), 2, "logfmt messages");
+    assert_ne!(msg_ids[&true], msg_ids[&false]);
+    assert!(ids_of[&4].is_disjoint(&ids_of[&2]));
+    assert_eq!(m.len(), 8, "one pattern per event, none shared");
+}
+
+#[test]
+fn restore_is_transparent_on_error_texts_and_frames() {
+    assert_restore_is_transparent(
+        &MinerConfig::default(),
+        &lines_with_error_texts_and_frames(),
+        "error texts and frames",
+    );
+}

@@ -122,6 +122,8 @@ pub(crate) struct LineBuf {
     heads: Vec<(u32, u32, u8)>,
     /// User masks rewrote the line (then `heads` do not describe the original line).
     user_changed: bool,
+    /// The last raw token was a stack frame's location (see [`stack_frame`]).
+    after_frame: bool,
 }
 
 impl LineBuf {
@@ -157,6 +159,7 @@ impl LineBuf {
         self.toks.clear();
         self.heads.clear();
         self.words = false;
+        self.after_frame = false;
         let text = masker.apply_user(line);
         self.user_changed = matches!(text, std::borrow::Cow::Owned(_));
         let s = text.as_bytes();
@@ -200,38 +203,24 @@ impl LineBuf {
             {
                 // A quoted or bracketed value with spaces (`"Microsoft Word"`, `(2: No such
                 // file or directory)`): one token, `"<*>"` or `(<*>)`.
-                if self.heads.len() < HEADER_TOKENS {
-                    self.heads
-                        .push((start as u32, end as u32, class_of(&s[start..end])));
-                }
-                let off = self.masked.len();
-                self.masked.extend_from_slice(&s[start..start + pre + 1]);
-                self.masked
-                    .extend_from_slice(Kind::Value.placeholder().as_bytes());
-                self.masked.extend_from_slice(&s[end - rest - 1..end]);
-                self.raw.push(Raw {
-                    off: off as u32,
-                    len: (self.masked.len() - off) as u32,
-                    src_start: start as u32,
-                    src_end: end as u32,
-                    info: TokInfo {
-                        var: true,
-                        masked: true,
-                        single: Some(Single {
-                            kind: Kind::Value,
-                            pre: pre as u32 + 1,
-                            suf: rest as u32 + 1,
-                        }),
-                        ..TokInfo::default()
-                    },
-                });
+                self.push_value(s, start, end, pre + 1, rest + 1);
                 i = end;
                 continue;
             }
+            if acc & class::PUNCT != 0
+                && let Some((pre, suf)) = stack_frame(&s[start..i], self.after_frame)
+            {
+                // `at a.b.C.run(C.java:42) ~[app.jar:1.2]`: where a stack frame's code is, one value.
+                self.push_value(s, start, i, pre, suf);
+                self.after_frame = pre == 0;
+                continue;
+            }
+            self.after_frame = false;
             if kv
                 && acc & class::QUOTE != 0
                 && acc & class::TRIG != 0
                 && let Some(q) = open_quote(&s[start..i])
+                && !is_message_key(&s[start..i])
                 && let Some(p) = s[i..].iter().take(MAX_QUOTE).position(|&c| c == q)
             {
                 let mut e = i + p + 1;
@@ -241,25 +230,27 @@ impl LineBuf {
                 i = e;
                 acc = class_of(&s[start..i]);
             }
-            if self.heads.len() < HEADER_TOKENS {
-                self.heads.push((start as u32, i as u32, acc));
-            }
-            let off = self.masked.len();
-            let mut info = mask_token(&s[start..i], acc, b, &mut self.masked);
-            info.punct = acc & class::PUNCT != 0;
-            // Nothing masked: the text is the source text, already at the start of the buffer.
-            let (off, len) = if info.masked {
-                (off, self.masked.len() - off)
+            let label = if acc & class::PUNCT != 0 {
+                error_label(&s[start..i])
             } else {
-                (start, i - start)
+                None
             };
-            self.raw.push(Raw {
-                off: off as u32,
-                len: len as u32,
-                src_start: start as u32,
-                src_end: i as u32,
-                info,
-            });
+            if label == Some(ErrorLabel::Class) {
+                // `java.io.IOException: Broken pipe`: the class is the program's value too.
+                self.push_value(s, start, i, 0, 1);
+            } else {
+                self.push_raw(s, start, i, acc, b);
+            }
+            if label.is_some_and(|l| l == ErrorLabel::Class || self.label_follows_word(s))
+                && let Some((end, suf)) = error_text(s, i, label == Some(ErrorLabel::Class))
+            {
+                let from = i + s[i..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_whitespace())
+                    .count();
+                self.push_value(s, from, end, 0, suf);
+                i = end;
+            }
         }
         self.join(s, b, max_tokens);
         let mut h = 0u64;
@@ -273,6 +264,73 @@ impl LineBuf {
             }
         }
         self.hash = combine(h, self.toks.len() as u64);
+    }
+
+    /// Pushes `s[start..end]` as one variable token: the placeholder `<*>` between the span's
+    /// first `pre` and last `suf` bytes (`"<*>"`, `(<*>)`, `<*>,`), so that free text whose word
+    /// count varies does not change the line's token count.
+    fn push_value(&mut self, s: &[u8], start: usize, end: usize, pre: usize, suf: usize) {
+        if self.heads.len() < HEADER_TOKENS {
+            self.heads
+                .push((start as u32, end as u32, class_of(&s[start..end])));
+        }
+        let off = self.masked.len();
+        self.masked.extend_from_slice(&s[start..start + pre]);
+        self.masked
+            .extend_from_slice(Kind::Value.placeholder().as_bytes());
+        self.masked.extend_from_slice(&s[end - suf..end]);
+        self.raw.push(Raw {
+            off: off as u32,
+            len: (self.masked.len() - off) as u32,
+            src_start: start as u32,
+            src_end: end as u32,
+            info: TokInfo {
+                var: true,
+                masked: true,
+                single: Some(Single {
+                    kind: Kind::Value,
+                    pre: pre as u32,
+                    suf: suf as u32,
+                }),
+                ..TokInfo::default()
+            },
+        });
+    }
+
+    /// Masks `s[start..end]`, one whitespace token with byte classes `acc`, and pushes it.
+    fn push_raw(&mut self, s: &[u8], start: usize, end: usize, acc: u8, b: Builtins) {
+        if self.heads.len() < HEADER_TOKENS {
+            self.heads.push((start as u32, end as u32, acc));
+        }
+        let off = self.masked.len();
+        let mut info = mask_token(&s[start..end], acc, b, &mut self.masked);
+        info.punct = acc & class::PUNCT != 0;
+        // Nothing masked: the text is the source text, already at the start of the buffer.
+        let (off, len) = if info.masked {
+            (off, self.masked.len() - off)
+        } else {
+            (start, end - start)
+        };
+        self.raw.push(Raw {
+            off: off as u32,
+            len: len as u32,
+            src_start: start as u32,
+            src_end: end as u32,
+            info,
+        });
+    }
+
+    /// Whether the error label just pushed follows a word or a value of the same message
+    /// (`returned error:`, `<HEX> error:`, `is UP, reason:`). A label that opens the message, or
+    /// follows a program tag (`sshd[42]: error: …`) or a separator (`- error:`), starts the
+    /// message itself, whose words are the template.
+    fn label_follows_word(&self, s: &[u8]) -> bool {
+        let Some(before) = self.raw.len().checked_sub(2).map(|k| self.raw[k]) else {
+            return false;
+        };
+        s[..before.src_end as usize]
+            .last()
+            .is_some_and(|&c| is_word(c) || c == b',')
     }
 
     /// Level of `line` (the line given to the last [`LineBuf::fill`]) from its header tokens, reusing
@@ -324,6 +382,12 @@ impl LineBuf {
                 }
                 self.push_joined(k, end - 1, Kind::Path);
                 k = end;
+                continue;
+            }
+            if !r.info.masked && is_http_method(self.raw_text(&r)) && self.path_at(k + 1) {
+                // `on POST /orders/7`: the method is a value of the request, as the path is.
+                self.push_joined(k, k, Kind::Value);
+                k += 1;
                 continue;
             }
             if let Some(Single {
@@ -389,6 +453,14 @@ impl LineBuf {
             && !r.info.eq
             && after.is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'_' | b'.'))
             && !t.windows(3).any(|w| w == b"://")
+    }
+
+    /// Whether raw token `k` is a path or a URL on its own (not inside brackets or quotes).
+    fn path_at(&self, k: usize) -> bool {
+        self.raw
+            .get(k)
+            .and_then(|r| r.info.single)
+            .is_some_and(|s| matches!(s.kind, Kind::Path | Kind::Url) && s.pre == 0)
     }
 
     /// If raw token `k` is a unit word (`KB)`, `sec`), the kind the number before it becomes.
@@ -803,6 +875,133 @@ fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usiz
     Some((end, 0, end - close_at - 1))
 }
 
+/// A stack frame's location in one token: Java's and Scala's `a.b.C.run(C.java:42)` or
+/// `C.run(C.java)`, or, right after a frame (`after_frame`), logback's packaging data
+/// `~[app.jar:1.2]` or `[na:na]`. A method's file and line, and the jar it came from, are as much
+/// the program's values as the method is, so `at <*> ~[<*>]` is one template. Returns how many
+/// bytes stay before (`~[`) and after (`]`) the placeholder. `C.run(Native Method)` and
+/// `(Unknown Source)` are not matched: their words are the format's, and such frames keep a
+/// template of their own.
+fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize)> {
+    if after_frame {
+        let pre = match tok {
+            [b'~', b'[', ..] => 2,
+            [b'[', ..] => 1,
+            _ => return None,
+        };
+        return (tok.len() > pre + 1 && tok.ends_with(b"]")).then_some((pre, 1));
+    }
+    let is_name = |c: &u8| {
+        c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$' | b'/' | b'<' | b'>' | b'-')
+    };
+    let open = tok.iter().position(|&c| c == b'(')?;
+    let method = &tok[..open];
+    let place = tok[open + 1..].strip_suffix(b")")?;
+    let (file, line) = match place.iter().position(|&c| c == b':') {
+        Some(p) => (&place[..p], &place[p + 1..]),
+        None => (place, &b"0"[..]),
+    };
+    let frame = method.first().is_some_and(u8::is_ascii_alphabetic)
+        && method.contains(&b'.')
+        && method.iter().all(is_name)
+        && file.contains(&b'.')
+        && file.iter().all(is_name)
+        && !line.is_empty()
+        && line.iter().all(u8::is_ascii_digit);
+    frame.then_some((0, 0))
+}
+
+/// An HTTP request method, as programs print it before the request's path.
+fn is_http_method(t: &[u8]) -> bool {
+    matches!(
+        t,
+        b"GET" | b"POST" | b"PUT" | b"PATCH" | b"DELETE" | b"HEAD" | b"OPTIONS"
+    )
+}
+
+/// A label before the text of an error (see [`error_label`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorLabel {
+    /// `error:`, `err:`, `failed:`, `failure:`, `reason:`, `cause:`: its text is a value when
+    /// the label follows a word of the message (see `LineBuf::label_follows_word`).
+    Word,
+    /// An exception or error class (`java.io.IOException:`, `ValueError:`,
+    /// `django.core.exceptions.DisallowedHost:`), as a traceback's last line or a `Caused by:`
+    /// prints it: `%s: %s` fills in both the class and its message, wherever it stands.
+    Class,
+}
+
+/// Which error label `tok` is, if any.
+fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
+    let word = tok.strip_suffix(b":")?;
+    let is_name = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$');
+    if word.first().is_some_and(u8::is_ascii_alphabetic) && word.iter().all(is_name) {
+        let last = word
+            .rsplit(|&c| c == b'.' || c == b'$')
+            .next()
+            .unwrap_or_default();
+        let class_like = last.first().is_some_and(u8::is_ascii_uppercase)
+            && last.iter().any(u8::is_ascii_lowercase);
+        let named = word.split(|&c| c == b'.' || c == b'$').any(|seg| {
+            [&b"Exception"[..], b"Error"]
+                .iter()
+                .any(|kind| seg.len() > kind.len() && seg.ends_with(kind))
+        });
+        let dots = word.iter().filter(|&&c| c == b'.').count();
+        if class_like && (named || dots >= 2) {
+            return Some(ErrorLabel::Class);
+        }
+    }
+    let start = word.iter().take_while(|c| !is_word(**c)).count();
+    let word = &word[start..];
+    let ends_with = |suffix: &[u8]| {
+        word.len() >= suffix.len() && word[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    let label = ends_with(b"error")
+        || ends_with(b"exception")
+        || [&b"err"[..], b"failed", b"failure", b"reason", b"cause"]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w));
+    label.then_some(ErrorLabel::Word)
+}
+
+/// The text of an error after its label, which ends at `label_end`: the words the program filled
+/// in (`no such host`, `Connection reset by peer`, `Layer4 timeout,`), one value however many
+/// words it has. It runs to the end of the line, or, unless it is an exception's message
+/// (`whole`), through the first word that ends with `,` or `;` (the next field). Returns where it
+/// ends and how many separator bytes (`,`, `;`) stay after the placeholder.
+fn error_text(s: &[u8], label_end: usize, whole: bool) -> Option<(usize, usize)> {
+    let is_space = |c: &u8| c.is_ascii_whitespace();
+    let from = label_end + s[label_end..].iter().take_while(|c| is_space(c)).count();
+    if from >= s.len() {
+        return None;
+    }
+    let mut end = from;
+    let mut k = from;
+    while k < s.len() {
+        end = k + s[k..].iter().take_while(|c| !is_space(c)).count();
+        if !whole && matches!(s[end - 1], b',' | b';') {
+            break;
+        }
+        k = end + s[end..].iter().take_while(|c| is_space(c)).count();
+    }
+    let suf = s[from..end]
+        .iter()
+        .rev()
+        .take_while(|c| matches!(c, b',' | b';'))
+        .count();
+    Some((end, suf))
+}
+
+/// `msg="...` or `message="...`: the message field of a key=value (logfmt) line holds the event's
+/// own text, written by the call site, so its words are the template's words and stay tokens
+/// (`msg="shim disconnected"` and `msg="cleaning up after shim disconnected"` are two events),
+/// where any other quoted value is one value.
+fn is_message_key(tok: &[u8]) -> bool {
+    let key = tok.split(|&c| c == b'=').next().unwrap_or_default();
+    key.eq_ignore_ascii_case(b"msg") || key.eq_ignore_ascii_case(b"message")
+}
+
 /// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
 fn open_quote(tok: &[u8]) -> Option<u8> {
     let p = tok
@@ -992,6 +1191,105 @@ mod tests {
         );
         // Repeated words without a variable are text, not a list.
         assert_eq!(toks("go on go on"), ["go", "on", "go", "on"]);
+    }
+
+    #[test]
+    fn error_texts_are_one_value() {
+        assert_eq!(
+            toks("pull returned error: manifest unknown: manifest unknown"),
+            ["pull", "returned", "error:", "<*>"]
+        );
+        assert_eq!(
+            toks("web is DOWN, reason: Layer4 timeout, check duration: 5ms"),
+            [
+                "web",
+                "is",
+                "DOWN,",
+                "reason:",
+                "<*>,",
+                "check",
+                "duration:",
+                "<DUR>"
+            ]
+        );
+        assert_eq!(
+            toks("msg=\"pull after error: no such host\""),
+            ["msg=<*>", "after", "error:", "<*>"]
+        );
+        // A label that opens the message, or follows a program tag, is the message's own word.
+        assert_eq!(
+            toks("error: Received disconnect from x"),
+            ["error:", "Received", "disconnect", "from", "x"]
+        );
+        assert_eq!(
+            toks("sshd[7]: error: Received disconnect"),
+            ["sshd[<NUM>]:", "error:", "Received", "disconnect"]
+        );
+        assert_eq!(toks("ended with error:"), ["ended", "with", "error:"]);
+        assert_eq!(toks("Error: x y"), ["Error:", "x", "y"]);
+    }
+
+    #[test]
+    fn exception_lines_are_class_and_message_values() {
+        for line in [
+            "java.io.IOException: Broken pipe",
+            "KeyError: 'shipping_address'",
+            "django.core.exceptions.DisallowedHost: Invalid HTTP_HOST header: 'x'.",
+            "a.b.CorruptRecordException: failed its CRC, or is otherwise corrupt.",
+        ] {
+            assert_eq!(toks(line), ["<*>:", "<*>"], "{line}");
+        }
+        assert_eq!(
+            toks("Caused by: java.net.SocketTimeoutException: Read timed out"),
+            ["Caused", "by:", "<*>:", "<*>"]
+        );
+        // Not classes: an upper-case level, a plain word, a dotted subject in lower case.
+        assert_eq!(toks("ERROR: could not"), ["ERROR:", "could", "not"]);
+        assert_eq!(toks("Exception: x y"), ["Exception:", "x", "y"]);
+        assert_eq!(
+            toks("NameSystem.addStoredBlock: blockMap updated"),
+            ["NameSystem.addStoredBlock:", "blockMap", "updated"]
+        );
+    }
+
+    #[test]
+    fn stack_frames_are_one_value() {
+        assert_eq!(
+            toks("at com.acme.A$1.run(A.java:42) ~[app-1.2.jar:1.2]"),
+            ["at", "<*>", "~[<*>]"]
+        );
+        assert_eq!(toks("at a.b.C.apply(C.scala:7)"), ["at", "<*>"]);
+        assert_eq!(
+            toks("at a.b.C.apply(C.java) [na:na]"),
+            ["at", "<*>", "[<*>]"]
+        );
+        // A native frame keeps its words; packaging data only follows a frame.
+        let native = toks("at a.B.c(Native Method) ~[na:na]");
+        assert_eq!(native[2..], ["Method)", "~[na:na]"]);
+        assert_eq!(toks("x [na:na]"), ["x", "[na:na]"]);
+        assert_eq!(toks("call f(x) now"), ["call", "f(x)", "now"]);
+    }
+
+    #[test]
+    fn an_http_method_before_a_path_is_a_value() {
+        assert_eq!(
+            toks("exception on PATCH /api/orders/7"),
+            ["exception", "on", "<*>", "<PATH>"]
+        );
+        assert_eq!(toks("POST requests"), ["POST", "requests"]);
+        assert_eq!(toks("GET \"/x\""), ["GET", "\"<PATH>\""]);
+    }
+
+    #[test]
+    fn logfmt_message_words_stay_words() {
+        assert_eq!(
+            toks("msg=\"cleaning up after shim disconnected\" id=7"),
+            ["msg=<*>", "up", "after", "shim", "disconnected\"", "id=<*>"]
+        );
+        assert_eq!(
+            toks("level=info tag=\"View Lock\" id=7"),
+            ["level=<*>", "tag=<*>", "id=<*>"]
+        );
     }
 
     #[test]

@@ -220,7 +220,11 @@ pub(super) fn m_ipv4(s: &[u8], i: usize) -> Option<usize> {
     boundary(s, j).then_some(j)
 }
 
-/// IPv6: hex groups separated by `:`, eight groups or one `::`, at least one digit.
+/// IPv6: hex groups separated by `:`, eight groups or one `::`, at least one digit, and an
+/// optional decimal `:port`. Without brackets the port is ambiguous, so it is taken only when the
+/// address is not valid with it as its last group: `2001:db8::8b63:64085` (a fifth digit) and
+/// `2a02:1e0c:0:0:0:0:0:aa90:51234` (a ninth group) are addresses with ports, which programs that
+/// print `%s:%d` write (Redis, HAProxy).
 pub(super) fn m_ipv6(s: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
     while j < s.len() && (is_hex(s[j]) || s[j] == b':') {
@@ -232,24 +236,40 @@ pub(super) fn m_ipv6(s: &[u8], i: usize) -> Option<usize> {
         span = &span[..span.len() - 1];
         j -= 1;
     }
+    if !boundary(s, j) {
+        return None;
+    }
+    if is_ipv6(span) {
+        return Some(j);
+    }
+    let port = span.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let address = &span[..span.len() - port];
+    let with_port = (1..=5).contains(&port)
+        && address.ends_with(b":")
+        && !address.ends_with(b"::")
+        && is_ipv6(&address[..address.len() - 1]);
+    with_port.then_some(j)
+}
+
+/// Whether `span` is an IPv6 address: hex groups of at most four digits, eight of them or one
+/// `::`, and at least one decimal digit (so that `dead:beef::cafe` words stay words).
+fn is_ipv6(span: &[u8]) -> bool {
     let colons = span.iter().filter(|&&c| c == b':').count();
     if colons < 2 || !span.iter().any(u8::is_ascii_digit) {
-        return None;
+        return false;
     }
     let doubles = span.windows(2).filter(|w| w == b"::").count();
     if doubles > 1 || span.windows(3).any(|w| w == b":::") {
-        return None;
+        return false;
     }
-    let groups = span.split(|&c| c == b':').filter(|g| !g.is_empty());
     let mut count = 0;
-    for g in groups {
+    for g in span.split(|&c| c == b':').filter(|g| !g.is_empty()) {
         if g.len() > 4 {
-            return None;
+            return false;
         }
         count += 1;
     }
-    let ok = if doubles == 1 { count <= 7 } else { count == 8 };
-    (ok && boundary(s, j)).then_some(j)
+    if doubles == 1 { count <= 7 } else { count == 8 }
 }
 
 pub(super) fn m_hex0x(s: &[u8], i: usize) -> Option<usize> {

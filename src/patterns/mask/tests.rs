@@ -69,6 +69,17 @@ fn network_addresses_are_masked_whole() {
     assert_eq!(text("http://example.com/a?b=1,"), "<URL>,");
     assert_eq!(text("bob@example.com"), "<EMAIL>");
     assert_eq!(text("10.250.19.102:50010:Got"), "<IP>:Got");
+    // IPv6 printed `%s:%d` without brackets: the port is the group that does not fit.
+    assert_eq!(text("2001:db8:cfa7::8b63:64085"), "<IP>");
+    assert_eq!(text("2a02:1e0c:b3f8:1:eaab:885f:2:b06c:51234"), "<IP>");
+    assert_eq!(text("2001:db8::1:6379,"), "<IP>,");
+    for not_ip in [
+        "1:2:3:4:5:6:7:8:9:10",
+        "2001:db8::1::80",
+        "2001:db8::1:999999",
+    ] {
+        assert_ne!(text(not_ip), "<IP>", "{not_ip}");
+    }
 }
 
 #[test]
