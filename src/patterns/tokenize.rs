@@ -241,8 +241,8 @@ impl LineBuf {
             } else {
                 self.push_raw(s, start, i, acc, b);
             }
-            if label.is_some_and(|l| l == ErrorLabel::Class || self.label_follows_word(s))
-                && let Some((end, suf)) = error_text(s, i, label == Some(ErrorLabel::Class))
+            if label.is_some_and(|l| l != ErrorLabel::Word || self.label_follows_word(s))
+                && let Some((end, suf)) = error_text(s, i, label != Some(ErrorLabel::Word))
             {
                 let from = i + s[i..]
                     .iter()
@@ -929,6 +929,9 @@ enum ErrorLabel {
     /// `django.core.exceptions.DisallowedHost:`), as a traceback's last line or a `Caused by:`
     /// prints it: `%s: %s` fills in both the class and its message, wherever it stands.
     Class,
+    /// `statement:` or `query:`: the text is a statement that the program runs, never its own
+    /// message, wherever the label stands (PostgreSQL's `STATEMENT:  SELECT …`).
+    Statement,
 }
 
 /// Which error label `tok` is, if any.
@@ -954,6 +957,9 @@ fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
     }
     let start = word.iter().take_while(|c| !is_word(**c)).count();
     let word = &word[start..];
+    if word.eq_ignore_ascii_case(b"statement") || word.eq_ignore_ascii_case(b"query") {
+        return Some(ErrorLabel::Statement);
+    }
     let ends_with = |suffix: &[u8]| {
         word.len() >= suffix.len() && word[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
     };
@@ -967,8 +973,8 @@ fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
 
 /// The text of an error after its label, which ends at `label_end`: the words the program filled
 /// in (`no such host`, `Connection reset by peer`, `Layer4 timeout,`), one value however many
-/// words it has. It runs to the end of the line, or, unless it is an exception's message
-/// (`whole`), through the first word that ends with `,` or `;` (the next field). Returns where it
+/// words it has. It runs to the end of the line, or, unless it is an exception's message or a
+/// statement (`whole`), through the first word that ends with `,` or `;` (the next field). Returns where it
 /// ends and how many separator bytes (`,`, `;`) stay after the placeholder.
 fn error_text(s: &[u8], label_end: usize, whole: bool) -> Option<(usize, usize)> {
     let is_space = |c: &u8| c.is_ascii_whitespace();
@@ -1227,6 +1233,19 @@ mod tests {
         );
         assert_eq!(toks("ended with error:"), ["ended", "with", "error:"]);
         assert_eq!(toks("Error: x y"), ["Error:", "x", "y"]);
+    }
+
+    #[test]
+    fn statements_are_one_value_wherever_their_label_stands() {
+        assert_eq!(
+            toks("STATEMENT:  UPDATE t SET a = 'x', b = now() WHERE id = 7"),
+            ["STATEMENT:", "<*>"]
+        );
+        assert_eq!(
+            toks("LOG:  duration: 0.5 ms  statement: SELECT a, b FROM t"),
+            ["LOG:", "duration:", "<DUR>", "statement:", "<*>"]
+        );
+        assert_eq!(toks("slow query:"), ["slow", "query:"]);
     }
 
     #[test]
