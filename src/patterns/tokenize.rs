@@ -321,16 +321,16 @@ impl LineBuf {
     }
 
     /// Whether the error label just pushed follows a word or a value of the same message
-    /// (`returned error:`, `<HEX> error:`, `is UP, reason:`). A label that opens the message, or
-    /// follows a program tag (`sshd[42]: error: …`) or a separator (`- error:`), starts the
-    /// message itself, whose words are the template.
+    /// (`returned error:`, `<HEX> error:`, `is UP, reason:`, `New size: 3; reason:`). A label
+    /// that opens the message, or follows a program tag (`sshd[42]: error: …`) or a separator
+    /// (`- error:`), starts the message itself, whose words are the template.
     fn label_follows_word(&self, s: &[u8]) -> bool {
         let Some(before) = self.raw.len().checked_sub(2).map(|k| self.raw[k]) else {
             return false;
         };
         s[..before.src_end as usize]
             .last()
-            .is_some_and(|&c| is_word(c) || c == b',')
+            .is_some_and(|&c| is_word(c) || matches!(c, b',' | b';'))
     }
 
     /// Level of `line` (the line given to the last [`LineBuf::fill`]) from its header tokens, reusing
