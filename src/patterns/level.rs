@@ -118,6 +118,12 @@ fn letter(b: u8) -> Option<Level> {
     })
 }
 
+/// Whether `w` is a level word in any case (`INFO`, `Warning`): the tokenizer must not read a
+/// header's level as a word of the message.
+pub(crate) fn is_level_word(w: &[u8]) -> bool {
+    w.len() <= 13 && word(&w.to_ascii_lowercase()).is_some()
+}
+
 /// Level keywords, already lower-cased.
 fn word(w: &[u8]) -> Option<Level> {
     Some(match w {

@@ -235,6 +235,16 @@ impl LineBuf {
             } else {
                 None
             };
+            if &s[start..i] == b"-"
+                && let Some((from, end, suf)) = self.described_name(s, i)
+            {
+                // `Started nginx.service - A high performance web server.`: one value.
+                self.raw.pop();
+                self.heads.retain(|h| (h.0 as usize) < from);
+                self.push_value(s, from, end, 0, suf);
+                i = end;
+                continue;
+            }
             if label == Some(ErrorLabel::Class) {
                 // `java.io.IOException: Broken pipe`: the class is the program's value too.
                 self.push_value(s, start, i, 0, 1);
@@ -318,6 +328,36 @@ impl LineBuf {
             src_end: end as u32,
             info,
         });
+    }
+
+    /// A name with an extension and its description, `nginx.service - A high performance web
+    /// server.`, as service managers print a unit: the lone dash, which ends at `dash_end`, follows
+    /// the name, which follows a word of the message (not a level: `INFO c.a.Foo - message` is a
+    /// logger's header, and its message is the template). The name and the description after it
+    /// are one value: the program filled in both. Returns where the value starts and ends (the
+    /// end of the line) and how many closing dots stay after the placeholder.
+    fn described_name(&self, s: &[u8], dash_end: usize) -> Option<(usize, usize, usize)> {
+        let [.., verb, name] = self.raw.as_slice() else {
+            return None;
+        };
+        let text = |r: &Raw| &s[r.src_start as usize..r.src_end as usize];
+        let verb = text(verb);
+        if !verb.iter().all(u8::is_ascii_alphabetic) || level::is_level_word(verb) {
+            return None;
+        }
+        if !is_file_like_name(text(name)) {
+            return None;
+        }
+        let end = s.len()
+            - s.iter()
+                .rev()
+                .take_while(|c| c.is_ascii_whitespace())
+                .count();
+        if !s[dash_end..end].iter().any(|c| !c.is_ascii_whitespace()) {
+            return None;
+        }
+        let dots = s[..end].iter().rev().take_while(|&&c| c == b'.').count();
+        Some((name.src_start as usize, end, dots))
     }
 
     /// Whether the error label just pushed follows a word or a value of the same message
@@ -911,6 +951,21 @@ fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize)> {
     frame.then_some((0, 0))
 }
 
+/// `apt-daily.service`, `session-274.scope`, `postgresql@16-main.service`: a name, a dot and a
+/// lower-case extension of letters.
+fn is_file_like_name(t: &[u8]) -> bool {
+    let Some(dot) = t.iter().rposition(|&c| c == b'.') else {
+        return false;
+    };
+    let (stem, ext) = (&t[..dot], &t[dot + 1..]);
+    stem.first().is_some_and(u8::is_ascii_alphanumeric)
+        && stem
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'@' | b'.' | b'\\'))
+        && !ext.is_empty()
+        && ext.iter().all(u8::is_ascii_lowercase)
+}
+
 /// An HTTP request method, as programs print it before the request's path.
 fn is_http_method(t: &[u8]) -> bool {
     matches!(
@@ -1246,6 +1301,30 @@ mod tests {
             ["LOG:", "duration:", "<DUR>", "statement:", "<*>"]
         );
         assert_eq!(toks("slow query:"), ["slow", "query:"]);
+    }
+
+    #[test]
+    fn a_described_name_is_one_value() {
+        assert_eq!(
+            toks("Started nginx.service - A high performance web server."),
+            ["Started", "<*>."]
+        );
+        assert_eq!(
+            toks("Starting postgresql@16-main.service - PostgreSQL Cluster 16-main..."),
+            ["Starting", "<*>..."]
+        );
+        assert_eq!(
+            toks("Reached target basic.target - Basic System."),
+            ["Reached", "target", "<*>."]
+        );
+        // A logger's header before its message, a name that opens the line, a dash at the end.
+        assert_eq!(
+            toks("INFO app.log - rotated the file"),
+            ["INFO", "app.log", "-", "rotated", "the", "file"]
+        );
+        assert_eq!(toks("nginx.service - x"), ["nginx.service", "-", "x"]);
+        assert_eq!(toks("Started x.service - "), ["Started", "x.service", "-"]);
+        assert_eq!(toks("Got A.Foo - x"), ["Got", "A.Foo", "-", "x"]);
     }
 
     #[test]
