@@ -866,12 +866,13 @@ fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize
 }
 
 /// A bracketed value of three words or more, `(2: No such file or directory),` or `[Request
-/// processing failed: x]`, starting at `start`, whose first token ends at `first_end`: like
-/// [`quoted_span`], it returns the end of the span, 0 opening bytes before the bracket, and the
-/// punctuation bytes after the closing one. The bracket must open the token and have text after it (a lone `(` opens a list
-/// of values, `( 3552 3534 )`, whose words stay tokens), brackets of its kind nest, and the
-/// closing one must end a word within [`MAX_QUOTE`] bytes. Free text in brackets is one value the
-/// way free text in quotes is, so an error text of several words does not change the token count.
+/// processing failed: x]`, or a braced one of two words or more, `{'sent': True}`, starting at
+/// `start`, whose first token ends at `first_end`: like [`quoted_span`], it returns the end of the
+/// span, 0 opening bytes before the bracket, and the punctuation bytes after the closing one. The
+/// bracket must open the token and have text after it (a lone `(` opens a list of values,
+/// `( 3552 3534 )`, whose words stay tokens), brackets of its kind nest, and the closing one must
+/// end a word within [`MAX_QUOTE`] bytes. Free text in brackets is one value the way free text in
+/// quotes is, so an error text of several words does not change the token count.
 fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize, usize)> {
     let open = s[start];
     if first_end - start < 2 {
@@ -880,6 +881,7 @@ fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usiz
     let close = match open {
         b'(' => b')',
         b'[' => b']',
+        b'{' => b'}',
         _ => return None,
     };
     let mut depth = 0i32;
@@ -902,7 +904,12 @@ fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usiz
         .split(u8::is_ascii_whitespace)
         .filter(|w| !w.is_empty())
         .count();
-    if words_after_first < 2 {
+    // A brace holds a value of a structure (`{'sent': True}`), never a number with its unit: two
+    // words do. Unless it holds `key=value` fields, whose keys say which structure it is.
+    let brace = open == b'{';
+    if words_after_first < if brace { 1 } else { 2 }
+        || (brace && s[start..close_at].contains(&b'='))
+    {
         return None;
     }
     let mut end = close_at + 1;
@@ -1165,6 +1172,12 @@ mod tests {
             ["Fan", "speeds", "(", "<NUM>", ")"]
         );
         assert_eq!(toks("by (uid=0) ok"), ["by", "(uid=<*>)", "ok"]);
+        // A brace of two words is a structure's value, unless `key=` fields say which one.
+        assert_eq!(toks("done: {'sent': True}"), ["done:", "{<*>}"]);
+        assert_eq!(
+            toks("START {act=main flg=0x1} from"),
+            ["START", "{act=<*>", "flg=<*>}", "from"]
+        );
         assert_eq!(
             toks("Key (sku, tenant)=(a, 3) exists"),
             ["Key", "(sku,", "tenant)=<*>", "<NUM>)", "exists"]
