@@ -63,8 +63,8 @@ const MIN_SIBLINGS: usize = 2;
 /// rules has its patterns refitted on restore (see [`Miner::refit_to_samples`]), so they keep
 /// their ids instead of every line of theirs starting a new pattern. 3: a duration of several
 /// parts (`1m21.567s`) is one `<DUR>`. 4: error texts, statements, exception lines, stack
-/// frames, described names, braced values, methods before paths and IPv6 addresses with ports
-/// are values; logfmt `msg` words are words.
+/// frames, described names, braced values, setting lines, methods before paths and IPv6
+/// addresses with ports are values; logfmt `msg` words are words.
 pub(crate) const TOKEN_RULES: u64 = 4;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one

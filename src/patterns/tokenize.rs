@@ -245,6 +245,31 @@ impl LineBuf {
                 i = end;
                 continue;
             }
+            if &s[start..i] == b"="
+                && self.raw.len() == 1
+                && is_setting_name(&s[..self.raw[0].src_end as usize])
+            {
+                // `log.retention.hours = 168`: a dump of settings, one `%s = %s` call.
+                let name = self.raw[0];
+                self.raw.clear();
+                self.heads.clear();
+                self.push_value(s, name.src_start as usize, name.src_end as usize, 0, 0);
+                self.push_raw(s, start, i, acc, b);
+                let end = s.len()
+                    - s.iter()
+                        .rev()
+                        .take_while(|c| c.is_ascii_whitespace())
+                        .count();
+                let from = i + s[i..end]
+                    .iter()
+                    .take_while(|c| c.is_ascii_whitespace())
+                    .count();
+                if from < end {
+                    self.push_value(s, from, end, 0, 0);
+                }
+                i = s.len();
+                continue;
+            }
             if label == Some(ErrorLabel::Class) {
                 // `java.io.IOException: Broken pipe`: the class is the program's value too.
                 self.push_value(s, start, i, 0, 1);
@@ -973,6 +998,15 @@ fn is_file_like_name(t: &[u8]) -> bool {
         && ext.iter().all(u8::is_ascii_lowercase)
 }
 
+/// A line that opens with a setting's name (`log.retention.hours`, `max_connections`): a letter,
+/// then letters, digits, `.`, `_` or `-`, after any indentation.
+fn is_setting_name(t: &[u8]) -> bool {
+    let t = t.trim_ascii_start();
+    t.first().is_some_and(u8::is_ascii_alphabetic)
+        && t.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
 /// An HTTP request method, as programs print it before the request's path.
 fn is_http_method(t: &[u8]) -> bool {
     matches!(
@@ -1338,6 +1372,19 @@ mod tests {
         assert_eq!(toks("nginx.service - x"), ["nginx.service", "-", "x"]);
         assert_eq!(toks("Started x.service - "), ["Started", "x.service", "-"]);
         assert_eq!(toks("Got A.Foo - x"), ["Got", "A.Foo", "-", "x"]);
+    }
+
+    #[test]
+    fn a_setting_line_is_name_and_value() {
+        assert_eq!(toks("\tlog.retention.hours = 168"), ["<*>", "=", "<*>"]);
+        assert_eq!(
+            toks("sasl.enabled.mechanisms = [SCRAM-SHA-512, PLAIN]"),
+            ["<*>", "=", "<*>"]
+        );
+        assert_eq!(toks("ssl.keystore.location = "), ["<*>", "="]);
+        // Not a name first, or the name not first: words as usual.
+        assert_eq!(toks("a,b,c = 1"), ["a,b,c", "=", "<NUM>"]);
+        assert_eq!(toks("set x = 1"), ["set", "x", "=", "<NUM>"]);
     }
 
     #[test]
