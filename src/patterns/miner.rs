@@ -64,8 +64,10 @@ const MIN_SIBLINGS: usize = 2;
 /// their ids instead of every line of theirs starting a new pattern. 3: a duration of several
 /// parts (`1m21.567s`) is one `<DUR>`. 4: error texts, statements, exception lines, stack
 /// frames, described names, braced values, setting lines, methods before paths and IPv6
-/// addresses with ports are values; logfmt `msg` words are words.
-pub(crate) const TOKEN_RULES: u64 = 4;
+/// addresses with ports are values; logfmt `msg` words are words. 5: a label right after the
+/// time keeps its text's words, an error text in a quoted message ends with the quote, and a
+/// dotted logger name is no exception class.
+pub(crate) const TOKEN_RULES: u64 = 5;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.

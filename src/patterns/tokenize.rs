@@ -124,6 +124,9 @@ pub(crate) struct LineBuf {
     user_changed: bool,
     /// The last raw token was a stack frame's location (see [`stack_frame`]).
     after_frame: bool,
+    /// How far the line has been scanned for double quotes, and whether an odd number of them
+    /// (not escaped) stood before that point (see [`LineBuf::in_quotes`]).
+    quotes_at: (usize, bool),
 }
 
 impl LineBuf {
@@ -160,6 +163,7 @@ impl LineBuf {
         self.heads.clear();
         self.words = false;
         self.after_frame = false;
+        self.quotes_at = (0, false);
         let text = masker.apply_user(line);
         self.user_changed = matches!(text, std::borrow::Cow::Owned(_));
         let s = text.as_bytes();
@@ -277,7 +281,8 @@ impl LineBuf {
                 self.push_raw(s, start, i, acc, b);
             }
             if label.is_some_and(|l| l != ErrorLabel::Word || self.label_follows_word(s))
-                && let Some((end, suf)) = error_text(s, i, label != Some(ErrorLabel::Word))
+                && let Some((end, suf)) =
+                    error_text(s, i, label != Some(ErrorLabel::Word), self.in_quotes(s, i))
             {
                 let from = i + s[i..]
                     .iter()
@@ -305,10 +310,7 @@ impl LineBuf {
     /// first `pre` and last `suf` bytes (`"<*>"`, `(<*>)`, `<*>,`), so that free text whose word
     /// count varies does not change the line's token count.
     fn push_value(&mut self, s: &[u8], start: usize, end: usize, pre: usize, suf: usize) {
-        if self.heads.len() < HEADER_TOKENS {
-            self.heads
-                .push((start as u32, end as u32, class_of(&s[start..end])));
-        }
+        self.note_heads(s, start, end);
         let off = self.masked.len();
         self.masked.extend_from_slice(&s[start..start + pre]);
         self.masked
@@ -385,14 +387,51 @@ impl LineBuf {
         Some((name.src_start as usize, end, dots))
     }
 
+    /// Notes the whitespace tokens of `s[start..end]`, a span pushed as one token, among the
+    /// line's first [`HEADER_TOKENS`] tokens. Level detection reads a line's whitespace tokens
+    /// (see [`level::from_text`]): a value span of several words must not hide a level word
+    /// inside it (`org.postgresql.util.PSQLException: ERROR: duplicate key`) nor shift the
+    /// header tokens after it.
+    fn note_heads(&mut self, s: &[u8], start: usize, end: usize) {
+        let is_space = |c: &u8| CLASS[*c as usize] & class::WS != 0;
+        let mut at = start;
+        while self.heads.len() < HEADER_TOKENS && at < end {
+            let a = at + s[at..end].iter().take_while(|c| is_space(c)).count();
+            at = a + s[a..end].iter().take_while(|c| !is_space(c)).count();
+            if a < at {
+                self.heads.push((a as u32, at as u32, class_of(&s[a..at])));
+            }
+        }
+    }
+
+    /// Whether `s[..at]` leaves a double-quoted string open (an odd number of unescaped `"`):
+    /// then an error label there stands inside a quoted message (`msg="pull failed: no such
+    /// host" image=x`), and its text ends with that message (see [`error_text`]). Scans on from
+    /// where the last call stopped, so a line with many labels is still read once.
+    fn in_quotes(&mut self, s: &[u8], at: usize) -> bool {
+        let (from, mut open) = self.quotes_at;
+        for k in from..at.max(from) {
+            if s[k] == b'"' && (k == 0 || s[k - 1] != b'\\') {
+                open = !open;
+            }
+        }
+        self.quotes_at = (at.max(from), open);
+        open
+    }
+
     /// Whether the error label just pushed follows a word or a value of the same message
     /// (`returned error:`, `<HEX> error:`, `is UP, reason:`, `New size: 3; reason:`). A label
     /// that opens the message, or follows a program tag (`sshd[42]: error: …`) or a separator
-    /// (`- error:`), starts the message itself, whose words are the template.
+    /// (`- error:`), starts the message itself, whose words are the template. So does a label
+    /// right after a time (`2026-12-07T12:00:00Z error: out of memory`): there it is the header's
+    /// level word, not a word of the message, though the time ends with a digit.
     fn label_follows_word(&self, s: &[u8]) -> bool {
         let Some(before) = self.raw.len().checked_sub(2).map(|k| self.raw[k]) else {
             return false;
         };
+        if before.info.single.is_some_and(|v| v.kind == Kind::Time) {
+            return false;
+        }
         s[..before.src_end as usize]
             .last()
             .is_some_and(|&c| is_word(c) || matches!(c, b',' | b';'))
@@ -1046,8 +1085,22 @@ fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
                 .iter()
                 .any(|kind| seg.len() > kind.len() && seg.ends_with(kind))
         });
-        let dots = word.iter().filter(|&&c| c == b'.').count();
-        if class_like && (named || dots >= 2) {
+        // A dotted name without such a suffix is a class only in a package of exceptions
+        // (`django.core.exceptions.DisallowedHost:`, `psycopg2.errors.UniqueViolation:`): any
+        // other is a logger name (log4j's `%c: %m`, `org.apache.hadoop.…MRAppMaster: Created …`),
+        // whose messages are events of their own.
+        let mut packages = word.split(|&c| c == b'.').rev().skip(1);
+        let in_errors = packages.any(|seg| {
+            [
+                &b"exceptions"[..],
+                b"exception",
+                b"errors",
+                b"error",
+                b"exc",
+            ]
+            .contains(&seg)
+        });
+        if class_like && (named || in_errors) {
             return Some(ErrorLabel::Class);
         }
     }
@@ -1070,9 +1123,11 @@ fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
 /// The text of an error after its label, which ends at `label_end`: the words the program filled
 /// in (`no such host`, `Connection reset by peer`, `Layer4 timeout,`), one value however many
 /// words it has. It runs to the end of the line, or, unless it is an exception's message or a
-/// statement (`whole`), through the first word that ends with `,` or `;` (the next field). Returns where it
+/// statement (`whole`), through the first word that ends with `,` or `;` (the next field). When the
+/// label stands inside a quoted message (`quoted`), the text also ends with the word that closes
+/// the quote: the fields after it (`image=nginx`) are the line's structure. Returns where it
 /// ends and how many separator bytes (`,`, `;`) stay after the placeholder.
-fn error_text(s: &[u8], label_end: usize, whole: bool) -> Option<(usize, usize)> {
+fn error_text(s: &[u8], label_end: usize, whole: bool, quoted: bool) -> Option<(usize, usize)> {
     let is_space = |c: &u8| c.is_ascii_whitespace();
     let from = label_end + s[label_end..].iter().take_while(|c| is_space(c)).count();
     if from >= s.len() {
@@ -1083,6 +1138,10 @@ fn error_text(s: &[u8], label_end: usize, whole: bool) -> Option<(usize, usize)>
     while k < s.len() {
         end = k + s[k..].iter().take_while(|c| !is_space(c)).count();
         if !whole && matches!(s[end - 1], b',' | b';') {
+            break;
+        }
+        // (`k` follows a space, so the byte before a quote at `k` is no backslash.)
+        if quoted && (k..end).any(|j| s[j] == b'"' && (j == k || s[j - 1] != b'\\')) {
             break;
         }
         k = end + s[end..].iter().take_while(|c| is_space(c)).count();
@@ -1338,6 +1397,65 @@ mod tests {
     }
 
     #[test]
+    fn a_label_right_after_the_timestamp_opens_the_message() {
+        // The level word of a `<time> error: <message>` header is no word of the message: what
+        // follows it is the message, whose words are the template (the time is a digit-ending
+        // token, which once read as a word of the message and made every error one pattern).
+        assert_eq!(
+            toks("2026-12-07T12:00:00Z error: failed to connect to db"),
+            ["<TIME>", "error:", "failed", "to", "connect", "to", "db"]
+        );
+        assert_eq!(
+            toks("Dec  7 12:00:00 err: out of memory"),
+            ["<TIME>", "err:", "out", "of", "memory"]
+        );
+        assert_eq!(
+            toks("2026-12-07 12:00:00 pull returned error: no such host"),
+            ["<TIME>", "pull", "returned", "error:", "<*>"]
+        );
+    }
+
+    #[test]
+    fn an_error_text_inside_a_quoted_message_ends_with_the_quote() {
+        // The fields after a logfmt message are the line's structure, not the error's words.
+        assert_eq!(
+            toks("msg=\"pull after error: no such host\" image=nginx"),
+            ["msg=<*>", "after", "error:", "<*>", "image=<*>"]
+        );
+        assert_eq!(
+            toks("msg=\"slow query: SELECT a, b\", dur=5"),
+            ["msg=<*>", "query:", "<*>,", "dur=<*>"]
+        );
+        // An escaped quote is the message's own; an unclosed one leaves the text to the end.
+        assert_eq!(
+            toks("msg=\"get failed: \\\"x\\\" gone\" id=7"),
+            ["msg=<*>", "failed:", "<*>", "id=<*>"]
+        );
+        assert_eq!(
+            toks("said \"it failed: a b"),
+            ["said", "\"it", "failed:", "<*>"]
+        );
+    }
+
+    #[test]
+    fn level_is_read_from_the_words_of_a_value_span() {
+        // A value span is one token of the template, but level detection reads the line's
+        // whitespace tokens, so it finds what `level::from_text` finds.
+        let m = Masker::new(Builtins::all(), Vec::new());
+        let mut lb = LineBuf::default();
+        for line in [
+            "org.postgresql.util.PSQLException: ERROR: duplicate key value",
+            "java.io.IOException: ERROR x",
+            "2026-12-07 12:00:00 app failed: ERROR disk",
+            "x \"a b c\" d (e f g) WARN h",
+        ] {
+            lb.fill(line, &m, 128);
+            assert_eq!(lb.level(line), level::from_text(line.as_bytes()), "{line}");
+            assert_ne!(lb.level(line), Level::Unknown, "{line}");
+        }
+    }
+
+    #[test]
     fn statements_are_one_value_wherever_their_label_stands() {
         assert_eq!(
             toks("STATEMENT:  UPDATE t SET a = 'x', b = now() WHERE id = 7"),
@@ -1394,6 +1512,7 @@ mod tests {
             "KeyError: 'shipping_address'",
             "django.core.exceptions.DisallowedHost: Invalid HTTP_HOST header: 'x'.",
             "a.b.CorruptRecordException: failed its CRC, or is otherwise corrupt.",
+            "psycopg2.errors.UniqueViolation: duplicate key value",
         ] {
             assert_eq!(toks(line), ["<*>:", "<*>"], "{line}");
         }
@@ -1404,6 +1523,11 @@ mod tests {
         // Not classes: an upper-case level, a plain word, a dotted subject in lower case.
         assert_eq!(toks("ERROR: could not"), ["ERROR:", "could", "not"]);
         assert_eq!(toks("Exception: x y"), ["Exception:", "x", "y"]);
+        // A logger name (log4j's `%c: %m`) is no exception class: its messages are events.
+        assert_eq!(
+            toks("INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster"),
+            ["INFO", "[main]", "<FQN>:", "Created", "MRAppMaster"]
+        );
         assert_eq!(
             toks("NameSystem.addStoredBlock: blockMap updated"),
             ["NameSystem.addStoredBlock:", "blockMap", "updated"]
