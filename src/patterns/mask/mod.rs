@@ -132,6 +132,11 @@ impl Kind {
 pub(crate) struct Builtins(u16);
 
 impl Builtins {
+    /// No class: a token that must stay as written (an exception class, see `tokenize`).
+    pub(crate) fn none() -> Self {
+        Builtins(0)
+    }
+
     pub(crate) fn all() -> Self {
         Builtins(BUILTIN_NAMES.iter().fold(0, |a, (_, b)| a | b))
     }
