@@ -211,7 +211,10 @@ impl LineBuf {
                 i = end;
                 continue;
             }
-            if acc & class::PUNCT != 0
+            // A frame ends with `)`, its packaging data with `]` (one byte to look at, before
+            // scanning the token: this runs on every token).
+            if i > start
+                && matches!(s[i - 1], b')' | b']')
                 && let Some((pre, suf)) = stack_frame(&s[start..i], self.after_frame)
             {
                 // `at a.b.C.run(C.java:42) ~[app.jar:1.2]`: where a stack frame's code is, one value.
@@ -234,7 +237,7 @@ impl LineBuf {
                 i = e;
                 acc = class_of(&s[start..i]);
             }
-            let label = if acc & class::PUNCT != 0 {
+            let label = if acc & class::COLON != 0 {
                 error_label(&s[start..i])
             } else {
                 None
@@ -335,6 +338,7 @@ impl LineBuf {
     }
 
     /// Masks `s[start..end]`, one whitespace token with byte classes `acc`, and pushes it.
+    #[inline(always)]
     fn push_raw(&mut self, s: &[u8], start: usize, end: usize, acc: u8, b: Builtins) {
         if self.heads.len() < HEADER_TOKENS {
             self.heads.push((start as u32, end as u32, acc));
@@ -1048,10 +1052,14 @@ fn is_setting_name(t: &[u8]) -> bool {
 
 /// An HTTP request method, as programs print it before the request's path.
 fn is_http_method(t: &[u8]) -> bool {
-    matches!(
-        t,
-        b"GET" | b"POST" | b"PUT" | b"PATCH" | b"DELETE" | b"HEAD" | b"OPTIONS"
-    )
+    // Most words are not in upper case: look at two bytes before comparing words.
+    t.len() >= 3
+        && t[0].is_ascii_uppercase()
+        && t[1].is_ascii_uppercase()
+        && matches!(
+            t,
+            b"GET" | b"POST" | b"PUT" | b"PATCH" | b"DELETE" | b"HEAD" | b"OPTIONS"
+        )
 }
 
 /// A label before the text of an error (see [`error_label`]).
