@@ -66,8 +66,10 @@ const MIN_SIBLINGS: usize = 2;
 /// frames, described names, braced values, setting lines, methods before paths and IPv6
 /// addresses with ports are values; logfmt `msg` words are words. 5: a label right after the
 /// time keeps its text's words, an error text in a quoted message ends with the quote, and a
-/// dotted logger name is no exception class.
-pub(crate) const TOKEN_RULES: u64 = 5;
+/// dotted logger name is no exception class. 6: a name and its description are one value only
+/// for a service manager's unit on a line that ends with a dot, a brace that holds JSON members
+/// or opens the line keeps its words, and so does a JSON or dict message (`"message": "…"`).
+pub(crate) const TOKEN_RULES: u64 = 6;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.

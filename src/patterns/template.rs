@@ -39,7 +39,7 @@
 
 use super::id::fast_hash;
 use super::tokenize::{
-    LineBuf, Tok, has_placeholder, is_blank, is_caps_word, is_keyed, skeleton, skeleton_hash,
+    LineBuf, Tok, has_placeholder, is_blank, is_enumerated, is_keyed, skeleton, skeleton_hash,
     word_hash,
 };
 
@@ -55,8 +55,8 @@ pub(crate) enum Slot {
 }
 
 /// One template position: identity hash of its text, its skeleton hash (see `Tok::skel`), whether it
-/// is a key=value token or an UPPER-CASE word (both structural, see `pair`), its kind, and display
-/// text.
+/// is a key=value token or an enumerated constant (an UPPER-CASE word or an exception class; both
+/// structural, see `pair`), its kind, and display text.
 #[derive(Clone, Debug)]
 pub(crate) struct TTok {
     pub hash: u64,
@@ -116,7 +116,7 @@ impl TTok {
             hash,
             skel,
             kv: kv_on && slot == Slot::Const && text.contains('=') && is_keyed(text.as_bytes()),
-            caps: slot == Slot::Const && plain && is_caps_word(text.as_bytes()),
+            caps: slot == Slot::Const && plain && is_enumerated(text.as_bytes()),
             blank: is_blank(text.as_bytes()),
             slot,
             text: text.into(),
@@ -182,7 +182,8 @@ impl Score {
 /// structural difference that rules the template out. A lone dash on either side (see
 /// `TTok::blank`) is an empty value, so it agrees with any value. Structural differences:
 /// * two differing key=value tokens: their values are masked, so they differ in their keys;
-/// * two differing UPPER-CASE words (`LOOKING`/`LEADING`, `HTTPS`/`SOCKS5`): enumerated constants.
+/// * two differing UPPER-CASE words (`LOOKING`/`LEADING`, `HTTPS`/`SOCKS5`) or exception classes
+///   (`java.io.IOException:`/`java.lang.OutOfMemoryError:`): enumerated constants.
 #[inline]
 fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
     Some(match t.slot {

@@ -1431,6 +1431,117 @@ fn errors_that_differ_outside_their_error_text_stay_different_events() {
 }
 
 #[test]
+fn events_behind_a_header_in_a_json_object_or_with_a_new_exception_class_stay_different() {
+    // Each pair once shared one pattern, so the second, a new error, was never announced: a
+    // logger header's `thread logger.ext - ` read as a unit and its description, a whole JSON
+    // object read as one braced value, and an exception class after a header or `Caused by:`
+    // generalised like any word.
+    let pairs = [
+        (
+            "2026-12-07 12:00:00,123 main app.log - disk full on /var",
+            "2026-12-07 12:00:01,456 main app.log - out of memory, killing worker",
+        ),
+        (
+            "MainThread urllib3.connectionpool - Starting new HTTPS connection (1): x",
+            "MainThread urllib3.connectionpool - Connection pool is full, discarding connection",
+        ),
+        (
+            "{\"level\":\"error\",\"msg\":\"disk full on /var\"}",
+            "{\"level\":\"error\",\"msg\":\"certificate expired\"}",
+        ),
+        (
+            "app[42]: {\"level\":\"error\",\"msg\":\"disk full\"}",
+            "app[42]: {\"level\":\"error\",\"msg\":\"cert expired\"}",
+        ),
+        (
+            "{\"asctime\": \"2026-12-07 12:00:00\", \"levelname\": \"ERROR\", \"message\": \"disk full\"}",
+            "{\"asctime\": \"2026-12-07 12:00:01\", \"levelname\": \"ERROR\", \"message\": \"cert expired\"}",
+        ),
+        (
+            "{'event': 'disk_full', 'free_mb': 0}",
+            "{'event': 'oom_kill', 'victim_pid': 4242}",
+        ),
+        (
+            "Caused by: java.io.IOException: Broken pipe",
+            "Caused by: java.lang.OutOfMemoryError: Java heap space",
+        ),
+        (
+            "2026-12-07 12:00:00,123 ERROR [main] c.a.OrderService - java.io.IOException: Broken pipe",
+            "2026-12-07 12:00:01,456 ERROR [main] c.a.OrderService - java.lang.OutOfMemoryError: Java heap space",
+        ),
+    ];
+    let joined: Vec<String> = pairs
+        .iter()
+        .filter_map(|(a, b)| {
+            let mut m = miner();
+            let first = m.observe(a, None, 0).id;
+            let o = m.observe(b, None, 1);
+            (!o.is_new || o.id == first).then(|| format!("{b} joined {}", o.template))
+        })
+        .collect();
+    assert!(joined.is_empty(), "{joined:#?}");
+}
+
+#[test]
+fn restore_is_transparent_on_units_braces_settings_and_exception_classes() {
+    // Exception classes compare as constants that never generalise (see `template::pair`): a
+    // restored store must rebuild that from a template's text alone, or the class first seen
+    // after the restore (the third) joins a pattern of another.
+    let classes = [
+        "java.io.IOException: Broken pipe",
+        "java.lang.OutOfMemoryError: Java heap space",
+        "requests.exceptions.ConnectionError: Connection aborted.",
+    ];
+    let lines: Vec<String> = (0..320)
+        .map(|i| match i % 5 {
+            0 => format!(
+                "{} unit-{}.service - Unit number {i}.",
+                ["Started", "Stopped"][i / 5 % 2],
+                i % 7
+            ),
+            1 => format!("Task t{i} succeeded in 0.{i}s: {{'sent': True, 'n': {i}}}"),
+            2 => format!("log.retention.hours{} = {i}", i % 3),
+            3 => format!(
+                "2026-12-07 12:00:00,{:03} ERROR [main] c.a.Svc - {}",
+                i % 1000,
+                classes[i / 5 % if i < 160 { 2 } else { 3 }]
+            ),
+            _ => format!(
+                "{{\"level\":\"error\",\"msg\":\"job {} failed\",\"id\":{i}}}",
+                i % 4
+            ),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "units, braces, classes");
+}
+
+#[test]
+fn a_store_written_when_json_lines_were_one_braced_value_is_refitted() {
+    // Under rules version 5 a whole JSON line was one value, `{<*>}`, which lines no longer
+    // produce: refitted from its samples, the pattern keeps its id and takes their lines again.
+    let m = miner();
+    let line = |msg: &str| format!("{{\"level\":\"error\",\"msg\":\"{msg}\"}}");
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": m.fingerprint_under(5),
+        "patterns": [{
+            "id": "00000000000000ee", "template": "{<*>}",
+            "shapes": [{"seq": 0, "count": 200, "tokens": [{"v": "{<*>}"}]}],
+            "count": 200, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": [line("disk full")],
+            "level": "error"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000ee".parse::<PatternId>().expect("id");
+    let o = m.observe(&line("disk full"), None, 1);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+    let o = m.observe(&line("certificate expired"), None, 2);
+    assert!(o.is_new, "another message joined {}", o.template);
+}
+
+#[test]
 fn a_store_written_before_error_texts_were_values_is_refitted() {
     // Under rules version 3 an error text was words: a pattern learned then holds the words of
     // its samples' errors, which lines no longer produce. Refitted, it keeps its id and takes

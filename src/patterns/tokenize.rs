@@ -82,7 +82,8 @@ pub(crate) struct Tok {
     pub skel: u64,
     /// A `key=value` token (values are masked, so two differing ones differ in their keys: structure).
     pub kv: bool,
-    /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`): an enumerated constant, see [`is_caps_word`].
+    /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`) or an exception class
+    /// (`java.io.IOException:`): an enumerated constant, see [`is_enumerated`].
     pub caps: bool,
     /// A lone dash: an empty value, see [`is_blank`].
     pub blank: bool,
@@ -200,7 +201,7 @@ impl LineBuf {
                 acc |= c;
                 i += 1;
             }
-            if let Some((end, pre, rest)) = (acc & class::QUOTE != 0)
+            if let Some((end, pre, rest)) = (acc & class::QUOTE != 0 && !self.after_message_key(s))
                 .then(|| quoted_span(s, start, i))
                 .flatten()
                 .or_else(|| bracket_span(s, start, i))
@@ -361,12 +362,15 @@ impl LineBuf {
         });
     }
 
-    /// A name with an extension and its description, `nginx.service - A high performance web
-    /// server.`, as service managers print a unit: the lone dash, which ends at `dash_end`, follows
-    /// the name, which follows a word of the message (not a level: `INFO c.a.Foo - message` is a
-    /// logger's header, and its message is the template). The name and the description after it
-    /// are one value: the program filled in both. Returns where the value starts and ends (the
-    /// end of the line) and how many closing dots stay after the placeholder.
+    /// A unit and its description, `nginx.service - A high performance web server.`, as service
+    /// managers print a unit: the lone dash, which ends at `dash_end`, follows the unit's name
+    /// (see [`is_unit_name`]), which follows a word of the message (not a level: `INFO c.a.Foo -
+    /// message` is a logger's header, and its message is the template), and the line ends with
+    /// a dot, as every such line of systemd's does (`Started %s.`, `Starting %s...`): a
+    /// logger's message after a thread and a logger name need not (`main app.service - disk
+    /// full`). The name and the description after it are one value: the program filled in
+    /// both. Returns where the value starts and ends (the end of the line) and how many closing
+    /// dots stay after the placeholder.
     fn described_name(&self, s: &[u8], dash_end: usize) -> Option<(usize, usize, usize)> {
         let [.., verb, name] = self.raw.as_slice() else {
             return None;
@@ -376,7 +380,7 @@ impl LineBuf {
         if !verb.iter().all(u8::is_ascii_alphabetic) || level::is_level_word(verb) {
             return None;
         }
-        if !is_file_like_name(text(name)) {
+        if !is_unit_name(text(name)) {
             return None;
         }
         let end = s.len()
@@ -388,7 +392,7 @@ impl LineBuf {
             return None;
         }
         let dots = s[..end].iter().rev().take_while(|&&c| c == b'.').count();
-        Some((name.src_start as usize, end, dots))
+        (dots > 0).then_some((name.src_start as usize, end, dots))
     }
 
     /// Notes the whitespace tokens of `s[start..end]`, a span pushed as one token, among the
@@ -406,6 +410,26 @@ impl LineBuf {
                 self.heads.push((a as u32, at as u32, class_of(&s[a..at])));
             }
         }
+    }
+
+    /// Whether the last raw token is a JSON object's or a dict's message key (`"message":`,
+    /// `{'msg':`): the quoted value after it is the event's own text, whose words stay tokens,
+    /// as a logfmt `msg="…"`'s do (see [`is_message_key`]). Else every JSON line of one level
+    /// whose message has spaces would be one event (`"message": "<*>"`).
+    fn after_message_key(&self, s: &[u8]) -> bool {
+        self.raw.last().is_some_and(|r| {
+            let tok = &s[r.src_start as usize..r.src_end as usize];
+            let key = tok
+                .strip_prefix(b"{")
+                .unwrap_or(tok)
+                .strip_suffix(b":")
+                .unwrap_or_default();
+            let unquoted = match key {
+                [b'"', k @ .., b'"'] | [b'\'', k @ .., b'\''] => k,
+                _ => return false,
+            };
+            is_message_key(unquoted)
+        })
     }
 
     /// Whether `s[..at]` leaves a double-quoted string open (an odd number of unescaped `"`):
@@ -745,7 +769,7 @@ impl LineBuf {
             hash
         };
         let text = &self.masked[off as usize..(off + len) as usize];
-        let caps = !info.masked && is_caps_word(text);
+        let caps = !info.masked && is_enumerated(text);
         // A plain word has none of the punctuation these look for.
         let punct = info.punct || info.masked;
         let blank = punct && !info.masked && is_blank(text);
@@ -818,7 +842,7 @@ pub(crate) fn is_blank(text: &[u8]) -> bool {
 /// An UPPER-CASE word, possibly with a few digits and `_` and surrounded by punctuation (`RUNNING`,
 /// `HTTPS`, `SOCKS5`, `(LOOKING)`, but not the id `KB2928120`). Code prints enum values, states, protocols and methods this way; two
 /// different ones at the same position mean different events, not a free-form variable.
-pub(crate) fn is_caps_word(t: &[u8]) -> bool {
+fn is_caps_word(t: &[u8]) -> bool {
     let Some(s) = t.iter().position(u8::is_ascii_alphanumeric) else {
         return false;
     };
@@ -836,6 +860,16 @@ pub(crate) fn is_caps_word(t: &[u8]) -> bool {
         && core
             .iter()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// A word that names one of a fixed set of things, so that two different ones at the same
+/// position are two events (see `template::pair`): an UPPER-CASE word ([`is_caps_word`]) or an
+/// exception class (`java.io.IOException:`, `KeyError:`, see `ErrorLabel::Class`). A class
+/// never seen before is a new kind of error, which must be announced however many words of the
+/// line agree (`Caused by: java.lang.OutOfMemoryError: <*>` after `Caused by:
+/// java.io.IOException: <*>`, or either after a logger's header).
+pub(crate) fn is_enumerated(t: &[u8]) -> bool {
+    is_caps_word(t) || error_label(t) == Some(ErrorLabel::Class)
 }
 
 /// Hash of an unmasked `key=word` token (see `Tok::word`); never 0.
@@ -934,13 +968,14 @@ fn quoted_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize
 }
 
 /// A bracketed value of three words or more, `(2: No such file or directory),` or `[Request
-/// processing failed: x]`, or a braced one of two words or more, `{'sent': True}`, starting at
-/// `start`, whose first token ends at `first_end`: like [`quoted_span`], it returns the end of the
-/// span, 0 opening bytes before the bracket, and the punctuation bytes after the closing one. The
-/// bracket must open the token and have text after it (a lone `(` opens a list of values,
-/// `( 3552 3534 )`, whose words stay tokens), brackets of its kind nest, and the closing one must
-/// end a word within [`MAX_QUOTE`] bytes. Free text in brackets is one value the way free text in
-/// quotes is, so an error text of several words does not change the token count.
+/// processing failed: x]`, or a braced one of two words or more, `{'sent': True}` (not one that
+/// holds keys or opens the line, see below), starting at `start`, whose first token ends at
+/// `first_end`: like [`quoted_span`], it returns the end of the span, 0 opening bytes before the
+/// bracket, and the punctuation bytes after the closing one. The bracket must open the token and
+/// have text after it (a lone `(` opens a list of values, `( 3552 3534 )`, whose words stay
+/// tokens), brackets of its kind nest, and the closing one must end a word within [`MAX_QUOTE`]
+/// bytes. Free text in brackets is one value the way free text in quotes is, so an error text of
+/// several words does not change the token count.
 fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usize, usize)> {
     let open = s[start];
     if first_end - start < 2 {
@@ -973,10 +1008,13 @@ fn bracket_span(s: &[u8], start: usize, first_end: usize) -> Option<(usize, usiz
         .filter(|w| !w.is_empty())
         .count();
     // A brace holds a value of a structure (`{'sent': True}`), never a number with its unit: two
-    // words do. Unless it holds `key=value` fields, whose keys say which structure it is.
+    // words do. Unless it holds `key=value` fields or JSON members (`"level":`), whose keys say
+    // which structure it is, or opens the line: a JSON object or a dict that is the whole line
+    // is a structured message, whose words tell its events apart.
     let brace = open == b'{';
+    let keyed = |t: &[u8]| t.contains(&b'=') || t.windows(2).any(|w| w == b"\":");
     if words_after_first < if brace { 1 } else { 2 }
-        || (brace && s[start..close_at].contains(&b'='))
+        || (brace && (keyed(&s[start..close_at]) || s[..start].iter().all(u8::is_ascii_whitespace)))
     {
         return None;
     }
@@ -1026,9 +1064,11 @@ fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize)> {
     frame.then_some((0, 0))
 }
 
-/// `apt-daily.service`, `session-274.scope`, `postgresql@16-main.service`: a name, a dot and a
-/// lower-case extension of letters.
-fn is_file_like_name(t: &[u8]) -> bool {
+/// `apt-daily.service`, `session-274.scope`, `postgresql@16-main.service`: a unit as a service
+/// manager names it, a name, a dot and the unit's type. Only a unit's type: any other name with
+/// an extension before ` - ` is a logger's, after a thread's name (`main app.log - disk full`,
+/// `MainThread urllib3.connectionpool - …`), and the message after the dash is the template.
+fn is_unit_name(t: &[u8]) -> bool {
     let Some(dot) = t.iter().rposition(|&c| c == b'.') else {
         return false;
     };
@@ -1037,8 +1077,20 @@ fn is_file_like_name(t: &[u8]) -> bool {
         && stem
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'@' | b'.' | b'\\'))
-        && !ext.is_empty()
-        && ext.iter().all(u8::is_ascii_lowercase)
+        && matches!(
+            ext,
+            b"service"
+                | b"socket"
+                | b"device"
+                | b"mount"
+                | b"automount"
+                | b"swap"
+                | b"target"
+                | b"path"
+                | b"timer"
+                | b"slice"
+                | b"scope"
+        )
 }
 
 /// A line that opens with a setting's name (`log.retention.hours`, `max_connections`): a letter,
@@ -1278,6 +1330,16 @@ mod tests {
         assert_eq!(toks("by (uid=0) ok"), ["by", "(uid=<*>)", "ok"]);
         // A brace of two words is a structure's value, unless `key=` fields say which one.
         assert_eq!(toks("done: {'sent': True}"), ["done:", "{<*>}"]);
+        // A JSON object's members name their keys as `key=` fields do, and a brace that opens
+        // the line is the whole message (a structured log line), not a value in it.
+        assert_eq!(
+            toks("got {\"id\": 7, \"ok\": true} back"),
+            ["got", "{\"id\":", "<NUM>,", "\"ok\":", "<BOOL>}", "back"]
+        );
+        assert_eq!(
+            toks("{'event': 'disk_full', 'n': 3}"),
+            ["{'event':", "'disk_full',", "'n':", "<NUM>}"]
+        );
         assert_eq!(
             toks("START {act=main flg=0x1} from"),
             ["START", "{act=<*>", "flg=<*>}", "from"]
@@ -1501,6 +1563,21 @@ mod tests {
         assert_eq!(toks("nginx.service - x"), ["nginx.service", "-", "x"]);
         assert_eq!(toks("Started x.service - "), ["Started", "x.service", "-"]);
         assert_eq!(toks("Got A.Foo - x"), ["Got", "A.Foo", "-", "x"]);
+        // Only a unit (a service manager's type of unit) and a description that ends like a
+        // sentence: a thread and a logger name before the message are a header, whose message
+        // is the template.
+        assert_eq!(
+            toks("main app.log - disk full"),
+            ["main", "app.log", "-", "disk", "full"]
+        );
+        assert_eq!(
+            toks("MainThread app.db - query failed."),
+            ["MainThread", "app.db", "-", "query", "failed."]
+        );
+        assert_eq!(
+            toks("main app.service - disk full"),
+            ["main", "app.service", "-", "disk", "full"]
+        );
     }
 
     #[test]
@@ -1586,6 +1663,20 @@ mod tests {
             toks("level=info tag=\"View Lock\" id=7"),
             ["level=<*>", "tag=<*>", "id=<*>"]
         );
+        // So do a JSON object's or a dict's message, where any other quoted value is one value.
+        assert_eq!(
+            toks("{\"time\": \"12:00 UTC\", \"message\": \"disk full\", \"n\": 1}"),
+            [
+                "{\"time\":",
+                "\"<*>\",",
+                "\"message\":",
+                "\"disk",
+                "full\",",
+                "\"n\":",
+                "<NUM>}"
+            ]
+        );
+        assert_eq!(toks("{'msg': 'disk full'}"), ["{'msg':", "'disk", "full'}"]);
     }
 
     #[test]
