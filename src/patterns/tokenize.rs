@@ -243,40 +243,12 @@ impl LineBuf {
             } else {
                 None
             };
-            if &s[start..i] == b"-"
-                && let Some((from, end, suf)) = self.described_name(s, i)
+            // Shapes of the whole line, which end it: `Started nginx.service - A web server.`
+            // and `log.retention.hours = 168`.
+            if (&s[start..i] == b"-" && self.push_described_name(s, i))
+                || (&s[start..i] == b"=" && self.push_setting(s, start, i, acc, b))
             {
-                // `Started nginx.service - A high performance web server.`: one value.
-                self.raw.pop();
-                self.heads.retain(|h| (h.0 as usize) < from);
-                self.push_value(s, from, end, 0, suf);
-                i = end;
-                continue;
-            }
-            if &s[start..i] == b"="
-                && self.raw.len() == 1
-                && is_setting_name(&s[..self.raw[0].src_end as usize])
-            {
-                // `log.retention.hours = 168`: a dump of settings, one `%s = %s` call.
-                let name = self.raw[0];
-                self.raw.clear();
-                self.heads.clear();
-                self.push_value(s, name.src_start as usize, name.src_end as usize, 0, 0);
-                self.push_raw(s, start, i, acc, b);
-                let end = s.len()
-                    - s.iter()
-                        .rev()
-                        .take_while(|c| c.is_ascii_whitespace())
-                        .count();
-                let from = i + s[i..end]
-                    .iter()
-                    .take_while(|c| c.is_ascii_whitespace())
-                    .count();
-                if from < end {
-                    self.push_value(s, from, end, 0, 0);
-                }
-                i = s.len();
-                continue;
+                break;
             }
             if label == Some(ErrorLabel::Class) {
                 // `java.io.IOException: Broken pipe`: the class stays as written (see `Class`).
@@ -285,13 +257,9 @@ impl LineBuf {
                 self.push_raw(s, start, i, acc, b);
             }
             if label.is_some_and(|l| l != ErrorLabel::Word || self.label_follows_word(s))
-                && let Some((end, suf)) =
+                && let Some((from, end, suf)) =
                     error_text(s, i, label != Some(ErrorLabel::Word), self.in_quotes(s, i))
             {
-                let from = i + s[i..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_whitespace())
-                    .count();
                 self.push_value(s, from, end, 0, suf);
                 i = end;
             }
@@ -368,31 +336,54 @@ impl LineBuf {
     /// message` is a logger's header, and its message is the template), and the line ends with
     /// a dot, as every such line of systemd's does (`Started %s.`, `Starting %s...`): a
     /// logger's message after a thread and a logger name need not (`main app.service - disk
-    /// full`). The name and the description after it are one value: the program filled in
-    /// both. Returns where the value starts and ends (the end of the line) and how many closing
-    /// dots stay after the placeholder.
-    fn described_name(&self, s: &[u8], dash_end: usize) -> Option<(usize, usize, usize)> {
+    /// full`). The name and the description after it are one value, which the program filled
+    /// in and which runs to the end of the line, keeping its closing dots: pushed here, in place
+    /// of the name. Returns whether the line was such a line.
+    fn push_described_name(&mut self, s: &[u8], dash_end: usize) -> bool {
         let [.., verb, name] = self.raw.as_slice() else {
-            return None;
+            return false;
         };
         let text = |r: &Raw| &s[r.src_start as usize..r.src_end as usize];
         let verb = text(verb);
         if !verb.iter().all(u8::is_ascii_alphabetic) || level::is_level_word(verb) {
-            return None;
+            return false;
         }
         if !is_unit_name(text(name)) {
-            return None;
+            return false;
         }
-        let end = s.len()
-            - s.iter()
-                .rev()
-                .take_while(|c| c.is_ascii_whitespace())
-                .count();
-        if !s[dash_end..end].iter().any(|c| !c.is_ascii_whitespace()) {
-            return None;
-        }
+        let end = text_end(s);
         let dots = s[..end].iter().rev().take_while(|&&c| c == b'.').count();
-        (dots > 0).then_some((name.src_start as usize, end, dots))
+        if skip_spaces(s, dash_end) >= end || dots == 0 {
+            return false;
+        }
+        let from = name.src_start as usize;
+        self.raw.pop();
+        self.heads.retain(|h| (h.0 as usize) < from);
+        self.push_value(s, from, end, 0, dots);
+        true
+    }
+
+    /// A setting line, `log.retention.hours = 168`, as a dump of settings prints it with one
+    /// `%s = %s` call: when the `=` at `s[start..end]` is the line's second token and the first
+    /// is a setting's name (see [`is_setting_name`]), the name and the value are two values
+    /// around the `=`, pushed here. Returns whether the line was one.
+    fn push_setting(&mut self, s: &[u8], start: usize, end: usize, acc: u8, b: Builtins) -> bool {
+        let [name] = self.raw.as_slice() else {
+            return false;
+        };
+        let name = *name;
+        if !is_setting_name(&s[..name.src_end as usize]) {
+            return false;
+        }
+        self.raw.clear();
+        self.heads.clear();
+        self.push_value(s, name.src_start as usize, name.src_end as usize, 0, 0);
+        self.push_raw(s, start, end, acc, b);
+        let (from, to) = (skip_spaces(s, end), text_end(s));
+        if from < to {
+            self.push_value(s, from, to, 0, 0);
+        }
+        true
     }
 
     /// Notes the whitespace tokens of `s[start..end]`, a span pushed as one token, among the
@@ -1186,20 +1177,27 @@ fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
 /// The text of an error after its label, which ends at `label_end`: the words the program filled
 /// in (`no such host`, `Connection reset by peer`, `Layer4 timeout,`), one value however many
 /// words it has. It runs to the end of the line, or, unless it is an exception's message or a
-/// statement (`whole`), through the first word that ends with `,` or `;` (the next field). When the
-/// label stands inside a quoted message (`quoted`), the text also ends with the word that closes
-/// the quote: the fields after it (`image=nginx`) are the line's structure. Returns where it
-/// ends and how many separator bytes (`,`, `;`) stay after the placeholder.
-fn error_text(s: &[u8], label_end: usize, whole: bool, quoted: bool) -> Option<(usize, usize)> {
-    let is_space = |c: &u8| c.is_ascii_whitespace();
-    let from = label_end + s[label_end..].iter().take_while(|c| is_space(c)).count();
+/// statement (`whole`), through the first word that ends with `,` or `;` (the next field). When
+/// the label stands inside a quoted message (`quoted`), the text also ends with the word that
+/// closes the quote: the fields after it (`image=nginx`) are the line's structure. Returns where
+/// it starts and ends, and how many separator bytes (`,`, `;`) stay after the placeholder.
+fn error_text(
+    s: &[u8],
+    label_end: usize,
+    whole: bool,
+    quoted: bool,
+) -> Option<(usize, usize, usize)> {
+    let from = skip_spaces(s, label_end);
     if from >= s.len() {
         return None;
     }
     let mut end = from;
     let mut k = from;
     while k < s.len() {
-        end = k + s[k..].iter().take_while(|c| !is_space(c)).count();
+        end = k + s[k..]
+            .iter()
+            .take_while(|c| !c.is_ascii_whitespace())
+            .count();
         if !whole && matches!(s[end - 1], b',' | b';') {
             break;
         }
@@ -1207,14 +1205,31 @@ fn error_text(s: &[u8], label_end: usize, whole: bool, quoted: bool) -> Option<(
         if quoted && (k..end).any(|j| s[j] == b'"' && (j == k || s[j - 1] != b'\\')) {
             break;
         }
-        k = end + s[end..].iter().take_while(|c| is_space(c)).count();
+        k = skip_spaces(s, end);
     }
     let suf = s[from..end]
         .iter()
         .rev()
         .take_while(|c| matches!(c, b',' | b';'))
         .count();
-    Some((end, suf))
+    Some((from, end, suf))
+}
+
+/// The first byte at or after `at` that is not ASCII whitespace (or the end of `s`).
+fn skip_spaces(s: &[u8], at: usize) -> usize {
+    at + s[at..]
+        .iter()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count()
+}
+
+/// The end of `s` without its trailing ASCII whitespace.
+fn text_end(s: &[u8]) -> usize {
+    s.len()
+        - s.iter()
+            .rev()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count()
 }
 
 /// `msg="...` or `message="...`: the message field of a key=value (logfmt) line holds the event's
