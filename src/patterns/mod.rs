@@ -56,6 +56,7 @@ mod level;
 mod mask;
 mod miner;
 mod snapshot;
+mod spans;
 mod template;
 mod tokenize;
 

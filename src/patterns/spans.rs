@@ -1,0 +1,340 @@
+//! Values that span several words: quoted and bracketed text, error texts after their label,
+//! stack frames, a unit with its description, a setting line's value. Each is one token, so that
+//! a value's word count cannot split one event into many (see `tokenize`, which calls these on
+//! each whitespace token). All functions here read bytes only; `LineBuf` decides what to push.
+
+use super::mask::is_word;
+
+/// How far ahead a quoted or bracketed value may look for its closing byte (and a `key="...`
+/// token for its closing quote).
+pub(super) const MAX_QUOTE: usize = 256;
+
+/// A quoted value that spans several whitespace tokens: `"Microsoft Word",` starting at `start`,
+/// whose first token ends at `first_end`. Returns the end of the span, the number of opening
+/// brackets before the quote and the number of punctuation bytes after the closing quote. The
+/// opening quote must start the token (after brackets) and not close inside it, and the closing
+/// one must end a word (`don't` is no quote); a value must close within [`MAX_QUOTE`] bytes.
+pub(super) fn quoted_span(
+    s: &[u8],
+    start: usize,
+    first_end: usize,
+) -> Option<(usize, usize, usize)> {
+    let tok = &s[start..first_end];
+    let pre = tok
+        .iter()
+        .take_while(|c| matches!(c, b'(' | b'[' | b'{'))
+        .count();
+    let q = *tok.get(pre)?;
+    if !matches!(q, b'"' | b'\'') || tok[pre + 1..].contains(&q) {
+        return None;
+    }
+    let close = first_end
+        + s[first_end..]
+            .iter()
+            .take(MAX_QUOTE)
+            .position(|&c| c == q)?;
+    let mut end = close + 1;
+    while end < s.len() && !s[end].is_ascii_whitespace() {
+        if is_word(s[end]) {
+            return None;
+        }
+        end += 1;
+    }
+    Some((end, pre, end - close - 1))
+}
+
+/// A bracketed value of three words or more, `(2: No such file or directory),` or `[Request
+/// processing failed: x]`, or a braced one of two words or more, `{'sent': True}` (not one that
+/// holds keys or opens the line, see below), starting at `start`, whose first token ends at
+/// `first_end`: like [`quoted_span`], it returns the end of the span, 0 opening bytes before the
+/// bracket, and the punctuation bytes after the closing one. The bracket must open the token and
+/// have text after it (a lone `(` opens a list of values, `( 3552 3534 )`, whose words stay
+/// tokens), brackets of its kind nest, and the closing one must end a word within [`MAX_QUOTE`]
+/// bytes. Free text in brackets is one value the way free text in quotes is, so an error text of
+/// several words does not change the token count.
+pub(super) fn bracket_span(
+    s: &[u8],
+    start: usize,
+    first_end: usize,
+) -> Option<(usize, usize, usize)> {
+    let open = s[start];
+    if first_end - start < 2 {
+        return None;
+    }
+    let close = match open {
+        b'(' => b')',
+        b'[' => b']',
+        b'{' => b'}',
+        _ => return None,
+    };
+    let mut depth = 0i32;
+    let mut at = None;
+    for (k, &c) in s[start..].iter().enumerate().take(MAX_QUOTE) {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                at = Some(start + k);
+                break;
+            }
+        }
+    }
+    let close_at = at.filter(|&at| at >= first_end)?;
+    // Three words at least: `(1.16 KB)`, `(bus 00)` or `[06/Dec/2026:08:00:04 +0000]` are one
+    // value and a unit, a label or a time, which the later steps type.
+    let words_after_first = s[first_end..close_at]
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+        .count();
+    // A brace holds a value of a structure (`{'sent': True}`), never a number with its unit: two
+    // words do. Unless it holds `key=value` fields or JSON members (`"level":`), whose keys say
+    // which structure it is, or opens the line: a JSON object or a dict that is the whole line
+    // is a structured message, whose words tell its events apart.
+    let brace = open == b'{';
+    let keyed = |t: &[u8]| t.contains(&b'=') || t.windows(2).any(|w| w == b"\":");
+    if words_after_first < if brace { 1 } else { 2 }
+        || (brace && (keyed(&s[start..close_at]) || s[..start].iter().all(u8::is_ascii_whitespace)))
+    {
+        return None;
+    }
+    let mut end = close_at + 1;
+    while end < s.len() && !s[end].is_ascii_whitespace() {
+        if is_word(s[end]) {
+            return None;
+        }
+        end += 1;
+    }
+    Some((end, 0, end - close_at - 1))
+}
+
+/// A stack frame's location in one token: Java's and Scala's `a.b.C.run(C.java:42)` or
+/// `C.run(C.java)`, or, right after a frame (`after_frame`), logback's packaging data
+/// `~[app.jar:1.2]` or `[na:na]`. A method's file and line, and the jar it came from, are as much
+/// the program's values as the method is, so `at <*> ~[<*>]` is one template. Returns how many
+/// bytes stay before (`~[`) and after (`]`) the placeholder. `C.run(Native Method)` and
+/// `(Unknown Source)` are not matched: their words are the format's, and such frames keep a
+/// template of their own.
+pub(super) fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize)> {
+    if after_frame {
+        let pre = match tok {
+            [b'~', b'[', ..] => 2,
+            [b'[', ..] => 1,
+            _ => return None,
+        };
+        return (tok.len() > pre + 1 && tok.ends_with(b"]")).then_some((pre, 1));
+    }
+    let is_name = |c: &u8| {
+        c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$' | b'/' | b'<' | b'>' | b'-')
+    };
+    let open = tok.iter().position(|&c| c == b'(')?;
+    let method = &tok[..open];
+    let place = tok[open + 1..].strip_suffix(b")")?;
+    let (file, line) = match place.iter().position(|&c| c == b':') {
+        Some(p) => (&place[..p], &place[p + 1..]),
+        None => (place, &b"0"[..]),
+    };
+    let frame = method.first().is_some_and(u8::is_ascii_alphabetic)
+        && method.contains(&b'.')
+        && method.iter().all(is_name)
+        && file.contains(&b'.')
+        && file.iter().all(is_name)
+        && !line.is_empty()
+        && line.iter().all(u8::is_ascii_digit);
+    frame.then_some((0, 0))
+}
+
+/// `apt-daily.service`, `session-274.scope`, `postgresql@16-main.service`: a unit as a service
+/// manager names it, a name, a dot and the unit's type. Only a unit's type: any other name with
+/// an extension before ` - ` is a logger's, after a thread's name (`main app.log - disk full`,
+/// `MainThread urllib3.connectionpool - …`), and the message after the dash is the template.
+pub(super) fn is_unit_name(t: &[u8]) -> bool {
+    let Some(dot) = t.iter().rposition(|&c| c == b'.') else {
+        return false;
+    };
+    let (stem, ext) = (&t[..dot], &t[dot + 1..]);
+    stem.first().is_some_and(u8::is_ascii_alphanumeric)
+        && stem
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'@' | b'.' | b'\\'))
+        && matches!(
+            ext,
+            b"service"
+                | b"socket"
+                | b"device"
+                | b"mount"
+                | b"automount"
+                | b"swap"
+                | b"target"
+                | b"path"
+                | b"timer"
+                | b"slice"
+                | b"scope"
+        )
+}
+
+/// A line that opens with a setting's name (`log.retention.hours`, `max_connections`): a letter,
+/// then letters, digits, `.`, `_` or `-`, after any indentation.
+pub(super) fn is_setting_name(t: &[u8]) -> bool {
+    let t = t.trim_ascii_start();
+    t.first().is_some_and(u8::is_ascii_alphabetic)
+        && t.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// An HTTP request method, as programs print it before the request's path.
+pub(super) fn is_http_method(t: &[u8]) -> bool {
+    // Most words are not in upper case: look at two bytes before comparing words.
+    t.len() >= 3
+        && t[0].is_ascii_uppercase()
+        && t[1].is_ascii_uppercase()
+        && matches!(
+            t,
+            b"GET" | b"POST" | b"PUT" | b"PATCH" | b"DELETE" | b"HEAD" | b"OPTIONS"
+        )
+}
+
+/// A label before the text of an error (see [`error_label`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ErrorLabel {
+    /// `error:`, `err:`, `failed:`, `failure:`, `reason:`, `cause:`: its text is a value when
+    /// the label follows a word of the message (see `LineBuf::label_follows_word`).
+    Word,
+    /// An exception or error class (`java.io.IOException:`, `ValueError:`,
+    /// `django.core.exceptions.DisallowedHost:`), as a traceback's last line or a `Caused by:`
+    /// prints it: its message is a value wherever it stands. The class stays as written, not
+    /// masked as a dotted name, though `%s: %s` fills it in too: an exception class never seen
+    /// before is a new kind of error, which alerting must announce (`java.lang.OutOfMemoryError:
+    /// <*>` after `java.io.IOException: <*>`).
+    Class,
+    /// `statement:` or `query:`: the text is a statement that the program runs, never its own
+    /// message, wherever the label stands (PostgreSQL's `STATEMENT:  SELECT …`).
+    Statement,
+}
+
+/// Which error label `tok` is, if any.
+pub(super) fn error_label(tok: &[u8]) -> Option<ErrorLabel> {
+    let word = tok.strip_suffix(b":")?;
+    let is_name = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$');
+    if word.first().is_some_and(u8::is_ascii_alphabetic) && word.iter().all(is_name) {
+        let last = word
+            .rsplit(|&c| c == b'.' || c == b'$')
+            .next()
+            .unwrap_or_default();
+        let class_like = last.first().is_some_and(u8::is_ascii_uppercase)
+            && last.iter().any(u8::is_ascii_lowercase);
+        let named = word.split(|&c| c == b'.' || c == b'$').any(|seg| {
+            [&b"Exception"[..], b"Error"]
+                .iter()
+                .any(|kind| seg.len() > kind.len() && seg.ends_with(kind))
+        });
+        // A dotted name without such a suffix is a class only in a package of exceptions
+        // (`django.core.exceptions.DisallowedHost:`, `psycopg2.errors.UniqueViolation:`): any
+        // other is a logger name (log4j's `%c: %m`, `org.apache.hadoop.…MRAppMaster: Created …`),
+        // whose messages are events of their own.
+        let mut packages = word.split(|&c| c == b'.').rev().skip(1);
+        let in_errors = packages.any(|seg| {
+            [
+                &b"exceptions"[..],
+                b"exception",
+                b"errors",
+                b"error",
+                b"exc",
+            ]
+            .contains(&seg)
+        });
+        if class_like && (named || in_errors) {
+            return Some(ErrorLabel::Class);
+        }
+    }
+    let start = word.iter().take_while(|c| !is_word(**c)).count();
+    let word = &word[start..];
+    if word.eq_ignore_ascii_case(b"statement") || word.eq_ignore_ascii_case(b"query") {
+        return Some(ErrorLabel::Statement);
+    }
+    let ends_with = |suffix: &[u8]| {
+        word.len() >= suffix.len() && word[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    let label = ends_with(b"error")
+        || ends_with(b"exception")
+        || [&b"err"[..], b"failed", b"failure", b"reason", b"cause"]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w));
+    label.then_some(ErrorLabel::Word)
+}
+
+/// The text of an error after its label, which ends at `label_end`: the words the program filled
+/// in (`no such host`, `Connection reset by peer`, `Layer4 timeout,`), one value however many
+/// words it has. It runs to the end of the line, or, unless it is an exception's message or a
+/// statement (`whole`), through the first word that ends with `,` or `;` (the next field). When
+/// the label stands inside a quoted message (`quoted`), the text also ends with the word that
+/// closes the quote: the fields after it (`image=nginx`) are the line's structure. Returns where
+/// it starts and ends, and how many separator bytes (`,`, `;`) stay after the placeholder.
+pub(super) fn error_text(
+    s: &[u8],
+    label_end: usize,
+    whole: bool,
+    quoted: bool,
+) -> Option<(usize, usize, usize)> {
+    let from = skip_spaces(s, label_end);
+    if from >= s.len() {
+        return None;
+    }
+    let mut end = from;
+    let mut k = from;
+    while k < s.len() {
+        end = k + s[k..]
+            .iter()
+            .take_while(|c| !c.is_ascii_whitespace())
+            .count();
+        if !whole && matches!(s[end - 1], b',' | b';') {
+            break;
+        }
+        // (`k` follows a space, so the byte before a quote at `k` is no backslash.)
+        if quoted && (k..end).any(|j| s[j] == b'"' && (j == k || s[j - 1] != b'\\')) {
+            break;
+        }
+        k = skip_spaces(s, end);
+    }
+    let suf = s[from..end]
+        .iter()
+        .rev()
+        .take_while(|c| matches!(c, b',' | b';'))
+        .count();
+    Some((from, end, suf))
+}
+
+/// The first byte at or after `at` that is not ASCII whitespace (or the end of `s`).
+pub(super) fn skip_spaces(s: &[u8], at: usize) -> usize {
+    at + s[at..]
+        .iter()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count()
+}
+
+/// The end of `s` without its trailing ASCII whitespace.
+pub(super) fn text_end(s: &[u8]) -> usize {
+    s.len()
+        - s.iter()
+            .rev()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count()
+}
+
+/// `msg="...` or `message="...`: the message field of a key=value (logfmt) line holds the event's
+/// own text, written by the call site, so its words are the template's words and stay tokens
+/// (`msg="shim disconnected"` and `msg="cleaning up after shim disconnected"` are two events),
+/// where any other quoted value is one value.
+pub(super) fn is_message_key(tok: &[u8]) -> bool {
+    let key = tok.split(|&c| c == b'=').next().unwrap_or_default();
+    key.eq_ignore_ascii_case(b"msg") || key.eq_ignore_ascii_case(b"message")
+}
+
+/// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
+pub(super) fn open_quote(tok: &[u8]) -> Option<u8> {
+    let p = tok
+        .windows(2)
+        .position(|w| w[0] == b'=' && (w[1] == b'"' || w[1] == b'\''))?;
+    let q = tok[p + 1];
+    (!tok[p + 2..].contains(&q)).then_some(q)
+}
