@@ -121,7 +121,13 @@ fn letter(b: u8) -> Option<Level> {
 /// Whether `w` is a level word in any case (`INFO`, `Warning`): the tokenizer must not read a
 /// header's level as a word of the message.
 pub(crate) fn is_level_word(w: &[u8]) -> bool {
-    w.len() <= 13 && word(&w.to_ascii_lowercase()).is_some()
+    let mut lower = [0u8; 13];
+    let Some(lower) = lower.get_mut(..w.len()) else {
+        return false;
+    };
+    lower.copy_from_slice(w);
+    lower.make_ascii_lowercase();
+    word(lower).is_some()
 }
 
 /// Level keywords, already lower-cased.

@@ -62,7 +62,7 @@ pub(crate) struct TTok {
     pub hash: u64,
     pub skel: u64,
     pub kv: bool,
-    pub caps: bool,
+    pub enumerated: bool,
     /// A lone dash (`-`, `"-"`, `[-]`): the conventional "no value" of access logs and
     /// key-value formats, so a value showing up there later is that field filled in, not
     /// another event (see `pair`).
@@ -84,7 +84,7 @@ impl TTok {
             hash: t.hash,
             skel: t.skel,
             kv: t.kv,
-            caps: t.caps,
+            enumerated: t.enumerated,
             blank: is_blank(lb.text(t)),
             slot: if t.var { Slot::Var } else { Slot::Const },
             text: String::from_utf8_lossy(lb.text(t)).into(),
@@ -116,7 +116,7 @@ impl TTok {
             hash,
             skel,
             kv: kv_on && slot == Slot::Const && text.contains('=') && is_keyed(text.as_bytes()),
-            caps: slot == Slot::Const && plain && is_enumerated(text.as_bytes()),
+            enumerated: slot == Slot::Const && plain && is_enumerated(text.as_bytes()),
             blank: is_blank(text.as_bytes()),
             slot,
             text: text.into(),
@@ -130,7 +130,7 @@ impl TTok {
             hash: 0,
             skel: 0,
             kv: false,
-            caps: false,
+            enumerated: false,
             blank: false,
             slot: Slot::Wild,
             text: WILD_TEXT.into(),
@@ -190,7 +190,7 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
         Slot::Const => {
             if t.skel == l.skel {
                 (1, 0)
-            } else if t.kv || l.kv || (t.caps && l.caps) {
+            } else if t.kv || l.kv || (t.enumerated && l.enumerated) {
                 return None;
             } else if t.blank {
                 (0, 0)

@@ -88,7 +88,7 @@ pub(crate) struct Tok {
     pub kv: bool,
     /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`) or an exception class
     /// (`java.io.IOException:`): an enumerated constant, see [`is_enumerated`].
-    pub caps: bool,
+    pub enumerated: bool,
     /// A lone dash: an empty value, see [`is_blank`].
     pub blank: bool,
     /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
@@ -764,7 +764,7 @@ impl LineBuf {
             hash
         };
         let text = &self.masked[off as usize..(off + len) as usize];
-        let caps = !info.masked && is_enumerated(text);
+        let enumerated = !info.masked && is_enumerated(text);
         // A plain word has none of the punctuation these look for.
         let punct = info.punct || info.masked;
         let blank = punct && !info.masked && is_blank(text);
@@ -778,7 +778,7 @@ impl LineBuf {
             digit: info.digit && !var,
             skel,
             kv,
-            caps,
+            enumerated,
             blank,
             anchor,
             word: 0,
