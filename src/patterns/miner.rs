@@ -41,6 +41,7 @@ use super::config::{ConfigError, MinerConfig};
 use super::id::{PatternId, combine, derive_id, fast_hash, space_seed};
 use super::level::Level;
 use super::mask::Masker;
+use super::tail;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
 use super::tokenize::{LineBuf, NONE_KEY, Tok, is_anchor_text, literal_has_digit};
 
@@ -196,6 +197,11 @@ enum Found {
     Shape(u32, bool),
     /// Aligned with a shape of another length: add a new shape to that shape's pattern.
     Align(u32),
+    /// Joins an open shape (see `Miner::open_tail`) once the line's tail after its label at
+    /// the given position is collapsed to one token.
+    Tail(u32, usize),
+    /// Opens the shape's tail after its label at the given position, then joins it like `Tail`.
+    Open(u32, usize),
     /// No pattern fits; `Some(p)` when pattern slot `p` would have, but its constant words had held
     /// too long to generalise (the new pattern is split off from it).
     None(Option<u32>),
@@ -411,6 +417,20 @@ impl Miner {
                 let changed = self.rerender(p);
                 (si, false, changed)
             }
+            Found::Tail(si, p) => {
+                tail::collapse_line(&mut lb, p);
+                (si, false, self.merge_into(si, &lb))
+            }
+            Found::Open(si, p) => {
+                let s = &mut self.shapes[si as usize];
+                s.toks.truncate(p + 1);
+                s.toks.push(TTok::wild());
+                s.consts = template::consts(&s.toks);
+                self.reroute(si);
+                tail::collapse_line(&mut lb, p);
+                self.merge_into(si, &lb);
+                (si, false, self.rerender(self.shapes[si as usize].pat))
+            }
             Found::None(parent) => {
                 let parent = parent.map(|p| {
                     let pat = &mut self.pats[p as usize];
@@ -471,7 +491,7 @@ impl Miner {
         let found = self.find(&lb);
         self.lb = lb;
         let si = match found {
-            Found::Shape(si, _) | Found::Align(si) => si,
+            Found::Shape(si, _) | Found::Align(si) | Found::Tail(si, _) | Found::Open(si, _) => si,
             Found::None(_) => return None,
         };
         let p = self.shapes[si as usize].pat;
@@ -529,7 +549,8 @@ impl Miner {
             let s = &self.shapes[si as usize];
             if s.alive
                 && s.generation == generation
-                && s.toks.len() == lb.toks.len()
+                && (s.toks.len() == lb.toks.len()
+                    || tail::open_at(&s.toks).is_some() && lb.toks.len() > s.toks.len())
                 && !(lb.words && template::words_differ(&s.toks, &lb.toks))
             {
                 return Found::Shape(si, false);
@@ -544,17 +565,8 @@ impl Miner {
         let route = line_route(toks);
         // The line's own leaf first; then the leaves where shapes whose
         // leading tokens generalised to `<*>` now live (see `reroute`).
-        let probes = [
-            route.leaf,
-            leaf_key(n, route.anchor, ANY_KEY),
-            leaf_key(n, ANY_KEY, route.second),
-            leaf_key(n, ANY_KEY, ANY_KEY),
-        ];
-        for (index, key) in probes.iter().enumerate() {
-            if probes[..index].contains(key) {
-                continue;
-            }
-            if let Some(leaf) = self.leaves.get(key) {
+        for key in route.probes(n) {
+            if let Some(leaf) = self.leaves.get(&key) {
                 for &si in leaf {
                     let s = &self.shapes[si as usize];
                     if let Some(score) = template::compare(&s.toks, toks, max_mism)
@@ -608,10 +620,73 @@ impl Miner {
                 }
             }
         }
-        match best {
-            Some((si, _)) => Found::Align(si),
-            None => Found::None(blocked),
+        if let Some((si, _)) = best {
+            return Found::Align(si);
         }
+        if let Some(found) = self.open_tail(lb, &mut blocked) {
+            return found;
+        }
+        Found::None(blocked)
+    }
+
+    /// The last resort before a new pattern: free text after a label. `Reading from client:
+    /// Connection reset by peer` and `Reading from client: Connection timed out` are one event
+    /// whose last field is a message of any number of words (an error string, a reason). Once two
+    /// lines agree on every token up to a label (a word ending in `:`) and differ after it, the
+    /// shape's tail becomes one `<*>` that takes any number of words: the shape is *open* (see
+    /// [`tail::open_at`]). First a shape already open after one of the line's labels is tried
+    /// (the line's tail collapses to one token), then one whose tail can open.
+    ///
+    /// Why it needs the second line, not a rule on the first: text after a label is as often a
+    /// fixed part of the message (`pam_unix(sshd:session): session opened`), so only two lines
+    /// that share the whole prefix and differ after it show that the tail is a value. A prefix
+    /// of fewer than [`tail::MIN_PREFIX`] tokens is too little evidence, and a tail that held over
+    /// [`FREEZE_AFTER`] lines is a template word like any other (the line splits off instead).
+    fn open_tail(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
+        let toks = &lb.toks;
+        let labels = || tail::labels(lb);
+        let mut collapsed = Vec::with_capacity(toks.len());
+        for p in labels().filter(|&p| p + 2 < toks.len()) {
+            tail::collapse(toks, p, &mut collapsed);
+            let mut best: Option<(u32, Score)> = None;
+            for key in line_route(&collapsed).probes(collapsed.len()) {
+                for &si in self.leaves.get(&key).into_iter().flatten() {
+                    let s = &self.shapes[si as usize];
+                    if tail::open_at(&s.toks) == Some(p)
+                        && let Some(score) = template::compare(&s.toks, &collapsed, 0)
+                        && best.is_none_or(|(_, b)| score.rank() > b.rank())
+                    {
+                        best = Some((si, score));
+                    }
+                }
+            }
+            if let Some((si, _)) = best {
+                return Some(Found::Tail(si, p));
+            }
+        }
+        let n = toks.len();
+        let anchor = line_route(toks).anchor;
+        let lens = n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS;
+        let mut best: Option<(u32, usize)> = None;
+        for len in lens {
+            let Some(group) = self.by_first.get(&first_key(anchor, len)) else {
+                continue;
+            };
+            for &si in group.iter().rev().take(MAX_ALIGN_CANDIDATES) {
+                let s = &self.shapes[si as usize];
+                let Some(p) = tail::shared_prefix(&s.toks, lb) else {
+                    continue;
+                };
+                if s.count >= FREEZE_AFTER && self.pats[s.pat as usize].splits < MAX_SPLITS {
+                    blocked.get_or_insert(s.pat);
+                    continue;
+                }
+                if best.is_none_or(|(_, bp)| p > bp) {
+                    best = Some((si, p));
+                }
+            }
+        }
+        best.map(|(si, p)| Found::Open(si, p))
     }
 
     /// Generalises shape `si` with the line; returns whether the pattern's template text changed.
@@ -950,6 +1025,23 @@ pub(crate) struct Route {
     pub anchor: u64,
     /// Route key of the second token.
     pub second: u64,
+}
+
+impl Route {
+    /// The leaves a line of `n` tokens with this route may find its shape in, each once: its own
+    /// leaf, then those where shapes whose leading tokens generalised to `<*>` now live (see
+    /// `Miner::reroute`).
+    fn probes(&self, n: usize) -> impl Iterator<Item = u64> {
+        let probes = [
+            self.leaf,
+            leaf_key(n, self.anchor, ANY_KEY),
+            leaf_key(n, ANY_KEY, self.second),
+            leaf_key(n, ANY_KEY, ANY_KEY),
+        ];
+        (0..probes.len())
+            .filter(move |&i| !probes[..i].contains(&probes[i]))
+            .map(move |i| probes[i])
+    }
 }
 
 /// Leaf key for token count `n` and the route keys of the first two tokens.

@@ -31,6 +31,7 @@
 //! | `mask.rs` | one-pass token classifiers (numbers, IPs, UUIDs, paths, times, key=value, ...) |
 //! | `tokenize.rs` | whitespace split, multi-token joins (`1.16 KB`, date runs), hashing |
 //! | `template.rs` | template slots, similarity, alignment of different lengths, display |
+//! | `tail.rs` | open tails: free text after a label as one value of any length |
 //! | `miner.rs` | [`Miner`]: routing, matching, merging, creation, LRU eviction |
 //! | `level.rs` | [`Level`] detection from a hint or the line's header |
 //! | `id.rs` | [`PatternId`], FNV-1a 64 |
@@ -57,6 +58,7 @@ mod mask;
 mod miner;
 mod snapshot;
 mod spans;
+mod tail;
 mod template;
 mod tokenize;
 

@@ -1583,3 +1583,105 @@ fn a_store_written_before_error_texts_were_values_is_refitted() {
     let r = Miner::restore(MinerConfig::default(), again.clone()).expect("restore");
     assert_eq!(r.snapshot(), again);
 }
+
+#[test]
+fn free_text_after_a_label_is_one_value_once_two_lines_show_it() {
+    let mut m = miner();
+    let first = observe(&mut m, "Reading from client: Connection reset by peer");
+    assert_eq!(first.3, "Reading from client: Connection reset by peer");
+    // The second message after the same prefix opens the tail...
+    let second = observe(&mut m, "Reading from client: Connection timed out");
+    assert_eq!((second.0, second.1), (first.0, false));
+    assert_eq!(second.3, "Reading from client: <*>");
+    // ... which then takes a message of any length, and the first line still joins.
+    for line in [
+        "Reading from client: Broken pipe",
+        "Reading from client: No route to host on interface eth0",
+        "Reading from client: Connection reset by peer",
+        "Reading from client: EOF",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new), (first.0, false), "{line}");
+        assert_eq!(o.template, "Reading from client: <*>");
+    }
+    // Another label, or another word before it, is another event.
+    for line in [
+        "Reading from server: Connection reset by peer",
+        "Writing to client: Connection reset by peer",
+    ] {
+        assert!(m.observe(line, None, 0).is_new, "{line}");
+    }
+    assert_eq!(m.len(), 3);
+}
+
+#[test]
+fn a_tail_opens_only_after_a_long_prefix_of_free_text() {
+    // Too short a prefix: `panic:` alone says little about two lines being one event.
+    let mut m = miner();
+    let a = m.observe("panic: index out of range", None, 0).id;
+    assert_ne!(m.observe("panic: nil map write in handler", None, 0).id, a);
+    // The label must be the same word: `starting:` and `complete:` are two events.
+    let mut m = miner();
+    let a = m.observe("LOG: checkpoint starting: time", None, 0).id;
+    assert_eq!(
+        m.observe("LOG: checkpoint starting: immediate force wait", None, 0)
+            .id,
+        a
+    );
+    let o = m.observe("LOG: checkpoint complete: wrote 5 buffers", None, 0);
+    assert!(o.is_new, "joined {}", o.template);
+    // Fields after the text are structure: a line with another key is another event.
+    let mut m = miner();
+    let a = m
+        .observe("job sync done after step: disk full now host=a1", None, 0)
+        .id;
+    let o = m.observe(
+        "job sync done after step: quota exceeded volume=b2",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != a, "joined {}", o.template);
+}
+
+#[test]
+fn a_tail_that_held_over_many_lines_splits_off_instead_of_opening() {
+    let mut m = miner();
+    let held = "Backup of volume data finished: all files copied";
+    let first = m.observe(held, None, 0).id;
+    for _ in 0..100 {
+        m.observe(held, None, 0);
+    }
+    let o = m.observe("Backup of volume data finished: 3 files skipped", None, 0);
+    assert!(o.is_new);
+    assert_eq!(o.parent, Some(first));
+    assert_eq!(m.get(first).expect("kept").template, held);
+}
+
+#[test]
+fn open_tails_survive_a_snapshot() {
+    let reasons = [
+        "Connection reset by peer",
+        "Connection timed out",
+        "Broken pipe",
+        "No route to host",
+        "EOF",
+    ];
+    let lines: Vec<String> = (0..200)
+        .map(|i| match i % 3 {
+            0 => format!("Reading from client {i} said: {}", reasons[i / 3 % 5]),
+            1 => format!("Failed to load environment files: {}", reasons[i / 7 % 5]),
+            _ => format!("user {i} logged in from 10.0.0.{}", i % 250),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "open tails");
+    let mut m = miner();
+    for l in &lines {
+        m.observe(l, None, 0);
+    }
+    let templates: Vec<&str> = m.patterns().map(|p| p.template).collect();
+    assert!(
+        templates.contains(&"Failed to load environment files: <*>"),
+        "{templates:?}"
+    );
+    assert_eq!(m.len(), 3, "{templates:?}");
+}
