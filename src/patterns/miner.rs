@@ -573,7 +573,7 @@ impl Miner {
                         && score.accepts(threshold)
                         && best.is_none_or(|(_, b)| score.rank() > b.rank())
                     {
-                        if (score.mism > 0 || lb.words) && self.frozen(s, toks) {
+                        if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {
                             blocked.get_or_insert(s.pat);
                             continue;
                         }
@@ -586,13 +586,7 @@ impl Miner {
             }
         }
         if best.is_none() {
-            best = self.variable_second_token(
-                &route,
-                toks,
-                (max_mism, threshold),
-                lb.words,
-                &mut blocked,
-            );
+            best = self.variable_second_token(&route, toks, (max_mism, threshold), &mut blocked);
         }
         if let Some((si, score)) = best {
             let s = &self.shapes[si as usize];
@@ -704,7 +698,6 @@ impl Miner {
         route: &Route,
         toks: &[Tok],
         (max_mism, threshold): (u32, f64),
-        words: bool,
         blocked: &mut Option<u32>,
     ) -> Option<(u32, Score)> {
         let group = self.by_first.get(&first_key(route.anchor, toks.len()))?;
@@ -716,7 +709,7 @@ impl Miner {
                 && score.accepts(threshold)
             {
                 siblings += 1;
-                if (score.mism > 0 || words) && self.frozen(s, toks) {
+                if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {
                     blocked.get_or_insert(s.pat);
                     continue;
                 }
@@ -988,7 +981,7 @@ fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
         && s.toks.iter().zip(line).any(|(t, l)| {
             t.slot == Slot::Const
                 && if t.skel == l.skel {
-                    t.word != 0 && l.word != 0 && t.word != l.word
+                    t.word != 0 && t.word != l.word
                 } else {
                     !l.var && !l.digit && !literal_has_digit(t.text.as_bytes())
                 }

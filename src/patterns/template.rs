@@ -39,8 +39,8 @@
 
 use super::id::fast_hash;
 use super::tokenize::{
-    LineBuf, Tok, has_placeholder, is_blank, is_enumerated, is_keyed, skeleton, skeleton_hash,
-    word_hash,
+    LineBuf, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed, skeleton,
+    skeleton_hash, word_hash,
 };
 
 /// Most tokens an alignment may skip (on both sides together).
@@ -106,8 +106,11 @@ impl TTok {
             return TTok::wild();
         }
         let hash = fast_hash(text.as_bytes());
+        let kv = kv_on && slot == Slot::Const && text.contains('=') && is_keyed(text.as_bytes());
         let skel = if slot == Slot::Const && text.contains('<') {
             skeleton_hash(text.as_bytes(), &mut Vec::new())
+        } else if kv && text.ends_with('=') {
+            empty_value_skel(text.as_bytes(), &mut Vec::new())
         } else {
             hash
         };
@@ -115,7 +118,7 @@ impl TTok {
         TTok {
             hash,
             skel,
-            kv: kv_on && slot == Slot::Const && text.contains('=') && is_keyed(text.as_bytes()),
+            kv,
             enumerated: slot == Slot::Const && plain && is_enumerated(text.as_bytes()),
             blank: is_blank(text.as_bytes()),
             slot,
@@ -311,8 +314,12 @@ pub(crate) fn merge(t: &mut [TTok], line: &[Tok]) -> bool {
             }
             Slot::Const if const_differs(a, b) => {
                 if a.skel == b.skel {
-                    // Same token up to placeholder types: keep it, with untyped placeholders.
+                    // Same token up to placeholder types: keep it, with untyped placeholders
+                    // (and a value where it had an empty one, see `empty_value_skel`).
                     skeleton(a.text.as_bytes(), &mut buf);
+                    if a.kv && buf.ends_with(b"=") {
+                        buf.extend_from_slice(WILD_TEXT.as_bytes());
+                    }
                     a.text = String::from_utf8_lossy(&buf).into();
                     a.hash = a.skel;
                 } else {

@@ -279,6 +279,8 @@ fn different_wording_is_a_different_event() {
 
 #[test]
 fn key_value_tokens_with_different_keys_never_match() {
+    // (An empty value that held over many lines splits off: see
+    // an_empty_value_that_held_splits_off_and_a_filled_one_joins.)
     let mut m = miner();
     // (`LOGIN(uid=0)` and `(uid=0)` are no key=value tokens: one PAM field, `%s(uid=%d)`, with
     // and without a name; see a_word_with_another_argument_...)
@@ -291,12 +293,23 @@ fn key_value_tokens_with_different_keys_never_match() {
         .id;
     let d = m
         .observe(
-            "authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=",
+            "authentication failure; logname= uid=0 euid=0 tty=ssh ruser= lhost=1.2.3.4",
             None,
             0,
         )
         .id;
-    assert_ne!(c, d);
+    assert_ne!(c, d, "another key is another event");
+    // An empty value is a value of the same key (Redis's `name=` beside `name=app`).
+    let empty = m.observe(
+        "authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=",
+        None,
+        0,
+    );
+    assert_eq!(empty.id, c);
+    assert_eq!(
+        empty.template,
+        "authentication failure; logname= uid=<*> euid=<*> tty=<*> ruser= rhost=<*>"
+    );
     assert_eq!(
         m.observe(
             "authentication failure; logname= uid=5 euid=5 tty=pts ruser= rhost=host.example.com",
@@ -1684,4 +1697,52 @@ fn open_tails_survive_a_snapshot() {
         "{templates:?}"
     );
     assert_eq!(m.len(), 3, "{templates:?}");
+}
+
+#[test]
+fn an_empty_value_that_held_splits_off_and_a_filled_one_joins() {
+    // A young pattern takes a field filled in or emptied, both ways, keeping its id.
+    let mut m = miner();
+    let a = m
+        .observe(
+            "Client closed connection id=7 addr=1.2.3.4:5 name= age=3",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "Client closed connection id=8 addr=1.2.3.4:6 name=worker age=4",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (a, false));
+    assert_eq!(
+        o.template,
+        "Client closed connection id=<*> addr=<*> name=<*> age=<*>"
+    );
+    assert_eq!(
+        m.observe(
+            "Client closed connection id=9 addr=1.2.3.4:7 name= age=5",
+            None,
+            0
+        )
+        .id,
+        a
+    );
+    // A word value that held over many lines is part of the event, even against a value with a
+    // digit or an empty one: the line that differs there splits off (see `Miner::frozen`).
+    let mut m = miner();
+    let held = |i: usize| format!("session opened tty=console ruser= rhost=10.0.0.{}", i % 200);
+    let first = m.observe(&held(0), None, 0).id;
+    for i in 1..100 {
+        assert_eq!(m.observe(&held(i), None, 0).id, first);
+    }
+    for other in [
+        "session opened tty=:0 ruser= rhost=10.0.0.1",
+        "session opened tty= ruser= rhost=10.0.0.1",
+    ] {
+        let o = m.observe(other, None, 0);
+        assert_ne!(o.id, first, "{other}");
+        assert!(o.parent == Some(first) || !o.is_new, "{other}");
+    }
 }

@@ -760,6 +760,11 @@ impl LineBuf {
                 &self.masked[off as usize..(off + len) as usize],
                 &mut self.skel_buf,
             )
+        } else if kv && self.masked[(off + len - 1) as usize] == b'=' {
+            empty_value_skel(
+                &self.masked[off as usize..(off + len) as usize],
+                &mut self.skel_buf,
+            )
         } else {
             hash
         };
@@ -924,6 +929,17 @@ pub(crate) fn skeleton(t: &[u8], out: &mut Vec<u8>) {
         out.push(t[i]);
         i += 1;
     }
+}
+
+/// Skeleton hash of a `key=` field with an empty value: that of `key=<*>`, the same field with
+/// a value. An empty value is a value like any other (Redis's `name=` beside `name=app`,
+/// PostgreSQL's `application_name=`), not another key; the line whose value is empty is the same
+/// event. (A value that held over many lines still splits off: see `Miner::frozen`.)
+pub(crate) fn empty_value_skel(t: &[u8], buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    buf.extend_from_slice(t);
+    buf.extend_from_slice(b"<*>");
+    fast_hash(buf)
 }
 
 /// Hash of [`skeleton`].
