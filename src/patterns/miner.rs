@@ -350,13 +350,17 @@ impl Miner {
     }
 
     /// Whether `sample` still matches one of pattern `p`'s shapes under the current rules.
+    /// A longer sample fits an open shape as a line would join it (see `tail::joins_open`).
     fn fits(&self, p: u32, sample: &str, lb: &mut LineBuf) -> bool {
         lb.fill(sample, &self.masker, self.cfg.max_tokens);
         let n = lb.toks.len();
         let max_mism = ((1.0 - self.cfg.similarity) * n as f64 + 1e-9).floor() as u32;
+        let mut collapsed = Vec::new();
         self.pats[p as usize].shapes.iter().any(|&si| {
             let toks = &self.shapes[si as usize].toks;
-            if toks.len() == n {
+            if tail::joins_open(toks, lb, &mut collapsed) {
+                true
+            } else if toks.len() == n {
                 template::compare(toks, &lb.toks, max_mism)
                     .is_some_and(|score| score.accepts(self.cfg.similarity))
             } else {
@@ -572,6 +576,7 @@ impl Miner {
                     if let Some(score) = template::compare(&s.toks, toks, max_mism)
                         && score.accepts(threshold)
                         && best.is_none_or(|(_, b)| score.rank() > b.rank())
+                        && !tail::changes_label(&s.toks, toks)
                     {
                         if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {
                             blocked.get_or_insert(s.pat);
@@ -587,6 +592,15 @@ impl Miner {
         }
         if best.is_none() {
             best = self.variable_second_token(&route, toks, (max_mism, threshold), &mut blocked);
+        }
+        // An open shape that takes the line as it is beats one that must generalise to take
+        // it, and any shape of another length: a line that joined an open shape once must find
+        // it again when the exact-repeat cache no longer knows the line (after a restart, or
+        // once the cache was cleared), not a shape of its length created since.
+        if best.is_none_or(|(_, score)| score.mism > 0)
+            && let Some(found) = self.join_open(lb)
+        {
+            return found;
         }
         if let Some((si, score)) = best {
             let s = &self.shapes[si as usize];
@@ -628,8 +642,8 @@ impl Miner {
     /// whose last field is a message of any number of words (an error string, a reason). Once two
     /// lines agree on every token up to a label (a word ending in `:`) and differ after it, the
     /// shape's tail becomes one `<*>` that takes any number of words: the shape is *open* (see
-    /// [`tail::open_at`]). First a shape already open after one of the line's labels is tried
-    /// (the line's tail collapses to one token), then one whose tail can open.
+    /// [`tail::open_at`]). A shape already open after one of the line's labels is tried first
+    /// (see `join_open`, called earlier in `find`); this opens one.
     ///
     /// Why it needs the second line, not a rule on the first: text after a label is as often a
     /// fixed part of the message (`pam_unix(sshd:session): session opened`), so only two lines
@@ -638,26 +652,6 @@ impl Miner {
     /// [`FREEZE_AFTER`] lines is a template word like any other (the line splits off instead).
     fn open_tail(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
         let toks = &lb.toks;
-        let labels = || tail::labels(lb);
-        let mut collapsed = Vec::with_capacity(toks.len());
-        for p in labels().filter(|&p| p + 2 < toks.len()) {
-            tail::collapse(toks, p, &mut collapsed);
-            let mut best: Option<(u32, Score)> = None;
-            for key in line_route(&collapsed).probes(collapsed.len()) {
-                for &si in self.leaves.get(&key).into_iter().flatten() {
-                    let s = &self.shapes[si as usize];
-                    if tail::open_at(&s.toks) == Some(p)
-                        && let Some(score) = template::compare(&s.toks, &collapsed, 0)
-                        && best.is_none_or(|(_, b)| score.rank() > b.rank())
-                    {
-                        best = Some((si, score));
-                    }
-                }
-            }
-            if let Some((si, _)) = best {
-                return Some(Found::Tail(si, p));
-            }
-        }
         let n = toks.len();
         let anchor = line_route(toks).anchor;
         let lens = n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS;
@@ -681,6 +675,32 @@ impl Miner {
             }
         }
         best.map(|(si, p)| Found::Open(si, p))
+    }
+
+    /// The open shape the line joins once its tail after one of its labels is collapsed to one
+    /// token (see `open_tail`), if any: the latest label first.
+    fn join_open(&self, lb: &LineBuf) -> Option<Found> {
+        let toks = &lb.toks;
+        let mut collapsed = Vec::with_capacity(toks.len());
+        for p in tail::labels(lb).filter(|&p| p + 2 < toks.len()) {
+            tail::collapse(toks, p, &mut collapsed);
+            let mut best: Option<(u32, Score)> = None;
+            for key in line_route(&collapsed).probes(collapsed.len()) {
+                for &si in self.leaves.get(&key).into_iter().flatten() {
+                    let s = &self.shapes[si as usize];
+                    if tail::open_at(&s.toks) == Some(p)
+                        && let Some(score) = template::compare(&s.toks, &collapsed, 0)
+                        && best.is_none_or(|(_, b)| score.rank() > b.rank())
+                    {
+                        best = Some((si, score));
+                    }
+                }
+            }
+            if let Some((si, _)) = best {
+                return Some(Found::Tail(si, p));
+            }
+        }
+        None
     }
 
     /// Generalises shape `si` with the line; returns whether the pattern's template text changed.
@@ -707,6 +727,7 @@ impl Miner {
             let s = &self.shapes[si as usize];
             if let Some(score) = template::compare(&s.toks, toks, max_mism)
                 && score.accepts(threshold)
+                && !tail::changes_label(&s.toks, toks)
             {
                 siblings += 1;
                 if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {

@@ -13,12 +13,14 @@
 //! after it. Being derived from the template text alone, openness needs nothing stored: a
 //! restored template is open exactly when the saved one was.
 
+use super::level::is_level_word;
 use super::template::{self, Slot, TTok};
 use super::tokenize::{LineBuf, Tok};
 
-/// Fewest constant words (the label included) that must agree before a label for the text after
-/// it to count as a value: `Reading from client:` has three. With less (`error:`, `Process
-/// <NUM>:`), two lines sharing the prefix say little about whether they are one event.
+/// Fewest words (the label included) that must agree before a label for the text after it to
+/// count as a value: `Reading from client:` has three. With less (`error:`, `Process <NUM>:`,
+/// a header's `INFO [main] Scheduler:`), two lines sharing the prefix say little about whether
+/// they are one event. Words are the message's own (see `is_message_word`).
 pub(crate) const MIN_PREFIX: u32 = 3;
 
 /// Hash of the token that stands for a collapsed tail.
@@ -63,6 +65,26 @@ pub(crate) fn open_at(t: &[TTok]) -> Option<usize> {
         .then(|| t.len() - 2)
 }
 
+/// Whether `line`, as long as the open template `t`, has another word where `t` has its label.
+/// Such a line must not join `t`: merged, the label would become `<*>`, `t` would no longer be
+/// open, and every longer line it took would start a new pattern (a new alert, a new id).
+pub(crate) fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
+    open_at(t).is_some_and(|p| line.get(p).is_none_or(|l| l.skel != t[p].skel))
+}
+
+/// Whether a line longer than the open template `t` joins it, as `Miner::open_tail` would
+/// let it (its tail after `t`'s label collapsed to one token). `buf` is scratch space.
+pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
+    let Some(p) = open_at(t) else {
+        return false;
+    };
+    if lb.toks.len() <= t.len() || !labels(lb).any(|q| q == p) {
+        return false;
+    }
+    collapse(&lb.toks, p, buf);
+    template::compare(t, buf, 0).is_some()
+}
+
 /// `toks` up to and including position `p`, then one variable token for everything after it.
 pub(crate) fn collapse(toks: &[Tok], p: usize, out: &mut Vec<Tok>) {
     out.clear();
@@ -99,20 +121,62 @@ fn tail_token(first: &Tok) -> Tok {
 }
 
 /// The last label position `p` at which template `t` can open for the line: both agree on every
-/// token through `p` (literals equal, variables where the template has them), at least
-/// [`MIN_PREFIX`] of those are constant words, and both have free text after it (see
-/// [`labels`]). `None` when there is
-/// no such label, or when `t` is already open there (then the line would have joined it).
+/// token through `p` (literals equal, variables where the template has them), the label and the
+/// words of the message before it are at least [`MIN_PREFIX`] (see [`is_message_word`]; the
+/// label counts whatever its word, `rpc error:`), both have free text after it (see
+/// [`labels`]), and nowhere do they differ in an enumerated constant (see
+/// `template::conflicts`): `status: OK` and `status: FAILED on disk` are two events, as they
+/// were when both had one word after the label. `None` when there is no such label, or when `t`
+/// is already open there (then the line would have joined it).
+///
+/// One pass over the tokens (`template::agreeing_prefixes`), so a crafted line of many labels
+/// costs no more than a line of as many words.
 pub(crate) fn shared_prefix(t: &[TTok], lb: &LineBuf) -> Option<usize> {
     let line = &lb.toks;
     let shorter = t.len().min(line.len());
+    if template::conflicts(&t[..shorter], &line[..shorter]) {
+        return None;
+    }
     let already = open_at(t);
-    labels(lb).filter(|&p| p + 1 < shorter).find(|&p| {
-        Some(p) != already
-            && !t[p + 1..].iter().any(|t| t.kv)
+    // Labels after every `key=value` field of the line (see `labels`) and of the template.
+    let after = |kv: Option<usize>| kv.map_or(0, |f| f + 1);
+    let from = after(line.iter().rposition(|x| x.kv)).max(after(t.iter().rposition(|x| x.kv)));
+    let (mut words, mut counted) = (0, 0);
+    let mut found = None;
+    let before_last = shorter.saturating_sub(1);
+    template::agreeing_prefixes(&t[..before_last], line, |p| {
+        words += t[counted..p].iter().filter(|x| is_message_word(x)).count() as u32;
+        counted = p;
+        let l = &line[p];
+        if p >= from
+            && Some(p) != already
             && t[p].slot == Slot::Const
-            && t[p].skel == line[p].skel
-            && template::consts(&t[..=p]) >= MIN_PREFIX
-            && template::compare(&t[..=p], &line[..=p], 0).is_some()
-    })
+            && t[p].skel == l.skel
+            && !l.var
+            && is_label(lb.text(l))
+            && words + 1 >= MIN_PREFIX
+        {
+            found = Some(p);
+        }
+    });
+    found
+}
+
+/// A word of the message, which counts as evidence before a label (see [`MIN_PREFIX`]):
+/// letters, `_` and `-` (ending in at most one `:` or `,`), and no level word. Why: a header's
+/// tokens hold for every message of a logger (`INFO [main] Scheduler: <message>`), so with them
+/// counted a logger's messages were all one open pattern after its second message; a level
+/// word, a bracketed thread or a host with digits are no words of the message.
+fn is_message_word(t: &TTok) -> bool {
+    let text = t.text.as_bytes();
+    let word = text
+        .strip_suffix(b":")
+        .or_else(|| text.strip_suffix(b","))
+        .unwrap_or(text);
+    t.slot == Slot::Const
+        && word.iter().any(u8::is_ascii_alphabetic)
+        && word
+            .iter()
+            .all(|&c| c.is_ascii_alphabetic() || c == b'_' || c == b'-')
+        && !is_level_word(word)
 }

@@ -250,6 +250,31 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
     Some(s)
 }
 
+/// Calls `each(p)` for every `p`, in order, at which `compare(&t[..=p], &line[..=p], 0)` accepts,
+/// up to the first position where they differ. Why: an open tail (`tail::shared_prefix`) needs
+/// the prefixes that agree at every label of the line; one pass finds them all, where one
+/// comparison per label cost a line of a hundred labels a hundred passes.
+pub(crate) fn agreeing_prefixes(t: &[TTok], line: &[Tok], mut each: impl FnMut(usize)) {
+    let (mut counted, mut filled, mut agreed) = (0, 0, 0);
+    for (p, (a, b)) in t.iter().zip(line).enumerate() {
+        match pair(a, b) {
+            Some((c, 0)) => counted += c,
+            _ => return,
+        }
+        filled += u32::from(fills_blank(a, b));
+        agreed += u32::from(agrees(a, b));
+        if !weak_evidence(filled, agreed, counted) {
+            each(p);
+        }
+    }
+}
+
+/// Whether `t` and `line` differ somewhere in structure (see `pair`): another key, or another
+/// enumerated constant (`OK`/`FAILED`). Such lines are two events at any similarity.
+pub(crate) fn conflicts(t: &[TTok], line: &[Tok]) -> bool {
+    t.iter().zip(line).any(|(a, b)| pair(a, b).is_none())
+}
+
 /// Empty values filled in are no evidence of their own: some word must still agree (`- - -` is
 /// not the template of every three-word line), and more positions must agree than were filled
 /// in. Without the second rule `user - - - -` took every five-token line starting with `user`

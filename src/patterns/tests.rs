@@ -1700,6 +1700,154 @@ fn open_tails_survive_a_snapshot() {
 }
 
 #[test]
+fn a_line_of_an_open_patterns_length_with_another_label_does_not_close_it() {
+    // Merged, `server:` would turn the label into `<*>`: the pattern would no longer be open,
+    // and every longer message it had taken would start a new pattern, with a new id.
+    let mut m = miner();
+    let id = m
+        .observe("Reading from client: Connection reset by peer", None, 0)
+        .id;
+    m.observe("Reading from client: Connection timed out", None, 0);
+    let o = m.observe("Reading from server: EOF", None, 0);
+    assert!(o.is_new, "joined {}", o.template);
+    assert_eq!(
+        m.get(id).expect("kept").template,
+        "Reading from client: <*>"
+    );
+    for line in [
+        "Reading from client: Connection reset by peer",
+        "Reading from client: No route to host",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new), (id, false), "{line}: {}", o.template);
+    }
+}
+
+#[test]
+fn a_message_that_joined_an_open_pattern_stays_there_after_a_restart() {
+    // The exact-repeat cache sends a message back to the open pattern it joined; a restarted
+    // miner (empty cache) must too, rather than give it to a pattern of its length that takes
+    // it only by generalising (`started:` for `finished:`).
+    let mut m = miner();
+    let open = m.observe("Job backup finished: disk full", None, 0).id;
+    m.observe("Job backup finished: quota exceeded on volume", None, 0);
+    assert_eq!(m.observe("Job backup finished: a b c", None, 0).id, open);
+    assert!(m.observe("Job backup started: a b c", None, 0).is_new);
+    let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
+    for (what, miner) in [("running", &mut m), ("restored", &mut r)] {
+        for line in ["Job backup finished: a b c", "Job backup finished: a b d"] {
+            let o = miner.observe(line, None, 0);
+            assert_eq!(
+                (o.id, o.is_new),
+                (open, false),
+                "{what}: {line}: {}",
+                o.template
+            );
+        }
+    }
+}
+
+#[test]
+fn an_upper_case_word_after_a_label_keeps_two_events_apart() {
+    // `OK` and `FAILED` are enumerated constants (see `template::pair`): in lines of one length
+    // they were always two events, so a tail does not open over them either.
+    for (a, b) in [
+        ("Health check status: OK", "Health check status: FAILED"),
+        (
+            "Health check status: OK",
+            "Health check status: FAILED on disk sdb",
+        ),
+        (
+            "Nightly job sync result: done OK",
+            "Nightly job sync result: done FAILED",
+        ),
+    ] {
+        let mut m = miner();
+        let first = m.observe(a, None, 0).id;
+        let o = m.observe(b, None, 0);
+        assert!(o.is_new && o.id != first, "{b} joined {}", o.template);
+    }
+    // Words in lower case are values, as a one-word difference always was: the tail opens.
+    let mut m = miner();
+    let first = m.observe("Job backup finished: success", None, 0).id;
+    let o = m.observe("Job backup finished: failed with errors", None, 0);
+    assert_eq!((o.id, o.template), (first, "Job backup finished: <*>"));
+}
+
+#[test]
+fn a_label_in_a_header_does_not_open_every_message_after_it() {
+    // `INFO [main] Scheduler:` is a logger's header: a level word and a bracketed thread are no
+    // words of a message, so only one word stands before the label, too little evidence that
+    // what follows is one value (it is every message of that logger).
+    let mut m = miner();
+    let a = m
+        .observe(
+            "2024-01-01 12:00:00 INFO [main] Scheduler: Job started",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "2024-01-01 12:00:01 INFO [main] Scheduler: Connection to database lost, retrying",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != a, "joined {}", o.template);
+    // Three words of the message before a later label are evidence as without the header.
+    let header = "2024-01-01 12:00:00 INFO [main] Scheduler:";
+    let a = m
+        .observe(
+            &format!("{header} Reading from client: Connection reset by peer"),
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        &format!("{header} Reading from client: Broken pipe"),
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (a, false), "{}", o.template);
+}
+
+#[test]
+fn an_open_pattern_stored_under_other_rules_stays_open() {
+    // A store from another version of the token rules is refitted from its samples (see
+    // `Miner::refit_to_samples`); an open pattern's samples fit it, longer as they are, so it
+    // keeps its template instead of splitting into one shape per message length.
+    let line = |e: &str| format!("Reading from client: {e}");
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": miner().fingerprint_under(5),
+        "patterns": [{
+            "id": "00000000000000ee", "template": "Reading from client: <*>",
+            "shapes": [{"seq": 0, "count": 3, "tokens": [
+                {"c": "Reading"}, {"c": "from"}, {"c": "client:"}, {"w": null}
+            ]}],
+            "count": 3, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": [
+                line("Connection reset by peer"), line("Connection timed out"), line("EOF")
+            ],
+            "level": "unknown"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000ee".parse::<PatternId>().expect("id");
+    assert_eq!(
+        m.get(id).expect("kept").template,
+        "Reading from client: <*>"
+    );
+    let o = m.observe(&line("No route to host"), None, 0);
+    assert_eq!(
+        (o.id, o.is_new, o.changed),
+        (id, false, false),
+        "{}",
+        o.template
+    );
+}
+
+#[test]
 fn an_empty_value_that_held_splits_off_and_a_filled_one_joins() {
     // A young pattern takes a field filled in or emptied, both ways, keeping its id.
     let mut m = miner();
