@@ -113,6 +113,7 @@ fn tail_token(first: &Tok) -> Tok {
         skel: TAIL_HASH,
         kv: false,
         enumerated: false,
+        quoted: false,
         blank: false,
         anchor: false,
         word: 0,

@@ -39,8 +39,8 @@
 
 use super::id::fast_hash;
 use super::tokenize::{
-    LineBuf, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed, skeleton,
-    skeleton_hash, word_hash,
+    LineBuf, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed,
+    is_quoted_word, skeleton, skeleton_hash, word_hash,
 };
 
 /// Most tokens an alignment may skip (on both sides together).
@@ -63,6 +63,8 @@ pub(crate) struct TTok {
     pub skel: u64,
     pub kv: bool,
     pub enumerated: bool,
+    /// A quoted word: a name (see `tokenize::is_quoted_word`).
+    pub quoted: bool,
     /// A lone dash (`-`, `"-"`, `[-]`): the conventional "no value" of access logs and
     /// key-value formats, so a value showing up there later is that field filled in, not
     /// another event (see `pair`).
@@ -85,6 +87,7 @@ impl TTok {
             skel: t.skel,
             kv: t.kv,
             enumerated: t.enumerated,
+            quoted: t.quoted,
             blank: is_blank(lb.text(t)),
             slot: if t.var { Slot::Var } else { Slot::Const },
             text: String::from_utf8_lossy(lb.text(t)).into(),
@@ -120,6 +123,7 @@ impl TTok {
             skel,
             kv,
             enumerated: slot == Slot::Const && plain && is_enumerated(text.as_bytes()),
+            quoted: slot == Slot::Const && is_quoted_word(text.as_bytes()),
             blank: is_blank(text.as_bytes()),
             slot,
             text: text.into(),
@@ -134,6 +138,7 @@ impl TTok {
             skel: 0,
             kv: false,
             enumerated: false,
+            quoted: false,
             blank: false,
             slot: Slot::Wild,
             text: WILD_TEXT.into(),
@@ -233,10 +238,12 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         let (c, m) = pair(a, b)?;
         filled += u32::from(fills_blank(a, b));
         agreed += u32::from(agrees(a, b));
-        if m + prev > 1 {
+        // Two quoted words that differ are two names, not other wording.
+        let wording = m & u32::from(!(a.quoted && b.quoted));
+        if wording + prev > 1 {
             return None;
         }
-        prev = m;
+        prev = wording;
         s.counted += c;
         s.mism += m;
         s.words += u32::from(a.word != 0 && a.word != b.word);

@@ -1894,3 +1894,75 @@ fn an_empty_value_that_held_splits_off_and_a_filled_one_joins() {
         assert!(o.parent == Some(first) || !o.is_new, "{other}");
     }
 }
+
+#[test]
+fn quoted_words_are_names_that_neither_route_nor_count_as_wording() {
+    let mut m = miner();
+    // A quoted name in the routing position does not keep two lines of one event apart...
+    let a = m
+        .observe("user 'guest' authenticated to vhost '/'", None, 0)
+        .id;
+    let o = m.observe("user 'admin' authenticated to vhost 'prod'", None, 0);
+    assert_eq!((o.id, o.is_new), (a, false));
+    assert_eq!(o.template, "user <*> authenticated to vhost <*>");
+    // ... and two differing quoted names side by side with a word are values, not wording.
+    let b = m
+        .observe(
+            "MountVolume failed for volume \"tls-certs\" : configmap \"search-config\" not found",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "MountVolume failed for volume \"data\" : secret \"db-x\" not found",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (b, false));
+    // Unquoted, two adjacent differing words are still other wording.
+    let c = m
+        .observe("job alpha failed for volume data now", None, 0)
+        .id;
+    assert_ne!(
+        m.observe("job alpha failed for disk quota now", None, 0).id,
+        c
+    );
+    // A quoted name that held over many lines stays part of the event (it is still a word).
+    let mut m = miner();
+    let first = m
+        .observe("container state is \"healthy\" after check", None, 0)
+        .id;
+    for _ in 0..100 {
+        m.observe("container state is \"healthy\" after check", None, 0);
+    }
+    let o = m.observe("container state is \"unhealthy\" after check", None, 0);
+    assert!(o.is_new);
+    assert_eq!(o.parent, Some(first));
+}
+
+#[test]
+fn restore_is_transparent_on_quoted_names() {
+    let names = [
+        "'guest'",
+        "'admin'",
+        "\"db-x\"",
+        "'orders'",
+        "\"tls-certs\",",
+    ];
+    let lines: Vec<String> = (0..200)
+        .map(|i| match i % 3 {
+            0 => format!("user {} authenticated to vhost '/v{}'", names[i % 5], i % 7),
+            1 => format!(
+                "MountVolume failed for volume {} : configmap {} not found",
+                names[i % 5],
+                names[i / 5 % 5]
+            ),
+            _ => format!(
+                "state of {} is \"{}\"",
+                names[i % 4],
+                ["up", "down"][i / 100]
+            ),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "quoted names");
+}

@@ -89,6 +89,8 @@ pub(crate) struct Tok {
     /// An UPPER-CASE word (`RUNNING`, `HTTPS`, `GET`) or an exception class
     /// (`java.io.IOException:`): an enumerated constant, see [`is_enumerated`].
     pub enumerated: bool,
+    /// A quoted word (`"search-config"`, `'guest'`): a name, see [`is_quoted_word`].
+    pub quoted: bool,
     /// A lone dash: an empty value, see [`is_blank`].
     pub blank: bool,
     /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
@@ -770,11 +772,14 @@ impl LineBuf {
         };
         let text = &self.masked[off as usize..(off + len) as usize];
         let enumerated = !info.masked && is_enumerated(text);
+        let quoted = !var && info.punct && is_quoted_word(text);
         // A plain word has none of the punctuation these look for.
         let punct = info.punct || info.masked;
         let blank = punct && !info.masked && is_blank(text);
-        let anchor =
-            !var && !info.digit && !(punct && (is_dotted_subject(text) || has_arguments(text)));
+        let anchor = !var
+            && !info.digit
+            && !quoted
+            && !(punct && (is_dotted_subject(text) || has_arguments(text)));
         self.toks.push(Tok {
             off,
             len,
@@ -784,6 +789,7 @@ impl LineBuf {
             skel,
             kv,
             enumerated,
+            quoted,
             blank,
             anchor,
             word: 0,
@@ -799,7 +805,30 @@ impl LineBuf {
 /// they are compared. A dotted name without the colon (`tickTime set to`, `rpc.statd startup
 /// succeeded`) is often a call site of its own, so it stays an anchor.
 pub(crate) fn is_anchor_text(t: &[u8]) -> bool {
-    !literal_has_digit(t) && !is_dotted_subject(t) && !has_arguments(t)
+    !literal_has_digit(t) && !is_dotted_subject(t) && !has_arguments(t) && !is_quoted_word(t)
+}
+
+/// A quoted word, `"search-config"`, `('guest'),`: what a program puts in quotes is a name (a
+/// resource, a user, a key, a file), a value of the event. It stays a word, so a name that held
+/// over many lines is still part of the event (see `Miner::frozen`), but it routes no lines (see
+/// [`is_anchor_text`]) and two differing quoted words are two values, not different wording (see
+/// `template::compare`): `volume "data" : secret "db-x" not found` and `volume "certs" :
+/// configmap "app-config" not found` are one event. The quote opens the token (after brackets)
+/// and closes it around at least one byte, with only punctuation after it (`'s` or `don't` are no
+/// quotes).
+pub(crate) fn is_quoted_word(t: &[u8]) -> bool {
+    let pre = t
+        .iter()
+        .take_while(|c| matches!(c, b'(' | b'[' | b'{'))
+        .count();
+    let Some(&q) = t.get(pre).filter(|&&q| q == b'"' || q == b'\'') else {
+        return false;
+    };
+    let inner = &t[pre + 1..];
+    inner
+        .iter()
+        .position(|&c| c == q)
+        .is_some_and(|close| close > 0 && !inner[close + 1..].iter().any(|&c| is_word(c)))
 }
 
 /// `name(arg…)`, a word with something in brackets (`pam_unix(sshd:session):`): the argument
@@ -1399,5 +1428,16 @@ mod tests {
         let mut lb = LineBuf::default();
         lb.fill(&line, &m, 128);
         assert_eq!(lb.toks.len(), 128);
+    }
+
+    #[test]
+    fn quoted_words_are_told_from_apostrophes() {
+        for yes in ["\"a\"", "'guest'", "(\"db-x\"),", "['/']", "\"tls-certs\":"] {
+            assert!(is_quoted_word(yes.as_bytes()), "{yes}");
+            assert!(!is_anchor_text(yes.as_bytes()), "{yes}");
+        }
+        for no in ["\"\"", "'s", "don't", "\"a b", "'x'y", "plain", "x=\"y\""] {
+            assert!(!is_quoted_word(no.as_bytes()), "{no}");
+        }
     }
 }
