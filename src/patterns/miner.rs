@@ -598,7 +598,7 @@ impl Miner {
         // it again when the exact-repeat cache no longer knows the line (after a restart, or
         // once the cache was cleared), not a shape of its length created since.
         if best.is_none_or(|(_, score)| score.mism > 0)
-            && let Some(found) = self.join_open(lb)
+            && let Some(found) = self.join_open(lb, &mut blocked)
         {
             return found;
         }
@@ -622,8 +622,18 @@ impl Miner {
                 continue;
             }
             if let Some(score) = template::align(&s.toks, toks) {
-                // Across lengths only optional *variables* may differ: every literal must agree.
-                if score.mism == 0 && best.is_none_or(|(_, b)| score.rank() > b.rank()) {
+                // Across lengths only optional *variables* may differ: every literal must agree,
+                // and so must the words that held (see `frozen`). A line that a shape of the
+                // pattern keeps out for its held words is another event: no other shape of
+                // that pattern takes it either.
+                if score.mism != 0 || blocked == Some(s.pat) {
+                    continue;
+                }
+                if score.words > 0 && holds(s, self.pats[s.pat as usize].splits) {
+                    blocked.get_or_insert(s.pat);
+                    continue;
+                }
+                if best.is_none_or(|(_, b)| score.rank() > b.rank()) {
                     best = Some((si, score));
                 }
             }
@@ -665,7 +675,7 @@ impl Miner {
                 let Some(p) = tail::shared_prefix(&s.toks, lb) else {
                     continue;
                 };
-                if s.count >= FREEZE_AFTER && self.pats[s.pat as usize].splits < MAX_SPLITS {
+                if holds(s, self.pats[s.pat as usize].splits) {
                     blocked.get_or_insert(s.pat);
                     continue;
                 }
@@ -678,8 +688,10 @@ impl Miner {
     }
 
     /// The open shape the line joins once its tail after one of its labels is collapsed to one
-    /// token (see `open_tail`), if any: the latest label first.
-    fn join_open(&self, lb: &LineBuf) -> Option<Found> {
+    /// token (see `open_tail`), if any: the latest label first. Not a pattern that keeps the
+    /// line out for its held words (`blocked`, see `frozen`): an open tail takes any number of
+    /// words after its label, not another value where a word held.
+    fn join_open(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
         let toks = &lb.toks;
         let mut collapsed = Vec::with_capacity(toks.len());
         for p in tail::labels(lb).filter(|&p| p + 2 < toks.len()) {
@@ -689,9 +701,15 @@ impl Miner {
                 for &si in self.leaves.get(&key).into_iter().flatten() {
                     let s = &self.shapes[si as usize];
                     if tail::open_at(&s.toks) == Some(p)
+                        && *blocked != Some(s.pat)
                         && let Some(score) = template::compare(&s.toks, &collapsed, 0)
                         && best.is_none_or(|(_, b)| score.rank() > b.rank())
                     {
+                        // A held word keeps the line out, as at one length (see `frozen`).
+                        if score.words > 0 && holds(s, self.pats[s.pat as usize].splits) {
+                            blocked.get_or_insert(s.pat);
+                            continue;
+                        }
                         best = Some((si, score));
                     }
                 }
@@ -997,8 +1015,7 @@ impl Miner {
 /// split off a pattern, the position has shown enough distinct values to be
 /// a variable after all, and the pattern generalises as before.
 fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
-    s.count >= FREEZE_AFTER
-        && splits < MAX_SPLITS
+    holds(s, splits)
         && s.toks.iter().zip(line).any(|(t, l)| {
             t.slot == Slot::Const
                 && if t.skel == l.skel {
@@ -1007,6 +1024,12 @@ fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
                     !l.var && !l.digit && !literal_has_digit(t.text.as_bytes())
                 }
         })
+}
+
+/// Whether shape `s` has held its constant words long enough that a line differing in one is
+/// another event (see [`frozen`]).
+fn holds(s: &Shape, splits: u32) -> bool {
+    s.count >= FREEZE_AFTER && splits < MAX_SPLITS
 }
 
 fn remove_from(map: &mut FastMap<Vec<u32>>, key: u64, si: u32) {
@@ -1094,9 +1117,15 @@ pub(crate) fn route(n: usize, mut anchors: impl Iterator<Item = (bool, u64)>) ->
     }
 }
 
-/// Route of a line.
+/// Route of a line. A `key=value` token routes by its skeleton, as it compares (see
+/// `template::pair`): `user=` and `user=root` are one field (see
+/// `tokenize::empty_value_skel`), so they must meet in the first two positions too.
 pub(crate) fn line_route(toks: &[Tok]) -> Route {
-    route(toks.len(), toks.iter().map(|t| (t.anchor, t.hash)))
+    route(
+        toks.len(),
+        toks.iter()
+            .map(|t| (t.anchor, if t.kv { t.skel } else { t.hash })),
+    )
 }
 
 /// Route of a stored template (snapshot restore). Equals the route of the line that created it: see
@@ -1107,7 +1136,7 @@ pub(crate) fn template_route(toks: &[TTok]) -> Route {
         toks.iter().map(|t| {
             (
                 t.slot == Slot::Const && is_anchor_text(t.text.as_bytes()),
-                t.hash,
+                if t.kv { t.skel } else { t.hash },
             )
         }),
     )

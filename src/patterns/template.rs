@@ -118,7 +118,12 @@ impl TTok {
             hash
         };
         let plain = !has_placeholder(text.as_bytes());
-        TTok {
+        // An empty value (`error=`) is its own word: every member line had it (see
+        // `tokenize::empty_value_skel`). Derived from the text, so a store written before empty
+        // values had words restores it too.
+        let empty_word = (kv && text.ends_with('=') && !text.bytes().any(|c| c.is_ascii_digit()))
+            .then(|| text.clone());
+        let t = TTok {
             hash,
             skel,
             kv,
@@ -129,6 +134,10 @@ impl TTok {
             text: text.into(),
             word: 0,
             word_text: None,
+        };
+        match empty_word {
+            Some(word) => t.with_word(word),
+            None => t,
         }
     }
 
@@ -171,8 +180,12 @@ impl Score {
         kept > 0 && f64::from(kept) >= threshold * f64::from(self.counted) - 1e-9
     }
 
-    /// Larger is better: similarity first, then fewer differing `key=word` values, then fewer gaps.
-    pub(crate) fn rank(&self) -> (u64, u32, u32) {
+    /// Larger is better: similarity first, then fewer differing `key=word` values, then fewer gaps,
+    /// then more positions that took part (the more specific template). Why the last: a line
+    /// that made a pattern of its own (`by name=`, which `by alpha` could not take) must keep
+    /// finding it once an older pattern has generalised to take it too (`by <*>`), cold as from
+    /// the exact-repeat cache, or a restart moves its lines to another id.
+    pub(crate) fn rank(&self) -> (u64, u32, u32, u32) {
         let sim = if self.counted == 0 {
             1.0
         } else {
@@ -182,6 +195,7 @@ impl Score {
             (sim * 1e9) as u64,
             u32::MAX - self.words,
             u32::MAX - self.gaps,
+            self.counted,
         )
     }
 }
@@ -232,18 +246,24 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         words: 0,
     };
     let mut prev = 0;
+    let mut prev_label = false;
     let mut filled = 0;
     let mut agreed = 0;
     for (a, b) in t.iter().zip(line) {
         let (c, m) = pair(a, b)?;
         filled += u32::from(fills_blank(a, b));
         agreed += u32::from(agrees(a, b));
-        // Two quoted words that differ are two names, not other wording.
-        let wording = m & u32::from(!(a.quoted && b.quoted));
+        // Two quoted words that differ are two names, not other wording; but not a label that
+        // differs (`"event":`, a JSON or dict member's name), nor the value after it: another
+        // label and its value are another field, as another `key=` is.
+        let label = m == 1 && a.text.ends_with(':');
+        let name = a.quoted && b.quoted && !label && !prev_label;
+        let wording = m & u32::from(!name);
         if wording + prev > 1 {
             return None;
         }
         prev = wording;
+        prev_label = label;
         s.counted += c;
         s.mism += m;
         s.words += u32::from(a.word != 0 && a.word != b.word);
@@ -354,6 +374,11 @@ pub(crate) fn merge(t: &mut [TTok], line: &[Tok]) -> bool {
                     }
                     a.text = String::from_utf8_lossy(&buf).into();
                     a.hash = a.skel;
+                    if a.word != b.word {
+                        // An empty value filled in (or emptied): no longer one word.
+                        a.word = 0;
+                        a.word_text = None;
+                    }
                 } else {
                     *a = TTok::wild();
                 }
@@ -383,6 +408,8 @@ struct Cell {
     /// Empty values filled in and positions that agreed on their own (see `weak_evidence`).
     filled: u32,
     agreed: u32,
+    /// `key=word` values that differ from the one the template held (see `Score::words`).
+    words: u32,
 }
 
 const INF: u32 = u32::MAX;
@@ -401,6 +428,7 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
         gaps: 0,
         filled: 0,
         agreed: 0,
+        words: 0,
     };
     let mut dp = vec![Cell { cost: INF, ..empty }; (m + 1) * w];
     dp[0] = empty;
@@ -430,6 +458,7 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
                         gaps: cur.gaps,
                         filled: cur.filled + u32::from(fills_blank(&t[i], &line[j])),
                         agreed: cur.agreed + u32::from(agrees(&t[i], &line[j])),
+                        words: cur.words + u32::from(t[i].word != 0 && t[i].word != line[j].word),
                     },
                 );
             }
@@ -465,7 +494,7 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
         counted: end.counted,
         mism: end.mism,
         gaps: end.gaps,
-        words: 0,
+        words: end.words,
     })
 }
 

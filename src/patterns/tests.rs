@@ -1966,3 +1966,173 @@ fn restore_is_transparent_on_quoted_names() {
         .collect();
     assert_restore_is_transparent(&MinerConfig::default(), &lines, "quoted names");
 }
+
+#[test]
+fn an_empty_value_that_held_splits_off_against_a_filled_one() {
+    // `error=` held over 100 lines: the first `error=timeout` is an event of its own (it was
+    // one before empty values became values), announced, not a value that the held pattern
+    // takes silently. Likewise a number there.
+    let line = |i: usize, error: &str| format!("request {i} done status=ok error={error}");
+    let mut m = miner();
+    let held = after_held_word(&mut m, 100, |i| line(i, ""));
+    assert!(
+        m.lookup(&line(5, "timeout")).is_none(),
+        "a frozen miner calls it new too"
+    );
+    for (i, error) in ["timeout", "5", "refused"].iter().enumerate() {
+        let o = m.observe(&line(i, error), None, 0);
+        assert_ne!(o.id, held, "error={error}");
+        assert!(o.parent == Some(held) || !o.is_new, "error={error}");
+    }
+    let o = m.observe(&line(7, ""), None, 0);
+    assert_eq!(
+        (o.id, o.template),
+        (held, "request <NUM> done status=<*> error=")
+    );
+    // A store written before empty values were values has no word for `error=`: its text is
+    // the word. Restored, the held pattern keeps its id for `error=` lines and a filled value
+    // still splits off it.
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": miner().tokenizer_fingerprint(),
+        "patterns": [{
+            "id": "00000000000000ee", "template": "request <NUM> done status=<*> error=",
+            "shapes": [{"seq": 0, "count": 100, "tokens": [
+                {"c": "request"}, {"v": "<NUM>"}, {"c": "done"}, {"k": ["status=<*>", "status=ok"]},
+                {"c": "error="}]}],
+            "count": 100, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": [line(0, "")], "level": "unknown"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut r = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let stored_id = "00000000000000ee".parse::<PatternId>().expect("id");
+    let o = r.observe(&line(3, ""), None, 1);
+    assert_eq!((o.id, o.is_new), (stored_id, false));
+    let o = r.observe(&line(3, "timeout"), None, 1);
+    assert_eq!((o.is_new, o.parent), (true, Some(stored_id)));
+    // And a snapshot of a miner that held it restores alike.
+    let lines: Vec<String> = (0..200)
+        .map(|i| match i % 7 {
+            _ if i < 100 => line(i, ""),
+            0 => line(i, "timeout"),
+            3 => line(i, "7"),
+            _ => line(i, ""),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "held empty values");
+}
+
+#[test]
+fn a_line_that_a_held_word_keeps_out_joins_no_other_shape_of_that_pattern() {
+    // A line of another length aligns with a shape only if it keeps the words that held there:
+    // `status=failed` after 100 lines of `status=ok` is another event with one more optional
+    // number as without it.
+    let line = |i: usize, extra: &str, status: &str| {
+        format!("job {i} done in {i} ms{extra} status={status}")
+    };
+    let mut m = miner();
+    let held = after_held_word(&mut m, 100, |i| line(i, "", "ok error="));
+    for (extra, status) in [(" 7", "failed error="), (" 7", "ok error=timeout")] {
+        let o = m.observe(&line(5, extra, status), None, 0);
+        assert_ne!(o.id, held, "{extra} {status}");
+        assert!(o.parent == Some(held) || !o.is_new, "{extra} {status}");
+    }
+    // An optional number with the held words joins (a shape of another length)...
+    let mut m = miner();
+    let held = after_held_word(&mut m, 100, |i| line(i, "", "ok error="));
+    let o = m.observe(&line(5, " 7", "ok error="), None, 0);
+    assert_eq!((o.id, o.is_new), (held, false));
+    // ... but a line that the held shape keeps out does not join that pattern through it.
+    let o = m.observe(&line(6, "", "failed error="), None, 0);
+    assert_eq!((o.is_new, o.parent), (true, Some(held)), "{}", o.template);
+    // Nor does an open pattern take a line of any length that differs in a held word.
+    let mut m = miner();
+    let reasons = [
+        "connection reset by peer",
+        "timed out",
+        "eof",
+        "broken pipe on write",
+    ];
+    let line = |status: &str, i: usize| {
+        format!(
+            "worker {status} failed to read from client: {}",
+            reasons[i % 4]
+        )
+    };
+    let held = after_held_word(&mut m, 100, |i| line("status=ok", i));
+    assert!(
+        m.get(held)
+            .is_some_and(|p| p.template.ends_with("client: <*>"))
+    );
+    for i in 0..4 {
+        let o = m.observe(&line("status=failed", i), None, 0);
+        assert_ne!(o.id, held, "{i}");
+        assert!(o.parent == Some(held) || !o.is_new, "{i}");
+    }
+}
+
+#[test]
+fn json_member_names_are_keys_not_quoted_names() {
+    // Python's `json.dumps` and a dict's repr put a space after `:` and `,`: a member name is a
+    // token of its own. Another member is another field, as another key= is, not a value.
+    let mut m = miner();
+    for (a, b) in [
+        (
+            r#"{"level": "info", "event": "login", "user": "bob", "ts": 5}"#,
+            r#"{"level": "info", "error": "timeout", "user": "bob", "ts": 5}"#,
+        ),
+        (
+            "{'level': 'info', 'event': 'login', 'user': 'bob'}",
+            "{'level': 'info', 'error': 'timeout', 'user': 'bob'}",
+        ),
+    ] {
+        let first = m.observe(a, None, 0).id;
+        let o = m.observe(b, None, 0);
+        assert_ne!(o.id, first, "{}", o.template);
+        assert!(o.is_new);
+    }
+}
+
+#[test]
+fn an_empty_value_in_a_routing_position_is_a_value_too() {
+    // `user=` and `user=root` are one event wherever the field is, also in the first two
+    // tokens, which route a line before it is compared.
+    let mut m = miner();
+    for (a, b) in [
+        ("login user= from web", "login user=root from web"),
+        ("user= logged in from web", "user=root logged in from web"),
+    ] {
+        let first = m.observe(a, None, 0).id;
+        let o = m.observe(b, None, 0);
+        assert_eq!((o.id, o.is_new), (first, false), "{b}");
+        assert_eq!(m.observe(a, None, 0).id, first, "{a}");
+    }
+    let lines: Vec<String> = (0..120)
+        .map(|i| match i % 3 {
+            0 => format!("login user= from web{}", i % 4),
+            1 => format!("login user=u{i} from web{}", i % 4),
+            _ => format!("user= logged in from web {i}"),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "empty values routing");
+}
+
+#[test]
+fn a_line_finds_its_own_pattern_cold_as_from_the_exact_repeat_cache() {
+    // `by name=` could not join `by alpha` (a key where a word was), so it made a pattern; then
+    // `by alpha` generalised to `by <*>`, which takes `by name=` too. Both take the line
+    // perfectly: the one made of such lines keeps it, from the exact-repeat cache and cold
+    // (after a restart, or once the cache was cleared), not the older, more general one.
+    let mut m = miner();
+    let a = m.observe("client 7 closed by alpha", None, 0).id;
+    let own = m.observe("client 7 closed by name=", None, 0);
+    assert!(own.is_new);
+    let own = own.id;
+    assert_eq!(m.observe("client 8 closed by beta", None, 0).id, a);
+    let line = "client 9 closed by name=";
+    assert_eq!(m.observe(line, None, 0).id, own);
+    let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
+    assert_eq!(r.lookup(line).map(|p| p.id), Some(own));
+    assert_eq!(r.observe(line, None, 0).id, own);
+}

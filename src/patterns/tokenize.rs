@@ -95,9 +95,9 @@ pub(crate) struct Tok {
     pub blank: bool,
     /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
     pub anchor: bool,
-    /// For a `key=word` token whose value is masked but has no digit (`user=root`): hash of the
-    /// unmasked text, so a value that held over many lines can stay part of the template (see
-    /// `Miner::frozen`); 0 otherwise.
+    /// For a `key=word` token whose value is masked but has no digit (`user=root`), or is empty
+    /// (`error=`, see [`empty_value_skel`]): hash of the unmasked text, so a value that held
+    /// over many lines can stay part of the template (see `Miner::frozen`); 0 otherwise.
     pub word: u64,
     /// Where that unmasked text is in the line buffer (offset, length), when `word` is set.
     pub word_at: (u32, u32),
@@ -539,9 +539,12 @@ impl LineBuf {
                 continue;
             }
             self.push_tok(r.off, r.len, hash, r.info);
-            if r.info.eq && r.info.masked && !r.info.var {
+            if r.info.eq && !r.info.var {
                 let text = &src[r.src_start as usize..r.src_end as usize];
-                if !text.iter().any(u8::is_ascii_digit)
+                // A masked value, or an empty one (`error=`): an empty value that held over
+                // many lines is part of the event as a word is (see `empty_value_skel`).
+                if (r.info.masked || text.ends_with(b"="))
+                    && !text.iter().any(u8::is_ascii_digit)
                     && let Some(last) = self.toks.last_mut()
                     && last.kv
                 {
@@ -963,7 +966,9 @@ pub(crate) fn skeleton(t: &[u8], out: &mut Vec<u8>) {
 /// Skeleton hash of a `key=` field with an empty value: that of `key=<*>`, the same field with
 /// a value. An empty value is a value like any other (Redis's `name=` beside `name=app`,
 /// PostgreSQL's `application_name=`), not another key; the line whose value is empty is the same
-/// event. (A value that held over many lines still splits off: see `Miner::frozen`.)
+/// event. An empty value that held over many lines is a word of the event as `status=ok` is
+/// (see `Tok::word`): `error=` for 100 lines, then `error=timeout`, is another event (see
+/// `Miner::frozen`), and so is a held value against an empty one.
 pub(crate) fn empty_value_skel(t: &[u8], buf: &mut Vec<u8>) -> u64 {
     buf.clear();
     buf.extend_from_slice(t);
