@@ -16,7 +16,10 @@
 //!    routing token and a length within [`MAX_GAPS`] are aligned with the line,
 //!    allowing gaps over variable tokens only. A hit adds a new *shape* to that *pattern*: same id, not
 //!    new.
-//! 5. Otherwise a new pattern is created, with an id derived from the masked line (`id.rs`).
+//! 5. **Open tails** (slow path, see `tail.rs`): a line whose words after a label (`client:`) differ
+//!    from a shape that agrees with it up to that label, at any length, joins it, the shape's tail
+//!    becoming one `<*>` of any number of words. (A shape already open takes a line before step 4.)
+//! 6. Otherwise a new pattern is created, with an id derived from the masked line (`id.rs`).
 //!
 //! **Patterns vs shapes.** A pattern (what users see: id, template, count) owns one or more shapes
 //! (positional templates of one length each). Routing and similarity work on shapes; ids, counts,
@@ -426,11 +429,7 @@ impl Miner {
                 (si, false, self.merge_into(si, &lb))
             }
             Found::Open(si, p) => {
-                let s = &mut self.shapes[si as usize];
-                s.toks.truncate(p + 1);
-                s.toks.push(TTok::wild());
-                s.consts = template::consts(&s.toks);
-                self.reroute(si);
+                self.open_shape(si, p);
                 tail::collapse_line(&mut lb, p);
                 self.merge_into(si, &lb);
                 (si, false, self.rerender(self.shapes[si as usize].pat))
@@ -721,7 +720,6 @@ impl Miner {
         None
     }
 
-    /// Generalises shape `si` with the line; returns whether the pattern's template text changed.
     /// A line whose second token differs from every shape's: `user bob
     /// logged in` against `user alice logged in`. Drain never compares them
     /// (they route to different leaves), so every user name would be a new
@@ -764,6 +762,17 @@ impl Miner {
         frozen(s, self.pats[s.pat as usize].splits, line)
     }
 
+    /// Makes shape `si` open after its label at position `p` (see `open_tail`): its tail becomes
+    /// one `<*>`, and the shape moves to the leaf of its new length.
+    fn open_shape(&mut self, si: u32, p: usize) {
+        let s = &mut self.shapes[si as usize];
+        s.toks.truncate(p + 1);
+        s.toks.push(TTok::wild());
+        s.consts = template::consts(&s.toks);
+        self.reroute(si);
+    }
+
+    /// Generalises shape `si` with the line; returns whether the pattern's template text changed.
     fn merge_into(&mut self, si: u32, lb: &LineBuf) -> bool {
         let s = &mut self.shapes[si as usize];
         if !template::merge(&mut s.toks, &lb.toks) {
