@@ -574,7 +574,7 @@ impl Miner {
                     let s = &self.shapes[si as usize];
                     if let Some(score) = template::compare(&s.toks, toks, max_mism)
                         && score.accepts(threshold)
-                        && best.is_none_or(|(_, b)| score.rank() > b.rank())
+                        && best.is_none_or(|(b, bs)| self.better(si, score, b, bs))
                         && !tail::changes_label(&s.toks, toks)
                     {
                         if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {
@@ -585,7 +585,10 @@ impl Miner {
                     }
                 }
             }
-            if best.is_some() {
+            // A perfect match ends the search. One that must generalise does not: a shape in a
+            // wildcard leaf may take the line as it is, and must, for the line to find the
+            // pattern it joined before once the exact-repeat cache has forgotten it (a restart).
+            if best.is_some_and(|(_, score)| score.mism == 0) {
                 break;
             }
         }
@@ -760,6 +763,15 @@ impl Miner {
 
     fn frozen(&self, s: &Shape, line: &[Tok]) -> bool {
         frozen(s, self.pats[s.pat as usize].splits, line)
+    }
+
+    /// Whether shape `a` taking the line with `sa` beats shape `b` taking it with `sb`: the better
+    /// rank, and on a tie the older shape. Why the age: without it a tie went to whichever shape
+    /// came first in its leaf, and a leaf's order is not the same in a restored miner (shapes
+    /// that moved leaves were appended), so a restart could give a line another id.
+    fn better(&self, a: u32, sa: Score, b: u32, sb: Score) -> bool {
+        let (ra, rb) = (sa.rank(), sb.rank());
+        ra > rb || (ra == rb && self.shapes[a as usize].seq < self.shapes[b as usize].seq)
     }
 
     /// Makes shape `si` open after its label at position `p` (see `open_tail`): its tail becomes
