@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store};
+use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKind};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, watch};
@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::nats::Connector;
 use crate::state::audit::AuditRecord;
-use crate::state::shared::{Claim, SharedState};
+use crate::state::shared::{Claim, ClaimLease, SharedState};
 use crate::state::triage::{StoredVerdict, Suppression};
 use crate::state::{StateError, StateHandle};
 use crate::suppressions::Suppressions;
@@ -73,6 +73,12 @@ pub const TOMBSTONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest a claim or a check of the bucket may take before the
 /// question is asked locally.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a claim holds unless its owner renews it (a third of this
+/// apart, while it asks). Short against `decision_timeout_secs` (15 s by
+/// default), so that when an owner dies mid-question another instance
+/// takes over while its held events still wait for a verdict.
+const CLAIM_LEASE: Duration = Duration::from_secs(5);
 
 /// The table of this instance's id, and of the audit ids applied here.
 const TABLE: &str = "shared_state";
@@ -284,12 +290,22 @@ impl SharedState for Fleet {
             .flatten();
         let key = wire::ask_key(component, pattern_id);
         let owner = self.origin.clone();
+        let lease = CLAIM_LEASE.min(limit);
         Box::pin(async move {
             let Some(store) = store else {
                 return Claim::Alone;
             };
-            match tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &key, owner, limit)).await {
-                Ok(Some(claim)) => claim,
+            match tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &key, &owner, lease)).await {
+                Ok(Some(Claimed::Mine { revision })) => Claim::Asker(renew(
+                    store,
+                    Renewal {
+                        key,
+                        owner,
+                        lease,
+                        revision,
+                    },
+                )),
+                Ok(Some(Claimed::Theirs { until })) => Claim::Waiter { until },
                 Ok(None) | Err(_) => Claim::Alone,
             }
         })
@@ -308,19 +324,22 @@ struct SharedRecord {
     record: AuditRecord,
 }
 
-/// Claims `key` for `owner`; `None` when the bucket did not answer as
-/// expected (the caller then asks alone).
-async fn claim(store: &Store, key: &str, owner: String, limit: Duration) -> Option<Claim> {
-    let deadline = Utc::now() + chrono::Duration::from_std(limit).ok()?;
-    let mine = serde_json::to_vec(&ClaimValue {
-        owner: owner.clone(),
-        deadline,
-    })
-    .ok()?;
+/// Who holds a question's claim, as [`claim`] found it.
+enum Claimed {
+    /// This instance, at `revision` of the key (renewals must name it).
+    Mine { revision: u64 },
+    /// Another instance, whose lease runs out at `until`.
+    Theirs { until: Instant },
+}
+
+/// Claims `key` for `owner` for `lease`; `None` when the bucket did not
+/// answer as expected (the caller then asks alone).
+async fn claim(store: &Store, key: &str, owner: &str, lease: Duration) -> Option<Claimed> {
+    let mine = claim_value(owner, lease)?;
     // A few rounds: the key may be deleted or taken over between calls.
     for _ in 0..3 {
         match store.create(key, mine.clone().into()).await {
-            Ok(_) => return Some(Claim::Asker),
+            Ok(revision) => return Some(Claimed::Mine { revision }),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {}
             Err(_) => return None,
         }
@@ -329,36 +348,76 @@ async fn claim(store: &Store, key: &str, owner: String, limit: Duration) -> Opti
             continue;
         };
         let theirs: Option<ClaimValue> = serde_json::from_slice(&entry.value).ok();
-        // A claim holds for at most twice this instance's own limit after
-        // the server stored it, whatever deadline it names: a claimant
+        // A claim holds for at most twice the lease after the server stored
+        // it (its last renewal), whatever deadline it names: a claimant
         // whose clock is far ahead (or a value written by hand) must not
         // hold the question forever if that claimant never answers.
         let stored = i64::try_from(entry.created.unix_timestamp_nanos())
             .map(DateTime::from_timestamp_nanos)
             .unwrap_or_else(|_| Utc::now());
-        let longest = stored + chrono::Duration::from_std(limit.saturating_mul(2)).ok()?;
+        let longest = stored + chrono::Duration::from_std(lease.saturating_mul(2)).ok()?;
         match theirs {
-            Some(theirs) if theirs.owner == owner => return Some(Claim::Asker),
+            Some(theirs) if theirs.owner == owner => {
+                return Some(Claimed::Mine {
+                    revision: entry.revision,
+                });
+            }
             Some(theirs) if theirs.deadline.min(longest) > Utc::now() => {
                 let left = (theirs.deadline.min(longest) - Utc::now())
                     .to_std()
                     .unwrap_or_default();
-                return Some(Claim::Waiter {
+                return Some(Claimed::Theirs {
                     until: Instant::now() + left,
                 });
             }
             // Ran out (its owner died or failed), or unreadable: take it
             // over, unless another instance does so first.
             _ => {
-                if store
-                    .update(key, mine.clone().into(), entry.revision)
-                    .await
-                    .is_ok()
-                {
-                    return Some(Claim::Asker);
+                if let Ok(revision) = store.update(key, mine.clone().into(), entry.revision).await {
+                    return Some(Claimed::Mine { revision });
                 }
             }
         }
     }
     None
+}
+
+/// The value of a claim by `owner` that holds for `lease` from now.
+fn claim_value(owner: &str, lease: Duration) -> Option<Vec<u8>> {
+    serde_json::to_vec(&ClaimValue {
+        owner: owner.to_string(),
+        deadline: Utc::now() + chrono::Duration::from_std(lease).ok()?,
+    })
+    .ok()
+}
+
+/// A claim this instance holds, as its renewals need it.
+struct Renewal {
+    key: String,
+    owner: String,
+    lease: Duration,
+    /// The key's revision as this instance last wrote it.
+    revision: u64,
+}
+
+/// Renews a claim every third of its lease until the returned lease is
+/// dropped. Stops when another instance took the claim over (it found the
+/// lease run out: two questions then, never none); a renewal that fails
+/// otherwise is tried again at the next turn, while the lease still holds.
+fn renew(store: Store, mut claim: Renewal) -> ClaimLease {
+    let renewing = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(claim.lease / 3).await;
+            let Some(value) = claim_value(&claim.owner, claim.lease) else {
+                return;
+            };
+            let update = store.update(&claim.key, value.into(), claim.revision);
+            match tokio::time::timeout(CLAIM_TIMEOUT, update).await {
+                Ok(Ok(revision)) => claim.revision = revision,
+                Ok(Err(error)) if error.kind() == UpdateErrorKind::WrongLastRevision => return,
+                Ok(Err(_)) | Err(_) => {}
+            }
+        }
+    });
+    ClaimLease::renewed_by(renewing.abort_handle())
 }

@@ -27,11 +27,12 @@ use super::audit::AuditRecord;
 use super::triage::{StoredVerdict, Suppression};
 
 /// The answer to "may I ask the classifier about this pattern?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Claim {
     /// This instance holds the fleet's claim: it asks, and its verdict is
-    /// shared.
-    Asker,
+    /// shared. Keep the lease while asking: dropping it stops renewing the
+    /// claim, so that others take over soon if this instance dies.
+    Asker(ClaimLease),
     /// Another instance asks; wait for its verdict until `until`, then
     /// claim again (it may have died).
     Waiter {
@@ -41,6 +42,35 @@ pub enum Claim {
     /// The bucket cannot be reached: ask locally (triage never waits on
     /// NATS).
     Alone,
+}
+
+/// Keeps a claim alive while its owner asks.
+///
+/// A claim is a short lease, renewed in the background while this value
+/// lives: a question may take much longer than the lease (retries, a chain
+/// of providers), yet an owner killed mid-question is noticed within one
+/// lease, before the other instances' held events time out. Dropping it
+/// (the question ended, or its task was aborted) stops the renewals.
+#[derive(Debug, Default)]
+pub struct ClaimLease {
+    renewing: Option<tokio::task::AbortHandle>,
+}
+
+impl ClaimLease {
+    /// A lease renewed by the task behind `renewing`, stopped on drop.
+    pub fn renewed_by(renewing: tokio::task::AbortHandle) -> Self {
+        Self {
+            renewing: Some(renewing),
+        }
+    }
+}
+
+impl Drop for ClaimLease {
+    fn drop(&mut self) {
+        if let Some(renewing) = self.renewing.take() {
+            renewing.abort();
+        }
+    }
 }
 
 /// The fleet's shared triage state (implemented by the `fleet` module).
@@ -69,8 +99,9 @@ pub trait SharedState: Send + Sync + std::fmt::Debug {
     fn verdict_decided(&self, component: &str, pattern_id: &str, verdict: &StoredVerdict);
 
     /// Claims the one question about `pattern_id` the fleet may ask for
-    /// transform `component`, for `limit` (how long a question may take).
-    /// First writer wins; a claim whose time ran out is taken over.
+    /// transform `component`; `limit` is how long a question may take (the
+    /// lease is never longer). First writer wins; a claim whose lease ran
+    /// out (not renewed: its owner died or stopped asking) is taken over.
     fn claim(
         &self,
         component: &str,

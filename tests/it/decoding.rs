@@ -219,7 +219,11 @@ async fn socket_decodes_json_over_tcp_udp_and_a_unix_stream() {
 
     // A record split over two writes (most likely two reads), a line that
     // is not JSON, and one longer than max_line_bytes.
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut tcp = crate::common::tcp::connect(&format!("127.0.0.1:{port}"))
+        .await
+        .into_std()
+        .unwrap();
+    tcp.set_nonblocking(false).unwrap();
     tcp.set_nodelay(true).unwrap();
     tcp.write_all(b"{\"via\":\"tcp\",\"n\":1}\r\n{\"via\":")
         .unwrap();

@@ -540,48 +540,76 @@ async fn a_reload_that_changes_the_shared_state_is_refused_naming_the_file_and_o
     instance.howl.terminate_cleanly(Duration::from_secs(30));
 }
 
-/// An instance killed (`kill -9`) after claiming a question and before
-/// sharing its verdict: its claim runs out, and another instance asks by
-/// itself then and decides its events, not holding them any longer.
+/// Sends `event` to `http` without waiting for the answer: the source
+/// answers only once the event was decided, and here the instance may be
+/// killed before that.
+fn send_in_background(http: u16, event: Value) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = client()
+            .post(format!("http://127.0.0.1:{http}/"))
+            .json(&event)
+            .send()
+            .await;
+    })
+}
+
+/// An instance killed (`kill -9`) while it asks the classifier, after
+/// claiming the question and before sharing its verdict: it no longer
+/// renews its claim, and another instance takes the question over within
+/// about one lease (5 s), while the event it holds still waits for a
+/// verdict (`decision_timeout_secs` 30): decided by its own question, not
+/// released unjudged.
 #[tokio::test]
 async fn a_claimant_killed_before_its_verdict_is_taken_over_after_its_claim_runs_out() {
     let nats = NatsServer::start().await;
     let llm = FakeLlm::start().await;
-    let timeouts = "decision_timeout_secs = 30\ntimeout_secs = 3";
+    let timeouts = "decision_timeout_secs = 30\ntimeout_secs = 10";
     let started = Instant::now();
     let mut a = Instance::start_with(&nats, &llm, timeouts).await;
     let b = Instance::start_with(&nats, &llm, timeouts).await;
     a.wait_connected(true, Duration::from_secs(15)).await;
     b.wait_connected(true, Duration::from_secs(15)).await;
     eprintln!("both connected {:?} after the start", started.elapsed());
-    // The classifier fails while `a` asks: `a` holds the claim, no verdict.
-    llm.set_down(true);
+    // A slow classifier: `a` is still asking when it is killed.
+    llm.set_delay(Duration::from_secs(60));
     let pattern = "abababababababab";
-    post(a.http, pattern_event(pattern, "first, on a")).await;
+    let sending = send_in_background(a.http, pattern_event(pattern, "first, on a"));
     let kv = bucket(&nats).await;
     let claim = until("a claims the question", Duration::from_secs(15), || async {
         kv.entry(format!("ask.triage.{pattern}")).await.ok()?
     })
     .await;
-    eprintln!("a claimed {:?} after the start", started.elapsed());
+    until("a asks", Duration::from_secs(15), || async {
+        (!llm.requests().is_empty()).then_some(())
+    })
+    .await;
+    eprintln!(
+        "a claimed and asked {:?} after the start",
+        started.elapsed()
+    );
     let mut child = a.howl.child.take().expect("running");
     child.kill().expect("kill -9");
     child.wait().expect("reap");
+    sending.abort();
     let killed = Instant::now();
-    llm.set_down(false);
+    llm.set_delay(Duration::ZERO);
     let asked = llm.requests().len();
-    post(b.http, pattern_event(pattern, "then, on b")).await;
-    let (file, _) = decided(b.dir.path(), "then, on b").await;
+    let _answered = send_in_background(b.http, pattern_event(pattern, "then, on b"));
+    let (file, event) = decided(b.dir.path(), "then, on b").await;
     let waited = killed.elapsed();
     eprintln!(
         "b decided ({file}) {waited:?} after the claimant was killed; claim: {}",
         String::from_utf8_lossy(&claim.value)
     );
     assert!(llm.requests().len() > asked, "b never asked by itself");
-    // At most the claimant's limit (3 s) after it claimed, plus slack;
-    // well before decision_timeout_secs would release the event unjudged.
+    assert_eq!(
+        event["triage"]["source"], "llm",
+        "released unjudged: {event}"
+    );
+    // One lease (5 s) after a's last renewal, plus slack; far below
+    // decision_timeout_secs.
     assert!(
-        waited < Duration::from_secs(10),
+        waited < Duration::from_secs(12),
         "b held its event {waited:?}"
     );
     let verdict = bucket(&nats)
@@ -591,5 +619,56 @@ async fn a_claimant_killed_before_its_verdict_is_taken_over_after_its_claim_runs
         .expect("read the verdict");
     let verdict = verdict.expect("b's verdict is shared");
     eprintln!("b's verdict: {}", String::from_utf8_lossy(&verdict));
-    eprintln!("test body done after {:?} since the kill", killed.elapsed());
+}
+
+/// A claimant whose question takes longer than the claim's lease (a slow
+/// model) renews its claim while it asks: the other instance waits for its
+/// verdict and does not ask itself, though the question outlasts two
+/// leases.
+#[tokio::test]
+async fn a_claim_is_renewed_while_its_owner_asks_longer_than_the_lease() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let timeouts = "decision_timeout_secs = 30\ntimeout_secs = 25";
+    let a = Instance::start_with(&nats, &llm, timeouts).await;
+    let b = Instance::start_with(&nats, &llm, timeouts).await;
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    llm.set_delay(Duration::from_secs(12));
+    let pattern = "cdcdcdcdcdcdcdcd";
+    let _on_a = send_in_background(a.http, pattern_event(pattern, "slow, on a"));
+    let kv = bucket(&nats).await;
+    let claim = until("a claims the question", Duration::from_secs(15), || async {
+        kv.entry(format!("ask.triage.{pattern}")).await.ok()?
+    })
+    .await;
+    let asked = Instant::now();
+    let _on_b = send_in_background(b.http, pattern_event(pattern, "slow, on b"));
+    let (file, event) = decided(b.dir.path(), "slow, on b").await;
+    eprintln!("b decided ({file}) {:?} after a claimed", asked.elapsed());
+    assert_eq!(
+        event["triage"]["source"], "llm",
+        "released unjudged: {event}"
+    );
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "b asked too, though a was still asking"
+    );
+    assert!(
+        asked.elapsed() > Duration::from_secs(10),
+        "the question did not outlast two leases"
+    );
+    let now = kv
+        .entry(format!("ask.triage.{pattern}"))
+        .await
+        .expect("read the claim")
+        .expect("the claim");
+    assert!(
+        now.revision > claim.revision,
+        "the claim was never renewed: {} then {}",
+        claim.revision,
+        now.revision
+    );
+    assert_eq!(decided(a.dir.path(), "slow, on a").await.0, file);
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::tcp::connect;
 use crate::common::{Running, free_port, metric, wait_for, write};
 
 /// The JSON events written so far to `out.log` in `dir`.
@@ -181,9 +182,7 @@ async fn damaged_and_oversized_messages_pass_raw_with_the_reason_and_are_counted
         ),
     )
     .await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let mut stream = connect(&format!("127.0.0.1:{port}")).await;
     let long = format!("<13>1 2024-01-02T03:04:05Z h app - - - {}", "x".repeat(100));
     let frames = format!(
         "<999>no such priority\n{} {long}<13>1 2024-01-02T03:04:05Z h app - - - fine after it\n",
@@ -255,9 +254,7 @@ async fn tls_uses_the_certificate_and_key_from_files() {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let tcp = connect(&format!("127.0.0.1:{port}")).await;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
     tls.write_all(b"<13>1 2024-01-02T03:04:05Z h app - - - over tls\n")

@@ -36,7 +36,7 @@ use crate::llm::{Classifier, LlmError, Masker, Prompt, builtin};
 use crate::shared::LinkSigner;
 use crate::state::StateStore;
 use crate::state::audit::AuditRecord;
-use crate::state::shared::{Claim, SharedState};
+use crate::state::shared::{Claim, ClaimLease, SharedState};
 use crate::state::triage::OperatorAction;
 use crate::state::triage::{Comparison, StoredVerdict, VerdictSource, save_comparisons};
 use crate::suppressions::{Silencer, Snapshot, Suppressions};
@@ -899,15 +899,19 @@ impl Running {
             models: self.models.clone(),
         });
         let handle = self.questions.spawn(async move {
-            if let Some(fleet) = fleet
-                && let Some(verdict) = fleet.wait_for_asker(&name, limit).await
-            {
-                return (name, Ok(Reply::Shared(verdict)));
-            }
+            let lease = match fleet {
+                Some(fleet) => match fleet.wait_for_asker(&name, limit).await {
+                    Turn::Shared(verdict) => return (name, Ok(Reply::Shared(verdict))),
+                    Turn::Ask(lease) => lease,
+                },
+                None => None,
+            };
             let answer = match tokio::time::timeout(limit, chain.ask(&prompt, &allowed)).await {
                 Ok(answer) => answer.map(Reply::Answered),
                 Err(_) => Err(LlmError::Deadline(limit).to_string()),
             };
+            // The fleet's claim is renewed while asking, and no longer.
+            drop(lease);
             (name, answer)
         });
         self.asking.insert(handle.id(), pattern);
@@ -1130,19 +1134,29 @@ struct Fleet {
     models: Vec<String>,
 }
 
+/// What a fleet's instance does about a question, once it may.
+enum Turn {
+    /// Another instance asked: its verdict.
+    Shared(StoredVerdict),
+    /// Ask; keep the claim's lease (if the fleet gave one) while asking.
+    Ask(Option<ClaimLease>),
+}
+
 impl Fleet {
-    /// Claims the fleet's question about `pattern`. Returns `None` when
-    /// this instance is to ask (it holds the claim, or the bucket is out of
-    /// reach), or the verdict another instance shared while this one
-    /// waited. A claim that runs out without a verdict (its owner died, or
-    /// its question failed) is claimed again, so one instance takes over.
-    async fn wait_for_asker(&self, pattern: &str, limit: Duration) -> Option<StoredVerdict> {
+    /// Claims the fleet's question about `pattern`: this instance asks (it
+    /// holds the claim, or the bucket is out of reach), or gets the verdict
+    /// another instance shared while this one waited. A claim that runs out
+    /// without a verdict (its owner died, or stopped asking) is claimed
+    /// again, so one instance takes over.
+    async fn wait_for_asker(&self, pattern: &str, limit: Duration) -> Turn {
         let mut changes = self.shared.changes();
         // Each round waits for one claim to run out: bounded by the fleet's
-        // size, and by the transform's end (it aborts its questions).
+        // size, by its owner's renewals, and by the transform's end (it
+        // aborts its questions).
         loop {
             let until = match self.shared.claim(&self.component, pattern, limit).await {
-                Claim::Asker | Claim::Alone => return None,
+                Claim::Asker(lease) => return Turn::Ask(Some(lease)),
+                Claim::Alone => return Turn::Ask(None),
                 Claim::Waiter { until } => until,
             };
             loop {
@@ -1151,10 +1165,10 @@ impl Fleet {
                     .verdict(&self.component, pattern)
                     .filter(|v| v.is_live(Utc::now()) && self.models.contains(&v.model))
                 {
-                    return Some(verdict);
+                    return Turn::Shared(verdict);
                 }
                 tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return None },
+                    changed = changes.changed() => if changed.is_err() { return Turn::Ask(None) },
                     () = tokio::time::sleep_until(until) => break,
                 }
             }

@@ -2,7 +2,7 @@
 //! Ollama native (`/api/chat`) and Anthropic (`/v1/messages`) wire formats.
 //! It records every request and answers "noise" for prompts mentioning a
 //! health check (`healthz`), "important" otherwise; or 503 to everything
-//! while `down` is set. `GET /v1/models` and `/api/tags` (what howl's
+//! while `down` is set; each answer after `delay` (a slow model). `GET /v1/models` and `/api/tags` (what howl's
 //! health checks ask) answer 200, or 503 while `down`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,6 +28,7 @@ struct Shared {
     down: Arc<AtomicBool>,
     health_checks: Arc<AtomicUsize>,
     contrary: Arc<AtomicBool>,
+    delay: Arc<Mutex<std::time::Duration>>,
 }
 
 /// A running fake (stops with the test's runtime).
@@ -63,6 +64,11 @@ impl FakeLlm {
     /// Makes it answer the opposite verdict (a model that disagrees).
     pub fn set_contrary(&self, contrary: bool) {
         self.shared.contrary.store(contrary, Ordering::Release);
+    }
+
+    /// Makes every answer to a question wait `delay` first.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
     }
 
     /// Makes every answer a 503 (or normal again).
@@ -115,6 +121,8 @@ async fn answer(
         .unwrap_or_default()
         .to_string();
     shared.requests.lock().unwrap().push(Request { body });
+    let delay = *shared.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     if shared.down.load(Ordering::Acquire) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
