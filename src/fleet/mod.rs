@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKind};
+use async_nats::jetstream::kv::{CreateErrorKind, Entry, Operation, Store, UpdateErrorKind};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, watch};
@@ -77,7 +77,10 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a claim holds unless its owner renews it (a third of this
 /// apart, while it asks). Short against `decision_timeout_secs` (15 s by
 /// default), so that when an owner dies mid-question another instance
-/// takes over while its held events still wait for a verdict.
+/// takes over while its held events still wait for a verdict. Another
+/// instance takes a claim over once it has seen it unchanged for a whole
+/// lease, timed by its own clock: the deadline a claim names is the owner's
+/// clock, and clocks of a fleet may be seconds apart.
 const CLAIM_LEASE: Duration = Duration::from_secs(5);
 
 /// The table of this instance's id, and of the audit ids applied here.
@@ -281,7 +284,7 @@ impl SharedState for Fleet {
         &self,
         component: &str,
         pattern_id: &str,
-        limit: Duration,
+        seen: Option<u64>,
     ) -> BoxFuture<'static, Claim> {
         let store = self
             .connected
@@ -290,22 +293,23 @@ impl SharedState for Fleet {
             .flatten();
         let key = wire::ask_key(component, pattern_id);
         let owner = self.origin.clone();
-        let lease = CLAIM_LEASE.min(limit);
         Box::pin(async move {
             let Some(store) = store else {
                 return Claim::Alone;
             };
-            match tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &key, &owner, lease)).await {
+            match tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &key, &owner, seen)).await {
                 Ok(Some(Claimed::Mine { revision })) => Claim::Asker(renew(
                     store,
                     Renewal {
                         key,
                         owner,
-                        lease,
                         revision,
                     },
                 )),
-                Ok(Some(Claimed::Theirs { until })) => Claim::Waiter { until },
+                Ok(Some(Claimed::Theirs { revision })) => Claim::Waiter {
+                    until: Instant::now() + CLAIM_LEASE,
+                    seen: revision,
+                },
                 Ok(None) | Err(_) => Claim::Alone,
             }
         })
@@ -328,14 +332,17 @@ struct SharedRecord {
 enum Claimed {
     /// This instance, at `revision` of the key (renewals must name it).
     Mine { revision: u64 },
-    /// Another instance, whose lease runs out at `until`.
-    Theirs { until: Instant },
+    /// Another instance, whose claim is at `revision`.
+    Theirs { revision: u64 },
 }
 
-/// Claims `key` for `owner` for `lease`; `None` when the bucket did not
-/// answer as expected (the caller then asks alone).
-async fn claim(store: &Store, key: &str, owner: &str, lease: Duration) -> Option<Claimed> {
-    let mine = claim_value(owner, lease)?;
+/// Claims `key` for `owner`; `None` when the bucket did not answer as
+/// expected (the caller then asks alone). `seen` is the revision at which
+/// this instance saw another instance's claim a lease ago: a claim still
+/// at it was not renewed since (its owner died or stopped asking), and is
+/// taken over.
+async fn claim(store: &Store, key: &str, owner: &str, seen: Option<u64>) -> Option<Claimed> {
+    let mine = claim_value(owner)?;
     // A few rounds: the key may be deleted or taken over between calls.
     for _ in 0..3 {
         match store.create(key, mine.clone().into()).await {
@@ -347,31 +354,25 @@ async fn claim(store: &Store, key: &str, owner: &str, lease: Duration) -> Option
         let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
             continue;
         };
-        let theirs: Option<ClaimValue> = serde_json::from_slice(&entry.value).ok();
-        // A claim holds for at most twice the lease after the server stored
-        // it (its last renewal), whatever deadline it names: a claimant
-        // whose clock is far ahead (or a value written by hand) must not
-        // hold the question forever if that claimant never answers.
-        let stored = i64::try_from(entry.created.unix_timestamp_nanos())
-            .map(DateTime::from_timestamp_nanos)
-            .unwrap_or_else(|_| Utc::now());
-        let longest = stored + chrono::Duration::from_std(lease.saturating_mul(2)).ok()?;
-        match theirs {
-            Some(theirs) if theirs.owner == owner => {
+        // Whether the claim is renewed is judged by the revision and this
+        // instance's clock, never by the deadline it names: an owner whose
+        // clock lags would look dead while it renews, one whose clock is
+        // far ahead (or a value written by hand) would hold the question
+        // forever.
+        match owner_of(&entry.value) {
+            Some(theirs) if theirs == owner => {
                 return Some(Claimed::Mine {
                     revision: entry.revision,
                 });
             }
-            Some(theirs) if theirs.deadline.min(longest) > Utc::now() => {
-                let left = (theirs.deadline.min(longest) - Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
+            Some(_) if seen != Some(entry.revision) && !forgotten(&entry) => {
                 return Some(Claimed::Theirs {
-                    until: Instant::now() + left,
+                    revision: entry.revision,
                 });
             }
-            // Ran out (its owner died or failed), or unreadable: take it
-            // over, unless another instance does so first.
+            // Not renewed for a lease (its owner died or stopped asking),
+            // left from long ago, or unreadable: take it over, unless
+            // another instance does so first.
             _ => {
                 if let Ok(revision) = store.update(key, mine.clone().into(), entry.revision).await {
                     return Some(Claimed::Mine { revision });
@@ -382,11 +383,29 @@ async fn claim(store: &Store, key: &str, owner: &str, lease: Duration) -> Option
     None
 }
 
-/// The value of a claim by `owner` that holds for `lease` from now.
-fn claim_value(owner: &str, lease: Duration) -> Option<Vec<u8>> {
+/// The instance a claim's value names, if it is one.
+fn owner_of(value: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ClaimValue>(value)
+        .ok()
+        .map(|claim| claim.owner)
+}
+
+/// Whether a claim was last written (by the server's clock) so long ago
+/// that no clock of a fleet is that far off: its question ended long ago,
+/// so it is taken over at once rather than after a lease of watching it.
+fn forgotten(entry: &Entry) -> bool {
+    let Ok(nanos) = i64::try_from(entry.created.unix_timestamp_nanos()) else {
+        return false;
+    };
+    DateTime::from_timestamp_nanos(nanos) + wire::MAX_CLOCK_SKEW < Utc::now()
+}
+
+/// The value of a claim by `owner`, naming when its lease runs out by this
+/// instance's clock (for the cleanup, and for people reading the bucket).
+fn claim_value(owner: &str) -> Option<Vec<u8>> {
     serde_json::to_vec(&ClaimValue {
         owner: owner.to_string(),
-        deadline: Utc::now() + chrono::Duration::from_std(lease).ok()?,
+        deadline: Utc::now() + chrono::Duration::from_std(CLAIM_LEASE).ok()?,
     })
     .ok()
 }
@@ -395,29 +414,61 @@ fn claim_value(owner: &str, lease: Duration) -> Option<Vec<u8>> {
 struct Renewal {
     key: String,
     owner: String,
-    lease: Duration,
     /// The key's revision as this instance last wrote it.
     revision: u64,
 }
 
 /// Renews a claim every third of its lease until the returned lease is
-/// dropped. Stops when another instance took the claim over (it found the
-/// lease run out: two questions then, never none); a renewal that fails
-/// otherwise is tried again at the next turn, while the lease still holds.
+/// dropped, or another instance took the claim over.
 fn renew(store: Store, mut claim: Renewal) -> ClaimLease {
     let renewing = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(claim.lease / 3).await;
-            let Some(value) = claim_value(&claim.owner, claim.lease) else {
+            tokio::time::sleep(CLAIM_LEASE / 3).await;
+            if !renew_once(&store, &mut claim).await {
                 return;
-            };
-            let update = store.update(&claim.key, value.into(), claim.revision);
-            match tokio::time::timeout(CLAIM_TIMEOUT, update).await {
-                Ok(Ok(revision)) => claim.revision = revision,
-                Ok(Err(error)) if error.kind() == UpdateErrorKind::WrongLastRevision => return,
-                Ok(Err(_)) | Err(_) => {}
             }
         }
     });
     ClaimLease::renewed_by(renewing.abort_handle())
+}
+
+/// Writes the claim once more; `false` when another instance holds it now
+/// (it found the lease run out: two questions then, never none). A
+/// renewal that fails otherwise is tried again at the next turn, while the
+/// lease still holds.
+async fn renew_once(store: &Store, claim: &mut Renewal) -> bool {
+    // Twice at most: once more after finding the key moved by this instance.
+    for _ in 0..2 {
+        let Some(value) = claim_value(&claim.owner) else {
+            return false;
+        };
+        let update = store.update(&claim.key, value.into(), claim.revision);
+        match tokio::time::timeout(CLAIM_TIMEOUT, update).await {
+            Ok(Ok(revision)) => {
+                claim.revision = revision;
+                return true;
+            }
+            Ok(Err(error)) if error.kind() == UpdateErrorKind::WrongLastRevision => {
+                // The key moved. A renewal of ours that the server wrote but
+                // answered too late (timed out above) moves it too, as does
+                // another question of this instance about the pattern (a
+                // reload): while the claim names this instance, go on from
+                // its revision.
+                let Ok(Ok(entry)) =
+                    tokio::time::timeout(CLAIM_TIMEOUT, store.entry(&claim.key)).await
+                else {
+                    return true;
+                };
+                match entry.filter(|e| {
+                    e.operation == Operation::Put
+                        && owner_of(&e.value).is_some_and(|owner| owner == claim.owner)
+                }) {
+                    Some(entry) => claim.revision = entry.revision,
+                    None => return false,
+                }
+            }
+            Ok(Err(_)) | Err(_) => return true,
+        }
+    }
+    true
 }

@@ -8,8 +8,9 @@
 //!   got for the pattern;
 //! - `ask.<component>.<pattern>`: the claim of the instance asking the
 //!   classifier about the pattern ([`ClaimValue`]); written with `create`,
-//!   so the first writer wins, and kept until it runs out (a claim that ran
-//!   out is taken over with a compare-and-set);
+//!   so the first writer wins, and renewed while its owner asks (a claim
+//!   another instance saw unchanged for a lease is taken over with a
+//!   compare-and-set);
 //! - in the audit bucket: `audit.<time-ordered id>`, one record each.
 //!
 //! Decisions and verdicts are wrapped in an [`Envelope`] carrying when the
@@ -51,12 +52,14 @@ pub struct Envelope<T> {
     pub value: Option<T>,
 }
 
-/// The value of an `ask.*` key: who asks, and until when the others wait.
+/// The value of an `ask.*` key: who asks, and until when its lease holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimValue {
     /// The asking instance.
     pub owner: String,
-    /// After this, another instance may take the question over.
+    /// When the lease runs out unless renewed, by the owner's clock. Other
+    /// instances do not go by it (clocks differ: they time renewals by
+    /// their own); it dates the claim for the cleanup.
     pub deadline: DateTime<Utc>,
 }
 

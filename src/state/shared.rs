@@ -16,8 +16,6 @@
 //! in-memory mirror of the bucket. Only [`SharedState::claim`] talks to the
 //! server, with a short bound, and answers [`Claim::Alone`] when it cannot.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
@@ -34,10 +32,14 @@ pub enum Claim {
     /// claim, so that others take over soon if this instance dies.
     Asker(ClaimLease),
     /// Another instance asks; wait for its verdict until `until`, then
-    /// claim again (it may have died).
+    /// claim again, passing `seen` (it may have died).
     Waiter {
-        /// When the other instance's claim runs out.
+        /// When to look at the claim again: a lease from now.
         until: Instant,
+        /// The version of the claim seen now: if the claim is still at it
+        /// when claimed again, its owner did not renew it for a whole lease
+        /// (by this instance's clock), and the claim is taken over.
+        seen: u64,
     },
     /// The bucket cannot be reached: ask locally (triage never waits on
     /// NATS).
@@ -99,14 +101,15 @@ pub trait SharedState: Send + Sync + std::fmt::Debug {
     fn verdict_decided(&self, component: &str, pattern_id: &str, verdict: &StoredVerdict);
 
     /// Claims the one question about `pattern_id` the fleet may ask for
-    /// transform `component`; `limit` is how long a question may take (the
-    /// lease is never longer). First writer wins; a claim whose lease ran
-    /// out (not renewed: its owner died or stopped asking) is taken over.
+    /// transform `component`. First writer wins. Another instance's claim
+    /// is taken over when it is still at `seen` (from the caller's last
+    /// [`Claim::Waiter`] about it): not renewed for a whole lease, so its
+    /// owner died or stopped asking.
     fn claim(
         &self,
         component: &str,
         pattern_id: &str,
-        limit: Duration,
+        seen: Option<u64>,
     ) -> BoxFuture<'static, Claim>;
 
     /// Changes each time something from another instance was applied: wait

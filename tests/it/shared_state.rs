@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::fake_llm::FakeLlm;
 use crate::common::nats::NatsServer;
+use crate::common::relay::Relay;
 use crate::common::{Running, client, free_port, get_json, metric, write};
 use crate::llm_suppress::{api_topology, post};
 
@@ -30,16 +31,18 @@ impl Instance {
 
     /// [`Self::start`] with `timeouts` (TOML) in the `llm_suppress` table.
     async fn start_with(nats: &NatsServer, llm: &FakeLlm, timeouts: &str) -> Self {
+        Self::start_at(&nats.url(), llm, timeouts).await
+    }
+
+    /// [`Self::start_with`] reaching the server at `url` (a relay to it).
+    async fn start_at(url: &str, llm: &FakeLlm, timeouts: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (api, http) = (free_port(), free_port());
         let triage = format!(
             "provider = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"fake\"\n{timeouts}",
             llm.base
         );
-        let shared = format!(
-            "[state.shared.nats]\nurl = \"{}\"\nbucket = \"fleet\"\n",
-            nats.url()
-        );
+        let shared = format!("[state.shared.nats]\nurl = \"{url}\"\nbucket = \"fleet\"\n");
         let config = write(
             dir.path(),
             "fleet.toml",
@@ -671,4 +674,105 @@ async fn a_claim_is_renewed_while_its_owner_asks_longer_than_the_lease() {
         now.revision
     );
     assert_eq!(decided(a.dir.path(), "slow, on a").await.0, file);
+}
+
+/// A renewal the server carried out but answered too late for its owner
+/// (a congested link: the update timed out, yet the claim's revision
+/// moved): the owner must not take its own write for another instance's
+/// takeover and stop renewing, or its claim runs out while it still asks
+/// and the other instance asks the same question a second time.
+#[tokio::test]
+async fn a_renewal_answered_too_late_does_not_end_the_claim() {
+    let nats = NatsServer::start().await;
+    let relay = Relay::start(nats.port).await;
+    let llm = FakeLlm::start().await;
+    let timeouts = "decision_timeout_secs = 30\ntimeout_secs = 25";
+    let a = Instance::start_at(&format!("nats://127.0.0.1:{}", relay.port), &llm, timeouts).await;
+    let b = Instance::start_with(&nats, &llm, timeouts).await;
+    a.wait_connected(true, Duration::from_secs(15)).await;
+    b.wait_connected(true, Duration::from_secs(15)).await;
+    llm.set_delay(Duration::from_secs(15));
+    let pattern = "efefefefefefefef";
+    let _on_a = send_in_background(a.http, pattern_event(pattern, "late, on a"));
+    until("a asks", Duration::from_secs(15), || async {
+        (!llm.requests().is_empty()).then_some(())
+    })
+    .await;
+    // a renews every 1.7 s and gives up on an answer after 2 s: at least
+    // one renewal is written but answered only after that.
+    relay.hold(true);
+    let _on_b = send_in_background(b.http, pattern_event(pattern, "late, on b"));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    relay.hold(false);
+    let (file, event) = decided(b.dir.path(), "late, on b").await;
+    assert_eq!(
+        event["triage"]["source"], "llm",
+        "released unjudged: {event}"
+    );
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "b asked too, though a was still asking; a's log:\n{}",
+        a.howl.stderr()
+    );
+    assert_eq!(decided(a.dir.path(), "late, on a").await.0, file);
+}
+
+/// A claim's owner whose clock lags the others' by seconds (a host
+/// without NTP) writes deadlines that already look past to them, though it
+/// renews its claim in time: the others must go by whether the claim is
+/// renewed, not by the deadline it names, or they take a live owner's
+/// question over and ask it a second time. The test is that owner here,
+/// 4.5 s behind: it renews every second for 12 s, then stops, and only
+/// then does the instance take the question over.
+#[tokio::test]
+async fn a_claim_renewed_by_an_owner_whose_clock_lags_is_not_taken_over() {
+    let nats = NatsServer::start().await;
+    let llm = FakeLlm::start().await;
+    let instance =
+        Instance::start_with(&nats, &llm, "decision_timeout_secs = 40\ntimeout_secs = 10").await;
+    instance.wait_connected(true, Duration::from_secs(15)).await;
+    let pattern = "fafafafafafafafa";
+    let key = format!("ask.triage.{pattern}");
+    let lagging = || {
+        let deadline = chrono::Utc::now() - chrono::Duration::milliseconds(4500)
+            + chrono::Duration::seconds(5);
+        json!({
+            "owner": "ffffffffffffffff",
+            "deadline": deadline.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
+        .to_string()
+    };
+    let kv = bucket(&nats).await;
+    let mut revision = kv.create(&key, lagging().into()).await.expect("claim");
+    let _sent = send_in_background(instance.http, pattern_event(pattern, "lagging owner"));
+    let renewing = Instant::now();
+    while renewing.elapsed() < Duration::from_secs(12) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        revision = match kv.update(&key, lagging().into(), revision).await {
+            Ok(revision) => revision,
+            Err(error) => panic!(
+                "the claim, renewed every second, was taken over after {:?} ({error}); \
+                 questions asked: {}",
+                renewing.elapsed(),
+                llm.requests().len()
+            ),
+        };
+        assert!(
+            llm.requests().is_empty(),
+            "asked {:?} into a claim renewed every second",
+            renewing.elapsed()
+        );
+    }
+    let stopped = Instant::now();
+    let (_, event) = decided(instance.dir.path(), "lagging owner").await;
+    eprintln!(
+        "taken over and decided {:?} after the renewals stopped",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        event["triage"]["source"], "llm",
+        "released unjudged: {event}"
+    );
+    assert_eq!(llm.requests().len(), 1);
 }

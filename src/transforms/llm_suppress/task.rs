@@ -900,7 +900,7 @@ impl Running {
         });
         let handle = self.questions.spawn(async move {
             let lease = match fleet {
-                Some(fleet) => match fleet.wait_for_asker(&name, limit).await {
+                Some(fleet) => match fleet.wait_for_asker(&name).await {
                     Turn::Shared(verdict) => return (name, Ok(Reply::Shared(verdict))),
                     Turn::Ask(lease) => lease,
                 },
@@ -1148,16 +1148,21 @@ impl Fleet {
     /// another instance shared while this one waited. A claim that runs out
     /// without a verdict (its owner died, or stopped asking) is claimed
     /// again, so one instance takes over.
-    async fn wait_for_asker(&self, pattern: &str, limit: Duration) -> Turn {
+    async fn wait_for_asker(&self, pattern: &str) -> Turn {
         let mut changes = self.shared.changes();
-        // Each round waits for one claim to run out: bounded by the fleet's
-        // size, by its owner's renewals, and by the transform's end (it
-        // aborts its questions).
+        let mut seen = None;
+        // Each round waits a lease for a verdict, then looks at the claim
+        // again (passing the revision it saw: one not renewed since is
+        // taken over). Bounded by the fleet's size, by its owner's renewals,
+        // and by the transform's end (it aborts its questions).
         loop {
-            let until = match self.shared.claim(&self.component, pattern, limit).await {
+            let until = match self.shared.claim(&self.component, pattern, seen).await {
                 Claim::Asker(lease) => return Turn::Ask(Some(lease)),
                 Claim::Alone => return Turn::Ask(None),
-                Claim::Waiter { until } => until,
+                Claim::Waiter { until, seen: now } => {
+                    seen = Some(now);
+                    until
+                }
             };
             loop {
                 if let Some(verdict) = self

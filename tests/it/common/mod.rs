@@ -9,6 +9,7 @@ pub mod fake_loki;
 pub mod nats;
 pub mod postgres;
 pub mod prometheus;
+pub mod relay;
 pub mod tcp;
 
 use std::io::Write;
