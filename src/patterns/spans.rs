@@ -321,6 +321,126 @@ pub(super) fn text_end(s: &[u8]) -> usize {
             .count()
 }
 
+/// How far a compact JSON member's value may reach (escaped request texts run long).
+const MAX_JSON_VALUE: usize = 1024;
+
+/// The name of a compact JSON member that starts at `s[at]`: `"took":` gives `took`, with the
+/// index just after the colon. A name is short, has a letter or digit, and no quote, backslash
+/// or control byte.
+pub(super) fn json_member_name(s: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = s.get(at..)?.strip_prefix(b"\"")?;
+    let len = rest.iter().take(64).position(|&c| c == b'"')?;
+    let name = &rest[..len];
+    let ok = name.iter().any(u8::is_ascii_alphanumeric)
+        && name.iter().all(|&c| c >= b' ' && c != b'\\' && c != b'"');
+    (ok && rest.get(len + 1) == Some(&b':')).then_some((name, at + len + 3))
+}
+
+/// Where the next member of a compact JSON object starts inside the whitespace token
+/// `s[start..end]`: just after a `,` that a member's name follows (`long","took":`). Compact
+/// JSON (`{"msg":"apply request took too long","took":"185ms"}`) has no space between members,
+/// so whitespace alone would glue a message's last word to the members after it, and the
+/// words of one value with spaces to those around it.
+pub(super) fn json_member_break(s: &[u8], start: usize, end: usize) -> Option<usize> {
+    (start + 1..end)
+        .find(|&k| s[k] == b',' && json_member_name(s, k + 1).is_some())
+        .map(|k| k + 1)
+}
+
+/// A compact JSON member that starts at `s[start]` (after any `{`): where its value is and where
+/// the member ends (after the `,` `}` `]` that close it). See [`json_member`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Member {
+    /// Start of the value (just after the name's colon).
+    pub value: usize,
+    /// End of the value (after its closing quote or bracket).
+    pub value_end: usize,
+    /// End of the member with its closing punctuation.
+    pub end: usize,
+    /// The value is a string (its placeholder keeps the quotes).
+    pub string: bool,
+}
+
+/// A compact JSON member at `s[start]`, `"took":"185ms",` or `"steps":["a b","c d"]}`: one
+/// `key=value` field, whatever its value holds, spaces included (as a quoted value with spaces
+/// is, see [`quoted_span`]). A message member (`"msg":`, see [`is_message_key`]) is not one:
+/// its words are the event's text. Nor is a member whose value is not right after the colon
+/// (`"key": "value"`, which the other spans read).
+pub(super) fn json_member(s: &[u8], start: usize) -> Option<Member> {
+    let braces = s[start..].iter().take_while(|&&c| c == b'{').count();
+    let (name, v) = json_member_name(s, start + braces)?;
+    if is_message_key(name) {
+        return None;
+    }
+    let window = &s[v..s.len().min(v + MAX_JSON_VALUE)];
+    let (len, string) = match *window.first()? {
+        b'"' => {
+            let mut escaped = false;
+            let close = window.iter().enumerate().skip(1).find_map(|(k, &c)| {
+                let closes = c == b'"' && !escaped;
+                escaped = c == b'\\' && !escaped;
+                closes.then_some(k)
+            })?;
+            (close + 1, true)
+        }
+        b'[' | b'{' => (balanced_close(window)? + 1, false),
+        _ => {
+            let len = window
+                .iter()
+                .position(|&c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+                .unwrap_or(window.len());
+            (len, false)
+        }
+    };
+    if len == 0 {
+        return None;
+    }
+    let value_end = v + len;
+    let mut end = value_end;
+    while end < s.len() && matches!(s[end], b',' | b'}' | b']') {
+        end += 1;
+    }
+    Some(Member {
+        value: v,
+        value_end,
+        end,
+        string,
+    })
+}
+
+/// Whether a (masked) token is a compact JSON member with its value (see [`json_member`]): a
+/// field whose name says what it is, compared as a `key=value` token is.
+pub(crate) fn is_json_member(t: &[u8]) -> bool {
+    let braces = t.iter().take_while(|&&c| c == b'{').count();
+    json_member_name(t, braces).is_some_and(|(name, v)| {
+        !is_message_key(name) && t.get(v).is_some_and(|c| !c.is_ascii_whitespace())
+    })
+}
+
+/// Index in `t` of the bracket that closes `t[0]`, skipping brackets inside JSON strings.
+fn balanced_close(t: &[u8]) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (k, &c) in t.iter().enumerate() {
+        if in_string {
+            in_string = c != b'"' || escaped;
+            escaped = c == b'\\' && !escaped;
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// `msg="...` or `message="...`: the message field of a key=value (logfmt) line holds the event's
 /// own text, written by the call site, so its words are the template's words and stay tokens
 /// (`msg="shim disconnected"` and `msg="cleaning up after shim disconnected"` are two events),

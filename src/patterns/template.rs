@@ -38,6 +38,7 @@
 //! at most [`MAX_GAPS`] of them, and every literal must agree.
 
 use super::id::fast_hash;
+use super::spans::is_json_member;
 use super::tokenize::{
     LineBuf, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed,
     is_quoted_word, skeleton, skeleton_hash, word_hash,
@@ -109,7 +110,10 @@ impl TTok {
             return TTok::wild();
         }
         let hash = fast_hash(text.as_bytes());
-        let kv = kv_on && slot == Slot::Const && text.contains('=') && is_keyed(text.as_bytes());
+        let kv = kv_on
+            && slot == Slot::Const
+            && ((text.contains('=') && is_keyed(text.as_bytes()))
+                || is_json_member(text.as_bytes()));
         let skel = if slot == Slot::Const && text.contains('<') {
             skeleton_hash(text.as_bytes(), &mut Vec::new())
         } else if kv && text.ends_with('=') {

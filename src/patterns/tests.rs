@@ -2178,3 +2178,92 @@ fn a_restored_miner_gives_lines_the_ids_the_running_one_gave() {
         assert_restore_is_transparent(&MinerConfig::default(), &lines, &format!("seed {seed}"));
     }
 }
+
+/// Compact JSON lines (`{"level":"warn","msg":"…","took":"185ms"}`, as zap, logrus and MongoDB
+/// write them): each member is one `key=value` field, whatever its value holds, so a value with
+/// spaces or escaped quotes cannot split one event by its word count, a member of another name is
+/// another structure, and the message's words are the event's text.
+#[test]
+fn compact_json_members_are_fields_and_the_message_words_are_the_event() {
+    let mut m = miner();
+    let slow = |took: &str, request: &str| {
+        format!(
+            r#"{{"level":"warn","ts":"2026-12-06T08:00:{took}Z","caller":"etcdserver/util.go:166","msg":"apply request took too long","took":"1{took}.8ms","prefix":"read-only range ","request":"{request}"}}"#
+        )
+    };
+    let (a, new_a, ..) = observe(&mut m, &slow("35", r#"key:\"/registry/health\" "#));
+    assert!(new_a);
+    for (took, request) in [
+        (
+            "36",
+            r#"key:\"/registry/minions/\" range_end:\"/registry/minions0\" count_only:true "#,
+        ),
+        (
+            "37",
+            "header:<ID:7587880406565998783 > lease_grant:<ttl:15-second id:694d>",
+        ),
+        ("38", ""),
+    ] {
+        let (id, new, ..) = observe(&mut m, &slow(took, request));
+        assert_eq!((id, new), (a, false), "{request}");
+    }
+    // Another message with the same members is another event, and so is the same message with
+    // a member of another name.
+    let other = slow("39", "x").replace("apply request took too long", "slow fdatasync");
+    let (b, new_b, ..) = observe(&mut m, &other);
+    assert!(new_b && b != a, "another message merged: {other}");
+    let renamed = slow("40", "y").replace("\"prefix\"", "\"stream-type\"");
+    let (c, new_c, ..) = observe(&mut m, &renamed);
+    assert!(new_c && c != a, "another member merged: {renamed}");
+    // The message's last word is a word of its own, not glued to the members after it.
+    let (.., template) = observe(&mut m, &slow("41", "z"));
+    assert!(
+        template.contains(r#" long", "took":"<*>", "prefix":"<*>", "request":"<*>"}"#),
+        "{template}"
+    );
+}
+
+#[test]
+fn compact_json_member_values_that_held_split_off_as_key_value_words_do() {
+    // `"level":"info"` over 100 lines, then `"level":"error"`: another event, as
+    // `level=info` then `level=error` is.
+    let mut m = miner();
+    let line = |i: usize, level: &str| {
+        format!(
+            r#"{{"level":"{level}","msg":"checkpoint written","index":{i},"dir":"/var/lib/db"}}"#
+        )
+    };
+    let (first, ..) = observe(&mut m, &line(0, "info"));
+    for i in 1..100 {
+        assert_eq!(observe(&mut m, &line(i, "info")).0, first);
+    }
+    let (other, new, ..) = observe(&mut m, &line(100, "error"));
+    assert!(new && other != first);
+}
+
+#[test]
+fn restore_is_transparent_on_compact_json() {
+    let messages = [
+        "apply request took too long",
+        "slow fdatasync",
+        "lease expired",
+    ];
+    let lines: Vec<String> = (0..240)
+        .map(|i| {
+            let extra = match i % 4 {
+                0 => String::new(),
+                1 => format!(r#","error":"dial tcp 10.0.1.{}:2380: i/o timeout""#, i % 9),
+                2 => format!(r#","steps":["trace {i} step","done"]"#),
+                _ => r#","prefix":"""#.to_string(),
+            };
+            format!(
+                r#"{{"level":"{}","ts":"2026-12-06T08:{:02}:00Z","msg":"{}","took":"{}ms"{extra}}}"#,
+                ["info", "warn"][i / 120],
+                i % 60,
+                messages[i % 3],
+                i * 7
+            )
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "compact JSON");
+}

@@ -9,7 +9,9 @@
 //!    own (`"Microsoft Word"`, and a request line such as `"GET /x HTTP/1.1"`, whose method is a
 //!    value of one access-log event) becomes one variable token `"<*>"`, and so does a bracketed
 //!    one (`(2: No such file or directory)` becomes `(<*>)`), and an escaped space
-//!    (`Application\ Support`) does not end a token. Values of several words are found by
+//!    (`Application\ Support`) does not end a token. A compact JSON member (`"took":"185 ms",`)
+//!    is one `key=value` token whatever its value holds, and ends its whitespace token, so the
+//!    message's last word is not glued to the members after it. Values of several words are found by
 //!    `super::spans` (error texts, stack frames, a unit's description, a setting line). The line
 //!    is copied once into the token buffer; unmasked tokens point into that copy, masked tokens
 //!    are appended after it.
@@ -34,8 +36,9 @@
 use super::id::{combine, fast_hash};
 use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
-    ErrorLabel, MAX_QUOTE, bracket_span, error_label, error_text, is_http_method, is_message_key,
-    is_setting_name, is_unit_name, open_quote, quoted_span, skip_spaces, stack_frame, text_end,
+    ErrorLabel, MAX_QUOTE, Member, bracket_span, error_label, error_text, is_http_method,
+    is_json_member, is_message_key, is_setting_name, is_unit_name, json_member, json_member_break,
+    open_quote, quoted_span, skip_spaces, stack_frame, text_end,
 };
 
 use super::mask::{
@@ -207,6 +210,19 @@ impl LineBuf {
                 acc |= c;
                 i += 1;
             }
+            if kv && acc & class::QUOTE != 0 {
+                // Compact JSON: a member is one `key=value` token, whatever its value holds; a
+                // token that is not one (the message's last word) ends where the next starts.
+                if let Some(member) = json_member(s, start) {
+                    self.push_member(s, start, member);
+                    i = member.end;
+                    continue;
+                }
+                if let Some(cut) = json_member_break(s, start, i) {
+                    i = cut;
+                    acc = class_of(&s[start..i]);
+                }
+            }
             if let Some((end, pre, rest)) = (acc & class::QUOTE != 0 && !self.after_message_key(s))
                 .then(|| quoted_span(s, start, i))
                 .flatten()
@@ -307,6 +323,36 @@ impl LineBuf {
                     pre: pre as u32,
                     suf: suf as u32,
                 }),
+                ..TokInfo::default()
+            },
+        });
+    }
+
+    /// Pushes a compact JSON member (see [`json_member`]) as a `key=value` token: its value
+    /// masked, `"took":"<*>",`, and kept as the token's word when it has no digit (`"level":
+    /// "info"`, see `Tok::word`), as a logfmt field's is.
+    fn push_member(&mut self, s: &[u8], start: usize, m: Member) {
+        self.note_heads(s, start, m.end);
+        let off = self.masked.len();
+        self.masked.extend_from_slice(&s[start..m.value]);
+        let value = Kind::Value.placeholder().as_bytes();
+        if m.string {
+            self.masked.push(b'"');
+            self.masked.extend_from_slice(value);
+            self.masked.push(b'"');
+        } else {
+            self.masked.extend_from_slice(value);
+        }
+        self.masked.extend_from_slice(&s[m.value_end..m.end]);
+        self.raw.push(Raw {
+            off: off as u32,
+            len: (self.masked.len() - off) as u32,
+            src_start: start as u32,
+            src_end: m.end as u32,
+            info: TokInfo {
+                masked: true,
+                eq: true,
+                punct: true,
                 ..TokInfo::default()
             },
         });
@@ -758,8 +804,10 @@ impl LineBuf {
         } else {
             info.eq
         };
-        let kv =
-            self.kv_on && !var && eq && is_keyed(&self.masked[off as usize..(off + len) as usize]);
+        let kv = self.kv_on && !var && {
+            let text = &self.masked[off as usize..(off + len) as usize];
+            (eq && is_keyed(text)) || (info.punct && is_json_member(text))
+        };
         let skel = if info.masked && !var {
             skeleton_hash(
                 &self.masked[off as usize..(off + len) as usize],
