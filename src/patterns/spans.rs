@@ -336,15 +336,15 @@ pub(super) fn json_member_name(s: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (ok && rest.get(len + 1) == Some(&b':')).then_some((name, at + len + 3))
 }
 
-/// Where the next member of a compact JSON object starts inside the whitespace token
-/// `s[start..end]`: just after a `,` that a member's name follows (`long","took":`). Compact
-/// JSON (`{"msg":"apply request took too long","took":"185ms"}`) has no space between members,
-/// so whitespace alone would glue a message's last word to the members after it, and the
-/// words of one value with spaces to those around it.
-pub(super) fn json_member_break(s: &[u8], start: usize, end: usize) -> Option<usize> {
-    (start + 1..end)
-        .find(|&k| s[k] == b',' && json_member_name(s, k + 1).is_some())
-        .map(|k| k + 1)
+/// Whether the next member of a compact JSON object starts just after `s[k]`: a `,` that a
+/// member's name follows (`long","took":`). Compact JSON (`{"msg":"apply request took too
+/// long","took":"185ms"}`) has no space between members, so whitespace alone would glue a
+/// message's last word to the members after it, and the words of one value with spaces to
+/// those around it. Asked of each byte as the tokenizer scans a whitespace token, so that a
+/// token of many members is read once, not once per member.
+#[inline]
+pub(super) fn json_member_break(s: &[u8], k: usize) -> bool {
+    s[k] == b',' && json_member_name(s, k + 1).is_some()
 }
 
 /// A compact JSON member that starts at `s[start]` (after any `{`): where its value is and where
