@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::mask::{CLASS, class};
+use super::spans::{json_member, json_member_break};
 
 /// How many leading whitespace tokens count as "header" for text detection. BGL-style logs put the
 /// level in the 9th field, so 8 is too few; 10 is what the reference measured at 100% agreement.
@@ -189,10 +190,14 @@ pub(crate) fn detect(line: &str, hint: Option<&str>) -> Level {
 
 const TRIM: &[u8] = b"[](){}<>:,|\"'";
 
-/// Level from the text of a line (scans its header tokens itself).
+/// Level from the text of a line (scans its header tokens itself). A compact JSON line's
+/// members are tokens of their own, as the tokenizer reads them (see `LineBuf::level`, which
+/// must find what this finds): `"level":"error",` after `{"ts":"…",` is a header token.
 pub(crate) fn from_text(line: &[u8]) -> Level {
     let n = line.len();
     let mut i = 0;
+    // End of the compact JSON member being read: its words end at whitespace only.
+    let mut member_end = 0;
     let toks = std::iter::from_fn(|| {
         while i < n && line[i].is_ascii_whitespace() {
             i += 1;
@@ -201,14 +206,23 @@ pub(crate) fn from_text(line: &[u8]) -> Level {
             return None;
         }
         let start = i;
+        if start >= member_end
+            && let Some(m) = json_member(line, start)
+        {
+            member_end = m.end;
+        }
+        let in_member = start < member_end;
         let mut acc = 0u8;
-        while i < n {
+        while i < n && !(in_member && i == member_end) {
             let c = CLASS[line[i] as usize];
             if c & class::WS != 0 {
                 break;
             }
             acc |= c;
             i += 1;
+            if !in_member && i - 1 > start && json_member_break(line, i - 1) {
+                break;
+            }
         }
         Some((&line[start..i], acc))
     });

@@ -2267,3 +2267,47 @@ fn restore_is_transparent_on_compact_json() {
         .collect();
     assert_restore_is_transparent(&MinerConfig::default(), &lines, "compact JSON");
 }
+
+/// Malformed and mixed compact JSON (unterminated strings, escaped backslashes before a quote, a
+/// value past the member window, deep nesting, odd member names, two objects on one line, JSON
+/// after a syslog header, pretty JSON, a dict, logfmt with quotes) is read without a panic, and a
+/// restored miner gives these lines the ids the running one gave.
+#[test]
+fn hostile_compact_json_is_read_and_restores_transparently() {
+    let big = "a".repeat(1 << 20);
+    let lines = vec![
+        r#"{"a":"unterminated"#.to_string(),
+        r#"{"a":"x\\","b":"y"}"#.to_string(),
+        r#"{"a":"x\"","b":"y"}"#.to_string(),
+        format!(r#"{{"a":"{big}","b":1}}"#),
+        format!("{}1{}", r#"{"a":"#.repeat(5000), "}".repeat(5000)),
+        format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
+        r#"{"na me":1,"ünï":"v","msg":"a,"b":"c d","e":1}"#.to_string(),
+        r#"{"a":[{"b":1},{"c":"d e"}],"msg":"x"}{"b":2}"#.to_string(),
+        r#"{"a":1}{"b":2}"#.to_string(),
+        r#"<13>Dec  7 12:00:00 host app[1]: {"level":"error","msg":"disk full","x":1}"#.to_string(),
+        r#"{"k": "v", "msg": "hello world"}"#.to_string(),
+        r#"{'k': 'v', 'msg': 'x'}"#.to_string(),
+        r#"ts=1 level=info msg="a,\"b\":1" k="v w""#.to_string(),
+        "{\"a\":\u{7f}\"".to_string(),
+        r#"","":"""#.to_string(),
+        r#"{"":1,"a":"#.to_string(),
+        r#"{"a":}"#.to_string(),
+        r#"x,"a":"#.to_string(),
+        r#"{"ts":"2026-12-07T12:00:00Z","level":"error","msg":"disk 3 full","took":"1 s"}"#
+            .to_string(),
+        r#"{"ts":"2026-12-07T12:00:01Z","level":"error","msg":"disk 4 full","took":"2 s"}"#
+            .to_string(),
+    ];
+    let mut m = miner();
+    for l in &lines {
+        m.observe(l, None, 0);
+    }
+    let o = m.observe(&lines[lines.len() - 1], None, 0);
+    assert_eq!(
+        o.level,
+        Level::Error,
+        "a level member after the first is read"
+    );
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "hostile compact JSON");
+}

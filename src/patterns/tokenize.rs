@@ -1520,4 +1520,29 @@ mod tests {
             assert!(c < 2.0 * p, "{unit}: {c:.4}s against {p:.4}s");
         }
     }
+
+    /// Level detection reads the same header tokens whether or not a user mask rewrote the line
+    /// (then `level::from_text` splits the line itself, see `LineBuf::level`): a compact JSON
+    /// line's members are header tokens both ways, so a level member after the first is found
+    /// both ways, and a line's level does not depend on whether a user mask matched it.
+    #[test]
+    fn compact_json_levels_do_not_depend_on_user_masks() {
+        let plain = Masker::new(Builtins::all(), Vec::new());
+        let mut lb = LineBuf::default();
+        for (line, want) in [
+            (
+                r#"{"ts":"2026-12-07T12:00:00Z","level":"error","msg":"disk full"}"#,
+                Level::Error,
+            ),
+            (
+                r#"{"caller":"a.go:1","severity":"warn","msg":"slow"}"#,
+                Level::Warn,
+            ),
+            (r#"{"level":"info","msg":"x"}"#, Level::Info),
+        ] {
+            lb.fill(line, &plain, 128);
+            assert_eq!(lb.level(line), want, "{line}");
+            assert_eq!(level::from_text(line.as_bytes()), want, "{line}");
+        }
+    }
 }
