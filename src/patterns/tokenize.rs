@@ -1503,12 +1503,15 @@ mod tests {
     fn compact_json_member_breaks_are_read_in_one_pass() {
         let m = Masker::new(Builtins::all(), Vec::new());
         let mut lb = LineBuf::default();
+        // The fastest of five reads: a ratio of minimums shrugs off a loaded machine's pauses.
         let mut time = |line: &str| {
-            let t = std::time::Instant::now();
-            for _ in 0..3 {
-                lb.fill(line, &m, 128);
-            }
-            t.elapsed().as_secs_f64()
+            (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    lb.fill(line, &m, 128);
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
         };
         let n = 200_000;
         for unit in [r#"x,"msg":x"#, r#","a":,"a":"#, r#","a":"x"#, r#","a":{"#] {
