@@ -374,15 +374,7 @@ pub(super) fn json_member(s: &[u8], start: usize) -> Option<Member> {
     }
     let window = &s[v..s.len().min(v + MAX_JSON_VALUE)];
     let (len, string) = match *window.first()? {
-        b'"' => {
-            let mut escaped = false;
-            let close = window.iter().enumerate().skip(1).find_map(|(k, &c)| {
-                let closes = c == b'"' && !escaped;
-                escaped = c == b'\\' && !escaped;
-                closes.then_some(k)
-            })?;
-            (close + 1, true)
-        }
+        b'"' => (string_close(window)? + 1, true),
         b'[' | b'{' => (balanced_close(window)? + 1, false),
         _ => {
             let len = window
@@ -417,17 +409,23 @@ pub(crate) fn is_json_member(t: &[u8]) -> bool {
     })
 }
 
+/// Index in `t` of the quote that closes the JSON string opened by `t[0]` (a `\\"` does not).
+fn string_close(t: &[u8]) -> Option<usize> {
+    let mut escaped = false;
+    t.iter().enumerate().skip(1).find_map(|(k, &c)| {
+        let closes = c == b'"' && !escaped;
+        escaped = c == b'\\' && !escaped;
+        closes.then_some(k)
+    })
+}
+
 /// Index in `t` of the bracket that closes `t[0]`, skipping brackets inside JSON strings.
 fn balanced_close(t: &[u8]) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (k, &c) in t.iter().enumerate() {
-        if in_string {
-            in_string = c != b'"' || escaped;
-            escaped = c == b'\\' && !escaped;
-            continue;
-        }
-        match c {
-            b'"' => in_string = true,
+    let mut depth = 0usize;
+    let mut k = 0;
+    while k < t.len() {
+        match t[k] {
+            b'"' => k += string_close(&t[k..])?,
             b'[' | b'{' => depth += 1,
             b']' | b'}' => {
                 depth = depth.checked_sub(1)?;
@@ -437,6 +435,7 @@ fn balanced_close(t: &[u8]) -> Option<usize> {
             }
             _ => {}
         }
+        k += 1;
     }
     None
 }

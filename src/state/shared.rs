@@ -53,7 +53,7 @@ pub enum Claim {
 /// of providers), yet an owner killed mid-question is noticed within one
 /// lease, before the other instances' held events time out. Dropping it
 /// (the question ended, or its task was aborted) stops the renewals.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClaimLease {
     renewing: Option<tokio::task::AbortHandle>,
 }
