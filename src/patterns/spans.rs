@@ -340,11 +340,18 @@ pub(super) fn json_member_name(s: &[u8], at: usize) -> Option<(&[u8], usize)> {
 /// member's name follows (`long","took":`). Compact JSON (`{"msg":"apply request took too
 /// long","took":"185ms"}`) has no space between members, so whitespace alone would glue a
 /// message's last word to the members after it, and the words of one value with spaces to
-/// those around it. Asked of each byte as the tokenizer scans a whitespace token, so that a
-/// token of many members is read once, not once per member.
+/// those around it.
 #[inline]
 pub(super) fn json_member_break(s: &[u8], k: usize) -> bool {
     s[k] == b',' && json_member_name(s, k + 1).is_some()
+}
+
+/// Where the first piece of `s[start..end]` ends: just after its first member break (see
+/// [`json_member_break`]), if it has one past its first byte.
+pub(super) fn json_member_breaks(s: &[u8], start: usize, end: usize) -> Option<usize> {
+    (start + 1..end)
+        .find(|&k| json_member_break(s, k))
+        .map(|k| k + 1)
 }
 
 /// A compact JSON member that starts at `s[start]` (after any `{`): where its value is and where

@@ -37,7 +37,7 @@ use super::id::{combine, fast_hash};
 use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
     ErrorLabel, MAX_QUOTE, Member, bracket_span, error_label, error_text, is_http_method,
-    is_json_member, is_message_key, is_setting_name, is_unit_name, json_member, json_member_break,
+    is_json_member, is_message_key, is_setting_name, is_unit_name, json_member, json_member_breaks,
     open_quote, quoted_span, skip_spaces, stack_frame, text_end,
 };
 
@@ -115,6 +115,16 @@ struct Raw {
     info: TokInfo,
 }
 
+/// What [`LineBuf::compact_json`] made of a token.
+enum Json {
+    /// A member, pushed: the line goes on at this end.
+    Member(usize),
+    /// Not a member: the token ends here, where the next member starts.
+    Cut(usize),
+    /// Neither: the token is read as any other.
+    Neither,
+}
+
 /// Reusable per-line scratch space: masked bytes and token table.
 #[derive(Debug, Default)]
 pub(crate) struct LineBuf {
@@ -187,6 +197,8 @@ impl LineBuf {
         // A few extra raw tokens so that joins near the cap still see their partner.
         let limit = max_tokens.saturating_add(8);
         let mut i = 0;
+        // End of a whitespace token being cut at compact JSON member starts (see `compact_json`).
+        let mut cut_to = 0;
         while i < n && self.raw.len() < limit {
             while i < n && s[i].is_ascii_whitespace() {
                 i += 1;
@@ -196,33 +208,39 @@ impl LineBuf {
             }
             let start = i;
             let mut acc = 0u8;
-            while i < n {
-                let c = CLASS[s[i] as usize];
-                if c & class::WS != 0 {
-                    // `Application\ Support`: an escaped space does not end the token.
-                    if s[i] == b' ' && s[i - 1] == b'\\' {
-                        acc |= class::PUNCT;
-                        i += 1;
-                        continue;
+            if start < cut_to {
+                // The next piece of a whitespace token of compact JSON members, read already:
+                // up to the next member's start.
+                i = json_member_breaks(s, start, cut_to).unwrap_or(cut_to);
+                acc = class_of(&s[start..i]);
+            } else {
+                while i < n {
+                    let c = CLASS[s[i] as usize];
+                    if c & class::WS != 0 {
+                        // `Application\ Support`: an escaped space does not end the token.
+                        if s[i] == b' ' && s[i - 1] == b'\\' {
+                            acc |= class::PUNCT;
+                            i += 1;
+                            continue;
+                        }
+                        break;
                     }
-                    break;
-                }
-                acc |= c;
-                i += 1;
-                // Compact JSON: a token that is not a member (the message's last word) ends
-                // where the next member starts.
-                if kv && i - 1 > start && json_member_break(s, i - 1) {
-                    break;
+                    acc |= c;
+                    i += 1;
                 }
             }
-            if kv
-                && acc & class::QUOTE != 0
-                && let Some(member) = json_member(s, start)
-            {
-                // Compact JSON: a member is one `key=value` token, whatever its value holds.
-                self.push_member(s, start, member);
-                i = member.end;
-                continue;
+            if kv && acc & class::QUOTE != 0 {
+                match self.compact_json(s, start, i, &mut cut_to) {
+                    Json::Member(end) => {
+                        i = end;
+                        continue;
+                    }
+                    Json::Cut(cut) => {
+                        i = cut;
+                        acc = class_of(&s[start..i]);
+                    }
+                    Json::Neither => {}
+                }
             }
             if let Some((end, pre, rest)) = (acc & class::QUOTE != 0 && !self.after_message_key(s))
                 .then(|| quoted_span(s, start, i))
@@ -327,6 +345,28 @@ impl LineBuf {
                 ..TokInfo::default()
             },
         });
+    }
+
+    /// Compact JSON at the token `s[start..end]`, which holds a quote. A member (but the message)
+    /// is pushed as one `key=value` token, whatever its value holds. A token that is not one (the
+    /// message's last word, `long","took":…`) ends where the next member starts; the rest of its
+    /// whitespace token (up to `cut_to`) is then cut piece by piece by the caller, each piece read
+    /// once however many members it holds. Kept out of line: most lines have no JSON, and
+    /// `fill`'s byte loop must stay as tight as for any word.
+    #[cold]
+    #[inline(never)]
+    fn compact_json(&mut self, s: &[u8], start: usize, end: usize, cut_to: &mut usize) -> Json {
+        if let Some(member) = json_member(s, start) {
+            self.push_member(s, start, member);
+            return Json::Member(member.end);
+        }
+        if start >= *cut_to
+            && let Some(cut) = json_member_breaks(s, start, end)
+        {
+            *cut_to = end;
+            return Json::Cut(cut);
+        }
+        Json::Neither
     }
 
     /// Pushes a compact JSON member (see [`json_member`]) as a `key=value` token: its value
@@ -807,7 +847,8 @@ impl LineBuf {
         };
         let kv = self.kv_on && !var && {
             let text = &self.masked[off as usize..(off + len) as usize];
-            (eq && is_keyed(text)) || (info.punct && is_json_member(text))
+            (eq && is_keyed(text))
+                || (info.punct && matches!(text.first(), Some(b'"' | b'{')) && is_json_member(text))
         };
         let skel = if info.masked && !var {
             skeleton_hash(
