@@ -6,6 +6,8 @@
 //! `idle_timeout_secs` without writes, so a path that rotates by date does
 //! not leak descriptors. Each batch is flushed before its events count as
 //! delivered. A missing field renders empty (see `template`) and is counted.
+//! A file that ends mid-line (a write cut short) is ended before the first
+//! append, so a torn line never glues itself to the next event.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -209,10 +211,19 @@ impl FileSink {
                 std::fs::create_dir_all(parent)?;
             }
             let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let mut writer = BufWriter::with_capacity(64 * 1024, file);
+            if ends_mid_line(path) {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the file ends mid-line (a write cut short by a crash or a full disk); \
+                     starting on a new line so the next event is not glued to it"
+                );
+                writer.write_all(b"\n")?;
+            }
             self.open.insert(
                 path.clone(),
                 OpenFile {
-                    writer: BufWriter::with_capacity(64 * 1024, file),
+                    writer,
                     last_write: Instant::now(),
                 },
             );
@@ -236,6 +247,25 @@ impl FileSink {
             keep
         });
     }
+}
+
+/// Whether the file at `path` is a regular file, not empty, whose last byte
+/// is not a newline: what a `kill -9` or a full disk leaves when it cuts a
+/// write short. Every encoding ends each event with a newline, so anything
+/// else is a torn line. A file that cannot be read (write-only permissions,
+/// a device) is taken as whole: the sink only needs to write it.
+fn ends_mid_line(path: &PathBuf) -> bool {
+    use std::os::unix::fs::FileExt;
+    // Checked before opening: opening a FIFO to read could block.
+    let len = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() > 0 => meta.len(),
+        _ => return false,
+    };
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
 #[cfg(test)]
@@ -274,5 +304,33 @@ mod tests {
             panic!("an idle timeout of 0 builds");
         };
         assert_eq!(error.option.as_deref(), Some("idle_timeout_secs"));
+    }
+
+    fn sink() -> FileSink {
+        FileSink {
+            path: Template::parse("unused").unwrap(),
+            encoding: Encoding::default(),
+            idle_timeout: Duration::from_secs(30),
+            open: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ended_before_the_first_append_and_nothing_else_is_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let torn = dir.path().join("torn.log");
+        std::fs::write(&torn, "line 1\nline 2\nlin").unwrap();
+        let whole = dir.path().join("whole.log");
+        std::fs::write(&whole, "line 1\n").unwrap();
+        let fresh = dir.path().join("fresh.log");
+        let mut sink = sink();
+        for path in [&torn, &whole, &fresh] {
+            sink.append(path, b"line 3\n").unwrap();
+            sink.append(path, b"line 4\n").unwrap();
+        }
+        let read = |path| std::fs::read_to_string(path).unwrap();
+        assert_eq!(read(&torn), "line 1\nline 2\nlin\nline 3\nline 4\n");
+        assert_eq!(read(&whole), "line 1\nline 3\nline 4\n");
+        assert_eq!(read(&fresh), "line 3\nline 4\n");
     }
 }

@@ -30,7 +30,7 @@ fn topology(api: u16, source: &str) -> String {
 async fn wait_for_lines(path: &Path, lines: usize) -> String {
     let start = Instant::now();
     loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let text = crate::common::complete_lines(path);
         if text.lines().count() >= lines || start.elapsed() > Duration::from_secs(20) {
             return text;
         }

@@ -101,7 +101,7 @@ fn counts(text: &str) -> BTreeMap<u64, usize> {
 async fn wait_for_items(path: &std::path::Path, items: usize) -> BTreeMap<u64, usize> {
     let start = Instant::now();
     loop {
-        let counts = counts(&std::fs::read_to_string(path).unwrap_or_default());
+        let counts = counts(&crate::common::complete_lines(path));
         if counts.len() >= items || start.elapsed() > Duration::from_secs(30) {
             return counts;
         }

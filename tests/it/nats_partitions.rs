@@ -203,8 +203,7 @@ struct Handled {
 }
 
 fn handled(dir: &Path, worker: usize) -> Vec<Handled> {
-    std::fs::read_to_string(dir.join("out.log"))
-        .unwrap_or_default()
+    crate::common::complete_lines(&dir.join("out.log"))
         .lines()
         .map(|line| {
             let event: serde_json::Value = serde_json::from_str(line).expect("JSON line");

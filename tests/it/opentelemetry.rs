@@ -53,8 +53,7 @@ async fn start_with(tls: bool) -> (tempfile::TempDir, Running, String, String) {
 
 /// The events written so far.
 fn written(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("out.log"))
-        .unwrap_or_default()
+    crate::common::complete_lines(&dir.join("out.log"))
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()

@@ -52,6 +52,15 @@ fn without_howl_env(command: &mut Command) {
     command.env_remove("HOWL_CONFIG").env_remove("HOWL_LOG");
 }
 
+/// The complete lines of a file that howl may be writing: a read can
+/// catch a write half done (the kernel copies it page by page), so text
+/// after the last newline is not yet a line. Empty when the file is absent.
+pub fn complete_lines(path: &Path) -> String {
+    let mut text = std::fs::read_to_string(path).unwrap_or_default();
+    text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+    text
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
