@@ -46,7 +46,7 @@ use super::level::Level;
 use super::mask::Masker;
 use super::tail;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
-use super::tokenize::{LineBuf, NONE_KEY, Tok, is_anchor_text, literal_has_digit};
+use super::tokenize::{LineBuf, NONE_KEY, Tok, is_anchor_text, is_wording, literal_has_digit};
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
 pub(crate) const MAX_SHAPES: usize = 16;
@@ -367,7 +367,8 @@ impl Miner {
                 template::compare(toks, &lb.toks, max_mism)
                     .is_some_and(|score| score.accepts(self.cfg.similarity))
             } else {
-                template::align(toks, &lb.toks).is_some_and(|score| score.mism == 0)
+                template::align(toks, &lb.toks, |t| is_wording(lb.text(t)))
+                    .is_some_and(|score| score.mism == 0)
             }
         })
     }
@@ -623,7 +624,7 @@ impl Miner {
             if self.pats[s.pat as usize].shapes.len() >= MAX_SHAPES {
                 continue;
             }
-            if let Some(score) = template::align(&s.toks, toks) {
+            if let Some(score) = template::align(&s.toks, toks, |t| is_wording(lb.text(t))) {
                 // Across lengths only optional *variables* may differ: every literal must agree,
                 // and so must the words that held (see `frozen`). A line that a shape of the
                 // pattern keeps out for its held words is another event: no other shape of

@@ -418,8 +418,14 @@ struct Cell {
 
 const INF: u32 = u32::MAX;
 
-/// Aligns a line of a different length with template `t`, allowing gaps over variable tokens only.
-pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
+/// Aligns a line of a different length with template `t`, allowing gaps over variable tokens only:
+/// a variable of the template or of the line, or a token of the line right after a `<*>` of the
+/// template that is not `wording` (see `tokenize::is_wording`). Why the last: a position that took
+/// several values is a value, and a value may have several tokens (`Building <*> 2.4.0` takes
+/// `Payments Client`, `Key <*> already exists` takes `(sku, tenant_id)=(SKU-7, 32)`). Lower-case
+/// words are the program's own wording: `Failed password for <*> from` must not take `invalid
+/// user bob`, another event. Tokens after a constant or a typed placeholder (`<NUM>`) stay out.
+pub(crate) fn align(t: &[TTok], line: &[Tok], wording: impl Fn(&Tok) -> bool) -> Option<Score> {
     let (m, n) = (t.len(), line.len());
     if m.abs_diff(n) > MAX_GAPS {
         return None;
@@ -477,7 +483,11 @@ pub(crate) fn align(t: &[TTok], line: &[Tok]) -> Option<Score> {
                     },
                 );
             }
-            if j < n && line[j].var {
+            // A token of the line after a `<*>` of the template: the wildcard holds a value of
+            // several tokens (`Building <*> 2.4.0` and `Building Payments Client 2.4.0`).
+            if j < n
+                && (line[j].var || (i > 0 && t[i - 1].slot == Slot::Wild && !wording(&line[j])))
+            {
                 relax(
                     i,
                     j + 1,
@@ -512,6 +522,9 @@ pub(crate) fn fold_display(acc: &[TTok], other: &[TTok]) -> Vec<TTok> {
     let mut back = vec![0u8; (m + 1) * w];
     cost[0] = 0;
     let varish = |x: &TTok| x.slot != Slot::Const;
+    // A token of `other` right after a `<*>` of `acc` is part of that wildcard's value (see
+    // `align`): it costs nothing to skip, and shows as nothing of its own.
+    let absorbed = |i: usize| i > 0 && acc[i - 1].slot == Slot::Wild;
     for i in 0..=m {
         for j in 0..=n {
             let cur = cost[i * w + j];
@@ -535,7 +548,14 @@ pub(crate) fn fold_display(acc: &[TTok], other: &[TTok]) -> Vec<TTok> {
                 }
             }
             if j < n {
-                let c = cur + if varish(&other[j]) { 1 } else { 16 };
+                let c = cur
+                    + if absorbed(i) {
+                        0
+                    } else if varish(&other[j]) {
+                        1
+                    } else {
+                        16
+                    };
                 if c < cost[i * w + j + 1] {
                     cost[i * w + j + 1] = c;
                     back[i * w + j + 1] = 2;
@@ -563,7 +583,9 @@ pub(crate) fn fold_display(acc: &[TTok], other: &[TTok]) -> Vec<TTok> {
                 i -= 1;
             }
             _ if j > 0 => {
-                out.push(TTok::wild());
+                if !absorbed(i) {
+                    out.push(TTok::wild());
+                }
                 j -= 1;
             }
             _ => {

@@ -229,6 +229,67 @@ fn optional_variable_tokens_do_not_split_a_template() {
 }
 
 #[test]
+fn a_wildcard_takes_a_value_of_several_tokens_but_not_other_wording() {
+    let mut m = miner();
+    let building = [
+        "[INFO] Building Shop Parent 2.4.0-SNAPSHOT      [1/13]",
+        "[INFO] Building Shop Common 2.4.0-SNAPSHOT      [2/13]",
+        "[INFO] Building Shop Payments Client 2.4.0-SNAPSHOT      [5/13]",
+        "[INFO] Building Shop Legacy Order Importer 2.4.0-SNAPSHOT      [9/13]",
+    ];
+    let id = m.observe(building[0], None, 0).id;
+    for line in &building[1..] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new), (id, false), "{line}");
+    }
+    // The value's words show as the one wildcard they fill.
+    assert_eq!(
+        m.get(id).expect("pattern").template,
+        "[INFO] Building Shop <*> <NUM>-SNAPSHOT [<NUM>/<NUM>]"
+    );
+    // Before the position took two values, it is a word: another name is another event.
+    let key = m.observe(
+        "DETAIL:  Key (email)=(a@example.com) already exists.",
+        None,
+        0,
+    );
+    let key = key.id;
+    let o = m.observe(
+        "DETAIL:  Key (sku, tenant_id)=(SKU-7, 32) already exists.",
+        None,
+        0,
+    );
+    assert_ne!(o.id, key);
+    // Lower-case words are wording, even after a wildcard.
+    let a = m.observe(
+        "Failed password for root from 10.0.0.1 port 22 ssh2",
+        None,
+        0,
+    );
+    let a = a.id;
+    let b = m.observe(
+        "Failed password for admin from 10.0.0.2 port 22 ssh2",
+        None,
+        0,
+    );
+    assert_eq!(b.id, a);
+    assert_eq!(
+        b.template,
+        "Failed password for <*> from <IP> port <NUM> ssh2"
+    );
+    let c = m.observe(
+        "Failed password for invalid user bob from 10.0.0.1 port 22 ssh2",
+        None,
+        0,
+    );
+    assert!(c.is_new);
+    assert_ne!(c.id, a);
+    let mut lines: Vec<String> = building.iter().map(|l| l.to_string()).collect();
+    lines.extend(building.iter().map(|l| l.replace("2.4.0", "2.5.1")));
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "several-token values");
+}
+
+#[test]
 fn differing_upper_case_words_are_different_events() {
     let mut m = miner();
     let https = m

@@ -944,6 +944,20 @@ pub(crate) fn is_keyed(t: &[u8]) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// A word of the program's own wording: lower-case letters only, maybe with `-`, `_` or one `'`
+/// (`invalid`, `user`, `don't`), possibly ending in `,` or `.`. Names of things are capitalised
+/// (`Payments Client`) or carry digits and punctuation; wording is what a format string says.
+pub(crate) fn is_wording(t: &[u8]) -> bool {
+    let word = t
+        .strip_suffix(b",")
+        .or_else(|| t.strip_suffix(b"."))
+        .unwrap_or(t);
+    word.first().is_some_and(u8::is_ascii_lowercase)
+        && word
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || matches!(c, b'-' | b'_' | b'\''))
+}
+
 /// `name.ext:` (a dot between two letters or digits, and a colon at the end).
 fn is_dotted_subject(t: &[u8]) -> bool {
     t.last() == Some(&b':')
