@@ -40,6 +40,7 @@ pub mod llm;
 pub mod nats;
 pub mod options;
 pub mod patterns;
+pub mod readiness;
 pub mod review;
 pub mod secret;
 pub mod shared;

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::buffer::tap::Taps;
+use crate::readiness::Readiness;
 use crate::secret::{Secret, constant_time_eq, hex, hmac_sha256};
 use crate::state::StateHandle;
 use crate::suppressions::Suppressions;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub links: Option<Arc<LinkSigner>>,
     /// The outputs `howl tap` can watch.
     pub taps: Taps,
+    /// Whether every listening source has bound (`/health` waits for it).
+    pub readiness: Readiness,
 }
 
 /// Signed, expiring links to howl's API that suppress a pattern: one click
@@ -298,6 +301,7 @@ impl Shared {
             telegram_webhooks: TelegramWebhooks::default(),
             links: None,
             taps: Taps::default(),
+            readiness: Readiness::default(),
             state,
         }
     }

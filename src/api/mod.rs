@@ -113,11 +113,19 @@ pub async fn serve(
     Ok((local, task))
 }
 
+/// `GET /health`: 200 `ok` while running; 503 `starting` until every
+/// listening source has bound (see `readiness`), and `shutting_down` once
+/// shutdown began, so a readiness probe sends traffic only while howl takes it.
 async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     if state.cx.shutting_down.load(Ordering::Acquire) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "status": "shutting_down" })),
+        )
+    } else if !state.cx.shared.readiness.is_ready() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "starting" })),
         )
     } else {
         (
@@ -238,5 +246,56 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_says_starting_until_every_listening_source_is_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(dir.path().to_path_buf());
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let cx = ApiContext {
+            prometheus: recorder.handle(),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            shared: shared.clone(),
+            reload: None,
+        };
+        let config = ApiConfig {
+            enabled: true,
+            address: "127.0.0.1:0".parse().unwrap(),
+            ..ApiConfig::default()
+        };
+        let token = shared.readiness.pending();
+        let stop = CancellationToken::new();
+        let (address, task) = serve(&config, cx.clone(), stop.clone()).await.unwrap();
+        let client = crate::http::http_client(std::time::Duration::from_secs(5)).unwrap();
+        let health = || async {
+            let response = client
+                .get(format!("http://{address}/health"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        };
+        let (status, body) = health().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "starting");
+        token.listening();
+        let (status, body) = health().await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("ok"))
+        );
+        cx.shutting_down.store(true, Ordering::Release);
+        let (status, body) = health().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "shutting_down");
+        stop.cancel();
+        let _ = task.await;
     }
 }

@@ -14,6 +14,7 @@ use crate::component_key::ComponentKey;
 use crate::diagnostic::BuildError;
 use crate::event::Event;
 use crate::internal_events::ComponentMetrics;
+use crate::readiness::ReadyToken;
 use crate::state::StateHandle;
 
 /// The options of one source type.
@@ -48,6 +49,13 @@ pub struct TimeWindow {
 pub trait Source: Send {
     /// Produces events until the input ends or `cx.shutdown` is cancelled.
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture;
+
+    /// Whether the source listens on an address or a socket. Such a source
+    /// must call `cx.ready.listening()` once it is bound: `/health` says
+    /// `starting` until every listening source has (see `readiness`).
+    fn listens(&self) -> bool {
+        false
+    }
 }
 
 /// What a running source works with.
@@ -68,6 +76,9 @@ pub struct SourceContext {
     pub state: StateHandle,
     /// The name of this machine, for the `host` field.
     pub host: Arc<str>,
+    /// A listening source marks this once bound (see [`Source::listens`]);
+    /// other sources get a token that counts for nothing.
+    pub ready: ReadyToken,
 }
 
 /// The output of a source: counts what it sends and fans it out.

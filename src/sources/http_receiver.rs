@@ -294,6 +294,10 @@ pub struct Receiver {
 }
 
 impl Source for Receiver {
+    fn listens(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin((*self).run(cx))
     }
@@ -329,6 +333,7 @@ impl Receiver {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.address))?;
         tracing::info!(component = %cx.key, address = %self.address, path = %self.path, "listening");
+        cx.ready.listening();
         let shared = Arc::new(Shared {
             out: Mutex::new(Some(cx.out)),
             max_body_bytes: self.listening.max_body_bytes,

@@ -82,6 +82,59 @@ pub fn test_context(options: &str) -> crate::components::BuildContext {
     }
 }
 
+/// Runs the listening source that `options` build, with a pending readiness
+/// token, and checks what `/health` relies on: the source says it listens
+/// (see `Source::listens`), marks its token within 10 s, and by then every
+/// address in `addresses` accepts connections.
+#[cfg(test)]
+pub async fn assert_ready_once_bound<C: SourceConfig + serde::de::DeserializeOwned>(
+    options: &str,
+    addresses: &[std::net::SocketAddr],
+) {
+    use crate::buffer::{WhenFull, channel, fanout::Fanout};
+    use crate::components::source::{SourceContext, SourceSender};
+    let config: C = toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"));
+    let build = test_context(options);
+    let source = config.build(&build).expect("options build");
+    assert!(
+        source.listens(),
+        "a listening source must say so: {options}"
+    );
+    let metrics = std::sync::Arc::new(crate::internal_events::ComponentMetrics::new(
+        build.key.clone(),
+    ));
+    let (tx, _rx) = channel(100, WhenFull::Block, std::sync::Arc::clone(&metrics));
+    let (fanout, _rewire) = Fanout::rewirable(vec![("out".to_string(), tx)]);
+    let readiness = crate::readiness::Readiness::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cx = SourceContext {
+        key: build.key.clone(),
+        out: SourceSender::new(fanout, metrics),
+        shutdown: shutdown.clone(),
+        shutdown_limit: tokio_util::sync::CancellationToken::new(),
+        state: crate::state::StateHandle::new(dir.path().to_path_buf()),
+        host: std::sync::Arc::from("test"),
+        ready: readiness.pending(),
+    };
+    let running = tokio::spawn(source.run(cx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !readiness.is_ready() {
+        assert!(
+            std::time::Instant::now() < deadline && !running.is_finished(),
+            "the source did not mark itself listening: {options}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for address in addresses {
+        if let Err(error) = tokio::net::TcpStream::connect(address).await {
+            panic!("ready, yet {address} refuses connections: {error}");
+        }
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), running).await;
+}
+
 /// The build error a source's options give (for unit tests of the checks
 /// that stay in `build()`): its message and the option it points at.
 #[cfg(test)]
@@ -103,3 +156,59 @@ pub fn build_error<C: SourceConfig + serde::de::DeserializeOwned>(options: &str)
 
 #[cfg(test)]
 pub use crate::options::parse_error;
+
+/// Every source that listens marks its readiness token only once its
+/// address takes connections (see `readiness`).
+#[cfg(test)]
+mod readiness_tests {
+    use std::net::SocketAddr;
+
+    use super::assert_ready_once_bound;
+
+    /// A loopback address with a port that was free a moment ago.
+    fn free_address() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    }
+
+    #[tokio::test]
+    async fn each_listening_source_is_ready_only_once_bound() {
+        let a = free_address();
+        assert_ready_once_bound::<super::socket::source::SocketConfig>(
+            &format!("mode = \"tcp\"\naddress = \"{a}\""),
+            &[a],
+        )
+        .await;
+        let a = free_address();
+        assert_ready_once_bound::<super::syslog::SyslogConfig>(
+            &format!("mode = \"tcp\"\naddress = \"{a}\""),
+            &[a],
+        )
+        .await;
+        let a = free_address();
+        assert_ready_once_bound::<super::fluent::FluentConfig>(&format!("address = \"{a}\""), &[a])
+            .await;
+        let a = free_address();
+        assert_ready_once_bound::<super::http_server::HttpServerConfig>(
+            &format!("address = \"{a}\""),
+            &[a],
+        )
+        .await;
+        let a = free_address();
+        assert_ready_once_bound::<super::loki::LokiConfig>(&format!("address = \"{a}\""), &[a])
+            .await;
+        let a = free_address();
+        assert_ready_once_bound::<super::alert_webhook::AlertWebhookConfig>(
+            &format!("address = \"{a}\""),
+            &[a],
+        )
+        .await;
+        // Two ports: ready once both are bound.
+        let (http, grpc) = (free_address(), free_address());
+        assert_ready_once_bound::<super::opentelemetry::OpentelemetryConfig>(
+            &format!("http.address = \"{http}\"\ngrpc.address = \"{grpc}\""),
+            &[http, grpc],
+        )
+        .await;
+    }
+}

@@ -33,6 +33,7 @@ use crate::components::transform::{TaskContext, Transform, TransformInput, Trans
 use crate::components::{ComponentFuture, OutputSpec};
 use crate::config::{Config, Graph, OutputId};
 use crate::internal_events::ComponentMetrics;
+use crate::readiness::ReadyToken;
 use crate::shared::Shared;
 
 type TaskResult = (String, anyhow::Result<()>);
@@ -353,6 +354,11 @@ impl Running {
             shutdown: self.stop.child_token(),
             limit: self.shutdown_limit.child_token(),
         };
+        let ready = if source.listens() {
+            self.shared.readiness.pending()
+        } else {
+            ReadyToken::default()
+        };
         let cx = SourceContext {
             key: key.clone(),
             out: SourceSender::new(self.fanout(&id, None), m),
@@ -360,6 +366,7 @@ impl Running {
             shutdown_limit: stop.limit.clone(),
             state: self.shared.state.clone(),
             host: Arc::clone(&self.host),
+            ready,
         };
         self.source_stops.insert(id, stop);
         let future = source.run(cx);

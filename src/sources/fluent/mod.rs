@@ -154,6 +154,10 @@ struct Fluent {
 }
 
 impl Source for Fluent {
+    fn listens(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             let maker = forward::Maker {
@@ -178,6 +182,7 @@ impl Source for Fluent {
                     listener
                 }
             };
+            cx.ready.listening();
             listener
                 .serve_answering(cx.out, self.connection_limit, cx.shutdown, wait, |peer| {
                     let host = match peer {

@@ -181,6 +181,10 @@ struct Opentelemetry {
 }
 
 impl Source for Opentelemetry {
+    fn listens(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             let Some(grpc) = self.grpc else {
@@ -193,6 +197,7 @@ impl Source for Opentelemetry {
                 shutdown_limit: cx.shutdown_limit.clone(),
                 state: cx.state.clone(),
                 host: Arc::clone(&cx.host),
+                ready: cx.ready.split(),
             };
             tokio::try_join!(self.receiver.run(cx), grpc.run(grpc_cx))?;
             Ok(())

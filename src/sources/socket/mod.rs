@@ -197,6 +197,7 @@ impl Listen {
             _ => anyhow::bail!("the mode and its endpoint do not match"),
         };
         tracing::info!(component = %cx.key, at = %at, transport = ?self.transport, "listening for {what}");
+        cx.ready.listening();
         match bound {
             Bound::Stream(listener) => {
                 listener

@@ -200,6 +200,10 @@ impl StreamDecoder for Connection {
 }
 
 impl Source for Socket {
+    fn listens(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             let metrics = Arc::clone(cx.out.metrics());

@@ -985,6 +985,7 @@ mod tests {
             shutdown_limit: tokio_util::sync::CancellationToken::new(),
             state: crate::state::StateHandle::new(data_dir.to_path_buf()),
             host: Arc::from("test"),
+            ready: Default::default(),
         };
         let running = tokio::spawn(source.run(cx));
         let mut ids = Vec::new();

@@ -126,6 +126,10 @@ struct Maker {
 }
 
 impl Source for Syslog {
+    fn listens(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             let maker = Maker {

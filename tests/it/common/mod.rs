@@ -346,8 +346,8 @@ pub async fn post_events(url: &str, events: &serde_json::Value) {
 }
 
 /// POSTs `events`, trying again (for up to 5 s) while the connection is
-/// refused: howl's API answers `/health` as soon as it is up, which on a
-/// loaded machine can be before the source has bound its port.
+/// refused: `/health` waits for sources to bind at start, but a source that
+/// a reload adds binds just after the reload answers.
 async fn post_when_listening(url: &str, events: &serde_json::Value) -> reqwest::Response {
     let mut attempts = 0;
     loop {

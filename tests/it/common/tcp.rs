@@ -20,8 +20,8 @@ pub fn authority(url: &str) -> String {
 }
 
 /// Connects to `address`. A refused connection is tried again for up to
-/// 10 s: a howl whose API already answers `/health` may not have bound its
-/// sources' ports yet.
+/// 10 s: `/health` waits for sources to bind at start, but a source that a
+/// reload adds binds just after the reload answers.
 pub async fn connect(address: &str) -> TcpStream {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
