@@ -613,6 +613,29 @@ impl Miner {
         if n == 0 {
             return Found::None(blocked);
         }
+        if let Some(si) = self.align_other_lengths(lb, &route, &mut blocked) {
+            return Found::Align(si);
+        }
+        if let Some(found) = self.open_tail(lb, &mut blocked) {
+            return found;
+        }
+        Found::None(blocked)
+    }
+
+    /// The shape of another length that takes the line by aligning with it (see
+    /// `template::align`), if one does: the slow path, for lines no shape of their length took.
+    /// Kept out of `find` so that the common path stays small.
+    #[cold]
+    #[inline(never)]
+    fn align_other_lengths(
+        &self,
+        lb: &LineBuf,
+        route: &Route,
+        blocked: &mut Option<u32>,
+    ) -> Option<u32> {
+        let toks = &lb.toks;
+        let n = toks.len();
+        let mut best: Option<(u32, Score)> = None;
         let lens = (n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS).filter(|&l| l != n);
         let cands = lens.filter_map(|l| self.by_first.get(&first_key(route.anchor, l)));
         // The most recent shapes of each length suffice; the cap bounds the slow path.
@@ -629,7 +652,7 @@ impl Miner {
                 // and so must the words that held (see `frozen`). A line that a shape of the
                 // pattern keeps out for its held words is another event: no other shape of
                 // that pattern takes it either.
-                if score.mism != 0 || blocked == Some(s.pat) {
+                if score.mism != 0 || *blocked == Some(s.pat) {
                     continue;
                 }
                 if score.words > 0 && holds(s, self.pats[s.pat as usize].splits) {
@@ -641,13 +664,7 @@ impl Miner {
                 }
             }
         }
-        if let Some((si, _)) = best {
-            return Found::Align(si);
-        }
-        if let Some(found) = self.open_tail(lb, &mut blocked) {
-            return found;
-        }
-        Found::None(blocked)
+        best.map(|(si, _)| si)
     }
 
     /// The last resort before a new pattern: free text after a label. `Reading from client:
