@@ -229,6 +229,35 @@ fn optional_variable_tokens_do_not_split_a_template() {
 }
 
 #[test]
+fn a_value_masked_in_one_line_and_not_in_the_next_meets_it() {
+    let mut m = miner();
+    let first = m.observe(
+        "zone dyn.example.com/IN: sending notifies (serial 1)",
+        None,
+        0,
+    );
+    let id = first.id;
+    assert_eq!(
+        first.template,
+        "zone <FQN>/IN: sending notifies (serial <NUM>)"
+    );
+    let o = m.observe("zone example.com/IN: sending notifies (serial 2)", None, 0);
+    assert_eq!((o.id, o.is_new), (id, false));
+    assert_eq!(o.template, "zone <*> sending notifies (serial <NUM>)");
+    // A field routes by its key still: `user=` and `user=root` are one field.
+    let a = m.observe("login user= from web", None, 0).id;
+    assert_eq!(m.observe("login user=root from web", None, 0).id, a);
+    let lines: Vec<String> = (0..6)
+        .map(|i| match i % 3 {
+            0 => format!("zone n{i}.example.com/IN: sending notifies (serial {i})"),
+            1 => format!("zone example{i}.org/IN: sending notifies (serial {i})"),
+            _ => format!("node-{i}/x went away"),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "masked values that route");
+}
+
+#[test]
 fn a_wildcard_takes_a_value_of_several_tokens_but_not_other_wording() {
     let mut m = miner();
     let building = [

@@ -872,7 +872,10 @@ impl LineBuf {
         let anchor = !var
             && !info.digit
             && !quoted
-            && !(punct && (is_dotted_subject(text) || has_arguments(text)));
+            && !(punct
+                && (is_dotted_subject(text)
+                    || has_arguments(text)
+                    || (!kv && has_placeholder(text))));
         self.toks.push(Tok {
             off,
             len,

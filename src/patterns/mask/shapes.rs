@@ -18,7 +18,9 @@ pub(super) fn user_placeholder(s: &[u8], i: usize) -> Option<usize> {
     (at(s, j) == b'>').then_some(j + 1)
 }
 
-/// End of a `key=value` value starting at `start`.
+/// End of a `key=value` value starting at `start`: a quoted string, or up to `,` `;` `&` or an
+/// unbalanced closing bracket. After a `?` the value is a URL's query (`path=/logs?follow=true&
+/// offset=5`), whose `&`s are its own: the value runs on.
 pub(super) fn value_end(s: &[u8], start: usize) -> usize {
     let n = s.len();
     let q = s[start];
@@ -29,10 +31,13 @@ pub(super) fn value_end(s: &[u8], start: usize) -> usize {
             .map_or(n, |p| start + 2 + p);
     }
     let mut depth = 0u32;
+    let mut query = false;
     let mut j = start;
     while j < n {
         match s[j] {
-            b',' | b';' | b'&' if depth == 0 => break,
+            b'&' if depth == 0 && !query => break,
+            b',' | b';' if depth == 0 => break,
+            b'?' => query = true,
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => {
                 if depth == 0 {

@@ -184,6 +184,17 @@ fn relative_paths_need_three_segments() {
 }
 
 #[test]
+fn a_value_with_a_query_keeps_its_ampersands() {
+    assert_eq!(
+        text("path=/v1/logs?follow=true&offset=5&origin=end"),
+        "path=<*>"
+    );
+    assert_eq!(text("url=http://x/y?a=1&b=2,"), "url=<*>,");
+    // Without a query, `&` still ends a value.
+    assert_eq!(text("a=1&b=2"), "a=<*>&b=<*>");
+}
+
+#[test]
 fn dotted_keys_are_key_paths() {
     assert_eq!(m("java.home=/usr/lib/jvm"), ("<FQN>=<*>".into(), true));
     assert_eq!(
