@@ -75,7 +75,9 @@ const MIN_SIBLINGS: usize = 2;
 /// dotted logger name is no exception class. 6: a name and its description are one value only
 /// for a service manager's unit on a line that ends with a dot, a brace that holds JSON members
 /// or opens the line keeps its words, and so does a JSON or dict message (`"message": "…"`).
-pub(crate) const TOKEN_RULES: u64 = 6;
+/// 7: each member of a compact JSON line is one `key=value` token, and a `key=value` value runs
+/// on past the `&`s of a URL's query.
+pub(crate) const TOKEN_RULES: u64 = 7;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.

@@ -1645,6 +1645,43 @@ fn a_store_written_when_json_lines_were_one_braced_value_is_refitted() {
 }
 
 #[test]
+fn a_store_written_when_a_query_split_a_value_is_refitted() {
+    // Under rules version 6 a query's `&` ended a `key=value` value, so the pattern holds one
+    // field per query parameter, which lines no longer produce: refitted from its samples, it
+    // keeps its id and takes its lines again.
+    let m = miner();
+    let line = |offset: u32| {
+        format!(
+            "http: request complete: method=GET path=/v1/logs?follow=true&offset={offset} duration=3ms"
+        )
+    };
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": m.fingerprint_under(6),
+        "patterns": [{
+            "id": "00000000000000af",
+            "template": "http: request complete: method=<*> path=<*>&offset=<*> duration=<*>",
+            "shapes": [{"seq": 0, "count": 80, "tokens": [
+                {"c": "http:"}, {"c": "request"}, {"c": "complete:"}, {"c": "method=<*>"},
+                {"c": "path=<*>&offset=<*>"}, {"c": "duration=<*>"}
+            ]}],
+            "count": 80, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": [line(5)],
+            "level": "info"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000af".parse::<PatternId>().expect("id");
+    let o = m.observe(&line(77), None, 1);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+    assert_eq!(
+        o.template,
+        "http: request complete: method=<*> path=<*> duration=<*>"
+    );
+}
+
+#[test]
 fn a_store_written_before_error_texts_were_values_is_refitted() {
     // Under rules version 3 an error text was words: a pattern learned then holds the words of
     // its samples' errors, which lines no longer produce. Refitted, it keeps its id and takes
