@@ -788,9 +788,9 @@ impl Miner {
     }
 
     /// Whether shape `a` taking the line with `sa` beats shape `b` taking it with `sb`: the better
-    /// rank, and on a tie the older shape. Why the age: without it a tie went to whichever shape
-    /// came first in its leaf, and a leaf's order is not the same in a restored miner (shapes
-    /// that moved leaves were appended), so a restart could give a line another id.
+    /// rank, and on a tie the older shape. Why the age: a tie must not go to whichever shape
+    /// comes first in its leaf, an order that once differed in a restored miner (shapes that
+    /// moved leaves were appended; see `insert_in_creation_order`), giving a line another id.
     fn better(&self, a: u32, sa: Score, b: u32, sb: Score) -> bool {
         let (ra, rb) = (sa.rank(), sb.rank());
         ra > rb || (ra == rb && self.shapes[a as usize].seq < self.shapes[b as usize].seq)
@@ -835,8 +835,8 @@ impl Miner {
         let s = &mut self.shapes[si as usize];
         s.leaf = route.leaf;
         s.first = route.first;
-        self.leaves.entry(route.leaf).or_default().push(si);
-        self.by_first.entry(route.first).or_default().push(si);
+        insert_in_creation_order(&mut self.leaves, route.leaf, si, &self.shapes);
+        insert_in_creation_order(&mut self.by_first, route.first, si, &self.shapes);
     }
 
     /// Recomputes a pattern's display template; returns whether it changed.
@@ -1073,6 +1073,19 @@ fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
 /// another event (see [`frozen`]).
 fn holds(s: &Shape, splits: u32) -> bool {
     s.count >= FREEZE_AFTER && splits < MAX_SPLITS
+}
+
+/// Puts shape `si` into the index list `key` of `map` at its place by creation (`seq`), not at
+/// the end. Why: every index list then stays in creation order, the order a restore rebuilds it
+/// in, so the scans that keep the first of equally good shapes or stop at a cap
+/// (`align_other_lengths`, `variable_second_token`, `open_tail`, `join_open`) take the same shape
+/// before and after a restart. Appended, a shape that moved (its second token generalised after
+/// a newer shape was created) came before that newer shape in the live miner only.
+fn insert_in_creation_order(map: &mut FastMap<Vec<u32>>, key: u64, si: u32, shapes: &[Shape]) {
+    let list = map.entry(key).or_default();
+    let seq = shapes[si as usize].seq;
+    let at = list.partition_point(|&x| shapes[x as usize].seq < seq);
+    list.insert(at, si);
 }
 
 fn remove_from(map: &mut FastMap<Vec<u32>>, key: u64, si: u32) {

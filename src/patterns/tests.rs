@@ -318,6 +318,39 @@ fn a_wildcard_takes_a_value_of_several_tokens_but_not_other_wording() {
     assert_restore_is_transparent(&MinerConfig::default(), &lines, "several-token values");
 }
 
+/// Two patterns can take a line of another length equally well: `Req <*> Beta Foo done` and `Req
+/// Alpha <*> Foo done` both take `Req Alpha Omega Beta Foo done` (their wildcard holding `Alpha
+/// Omega` or `Omega Beta`), and `Req Alpha 42 Beta Foo done`. The older pattern's second token
+/// generalised after the newer one was created, which moved it to another leaf; a restored miner
+/// must give the line to the same pattern as the one that ran on.
+#[test]
+fn a_line_two_patterns_take_equally_goes_to_the_same_one_after_a_restore() {
+    for line in [
+        "Req Alpha Omega Beta Foo done",
+        "Req Alpha 42 Beta Foo done",
+    ] {
+        let mut lines: Vec<String> = [
+            "Req Gamma Beta Foo done",
+            "Req Alpha Zeta Foo done",
+            "Req Alpha Eta Foo done",
+            "Req Delta Beta Foo done",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        lines.extend(std::iter::repeat_n(line.to_string(), 4));
+        let mut m = miner();
+        let ids: Vec<PatternId> = lines.iter().map(|l| m.observe(l, None, 0).id).collect();
+        assert_ne!(ids[0], ids[1], "two patterns");
+        assert_eq!((ids[3], ids[2]), (ids[0], ids[1]));
+        assert!(
+            ids[4] == ids[0] || ids[4] == ids[1],
+            "{line} joins one of them"
+        );
+        assert_restore_is_transparent(&MinerConfig::default(), &lines, line);
+    }
+}
+
 #[test]
 fn differing_upper_case_words_are_different_events() {
     let mut m = miner();
