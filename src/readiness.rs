@@ -10,32 +10,40 @@
 //! The topology takes one [`ReadyToken`] per listening source when it
 //! spawns it (so the count is up before the source's task first runs); the
 //! source marks it once its listener is bound. A token dropped unmarked (the
-//! source stopped or failed) counts as marked.
+//! source stopped or failed) counts as marked. Until the topology has
+//! spawned its sources ([`Readiness::sources_spawned`]) howl is starting
+//! too: the API is up before them (a disk buffer is read back first), and a
+//! count of zero then only says that no source has taken its token yet.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// The count of listening sources not bound yet (cheap to clone: every
-/// clone reads the same count).
+/// The count of listening sources not bound yet, and whether the topology
+/// has spawned its sources (cheap to clone: every clone reads the same).
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     pending: Arc<AtomicUsize>,
+    spawned: Arc<AtomicBool>,
 }
 
 impl Readiness {
-    /// Whether every listening source spawned so far has bound.
+    /// Whether the topology has spawned its sources and every listening
+    /// one has bound.
     pub fn is_ready(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0
+        self.spawned.load(Ordering::Acquire) && self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Says the topology has spawned its sources, each listening one with
+    /// its token taken: from now on the count alone says whether howl is
+    /// ready.
+    pub fn sources_spawned(&self) {
+        self.spawned.store(true, Ordering::Release);
     }
 
     /// A token for a source that is about to listen: not ready until it is
     /// marked or dropped.
     pub fn pending(&self) -> ReadyToken {
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        ReadyToken {
-            pending: Some(Arc::clone(&self.pending)),
-            marked: AtomicBool::new(false),
-        }
+        ReadyToken::on(&self.pending)
     }
 }
 
@@ -48,6 +56,15 @@ pub struct ReadyToken {
 }
 
 impl ReadyToken {
+    /// A pending token on `count`, counted from now.
+    fn on(count: &Arc<AtomicUsize>) -> ReadyToken {
+        count.fetch_add(1, Ordering::AcqRel);
+        ReadyToken {
+            pending: Some(Arc::clone(count)),
+            marked: AtomicBool::new(false),
+        }
+    }
+
     /// Says the source is listening. Only the first call counts.
     pub fn listening(&self) {
         if let Some(pending) = &self.pending
@@ -62,10 +79,7 @@ impl ReadyToken {
     /// never touches zero between the two.
     pub fn split(&self) -> ReadyToken {
         match &self.pending {
-            Some(pending) if !self.marked.load(Ordering::Acquire) => Readiness {
-                pending: Arc::clone(pending),
-            }
-            .pending(),
+            Some(pending) if !self.marked.load(Ordering::Acquire) => ReadyToken::on(pending),
             _ => ReadyToken::default(),
         }
     }
@@ -84,6 +98,8 @@ mod tests {
     #[test]
     fn ready_once_every_token_is_marked_or_dropped_and_marking_twice_counts_once() {
         let readiness = Readiness::default();
+        assert!(!readiness.is_ready(), "no source spawned yet");
+        readiness.sources_spawned();
         assert!(readiness.is_ready());
         let http = readiness.pending();
         let grpc = http.split();

@@ -285,6 +285,11 @@ mod tests {
         let (status, body) = health().await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["status"], "starting");
+        // The topology has spawned its sources; one has not bound yet.
+        shared.readiness.sources_spawned();
+        let (status, body) = health().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "starting");
         token.listening();
         let (status, body) = health().await;
         assert_eq!(

@@ -117,6 +117,7 @@ pub async fn assert_ready_once_bound<C: SourceConfig + serde::de::DeserializeOwn
         host: std::sync::Arc::from("test"),
         ready: readiness.pending(),
     };
+    readiness.sources_spawned();
     let running = tokio::spawn(source.run(cx));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !readiness.is_ready() {

@@ -310,4 +310,44 @@ mod tests {
         stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(20), run).await;
     }
+
+    /// `howl run` serves its API before the topology starts (opening its
+    /// buffers first: a disk buffer reads its segments back), so before
+    /// the topology has spawned its sources no listening source has taken
+    /// its token yet: `/health` must say `starting` then, not `ok`. Once
+    /// they are spawned and none listens, howl is ready.
+    #[tokio::test(flavor = "current_thread")]
+    async fn not_ready_before_the_topology_has_spawned_its_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().display().to_string().replace('\\', "/");
+        let text = format!(
+            "data_dir = '{data_dir}'\n\
+             [sources.demo]\ntype = 'demo_logs'\ninterval = 1\n\
+             [sinks.out]\ntype = 'blackhole'\ninputs = ['demo']\n"
+        );
+        let loaded = crate::config::load_texts(vec![("t.toml".into(), text)], |_| None, &REGISTRY);
+        assert!(loaded.is_ok(), "{:?}", loaded.diagnostics);
+        let graph = loaded.graph.clone().unwrap();
+        let built = build(&loaded.config).unwrap();
+        let shared = Shared::new(loaded.config.data_dir.clone());
+        assert!(
+            !shared.readiness.is_ready(),
+            "ready before any source was spawned"
+        );
+        let stop = CancellationToken::new();
+        let Ok(running) = running::Running::start(
+            &loaded.config,
+            &graph,
+            built,
+            RunOptions::default(),
+            shared.clone(),
+            stop.clone(),
+        ) else {
+            panic!("the topology did not start");
+        };
+        assert!(shared.readiness.is_ready(), "no source listens");
+        stop.cancel();
+        let (_no_reloads, reloads) = tokio::sync::mpsc::channel(1);
+        let _ = tokio::time::timeout(Duration::from_secs(20), running.run(reloads)).await;
+    }
 }

@@ -180,6 +180,9 @@ impl Running {
         for (key, source) in built.sources {
             running.spawn_source(key, source);
         }
+        // Each listening source holds its readiness token now: `/health`
+        // may go by their count (it said `starting` until here).
+        running.shared.readiness.sources_spawned();
         Ok(running)
     }
 
