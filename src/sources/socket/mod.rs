@@ -765,7 +765,10 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         Ok(meta) if meta.file_type().is_socket() => {
             // A socket someone still listens on is not stale: taking it
             // over would cut that process off from its senders.
-            let live = std::os::unix::net::UnixStream::connect(path).is_ok()
+            let stream = stream_listened(path).map_err(|e| {
+                anyhow::anyhow!("cannot check whether {} is in use: {e}", path.display())
+            })?;
+            let live = stream
                 || std::os::unix::net::UnixDatagram::unbound()
                     .and_then(|socket| socket.connect(path))
                     .is_ok();
@@ -784,6 +787,24 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         ),
         Err(_) => Ok(()),
     }
+}
+
+/// Whether a process listens on the stream socket at `path`: a connect
+/// that does not wait succeeds, or finds the backlog full (`EAGAIN`: a
+/// process listens, and does not keep up). Why not wait: a blocking connect
+/// waits for room for as long as that process does not accept, which holds
+/// a runtime thread and keeps the source from ever starting.
+fn stream_listened(path: &Path) -> std::io::Result<bool> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    Ok(match socket.connect(&SockAddr::unix(path)?) {
+        Ok(()) => true,
+        Err(error) => {
+            error.kind() == std::io::ErrorKind::WouldBlock
+                || error.raw_os_error() == Some(libc::EINPROGRESS)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -813,5 +834,33 @@ mod stale_socket_tests {
         std::fs::write(&path, "not a socket").unwrap();
         let error = remove_stale_socket(&path).unwrap_err().to_string();
         assert!(error.contains("is not a socket"), "{error}");
+    }
+
+    /// A process that listens but does not accept (hung, or just busy)
+    /// fills its backlog; a connect that waits for room then waits for as
+    /// long as that process does: the source never binds, a runtime thread
+    /// is stuck, and `/health` says `starting` for ever. The socket is in
+    /// use: say so at once.
+    #[test]
+    fn a_socket_whose_backlog_is_full_is_in_use_at_once() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let busy = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        busy.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        busy.listen(0).unwrap();
+        // A backlog of 0 holds one connection that nobody accepts.
+        let _waiting = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let checked = path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(remove_stale_socket(&checked).map_err(|e| e.to_string()));
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the check waited for the busy listener");
+        let error = outcome.expect_err("a listened socket is not stale");
+        assert!(error.contains("in use by another process"), "{error}");
+        assert!(path.exists());
     }
 }
