@@ -46,9 +46,7 @@ use super::level::Level;
 use super::mask::Masker;
 use super::tail;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
-use super::tokenize::{
-    LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, is_wording, literal_has_digit,
-};
+use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
 pub(crate) const MAX_SHAPES: usize = 16;
@@ -363,6 +361,7 @@ impl Miner {
         let n = lb.toks.len();
         let max_mism = ((1.0 - self.cfg.similarity) * n as f64 + 1e-9).floor() as u32;
         let mut collapsed = Vec::new();
+        let wording = lb.wording();
         self.pats[p as usize].shapes.iter().any(|&si| {
             let toks = &self.shapes[si as usize].toks;
             if tail::joins_open(toks, lb, &mut collapsed) {
@@ -371,8 +370,7 @@ impl Miner {
                 template::compare(toks, &lb.toks, max_mism)
                     .is_some_and(|score| score.accepts(self.cfg.similarity))
             } else {
-                template::align(toks, &lb.toks, |t| is_wording(lb.text(t)))
-                    .is_some_and(|score| score.mism == 0)
+                template::align(toks, &lb.toks, &wording).is_some_and(|score| score.mism == 0)
             }
         })
     }
@@ -640,6 +638,8 @@ impl Miner {
         let toks = &lb.toks;
         let n = toks.len();
         let mut best: Option<(u32, Score)> = None;
+        // Read on the first shape that needs it (see `template::align`).
+        let mut wording: Option<Vec<bool>> = None;
         let lens = (n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS).filter(|&l| l != n);
         let cands = lens.filter_map(|l| self.by_first.get(&first_key(route.anchor, l)));
         // The most recent shapes of each length suffice; the cap bounds the slow path.
@@ -651,7 +651,8 @@ impl Miner {
             if self.pats[s.pat as usize].shapes.len() >= MAX_SHAPES {
                 continue;
             }
-            if let Some(score) = template::align(&s.toks, toks, |t| is_wording(lb.text(t))) {
+            let wording = wording.get_or_insert_with(|| lb.wording());
+            if let Some(score) = template::align(&s.toks, toks, wording) {
                 // Across lengths only optional *variables* may differ: every literal must agree,
                 // and so must the words that held (see `frozen`). A line that a shape of the
                 // pattern keeps out for its held words is another event: no other shape of

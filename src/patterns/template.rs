@@ -425,7 +425,10 @@ const INF: u32 = u32::MAX;
 /// `Payments Client`, `Key <*> already exists` takes `(sku, tenant_id)=(SKU-7, 32)`). Lower-case
 /// words are the program's own wording: `Failed password for <*> from` must not take `invalid
 /// user bob`, another event. Tokens after a constant or a typed placeholder (`<NUM>`) stay out.
-pub(crate) fn align(t: &[TTok], line: &[Tok], wording: impl Fn(&Tok) -> bool) -> Option<Score> {
+///
+/// `wording[j]` says whether `line[j]` is wording, read once per line by the caller: each cell of
+/// a token's band asks, for each shape aligned, and a token may be long (`long` mask off).
+pub(crate) fn align(t: &[TTok], line: &[Tok], wording: &[bool]) -> Option<Score> {
     let (m, n) = (t.len(), line.len());
     if m.abs_diff(n) > MAX_GAPS {
         return None;
@@ -486,7 +489,10 @@ pub(crate) fn align(t: &[TTok], line: &[Tok], wording: impl Fn(&Tok) -> bool) ->
             // A token of the line after a `<*>` of the template: the wildcard holds a value of
             // several tokens (`Building <*> 2.4.0` and `Building Payments Client 2.4.0`).
             if j < n
-                && (line[j].var || (i > 0 && t[i - 1].slot == Slot::Wild && !wording(&line[j])))
+                && (line[j].var
+                    || (i > 0
+                        && t[i - 1].slot == Slot::Wild
+                        && !wording.get(j).copied().unwrap_or(true)))
             {
                 relax(
                     i,

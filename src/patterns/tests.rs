@@ -351,6 +351,62 @@ fn a_line_two_patterns_take_equally_goes_to_the_same_one_after_a_restore() {
     }
 }
 
+/// Whether a token of the line is wording (see `tokenize::is_wording`) is read once per line, not
+/// once per alignment cell: with the `long` mask off a token may be a megabyte of lower-case
+/// letters, and each of up to 384 shapes of other lengths looked at it from every position of
+/// its band. A line whose giant last token starts with an upper-case letter (read in one byte)
+/// is the yardstick: same tokens, same alignments, same outcome.
+#[test]
+fn wording_is_read_once_per_line_however_many_shapes_align_with_it() {
+    let cfg = MinerConfig {
+        disable_builtin_masks: vec!["long".to_string()],
+        ..MinerConfig::default()
+    };
+    let mut m = Miner::new(cfg).expect("config");
+    // A name of letters only, distinct for each number (digits would make it a variable).
+    let name = |mut k: usize| {
+        let mut s = String::from("K");
+        loop {
+            s.push((b'a' + (k % 10) as u8) as char);
+            k /= 10;
+            if k == 0 {
+                break s;
+            }
+        }
+    };
+    // 64 patterns of each length 7, 8 and 9 (the most the slow path looks at), each ending in
+    // wildcards that could take the giant token.
+    for len in 7..=9 {
+        for k in 0..64 {
+            let at = |i: usize| name(len * 1000 + k * 3 + i);
+            let head = format!("Job {} {} {}", at(0), at(1), at(2));
+            let mut tail = vec!["a"; len - 4];
+            m.observe(&format!("{head} {}", tail.join(" ")), None, 0);
+            for p in 0..tail.len() {
+                tail[p] = "b";
+                m.observe(&format!("{head} {}", tail.join(" ")), None, 0);
+            }
+        }
+    }
+    let giant = "a".repeat(256 * 1024);
+    let mut lines = 0;
+    // The fastest of three reads: a ratio of minimums shrugs off a loaded machine's pauses.
+    let mut time = |first: &str| {
+        (0..3)
+            .map(|_| {
+                lines += 1;
+                let at = |i: usize| name(900_000 + lines * 4 + i);
+                let line = format!("Job {} {} {} {} {first}{giant}", at(0), at(1), at(2), at(3));
+                let t = std::time::Instant::now();
+                assert!(m.observe(&line, None, 0).is_new);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (wording, name) = (time("a"), time("A"));
+    assert!(wording < 3.0 * name, "{wording:.4}s against {name:.4}s");
+}
+
 #[test]
 fn differing_upper_case_words_are_different_events() {
     let mut m = miner();

@@ -163,6 +163,12 @@ impl LineBuf {
         &self.masked[t.off as usize..(t.off + t.len) as usize]
     }
 
+    /// Whether each token is the program's wording (see [`is_wording`]), as
+    /// `template::align` asks it: read once here, not once per alignment.
+    pub(crate) fn wording(&self) -> Vec<bool> {
+        self.toks.iter().map(|t| is_wording(self.text(t))).collect()
+    }
+
     /// The masked line, tokens joined by single spaces (used to derive ids and for display).
     pub(crate) fn joined(&self, out: &mut Vec<u8>) {
         out.clear();
