@@ -351,6 +351,38 @@ fn a_line_two_patterns_take_equally_goes_to_the_same_one_after_a_restore() {
     }
 }
 
+/// A wildcard takes a value of several tokens, but not a status the program shouts: `Backup of
+/// volume <*> finished` must not take `gamma NOT` or `delta FAILED,` (the failure would join the
+/// success, and never be announced as new). Capitalised names still make one value.
+#[test]
+fn a_wildcard_does_not_take_shouted_wording() {
+    let mut m = miner();
+    let ok = m
+        .observe("Backup of volume alpha finished in 3 s", None, 0)
+        .id;
+    assert_eq!(
+        m.observe("Backup of volume beta finished in 4 s", None, 0)
+            .id,
+        ok
+    );
+    for line in [
+        "Backup of volume gamma NOT finished in 4 s",
+        "Backup of volume delta FAILED, finished in 4 s",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert!(o.is_new && o.id != ok, "{line} joined {}", o.template);
+    }
+    let o = m.observe(
+        "Backup of volume Primary Replica Set finished in 4 s",
+        None,
+        0,
+    );
+    assert_eq!(
+        (o.id, o.template),
+        (ok, "Backup of volume <*> finished in <DUR>")
+    );
+}
+
 /// Whether a token of the line is wording (see `tokenize::is_wording`) is read once per line, not
 /// once per alignment cell: with the `long` mask off a token may be a megabyte of lower-case
 /// letters, and each of up to 384 shapes of other lengths looked at it from every position of

@@ -954,17 +954,22 @@ pub(crate) fn is_keyed(t: &[u8]) -> bool {
 }
 
 /// A word of the program's own wording: lower-case letters only, maybe with `-`, `_` or one `'`
-/// (`invalid`, `user`, `don't`), possibly ending in `,` or `.`. Names of things are capitalised
-/// (`Payments Client`) or carry digits and punctuation; wording is what a format string says.
+/// (`invalid`, `user`, `don't`), or two or more upper-case letters only (`NOT`, `FAILED`: a status
+/// shouted), possibly ending in `,` or `.`. Names of things are capitalised (`Payments Client`) or
+/// carry digits and punctuation; wording is what a format string says. (An acronym in a name,
+/// `REST`, reads as wording too: a value holding one is not taken, which splits it off, where
+/// taking `NOT` would hide a failure in the pattern of a success.)
 pub(crate) fn is_wording(t: &[u8]) -> bool {
     let word = t
         .strip_suffix(b",")
         .or_else(|| t.strip_suffix(b"."))
         .unwrap_or(t);
-    word.first().is_some_and(u8::is_ascii_lowercase)
+    let lower = word.first().is_some_and(u8::is_ascii_lowercase)
         && word
             .iter()
-            .all(|&c| c.is_ascii_lowercase() || matches!(c, b'-' | b'_' | b'\''))
+            .all(|&c| c.is_ascii_lowercase() || matches!(c, b'-' | b'_' | b'\''));
+    let shouted = word.len() >= 2 && word.iter().all(u8::is_ascii_uppercase);
+    lower || shouted
 }
 
 /// `name.ext:` (a dot between two letters or digits, and a colon at the end).
@@ -1585,6 +1590,16 @@ mod tests {
             let plain = crafted.replace(':', ";");
             let (c, p) = (time(&crafted), time(&plain));
             assert!(c < 2.0 * p, "{unit}: {c:.4}s against {p:.4}s");
+        }
+    }
+
+    #[test]
+    fn wording_is_lower_case_words_and_shouted_statuses_not_names() {
+        for word in ["invalid", "user,", "don't", "NOT", "FAILED,", "OK."] {
+            assert!(is_wording(word.as_bytes()), "{word}");
+        }
+        for word in ["Payments", "A", "SKU-7,", "(sku,", "x1", "Error:", ""] {
+            assert!(!is_wording(word.as_bytes()), "{word}");
         }
     }
 
