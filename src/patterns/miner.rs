@@ -46,7 +46,9 @@ use super::level::Level;
 use super::mask::Masker;
 use super::tail;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
-use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
+use super::tokenize::{
+    LineBuf, NONE_KEY, Tok, has_uneven_placeholder, is_anchor_text, literal_has_digit,
+};
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
 pub(crate) const MAX_SHAPES: usize = 16;
@@ -1152,11 +1154,12 @@ pub(crate) fn first_key(anchor: u64, n: usize) -> u64 {
 /// digits) and its hash.
 ///
 /// As in Drain, the leaf is keyed by the token count and the first two tokens; a token that is not an
-/// anchor (a variable, a literal with digits such as `node-12` or `ee0`, or a word around a masked
-/// value such as `<FQN>/IN:`) is keyed as "any", so ids and numbers in leading positions cannot
-/// explode the tree. The last matters because masks see values unevenly: `dyn.example.com/IN:`
-/// masks to `<FQN>/IN:` but `example.com/IN:` (two parts) stays a word, and keyed on their text the
-/// two could never meet. A `key=<*>` field still routes, by its key (see [`line_route`]). Every member of a leaf shares its anchors,
+/// anchor (a variable, a literal with digits such as `node-12` or `ee0`, or a word around a dotted
+/// name or a path, such as `<FQN>/IN:`) is keyed as "any", so ids and numbers in leading positions
+/// cannot explode the tree. The last because those masks see values unevenly (see
+/// `tokenize::has_uneven_placeholder`): `dyn.example.com/IN:` masks to `<FQN>/IN:` but
+/// `example.com/IN:` stays a word, and keyed on their text the two could never meet. (Every
+/// placeholder routing as any cost the miner 3% for little more.) A `key=<*>` field still routes, by its key (see [`line_route`]). Every member of a leaf shares its anchors,
 /// so those positions never generalise and the route can be recomputed from a stored template.
 ///
 /// (Skipping non-anchors to key on the first two *words* was tried: equal on message-only input, but
@@ -1197,7 +1200,7 @@ pub(crate) fn template_route(toks: &[TTok]) -> Route {
             (
                 t.slot == Slot::Const
                     && is_anchor_text(t.text.as_bytes())
-                    && (t.kv || !has_placeholder(t.text.as_bytes())),
+                    && (t.kv || !has_uneven_placeholder(t.text.as_bytes())),
                 if t.kv { t.skel } else { t.hash },
             )
         }),

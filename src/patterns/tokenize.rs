@@ -881,7 +881,7 @@ impl LineBuf {
             && !(punct
                 && (is_dotted_subject(text)
                     || has_arguments(text)
-                    || (!kv && has_placeholder(text))));
+                    || (!kv && has_uneven_placeholder(text))));
         self.toks.push(Tok {
             off,
             len,
@@ -1045,6 +1045,15 @@ pub(crate) fn literal_has_digit(t: &[u8]) -> bool {
         i += 1;
     }
     false
+}
+
+/// Whether a token holds the placeholder of a mask that sees values unevenly: a dotted name is
+/// `<FQN>` from three parts on and a path `<PATH>` from three segments on, so `dyn.example.com/IN:`
+/// is `<FQN>/IN:` while `example.com/IN:` stays a word. Such a token routes as any (see
+/// `miner::route`), or the two could never meet. Numbers, addresses and ids are masked alike in
+/// every line, so `node-<NUM>` still routes by its text (and keeps the leaves small).
+pub(crate) fn has_uneven_placeholder(t: &[u8]) -> bool {
+    t.windows(5).any(|w| w == b"<FQN>") || t.windows(6).any(|w| w == b"<PATH>")
 }
 
 /// Whether a token's text contains a placeholder (`<NUM>`, `<*>`, `<ORDER>`).
