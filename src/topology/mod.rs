@@ -261,70 +261,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    /// `/health` relies on this: a listening source is counted as pending
-    /// when the topology spawns it, before its task has run at all, and
-    /// counted as ready once it takes connections; a source that does not
-    /// listen is never waited for.
-    #[tokio::test(flavor = "current_thread")]
-    async fn listening_sources_are_pending_from_their_spawn_until_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let address = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let data_dir = dir.path().display().to_string().replace('\\', "/");
-        let text = format!(
-            "data_dir = '{data_dir}'\n\
-             [sources.in]\ntype = 'socket'\nmode = 'tcp'\naddress = '{address}'\n\
-             [sources.demo]\ntype = 'demo_logs'\ninterval = 1\n\
-             [sinks.out]\ntype = 'blackhole'\ninputs = ['in', 'demo']\n"
-        );
-        let loaded = crate::config::load_texts(vec![("t.toml".into(), text)], |_| None, &REGISTRY);
-        assert!(loaded.is_ok(), "{:?}", loaded.diagnostics);
-        let graph = loaded.graph.clone().unwrap();
-        let built = build(&loaded.config).unwrap();
-        let shared = Shared::new(loaded.config.data_dir.clone());
-        let stop = CancellationToken::new();
-        let Ok(running) = running::Running::start(
-            &loaded.config,
-            &graph,
-            built,
-            RunOptions::default(),
-            shared.clone(),
-            stop.clone(),
-        ) else {
-            panic!("the topology did not start");
-        };
-        // Nothing has run yet on this one thread: the socket is not bound.
-        assert!(!shared.readiness.is_ready());
-        let (_no_reloads, reloads) = tokio::sync::mpsc::channel(1);
-        let run = tokio::spawn(running.run(reloads));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !shared.readiness.is_ready() {
-            assert!(std::time::Instant::now() < deadline, "never ready");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::net::TcpStream::connect(address)
-            .await
-            .expect("ready, so the socket takes connections");
-        stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), run).await;
-    }
-
-    /// `howl run` serves its API before the topology starts (opening its
-    /// buffers first: a disk buffer reads its segments back), so before
-    /// the topology has spawned its sources no listening source has taken
-    /// its token yet: `/health` must say `starting` then, not `ok`. Once
-    /// they are spawned and none listens, howl is ready.
-    #[tokio::test(flavor = "current_thread")]
-    async fn not_ready_before_the_topology_has_spawned_its_sources() {
+    /// Loads `components` (a topology without its `data_dir`) into a
+    /// fresh data directory and starts it: its sources are spawned, none
+    /// has run yet on a current-thread runtime.
+    fn start(
+        components: &str,
+    ) -> (
+        tempfile::TempDir,
+        Shared,
+        CancellationToken,
+        running::Running,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().display().to_string().replace('\\', "/");
-        let text = format!(
-            "data_dir = '{data_dir}'\n\
-             [sources.demo]\ntype = 'demo_logs'\ninterval = 1\n\
-             [sinks.out]\ntype = 'blackhole'\ninputs = ['demo']\n"
-        );
+        let text = format!("data_dir = '{data_dir}'\n{components}");
         let loaded = crate::config::load_texts(vec![("t.toml".into(), text)], |_| None, &REGISTRY);
         assert!(loaded.is_ok(), "{:?}", loaded.diagnostics);
         let graph = loaded.graph.clone().unwrap();
@@ -345,6 +295,51 @@ mod tests {
         ) else {
             panic!("the topology did not start");
         };
+        (dir, shared, stop, running)
+    }
+
+    /// `/health` relies on this: a listening source is counted as pending
+    /// when the topology spawns it, before its task has run at all, and
+    /// counted as ready once it takes connections; a source that does not
+    /// listen is never waited for.
+    #[tokio::test(flavor = "current_thread")]
+    async fn listening_sources_are_pending_from_their_spawn_until_bound() {
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (_dir, shared, stop, running) = start(&format!(
+            "[sources.in]\ntype = 'socket'\nmode = 'tcp'\naddress = '{address}'\n\
+             [sources.demo]\ntype = 'demo_logs'\ninterval = 1\n\
+             [sinks.out]\ntype = 'blackhole'\ninputs = ['in', 'demo']\n"
+        ));
+        // Nothing has run yet on this one thread: the socket is not bound.
+        assert!(!shared.readiness.is_ready());
+        let (_no_reloads, reloads) = tokio::sync::mpsc::channel(1);
+        let run = tokio::spawn(running.run(reloads));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !shared.readiness.is_ready() {
+            assert!(std::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::net::TcpStream::connect(address)
+            .await
+            .expect("ready, so the socket takes connections");
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), run).await;
+    }
+
+    /// `howl run` serves its API before the topology starts (opening its
+    /// buffers first: a disk buffer reads its segments back), so before
+    /// the topology has spawned its sources no listening source has taken
+    /// its token yet: `/health` must say `starting` then, not `ok` (`start`
+    /// checks it). Once they are spawned and none listens, howl is ready.
+    #[tokio::test(flavor = "current_thread")]
+    async fn not_ready_before_the_topology_has_spawned_its_sources() {
+        let (_dir, shared, stop, running) = start(
+            "[sources.demo]\ntype = 'demo_logs'\ninterval = 1\n\
+             [sinks.out]\ntype = 'blackhole'\ninputs = ['demo']\n",
+        );
         assert!(shared.readiness.is_ready(), "no source listens");
         stop.cancel();
         let (_no_reloads, reloads) = tokio::sync::mpsc::channel(1);
