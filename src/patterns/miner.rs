@@ -1159,7 +1159,8 @@ pub(crate) fn first_key(anchor: u64, n: usize) -> u64 {
 /// cannot explode the tree. The last because those masks see values unevenly (see
 /// `tokenize::has_uneven_placeholder`): `dyn.example.com/IN:` masks to `<FQN>/IN:` but
 /// `example.com/IN:` stays a word, and keyed on their text the two could never meet. (Every
-/// placeholder routing as any cost the miner 3% for little more.) A `key=<*>` field still routes, by its key (see [`line_route`]). Every member of a leaf shares its anchors,
+/// placeholder routing as any cost the miner 3% for little more.) A `key=<*>` field still routes,
+/// by its key (see [`line_route`]). Every member of a leaf shares its anchors,
 /// so those positions never generalise and the route can be recomputed from a stored template.
 ///
 /// (Skipping non-anchors to key on the first two *words* was tried: equal on message-only input, but

@@ -82,6 +82,36 @@ pub fn test_context(options: &str) -> crate::components::BuildContext {
     }
 }
 
+/// A context to run source `key` in unit tests: its state under
+/// `data_dir`, readiness token `ready`, and its output read from the
+/// returned receiver, which only the source holds open (it closes when the
+/// source ends).
+#[cfg(test)]
+pub fn test_source_context(
+    key: crate::component_key::ComponentKey,
+    data_dir: &std::path::Path,
+    ready: crate::readiness::ReadyToken,
+) -> (
+    crate::components::source::SourceContext,
+    crate::buffer::BufferReceiver,
+) {
+    use crate::buffer::{WhenFull, channel, fanout::Fanout};
+    use crate::components::source::{SourceContext, SourceSender};
+    let metrics = std::sync::Arc::new(crate::internal_events::ComponentMetrics::new(key.clone()));
+    let (tx, rx) = channel(1000, WhenFull::Block, std::sync::Arc::clone(&metrics));
+    let (fanout, _rewire) = Fanout::rewirable(vec![("out".to_string(), tx)]);
+    let cx = SourceContext {
+        key,
+        out: SourceSender::new(fanout, metrics),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        shutdown_limit: tokio_util::sync::CancellationToken::new(),
+        state: crate::state::StateHandle::new(data_dir.to_path_buf()),
+        host: std::sync::Arc::from("test"),
+        ready,
+    };
+    (cx, rx)
+}
+
 /// Runs the listening source that `options` build, with a pending readiness
 /// token, and checks what `/health` relies on: the source says it listens
 /// (see `Source::listens`), marks its token within 10 s, and by then every
@@ -91,8 +121,6 @@ pub async fn assert_ready_once_bound<C: SourceConfig + serde::de::DeserializeOwn
     options: &str,
     addresses: &[std::net::SocketAddr],
 ) {
-    use crate::buffer::{WhenFull, channel, fanout::Fanout};
-    use crate::components::source::{SourceContext, SourceSender};
     let config: C = toml::from_str(options).unwrap_or_else(|e| panic!("options do not parse: {e}"));
     let build = test_context(options);
     let source = config.build(&build).expect("options build");
@@ -100,23 +128,10 @@ pub async fn assert_ready_once_bound<C: SourceConfig + serde::de::DeserializeOwn
         source.listens(),
         "a listening source must say so: {options}"
     );
-    let metrics = std::sync::Arc::new(crate::internal_events::ComponentMetrics::new(
-        build.key.clone(),
-    ));
-    let (tx, _rx) = channel(100, WhenFull::Block, std::sync::Arc::clone(&metrics));
-    let (fanout, _rewire) = Fanout::rewirable(vec![("out".to_string(), tx)]);
     let readiness = crate::readiness::Readiness::default();
-    let shutdown = tokio_util::sync::CancellationToken::new();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cx = SourceContext {
-        key: build.key.clone(),
-        out: SourceSender::new(fanout, metrics),
-        shutdown: shutdown.clone(),
-        shutdown_limit: tokio_util::sync::CancellationToken::new(),
-        state: crate::state::StateHandle::new(dir.path().to_path_buf()),
-        host: std::sync::Arc::from("test"),
-        ready: readiness.pending(),
-    };
+    let (cx, _rx) = test_source_context(build.key.clone(), dir.path(), readiness.pending());
+    let shutdown = cx.shutdown.clone();
     readiness.sources_spawned();
     let running = tokio::spawn(source.run(cx));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

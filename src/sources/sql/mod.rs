@@ -969,24 +969,9 @@ mod tests {
     /// Runs a built source until it ends by itself (a window) and returns
     /// the `id`s of its events.
     async fn run_to_end(source: Box<dyn Source>, data_dir: &std::path::Path) -> Vec<i64> {
-        use crate::buffer::{WhenFull, channel, fanout::Fanout};
         use crate::component_key::{ComponentKey, ComponentKind};
-        use crate::components::source::SourceSender;
         let key = ComponentKey::new(ComponentKind::Source, "s", "sql");
-        let metrics = Arc::new(ComponentMetrics::new(key.clone()));
-        let (tx, mut rx) = channel(1000, WhenFull::Block, Arc::clone(&metrics));
-        let (fanout, rewire) = Fanout::rewirable(vec![("out".to_string(), tx)]);
-        // Only the source's output holds the buffer open.
-        drop(rewire);
-        let cx = SourceContext {
-            key,
-            out: SourceSender::new(fanout, metrics),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-            shutdown_limit: tokio_util::sync::CancellationToken::new(),
-            state: crate::state::StateHandle::new(data_dir.to_path_buf()),
-            host: Arc::from("test"),
-            ready: Default::default(),
-        };
+        let (cx, mut rx) = crate::sources::test_source_context(key, data_dir, Default::default());
         let running = tokio::spawn(source.run(cx));
         let mut ids = Vec::new();
         let collect = async {
