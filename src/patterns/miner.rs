@@ -46,9 +46,7 @@ use super::level::Level;
 use super::mask::Masker;
 use super::tail;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
-use super::tokenize::{
-    LineBuf, NONE_KEY, Tok, has_uneven_placeholder, is_anchor_text, literal_has_digit,
-};
+use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
 pub(crate) const MAX_SHAPES: usize = 16;
@@ -76,8 +74,9 @@ const MIN_SIBLINGS: usize = 2;
 /// for a service manager's unit on a line that ends with a dot, a brace that holds JSON members
 /// or opens the line keeps its words, and so does a JSON or dict message (`"message": "…"`).
 /// 7: each member of a compact JSON line is one `key=value` token, and a `key=value` value runs
-/// on past the `&`s of a URL's query.
-pub(crate) const TOKEN_RULES: u64 = 7;
+/// on past the `&`s of a URL's query. 8: a quoted value runs past the quotes it escapes, and a
+/// quoted message that opens a structured line (klog's `"Message" key="…"`) keeps its words.
+pub(crate) const TOKEN_RULES: u64 = 8;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.
@@ -1154,12 +1153,12 @@ pub(crate) fn first_key(anchor: u64, n: usize) -> u64 {
 /// digits) and its hash.
 ///
 /// As in Drain, the leaf is keyed by the token count and the first two tokens; a token that is not an
-/// anchor (a variable, a literal with digits such as `node-12` or `ee0`, or a word around a dotted
-/// name or a path, such as `<FQN>/IN:`) is keyed as "any", so ids and numbers in leading positions
-/// cannot explode the tree. The last because those masks see values unevenly (see
-/// `tokenize::has_uneven_placeholder`): `dyn.example.com/IN:` masks to `<FQN>/IN:` but
-/// `example.com/IN:` stays a word, and keyed on their text the two could never meet. (Every
-/// placeholder routing as any cost the miner 3% for little more.) A `key=<*>` field still routes,
+/// anchor (a variable, a literal with digits such as `ee0`, or a word holding a masked value, such
+/// as `grace/<IP>` or `<FQN>/IN:`) is keyed as "any", so ids and numbers in leading positions
+/// cannot explode the tree. A word holding a value names one thing among many, as a variable
+/// does: keyed on its text, `grace/<IP>` and `erin/<IP>` (a client before its address) could
+/// never meet, nor `dyn.example.com/IN:` (`<FQN>/IN:`) and `example.com/IN:` (a word, since
+/// dotted names are masked from three parts on). A `key=<*>` field still routes,
 /// by its key (see [`line_route`]). Every member of a leaf shares its anchors,
 /// so those positions never generalise and the route can be recomputed from a stored template.
 ///
@@ -1201,7 +1200,7 @@ pub(crate) fn template_route(toks: &[TTok]) -> Route {
             (
                 t.slot == Slot::Const
                     && is_anchor_text(t.text.as_bytes())
-                    && (t.kv || !has_uneven_placeholder(t.text.as_bytes())),
+                    && (t.kv || !has_placeholder(t.text.as_bytes())),
                 if t.kv { t.skel } else { t.hash },
             )
         }),

@@ -3,7 +3,7 @@
 //! a value's word count cannot split one event into many (see `tokenize`, which calls these on
 //! each whitespace token). All functions here read bytes only; `LineBuf` decides what to push.
 
-use super::mask::is_word;
+use super::mask::{closing_quote, is_word};
 
 /// How far ahead a quoted or bracketed value may look for its closing byte (and a `key="...`
 /// token for its closing quote).
@@ -462,5 +462,5 @@ pub(super) fn open_quote(tok: &[u8]) -> Option<u8> {
         .windows(2)
         .position(|w| w[0] == b'=' && (w[1] == b'"' || w[1] == b'\''))?;
     let q = tok[p + 1];
-    (!tok[p + 2..].contains(&q)).then_some(q)
+    closing_quote(&tok[p + 2..], q).is_none().then_some(q)
 }

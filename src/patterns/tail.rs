@@ -114,6 +114,7 @@ fn tail_token(first: &Tok) -> Tok {
         kv: false,
         enumerated: false,
         quoted: false,
+        valued: false,
         blank: false,
         anchor: false,
         word: 0,

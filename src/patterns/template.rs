@@ -66,6 +66,8 @@ pub(crate) struct TTok {
     pub enumerated: bool,
     /// A quoted word: a name (see `tokenize::is_quoted_word`).
     pub quoted: bool,
+    /// A word holding a placeholder beside literal text (see `Tok::valued`).
+    pub valued: bool,
     /// A lone dash (`-`, `"-"`, `[-]`): the conventional "no value" of access logs and
     /// key-value formats, so a value showing up there later is that field filled in, not
     /// another event (see `pair`).
@@ -89,6 +91,7 @@ impl TTok {
             kv: t.kv,
             enumerated: t.enumerated,
             quoted: t.quoted,
+            valued: t.valued,
             blank: is_blank(lb.text(t)),
             slot: if t.var { Slot::Var } else { Slot::Const },
             text: String::from_utf8_lossy(lb.text(t)).into(),
@@ -133,6 +136,7 @@ impl TTok {
             kv,
             enumerated: slot == Slot::Const && plain && is_enumerated(text.as_bytes()),
             quoted: slot == Slot::Const && is_quoted_word(text.as_bytes()),
+            valued: slot == Slot::Const && !kv && !plain,
             blank: is_blank(text.as_bytes()),
             slot,
             text: text.into(),
@@ -152,6 +156,7 @@ impl TTok {
             kv: false,
             enumerated: false,
             quoted: false,
+            valued: false,
             blank: false,
             slot: Slot::Wild,
             text: WILD_TEXT.into(),
@@ -261,7 +266,8 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         // differs (`"event":`, a JSON or dict member's name), nor the value after it: another
         // label and its value are another field, as another `key=` is.
         let label = m == 1 && a.text.ends_with(':');
-        let name = a.quoted && b.quoted && !label && !prev_label;
+        let valued = (a.valued || a.slot == Slot::Var) && (b.valued || b.var);
+        let name = (a.quoted && b.quoted || valued) && !label && !prev_label;
         let wording = m & u32::from(!name);
         if wording + prev > 1 {
             return None;

@@ -1803,6 +1803,39 @@ fn a_store_written_when_a_query_split_a_value_is_refitted() {
 }
 
 #[test]
+fn a_store_written_when_klog_messages_were_values_is_refitted() {
+    // Under rules version 7 a klog message was one quoted value and an escaped quote ended a
+    // `key="…"` value: the pattern holds `"<*>"` and the words after the escaped quote, which
+    // lines no longer produce. Refitted from its samples, it keeps its id and takes its lines.
+    let m = miner();
+    let line = |err: &str| format!(r#""Error syncing pod, skipping" err="{err}" pod="shop/web-1""#);
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": m.fingerprint_under(7),
+        "patterns": [{
+            "id": "00000000000000b7",
+            "template": r#""<*>" err=<*>StartContainer\" for x" pod=<*>"#,
+            "shapes": [{"seq": 0, "count": 80, "tokens": [
+                {"c": "\"<*>\""}, {"c": "err=<*>StartContainer\\\""}, {"c": "for"},
+                {"c": "x\""}, {"c": "pod=<*>"}
+            ]}],
+            "count": 80, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": [line(r#"failed to \"StartContainer\" for x"#)],
+            "level": "info"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000b7".parse::<PatternId>().expect("id");
+    let o = m.observe(&line("context canceled"), None, 1);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+    assert_eq!(
+        o.template,
+        r#""Error syncing pod, skipping" err=<*> pod=<*>"#
+    );
+}
+
+#[test]
 fn a_store_written_before_error_texts_were_values_is_refitted() {
     // Under rules version 3 an error text was words: a pattern learned then holds the words of
     // its samples' errors, which lines no longer produce. Refitted, it keeps its id and takes
@@ -2186,6 +2219,165 @@ fn quoted_words_are_names_that_neither_route_nor_count_as_wording() {
     let o = m.observe("container state is \"unhealthy\" after check", None, 0);
     assert!(o.is_new);
     assert_eq!(o.parent, Some(first));
+}
+
+#[test]
+fn words_holding_a_masked_value_are_values_that_neither_route_nor_count_as_wording() {
+    // A client named before its address, in the routing position: the name is part of the
+    // value, so the two lines meet (they never could when each name keyed a leaf of its own).
+    let mut m = miner();
+    let a = m
+        .observe(
+            "grace/10.1.2.3:37867 SIGUSR1[soft,ping-restart] received, client-instance restarting",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "erin/10.9.8.7:7662 SIGUSR1[soft,ping-restart] received, client-instance restarting",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (a, false));
+    // The bare address is that value too, even beside another differing word.
+    let o = m.observe(
+        "10.4.4.4:1756 SIGUSR1[soft,tls-error] received, client-instance restarting",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (a, false));
+    // Two differing words that both hold a value, side by side with a differing word, are a
+    // value and a name, not other wording: one plugin goal of a build.
+    let b = m
+        .observe(
+            "[INFO] --- clean:3.3.2:clean (default-clean) @ common ---",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "[INFO] --- resources:3.3.1:resources (default-resources) @ common ---",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (b, false));
+    // Without a value in them, two adjacent differing words are still other wording.
+    let mut m = miner();
+    let c = m
+        .observe(
+            "[INFO] --- clean:x:clean (default-clean) @ common ---",
+            None,
+            0,
+        )
+        .id;
+    assert_ne!(c, b);
+    let o = m.observe(
+        "[INFO] --- resources:y:resources (default-resources) @ common ---",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != c);
+}
+
+#[test]
+fn klog_messages_are_events_and_their_escaped_values_are_one_value() {
+    let mut m = miner();
+    let line = |level: char, msg: &str, fields: &str| {
+        format!("{level}1206 08:00:19.202712    1087 kubelet.go:2400] \"{msg}\" {fields}")
+    };
+    let update = m
+        .observe(
+            &line(
+                'I',
+                "SyncLoop UPDATE",
+                r#"source="api" pods=["shop/redis-2"]"#,
+            ),
+            None,
+            0,
+        )
+        .id;
+    let delete = m.observe(
+        &line('I', "SyncLoop DELETE", r#"source="api" pods=["a/b"]"#),
+        None,
+        0,
+    );
+    assert!(delete.is_new && delete.id != update, "{}", delete.template);
+    let o = m.observe(
+        &line('I', "SyncLoop UPDATE", r#"source="file" pods=["a/c"]"#),
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (update, false));
+    // One error whose text holds escaped quotes and has any number of words.
+    let sync = m
+        .observe(
+            &line(
+                'E',
+                "Error syncing pod, skipping",
+                r#"err="failed to \"StartContainer\" for \"coredns\" with CrashLoopBackOff: \"back-off 5m0s\"" pod="kube-system/coredns-x" podUID="131cb14c""#,
+            ),
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        &line(
+            'E',
+            "Error syncing pod, skipping",
+            r#"err="context canceled" pod="shop/web-1" podUID="77aa""#,
+        ),
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (sync, false), "{}", o.template);
+}
+
+#[test]
+fn restore_is_transparent_on_words_holding_values() {
+    let names = ["grace", "erin", "bob", "ivan", "unknown"];
+    let lines: Vec<String> = (0..240)
+        .map(|i| match i % 5 {
+            0 => format!(
+                "{}/10.0.{}.{}:{} SIGUSR1[soft,{}] received, client-instance restarting",
+                names[i % 5],
+                i % 7,
+                i % 11,
+                1000 + i,
+                ["ping-restart", "tls-error"][i / 120]
+            ),
+            1 => format!(
+                "10.0.{}.{}:{} SIGUSR1[soft,ping-restart] received, client-instance restarting",
+                i % 3,
+                i % 5,
+                2000 + i
+            ),
+            2 => format!(
+                "[INFO] --- {0}:3.{1}.{2}:{0} (default-{0}) @ {3} ---",
+                ["clean", "resources", "compiler"][i % 3],
+                i % 4,
+                i % 9,
+                names[i / 7 % 5]
+            ),
+            3 => format!(
+                r#"E1206 08:00:19.2{:05} 1087 pod_workers.go:1300] "{}" err="failed to \"{}\" for \"x{}\" with y" pod="a/b""#,
+                i,
+                ["Error syncing pod, skipping", "SyncLoop UPDATE"][i / 50 % 2],
+                ["StartContainer", "KillPod"][i % 2],
+                i % 3
+            ),
+            _ => format!(
+                "timeout after CONNECT from {}[10.2.{}.{}]",
+                ["unknown", "scanner-8.census.example.com"][i / 9 % 2],
+                i % 13,
+                i % 17
+            ),
+        })
+        .collect();
+    assert_restore_is_transparent(
+        &MinerConfig::default(),
+        &lines,
+        "words holding values and klog messages",
+    );
 }
 
 #[test]

@@ -42,8 +42,8 @@ use super::spans::{
 };
 
 use super::mask::{
-    Builtins, CLASS, Kind, Masker, Single, TokInfo, bits, class, class_of, is_month_or_weekday,
-    is_word, mask_token, unit_kind,
+    Builtins, CLASS, Kind, Masker, Single, TokInfo, bits, class, class_of, closing_quote,
+    is_month_or_weekday, is_word, mask_token, unit_kind,
 };
 
 /// Route key used when a line has fewer anchors than the routing depth.
@@ -94,6 +94,11 @@ pub(crate) struct Tok {
     pub enumerated: bool,
     /// A quoted word (`"search-config"`, `'guest'`): a name, see [`is_quoted_word`].
     pub quoted: bool,
+    /// A word that holds a placeholder beside its literal text (`grace/<IP>`,
+    /// `clean:<NUM>:clean`, `unknown[<IP>]`): a value was masked in it, so it names one thing
+    /// among many, and two such words that differ are two values, not other wording (see
+    /// `template::compare`).
+    pub valued: bool,
     /// A lone dash: an empty value, see [`is_blank`].
     pub blank: bool,
     /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
@@ -251,6 +256,7 @@ impl LineBuf {
             if let Some((end, pre, rest)) = (acc & class::QUOTE != 0 && !self.after_message_key(s))
                 .then(|| quoted_span(s, start, i))
                 .flatten()
+                .filter(|&(end, pre, _)| !self.leading_message(s, pre, end))
                 .or_else(|| bracket_span(s, start, i))
             {
                 // A quoted or bracketed value with spaces (`"Microsoft Word"`, `(2: No such
@@ -276,7 +282,7 @@ impl LineBuf {
                 && acc & class::TRIG != 0
                 && let Some(q) = open_quote(&s[start..i])
                 && !is_message_key(&s[start..i])
-                && let Some(p) = s[i..].iter().take(MAX_QUOTE).position(|&c| c == q)
+                && let Some(p) = closing_quote(&s[i..n.min(i + MAX_QUOTE)], q)
             {
                 let mut e = i + p + 1;
                 while e < n && !s[e].is_ascii_whitespace() {
@@ -520,6 +526,28 @@ impl LineBuf {
             };
             is_message_key(unquoted)
         })
+    }
+
+    /// Whether the quoted text ending at `end` is the message of a structured line, klog's
+    /// `"Error syncing pod, skipping" err="…" pod="…"`: it opens the line, or follows a header
+    /// that ends with `]` (`pod_workers.go:1300]`), and `key=value` fields or the line's end follow
+    /// it. Its words are the event's own and stay tokens, as a logfmt `msg="…"`'s do; as one
+    /// `"<*>"` every such line with the same fields would be one event.
+    fn leading_message(&self, s: &[u8], pre: usize, end: usize) -> bool {
+        let opens = pre == 0
+            && self
+                .raw
+                .last()
+                .is_none_or(|r| r.src_end > r.src_start && s[r.src_end as usize - 1] == b']');
+        opens && {
+            let next = skip_spaces(s, end);
+            let word = &s[next..];
+            let word = &word[..word
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(word.len())];
+            next == s.len() || (word.contains(&b'=') && is_keyed(word))
+        }
     }
 
     /// Whether `s[..at]` leaves a double-quoted string open (an odd number of unescaped `"`):
@@ -878,10 +906,7 @@ impl LineBuf {
         let anchor = !var
             && !info.digit
             && !quoted
-            && !(punct
-                && (is_dotted_subject(text)
-                    || has_arguments(text)
-                    || (!kv && has_uneven_placeholder(text))));
+            && !(punct && (is_dotted_subject(text) || has_arguments(text) || (!kv && info.masked)));
         self.toks.push(Tok {
             off,
             len,
@@ -892,6 +917,7 @@ impl LineBuf {
             kv,
             enumerated,
             quoted,
+            valued: info.masked && !var && !kv,
             blank,
             anchor,
             word: 0,
@@ -1047,15 +1073,6 @@ pub(crate) fn literal_has_digit(t: &[u8]) -> bool {
     false
 }
 
-/// Whether a token holds the placeholder of a mask that sees values unevenly: a dotted name is
-/// `<FQN>` from three parts on and a path `<PATH>` from three segments on, so `dyn.example.com/IN:`
-/// is `<FQN>/IN:` while `example.com/IN:` stays a word. Such a token routes as any (see
-/// `miner::route`), or the two could never meet. Numbers, addresses and ids are masked alike in
-/// every line, so `node-<NUM>` still routes by its text (and keeps the leaves small).
-pub(crate) fn has_uneven_placeholder(t: &[u8]) -> bool {
-    t.windows(5).any(|w| w == b"<FQN>") || t.windows(6).any(|w| w == b"<PATH>")
-}
-
 /// Whether a token's text contains a placeholder (`<NUM>`, `<*>`, `<ORDER>`).
 pub(crate) fn has_placeholder(t: &[u8]) -> bool {
     t.iter().enumerate().any(|(i, &c)| {
@@ -1156,6 +1173,46 @@ mod tests {
         );
         // unbalanced quote: no join
         assert_eq!(toks("a tag=\"x b"), ["a", "tag=<*>", "b"]);
+    }
+
+    #[test]
+    fn a_quoted_value_runs_past_the_quotes_it_escapes() {
+        // Go's %q and klog escape the quotes of a value inside a value: the value ends at the
+        // quote that closes it, not at the first escaped one.
+        assert_eq!(
+            toks(r#"skipping err="failed to \"StartContainer\" for \"coredns\" with x" pod="a/b""#),
+            ["skipping", "err=<*>", "pod=<*>"]
+        );
+        // An escaped backslash before a quote does not escape the quote.
+        assert_eq!(
+            toks(r#"set path="C:\\" mode=rw"#),
+            ["set", "path=<*>", "mode=<*>"]
+        );
+        assert_eq!(closing_quote(br#"a\"b""#, b'"'), Some(4));
+        assert_eq!(closing_quote(br#"a\\"b"#, b'"'), Some(3));
+        assert_eq!(closing_quote(br#"a\""#, b'"'), None);
+    }
+
+    #[test]
+    fn a_quoted_message_that_opens_a_structured_line_keeps_its_words() {
+        // klog: the quoted message, then its fields. Its words are the event's.
+        assert_eq!(
+            toks(r#""SyncLoop UPDATE" source="api" pods=["shop/redis-2"]"#),
+            ["\"SyncLoop", "UPDATE\"", "source=<*>", "pods=<*>"]
+        );
+        assert_eq!(
+            toks(r#"I1206 08:00:19.202712 1087 kubelet.go:2400] "Starting kubelet""#)[4..],
+            ["\"Starting", "kubelet\""]
+        );
+        // A quoted value inside the text, or one that no field follows, is still one value.
+        assert_eq!(
+            toks(r#"launch "Microsoft Word" failed"#),
+            ["launch", "\"<*>\"", "failed"]
+        );
+        assert_eq!(
+            toks(r#""Microsoft Word" failed to start"#),
+            ["\"<*>\"", "failed", "to", "start"]
+        );
     }
 
     #[test]

@@ -579,7 +579,7 @@ impl Lexer<'_> {
 
 mod shapes;
 use shapes::*;
-pub(crate) use shapes::{is_month_or_weekday, unit_kind};
+pub(crate) use shapes::{closing_quote, is_month_or_weekday, unit_kind};
 
 #[cfg(test)]
 mod tests;

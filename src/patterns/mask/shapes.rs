@@ -18,6 +18,21 @@ pub(super) fn user_placeholder(s: &[u8], i: usize) -> Option<usize> {
     (at(s, j) == b'>').then_some(j + 1)
 }
 
+/// Where the quote `q` that closes a quoted value is in `s` (the text after the opening quote):
+/// the first `q` not escaped by a backslash. Why: Go's `%q`, klog and logfmt escape the quotes
+/// of a value inside a value (`err="failed to \"StartContainer\" for \"coredns\""`), and the
+/// value ends at the last quote, not at the first escaped one.
+pub(crate) fn closing_quote(s: &[u8], q: u8) -> Option<usize> {
+    let mut escaped = false;
+    for (j, &c) in s.iter().enumerate() {
+        if c == q && !escaped {
+            return Some(j);
+        }
+        escaped = c == b'\\' && !escaped;
+    }
+    None
+}
+
 /// End of a `key=value` value starting at `start`: a quoted string, or up to `,` `;` `&` or an
 /// unbalanced closing bracket. After a `?` the value is a URL's query (`path=/logs?follow=true&
 /// offset=5`), whose `&`s are its own: the value runs on.
@@ -25,10 +40,7 @@ pub(super) fn value_end(s: &[u8], start: usize) -> usize {
     let n = s.len();
     let q = s[start];
     if q == b'"' || q == b'\'' {
-        return s[start + 1..]
-            .iter()
-            .position(|&c| c == q)
-            .map_or(n, |p| start + 2 + p);
+        return closing_quote(&s[start + 1..], q).map_or(n, |p| start + 2 + p);
     }
     let mut depth = 0u32;
     let mut query = false;
