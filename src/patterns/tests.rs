@@ -2751,3 +2751,24 @@ fn hostile_compact_json_is_read_and_restores_transparently() {
     );
     assert_restore_is_transparent(&MinerConfig::default(), &lines, "hostile compact JSON");
 }
+
+#[test]
+fn restore_is_transparent_on_placeholder_text_no_mask_wrote() {
+    // `<*>` or `<_A>` written in the line itself look like placeholders to a stored template's
+    // text, though no mask produced them: live and restored, such a word must route and compare
+    // alike (as a word holding a value), or a restored miner files lines under other patterns.
+    let whos = ["alice", "bob", "carol", "dave"];
+    let lines: Vec<String> = (0..200)
+        .map(|i| match i % 4 {
+            0 => format!("job<*> {} finished step {}", whos[i % 4], i),
+            1 => format!("x<_A> {} finished step {}", whos[i / 4 % 4], i),
+            2 => format!("pattern <*> matched for {} now", whos[i / 3 % 4]),
+            _ => format!(
+                "[<*>] {} worker {} stopped",
+                whos[i / 5 % 4],
+                ["a", "b"][i / 100]
+            ),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "placeholder text in lines");
+}

@@ -903,10 +903,15 @@ impl LineBuf {
         // A plain word has none of the punctuation these look for.
         let punct = info.punct || info.masked;
         let blank = punct && !info.masked && is_blank(text);
+        // Whether the word holds a placeholder: one a mask wrote, or `<*>`-like text the line
+        // itself had (`job<*>`, `x<_A>`), which a stored template's text cannot tell apart from
+        // a mask's; decided on the text as `TTok::from_text` and `miner::template_route` do, so
+        // that a restored miner routes and compares such a word as the live one did.
+        let holds = info.masked || (info.punct && text.contains(&b'<') && has_placeholder(text));
         let anchor = !var
             && !info.digit
             && !quoted
-            && !(punct && (is_dotted_subject(text) || has_arguments(text) || (!kv && info.masked)));
+            && !(punct && (is_dotted_subject(text) || has_arguments(text) || (!kv && holds)));
         self.toks.push(Tok {
             off,
             len,
@@ -917,7 +922,7 @@ impl LineBuf {
             kv,
             enumerated,
             quoted,
-            valued: info.masked && !var && !kv,
+            valued: holds && !var && !kv,
             blank,
             anchor,
             word: 0,
