@@ -884,7 +884,16 @@ impl LineBuf {
             (eq && is_keyed(text))
                 || (info.punct && matches!(text.first(), Some(b'"' | b'{')) && is_json_member(text))
         };
-        let skel = if info.masked && !var {
+        // Whether the word holds a placeholder: one a mask wrote, or `<*>`-like text the line
+        // itself had (`job<*>`, `x<_A>`), which a stored template's text cannot tell apart from
+        // a mask's; decided on the text as `TTok::from_text` and `miner::template_route` do, so
+        // that a restored miner routes and compares such a word (by its skeleton, `<*> <*>` for
+        // `<_A> <_B>`) as the live one did.
+        let holds = info.masked || {
+            let text = &self.masked[off as usize..(off + len) as usize];
+            info.punct && text.contains(&b'<') && has_placeholder(text)
+        };
+        let skel = if holds && !var {
             skeleton_hash(
                 &self.masked[off as usize..(off + len) as usize],
                 &mut self.skel_buf,
@@ -903,11 +912,6 @@ impl LineBuf {
         // A plain word has none of the punctuation these look for.
         let punct = info.punct || info.masked;
         let blank = punct && !info.masked && is_blank(text);
-        // Whether the word holds a placeholder: one a mask wrote, or `<*>`-like text the line
-        // itself had (`job<*>`, `x<_A>`), which a stored template's text cannot tell apart from
-        // a mask's; decided on the text as `TTok::from_text` and `miner::template_route` do, so
-        // that a restored miner routes and compares such a word as the live one did.
-        let holds = info.masked || (info.punct && text.contains(&b'<') && has_placeholder(text));
         let anchor = !var
             && !info.digit
             && !quoted
