@@ -13,7 +13,7 @@ pub(super) const MAX_QUOTE: usize = 256;
 /// whose first token ends at `first_end`. Returns the end of the span, the number of opening
 /// brackets before the quote and the number of punctuation bytes after the closing quote. The
 /// opening quote must start the token (after brackets) and not close inside it, and the closing
-/// one must end a word (`don't` is no quote); a value must close within [`MAX_QUOTE`] bytes.
+/// one (the first not escaped by a backslash) must end a word (`don't` is no quote); a value must close within [`MAX_QUOTE`] bytes.
 pub(super) fn quoted_span(
     s: &[u8],
     start: usize,
@@ -25,14 +25,10 @@ pub(super) fn quoted_span(
         .take_while(|c| matches!(c, b'(' | b'[' | b'{'))
         .count();
     let q = *tok.get(pre)?;
-    if !matches!(q, b'"' | b'\'') || tok[pre + 1..].contains(&q) {
+    if !matches!(q, b'"' | b'\'') || closing_quote(&tok[pre + 1..], q).is_some() {
         return None;
     }
-    let close = first_end
-        + s[first_end..]
-            .iter()
-            .take(MAX_QUOTE)
-            .position(|&c| c == q)?;
+    let close = first_end + closing_quote(&s[first_end..s.len().min(first_end + MAX_QUOTE)], q)?;
     let mut end = close + 1;
     while end < s.len() && !s[end].is_ascii_whitespace() {
         if is_word(s[end]) {

@@ -256,7 +256,7 @@ impl LineBuf {
             if let Some((end, pre, rest)) = (acc & class::QUOTE != 0 && !self.after_message_key(s))
                 .then(|| quoted_span(s, start, i))
                 .flatten()
-                .filter(|&(end, pre, _)| !self.leading_message(s, pre, end))
+                .filter(|&(end, pre, _)| pre > 0 || !self.leading_message(s, end))
                 .or_else(|| bracket_span(s, start, i))
             {
                 // A quoted or bracketed value with spaces (`"Microsoft Word"`, `(2: No such
@@ -528,17 +528,18 @@ impl LineBuf {
         })
     }
 
-    /// Whether the quoted text ending at `end` is the message of a structured line, klog's
+    /// Whether the quoted text from `start` to `end` is the message of a structured line, klog's
     /// `"Error syncing pod, skipping" err="…" pod="…"`: it opens the line, or follows a header
-    /// that ends with `]` (`pod_workers.go:1300]`), and `key=value` fields or the line's end follow
-    /// it. Its words are the event's own and stay tokens, as a logfmt `msg="…"`'s do; as one
-    /// `"<*>"` every such line with the same fields would be one event.
-    fn leading_message(&self, s: &[u8], pre: usize, end: usize) -> bool {
-        let opens = pre == 0
-            && self
-                .raw
-                .last()
-                .is_none_or(|r| r.src_end > r.src_start && s[r.src_end as usize - 1] == b']');
+    /// that ends with `]` (`pod_workers.go:1300]`), and `key=value` fields or the line's end
+    /// follow it. Its words are the event's own and stay tokens, as a logfmt `msg="…"`'s do; as
+    /// one `"<*>"` every such line with the same fields would be one event. (A quoted value that
+    /// opens a line of fields, `"alice smith" uid=3`, keeps its words too: rarer than klog, and
+    /// klog's messages need not be capitalised, `"operationExecutor.MountVolume started …"`.)
+    fn leading_message(&self, s: &[u8], end: usize) -> bool {
+        let opens = self
+            .raw
+            .last()
+            .is_none_or(|r| r.src_end > r.src_start && s[r.src_end as usize - 1] == b']');
         opens && {
             let next = skip_spaces(s, end);
             let word = &s[next..];
@@ -546,7 +547,10 @@ impl LineBuf {
                 .iter()
                 .position(u8::is_ascii_whitespace)
                 .unwrap_or(word.len())];
-            next == s.len() || (word.contains(&b'=') && is_keyed(word))
+            next == s.len()
+                || (word.first().is_some_and(|&c| c != b'=')
+                    && word.contains(&b'=')
+                    && is_keyed(word))
         }
     }
 
@@ -1197,6 +1201,11 @@ mod tests {
             toks(r#"set path="C:\\" mode=rw"#),
             ["set", "path=<*>", "mode=<*>"]
         );
+        // So does a quoted value with spaces that no key names.
+        assert_eq!(
+            toks(r#"launch "a b\" c" x=1"#),
+            ["launch", "\"<*>\"", "x=<*>"]
+        );
         assert_eq!(closing_quote(br#"a\"b""#, b'"'), Some(4));
         assert_eq!(closing_quote(br#"a\\"b"#, b'"'), Some(3));
         assert_eq!(closing_quote(br#"a\""#, b'"'), None);
@@ -1222,6 +1231,8 @@ mod tests {
             toks(r#""Microsoft Word" failed to start"#),
             ["\"<*>\"", "failed", "to", "start"]
         );
+        // A field has a key: `=x` after it is no field.
+        assert_eq!(toks(r#""Microsoft Word" =x"#), ["\"<*>\"", "=<*>"]);
     }
 
     #[test]
