@@ -13,7 +13,8 @@ pub(super) const MAX_QUOTE: usize = 256;
 /// whose first token ends at `first_end`. Returns the end of the span, the number of opening
 /// brackets before the quote and the number of punctuation bytes after the closing quote. The
 /// opening quote must start the token (after brackets) and not close inside it, and the closing
-/// one (the first not escaped by a backslash) must end a word (`don't` is no quote); a value must close within [`MAX_QUOTE`] bytes.
+/// one (the first that no backslash escapes) must end a word (`don't` is no quote); a value
+/// must close within [`MAX_QUOTE`] bytes.
 pub(super) fn quoted_span(
     s: &[u8],
     start: usize,

@@ -2339,7 +2339,7 @@ fn restore_is_transparent_on_words_holding_values() {
         .map(|i| match i % 5 {
             0 => format!(
                 "{}/10.0.{}.{}:{} SIGUSR1[soft,{}] received, client-instance restarting",
-                names[i % 5],
+                names[i / 5 % 5],
                 i % 7,
                 i % 11,
                 1000 + i,
