@@ -916,10 +916,12 @@ impl LineBuf {
         // A plain word has none of the punctuation these look for.
         let punct = info.punct || info.masked;
         let blank = punct && !info.masked && is_blank(text);
+        let valued = holds && !var && !kv;
         let anchor = !var
             && !info.digit
             && !quoted
-            && !(punct && (is_dotted_subject(text) || has_arguments(text) || (!kv && holds)));
+            && !valued
+            && !(punct && (is_dotted_subject(text) || has_arguments(text)));
         self.toks.push(Tok {
             off,
             len,
@@ -930,7 +932,7 @@ impl LineBuf {
             kv,
             enumerated,
             quoted,
-            valued: holds && !var && !kv,
+            valued,
             blank,
             anchor,
             word: 0,
