@@ -44,6 +44,7 @@ use super::config::{ConfigError, MinerConfig};
 use super::id::{PatternId, combine, derive_id, fast_hash, space_seed};
 use super::level::Level;
 use super::mask::Masker;
+use super::middle;
 use super::tail;
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
 use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
@@ -59,6 +60,9 @@ const NIL: u32 = u32::MAX;
 const ANY_KEY: u64 = 0x2a2a_2a2a_2a2a_2a2a;
 /// Per length, at most this many (most recent) shapes are tried by the length-varying slow path.
 const MAX_ALIGN_CANDIDATES: usize = 64;
+/// Most words by which two lines' texts between a label and their fields may differ for them to
+/// open a middle (see `Miner::open_middle`): the lengths of shapes the slow path looks at.
+const MAX_MIDDLE: usize = 8;
 /// Shapes a line must resemble before a differing second token counts as a
 /// variable (see `Miner::variable_second_token`).
 const MIN_SIBLINGS: usize = 2;
@@ -208,6 +212,12 @@ enum Found {
     Tail(u32, usize),
     /// Opens the shape's tail after its label at the given position, then joins it like `Tail`.
     Open(u32, usize),
+    /// Joins a shape open in the middle (see `Miner::open_middle`) once the line's words between
+    /// its label and its first field (the two positions) are collapsed to one token.
+    Middle(u32, (usize, usize)),
+    /// Opens the shape's middle between its label and its first field (the label, where the
+    /// shape's middle ends), then joins it like `Middle`.
+    OpenMiddle(u32, (usize, usize), (usize, usize)),
     /// No pattern fits; `Some(p)` when pattern slot `p` would have, but its constant words had held
     /// too long to generalise (the new pattern is split off from it).
     None(Option<u32>),
@@ -365,7 +375,9 @@ impl Miner {
         let wording = lb.wording();
         self.pats[p as usize].shapes.iter().any(|&si| {
             let toks = &self.shapes[si as usize].toks;
-            if tail::joins_open(toks, lb, &mut collapsed) {
+            if tail::joins_open(toks, lb, &mut collapsed)
+                || middle::joins_open(toks, lb, &mut collapsed)
+            {
                 true
             } else if toks.len() == n {
                 template::compare(toks, &lb.toks, max_mism)
@@ -438,6 +450,16 @@ impl Miner {
                 self.merge_into(si, &lb);
                 (si, false, self.rerender(self.shapes[si as usize].pat))
             }
+            Found::Middle(si, cut) => {
+                middle::collapse_line(&mut lb, cut);
+                (si, false, self.merge_into(si, &lb))
+            }
+            Found::OpenMiddle(si, shape_cut, line_cut) => {
+                self.open_shape_middle(si, shape_cut);
+                middle::collapse_line(&mut lb, line_cut);
+                self.merge_into(si, &lb);
+                (si, false, self.rerender(self.shapes[si as usize].pat))
+            }
             Found::None(parent) => {
                 let parent = parent.map(|p| {
                     let pat = &mut self.pats[p as usize];
@@ -498,7 +520,12 @@ impl Miner {
         let found = self.find(&lb);
         self.lb = lb;
         let si = match found {
-            Found::Shape(si, _) | Found::Align(si) | Found::Tail(si, _) | Found::Open(si, _) => si,
+            Found::Shape(si, _)
+            | Found::Align(si)
+            | Found::Tail(si, _)
+            | Found::Open(si, _)
+            | Found::Middle(si, _)
+            | Found::OpenMiddle(si, ..) => si,
             Found::None(_) => return None,
         };
         let p = self.shapes[si as usize].pat;
@@ -557,7 +584,7 @@ impl Miner {
             if s.alive
                 && s.generation == generation
                 && (s.toks.len() == lb.toks.len()
-                    || tail::open_at(&s.toks).is_some() && lb.toks.len() > s.toks.len())
+                    || takes_longer(&s.toks) && lb.toks.len() > s.toks.len())
                 && !(lb.words && template::words_differ(&s.toks, &lb.toks))
             {
                 return Found::Shape(si, false);
@@ -579,7 +606,7 @@ impl Miner {
                     if let Some(score) = template::compare(&s.toks, toks, max_mism)
                         && score.accepts(threshold)
                         && best.is_none_or(|(b, bs)| self.better(si, score, b, bs))
-                        && !tail::changes_label(&s.toks, toks)
+                        && !changes_label(&s.toks, toks)
                     {
                         if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {
                             blocked.get_or_insert(s.pat);
@@ -604,7 +631,9 @@ impl Miner {
         // it again when the exact-repeat cache no longer knows the line (after a restart, or
         // once the cache was cleared), not a shape of its length created since.
         if best.is_none_or(|(_, score)| score.mism > 0)
-            && let Some(found) = self.join_open(lb, &mut blocked)
+            && let Some(found) = self
+                .join_open(lb, &mut blocked)
+                .or_else(|| self.join_middle(lb, &mut blocked))
         {
             return found;
         }
@@ -620,6 +649,9 @@ impl Miner {
             return Found::Align(si);
         }
         if let Some(found) = self.open_tail(lb, &mut blocked) {
+            return found;
+        }
+        if let Some(found) = self.open_middle(lb, &mut blocked) {
             return found;
         }
         Found::None(blocked)
@@ -687,30 +719,45 @@ impl Miner {
     /// of fewer than [`tail::MIN_PREFIX`] tokens is too little evidence, and a tail that held over
     /// [`FREEZE_AFTER`] lines is a template word like any other (the line splits off instead).
     fn open_tail(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
-        let toks = &lb.toks;
-        let n = toks.len();
-        let anchor = line_route(toks).anchor;
+        let n = lb.toks.len();
         let lens = n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS;
-        let mut best: Option<(u32, usize)> = None;
+        let shared = |t: &[TTok]| tail::shared_prefix(t, lb).map(|p| (p, ()));
+        let (si, p, ()) = self.shape_to_open(lb, lens, shared, blocked)?;
+        Some(Found::Open(si, p))
+    }
+
+    /// The shape a line opens (see `open_tail`, `open_middle`): among the most recent shapes with
+    /// the line's routing anchor and a length in `lens`, the one that `shared` opens at the
+    /// latest label (the longest prefix, the strongest evidence), with what `shared` found there.
+    /// Not a shape whose words held (see `holds`): the line splits off from its pattern instead.
+    fn shape_to_open<C>(
+        &self,
+        lb: &LineBuf,
+        lens: std::ops::RangeInclusive<usize>,
+        shared: impl Fn(&[TTok]) -> Option<(usize, C)>,
+        blocked: &mut Option<u32>,
+    ) -> Option<(u32, usize, C)> {
+        let anchor = line_route(&lb.toks).anchor;
+        let mut best: Option<(u32, usize, C)> = None;
         for len in lens {
             let Some(group) = self.by_first.get(&first_key(anchor, len)) else {
                 continue;
             };
             for &si in group.iter().rev().take(MAX_ALIGN_CANDIDATES) {
                 let s = &self.shapes[si as usize];
-                let Some(p) = tail::shared_prefix(&s.toks, lb) else {
+                let Some((p, found)) = shared(&s.toks) else {
                     continue;
                 };
                 if holds(s, self.pats[s.pat as usize].splits) {
                     blocked.get_or_insert(s.pat);
                     continue;
                 }
-                if best.is_none_or(|(_, bp)| p > bp) {
-                    best = Some((si, p));
+                if best.as_ref().is_none_or(|&(_, bp, _)| p > bp) {
+                    best = Some((si, p, found));
                 }
             }
         }
-        best.map(|(si, p)| Found::Open(si, p))
+        best
     }
 
     /// The open shape the line joins once its tail after one of its labels is collapsed to one
@@ -722,29 +769,42 @@ impl Miner {
         let mut collapsed = Vec::with_capacity(toks.len());
         for p in tail::labels(lb).filter(|&p| p + 2 < toks.len()) {
             tail::collapse(toks, p, &mut collapsed);
-            let mut best: Option<(u32, Score)> = None;
-            for key in line_route(&collapsed).probes(collapsed.len()) {
-                for &si in self.leaves.get(&key).into_iter().flatten() {
-                    let s = &self.shapes[si as usize];
-                    if tail::open_at(&s.toks) == Some(p)
-                        && *blocked != Some(s.pat)
-                        && let Some(score) = template::compare(&s.toks, &collapsed, 0)
-                        && best.is_none_or(|(_, b)| score.rank() > b.rank())
-                    {
-                        // A held word keeps the line out, as at one length (see `frozen`).
-                        if score.words > 0 && holds(s, self.pats[s.pat as usize].splits) {
-                            blocked.get_or_insert(s.pat);
-                            continue;
-                        }
-                        best = Some((si, score));
-                    }
-                }
-            }
-            if let Some((si, _)) = best {
+            let open_here = |t: &[TTok]| tail::open_at(t) == Some(p);
+            if let Some(si) = self.join_collapsed(&collapsed, open_here, blocked) {
                 return Some(Found::Tail(si, p));
             }
         }
         None
+    }
+
+    /// The shape open at the line's cut (`open_here`) that takes the line, its text there
+    /// already `collapsed` to one token (see `join_open`, `join_middle`): the best by rank, not
+    /// one of a pattern that keeps the line out for its held words.
+    fn join_collapsed(
+        &self,
+        collapsed: &[Tok],
+        open_here: impl Fn(&[TTok]) -> bool,
+        blocked: &mut Option<u32>,
+    ) -> Option<u32> {
+        let mut best: Option<(u32, Score)> = None;
+        for key in line_route(collapsed).probes(collapsed.len()) {
+            for &si in self.leaves.get(&key).into_iter().flatten() {
+                let s = &self.shapes[si as usize];
+                if open_here(&s.toks)
+                    && *blocked != Some(s.pat)
+                    && let Some(score) = template::compare(&s.toks, collapsed, 0)
+                    && best.is_none_or(|(_, b)| score.rank() > b.rank())
+                {
+                    // A held word keeps the line out, as at one length (see `frozen`).
+                    if score.words > 0 && holds(s, self.pats[s.pat as usize].splits) {
+                        blocked.get_or_insert(s.pat);
+                        continue;
+                    }
+                    best = Some((si, score));
+                }
+            }
+        }
+        best.map(|(si, _)| si)
     }
 
     /// A line whose second token differs from every shape's: `user bob
@@ -770,7 +830,7 @@ impl Miner {
             let s = &self.shapes[si as usize];
             if let Some(score) = template::compare(&s.toks, toks, max_mism)
                 && score.accepts(threshold)
-                && !tail::changes_label(&s.toks, toks)
+                && !changes_label(&s.toks, toks)
             {
                 siblings += 1;
                 if (score.mism > 0 || score.words > 0) && self.frozen(s, toks) {
@@ -796,6 +856,52 @@ impl Miner {
     fn better(&self, a: u32, sa: Score, b: u32, sb: Score) -> bool {
         let (ra, rb) = (sa.rank(), sb.rank());
         ra > rb || (ra == rb && self.shapes[a as usize].seq < self.shapes[b as usize].seq)
+    }
+
+    /// The last resort before a new pattern, after `open_tail`: free text between a label and
+    /// `key=value` fields. `Disconnected: Logged out in=209 out=89573` and `Disconnected:
+    /// Connection closed (IDLE running) in=12 out=3482` are one event whose message between the
+    /// label and the fields has any number of words. Once two lines agree through a label and on
+    /// every field after their texts, and differ in between, the shape's middle becomes one `<*>`
+    /// (see [`middle::open_at`]); a shape already open there is joined earlier in `find` (see
+    /// `join_middle`). The evidence is as for a tail (see `open_tail`), the fields after the text
+    /// counting with the words before it; the texts may differ by up to [`MAX_MIDDLE`] words.
+    #[cold]
+    #[inline(never)]
+    fn open_middle(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
+        // The earliest label bounds the shortest shape: a label, a word and a field after it.
+        let (earliest, _) = middle::labels(lb).last()?;
+        let n = lb.toks.len();
+        let lens = n.saturating_sub(MAX_MIDDLE).max(earliest + 3)..=n + MAX_MIDDLE;
+        let shared = |t: &[TTok]| middle::shared_label(t, lb).map(|(p, tq, lq)| (p, (tq, lq)));
+        let (si, p, (tq, lq)) = self.shape_to_open(lb, lens, shared, blocked)?;
+        Some(Found::OpenMiddle(si, (p, tq), (p, lq)))
+    }
+
+    /// The shape open in the middle that the line joins once its words between one of its labels
+    /// and its first field are collapsed to one token (see `open_middle`), if any: the latest
+    /// label first. A shape keeping the line out for its held words does not take it (see
+    /// `join_open`).
+    fn join_middle(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
+        let mut collapsed = Vec::with_capacity(lb.toks.len());
+        for cut in middle::labels(lb) {
+            middle::collapse(&lb.toks, cut, &mut collapsed);
+            let open_here = |t: &[TTok]| middle::open_at(t) == Some(cut.0);
+            if let Some(si) = self.join_collapsed(&collapsed, open_here, blocked) {
+                return Some(Found::Middle(si, cut));
+            }
+        }
+        None
+    }
+
+    /// Makes shape `si` open in the middle between its label at `p` and its first field at `q`
+    /// (see `open_middle`): the words between become one `<*>`, and the shape moves to the leaf
+    /// of its new length.
+    fn open_shape_middle(&mut self, si: u32, (p, q): (usize, usize)) {
+        let s = &mut self.shapes[si as usize];
+        s.toks.splice(p + 1..q, [TTok::wild()]);
+        s.consts = template::consts(&s.toks);
+        self.reroute(si);
     }
 
     /// Makes shape `si` open after its label at position `p` (see `open_tail`): its tail becomes
@@ -1059,6 +1165,18 @@ impl Miner {
 /// (and starts a pattern of its own). Once [`MAX_SPLITS`] patterns have
 /// split off a pattern, the position has shown enough distinct values to be
 /// a variable after all, and the pattern generalises as before.
+/// Whether a shape takes lines longer than itself: it is open at its end (see `tail::open_at`)
+/// or in its middle (see `middle::open_at`).
+fn takes_longer(t: &[TTok]) -> bool {
+    tail::open_at(t).is_some() || middle::open_at(t).is_some()
+}
+
+/// Whether a line as long as shape `t` has another word where an open `t` has its label (see
+/// `tail::changes_label`, `middle::changes_label`).
+fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
+    tail::changes_label(t, line) || middle::changes_label(t, line)
+}
+
 fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
     holds(s, splits)
         && s.toks.iter().zip(line).any(|(t, l)| {

@@ -32,6 +32,7 @@
 //! | `tokenize.rs` | whitespace split, multi-token joins (`1.16 KB`, date runs), hashing |
 //! | `template.rs` | template slots, similarity, alignment of different lengths, display |
 //! | `tail.rs` | open tails: free text after a label as one value of any length |
+//! | `middle.rs` | open middles: free text between a label and `key=value` fields, likewise |
 //! | `miner.rs` | [`Miner`]: routing, matching, merging, creation, LRU eviction |
 //! | `level.rs` | [`Level`] detection from a hint or the line's header |
 //! | `id.rs` | [`PatternId`], FNV-1a 64 |
@@ -55,6 +56,7 @@ mod config;
 mod id;
 mod level;
 mod mask;
+mod middle;
 mod miner;
 mod snapshot;
 mod spans;

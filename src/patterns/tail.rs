@@ -30,7 +30,7 @@ const TAIL_HASH: u64 = 0x7461_696c_2a2a_2a2a;
 /// `reason:`). Not a time, a key path (`a:b:`), a word with digits (`tty2:`) or a masked value
 /// (`<IP>:`): an address before `: 11: Bye Bye` heads a code and a message that are often
 /// separate events.
-fn is_label(text: &[u8]) -> bool {
+pub(crate) fn is_label(text: &[u8]) -> bool {
     let Some((&b':', word)) = text.split_last() else {
         return false;
     };
@@ -103,7 +103,7 @@ pub(crate) fn collapse_line(lb: &mut LineBuf, p: usize) {
 /// The variable token standing for a tail that starts with `first`. It points at the tail's first
 /// word only (masked text is not contiguous); nothing reads its text, since an open template
 /// shows `<*>` there.
-fn tail_token(first: &Tok) -> Tok {
+pub(crate) fn tail_token(first: &Tok) -> Tok {
     Tok {
         off: first.off,
         len: first.len,
@@ -169,7 +169,7 @@ pub(crate) fn shared_prefix(t: &[TTok], lb: &LineBuf) -> Option<usize> {
 /// tokens hold for every message of a logger (`INFO [main] Scheduler: <message>`), so with them
 /// counted a logger's messages were all one open pattern after its second message; a level
 /// word, a bracketed thread or a host with digits are no words of the message.
-fn is_message_word(t: &TTok) -> bool {
+pub(crate) fn is_message_word(t: &TTok) -> bool {
     let text = t.text.as_bytes();
     let word = text
         .strip_suffix(b":")

@@ -2783,3 +2783,142 @@ fn placeholder_text_in_a_line_compares_alike_after_a_restore() {
         .collect();
     assert_restore_is_transparent(&MinerConfig::default(), &lines, "placeholder text");
 }
+
+#[test]
+fn a_text_between_a_label_and_fields_is_one_value() {
+    let mut m = miner();
+    let first = m
+        .observe(
+            "Disconnected: Logged out in=209 out=89573 deleted=0",
+            None,
+            0,
+        )
+        .id;
+    for line in [
+        "Disconnected: Connection closed (IDLE running for 0.001 secs) in=12 out=3482 deleted=1",
+        "Disconnected: Logged out in=7 out=12 deleted=0",
+        "Disconnected: Inactivity in=0 out=310 deleted=0",
+        "Disconnected: Connection closed (UID FETCH finished 0.1 secs ago) in=3 out=5 deleted=2",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new), (first, false), "{line}: {}", o.template);
+    }
+    assert_eq!(
+        m.get(first).expect("kept").template,
+        "Disconnected: <*> in=<*> out=<*> deleted=<*>"
+    );
+    // Other fields after the text are another event, as is another label.
+    for line in [
+        "Disconnected: Logged out in=3 out=4 expunged=1",
+        "Connected: Logged out in=3 out=4 deleted=1",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert!(o.is_new, "{line} joined {}", o.template);
+    }
+}
+
+#[test]
+fn a_middle_opens_only_on_evidence() {
+    // A label right before the fields heads them: `Login:` is the event, not a text after
+    // `imap-login:`.
+    let mut m = miner();
+    let a = m
+        .observe(
+            "imap-login: Login: user=<a@x> method=PLAIN rip=1.2.3.4",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "imap-login: Disconnected: Inactivity (no auth attempts) user=<b@x> method=LOGIN rip=1.2.3.5",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != a, "joined {}", o.template);
+    let o = m.observe(
+        "imap-login: Aborted login by logging out user=<c@x> method=LOGIN rip=1.2.3.6",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != a, "joined {}", o.template);
+    // Too little evidence: a label and one field.
+    let mut m = miner();
+    let a = m.observe("error: disk full code=1", None, 0).id;
+    assert_ne!(m.observe("error: out of memory now code=2", None, 0).id, a);
+    // Another enumerated constant in the text is another event.
+    let mut m = miner();
+    let a = m
+        .observe("backup job status: OK code=200 path=/a size=1", None, 0)
+        .id;
+    let o = m.observe(
+        "backup job status: FAILED on disk code=500 path=/b size=2",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != a, "joined {}", o.template);
+}
+
+#[test]
+fn a_middle_that_held_over_many_lines_splits_off_instead_of_opening() {
+    let mut m = miner();
+    let held = "Session closed: logged out in=1 out=2";
+    let first = m.observe(held, None, 0).id;
+    for _ in 0..100 {
+        m.observe(held, None, 0);
+    }
+    let o = m.observe(
+        "Session closed: connection reset by peer in=1 out=2",
+        None,
+        0,
+    );
+    assert!(o.is_new);
+    assert_eq!(o.parent, Some(first));
+    assert_eq!(
+        m.get(first).expect("kept").template,
+        "Session closed: logged out in=<*> out=<*>"
+    );
+}
+
+#[test]
+fn open_middles_survive_a_snapshot() {
+    let reasons = [
+        "Logged out",
+        "Connection closed (IDLE running for 30 secs)",
+        "Inactivity",
+        "Connection reset by peer",
+        "Disconnected by server shutdown",
+    ];
+    let lines: Vec<String> = (0..240)
+        .map(|i| match i % 4 {
+            0 => format!(
+                "imap({i}@x)<{i}>: Disconnected: {} in={i} out={}",
+                reasons[i / 4 % 5],
+                i * 7
+            ),
+            1 => format!(
+                "Task sync failed: {} retries={} job=backup",
+                reasons[i / 8 % 5],
+                i % 3
+            ),
+            2 => format!(
+                "imap-login: {}: user=<u{i}> rip=10.0.0.{}",
+                ["Login", "Disconnected"][i / 4 % 2],
+                i % 250
+            ),
+            _ => format!("user {i} logged in from 10.0.0.{}", i % 250),
+        })
+        .collect();
+    assert_restore_is_transparent(&MinerConfig::default(), &lines, "open middles");
+    // Each family is one pattern; `Login:` and `Disconnected:` before the fields are two.
+    let mut m = miner();
+    let mut ids: Vec<std::collections::BTreeSet<PatternId>> = vec![Default::default(); 4];
+    for (i, l) in lines.iter().enumerate() {
+        ids[i % 4].insert(m.observe(l, None, 0).id);
+    }
+    assert_eq!(
+        ids.iter().map(|s| s.len()).collect::<Vec<_>>(),
+        [1, 1, 2, 1],
+        "{:#?}",
+        m.patterns().map(|p| p.template).collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,143 @@
+//! Open middles: free text between a label and `key=value` fields, as one value of any number of
+//! words.
+//!
+//! An open tail (see `tail.rs`) is a message that ends a line. Many events put theirs between a
+//! label and the fields that follow it: `Disconnected: Logged out in=209 out=89573`,
+//! `Disconnected: Connection closed (IDLE running for 0.001 + waiting input for 1800 secs) in=12
+//! out=3482`, `Task failed: disk full retries=3 job=backup`. The fields after the text are the
+//! event's structure, so a template must keep them aligned by position, while the text before
+//! them varies in its number of words.
+//!
+//! A shape whose label is followed by one `<*>` and then a `key=value` field is *open in the
+//! middle*: a line that agrees with it up to the label and, from its first field after the label
+//! on, with the shape's fields joins it whatever the number of words between, that text collapsed
+//! to one variable token. The miner opens a shape only on evidence (see `Miner::open_middle`): a
+//! second line that shares the prefix through the label and every field after the text, and
+//! differs in the text. Derived from the template text alone (the label, the `<*>` and the field's
+//! `=`), openness needs nothing stored: a restored template is open exactly when the saved one was.
+
+use super::tail::{self, MIN_PREFIX};
+use super::template::{self, Slot, TTok};
+use super::tokenize::{LineBuf, Tok};
+
+/// Where template `t` is open in the middle: the position of the label before its first field
+/// that follows a `<*>` right after a label. One position per template, so that a live and a
+/// restored miner read the same.
+pub(crate) fn open_at(t: &[TTok]) -> Option<usize> {
+    let first_field = t.iter().position(|x| x.kv)?;
+    let p = first_field.checked_sub(2)?;
+    (t[p + 1].slot == Slot::Wild
+        && t[p].slot == Slot::Const
+        && tail::is_label(t[p].text.as_bytes()))
+    .then_some(p)
+}
+
+/// Whether a shape's token is a literal label. Its middle may neither start nor end with one (see
+/// [`labels`]): the text is then words of the event, not a value.
+fn is_literal_label(t: &TTok) -> bool {
+    t.slot == Slot::Const && tail::is_label(t.text.as_bytes())
+}
+
+/// Most labels of one line tried as the start of its middle (the last ones before its first
+/// field). A crafted line of many labels then costs a few collapses, not one per label.
+const MAX_LABELS: usize = 3;
+
+/// The labels that can start the line's middle, latest first, each with where the middle ends
+/// (the line's first field): the last [`MAX_LABELS`] literal labels before that field. None when
+/// the field follows a label right away (`imap-login: Login: user=…`): that label heads the
+/// fields, and the words before it are the event (`Login:`), not a text of any length. Nor a
+/// label followed by another (`imap-login: Disconnected: Inactivity user=…`): the later label
+/// names the event, so only the text after it is a value.
+pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let toks = &lb.toks;
+    let is_label = move |t: &Tok| !t.var && tail::is_label(lb.text(t));
+    let first_field = toks.iter().position(|t| t.kv).unwrap_or(0);
+    let heads_fields = first_field > 0 && is_label(&toks[first_field - 1]);
+    let before = if heads_fields { 0 } else { first_field };
+    toks[..before]
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(move |&(_, t)| is_label(t))
+        .take(MAX_LABELS)
+        .map(move |(p, _)| (p, first_field))
+        .filter(move |&(p, q)| q > p + 1 && !is_label(&toks[p + 1]))
+}
+
+/// `toks` with the words from `p + 1` up to `q` collapsed into one variable token.
+pub(crate) fn collapse(toks: &[Tok], (p, q): (usize, usize), out: &mut Vec<Tok>) {
+    out.clear();
+    out.extend_from_slice(&toks[..=p]);
+    out.push(tail::tail_token(&toks[p + 1]));
+    out.extend_from_slice(&toks[q..]);
+}
+
+/// Collapses the line's middle between `p` and `q` (see [`collapse`]). The exact-repeat hash is
+/// left as it was: it still names the line as read.
+pub(crate) fn collapse_line(lb: &mut LineBuf, (p, q): (usize, usize)) {
+    let middle = tail::tail_token(&lb.toks[p + 1]);
+    lb.toks.splice(p + 1..q, [middle]);
+}
+
+/// Whether a line longer than the template `t`, open in the middle, joins it as
+/// `Miner::join_middle` would let it. `buf` is scratch space.
+pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
+    let Some(p) = open_at(t) else {
+        return false;
+    };
+    if lb.toks.len() <= t.len() {
+        return false;
+    }
+    let Some(cut) = labels(lb).find(|&(lp, _)| lp == p) else {
+        return false;
+    };
+    collapse(&lb.toks, cut, buf);
+    template::compare(t, buf, 0).is_some()
+}
+
+/// Whether `line`, as long as `t` and `t` open in the middle, has another word where `t` has its
+/// label: merged, the label would become `<*>` and `t` would no longer be open (see
+/// `tail::changes_label`).
+pub(crate) fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
+    open_at(t).is_some_and(|p| line.get(p).is_none_or(|l| l.skel != t[p].skel))
+}
+
+/// Where shape `t` can open in the middle for the line: the last label `p` through which both
+/// agree (literals equal, variables where the template has them), after which both have some text
+/// and then the same fields to their ends, with the words of the message before it, the label and
+/// the fields after it at least [`MIN_PREFIX`]. Nowhere may they differ in an enumerated constant
+/// (`status: OK code=200` and `status: FAILED on disk code=500` are two events). Returns the label
+/// and where the middle ends in the shape and in the line; `None` when there is no such label, or
+/// when `t` is already open there (then the line would have joined it).
+pub(crate) fn shared_label(t: &[TTok], lb: &LineBuf) -> Option<(usize, usize, usize)> {
+    let line = &lb.toks;
+    let already = open_at(t);
+    labels(lb).find_map(|(p, lq)| {
+        if p + 1 >= t.len() || Some(p) == already {
+            return None;
+        }
+        let tq = p + 1 + t[p + 1..].iter().position(|x| x.kv)?;
+        let same_fields = t.len() - tq == line.len() - lq;
+        if tq == p + 1
+            || !same_fields
+            || is_literal_label(&t[tq - 1])
+            || is_literal_label(&t[p + 1])
+            || t[p].slot != Slot::Const
+            || t[p].skel != line[p].skel
+        {
+            return None;
+        }
+        let common = tq.min(lq);
+        if template::conflicts(&t[..common], &line[..common]) {
+            return None;
+        }
+        let mut agrees = false;
+        template::agreeing_prefixes(&t[..=p], line, |at| agrees |= at == p);
+        if !agrees || template::compare(&t[tq..], &line[lq..], 0).is_none() {
+            return None;
+        }
+        let words = t[..p].iter().filter(|x| tail::is_message_word(x)).count();
+        let fields = t[tq..].iter().filter(|x| x.kv).count();
+        ((words + 1 + fields) as u32 >= MIN_PREFIX).then_some((p, tq, lq))
+    })
+}
