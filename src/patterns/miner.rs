@@ -111,7 +111,6 @@ pub(crate) type FastMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>
 
 #[derive(Debug)]
 pub(crate) struct Shape {
-    pub generation: u32,
     pub alive: bool,
     pub pat: u32,
     pub toks: Vec<TTok>,
@@ -242,7 +241,17 @@ pub struct Miner {
     tail: u32,
     leaves: FastMap<Vec<u32>>,
     by_first: FastMap<Vec<u32>>,
+    /// Exact-repeat cache: masked-line hash to the shape a search found for that line, and the
+    /// [`Miner::epoch`] it was found at.
     exact: FastMap<(u32, u32)>,
+    /// Counts the changes to what a search can find: a shape created, freed, generalised or
+    /// opened, or a shape's words starting to hold. An exact-repeat entry is trusted only at the
+    /// epoch it was recorded at, and only entries of searches that changed nothing are recorded,
+    /// so the cache answers what a search would. Why: a restored miner starts with an empty
+    /// cache and searches; had the cache kept a line on a shape a search no longer picks (a
+    /// newer shape in the line's own leaf that takes it as it is), the restored miner gave that
+    /// line another id than the live one.
+    epoch: u32,
     ids: FastMap<u32>,
     pub(crate) evictions: u64,
     exact_cap: usize,
@@ -271,6 +280,7 @@ impl Miner {
             leaves: FastMap::default(),
             by_first: FastMap::default(),
             exact: FastMap::default(),
+            epoch: 0,
             ids: FastMap::default(),
             evictions: 0,
             exact_cap,
@@ -349,6 +359,7 @@ impl Miner {
                     .find(|&si| self.shapes[si as usize].toks.len() == lb.toks.len());
                 match same_length {
                     Some(si) => {
+                        self.changed();
                         template::merge(&mut self.shapes[si as usize].toks, &lb.toks);
                         let s = &mut self.shapes[si as usize];
                         s.consts = template::consts(&s.toks);
@@ -429,6 +440,7 @@ impl Miner {
         let level = level_hint
             .and_then(Level::parse_value)
             .unwrap_or_else(|| lb.level(line));
+        let epoch = self.epoch;
         let (si, is_new, changed) = match self.find(&lb) {
             Found::Shape(si, differs) => {
                 let changed = differs && self.merge_into(si, &lb);
@@ -472,13 +484,19 @@ impl Miner {
                 (si, true, false)
             }
         };
-        if self.exact.len() >= self.exact_cap {
-            self.exact.clear();
+        if self.epoch == epoch {
+            if self.exact.len() >= self.exact_cap {
+                self.exact.clear();
+            }
+            self.exact.insert(lb.hash, (si, epoch));
         }
-        let generation = self.shapes[si as usize].generation;
-        self.exact.insert(lb.hash, (si, generation));
         self.lb = lb;
-        self.shapes[si as usize].count += 1;
+        let shape = &mut self.shapes[si as usize];
+        shape.count += 1;
+        if shape.count == FREEZE_AFTER {
+            // Its words hold from now on (see `holds`): searches may end elsewhere.
+            self.changed();
+        }
         let p = self.shapes[si as usize].pat;
         self.touch(p);
         let max_samples = self.cfg.max_samples;
@@ -579,10 +597,10 @@ impl Miner {
     }
 
     fn find(&self, lb: &LineBuf) -> Found {
-        if let Some(&(si, generation)) = self.exact.get(&lb.hash) {
+        if let Some(&(si, epoch)) = self.exact.get(&lb.hash) {
             let s = &self.shapes[si as usize];
-            if s.alive
-                && s.generation == generation
+            if epoch == self.epoch
+                && s.alive
                 && (s.toks.len() == lb.toks.len()
                     || takes_longer(&s.toks) && lb.toks.len() > s.toks.len())
                 && !(lb.words && template::words_differ(&s.toks, &lb.toks))
@@ -898,15 +916,26 @@ impl Miner {
     /// (see `open_middle`): the words between become one `<*>`, and the shape moves to the leaf
     /// of its new length.
     fn open_shape_middle(&mut self, si: u32, (p, q): (usize, usize)) {
+        self.changed();
         let s = &mut self.shapes[si as usize];
         s.toks.splice(p + 1..q, [TTok::wild()]);
         s.consts = template::consts(&s.toks);
         self.reroute(si);
     }
 
+    /// Notes a change to what a search can find (see [`Miner::epoch`]). A wrapped epoch clears
+    /// the cache, so that no entry of 2^32 changes ago passes for a fresh one.
+    fn changed(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.exact.clear();
+        }
+    }
+
     /// Makes shape `si` open after its label at position `p` (see `open_tail`): its tail becomes
     /// one `<*>`, and the shape moves to the leaf of its new length.
     fn open_shape(&mut self, si: u32, p: usize) {
+        self.changed();
         let s = &mut self.shapes[si as usize];
         s.toks.truncate(p + 1);
         s.toks.push(TTok::wild());
@@ -920,6 +949,8 @@ impl Miner {
         if !template::merge(&mut s.toks, &lb.toks) {
             return false;
         }
+        self.changed();
+        let s = &mut self.shapes[si as usize];
         s.consts = template::consts(&s.toks);
         let p = s.pat;
         self.reroute(si);
@@ -1023,6 +1054,7 @@ impl Miner {
     }
 
     pub(crate) fn alloc_shape(&mut self, p: u32, toks: Vec<TTok>, route: Route) -> u32 {
+        self.changed();
         let (leaf, first) = (route.leaf, route.first);
         let consts = template::consts(&toks);
         let seq = self.next_seq;
@@ -1042,7 +1074,6 @@ impl Miner {
             }
             None => {
                 self.shapes.push(Shape {
-                    generation: 0,
                     alive: true,
                     pat: p,
                     toks,
@@ -1087,10 +1118,10 @@ impl Miner {
 
     /// Takes a shape out of the indexes and frees its slot (the pattern's list is the caller's).
     fn free_shape(&mut self, si: u32) {
+        self.changed();
         let (leaf, first) = {
             let s = &mut self.shapes[si as usize];
             s.alive = false;
-            s.generation = s.generation.wrapping_add(1);
             s.toks = Vec::new();
             (s.leaf, s.first)
         };
