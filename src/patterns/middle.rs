@@ -21,15 +21,32 @@ use super::template::{self, Slot, TTok};
 use super::tokenize::{LineBuf, Tok};
 
 /// Where template `t` is open in the middle: the position of the label before its first field
-/// that follows a `<*>` right after a label. One position per template, so that a live and a
-/// restored miner read the same.
+/// that follows a `<*>` right after a label, with the evidence an opening needs (see
+/// [`evidence`]). One position per template, so that a live and a restored miner read the same.
+/// Why the evidence here too: two one-word texts (`main: 7x code=1`, `main: 9y code=2`) make the
+/// same `<*>` at one length as a longer line does, and a label and one field are too little for
+/// a text of any length (`main: segfault in worker thread code=3` is another event).
 pub(crate) fn open_at(t: &[TTok]) -> Option<usize> {
     let first_field = t.iter().position(|x| x.kv)?;
     let p = first_field.checked_sub(2)?;
     (t[p + 1].slot == Slot::Wild
         && t[p].slot == Slot::Const
-        && tail::is_label(t[p].text.as_bytes()))
-    .then_some(p)
+        && tail::is_label(t[p].text.as_bytes())
+        && evidence(t, p, first_field, |_| true) >= MIN_PREFIX)
+        .then_some(p)
+}
+
+/// The evidence that the text after the label at `p` of shape `t`, up to its field at `q`, is a
+/// value: the words of the message before the label (see `tail::is_message_word`), the label and
+/// the fields after the text. Only words `keeps` keeps count (see [`changes_label`]).
+fn evidence(t: &[TTok], p: usize, q: usize, keeps: impl Fn(usize) -> bool) -> u32 {
+    let words = t[..p]
+        .iter()
+        .enumerate()
+        .filter(|&(i, x)| tail::is_message_word(x) && keeps(i))
+        .count();
+    let fields = t[q..].iter().filter(|x| x.kv).count();
+    (words + 1 + fields) as u32
 }
 
 /// Whether a shape's token is a literal label. Its middle may neither start nor end with one (see
@@ -38,12 +55,15 @@ fn is_literal_label(t: &TTok) -> bool {
     t.slot == Slot::Const && tail::is_label(t.text.as_bytes())
 }
 
-/// Most labels of one line tried as the start of its middle (the last ones before its first
-/// field). A crafted line of many labels then costs a few collapses, not one per label.
-const MAX_LABELS: usize = 3;
+/// Most labels of one line tried as the start of a middle to open (the last ones before its
+/// first field; see [`shared_label`]). A crafted line of many labels then costs the scan of
+/// candidate shapes a few labels, not one per label. Joining a shape already open tries every
+/// label (see [`labels`]): a text holding labels of its own (`Connection closed: idle, state:
+/// auth, last: NOOP`) joins the middle that another line opened before its first label.
+pub(crate) const MAX_LABELS: usize = 3;
 
 /// The labels that can start the line's middle, latest first, each with where the middle ends
-/// (the line's first field): the last [`MAX_LABELS`] literal labels before that field. None when
+/// (the line's first field): the literal labels before that field. None when
 /// the field follows a label right away (`imap-login: Login: user=…`): that label heads the
 /// fields, and the words before it are the event (`Login:`), not a text of any length. Nor a
 /// label followed by another (`imap-login: Disconnected: Inactivity user=…`): the later label
@@ -59,7 +79,6 @@ pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ 
         .enumerate()
         .rev()
         .filter(move |&(_, t)| is_label(t))
-        .take(MAX_LABELS)
         .map(move |(p, _)| (p, first_field))
         .filter(move |&(p, q)| q > p + 1 && !is_label(&toks[p + 1]))
 }
@@ -96,10 +115,29 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
 }
 
 /// Whether `line`, as long as `t` and `t` open in the middle, has another word where `t` has its
-/// label: merged, the label would become `<*>` and `t` would no longer be open (see
-/// `tail::changes_label`).
+/// label, or other words before it than leave the evidence (see [`evidence`]): merged, `t`
+/// would no longer be open (see `tail::changes_label`), and every longer line it took would
+/// start a new pattern.
 pub(crate) fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
-    open_at(t).is_some_and(|p| line.get(p).is_none_or(|l| l.skel != t[p].skel))
+    open_at(t).is_some_and(|p| {
+        let same = |i: usize| line.get(i).is_some_and(|l| l.skel == t[i].skel);
+        !same(p) || evidence(t, p, p + 2, same) < MIN_PREFIX
+    })
+}
+
+/// Whether some `key=word` value of `line` differs from the one value shape `t` has held there
+/// (see `template::words_differ`), reading a line longer than `t` open in the middle field by
+/// field: its fields follow its text, not the positions of `t`'s.
+pub(crate) fn words_differ(t: &[TTok], line: &[Tok]) -> bool {
+    if let Some(p) = open_at(t)
+        && line.len() > t.len()
+        && let Some(q) = line.iter().position(|x| x.kv)
+        && q > p + 1
+    {
+        return template::words_differ(&t[..=p], &line[..=p])
+            || template::words_differ(&t[p + 2..], &line[q..]);
+    }
+    template::words_differ(t, line)
 }
 
 /// Where shape `t` can open in the middle for the line: the last label `p` through which both
@@ -112,7 +150,7 @@ pub(crate) fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
 pub(crate) fn shared_label(t: &[TTok], lb: &LineBuf) -> Option<(usize, usize, usize)> {
     let line = &lb.toks;
     let already = open_at(t);
-    labels(lb).find_map(|(p, lq)| {
+    labels(lb).take(MAX_LABELS).find_map(|(p, lq)| {
         if p + 1 >= t.len() || Some(p) == already {
             return None;
         }
@@ -136,8 +174,6 @@ pub(crate) fn shared_label(t: &[TTok], lb: &LineBuf) -> Option<(usize, usize, us
         if !agrees || template::compare(&t[tq..], &line[lq..], 0).is_none() {
             return None;
         }
-        let words = t[..p].iter().filter(|x| tail::is_message_word(x)).count();
-        let fields = t[tq..].iter().filter(|x| x.kv).count();
-        ((words + 1 + fields) as u32 >= MIN_PREFIX).then_some((p, tq, lq))
+        (evidence(t, p, tq, |_| true) >= MIN_PREFIX).then_some((p, tq, lq))
     })
 }

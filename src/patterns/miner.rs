@@ -603,7 +603,7 @@ impl Miner {
                 && s.alive
                 && (s.toks.len() == lb.toks.len()
                     || takes_longer(&s.toks) && lb.toks.len() > s.toks.len())
-                && !(lb.words && template::words_differ(&s.toks, &lb.toks))
+                && !(lb.words && middle::words_differ(&s.toks, &lb.toks))
             {
                 return Found::Shape(si, false);
             }
@@ -888,7 +888,7 @@ impl Miner {
     #[inline(never)]
     fn open_middle(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
         // The earliest label bounds the shortest shape: a label, a word and a field after it.
-        let (earliest, _) = middle::labels(lb).last()?;
+        let (earliest, _) = middle::labels(lb).take(middle::MAX_LABELS).last()?;
         let n = lb.toks.len();
         let lens = n.saturating_sub(MAX_MIDDLE).max(earliest + 3)..=n + MAX_MIDDLE;
         let shared = |t: &[TTok]| middle::shared_label(t, lb).map(|(p, tq, lq)| (p, (tq, lq)));
@@ -1190,12 +1190,6 @@ impl Miner {
     }
 }
 
-/// Whether shape `s` would have to give up a constant word that has held over
-/// [`FREEZE_AFTER`] lines to take `line`: frequency is evidence that the
-/// word is part of the event, so a line differing there is another event
-/// (and starts a pattern of its own). Once [`MAX_SPLITS`] patterns have
-/// split off a pattern, the position has shown enough distinct values to be
-/// a variable after all, and the pattern generalises as before.
 /// Whether a shape takes lines longer than itself: it is open at its end (see `tail::open_at`)
 /// or in its middle (see `middle::open_at`).
 fn takes_longer(t: &[TTok]) -> bool {
@@ -1208,6 +1202,12 @@ fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
     tail::changes_label(t, line) || middle::changes_label(t, line)
 }
 
+/// Whether shape `s` would have to give up a constant word that has held over
+/// [`FREEZE_AFTER`] lines to take `line`: frequency is evidence that the
+/// word is part of the event, so a line differing there is another event
+/// (and starts a pattern of its own). Once [`MAX_SPLITS`] patterns have
+/// split off a pattern, the position has shown enough distinct values to be
+/// a variable after all, and the pattern generalises as before.
 fn frozen(s: &Shape, splits: u32, line: &[Tok]) -> bool {
     holds(s, splits)
         && s.toks.iter().zip(line).any(|(t, l)| {

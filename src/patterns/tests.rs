@@ -3020,3 +3020,74 @@ fn restore_is_transparent_when_a_newer_shape_takes_a_repeated_line() {
         assert_restore_is_transparent(&MinerConfig::default(), &lines, &format!("seed {seed}"));
     }
 }
+
+#[test]
+fn a_text_with_labels_of_its_own_joins_an_open_middle() {
+    // The text between `Disconnected:` and the fields holds more labels (`closed:`, `state:`,
+    // `last:`) than were tried as the start of a middle: the line that made the pattern, and
+    // lines like it, must join the pattern once its middle is open, cold as from the cache.
+    let first = "imap(bob): Disconnected: Connection closed: idle for 30 secs, state: selected, last: IDLE in=1 out=2 deleted=0";
+    let mut m = miner();
+    let id = m.observe(first, None, 0).id;
+    let o = m.observe(
+        "imap(bob): Disconnected: Logged out in=3 out=4 deleted=0",
+        None,
+        0,
+    );
+    assert_eq!(
+        (o.id, o.template),
+        (
+            id,
+            "imap(bob): Disconnected: <*> in=<*> out=<*> deleted=<*>"
+        )
+    );
+    let like = "imap(bob): Disconnected: Connection closed: idle for 60 secs, state: auth, last: NOOP in=5 out=6 deleted=1";
+    let o = m.observe(like, None, 0);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+    let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
+    let o = r.observe(first, None, 0);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+}
+
+#[test]
+fn a_longer_line_keeps_its_open_middle_when_a_field_holds_a_word() {
+    // `method=PLAIN` holds one word: the exact-repeat cache compared it with the word at the
+    // same position of a longer line (a word of its text), missed, and the line went to a
+    // pattern of its own length made since.
+    let mut m = miner();
+    let a = "Disconnected: Logged out method=PLAIN in=1";
+    let id = m.observe(a, None, 0).id;
+    let held = "Disconnected: Inactivity method=PLAIN in=2";
+    assert_eq!(m.observe(held, None, 0).id, id);
+    for _ in 0..70 {
+        m.observe(held, None, 0);
+    }
+    // Another method splits off (PLAIN held), as a pattern of `a`'s length.
+    let o = m.observe("Disconnected: Logged out method=LOGIN in=3", None, 0);
+    assert!(o.is_new && o.id != id, "{}", o.template);
+    let o = m.observe(a, None, 0);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+}
+
+#[test]
+fn a_one_word_middle_generalised_in_place_needs_the_evidence_an_opening_needs() {
+    // `main: <*> code=<*>` is a label and one field: too little evidence for a text of any
+    // length, whether the `<*>` came from a longer line or from two one-word texts.
+    let mut m = miner();
+    let a = m.observe("main: 7x code=1", None, 0).id;
+    assert_eq!(m.observe("main: 9y code=2", None, 0).id, a);
+    let o = m.observe("main: segfault in worker thread code=3", None, 0);
+    assert!(o.is_new && o.id != a, "joined {}", o.template);
+    // With the evidence (a word before the label), it opens; a line of its length that
+    // differs in that word does not take the evidence away.
+    let mut m = miner();
+    let a = m.observe("worker main: 7x code=1", None, 0).id;
+    assert_eq!(m.observe("worker main: 9y code=2", None, 0).id, a);
+    let long = "worker main: segfault in worker thread code=3";
+    assert_eq!(m.observe(long, None, 0).id, a);
+    m.observe("reaper main: 5z code=4", None, 0);
+    let o = m.observe(long, None, 0);
+    assert_eq!((o.id, o.is_new), (a, false), "{}", o.template);
+    let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
+    assert_eq!(r.observe(long, None, 0).id, a);
+}
