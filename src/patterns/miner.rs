@@ -634,10 +634,11 @@ impl Miner {
                     }
                 }
             }
-            // A perfect match ends the search. One that must generalise does not: a shape in a
+            // A perfect match ends the search. One that must generalise does not, nor one whose
+            // `key=word` value differs from the word the shape holds there: a shape in a
             // wildcard leaf may take the line as it is, and must, for the line to find the
             // pattern it joined before once the exact-repeat cache has forgotten it (a restart).
-            if best.is_some_and(|(_, score)| score.mism == 0) {
+            if best.is_some_and(|(_, score)| score.mism == 0 && score.words == 0) {
                 break;
             }
         }
@@ -645,10 +646,11 @@ impl Miner {
             best = self.variable_second_token(&route, toks, (max_mism, threshold), &mut blocked);
         }
         // An open shape that takes the line as it is beats one that must generalise to take
-        // it, and any shape of another length: a line that joined an open shape once must find
-        // it again when the exact-repeat cache no longer knows the line (after a restart, or
-        // once the cache was cleared), not a shape of its length created since.
-        if best.is_none_or(|(_, score)| score.mism > 0)
+        // it (a word, or the word a `key=word` field held), and any shape of another length: a
+        // line that joined an open shape once must find it again when the exact-repeat cache
+        // no longer knows the line (after a restart, or once the cache was cleared), not a
+        // shape of its length created since.
+        if best.is_none_or(|(_, score)| score.mism > 0 || score.words > 0)
             && let Some(found) = self
                 .join_open(lb, &mut blocked)
                 .or_else(|| self.join_middle(lb, &mut blocked))
