@@ -1304,7 +1304,8 @@ pub(crate) fn first_key(anchor: u64, n: usize) -> u64 {
 /// digits) and its hash.
 ///
 /// As in Drain, the leaf is keyed by the token count and the first two tokens; a token that is not an
-/// anchor (a variable, a literal with digits such as `ee0`, or a word holding a masked value, such
+/// anchor (a variable, a literal with digits such as `ee0`, a `::` code path such as
+/// `orders::tests::rejects_empty_cart`, or a word holding a masked value, such
 /// as `grace/<IP>` or `<FQN>/IN:`) is keyed as "any", so ids and numbers in leading positions
 /// cannot explode the tree. A word holding a value names one thing among many, as a variable
 /// does: keyed on its text, `grace/<IP>` and `erin/<IP>` (a client before its address) could

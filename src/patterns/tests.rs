@@ -3091,3 +3091,23 @@ fn a_one_word_middle_generalised_in_place_needs_the_evidence_an_opening_needs() 
     let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
     assert_eq!(r.observe(long, None, 0).id, a);
 }
+
+#[test]
+fn names_in_a_code_path_are_values_so_the_first_one_is_not_left_alone() {
+    // Each test name routed lines of its own: the second name made a second pattern, the
+    // third joined it, and the first name's pattern kept only that one test for good.
+    let mut m = miner();
+    let first = m
+        .observe("test orders::tests::rejects_empty_cart ... ok", None, 0)
+        .id;
+    for line in [
+        "test db::tests::migrations_are_reversible ... ok",
+        "test payments::stripe::tests::idempotency_key_is_stable ... ok",
+        "test config::tests::rejects_unknown_keys ... ok",
+        "test orders::tests::rejects_empty_cart ... ok",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new), (first, false), "{line}: {}", o.template);
+    }
+    assert_eq!(m.len(), 1);
+}
