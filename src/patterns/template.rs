@@ -363,16 +363,19 @@ fn const_differs(a: &TTok, b: &Tok) -> bool {
     a.hash != b.hash && !(a.skel == b.skel && a.hash == a.skel)
 }
 
-/// Generalises `t` so that `line` matches it perfectly. Returns whether anything changed.
+/// Generalises `t` so that `line` matches it perfectly. Returns whether anything changed, a
+/// `key=word` value given up included (the text stays `key=<*>`).
 pub(crate) fn merge(t: &mut [TTok], line: &[Tok]) -> bool {
     let mut changed = false;
     let mut buf = Vec::new();
     for (a, b) in t.iter_mut().zip(line) {
         match a.slot {
             Slot::Const if a.word != 0 && a.word != b.word && !const_differs(a, b) => {
-                // Same key, another value: the value is no longer one word.
+                // Same key, another value: the value is no longer one word. The text stays, but
+                // what the shape takes does not (see `Score::words`, `Miner::frozen`): a change.
                 a.word = 0;
                 a.word_text = None;
+                changed = true;
             }
             Slot::Const if const_differs(a, b) => {
                 if a.skel == b.skel {

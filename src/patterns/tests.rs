@@ -3111,3 +3111,28 @@ fn names_in_a_code_path_are_values_so_the_first_one_is_not_left_alone() {
     }
     assert_eq!(m.len(), 1);
 }
+
+#[test]
+fn a_field_giving_up_its_word_is_a_change_the_exact_repeat_cache_sees() {
+    // `user=alice` held over 64 lines, so bob, carol and dave split off (each holding its own
+    // word over 64 lines), then erin; after that fourth split `user=` is a variable of the parent
+    // again. `user=bob` goes to its own pattern (the parent still holds alice: one differing
+    // word) and is cached there. `user=frank` then joins the parent, which gives up `alice`
+    // without its template text changing, and a search now finds the parent for `user=bob` too
+    // (as good, and older): the live miner's cache must not keep sending it to bob's pattern
+    // while a restored miner (empty cache) searches.
+    let mut m = miner();
+    for who in ["alice", "bob", "carol", "dave"] {
+        for k in 0..64 {
+            let (_, is_new, ..) = observe(&mut m, &format!("svc start job done user={who}"));
+            assert_eq!(is_new, k == 0, "{who} starts a pattern and holds");
+        }
+    }
+    let (_, is_new, ..) = observe(&mut m, "svc start job done user=erin");
+    assert!(is_new, "erin splits off");
+    let line = "svc start job done user=bob";
+    observe(&mut m, line);
+    observe(&mut m, "svc start job done user=frank");
+    let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
+    assert_eq!(observe(&mut r, line), observe(&mut m, line));
+}
