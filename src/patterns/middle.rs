@@ -58,7 +58,7 @@ fn is_literal_label(t: &TTok) -> bool {
 /// Most labels of one line tried as the start of a middle to open (the last ones before its
 /// first field; see [`shared_label`]). A crafted line of many labels then costs the scan of
 /// candidate shapes a few labels, not one per label. Joining a shape already open tries every
-/// label (see [`labels`]): a text holding labels of its own (`Connection closed: idle, state:
+/// label (see [`join_labels`]): a text holding labels of its own (`Connection closed: idle, state:
 /// auth, last: NOOP`) joins the middle that another line opened before its first label.
 pub(crate) const MAX_LABELS: usize = 3;
 
@@ -81,6 +81,26 @@ pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ 
         .filter(move |&(_, t)| is_label(t))
         .map(move |(p, _)| (p, first_field))
         .filter(move |&(p, q)| q > p + 1 && !is_label(&toks[p + 1]))
+}
+
+/// The labels at which a line may join a shape already open in the middle (see
+/// `Miner::join_middle`), latest first, each with where the middle ends (the line's first
+/// field): every literal label before that field with some text after it. Unlike [`labels`], a
+/// label followed by another label, or by text that ends in one heading the fields, is tried
+/// too. Why: a shape open there took such a line at its own length before its middle opened
+/// (`Disconnected: reason: bar in=1` joined `Disconnected: <*> bar in=<*>`), as it takes a line
+/// whose one word there is a label; once the exact-repeat cache forgets the line (the next
+/// change, a restart) it must take it again, or a replay starts a pattern.
+pub(crate) fn join_labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let toks = &lb.toks;
+    let first_field = toks.iter().position(|t| t.kv).unwrap_or(0);
+    toks[..first_field]
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(move |&(_, t)| !t.var && tail::is_label(lb.text(t)))
+        .map(move |(p, _)| (p, first_field))
+        .filter(|&(p, q)| q > p + 1)
 }
 
 /// `toks` with the words from `p + 1` up to `q` collapsed into one variable token.
@@ -107,7 +127,7 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
     if lb.toks.len() <= t.len() {
         return false;
     }
-    let Some(cut) = labels(lb).find(|&(lp, _)| lp == p) else {
+    let Some(cut) = join_labels(lb).find(|&(lp, _)| lp == p) else {
         return false;
     };
     collapse(&lb.toks, cut, buf);

@@ -904,7 +904,7 @@ impl Miner {
     /// `join_open`).
     fn join_middle(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
         let mut collapsed = Vec::with_capacity(lb.toks.len());
-        for cut in middle::labels(lb) {
+        for cut in middle::join_labels(lb) {
             middle::collapse(&lb.toks, cut, &mut collapsed);
             let open_here = |t: &[TTok]| middle::open_at(t) == Some(cut.0);
             if let Some(si) = self.join_collapsed(&collapsed, open_here, blocked) {
