@@ -178,6 +178,10 @@ pub(crate) struct Score {
     /// `key=word` values that differ from the one value the template has held (see `TTok::word`):
     /// not a mismatch, but a template that agrees on them is the better match.
     pub words: u32,
+    /// `key=word` values equal to the one value the template has held: of two templates that
+    /// take a line alike, the one that holds its value is the closer (a pattern split off for
+    /// `user=bob` against its parent once that gave up its word, `user=<*>`).
+    pub held: u32,
 }
 
 impl Score {
@@ -189,12 +193,13 @@ impl Score {
         kept > 0 && f64::from(kept) >= threshold * f64::from(self.counted) - 1e-9
     }
 
-    /// Larger is better: similarity first, then fewer differing `key=word` values, then fewer gaps,
-    /// then more positions that took part (the more specific template). Why the last: a line
+    /// Larger is better: similarity first, then fewer differing `key=word` values, then more
+    /// held ones that agree, then fewer gaps, then more positions that took part (the more
+    /// specific template). Why the last: a line
     /// that made a pattern of its own (`by name=`, which `by alpha` could not take) must keep
     /// finding it once an older pattern has generalised to take it too (`by <*>`), cold as from
     /// the exact-repeat cache, or a restart moves its lines to another id.
-    pub(crate) fn rank(&self) -> (u64, u32, u32, u32) {
+    pub(crate) fn rank(&self) -> (u64, u32, u32, u32, u32) {
         let sim = if self.counted == 0 {
             1.0
         } else {
@@ -203,6 +208,7 @@ impl Score {
         (
             (sim * 1e9) as u64,
             u32::MAX - self.words,
+            self.held,
             u32::MAX - self.gaps,
             self.counted,
         )
@@ -253,6 +259,7 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         mism: 0,
         gaps: 0,
         words: 0,
+        held: 0,
     };
     let mut prev = 0;
     let mut prev_label = false;
@@ -277,6 +284,7 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
         s.counted += c;
         s.mism += m;
         s.words += u32::from(a.word != 0 && a.word != b.word);
+        s.held += u32::from(a.word != 0 && a.word == b.word);
         if s.mism > max_mism {
             return None;
         }
@@ -524,6 +532,7 @@ pub(crate) fn align(t: &[TTok], line: &[Tok], wording: &[bool]) -> Option<Score>
         mism: end.mism,
         gaps: end.gaps,
         words: end.words,
+        held: 0,
     })
 }
 
