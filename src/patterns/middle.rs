@@ -63,24 +63,14 @@ fn is_literal_label(t: &TTok) -> bool {
 pub(crate) const MAX_LABELS: usize = 3;
 
 /// The labels that can start the line's middle, latest first, each with where the middle ends
-/// (the line's first field): the literal labels before that field. None when
-/// the field follows a label right away (`imap-login: Login: user=…`): that label heads the
-/// fields, and the words before it are the event (`Login:`), not a text of any length. Nor a
-/// label followed by another (`imap-login: Disconnected: Inactivity user=…`): the later label
-/// names the event, so only the text after it is a value.
+/// (the line's first field): those of [`join_labels`], but none when the field follows a label
+/// right away (`imap-login: Login: user=…`): that label heads the fields, and the words before
+/// it are the event (`Login:`), not a text of any length. Nor a label followed by another
+/// (`imap-login: Disconnected: Inactivity user=…`): the later label names the event, so only
+/// the text after it is a value.
 pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let toks = &lb.toks;
     let is_label = move |t: &Tok| !t.var && tail::is_label(lb.text(t));
-    let first_field = toks.iter().position(|t| t.kv).unwrap_or(0);
-    let heads_fields = first_field > 0 && is_label(&toks[first_field - 1]);
-    let before = if heads_fields { 0 } else { first_field };
-    toks[..before]
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(move |&(_, t)| is_label(t))
-        .map(move |(p, _)| (p, first_field))
-        .filter(move |&(p, q)| q > p + 1 && !is_label(&toks[p + 1]))
+    join_labels(lb).filter(move |&(p, q)| !is_label(&lb.toks[q - 1]) && !is_label(&lb.toks[p + 1]))
 }
 
 /// The labels at which a line may join a shape already open in the middle (see
@@ -143,21 +133,6 @@ pub(crate) fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
         let same = |i: usize| line.get(i).is_some_and(|l| l.skel == t[i].skel);
         !same(p) || evidence(t, p, p + 2, same) < MIN_PREFIX
     })
-}
-
-/// Whether some `key=word` value of `line` differs from the one value shape `t` has held there
-/// (see `template::words_differ`), reading a line longer than `t` open in the middle field by
-/// field: its fields follow its text, not the positions of `t`'s.
-pub(crate) fn words_differ(t: &[TTok], line: &[Tok]) -> bool {
-    if let Some(p) = open_at(t)
-        && line.len() > t.len()
-        && let Some(q) = line.iter().position(|x| x.kv)
-        && q > p + 1
-    {
-        return template::words_differ(&t[..=p], &line[..=p])
-            || template::words_differ(&t[p + 2..], &line[q..]);
-    }
-    template::words_differ(t, line)
 }
 
 /// Where shape `t` can open in the middle for the line: the last label `p` through which both

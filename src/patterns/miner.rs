@@ -597,16 +597,12 @@ impl Miner {
     }
 
     fn find(&self, lb: &LineBuf) -> Found {
-        if let Some(&(si, epoch)) = self.exact.get(&lb.hash) {
-            let s = &self.shapes[si as usize];
-            if epoch == self.epoch
-                && s.alive
-                && (s.toks.len() == lb.toks.len()
-                    || takes_longer(&s.toks) && lb.toks.len() > s.toks.len())
-                && !(lb.words && middle::words_differ(&s.toks, &lb.toks))
-            {
-                return Found::Shape(si, false);
-            }
+        // The key hashes every token and every held `key=word` value of the line, so an entry of
+        // the current epoch is what a search found for this very line, in this very state.
+        if let Some(&(si, epoch)) = self.exact.get(&lb.hash)
+            && epoch == self.epoch
+        {
+            return Found::Shape(si, false);
         }
         let toks = &lb.toks;
         let n = toks.len();
@@ -1190,12 +1186,6 @@ impl Miner {
         pat.prev = NIL;
         pat.next = NIL;
     }
-}
-
-/// Whether a shape takes lines longer than itself: it is open at its end (see `tail::open_at`)
-/// or in its middle (see `middle::open_at`).
-fn takes_longer(t: &[TTok]) -> bool {
-    tail::open_at(t).is_some() || middle::open_at(t).is_some()
 }
 
 /// Whether a line as long as shape `t` has another word where an open `t` has its label (see

@@ -348,13 +348,6 @@ fn fills_blank(a: &TTok, b: &Tok) -> bool {
     }
 }
 
-/// Whether some `key=word` value of `line` differs from the one value `t` has held there.
-pub(crate) fn words_differ(t: &[TTok], line: &[Tok]) -> bool {
-    t.iter()
-        .zip(line)
-        .any(|(a, b)| a.word != 0 && a.word != b.word)
-}
-
 /// Whether merging `line` into `t` would change `t`.
 pub(crate) fn needs_merge(t: &[TTok], line: &[Tok]) -> bool {
     t.iter().zip(line).any(|(a, b)| match a.slot {
