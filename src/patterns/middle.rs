@@ -16,7 +16,7 @@
 //! differs in the text. Derived from the template text alone (the label, the `<*>` and the field's
 //! `=`), openness needs nothing stored: a restored template is open exactly when the saved one was.
 
-use super::tail::{self, MIN_PREFIX};
+use super::tail::{self, Cut, MIN_PREFIX};
 use super::template::{self, Slot, TTok};
 use super::tokenize::{LineBuf, Tok};
 
@@ -56,11 +56,11 @@ fn is_literal_label(t: &TTok) -> bool {
 }
 
 /// Most labels of one line tried as the start of a middle to open (the last ones before its
-/// first field; see [`shared_label`]). A crafted line of many labels then costs the scan of
+/// first field; see [`opening_labels`]). A crafted line of many labels then costs the scan of
 /// candidate shapes a few labels, not one per label. Joining a shape already open tries every
 /// label (see [`join_labels`]): a text holding labels of its own (`Connection closed: idle, state:
 /// auth, last: NOOP`) joins the middle that another line opened before its first label.
-pub(crate) const MAX_LABELS: usize = 3;
+const MAX_LABELS: usize = 3;
 
 /// The labels that can start the line's middle, latest first, each with where the middle ends
 /// (the line's first field): those of [`join_labels`], but none when the field follows a label
@@ -68,9 +68,14 @@ pub(crate) const MAX_LABELS: usize = 3;
 /// it are the event (`Login:`), not a text of any length. Nor a label followed by another
 /// (`imap-login: Disconnected: Inactivity user=…`): the later label names the event, so only
 /// the text after it is a value.
-pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ {
+pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = Cut> + '_ {
     let is_label = move |t: &Tok| !t.var && tail::is_label(lb.text(t));
     join_labels(lb).filter(move |&(p, q)| !is_label(&lb.toks[q - 1]) && !is_label(&lb.toks[p + 1]))
+}
+
+/// The labels at which the line may open a middle: the latest [`MAX_LABELS`] of [`labels`].
+pub(crate) fn opening_labels(lb: &LineBuf) -> impl Iterator<Item = Cut> + '_ {
+    labels(lb).take(MAX_LABELS)
 }
 
 /// The labels at which a line may join a shape already open in the middle (see
@@ -81,7 +86,7 @@ pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ 
 /// (`Disconnected: reason: bar in=1` joined `Disconnected: <*> bar in=<*>`), as it takes a line
 /// whose one word there is a label; once the exact-repeat cache forgets the line (the next
 /// change, a restart) it must take it again, or a replay starts a pattern.
-pub(crate) fn join_labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> + '_ {
+pub(crate) fn join_labels(lb: &LineBuf) -> impl Iterator<Item = Cut> + '_ {
     let toks = &lb.toks;
     let first_field = toks.iter().position(|t| t.kv).unwrap_or(0);
     toks[..first_field]
@@ -91,21 +96,6 @@ pub(crate) fn join_labels(lb: &LineBuf) -> impl Iterator<Item = (usize, usize)> 
         .filter(move |&(_, t)| !t.var && tail::is_label(lb.text(t)))
         .map(move |(p, _)| (p, first_field))
         .filter(|&(p, q)| q > p + 1)
-}
-
-/// `toks` with the words from `p + 1` up to `q` collapsed into one variable token.
-pub(crate) fn collapse(toks: &[Tok], (p, q): (usize, usize), out: &mut Vec<Tok>) {
-    out.clear();
-    out.extend_from_slice(&toks[..=p]);
-    out.push(tail::tail_token(&toks[p + 1]));
-    out.extend_from_slice(&toks[q..]);
-}
-
-/// Collapses the line's middle between `p` and `q` (see [`collapse`]). The exact-repeat hash is
-/// left as it was: it still names the line as read.
-pub(crate) fn collapse_line(lb: &mut LineBuf, (p, q): (usize, usize)) {
-    let middle = tail::tail_token(&lb.toks[p + 1]);
-    lb.toks.splice(p + 1..q, [middle]);
 }
 
 /// Whether a line longer than the template `t`, open in the middle, joins it as
@@ -120,7 +110,7 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
     let Some(cut) = join_labels(lb).find(|&(lp, _)| lp == p) else {
         return false;
     };
-    collapse(&lb.toks, cut, buf);
+    tail::collapse(&lb.toks, cut, buf);
     template::compare(t, buf, 0).is_some()
 }
 
@@ -145,7 +135,7 @@ pub(crate) fn changes_label(t: &[TTok], line: &[Tok]) -> bool {
 pub(crate) fn shared_label(t: &[TTok], lb: &LineBuf) -> Option<(usize, usize, usize)> {
     let line = &lb.toks;
     let already = open_at(t);
-    labels(lb).take(MAX_LABELS).find_map(|(p, lq)| {
+    opening_labels(lb).find_map(|(p, lq)| {
         if p + 1 >= t.len() || Some(p) == already {
             return None;
         }

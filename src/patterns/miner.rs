@@ -45,7 +45,7 @@ use super::id::{PatternId, combine, derive_id, fast_hash, space_seed};
 use super::level::Level;
 use super::mask::Masker;
 use super::middle;
-use super::tail;
+use super::tail::{self, Cut};
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
 use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
 
@@ -206,17 +206,12 @@ enum Found {
     Shape(u32, bool),
     /// Aligned with a shape of another length: add a new shape to that shape's pattern.
     Align(u32),
-    /// Joins an open shape (see `Miner::open_tail`) once the line's tail after its label at
-    /// the given position is collapsed to one token.
-    Tail(u32, usize),
-    /// Opens the shape's tail after its label at the given position, then joins it like `Tail`.
-    Open(u32, usize),
-    /// Joins a shape open in the middle (see `Miner::open_middle`) once the line's words between
-    /// its label and its first field (the two positions) are collapsed to one token.
-    Middle(u32, (usize, usize)),
-    /// Opens the shape's middle between its label and its first field (the label, where the
-    /// shape's middle ends), then joins it like `Middle`.
-    OpenMiddle(u32, (usize, usize), (usize, usize)),
+    /// Joins a shape open after a label, at the line's end or before its first field (see
+    /// `Miner::open_tail`, `Miner::open_middle`), once the line's words of the cut are collapsed
+    /// to one token.
+    Tail(u32, Cut),
+    /// Opens the shape at its cut (the first), then joins it like `Tail` (the line's cut).
+    Open(u32, Cut, Cut),
     /// No pattern fits; `Some(p)` when pattern slot `p` would have, but its constant words had held
     /// too long to generalise (the new pattern is split off from it).
     None(Option<u32>),
@@ -452,23 +447,13 @@ impl Miner {
                 let changed = self.rerender(p);
                 (si, false, changed)
             }
-            Found::Tail(si, p) => {
-                tail::collapse_line(&mut lb, p);
+            Found::Tail(si, cut) => {
+                tail::collapse_line(&mut lb, cut);
                 (si, false, self.merge_into(si, &lb))
             }
-            Found::Open(si, p) => {
-                self.open_shape(si, p);
-                tail::collapse_line(&mut lb, p);
-                self.merge_into(si, &lb);
-                (si, false, self.rerender(self.shapes[si as usize].pat))
-            }
-            Found::Middle(si, cut) => {
-                middle::collapse_line(&mut lb, cut);
-                (si, false, self.merge_into(si, &lb))
-            }
-            Found::OpenMiddle(si, shape_cut, line_cut) => {
-                self.open_shape_middle(si, shape_cut);
-                middle::collapse_line(&mut lb, line_cut);
+            Found::Open(si, shape_cut, line_cut) => {
+                self.open_shape(si, shape_cut);
+                tail::collapse_line(&mut lb, line_cut);
                 self.merge_into(si, &lb);
                 (si, false, self.rerender(self.shapes[si as usize].pat))
             }
@@ -538,12 +523,7 @@ impl Miner {
         let found = self.find(&lb);
         self.lb = lb;
         let si = match found {
-            Found::Shape(si, _)
-            | Found::Align(si)
-            | Found::Tail(si, _)
-            | Found::Open(si, _)
-            | Found::Middle(si, _)
-            | Found::OpenMiddle(si, ..) => si,
+            Found::Shape(si, _) | Found::Align(si) | Found::Tail(si, _) | Found::Open(si, ..) => si,
             Found::None(_) => return None,
         };
         let p = self.shapes[si as usize].pat;
@@ -739,7 +719,8 @@ impl Miner {
         let lens = n.saturating_sub(MAX_GAPS)..=n + MAX_GAPS;
         let shared = |t: &[TTok]| tail::shared_prefix(t, lb).map(|p| (p, ()));
         let (si, p, ()) = self.shape_to_open(lb, lens, shared, blocked)?;
-        Some(Found::Open(si, p))
+        let shape_end = self.shapes[si as usize].toks.len();
+        Some(Found::Open(si, (p, shape_end), (p, n)))
     }
 
     /// The shape a line opens (see `open_tail`, `open_middle`): among the most recent shapes with
@@ -784,10 +765,11 @@ impl Miner {
         let toks = &lb.toks;
         let mut collapsed = Vec::with_capacity(toks.len());
         for p in tail::labels(lb).filter(|&p| p + 2 < toks.len()) {
-            tail::collapse(toks, p, &mut collapsed);
+            let cut = (p, toks.len());
+            tail::collapse(toks, cut, &mut collapsed);
             let open_here = |t: &[TTok]| tail::open_at(t) == Some(p);
             if let Some(si) = self.join_collapsed(&collapsed, open_here, blocked) {
-                return Some(Found::Tail(si, p));
+                return Some(Found::Tail(si, cut));
             }
         }
         None
@@ -886,12 +868,12 @@ impl Miner {
     #[inline(never)]
     fn open_middle(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
         // The earliest label bounds the shortest shape: a label, a word and a field after it.
-        let (earliest, _) = middle::labels(lb).take(middle::MAX_LABELS).last()?;
+        let (earliest, _) = middle::opening_labels(lb).last()?;
         let n = lb.toks.len();
         let lens = n.saturating_sub(MAX_MIDDLE).max(earliest + 3)..=n + MAX_MIDDLE;
         let shared = |t: &[TTok]| middle::shared_label(t, lb).map(|(p, tq, lq)| (p, (tq, lq)));
         let (si, p, (tq, lq)) = self.shape_to_open(lb, lens, shared, blocked)?;
-        Some(Found::OpenMiddle(si, (p, tq), (p, lq)))
+        Some(Found::Open(si, (p, tq), (p, lq)))
     }
 
     /// The shape open in the middle that the line joins once its words between one of its labels
@@ -901,24 +883,13 @@ impl Miner {
     fn join_middle(&self, lb: &LineBuf, blocked: &mut Option<u32>) -> Option<Found> {
         let mut collapsed = Vec::with_capacity(lb.toks.len());
         for cut in middle::join_labels(lb) {
-            middle::collapse(&lb.toks, cut, &mut collapsed);
+            tail::collapse(&lb.toks, cut, &mut collapsed);
             let open_here = |t: &[TTok]| middle::open_at(t) == Some(cut.0);
             if let Some(si) = self.join_collapsed(&collapsed, open_here, blocked) {
-                return Some(Found::Middle(si, cut));
+                return Some(Found::Tail(si, cut));
             }
         }
         None
-    }
-
-    /// Makes shape `si` open in the middle between its label at `p` and its first field at `q`
-    /// (see `open_middle`): the words between become one `<*>`, and the shape moves to the leaf
-    /// of its new length.
-    fn open_shape_middle(&mut self, si: u32, (p, q): (usize, usize)) {
-        self.changed();
-        let s = &mut self.shapes[si as usize];
-        s.toks.splice(p + 1..q, [TTok::wild()]);
-        s.consts = template::consts(&s.toks);
-        self.reroute(si);
     }
 
     /// Notes a change to what a search can find (see [`Miner::epoch`]). A wrapped epoch clears
@@ -930,13 +901,13 @@ impl Miner {
         }
     }
 
-    /// Makes shape `si` open after its label at position `p` (see `open_tail`): its tail becomes
-    /// one `<*>`, and the shape moves to the leaf of its new length.
-    fn open_shape(&mut self, si: u32, p: usize) {
+    /// Makes shape `si` open at `cut` (see `open_tail`, `open_middle`): its words after the label
+    /// up to the cut's end (its own end, or its first field) become one `<*>`, and the shape
+    /// moves to the leaf of its new length.
+    fn open_shape(&mut self, si: u32, (p, q): Cut) {
         self.changed();
         let s = &mut self.shapes[si as usize];
-        s.toks.truncate(p + 1);
-        s.toks.push(TTok::wild());
+        s.toks.splice(p + 1..q, [TTok::wild()]);
         s.consts = template::consts(&s.toks);
         self.reroute(si);
     }

@@ -81,23 +81,28 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
     if lb.toks.len() <= t.len() || !labels(lb).any(|q| q == p) {
         return false;
     }
-    collapse(&lb.toks, p, buf);
+    collapse(&lb.toks, (p, lb.toks.len()), buf);
     template::compare(t, buf, 0).is_some()
 }
 
-/// `toks` up to and including position `p`, then one variable token for everything after it.
-pub(crate) fn collapse(toks: &[Tok], p: usize, out: &mut Vec<Tok>) {
+/// A run of a line's tokens to collapse into one variable token: from after the label at the
+/// first position up to (not including) the second, the line's end for a tail or its first field
+/// for a middle (see `middle.rs`).
+pub(crate) type Cut = (usize, usize);
+
+/// `toks` with the words of `cut` collapsed into one variable token.
+pub(crate) fn collapse(toks: &[Tok], (p, q): Cut, out: &mut Vec<Tok>) {
     out.clear();
     out.extend_from_slice(&toks[..=p]);
     out.push(tail_token(&toks[p + 1]));
+    out.extend_from_slice(&toks[q..]);
 }
 
-/// Collapses the line's tokens after position `p` into one variable token (see [`collapse`]).
-/// The exact-repeat hash is left as it was: it still names the line as read.
-pub(crate) fn collapse_line(lb: &mut LineBuf, p: usize) {
-    let tail = tail_token(&lb.toks[p + 1]);
-    lb.toks.truncate(p + 1);
-    lb.toks.push(tail);
+/// Collapses the line's words of `cut` into one variable token (see [`collapse`]). The
+/// exact-repeat hash is left as it was: it still names the line as read.
+pub(crate) fn collapse_line(lb: &mut LineBuf, (p, q): Cut) {
+    let value = tail_token(&lb.toks[p + 1]);
+    lb.toks.splice(p + 1..q, [value]);
 }
 
 /// The variable token standing for a tail that starts with `first`. It points at the tail's first
