@@ -68,7 +68,7 @@ const MAX_LABELS: usize = 3;
 /// it are the event (`Login:`), not a text of any length. Nor a label followed by another
 /// (`imap-login: Disconnected: Inactivity user=…`): the later label names the event, so only
 /// the text after it is a value.
-pub(crate) fn labels(lb: &LineBuf) -> impl Iterator<Item = Cut> + '_ {
+fn labels(lb: &LineBuf) -> impl Iterator<Item = Cut> + '_ {
     let is_label = move |t: &Tok| !t.var && tail::is_label(lb.text(t));
     join_labels(lb).filter(move |&(p, q)| !is_label(&lb.toks[q - 1]) && !is_label(&lb.toks[p + 1]))
 }

@@ -195,10 +195,10 @@ impl Score {
 
     /// Larger is better: similarity first, then fewer differing `key=word` values, then more
     /// held ones that agree, then fewer gaps, then more positions that took part (the more
-    /// specific template). Why the last: a line
-    /// that made a pattern of its own (`by name=`, which `by alpha` could not take) must keep
-    /// finding it once an older pattern has generalised to take it too (`by <*>`), cold as from
-    /// the exact-repeat cache, or a restart moves its lines to another id.
+    /// specific template). Why the last: a line that made a pattern of its own (`by name=`,
+    /// which `by alpha` could not take) must keep finding it once an older pattern has
+    /// generalised to take it too (`by <*>`), cold as from the exact-repeat cache, or a restart
+    /// moves its lines to another id.
     pub(crate) fn rank(&self) -> (u64, u32, u32, u32, u32) {
         let sim = if self.counted == 0 {
             1.0
