@@ -48,6 +48,7 @@ use super::middle;
 use super::tail::{self, Cut};
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
 use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
+use super::traceback::Traceback;
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
 pub(crate) const MAX_SHAPES: usize = 16;
@@ -253,6 +254,10 @@ pub struct Miner {
     pub(crate) next_seq: u64,
     /// Seeds the ids of new patterns (see [`Miner::in_scope`]).
     id_seed: u64,
+    /// Whether the last line observed was a traceback's frame or its code: the line after a
+    /// frame is its code, one value (see `traceback.rs`). Not saved: after a restart the first
+    /// line is read on its own.
+    traceback: Traceback,
 }
 
 impl Miner {
@@ -281,6 +286,7 @@ impl Miner {
             exact_cap,
             next_seq: 0,
             id_seed: space_seed(""),
+            traceback: Traceback::None,
         })
     }
 
@@ -340,7 +346,10 @@ impl Miner {
                 .filter(|s| s.len() < SAMPLE_BYTES)
                 .cloned()
                 .collect();
-            if samples.is_empty() || samples.iter().all(|s| self.fits(p, s, &mut lb)) {
+            if samples.is_empty()
+                || self.is_lone_value(p)
+                || samples.iter().all(|s| self.fits(p, s, &mut lb))
+            {
                 continue;
             }
             for si in std::mem::take(&mut self.pats[p as usize].shapes) {
@@ -369,6 +378,15 @@ impl Miner {
             self.rerender(p);
         }
         self.lb = lb;
+    }
+
+    /// Whether pattern `p` is one bare value and nothing else (`<*>`): no rule reads words in it, and
+    /// its samples may be lines that were one value only by the line before them (a traceback's
+    /// code, see `traceback.rs`), which on their own no longer fit it.
+    fn is_lone_value(&self, p: u32) -> bool {
+        self.pats[p as usize].shapes.iter().all(|&si| {
+            matches!(self.shapes[si as usize].toks.as_slice(), [t] if t.slot != Slot::Const && &*t.text == "<*>")
+        })
     }
 
     /// Whether `sample` still matches one of pattern `p`'s shapes under the current rules.
@@ -431,7 +449,13 @@ impl Miner {
         now_ms: i64,
     ) -> Observation<'_> {
         let mut lb = std::mem::take(&mut self.lb);
-        lb.fill(line, &self.masker, self.cfg.max_tokens);
+        let (code, traceback) = self.traceback.next(line);
+        self.traceback = traceback;
+        if code {
+            lb.fill_value(line);
+        } else {
+            lb.fill(line, &self.masker, self.cfg.max_tokens);
+        }
         let level = level_hint
             .and_then(Level::parse_value)
             .unwrap_or_else(|| lb.level(line));
@@ -517,6 +541,8 @@ impl Miner {
 
     /// Classifies a line against the known patterns **without learning**: no pattern is created or
     /// changed and no counter moves. Useful for "would this be new?" checks and for a frozen miner.
+    /// The line is read on its own: a traceback's code is one value only to `observe`, which
+    /// saw the frame before it (see `traceback.rs`).
     pub fn lookup(&mut self, line: &str) -> Option<PatternView<'_>> {
         let mut lb = std::mem::take(&mut self.lb);
         lb.fill(line, &self.masker, self.cfg.max_tokens);

@@ -63,6 +63,7 @@ mod spans;
 mod tail;
 mod template;
 mod tokenize;
+mod traceback;
 
 #[cfg(test)]
 #[allow(dead_code)]

@@ -3165,3 +3165,90 @@ fn a_line_that_joined_a_shape_joins_it_again_once_its_middle_opened() {
         assert_eq!(id, ids[0], "replayed: {l}");
     }
 }
+
+#[test]
+fn a_traceback_through_new_code_brings_no_new_pattern_for_its_code() {
+    // Sent line by line, each line of code under a frame was a message of its own: every
+    // traceback through code not seen before made patterns about source text.
+    let first = [
+        "Traceback (most recent call last):",
+        "  File \"/app/views.py\", line 12, in handler",
+        "    return view_func(*args, **kwargs)",
+        "  File \"/app/models.py\", line 40, in total",
+        "    total = order.items[0].price * qty",
+        "            ^^^^^^^^^^^^^^",
+        "KeyError: 'shipping_address'",
+    ];
+    let second = [
+        "Traceback (most recent call last):",
+        "  File \"/app/tasks.py\", line 7, in run",
+        "    self.sync(inventory, force=True)",
+        "  File \"/app/sync.py\", line 88, in sync",
+        "    raise ConnectionError(SERVER_CLOSED)",
+        "KeyError: 'warehouse'",
+    ];
+    let mut m = miner();
+    let mut code = Vec::new();
+    for line in first {
+        let o = m.observe(line, None, 0);
+        if o.template == "<*>" {
+            code.push(o.id);
+        }
+    }
+    assert_eq!(code.len(), 3, "two lines of code and their markers");
+    assert!(code.iter().all(|&id| id == code[0]), "one pattern of code");
+    for line in second {
+        let o = m.observe(line, None, 0);
+        assert!(!o.is_new, "{line} made {}", o.template);
+        if line.starts_with("    ") {
+            assert_eq!((o.id, o.level), (code[0], Level::Unknown), "{line}");
+        }
+    }
+    // The same text, not under a frame, is a message like any other.
+    let o = m.observe("    raise ConnectionError(SERVER_CLOSED)", None, 0);
+    assert!(o.is_new && o.id != code[0], "joined {}", o.template);
+}
+
+#[test]
+fn code_under_a_frame_is_read_alike_after_a_restart() {
+    let mut m = miner();
+    let frame = "  File \"/app/views.py\", line 12, in handler";
+    m.observe(frame, None, 0);
+    let code = m
+        .observe("    return view_func(*args, **kwargs)", None, 0)
+        .id;
+    let mut r = Miner::restore(MinerConfig::default(), m.snapshot()).expect("restore");
+    for (what, miner) in [("running", &mut m), ("restored", &mut r)] {
+        miner.observe(frame, None, 0);
+        let o = miner.observe("    yield from self.iter(items)", None, 0);
+        assert_eq!((o.id, o.is_new), (code, false), "{what}: {}", o.template);
+    }
+}
+
+#[test]
+fn code_stored_under_other_rules_stays_one_value() {
+    // Refitting re-reads samples on their own (see `Miner::refit_to_samples`), without the
+    // frame before them: a pattern of a traceback's code must keep its one value, not turn into
+    // the template of its first sample.
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": miner().fingerprint_under(5),
+        "patterns": [{
+            "id": "00000000000000c0", "template": "<*>",
+            "shapes": [{"seq": 0, "count": 2, "tokens": [{"w": null}]}],
+            "count": 2, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": [
+                "    return handler(request, user, order, items, discount, tax, shipping, currency)",
+                "    raise KeyError(name)"
+            ],
+            "level": "unknown"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000c0".parse::<PatternId>().expect("id");
+    assert_eq!(m.get(id).expect("kept").template, "<*>");
+    m.observe("  File \"/app/a.py\", line 3, in f", None, 0);
+    let o = m.observe("    return view_func(*args, **kwargs)", None, 0);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+}

@@ -185,9 +185,8 @@ impl LineBuf {
         }
     }
 
-    /// Tokenises and masks `line`, replacing the previous content.
-    pub(crate) fn fill(&mut self, line: &str, masker: &Masker, max_tokens: usize) {
-        let line = cut_line(line);
+    /// Empties the buffer for the next line.
+    fn reset(&mut self) {
         self.masked.clear();
         self.raw.clear();
         self.toks.clear();
@@ -195,6 +194,33 @@ impl LineBuf {
         self.words = false;
         self.after_frame = false;
         self.quotes_at = (0, false);
+        self.user_changed = false;
+    }
+
+    /// Fills the buffer with `line` as one value: a line of source code that a traceback quotes
+    /// under a frame (see `traceback.rs`). Its words are the program's code, not the program's
+    /// message: every such line is one event, as every `at …` frame of a Java stack is.
+    pub(crate) fn fill_value(&mut self, line: &str) {
+        let line = cut_line(line);
+        self.reset();
+        self.kv_on = false;
+        let s = line.as_bytes();
+        self.masked.extend_from_slice(s);
+        let start = s.len() - s.trim_ascii_start().len();
+        let end = s.trim_ascii_end().len();
+        if start < end {
+            self.push_value(s, start, end, 0, 0);
+        }
+        // Code names no level: `raise ERROR` is no error line.
+        self.heads.clear();
+        self.join(s, Builtins::none(), usize::MAX);
+        self.hash_line();
+    }
+
+    /// Tokenises and masks `line`, replacing the previous content.
+    pub(crate) fn fill(&mut self, line: &str, masker: &Masker, max_tokens: usize) {
+        let line = cut_line(line);
+        self.reset();
         let text = masker.apply_user(line);
         self.user_changed = matches!(text, std::borrow::Cow::Owned(_));
         let s = text.as_bytes();
@@ -318,6 +344,11 @@ impl LineBuf {
             }
         }
         self.join(s, b, max_tokens);
+        self.hash_line();
+    }
+
+    /// Sets [`LineBuf::hash`] from the tokens just pushed.
+    fn hash_line(&mut self) {
         let mut h = 0u64;
         for t in &self.toks {
             h = combine(h, t.hash);
