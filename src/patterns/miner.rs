@@ -81,7 +81,8 @@ const MIN_SIBLINGS: usize = 2;
 /// 7: each member of a compact JSON line is one `key=value` token, and a `key=value` value runs
 /// on past the `&`s of a URL's query. 8: a quoted value runs past the quotes it escapes, and a
 /// quoted message that opens a structured line (klog's `"Message" key="…"`) keeps its words.
-pub(crate) const TOKEN_RULES: u64 = 8;
+/// 9: a JavaScript stack frame after `at` is one value, `at <*>`.
+pub(crate) const TOKEN_RULES: u64 = 9;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.
@@ -254,9 +255,9 @@ pub struct Miner {
     pub(crate) next_seq: u64,
     /// Seeds the ids of new patterns (see [`Miner::in_scope`]).
     id_seed: u64,
-    /// Whether the last line observed was a traceback's frame or its code: the line after a
-    /// frame is its code, one value (see `traceback.rs`). Not saved: after a restart the first
-    /// line is read on its own.
+    /// Where the last line observed left a stack trace: a Python frame's code and a Go frame's
+    /// function are one value, told apart by the line before them (see `traceback.rs`). Not
+    /// saved: after a restart the first line is read on its own.
     traceback: Traceback,
 }
 
@@ -381,8 +382,8 @@ impl Miner {
     }
 
     /// Whether pattern `p` is one bare value and nothing else (`<*>`): no rule reads words in it, and
-    /// its samples may be lines that were one value only by the line before them (a traceback's
-    /// code, see `traceback.rs`), which on their own no longer fit it.
+    /// its samples may be lines that were one value only by the line before them (a Python
+    /// frame's code, see `traceback.rs`), which on their own no longer fit it.
     fn is_lone_value(&self, p: u32) -> bool {
         self.pats[p as usize].shapes.iter().all(|&si| {
             matches!(self.shapes[si as usize].toks.as_slice(), [t] if t.slot != Slot::Const && &*t.text == "<*>")
@@ -449,9 +450,9 @@ impl Miner {
         now_ms: i64,
     ) -> Observation<'_> {
         let mut lb = std::mem::take(&mut self.lb);
-        let (code, traceback) = self.traceback.next(line);
+        let (frame, traceback) = self.traceback.next(line);
         self.traceback = traceback;
-        if code {
+        if frame {
             lb.fill_value(line);
         } else {
             lb.fill(line, &self.masker, self.cfg.max_tokens);
@@ -541,8 +542,8 @@ impl Miner {
 
     /// Classifies a line against the known patterns **without learning**: no pattern is created or
     /// changed and no counter moves. Useful for "would this be new?" checks and for a frozen miner.
-    /// The line is read on its own: a traceback's code is one value only to `observe`, which
-    /// saw the frame before it (see `traceback.rs`).
+    /// The line is read on its own: a Python frame's code is one value only to `observe`, which
+    /// saw the line before it (see `traceback.rs`).
     pub fn lookup(&mut self, line: &str) -> Option<PatternView<'_>> {
         let mut lb = std::mem::take(&mut self.lb);
         lb.fill(line, &self.masker, self.cfg.max_tokens);

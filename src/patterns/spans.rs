@@ -141,6 +141,39 @@ pub(super) fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize
     frame.then_some((0, 0))
 }
 
+/// Where a JavaScript stack frame that opens at `from` ends, as Node.js and browsers print one
+/// after `at`: `getUser (/app/users.js:42:17)`, `async Promise.all (index 0)`, `Layer.handle [as
+/// handle_request] (/app/layer.js:95:5)` or a bare location, `/app/index.js:10:15`. The frame
+/// must end the line with a location of a line and a column (`:42:17`, in brackets or not) or
+/// with Node's `(index N)`, `(native)` or `(<anonymous>)`. The function and where it is are one
+/// value, as a Java frame is (see [`stack_frame`]): `at <*>`, so that a stack printed line by
+/// line is one pattern whatever functions it went through. `None` for anything else after `at`.
+pub(super) fn script_frame(s: &[u8], from: usize) -> Option<usize> {
+    let end = text_end(s);
+    let text = s.get(from..end).filter(|t| !t.is_empty())?;
+    let last = text.rsplit(u8::is_ascii_whitespace).next().unwrap_or(text);
+    // A location in brackets is the last word whole: `(/app/x.js:1:2)`, not `(got 2:1:0)`.
+    let place = match last.strip_suffix(b")") {
+        Some(inner) => inner.strip_prefix(b"(").unwrap_or_default(),
+        None => last,
+    };
+    let number = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
+    let mut parts = place.rsplitn(3, |&c| c == b':');
+    let located = matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(col), Some(line), Some(file))
+            if number(col) && number(line) && file.iter().any(|&c| matches!(c, b'/' | b'\\' | b'.'))
+    );
+    let named = text.ends_with(b"(native)")
+        || text.ends_with(b"(<anonymous>)")
+        || text
+            .strip_suffix(b")")
+            .and_then(|t| t.rsplit(|&c| c == b'(').next())
+            .and_then(|t| t.strip_prefix(b"index "))
+            .is_some_and(number);
+    (located || named).then_some(end)
+}
+
 /// `apt-daily.service`, `session-274.scope`, `postgresql@16-main.service`: a unit as a service
 /// manager names it, a name, a dot and the unit's type. Only a unit's type: any other name with
 /// an extension before ` - ` is a logger's, after a thread's name (`main app.log - disk full`,

@@ -3252,3 +3252,75 @@ fn code_stored_under_other_rules_stays_one_value() {
     let o = m.observe("    return view_func(*args, **kwargs)", None, 0);
     assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
 }
+
+#[test]
+fn a_javascript_frame_stored_under_rules_8_is_refitted_and_keeps_its_id() {
+    // Under rules version 8 a JavaScript frame kept its function's name (`at getUser
+    // (<PATH>)`); refitted from its samples it is `at <*>` and takes every frame.
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": miner().fingerprint_under(8),
+        "patterns": [{
+            "id": "00000000000000a7", "template": "at getUser (<PATH>)",
+            "shapes": [{"seq": 0, "count": 3, "tokens": [
+                {"c": "at"}, {"c": "getUser"}, {"v": "(<PATH>)"}
+            ]}],
+            "count": 3, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": ["    at getUser (/app/src/users.js:42:17)"],
+            "level": "unknown"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "00000000000000a7".parse::<PatternId>().expect("id");
+    for line in [
+        "    at getUser (/app/src/users.js:42:17)",
+        "    at next (/app/node_modules/express/lib/router/route.js:137:13)",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert_eq!((o.id, o.is_new), (id, false), "{line}: {}", o.template);
+    }
+}
+
+#[test]
+fn a_stack_through_new_functions_brings_no_new_pattern_for_its_frames() {
+    // A Go panic and a Node.js error, sent line by line: the second trace goes through other
+    // functions and files, and only its first line (the error) may be new.
+    let go = |func: &str, file: &str| {
+        [
+            "panic: runtime error: index out of range [5] with length 3".to_string(),
+            String::new(),
+            "goroutine 1 [running]:".to_string(),
+            format!("main.{func}(0xc000123400, {{0x8b0e88, 0xc000098150}})"),
+            format!("\t/app/{file}.go:42 +0x1d"),
+            "main.main()".to_string(),
+            "\t/app/main.go:12 +0x25".to_string(),
+            "exit status 2".to_string(),
+        ]
+    };
+    let node = |func: &str, file: &str| {
+        [
+            "TypeError: Cannot read properties of undefined (reading 'id')".to_string(),
+            format!("    at {func} (/app/src/{file}.js:42:17)"),
+            format!("    at async {func}Route (/app/src/routes/{file}.js:7:3)"),
+            "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)"
+                .to_string(),
+        ]
+    };
+    let mut m = miner();
+    for line in go("(*Server).handle", "server")
+        .iter()
+        .chain(node("getUser", "users").iter())
+    {
+        m.observe(line, None, 0);
+    }
+    for line in go("(*Queue).pop", "queue")
+        .iter()
+        .chain(node("listOrders", "orders").iter())
+    {
+        let o = m.observe(line, None, 0);
+        assert!(!o.is_new, "{line} made {}", o.template);
+    }
+    // A function's call on its own is a message like any other.
+    assert!(m.observe("main.(*Queue).drain()", None, 0).is_new);
+}

@@ -38,7 +38,7 @@ use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
     ErrorLabel, MAX_QUOTE, Member, bracket_span, error_label, error_text, is_http_method,
     is_json_member, is_message_key, is_setting_name, is_unit_name, json_member, json_member_breaks,
-    open_quote, quoted_span, skip_spaces, stack_frame, text_end,
+    open_quote, quoted_span, script_frame, skip_spaces, stack_frame, text_end,
 };
 
 use super::mask::{
@@ -197,9 +197,10 @@ impl LineBuf {
         self.user_changed = false;
     }
 
-    /// Fills the buffer with `line` as one value: a line of source code that a traceback quotes
-    /// under a frame (see `traceback.rs`). Its words are the program's code, not the program's
-    /// message: every such line is one event, as every `at …` frame of a Java stack is.
+    /// Fills the buffer with `line` as one value: a frame of a stack trace that only the line
+    /// before it tells apart, a Python frame's line of code or a Go frame's function (see
+    /// `traceback.rs`). Its words are the program's code, not its message: every such line is one
+    /// event, as every `at …` frame of a Java stack is.
     pub(crate) fn fill_value(&mut self, line: &str) {
         let line = cut_line(line);
         self.reset();
@@ -278,6 +279,15 @@ impl LineBuf {
                     }
                     Json::Neither => {}
                 }
+            }
+            if self.raw.is_empty()
+                && &s[start..i] == b"at"
+                && let Some(end) = script_frame(s, skip_spaces(s, i))
+            {
+                // `at getUser (/app/users.js:42:17)`: a JavaScript frame, `at <*>`.
+                self.push_raw(s, start, i, acc, b);
+                self.push_value(s, skip_spaces(s, i), end, 0, 0);
+                break;
             }
             if let Some((end, pre, rest)) = (acc & class::QUOTE != 0 && !self.after_message_key(s))
                 .then(|| quoted_span(s, start, i))
@@ -1656,6 +1666,35 @@ mod tests {
         assert_eq!(native[2..], ["Method)", "~[na:na]"]);
         assert_eq!(toks("x [na:na]"), ["x", "[na:na]"]);
         assert_eq!(toks("call f(x) now"), ["call", "f(x)", "now"]);
+    }
+
+    #[test]
+    fn javascript_stack_frames_are_one_value() {
+        for frame in [
+            "at getUser (/app/src/users.js:42:17)",
+            "   at Layer.handle [as handle_request] (/app/node_modules/express/lib/layer.js:95:5)",
+            "at process.processTicksAndRejections (node:internal/process/task_queues:95:5)",
+            "at async Promise.all (index 0)",
+            "at /app/index.js:10:15",
+            "at new Server (file:///app/server.mjs:7:3)",
+            "at Array.forEach (<anonymous>)",
+            "at JSON.parse (native)",
+        ] {
+            assert_eq!(toks(frame), ["at", "<*>"], "{frame}");
+        }
+        // Not frames: no location of a file with a line and a column at the end.
+        for line in [
+            "at least 3 replicas required (got 2:1:0)",
+            "at 12:30:05 the job started",
+            "at most 5 retries",
+        ] {
+            assert_ne!(toks(line)[1..], ["<*>"], "{line}");
+        }
+        // `at` later in a line is a word of the message.
+        assert_eq!(
+            toks("error at getUser (/app/users.js:42:17)")[..2],
+            ["error", "at"]
+        );
     }
 
     #[test]

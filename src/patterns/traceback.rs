@@ -1,17 +1,24 @@
-//! Lines of code that a traceback quotes.
+//! Stack traces that arrive line by line.
 //!
-//! Python prints each frame of a traceback as two lines: the frame, `  File "app.py", line 12,
-//! in handler`, then the frame's line of code, indented deeper, `    return view(*args)`, and
-//! from Python 3.11 sometimes a line of `^` and `~` under the part that failed. Sent line by
-//! line (a container's stderr, journald), each line of code reached the miner as a message of
-//! its own, so every traceback through code not seen before brought new patterns, and new
-//! alerts, about source text. The code is where the frame is, a value of the frame as a Java
-//! frame's `at a.b.C.run(C.java:42)` is one value (see `tokenize::stack_frame`): every such
-//! line is one event, whose template is `<*>`.
+//! A program that crashes prints where it was, one line per frame, and a log shipper reading a
+//! container's stderr or journald sends each line as a message of its own. Most frames are one
+//! value already whatever function they name (a Java frame, `at a.b.C.run(C.java:42)`, see
+//! `tokenize::stack_frame`; a JavaScript one, `at getUser (/app/users.js:42:17)`, see
+//! `spans::script_frame`). Two kinds of lines are told apart only by the line before them, and
+//! are read here:
 //!
-//! Only the line right after a frame is read so, by the line before it: the same text on its
-//! own is an ordinary message. Interleaved streams can put another line between a frame and
-//! its code; that code line is then read as a message, as before.
+//! - Python prints each frame as `  File "app.py", line 12, in handler`, then the frame's line
+//!   of code indented deeper, `    return view(*args)`, and from Python 3.11 sometimes a line of
+//!   `^` and `~` under the part that failed.
+//! - Go prints, after `goroutine 1 [running]:`, each frame as the function called,
+//!   `main.(*Server).handle(0xc000123400, {0x8b0e88, 0xc000098150})`, then its file and line,
+//!   indented, `\t/app/server.go:42 +0x1d`.
+//!
+//! Read as messages, every trace through code not seen before brought a new pattern, and a new
+//! alert, per line of source or per function. The code and the function are where the frame
+//! is, a value as a Java frame is: every such line is one event, whose template is `<*>`. The
+//! same text on its own is an ordinary message. Interleaved streams can put another line
+//! inside a trace; the frame after it is then read as a message, as before.
 
 /// What the line before was, as far as a traceback goes (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,31 +30,67 @@ pub(crate) enum Traceback {
     Frame(usize),
     /// A frame's line of code, indented by this many bytes.
     Code(usize),
+    /// A Go goroutine's header or one of its frames.
+    Goroutine,
 }
 
 impl Traceback {
-    /// Reads `line` after the line this state describes: whether `line` is a frame's code, and
-    /// the state after it.
+    /// Reads `line` after the line this state describes: whether `line` is one value (a
+    /// Python frame's code, a Go frame's function), and the state after it.
     pub(crate) fn next(self, line: &str) -> (bool, Traceback) {
         let text = line.trim_ascii_start();
         let indent = line.len() - text.len();
         let text = text.trim_ascii_end();
-        let code = !text.is_empty()
+        let value = !text.is_empty()
             && match self {
                 Traceback::None => false,
                 Traceback::Frame(frame) => indent > frame,
                 // A line of markers under the code (`^^^^^`, `~~~^^^`).
                 Traceback::Code(code) => indent >= code && is_marker(text),
+                Traceback::Goroutine => indent == 0 && is_go_call(text),
             };
         let next = if is_frame(text) {
             Traceback::Frame(indent)
-        } else if code {
+        } else if is_goroutine(text)
+            || (self == Traceback::Goroutine
+                && (value || (indent > 0 && is_go_place(text)) || text.starts_with("created by ")))
+        {
+            // A goroutine's header, or a line of its frames.
+            Traceback::Goroutine
+        } else if value {
             Traceback::Code(indent)
         } else {
             Traceback::None
         };
-        (code, next)
+        (value, next)
     }
+}
+
+/// `goroutine 1 [running]:`, `goroutine 7 [chan receive, 5 minutes]:`: a goroutine's header.
+fn is_goroutine(text: &str) -> bool {
+    text.strip_prefix("goroutine ")
+        .and_then(|rest| rest.split_once(" ["))
+        .is_some_and(|(id, _)| !id.is_empty() && id.bytes().all(|c| c.is_ascii_digit()))
+        && text.ends_with("]:")
+}
+
+/// `main.(*Server).handle(0xc000123400, {0x8b0e88})`, `main.main()`, `panic({0x5f1e40?})`: the
+/// function a Go frame called, a name without spaces and its arguments in brackets.
+fn is_go_call(text: &str) -> bool {
+    text.ends_with(')')
+        && text.find('(').is_some_and(|p| {
+            let name = &text.as_bytes()[..p];
+            name.first().is_some_and(u8::is_ascii_alphabetic)
+                && !name.iter().any(u8::is_ascii_whitespace)
+        })
+}
+
+/// `/app/server.go:42 +0x1d`: where a Go frame is, a file and a line.
+fn is_go_place(text: &str) -> bool {
+    let place = text.split_ascii_whitespace().next().unwrap_or_default();
+    place
+        .rsplit_once(".go:")
+        .is_some_and(|(_, line)| !line.is_empty() && line.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// `File "app.py", line 12, in handler` (leading spaces removed): a frame as Python prints it.
@@ -99,6 +142,33 @@ mod tests {
             read(&lines),
             [false, false, true, true, false, false, true, false]
         );
+    }
+
+    #[test]
+    fn a_go_frame_is_its_function_then_its_place() {
+        let lines = [
+            "panic: runtime error: invalid memory address or nil pointer dereference",
+            "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a2b3c]",
+            "",
+            "goroutine 1 [running]:",
+            "main.(*Server).handle(0xc000123400, {0x8b0e88, 0xc000098150})",
+            "\t/app/server.go:42 +0x1d",
+            "net/http.HandlerFunc.ServeHTTP(...)",
+            "\t/usr/local/go/src/net/http/server.go:2122",
+            "created by net/http.(*Server).Serve in goroutine 1",
+            "\t/usr/local/go/src/net/http/server.go:3086 +0x5cb",
+            "goroutine 7 [chan receive, 5 minutes]:",
+            "main.worker()",
+            "exit status 2",
+            "main.worker()",
+        ];
+        let want = [
+            false, false, false, false, true, false, true, false, false, false, false, true, false,
+            false,
+        ];
+        assert_eq!(read(&lines), want);
+        // A call on its own, or after a frame's place outside a goroutine, is a message.
+        assert_eq!(read(&["main.main()", "\t/app/main.go:3"]), [false, false]);
     }
 
     #[test]
