@@ -174,6 +174,48 @@ pub(super) fn script_frame(s: &[u8], from: usize) -> Option<usize> {
     (located || named).then_some(end)
 }
 
+/// Where a .NET stack frame that opens at `from` ends, as the runtime prints one after `at`
+/// when it knows the file: `MyApp.OrderService.Place(Order order, Int32 qty) in
+/// /src/OrderService.cs:line 42`. The method and its signature are where the frame is, one value
+/// as a Java frame is: `at <*>`. A frame without its file (`at X.Y(Native Method)` in Java,
+/// `at X.Y(Order order)` in .NET) is not matched: its words cannot be told from the format's.
+pub(super) fn dotnet_frame(s: &[u8], from: usize) -> Option<usize> {
+    let end = text_end(s);
+    let text = s.get(from..end)?;
+    let open = text.iter().position(|&c| c == b'(')?;
+    let name = &text[..open];
+    let (_, line) = split_last(text, b":line ")?;
+    let located = split_last(&text[..text.len() - line.len()], b") in ").is_some();
+    (name.contains(&b'.')
+        && !name.iter().any(u8::is_ascii_whitespace)
+        && located
+        && !line.is_empty()
+        && line.iter().all(u8::is_ascii_digit))
+    .then_some(end)
+}
+
+/// Where a PHP stack frame that opens at `from` ends, after its number (`#0`): `/var/www/
+/// Order.php(42): App\Repo->find(17)`, a file, its line and the call. One value, as a Java
+/// frame is: `#<NUM> <*>`. `{main}`, the last frame, is not one.
+pub(super) fn php_frame(s: &[u8], from: usize) -> Option<usize> {
+    let end = text_end(s);
+    let text = s.get(from..end)?;
+    let first = text.split(u8::is_ascii_whitespace).next()?;
+    let place = first.strip_suffix(b"):")?;
+    let (file, line) = split_last(place, b"(")?;
+    (file.contains(&b'.')
+        && !line.is_empty()
+        && line.iter().all(u8::is_ascii_digit)
+        && first.len() < text.len())
+    .then_some(end)
+}
+
+/// `t` split around the last `sep`: what comes before it and what comes after.
+fn split_last<'a>(t: &'a [u8], sep: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let at = t.windows(sep.len()).rposition(|w| w == sep)?;
+    Some((&t[..at], &t[at + sep.len()..]))
+}
+
 /// `apt-daily.service`, `session-274.scope`, `postgresql@16-main.service`: a unit as a service
 /// manager names it, a name, a dot and the unit's type. Only a unit's type: any other name with
 /// an extension before ` - ` is a logger's, after a thread's name (`main app.log - disk full`,

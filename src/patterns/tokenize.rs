@@ -36,9 +36,10 @@
 use super::id::{combine, fast_hash};
 use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
-    ErrorLabel, MAX_QUOTE, Member, bracket_span, error_label, error_text, is_http_method,
-    is_json_member, is_message_key, is_setting_name, is_unit_name, json_member, json_member_breaks,
-    open_quote, quoted_span, script_frame, skip_spaces, stack_frame, text_end,
+    ErrorLabel, MAX_QUOTE, Member, bracket_span, dotnet_frame, error_label, error_text,
+    is_http_method, is_json_member, is_message_key, is_setting_name, is_unit_name, json_member,
+    json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces, stack_frame,
+    text_end,
 };
 
 use super::mask::{
@@ -281,10 +282,9 @@ impl LineBuf {
                 }
             }
             if self.raw.is_empty()
-                && &s[start..i] == b"at"
-                && let Some(end) = script_frame(s, skip_spaces(s, i))
+                && let Some(end) = frame_after(&s[start..i], s, skip_spaces(s, i))
             {
-                // `at getUser (/app/users.js:42:17)`: a JavaScript frame, `at <*>`.
+                // `at getUser (/app/users.js:42:17)`, `#0 /app/a.php(4): f()`: `at <*>`.
                 self.push_raw(s, start, i, acc, b);
                 self.push_value(s, skip_spaces(s, i), end, 0, 0);
                 break;
@@ -979,6 +979,19 @@ impl LineBuf {
             word: 0,
             word_at: (0, 0),
         });
+    }
+}
+
+/// Where a stack frame ends that follows `marker`, a line's first word, from `from` to the
+/// line's end: after `at`, a JavaScript or a .NET frame (see [`script_frame`],
+/// [`dotnet_frame`]); after a frame's number (`#0`), a PHP frame (see [`php_frame`]).
+fn frame_after(marker: &[u8], s: &[u8], from: usize) -> Option<usize> {
+    match marker {
+        b"at" => script_frame(s, from).or_else(|| dotnet_frame(s, from)),
+        [b'#', digits @ ..] if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
+            php_frame(s, from)
+        }
+        _ => None,
     }
 }
 
@@ -1690,6 +1703,20 @@ mod tests {
         ] {
             assert_ne!(toks(line)[1..], ["<*>"], "{line}");
         }
+        // .NET frames with their file, and PHP frames.
+        for frame in [
+            "   at MyApp.OrderService.Place(Order order, Int32 qty) in /src/OrderService.cs:line 42",
+            "at Api.Controllers.OrdersController.Post() in C:\\src\\Orders.cs:line 17",
+        ] {
+            assert_eq!(toks(frame), ["at", "<*>"], "{frame}");
+        }
+        assert_eq!(
+            toks("#1 /var/www/html/src/Order.php(42): App\\Repo->find(17, 'x y')"),
+            ["#<NUM>", "<*>"]
+        );
+        // Without a file the words stay, as Java's `(Native Method)` does; `{main}` is a word.
+        assert_eq!(toks("at X.Y.Z(Order order)").len(), 3);
+        assert_eq!(toks("#2 {main}"), ["#<NUM>", "{main}"]);
         // `at` later in a line is a word of the message.
         assert_eq!(
             toks("error at getUser (/app/users.js:42:17)")[..2],

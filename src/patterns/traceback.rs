@@ -3,9 +3,9 @@
 //! A program that crashes prints where it was, one line per frame, and a log shipper reading a
 //! container's stderr or journald sends each line as a message of its own. Most frames are one
 //! value already whatever function they name (a Java frame, `at a.b.C.run(C.java:42)`, see
-//! `tokenize::stack_frame`; a JavaScript one, `at getUser (/app/users.js:42:17)`, see
-//! `spans::script_frame`). Two kinds of lines are told apart only by the line before them, and
-//! are read here:
+//! `spans::stack_frame`; a JavaScript one, `at getUser (/app/users.js:42:17)`, see
+//! `spans::script_frame`; .NET's and PHP's, see `spans::dotnet_frame` and `spans::php_frame`).
+//! Two kinds of lines are told apart only by the line before them, and are read here:
 //!
 //! - Python prints each frame as `  File "app.py", line 12, in handler`, then the frame's line
 //!   of code indented deeper, `    return view(*args)`, and from Python 3.11 sometimes a line of
