@@ -252,6 +252,11 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
 /// Why adjacent mismatches rule a template out: after masking, a variable is almost always a single
 /// token, so two neighbouring literals that both differ are different *wording* ("could not resolve X"
 /// vs "connection attempt failed"), not a parameter.
+///
+/// Why a word on a wildcard needs some literal that agrees: a template of values only (`<*>`,
+/// from `12345` and a UUID, or a traceback's code and a number) took a word where its
+/// wildcard stands with nothing compared at all, so every word alone (`Killed`, `ERROR`, a new
+/// event) joined it silently. Its values took values only.
 #[inline]
 pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> {
     let mut s = Score {
@@ -265,10 +270,12 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
     let mut prev_label = false;
     let mut filled = 0;
     let mut agreed = 0;
+    let mut worded = false;
     for (a, b) in t.iter().zip(line) {
         let (c, m) = pair(a, b)?;
         filled += u32::from(fills_blank(a, b));
         agreed += u32::from(agrees(a, b));
+        worded |= a.slot == Slot::Wild && !b.var && !b.blank;
         // Two quoted words that differ are two names, not other wording; but not a label that
         // differs (`"event":`, a JSON or dict member's name), nor the value after it: another
         // label and its value are another field, as another `key=` is.
@@ -289,7 +296,7 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
             return None;
         }
     }
-    if weak_evidence(filled, agreed, s.counted - s.mism) {
+    if weak_evidence(filled, agreed, s.counted - s.mism) || (worded && s.counted == 0) {
         return None;
     }
     Some(s)

@@ -3323,4 +3323,22 @@ fn a_stack_through_new_functions_brings_no_new_pattern_for_its_frames() {
     }
     // A function's call on its own is a message like any other.
     assert!(m.observe("main.(*Queue).drain()", None, 0).is_new);
+fn a_word_alone_never_joins_a_traceback_s_code() {
+    // A number alone is one value, as a line of code is: it joins the code's `<*>`, whose
+    // position then takes any value. Any word alone took it too, so `Killed` (or `ERROR`, a
+    // new event) after a traceback was silently a line of code, and raised its level.
+    let mut m = miner();
+    m.observe("  File \"/app/views.py\", line 12, in handler", None, 0);
+    let code = m
+        .observe("    return view_func(*args, **kwargs)", None, 0)
+        .id;
+    assert_eq!(m.observe("12345", None, 0).id, code);
+    for line in ["Killed", "ERROR", "x"] {
+        let o = m.observe(line, None, 0);
+        assert!(o.is_new && o.id != code, "{line} joined {}", o.template);
+    }
+    assert_eq!(m.get(code).expect("kept").level, Level::Unknown);
+    // Values alone still join it.
+    let o = m.observe("550e8400-e29b-41d4-a716-446655440000", None, 0);
+    assert_eq!((o.id, o.is_new), (code, false), "{}", o.template);
 }
