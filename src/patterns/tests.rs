@@ -3323,6 +3323,9 @@ fn a_stack_through_new_functions_brings_no_new_pattern_for_its_frames() {
     }
     // A function's call on its own is a message like any other.
     assert!(m.observe("main.(*Queue).drain()", None, 0).is_new);
+}
+
+#[test]
 fn a_word_alone_never_joins_a_traceback_s_code() {
     // A number alone is one value, as a line of code is: it joins the code's `<*>`, whose
     // position then takes any value. Any word alone took it too, so `Killed` (or `ERROR`, a
@@ -3341,4 +3344,50 @@ fn a_word_alone_never_joins_a_traceback_s_code() {
     // Values alone still join it.
     let o = m.observe("550e8400-e29b-41d4-a716-446655440000", None, 0);
     assert_eq!((o.id, o.is_new), (code, false), "{}", o.template);
+}
+
+#[test]
+fn a_statement_over_several_lines_under_a_frame_is_code_to_its_end() {
+    // Python 3.13 quotes every line of the statement, markers under each: each line after the
+    // first was a message, a new pattern per line of source (`)`, `b)`, `"key"`, `]`).
+    let first = [
+        "Traceback (most recent call last):",
+        "  File \"/app/jobs.py\", line 6, in g",
+        "    return f(",
+        "        1,",
+        "        0,",
+        "    )",
+        "  File \"/app/jobs.py\", line 3, in f",
+        "    return (a /",
+        "            ~~^",
+        "            b)",
+        "            ~",
+        "ZeroDivisionError: division by zero",
+    ];
+    let second = [
+        "Traceback (most recent call last):",
+        "  File \"/app/views.py\", line 7, in <module>",
+        "    h({})",
+        "    ~^^^^",
+        "  File \"/app/views.py\", line 3, in h",
+        "    return x[",
+        "           ~^",
+        "        \"key\"",
+        "        ^^^^^",
+        "    ]",
+        "    ^",
+        "ZeroDivisionError: division by zero",
+    ];
+    let mut m = miner();
+    let mut code = None;
+    for line in first.iter().chain(&second) {
+        let o = m.observe(line, None, 0);
+        if line.starts_with("    ") {
+            let id = *code.get_or_insert(o.id);
+            assert_eq!((o.id, o.template), (id, "<*>"), "{line}");
+        }
+    }
+    for line in second {
+        assert!(!m.observe(line, None, 0).is_new, "{line}");
+    }
 }

@@ -9,7 +9,11 @@
 //!
 //! - Python prints each frame as `  File "app.py", line 12, in handler`, then the frame's line
 //!   of code indented deeper, `    return view(*args)`, and from Python 3.11 sometimes a line of
-//!   `^` and `~` under the part that failed.
+//!   `^` and `~` under the part that failed. The code runs on while lines stay indented deeper
+//!   than the frame: from Python 3.13 a statement over several lines is quoted whole (`    return
+//!   f(`, `        1,`, `    )`), with markers under each of its lines. What ends it is a line
+//!   no deeper than the frame: the next frame, `[Previous line repeated …]`, the exception. A
+//!   frame is never code, however deep.
 //! - Go prints, after `goroutine 1 [running]:`, each frame as the function called,
 //!   `main.(*Server).handle(0xc000123400, {0x8b0e88, 0xc000098150})`, then its file and line,
 //!   indented, `\t/app/server.go:42 +0x1d`.
@@ -28,7 +32,7 @@ pub(crate) enum Traceback {
     None,
     /// A frame, indented by this many bytes.
     Frame(usize),
-    /// A frame's line of code, indented by this many bytes.
+    /// A line of a frame's code (or of markers under it), the frame indented by this many bytes.
     Code(usize),
     /// A Go goroutine's header or one of its frames.
     Goroutine,
@@ -41,28 +45,27 @@ impl Traceback {
         let text = line.trim_ascii_start();
         let indent = line.len() - text.len();
         let text = text.trim_ascii_end();
-        let value = !text.is_empty()
-            && match self {
-                Traceback::None => false,
-                Traceback::Frame(frame) => indent > frame,
-                // A line of markers under the code (`^^^^^`, `~~~^^^`).
-                Traceback::Code(code) => indent >= code && is_marker(text),
-                Traceback::Goroutine => indent == 0 && is_go_call(text),
-            };
-        let next = if is_frame(text) {
-            Traceback::Frame(indent)
-        } else if is_goroutine(text)
-            || (self == Traceback::Goroutine
-                && (value || (indent > 0 && is_go_place(text)) || text.starts_with("created by ")))
-        {
-            // A goroutine's header, or a line of its frames.
+        if is_frame(text) {
+            return (false, Traceback::Frame(indent));
+        }
+        if is_goroutine(text) {
+            return (false, Traceback::Goroutine);
+        }
+        match self {
+            Traceback::Frame(frame) | Traceback::Code(frame)
+                if indent > frame && !text.is_empty() =>
+            {
+                (true, Traceback::Code(frame))
+            }
+            Traceback::Goroutine if indent == 0 && is_go_call(text) => (true, self),
+            // A frame's place, or the call that started the goroutine: its frames go on.
             Traceback::Goroutine
-        } else if value {
-            Traceback::Code(indent)
-        } else {
-            Traceback::None
-        };
-        (value, next)
+                if (indent > 0 && is_go_place(text)) || text.starts_with("created by ") =>
+            {
+                (false, self)
+            }
+            _ => (false, Traceback::None),
+        }
     }
 }
 
@@ -103,11 +106,6 @@ fn is_frame(text: &str) -> bool {
             .get(at + "\", line ".len())
             .is_some_and(u8::is_ascii_digit)
     })
-}
-
-/// Only `^` and `~` (and spaces): the markers Python puts under the failing part of the code.
-fn is_marker(text: &str) -> bool {
-    text.bytes().all(|c| matches!(c, b'^' | b'~' | b' '))
 }
 
 #[cfg(test)]
@@ -189,5 +187,40 @@ mod tests {
             read(&["  File \"a.py\", line 1, in f", "   ", "    ^^^"]),
             [false, false, false]
         );
+    }
+
+    #[test]
+    fn every_line_of_a_statement_over_several_lines_is_code() {
+        // Python 3.13 quotes the whole statement, markers under each of its lines.
+        let lines = [
+            "  File \"/app/jobs.py\", line 6, in g",
+            "    return f(",
+            "        1,",
+            "        0,",
+            "    )",
+            "  File \"/app/jobs.py\", line 3, in f",
+            "    return (a /",
+            "            ~~^",
+            "            b)",
+            "            ~",
+            "  [Previous line repeated 2 more times]",
+            "ZeroDivisionError: division by zero",
+        ];
+        assert_eq!(
+            read(&lines),
+            [
+                false, true, true, true, true, false, true, true, true, true, false, false
+            ]
+        );
+    }
+
+    #[test]
+    fn a_frame_is_never_code() {
+        let lines = [
+            "  File \"a.py\", line 1, in f",
+            "    File \"b.py\", line 2, in g",
+            "      x = 1",
+        ];
+        assert_eq!(read(&lines), [false, false, true]);
     }
 }
