@@ -3391,3 +3391,40 @@ fn a_statement_over_several_lines_under_a_frame_is_code_to_its_end() {
         assert!(!m.observe(line, None, 0).is_new, "{line}");
     }
 }
+
+#[test]
+fn code_in_an_exception_group_is_one_value_too() {
+    // Behind the `|` of an exception group, each line of code was a message of its own.
+    let first = [
+        "  + Exception Group Traceback (most recent call last):",
+        "  |   File \"/app/main.py\", line 10, in <module>",
+        "  |     b()",
+        "  |     ~^^",
+        "  | ExceptionGroup: inner (2 sub-exceptions)",
+        "  +-+---------------- 1 ----------------",
+        "    | Traceback (most recent call last):",
+        "    |   File \"/app/main.py\", line 2, in a",
+        "    |     def a(): raise ValueError(\"x\")",
+        "    |              ^^^^^^^^^^^^^^^^^^^^^",
+        "    | ValueError: x",
+    ];
+    let second = [
+        "  + Exception Group Traceback (most recent call last):",
+        "  |   File \"/app/tasks.py\", line 31, in run",
+        "  |     async with anyio.create_task_group() as tg:",
+        "  | ExceptionGroup: inner (2 sub-exceptions)",
+        "  +-+---------------- 1 ----------------",
+        "    | Traceback (most recent call last):",
+        "    |   File \"/app/tasks.py\", line 12, in fetch",
+        "    |     await client.get(url, timeout=5)",
+        "    | ValueError: x",
+    ];
+    let mut m = miner();
+    for line in first {
+        m.observe(line, None, 0);
+    }
+    for line in second {
+        let o = m.observe(line, None, 0);
+        assert!(!o.is_new, "{line} made {}", o.template);
+    }
+}

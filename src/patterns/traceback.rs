@@ -13,7 +13,9 @@
 //!   than the frame: from Python 3.13 a statement over several lines is quoted whole (`    return
 //!   f(`, `        1,`, `    )`), with markers under each of its lines. What ends it is a line
 //!   no deeper than the frame: the next frame, `[Previous line repeated …]`, the exception. A
-//!   frame is never code, however deep.
+//!   frame is never code, however deep. Python 3.11 prints an exception group's tracebacks
+//!   behind a bar, `  |   File …` and `  |     b()`, nested groups further right: the bar
+//!   counts as indentation.
 //! - Go prints, after `goroutine 1 [running]:`, each frame as the function called,
 //!   `main.(*Server).handle(0xc000123400, {0x8b0e88, 0xc000098150})`, then its file and line,
 //!   indented, `\t/app/server.go:42 +0x1d`.
@@ -42,7 +44,9 @@ impl Traceback {
     /// Reads `line` after the line this state describes: whether `line` is one value (a
     /// Python frame's code, a Go frame's function), and the state after it.
     pub(crate) fn next(self, line: &str) -> (bool, Traceback) {
-        let text = line.trim_ascii_start();
+        // An exception group draws its tracebacks behind `|` (`  |   File …`, `  |     b()`):
+        // the bar indents as a space does.
+        let text = line.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '|');
         let indent = line.len() - text.len();
         let text = text.trim_ascii_end();
         if is_frame(text) {
@@ -210,6 +214,30 @@ mod tests {
             read(&lines),
             [
                 false, true, true, true, true, false, true, true, true, true, false, false
+            ]
+        );
+    }
+
+    #[test]
+    fn the_code_of_a_frame_in_an_exception_group_is_code() {
+        // Python 3.11 draws an exception group's tracebacks behind `|`.
+        let lines = [
+            "  + Exception Group Traceback (most recent call last):",
+            "  |   File \"/app/main.py\", line 10, in <module>",
+            "  |     b()",
+            "  |     ~^^",
+            "  | ExceptionGroup: inner (2 sub-exceptions)",
+            "  +-+---------------- 1 ----------------",
+            "    | Traceback (most recent call last):",
+            "    |   File \"/app/main.py\", line 2, in a",
+            "    |     def a(): raise ValueError(\"x\")",
+            "    |              ^^^^^^^^^^^^^^^^^^^^^",
+            "    | ValueError: x",
+        ];
+        assert_eq!(
+            read(&lines),
+            [
+                false, false, true, true, false, false, false, false, true, true, false
             ]
         );
     }
