@@ -382,13 +382,15 @@ impl Miner {
         self.lb = lb;
     }
 
-    /// Whether pattern `p` is one bare value and nothing else (`<*>`): no rule reads words in it, and
-    /// its samples may be lines that were one value only by the line before them (a Python
+    /// Whether pattern `p` is one bare value and nothing else (`<*>`): no rule reads words in it,
+    /// and its samples may be lines that were one value only by the line before them (a Python
     /// frame's code, see `traceback.rs`), which on their own no longer fit it.
     fn is_lone_value(&self, p: u32) -> bool {
-        self.pats[p as usize].shapes.iter().all(|&si| {
-            matches!(self.shapes[si as usize].toks.as_slice(), [t] if t.slot != Slot::Const && &*t.text == "<*>")
-        })
+        let bare = |t: &TTok| t.slot != Slot::Const && &*t.text == "<*>";
+        self.pats[p as usize]
+            .shapes
+            .iter()
+            .all(|&si| matches!(self.shapes[si as usize].toks.as_slice(), [t] if bare(t)))
     }
 
     /// Whether `sample` still matches one of pattern `p`'s shapes under the current rules.
