@@ -73,23 +73,43 @@ impl Traceback {
     }
 }
 
-/// `goroutine 1 [running]:`, `goroutine 7 [chan receive, 5 minutes]:`: a goroutine's header.
+/// `goroutine 1 [running]:`, `goroutine 7 [chan receive, 5 minutes]:`, `goroutine 1 gp=0xc000002380
+/// m=0 mp=0x5f1e40 [running]:` (with `GOTRACEBACK=system`): a goroutine's header.
 fn is_goroutine(text: &str) -> bool {
-    text.strip_prefix("goroutine ")
-        .and_then(|rest| rest.split_once(" ["))
-        .is_some_and(|(id, _)| !id.is_empty() && id.bytes().all(|c| c.is_ascii_digit()))
+    let Some((id, rest)) = text
+        .strip_prefix("goroutine ")
+        .and_then(|rest| rest.split_once(' '))
+    else {
+        return false;
+    };
+    let Some((fields, _)) = rest.split_once('[') else {
+        return false;
+    };
+    !id.is_empty()
+        && id.bytes().all(|c| c.is_ascii_digit())
+        && fields.split_ascii_whitespace().all(|f| f.contains('='))
         && text.ends_with("]:")
 }
 
 /// `main.(*Server).handle(0xc000123400, {0x8b0e88})`, `main.main()`, `panic({0x5f1e40?})`: the
-/// function a Go frame called, a name without spaces and its arguments in brackets.
+/// function a Go frame called, a name without spaces in a package (or `panic`), and its
+/// arguments in brackets as Go prints them: words in hex, `{…}`, `...` and `?`. Another
+/// program's line that ends with `)` (`connect(2) failed (errno 111)`, `load(path) failed`) is
+/// no call, though it comes right after a dump.
 fn is_go_call(text: &str) -> bool {
-    text.ends_with(')')
-        && text.find('(').is_some_and(|p| {
-            let name = &text.as_bytes()[..p];
-            name.first().is_some_and(u8::is_ascii_alphabetic)
-                && !name.iter().any(u8::is_ascii_whitespace)
-        })
+    let Some((name, args)) = text
+        .strip_suffix(')')
+        .and_then(|body| body.rsplit_once('('))
+    else {
+        return false;
+    };
+    let name_ok = name.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && !name.bytes().any(|c| c.is_ascii_whitespace())
+        && (name.contains('.') || name == "panic");
+    let args_ok = args.bytes().all(|c| {
+        c.is_ascii_hexdigit() || matches!(c, b'x' | b'{' | b'}' | b',' | b' ' | b'.' | b'?')
+    });
+    name_ok && args_ok
 }
 
 /// `/app/server.go:42 +0x1d`: where a Go frame is, a file and a line.
@@ -171,6 +191,40 @@ mod tests {
         assert_eq!(read(&lines), want);
         // A call on its own, or after a frame's place outside a goroutine, is a message.
         assert_eq!(read(&["main.main()", "\t/app/main.go:3"]), [false, false]);
+    }
+
+    #[test]
+    fn a_message_after_a_goroutine_is_no_call() {
+        // Another program's lines after a dump end with `)` too: each keeps its words.
+        let lines = [
+            "goroutine 1 [running]:",
+            "main.main()",
+            "\t/app/main.go:5 +0x1d",
+            "connect(2) failed (errno 111)",
+            "retry(3) scheduled for job (nightly)",
+            "config.load(path) failed (see above)",
+            "goroutine 2 [running]:",
+            "Worker(7) stopped",
+        ];
+        assert_eq!(
+            read(&lines),
+            [false, true, false, false, false, false, false, false]
+        );
+        // Go's own frames: methods, closures, generics, elided and imprecise arguments, a panic.
+        let lines = [
+            "goroutine 1 gp=0xc000002380 m=0 mp=0x5f1e40 [running, locked to thread]:",
+            "panic({0x5f1e40?, 0xc00001e0c0?})",
+            "\t/usr/local/go/src/runtime/panic.go:770 +0x132",
+            "main.(*Server).handle(0xc000123400, {0x8b0e88, 0xc000098150})",
+            "main.main.func1()",
+            "main.Map[...](...)",
+            "gopkg.in/yaml%2ev2.(*decoder).unmarshal(0xc0001, 0x2)",
+            "created by main.main in goroutine 1",
+        ];
+        assert_eq!(
+            read(&lines),
+            [false, true, false, true, true, true, true, false]
+        );
     }
 
     #[test]
