@@ -81,8 +81,9 @@ const MIN_SIBLINGS: usize = 2;
 /// 7: each member of a compact JSON line is one `key=value` token, and a `key=value` value runs
 /// on past the `&`s of a URL's query. 8: a quoted value runs past the quotes it escapes, and a
 /// quoted message that opens a structured line (klog's `"Message" key="…"`) keeps its words.
-/// 9: a JavaScript stack frame, or a .NET one with its file, after `at` is one value, `at <*>`,
-/// and so is a PHP frame after its number, `#<NUM> <*>`.
+/// 9: a JavaScript stack frame (one name and a script's place), or a .NET one with its file,
+/// after `at` is one value, `at <*>`, and so is a PHP frame with its file's path after its
+/// number, `#<NUM> <*>`.
 pub(crate) const TOKEN_RULES: u64 = 9;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one

@@ -143,35 +143,87 @@ pub(super) fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize
 
 /// Where a JavaScript stack frame that opens at `from` ends, as Node.js and browsers print one
 /// after `at`: `getUser (/app/users.js:42:17)`, `async Promise.all (index 0)`, `Layer.handle [as
-/// handle_request] (/app/layer.js:95:5)` or a bare location, `/app/index.js:10:15`. The frame
-/// must end the line with a location of a line and a column (`:42:17`, in brackets or not) or
-/// with Node's `(index N)`, `(native)` or `(<anonymous>)`. The function and where it is are one
-/// value, as a Java frame is (see [`stack_frame`]): `at <*>`, so that a stack printed line by
-/// line is one pattern whatever functions it went through. `None` for anything else after `at`.
+/// handle_request] (/app/layer.js:95:5)` or a bare location, `/app/index.js:10:15`. A frame is
+/// one of those shapes whole: maybe `async` or `new`, then one name, maybe `[as alias]`, then in
+/// brackets a location of a script (a path, a URL, `node:events`, `<anonymous>`) with a line and
+/// a column, or Node's `(index N)`, `(native)` or `(<anonymous>)`; or maybe `async` and a bare
+/// location. The function and where it is are one value, as a Java frame is (see
+/// [`stack_frame`]): `at <*>`, so that a stack printed line by line is one pattern whatever
+/// functions it went through. `None` for anything else after `at`: a message that only ends like
+/// a frame (`at startup: loaded from /etc/x.conf:1:2`, `at capacity (db.example.com:5432:1)`)
+/// keeps its words, or distinct events would share one pattern.
 pub(super) fn script_frame(s: &[u8], from: usize) -> Option<usize> {
     let end = text_end(s);
-    let text = s.get(from..end).filter(|t| !t.is_empty())?;
-    let last = text.rsplit(u8::is_ascii_whitespace).next().unwrap_or(text);
-    // A location in brackets is the last word whole: `(/app/x.js:1:2)`, not `(got 2:1:0)`.
-    let place = match last.strip_suffix(b")") {
-        Some(inner) => inner.strip_prefix(b"(").unwrap_or_default(),
-        None => last,
-    };
+    let mut text = s.get(from..end).filter(|t| !t.is_empty())?;
+    for keyword in [&b"async "[..], b"new "] {
+        if let Some(rest) = text.strip_prefix(keyword) {
+            text = &rest[skip_spaces(rest, 0)..];
+        }
+    }
+    if is_script_place(text) {
+        return Some(end);
+    }
+    let (name, rest) = split_word(text);
+    let name_ok = !name.is_empty()
+        && !name
+            .iter()
+            .any(|c| matches!(c, b':' | b'(' | b')' | b'[' | b']' | b'"' | b'\''));
+    let mut rest = rest;
+    if let Some(alias) = rest.strip_prefix(b"[as ") {
+        let close = alias.iter().position(|&c| c == b']')?;
+        rest = &alias[close + 1..];
+        rest = &rest[skip_spaces(rest, 0)..];
+    }
+    let inner = rest.strip_prefix(b"(")?.strip_suffix(b")")?;
+    let number = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
+    let place = is_script_place(inner)
+        || inner == b"native"
+        || inner == b"<anonymous>"
+        || inner.strip_prefix(b"index ").is_some_and(number);
+    (name_ok && place).then_some(end)
+}
+
+/// `text` split after its first word: the word, and what follows its spaces.
+fn split_word(text: &[u8]) -> (&[u8], &[u8]) {
+    let at = text
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(text.len());
+    (&text[..at], &text[skip_spaces(text, at)..])
+}
+
+/// `/app/users.js:42:17`, `node:internal/process/task_queues:95:5`, `https://x.io/a.js:1:2`,
+/// `<anonymous>:1:1`: where JavaScript code is, a script and a line and a column, no spaces.
+/// The script is a path or a URL, a module of Node's own, or has a script's extension: `db.
+/// example.com:5432:1` is a host and a port, and `10:30:45` a time.
+fn is_script_place(place: &[u8]) -> bool {
     let number = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
     let mut parts = place.rsplitn(3, |&c| c == b':');
-    let located = matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(col), Some(line), Some(file))
-            if number(col) && number(line) && file.iter().any(|&c| matches!(c, b'/' | b'\\' | b'.'))
-    );
-    let named = text.ends_with(b"(native)")
-        || text.ends_with(b"(<anonymous>)")
-        || text
-            .strip_suffix(b")")
-            .and_then(|t| t.rsplit(|&c| c == b'(').next())
-            .and_then(|t| t.strip_prefix(b"index "))
-            .is_some_and(number);
-    (located || named).then_some(end)
+    let (Some(col), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let script = |f: &[u8]| {
+        f.iter().any(|&c| matches!(c, b'/' | b'\\'))
+            || f.starts_with(b"node:")
+            || f.ends_with(b"<anonymous>")
+            || [
+                &b".js"[..],
+                b".mjs",
+                b".cjs",
+                b".ts",
+                b".mts",
+                b".cts",
+                b".jsx",
+                b".tsx",
+            ]
+            .iter()
+            .any(|ext| f.ends_with(ext))
+    };
+    number(col)
+        && number(line)
+        && !file.is_empty()
+        && !file.iter().any(u8::is_ascii_whitespace)
+        && script(file)
 }
 
 /// Where a .NET stack frame that opens at `from` ends, as the runtime prints one after `at`
@@ -195,15 +247,24 @@ pub(super) fn dotnet_frame(s: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Where a PHP stack frame that opens at `from` ends, after its number (`#0`): `/var/www/
-/// Order.php(42): App\Repo->find(17)`, a file, its line and the call. One value, as a Java
-/// frame is: `#<NUM> <*>`. `{main}`, the last frame, is not one.
+/// Order.php(42): App\Repo->find(17)`, a file by its path, its line and the call, or PHP 8's
+/// `[internal function]: App\Kernel->handle()`. One value, as a Java frame is: `#<NUM> <*>`.
+/// `{main}`, the last frame, is not one; nor is a file without a path (`#13 v1.2(4): released`,
+/// an issue's number and a message).
 pub(super) fn php_frame(s: &[u8], from: usize) -> Option<usize> {
     let end = text_end(s);
     let text = s.get(from..end)?;
+    if text
+        .strip_prefix(b"[internal function]: ")
+        .is_some_and(|call| !call.is_empty())
+    {
+        return Some(end);
+    }
     let first = text.split(u8::is_ascii_whitespace).next()?;
     let place = first.strip_suffix(b"):")?;
     let (file, line) = split_last(place, b"(")?;
     (file.contains(&b'.')
+        && file.iter().any(|&c| matches!(c, b'/' | b'\\'))
         && !line.is_empty()
         && line.iter().all(u8::is_ascii_digit)
         && first.len() < text.len())

@@ -3428,3 +3428,29 @@ fn code_in_an_exception_group_is_one_value_too() {
         assert!(!o.is_new, "{line} made {}", o.template);
     }
 }
+
+#[test]
+fn a_message_that_only_ends_like_a_frame_is_announced_as_new() {
+    // After a stack printed line by line, messages that open with `at` or `#1`, or end with
+    // `)` after a goroutine's dump, are events of their own, not one more frame.
+    let mut m = miner();
+    for line in [
+        "at getUser (/app/users.js:42:17)",
+        "at Layer.handle [as handle_request] (/app/layer.js:95:5)",
+        "#0 /var/www/a.php(42): App\\Repo->find(17)",
+        "goroutine 1 [running]:",
+        "main.main()",
+        "\t/app/main.go:5 +0x1d",
+    ] {
+        m.observe(line, None, 0);
+    }
+    for line in [
+        "connect(2) failed (errno 111)",
+        "at startup: loaded 3 plugins from /etc/x.conf:1:2",
+        "at capacity (db.example.com:5432:1)",
+        "#12 README.md(3): typo fixed",
+    ] {
+        let o = m.observe(line, None, 0);
+        assert!(o.is_new, "{line} joined {}", o.template);
+    }
+}

@@ -1725,6 +1725,46 @@ mod tests {
     }
 
     #[test]
+    fn a_message_after_at_or_a_number_is_no_frame() {
+        // Ordinary messages that end like a frame: each must keep its words, or distinct
+        // events would share `at <*>` and never be announced as new.
+        for line in [
+            "at startup: loaded 3 plugins from /etc/x.conf:1:2",
+            "at noon backup done 10.0.0.1:22:3",
+            "at least one worker crashed see ./x:1:2",
+            "at capacity (db.example.com:5432:1)",
+            "at shutdown something failed (<anonymous>)",
+            "at least 3 retries, last (index 2)",
+            "at peak load the queue hit (native)",
+        ] {
+            assert_ne!(toks(line)[1..], ["<*>"], "{line}");
+        }
+        // A PHP frame names a file by its path.
+        for line in [
+            "#13 v1.2(4): released to staging",
+            "#12 README.md(3): typo fixed",
+        ] {
+            assert_ne!(toks(line)[1..], ["<*>"], "{line}");
+        }
+        // Frames Node prints still are frames.
+        for frame in [
+            "at EventEmitter.emit (node:events:517:28)",
+            "at async /app/jobs.js:3:9",
+            "at Object.<anonymous> (C:\\app\\index.js:1:7)",
+            "at new Promise (<anonymous>)",
+            "at Timeout.<computed> [as _onTimeout] (/app/t.js:2:3)",
+            "at t (https://cdn.example.com/main.3f2a.js:1:2345)",
+            "at evalmachine.<anonymous>:1:1",
+        ] {
+            assert_eq!(toks(frame), ["at", "<*>"], "{frame}");
+        }
+        assert_eq!(
+            toks("#0 [internal function]: App\\Kernel->handle(Object(Request))"),
+            ["#<NUM>", "<*>"]
+        );
+    }
+
+    #[test]
     fn an_http_method_before_a_path_is_a_value() {
         assert_eq!(
             toks("exception on PATCH /api/orders/7"),
