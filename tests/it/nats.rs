@@ -524,7 +524,9 @@ async fn a_message_over_the_servers_max_payload_is_rejected_not_retried() {
 async fn two_instances_on_one_durable_consumer_split_the_work() {
     const LINES: usize = 4000;
     let server = NatsServer::start().await;
-    publish_numbered(&server, LINES);
+    // The stream first, empty: with the lines already in it, the instance that was up first
+    // could take all of them before the second one connected (split 4000 / 0 on a busy machine).
+    publish_numbered(&server, 0);
     let (first, second) = (
         tempfile::tempdir().expect("temp dir"),
         tempfile::tempdir().expect("temp dir"),
@@ -533,6 +535,7 @@ async fn two_instances_on_one_durable_consumer_split_the_work() {
     let options = "max_ack_pending = 50";
     let mut a = start_consumer(&server, first.path(), "out.log", options).await;
     let mut b = start_consumer(&server, second.path(), "out.log", options).await;
+    publish_numbered(&server, LINES);
     server
         .wait_for_stream("LOGS", "empty", Duration::from_secs(60), |n| n == 0)
         .await;
