@@ -47,7 +47,9 @@ use super::mask::Masker;
 use super::middle;
 use super::tail::{self, Cut};
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
-use super::tokenize::{LineBuf, NONE_KEY, Tok, has_placeholder, is_anchor_text, literal_has_digit};
+use super::tokenize::{
+    LineBuf, NONE_KEY, Tok, cut_line, has_placeholder, is_anchor_text, literal_has_digit,
+};
 use super::traceback::Traceback;
 
 /// Most shapes (distinct token counts) one pattern may collect through length-varying matches.
@@ -454,7 +456,8 @@ impl Miner {
         now_ms: i64,
     ) -> Observation<'_> {
         let mut lb = std::mem::take(&mut self.lb);
-        let (frame, traceback) = self.traceback.next(line);
+        // Read as far as the tokens are: a line over the byte cap is not scanned to its end.
+        let (frame, traceback) = self.traceback.next(cut_line(line));
         self.traceback = traceback;
         if frame {
             lb.fill_value(line);

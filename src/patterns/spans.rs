@@ -136,8 +136,7 @@ pub(super) fn stack_frame(tok: &[u8], after_frame: bool) -> Option<(usize, usize
         && method.iter().all(is_name)
         && file.contains(&b'.')
         && file.iter().all(is_name)
-        && !line.is_empty()
-        && line.iter().all(u8::is_ascii_digit);
+        && is_number(line);
     frame.then_some((0, 0))
 }
 
@@ -175,11 +174,10 @@ pub(super) fn script_frame(s: &[u8], from: usize) -> Option<usize> {
         rest = &rest[skip_spaces(rest, 0)..];
     }
     let inner = rest.strip_prefix(b"(")?.strip_suffix(b")")?;
-    let number = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
     let place = is_script_place(inner)
         || inner == b"native"
         || inner == b"<anonymous>"
-        || inner.strip_prefix(b"index ").is_some_and(number);
+        || inner.strip_prefix(b"index ").is_some_and(is_number);
     (name_ok && place).then_some(end)
 }
 
@@ -197,7 +195,6 @@ fn split_word(text: &[u8]) -> (&[u8], &[u8]) {
 /// The script is a path or a URL, a module of Node's own, or has a script's extension: `db.
 /// example.com:5432:1` is a host and a port, and `10:30:45` a time.
 fn is_script_place(place: &[u8]) -> bool {
-    let number = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
     let mut parts = place.rsplitn(3, |&c| c == b':');
     let (Some(col), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
@@ -219,8 +216,8 @@ fn is_script_place(place: &[u8]) -> bool {
             .iter()
             .any(|ext| f.ends_with(ext))
     };
-    number(col)
-        && number(line)
+    is_number(col)
+        && is_number(line)
         && !file.is_empty()
         && !file.iter().any(u8::is_ascii_whitespace)
         && script(file)
@@ -236,13 +233,11 @@ pub(super) fn dotnet_frame(s: &[u8], from: usize) -> Option<usize> {
     let text = s.get(from..end)?;
     let open = text.iter().position(|&c| c == b'(')?;
     let name = &text[..open];
-    let (_, line) = split_last(text, b":line ")?;
-    let located = split_last(&text[..text.len() - line.len()], b") in ").is_some();
+    let (signature, line) = split_last(text, b":line ")?;
     (name.contains(&b'.')
         && !name.iter().any(u8::is_ascii_whitespace)
-        && located
-        && !line.is_empty()
-        && line.iter().all(u8::is_ascii_digit))
+        && split_last(signature, b") in ").is_some()
+        && is_number(line))
     .then_some(end)
 }
 
@@ -265,10 +260,14 @@ pub(super) fn php_frame(s: &[u8], from: usize) -> Option<usize> {
     let (file, line) = split_last(place, b"(")?;
     (file.contains(&b'.')
         && file.iter().any(|&c| matches!(c, b'/' | b'\\'))
-        && !line.is_empty()
-        && line.iter().all(u8::is_ascii_digit)
+        && is_number(line)
         && first.len() < text.len())
     .then_some(end)
+}
+
+/// Whether `t` is a number of decimal digits (a line, a column, a frame's number).
+pub(super) fn is_number(t: &[u8]) -> bool {
+    !t.is_empty() && t.iter().all(u8::is_ascii_digit)
 }
 
 /// `t` split around the last `sep`: what comes before it and what comes after.

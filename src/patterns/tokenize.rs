@@ -37,9 +37,9 @@ use super::id::{combine, fast_hash};
 use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
     ErrorLabel, MAX_QUOTE, Member, bracket_span, dotnet_frame, error_label, error_text,
-    is_http_method, is_json_member, is_message_key, is_setting_name, is_unit_name, json_member,
-    json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces, stack_frame,
-    text_end,
+    is_http_method, is_json_member, is_message_key, is_number, is_setting_name, is_unit_name,
+    json_member, json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces,
+    stack_frame, text_end,
 };
 
 use super::mask::{
@@ -988,9 +988,7 @@ impl LineBuf {
 fn frame_after(marker: &[u8], s: &[u8], from: usize) -> Option<usize> {
     match marker {
         b"at" => script_frame(s, from).or_else(|| dotnet_frame(s, from)),
-        [b'#', digits @ ..] if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
-            php_frame(s, from)
-        }
+        [b'#', digits @ ..] if is_number(digits) => php_frame(s, from),
         _ => None,
     }
 }

@@ -26,15 +26,18 @@
 //! same text on its own is an ordinary message. Interleaved streams can put another line
 //! inside a trace; the frame after it is then read as a message, as before.
 
+use super::spans::is_number;
+
 /// What the line before was, as far as a traceback goes (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Traceback {
     /// Nothing of a traceback.
     #[default]
     None,
-    /// A frame, indented by this many bytes.
+    /// A Python frame, indented by this many bytes.
     Frame(usize),
-    /// A line of a frame's code (or of markers under it), the frame indented by this many bytes.
+    /// A line of a Python frame's code (or of markers under it), the frame indented by this
+    /// many bytes.
     Code(usize),
     /// A Go goroutine's header or one of its frames.
     Goroutine,
@@ -49,7 +52,7 @@ impl Traceback {
         let text = line.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '|');
         let indent = line.len() - text.len();
         let text = text.trim_ascii_end();
-        if is_frame(text) {
+        if is_python_frame(text) {
             return (false, Traceback::Frame(indent));
         }
         if is_goroutine(text) {
@@ -85,8 +88,7 @@ fn is_goroutine(text: &str) -> bool {
     let Some((fields, _)) = rest.split_once('[') else {
         return false;
     };
-    !id.is_empty()
-        && id.bytes().all(|c| c.is_ascii_digit())
+    is_number(id.as_bytes())
         && fields.split_ascii_whitespace().all(|f| f.contains('='))
         && text.ends_with("]:")
 }
@@ -117,11 +119,11 @@ fn is_go_place(text: &str) -> bool {
     let place = text.split_ascii_whitespace().next().unwrap_or_default();
     place
         .rsplit_once(".go:")
-        .is_some_and(|(_, line)| !line.is_empty() && line.bytes().all(|c| c.is_ascii_digit()))
+        .is_some_and(|(_, line)| is_number(line.as_bytes()))
 }
 
 /// `File "app.py", line 12, in handler` (leading spaces removed): a frame as Python prints it.
-fn is_frame(text: &str) -> bool {
+fn is_python_frame(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("File \"") else {
         return false;
     };
