@@ -404,6 +404,7 @@ impl Miner {
         let max_mism = ((1.0 - self.cfg.similarity) * n as f64 + 1e-9).floor() as u32;
         let mut collapsed = Vec::new();
         let wording = lb.wording();
+        let record = lb.is_record();
         self.pats[p as usize].shapes.iter().any(|&si| {
             let toks = &self.shapes[si as usize].toks;
             if tail::joins_open(toks, lb, &mut collapsed)
@@ -411,7 +412,7 @@ impl Miner {
             {
                 true
             } else if toks.len() == n {
-                template::compare(toks, &lb.toks, max_mism)
+                template::compare(toks, &lb.toks, max_mism, record)
                     .is_some_and(|score| score.accepts(self.cfg.similarity))
             } else {
                 template::align(toks, &lb.toks, &wording).is_some_and(|score| score.mism == 0)
@@ -620,6 +621,7 @@ impl Miner {
         }
         let toks = &lb.toks;
         let n = toks.len();
+        let record = lb.is_record();
         let threshold = self.cfg.similarity;
         let max_mism = ((1.0 - threshold) * n as f64 + 1e-9).floor() as u32;
         let mut best: Option<(u32, Score)> = None;
@@ -631,7 +633,7 @@ impl Miner {
             if let Some(leaf) = self.leaves.get(&key) {
                 for &si in leaf {
                     let s = &self.shapes[si as usize];
-                    if let Some(score) = template::compare(&s.toks, toks, max_mism)
+                    if let Some(score) = template::compare(&s.toks, toks, max_mism, record)
                         && score.accepts(threshold)
                         && best.is_none_or(|(b, bs)| self.better(si, score, b, bs))
                         && !changes_label(&s.toks, toks)
@@ -653,7 +655,12 @@ impl Miner {
             }
         }
         if best.is_none() {
-            best = self.variable_second_token(&route, toks, (max_mism, threshold), &mut blocked);
+            best = self.variable_second_token(
+                &route,
+                (toks, record),
+                (max_mism, threshold),
+                &mut blocked,
+            );
         }
         // An open shape that takes the line as it is beats one that must generalise to take
         // it (a word, or the word a `key=word` field held), and any shape of another length: a
@@ -824,7 +831,7 @@ impl Miner {
                 let s = &self.shapes[si as usize];
                 if open_here(&s.toks)
                     && *blocked != Some(s.pat)
-                    && let Some(score) = template::compare(&s.toks, collapsed, 0)
+                    && let Some(score) = template::compare(&s.toks, collapsed, 0, false)
                     && best.is_none_or(|(_, b)| score.rank() > b.rank())
                 {
                     // A held word keeps the line out, as at one length (see `frozen`).
@@ -851,7 +858,7 @@ impl Miner {
     fn variable_second_token(
         &self,
         route: &Route,
-        toks: &[Tok],
+        (toks, record): (&[Tok], bool),
         (max_mism, threshold): (u32, f64),
         blocked: &mut Option<u32>,
     ) -> Option<(u32, Score)> {
@@ -860,7 +867,7 @@ impl Miner {
         let mut best: Option<(u32, Score)> = None;
         for &si in group.iter().rev().take(MAX_ALIGN_CANDIDATES) {
             let s = &self.shapes[si as usize];
-            if let Some(score) = template::compare(&s.toks, toks, max_mism)
+            if let Some(score) = template::compare(&s.toks, toks, max_mism, record)
                 && score.accepts(threshold)
                 && !changes_label(&s.toks, toks)
             {

@@ -82,7 +82,7 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
         return false;
     }
     collapse(&lb.toks, (p, lb.toks.len()), buf);
-    template::compare(t, buf, 0).is_some()
+    template::compare(t, buf, 0, false).is_some()
 }
 
 /// A run of a line's tokens to collapse into one variable token: from after the label at the

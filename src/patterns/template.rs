@@ -257,8 +257,13 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
 /// from `12345` and a UUID, or a traceback's code and a number) took a word where its
 /// wildcard stands with nothing compared at all, so every word alone (`Killed`, `ERROR`, a new
 /// event) joined it silently. Its values took values only.
+///
+/// Why `record` counts values that agree: a line that is a row of fields (see
+/// `LineBuf::is_record`) has few words, so one word of a field that differs (a frontend's name,
+/// a termination state) would weigh as much as a word of a sentence; its values are fields of
+/// the same row, and agreeing there is evidence too.
 #[inline]
-pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> {
+pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, record: bool) -> Option<Score> {
     let mut s = Score {
         counted: 0,
         mism: 0,
@@ -273,6 +278,8 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32) -> Option<Score> 
     let mut worded = false;
     for (a, b) in t.iter().zip(line) {
         let (c, m) = pair(a, b)?;
+        // In a record, a value where the template has one is a field that agrees.
+        let c = c + u32::from(record && a.slot == Slot::Var && b.var);
         filled += u32::from(fills_blank(a, b));
         agreed += u32::from(agrees(a, b));
         worded |= a.slot == Slot::Wild && !b.var && !b.blank;

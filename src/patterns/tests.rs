@@ -3454,3 +3454,43 @@ fn a_message_that_only_ends_like_a_frame_is_announced_as_new() {
         assert!(o.is_new, "{line} joined {}", o.template);
     }
 }
+
+#[test]
+fn rows_of_fields_that_differ_in_a_word_of_a_field_are_one_event() {
+    // An access log's rows are nearly all values; the frontend's name and the termination state
+    // are the only words left, and another one there is another value, not another event (see
+    // `LineBuf::is_record`).
+    let mut m = miner();
+    let first = m
+        .observe(
+            "10.1.2.3:5120 [07/Dec/2026:10:00:01.120] web_tls~ pool_a/node-2 4/0/1/9/14 200 5120 - - ---- 12/3/1/0/0 0/0 \"GET /a HTTP/1.1\"",
+            None,
+            0,
+        )
+        .id;
+    for row in [
+        "10.1.2.9:6100 [07/Dec/2026:10:00:02.410] web_plain web_plain/<NOSRV> 2/-1/-1/-1/3 301 88 - - LR-- 13/3/1/0/0 0/0 \"GET /b HTTP/1.1\"",
+        "10.1.2.4:5121 [07/Dec/2026:10:00:03.120] web_tls~ pool_b/node-1 4/0/1/9/14 200 5120 - - --NI 12/3/1/0/0 0/0 \"POST /c HTTP/1.1\"",
+    ] {
+        let o = m.observe(row, None, 0);
+        assert_eq!(o.id, first, "{row} made {}", o.template);
+    }
+    // An UPPER-CASE word still tells rows apart (see `template::pair`): a resolver's reply
+    // with SERVFAIL is not the one with NOERROR.
+    let ok = m
+        .observe("10.9.0.4 shop.example. A IN NOERROR 0.000312 0 77", None, 0)
+        .id;
+    let o = m.observe(
+        "10.9.0.5 shop.example. A IN SERVFAIL 1.877310 0 56",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != ok, "{}", o.template);
+    // A sentence with as few words is compared on its words, as before.
+    let mut m = miner();
+    let first = m
+        .observe("10.0.0.1 41 17 connection reset 9 8 7", None, 0)
+        .id;
+    let o = m.observe("10.0.0.1 41 17 disk full 9 8 7", None, 0);
+    assert!(o.is_new && o.id != first, "{}", o.template);
+}

@@ -175,6 +175,34 @@ impl LineBuf {
         self.toks.iter().map(|t| is_wording(self.text(t))).collect()
     }
 
+    /// Whether the line is a record: a row of fields, as an access log, a proxy's or a resolver's
+    /// query log writes one (`<IP> [<TIME>] fe_https~ be_static/static-1 12/0/3/7/24 200 278287 - -
+    /// ---- …`), not a sentence about an event. Why it matters: most of a record's fields are
+    /// values, so the few words left (a frontend's name, a termination state `----`/`LR--`) are
+    /// nearly all that two lines are compared on, and one of them differing looks like other
+    /// wording. In a record, a value where the template has one agrees (see `template::compare`).
+    /// A record has at least [`MIN_RECORD_FIELDS`] tokens, at least half of them values (masked,
+    /// with digits, empty), and no phrase: no two words of letters side by side with a lower-case
+    /// one among them (`open through proxy`, `Packet with invalid ack`), which is how a message
+    /// reads.
+    pub(crate) fn is_record(&self) -> bool {
+        let n = self.toks.len();
+        if n < MIN_RECORD_FIELDS {
+            return false;
+        }
+        let mut values = 0;
+        let mut after_word = false;
+        for t in &self.toks {
+            values += usize::from(t.var || t.digit || t.valued || t.blank);
+            let word = !t.var && is_phrase_word(self.text(t));
+            if word && after_word {
+                return false;
+            }
+            after_word = word;
+        }
+        values * 2 >= n
+    }
+
     /// The masked line, tokens joined by single spaces (used to derive ids and for display).
     pub(crate) fn joined(&self, out: &mut Vec<u8>) {
         out.clear();
@@ -1082,6 +1110,22 @@ pub(crate) fn is_wording(t: &[u8]) -> bool {
     lower || shouted
 }
 
+/// Fewest tokens of a record (see [`LineBuf::is_record`]): shorter lines are short messages
+/// (`Proxy fe_http started.`), whose few words are what tells them apart.
+const MIN_RECORD_FIELDS: usize = 5;
+
+/// A word of a phrase (see [`LineBuf::is_record`]): letters only, at least two, one of them
+/// lower-case, maybe ending in `,`, `.`, `:` or `;`.
+fn is_phrase_word(t: &[u8]) -> bool {
+    let core = match t.last() {
+        Some(b',' | b'.' | b':' | b';') => &t[..t.len() - 1],
+        _ => t,
+    };
+    core.len() >= 2
+        && core.iter().all(u8::is_ascii_alphabetic)
+        && core.iter().any(u8::is_ascii_lowercase)
+}
+
 /// `name.ext:` (a dot between two letters or digits, and a colon at the end).
 fn is_dotted_subject(t: &[u8]) -> bool {
     t.last() == Some(&b':')
@@ -1222,6 +1266,36 @@ mod tests {
             .iter()
             .map(|t| String::from_utf8(lb.text(t).to_vec()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_row_of_fields_is_a_record_and_a_sentence_is_not() {
+        let m = Masker::new(Builtins::all(), Vec::new());
+        let mut lb = LineBuf::default();
+        let mut record = |line: &str| {
+            lb.fill(line, &m, 128);
+            lb.is_record()
+        };
+        for yes in [
+            "10.1.2.3:5120 [07/Dec/2026:10:00:01.120] web_tls~ pool_a/node-2 4/0/1/9/14 200 5120 - - ---- 12/3/1/0/0 0/0 \"GET /a HTTP/1.1\"",
+            "1765101601.204 311 10.9.0.4 TCP_MISS/200 8812 GET http://repo.example/x.deb bob HIER_DIRECT/10.9.0.1 application/octet-stream",
+            "2026-12-07 10:00:01 node-7 42 17 0.5 3 - -",
+        ] {
+            assert!(record(yes), "{yes}");
+        }
+        for no in [
+            // Sentences: two words side by side.
+            "Health check for server pool_a/node-2 failed, reason: Layer7 timeout, check duration: 2001ms",
+            "chrome.exe - proxy.example.org:5070 open through proxy proxy.example.org:5070 HTTPS",
+            "10.0.0.1 41 17 connection reset 9 8",
+            // Too short to be a row.
+            "Proxy web_tls started.",
+            "10.0.0.1 41 17 x",
+            // Mostly words, none side by side.
+            "Notification: 2 (n.leader), LOOKING (n.state), 3 (n.sid), FOLLOWING (my state)",
+        ] {
+            assert!(!record(no), "{no}");
+        }
     }
 
     #[test]
