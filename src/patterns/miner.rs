@@ -85,8 +85,9 @@ const MIN_SIBLINGS: usize = 2;
 /// quoted message that opens a structured line (klog's `"Message" key="…"`) keeps its words.
 /// 9: a JavaScript stack frame (one name and a script's place), or a .NET one with its file,
 /// after `at` is one value, `at <*>`, and so is a PHP frame with its file's path after its
-/// number, `#<NUM> <*>`.
-pub(crate) const TOKEN_RULES: u64 = 9;
+/// number, `#<NUM> <*>`. 10: the first word of a logfmt message (`msg="Started server"`) is a
+/// word, not a value of the key.
+pub(crate) const TOKEN_RULES: u64 = 10;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.

@@ -583,7 +583,7 @@ fn balanced_close(t: &[u8]) -> Option<usize> {
 /// own text, written by the call site, so its words are the template's words and stay tokens
 /// (`msg="shim disconnected"` and `msg="cleaning up after shim disconnected"` are two events),
 /// where any other quoted value is one value.
-pub(super) fn is_message_key(tok: &[u8]) -> bool {
+pub(crate) fn is_message_key(tok: &[u8]) -> bool {
     let key = tok.split(|&c| c == b'=').next().unwrap_or_default();
     key.eq_ignore_ascii_case(b"msg") || key.eq_ignore_ascii_case(b"message")
 }

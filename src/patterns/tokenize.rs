@@ -1089,6 +1089,7 @@ pub(crate) fn is_keyed(t: &[u8]) -> bool {
     t.iter()
         .take_while(|c| **c != b'=')
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && !is_message_key(t)
 }
 
 /// A word of the program's own wording: lower-case letters only, maybe with `-`, `_` or one `'`
@@ -1564,7 +1565,7 @@ mod tests {
         );
         assert_eq!(
             toks("msg=\"pull after error: no such host\""),
-            ["msg=<*>", "after", "error:", "<*>"]
+            ["msg=\"pull", "after", "error:", "<*>"]
         );
         // A label that opens the message, or follows a program tag, is the message's own word.
         assert_eq!(
@@ -1603,16 +1604,16 @@ mod tests {
         // The fields after a logfmt message are the line's structure, not the error's words.
         assert_eq!(
             toks("msg=\"pull after error: no such host\" image=nginx"),
-            ["msg=<*>", "after", "error:", "<*>", "image=<*>"]
+            ["msg=\"pull", "after", "error:", "<*>", "image=<*>"]
         );
         assert_eq!(
             toks("msg=\"slow query: SELECT a, b\", dur=5"),
-            ["msg=<*>", "query:", "<*>,", "dur=<*>"]
+            ["msg=\"slow", "query:", "<*>,", "dur=<*>"]
         );
         // An escaped quote is the message's own; an unclosed one leaves the text to the end.
         assert_eq!(
             toks("msg=\"get failed: \\\"x\\\" gone\" id=7"),
-            ["msg=<*>", "failed:", "<*>", "id=<*>"]
+            ["msg=\"get", "failed:", "<*>", "id=<*>"]
         );
         assert_eq!(
             toks("said \"it failed: a b"),
@@ -1850,7 +1851,14 @@ mod tests {
     fn logfmt_message_words_stay_words() {
         assert_eq!(
             toks("msg=\"cleaning up after shim disconnected\" id=7"),
-            ["msg=<*>", "up", "after", "shim", "disconnected\"", "id=<*>"]
+            [
+                "msg=\"cleaning",
+                "up",
+                "after",
+                "shim",
+                "disconnected\"",
+                "id=<*>"
+            ]
         );
         assert_eq!(
             toks("level=info tag=\"View Lock\" id=7"),

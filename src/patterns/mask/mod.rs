@@ -38,6 +38,8 @@
 
 use std::borrow::Cow;
 
+use super::spans::is_message_key;
+
 use regex::{NoExpand, Regex};
 
 /// Bit flags for the built-in mask classes, so enabled/disabled checks are one AND.
@@ -487,6 +489,7 @@ impl Lexer<'_> {
             if c == b'='
                 && self.b.has(bits::KV)
                 && (i == 0 || !matches!(s[i - 1], b'=' | b'!' | b'<' | b'>'))
+                && !is_message_key(&s[..i])
                 && i + 1 < n
                 && s[i + 1] != b'='
             {

@@ -222,3 +222,16 @@ fn a_duration_has_at_most_one_part_per_unit() {
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
 }
+
+#[test]
+fn a_message_key_keeps_its_first_word() {
+    // `msg="Started server"` and `msg="Stopped server"` are two events: the first word of a
+    // logfmt message is the message's, not a value of the key.
+    assert_eq!(text("msg=\"RunPodSandbox"), "msg=\"RunPodSandbox");
+    assert_eq!(text("message=Stopped"), "message=Stopped");
+    assert_eq!(text("MSG=started"), "MSG=started");
+    // The masks of values still apply to it, and other keys' values are still values.
+    assert_eq!(text("msg=10.0.0.1"), "msg=<IP>");
+    assert_eq!(text("user=bob"), "user=<*>");
+    assert_eq!(text("msgs=5"), "msgs=<*>");
+}
