@@ -3562,3 +3562,43 @@ fn a_logfmt_message_stored_under_rules_9_is_refitted_and_keeps_its_id() {
     assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
     assert_eq!(o.template, "level=<*> msg=\"Started server\" addr=<*>");
 }
+
+#[test]
+fn logfmt_lines_with_long_values_of_different_texts_are_one_event() {
+    // Prometheus's rule evaluation failures carry the rule's text, hundreds of bytes with `\n`
+    // escapes: cut at 256 bytes, the rest of each text was words of the line, and every rule
+    // made its own pattern.
+    let line = |alert: &str, expr: &str, extra: &str| {
+        format!(
+            "ts=2026-12-07T10:00:01.120Z caller=manager.go:663 level=warn component=\"rule manager\" \
+             group=node-exporter name={alert} index=1 msg=\"Evaluating rule failed\" \
+             rule=\"alert: {alert}\\nexpr: {expr}\\nfor: 30m\\nlabels:\\n  severity: warning\\n{extra}\" \
+             err=\"query timed out in expression evaluation\""
+        )
+    };
+    let mut m = miner();
+    let first = m
+        .observe(
+            &line(
+                "ApiErrorBudgetBurn",
+                "sum(rate(http_requests_total{code=~\\\"5..\\\",job=\\\"orders-api\\\"}[5m])) / \
+                 sum(rate(http_requests_total{job=\\\"orders-api\\\"}[5m])) > 0.05",
+                "annotations:\\n  summary: The orders API burns its error budget too fast.\\n  \
+                 runbook: https://runbooks.example.com/orders-api/error-budget\\n",
+            ),
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        &line(
+            "PodCrashLooping",
+            "kube_pod_container_status_restarts_total{namespace=\\\"shop\\\"} > 3 and on (pod) \
+             kube_pod_status_ready{condition=\\\"false\\\"} == 1",
+            "",
+        ),
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (first, false), "{}", o.template);
+}

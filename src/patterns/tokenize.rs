@@ -36,15 +36,15 @@
 use super::id::{combine, fast_hash};
 use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
-    ErrorLabel, MAX_QUOTE, Member, bracket_span, dotnet_frame, error_label, error_text,
-    is_http_method, is_json_member, is_message_key, is_number, is_setting_name, is_unit_name,
-    json_member, json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces,
-    stack_frame, text_end,
+    ErrorLabel, Member, bracket_span, dotnet_frame, error_label, error_text, is_http_method,
+    is_json_member, is_message_key, is_number, is_setting_name, is_unit_name, json_member,
+    json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces, stack_frame,
+    text_end,
 };
 
 use super::mask::{
-    Builtins, CLASS, Kind, Masker, Single, TokInfo, bits, class, class_of, closing_quote,
-    is_month_or_weekday, is_word, mask_token, unit_kind,
+    Builtins, CLASS, Kind, LONG_TOKEN, Masker, Single, TokInfo, bits, class, class_of,
+    closing_quote, is_month_or_weekday, is_word, mask_token, unit_kind,
 };
 
 /// Route key used when a line has fewer anchors than the routing depth.
@@ -346,7 +346,7 @@ impl LineBuf {
                 && acc & class::TRIG != 0
                 && let Some(q) = open_quote(&s[start..i])
                 && !is_message_key(&s[start..i])
-                && let Some(p) = closing_quote(&s[i..n.min(i + MAX_QUOTE)], q)
+                && let Some(p) = closing_quote(&s[i..n.min(i + MAX_KEY_QUOTE)], q)
             {
                 let mut e = i + p + 1;
                 while e < n && !s[e].is_ascii_whitespace() {
@@ -736,8 +736,11 @@ impl LineBuf {
             if r.info.eq && !r.info.var {
                 let text = &src[r.src_start as usize..r.src_end as usize];
                 // A masked value, or an empty one (`error=`): an empty value that held over
-                // many lines is part of the event as a word is (see `empty_value_skel`).
+                // many lines is part of the event as a word is (see `empty_value_skel`). Not a
+                // long one: a text of a thousand bytes is no word, and each shape keeps the
+                // text of its words.
                 if (r.info.masked || text.ends_with(b"="))
+                    && text.len() <= LONG_TOKEN
                     && !text.iter().any(u8::is_ascii_digit)
                     && let Some(last) = self.toks.last_mut()
                     && last.kv
@@ -1111,6 +1114,13 @@ pub(crate) fn is_wording(t: &[u8]) -> bool {
     lower || shouted
 }
 
+/// How far a `key="…` value may run to its closing quote. Why so far: a logfmt value is often
+/// long (a Go error chain, a rule's text with its `\n`s), and cut short its words were the line's,
+/// a new pattern per value. Why the scan stays linear however many such tokens a line has: a
+/// search that finds no quote within this bound leaves none for the next `key="…` token to have
+/// opened inside it, so that token starts past where the search ended.
+const MAX_KEY_QUOTE: usize = 4096;
+
 /// Fewest tokens of a record (see [`LineBuf::is_record`]): shorter lines are short messages
 /// (`Proxy fe_http started.`), whose few words are what tells them apart.
 const MIN_RECORD_FIELDS: usize = 5;
@@ -1297,6 +1307,33 @@ mod tests {
         ] {
             assert!(!record(no), "{no}");
         }
+    }
+
+    #[test]
+    fn a_long_key_value_keeps_its_key_and_is_one_value() {
+        // A rule's text or an error chain runs past 256 bytes: still one value after its key,
+        // not a `<LONG>` that lost the key nor words of the line after a cut.
+        let rule = format!(
+            "rule=\"alert: HighLoad\\nexpr: {}\\nfor: 5m\" err=\"query timed out\" id=7",
+            "sum(rate(x{job=\\\"api\\\"}[5m])) by (pod) > 0.9 and ".repeat(12)
+        );
+        assert!(rule.len() > 600, "{}", rule.len());
+        assert_eq!(toks(&rule), ["rule=<*>", "err=<*>", "id=<*>"]);
+        // One whitespace token longer than 256 bytes keeps its key too; a token without a key
+        // is still `<LONG>`, and so is a message's.
+        let blob = "A".repeat(300);
+        assert_eq!(toks(&format!("data={blob} n=1")), ["data=<*>", "n=<*>"]);
+        assert_eq!(toks(&format!("{blob} n=1")), ["<LONG>", "n=<*>"]);
+        // A quote that closes beyond 4096 bytes leaves the value's first word alone.
+        let far = format!("note=\"a {} b\"", "x ".repeat(2100));
+        assert_eq!(toks(&far)[0], "note=<*>");
+        assert!(toks(&far).len() > 100);
+        // A long value is no word to hold (each shape keeps its words' text).
+        let m = Masker::new(Builtins::all(), Vec::new());
+        let mut lb = LineBuf::default();
+        lb.fill(&rule, &m, 128);
+        assert_eq!(lb.toks[0].word, 0);
+        assert_ne!(lb.toks[1].word, 0, "err=\"query timed out\" is a word");
     }
 
     #[test]

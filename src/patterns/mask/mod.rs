@@ -368,6 +368,20 @@ fn is_bool_word(w: &[u8]) -> bool {
         || (w.len() == 5 && w.eq_ignore_ascii_case(b"false"))
 }
 
+/// Where the `=` of `tok` is when `tok` is `key=value` with a name for its key (`err="…"`,
+/// `rule=…`), not a message key (see `spans::is_message_key`). Such a token, however long its
+/// value, keeps its key: `err=<*>`. Why: as one `<LONG>` it lost its key, and a line with a long
+/// `err=` value was another event than the same line with a short one.
+fn key_end(tok: &[u8]) -> Option<usize> {
+    let eq = tok.iter().position(|&c| c == b'=')?;
+    (eq > 0
+        && tok[..eq]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && !is_message_key(&tok[..eq]))
+    .then_some(eq)
+}
+
 /// OR of the byte classes of `tok`.
 pub(crate) fn class_of(tok: &[u8]) -> u8 {
     tok.iter().fold(0, |a, &c| a | CLASS[c as usize])
@@ -378,6 +392,22 @@ pub(crate) fn class_of(tok: &[u8]) -> u8 {
 /// token's text is the token itself (no copy for the common plain word). `acc` is [`class_of`] the
 /// token.
 pub(crate) fn mask_token(tok: &[u8], acc: u8, b: Builtins, out: &mut Vec<u8>) -> TokInfo {
+    if tok.len() > LONG_TOKEN
+        && b.has(bits::LONG)
+        && let Some(eq) = key_end(tok).filter(|_| b.has(bits::KV))
+    {
+        // `err="…"` with a long value: its key and one value, `err=<*>`, not a literal rest.
+        out.extend_from_slice(&tok[..=eq]);
+        out.extend_from_slice(Kind::Value.placeholder().as_bytes());
+        return TokInfo {
+            var: false,
+            masked: true,
+            digit: tok[..eq].iter().any(u8::is_ascii_digit),
+            eq: true,
+            punct: false,
+            single: None,
+        };
+    }
     if tok.len() > LONG_TOKEN && b.has(bits::LONG) {
         out.extend_from_slice(Kind::Long.placeholder().as_bytes());
         return TokInfo {
