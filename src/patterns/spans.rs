@@ -46,38 +46,34 @@ pub(super) fn quoted_span(
 /// `first_end`: like [`quoted_span`], it returns the end of the span, 0 opening bytes before the
 /// bracket, and the punctuation bytes after the closing one. The bracket must open the token and
 /// have text after it (a lone `(` opens a list of values, `( 3552 3534 )`, whose words stay
-/// tokens), brackets of its kind nest, and the closing one must end a word within [`MAX_QUOTE`]
-/// bytes. Free text in brackets is one value the way free text in quotes is, so an error text of
-/// several words does not change the token count.
+/// tokens), brackets of its kind nest, and the closing one must end a word within
+/// [`MAX_PAREN`] bytes for a parenthesis and [`MAX_QUOTE`] for a bracket or a brace. Free text in
+/// brackets is one value the way free text in quotes is, so an error text of several words does
+/// not change the token count. `pairs` finds the closing bracket (see [`BracketPairs`]).
 pub(super) fn bracket_span(
     s: &[u8],
     start: usize,
     first_end: usize,
+    pairs: &mut BracketPairs,
 ) -> Option<(usize, usize, usize)> {
     let open = s[start];
     if first_end - start < 2 {
         return None;
     }
-    let close = match open {
-        b'(' => b')',
-        b'[' => b']',
-        b'{' => b'}',
+    let reach = match open {
+        b'(' => MAX_PAREN,
+        b'[' | b'{' => MAX_QUOTE,
         _ => return None,
     };
-    let mut depth = 0i32;
-    let mut at = None;
-    for (k, &c) in s[start..].iter().enumerate().take(MAX_QUOTE) {
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-            if depth == 0 {
-                at = Some(start + k);
-                break;
-            }
-        }
-    }
-    let close_at = at.filter(|&at| at >= first_end)?;
+    // Most brackets close within a few words: scan for those, and pair the whole line only for
+    // a parenthesis that reaches further.
+    let close_at = near_close(s, start, MAX_QUOTE)
+        .or_else(|| {
+            (reach > MAX_QUOTE)
+                .then(|| pairs.close_of(s, start))
+                .flatten()
+        })
+        .filter(|&at| at >= first_end && at - start < reach)?;
     // Three words at least: `(1.16 KB)`, `(bus 00)` or `[06/Dec/2026:08:00:04 +0000]` are one
     // value and a unit, a label or a time, which the later steps type.
     let words_after_first = s[first_end..close_at]
@@ -103,6 +99,88 @@ pub(super) fn bracket_span(
         end += 1;
     }
     Some((end, 0, end - close_at - 1))
+}
+
+/// Where the bracket at `start` closes, if it does within `reach` bytes: the first position
+/// where its kind's depth returns to zero.
+fn near_close(s: &[u8], start: usize, reach: usize) -> Option<usize> {
+    let open = s[start];
+    let close = match open {
+        b'(' => b')',
+        b'[' => b']',
+        _ => b'}',
+    };
+    let mut depth = 0u32;
+    for (k, &c) in s[start..].iter().enumerate().take(reach) {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return Some(start + k);
+            }
+        }
+    }
+    None
+}
+
+/// How far a parenthesised value may run to its closing parenthesis: a reason or a server's
+/// reply in parentheses (`status=sent (250 2.0.0 Ok: queued as …)`, `(reason: …)`) is often
+/// longer than a quoted value. Why brackets and braces keep [`MAX_QUOTE`]: a bracketed list of
+/// two items stays words (the three-word rule of [`bracket_span`]), so reading long lists as one
+/// value would split one event by its list's length.
+const MAX_PAREN: usize = 1024;
+
+/// Where each opening bracket of a line closes, found in one pass over the line the first time a
+/// parenthesis does not close nearby (see [`bracket_span`]). Why not a scan from each
+/// parenthesis: a line of many that close far away, or never, would cost a scan of
+/// [`MAX_PAREN`] bytes per token; the pairs cost one pass per line whatever the line holds.
+#[derive(Debug, Default)]
+pub(super) struct BracketPairs {
+    /// `close[i]`: where the bracket at `i` closes, or `u32::MAX`; empty until the first ask.
+    close: Vec<u32>,
+    /// Open brackets of each kind not closed yet, while pairing.
+    open: [Vec<u32>; 3],
+}
+
+impl BracketPairs {
+    /// Forgets the last line's pairs.
+    pub(super) fn clear(&mut self) {
+        self.close.clear();
+    }
+
+    /// Where the bracket at `at` closes: the first position after it where its kind's depth
+    /// returns to where it was, brackets of other kinds aside.
+    fn close_of(&mut self, s: &[u8], at: usize) -> Option<usize> {
+        if self.close.is_empty() {
+            self.pair(s);
+        }
+        let c = *self.close.get(at)?;
+        (c != u32::MAX).then_some(c as usize)
+    }
+
+    fn pair(&mut self, s: &[u8]) {
+        self.close.resize(s.len(), u32::MAX);
+        for stack in &mut self.open {
+            stack.clear();
+        }
+        for (k, &c) in s.iter().enumerate() {
+            let (kind, opens) = match c {
+                b'(' => (0, true),
+                b'[' => (1, true),
+                b'{' => (2, true),
+                b')' => (0, false),
+                b']' => (1, false),
+                b'}' => (2, false),
+                _ => continue,
+            };
+            if opens {
+                self.open[kind].push(k as u32);
+            } else if let Some(o) = self.open[kind].pop() {
+                self.close[o as usize] = k as u32;
+            }
+        }
+    }
 }
 
 /// A stack frame's location in one token: Java's and Scala's `a.b.C.run(C.java:42)` or
@@ -584,8 +662,14 @@ fn balanced_close(t: &[u8]) -> Option<usize> {
 /// (`msg="shim disconnected"` and `msg="cleaning up after shim disconnected"` are two events),
 /// where any other quoted value is one value.
 pub(crate) fn is_message_key(tok: &[u8]) -> bool {
-    let key = tok.split(|&c| c == b'=').next().unwrap_or_default();
-    key.eq_ignore_ascii_case(b"msg") || key.eq_ignore_ascii_case(b"message")
+    // Asked of every `key=` token: the length rules out nearly all of them at once.
+    let key = match tok.get(3) {
+        Some(b'=') | None => tok.get(..3),
+        _ => tok
+            .get(..7)
+            .filter(|_| matches!(tok.get(7), Some(b'=') | None)),
+    };
+    key.is_some_and(|k| k.eq_ignore_ascii_case(b"msg") || k.eq_ignore_ascii_case(b"message"))
 }
 
 /// `key="...` or `key='...` whose quote does not close inside the token: returns the quote byte.
@@ -595,4 +679,70 @@ pub(super) fn open_quote(tok: &[u8]) -> Option<u8> {
         .position(|w| w[0] == b'=' && (w[1] == b'"' || w[1] == b'\''))?;
     let q = tok[p + 1];
     closing_quote(&tok[p + 2..], q).is_none().then_some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_are_msg_and_message_in_any_case() {
+        for yes in [
+            "msg",
+            "msg=",
+            "msg=\"a b",
+            "MSG=x",
+            "message=",
+            "Message=\"x",
+            "message",
+        ] {
+            assert!(is_message_key(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "ms",
+            "msgs=5",
+            "errmsg=x",
+            "messages=3",
+            "messag=",
+            "m=1",
+            "",
+            "=x",
+        ] {
+            assert!(!is_message_key(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn brackets_pair_by_kind_and_nesting() {
+        let s = b"(a [b) c] {d (e)} (f";
+        let mut pairs = BracketPairs::default();
+        assert_eq!(
+            pairs.close_of(s, 0),
+            Some(5),
+            "a ) closes the ( whatever [ is open"
+        );
+        assert_eq!(pairs.close_of(s, 3), Some(8));
+        assert_eq!(pairs.close_of(s, 10), Some(16));
+        assert_eq!(pairs.close_of(s, 13), Some(15));
+        assert_eq!(pairs.close_of(s, 18), None, "never closed");
+        assert_eq!(pairs.close_of(s, 1), None, "no bracket there");
+        // A new line forgets the old pairs.
+        pairs.clear();
+        assert_eq!(pairs.close_of(b"x (y z)", 2), Some(6));
+    }
+
+    #[test]
+    fn a_parenthesis_reaches_further_than_a_bracket() {
+        let mut pairs = BracketPairs::default();
+        let words = "word ".repeat(100);
+        let paren = format!("({words}end) tail");
+        let span = bracket_span(paren.as_bytes(), 0, 5, &mut pairs);
+        assert_eq!(span.map(|(end, _, _)| end), Some(paren.len() - 5));
+        pairs.clear();
+        let bracket = format!("[{words}end] tail");
+        assert_eq!(bracket_span(bracket.as_bytes(), 0, 5, &mut pairs), None);
+        pairs.clear();
+        let far = format!("({} end) tail", "word ".repeat(300));
+        assert_eq!(bracket_span(far.as_bytes(), 0, 5, &mut pairs), None);
+    }
 }

@@ -3602,3 +3602,29 @@ fn logfmt_lines_with_long_values_of_different_texts_are_one_event() {
     );
     assert_eq!((o.id, o.is_new), (first, false), "{}", o.template);
 }
+
+#[test]
+fn a_long_reply_in_parentheses_is_one_value() {
+    // A mail server's reply runs past 256 bytes: its words were the line's, and every reply
+    // made a pattern of its own beside the short ones.
+    let mut m = miner();
+    let sent = m
+        .observe(
+            "950CC13E15: to=<anna@example.com>, relay=mx1.example.com[10.0.0.5]:25, delay=1.75, \
+             delays=0.77/0/0.21/0.77, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4F2A1B)",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "D42EF644F6C: to=<li@example.org>, relay=mx.example.org[10.0.0.9]:25, delay=2.1, \
+         delays=0.1/0/0.5/1.5, dsn=5.1.1, status=bounced (host mx.example.org[10.0.0.9] said: \
+         550-5.1.1 The email account that you tried to reach does not exist. Please try \
+         double-checking the recipient's email address for typos or unnecessary spaces. Learn \
+         more at https://support.example.org/mail/?p=NoSuchUser d7-20020a05 - smtp (in reply to \
+         RCPT TO command))",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (sent, false), "{}", o.template);
+}

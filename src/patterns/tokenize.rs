@@ -36,10 +36,10 @@
 use super::id::{combine, fast_hash};
 use super::level::{self, HEADER_TOKENS, Level};
 use super::spans::{
-    ErrorLabel, Member, bracket_span, dotnet_frame, error_label, error_text, is_http_method,
-    is_json_member, is_message_key, is_number, is_setting_name, is_unit_name, json_member,
-    json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces, stack_frame,
-    text_end,
+    BracketPairs, ErrorLabel, Member, bracket_span, dotnet_frame, error_label, error_text,
+    is_http_method, is_json_member, is_message_key, is_number, is_setting_name, is_unit_name,
+    json_member, json_member_breaks, open_quote, php_frame, quoted_span, script_frame, skip_spaces,
+    stack_frame, text_end,
 };
 
 use super::mask::{
@@ -153,6 +153,8 @@ pub(crate) struct LineBuf {
     /// How far the line has been scanned for double quotes, and whether an odd number of them
     /// (not escaped) stood before that point (see [`LineBuf::in_quotes`]).
     quotes_at: (usize, bool),
+    /// Where the line's brackets close (see [`bracket_span`]).
+    brackets: BracketPairs,
 }
 
 impl LineBuf {
@@ -223,6 +225,7 @@ impl LineBuf {
         self.words = false;
         self.after_frame = false;
         self.quotes_at = (0, false);
+        self.brackets.clear();
         self.user_changed = false;
     }
 
@@ -321,7 +324,7 @@ impl LineBuf {
                 .then(|| quoted_span(s, start, i))
                 .flatten()
                 .filter(|&(end, pre, _)| pre > 0 || !self.leading_message(s, end))
-                .or_else(|| bracket_span(s, start, i))
+                .or_else(|| bracket_span(s, start, i, &mut self.brackets))
             {
                 // A quoted or bracketed value with spaces (`"Microsoft Word"`, `(2: No such
                 // file or directory)`): one token, `"<*>"` or `(<*>)`.
