@@ -122,6 +122,7 @@ pub(crate) fn tail_token(first: &Tok) -> Tok {
         valued: false,
         blank: false,
         anchor: false,
+        phrase: false,
         word: 0,
         word_at: (0, 0),
     }

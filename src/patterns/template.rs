@@ -41,7 +41,7 @@ use super::id::fast_hash;
 use super::spans::is_json_member;
 use super::tokenize::{
     LineBuf, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed,
-    is_quoted_word, skeleton, skeleton_hash, word_hash,
+    is_phrase_word, is_quoted_word, skeleton, skeleton_hash, word_hash,
 };
 
 /// Most tokens an alignment may skip (on both sides together).
@@ -263,7 +263,12 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
 /// Why `record` counts values that agree: a line that is a row of fields (see
 /// `LineBuf::is_record`) has few words, so one word of a field that differs (a frontend's name,
 /// a termination state) would weigh as much as a word of a sentence; its values are fields of
-/// the same row, and agreeing there is evidence too.
+/// the same row, and agreeing there is evidence too. Only a value of the kind the template has
+/// there agrees (`<IP>` with `<IP>`): an address where the template has a time is another row's
+/// field, and counted as agreeing it made unrelated rows of one length one pattern. And not when
+/// a plain word differs (`Connected`/`Disconnected`, `success`/`failure`, see `Tok::phrase`):
+/// that is a word of the event, as an UPPER-CASE one is, and the row is compared on its words
+/// as a sentence is, or the values outvote it and the event is never announced.
 #[inline]
 pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, record: bool) -> Option<Score> {
     let mut s = Score {
@@ -278,10 +283,21 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, record: bool) -> 
     let mut filled = 0;
     let mut agreed = 0;
     let mut worded = false;
+    // Values counted as agreeing (`record`), and whether a plain word differs, which takes
+    // them back.
+    let mut fields = 0;
+    let mut reworded = false;
     for (a, b) in t.iter().zip(line) {
         let (c, m) = pair(a, b)?;
-        // In a record, a value where the template has one is a field that agrees.
-        let c = c + u32::from(record && a.slot == Slot::Var && b.var);
+        // In a record, a value of the kind the template has there is a field that agrees.
+        let field = record && a.slot == Slot::Var && b.var && a.hash == b.hash;
+        fields += u32::from(field);
+        let c = c + u32::from(field);
+        reworded |= record
+            && m == 1
+            && b.phrase
+            && a.slot == Slot::Const
+            && is_phrase_word(a.text.as_bytes());
         filled += u32::from(fills_blank(a, b));
         agreed += u32::from(agrees(a, b));
         worded |= a.slot == Slot::Wild && !b.var && !b.blank;
@@ -304,6 +320,9 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, record: bool) -> 
         if s.mism > max_mism {
             return None;
         }
+    }
+    if reworded {
+        s.counted -= fields;
     }
     if weak_evidence(filled, agreed, s.counted - s.mism) || (worded && s.counted == 0) {
         return None;

@@ -3628,3 +3628,72 @@ fn a_long_reply_in_parentheses_is_one_value() {
     );
     assert_eq!((o.id, o.is_new), (sent, false), "{}", o.template);
 }
+
+#[test]
+fn a_row_whose_one_word_differs_in_a_plain_word_is_another_event() {
+    // A row of values with one word of the event in it: the values agreeing must not outvote
+    // that word (`Connected`/`Disconnected`, `success`/`failure`), which is a word of the
+    // event as an UPPER-CASE one is, not a field's name (`web_tls~`, `pool_a/node-2`).
+    let mut m = miner();
+    let up = m
+        .observe(
+            "2026-12-07T10:00:01Z 10.0.0.1:5432 Connected 4711 0.5s",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "2026-12-07T10:00:02Z 10.0.0.2:5432 Disconnected 4712 0.7s",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != up, "joined {}", o.template);
+    let ok = m
+        .observe("2026-12-07 10:00:01 42 login 10.0.0.1 success 3", None, 0)
+        .id;
+    let o = m.observe("2026-12-07 10:00:02 43 login 10.0.0.2 failure 3", None, 0);
+    assert!(o.is_new && o.id != ok, "joined {}", o.template);
+    let started = m
+        .observe(
+            "I1207 10:00:01.123456    1234 kubelet.go:2345] Started 12 pods",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "E1207 10:00:02.123456    1234 kubelet.go:2345] Killed 12 pods",
+        None,
+        0,
+    );
+    assert!(o.is_new && o.id != started, "joined {}", o.template);
+    // The same row again, another value in each field, is the same event.
+    let o = m.observe(
+        "2026-12-07T10:00:03Z 10.0.0.9:6432 Connected 4713 0.9s",
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (up, false), "{}", o.template);
+}
+
+#[test]
+fn values_of_a_row_agree_only_with_values_of_their_kind() {
+    // A row's value agrees with the template's where both are values of one kind: an address
+    // where the template has a time, or a path where it has a number, is no agreement, or two
+    // unrelated rows (a kubelet line and an access log's) were one pattern of wildcards.
+    let mut m = miner();
+    let klog = m
+        .observe(
+            "I1207 10:00:01.123456 1234 kubelet.go:2345] kube_proxy 12 pods",
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        "W1207 10:00:02.123456 1234 kubelet.go:2345] core_dns 13 pods",
+        None,
+        0,
+    );
+    assert_eq!(o.id, klog, "{}", o.template);
+    let o = m.observe("[2026-12-07 10:00:01] 10.0.0.1 bob 200 GET /a 512", None, 0);
+    assert!(o.is_new && o.id != klog, "joined {}", o.template);
+}

@@ -104,6 +104,9 @@ pub(crate) struct Tok {
     pub blank: bool,
     /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
     pub anchor: bool,
+    /// A word of letters only, one of them lower-case (`Connected`, `failure`): how a sentence's
+    /// words read, not a field's name (`web_tls~`, `pool_a/node-2`); see [`is_phrase_word`].
+    pub phrase: bool,
     /// For a `key=word` token whose value is masked but has no digit (`user=root`), or is empty
     /// (`error=`, see [`empty_value_skel`]): hash of the unmasked text, so a value that held
     /// over many lines can stay part of the template (see `Miner::frozen`); 0 otherwise.
@@ -196,11 +199,10 @@ impl LineBuf {
         let mut after_word = false;
         for t in &self.toks {
             values += usize::from(t.var || t.digit || t.valued || t.blank);
-            let word = !t.var && is_phrase_word(self.text(t));
-            if word && after_word {
+            if t.phrase && after_word {
                 return false;
             }
-            after_word = word;
+            after_word = t.phrase;
         }
         values * 2 >= n
     }
@@ -1010,6 +1012,7 @@ impl LineBuf {
             valued,
             blank,
             anchor,
+            phrase: !var && is_phrase_word(text),
             word: 0,
             word_at: (0, 0),
         });
@@ -1130,7 +1133,7 @@ const MIN_RECORD_FIELDS: usize = 5;
 
 /// A word of a phrase (see [`LineBuf::is_record`]): letters only, at least two, one of them
 /// lower-case, maybe ending in `,`, `.`, `:` or `;`.
-fn is_phrase_word(t: &[u8]) -> bool {
+pub(crate) fn is_phrase_word(t: &[u8]) -> bool {
     let core = match t.last() {
         Some(b',' | b'.' | b':' | b';') => &t[..t.len() - 1],
         _ => t,
