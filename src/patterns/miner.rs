@@ -88,8 +88,10 @@ const MIN_SIBLINGS: usize = 2;
 /// number, `#<NUM> <*>`. 10: the first word of a logfmt message (`msg="Started server"`) is a
 /// word, not a value of the key. 11: a `key="…"` value runs up to 4096 bytes to its closing
 /// quote, and a `key=value` token longer than 256 bytes keeps its key (`err=<*>`, not `<LONG>`).
-/// 12: parenthesised text is one value up to 1024 bytes (was 256).
-pub(crate) const TOKEN_RULES: u64 = 12;
+/// 12: parenthesised text is one value up to 1024 bytes (was 256). 13: a `key=value` inside a
+/// message's first word is a value (`msg="user=<*>`), and a long token ending in `=` with no
+/// value (base64's padding) is `<LONG>`, not a key.
+pub(crate) const TOKEN_RULES: u64 = 13;
 /// Lines a constant word must have held before a line differing there starts a pattern of its own
 /// instead of generalising it (see `frozen`). A variable with two equally likely values shows one
 /// value eight times in a row once in 128 runs.

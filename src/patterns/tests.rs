@@ -3697,3 +3697,31 @@ fn values_of_a_row_agree_only_with_values_of_their_kind() {
     let o = m.observe("[2026-12-07 10:00:01] 10.0.0.1 bob 200 GET /a 512", None, 0);
     assert!(o.is_new && o.id != klog, "joined {}", o.template);
 }
+
+#[test]
+fn values_inside_a_message_word_and_long_padded_blobs_are_values() {
+    // A `key=value` inside a logfmt message's first word is a value: every user made a pattern.
+    let mut m = miner();
+    let a = m
+        .observe("level=info msg=\"user=bob logged in\" id=1", None, 0)
+        .id;
+    let o = m.observe("level=info msg=\"user=alice logged in\" id=2", None, 0);
+    assert_eq!((o.id, o.is_new), (a, false), "{}", o.template);
+    // A long URL-safe base64 token with its padding is one long value, not a key kept as text:
+    // every token made a pattern, and each pattern held its 300 bytes.
+    let blob = |c: &str| format!("{}==", c.repeat(75));
+    let a = m
+        .observe(
+            &format!("session {} resumed for client", blob("aB3_")),
+            None,
+            0,
+        )
+        .id;
+    let o = m.observe(
+        &format!("session {} resumed for client", blob("Zx9-")),
+        None,
+        0,
+    );
+    assert_eq!((o.id, o.is_new), (a, false), "{}", o.template);
+    assert_eq!(o.template, "session <LONG> resumed for client");
+}

@@ -378,7 +378,10 @@ fn key_end(tok: &[u8]) -> Option<usize> {
         && tok[..eq]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-        && !is_message_key(&tok[..eq]))
+        && !is_message_key(&tok[..eq])
+        // A value follows, as the kv mask reads one (`Lexer::run`): base64's padding (`…==`,
+        // `…=`) ends a token in `=` with no value, and its 300 bytes were kept as a "key".
+        && tok.get(eq + 1).is_some_and(|&c| c != b'='))
     .then_some(eq)
 }
 
@@ -519,7 +522,9 @@ impl Lexer<'_> {
             if c == b'='
                 && self.b.has(bits::KV)
                 && (i == 0 || !matches!(s[i - 1], b'=' | b'!' | b'<' | b'>'))
-                && !is_message_key(&s[..i])
+                // The message key's own `=` (`msg="Started`), not one inside its first word
+                // (`msg="user=bob`, whose `bob` is a value).
+                && (s[..i].contains(&b'=') || !is_message_key(&s[..i]))
                 && i + 1 < n
                 && s[i + 1] != b'='
             {

@@ -235,3 +235,22 @@ fn a_message_key_keeps_its_first_word() {
     assert_eq!(text("user=bob"), "user=<*>");
     assert_eq!(text("msgs=5"), "msgs=<*>");
 }
+
+#[test]
+fn a_long_token_is_key_value_only_where_the_kv_mask_reads_a_key() {
+    // Base64 with its padding (`…==`, `…=`) ends in `=` but has no value: over 256 bytes it is
+    // one `<LONG>`, not a 300-byte "key" kept as text (a new pattern per line).
+    let blob = "aB3_-".repeat(60);
+    assert_eq!(text(&format!("{blob}==")), "<LONG>");
+    assert_eq!(text(&format!("{blob}=")), "<LONG>");
+    // A key with a long value keeps its key, as before.
+    assert_eq!(text(&format!("data={blob}")), "data=<*>");
+}
+
+#[test]
+fn only_the_key_of_a_message_keeps_its_value() {
+    // `msg=` keeps its message's first word; a `key=value` inside that word is still a value.
+    assert_eq!(text("msg=\"user=bob"), "msg=\"user=<*>");
+    assert_eq!(text("msg=user=dave"), "msg=user=<*>");
+    assert_eq!(text("msg=\"Started"), "msg=\"Started");
+}
