@@ -405,6 +405,18 @@ impl Miner {
     /// A longer sample fits an open shape as a line would join it (see `tail::joins_open`).
     fn fits(&self, p: u32, sample: &str, lb: &mut LineBuf) -> bool {
         lb.fill(sample, &self.masker, self.cfg.max_tokens);
+        // The sample must also find the pattern as a line would: a shape it is alike to but
+        // whose route it no longer takes (a word of the stored template that is a value under
+        // the new rules) takes none of its lines.
+        let found = match self.find(lb) {
+            Found::Shape(si, _) | Found::Align(si) | Found::Tail(si, _) | Found::Open(si, ..) => {
+                Some(self.shapes[si as usize].pat)
+            }
+            Found::None(_) => None,
+        };
+        if found != Some(p) {
+            return false;
+        }
         let n = lb.toks.len();
         let max_mism = ((1.0 - self.cfg.similarity) * n as f64 + 1e-9).floor() as u32;
         let mut collapsed = Vec::new();

@@ -3725,3 +3725,31 @@ fn values_inside_a_message_word_and_long_padded_blobs_are_values() {
     assert_eq!((o.id, o.is_new), (a, false), "{}", o.template);
     assert_eq!(o.template, "session <LONG> resumed for client");
 }
+
+#[test]
+fn a_message_word_stored_under_rules_11_is_refitted_and_keeps_its_id() {
+    // Under rules version 11 `msg="user=bob` kept its value as text; refitted from its samples
+    // the pattern keeps its id, and takes every user's line.
+    let stored = serde_json::json!({
+        "version": SNAPSHOT_VERSION, "evictions": 0, "next_seq": 1,
+        "tokenizer": miner().fingerprint_under(11),
+        "patterns": [{
+            "id": "0000000000000b11", "template": "level=<*> msg=\"user=bob logged in\" id=<*>",
+            "shapes": [{"seq": 0, "count": 3, "tokens": [
+                {"c": "level=<*>"}, {"c": "msg=\"user=bob"}, {"c": "logged"}, {"c": "in\""},
+                {"c": "id=<*>"}
+            ]}],
+            "count": 3, "first_seen_ms": 0, "last_seen_ms": 0,
+            "samples": ["level=info msg=\"user=bob logged in\" id=1"],
+            "level": "info"
+        }]
+    });
+    let snap: MinerSnapshot = serde_json::from_value(stored).expect("parse");
+    let mut m = Miner::restore(MinerConfig::default(), snap).expect("restore");
+    let id = "0000000000000b11".parse::<PatternId>().expect("id");
+    let o = m.observe("level=info msg=\"user=bob logged in\" id=2", None, 0);
+    assert_eq!((o.id, o.is_new), (id, false), "bob {}", o.template);
+    let o = m.observe("level=info msg=\"user=alice logged in\" id=2", None, 0);
+    assert_eq!((o.id, o.is_new), (id, false), "{}", o.template);
+    assert_eq!(o.template, "level=<*> msg=\"user=<*> logged in\" id=<*>");
+}
