@@ -111,7 +111,7 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
         return false;
     };
     tail::collapse(&lb.toks, cut, buf);
-    template::compare(t, buf, 0, false).is_some()
+    template::compare(t, buf, 0, None).is_some()
 }
 
 /// Whether `line`, as long as `t` and `t` open in the middle, has another word where `t` has its
@@ -156,7 +156,7 @@ pub(crate) fn shared_label(t: &[TTok], lb: &LineBuf) -> Option<(usize, usize, us
         }
         let mut agrees = false;
         template::agreeing_prefixes(&t[..=p], line, |at| agrees |= at == p);
-        if !agrees || template::compare(&t[tq..], &line[lq..], 0, false).is_none() {
+        if !agrees || template::compare(&t[tq..], &line[lq..], 0, None).is_none() {
             return None;
         }
         (evidence(t, p, tq, |_| true) >= MIN_PREFIX).then_some((p, tq, lq))

@@ -48,7 +48,7 @@ use super::middle;
 use super::tail::{self, Cut};
 use super::template::{self, MAX_GAPS, Score, Slot, TTok};
 use super::tokenize::{
-    LineBuf, NONE_KEY, Tok, cut_line, has_placeholder, is_anchor_text, literal_has_digit,
+    LineBuf, NONE_KEY, Row, Tok, cut_line, has_placeholder, is_anchor_text, literal_has_digit,
 };
 use super::traceback::Traceback;
 
@@ -421,7 +421,7 @@ impl Miner {
         let max_mism = ((1.0 - self.cfg.similarity) * n as f64 + 1e-9).floor() as u32;
         let mut collapsed = Vec::new();
         let wording = lb.wording();
-        let record = lb.is_record();
+        let row = lb.row();
         self.pats[p as usize].shapes.iter().any(|&si| {
             let toks = &self.shapes[si as usize].toks;
             if tail::joins_open(toks, lb, &mut collapsed)
@@ -429,7 +429,7 @@ impl Miner {
             {
                 true
             } else if toks.len() == n {
-                template::compare(toks, &lb.toks, max_mism, record)
+                template::compare(toks, &lb.toks, max_mism, row)
                     .is_some_and(|score| score.accepts(self.cfg.similarity))
             } else {
                 template::align(toks, &lb.toks, &wording).is_some_and(|score| score.mism == 0)
@@ -638,7 +638,7 @@ impl Miner {
         }
         let toks = &lb.toks;
         let n = toks.len();
-        let record = lb.is_record();
+        let row = lb.row();
         let threshold = self.cfg.similarity;
         let max_mism = ((1.0 - threshold) * n as f64 + 1e-9).floor() as u32;
         let mut best: Option<(u32, Score)> = None;
@@ -650,7 +650,7 @@ impl Miner {
             if let Some(leaf) = self.leaves.get(&key) {
                 for &si in leaf {
                     let s = &self.shapes[si as usize];
-                    if let Some(score) = template::compare(&s.toks, toks, max_mism, record)
+                    if let Some(score) = template::compare(&s.toks, toks, max_mism, row)
                         && score.accepts(threshold)
                         && best.is_none_or(|(b, bs)| self.better(si, score, b, bs))
                         && !changes_label(&s.toks, toks)
@@ -674,7 +674,7 @@ impl Miner {
         if best.is_none() {
             best = self.variable_second_token(
                 &route,
-                (toks, record),
+                (toks, row),
                 (max_mism, threshold),
                 &mut blocked,
             );
@@ -848,7 +848,7 @@ impl Miner {
                 let s = &self.shapes[si as usize];
                 if open_here(&s.toks)
                     && *blocked != Some(s.pat)
-                    && let Some(score) = template::compare(&s.toks, collapsed, 0, false)
+                    && let Some(score) = template::compare(&s.toks, collapsed, 0, None)
                     && best.is_none_or(|(_, b)| score.rank() > b.rank())
                 {
                     // A held word keeps the line out, as at one length (see `frozen`).
@@ -875,7 +875,7 @@ impl Miner {
     fn variable_second_token(
         &self,
         route: &Route,
-        (toks, record): (&[Tok], bool),
+        (toks, row): (&[Tok], Option<Row>),
         (max_mism, threshold): (u32, f64),
         blocked: &mut Option<u32>,
     ) -> Option<(u32, Score)> {
@@ -884,7 +884,7 @@ impl Miner {
         let mut best: Option<(u32, Score)> = None;
         for &si in group.iter().rev().take(MAX_ALIGN_CANDIDATES) {
             let s = &self.shapes[si as usize];
-            if let Some(score) = template::compare(&s.toks, toks, max_mism, record)
+            if let Some(score) = template::compare(&s.toks, toks, max_mism, row)
                 && score.accepts(threshold)
                 && !changes_label(&s.toks, toks)
             {

@@ -82,7 +82,7 @@ pub(crate) fn joins_open(t: &[TTok], lb: &LineBuf, buf: &mut Vec<Tok>) -> bool {
         return false;
     }
     collapse(&lb.toks, (p, lb.toks.len()), buf);
-    template::compare(t, buf, 0, false).is_some()
+    template::compare(t, buf, 0, None).is_some()
 }
 
 /// A run of a line's tokens to collapse into one variable token: from after the label at the
@@ -122,7 +122,6 @@ pub(crate) fn tail_token(first: &Tok) -> Tok {
         valued: false,
         blank: false,
         anchor: false,
-        phrase: false,
         word: 0,
         word_at: (0, 0),
     }

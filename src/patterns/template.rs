@@ -40,7 +40,7 @@
 use super::id::fast_hash;
 use super::spans::is_json_member;
 use super::tokenize::{
-    LineBuf, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed,
+    LineBuf, Row, Tok, empty_value_skel, has_placeholder, is_blank, is_enumerated, is_keyed,
     is_phrase_word, is_quoted_word, skeleton, skeleton_hash, word_hash,
 };
 
@@ -260,17 +260,17 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
 /// wildcard stands with nothing compared at all, so every word alone (`Killed`, `ERROR`, a new
 /// event) joined it silently. Its values took values only.
 ///
-/// Why `record` counts values that agree: a line that is a row of fields (see
-/// `LineBuf::is_record`) has few words, so one word of a field that differs (a frontend's name,
+/// Why a `row` counts values that agree: a line that is a row of fields (see
+/// `LineBuf::row`) has few words, so one word of a field that differs (a frontend's name,
 /// a termination state) would weigh as much as a word of a sentence; its values are fields of
 /// the same row, and agreeing there is evidence too. Only a value of the kind the template has
 /// there agrees (`<IP>` with `<IP>`): an address where the template has a time is another row's
 /// field, and counted as agreeing it made unrelated rows of one length one pattern. And not when
-/// a plain word differs (`Connected`/`Disconnected`, `success`/`failure`, see `Tok::phrase`):
+/// a plain word differs (`Connected`/`Disconnected`, `success`/`failure`, see `Row`):
 /// that is a word of the event, as an UPPER-CASE one is, and the row is compared on its words
 /// as a sentence is, or the values outvote it and the event is never announced.
 #[inline]
-pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, record: bool) -> Option<Score> {
+pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, row: Option<Row>) -> Option<Score> {
     let mut s = Score {
         counted: 0,
         mism: 0,
@@ -283,19 +283,18 @@ pub(crate) fn compare(t: &[TTok], line: &[Tok], max_mism: u32, record: bool) -> 
     let mut filled = 0;
     let mut agreed = 0;
     let mut worded = false;
-    // Values counted as agreeing (`record`), and whether a plain word differs, which takes
+    // Values counted as agreeing (in a row), and whether a plain word differs, which takes
     // them back.
     let mut fields = 0;
     let mut reworded = false;
-    for (a, b) in t.iter().zip(line) {
+    for (k, (a, b)) in t.iter().zip(line).enumerate() {
         let (c, m) = pair(a, b)?;
-        // In a record, a value of the kind the template has there is a field that agrees.
-        let field = record && a.slot == Slot::Var && b.var && a.hash == b.hash;
+        // In a row, a value of the kind the template has there is a field that agrees.
+        let field = row.is_some() && a.slot == Slot::Var && b.var && a.hash == b.hash;
         fields += u32::from(field);
         let c = c + u32::from(field);
-        reworded |= record
-            && m == 1
-            && b.phrase
+        reworded |= m == 1
+            && row.is_some_and(|r| r.word_at(k))
             && a.slot == Slot::Const
             && is_phrase_word(a.text.as_bytes());
         filled += u32::from(fills_blank(a, b));

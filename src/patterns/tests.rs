@@ -3461,7 +3461,7 @@ fn a_message_that_only_ends_like_a_frame_is_announced_as_new() {
 fn rows_of_fields_that_differ_in_a_word_of_a_field_are_one_event() {
     // An access log's rows are nearly all values; the frontend's name and the termination state
     // are the only words left, and another one there is another value, not another event (see
-    // `LineBuf::is_record`).
+    // `LineBuf::row`).
     let mut m = miner();
     let first = m
         .observe(

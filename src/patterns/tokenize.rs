@@ -104,9 +104,6 @@ pub(crate) struct Tok {
     pub blank: bool,
     /// A routing anchor (see `miner::route` and [`is_anchor_text`]).
     pub anchor: bool,
-    /// A word of letters only, one of them lower-case (`Connected`, `failure`): how a sentence's
-    /// words read, not a field's name (`web_tls~`, `pool_a/node-2`); see [`is_phrase_word`].
-    pub phrase: bool,
     /// For a `key=word` token whose value is masked but has no digit (`user=root`), or is empty
     /// (`error=`, see [`empty_value_skel`]): hash of the unmasked text, so a value that held
     /// over many lines can stay part of the template (see `Miner::frozen`); 0 otherwise.
@@ -185,26 +182,31 @@ impl LineBuf {
     /// ---- …`), not a sentence about an event. Why it matters: most of a record's fields are
     /// values, so the few words left (a frontend's name, a termination state `----`/`LR--`) are
     /// nearly all that two lines are compared on, and one of them differing looks like other
-    /// wording. In a record, a value where the template has one agrees (see `template::compare`).
+    /// wording. In a record, a value of the kind the template has there agrees, unless a plain
+    /// word differs (see `template::compare`).
     /// A record has at least [`MIN_RECORD_FIELDS`] tokens, at least half of them values (masked,
     /// with digits, empty), and no phrase: no two words of letters side by side with a lower-case
     /// one among them (`open through proxy`, `Packet with invalid ack`), which is how a message
-    /// reads.
-    pub(crate) fn is_record(&self) -> bool {
+    /// reads. A row of more than 128 tokens is read as any line. Read once per search, not per
+    /// token as it is pushed: most lines never ask (the exact-repeat cache knows them).
+    pub(crate) fn row(&self) -> Option<Row> {
         let n = self.toks.len();
-        if n < MIN_RECORD_FIELDS {
-            return false;
+        if !(MIN_RECORD_FIELDS..=128).contains(&n) {
+            return None;
         }
         let mut values = 0;
+        let mut words = 0u128;
         let mut after_word = false;
-        for t in &self.toks {
+        for (k, t) in self.toks.iter().enumerate() {
             values += usize::from(t.var || t.digit || t.valued || t.blank);
-            if t.phrase && after_word {
-                return false;
+            let word = !t.var && is_phrase_word(self.text(t));
+            if word && after_word {
+                return None;
             }
-            after_word = t.phrase;
+            words |= u128::from(word) << k;
+            after_word = word;
         }
-        values * 2 >= n
+        (values * 2 >= n).then_some(Row { words })
     }
 
     /// The masked line, tokens joined by single spaces (used to derive ids and for display).
@@ -1012,7 +1014,6 @@ impl LineBuf {
             valued,
             blank,
             anchor,
-            phrase: !var && is_phrase_word(text),
             word: 0,
             word_at: (0, 0),
         });
@@ -1127,11 +1128,26 @@ pub(crate) fn is_wording(t: &[u8]) -> bool {
 /// opened inside it, so that token starts past where the search ended.
 const MAX_KEY_QUOTE: usize = 4096;
 
-/// Fewest tokens of a record (see [`LineBuf::is_record`]): shorter lines are short messages
+/// A line that is a row of fields (see [`LineBuf::row`]), with where its plain words are: a
+/// word of letters, one of them lower-case (`Connected`, `failure`), reads as a word of the
+/// event, not as a field's name (`web_tls~`, `pool_a/node-2`); see [`is_phrase_word`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Row {
+    words: u128,
+}
+
+impl Row {
+    /// Whether the token at `k` is a plain word.
+    pub(crate) fn word_at(self, k: usize) -> bool {
+        k < 128 && self.words >> k & 1 == 1
+    }
+}
+
+/// Fewest tokens of a record (see [`LineBuf::row`]): shorter lines are short messages
 /// (`Proxy fe_http started.`), whose few words are what tells them apart.
 const MIN_RECORD_FIELDS: usize = 5;
 
-/// A word of a phrase (see [`LineBuf::is_record`]): letters only, at least two, one of them
+/// A word of a phrase (see [`LineBuf::row`]): letters only, at least two, one of them
 /// lower-case, maybe ending in `,`, `.`, `:` or `;`.
 pub(crate) fn is_phrase_word(t: &[u8]) -> bool {
     let core = match t.last() {
@@ -1291,7 +1307,7 @@ mod tests {
         let mut lb = LineBuf::default();
         let mut record = |line: &str| {
             lb.fill(line, &m, 128);
-            lb.is_record()
+            lb.row().is_some()
         };
         for yes in [
             "10.1.2.3:5120 [07/Dec/2026:10:00:01.120] web_tls~ pool_a/node-2 4/0/1/9/14 200 5120 - - ---- 12/3/1/0/0 0/0 \"GET /a HTTP/1.1\"",
