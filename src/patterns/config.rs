@@ -40,9 +40,8 @@ pub struct MinerConfig {
     #[schemars(range(min = 1, max = MAX_TOKENS))]
     pub max_tokens: usize,
     /// How alike a line must be to a pattern to join it: the share of the pattern's constant words
-    /// the line must have at their positions (the keys of `key=value` fields are the line's
-    /// structure and do not count), more than 0 and at most 1 (1: only identical lines, masked
-    /// values aside). In a row of fields its values that agree count too (see "How patterns
+    /// the line must have at their positions, more than 0 and at most 1 (1: only identical lines,
+    /// masked values aside). In a row of fields its values that agree count too (see "How patterns
     /// refine").
     #[serde(deserialize_with = "read_similarity")]
     #[schemars(extend("exclusiveMinimum" = 0.0, "maximum" = 1.0))]

@@ -226,9 +226,7 @@ fn pair(t: &TTok, l: &Tok) -> Option<(u32, u32)> {
     Some(match t.slot {
         Slot::Const => {
             if t.skel == l.skel {
-                // A key is the line's structure, not evidence that its message agrees: `time=`,
-                // `level=` and `msg=` alike, two one-word messages would agree in three of four.
-                (u32::from(!t.kv), 0)
+                (1, 0)
             } else if t.kv || l.kv || (t.enumerated && l.enumerated) {
                 return None;
             } else if t.blank {
