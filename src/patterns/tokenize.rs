@@ -177,21 +177,21 @@ impl LineBuf {
         self.toks.iter().map(|t| is_wording(self.text(t))).collect()
     }
 
-    /// Whether the line is a record: a row of fields, as an access log, a proxy's or a resolver's
-    /// query log writes one (`<IP> [<TIME>] fe_https~ be_static/static-1 12/0/3/7/24 200 278287 - -
-    /// ---- …`), not a sentence about an event. Why it matters: most of a record's fields are
-    /// values, so the few words left (a frontend's name, a termination state `----`/`LR--`) are
-    /// nearly all that two lines are compared on, and one of them differing looks like other
-    /// wording. In a record, a value of the kind the template has there agrees, unless a plain
-    /// word differs (see `template::compare`).
-    /// A record has at least [`MIN_RECORD_FIELDS`] tokens, at least half of them values (masked,
-    /// with digits, empty), and no phrase: no two words of letters side by side with a lower-case
+    /// The line as a row of fields, if it is one: as an access log, a proxy's or a resolver's
+    /// query log writes a line (`<IP> [<TIME>] fe_https~ be_static/static-1 12/0/3/7/24 200
+    /// 278287 - - ---- …`), not a sentence about an event. Why it matters: most of a row's fields
+    /// are values, so the few words left (a frontend's name, a termination state `----`/`LR--`)
+    /// are nearly all that two lines are compared on, and one of them differing looks like other
+    /// wording. In a row, a value of the kind the template has there agrees, unless a plain word
+    /// differs (see `template::compare`).
+    /// A row has at least [`MIN_ROW_FIELDS`] tokens, at least half of them values (masked, with
+    /// digits, empty), and no phrase: no two words of letters side by side with a lower-case
     /// one among them (`open through proxy`, `Packet with invalid ack`), which is how a message
     /// reads. A row of more than 128 tokens is read as any line. Read once per search, not per
     /// token as it is pushed: most lines never ask (the exact-repeat cache knows them).
     pub(crate) fn row(&self) -> Option<Row> {
         let n = self.toks.len();
-        if !(MIN_RECORD_FIELDS..=128).contains(&n) {
+        if !(MIN_ROW_FIELDS..=128).contains(&n) {
             return None;
         }
         let mut values = 0;
@@ -1143,9 +1143,9 @@ impl Row {
     }
 }
 
-/// Fewest tokens of a record (see [`LineBuf::row`]): shorter lines are short messages
+/// Fewest tokens of a row of fields (see [`LineBuf::row`]): shorter lines are short messages
 /// (`Proxy fe_http started.`), whose few words are what tells them apart.
-const MIN_RECORD_FIELDS: usize = 5;
+const MIN_ROW_FIELDS: usize = 5;
 
 /// A word of a phrase (see [`LineBuf::row`]): letters only, at least two, one of them
 /// lower-case, maybe ending in `,`, `.`, `:` or `;`.
@@ -1302,10 +1302,10 @@ mod tests {
     }
 
     #[test]
-    fn a_row_of_fields_is_a_record_and_a_sentence_is_not() {
+    fn a_row_of_fields_is_a_row_and_a_sentence_is_not() {
         let m = Masker::new(Builtins::all(), Vec::new());
         let mut lb = LineBuf::default();
-        let mut record = |line: &str| {
+        let mut row = |line: &str| {
             lb.fill(line, &m, 128);
             lb.row().is_some()
         };
@@ -1314,7 +1314,7 @@ mod tests {
             "1765101601.204 311 10.9.0.4 TCP_MISS/200 8812 GET http://repo.example/x.deb bob HIER_DIRECT/10.9.0.1 application/octet-stream",
             "2026-12-07 10:00:01 node-7 42 17 0.5 3 - -",
         ] {
-            assert!(record(yes), "{yes}");
+            assert!(row(yes), "{yes}");
         }
         for no in [
             // Sentences: two words side by side.
@@ -1327,7 +1327,7 @@ mod tests {
             // Mostly words, none side by side.
             "Notification: 2 (n.leader), LOOKING (n.state), 3 (n.sid), FOLLOWING (my state)",
         ] {
-            assert!(!record(no), "{no}");
+            assert!(!row(no), "{no}");
         }
     }
 
