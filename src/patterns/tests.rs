@@ -3395,19 +3395,7 @@ fn a_statement_over_several_lines_under_a_frame_is_code_to_its_end() {
 #[test]
 fn code_in_an_exception_group_is_one_value_too() {
     // Behind the `|` of an exception group, each line of code was a message of its own.
-    let first = [
-        "  + Exception Group Traceback (most recent call last):",
-        "  |   File \"/app/main.py\", line 10, in <module>",
-        "  |     b()",
-        "  |     ~^^",
-        "  | ExceptionGroup: inner (2 sub-exceptions)",
-        "  +-+---------------- 1 ----------------",
-        "    | Traceback (most recent call last):",
-        "    |   File \"/app/main.py\", line 2, in a",
-        "    |     def a(): raise ValueError(\"x\")",
-        "    |              ^^^^^^^^^^^^^^^^^^^^^",
-        "    | ValueError: x",
-    ];
+    let first = super::traceback::EXCEPTION_GROUP;
     let second = [
         "  + Exception Group Traceback (most recent call last):",
         "  |   File \"/app/tasks.py\", line 31, in run",

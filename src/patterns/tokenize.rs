@@ -44,7 +44,7 @@ use super::spans::{
 
 use super::mask::{
     Builtins, CLASS, Kind, LONG_TOKEN, Masker, Single, TokInfo, bits, class, class_of,
-    closing_quote, is_month_or_weekday, is_word, mask_token, unit_kind,
+    closing_quote, is_key_name, is_month_or_weekday, is_word, mask_token, unit_kind,
 };
 
 /// Route key used when a line has fewer anchors than the routing depth.
@@ -1096,10 +1096,8 @@ fn has_arguments(t: &[u8]) -> bool {
 /// `root(uid=0)`) makes no key=value token, so it is compared as any other word is, not as a key
 /// that differs (see `template::pair`).
 pub(crate) fn is_keyed(t: &[u8]) -> bool {
-    t.iter()
-        .take_while(|c| **c != b'=')
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-        && !is_message_key(t)
+    let key = t.split(|&c| c == b'=').next().unwrap_or_default();
+    is_key_name(key) && !is_message_key(t)
 }
 
 /// A word of the program's own wording: lower-case letters only, maybe with `-`, `_` or one `'`

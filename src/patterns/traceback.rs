@@ -134,6 +134,22 @@ fn is_python_frame(text: &str) -> bool {
     })
 }
 
+/// An exception group's traceback as Python 3.11 prints it, for the tests here and the miner's.
+#[cfg(test)]
+pub(super) const EXCEPTION_GROUP: [&str; 11] = [
+    "  + Exception Group Traceback (most recent call last):",
+    "  |   File \"/app/main.py\", line 10, in <module>",
+    "  |     b()",
+    "  |     ~^^",
+    "  | ExceptionGroup: inner (2 sub-exceptions)",
+    "  +-+---------------- 1 ----------------",
+    "    | Traceback (most recent call last):",
+    "    |   File \"/app/main.py\", line 2, in a",
+    "    |     def a(): raise ValueError(\"x\")",
+    "    |              ^^^^^^^^^^^^^^^^^^^^^",
+    "    | ValueError: x",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,21 +293,8 @@ mod tests {
     #[test]
     fn the_code_of_a_frame_in_an_exception_group_is_code() {
         // Python 3.11 draws an exception group's tracebacks behind `|`.
-        let lines = [
-            "  + Exception Group Traceback (most recent call last):",
-            "  |   File \"/app/main.py\", line 10, in <module>",
-            "  |     b()",
-            "  |     ~^^",
-            "  | ExceptionGroup: inner (2 sub-exceptions)",
-            "  +-+---------------- 1 ----------------",
-            "    | Traceback (most recent call last):",
-            "    |   File \"/app/main.py\", line 2, in a",
-            "    |     def a(): raise ValueError(\"x\")",
-            "    |              ^^^^^^^^^^^^^^^^^^^^^",
-            "    | ValueError: x",
-        ];
         assert_eq!(
-            read(&lines),
+            read(&EXCEPTION_GROUP),
             [
                 false, false, true, true, false, false, false, false, true, true, false
             ]

@@ -368,6 +368,14 @@ fn is_bool_word(w: &[u8]) -> bool {
         || (w.len() == 5 && w.eq_ignore_ascii_case(b"false"))
 }
 
+/// Whether `key` can name a `key=value` field: letters, digits, `_`, `.` and `-` (`user`,
+/// `db.pool-size`). Shared by the mask and `tokenize::is_keyed`, so that a token the mask reads
+/// as a key is one the tokenizer compares as a key.
+pub(crate) fn is_key_name(key: &[u8]) -> bool {
+    key.iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
 /// Where the `=` of `tok` is when `tok` is `key=value` with a name for its key (`err="…"`,
 /// `rule=…`), not a message key (see `spans::is_message_key`). Such a token, however long its
 /// value, keeps its key: `err=<*>`. Why: as one `<LONG>` it lost its key, and a line with a long
@@ -375,9 +383,7 @@ fn is_bool_word(w: &[u8]) -> bool {
 fn key_end(tok: &[u8]) -> Option<usize> {
     let eq = tok.iter().position(|&c| c == b'=')?;
     (eq > 0
-        && tok[..eq]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && is_key_name(&tok[..eq])
         && !is_message_key(&tok[..eq])
         // A value follows, as the kv mask reads one (`Lexer::run`): base64's padding (`…==`,
         // `…=`) ends a token in `=` with no value, and its 300 bytes were kept as a "key".
